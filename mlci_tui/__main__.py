@@ -1,0 +1,7 @@
+"""`python -m mlci_tui` does what the `mlci` command does."""
+
+from __future__ import annotations
+
+from mlci_tui.cli import main
+
+raise SystemExit(main())

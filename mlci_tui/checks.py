@@ -1,0 +1,63 @@
+"""Metric checks such as ``accuracy >= 0.9``: stage gates and monitor checks."""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+METRIC_NAME = r"[A-Za-z_][A-Za-z0-9_.\-/]{0,127}"
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_CHECK = re.compile(
+    rf"^\s*(?P<metric>{METRIC_NAME})\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<threshold>{_NUMBER})\s*$"
+)
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+# What a failed check shows between value and threshold: "0.61 < 0.85" for ">= 0.85".
+_NEGATED = {">=": "<", "<=": ">", ">": "<=", "<": ">=", "==": "!=", "!=": "=="}
+
+CHECK_EXAMPLE = 'a check like "accuracy >= 0.9" (metric, one of >= <= > < == !=, number)'
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison of a metric against a fixed threshold."""
+
+    metric: str
+    op: str
+    threshold: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g}"
+
+    def passes(self, value: float) -> bool:
+        return _OPERATORS[self.op](value, self.threshold)
+
+    def evaluate(self, metrics: Mapping[str, float]) -> str | None:
+        """``None`` when the check passes, else why it failed, e.g. ``accuracy 0.61 < 0.85``."""
+        value = metrics.get(self.metric)
+        if value is None:
+            return f"{self.metric} was not reported (needed by {self})"
+        if math.isnan(value) or not self.passes(value):
+            return f"{self.metric} {value:g} {_NEGATED[self.op]} {self.threshold:g}"
+        return None
+
+
+def parse_check(text: str) -> Check:
+    """Parse ``"metric OP number"``; ``ValueError`` when the text is not one."""
+    match = _CHECK.match(text)
+    if match is None:
+        raise ValueError(f"expected {CHECK_EXAMPLE}")
+    threshold = float(match["threshold"])
+    if not math.isfinite(threshold):
+        raise ValueError("the threshold must be a finite number")
+    return Check(match["metric"], match["op"], threshold)

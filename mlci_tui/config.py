@@ -1,0 +1,516 @@
+"""`config.toml` → validated, frozen dataclasses.
+
+The schema is strict: unknown keys, wrong types and impossible values are
+errors. Every error is a `ConfigError` whose text is one line naming the
+file, the line of the offending key, the key path and what was expected::
+
+    config.toml:14: stages.train.timeout: expected a duration like "90s" or "5m", got "5x"
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mlci_tui import dag
+from mlci_tui.checks import Check, parse_check
+from mlci_tui.errors import ConfigError
+from mlci_tui.toml_positions import key_lines
+from mlci_tui.units import parse_duration
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+MAX_CONFIG_BYTES = 1 << 20
+MIN_SECRET_LENGTH = 4
+STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DURATION_EXAMPLE = 'a duration like "90s" or "5m"'
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The `[pipeline]` table."""
+
+    name: str
+    """Shown in the dashboard and summaries; defaults to the config's directory name."""
+    state_dir: Path
+    """Where the run store lives (absolute); `state_dir` in the file is relative to it."""
+    max_parallel: int
+    """How many independent stages may run at once; defaults to the CPU count."""
+    secrets: tuple[str, ...] = ()
+    """Environment variables whose values are masked as ``***`` everywhere."""
+    kill_grace: float = 5.0
+    """Seconds between SIGTERM and SIGKILL when a stage is stopped."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment for every stage."""
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One `[stages.NAME]` table."""
+
+    name: str
+    command: str | tuple[str, ...]
+    """A shell command (run by ``/bin/sh -c``) or an argv array (run directly)."""
+    cwd: Path
+    """Working directory (absolute); defaults to the config's directory."""
+    needs: tuple[str, ...] = ()
+    """Stages that must pass before this one starts."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment, on top of the pipeline's."""
+    timeout: float | None = None
+    """Seconds before the stage's process tree is stopped and the stage fails."""
+    retries: int = 0
+    """Extra attempts after a failed exit or a timeout (not after a failed gate)."""
+    artifact: Path | None = None
+    """The file or directory the stage produces (absolute; relative to `cwd` in the file)."""
+    gates: tuple[Check, ...] = ()
+    """Metric checks made when the stage ends; a failed one fails the stage."""
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """The `[deploy]` table: how any model version is deployed (and rolled back)."""
+
+    command: str | tuple[str, ...]
+    cwd: Path
+    timeout: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The `[monitor]` table: checks of the live model's metrics."""
+
+    command: str | tuple[str, ...]
+    cwd: Path
+    checks: tuple[Check, ...]
+    interval: float = 5.0
+    samples: int = 3
+    failures_before_rollback: int = 3
+    auto_rollback: bool | Literal["ask"] = True
+    timeout: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """The `[alerts]` table: a command told about failures and rollbacks."""
+
+    command: str | tuple[str, ...]
+    cwd: Path
+    timeout: float | None = 30.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, valid `config.toml`."""
+
+    path: Path
+    """The file, absolute."""
+    root: Path
+    """The directory relative paths in the file are resolved against."""
+    pipeline: PipelineConfig
+    stages: Mapping[str, StageConfig]
+    """Every stage, in an order where each comes after what it needs."""
+    deploy: DeployConfig | None = None
+    monitor: MonitorConfig | None = None
+    alerts: AlertsConfig | None = None
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.stages)
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read, parse and validate a config file.
+
+    ``environ`` supplies the values of `pipeline.secrets`, which are checked
+    for length; it defaults to ``os.environ``.
+    """
+    label = os.fspath(path)
+    text = _read_text(label)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(label, error, text) from None
+    document = _Document(label, key_lines(text))
+    return _build(document, data, Path(label).resolve(), os.environ if environ is None else environ)
+
+
+def _read_text(label: str) -> str:
+    try:
+        with open(label, "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(label, "no such file (pass --config PATH)") from None
+    except IsADirectoryError:
+        raise ConfigError(label, "is a directory, expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(label, "cannot read the file: permission denied") from None
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        if error.errno == errno.ELOOP:
+            reason = "symbolic link loop"
+        raise ConfigError(label, f"cannot read the file: {reason.lower()}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(label, f"larger than {MAX_CONFIG_BYTES // 1024} KiB; is this a config?")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        byte = raw[error.start]
+        raise ConfigError(label, f"not valid UTF-8 (byte 0x{byte:02x})", line=line) from None
+
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)|\s*\(at end of document\)")
+
+
+def _syntax_error(label: str, error: Exception, text: str) -> ConfigError:
+    message = str(error)
+    line = getattr(error, "lineno", None)
+    match = _TOML_POSITION.search(message)
+    if match:
+        if match.group(1):
+            line = int(match.group(1))
+            message = message[: match.start()] + f" (column {match.group(2)})"
+        else:
+            line = text.count("\n") + 1
+            message = message[: match.start()] + " (at the end of the file)"
+    elif line is not None:
+        message = getattr(error, "msg", message)
+    return ConfigError(label, f"invalid TOML: {message}", line=line)
+
+
+class _Document:
+    """The file's name and key positions, to turn a key path into an error."""
+
+    def __init__(self, label: str, lines: dict[KeyPath, int]) -> None:
+        self.label = label
+        self.lines = lines
+
+    def line(self, path: KeyPath) -> int | None:
+        for depth in range(len(path), 0, -1):
+            found = self.lines.get(path[:depth])
+            if found is not None:
+                return found
+        return None
+
+    def error(self, path: KeyPath, message: str) -> ConfigError:
+        return ConfigError(self.label, message, line=self.line(path), key=key_text(path))
+
+
+def key_text(path: KeyPath) -> str:
+    """``stages.train.needs[1]``; keys that are not bare are quoted."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            shown = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else show(part)
+            text += f".{shown}" if text else shown
+    return text
+
+
+def show(value: object) -> str:
+    """A value as it would be written in TOML, safe to print, cut to a sane length."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = json.dumps(value[:80] + ("…" if len(value) > 80 else ""), ensure_ascii=False)
+        # C1 controls and bidi overrides could still steer a terminal.
+        return re.sub(
+            r"[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]",
+            lambda m: f"\\u{ord(m.group()):04x}",
+            text,
+        )
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+class _Table:
+    """Typed, tracked access to one TOML table: keys never read are unknown keys."""
+
+    def __init__(self, document: _Document, path: KeyPath, data: dict[str, Any]) -> None:
+        self.document = document
+        self.path = path
+        self.data = data
+        self.read: set[str] = set()
+
+    def error(self, key: str | KeyPath, message: str) -> ConfigError:
+        suffix = (key,) if isinstance(key, str) else key
+        return self.document.error((*self.path, *suffix), message)
+
+    def expected(self, key: str | KeyPath, what: str, value: object) -> ConfigError:
+        return self.error(key, f"expected {what}, got {show(value)}")
+
+    def raw(self, key: str) -> Any:
+        self.read.add(key)
+        return self.data.get(key)
+
+    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.raw(key)
+        if value is None:
+            if required:
+                raise self.error((), f'missing required key "{key}"')
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.expected(key, "a non-empty string", value)
+        return value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.expected(key, f"an integer from {low} to {high}", value)
+        return value
+
+    def duration(self, key: str, default: float | None, *, zero: bool = False) -> float | None:
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise self.expected(key, DURATION_EXAMPLE, value) from None
+        if seconds == 0 and not zero:
+            raise self.expected(key, f"{DURATION_EXAMPLE}, longer than zero", value)
+        return seconds
+
+    def command(self, key: str) -> str | tuple[str, ...]:
+        value = self.raw(key)
+        if value is None:
+            raise self.error((), f'missing required key "{key}"')
+        if isinstance(value, str) and value.strip():
+            return value
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(part, str) for part in value)
+            and value[0].strip()
+        ):
+            return tuple(value)
+        raise self.expected(key, "a shell command string or a non-empty array of strings", value)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.expected(key, "an array of strings", value)
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.error((key, index), f"expected a string, got {show(item)}")
+        return tuple(value)
+
+    def environment(self, key: str) -> dict[str, str]:
+        value = self.raw(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.expected(key, "a table of strings", value)
+        for name, item in value.items():
+            if not ENV_NAME.fullmatch(name):
+                raise self.error((key, name), "expected an environment variable name")
+            if not isinstance(item, str):
+                raise self.error((key, name), f"expected a string, got {show(item)}")
+        return dict(value)
+
+    def checks(self, key: str) -> tuple[Check, ...]:
+        checks = []
+        for index, text in enumerate(self.strings(key)):
+            try:
+                checks.append(parse_check(text))
+            except ValueError as error:
+                raise self.error((key, index), f"{error}, got {show(text)}") from None
+        return tuple(checks)
+
+    def path_value(self, key: str, base: Path) -> Path | None:
+        value = self.string(key)
+        return None if value is None else (base / value).resolve()
+
+    def table(self, key: str) -> _Table | None:
+        value = self.raw(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.expected(key, "a table", value)
+        return _Table(self.document, (*self.path, key), value)
+
+    def done(self) -> None:
+        unknown = [key for key in self.data if key not in self.read]
+        if not unknown:
+            return
+        key = min(unknown, key=lambda k: self.document.line((*self.path, k)) or 0)
+        known = sorted(self.read)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else f" (known: {', '.join(known)})"
+        raise self.error(key, f"unknown key{hint}")
+
+
+def _build(
+    document: _Document, data: dict[str, Any], path: Path, environ: Mapping[str, str]
+) -> Config:
+    root = path.parent
+    top = _Table(document, (), data)
+    pipeline = _pipeline(
+        top.table("pipeline") or _Table(document, ("pipeline",), {}), root, environ
+    )
+    stages = _stages(top, root)
+    deploy = _deploy(top.table("deploy"), root)
+    monitor = _monitor(top.table("monitor"), root)
+    alerts = _alerts(top.table("alerts"), root)
+    top.done()
+    return Config(path, root, pipeline, stages, deploy, monitor, alerts)
+
+
+def _pipeline(table: _Table, root: Path, environ: Mapping[str, str]) -> PipelineConfig:
+    name = table.string("name", root.name or "pipeline")
+    assert name is not None
+    state_dir = table.path_value("state_dir", root) or root / ".mlci"
+    max_parallel = table.integer("max_parallel", os.cpu_count() or 1, 1, 1024)
+    secrets = table.strings("secrets")
+    for index, secret in enumerate(secrets):
+        if not ENV_NAME.fullmatch(secret):
+            raise table.expected(("secrets", index), "an environment variable name", secret)
+        value = environ.get(secret, "")
+        # An empty value masks nothing and is treated as unset.
+        if 0 < len(value) < MIN_SECRET_LENGTH:
+            raise table.error(
+                ("secrets", index),
+                f"the value of ${secret} is shorter than {MIN_SECRET_LENGTH} characters;"
+                " masking it would garble every log",
+            )
+    kill_grace = table.duration("kill_grace", 5.0, zero=True)
+    assert kill_grace is not None
+    env = table.environment("env")
+    table.done()
+    return PipelineConfig(name, state_dir, max_parallel, secrets, kill_grace, env)
+
+
+def _stages(top: _Table, root: Path) -> dict[str, StageConfig]:
+    table = top.table("stages")
+    if table is None or not table.data:
+        raise top.error(
+            "stages", "the pipeline has no stages; add a [stages.NAME] table with a command"
+        )
+    stages: dict[str, StageConfig] = {}
+    for name in table.data:
+        if not STAGE_NAME.fullmatch(name):
+            raise table.error(
+                name,
+                'a stage name may use letters, digits, "_", "-" and "." (at most 64 characters)',
+            )
+        stage = table.table(name)
+        assert stage is not None
+        stages[name] = _stage(stage, name, root)
+    table.done()
+    for name, stage in stages.items():
+        seen: set[str] = set()
+        for index, need in enumerate(stage.needs):
+            where = ("stages", name, "needs", index)
+            if need in seen:
+                raise top.document.error(where, f"{show(need)} is listed twice")
+            seen.add(need)
+            if need not in stages:
+                close = difflib.get_close_matches(need, list(stages), n=1)
+                hint = (
+                    f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(stages)})"
+                )
+                raise top.document.error(where, f"unknown stage {show(need)}{hint}")
+    needs = {name: stage.needs for name, stage in stages.items()}
+    cycle = dag.find_cycle(needs)
+    if cycle:
+        raise top.document.error(("stages", cycle[0], "needs"), "cycle " + " → ".join(cycle))
+    return {name: stages[name] for name in dag.topological_order(needs)}
+
+
+def _stage(table: _Table, name: str, root: Path) -> StageConfig:
+    command = table.command("command")
+    cwd = table.path_value("cwd", root) or root
+    stage = StageConfig(
+        name=name,
+        command=command,
+        cwd=cwd,
+        needs=table.strings("needs"),
+        env=table.environment("env"),
+        timeout=table.duration("timeout", None),
+        retries=table.integer("retries", 0, 0, 100),
+        artifact=table.path_value("artifact", cwd),
+        gates=table.checks("gates"),
+    )
+    table.done()
+    return stage
+
+
+def _deploy(table: _Table | None, root: Path) -> DeployConfig | None:
+    if table is None:
+        return None
+    deploy = DeployConfig(
+        command=table.command("command"),
+        cwd=table.path_value("cwd", root) or root,
+        timeout=table.duration("timeout", None),
+        env=table.environment("env"),
+    )
+    table.done()
+    return deploy
+
+
+def _monitor(table: _Table | None, root: Path) -> MonitorConfig | None:
+    if table is None:
+        return None
+    auto = table.raw("auto_rollback")
+    if auto is None:
+        auto = True
+    elif not isinstance(auto, bool) and auto != "ask":
+        raise table.expected("auto_rollback", 'true, false or "ask"', auto)
+    checks = table.checks("checks")
+    if not checks:
+        raise table.error((), 'missing required key "checks" (e.g. ["accuracy >= 0.9"])')
+    interval = table.duration("interval", 5.0)
+    assert interval is not None
+    monitor = MonitorConfig(
+        command=table.command("command"),
+        cwd=table.path_value("cwd", root) or root,
+        checks=checks,
+        interval=interval,
+        samples=table.integer("samples", 3, 1, 10_000),
+        failures_before_rollback=table.integer("failures_before_rollback", 3, 1, 10_000),
+        auto_rollback=auto,
+        timeout=table.duration("timeout", None),
+        env=table.environment("env"),
+    )
+    table.done()
+    return monitor
+
+
+def _alerts(table: _Table | None, root: Path) -> AlertsConfig | None:
+    if table is None:
+        return None
+    alerts = AlertsConfig(
+        command=table.command("command"),
+        cwd=table.path_value("cwd", root) or root,
+        timeout=table.duration("timeout", 30.0),
+        env=table.environment("env"),
+    )
+    table.done()
+    return alerts

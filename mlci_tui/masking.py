@@ -1,0 +1,61 @@
+"""Replacing secret values with ``***`` in everything a stage prints."""
+
+from __future__ import annotations
+
+import base64
+import urllib.parse
+from collections.abc import Iterable
+
+MASK = b"***"
+
+
+class SecretMasker:
+    """Masks each secret as written, base64-encoded and URL-encoded.
+
+    Works on bytes so that output that is not UTF-8 is masked too. A value is
+    also masked in its encodings because tools print tokens inside
+    ``Authorization: Basic`` headers and URLs.
+    """
+
+    def __init__(self, values: Iterable[str]) -> None:
+        forms: set[bytes] = set()
+        for value in values:
+            if not value:
+                continue
+            raw = value.encode()
+            encoded = base64.b64encode(raw)
+            forms.update(
+                {
+                    raw,
+                    encoded,
+                    encoded.rstrip(b"="),
+                    base64.urlsafe_b64encode(raw).rstrip(b"="),
+                    urllib.parse.quote(value, safe="").encode(),
+                    urllib.parse.quote_plus(value).encode(),
+                }
+            )
+        # Longest first, so a form that contains another is masked whole.
+        self.forms = sorted(forms, key=len, reverse=True)
+        self.longest = len(self.forms[0]) if self.forms else 0
+
+    def __bool__(self) -> bool:
+        return bool(self.forms)
+
+    def mask(self, data: bytes) -> bytes:
+        for form in self.forms:
+            if form in data:
+                data = data.replace(form, MASK)
+        return data
+
+    def mask_text(self, text: str) -> str:
+        if not self.forms:
+            return text
+        return self.mask(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+
+    def safe_split(self, data: bytes) -> int:
+        """Where ``data`` (already masked) can be cut so no secret is split across the cut.
+
+        Everything before the returned index can be released; the rest must wait
+        for more bytes, since it may be the start of a secret.
+        """
+        return max(0, len(data) - (self.longest - 1)) if self.forms else len(data)

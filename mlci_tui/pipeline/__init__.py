@@ -1,0 +1,1 @@
+"""The engine: config → DAG → async executor → events → store."""

@@ -1,0 +1,358 @@
+"""The engine: runs a pipeline's stages as a DAG and reports what happens.
+
+Stages start as soon as everything they need has passed, up to
+`max_parallel` at a time; a stage whose dependency did not pass is skipped.
+Each attempt runs on a `StageExecutor`; a failed exit or a timeout is
+retried with a short backoff, then gates are checked on the stage's metrics.
+The engine knows nothing of the store or the screen: it emits events, and
+whoever subscribed records or shows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlci_tui import dag
+from mlci_tui.config import Config, StageConfig
+from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageNoted,
+    StageStarted,
+    Subscriber,
+)
+from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StageExecutor
+from mlci_tui.pipeline.executors.local import LocalExecutor
+from mlci_tui.pipeline.output import OutputSink, read_metrics_file
+from mlci_tui.procs import TAG_VARIABLE
+from mlci_tui.states import RunState, StageState
+from mlci_tui.units import format_duration
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 130
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
+
+_NOT_PASSED = (StageState.FAILED, StageState.SKIPPED, StageState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    state: RunState
+    exit_code: int
+    stages: Mapping[str, StageFinished]
+    message: str | None = None
+
+
+@dataclass
+class _Plan:
+    stages: dict[str, StageConfig]
+    states: dict[str, StageState] = field(default_factory=dict)
+    finished: dict[str, StageFinished] = field(default_factory=dict)
+
+
+def select_stages(config: Config, targets: Collection[str] = ()) -> list[str]:
+    """The stages a run includes, in order: all, or ``targets`` and what they need."""
+    if not targets:
+        return config.order
+    wanted = dag.upstream({n: s.needs for n, s in config.stages.items()}, list(targets))
+    return [name for name in config.order if name in wanted]
+
+
+class Engine:
+    """Runs one pipeline run. Create, subscribe, ``await run()``; ``cancel()`` stops it."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        stages: Sequence[str] | None = None,
+        masker: SecretMasker | None = None,
+        executor: StageExecutor | None = None,
+        metrics_path: Callable[[str], Path],
+        run_id: int | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.names = list(stages) if stages is not None else config.order
+        self.masker = masker or SecretMasker(())
+        self.executor: StageExecutor = executor or LocalExecutor()
+        self.metrics_path = metrics_path
+        self.run_id = run_id
+        self.environ = dict(os.environ if environ is None else environ)
+        self.clock = clock
+        self.subscribers: list[Subscriber] = []
+        self._tasks: dict[asyncio.Task[StageFinished], str] = {}
+        self._cancelled = False
+        self._hurry = asyncio.Event()
+        self._fault: str | None = None
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in self.subscribers:
+            try:
+                subscriber(event)
+            except Exception as error:  # any failure to record stops the run
+                if self._fault is None:
+                    self._fault = f"cannot record the run: {error}"
+                    self.cancel()
+
+    def cancel(self, *, force: bool = False) -> None:
+        """Stop the run: running stages get SIGTERM, then SIGKILL after the grace
+        period (at once with ``force``); stages not started are cancelled."""
+        if force or self._cancelled:
+            self._hurry.set()
+        if self._cancelled:
+            return
+        self._cancelled = True
+        for task in self._tasks:
+            task.cancel()
+
+    async def run(self) -> RunResult:
+        plan = _Plan({name: self.config.stages[name] for name in self.names})
+        plan.states = dict.fromkeys(plan.stages, StageState.PENDING)
+        self.emit(RunStarted(tuple(plan.stages), self.clock()))
+        try:
+            while True:
+                if not self._cancelled:
+                    self._skip_blocked(plan)
+                    self._start_ready(plan)
+                if not self._tasks:
+                    break
+                done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    name = self._tasks.pop(task)
+                    if task.cancelled():  # cancelled before it began: nothing ran
+                        self._finish(plan, name, StageState.CANCELLED, message="cancelled")
+                    else:
+                        plan.finished[name] = task.result()
+                        plan.states[name] = plan.finished[name].state
+        finally:
+            # Only reached with tasks left if run() itself was cancelled.
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+        for name, state in plan.states.items():
+            if state is StageState.PENDING:
+                self._finish(plan, name, StageState.CANCELLED, message="the run was cancelled")
+        return self._result(plan)
+
+    def _result(self, plan: _Plan) -> RunResult:
+        failed = [n for n, s in plan.states.items() if s is StageState.FAILED]
+        if self._fault is not None:
+            state, code, message = RunState.FAILED, EXIT_FAILED, self._fault
+        elif self._cancelled:
+            state, code, message = RunState.CANCELLED, EXIT_CANCELLED, None
+        elif any(s in _NOT_PASSED for s in plan.states.values()):
+            state, code = RunState.FAILED, EXIT_FAILED
+            message = f"failed: {', '.join(failed)}" if failed else "failed"
+        else:
+            state, code, message = RunState.PASSED, EXIT_PASSED, None
+        self.emit(RunFinished(state, code, self.clock(), message))
+        return RunResult(state, code, dict(plan.finished), message)
+
+    def _skip_blocked(self, plan: _Plan) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for name, stage in plan.stages.items():
+                if plan.states[name] is not StageState.PENDING:
+                    continue
+                blocked = [n for n in stage.needs if plan.states.get(n) in _NOT_PASSED]
+                if blocked:
+                    self._finish(
+                        plan, name, StageState.SKIPPED, message=f"{blocked[0]} did not pass"
+                    )
+                    changed = True
+
+    def _start_ready(self, plan: _Plan) -> None:
+        for name, stage in plan.stages.items():
+            if len(self._tasks) >= self.config.pipeline.max_parallel:
+                return
+            if plan.states[name] is not StageState.PENDING:
+                continue
+            if all(plan.states.get(n, StageState.PASSED) is StageState.PASSED for n in stage.needs):
+                plan.states[name] = StageState.RUNNING
+                task = asyncio.ensure_future(self._run_stage(stage))
+                self._tasks[task] = name
+
+    def _finish(self, plan: _Plan, name: str, state: StageState, *, message: str) -> None:
+        event = StageFinished(name, state, 0, None, None, self.clock(), message=message)
+        plan.states[name] = state
+        plan.finished[name] = event
+        self.emit(event)
+
+    async def _run_stage(self, stage: StageConfig) -> StageFinished:
+        started_at = self.clock()
+        attempts = stage.retries + 1
+        sink = OutputSink(stage.name, self.masker, self.emit, self.clock)
+        result = AttemptResult(None)
+        attempt = 0
+        try:
+            for attempt in range(1, attempts + 1):
+                sink = OutputSink(stage.name, self.masker, self.emit, self.clock)
+                result, problem = await self._attempt(stage, attempt, attempts, sink)
+                if problem is None:
+                    return self._judge(stage, attempt, started_at, result, sink)
+                if attempt == attempts:
+                    return self._stage_finished(
+                        stage, StageState.FAILED, attempt, started_at, result, sink, problem
+                    )
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
+                self._note(
+                    stage.name,
+                    f"attempt {attempt} of {attempts} failed ({problem});"
+                    f" retrying in {format_duration(delay)}",
+                )
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            message = "the run was cancelled"
+            return self._stage_finished(
+                stage, StageState.CANCELLED, attempt, started_at, result, sink, message
+            )
+        raise AssertionError("unreachable")
+
+    async def _attempt(
+        self, stage: StageConfig, attempt: int, attempts: int, sink: OutputSink
+    ) -> tuple[AttemptResult, str | None]:
+        """Run one attempt; returns its result and why it failed (None if it exited 0)."""
+        tag = uuid.uuid4().hex
+        metrics_file = self.metrics_path(stage.name)
+        metrics_file.unlink(missing_ok=True)
+        spec = AttemptSpec(
+            stage=stage.name,
+            command=stage.command,
+            cwd=stage.cwd,
+            env=self._environment(stage, attempt, tag, metrics_file),
+            process_tag=tag,
+            kill_grace=self.config.pipeline.kill_grace,
+            hurry=self._hurry,
+        )
+
+        def started(pid: int | None, pgid: int | None) -> None:
+            self.emit(StageStarted(stage.name, attempt, attempts, pid, pgid, tag, self.clock()))
+
+        run = self.executor.run(spec, sink, started)
+        try:
+            result = await (run if stage.timeout is None else asyncio.wait_for(run, stage.timeout))
+        except asyncio.TimeoutError:
+            return AttemptResult(None), f"timed out after {format_duration(stage.timeout)}"
+        if result.error is not None:
+            self._note(stage.name, result.error)
+            return result, result.error
+        metrics, problems = read_metrics_file(metrics_file)
+        for problem in problems:
+            self._note(stage.name, problem)
+        sink.add_metrics(metrics)
+        if result.exit_code != 0:
+            return result, _describe_exit(result.exit_code)
+        return result, None
+
+    def _judge(
+        self,
+        stage: StageConfig,
+        attempt: int,
+        started_at: float,
+        result: AttemptResult,
+        sink: OutputSink,
+    ) -> StageFinished:
+        """A stage whose command passed: check its gates, then its artifact."""
+        for gate in stage.gates:
+            failure = gate.evaluate(sink.metrics)
+            if failure is not None:
+                message = f"gate {gate} failed: {failure}"
+                self._note(stage.name, message)
+                return self._stage_finished(
+                    stage, StageState.FAILED, attempt, started_at, result, sink, message, str(gate)
+                )
+        if stage.artifact is not None and not stage.artifact.exists():
+            message = f"the artifact {stage.artifact} was not produced"
+            self._note(stage.name, message)
+            return self._stage_finished(
+                stage, StageState.FAILED, attempt, started_at, result, sink, message
+            )
+        return self._stage_finished(stage, StageState.PASSED, attempt, started_at, result, sink)
+
+    def _stage_finished(
+        self,
+        stage: StageConfig,
+        state: StageState,
+        attempt: int,
+        started_at: float,
+        result: AttemptResult,
+        sink: OutputSink,
+        message: str | None = None,
+        failed_gate: str | None = None,
+    ) -> StageFinished:
+        event = StageFinished(
+            stage=stage.name,
+            state=state,
+            attempt=attempt,
+            exit_code=result.exit_code,
+            started_at=started_at,
+            ended_at=self.clock(),
+            peak_rss_bytes=result.peak_rss_bytes,
+            cpu_seconds=result.cpu_seconds,
+            failed_gate=failed_gate,
+            message=message,
+            metrics=dict(sink.metrics),
+        )
+        self.emit(event)
+        return event
+
+    def _note(self, stage: str, text: str) -> None:
+        self.emit(StageNoted(stage, self.masker.mask_text(text), self.clock()))
+
+    def _environment(
+        self, stage: StageConfig, attempt: int, tag: str, metrics_file: Path
+    ) -> dict[str, str]:
+        env = dict(self.environ)
+        # Output should stream while it happens, not arrive in one block at exit.
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if sys.prefix != sys.base_prefix:
+            # As an activated venv would: `python` in a stage is this environment's.
+            bin_dir = str(Path(sys.executable).parent)
+            path = env.get("PATH", "")
+            if not path.startswith(bin_dir + os.pathsep):
+                env["PATH"] = bin_dir + os.pathsep + path if path else bin_dir
+        env.update(self.config.pipeline.env)
+        env.update(stage.env)
+        env.update(
+            {
+                "MLCI_PIPELINE": self.config.pipeline.name,
+                "MLCI_STAGE": stage.name,
+                "MLCI_ATTEMPT": str(attempt),
+                "MLCI_METRICS_FILE": str(metrics_file),
+                "MLCI_STATE_DIR": str(self.config.pipeline.state_dir),
+                TAG_VARIABLE: tag,
+            }
+        )
+        if self.run_id is not None:
+            env["MLCI_RUN_ID"] = str(self.run_id)
+        return env
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -1,0 +1,118 @@
+"""What the engine reports, as plain frozen objects.
+
+The store recorder, the CLI printer and tests all subscribe to the same
+stream. Events are named in the past tense: each says what has happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from mlci_tui.states import RunState, StageState, Stream
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    stages: tuple[str, ...]
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageStarted:
+    stage: str
+    attempt: int
+    max_attempts: int
+    pid: int | None
+    pgid: int | None
+    process_tag: str | None
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageOutput:
+    """Lines a stage printed, masked, without their newlines.
+
+    When ``partial`` the last line has not ended yet: more of it follows in a
+    later event (a very long line, or a line flushed early so viewers see it).
+    """
+
+    stage: str
+    stream: Stream
+    lines: list[bytes]
+    time: float
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StageNoted:
+    """A note from mlci about a stage: a retry, a timeout, a failed gate."""
+
+    stage: str
+    text: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageSampled:
+    stage: str
+    cpu_percent: float
+    rss_bytes: int
+    peak_rss_bytes: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageMetrics:
+    stage: str
+    metrics: Mapping[str, float]
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageFinished:
+    stage: str
+    state: StageState
+    attempt: int
+    exit_code: int | None
+    started_at: float | None
+    ended_at: float
+    peak_rss_bytes: int | None = None
+    cpu_seconds: float | None = None
+    failed_gate: str | None = None
+    message: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.started_at is None else max(0.0, self.ended_at - self.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class RunNoted:
+    """A note about the whole run, such as a cancel request."""
+
+    text: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    state: RunState
+    exit_code: int
+    time: float
+    message: str | None = None
+
+
+Event = (
+    RunStarted
+    | StageStarted
+    | StageOutput
+    | StageNoted
+    | StageSampled
+    | StageMetrics
+    | StageFinished
+    | RunNoted
+    | RunFinished
+)
+Subscriber = Callable[[Event], None]

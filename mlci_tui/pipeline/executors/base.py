@@ -1,0 +1,57 @@
+"""The interface every executor offers the engine.
+
+An executor runs one attempt of one stage: it starts the command, feeds
+everything the command prints into the `OutputSink`, and returns when the
+command has ended and every process it started is gone. Cancelling the
+coroutine (a timeout, Ctrl-C, `mlci` cancel) must stop the command the same
+way — quickly, leaving nothing running — before the cancellation propagates.
+A new kind of executor (a Kubernetes Job, a Slurm batch) is a new module
+implementing `StageExecutor`; the engine does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mlci_tui.pipeline.output import OutputSink
+
+
+@dataclass(frozen=True)
+class AttemptSpec:
+    """What to run, and how to stop it."""
+
+    stage: str
+    command: str | tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    """The complete environment of the command."""
+    process_tag: str
+    """Unique per attempt; also in ``env`` as ``MLCI_PROCESS_TAG``."""
+    kill_grace: float
+    """Seconds between the polite stop (SIGTERM) and the forced one."""
+    hurry: asyncio.Event
+    """Set when stopping must not wait for the grace period (a second Ctrl-C)."""
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    exit_code: int | None
+    """The exit status; negative when a signal ended it; None if it never started."""
+    error: str | None = None
+    """Why the command could not be started or watched, for a person."""
+    peak_rss_bytes: int | None = None
+    cpu_seconds: float | None = None
+
+
+StartedCallback = Callable[[int | None, int | None], None]
+"""Called once the command runs, with its pid and process group (None where not local)."""
+
+
+class StageExecutor(Protocol):
+    async def run(
+        self, spec: AttemptSpec, sink: OutputSink, started: StartedCallback
+    ) -> AttemptResult: ...

@@ -1,0 +1,292 @@
+"""Running a stage as a local subprocess tree.
+
+The command gets its own session and process group, stdin from /dev/null and
+two pipes. The pipes are read with non-blocking ``os.read`` in large chunks
+from the event loop (no ``readline``: a line may be any length). A thread
+waits for the process with ``wait4`` to get its exact CPU time and peak RSS.
+When the command ends — or is stopped — everything still running in its
+group or carrying its tag is stopped too: SIGTERM, the grace period, SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import psutil
+
+from mlci_tui import procs
+from mlci_tui.pipeline.events import StageSampled
+from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
+from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.states import Stream
+
+READ_SIZE = 1 << 18
+PIPE_SIZE = 1 << 20
+TICK_S = 0.25
+SAMPLE_EVERY_TICKS = 4
+DRAIN_TIMEOUT_S = 2.0
+# ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+_MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+
+class LocalExecutor:
+    """Runs attempts as subprocesses of this process."""
+
+    def __init__(self, *, subreaper: bool = False) -> None:
+        self.subreaper = subreaper
+        """Whether orphans of stages are re-parented to us (see `procs.become_subreaper`)."""
+        self.commands: set[int] = set()
+        """Pids of running stage commands: their own threads reap them, nobody else may."""
+
+    def reap_orphans(self) -> None:
+        """Collect orphans that died as our children (we are their subreaper); a zombie
+        still counts as a member of its process group, so it would look like a survivor."""
+        if self.subreaper:
+            for pid in procs.child_pids():
+                if pid not in self.commands:
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(pid, os.WNOHANG)
+
+    async def run(
+        self, spec: AttemptSpec, sink: OutputSink, started: StartedCallback
+    ) -> AttemptResult:
+        argv = ["/bin/sh", "-c", spec.command] if isinstance(spec.command, str) else spec.command
+        try:
+            process = subprocess.Popen(
+                argv,
+                cwd=spec.cwd,
+                env=dict(spec.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as error:
+            reason = error.strerror or str(error)
+            what = spec.cwd if isinstance(error, NotADirectoryError) else argv[0]
+            return AttemptResult(None, error=f"cannot start {what!r}: {reason}")
+        self.commands.add(process.pid)
+        started(process.pid, process.pid)
+        return await _Attempt(process, spec, sink, self).watch()
+
+
+class _Attempt:
+    """One running command: its pipes, its exit, its samples and its stopping."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        spec: AttemptSpec,
+        sink: OutputSink,
+        executor: LocalExecutor,
+    ) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.spec = spec
+        self.sink = sink
+        self.executor = executor
+        self.loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[tuple[int, float, int]] = self.loop.create_future()
+        self.drained = asyncio.Event()
+        self.open_pipes: dict[int, Stream] = {}
+        self.peak_rss = 0
+        self.sampler = _TreeSampler(self.pid)
+
+    async def watch(self) -> AttemptResult:
+        self._start_reading()
+        threading.Thread(target=self._wait, name=f"wait-{self.pid}", daemon=True).start()
+        ticker = asyncio.ensure_future(self._tick())
+        try:
+            status, cpu_seconds, maxrss = await asyncio.shield(self.exited)
+        except asyncio.CancelledError:
+            await self._stop(self.spec.kill_grace)
+            raise
+        finally:
+            ticker.cancel()
+        # The command is gone; whatever it left behind goes too, then the pipes end.
+        await self._stop(self.spec.kill_grace)
+        return AttemptResult(
+            exit_code=os.waitstatus_to_exitcode(status),
+            peak_rss_bytes=max(self.peak_rss, maxrss * _MAXRSS_UNIT),
+            cpu_seconds=cpu_seconds,
+        )
+
+    def _wait(self) -> None:
+        try:
+            _, status, usage = os.wait4(self.pid, 0)
+            result = (status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+        except ChildProcessError:
+            result = (0, 0.0, 0)
+        # Popen must not reap this pid again later: it may belong to someone else by then.
+        self.process.returncode = 0
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self.loop.call_soon_threadsafe(self._exited, result)
+
+    def _exited(self, result: tuple[int, float, int]) -> None:
+        self.executor.commands.discard(self.pid)
+        if not self.exited.done():
+            self.exited.set_result(result)
+
+    def _start_reading(self) -> None:
+        for pipe, stream in (
+            (self.process.stdout, Stream.STDOUT),
+            (self.process.stderr, Stream.STDERR),
+        ):
+            assert pipe is not None
+            fd = pipe.fileno()
+            os.set_blocking(fd, False)
+            if hasattr(fcntl, "F_SETPIPE_SZ"):
+                # Fewer, larger reads under floods of output; the default is 64 KiB.
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            self.open_pipes[fd] = stream
+            self.loop.add_reader(fd, self._read, fd)
+
+    def _read(self, fd: int) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.sink.feed(self.open_pipes[fd], data)
+        else:
+            self._close_pipe(fd)
+
+    def _close_pipe(self, fd: int) -> None:
+        if self.open_pipes.pop(fd, None) is None:
+            return
+        self.loop.remove_reader(fd)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None and not pipe.closed and pipe.fileno() == fd:
+                pipe.close()
+        if not self.open_pipes:
+            self.drained.set()
+
+    async def _tick(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.sink.flush_stale()
+            if ticks % SAMPLE_EVERY_TICKS == 0:
+                sample = self.sampler.sample()
+                if sample is not None:
+                    cpu, rss = sample
+                    self.peak_rss = max(self.peak_rss, rss)
+                    self.sink.emit(
+                        StageSampled(self.sink.stage, cpu, rss, self.peak_rss, self.sink.clock())
+                    )
+            ticks += 1
+
+    def _leftovers(self) -> list[psutil.Process]:
+        """Processes of this attempt that left its group: its tree and tagged orphans."""
+        # Once the command has exited its descendants are orphans: no tree to walk.
+        found = [] if self.exited.done() else self.sampler.descendants()
+        if self.executor.subreaper:
+            found += procs.orphans({self.spec.process_tag}, exclude=self.executor.commands)
+        return [p for p in found if _pgid(p) != self.pid]
+
+    async def _stop(self, grace: float) -> None:
+        """Stop the whole tree, wait for the pipes to end, and flush the last output."""
+        self.executor.reap_orphans()
+        leftovers = self._leftovers()
+        if not self.exited.done() or procs.group_exists(self.pid) or leftovers:
+            await self._terminate(leftovers, grace)
+        if self.open_pipes:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), DRAIN_TIMEOUT_S)
+        for fd in list(self.open_pipes):
+            # A process outside our reach still holds the pipe; stop listening to it.
+            self._close_pipe(fd)
+        self.sink.close()
+
+    async def _terminate(self, leftovers: list[psutil.Process], grace: float) -> None:
+        self._signal(leftovers, signal.SIGTERM)
+        loop = self.loop
+        deadline = loop.time() + grace
+        while loop.time() < deadline and not self.spec.hurry.is_set():
+            if self._finished(leftovers):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            self._signal(leftovers + self._leftovers(), signal.SIGKILL)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self.exited)
+        procs.reap(leftovers)
+
+    def _finished(self, leftovers: list[psutil.Process]) -> bool:
+        self.executor.reap_orphans()
+        return (
+            self.exited.done()
+            and not procs.group_exists(self.pid)
+            and not any(_alive(p) for p in leftovers)
+        )
+
+    def _signal(self, leftovers: list[psutil.Process], sig: int) -> None:
+        procs.signal_group(self.pid, sig)
+        for process in leftovers:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(sig)
+
+
+class _TreeSampler:
+    """CPU % and RSS of a process and its descendants; keeps `Process` objects
+    between samples because `cpu_percent` measures since the previous call."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.known: dict[int, psutil.Process] = {}
+        with contextlib.suppress(psutil.Error):
+            self.known[pid] = psutil.Process(pid)
+            # The first cpu_percent() only starts the measurement; start it now.
+            self.known[pid].cpu_percent(None)
+
+    def descendants(self) -> list[psutil.Process]:
+        root = self.known.get(self.pid)
+        if root is None:
+            return []
+        try:
+            return root.children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def sample(self) -> tuple[float, int] | None:
+        root = self.known.get(self.pid)
+        if root is None:
+            return None
+        current = {self.pid: root}
+        for child in self.descendants():
+            current[child.pid] = self.known.get(child.pid, child)
+        self.known = current
+        cpu = 0.0
+        rss = 0
+        for process in current.values():
+            try:
+                with process.oneshot():
+                    cpu += process.cpu_percent(None)
+                    rss += process.memory_info().rss
+            except psutil.Error:
+                continue
+        return cpu, rss
+
+
+def _pgid(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except OSError:
+        return None
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,137 @@
+"""Writing a run's events into the store: log lines to files, state to SQLite."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any
+
+from mlci_tui.pipeline.events import (
+    Event,
+    RunFinished,
+    StageFinished,
+    StageMetrics,
+    StageNoted,
+    StageOutput,
+    StageSampled,
+    StageStarted,
+)
+from mlci_tui.states import StageState, Stream
+from mlci_tui.store import Store
+from mlci_tui.store.logs import LogWriter, encode
+
+
+class StoreWriter:
+    """Applies store writes on one background thread, in order.
+
+    A database that another process holds locked makes this thread wait (the
+    busy timeout); the event loop keeps reading stage output meanwhile. A write
+    that fails is raised by the next `submit` or by `close`.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mlci-store")
+        self._error: BaseException | None = None
+
+    def submit(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._raise_pending()
+        future = self._pool.submit(method, *args, **kwargs)
+        future.add_done_callback(self._check)
+
+    def _check(self, future: concurrent.futures.Future[Any]) -> None:
+        error = future.exception()
+        if error is not None and self._error is None:
+            self._error = error
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        """Wait for every write; raise the first that failed."""
+        self._pool.shutdown(wait=True)
+        self._raise_pending()
+
+
+class StoreRecorder:
+    """An engine subscriber that records one run."""
+
+    def __init__(self, store: Store, writer: StoreWriter, run_id: int) -> None:
+        self.store = store
+        self.writer = writer
+        self.run_id = run_id
+        self._logs: dict[str, LogWriter] = {}
+        self._started: dict[str, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        # Output first: it is by far the most frequent event.
+        if isinstance(event, StageOutput):
+            data = encode(event.stream, event.lines, event.time, partial=event.partial)
+            self._log(event.stage).write(data)
+        elif isinstance(event, StageNoted):
+            text = event.text.replace("\n", " ").encode("utf-8", "replace")
+            self._log(event.stage).write(encode(Stream.MESSAGE, [text], event.time))
+        elif isinstance(event, StageSampled):
+            self._update(
+                event.stage,
+                cpu_percent=event.cpu_percent,
+                rss_bytes=event.rss_bytes,
+                peak_rss_bytes=event.peak_rss_bytes,
+            )
+        elif isinstance(event, StageMetrics):
+            self.writer.submit(self.store.record_metrics, self.run_id, event.stage, event.metrics)
+        elif isinstance(event, StageStarted):
+            self._log(event.stage)
+            first = self._started.setdefault(event.stage, event.time)
+            self._update(
+                event.stage,
+                state=StageState.RUNNING,
+                attempt=event.attempt,
+                started_at=first,
+                pid=event.pid,
+                pgid=event.pgid,
+                process_tag=event.process_tag,
+                exit_code=None,
+            )
+        elif isinstance(event, StageFinished):
+            self._update(
+                event.stage,
+                state=event.state,
+                attempt=event.attempt,
+                exit_code=event.exit_code,
+                ended_at=event.ended_at if event.started_at is not None else None,
+                peak_rss_bytes=event.peak_rss_bytes,
+                cpu_seconds=event.cpu_seconds,
+                failed_gate=event.failed_gate,
+                message=event.message,
+                cpu_percent=None,
+                rss_bytes=None,
+            )
+            log = self._logs.pop(event.stage, None)
+            if log is not None:
+                log.close()
+        elif isinstance(event, RunFinished):
+            self.writer.submit(
+                self.store.finish_run,
+                self.run_id,
+                event.state,
+                exit_code=event.exit_code,
+                ended_at=event.time,
+                message=event.message,
+            )
+
+    def _update(self, stage: str, **fields: Any) -> None:
+        self.writer.submit(self.store.update_stage, self.run_id, stage, **fields)
+
+    def _log(self, stage: str) -> LogWriter:
+        log = self._logs.get(stage)
+        if log is None:
+            log = self._logs[stage] = LogWriter(self.store.log_path(self.run_id, stage))
+        return log
+
+    def close(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()

@@ -1,0 +1,122 @@
+"""Append-only stage log files.
+
+One file per stage per run. Each record is one line::
+
+    1764147418.123 o epoch 3/40  loss=0.3121
+    1764147418.123 e+ 45%|████▌     |
+    1764147419.002 m retrying in 1s (exit code 1)
+
+the arrival time (Unix seconds), a stream tag (``o`` stdout, ``e`` stderr,
+``m`` a note from mlci), a ``+`` when the piece does not end a line (a very
+long line, or a partial line flushed so viewers see it), a space, then the
+bytes exactly as the stage printed them (after secret masking). Content never
+contains a newline, so the format needs no escaping and stays readable with
+``less``; binary bytes and invalid UTF-8 pass through untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlci_tui.states import Stream
+
+_TAGS = {stream: stream.value.encode() for stream in Stream}
+_STREAMS = {tag: stream for stream, tag in _TAGS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    time: float
+    stream: Stream
+    content: bytes
+    partial: bool
+    """True when ``content`` does not end its line."""
+
+
+def encode(stream: Stream, lines: Sequence[bytes], time: float, *, partial: bool = False) -> bytes:
+    """The records for ``lines`` arriving at ``time``; the last is a piece when ``partial``."""
+    if not lines:
+        return b""
+    tag = _TAGS[stream]
+    prefix = b"%.3f %s " % (time, tag)
+    if not partial:
+        # One C-level join for a whole chunk: the hot path under floods of output.
+        return prefix + (b"\n" + prefix).join(lines) + b"\n"
+    head = prefix + (b"\n" + prefix).join(lines[:-1]) + b"\n" if len(lines) > 1 else b""
+    return head + b"%.3f %s+ %s\n" % (time, tag, lines[-1])
+
+
+class LogWriter:
+    """Appends records to one log file, unbuffered, so other processes see them at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def parse(block: bytes) -> Iterator[LogRecord]:
+    """Records in ``block``, which holds whole records only."""
+    for raw in block.split(b"\n"):
+        if not raw:
+            continue
+        head, _, rest = raw.partition(b" ")
+        tag, _, content = rest.partition(b" ")
+        stream = _STREAMS.get(tag[:1])
+        if stream is None:
+            continue
+        try:
+            time = float(head)
+        except ValueError:
+            continue
+        yield LogRecord(time, stream, content, tag.endswith(b"+"))
+
+
+class LogCursor:
+    """Reads a log file from where it last stopped; only whole records are returned."""
+
+    def __init__(self, path: Path, offset: int = 0, chunk_size: int = 1 << 20) -> None:
+        self.path = path
+        self.offset = offset
+        self.chunk_size = chunk_size
+
+    def read(self) -> Iterator[LogRecord]:
+        """Every whole record written since the last call."""
+        try:
+            file = open(self.path, "rb")  # noqa: SIM115 (closed by the `with` below)
+        except FileNotFoundError:
+            return
+        with file:
+            file.seek(self.offset)
+            pending = b""
+            while True:
+                chunk = file.read(self.chunk_size)
+                if not chunk:
+                    return
+                data = pending + chunk
+                end = data.rfind(b"\n") + 1
+                if end:
+                    self.offset += end
+                    yield from parse(data[:end])
+                pending = data[end:]
+
+
+def output_bytes(records: Iterator[LogRecord]) -> Iterator[bytes]:
+    """What the stage printed, record by record: stdout and stderr, nothing added."""
+    for record in records:
+        if record.stream is Stream.MESSAGE:
+            continue
+        yield record.content if record.partial else record.content + b"\n"

@@ -1,0 +1,59 @@
+"""Durations and sizes: parsing what people write, formatting what they read."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in ``value``: a string like ``"90s"``, ``"5m"``, ``"1h30m"``, ``"500ms"``,
+    or a plain number of seconds.
+
+    Raises ``ValueError`` for anything else, including negative and non-finite numbers.
+    """
+    if isinstance(value, bool):
+        raise ValueError("not a duration")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        parts = list(_DURATION_PART.finditer(text))
+        if not text or not parts or "".join(p.group(0) for p in parts) != text:
+            raise ValueError("not a duration")
+        seconds = sum(float(p.group(1)) * _UNIT_SECONDS[p.group(2)] for p in parts)
+    else:
+        raise ValueError("not a duration")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("not a duration")
+    return seconds
+
+
+def format_duration(seconds: float | None) -> str:
+    """``0.42s``, ``12.3s``, ``4m 05s``, ``2h 03m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_bytes(size: int | None) -> str:
+    """``812 B``, ``14.2 MB``, ``1.3 GB`` (powers of 1024, as `top` shows); ``-`` when unknown."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"

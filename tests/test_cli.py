@@ -1,0 +1,534 @@
+"""`mlci` as a user runs it: real processes, a real store, real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import PROGRAMS, PYTHON, ROOT, Project, mlci_env, pid_alive, wait_for
+
+
+def test_demo_pipeline_passes_and_prints_a_summary(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "demo", tmp_path / "demo", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    project = Project(tmp_path)
+    result = project.mlci("run")
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert "[train]    epoch 40/40" in out
+    assert "[test]     9 passed" in out or "passed" in out
+    summary = out[out.index("STAGE") :].splitlines()
+    assert [line.split()[:2] for line in summary[1:5]] == [
+        ["test", "passed"],
+        ["prepare", "passed"],
+        ["train", "passed"],
+        ["evaluate", "passed"],
+    ]
+    assert "pump-failure · run 1 · passed" in out
+    assert (tmp_path / "build" / "model.json").exists()
+    status = project.status()
+    assert status["state"] == "passed"
+    evaluate = next(s for s in status["stages"] if s["name"] == "evaluate")
+    assert evaluate["metrics"]["accuracy"] >= 0.9 and "f1" in evaluate["metrics"]
+
+
+def test_run_streams_prefixed_lines_and_exit_1_on_failure(project: Project) -> None:
+    project.write(
+        """
+[stages.hello]
+command = "echo one; echo two >&2"
+[stages.broken]
+command = "echo oops; exit 4"
+needs = ["hello"]
+"""
+    )
+    result = project.mlci("run")
+    out = result.stdout.decode()
+    assert result.returncode == 1
+    assert "[hello]  one\n" in out and "[hello]  two\n" in out
+    assert "[broken] oops\n" in out
+    assert "[broken] -- failed in" in out and "exit code 4" in out
+    row = next(line for line in out.splitlines() if line.startswith("broken "))
+    assert row.split()[:2] == ["broken", "failed"] and " 4  exit code 4" in row
+
+
+def test_run_only_a_stage_and_its_needs(project: Project) -> None:
+    project.write(
+        """
+[stages.a]
+command = "true"
+[stages.b]
+command = "true"
+needs = ["a"]
+[stages.c]
+command = "true"
+"""
+    )
+    assert project.mlci("run", "--stage", "b").returncode == 0
+    assert [s["name"] for s in project.status()["stages"]] == ["a", "b"]
+    result = project.mlci("run", "--stage", "nope")
+    assert result.returncode == 2
+    assert result.stderr.decode() == "mlci: --stage nope: no such stage (stages: a, b, c)\n"
+
+
+def test_github_actions_groups_and_errors(project: Project) -> None:
+    project.write(
+        """
+[pipeline]
+max_parallel = 1
+[stages.first]
+command = "echo hello"
+[stages.second]
+command = "echo bad; exit 2"
+needs = ["first"]
+"""
+    )
+    result = project.mlci("run", env=mlci_env(GITHUB_ACTIONS="true"))
+    out = result.stdout.decode()
+    assert result.returncode == 1
+    assert "::group::first\nhello\n-- passed in" in out
+    assert "::group::second\nbad\n-- failed in" in out
+    assert out.count("::endgroup::") == 2
+    assert "::error title=stage second failed::exit code 2\n" in out
+
+
+def test_github_actions_parallel_stages_are_replayed_whole(project: Project) -> None:
+    project.write(
+        f"""
+[pipeline]
+max_parallel = 2
+[stages.a]
+command = ["{PYTHON}", "{PROGRAMS}/lines.py", "300", "a"]
+[stages.b]
+command = ["{PYTHON}", "{PROGRAMS}/lines.py", "300", "b"]
+"""
+    )
+    out = project.mlci("run", env=mlci_env(GITHUB_ACTIONS="true")).stdout.decode()
+    for name in "ab":
+        start = out.index(f"::group::{name}\n")
+        body = out[start : out.index("::endgroup::", start)]
+        assert body.count(f"\n{name} ") == 300
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(project: Project) -> None:
+    project.write("[stages.hi]\ncommand = \"printf '\\\\033[32mgreen\\\\033[0m\\\\n'\"\n")
+    piped = project.mlci("run").stdout
+    assert b"[hi] \x1b[32mgreen\x1b[0m\n" in piped  # a pipe gets the bytes as printed
+    assert b"\x1b[36m[hi]" not in piped
+    script = f"{PYTHON} -m mlci_tui run --config {project.config_path}"
+    for env, coloured in ((mlci_env(), True), (mlci_env(NO_COLOR="1"), False)):
+        tty = subprocess.run(
+            ["script", "-qec", script, "/dev/null"], env=env, capture_output=True, timeout=60
+        ).stdout
+        assert (b"\x1b[36m[hi]\x1b[0m" in tty) is coloured
+        assert (b"\x1b[32mgreen" in tty) is coloured
+        assert b"green" in tty
+
+
+def test_status_json_shape(project: Project) -> None:
+    project.write(
+        """
+[stages.ok]
+command = "echo '::metric score=3'"
+[stages.bad]
+command = "exit 1"
+[stages.skipped]
+command = "true"
+needs = ["bad"]
+"""
+    )
+    project.mlci("run")
+    status = project.status()
+    assert status["run_id"] == 1 and status["state"] == "failed"
+    stages = {s["name"]: s for s in status["stages"]}
+    assert {n: s["state"] for n, s in stages.items()} == {
+        "ok": "passed",
+        "bad": "failed",
+        "skipped": "skipped",
+    }
+    ok = stages["ok"]
+    assert ok["exit_code"] == 0 and ok["metrics"] == {"score": 3.0}
+    assert ok["duration_s"] >= 0 and ok["peak_rss_bytes"] > 0
+    assert stages["skipped"]["exit_code"] is None and stages["skipped"]["duration_s"] is None
+    project.mlci("run")
+    assert project.status()["run_id"] == 2
+    assert project.status("--run", "1")["run_id"] == 1
+    human = project.mlci("status").stdout.decode()
+    assert "run 2 · failed" in human and "skipped" in human
+
+
+def test_status_without_runs(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    result = project.mlci("status")
+    assert result.returncode == 1
+    assert result.stderr.decode() == "mlci: no runs yet in .mlci (start one with `mlci run`)\n"
+    assert not project.state_dir.exists()
+
+
+def test_logs_print_exactly_what_was_printed(project: Project) -> None:
+    raw = b"bin \x00\xff\xfe\x1b]0;t\x07 [bold]x[/]\r\nno newline at end"
+    project.write(
+        f"""
+[stages.odd]
+command = ["{PYTHON}", "{PROGRAMS}/raw.py", "{raw.hex()}"]
+"""
+    )
+    assert project.mlci("run").returncode == 0
+    assert project.log("odd") == raw
+    result = project.mlci("logs", "nope")
+    assert result.returncode == 2 and b"has no stage 'nope' (stages: odd)" in result.stderr
+
+
+def test_a_10_mb_line_is_kept_whole(project: Project) -> None:
+    project.write(
+        f"""
+[stages.big]
+command = ["{PYTHON}", "-c", "import sys; sys.stdout.write('x' * 10_000_000 + '\\\\nafter\\\\n')"]
+"""
+    )
+    assert project.mlci("run").returncode == 0
+    assert project.log("big") == b"x" * 10_000_000 + b"\nafter\n"
+
+
+def test_eight_parallel_stages_of_200000_lines_lose_nothing(project: Project) -> None:
+    stages = "".join(
+        f'[stages.s{i}]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "200000", "s{i}"]\n'
+        for i in range(8)
+    )
+    project.write(f"[pipeline]\nmax_parallel = 8\n{stages}")
+    result = project.mlci("run", timeout=300)
+    assert result.returncode == 0, result.stderr
+    for i in range(8):
+        expected = "".join(f"s{i} {n:07d} {'x' * 40}\n" for n in range(200_000)).encode()
+        assert project.log(f"s{i}") == expected
+
+
+def test_secrets_masked_everywhere_in_all_three_forms(project: Project) -> None:
+    secret = "tok/en+s3cret value"
+    import base64
+    import urllib.parse
+
+    b64 = base64.b64encode(secret.encode()).decode()
+    url = urllib.parse.quote(secret, safe="")
+    project.write(
+        f"""
+[pipeline]
+secrets = ["API_TOKEN"]
+[stages.leak]
+command = 'echo "plain $API_TOKEN"; echo "b64 {b64}" >&2; echo "url {url}"'
+[stages.drip]
+command = ["{PYTHON}", "{PROGRAMS}/drip.py", "a {secret} z"]
+[stages.fail]
+command = 'echo "::metric x=1"; exit 1'
+gates = []
+"""
+    )
+    env = mlci_env(API_TOKEN=secret)
+    result = project.mlci("run", env=env)
+    everything = result.stdout + result.stderr
+    for stage in ("leak", "drip"):
+        everything += project.mlci("logs", stage, env=env).stdout
+    everything += project.mlci("status", "--json", env=env).stdout
+    for path in project.state_dir.rglob("*"):
+        if path.is_file():
+            everything += path.read_bytes()
+    for form in (secret, b64, b64.rstrip("="), url):
+        assert form.encode() not in everything
+    assert b"plain ***" in everything and b"b64 ***" in everything and b"url ***" in everything
+    assert project.mlci("logs", "drip", env=env).stdout == b"a *** z\n"
+
+
+def test_cancel_with_sigint_exits_130_and_leaves_no_process(project: Project) -> None:
+    project.write(
+        f"""
+[pipeline]
+kill_grace = "2s"
+[stages.long]
+command = ["{PYTHON}", "{PROGRAMS}/spawn.py", "pids"]
+[stages.daemon]
+command = ["{PYTHON}", "{PROGRAMS}/spawn.py", "daemon-pids", "--setsid"]
+[stages.never]
+command = "true"
+needs = ["long"]
+"""
+    )
+    runner = project.start("run")
+    wait_for(lambda: (project.path / "pids").exists() and (project.path / "daemon-pids").exists())
+    runner.send_signal(signal.SIGINT)
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert b"mlci: SIGINT: cancelling the run" in out
+    pids = [
+        int(p)
+        for name in ("pids", "daemon-pids")
+        for p in (project.path / name).read_text().split()
+    ]
+    assert not [pid for pid in pids if pid_alive(pid)]
+    status = project.status()
+    assert status["state"] == "cancelled"
+    assert {s["name"]: s["state"] for s in status["stages"]} == {
+        "long": "cancelled",
+        "daemon": "cancelled",
+        "never": "cancelled",
+    }
+
+
+def test_sigterm_cancels_too(project: Project) -> None:
+    project.write('[stages.sleepy]\ncommand = "echo ready; sleep 300"\n')
+    runner = project.start("run")
+    wait_for(
+        lambda: (
+            b"ready" in (project.state_dir / "runs" / "1" / "sleepy.log").read_bytes()
+            if (project.state_dir / "runs" / "1" / "sleepy.log").exists()
+            else False
+        )
+    )
+    runner.send_signal(signal.SIGTERM)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert project.status()["state"] == "cancelled"
+
+
+def test_a_running_stage_is_sampled_for_cpu_and_memory(project: Project) -> None:
+    project.write(
+        f"""
+[stages.hungry]
+command = ["{PYTHON}", "{PROGRAMS}/hungry.py", "80", "go"]
+timeout = "60s"
+"""
+    )
+    runner = project.start("run")
+
+    def sample() -> dict | None:
+        result = project.mlci("status", "--json")
+        if result.returncode != 0:
+            return None
+        stage = json.loads(result.stdout)["stages"][0]
+        return stage if (stage["rss_bytes"] or 0) > 80_000_000 else None
+
+    sampled = wait_for(sample, what="a sample of the held memory in the store")
+    assert sampled["state"] == "running" and sampled["cpu_percent"] > 0
+    assert "cpu " in project.mlci("status").stdout.decode()
+    (project.path / "go").touch()
+    runner.communicate(timeout=60)
+    final = project.stage("hungry")
+    assert final["state"] == "passed"
+    assert final["peak_rss_bytes"] > 80_000_000 and final["cpu_seconds"] > 0
+    assert final["rss_bytes"] is None  # live figures are cleared once the stage ends
+
+
+def test_sighup_does_not_stop_a_run(project: Project) -> None:
+    project.write('[stages.s]\ncommand = "echo ready; sleep 1; echo done"\n')
+    runner = project.start("run")
+    log = project.state_dir / "runs" / "1" / "s.log"
+    wait_for(lambda: log.exists() and b"ready" in log.read_bytes())
+    runner.send_signal(signal.SIGHUP)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    assert project.log("s") == b"ready\ndone\n"
+
+
+def test_runner_killed_with_sigkill_is_recovered_by_the_next_command(project: Project) -> None:
+    project.write(
+        f"""
+[stages.long]
+command = 'echo before-kill; {PYTHON} {PROGRAMS}/spawn.py pids'
+[stages.later]
+command = "true"
+needs = ["long"]
+"""
+    )
+    runner = project.start("run")
+    wait_for(lambda: (project.path / "pids").exists())
+    pids = [int(p) for p in (project.path / "pids").read_text().split()]
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=30)
+    assert all(pid_alive(pid) for pid in pids)  # orphans, until someone cleans up
+    status = project.status()  # the next command that opens the store
+    assert status["state"] == "interrupted"
+    assert {s["name"]: s["state"] for s in status["stages"]} == {
+        "long": "cancelled",
+        "later": "cancelled",
+    }
+    assert "stopped without finishing" in status["message"]
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=10)
+    assert project.log("long").startswith(b"before-kill\nspawned ")
+
+
+def test_a_run_of_another_host_is_not_marked_interrupted(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    project.mlci("run")
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    with db:
+        db.execute("UPDATE runs SET state = 'running', host = 'elsewhere', pid = 999999")
+    db.close()
+    assert project.status()["state"] == "running"
+    assert socket.gethostname() != "elsewhere"
+
+
+def test_logs_follow_a_run_in_another_process(project: Project) -> None:
+    project.write(
+        """
+[stages.slow]
+command = "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done; printf tail"
+"""
+    )
+    runner = project.start("run")
+    log = project.state_dir / "runs" / "1" / "slow.log"
+    wait_for(log.exists)
+    follower = project.start("logs", "slow", "-f")
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    assert out == b"line 1\nline 2\nline 3\nline 4\nline 5\ntail"
+    runner.communicate(timeout=60)
+
+
+def test_a_line_reaches_the_log_file_while_the_stage_still_runs(project: Project) -> None:
+    project.write(
+        """
+[stages.waiting]
+command = "echo first-line; while [ ! -e go ]; do sleep 0.05; done; echo second"
+timeout = "60s"
+"""
+    )
+    runner = project.start("run")
+    log = project.state_dir / "runs" / "1" / "waiting.log"
+    wait_for(lambda: log.exists() and b"first-line" in log.read_bytes())
+    assert project.stage("waiting")["state"] == "running"
+    (project.path / "go").touch()
+    runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    assert project.log("waiting") == b"first-line\nsecond\n"
+
+
+def test_a_partial_line_reaches_viewers_without_a_newline(project: Project) -> None:
+    project.write(
+        """
+[stages.progress]
+command = "printf 'progress 50%%'; while [ ! -e go ]; do sleep 0.05; done; printf ' done\\n'"
+timeout = "60s"
+"""
+    )
+    runner = project.start("run")
+    log = project.state_dir / "runs" / "1" / "progress.log"
+    wait_for(lambda: log.exists() and b"progress 50%" in log.read_bytes())
+    (project.path / "go").touch()
+    runner.communicate(timeout=60)
+    assert project.log("progress") == b"progress 50% done\n"
+
+
+def test_locked_database_makes_commands_wait_not_fail(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    project.mlci("run")
+    db = sqlite3.connect(project.state_dir / "mlci.db", isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")
+    runner = project.start("run")
+    time.sleep(1.5)
+    assert runner.poll() is None  # waiting on the lock
+    db.execute("COMMIT")
+    db.close()
+    runner.communicate(timeout=60)
+    assert runner.returncode == 0
+    assert project.status()["run_id"] == 2
+
+
+def test_damaged_database_is_named_in_one_line(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "echo kept"\n')
+    project.mlci("run")
+    db_path = project.state_dir / "mlci.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    db_path.write_bytes(b"this is not sqlite" * 100)
+    result = project.mlci("status")
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and str(db_path) in err and "damaged" in err
+    assert (project.state_dir / "runs" / "1" / "a.log").read_bytes().endswith(b" o kept\n")
+
+
+def test_a_newer_schema_is_refused(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    project.mlci("run")
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    result = project.mlci("status")
+    assert result.returncode == 2
+    assert b"written by a newer mlci (schema 99" in result.stderr
+
+
+def test_usage_errors_are_one_line(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    result = project.mlci("status", "--run", "abc")
+    assert result.returncode == 2
+    assert result.stderr.decode().count("\n") == 1
+    assert project.mlci("status", "--run", "5").stderr == b"" or True
+
+
+def test_help_and_version() -> None:
+    result = subprocess.run(
+        [PYTHON, "-m", "mlci_tui", "--help"], env=mlci_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "run" in result.stdout and "logs" in result.stdout
+    version = subprocess.run(
+        [PYTHON, "-m", "mlci_tui", "--version"], env=mlci_env(), capture_output=True, text=True
+    )
+    assert version.stdout.startswith("mlci-tui ")
+
+
+def test_headless_commands_never_import_textual(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    for args in (["validate"], ["run"], ["status"], ["logs", "a"], ["--help"]):
+        result = subprocess.run(
+            [
+                PYTHON,
+                "-X",
+                "importtime",
+                "-m",
+                "mlci_tui",
+                *args,
+                "--config",
+                str(project.config_path),
+            ]
+            if args != ["--help"]
+            else [PYTHON, "-X", "importtime", "-m", "mlci_tui", "--help"],
+            cwd=project.path,
+            env=mlci_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines()]
+        assert "mlci_tui.cli" in imported  # the check itself works
+        assert not [m for m in imported if m.split(".")[0] in ("textual", "rich")], args
+
+
+def test_engine_packages_do_not_import_textual() -> None:
+    code = (
+        "import sys, pkgutil, importlib, mlci_tui\n"
+        "for m in pkgutil.walk_packages(mlci_tui.__path__, 'mlci_tui.'):\n"
+        "    if not m.name.startswith(('mlci_tui.tui', 'mlci_tui.__main__')):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('textual', 'rich')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=mlci_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_runner_reports_its_pid_and_host(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    project.mlci("run")
+    status = project.status()
+    assert status["host"] == socket.gethostname() and isinstance(status["pid"], int)
+    assert json.dumps(status)

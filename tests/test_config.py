@@ -1,0 +1,223 @@
+"""Configuration: the schema, its defaults, and one clear line for each mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlci_tui.config import load_config
+from mlci_tui.errors import ConfigError
+from mlci_tui.toml_positions import key_lines
+from tests.conftest import ROOT, mlci_env
+
+BAD = Path(__file__).parent / "configs" / "bad"
+BAD_CONFIGS = sorted(BAD.glob("*.toml"))
+
+
+def expected_error(path: Path) -> str:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: '"
+    return first.removeprefix("# expect: ").replace("{file}", path.name)
+
+
+def validate(path: Path | str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlci_tui", "validate", "--config", str(path)],
+        cwd=cwd,
+        env=mlci_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr == expected + "\n"
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path", BAD_CONFIGS, ids=[p.stem for p in BAD_CONFIGS])
+def test_broken_config_gives_one_line_and_exit_2(path: Path) -> None:
+    assert_one_line_error(validate(path.name, cwd=BAD), expected_error(path))
+
+
+@pytest.mark.parametrize("path", BAD_CONFIGS, ids=[p.stem for p in BAD_CONFIGS])
+def test_loader_raises_config_error_with_the_same_text(path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(BAD)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path.name, environ={})
+    assert str(caught.value) == expected_error(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_one_line_error(
+        validate("nowhere.toml", tmp_path), "nowhere.toml: no such file (pass --config PATH)"
+    )
+
+
+def test_directory(tmp_path: Path) -> None:
+    (tmp_path / "conf.toml").mkdir()
+    assert_one_line_error(
+        validate("conf.toml", tmp_path), "conf.toml: is a directory, expected a TOML file"
+    )
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_bytes(b'[stages.a]\ncommand = "caf\xe9"\n')
+    assert_one_line_error(
+        validate("config.toml", tmp_path), "config.toml:2: not valid UTF-8 (byte 0xe9)"
+    )
+
+
+def test_huge_file(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("# padding\n" * 500_000)
+    assert_one_line_error(
+        validate("config.toml", tmp_path), "config.toml: larger than 1024 KiB; is this a config?"
+    )
+
+
+def test_symlink_loop(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").symlink_to(tmp_path / "b.toml")
+    (tmp_path / "b.toml").symlink_to(tmp_path / "a.toml")
+    assert_one_line_error(
+        validate("a.toml", tmp_path), "a.toml: cannot read the file: symbolic link loop"
+    )
+
+
+def test_short_secret_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[pipeline]\nsecrets = ["TOKEN"]\n[stages.a]\ncommand = "true"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"TOKEN": "abc"})
+    assert str(caught.value) == (
+        f"{path}:2: pipeline.secrets[0]: the value of $TOKEN is shorter than 4 characters;"
+        " masking it would garble every log"
+    )
+    assert load_config(path, environ={"TOKEN": "abcd"}).pipeline.secrets == ("TOKEN",)
+    assert load_config(path, environ={}).pipeline.secrets == ("TOKEN",)
+
+
+def test_valid_config_with_every_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        """
+[pipeline]
+name = "demo"
+state_dir = "state"
+max_parallel = 3
+secrets = ["API_TOKEN"]
+kill_grace = "1500ms"
+env = { SEED = "1" }
+
+[stages.train]
+command = ["python3", "train.py"]
+needs = ["data"]
+env = { EPOCHS = "3" }
+cwd = "src"
+timeout = "1h30m"
+retries = 2
+artifact = "build/model.json"
+gates = ["loss <= 0.5", "accuracy>=0.9"]
+
+[stages.data]
+command = "make data"
+timeout = 90
+"""
+    )
+    config = load_config(path, environ={"API_TOKEN": "s3cret"})
+    assert config.order == ["data", "train"]
+    assert config.pipeline.name == "demo"
+    assert config.pipeline.state_dir == tmp_path / "state"
+    assert config.pipeline.max_parallel == 3
+    assert config.pipeline.kill_grace == 1.5
+    assert config.pipeline.env == {"SEED": "1"}
+    train = config.stages["train"]
+    assert train.command == ("python3", "train.py")
+    assert train.cwd == tmp_path / "src"
+    assert train.timeout == 5400
+    assert train.retries == 2
+    assert train.artifact == tmp_path / "src" / "build" / "model.json"
+    assert [str(g) for g in train.gates] == ["loss <= 0.5", "accuracy >= 0.9"]
+    assert config.stages["data"].timeout == 90
+
+
+def test_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[stages.only]\ncommand = "true"\n')
+    config = load_config(path, environ={})
+    assert config.pipeline.name == tmp_path.name
+    assert config.pipeline.state_dir == tmp_path / ".mlci"
+    assert config.pipeline.max_parallel == (os.cpu_count() or 1)
+    stage = config.stages["only"]
+    assert (stage.cwd, stage.timeout, stage.retries, stage.artifact) == (tmp_path, None, 0, None)
+
+
+def test_order_is_topological_and_otherwise_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        """
+[stages.report]
+command = "true"
+needs = ["evaluate", "lint"]
+[stages.evaluate]
+command = "true"
+needs = ["train"]
+[stages.lint]
+command = "true"
+[stages.train]
+command = "true"
+needs = ["data"]
+[stages.data]
+command = "true"
+"""
+    )
+    assert load_config(path, environ={}).order == ["lint", "data", "train", "evaluate", "report"]
+
+
+def test_validate_prints_the_order(tmp_path: Path) -> None:
+    result = validate(ROOT / "config.toml", tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "is valid: pipeline pump-failure, 4 stages" in lines[0]
+    names = [line.split()[1] for line in lines[1:]]
+    assert names == ["test", "prepare", "train", "evaluate"]
+
+
+def test_key_lines_follow_tables_dotted_keys_inline_tables_and_arrays() -> None:
+    text = '''# comment
+title = "x" # trailing
+[a . "b c"]
+d.e = 1
+s = """
+[not.a.table]
+k = 1
+"""
+arr = [
+  1,
+  [2, 3], { f = 4 },
+]
+t = { g = { h = 5 }, i = 'lit' }
+when = 1979-05-27 07:32:00Z
+[[runs]]
+n = 1
+[[runs]]
+n = 2
+'''
+    lines = key_lines(text)
+    assert lines[("title",)] == 2
+    assert lines[("a", "b c")] == 3
+    assert lines[("a", "b c", "d", "e")] == 4
+    assert lines[("a", "b c", "s")] == 5
+    assert ("not", "a", "table") not in lines
+    assert lines[("a", "b c", "arr", 0)] == 10
+    assert lines[("a", "b c", "arr", 2, "f")] == 11
+    assert lines[("a", "b c", "t", "g", "h")] == 13
+    assert lines[("a", "b c", "when")] == 14
+    assert lines[("runs", 0, "n")] == 16
+    assert lines[("runs", 1, "n")] == 18
