@@ -116,6 +116,17 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """The `[registry]` table: how model versions are kept and shown."""
+
+    keep_versions: int = 20
+    """Artifacts kept in the store; older ones are pruned (never the live or last
+    known-good one). Their rows, metrics and audit trail stay."""
+    key_metrics: tuple[str, ...] = ()
+    """Metrics shown in version tables; defaults to those named in gates and checks."""
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole, valid `config.toml`."""
 
@@ -129,10 +140,28 @@ class Config:
     deploy: DeployConfig | None = None
     monitor: MonitorConfig | None = None
     alerts: AlertsConfig | None = None
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
     @property
     def order(self) -> list[str]:
         return list(self.stages)
+
+    @property
+    def artifact_stage(self) -> StageConfig | None:
+        """The stage whose artifact becomes a model version, if any."""
+        return next((s for s in self.stages.values() if s.artifact is not None), None)
+
+    @property
+    def key_metrics(self) -> tuple[str, ...]:
+        if self.registry.key_metrics:
+            return self.registry.key_metrics
+        names: list[str] = []
+        checks = [g for s in self.stages.values() for g in s.gates]
+        checks += list(self.monitor.checks) if self.monitor else []
+        for check in checks:
+            if check.metric not in names:
+                names.append(check.metric)
+        return tuple(names)
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -371,6 +400,7 @@ def _build(
     document: _Document, data: dict[str, Any], path: Path, environ: Mapping[str, str]
 ) -> Config:
     root = path.parent
+    _refuse_nul(document, data, ())
     top = _Table(document, (), data)
     pipeline = _pipeline(
         top.table("pipeline") or _Table(document, ("pipeline",), {}), root, environ
@@ -379,8 +409,67 @@ def _build(
     deploy = _deploy(top.table("deploy"), root)
     monitor = _monitor(top.table("monitor"), root)
     alerts = _alerts(top.table("alerts"), root)
+    registry = _registry(top.table("registry"))
     top.done()
-    return Config(path, root, pipeline, stages, deploy, monitor, alerts)
+    _check_pipeline_stages(document, stages, deploy, monitor)
+    return Config(path, root, pipeline, stages, deploy, monitor, alerts, registry)
+
+
+BUILTIN_STAGES = ("deploy", "monitor")
+
+
+def _refuse_nul(document: _Document, value: object, path: KeyPath) -> None:
+    """No string may hold a NUL: no command, path or environment can carry one."""
+    if isinstance(value, str) and "\0" in value:
+        raise document.error(path, "contains a NUL character (\\u0000)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\0" in key:
+                raise document.error(path, "a key contains a NUL character (\\u0000)")
+            _refuse_nul(document, item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(document, item, (*path, index))
+
+
+def _check_pipeline_stages(
+    document: _Document,
+    stages: Mapping[str, StageConfig],
+    deploy: DeployConfig | None,
+    monitor: MonitorConfig | None,
+) -> None:
+    """The rules that span tables: one artifact, and the names deploy/monitor taken."""
+    with_artifact = [name for name, stage in stages.items() if stage.artifact is not None]
+    if len(with_artifact) > 1:
+        raise document.error(
+            ("stages", with_artifact[1], "artifact"),
+            f"only one stage may declare an artifact (already: {with_artifact[0]});"
+            " make it a directory to keep several files",
+        )
+    if monitor is not None and deploy is None:
+        raise document.error(("monitor",), "needs a [deploy] table: it checks a deployed model")
+    if deploy is not None:
+        for name in BUILTIN_STAGES:
+            if name in stages:
+                raise document.error(
+                    ("stages", name),
+                    f'"{name}" is the stage mlci adds when [deploy] is set; rename this stage',
+                )
+        if not with_artifact:
+            raise document.error(
+                ("deploy",), "needs a stage with an artifact: there is no model to deploy"
+            )
+
+
+def _registry(table: _Table | None) -> RegistryConfig:
+    if table is None:
+        return RegistryConfig()
+    registry = RegistryConfig(
+        keep_versions=table.integer("keep_versions", 20, 1, 100_000),
+        key_metrics=table.strings("key_metrics"),
+    )
+    table.done()
+    return registry
 
 
 def _pipeline(table: _Table, root: Path, environ: Mapping[str, str]) -> PipelineConfig:
@@ -420,9 +509,9 @@ def _stages(top: _Table, root: Path) -> dict[str, StageConfig]:
                 name,
                 'a stage name may use letters, digits, "_", "-" and "." (at most 64 characters)',
             )
-        stage = table.table(name)
-        assert stage is not None
-        stages[name] = _stage(stage, name, root)
+        stage_table = table.table(name)
+        assert stage_table is not None
+        stages[name] = _stage(stage_table, name, root)
     table.done()
     for name, stage in stages.items():
         seen: set[str] = set()

@@ -8,7 +8,9 @@ GitHub Actions each stage becomes a collapsible log group.
 
 from __future__ import annotations
 
+import collections
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,9 +24,16 @@ from mlci_tui.pipeline.events import (
     StageOutput,
     StageStarted,
 )
-from mlci_tui.states import RunState, StageState, Stream
+from mlci_tui.states import DeployOutcome, RunState, StageState, Stream, VersionStatus
 from mlci_tui.store.logs import LogCursor
-from mlci_tui.store.records import RunRecord, StageRecord
+from mlci_tui.store.records import (
+    AlertRecord,
+    DecisionRecord,
+    DeploymentRecord,
+    RunRecord,
+    StageRecord,
+    VersionRecord,
+)
 from mlci_tui.textsafe import decode, terminal_line
 from mlci_tui.units import format_bytes, format_duration
 
@@ -41,6 +50,15 @@ _STATE_COLORS = {
     RunState.RUNNING: "33",
     RunState.CANCELLED: "35",
     RunState.INTERRUPTED: "35",
+    RunState.ROLLED_BACK: "35",
+    VersionStatus.LIVE: "32",
+    VersionStatus.FAILED: "31",
+    VersionStatus.ROLLED_BACK: "35",
+    VersionStatus.PREVIOUS: "2",
+    DeployOutcome.SUCCEEDED: "32",
+    DeployOutcome.FAILED: "31",
+    DeployOutcome.INTERRUPTED: "35",
+    DeployOutcome.RUNNING: "33",
 }
 
 
@@ -65,12 +83,86 @@ def github_escape(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+class BackgroundWriter:
+    """Writes to a stream from its own thread, so that a terminal that stops reading
+    (Ctrl-S, a pager, a dead SSH session) never stalls the run.
+
+    Up to `limit` bytes wait in memory; a writer waits at most a second for room,
+    and once output had to be dropped, it stops waiting until the backlog clears.
+    What is dropped here is only the live view: the log files hold everything.
+    """
+
+    def __init__(self, stream: BinaryIO, limit: int = 16 << 20) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.broken = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._dropped = 0
+        self._stalled = False
+        self._closing = False
+        self._lock = threading.Condition()
+        self._thread = threading.Thread(target=self._drain, name="mlci-output", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self.broken or not data:
+                return
+            if not self._stalled:
+                self._lock.wait_for(lambda: self._size + len(data) <= self.limit, timeout=1.0)
+            if self._size + len(data) > self.limit:
+                self._dropped += len(data)
+                self._stalled = True
+                return
+            self._chunks.append(data)
+            self._size += len(data)
+            self._lock.notify_all()
+
+    def flush(self) -> None:
+        """Nothing to do: the writer thread flushes after every batch."""
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write out what is queued (waiting up to ``timeout``) and stop the thread."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self._thread.join(timeout)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._chunks or self._closing)
+                if not self._chunks and self._closing:
+                    return
+                batch = b"".join(self._chunks)
+                self._chunks.clear()
+                self._size = 0
+                dropped, self._dropped = self._dropped, 0
+                self._stalled = False
+                self._lock.notify_all()
+            if dropped:
+                batch = (
+                    f"\nmlci: {format_bytes(dropped)} of output were not shown here because"
+                    " the terminal was not reading; the logs have all of it\n"
+                ).encode() + batch
+            try:
+                self.stream.write(batch)
+                self.stream.flush()
+            except (OSError, ValueError):
+                with self._lock:
+                    self.broken = True
+                    self._chunks.clear()
+                    self._lock.notify_all()
+                return
+
+
 class LivePrinter:
     """An engine subscriber that prints a run as it happens."""
 
     def __init__(
         self,
-        out: BinaryIO,
+        out: BinaryIO | BackgroundWriter,
         stages: Sequence[str],
         *,
         terminal: bool,
@@ -91,13 +183,24 @@ class LivePrinter:
             ).encode()
             for i, name in enumerate(stages)
         }
-        self.broken = False
+        self._broken = False
         # The (stage, stream) whose last line on screen has not ended yet.
         self._open_line: tuple[str, Stream] | None = None
         # GitHub Actions: the stage whose group is open and streams live.
         self._live: str | None = None
         self._running: set[str] = set()
         self._waiting: list[StageFinished] = []
+
+    def close(self) -> None:
+        """Finish writing (a `BackgroundWriter` drains its queue)."""
+        close = getattr(self.out, "close", None)
+        if isinstance(self.out, BackgroundWriter) and close is not None:
+            close()
+
+    @property
+    def broken(self) -> bool:
+        """Whether the output went away (a closed pipe, a lost terminal)."""
+        return self._broken or bool(getattr(self.out, "broken", False))
 
     def __call__(self, event: Event) -> None:
         if self.broken:
@@ -110,7 +213,7 @@ class LivePrinter:
             self.out.flush()
         except OSError:
             # The terminal went away (SIGHUP, a closed pipe): the run goes on, recorded.
-            self.broken = True
+            self._broken = True
 
     # Plain and terminal output ---------------------------------------------
 
@@ -286,4 +389,103 @@ def run_summary(run: RunRecord, *, color: bool, now: float | None = None) -> lis
     lines += stage_table(run.stages, color=color, now=now)
     if run.message and run.state is not RunState.PASSED:
         lines += ["", terminal_line(run.message, keep_color=False)]
+    return lines
+
+
+def local_time(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def metric_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def version_table(
+    versions: Sequence[VersionRecord], key_metrics: Sequence[str], *, color: bool
+) -> list[str]:
+    """Versions newest first, like `helm history`: status, key metrics, description."""
+    metrics = list(key_metrics) or sorted({n for v in versions for n in v.metrics})[:3]
+    rows = []
+    for version in versions:
+        description = version.description or ""
+        if version.pruned_at is not None:
+            description = f"{description} (artifact pruned)".strip()
+        rows.append(
+            [
+                version.name,
+                local_time(version.created_at),
+                version.status.value,
+                *(metric_text(version.metrics.get(name)) for name in metrics),
+                f"run {version.run_id}" if version.run_id is not None else "-",
+                terminal_line(description, keep_color=False),
+            ]
+        )
+    headers = ["VERSION", "CREATED", "STATUS", *(m.upper() for m in metrics), "RUN", "DESCRIPTION"]
+    right = set(range(3, 3 + len(metrics)))
+    lines = render_table(
+        headers, [[terminal_line(c, keep_color=False) for c in r] for r in rows], right
+    )
+    if not color:
+        return lines
+    painted = [paint(lines[0], "1", color)]
+    for line, version in zip(lines[1:], versions, strict=True):
+        word = version.status.value
+        start = line.index(word, len(version.name) + 20)
+        code = _STATE_COLORS.get(version.status)
+        painted.append(line[:start] + paint(word, code, color) + line[start + len(word) :])
+    return painted
+
+
+def history_table(deployments: Sequence[DeploymentRecord]) -> list[str]:
+    """The audit trail, newest first."""
+    rows = []
+    for deployment in deployments:
+        why = deployment.reason or ""
+        if deployment.outcome is not DeployOutcome.SUCCEEDED and deployment.message:
+            why = f"{why} — {deployment.message}" if why else deployment.message
+        rows.append(
+            [
+                str(deployment.id),
+                local_time(deployment.started_at),
+                deployment.kind.value,
+                "-" if deployment.from_version is None else f"v{deployment.from_version}",
+                f"v{deployment.to_version}",
+                deployment.user or "-",
+                deployment.outcome.value,
+                format_duration(deployment.duration_s()),
+                terminal_line(why, keep_color=False),
+            ]
+        )
+    headers = ["#", "WHEN", "KIND", "FROM", "TO", "WHO", "OUTCOME", "DURATION", "WHY"]
+    return render_table(
+        headers, [[terminal_line(c, keep_color=False) for c in r] for r in rows], {0, 7}
+    )
+
+
+def alert_lines(alerts: Sequence[AlertRecord], decisions: Sequence[DecisionRecord]) -> list[str]:
+    """Pending decisions first, then alerts newest first."""
+    lines = []
+    for decision in decisions:
+        target = f"roll back to v{decision.target}" if decision.target else "no rollback target"
+        lines.append(
+            terminal_line(
+                f"PENDING  v{decision.version} failed its analysis: {decision.finding};"
+                f" {target}? (mlci rollback · mlci alerts --dismiss)",
+                keep_color=False,
+            )
+        )
+    if decisions:
+        lines.append("")
+    if not alerts:
+        lines.append("no alerts")
+    for alert in alerts:
+        delivery = "" if alert.delivery in (None, "sent") else f"  [{alert.delivery}]"
+        lines.append(
+            terminal_line(
+                f"{local_time(alert.created_at)}  {alert.kind:<16} {alert.message}{delivery}",
+                keep_color=False,
+            )
+        )
     return lines

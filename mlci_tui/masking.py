@@ -7,6 +7,7 @@ import urllib.parse
 from collections.abc import Iterable
 
 MASK = b"***"
+MIN_LINE = 4
 
 
 class SecretMasker:
@@ -20,9 +21,10 @@ class SecretMasker:
     def __init__(self, values: Iterable[str]) -> None:
         forms: set[bytes] = set()
         for value in values:
-            if not value:
+            # Environment values that are not UTF-8 arrive as surrogate escapes.
+            raw = value.encode("utf-8", "surrogateescape")
+            if not raw:
                 continue
-            raw = value.encode()
             encoded = base64.b64encode(raw)
             forms.update(
                 {
@@ -30,10 +32,13 @@ class SecretMasker:
                     encoded,
                     encoded.rstrip(b"="),
                     base64.urlsafe_b64encode(raw).rstrip(b"="),
-                    urllib.parse.quote(value, safe="").encode(),
-                    urllib.parse.quote_plus(value).encode(),
+                    urllib.parse.quote(raw, safe="").encode(),
+                    urllib.parse.quote_plus(raw).encode(),
                 }
             )
+            # Output is handled line by line, so each line of a multi-line secret (a
+            # PEM key) is masked on its own too; lines this short carry no secret.
+            forms.update(line.strip() for line in raw.splitlines() if len(line.strip()) >= MIN_LINE)
         # Longest first, so a form that contains another is masked whole.
         self.forms = sorted(forms, key=len, reverse=True)
         self.longest = len(self.forms[0]) if self.forms else 0

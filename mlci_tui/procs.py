@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import psutil
 
@@ -35,7 +35,18 @@ def become_subreaper() -> bool:
 
 
 def process_started(pid: int) -> float | None:
-    """The start time of ``pid`` as psutil reports it, or None if it is gone."""
+    """When ``pid`` started, to tell it from a later process that reuses the number.
+
+    On Linux this is seconds since boot, from the kernel's start ticks: unlike a
+    wall-clock start time it does not move when the system clock is stepped.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                fields = file.read().rsplit(b")", 1)[1].split()
+            return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -45,14 +56,16 @@ def process_started(pid: int) -> float | None:
 def is_alive(pid: int, started: float | None) -> bool:
     """Whether ``pid`` is still the process that started at ``started`` (not a reuse)."""
     try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             return False
-        return started is None or abs(process.create_time() - started) < 0.01
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:
         return True
+    if started is None:
+        return True
+    now = process_started(pid)
+    return now is None or abs(now - started) < 0.05
 
 
 def group_exists(pgid: int) -> bool:
@@ -65,32 +78,57 @@ def group_exists(pgid: int) -> bool:
     return True
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie. A zombie whose
+    parent does not reap it (a container's init may not) still counts as a member
+    for `os.killpg`, but it runs nothing."""
+    if not group_exists(pgid):
+        return False
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == pgid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (OSError, psutil.Error):
+            continue
+    return False
+
+
 def signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def has_tag(process: psutil.Process, tags: Collection[str]) -> bool:
-    try:
-        return process.environ().get(TAG_VARIABLE) in tags
-    except (psutil.Error, OSError):
-        return False
 
 
 def tagged(
     tags: Collection[str], candidates: list[psutil.Process] | None = None
 ) -> list[psutil.Process]:
     """Live processes carrying one of ``tags``, among ``candidates`` (default: all)."""
+    return matching(lambda env: env.get(TAG_VARIABLE) in tags, candidates)
+
+
+def matching(
+    wanted: Callable[[dict[str, str]], bool], candidates: list[psutil.Process] | None = None
+) -> list[psutil.Process]:
+    """Live processes whose environment satisfies ``wanted``, among ``candidates``."""
     if candidates is None:
         candidates = list(psutil.process_iter())
     own = os.getpid()
-    return [p for p in candidates if p.pid != own and _running(p) and has_tag(p, tags)]
+    found = []
+    for process in candidates:
+        if process.pid == own or not _running(process):
+            continue
+        try:
+            environment = process.environ()
+        except (psutil.Error, OSError):
+            continue
+        if wanted(environment):
+            found.append(process)
+    return found
 
 
 def child_pids() -> list[int]:
     """Pids of this process's children; cheap on Linux, where the kernel lists them."""
     try:
-        pids = []
+        pids: list[int] = []
         for task in os.scandir("/proc/self/task"):
             with open(f"{task.path}/children") as file:
                 pids.extend(int(pid) for pid in file.read().split())
@@ -123,14 +161,18 @@ def reap(processes: list[psutil.Process]) -> None:
 
 
 def kill_tagged(tags: Collection[str], pgids: Collection[int], grace: float) -> int:
-    """Stop every process carrying one of ``tags``, and the groups among ``pgids`` that
-    such a process is in: SIGTERM, up to ``grace`` seconds, then SIGKILL.
+    """Stop every process carrying one of ``tags``; see `kill_processes`."""
+    return kill_processes(tagged(tags) if tags else [], pgids, grace)
 
-    A recorded group id is only signalled when a tagged process proves the group
-    is still the stage's, never a later group that reuses the number. Blocking;
-    for recovery, not for the event loop. Returns how many processes were found.
+
+def kill_processes(processes: list[psutil.Process], pgids: Collection[int], grace: float) -> int:
+    """Stop ``processes``, and the groups among ``pgids`` that one of them is in:
+    SIGTERM, up to ``grace`` seconds, then SIGKILL.
+
+    A recorded group id is only signalled when one of the processes proves the
+    group is still the stage's, never a later group that reuses the number.
+    Blocking; for recovery, not for the event loop. Returns how many there were.
     """
-    processes = tagged(tags) if tags else []
     groups = set()
     for process in processes:
         with contextlib.suppress(OSError):

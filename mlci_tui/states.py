@@ -12,6 +12,8 @@ class RunState(str, Enum):
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
     """The runner died (kill -9, power loss); found and marked by the next command."""
+    ROLLED_BACK = "rolled_back"
+    """The new version failed its post-deploy analysis and production was rolled back."""
 
     @property
     def finished(self) -> bool:
@@ -39,3 +41,30 @@ class Stream(str, Enum):
     STDERR = "e"
     MESSAGE = "m"
     """A note from mlci itself (a retry, a timeout, a failed gate), not from the stage."""
+
+
+class VersionStatus(str, Enum):
+    REGISTERED = "registered"
+    """Built by a passing run, never deployed."""
+    LIVE = "live"
+    """Production runs it now; at most one version is live."""
+    PREVIOUS = "previous"
+    """Was live and healthy until another version replaced it: a rollback target."""
+    FAILED = "failed"
+    """Its deploy failed, so it never went live."""
+    ROLLED_BACK = "rolled_back"
+    """Was live, then production was rolled back away from it."""
+
+
+class DeployKind(str, Enum):
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+    AUTO_ROLLBACK = "auto_rollback"
+
+
+class DeployOutcome(str, Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    """The deploying process died; the live version stayed as it was."""

@@ -346,7 +346,8 @@ needs = ["long"]
 """
     )
     runner = project.start("run")
-    wait_for(lambda: (project.path / "pids").exists())
+    log = project.state_dir / "runs" / "1" / "long.log"
+    wait_for(lambda: log.exists() and b"spawned" in log.read_bytes())
     pids = [int(p) for p in (project.path / "pids").read_text().split()]
     runner.send_signal(signal.SIGKILL)
     runner.communicate(timeout=30)
@@ -532,3 +533,73 @@ def test_runner_reports_its_pid_and_host(project: Project) -> None:
     status = project.status()
     assert status["host"] == socket.gethostname() and isinstance(status["pid"], int)
     assert json.dumps(status)
+
+
+def test_recovery_finds_stage_processes_whose_tag_never_reached_the_store(
+    project: Project,
+) -> None:
+    project.write(f'[stages.long]\ncommand = ["{PYTHON}", "{PROGRAMS}/spawn.py", "pids"]\n')
+    runner = project.start("run")
+    wait_for((project.path / "pids").exists)
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=30)
+    # As if the runner died before its writes landed: no tag, no group recorded.
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    with db:
+        db.execute("UPDATE stages SET process_tag = NULL, pgid = NULL, pid = NULL")
+    db.close()
+    pids = [int(p) for p in (project.path / "pids").read_text().split()]
+    assert project.status()["state"] == "interrupted"
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=10)
+
+
+def test_a_terminal_that_stops_reading_does_not_stall_the_run(project: Project) -> None:
+    project.write(
+        f"""
+[stages.flood]
+command = ["{PYTHON}", "{PROGRAMS}/lines.py", "400000"]
+[stages.stuck]
+command = "sleep 300"
+timeout = "1s"
+"""
+    )
+    runner = project.start("run")  # its stdout is a pipe that nobody reads yet
+
+    def finished() -> bool:
+        result = project.mlci("status", "--json")
+        return result.returncode == 0 and json.loads(result.stdout)["state"] != "running"
+
+    wait_for(finished, timeout=60, what="the run to end while its output is unread")
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 1
+    assert b"were not shown here because the terminal was not reading" in out
+    assert project.log("flood").count(b"\n") == 400_000
+
+
+def test_stages_do_not_inherit_an_ignored_sighup(project: Project) -> None:
+    project.write('[stages.s]\ncommand = "grep SigIgn /proc/self/status"\n')
+    assert project.mlci("run").returncode == 0
+    mask = int(project.log("s").split()[1], 16)
+    assert not mask & 1 << (signal.SIGHUP - 1)
+
+
+def test_a_run_number_out_of_range_is_a_usage_error(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    result = project.mlci("status", "--run", "99999999999999999999")
+    assert result.returncode == 2
+    assert result.stderr.decode().count("\n") == 1
+    assert "expected a run number" in result.stderr.decode()
+
+
+def test_a_secret_that_is_not_utf8(project: Project) -> None:
+    project.write(
+        """
+[pipeline]
+secrets = ["TOKEN"]
+[stages.s]
+command = 'printf "[%s]\\n" "$TOKEN"'
+"""
+    )
+    result = project.mlci("run", env=mlci_env(TOKEN="abc\udcffdef"))
+    assert result.returncode == 0, result.stderr
+    assert project.log("s") == b"[***]\n"

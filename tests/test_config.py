@@ -185,8 +185,18 @@ def test_validate_prints_the_order(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "is valid: pipeline pump-failure, 4 stages" in lines[0]
-    names = [line.split()[1] for line in lines[1:]]
+    names = [line.split()[1] for line in lines[1:5]]
     assert names == ["test", "prepare", "train", "evaluate"]
+    assert lines[5].split() == [
+        "then,",
+        "when",
+        "every",
+        "stage",
+        "passed:",
+        "deploy",
+        "→",
+        "monitor",
+    ]
 
 
 def test_key_lines_follow_tables_dotted_keys_inline_tables_and_arrays() -> None:

@@ -339,3 +339,54 @@ def test_no_stray_processes_left_by_this_module() -> None:
     # Children of the test process that are still running would be our leak.
     leftovers = [p for p in psutil.Process().children(recursive=True) if p.status() != "zombie"]
     assert leftovers == []
+
+
+async def test_a_timeout_during_the_kill_grace_still_kills_everything(project: Project) -> None:
+    # The command exits at once, leaving a grandchild that ignores SIGTERM; the
+    # stage's timeout then fires while the stop waits out the long grace period.
+    engine, _ = engine_for(
+        project,
+        """
+[pipeline]
+kill_grace = "30s"
+[stages.s]
+command = "(trap '' TERM; exec sleep 300) > /dev/null 2>&1 & echo $! > gc.pid"
+timeout = "1s"
+""",
+    )
+    result = await engine.run()
+    assert result.stages["s"].state is StageState.FAILED
+    assert not pid_alive(int((project.path / "gc.pid").read_text()))
+
+
+async def test_cancelling_twice_during_the_stop_still_kills_everything(project: Project) -> None:
+    engine, events = engine_for(
+        project,
+        """
+[pipeline]
+kill_grace = "30s"
+[stages.s]
+command = '''
+(trap "" TERM; exec sleep 300) > /dev/null 2>&1 &
+echo $! > gc.pid; printf last; sleep 300
+'''
+""",
+    )
+    task = asyncio.ensure_future(engine.run())
+    while not (project.path / "gc.pid").exists() or not output(events, "s"):
+        await asyncio.sleep(0.02)
+    engine.cancel()
+    await asyncio.sleep(0.3)
+    engine.cancel()
+    result = await task
+    assert result.state is RunState.CANCELLED
+    assert not pid_alive(int((project.path / "gc.pid").read_text()))
+    assert output(events, "s") == b"last"
+
+
+async def test_a_missing_working_directory_is_named(project: Project) -> None:
+    engine, _ = engine_for(project, '[stages.s]\ncommand = "true"\ncwd = "nowhere"\n')
+    result = await engine.run()
+    assert result.stages["s"].message == (
+        f"the working directory {project.path / 'nowhere'} does not exist"
+    )

@@ -172,3 +172,25 @@ def test_terminal_line_keeps_colour_and_drops_every_other_escape() -> None:
     )
     assert terminal_line(hostile, keep_color=False) == "red [bold]x[/] link\u2400\u2407\ufffd"
     assert terminal_line("10%\r50%\r100%\r", keep_color=False) == "100%"
+
+
+def test_each_line_of_a_multiline_secret_is_masked_even_across_reads() -> None:
+    secret = "line-one-secret\nline-two-secret"
+    sink, events, _ = make_sink((secret,))
+    sink.feed(Stream.STDOUT, b"key: line-one-secret\nline-")
+    sink.feed(Stream.STDOUT, b"two-secret\n")
+    assert printed(events) == b"key: ***\n***\n"
+
+
+def test_a_secret_that_is_not_utf8_is_masked() -> None:
+    masker = SecretMasker(["abc\udcffdef"])
+    assert masker.mask(b"x abc\xffdef y") == b"x *** y"
+
+
+def test_a_metric_on_an_unfinished_last_line_counts_after_a_stale_flush() -> None:
+    sink, _, clock = make_sink()
+    sink.feed(Stream.STDOUT, b"::metric acc=0.9")
+    clock.now += 1
+    sink.flush_stale()
+    sink.close()
+    assert sink.metrics == {"acc": 0.9}

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,23 @@ class RunResult:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class ActionContext:
+    """What a built-in stage (deploy, monitor) gets from the engine."""
+
+    sink: OutputSink
+    emit: Callable[[Event], None]
+    finished: Mapping[str, StageFinished]
+    """The stages that ended so far, in the order they ended."""
+    hurry: asyncio.Event
+    mark_run: Callable[[RunState, str], None]
+    """Set how the run ends if it does not pass (e.g. ``rolled_back``)."""
+
+
+Action = Callable[[ActionContext], Awaitable[AttemptResult]]
+"""A stage that runs code of mlci's own instead of a command."""
+
+
 @dataclass
 class _Plan:
     stages: dict[str, StageConfig]
@@ -62,12 +79,12 @@ class _Plan:
     finished: dict[str, StageFinished] = field(default_factory=dict)
 
 
-def select_stages(config: Config, targets: Collection[str] = ()) -> list[str]:
+def select_stages(config: Config, targets: Collection[str] = ()) -> dict[str, StageConfig]:
     """The stages a run includes, in order: all, or ``targets`` and what they need."""
     if not targets:
-        return config.order
+        return dict(config.stages)
     wanted = dag.upstream({n: s.needs for n, s in config.stages.items()}, list(targets))
-    return [name for name in config.order if name in wanted]
+    return {name: stage for name, stage in config.stages.items() if name in wanted}
 
 
 class Engine:
@@ -77,7 +94,8 @@ class Engine:
         self,
         config: Config,
         *,
-        stages: Sequence[str] | None = None,
+        stages: Mapping[str, StageConfig] | None = None,
+        actions: Mapping[str, Action] | None = None,
         masker: SecretMasker | None = None,
         executor: StageExecutor | None = None,
         metrics_path: Callable[[str], Path],
@@ -86,7 +104,9 @@ class Engine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.names = list(stages) if stages is not None else config.order
+        self.stages = dict(config.stages if stages is None else stages)
+        self.names = list(self.stages)
+        self.actions = dict(actions or {})
         self.masker = masker or SecretMasker(())
         self.executor: StageExecutor = executor or LocalExecutor()
         self.metrics_path = metrics_path
@@ -98,6 +118,8 @@ class Engine:
         self._cancelled = False
         self._hurry = asyncio.Event()
         self._fault: str | None = None
+        self._marked: tuple[RunState, str] | None = None
+        self._finished: dict[str, StageFinished] = {}
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)
@@ -123,7 +145,8 @@ class Engine:
             task.cancel()
 
     async def run(self) -> RunResult:
-        plan = _Plan({name: self.config.stages[name] for name in self.names})
+        plan = _Plan(dict(self.stages))
+        plan.finished = self._finished
         plan.states = dict.fromkeys(plan.stages, StageState.PENDING)
         self.emit(RunStarted(tuple(plan.stages), self.clock()))
         try:
@@ -161,6 +184,8 @@ class Engine:
         elif any(s in _NOT_PASSED for s in plan.states.values()):
             state, code = RunState.FAILED, EXIT_FAILED
             message = f"failed: {', '.join(failed)}" if failed else "failed"
+            if self._marked is not None:
+                state, message = self._marked
         else:
             state, code, message = RunState.PASSED, EXIT_PASSED, None
         self.emit(RunFinished(state, code, self.clock(), message))
@@ -206,7 +231,12 @@ class Engine:
         try:
             for attempt in range(1, attempts + 1):
                 sink = OutputSink(stage.name, self.masker, self.emit, self.clock)
-                result, problem = await self._attempt(stage, attempt, attempts, sink)
+                try:
+                    result, problem = await self._attempt(stage, attempt, attempts, sink)
+                except (OSError, ValueError, RuntimeError) as error:
+                    # An OS limit or a bug fails this stage, not the whole runner.
+                    result, problem = AttemptResult(None), f"{type(error).__name__}: {error}"
+                    self._note(stage.name, problem)
                 if problem is None:
                     return self._judge(stage, attempt, started_at, result, sink)
                 if attempt == attempts:
@@ -227,10 +257,26 @@ class Engine:
             )
         raise AssertionError("unreachable")
 
+    def mark_run(self, state: RunState, message: str) -> None:
+        self._marked = (state, message)
+
+    async def _action(
+        self, stage: StageConfig, action: Action, sink: OutputSink
+    ) -> tuple[AttemptResult, str | None]:
+        self.emit(StageStarted(stage.name, 1, 1, None, None, None, self.clock()))
+        context = ActionContext(sink, self.emit, self._finished, self._hurry, self.mark_run)
+        result = await action(context)
+        if result.error is not None:
+            return result, result.error
+        return result, None if result.exit_code == 0 else _describe_exit(result.exit_code)
+
     async def _attempt(
         self, stage: StageConfig, attempt: int, attempts: int, sink: OutputSink
     ) -> tuple[AttemptResult, str | None]:
         """Run one attempt; returns its result and why it failed (None if it exited 0)."""
+        action = self.actions.get(stage.name)
+        if action is not None:
+            return await self._action(stage, action, sink)
         tag = uuid.uuid4().hex
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)

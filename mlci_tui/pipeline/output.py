@@ -94,6 +94,10 @@ class OutputSink:
         for stream, pending in self._pending.items():
             if pending:
                 self._release_piece(stream, final=True)
+            # The last line never ended: it may still be a metric line.
+            head, self._head[stream] = self._head[stream], b""
+            if head.startswith(METRIC_PREFIX):
+                self._parse_metrics([head])
 
     def _release_piece(self, stream: Stream, *, final: bool = False) -> None:
         data = self._pending[stream]
@@ -108,8 +112,6 @@ class OutputSink:
         head = self._head[stream]
         if len(head) < _HEAD_KEEP:
             self._head[stream] = head + piece[: _HEAD_KEEP - len(head)]
-        if final and self._head[stream].startswith(METRIC_PREFIX):
-            self._parse_metrics([self._head[stream]])
         self.emit(StageOutput(self.stage, stream, [piece], self.clock(), partial=True))
 
     def _parse_metrics(self, lines: list[bytes]) -> None:

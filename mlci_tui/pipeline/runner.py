@@ -4,6 +4,11 @@
 Either way the store is where the run lives, so closing a terminal never
 loses it: SIGHUP is ignored, SIGINT and SIGTERM cancel the run cleanly
 (a second one stops stages without waiting for their grace period).
+
+A full run of a pipeline with an artifact registers a model version when it
+passes. With `[deploy]` it then has two more stages: ``deploy`` deploys the
+new version, and ``monitor`` (with `[monitor]`) analyses it and applies the
+rollback policy if it fails.
 """
 
 from __future__ import annotations
@@ -17,13 +22,25 @@ import time
 from collections.abc import Collection, Mapping
 
 from mlci_tui import procs
-from mlci_tui.config import Config
+from mlci_tui.config import Config, StageConfig
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.engine import Engine, RunResult, select_stages
-from mlci_tui.pipeline.events import RunNoted, Subscriber
+from mlci_tui.monitor import alerts
+from mlci_tui.monitor.alerts import Alerter
+from mlci_tui.monitor.analysis import Analysis
+from mlci_tui.monitor.policy import respond
+from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult, select_stages
+from mlci_tui.pipeline.events import RunNoted, StageNoted, Subscriber
+from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
+from mlci_tui.registry.deployer import Deployer, recover_deployments
+from mlci_tui.registry.versions import Registry
+from mlci_tui.states import RunState
 from mlci_tui.store import Store, open_store
+from mlci_tui.store.records import VersionRecord
+
+DEPLOY_STAGE = "deploy"
+MONITOR_STAGE = "monitor"
 
 
 class Runner:
@@ -38,23 +55,38 @@ class Runner:
     ) -> None:
         environ = os.environ if environ is None else environ
         self.config = config
+        self.full = not targets
         self.store: Store = open_store(config.pipeline.state_dir)
-        names = select_stages(config, targets)
+        # The recorder writes from its own thread; the registry gets its own connection.
+        self.registry = Registry(Store.open(config.pipeline.state_dir), config)
+        self.masker = SecretMasker(environ.get(name, "") for name in config.pipeline.secrets)
+        self.executor = LocalExecutor(subreaper=procs.become_subreaper())
+        self.alerter = Alerter(self.registry.store, config.alerts, self.masker, environ=environ)
+        self.deployer = Deployer(
+            self.registry,
+            executor=self.executor,
+            masker=self.masker,
+            alerter=self.alerter,
+            environ=environ,
+        )
+        recover_deployments(self.registry)
+        stages = select_stages(config, targets)
+        stages.update(self._builtin_stages(stages))
         self.run_id = self.store.create_run(
             config.pipeline.name,
-            [(name, config.stages[name].needs, config.stages[name].retries + 1) for name in names],
+            [(name, stage.needs, stage.retries + 1) for name, stage in stages.items()],
             started_at=time.time(),
             pid=os.getpid(),
             pid_started=procs.process_started(os.getpid()),
             host=socket.gethostname(),
             config_path=str(config.path),
         )
-        masker = SecretMasker(environ.get(name, "") for name in config.pipeline.secrets)
-        self.executor = LocalExecutor(subreaper=procs.become_subreaper())
+        self.version: VersionRecord | None = None
         self.engine = Engine(
             config,
-            stages=names,
-            masker=masker,
+            stages=stages,
+            actions={DEPLOY_STAGE: self._deploy, MONITOR_STAGE: self._monitor},
+            masker=self.masker,
             executor=self.executor,
             metrics_path=lambda stage: self.store.metrics_path(self.run_id, stage),
             run_id=self.run_id,
@@ -64,22 +96,42 @@ class Runner:
         self.recorder = StoreRecorder(self.store, self.writer, self.run_id)
         self.engine.subscribe(self.recorder)
 
+    def _builtin_stages(self, stages: Mapping[str, StageConfig]) -> dict[str, StageConfig]:
+        """``deploy`` after every stage, then ``monitor``, when configured for a full run."""
+        if not self.full or self.config.deploy is None or self.config.artifact_stage is None:
+            return {}
+        added = {
+            DEPLOY_STAGE: StageConfig(
+                name=DEPLOY_STAGE,
+                command="(mlci deploy)",
+                cwd=self.config.root,
+                needs=tuple(stages),
+            )
+        }
+        if self.config.monitor is not None:
+            added[MONITOR_STAGE] = StageConfig(
+                name=MONITOR_STAGE,
+                command="(mlci monitor)",
+                cwd=self.config.root,
+                needs=(DEPLOY_STAGE,),
+            )
+        return added
+
     def subscribe(self, subscriber: Subscriber) -> None:
         self.engine.subscribe(subscriber)
 
     def run(self) -> RunResult:
         """Execute the run to its end; blocking. Raises `StoreError` if it could not be
         recorded (the store then shows it interrupted, never half-finished as passed)."""
-        previous_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
         try:
             return asyncio.run(self._main())
         finally:
-            signal.signal(signal.SIGHUP, previous_hup)
             self.recorder.close()
             try:
                 self.writer.close()
             finally:
                 self.store.close()
+                self.registry.store.close()
 
     async def _main(self) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -98,10 +150,83 @@ class Runner:
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
+        # A lost terminal does not stop the run. Caught rather than ignored, since
+        # an ignored signal would stay ignored in every stage's processes too.
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
         try:
-            return await self.engine.run()
+            result = await self.engine.run()
+            await self._after(result)
+            return result
         finally:
             self.executor.reap_orphans()
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signum)
+
+    async def _after(self, result: RunResult) -> None:
+        """Register the version of a passing run without [deploy]; alert on failure."""
+        if result.state is RunState.PASSED and self.version is None and self._registers():
+            self.version = self._register(result)
+            self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
+        if result.state is RunState.FAILED:
+            await self.alerter.send(
+                alerts.RUN_FAILED,
+                f"{self.config.pipeline.name} run {self.run_id} {result.message or 'failed'}",
+                run_id=self.run_id,
+            )
+
+    def _registers(self) -> bool:
+        return self.full and self.config.artifact_stage is not None
+
+    def _register(self, result_stages: RunResult | ActionContext) -> VersionRecord:
+        finished = (
+            result_stages.stages if isinstance(result_stages, RunResult) else result_stages.finished
+        )
+        metrics: dict[str, float] = {}
+        for name in self.config.stages:
+            if name in finished:
+                metrics.update(finished[name].metrics)
+        return self.registry.register(self.run_id, metrics)
+
+    @staticmethod
+    def _registered_text(version: VersionRecord) -> str:
+        return f"registered {version.name} (sha256 {version.sha256[:12]}, {version.artifact_name})"
+
+    async def _deploy(self, context: ActionContext) -> AttemptResult:
+        self.version = self._register(context)
+        context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(self.version), time.time()))
+        result = await self.deployer.deploy(
+            self.version,
+            reason=f"run {self.run_id} passed",
+            run_id=self.run_id,
+            emit=context.emit,
+            log_path=self.store.log_path(self.run_id, DEPLOY_STAGE),
+            hurry=context.hurry,
+            stage=DEPLOY_STAGE,
+        )
+        if result.succeeded:
+            context.emit(StageNoted(DEPLOY_STAGE, result.message, time.time()))
+            return AttemptResult(0)
+        return AttemptResult(None, error=result.message)
+
+    async def _monitor(self, context: ActionContext) -> AttemptResult:
+        assert self.version is not None
+        analysis = Analysis(self.registry, executor=self.executor, masker=self.masker)
+        verdict = await analysis.post_deploy(
+            self.version, emit=context.emit, run_id=self.run_id, hurry=context.hurry
+        )
+        if not verdict.failed:
+            return AttemptResult(0)
+        assert verdict.finding is not None
+        response = await respond(
+            self.version,
+            verdict.finding,
+            self.deployer,
+            emit=context.emit,
+            run_id=self.run_id,
+            hurry=context.hurry,
+            log_path=self.store.log_path(self.run_id, MONITOR_STAGE),
+        )
+        if response.rolled_back:
+            context.mark_run(RunState.ROLLED_BACK, response.message)
+        return AttemptResult(None, error=response.message)

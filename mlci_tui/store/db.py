@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlci_tui.errors import StoreError
 from mlci_tui.states import RunState, StageState
+from mlci_tui.store.connection import BUSY_TIMEOUT_S, describe_error
 from mlci_tui.store.records import RunRecord, StageRecord
+from mlci_tui.store.registry_tables import RegistryTables
 
 DB_NAME = "mlci.db"
-BUSY_TIMEOUT_S = 30.0
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -67,6 +68,72 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, stage, name)
     );
     """,
+    """
+    CREATE TABLE versions (
+        number INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER REFERENCES runs (id),
+        created_at REAL NOT NULL,
+        artifact_name TEXT NOT NULL,
+        source_path TEXT NOT NULL,
+        is_dir INTEGER NOT NULL DEFAULT 0,
+        sha256 TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        git_commit TEXT,
+        git_dirty INTEGER,
+        status TEXT NOT NULL DEFAULT 'registered',
+        description TEXT,
+        pruned_at REAL
+    );
+    CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        from_version INTEGER,
+        to_version INTEGER NOT NULL,
+        user TEXT,
+        reason TEXT,
+        run_id INTEGER,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        outcome TEXT NOT NULL,
+        message TEXT,
+        pid INTEGER,
+        pid_started REAL,
+        host TEXT,
+        process_tag TEXT,
+        log_path TEXT
+    );
+    CREATE INDEX deployments_by_outcome ON deployments (outcome);
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        version INTEGER,
+        run_id INTEGER,
+        delivery TEXT
+    );
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at REAL NOT NULL,
+        version INTEGER NOT NULL,
+        target INTEGER,
+        finding TEXT NOT NULL,
+        state TEXT NOT NULL,
+        decided_at REAL,
+        decided_by TEXT
+    );
+    CREATE TABLE monitor_samples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at REAL NOT NULL,
+        version INTEGER NOT NULL,
+        passed INTEGER NOT NULL,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        finding TEXT,
+        run_id INTEGER
+    );
+    CREATE INDEX monitor_samples_by_version ON monitor_samples (version, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -90,13 +157,12 @@ _STAGE_COLUMNS = frozenset(
 )
 
 
-class Store:
+class Store(RegistryTables):
     """One open run store. Not shared between threads: open one per thread."""
 
     def __init__(self, state_dir: Path, connection: sqlite3.Connection) -> None:
+        super().__init__(connection, state_dir / DB_NAME)
         self.state_dir = state_dir
-        self.db_path = state_dir / DB_NAME
-        self._db = connection
 
     @classmethod
     def open(cls, state_dir: Path, *, create: bool = True) -> Store:
@@ -120,7 +186,7 @@ class Store:
             store._prepare()
         except sqlite3.DatabaseError as error:
             connection.close()
-            raise StoreError(f"{db_path}: {_describe(error)}") from None
+            raise StoreError(f"{db_path}: {describe_error(error)}") from None
         return store
 
     def _prepare(self) -> None:
@@ -152,9 +218,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self._db, self.db_path)
-
     # Paths -----------------------------------------------------------------
 
     def run_dir(self, run_id: int) -> Path:
@@ -165,6 +228,12 @@ class Store:
 
     def metrics_path(self, run_id: int, stage: str) -> Path:
         return self.run_dir(run_id) / f"{stage}.metrics.json"
+
+    def version_dir(self, number: int) -> Path:
+        return self.state_dir / "versions" / f"v{number}"
+
+    def deployment_log(self, deployment_id: int) -> Path:
+        return self.state_dir / "deployments" / f"{deployment_id}.log"
 
     # Writing ---------------------------------------------------------------
 
@@ -275,14 +344,6 @@ class Store:
         rows = self._query("SELECT * FROM runs WHERE state = ? ORDER BY id", (state.value,))
         return [self._run_record(row) for row in rows.fetchall()]
 
-    def _query(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
-        try:
-            cursor = self._db.execute(sql, tuple(parameters))
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.db_path}: {_describe(error)}") from None
-        cursor.row_factory = sqlite3.Row
-        return cursor
-
     def _run_record(self, row: sqlite3.Row, *, with_stages: bool = True) -> RunRecord:
         stages: tuple[StageRecord, ...] = ()
         if with_stages:
@@ -336,37 +397,3 @@ def _stage_record(row: sqlite3.Row, metrics: Mapping[str, float]) -> StageRecord
         message=row["message"],
         metrics=metrics,
     )
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front, so a busy
-    store makes writers wait (busy timeout) rather than fail half-way."""
-
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self._db = db
-        self._path = path
-
-    def __enter__(self) -> None:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self._path}: {_describe(error)}") from None
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        if kind is None:
-            try:
-                self._db.execute("COMMIT")
-                return
-            except sqlite3.DatabaseError as error:
-                self._db.execute("ROLLBACK")
-                raise StoreError(f"{self._path}: {_describe(error)}") from None
-        self._db.execute("ROLLBACK")
-
-
-def _describe(error: sqlite3.Error) -> str:
-    text = str(error)
-    if "not a database" in text or "malformed" in text:
-        return f"the database is damaged ({text}); the log files under runs/ are still readable"
-    if "locked" in text or "busy" in text:
-        return f"the database stayed locked by another process for {BUSY_TIMEOUT_S:.0f}s"
-    return text

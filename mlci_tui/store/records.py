@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from mlci_tui.states import RunState, StageState
+from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 
 
 @dataclass(frozen=True)
@@ -107,3 +107,147 @@ def iso_time(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A registered model version: ``v{number}``."""
+
+    number: int
+    run_id: int | None
+    created_at: float
+    artifact_name: str
+    source_path: str
+    is_dir: bool
+    sha256: str
+    size_bytes: int
+    metrics: Mapping[str, float]
+    status: VersionStatus
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    description: str | None = None
+    pruned_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        return f"v{self.number}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.name,
+            "status": self.status.value,
+            "description": self.description,
+            "created_at": iso_time(self.created_at),
+            "run_id": self.run_id,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "artifact": self.artifact_name,
+            "pruned": self.pruned_at is not None,
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "metrics": dict(self.metrics),
+        }
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One deploy or rollback: a row of the audit trail."""
+
+    id: int
+    kind: DeployKind
+    from_version: int | None
+    to_version: int
+    started_at: float
+    outcome: DeployOutcome
+    user: str | None = None
+    reason: str | None = None
+    run_id: int | None = None
+    ended_at: float | None = None
+    message: str | None = None
+    pid: int | None = None
+    pid_started: float | None = None
+    host: str | None = None
+    process_tag: str | None = None
+    log_path: str | None = None
+
+    def duration_s(self, now: float | None = None) -> float | None:
+        end = self.ended_at if self.ended_at is not None else now
+        return None if end is None else max(0.0, end - self.started_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "from": None if self.from_version is None else f"v{self.from_version}",
+            "to": f"v{self.to_version}",
+            "user": self.user,
+            "reason": self.reason,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "started_at": iso_time(self.started_at),
+            "ended_at": iso_time(self.ended_at),
+            "duration_s": _round(self.duration_s()),
+            "run_id": self.run_id,
+        }
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    id: int
+    created_at: float
+    kind: str
+    message: str
+    version: int | None = None
+    run_id: int | None = None
+    delivery: str | None = None
+    """None when no alert command is configured, ``sent``, or why sending failed."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": iso_time(self.created_at),
+            "kind": self.kind,
+            "message": self.message,
+            "version": None if self.version is None else f"v{self.version}",
+            "run_id": self.run_id,
+            "delivery": self.delivery,
+        }
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A rollback the monitor proposes and a person must confirm (``auto_rollback = "ask"``)."""
+
+    id: int
+    created_at: float
+    version: int
+    target: int | None
+    finding: str
+    state: str
+    decided_at: float | None = None
+    decided_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": iso_time(self.created_at),
+            "version": f"v{self.version}",
+            "target": None if self.target is None else f"v{self.target}",
+            "finding": self.finding,
+            "state": self.state,
+            "decided_at": iso_time(self.decided_at),
+            "decided_by": self.decided_by,
+        }
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One monitor check of the live model."""
+
+    id: int
+    created_at: float
+    version: int
+    passed: bool
+    metrics: Mapping[str, float]
+    finding: str | None = None
+    run_id: int | None = None

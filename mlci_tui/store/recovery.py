@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from mlci_tui import procs
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.db import Store
+from mlci_tui.store.records import RunRecord
+
+
+def runner_gone(run: RunRecord) -> bool:
+    """Whether a run still marked running has lost its runner (on this host)."""
+    if run.state.finished or run.host != socket.gethostname() or run.pid is None:
+        return False
+    return not procs.is_alive(run.pid, run.pid_started)
 
 
 def recover_interrupted(store: Store, *, grace: float = 2.0) -> list[int]:
@@ -20,12 +30,15 @@ def recover_interrupted(store: Store, *, grace: float = 2.0) -> list[int]:
     host = socket.gethostname()
     marked = []
     for run in store.runs_in_state(RunState.RUNNING):
-        if run.host != host or (run.pid and procs.is_alive(run.pid, run.pid_started)):
+        if run.host != host or not runner_gone(run):
             continue
         running = [stage for stage in run.stages if stage.state is StageState.RUNNING]
         tags = {stage.process_tag for stage in running if stage.process_tag}
         pgids = {stage.pgid for stage in running if stage.pgid}
-        procs.kill_tagged(tags, pgids, grace)
+        # By environment, not only by the recorded tags: a stage may have started
+        # in the instant before the runner died, before its tag reached the store.
+        leftovers = procs.matching(_of_run(tags, run.id, store.state_dir))
+        procs.kill_processes(leftovers, pgids, grace)
         now = time.time()
         store.close_stages(run.id, StageState.CANCELLED, "the runner stopped unexpectedly", now)
         if store.finish_run(
@@ -38,3 +51,15 @@ def recover_interrupted(store: Store, *, grace: float = 2.0) -> list[int]:
         ):
             marked.append(run.id)
     return marked
+
+
+def _of_run(tags: set[str], run_id: int, state_dir: Path) -> Callable[[dict[str, str]], bool]:
+    """Whether a process environment belongs to the run (see `Engine._environment`)."""
+    directory = str(state_dir.resolve())
+
+    def belongs(env: dict[str, str]) -> bool:
+        if env.get(procs.TAG_VARIABLE) in tags:
+            return True
+        return env.get("MLCI_RUN_ID") == str(run_id) and env.get("MLCI_STATE_DIR") == directory
+
+    return belongs

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Awaitable
 
 import psutil
 
@@ -32,6 +33,7 @@ PIPE_SIZE = 1 << 20
 TICK_S = 0.25
 SAMPLE_EVERY_TICKS = 4
 DRAIN_TIMEOUT_S = 2.0
+KILL_WAIT_S = 2.0
 # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
 
@@ -58,6 +60,8 @@ class LocalExecutor:
         self, spec: AttemptSpec, sink: OutputSink, started: StartedCallback
     ) -> AttemptResult:
         argv = ["/bin/sh", "-c", spec.command] if isinstance(spec.command, str) else spec.command
+        if not spec.cwd.is_dir():
+            return AttemptResult(None, error=f"the working directory {spec.cwd} does not exist")
         try:
             process = subprocess.Popen(
                 argv,
@@ -68,10 +72,9 @@ class LocalExecutor:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
             )
-        except OSError as error:
-            reason = error.strerror or str(error)
-            what = spec.cwd if isinstance(error, NotADirectoryError) else argv[0]
-            return AttemptResult(None, error=f"cannot start {what!r}: {reason}")
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            return AttemptResult(None, error=f"cannot start {argv[0]!r}: {reason}")
         self.commands.add(process.pid)
         started(process.pid, process.pid)
         return await _Attempt(process, spec, sink, self).watch()
@@ -98,25 +101,39 @@ class _Attempt:
         self.open_pipes: dict[int, Stream] = {}
         self.peak_rss = 0
         self.sampler = _TreeSampler(self.pid)
+        self.cancelled = False
+        self.hurried = False
 
     async def watch(self) -> AttemptResult:
         self._start_reading()
         threading.Thread(target=self._wait, name=f"wait-{self.pid}", daemon=True).start()
         ticker = asyncio.ensure_future(self._tick())
         try:
-            status, cpu_seconds, maxrss = await asyncio.shield(self.exited)
+            await asyncio.shield(self.exited)
         except asyncio.CancelledError:
-            await self._stop(self.spec.kill_grace)
-            raise
+            self.cancelled = True
         finally:
             ticker.cancel()
-        # The command is gone; whatever it left behind goes too, then the pipes end.
+        # Whether the command ended or is being stopped, whatever it started goes
+        # too, and the pipes are read to their end. This is never abandoned half-way.
         await self._stop(self.spec.kill_grace)
+        if self.cancelled:
+            raise asyncio.CancelledError
+        status, cpu_seconds, maxrss = self.exited.result()
         return AttemptResult(
             exit_code=os.waitstatus_to_exitcode(status),
             peak_rss_bytes=max(self.peak_rss, maxrss * _MAXRSS_UNIT),
             cpu_seconds=cpu_seconds,
         )
+
+    async def _calmly(self, awaitable: Awaitable[object]) -> None:
+        """Await while stopping: a cancellation arriving now (a second Ctrl-C, a
+        timeout firing) only hurries the stop; it is raised once the stop is done."""
+        try:
+            await awaitable
+        except asyncio.CancelledError:
+            self.cancelled = True
+            self.hurried = True
 
     def _wait(self) -> None:
         try:
@@ -161,6 +178,16 @@ class _Attempt:
         else:
             self._close_pipe(fd)
 
+    def _drain_now(self, fd: int) -> None:
+        while fd in self.open_pipes:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            self.sink.feed(self.open_pipes[fd], data)
+
     def _close_pipe(self, fd: int) -> None:
         if self.open_pipes.pop(fd, None) is None:
             return
@@ -198,13 +225,15 @@ class _Attempt:
         """Stop the whole tree, wait for the pipes to end, and flush the last output."""
         self.executor.reap_orphans()
         leftovers = self._leftovers()
-        if not self.exited.done() or procs.group_exists(self.pid) or leftovers:
+        if not self.exited.done() or procs.group_alive(self.pid) or leftovers:
             await self._terminate(leftovers, grace)
-        if self.open_pipes:
+        if self.open_pipes and not self.hurried:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.drained.wait(), DRAIN_TIMEOUT_S)
+                await self._calmly(asyncio.wait_for(self.drained.wait(), DRAIN_TIMEOUT_S))
         for fd in list(self.open_pipes):
-            # A process outside our reach still holds the pipe; stop listening to it.
+            # A process outside our reach may still hold the pipe: take what is in it
+            # now, then stop listening.
+            self._drain_now(fd)
             self._close_pipe(fd)
         self.sink.close()
 
@@ -212,21 +241,27 @@ class _Attempt:
         self._signal(leftovers, signal.SIGTERM)
         loop = self.loop
         deadline = loop.time() + grace
-        while loop.time() < deadline and not self.spec.hurry.is_set():
+        while loop.time() < deadline and not (self.spec.hurry.is_set() or self.hurried):
             if self._finished(leftovers):
                 break
-            await asyncio.sleep(0.05)
+            await self._calmly(asyncio.sleep(0.05))
         else:
-            self._signal(leftovers + self._leftovers(), signal.SIGKILL)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self.exited)
+            leftovers += self._leftovers()
+            self._signal(leftovers, signal.SIGKILL)
+            # SIGKILL cannot be refused, but dying takes a moment: wait for it, so that
+            # when the stage is reported stopped, nothing of it runs any more.
+            deadline = loop.time() + KILL_WAIT_S
+            while loop.time() < deadline and not self._finished(leftovers):
+                await self._calmly(asyncio.sleep(0.01))
+        while not self.exited.done():
+            await self._calmly(asyncio.shield(self.exited))
         procs.reap(leftovers)
 
     def _finished(self, leftovers: list[psutil.Process]) -> bool:
         self.executor.reap_orphans()
         return (
             self.exited.done()
-            and not procs.group_exists(self.pid)
+            and not procs.group_alive(self.pid)
             and not any(_alive(p) for p in leftovers)
         )
 

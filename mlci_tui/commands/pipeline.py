@@ -1,0 +1,125 @@
+"""`mlci run`, `validate`, `status` and `logs`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+
+from mlci_tui.commands.common import find_run, load, open_store, relative
+from mlci_tui.errors import UsageError
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    config = load(args)
+    count = len(config.stages)
+    print(
+        f"{relative(config.path)} is valid: pipeline {config.pipeline.name},"
+        f" {count} stage{'s' * (count != 1)}"
+    )
+    width = max(len(name) for name in config.stages)
+    for index, (name, stage) in enumerate(config.stages.items(), start=1):
+        parts = [f"{index:>3}. {name.ljust(width)}"]
+        if stage.needs:
+            parts.append(f"needs {', '.join(stage.needs)}")
+        if stage.gates:
+            parts.append(f"gates {', '.join(str(g) for g in stage.gates)}")
+        if stage.artifact:
+            parts.append(f"artifact {relative(stage.artifact)}")
+        print("  ".join(parts).rstrip())
+    if config.deploy is not None:
+        extra = ["deploy"] + (["monitor"] if config.monitor else [])
+        print(f"     then, when every stage passed: {' → '.join(extra)}")
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from mlci_tui.console import BackgroundWriter, LivePrinter, run_summary, use_color
+    from mlci_tui.pipeline.runner import Runner
+    from mlci_tui.store import Store
+
+    config = load(args)
+    for name in args.stage:
+        if name not in config.stages:
+            raise UsageError(f"--stage {name}: no such stage (stages: {', '.join(config.stages)})")
+    runner = Runner(config, targets=args.stage)
+    out = sys.stdout.buffer
+    color = use_color(out, os.environ)
+    printer = LivePrinter(
+        BackgroundWriter(out),
+        runner.engine.names,
+        terminal=out.isatty(),
+        color=color,
+        github=os.environ.get("GITHUB_ACTIONS") == "true",
+        log_path=lambda stage: runner.store.log_path(runner.run_id, stage),
+    )
+    runner.subscribe(printer)
+    try:
+        result = runner.run()
+    finally:
+        printer.close()
+    with Store.open(config.pipeline.state_dir, create=False) as store:
+        run = store.run(runner.run_id)
+    if run is not None and not printer.broken:
+        lines = ["", *run_summary(run, color=color)]
+        lines.append(f"logs: {relative(store.run_dir(run.id))}")
+        with contextlib.suppress(OSError):
+            print("\n".join(lines), flush=True)
+    return result.exit_code
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from mlci_tui.console import run_summary, use_color
+
+    with open_store(load(args)) as store:
+        run = find_run(store, args.run)
+    if args.json:
+        print(json.dumps(run.to_json(), indent=2))
+        return 0
+    print("\n".join(run_summary(run, color=use_color(sys.stdout.buffer, os.environ))))
+    return 0
+
+
+def command_logs(args: argparse.Namespace) -> int:
+    from mlci_tui import textsafe
+    from mlci_tui.store.logs import LogCursor, output_bytes
+    from mlci_tui.store.recovery import recover_interrupted, runner_gone
+
+    with open_store(load(args)) as store:
+        run = find_run(store, args.run)
+        stage = run.stage(args.stage)
+        if stage is None:
+            names = ", ".join(s.name for s in run.stages)
+            raise UsageError(f"run {run.id} has no stage {args.stage!r} (stages: {names})")
+        cursor = LogCursor(store.log_path(run.id, stage.name))
+        out = sys.stdout.buffer
+        terminal = out.isatty()
+        color = terminal and not os.environ.get("NO_COLOR")
+
+        def emit() -> None:
+            for chunk in output_bytes(cursor.read()):
+                if terminal:
+                    text = textsafe.terminal_line(textsafe.decode(chunk), keep_color=color)
+                    chunk = text.encode() + (b"\n" if chunk.endswith(b"\n") else b"")
+                out.write(chunk)
+            out.flush()
+
+        emit()
+        if not args.follow:
+            return 0
+        while True:
+            current = store.run(run.id)
+            assert current is not None
+            stage = current.stage(args.stage)
+            ended = stage is None or stage.state.finished or current.state.finished
+            if not ended and runner_gone(current):
+                # The runner died while we watched: record it, then show what it left.
+                recover_interrupted(store)
+                ended = True
+            emit()
+            if ended:
+                return 0
+            time.sleep(0.2)

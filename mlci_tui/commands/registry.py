@@ -1,0 +1,174 @@
+"""`mlci versions`, `history`, `deploy`, `rollback`, `monitor` and `alerts`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from mlci_tui.commands.common import load, open_registry, run_cancellable
+
+if TYPE_CHECKING:
+    from mlci_tui.config import Config
+    from mlci_tui.console import LivePrinter
+    from mlci_tui.registry.deployer import Deployer, DeployResult
+    from mlci_tui.registry.versions import Registry
+
+
+def command_versions(args: argparse.Namespace) -> int:
+    from mlci_tui.console import use_color, version_table
+
+    config = load(args)
+    with open_registry(config).store as store:
+        versions = store.versions()
+    if args.json:
+        print(json.dumps([v.to_json() for v in versions], indent=2))
+        return 0
+    if not versions:
+        print("no versions yet: a passing run with an artifact registers one")
+        return 0
+    color = use_color(sys.stdout.buffer, os.environ)
+    print("\n".join(version_table(versions, config.key_metrics, color=color)))
+    return 0
+
+
+def command_history(args: argparse.Namespace) -> int:
+    from mlci_tui.console import history_table
+
+    config = load(args)
+    with open_registry(config).store as store:
+        deployments = store.deployments()
+    if args.json:
+        print(json.dumps([d.to_json() for d in deployments], indent=2))
+        return 0
+    if not deployments:
+        print("no deploys or rollbacks yet")
+        return 0
+    print("\n".join(history_table(deployments)))
+    return 0
+
+
+def command_deploy(args: argparse.Namespace) -> int:
+    config = load(args)
+    registry = open_registry(config)
+    with registry.store:
+        version = registry.resolve(args.version)
+        deployer, printer = _deployer(registry, config, "deploy")
+        try:
+            result = run_cancellable(
+                lambda hurry: deployer.deploy(
+                    version, reason=args.reason, emit=printer, hurry=hurry, stage="deploy"
+                )
+            )
+        finally:
+            printer.close()
+    return _report(result)
+
+
+def command_rollback(args: argparse.Namespace) -> int:
+    config = load(args)
+    registry = open_registry(config)
+    with registry.store:
+        target = None if args.version is None else registry.resolve(args.version)
+        deployer, printer = _deployer(registry, config, "rollback")
+        live = registry.live()
+        try:
+            result = run_cancellable(
+                lambda hurry: deployer.rollback(
+                    target, reason=args.reason, emit=printer, hurry=hurry, stage="rollback"
+                )
+            )
+        finally:
+            printer.close()
+        if result.succeeded and live is not None:
+            # A rollback answers the monitor's question about the version it left.
+            for decision in registry.store.decisions(pending_only=True):
+                if decision.version == live.number:
+                    registry.store.decide(
+                        decision.id, "approved", by=deployer.user, when=time.time()
+                    )
+    return _report(result)
+
+
+def command_monitor(args: argparse.Namespace) -> int:
+    from mlci_tui.errors import UsageError
+    from mlci_tui.monitor.analysis import Analysis
+    from mlci_tui.monitor.watch import watch
+
+    config = load(args)
+    if config.monitor is None:
+        raise UsageError("no [monitor] table in the config: nothing says how to check the model")
+    registry = open_registry(config)
+    with registry.store:
+        deployer, printer = _deployer(registry, config, "monitor")
+        analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
+        try:
+            return run_cancellable(
+                lambda hurry: watch(analysis, deployer, emit=printer, once=args.once)
+            )
+        finally:
+            printer.close()
+
+
+def command_alerts(args: argparse.Namespace) -> int:
+    from mlci_tui.console import alert_lines
+
+    config = load(args)
+    registry = open_registry(config)
+    with registry.store as store:
+        if args.dismiss:
+            pending = store.decisions(pending_only=True)
+            user = os.environ.get("USER") or "unknown"
+            for decision in pending:
+                store.decide(decision.id, "dismissed", by=user, when=time.time())
+            print(f"dismissed {len(pending)} pending decision{'s' * (len(pending) != 1)}")
+            return 0
+        alerts = store.alerts()
+        decisions = store.decisions(pending_only=True)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "alerts": [a.to_json() for a in alerts],
+                    "pending_decisions": [d.to_json() for d in decisions],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print("\n".join(alert_lines(alerts, decisions)))
+    return 0
+
+
+def _deployer(registry: Registry, config: Config, stage: str) -> tuple[Deployer, LivePrinter]:
+    from mlci_tui import procs
+    from mlci_tui.console import BackgroundWriter, LivePrinter, use_color
+    from mlci_tui.masking import SecretMasker
+    from mlci_tui.monitor.alerts import Alerter
+    from mlci_tui.pipeline.executors.local import LocalExecutor
+    from mlci_tui.registry.deployer import Deployer
+
+    masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
+    deployer = Deployer(
+        registry,
+        executor=LocalExecutor(subreaper=procs.become_subreaper()),
+        masker=masker,
+        alerter=Alerter(registry.store, config.alerts, masker),
+    )
+    out = sys.stdout.buffer
+    color = use_color(out, os.environ)
+    printer = LivePrinter(BackgroundWriter(out), [stage], terminal=out.isatty(), color=color)
+    return deployer, printer
+
+
+def _report(result: DeployResult) -> int:
+    from mlci_tui.textsafe import terminal_line
+
+    if result.succeeded:
+        print(terminal_line(result.message, keep_color=False))
+        return 0
+    print(f"mlci: {terminal_line(result.message, keep_color=False)}", file=sys.stderr)
+    return 1

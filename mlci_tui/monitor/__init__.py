@@ -1,0 +1,1 @@
+"""Watching the live model: checks of its metrics, automatic rollback, alerts."""

@@ -1,0 +1,169 @@
+"""Checking the live model: one sample at a time, or a post-deploy analysis.
+
+A sample runs the `[monitor]` command against a version; the command reports
+metrics as stages do (``::metric`` lines or ``$MLCI_METRICS_FILE``), and the
+`checks` decide whether the sample passed. A failing command is a failing
+sample. The post-deploy analysis takes `samples` samples, `interval` apart,
+and fails as soon as enough of them fail in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from mlci_tui import procs
+from mlci_tui.config import MonitorConfig
+from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline.events import Event, StageNoted
+from mlci_tui.pipeline.executors.base import AttemptSpec, StageExecutor
+from mlci_tui.pipeline.output import OutputSink, read_metrics_file
+from mlci_tui.registry.versions import Registry
+from mlci_tui.store.records import VersionRecord
+from mlci_tui.units import format_duration
+
+STAGE = "monitor"
+
+
+@dataclass(frozen=True)
+class Sample:
+    passed: bool
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    finding: str | None = None
+    """Why it failed: ``accuracy 0.61 < 0.85``, or what went wrong with the command."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failed: bool
+    finding: str | None
+    samples: int
+    """How many samples were taken."""
+
+
+class Analysis:
+    """Takes samples of a version with the `[monitor]` command."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        executor: StageExecutor,
+        masker: SecretMasker,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        assert registry.config.monitor is not None
+        self.registry = registry
+        self.store = registry.store
+        self.monitor: MonitorConfig = registry.config.monitor
+        self.executor = executor
+        self.masker = masker
+        self.environ = dict(os.environ if environ is None else environ)
+        self.clock = clock
+
+    @property
+    def threshold(self) -> int:
+        """Failures in a row that fail the post-deploy analysis."""
+        return min(self.monitor.failures_before_rollback, self.monitor.samples)
+
+    async def sample(
+        self,
+        version: VersionRecord,
+        *,
+        label: str,
+        emit: Callable[[Event], None],
+        run_id: int | None = None,
+        hurry: asyncio.Event | None = None,
+    ) -> Sample:
+        """Run the monitor command once against ``version`` and record the result."""
+        metrics_dir = self.store.state_dir / "monitor"
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        metrics_file = metrics_dir / f"{uuid.uuid4().hex}.json"
+        tag = uuid.uuid4().hex
+        env = {
+            **self.environ,
+            **self.registry.config.pipeline.env,
+            **self.monitor.env,
+            "MLCI_MODEL_VERSION": version.name,
+            "MLCI_MODEL_PATH": str(self.registry.artifact_path(version)),
+            "MLCI_METRICS_FILE": str(metrics_file),
+            "MLCI_STATE_DIR": str(self.store.state_dir),
+            procs.TAG_VARIABLE: tag,
+        }
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        spec = AttemptSpec(
+            stage=STAGE,
+            command=self.monitor.command,
+            cwd=self.monitor.cwd,
+            env=env,
+            process_tag=tag,
+            kill_grace=self.registry.config.pipeline.kill_grace,
+            hurry=hurry or asyncio.Event(),
+        )
+        sink = OutputSink(STAGE, self.masker, emit, self.clock)
+        run = self.executor.run(spec, sink, lambda pid, pgid: None)
+        timeout = self.monitor.timeout
+        try:
+            result = await (run if timeout is None else asyncio.wait_for(run, timeout))
+            problem = result.error or (
+                None if result.exit_code == 0 else f"exit code {result.exit_code}"
+            )
+        except asyncio.TimeoutError:
+            problem = f"timed out after {format_duration(timeout)}"
+        from_file, _ = read_metrics_file(metrics_file)
+        metrics_file.unlink(missing_ok=True)
+        metrics = {**sink.metrics, **from_file}
+        if problem is not None:
+            sample = Sample(False, metrics, f"the monitor command failed ({problem})")
+        else:
+            failures = [f for f in (c.evaluate(metrics) for c in self.monitor.checks) if f]
+            sample = Sample(not failures, metrics, "; ".join(failures) or None)
+        self.store.add_sample(
+            version=version.number,
+            passed=sample.passed,
+            metrics=sample.metrics,
+            finding=sample.finding,
+            created_at=self.clock(),
+            run_id=run_id,
+        )
+        shown = ", ".join(f"{k} {v:g}" for k, v in metrics.items()) or "no metrics"
+        verdict = "passed" if sample.passed else f"failed: {sample.finding}"
+        emit(StageNoted(STAGE, f"{label} of {version.name}: {verdict} ({shown})", self.clock()))
+        return sample
+
+    async def post_deploy(
+        self,
+        version: VersionRecord,
+        *,
+        emit: Callable[[Event], None],
+        run_id: int | None = None,
+        hurry: asyncio.Event | None = None,
+    ) -> Verdict:
+        """Up to `samples` samples; failed once `threshold` fail in a row."""
+        in_a_row = 0
+        total = self.monitor.samples
+        for index in range(1, total + 1):
+            if index > 1:
+                await asyncio.sleep(self.monitor.interval)
+            sample = await self.sample(
+                version, label=f"sample {index}/{total}", emit=emit, run_id=run_id, hurry=hurry
+            )
+            in_a_row = 0 if sample.passed else in_a_row + 1
+            if in_a_row >= self.threshold:
+                return Verdict(True, sample.finding, index)
+        return Verdict(False, None, total)
+
+    def failures_in_a_row(self, version: VersionRecord) -> int:
+        """Consecutive failed samples of ``version``, newest first, from the store (so
+        that `mlci monitor --once` under cron counts across invocations)."""
+        count = 0
+        for sample in self.store.samples(version.number, limit=10_000):
+            if sample.passed:
+                break
+            count += 1
+        return count

@@ -1,0 +1,104 @@
+"""What happens when a version fails its analysis: the `auto_rollback` policy.
+
+``true`` rolls back to the last known-good version at once; ``"ask"`` records
+a pending decision and alerts, for a person to confirm (`mlci rollback`) or
+dismiss; ``false`` only alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlci_tui.errors import MlciError
+from mlci_tui.monitor import alerts
+from mlci_tui.pipeline.events import Event, StageNoted
+from mlci_tui.registry.deployer import Deployer
+from mlci_tui.store.records import VersionRecord
+
+STAGE = "monitor"
+
+
+@dataclass(frozen=True)
+class Response:
+    rolled_back: bool
+    message: str
+
+
+async def respond(
+    version: VersionRecord,
+    finding: str,
+    deployer: Deployer,
+    *,
+    emit: Callable[[Event], None],
+    run_id: int | None = None,
+    hurry: asyncio.Event | None = None,
+    log_path: Path | None = None,
+) -> Response:
+    """Apply the configured policy to ``version``, which failed with ``finding``."""
+    registry = deployer.registry
+    store = registry.store
+    monitor = registry.config.monitor
+    assert monitor is not None
+    policy = monitor.auto_rollback
+    target = registry.known_good(exclude={version.number})
+    failed = f"{version.name} failed its analysis: {finding}"
+
+    def note(text: str) -> None:
+        emit(StageNoted(STAGE, text, deployer.clock()))
+
+    if policy is True:
+        if target is None:
+            message = f"{failed}; no earlier healthy version to roll back to"
+            note(message)
+            await deployer.alerter.send(
+                alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
+            )
+            return Response(False, message)
+        note(f"rolling back to {target.name}")
+        try:
+            result = await deployer.rollback(
+                target,
+                reason=finding,
+                automatic=True,
+                run_id=run_id,
+                emit=emit,
+                log_path=log_path,
+                hurry=hurry,
+                stage=STAGE,
+            )
+        except MlciError as error:
+            message = f"{failed}; the rollback to {target.name} could not start: {error}"
+            note(message)
+            await deployer.alerter.send(
+                alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
+            )
+            return Response(False, message)
+        if result.succeeded:
+            return Response(True, f"{failed}; rolled back to {target.name}")
+        return Response(False, f"{failed}; the rollback to {target.name} failed: {result.message}")
+    if policy == "ask":
+        pending = [d for d in store.decisions(pending_only=True) if d.version == version.number]
+        if not pending:
+            store.add_decision(
+                version=version.number,
+                target=None if target is None else target.number,
+                finding=finding,
+                created_at=deployer.clock(),
+            )
+        to = f"roll back to {target.name}" if target else "no earlier healthy version"
+        message = f"{failed}; {to}? (confirm: mlci rollback · dismiss: mlci alerts --dismiss)"
+        note(message)
+        if not pending:
+            await deployer.alerter.send(
+                alerts.DECISION_PENDING, message, version=version.number, run_id=run_id
+            )
+        return Response(False, message)
+    message = f"{failed}; auto_rollback is off"
+    note(message)
+    await deployer.alerter.send(
+        alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
+    )
+    return Response(False, message)

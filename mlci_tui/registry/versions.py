@@ -1,0 +1,149 @@
+"""Registering model versions, finding them, and pruning old artifacts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from mlci_tui.config import Config
+from mlci_tui.errors import MlciError
+from mlci_tui.registry.artifacts import commit_copy, digest, stage_copy
+from mlci_tui.states import DeployOutcome, VersionStatus
+from mlci_tui.store import Store
+from mlci_tui.store.records import VersionRecord
+
+_VERSION = re.compile(r"[vV]?(\d+)")
+
+
+class RegistryError(MlciError):
+    """A version that does not exist, cannot be deployed, or is busy."""
+
+    exit_code = 1
+
+
+class Registry:
+    """The versions of one pipeline's model, in its store."""
+
+    def __init__(
+        self, store: Store, config: Config, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    # Reading -------------------------------------------------------------------
+
+    def resolve(self, text: str) -> VersionRecord:
+        """``"v3"`` or ``"3"`` → that version, or a `RegistryError` saying what exists."""
+        match = _VERSION.fullmatch(text.strip())
+        version = self.store.version(int(match.group(1))) if match else None
+        if version is None:
+            newest = self.store.versions(limit=1)
+            known = f"v1 to v{newest[0].number}" if newest else "none yet"
+            raise RegistryError(f"no version {text!r} (versions: {known})")
+        return version
+
+    def artifact_path(self, version: VersionRecord) -> Path:
+        return self.store.version_dir(version.number) / version.artifact_name
+
+    def live(self) -> VersionRecord | None:
+        return self.store.live_version()
+
+    def known_good(self, exclude: set[int] | None = None) -> VersionRecord | None:
+        """The last version that was live and healthy, other than ``exclude`` and the
+        live one: the default rollback target, as ``helm rollback`` with no revision."""
+        skip = set(exclude or ())
+        live = self.store.live_version()
+        if live is not None:
+            skip.add(live.number)
+        for deployment in self.store.deployments():
+            if deployment.outcome is not DeployOutcome.SUCCEEDED:
+                continue
+            if deployment.to_version in skip:
+                continue
+            version = self.store.version(deployment.to_version)
+            if (
+                version is not None
+                and version.status is VersionStatus.PREVIOUS
+                and version.pruned_at is None
+            ):
+                return version
+            skip.add(deployment.to_version)
+        return None
+
+    # Writing -------------------------------------------------------------------
+
+    def register(self, run_id: int, metrics: Mapping[str, float]) -> VersionRecord:
+        """Copy the run's artifact into the store as the next version ``vN``."""
+        stage = self.config.artifact_stage
+        if stage is None or stage.artifact is None:
+            raise RegistryError("no stage declares an artifact")
+        source = stage.artifact
+        if not source.exists():
+            raise RegistryError(f"the artifact {source} does not exist")
+        versions_dir = self.store.state_dir / "versions"
+        staging = stage_copy(source, versions_dir)
+        try:
+            sha256, size = digest(staging / source.name)
+            commit, dirty = git_state(self.config.root)
+            number = self.store.add_version(
+                run_id=run_id,
+                created_at=self.clock(),
+                artifact_name=source.name,
+                source_path=str(source),
+                is_dir=source.is_dir(),
+                sha256=sha256,
+                size_bytes=size,
+                metrics=metrics,
+                git_commit=commit,
+                git_dirty=dirty,
+            )
+            commit_copy(staging, self.store.version_dir(number))
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        self.prune()
+        version = self.store.version(number)
+        assert version is not None
+        return version
+
+    def prune(self) -> list[int]:
+        """Delete artifacts beyond the newest `keep_versions`, but never the live or the
+        last known-good one. Rows, metrics and history stay. Returns the pruned numbers."""
+        keep = self.config.registry.keep_versions
+        protected = {v.number for v in (self.live(), self.known_good()) if v is not None}
+        pruned = []
+        for index, version in enumerate(self.store.versions()):
+            if index < keep or version.number in protected or version.pruned_at is not None:
+                continue
+            shutil.rmtree(self.store.version_dir(version.number), ignore_errors=True)
+            self.store.mark_pruned(version.number, self.clock())
+            pruned.append(version.number)
+        return pruned
+
+
+def git_state(path: Path) -> tuple[str | None, bool | None]:
+    """The commit checked out at ``path`` and whether the work tree has changes;
+    ``(None, None)`` outside a git work tree or without git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
