@@ -43,6 +43,9 @@ class Verdict:
     finding: str | None
     samples: int
     """How many samples were taken."""
+    cpu_seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    """Of the monitor command, over all samples."""
 
 
 class Analysis:
@@ -65,6 +68,9 @@ class Analysis:
         self.masker = masker
         self.environ = dict(os.environ if environ is None else environ)
         self.clock = clock
+        self.cpu_seconds = 0.0
+        self.peak_rss_bytes = 0
+        """Resources the monitor command used, over every sample taken so far."""
 
     @property
     def threshold(self) -> int:
@@ -113,6 +119,8 @@ class Analysis:
             problem = result.error or (
                 None if result.exit_code == 0 else f"exit code {result.exit_code}"
             )
+            self.cpu_seconds += result.cpu_seconds or 0.0
+            self.peak_rss_bytes = max(self.peak_rss_bytes, result.peak_rss_bytes or 0)
         except asyncio.TimeoutError:
             problem = f"timed out after {format_duration(timeout)}"
         from_file, _ = read_metrics_file(metrics_file)
@@ -155,8 +163,8 @@ class Analysis:
             )
             in_a_row = 0 if sample.passed else in_a_row + 1
             if in_a_row >= self.threshold:
-                return Verdict(True, sample.finding, index)
-        return Verdict(False, None, total)
+                return Verdict(True, sample.finding, index, self.cpu_seconds, self.peak_rss_bytes)
+        return Verdict(False, None, total, self.cpu_seconds, self.peak_rss_bytes)
 
     def failures_in_a_row(self, version: VersionRecord) -> int:
         """Consecutive failed samples of ``version``, newest first, from the store (so

@@ -204,10 +204,15 @@ class Runner:
             hurry=context.hurry,
             stage=DEPLOY_STAGE,
         )
+        command = result.command or AttemptResult(None)
         if result.succeeded:
             context.emit(StageNoted(DEPLOY_STAGE, result.message, time.time()))
-            return AttemptResult(0)
-        return AttemptResult(None, error=result.message)
+        return AttemptResult(
+            command.exit_code,
+            error=None if result.succeeded else result.message,
+            peak_rss_bytes=command.peak_rss_bytes,
+            cpu_seconds=command.cpu_seconds,
+        )
 
     async def _monitor(self, context: ActionContext) -> AttemptResult:
         assert self.version is not None
@@ -215,8 +220,9 @@ class Runner:
         verdict = await analysis.post_deploy(
             self.version, emit=context.emit, run_id=self.run_id, hurry=context.hurry
         )
+        peak, cpu = verdict.peak_rss_bytes, verdict.cpu_seconds
         if not verdict.failed:
-            return AttemptResult(0)
+            return AttemptResult(0, peak_rss_bytes=peak, cpu_seconds=cpu)
         assert verdict.finding is not None
         response = await respond(
             self.version,
@@ -229,4 +235,4 @@ class Runner:
         )
         if response.rolled_back:
             context.mark_run(RunState.ROLLED_BACK, response.message)
-        return AttemptResult(None, error=response.message)
+        return AttemptResult(None, error=response.message, peak_rss_bytes=peak, cpu_seconds=cpu)

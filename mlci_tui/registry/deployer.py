@@ -26,7 +26,7 @@ from mlci_tui.masking import SecretMasker
 from mlci_tui.monitor import alerts
 from mlci_tui.monitor.alerts import Alerter
 from mlci_tui.pipeline.events import Event, StageNoted, StageOutput
-from mlci_tui.pipeline.executors.base import AttemptSpec, StageExecutor
+from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StageExecutor
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.registry.artifacts import digest
 from mlci_tui.registry.pointer import Pointer, link_artifact, read_pointer, write_pointer
@@ -49,6 +49,8 @@ class DeployResult:
     deployment: DeploymentRecord
     succeeded: bool
     message: str
+    command: AttemptResult | None = None
+    """How the deploy command ran (exit code, CPU time, peak memory), if it ran."""
 
 
 def current_user(environ: Mapping[str, str]) -> str:
@@ -169,6 +171,7 @@ class Deployer:
             emit = _log_events(log, emit)
         assert emit is not None
         self.store.set_deployment_log(deployment.id, str(log_path))
+        self._last_command: AttemptResult | None = None
         try:
             message = self._verify(version)
             if message is None:
@@ -180,6 +183,9 @@ class Deployer:
             if log is not None:
                 log.close()
         result = self._finish(deployment, version, live, message)
+        result = DeployResult(
+            result.deployment, result.succeeded, result.message, self._last_command
+        )
         await self._alert(result, version, live)
         return result
 
@@ -273,6 +279,7 @@ class Deployer:
             )
         except asyncio.TimeoutError:
             return f"the deploy command timed out after {format_duration(deploy.timeout)}"
+        self._last_command = result
         if result.error is not None:
             return result.error
         if result.exit_code != 0:
