@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlci-tui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    commands.add_parser("tui", parents=[config], help="open the dashboard (the default command)")
+
     run = commands.add_parser(
         "run", parents=[config], help="run the pipeline here, streaming its output"
     )
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 HANDLERS = {
+    "tui": "dashboard",
     "run": "pipeline",
     "validate": "pipeline",
     "status": "pipeline",
@@ -129,8 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        args.command = "tui"
     try:
         module = importlib.import_module(f"mlci_tui.commands.{HANDLERS[args.command]}")
         return int(getattr(module, f"command_{args.command}")(args))

@@ -327,6 +327,10 @@ class Store(RegistryTables):
 
     # Reading ---------------------------------------------------------------
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: the cheapest "anything new?"."""
+        return int(self._query("PRAGMA data_version").fetchone()[0])
+
     def run(self, run_id: int) -> RunRecord | None:
         row = self._query("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else self._run_record(row)

@@ -120,3 +120,18 @@ def output_bytes(records: Iterator[LogRecord]) -> Iterator[bytes]:
         if record.stream is Stream.MESSAGE:
             continue
         yield record.content if record.partial else record.content + b"\n"
+
+
+def tail_records(path: Path, count: int = 1, *, max_bytes: int = 16384) -> list[LogRecord]:
+    """The last ``count`` stdout/stderr records of a log, reading only its end."""
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - max_bytes))
+            data = file.read(max_bytes)
+    except FileNotFoundError:
+        return []
+    end = data.rfind(b"\n") + 1
+    start = 0 if size <= max_bytes else data.find(b"\n") + 1
+    records = [r for r in parse(data[start:end]) if r.stream is not Stream.MESSAGE]
+    return records[-count:]

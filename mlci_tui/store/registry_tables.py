@@ -78,6 +78,21 @@ class RegistryTables(Connection):
         rows = self._query(sql + " LIMIT ?", (limit,)) if limit else self._query(sql)
         return [_version(row) for row in rows]
 
+    def version_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM versions").fetchone()[0])
+
+    def registry_stamp(self) -> tuple[object, ...]:
+        """Changes whenever a version, deployment or alert is added or settled."""
+        return tuple(
+            self._query(
+                "SELECT (SELECT MAX(number) FROM versions),"
+                " (SELECT COUNT(*) FROM versions WHERE pruned_at IS NOT NULL),"
+                " (SELECT MAX(id) FROM deployments),"
+                " (SELECT COUNT(*) FROM deployments WHERE outcome != 'running'),"
+                " (SELECT MAX(id) FROM alerts)"
+            ).fetchone()
+        )
+
     def live_version(self) -> VersionRecord | None:
         row = self._query(
             "SELECT * FROM versions WHERE status = ? ORDER BY number DESC LIMIT 1",

@@ -1,0 +1,16 @@
+"""`mlci` (or `mlci tui`): the dashboard. The only command that imports Textual."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlci_tui.commands.common import load
+
+
+def command_tui(args: argparse.Namespace) -> int:
+    from mlci_tui.tui.app import make_app
+
+    config = load(args)
+    app = make_app(config)
+    app.run()
+    return app.return_code or 0

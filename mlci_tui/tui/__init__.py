@@ -1,0 +1,2 @@
+"""The dashboard: a Textual viewer of the run store. The only package that
+imports Textual."""

@@ -1,0 +1,456 @@
+"""MlciApp: the dashboard, a viewer of the run store.
+
+It never runs stages or deploys itself: ``r`` and ``R`` start detached
+``mlci run`` / ``mlci rollback`` processes that outlive it, and everything
+on screen is read back from the store. It polls cheaply (SQLite's
+``data_version`` and the size of the log shown) twice a second, so it idles
+at about no CPU and shows a run started anywhere within a second.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
+from textual.widgets import Footer
+
+from mlci_tui import procs
+from mlci_tui.config import Config
+from mlci_tui.states import RunState, StageState
+from mlci_tui.store.logs import LogRecord, tail_records
+from mlci_tui.store.reader import Snapshot, StoreReader
+from mlci_tui.store.records import RunRecord
+from mlci_tui.tui.screens.confirm import ConfirmScreen
+from mlci_tui.tui.screens.decision import DecisionScreen
+from mlci_tui.tui.screens.help import HelpScreen
+from mlci_tui.tui.screens.rollback import rollback_screen
+from mlci_tui.tui.screens.runs import LATEST, RunsScreen
+from mlci_tui.tui.screens.search import SearchScreen
+from mlci_tui.tui.text import plain
+from mlci_tui.tui.widgets.alert_bar import AlertBar
+from mlci_tui.tui.widgets.header_bar import HeaderBar
+from mlci_tui.tui.widgets.log_view import LogView
+from mlci_tui.tui.widgets.stage_pane import StageList
+from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
+
+POLL_S = 0.5
+
+Spawner = Callable[[list[str]], "subprocess.Popen[bytes] | None"]
+
+
+class MlciApp(App[None]):
+    """The dashboard for one pipeline.
+
+    | Key | Action |
+    | --- | --- |
+    | `r` | start a run (detached: it outlives the dashboard) |
+    | `c` | cancel the running run, after a confirmation |
+    | `v` | focus the version table |
+    | `R` | roll back to the highlighted version, after a confirmation |
+    | `a` | answer a rollback decision the monitor asks for |
+    | `p` | pick a past run |
+    | `/`, `n`, `N` | search the log, next and previous match |
+    | `f` | follow the newest log line on or off |
+    | `tab` | next pane |
+    | `?` | all keys |
+    | `q` | quit; a run in progress goes on |
+    """
+
+    CSS_PATH = Path(__file__).parent / "app.tcss"
+    TITLE = "mlci"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "start_run", "Run", id="run"),
+        Binding("c", "cancel_run", "Cancel", id="cancel"),
+        Binding("v", "focus_versions", "Versions", id="versions"),
+        Binding("R", "rollback", "Roll back", id="rollback"),
+        Binding("a", "answer", "Answer", id="answer"),
+        Binding("p", "pick_run", "Runs", id="runs"),
+        Binding("slash", "search", "Search", id="search"),
+        Binding("n", "next_match", "Next match", show=False, id="search.next"),
+        Binding("N", "previous_match", "Previous match", show=False, id="search.previous"),
+        Binding("f", "toggle_follow", "Follow", id="follow"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_dashboard", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = POLL_S,
+        spawn: Spawner | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.reader = StoreReader(config.pipeline.state_dir)
+        self.spawn: Spawner = spawn or self._spawn_detached
+        self.snapshot = Snapshot()
+        self.pinned: int | None = None
+        """The run the user picked; None follows the latest run."""
+        self.auto_stage = True
+        """Whether the log follows whichever stage is running."""
+        self.query_text = ""
+        self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
+        self._loading = False
+
+    # Layout -------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(self.config.pipeline.name, id="header")
+        with Horizontal(id="main"):
+            with Vertical(id="stages-box"):
+                yield StageList(id="stages")
+            yield LogView(id="log")
+        yield VersionPanel(id="version-panel")
+        yield AlertBar(id="alerts")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#stages-box").border_title = "stages"
+        self.query_one("#version-panel").border_title = "model versions"
+        self.query_one(StageList).focus()
+        self.set_interval(self.poll_interval, self._poll)
+        self._poll(force=True)
+
+    # Watching the store ----------------------------------------------------------
+
+    def _poll(self, force: bool = False) -> None:
+        self._reap_children()
+        changed = self.reader.changed()
+        running = self.snapshot.run is not None and self.snapshot.run.state is RunState.RUNNING
+        if changed or running or force:
+            self._load()
+        if running:
+            self.query_one(LogView).poll()
+
+    def _load(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        self._read_store(self.pinned)
+
+    @work(thread=True, exclusive=True, group="store")
+    def _read_store(self, pinned: int | None) -> None:
+        try:
+            snapshot = self.reader.snapshot(pinned)
+            tails: dict[str, list[LogRecord]] = {}
+            if snapshot.run is not None:
+                for stage in snapshot.run.stages:
+                    if stage.started_at is not None:
+                        tails[stage.name] = tail_records(
+                            self.reader.log_path(snapshot.run.id, stage.name)
+                        )
+        except Exception as error:  # a damaged store: say so, keep the dashboard up
+            self.call_from_thread(self._failed, error)
+            return
+        self.call_from_thread(self._apply, snapshot, tails)
+
+    def _failed(self, error: Exception) -> None:
+        self._loading = False
+        self.notify(str(error), title="cannot read the store", severity="error")
+
+    def _apply(self, snapshot: Snapshot, tails: dict[str, list[LogRecord]]) -> None:
+        self._loading = False
+        previous = self.snapshot.run
+        self.snapshot = snapshot
+        run = snapshot.run
+        now = self.clock()
+        log = self.query_one(LogView)
+        self.query_one(HeaderBar).show(snapshot, now, log.follow)
+        stages = self.query_one(StageList)
+        new_run = run is not None and (previous is None or previous.id != run.id)
+        if new_run:
+            self.auto_stage = True
+        stages.set_stages([] if run is None else [s.name for s in run.stages])
+        for pane in stages.panes():
+            record = run.stage(pane.stage_name) if run else None
+            pane.update_stage(record, tails.get(pane.stage_name, []), now)
+        if run is not None and self.auto_stage:
+            active = _active_stage(run)
+            if active is not None and active != stages.selected_name:
+                stages.select(active)
+        self._show_log()
+        self.query_one(VersionPanel).show(
+            snapshot.versions, list(self.config.key_metrics), snapshot.version_count
+        )
+        self.query_one(AlertBar).show(snapshot)
+        self.refresh_bindings()
+
+    def _show_log(self) -> None:
+        run = self.snapshot.run
+        stages = self.query_one(StageList)
+        log = self.query_one(LogView)
+        name = stages.selected_name
+        if run is None or name is None:
+            log.show(None)
+            log.border_title = "log"
+            return
+        log.show(self.reader.log_path(run.id, name))
+        log.border_title = f"log · {name} · run {run.id}"
+        log.poll()
+
+    def on_stage_list_selected(self, message: StageList.Selected) -> None:
+        if message.by_user:
+            # Picking a stage by hand stops the log jumping to the running one,
+            # unless the pick is the running one.
+            self.auto_stage = message.name == _active_stage(self.snapshot.run)
+        self._show_log()
+
+    def on_log_view_follow_changed(self, message: LogView.FollowChanged) -> None:
+        self.query_one(HeaderBar).show(self.snapshot, self.clock(), message.follow)
+
+    # Actions ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide keys that cannot do anything now (the footer shows what can)."""
+        # r and c take turns in the footer: only one of them can do anything.
+        running = self._running_run() is not None
+        if action == "start_run":
+            return not running
+        if action == "cancel_run":
+            return running
+        if action == "answer":
+            return bool(self.snapshot.decisions)
+        if action == "rollback":
+            return self.config.deploy is not None
+        return True
+
+    def action_start_run(self) -> None:
+        running = self._running_run()
+        if running is not None:
+            self.notify(f"run {running.id} is still running", severity="warning")
+            return
+        if self.spawn(["run"]) is not None:
+            self.pinned = None
+            self.notify("starting a run; it goes on if you quit")
+            self._load()
+
+    def action_cancel_run(self) -> None:
+        run = self._running_run()
+        if run is None:
+            self.notify("no run is running", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cancel(run)
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Cancel run {run.id}?", plain("Its running stages are stopped."), "cancel it"
+            ),
+            answered,
+        )
+
+    def _cancel(self, run: RunRecord) -> None:
+        if run.host != socket.gethostname() or run.pid is None:
+            self.notify(f"run {run.id} runs on {run.host}; cancel it there", severity="error")
+            return
+        if not procs.is_alive(run.pid, run.pid_started):
+            self.notify(f"run {run.id} has no runner any more", severity="warning")
+            return
+        os.kill(run.pid, signal.SIGTERM)
+        self.notify(f"cancelling run {run.id}")
+
+    def action_focus_versions(self) -> None:
+        self.query_one(VersionTable).focus()
+
+    def action_rollback(self) -> None:
+        table = self.query_one(VersionTable)
+        target = table.selected_version
+        if target is None:
+            self.notify("no version highlighted: press v, then pick one", severity="warning")
+            return
+        live = self.snapshot.live
+        if live is not None and live.number == target.number:
+            self.notify(f"{target.name} is already live", severity="warning")
+            return
+        if target.pruned_at is not None:
+            self.notify(f"the artifact of {target.name} was pruned", severity="error")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and self.spawn(["rollback", target.name, "--reason", "from the dashboard"]):
+                self.notify(f"rolling back to {target.name}")
+
+        self.push_screen(
+            rollback_screen(live, target, self.clock(), list(self.config.key_metrics)), answered
+        )
+
+    def action_answer(self) -> None:
+        if not self.snapshot.decisions:
+            self.notify("no decision is pending")
+            return
+        decision = self.snapshot.decisions[0]
+
+        def answered(answer: str | None) -> None:
+            if answer == "rollback" and decision.target:
+                reason = f"confirmed: {decision.finding}"
+                if self.spawn(["rollback", f"v{decision.target}", "--reason", reason]):
+                    self.notify(f"rolling back to v{decision.target}")
+            elif answer == "dismiss" and self.spawn(["alerts", "--dismiss"]):
+                self.notify("decision dismissed")
+
+        self.push_screen(DecisionScreen(decision), answered)
+
+    def action_pick_run(self) -> None:
+        self._pick_run()
+
+    @work(thread=True, exclusive=True, group="runs")
+    def _pick_run(self) -> None:
+        runs = self.reader.runs()
+        self.call_from_thread(self._show_runs, runs)
+
+    def _show_runs(self, runs: list[RunRecord]) -> None:
+        def picked(run_id: int | None) -> None:
+            if run_id is None:
+                return
+            self.pinned = None if run_id == LATEST else run_id
+            self.auto_stage = True
+            self._load()
+
+        self.push_screen(RunsScreen(runs, self.clock()), picked)
+
+    def action_search(self) -> None:
+        def searched(query: str | None) -> None:
+            if query is None:
+                return
+            self.query_text = query
+            log = self.query_one(LogView)
+            log.match_line = None
+            if query and not log.search(query):
+                self.notify(f"no match for {query!r}", severity="warning")
+            elif not query:
+                log.search_text = ""
+            log.focus()
+
+        self.push_screen(SearchScreen(self.query_text), searched)
+
+    def action_next_match(self) -> None:
+        self._step_match(forward=True)
+
+    def action_previous_match(self) -> None:
+        self._step_match(forward=False)
+
+    def _step_match(self, *, forward: bool) -> None:
+        if not self.query_text:
+            self.action_search()
+            return
+        if not self.query_one(LogView).search(self.query_text, forward=forward):
+            where = "below" if forward else "above"
+            self.notify(f"no more matches {where}", severity="warning")
+
+    def action_toggle_follow(self) -> None:
+        log = self.query_one(LogView)
+        log.follow = not log.follow
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_quit_dashboard(self) -> None:
+        running = self._running_run()
+        message = None
+        if running is not None:
+            message = (
+                f"run {running.id} goes on in the background;"
+                " watch it again with `mlci`, or `mlci status`"
+            )
+        self.reader.close()
+        self.exit(message=message)
+
+    # Helpers ------------------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """As `App.notify`, but plain text by default: messages quote untrusted names."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _running_run(self) -> RunRecord | None:
+        run = self.snapshot.run
+        if run is not None and run.state is RunState.RUNNING:
+            return run
+        return None
+
+    def _spawn_detached(self, args: list[str]) -> subprocess.Popen[bytes] | None:
+        """Start ``mlci ARGS`` in its own session, so that it outlives the dashboard
+        and a lost terminal; its stderr goes to a file, shown if it fails."""
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 (open until the child ends)
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "mlci_tui", *args, "--config", str(self.config.path)],
+                cwd=self.config.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,
+            )
+        except OSError as error:
+            errors.close()
+            self.notify(f"cannot start mlci {args[0]}: {error}", severity="error")
+            return None
+        self._children.append((child, args[0], errors))
+        return child
+
+    def _reap_children(self) -> None:
+        for entry in list(self._children):
+            child, command, errors = entry
+            code = child.poll()
+            if code is None:
+                continue
+            self._children.remove(entry)
+            if code not in (0, 130):
+                errors.seek(0)
+                lines = errors.read().decode("utf-8", "replace").strip().splitlines()
+                reason = lines[-1] if lines else f"exit code {code}"
+                if not (command == "run" and code == 1):  # a failed run shows on screen
+                    self.notify(reason, title=f"mlci {command}", severity="error")
+            errors.close()
+
+
+def _active_stage(run: RunRecord | None) -> str | None:
+    """The stage to show when following: the running one, else the last that ran."""
+    if run is None:
+        return None
+    running = [s for s in run.stages if s.state is StageState.RUNNING]
+    if running:
+        return running[-1].name
+    started = [s for s in run.stages if s.started_at is not None]
+    failed = [s for s in started if s.state is StageState.FAILED]
+    if failed:
+        return failed[0].name
+    return started[-1].name if started else None
+
+
+def make_app(
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.time,
+    poll_interval: float = POLL_S,
+    spawn: Spawner | None = None,
+) -> MlciApp:
+    """The dashboard for ``config``."""
+    return MlciApp(config, clock=clock, poll_interval=poll_interval, spawn=spawn)

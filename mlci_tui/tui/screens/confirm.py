@@ -1,0 +1,49 @@
+"""ConfirmScreen: a yes/no question over the dashboard; ``y``/Enter or ``n``/Esc."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical {
+        width: 90%;
+        max-width: 84;
+        height: auto;
+        max-height: 28;
+        border: round $warning;
+        background: $surface;
+        padding: 0 1;
+    }
+    ConfirmScreen .confirm--title { text-style: bold; margin-bottom: 1; }
+    ConfirmScreen .confirm--keys { margin-top: 1; color: $text-muted; }
+    """
+
+    def __init__(self, title: str, body: RenderableType, yes: str = "yes") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.title_text), classes="confirm--title")
+            yield Static(self.body, classes="confirm--body")
+            yield Static(Text(f"y / Enter: {self.yes}    n / Esc: cancel"), classes="confirm--keys")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)

@@ -1,0 +1,68 @@
+"""The rollback confirmation: current versus target, side by side."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from mlci_tui.store.records import VersionRecord
+from mlci_tui.tui.screens.confirm import ConfirmScreen
+from mlci_tui.tui.text import plain, state_text
+from mlci_tui.units import format_duration
+
+
+def comparison(
+    current: VersionRecord | None, target: VersionRecord, now: float, metrics: list[str]
+) -> Table:
+    """A table of the live version and the target: metrics, sha256, age, run."""
+    table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column(Text(f"now: {current.name}" if current else "now: nothing live"))
+    table.add_column(Text(f"after: {target.name}"))
+    names = list(metrics) + sorted(
+        {n for v in (current, target) if v for n in v.metrics} - set(metrics)
+    )
+    for name in names[:8]:
+        table.add_row(
+            plain(name),
+            _value(current.metrics.get(name) if current else None),
+            _value(target.metrics.get(name)),
+        )
+    table.add_row(
+        "status", state_text(current.status) if current else Text("-"), state_text(target.status)
+    )
+    table.add_row(
+        "sha256",
+        Text(current.sha256[:16] if current else "-"),
+        Text(target.sha256[:16]),
+    )
+    table.add_row(
+        "age",
+        Text(f"{format_duration(now - current.created_at)}" if current else "-"),
+        Text(f"{format_duration(now - target.created_at)}"),
+    )
+    table.add_row(
+        "built by",
+        Text(f"run {current.run_id}" if current and current.run_id else "-"),
+        Text(f"run {target.run_id}" if target.run_id else "-"),
+    )
+    table.add_row(
+        "commit",
+        plain((current.git_commit or "-")[:12] if current else "-"),
+        plain((target.git_commit or "-")[:12]),
+    )
+    return table
+
+
+def _value(value: float | None) -> Text:
+    return Text("-" if value is None else f"{value:.4g}", justify="right")
+
+
+def rollback_screen(
+    current: VersionRecord | None, target: VersionRecord, now: float, metrics: list[str]
+) -> ConfirmScreen:
+    return ConfirmScreen(
+        f"Roll production back to {target.name}?",
+        comparison(current, target, now, metrics),
+        yes=f"roll back to {target.name}",
+    )

@@ -1,0 +1,65 @@
+"""Untrusted text → Rich `Text`, never markup.
+
+Everything a stage, a metric or an alert says passes through here before it
+reaches a widget: escape sequences other than colours are dropped, control
+bytes become visible symbols, invalid UTF-8 becomes U+FFFD (`textsafe`), and
+the colours left are turned into styles by Rich's ANSI decoder — so no byte
+from a stage is ever written to the terminal as it came.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
+from mlci_tui.textsafe import decode, terminal_line
+
+GLYPHS = {
+    StageState.PENDING: "·",
+    StageState.RUNNING: "▶",
+    StageState.PASSED: "✓",
+    StageState.FAILED: "✗",
+    StageState.SKIPPED: "↷",
+    StageState.CANCELLED: "■",
+}
+STATE_STYLES: dict[object, str] = {
+    StageState.PENDING: "dim",
+    StageState.RUNNING: "bold yellow",
+    StageState.PASSED: "green",
+    StageState.FAILED: "bold red",
+    StageState.SKIPPED: "dim",
+    StageState.CANCELLED: "magenta",
+    RunState.RUNNING: "bold yellow",
+    RunState.PASSED: "bold green",
+    RunState.FAILED: "bold red",
+    RunState.CANCELLED: "magenta",
+    RunState.INTERRUPTED: "magenta",
+    RunState.ROLLED_BACK: "bold magenta",
+    VersionStatus.LIVE: "bold green",
+    VersionStatus.PREVIOUS: "",
+    VersionStatus.REGISTERED: "dim",
+    VersionStatus.FAILED: "red",
+    VersionStatus.ROLLED_BACK: "magenta",
+    DeployOutcome.SUCCEEDED: "green",
+    DeployOutcome.FAILED: "red",
+    DeployOutcome.RUNNING: "yellow",
+    DeployOutcome.INTERRUPTED: "magenta",
+}
+
+
+def output_line(data: bytes, *, color: bool = True) -> Text:
+    """One line of stage output, made safe, with its ANSI colours as styles."""
+    safe = terminal_line(decode(data), keep_color=color).expandtabs(4)
+    if "\x1b" not in safe:
+        return Text(safe, no_wrap=True, end="")
+    text = Text.from_ansi(safe, no_wrap=True, end="")
+    return text
+
+
+def plain(value: object) -> Text:
+    """Any untrusted value as plain text: no markup, no escapes, one line."""
+    return Text(terminal_line(str(value).replace("\n", " "), keep_color=False), end="")
+
+
+def state_text(state: StageState | RunState | VersionStatus | DeployOutcome) -> Text:
+    return Text(state.value.replace("_", " "), style=STATE_STYLES.get(state, ""), end="")

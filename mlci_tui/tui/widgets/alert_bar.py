@@ -1,0 +1,52 @@
+"""AlertBar: the newest alert, or a rollback waiting for a decision."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widget import Widget
+
+from mlci_tui.store.reader import Snapshot
+from mlci_tui.tui.text import plain
+
+
+class AlertBar(Widget):
+    DEFAULT_CSS = """
+    AlertBar {
+        height: 1;
+        padding: 0 1;
+        background: $warning 20%;
+        display: none;
+    }
+    AlertBar.-decision { background: $error 30%; }
+    AlertBar.-shown { display: block; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.snapshot = Snapshot()
+
+    def show(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.set_class(bool(snapshot.decisions or snapshot.alerts), "-shown")
+        self.set_class(bool(snapshot.decisions), "-decision")
+        self.refresh()
+
+    def render(self) -> Text:
+        snapshot = self.snapshot
+        text = Text(end="")
+        if snapshot.decisions:
+            decision = snapshot.decisions[0]
+            text.append("decision needed: ", style="bold")
+            text.append_text(plain(f"v{decision.version} failed its analysis: {decision.finding}"))
+            target = f"roll back to v{decision.target}?" if decision.target else "no target"
+            text.append(f" — {target} ", style="bold")
+            text.append("press a", style="reverse")
+        elif snapshot.alerts:
+            alert = snapshot.alerts[0]
+            when = time.strftime("%H:%M:%S", time.localtime(alert.created_at))
+            text.append(f"{when} {alert.kind}: ", style="bold")
+            text.append_text(plain(alert.message))
+        text.truncate(max(1, self.size.width), overflow="ellipsis")
+        return text

@@ -1,0 +1,59 @@
+"""HeaderBar: pipeline, the run shown and its state, the live model version."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from mlci_tui.store.reader import Snapshot
+from mlci_tui.tui.text import STATE_STYLES, plain, state_text
+from mlci_tui.units import format_duration
+
+
+class HeaderBar(Widget):
+    DEFAULT_CSS = """
+    HeaderBar {
+        height: 1;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, pipeline: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.pipeline = pipeline
+        self.snapshot = Snapshot()
+        self.now = 0.0
+        self.follow = True
+
+    def show(self, snapshot: Snapshot, now: float, follow: bool) -> None:
+        self.snapshot, self.now, self.follow = snapshot, now, follow
+        self.refresh()
+
+    def render(self) -> Text:
+        snapshot = self.snapshot
+        text = Text(end="")
+        text.append("mlci ", style="bold")
+        text.append_text(plain(self.pipeline))
+        run = snapshot.run
+        if run is None:
+            text.append(" · no runs yet — press r to start one", style="dim")
+        else:
+            text.append(f" · run {run.id} ")
+            text.append_text(state_text(run.state))
+            text.append(f" {format_duration(run.duration_s(self.now))}")
+            if snapshot.latest_run_id is not None and snapshot.latest_run_id != run.id:
+                text.append(f" (latest: run {snapshot.latest_run_id})", style="dim")
+        live = snapshot.live
+        text.append(" · live ")
+        if live is None:
+            text.append("none", style="dim")
+        else:
+            text.append(live.name, style=STATE_STYLES.get(live.status, ""))
+        if snapshot.deploying is not None:
+            deploying = snapshot.deploying
+            text.append(f" · {deploying.kind.value} to v{deploying.to_version}…", style="yellow")
+        if not self.follow:
+            text.append(" · follow off", style="dim")
+        text.truncate(max(1, self.size.width), overflow="ellipsis")
+        return text

@@ -1,0 +1,230 @@
+"""LogView: one stage's log, read from the store's file as it grows.
+
+Only the lines on screen are read and rendered (the Line API), through a
+small cache; the file is indexed, not loaded, so a log of millions of lines
+costs 8 bytes a line. Follow mode keeps the newest line in view; scrolling
+up turns it off, ``f`` or End turns it back on. ``/`` searches, ``n``/``N``
+step through matches, which are highlighted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import events, work
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from mlci_tui.states import Stream
+from mlci_tui.store.log_index import LogIndex
+from mlci_tui.tui.text import output_line
+
+MAX_WIDTH = 1000
+"""Columns a line may scroll to; longer lines are cut (the file keeps them whole)."""
+
+
+class LogView(ScrollView, can_focus=True):
+    """The log of one stage of one run.
+
+    | Key | Action |
+    | --- | --- |
+    | `f` | follow new lines on/off |
+    | `home` / `end` | first / last line |
+    | `n` / `N` | next / previous match of the search |
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("end", "follow_on", "Last line", show=False, id="log.end"),
+        Binding("home", "scroll_home", "First line", show=False, id="log.home"),
+    ]
+
+    DEFAULT_CSS = """
+    LogView {
+        background: $surface;
+        overflow: auto auto;
+        &:focus { background-tint: $foreground 4%; }
+    }
+    LogView > .log-view--note { color: $text-muted; text-style: italic; }
+    LogView > .log-view--stderr { color: $warning; }
+    LogView > .log-view--match { background: $accent 60%; }
+    LogView > .log-view--current-match { background: $accent; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "log-view--note",
+        "log-view--stderr",
+        "log-view--match",
+        "log-view--current-match",
+    }
+
+    follow: reactive[bool] = reactive(True)
+    search_text: reactive[str] = reactive("")
+
+    class FollowChanged(Message):
+        """Follow mode was turned on or off."""
+
+        def __init__(self, follow: bool) -> None:
+            super().__init__()
+            self.follow = follow
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.index: LogIndex | None = None
+        self.path: Path | None = None
+        self.match_line: int | None = None
+        self._cache: LRUCache[int, Strip] = LRUCache(512)
+        self._width = 0
+        self._updating = False
+        self._pending = False
+
+    # Which file -----------------------------------------------------------------
+
+    def show(self, path: Path | None) -> None:
+        """Show the log at ``path`` (None: nothing), following its end."""
+        if path == self.path:
+            return
+        if self.index is not None:
+            self.index.close()
+        self.path = path
+        self.index = None if path is None else LogIndex(path)
+        self.match_line = None
+        self._width = 0
+        self._cache.clear()
+        self.virtual_size = Size(0, 0)
+        self.follow = True
+        self.scroll_to(0, 0, animate=False)
+        self.poll()
+
+    def poll(self) -> None:
+        """Catch up with the file if it grew; called by the app's store watcher."""
+        if self.index is None:
+            return
+        if self._updating:
+            self._pending = True
+            return
+        self._updating = True
+        self._index(self.index)
+
+    @work(thread=True, exclusive=True, group="log-index")
+    def _index(self, index: LogIndex) -> None:
+        added = index.update()
+        self.app.call_from_thread(self._indexed, index, added)
+
+    def _indexed(self, index: LogIndex, added: int) -> None:
+        self._updating = False
+        if index is not self.index:
+            return
+        if added:
+            self._measure(max(0, len(index) - added))
+            self.virtual_size = Size(self._width, len(index))
+            if self.follow:
+                self.scroll_end(animate=False, immediate=True)
+            self.refresh()
+        if self._pending:
+            self._pending = False
+            self.poll()
+
+    def _measure(self, first: int) -> None:
+        """Widen the scrollable area for new lines (only the last few are measured)."""
+        assert self.index is not None
+        for line in range(max(first, len(self.index) - 200), len(self.index)):
+            self._width = max(self._width, min(MAX_WIDTH, self._strip(line).cell_length))
+
+    # Rendering --------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        line = scroll_y + y
+        width = self.size.width
+        style = self.rich_style
+        if self.index is None or line >= len(self.index):
+            return Strip.blank(width, style)
+        strip = self._strip(line)
+        return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, line)
+
+    def _strip(self, line: int) -> Strip:
+        cached = self._cache.get(line)
+        if cached is not None:
+            return cached
+        assert self.index is not None
+        record = self.index.record(line)
+        if record is None:
+            return Strip.blank(0)
+        if record.stream is Stream.MESSAGE:
+            text = Text("── ", end="") + output_line(record.content, color=False)
+            text.stylize(self.get_component_rich_style("log-view--note"))
+        else:
+            text = output_line(record.content)
+            if record.stream is Stream.STDERR:
+                # Under the line's own colours, which win where it has any.
+                text.stylize_before(self.get_component_rich_style("log-view--stderr"))
+        if self.search_text:
+            self._highlight(text, line)
+        text.stylize_before(self.rich_style)
+        strip = Strip(text.render(self.app.console), text.cell_len)
+        self._cache[line] = strip
+        return strip
+
+    def _highlight(self, text: Text, line: int) -> None:
+        name = "log-view--current-match" if line == self.match_line else "log-view--match"
+        style: Style = self.get_component_rich_style(name)
+        for found in re.finditer(re.escape(self.search_text), text.plain, re.IGNORECASE):
+            text.stylize(style, found.start(), found.end())
+
+    def on_resize(self) -> None:
+        self._cache.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    # Follow and search ------------------------------------------------------------
+
+    def watch_follow(self, follow: bool) -> None:
+        self.post_message(self.FollowChanged(follow))
+        if follow and self.index is not None:
+            self.scroll_end(animate=False, immediate=True)
+
+    def watch_search_text(self) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    def action_follow_on(self) -> None:
+        self.follow = True
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.follow = False
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in ("up", "pageup", "home", "ctrl+home"):
+            self.follow = False
+
+    def search(self, query: str, *, forward: bool = True) -> bool:
+        """Move to the next (or previous) line matching ``query``; False if none."""
+        self.search_text = query
+        if self.index is None or not query:
+            return False
+        start = self.match_line if self.match_line is not None else self._search_origin(forward)
+        found = self.index.search(query, start, forward=forward)
+        if found is None:
+            return False
+        previous, self.match_line = self.match_line, found
+        for line in (previous, found):
+            if line is not None:
+                self._cache.discard(line)
+        self.follow = False
+        self.scroll_to(y=max(0, found - self.size.height // 2), animate=False)
+        self.refresh()
+        return True
+
+    def _search_origin(self, forward: bool) -> int:
+        top = int(self.scroll_offset.y)
+        return top - 1 if forward else top + self.size.height

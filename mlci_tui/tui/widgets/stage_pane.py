@@ -1,0 +1,159 @@
+"""StagePane: one stage at a glance — state, time, CPU and memory, last output.
+
+StageList holds one pane per stage, in DAG order; moving through it selects
+the stage whose full log the LogView shows.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from mlci_tui.states import StageState
+from mlci_tui.store.logs import LogRecord
+from mlci_tui.store.records import StageRecord
+from mlci_tui.tui.text import GLYPHS, STATE_STYLES, output_line, plain
+from mlci_tui.units import format_bytes, format_duration
+
+
+class StagePane(Widget):
+    """Two lines: ``✓ train  passed  2.6s  28 MB`` and the stage's last output line."""
+
+    DEFAULT_CSS = """
+    StagePane {
+        height: 2;
+        padding: 0 1;
+    }
+    StagePane.-selected { background: $boost; }
+    StageList:focus-within StagePane.-selected { background: $accent 30%; }
+    StagePane > .stage-pane--output { color: $text-muted; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"stage-pane--output"}
+
+    selected: reactive[bool] = reactive(False)
+
+    def __init__(self, name: str, name_width: int = 10) -> None:
+        super().__init__(classes="stage-pane")
+        self.stage_name = name
+        self.name_width = name_width
+        self.record: StageRecord | None = None
+        self.last_lines: list[LogRecord] = []
+        self.now = 0.0
+
+    def watch_selected(self, selected: bool) -> None:
+        self.set_class(selected, "-selected")
+
+    def update_stage(self, record: StageRecord | None, tail: list[LogRecord], now: float) -> None:
+        self.record, self.last_lines, self.now = record, tail, now
+        self.refresh()
+
+    def render(self) -> Text:
+        record = self.record
+        state = record.state if record else StageState.PENDING
+        style = STATE_STYLES.get(state, "")
+        title = Text(end="")
+        title.append(f"{GLYPHS[state]} ", style=style)
+        title.append_text(plain(self.stage_name))
+        title.pad_right(max(1, self.name_width + 1 - len(self.stage_name)))
+        title.append(state.value, style=style)
+        if record is not None:
+            duration = record.duration_s(self.now)
+            if duration is not None:
+                title.append(f" {format_duration(duration)}")
+            if state is StageState.RUNNING and record.cpu_percent is not None:
+                title.append(f" {record.cpu_percent:.0f}% {format_bytes(record.rss_bytes)}")
+            elif record.peak_rss_bytes:
+                title.append(f" {format_bytes(record.peak_rss_bytes)}", style="dim")
+            if record.attempt > 1:
+                title.append(f" try {record.attempt}/{record.max_attempts}", style="yellow")
+        title.truncate(max(1, self.size.width), overflow="ellipsis")
+        second = self._second_line()
+        second.truncate(max(1, self.size.width), overflow="ellipsis")
+        return Text("\n", end="").join([title, second])
+
+    def _second_line(self) -> Text:
+        """Why a stage did not pass, or else its last line of output."""
+        record = self.record
+        ended_badly = (StageState.FAILED, StageState.SKIPPED, StageState.CANCELLED)
+        if record is not None and record.state in ended_badly:
+            note = record.message or (record.failed_gate and f"gate {record.failed_gate}")
+            if note:
+                text = Text("  ", end="") + plain(note)
+                text.stylize("red" if record.state is StageState.FAILED else "dim")
+                return text
+        if self.last_lines:
+            line = output_line(self.last_lines[-1].content)
+            line.stylize_before(self.get_component_rich_style("stage-pane--output"))
+            return Text("  ", end="") + line
+        return Text("", end="")
+
+
+class StageList(VerticalScroll, can_focus=True):
+    """One pane per stage; up and down select which stage's log is shown."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "move(-1)", "Previous stage", show=False, id="stages.up"),
+        Binding("down,j", "move(1)", "Next stage", show=False, id="stages.down"),
+    ]
+    DEFAULT_CSS = """
+    StageList { height: 1fr; scrollbar-size-vertical: 1; }
+    """
+
+    class Selected(Message):
+        """Another stage was selected, by the user or by following the run."""
+
+        def __init__(self, name: str, *, by_user: bool) -> None:
+            super().__init__()
+            self.name = name
+            self.by_user = by_user
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.names: list[str] = []
+        self.selected = 0
+
+    def set_stages(self, names: list[str]) -> bool:
+        """Show panes for ``names``; True if the list of stages changed."""
+        if names == self.names:
+            return False
+        previous = self.names[self.selected] if self.names else None
+        self.names = list(names)
+        self.remove_children()
+        width = min(16, max((len(name) for name in names), default=0))
+        self.mount_all([StagePane(name, width) for name in names])
+        self.selected = names.index(previous) if previous in names else 0
+        self.call_after_refresh(self._mark)
+        return True
+
+    def panes(self) -> list[StagePane]:
+        return list(self.query(StagePane))
+
+    def pane(self, name: str) -> StagePane | None:
+        return next((p for p in self.panes() if p.stage_name == name), None)
+
+    @property
+    def selected_name(self) -> str | None:
+        return self.names[self.selected] if self.names else None
+
+    def select(self, name: str, *, by_user: bool = False) -> None:
+        if name in self.names:
+            self.selected = self.names.index(name)
+            self._mark()
+            self.post_message(self.Selected(name, by_user=by_user))
+
+    def action_move(self, step: int) -> None:
+        if not self.names:
+            return
+        self.select(self.names[(self.selected + step) % len(self.names)], by_user=True)
+
+    def _mark(self) -> None:
+        for index, pane in enumerate(self.panes()):
+            pane.selected = index == self.selected
+            if pane.selected:
+                self.scroll_to_widget(pane, animate=False)

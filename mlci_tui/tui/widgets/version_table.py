@@ -1,0 +1,96 @@
+"""VersionTable: model versions newest first, with a trend of the key metric."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label, Sparkline
+
+from mlci_tui.store.records import VersionRecord
+from mlci_tui.tui.text import plain, state_text
+
+
+class VersionTable(DataTable[Text]):
+    """One row per version; the row key is the version number."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.versions: list[VersionRecord] = []
+        self.metrics: list[str] = []
+
+    def show(self, versions: Sequence[VersionRecord], metrics: Sequence[str]) -> None:
+        """Replace the rows, keeping the cursor on the same version."""
+        if list(versions) == self.versions and list(metrics) == self.metrics:
+            return
+        selected = self.selected_version
+        self.versions, self.metrics = list(versions), list(metrics)
+        self.clear(columns=True)
+        self.add_column("VERSION", key="version")
+        self.add_column("CREATED", key="created")
+        self.add_column("STATUS", key="status")
+        for name in metrics:
+            self.add_column(Text(name.upper()[:12], justify="right"), key=f"metric:{name}")
+        self.add_column("DESCRIPTION", key="description")
+        for version in versions:
+            created = time.strftime("%m-%d %H:%M", time.localtime(version.created_at))
+            description = version.description or ""
+            if version.pruned_at is not None:
+                description = f"{description} (pruned)".strip()
+            cells = [
+                Text(version.name, style="bold"),
+                Text(created),
+                state_text(version.status),
+                *(_metric(version.metrics.get(name)) for name in metrics),
+                plain(description),
+            ]
+            self.add_row(*cells, key=str(version.number))
+        if selected is not None:
+            for row, version in enumerate(self.versions):
+                if version.number == selected.number:
+                    self.move_cursor(row=row, animate=False)
+
+    @property
+    def selected_version(self) -> VersionRecord | None:
+        if not self.versions or not 0 <= self.cursor_row < len(self.versions):
+            return None
+        return self.versions[self.cursor_row]
+
+
+def _metric(value: float | None) -> Text:
+    return Text("-" if value is None else f"{value:.4g}", justify="right")
+
+
+class VersionPanel(Vertical):
+    """The version table under a title line with the key metric's trend."""
+
+    DEFAULT_CSS = """
+    VersionPanel { height: auto; max-height: 12; }
+    VersionPanel > #version-title { height: 1; width: 1fr; }
+    VersionPanel #version-heading { width: auto; padding: 0 1; color: $text-muted; }
+    VersionPanel Sparkline { height: 1; margin: 0 1; }
+    VersionPanel VersionTable { height: auto; max-height: 10; }
+    """
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import Horizontal
+
+        with Horizontal(id="version-title"):
+            yield Label("versions", id="version-heading")
+            yield Sparkline([], id="trend")
+        yield VersionTable(id="versions")
+
+    def show(self, versions: Sequence[VersionRecord], metrics: Sequence[str], total: int) -> None:
+        self.query_one(VersionTable).show(versions, metrics)
+        key = metrics[0] if metrics else None
+        trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
+        sparkline = self.query_one(Sparkline)
+        sparkline.data = trend
+        # A cell per version: stretched over the whole width, two points look like ten.
+        sparkline.styles.width = min(60, max(2, len(trend)))
+        shown = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
+        heading = f"versions{shown}" + (f" · {key} trend" if key and trend else "")
+        self.query_one("#version-heading", Label).update(Text(heading))
