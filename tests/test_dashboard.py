@@ -175,6 +175,26 @@ async def test_search_finds_a_line_and_steps_through_matches(project: Project) -
         assert not log.follow
 
 
+async def test_a_resize_lays_the_screen_out_again(project: Project) -> None:
+    project.write(QUICK)
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: run_state(app) is RunState.PASSED)
+        await pilot.pause(0.3)
+        stages = app.query_one(StageList)
+        log = app.query_one(LogView)
+        wide = (stages.size.width, log.size.width, stages.panes()[0].output_lines)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        narrow = (stages.size.width, log.size.width, stages.panes()[0].output_lines)
+        assert narrow[1] < wide[1] and narrow[0] <= wide[0]
+        assert app.query_one(VersionTable).size.width <= 80
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause(0.3)
+        assert (stages.size.width, log.size.width, stages.panes()[0].output_lines) == wide
+
+
 async def test_f_toggles_follow(project: Project) -> None:
     project.write(QUICK)
     project.mlci("run")

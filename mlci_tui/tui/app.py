@@ -155,7 +155,7 @@ class MlciApp(App[None]):
                 for stage in snapshot.run.stages:
                     if stage.started_at is not None:
                         tails[stage.name] = tail_records(
-                            self.reader.log_path(snapshot.run.id, stage.name)
+                            self.reader.log_path(snapshot.run.id, stage.name), 3
                         )
         except Exception as error:  # a damaged store: say so, keep the dashboard up
             self.call_from_thread(self._failed, error)

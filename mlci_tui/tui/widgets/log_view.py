@@ -51,6 +51,8 @@ class LogView(ScrollView, can_focus=True):
     LogView {
         background: $surface;
         overflow: auto auto;
+        scrollbar-color: $primary 40%;
+        scrollbar-background: $surface;
         &:focus { background-tint: $foreground 4%; }
     }
     LogView > .log-view--note { color: $text-muted; text-style: italic; }

@@ -29,6 +29,7 @@ class StagePane(Widget):
     StagePane {
         height: 2;
         padding: 0 1;
+        margin-bottom: 0;
     }
     StagePane.-selected { background: $boost; }
     StageList:focus-within StagePane.-selected { background: $accent 30%; }
@@ -42,6 +43,8 @@ class StagePane(Widget):
         super().__init__(classes="stage-pane")
         self.stage_name = name
         self.name_width = name_width
+        self.output_lines = 1
+        """How many lines of output to show under the title; set by `StageList`."""
         self.record: StageRecord | None = None
         self.last_lines: list[LogRecord] = []
         self.now = 0.0
@@ -72,13 +75,15 @@ class StagePane(Widget):
                 title.append(f" {format_bytes(record.peak_rss_bytes)}", style="dim")
             if record.attempt > 1:
                 title.append(f" try {record.attempt}/{record.max_attempts}", style="yellow")
-        title.truncate(max(1, self.size.width), overflow="ellipsis")
-        second = self._second_line()
-        second.truncate(max(1, self.size.width), overflow="ellipsis")
-        return Text("\n", end="").join([title, second])
+        width = max(1, self.size.width)
+        title.truncate(width, overflow="ellipsis")
+        lines = [title, *self._output_lines()]
+        for line in lines[1:]:
+            line.truncate(width, overflow="ellipsis")
+        return Text("\n", end="").join(lines)
 
-    def _second_line(self) -> Text:
-        """Why a stage did not pass, or else its last line of output."""
+    def _output_lines(self) -> list[Text]:
+        """Why a stage did not pass, or else its last lines of output."""
         record = self.record
         ended_badly = (StageState.FAILED, StageState.SKIPPED, StageState.CANCELLED)
         if record is not None and record.state in ended_badly:
@@ -86,12 +91,14 @@ class StagePane(Widget):
             if note:
                 text = Text("  ", end="") + plain(note)
                 text.stylize("red" if record.state is StageState.FAILED else "dim")
-                return text
-        if self.last_lines:
-            line = output_line(self.last_lines[-1].content)
-            line.stylize_before(self.get_component_rich_style("stage-pane--output"))
-            return Text("  ", end="") + line
-        return Text("", end="")
+                return [text]
+        style = self.get_component_rich_style("stage-pane--output")
+        shown = []
+        for record_line in self.last_lines[-self.output_lines :]:
+            line = output_line(record_line.content)
+            line.stylize_before(style)
+            shown.append(Text("  ", end="") + line)
+        return shown
 
 
 class StageList(VerticalScroll, can_focus=True):
@@ -128,11 +135,26 @@ class StageList(VerticalScroll, can_focus=True):
         width = min(16, max((len(name) for name in names), default=0))
         self.mount_all([StagePane(name, width) for name in names])
         self.selected = names.index(previous) if previous in names else 0
+        self.call_after_refresh(self._fit)
         self.call_after_refresh(self._mark)
         return True
 
     def panes(self) -> list[StagePane]:
         return list(self.query(StagePane))
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Give each pane as many output lines (1 to 3) as the height allows."""
+        panes = self.panes()
+        if not panes:
+            return
+        lines = max(1, min(3, self.size.height // len(panes) - 1))
+        for pane in panes:
+            if pane.output_lines != lines:
+                pane.output_lines = lines
+                pane.styles.height = lines + 1
 
     def pane(self, name: str) -> StagePane | None:
         return next((p for p in self.panes() if p.stage_name == name), None)
