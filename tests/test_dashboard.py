@@ -279,8 +279,8 @@ async def test_a_pending_decision_is_shown_and_answered(project: Project) -> Non
     project.mlci("run")
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: bool(app.snapshot.decisions))
         bar = app.query_one(AlertBar)
+        await until(pilot, lambda: bool(app.snapshot.decisions) and bar.size.width > 0)
         assert bar.display
         assert "decision needed: v3 failed its analysis: accuracy 0.5 < 0.85" in bar.render().plain
         await pilot.press("a")

@@ -9,6 +9,7 @@ at about no CPU and shows a run started anywhere within a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,7 +45,7 @@ from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
-from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
+from mlci_tui.tui.widgets.version_table import VersionPanel
 
 POLL_S = 0.5
 
@@ -109,23 +110,29 @@ class MlciApp(App[None]):
         self.query_text = ""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
         self._loading = False
+        # Held here, not queried: a modal screen on top would hide them from queries.
+        self.header = HeaderBar(config.pipeline.name, id="header")
+        self.stages = StageList(id="stages")
+        self.log_view = LogView(id="log")
+        self.version_panel = VersionPanel(id="version-panel")
+        self.version_panel.border_title = "model versions"
+        self.alert_bar = AlertBar(id="alerts")
 
     # Layout -------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield HeaderBar(self.config.pipeline.name, id="header")
+        yield self.header
         with Horizontal(id="main"):
-            with Vertical(id="stages-box"):
-                yield StageList(id="stages")
-            yield LogView(id="log")
-        yield VersionPanel(id="version-panel")
-        yield AlertBar(id="alerts")
+            with Vertical(id="stages-box") as box:
+                box.border_title = "stages"
+                yield self.stages
+            yield self.log_view
+        yield self.version_panel
+        yield self.alert_bar
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#stages-box").border_title = "stages"
-        self.query_one("#version-panel").border_title = "model versions"
-        self.query_one(StageList).focus()
+        self.stages.focus()
         self.set_interval(self.poll_interval, self._poll)
         self._poll(force=True)
 
@@ -138,7 +145,7 @@ class MlciApp(App[None]):
         if changed or running or force:
             self._load()
         if running:
-            self.query_one(LogView).poll()
+            self.log_view.poll()
 
     def _load(self) -> None:
         if self._loading:
@@ -158,9 +165,14 @@ class MlciApp(App[None]):
                             self.reader.log_path(snapshot.run.id, stage.name), 3
                         )
         except Exception as error:  # a damaged store: say so, keep the dashboard up
-            self.call_from_thread(self._failed, error)
+            self._hand_over(self._failed, error)
             return
-        self.call_from_thread(self._apply, snapshot, tails)
+        self._hand_over(self._apply, snapshot, tails)
+
+    def _hand_over(self, callback: Callable[..., None], *args: object) -> None:
+        """Run ``callback`` on the UI thread, unless the app has closed meanwhile."""
+        with contextlib.suppress(RuntimeError):
+            self.call_from_thread(callback, *args)
 
     def _failed(self, error: Exception) -> None:
         self._loading = False
@@ -172,9 +184,9 @@ class MlciApp(App[None]):
         self.snapshot = snapshot
         run = snapshot.run
         now = self.clock()
-        log = self.query_one(LogView)
-        self.query_one(HeaderBar).show(snapshot, now, log.follow)
-        stages = self.query_one(StageList)
+        log = self.log_view
+        self.header.show(snapshot, now, log.follow)
+        stages = self.stages
         new_run = run is not None and (previous is None or previous.id != run.id)
         if new_run:
             self.auto_stage = True
@@ -187,16 +199,16 @@ class MlciApp(App[None]):
             if active is not None and active != stages.selected_name:
                 stages.select(active)
         self._show_log()
-        self.query_one(VersionPanel).show(
+        self.version_panel.show(
             snapshot.versions, list(self.config.key_metrics), snapshot.version_count
         )
-        self.query_one(AlertBar).show(snapshot)
+        self.alert_bar.show(snapshot)
         self.refresh_bindings()
 
     def _show_log(self) -> None:
         run = self.snapshot.run
-        stages = self.query_one(StageList)
-        log = self.query_one(LogView)
+        stages = self.stages
+        log = self.log_view
         name = stages.selected_name
         if run is None or name is None:
             log.show(None)
@@ -214,7 +226,7 @@ class MlciApp(App[None]):
         self._show_log()
 
     def on_log_view_follow_changed(self, message: LogView.FollowChanged) -> None:
-        self.query_one(HeaderBar).show(self.snapshot, self.clock(), message.follow)
+        self.header.show(self.snapshot, self.clock(), message.follow)
 
     # Actions ------------------------------------------------------------------------
 
@@ -270,10 +282,10 @@ class MlciApp(App[None]):
         self.notify(f"cancelling run {run.id}")
 
     def action_focus_versions(self) -> None:
-        self.query_one(VersionTable).focus()
+        self.version_panel.table.focus()
 
     def action_rollback(self) -> None:
-        table = self.query_one(VersionTable)
+        table = self.version_panel.table
         target = table.selected_version
         if target is None:
             self.notify("no version highlighted: press v, then pick one", severity="warning")
@@ -315,8 +327,7 @@ class MlciApp(App[None]):
 
     @work(thread=True, exclusive=True, group="runs")
     def _pick_run(self) -> None:
-        runs = self.reader.runs()
-        self.call_from_thread(self._show_runs, runs)
+        self._hand_over(self._show_runs, self.reader.runs())
 
     def _show_runs(self, runs: list[RunRecord]) -> None:
         def picked(run_id: int | None) -> None:
@@ -333,7 +344,7 @@ class MlciApp(App[None]):
             if query is None:
                 return
             self.query_text = query
-            log = self.query_one(LogView)
+            log = self.log_view
             log.match_line = None
             if query and not log.search(query):
                 self.notify(f"no match for {query!r}", severity="warning")
@@ -353,12 +364,12 @@ class MlciApp(App[None]):
         if not self.query_text:
             self.action_search()
             return
-        if not self.query_one(LogView).search(self.query_text, forward=forward):
+        if not self.log_view.search(self.query_text, forward=forward):
             where = "below" if forward else "above"
             self.notify(f"no more matches {where}", severity="warning")
 
     def action_toggle_follow(self) -> None:
-        log = self.query_one(LogView)
+        log = self.log_view
         log.follow = not log.follow
 
     def action_help(self) -> None:

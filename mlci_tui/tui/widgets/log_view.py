@@ -9,6 +9,7 @@ step through matches, which are highlighted.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -118,7 +119,8 @@ class LogView(ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="log-index")
     def _index(self, index: LogIndex) -> None:
         added = index.update()
-        self.app.call_from_thread(self._indexed, index, added)
+        with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+            self.app.call_from_thread(self._indexed, index, added)
 
     def _indexed(self, index: LogIndex, added: int) -> None:
         self._updating = False

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline
 
 from mlci_tui.store.records import VersionRecord
@@ -75,22 +75,26 @@ class VersionPanel(Vertical):
     VersionPanel VersionTable { height: auto; max-height: 10; }
     """
 
-    def compose(self) -> ComposeResult:
-        from textual.containers import Horizontal
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.table = VersionTable(id="versions")
+        self.heading = Label("versions", id="version-heading")
+        self.trend: Sparkline = Sparkline([], id="trend")
 
+    def compose(self) -> ComposeResult:
         with Horizontal(id="version-title"):
-            yield Label("versions", id="version-heading")
-            yield Sparkline([], id="trend")
-        yield VersionTable(id="versions")
+            yield self.heading
+            yield self.trend
+        yield self.table
 
     def show(self, versions: Sequence[VersionRecord], metrics: Sequence[str], total: int) -> None:
-        self.query_one(VersionTable).show(versions, metrics)
+        self.table.show(versions, metrics)
         key = metrics[0] if metrics else None
         trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
-        sparkline = self.query_one(Sparkline)
+        sparkline = self.trend
         sparkline.data = trend
         # A cell per version: stretched over the whole width, two points look like ten.
         sparkline.styles.width = min(60, max(2, len(trend)))
         shown = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
         heading = f"versions{shown}" + (f" · {key} trend" if key and trend else "")
-        self.query_one("#version-heading", Label).update(Text(heading))
+        self.heading.update(Text(heading))
