@@ -28,8 +28,7 @@ class StagePane(Widget):
     DEFAULT_CSS = """
     StagePane {
         height: 2;
-        padding: 0 1;
-        margin-bottom: 0;
+        padding: 0 1 0 0;
     }
     StagePane.-selected { background: $boost; }
     StageList:focus-within StagePane.-selected { background: $accent 30%; }
@@ -51,6 +50,7 @@ class StagePane(Widget):
 
     def watch_selected(self, selected: bool) -> None:
         self.set_class(selected, "-selected")
+        self.refresh()
 
     def update_stage(self, record: StageRecord | None, tail: list[LogRecord], now: float) -> None:
         self.record, self.last_lines, self.now = record, tail, now
@@ -61,6 +61,8 @@ class StagePane(Widget):
         state = record.state if record else StageState.PENDING
         style = STATE_STYLES.get(state, "")
         title = Text(end="")
+        # A marker as well as a colour: the selection must show with NO_COLOR too.
+        title.append("\u203a" if self.selected else " ", style="bold")
         title.append(f"{GLYPHS[state]} ", style=style)
         title.append_text(plain(self.stage_name))
         title.pad_right(max(1, self.name_width + 1 - len(self.stage_name)))
@@ -89,7 +91,7 @@ class StagePane(Widget):
         if record is not None and record.state in ended_badly:
             note = record.message or (record.failed_gate and f"gate {record.failed_gate}")
             if note:
-                text = Text("  ", end="") + plain(note)
+                text = Text("   ", end="") + plain(note)
                 text.stylize("red" if record.state is StageState.FAILED else "dim")
                 return [text]
         style = self.get_component_rich_style("stage-pane--output")
@@ -97,7 +99,7 @@ class StagePane(Widget):
         for record_line in self.last_lines[-self.output_lines :]:
             line = output_line(record_line.content)
             line.stylize_before(style)
-            shown.append(Text("  ", end="") + line)
+            shown.append(Text("   ", end="") + line)
         return shown
 
 

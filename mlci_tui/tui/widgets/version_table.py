@@ -93,8 +93,9 @@ class VersionPanel(Vertical):
         trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
         sparkline = self.trend
         sparkline.data = trend
+        sparkline.display = len(trend) >= 2
         # A cell per version: stretched over the whole width, two points look like ten.
         sparkline.styles.width = min(60, max(2, len(trend)))
         shown = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
-        heading = f"versions{shown}" + (f" · {key} trend" if key and trend else "")
+        heading = f"versions{shown}" + (f" · {key} trend" if key and len(trend) >= 2 else "")
         self.heading.update(Text(heading))
