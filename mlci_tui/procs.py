@@ -16,8 +16,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 TAG_VARIABLE = "MLCI_PROCESS_TAG"
 _PR_SET_CHILD_SUBREAPER = 36
@@ -47,6 +49,8 @@ def process_started(pid: int) -> float | None:
             return int(fields[19]) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             return None
+    import psutil  # imported when needed: it costs start-up time
+
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -55,6 +59,8 @@ def process_started(pid: int) -> float | None:
 
 def is_alive(pid: int, started: float | None) -> bool:
     """Whether ``pid`` is still the process that started at ``started`` (not a reuse)."""
+    import psutil  # imported when needed: it costs start-up time
+
     try:
         if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             return False
@@ -84,6 +90,8 @@ def group_alive(pgid: int) -> bool:
     for `os.killpg`, but it runs nothing."""
     if not group_exists(pgid):
         return False
+    import psutil  # imported when needed: it costs start-up time
+
     for pid in psutil.pids():
         try:
             if os.getpgid(pid) == pgid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
@@ -109,6 +117,8 @@ def matching(
     wanted: Callable[[dict[str, str]], bool], candidates: list[psutil.Process] | None = None
 ) -> list[psutil.Process]:
     """Live processes whose environment satisfies ``wanted``, among ``candidates``."""
+    import psutil  # imported when needed: it costs start-up time
+
     if candidates is None:
         candidates = list(psutil.process_iter())
     own = os.getpid()
@@ -134,15 +144,22 @@ def child_pids() -> list[int]:
                 pids.extend(int(pid) for pid in file.read().split())
         return pids
     except OSError:  # not Linux, or a kernel without CONFIG_PROC_CHILDREN
+        import psutil
+
         return [child.pid for child in psutil.Process().children()]
 
 
 def orphans(tags: Collection[str], exclude: Collection[int] = ()) -> list[psutil.Process]:
     """Tagged processes re-parented to this (subreaper) process, with their descendants;
     ``exclude`` names children that are not orphans (a stage's own command)."""
+    pids = [pid for pid in child_pids() if pid not in exclude]
+    if not pids:
+        return []
+    import psutil  # imported when needed: it costs start-up time
+
     found: list[psutil.Process] = []
     candidates = []
-    for pid in child_pids():
+    for pid in pids:
         if pid not in exclude:
             with contextlib.suppress(psutil.Error):
                 candidates.append(psutil.Process(pid))
@@ -173,6 +190,8 @@ def kill_processes(processes: list[psutil.Process], pgids: Collection[int], grac
     group is still the stage's, never a later group that reuses the number.
     Blocking; for recovery, not for the event loop. Returns how many there were.
     """
+    import psutil  # imported when needed: it costs start-up time
+
     groups = set()
     for process in processes:
         with contextlib.suppress(OSError):
@@ -196,6 +215,8 @@ def kill_processes(processes: list[psutil.Process], pgids: Collection[int], grac
 
 
 def _running(process: psutil.Process) -> bool:
+    import psutil  # imported when needed: it costs start-up time
+
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

@@ -372,7 +372,7 @@ def test_a_store_with_10000_versions_and_1000_runs_opens(tmp_path: Path) -> None
     """Scale: the table shows the newest versions; everything else stays reachable."""
     import asyncio
 
-    from tests.scale import build_store
+    from benchmarks.store_generator import build_store
 
     project = Project(tmp_path)
     project.write(

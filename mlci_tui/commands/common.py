@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -13,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mlci_tui.errors import MlciError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from mlci_tui.config import Config
     from mlci_tui.registry.versions import Registry
     from mlci_tui.store import RunRecord, Store
@@ -46,8 +46,6 @@ def load(args: argparse.Namespace) -> Config:
 def open_store(config: Config, *, create: bool = False) -> Store:
     """The store, with crashed runs and deployments settled; `NotFound` if none yet."""
     from mlci_tui.errors import StoreError
-    from mlci_tui.registry.deployer import recover_deployments
-    from mlci_tui.registry.versions import Registry
     from mlci_tui.store import open_store as open_run_store
 
     try:
@@ -58,7 +56,12 @@ def open_store(config: Config, *, create: bool = False) -> Store:
                 f"no runs yet in {relative(config.pipeline.state_dir)} (start one with `mlci run`)"
             ) from None
         raise
-    recover_deployments(Registry(store, config))
+    if store.running_deployments():
+        # Only then is the registry's recovery (and its imports) needed.
+        from mlci_tui.registry.deployer import recover_deployments
+        from mlci_tui.registry.versions import Registry
+
+        recover_deployments(Registry(store, config))
     return store
 
 
@@ -79,6 +82,8 @@ def run_cancellable(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> 
     """Run ``main(hurry)``: the first SIGINT/SIGTERM cancels it (raising `Cancelled`),
     a second sets ``hurry`` so that processes are stopped without a grace period.
     SIGHUP is ignored: work such as a deploy finishes when the terminal goes away."""
+    import asyncio
+    import signal
 
     async def wrapper() -> T:
         loop = asyncio.get_running_loop()

@@ -37,7 +37,8 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from mlci_tui.console import BackgroundWriter, LivePrinter, run_summary, use_color
+    from mlci_tui.console import run_summary, use_color
+    from mlci_tui.live_printer import BackgroundWriter, LivePrinter
     from mlci_tui.pipeline.runner import Runner
     from mlci_tui.store import Store
 

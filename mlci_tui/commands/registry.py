@@ -13,7 +13,7 @@ from mlci_tui.commands.common import load, open_registry, run_cancellable
 
 if TYPE_CHECKING:
     from mlci_tui.config import Config
-    from mlci_tui.console import LivePrinter
+    from mlci_tui.live_printer import LivePrinter
     from mlci_tui.registry.deployer import Deployer, DeployResult
     from mlci_tui.registry.versions import Registry
 
@@ -145,7 +145,8 @@ def command_alerts(args: argparse.Namespace) -> int:
 
 def _deployer(registry: Registry, config: Config, stage: str) -> tuple[Deployer, LivePrinter]:
     from mlci_tui import procs
-    from mlci_tui.console import BackgroundWriter, LivePrinter, use_color
+    from mlci_tui.console import use_color
+    from mlci_tui.live_printer import BackgroundWriter, LivePrinter
     from mlci_tui.masking import SecretMasker
     from mlci_tui.monitor.alerts import Alerter
     from mlci_tui.pipeline.executors.local import LocalExecutor

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from mlci_tui.states import RunState, StageState, Stream
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunStarted:
     stages: tuple[str, ...]
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageStarted:
     stage: str
     attempt: int
@@ -29,7 +29,7 @@ class StageStarted:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageOutput:
     """Lines a stage printed, masked, without their newlines.
 
@@ -44,7 +44,7 @@ class StageOutput:
     partial: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageNoted:
     """A note from mlci about a stage: a retry, a timeout, a failed gate."""
 
@@ -53,7 +53,7 @@ class StageNoted:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageSampled:
     stage: str
     cpu_percent: float
@@ -62,14 +62,14 @@ class StageSampled:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageMetrics:
     stage: str
     metrics: Mapping[str, float]
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StageFinished:
     stage: str
     state: StageState
@@ -88,7 +88,7 @@ class StageFinished:
         return None if self.started_at is None else max(0.0, self.ended_at - self.started_at)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunNoted:
     """A note about the whole run, such as a cancel request."""
 
@@ -96,7 +96,7 @@ class RunNoted:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RunFinished:
     state: RunState
     exit_code: int

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -31,18 +32,28 @@ class StoreWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mlci-store")
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None
+        ] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="mlci-store", daemon=True)
+        self._thread.start()
 
     def submit(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._raise_pending()
-        future = self._pool.submit(method, *args, **kwargs)
-        future.add_done_callback(self._check)
+        self._queue.put((method, args, kwargs))
 
-    def _check(self, future: concurrent.futures.Future[Any]) -> None:
-        error = future.exception()
-        if error is not None and self._error is None:
-            self._error = error
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            method, args, kwargs = item
+            try:
+                method(*args, **kwargs)
+            except BaseException as error:  # kept for the caller; the thread goes on
+                if self._error is None:
+                    self._error = error
 
     def _raise_pending(self) -> None:
         if self._error is not None:
@@ -51,7 +62,8 @@ class StoreWriter:
 
     def close(self) -> None:
         """Wait for every write; raise the first that failed."""
-        self._pool.shutdown(wait=True)
+        self._queue.put(None)
+        self._thread.join()
         self._raise_pending()
 
 

@@ -20,24 +20,25 @@ import signal
 import socket
 import time
 from collections.abc import Collection, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.config import Config, StageConfig
 from mlci_tui.masking import SecretMasker
-from mlci_tui.monitor import alerts
-from mlci_tui.monitor.alerts import Alerter
-from mlci_tui.monitor.analysis import Analysis
-from mlci_tui.monitor.policy import respond
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult, select_stages
 from mlci_tui.pipeline.events import RunNoted, StageNoted, Subscriber
 from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
-from mlci_tui.registry.deployer import Deployer, recover_deployments
-from mlci_tui.registry.versions import Registry
 from mlci_tui.states import RunState
 from mlci_tui.store import Store, open_store
-from mlci_tui.store.records import VersionRecord
+
+if TYPE_CHECKING:
+    from mlci_tui.monitor.alerts import Alerter
+    from mlci_tui.registry.deployer import Deployer
+    from mlci_tui.registry.versions import Registry
+    from mlci_tui.store.records import VersionRecord
 
 DEPLOY_STAGE = "deploy"
 MONITOR_STAGE = "monitor"
@@ -57,19 +58,13 @@ class Runner:
         self.config = config
         self.full = not targets
         self.store: Store = open_store(config.pipeline.state_dir)
-        # The recorder writes from its own thread; the registry gets its own connection.
-        self.registry = Registry(Store.open(config.pipeline.state_dir), config)
+        self.environ = environ
         self.masker = SecretMasker(environ.get(name, "") for name in config.pipeline.secrets)
         self.executor = LocalExecutor(subreaper=procs.become_subreaper())
-        self.alerter = Alerter(self.registry.store, config.alerts, self.masker, environ=environ)
-        self.deployer = Deployer(
-            self.registry,
-            executor=self.executor,
-            masker=self.masker,
-            alerter=self.alerter,
-            environ=environ,
-        )
-        recover_deployments(self.registry)
+        if config.deploy is not None:
+            from mlci_tui.registry.deployer import recover_deployments
+
+            recover_deployments(self.registry)
         stages = select_stages(config, targets)
         stages.update(self._builtin_stages(stages))
         self.run_id = self.store.create_run(
@@ -95,6 +90,34 @@ class Runner:
         self.writer = StoreWriter(self.store)
         self.recorder = StoreRecorder(self.store, self.writer, self.run_id)
         self.engine.subscribe(self.recorder)
+
+    # The registry's parts are made when first needed: most runs of a pipeline
+    # without [deploy] never need them, and their imports cost start-up time.
+
+    @cached_property
+    def registry(self) -> Registry:
+        from mlci_tui.registry.versions import Registry
+
+        # The recorder writes from its own thread; the registry gets its own connection.
+        return Registry(Store.open(self.config.pipeline.state_dir), self.config)
+
+    @cached_property
+    def alerter(self) -> Alerter:
+        from mlci_tui.monitor.alerts import Alerter
+
+        return Alerter(self.registry.store, self.config.alerts, self.masker, environ=self.environ)
+
+    @cached_property
+    def deployer(self) -> Deployer:
+        from mlci_tui.registry.deployer import Deployer
+
+        return Deployer(
+            self.registry,
+            executor=self.executor,
+            masker=self.masker,
+            alerter=self.alerter,
+            environ=self.environ,
+        )
 
     def _builtin_stages(self, stages: Mapping[str, StageConfig]) -> dict[str, StageConfig]:
         """``deploy`` after every stage, then ``monitor``, when configured for a full run."""
@@ -131,7 +154,8 @@ class Runner:
                 self.writer.close()
             finally:
                 self.store.close()
-                self.registry.store.close()
+                if "registry" in self.__dict__:
+                    self.registry.store.close()
 
     async def _main(self) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -169,6 +193,8 @@ class Runner:
             self.version = self._register(result)
             self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
         if result.state is RunState.FAILED:
+            from mlci_tui.monitor import alerts
+
             await self.alerter.send(
                 alerts.RUN_FAILED,
                 f"{self.config.pipeline.name} run {self.run_id} {result.message or 'failed'}",
@@ -215,6 +241,9 @@ class Runner:
         )
 
     async def _monitor(self, context: ActionContext) -> AttemptResult:
+        from mlci_tui.monitor.analysis import Analysis
+        from mlci_tui.monitor.policy import respond
+
         assert self.version is not None
         analysis = Analysis(self.registry, executor=self.executor, masker=self.masker)
         verdict = await analysis.post_deploy(

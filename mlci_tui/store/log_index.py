@@ -1,10 +1,12 @@
 """Random access to a growing log file, without holding the log in memory.
 
-A viewer needs line 1 234 567 of a log that is still being written. The index
-keeps only the byte offset where each record starts (8 bytes a record, built
-with C-level splitting and summing, so a flood of 100 000 lines a second costs
-a few milliseconds a second to follow) and reads records from the file with
-``pread`` when they are shown.
+A viewer needs line 1 234 567 of a log that is still being written. The
+index is sparse: one entry per block of about `BLOCK` bytes, holding the
+byte offset where the block's first record starts and that record's number.
+Building it costs two C-level calls a block (`find` the next record start,
+`count` the newlines), so following a flood of 100 000 lines a second costs
+the dashboard almost nothing; a record is found by bisecting the blocks and
+splitting the one block it is in, read with ``pread`` when it is shown.
 """
 
 from __future__ import annotations
@@ -13,34 +15,43 @@ import bisect
 import os
 import threading
 from array import array
-from itertools import accumulate
 from pathlib import Path
 
 from mlci_tui.states import Stream
 from mlci_tui.store.logs import LogRecord, parse
 
+BLOCK = 64 << 10
 READ_CHUNK = 8 << 20
 MAX_RECORD_READ = 256 << 10
 """A record longer than this is shown cut (the file keeps it whole)."""
 
 
 class LogIndex:
-    """Offsets of the records of one log file; `update()` catches up as it grows.
+    """Where the records of one log file are; `update()` catches up as it grows.
 
     `update()` may run in a worker thread while `record()` serves the screen:
-    offsets are only appended, under a lock.
+    the index only grows, under a lock.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._starts = array("q")
+        self._offsets = array("q")
+        """Byte offset of the first record of each block."""
+        self._numbers = array("q")
+        """Number of that record."""
+        self._count = 0
         self._end = 0
         """Where the last whole record ends: the next one starts here."""
         self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        """Held around each read, so that `close` never pulls the file from under one."""
         self._fd: int | None = None
+        self._closed = False
+        self._block: tuple[int, list[bytes]] | None = None
+        """The last block read: its number and its raw records."""
 
     def __len__(self) -> int:
-        return len(self._starts)
+        return self._count
 
     @property
     def size(self) -> int:
@@ -53,41 +64,52 @@ class LogIndex:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
             return 0
-        added = 0
+        before = self._count
         while self._end < size:
-            fd = self._open()
-            chunk = os.pread(fd, min(READ_CHUNK, size - self._end), self._end)
+            chunk = self._pread(min(READ_CHUNK, size - self._end), self._end)
+            if chunk is None:
+                break
             last = chunk.rfind(b"\n")
             if last < 0:
                 if len(chunk) < READ_CHUNK:
                     break  # a record still being written
-                # A single record longer than a chunk: skip to its end.
-                next_newline = self._find_newline(self._end + len(chunk), size)
-                if next_newline < 0:
+                ends = self._find_newline(self._end + len(chunk), size)
+                if ends < 0:
                     break
-                with self._lock:
-                    self._starts.append(self._end)
-                    self._end = next_newline + 1
-                added += 1
+                self._add_blocks([(0, 1)], self._end, ends + 1 - self._end)
                 continue
-            records = chunk[: last + 1].split(b"\n")[:-1]
-            # Each record starts where the previous one ended, plus its newline.
-            starts = accumulate(map((1).__add__, map(len, records)), initial=self._end)
-            with self._lock:
-                self._starts.extend(starts)
-                self._end = self._starts.pop()
-            added += len(records)
-        return added
+            self._add_blocks(_blocks(chunk, last + 1), self._end, last + 1)
+        return self._count - before
+
+    def _add_blocks(self, blocks: list[tuple[int, int]], base: int, length: int) -> None:
+        """``blocks``: (offset in the chunk, records in the block) of a chunk at ``base``."""
+        with self._lock:
+            for offset, records in blocks:
+                self._offsets.append(base + offset)
+                self._numbers.append(self._count)
+                self._count += records
+            self._end = base + length
 
     def record(self, index: int) -> LogRecord | None:
         """Record ``index`` (0-based), its content cut at `MAX_RECORD_READ` bytes."""
+        raw = self._raw(index)
+        return None if raw is None else next(parse(raw[:MAX_RECORD_READ] + b"\n"), None)
+
+    def _raw(self, index: int) -> bytes | None:
         with self._lock:
-            if not 0 <= index < len(self._starts):
+            if not 0 <= index < self._count:
                 return None
-            start = self._starts[index]
-            end = self._starts[index + 1] if index + 1 < len(self._starts) else self._end
-        data = os.pread(self._open(), min(end - start, MAX_RECORD_READ), start)
-        return next(parse(data.split(b"\n", 1)[0] + b"\n"), None)
+            block = bisect.bisect_right(self._numbers, index) - 1
+            first = self._numbers[block]
+            start = self._offsets[block]
+            end = self._offsets[block + 1] if block + 1 < len(self._offsets) else self._end
+        cached = self._block
+        if cached is None or cached[0] != block:
+            data = self._pread(end - start, start)
+            if data is None:
+                return None
+            cached = self._block = (block, data.split(b"\n")[:-1])
+        return cached[1][index - first]
 
     def tail(self, count: int, *, output_only: bool = True) -> list[LogRecord]:
         """The last ``count`` records (of stdout and stderr only, by default)."""
@@ -104,62 +126,53 @@ class LogIndex:
         """The first record after (or before) ``start`` whose content contains
         ``needle``, ignoring case; None if there is none.
 
-        The file is read in chunks of whole records and tested with C-level
+        The file is read in chunks of whole blocks and tested with C-level
         ``find``; only a hit is mapped back to its record.
         """
         target = needle.lower().encode("utf-8", "replace")
         with self._lock:
-            count = len(self._starts)
+            count = self._count
+            blocks = len(self._offsets)
         if not target or count == 0:
             return None
+        position = self._block_of(min(max(start, 0), count - 1))
+        step = max(1, READ_CHUNK // BLOCK)
         if forward:
-            low, high = start + 1, count
-            while low < high:
-                upto = self._chunk_end(low, high)
-                found = self._find_in(low, upto, target, forward=True)
+            for first in range(position, blocks, step):
+                found = self._find_in(first, min(blocks, first + step), target, start, True)
                 if found is not None:
                     return found
-                low = upto
         else:
-            low, high = 0, min(start, count)
-            while low < high:
-                since = self._chunk_start(low, high)
-                found = self._find_in(since, high, target, forward=False)
+            for last in range(position + 1, 0, -step):
+                found = self._find_in(max(0, last - step), last, target, start, False)
                 if found is not None:
                     return found
-                high = since
         return None
 
-    def _offset(self, index: int) -> int:
-        return self._starts[index] if index < len(self._starts) else self._end
-
-    def _chunk_end(self, low: int, high: int) -> int:
-        """The end of a run of records from ``low`` that spans about `READ_CHUNK` bytes."""
+    def _block_of(self, index: int) -> int:
         with self._lock:
-            limit = self._starts[low] + READ_CHUNK
-            end = bisect.bisect_right(self._starts, limit, low + 1, high)
-        return max(end, low + 1)
+            return bisect.bisect_right(self._numbers, index) - 1
 
-    def _chunk_start(self, low: int, high: int) -> int:
+    def _find_in(
+        self, first: int, stop: int, target: bytes, start: int, forward: bool
+    ) -> int | None:
+        """A hit in blocks ``first`` up to ``stop``, beyond ``start`` in the direction."""
         with self._lock:
-            limit = self._offset(high) - READ_CHUNK
-            begin = bisect.bisect_left(self._starts, limit, low, high - 1)
-        return min(begin, high - 1)
-
-    def _find_in(self, first: int, stop: int, target: bytes, *, forward: bool) -> int | None:
-        """Search records ``first`` up to (not including) ``stop``."""
-        with self._lock:
-            base = self._starts[first]
-            end = self._offset(stop)
-        data = os.pread(self._open(), end - base, base).lower()
+            base = self._offsets[first]
+            end = self._offsets[stop] if stop < len(self._offsets) else self._end
+            number = self._numbers[first]
+        raw = self._pread(end - base, base)
+        if raw is None:
+            return None
+        data = raw.lower()
         position = data.find(target) if forward else data.rfind(target)
         while position >= 0:
-            with self._lock:
-                index = bisect.bisect_right(self._starts, base + position, first, stop) - 1
-                record_start = self._starts[index] - base
+            record_start = data.rfind(b"\n", 0, position) + 1
+            index = number + data.count(b"\n", 0, record_start)
             # A hit in the time or the stream tag is no hit.
             content_start = data.find(b" ", data.find(b" ", record_start) + 1) + 1
-            if position >= content_start:
+            beyond = index > start if forward else index < start
+            if beyond and position >= content_start:
                 return index
             position = (
                 data.find(target, position + 1) if forward else data.rfind(target, 0, position)
@@ -167,21 +180,42 @@ class LogIndex:
         return None
 
     def _find_newline(self, position: int, size: int) -> int:
-        fd = self._open()
         while position < size:
-            chunk = os.pread(fd, min(READ_CHUNK, size - position), position)
+            chunk = self._pread(min(READ_CHUNK, size - position), position)
+            if chunk is None:
+                return -1
             found = chunk.find(b"\n")
             if found >= 0:
                 return position + found
             position += len(chunk)
         return -1
 
-    def _open(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        return self._fd
+    def _pread(self, size: int, offset: int) -> bytes | None:
+        """``size`` bytes at ``offset``; None once the index is closed."""
+        with self._io_lock:
+            if self._closed:
+                return None
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            return os.pread(self._fd, size, offset)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._io_lock:
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _blocks(chunk: bytes, length: int) -> list[tuple[int, int]]:
+    """Split ``chunk[:length]`` (whole records) into blocks of about `BLOCK` bytes,
+    each starting at a record: their offsets and how many records each holds."""
+    blocks: list[tuple[int, int]] = []
+    start = 0
+    while start < length:
+        boundary = chunk.find(b"\n", min(start + BLOCK, length - 1)) + 1
+        if boundary <= 0 or boundary > length:
+            boundary = length
+        blocks.append((start, chunk.count(b"\n", start, boundary)))
+        start = boundary
+    return blocks

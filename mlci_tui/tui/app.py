@@ -110,6 +110,7 @@ class MlciApp(App[None]):
         self.query_text = ""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
         self._loading = False
+        self._footer_answer = False
         # Held here, not queried: a modal screen on top would hide them from queries.
         self.header = HeaderBar(config.pipeline.name, id="header")
         self.stages = StageList(id="stages")
@@ -203,7 +204,10 @@ class MlciApp(App[None]):
             snapshot.versions, list(self.config.key_metrics), snapshot.version_count
         )
         self.alert_bar.show(snapshot)
-        self.refresh_bindings()
+        # The footer is rebuilt on every refresh of the bindings: only when it changes.
+        if bool(snapshot.decisions) != self._footer_answer:
+            self._footer_answer = bool(snapshot.decisions)
+            self.refresh_bindings()
 
     def _show_log(self) -> None:
         run = self.snapshot.run
@@ -214,16 +218,18 @@ class MlciApp(App[None]):
             log.show(None)
             log.border_title = "log"
             return
-        log.show(self.reader.log_path(run.id, name))
-        log.border_title = f"log · {name} · run {run.id}"
-        log.poll()
+        path = self.reader.log_path(run.id, name)
+        if path != log.path:
+            log.show(path)
+            log.border_title = f"log · {name} · run {run.id}"
 
     def on_stage_list_selected(self, message: StageList.Selected) -> None:
         if message.by_user:
             # Picking a stage by hand stops the log jumping to the running one,
             # unless the pick is the running one.
             self.auto_stage = message.name == _active_stage(self.snapshot.run)
-        self._show_log()
+        # The selection is painted first; switching the log is the slower part.
+        self.call_after_refresh(self._show_log)
 
     def on_log_view_follow_changed(self, message: LogView.FollowChanged) -> None:
         self.header.show(self.snapshot, self.clock(), message.follow)
@@ -232,12 +238,8 @@ class MlciApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide keys that cannot do anything now (the footer shows what can)."""
-        # r and c take turns in the footer: only one of them can do anything.
-        running = self._running_run() is not None
-        if action == "start_run":
-            return not running
-        if action == "cancel_run":
-            return running
+        # r and c stay in the footer whatever runs: changing the footer rebuilds it,
+        # and that must not happen each time a run starts or ends.
         if action == "answer":
             return bool(self.snapshot.decisions)
         if action == "rollback":

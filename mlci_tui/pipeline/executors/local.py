@@ -19,10 +19,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Awaitable
-
-import psutil
+from typing import TYPE_CHECKING
 
 from mlci_tui import procs
+
+if TYPE_CHECKING:
+    import psutil
 from mlci_tui.pipeline.events import StageSampled
 from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
 from mlci_tui.pipeline.output import OutputSink
@@ -47,14 +49,23 @@ class LocalExecutor:
         self.commands: set[int] = set()
         """Pids of running stage commands: their own threads reap them, nobody else may."""
 
-    def reap_orphans(self) -> None:
+    def reap_orphans(self) -> list[int]:
         """Collect orphans that died as our children (we are their subreaper); a zombie
-        still counts as a member of its process group, so it would look like a survivor."""
-        if self.subreaper:
-            for pid in procs.child_pids():
-                if pid not in self.commands:
-                    with contextlib.suppress(ChildProcessError, OSError):
-                        os.waitpid(pid, os.WNOHANG)
+        still counts as a member of its process group, so it would look like a survivor.
+        Returns the orphans still alive."""
+        alive: list[int] = []
+        if not self.subreaper:
+            return alive
+        for pid in procs.child_pids():
+            if pid in self.commands:
+                continue
+            try:
+                reaped, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if reaped == 0:
+                alive.append(pid)
+        return alive
 
     async def run(
         self, spec: AttemptSpec, sink: OutputSink, started: StartedCallback
@@ -106,7 +117,7 @@ class _Attempt:
 
     async def watch(self) -> AttemptResult:
         self._start_reading()
-        threading.Thread(target=self._wait, name=f"wait-{self.pid}", daemon=True).start()
+        self._watch_exit()
         ticker = asyncio.ensure_future(self._tick())
         try:
             await asyncio.shield(self.exited)
@@ -135,16 +146,37 @@ class _Attempt:
             self.cancelled = True
             self.hurried = True
 
-    def _wait(self) -> None:
+    def _watch_exit(self) -> None:
+        """Learn of the command's exit without blocking: a pidfd the event loop
+        watches (Linux), else a thread blocked in ``wait4``. Either way ``wait4``
+        reaps it, which gives its exact CPU time and peak memory."""
         try:
-            _, status, usage = os.wait4(self.pid, 0)
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            threading.Thread(target=self._wait, name=f"wait-{self.pid}", daemon=True).start()
+            return
+
+        def readable() -> None:
+            self.loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._exited(self._reap(0))
+
+        self.loop.add_reader(pidfd, readable)
+
+    def _wait(self) -> None:
+        result = self._reap(0)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self.loop.call_soon_threadsafe(self._exited, result)
+
+    def _reap(self, flags: int) -> tuple[int, float, int]:
+        try:
+            _, status, usage = os.wait4(self.pid, flags)
             result = (status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
         except ChildProcessError:
             result = (0, 0.0, 0)
         # Popen must not reap this pid again later: it may belong to someone else by then.
         self.process.returncode = 0
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            self.loop.call_soon_threadsafe(self._exited, result)
+        return result
 
     def _exited(self, result: tuple[int, float, int]) -> None:
         self.executor.commands.discard(self.pid)
@@ -203,7 +235,9 @@ class _Attempt:
         while True:
             await asyncio.sleep(TICK_S)
             self.sink.flush_stale()
-            if ticks % SAMPLE_EVERY_TICKS == 0:
+            if ticks == 0:
+                self.sampler.sample()  # starts the CPU measurement; RSS is shown next time
+            elif ticks % SAMPLE_EVERY_TICKS == 1:
                 sample = self.sampler.sample()
                 if sample is not None:
                     cpu, rss = sample
@@ -213,18 +247,19 @@ class _Attempt:
                     )
             ticks += 1
 
-    def _leftovers(self) -> list[psutil.Process]:
+    def _leftovers(self, orphans: list[int] | None = None) -> list[psutil.Process]:
         """Processes of this attempt that left its group: its tree and tagged orphans."""
         # Once the command has exited its descendants are orphans: no tree to walk.
         found = [] if self.exited.done() else self.sampler.descendants()
-        if self.executor.subreaper:
+        if orphans is None:
+            orphans = self.executor.reap_orphans()
+        if orphans:
             found += procs.orphans({self.spec.process_tag}, exclude=self.executor.commands)
         return [p for p in found if _pgid(p) != self.pid]
 
     async def _stop(self, grace: float) -> None:
         """Stop the whole tree, wait for the pipes to end, and flush the last output."""
-        self.executor.reap_orphans()
-        leftovers = self._leftovers()
+        leftovers = self._leftovers(self.executor.reap_orphans())
         if not self.exited.done() or procs.group_alive(self.pid) or leftovers:
             await self._terminate(leftovers, grace)
         if self.open_pipes and not self.hurried:
@@ -268,24 +303,38 @@ class _Attempt:
     def _signal(self, leftovers: list[psutil.Process], sig: int) -> None:
         procs.signal_group(self.pid, sig)
         for process in leftovers:
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(Exception):  # gone already (psutil.Error)
                 process.send_signal(sig)
 
 
 class _TreeSampler:
     """CPU % and RSS of a process and its descendants; keeps `Process` objects
-    between samples because `cpu_percent` measures since the previous call."""
+    between samples because `cpu_percent` measures since the previous call.
+
+    psutil is imported on the first sample, so stages shorter than that cost
+    nothing here.
+    """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.known: dict[int, psutil.Process] = {}
-        with contextlib.suppress(psutil.Error):
-            self.known[pid] = psutil.Process(pid)
-            # The first cpu_percent() only starts the measurement; start it now.
-            self.known[pid].cpu_percent(None)
+        self.started = False
+
+    def _root(self) -> psutil.Process | None:
+        import psutil
+
+        if not self.started:
+            self.started = True
+            with contextlib.suppress(psutil.Error):
+                self.known[self.pid] = psutil.Process(self.pid)
+                # The first cpu_percent() only starts the measurement.
+                self.known[self.pid].cpu_percent(None)
+        return self.known.get(self.pid)
 
     def descendants(self) -> list[psutil.Process]:
-        root = self.known.get(self.pid)
+        import psutil
+
+        root = self._root()
         if root is None:
             return []
         try:
@@ -294,7 +343,9 @@ class _TreeSampler:
             return []
 
     def sample(self) -> tuple[float, int] | None:
-        root = self.known.get(self.pid)
+        import psutil
+
+        root = self._root()
         if root is None:
             return None
         current = {self.pid: root}
@@ -321,6 +372,8 @@ def _pgid(process: psutil.Process) -> int | None:
 
 
 def _alive(process: psutil.Process) -> bool:
+    import psutil
+
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

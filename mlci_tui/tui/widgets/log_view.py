@@ -85,6 +85,8 @@ class LogView(ScrollView, can_focus=True):
         self.match_line: int | None = None
         self._cache: LRUCache[int, Strip] = LRUCache(512)
         self._width = 0
+        self._style: Style | None = None
+        """The widget's own style, kept: computing it walks every ancestor."""
         self._updating = False
         self._pending = False
 
@@ -99,9 +101,10 @@ class LogView(ScrollView, can_focus=True):
         self.path = path
         self.index = None if path is None else LogIndex(path)
         self.match_line = None
-        self._width = 0
         self._cache.clear()
-        self.virtual_size = Size(0, 0)
+        # The width seen so far is kept: dropping it would hide and show the
+        # horizontal scrollbar, a layout pass each time.
+        self.virtual_size = Size(self._width, 0)
         self.follow = True
         self.scroll_to(0, 0, animate=False)
         self.poll()
@@ -127,7 +130,6 @@ class LogView(ScrollView, can_focus=True):
         if index is not self.index:
             return
         if added:
-            self._measure(max(0, len(index) - added))
             self.virtual_size = Size(self._width, len(index))
             if self.follow:
                 self.scroll_end(animate=False, immediate=True)
@@ -136,19 +138,13 @@ class LogView(ScrollView, can_focus=True):
             self._pending = False
             self.poll()
 
-    def _measure(self, first: int) -> None:
-        """Widen the scrollable area for new lines (only the last few are measured)."""
-        assert self.index is not None
-        for line in range(max(first, len(self.index) - 200), len(self.index)):
-            self._width = max(self._width, min(MAX_WIDTH, self._strip(line).cell_length))
-
     # Rendering --------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         line = scroll_y + y
         width = self.size.width
-        style = self.rich_style
+        style = self._base_style
         if self.index is None or line >= len(self.index):
             return Strip.blank(width, style)
         strip = self._strip(line)
@@ -172,10 +168,24 @@ class LogView(ScrollView, can_focus=True):
                 text.stylize_before(self.get_component_rich_style("log-view--stderr"))
         if self.search_text:
             self._highlight(text, line)
-        text.stylize_before(self.rich_style)
+        text.stylize_before(self._base_style)
         strip = Strip(text.render(self.app.console), text.cell_len)
         self._cache[line] = strip
+        if strip.cell_length > self._width and self._width < MAX_WIDTH:
+            # Lines are measured as they are drawn: widen the scroll area after this frame.
+            self._width = min(MAX_WIDTH, strip.cell_length)
+            self.call_after_refresh(self._widen)
         return strip
+
+    def _widen(self) -> None:
+        if self.virtual_size.width < self._width:
+            self.virtual_size = Size(self._width, self.virtual_size.height)
+
+    @property
+    def _base_style(self) -> Style:
+        if self._style is None:
+            self._style = self.rich_style
+        return self._style
 
     def _highlight(self, text: Text, line: int) -> None:
         name = "log-view--current-match" if line == self.match_line else "log-view--match"
@@ -188,6 +198,7 @@ class LogView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._style = None
         self._cache.clear()
 
     # Follow and search ------------------------------------------------------------

@@ -30,11 +30,12 @@ class StagePane(Widget):
         height: 2;
         padding: 0 1 0 0;
     }
-    StagePane.-selected { background: $boost; }
-    StageList:focus-within StagePane.-selected { background: $accent 30%; }
     StagePane > .stage-pane--output { color: $text-muted; }
+    StagePane > .stage-pane--selected { background: $primary 30%; }
     """
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"stage-pane--output"}
+    # The selection is painted by render(), not by a CSS class: toggling a class
+    # restyles the whole list, and moving through stages must feel instant.
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"stage-pane--output", "stage-pane--selected"}
 
     selected: reactive[bool] = reactive(False)
 
@@ -48,8 +49,7 @@ class StagePane(Widget):
         self.last_lines: list[LogRecord] = []
         self.now = 0.0
 
-    def watch_selected(self, selected: bool) -> None:
-        self.set_class(selected, "-selected")
+    def watch_selected(self) -> None:
         self.refresh()
 
     def update_stage(self, record: StageRecord | None, tail: list[LogRecord], now: float) -> None:
@@ -78,10 +78,12 @@ class StagePane(Widget):
             if record.attempt > 1:
                 title.append(f" try {record.attempt}/{record.max_attempts}", style="yellow")
         width = max(1, self.size.width)
-        title.truncate(width, overflow="ellipsis")
         lines = [title, *self._output_lines()]
-        for line in lines[1:]:
-            line.truncate(width, overflow="ellipsis")
+        lines += [Text("", end="") for _ in range(self.output_lines + 1 - len(lines))]
+        for line in lines:
+            line.truncate(width, overflow="ellipsis", pad=self.selected)
+            if self.selected:
+                line.stylize_before(self.get_component_rich_style("stage-pane--selected"))
         return Text("\n", end="").join(lines)
 
     def _output_lines(self) -> list[Text]:

@@ -80,6 +80,7 @@ class VersionPanel(Vertical):
         self.table = VersionTable(id="versions")
         self.heading = Label("versions", id="version-heading")
         self.trend: Sparkline = Sparkline([], id="trend")
+        self._shown: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="version-title"):
@@ -88,6 +89,10 @@ class VersionPanel(Vertical):
         yield self.table
 
     def show(self, versions: Sequence[VersionRecord], metrics: Sequence[str], total: int) -> None:
+        shown = (tuple(versions), tuple(metrics), total)
+        if shown == self._shown:
+            return  # every change below costs a layout pass
+        self._shown = shown
         self.table.show(versions, metrics)
         key = metrics[0] if metrics else None
         trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
@@ -96,6 +101,6 @@ class VersionPanel(Vertical):
         sparkline.display = len(trend) >= 2
         # A cell per version: stretched over the whole width, two points look like ten.
         sparkline.styles.width = min(60, max(2, len(trend)))
-        shown = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
-        heading = f"versions{shown}" + (f" · {key} trend" if key and len(trend) >= 2 else "")
+        newest = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
+        heading = f"versions{newest}" + (f" · {key} trend" if key and len(trend) >= 2 else "")
         self.heading.update(Text(heading))

@@ -1,8 +1,12 @@
-"""Building a big store quickly, for scale tests and benchmarks: thousands of
-versions and runs, written with bulk inserts through the real schema."""
+"""Building a big store quickly, for the scale benchmark and test: thousands of
+versions and runs, written with bulk inserts through the real schema.
+
+    python -m benchmarks.store_generator STATE_DIR [--versions N] [--runs N]
+"""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from pathlib import Path
@@ -51,3 +55,17 @@ def build_store(state_dir: Path, *, versions: int, runs: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "model.txt").write_text(f"model {number}\n")
     store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("state_dir", type=Path)
+    parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=1_000)
+    args = parser.parse_args()
+    build_store(args.state_dir, versions=args.versions, runs=args.runs)
+    print(f"{args.state_dir}: {args.versions} versions, {args.runs} runs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""A headless dashboard that measures itself, for the benchmark suite.
+
+    python -m benchmarks.probe frame CONFIG
+    python -m benchmarks.probe idle CONFIG SECONDS
+    python -m benchmarks.probe keys CONFIG
+    python -m benchmarks.probe table CONFIG PRESSES
+
+It runs the real app (Textual's headless driver, 100x30) on a store and
+prints one JSON line. Latencies are from sending a key, the way a terminal
+would, to the frame in which the change is painted: the widget's render
+is wrapped to note the time it first draws the new state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mlci_tui.config import load_config
+from mlci_tui.states import RunState
+from mlci_tui.tui.app import MlciApp, make_app
+from mlci_tui.tui.widgets.header_bar import HeaderBar
+from mlci_tui.tui.widgets.stage_pane import StagePane
+from mlci_tui.tui.widgets.version_table import VersionTable
+
+STARTED = time.perf_counter()
+painted: list[tuple[float, str, object]] = []
+"""(time, widget, state) for every render of the watched widgets."""
+
+
+def _watch_renders() -> None:
+    header_render = HeaderBar.render
+    pane_render = StagePane.render
+    table_render = VersionTable.render_lines
+
+    def header(self: HeaderBar) -> Any:
+        painted.append((time.perf_counter(), "header", self.follow))
+        return header_render(self)
+
+    def pane(self: StagePane) -> Any:
+        painted.append((time.perf_counter(), f"pane:{self.stage_name}", self.selected))
+        return pane_render(self)
+
+    def table(self: VersionTable, crop: Any) -> Any:
+        painted.append((time.perf_counter(), "table", self.cursor_row))
+        return table_render(self, crop)
+
+    HeaderBar.render = header  # type: ignore[method-assign]
+    StagePane.render = pane  # type: ignore[method-assign]
+    VersionTable.render_lines = table  # type: ignore[method-assign]
+
+
+async def _until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the dashboard never got there")
+        await asyncio.sleep(0.005)
+
+
+async def _press(app: MlciApp, key: str, widget: str, state: object) -> float:
+    """Send ``key``; seconds until ``widget`` is painted in ``state``."""
+    mark = len(painted)
+    sent = time.perf_counter()
+    await app._press_keys([key])  # the path a terminal's keys take
+
+    def shown() -> bool:
+        return any(w == widget and s == state for _, w, s in painted[mark:])
+
+    await _until(shown, timeout=10)
+    first = next(t for t, w, s in painted[mark:] if w == widget and s == state)
+    return first - sent
+
+
+async def main(mode: str, config_path: str, argument: str | None) -> dict[str, Any]:
+    _watch_renders()
+    app = make_app(load_config(config_path))
+    async with app.run_test(headless=True, size=(100, 30)) as pilot:
+        if mode == "frame":
+            await _until(lambda: app.snapshot.run is not None or app.snapshot.versions)
+            await pilot.pause()
+            return {"first_frame_s": time.perf_counter() - STARTED}
+        if mode == "idle":
+            await _until(lambda: app.snapshot.run is not None)
+            await asyncio.sleep(1)
+            seconds = float(argument or 10)
+            cpu = time.process_time()
+            await asyncio.sleep(seconds)
+            return {"cpu_s": time.process_time() - cpu, "seconds": seconds}
+        if mode == "keys":
+            return await _keys(app, int(argument or 10))
+        if mode == "table":
+            table = app.version_panel.table
+            await _until(lambda: table.versions)
+            table.focus()
+            await pilot.pause()
+            latencies = []
+            for _ in range(int(argument or 50)):
+                latencies.append(await _press(app, "down", "table", table.cursor_row + 1))
+            return {"latencies_s": latencies}
+    raise ValueError(f"unknown mode {mode}")
+
+
+async def _keys(app: MlciApp, least: int) -> dict[str, Any]:
+    """While a run floods its log: toggle follow and move the stage selection.
+
+    Waits for a run newer than the one shown at start, presses keys until it
+    has ended and at least ``least`` were measured, and says how many were
+    measured while it was still running.
+    """
+    await _until(lambda: app.snapshot is not None)
+    await asyncio.sleep(0.6)
+    before = app.snapshot.run.id if app.snapshot.run else 0
+    await _until(lambda: app.snapshot.run is not None and app.snapshot.run.id > before)
+    latencies: list[float] = []
+    during = 0
+    stages = app.stages
+
+    def running() -> bool:
+        return app.snapshot.run is not None and app.snapshot.run.state is RunState.RUNNING
+
+    while running() or len(latencies) < least:
+        live = running()
+        follow = app.log_view.follow
+        latencies.append(await _press(app, "f", "header", not follow))
+        await asyncio.sleep(0.1)  # keys a person presses are never microseconds apart
+        if len(stages.names) > 1:
+            if app.focused is not stages:
+                stages.focus()
+            target = stages.names[(stages.selected + 1) % len(stages.names)]
+            latencies.append(await _press(app, "down", f"pane:{target}", True))
+        during += 2 if live else 0
+        await asyncio.sleep(0.1)
+    return {"latencies_s": latencies, "during_run": during}
+
+
+if __name__ == "__main__":
+    result = asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
+    print(json.dumps(result), flush=True)

@@ -1,0 +1,403 @@
+"""The six scenarios, each comparing mlci with what a user would use instead."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.harness import (
+    PeakRss,
+    Samples,
+    Scenario,
+    Target,
+    bench_env,
+    interleave,
+    mlci_command,
+    ms,
+    spread,
+    timed,
+)
+from benchmarks.store_generator import build_store
+
+CHAIN = 20
+LINE = "{:08d} " + "x" * 51  # 60 bytes with the newline
+
+
+@dataclass(frozen=True)
+class Sizes:
+    runs: int
+    lines: tuple[int, int]
+    flood: int
+    idle_s: float
+    versions: int
+    scale_runs: int
+    key_presses: int
+
+
+FULL = Sizes(
+    runs=7,
+    lines=(200_000, 2_000_000),
+    flood=2_000_000,
+    idle_s=10.0,
+    versions=10_000,
+    scale_runs=1_000,
+    key_presses=50,
+)
+QUICK = Sizes(
+    runs=2,
+    lines=(20_000, 100_000),
+    flood=100_000,
+    idle_s=2.0,
+    versions=1_000,
+    scale_runs=100,
+    key_presses=10,
+)
+
+
+def _generator(work: Path) -> Path:
+    script = work / "lines.py"
+    script.write_text(
+        "import sys\n"
+        "count = int(sys.argv[1])\n"
+        "out = sys.stdout\n"
+        "for start in range(0, count, 10_000):\n"
+        f"    out.write(''.join({LINE!r}.format(i) + '\\n'"
+        " for i in range(start, min(count, start + 10_000))))\n"
+    )
+    return script
+
+
+def _mlci(*args: str) -> list[str]:
+    return [*mlci_command(), *args]
+
+
+# 1. Engine overhead ------------------------------------------------------------
+
+
+def engine_overhead(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
+    if shutil.which("make") is None:
+        return Scenario(
+            "1. Engine overhead",
+            "mlci vs make vs dvc on a chain of 20 stages.",
+            skipped="make is not installed (apt-get install make).",
+        )
+    directory = work / "chain"
+    directory.mkdir()
+    stages = []
+    make = [f"all: s{CHAIN - 1}"]
+    dvc_stages = ["stages:"]
+    for i in range(CHAIN):
+        command = f"echo {i} > o{i}"
+        stages.append(f'[stages.s{i}]\ncommand = "{command}"')
+        if i:
+            stages[-1] += f'\nneeds = ["s{i - 1}"]'
+        make.append(f"s{i}:{f' s{i - 1}' if i else ''}\n\t@{command}")
+        deps = f"\n    deps: [o{i - 1}]" if i else ""
+        dvc_stages.append(
+            f"  s{i}:\n    cmd: {command}{deps}\n    outs:\n      - o{i}:\n          cache: false"
+        )
+    (directory / "config.toml").write_text(
+        "[pipeline]\nmax_parallel = 1\n\n" + "\n\n".join(stages) + "\n"
+    )
+    (directory / "Makefile").write_text(
+        "\n".join(make) + "\n.PHONY: all " + " ".join(f"s{i}" for i in range(CHAIN)) + "\n"
+    )
+    env = bench_env()
+    commands = {
+        "mlci run": lambda: timed(
+            _mlci("run", "--config", str(directory / "config.toml")), cwd=directory, env=env
+        ),
+        "make": lambda: timed(["make", "-s", "-B", f"s{CHAIN - 1}"], cwd=directory, env=env),
+    }
+    scenario = Scenario(
+        "1. Engine overhead",
+        f"A chain of {CHAIN} stages, each `echo N > oN`, the same dependencies for each"
+        " tool: `mlci run` vs `make -B` vs `dvc repro -f`.",
+        headers=["command", "median", "min – max"],
+    )
+    if dvc:
+        dvc_dir = work / "chain-dvc"
+        dvc_dir.mkdir()
+        (dvc_dir / "dvc.yaml").write_text("\n".join(dvc_stages) + "\n")
+        subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=dvc_dir, env=env, check=True)
+        commands["dvc repro -f"] = lambda: timed([dvc, "repro", "-f", "-q"], cwd=dvc_dir, env=env)
+    else:
+        scenario.notes.append("dvc is not installed: skipped (`pip install dvc` to include it).")
+    samples = interleave(sizes.runs, commands)
+    for name, values in samples.items():
+        scenario.table.append([name, *spread(values)])
+    per_stage = (samples["mlci run"].median - samples["make"].median) / CHAIN
+    scenario.targets.append(
+        Target("(mlci − make) / 20 stages", per_stage * 1000, 10.0, " ms per stage")
+    )
+    if dvc:
+        ratio = samples["mlci run"].median / samples["dvc repro -f"].median
+        scenario.targets.append(Target("mlci / dvc", ratio, 0.25, "×"))
+    return scenario
+
+
+# 2. Log throughput ---------------------------------------------------------------
+
+
+def log_throughput(work: Path, sizes: Sizes) -> Scenario:
+    generator = _generator(work)
+    env = bench_env()
+    scenario = Scenario(
+        "2. Log throughput",
+        "One stage printing lines of 60 bytes: `mlci run > file` vs"
+        " `sh -c 'CMD | tee out.log > /dev/null'`.",
+        headers=["lines", "command", "median", "min – max", "runner peak RSS"],
+    )
+    peaks: dict[int, int] = {}
+    for count in sizes.lines:
+        directory = work / f"throughput-{count}"
+        directory.mkdir()
+        command = f"{sys.executable} {generator} {count}"
+        (directory / "config.toml").write_text(f'[stages.flood]\ncommand = "{command}"\n')
+        peak = [0]
+
+        def run_mlci(directory: Path = directory, peak: list[int] = peak) -> float:
+            with open(directory / "out.txt", "wb") as out:
+                started = time.perf_counter()
+                process = subprocess.Popen(
+                    _mlci("run", "--config", str(directory / "config.toml")),
+                    cwd=directory,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.PIPE,
+                )
+                rss = PeakRss(process.pid)
+                _, err = process.communicate()
+                elapsed = time.perf_counter() - started
+                peak[0] = max(peak[0], rss.stop())
+            if process.returncode != 0:
+                raise RuntimeError(f"mlci run failed: {err.decode()[-300:]}")
+            return elapsed
+
+        def run_tee(directory: Path = directory, command: str = command) -> float:
+            return timed(
+                ["sh", "-c", f"{command} | tee out.log > /dev/null"], cwd=directory, env=env
+            )
+
+        samples = interleave(sizes.runs, {"mlci run": run_mlci, "tee": run_tee})
+        peaks[count] = peak[0]
+        for name, values in samples.items():
+            rss = f"{peak[0] / (1 << 20):.1f} MB" if name == "mlci run" else ""
+            scenario.table.append([f"{count:,}", name, *spread(values), rss])
+        ratio = samples["mlci run"].median / samples["tee"].median
+        scenario.targets.append(Target(f"mlci / tee, {count:,} lines", ratio, 2.0, "×"))
+        latest = max((directory / ".mlci" / "runs").iterdir(), key=lambda p: int(p.name))
+        with open(latest / "flood.log", "rb") as log:
+            stored = sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
+        missing = count - stored
+        scenario.targets.append(
+            Target(f"lines missing from the store, {count:,} lines", missing, 0, "")
+        )
+        scenario.targets.append(
+            Target(f"runner peak RSS, {count:,} lines", peak[0] / (1 << 20), 100.0, " MB")
+        )
+    small, big = sizes.lines
+    growth = (peaks[big] - peaks[small]) / (1 << 20)
+    scenario.targets.append(
+        Target(f"peak RSS growth from {small:,} to {big:,} lines", growth, 10.0, " MB")
+    )
+    return scenario
+
+
+# 3. Dashboard under flood ----------------------------------------------------------
+
+
+def _probe(mode: str, config: Path, *argument: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.probe", mode, str(config), *argument],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _result(process: subprocess.Popen[bytes]) -> dict[str, object]:
+    out, err = process.communicate(timeout=600)
+    if process.returncode != 0:
+        raise RuntimeError(f"probe failed: {err.decode()[-800:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
+    generator = _generator(work)
+    env = bench_env()
+    directory = work / "flood"
+    directory.mkdir()
+    config = directory / "config.toml"
+    config.write_text(
+        f'[stages.flood]\ncommand = "{sys.executable} {generator} {sizes.flood}"\n'
+        '[stages.after]\ncommand = "echo done"\nneeds = ["flood"]\n'
+    )
+    scenario = Scenario(
+        "3. Dashboard under flood",
+        f"The same stage printing {sizes.flood:,} lines, headless vs while a dashboard"
+        " (Textual's headless driver, 100x30, the real app) watches and is sent keys"
+        " (`f` to toggle follow, `down` to move the stage selection) every 100 ms.",
+        headers=["run", "median", "min – max"],
+    )
+    latencies = Samples()
+    peak = [0]
+
+    def headless() -> float:
+        return timed(_mlci("run", "--config", str(config)), cwd=directory, env=env)
+
+    during = [0]
+
+    def watched() -> float:
+        probe = _probe("keys", config, "6", env=env)
+        rss = PeakRss(probe.pid)
+        time.sleep(2.0)  # the dashboard is up before the run starts
+        elapsed = timed(_mlci("run", "--config", str(config)), cwd=directory, env=env)
+        result = _result(probe)
+        peak[0] = max(peak[0], rss.stop())
+        latencies.values.extend(result["latencies_s"])  # type: ignore[arg-type]
+        during[0] += int(result["during_run"])  # type: ignore[call-overload]
+        return elapsed
+
+    samples = interleave(max(2, sizes.runs - 2), {"headless": headless, "watched": watched})
+    for name, values in samples.items():
+        scenario.table.append([f"mlci run, {name}", *spread(values)])
+    scenario.table.append(
+        ["key → frame, p50 / p95", ms(latencies.percentile(0.5)), ms(latencies.percentile(0.95))]
+    )
+    scenario.notes.append(
+        f"{len(latencies.values)} keys measured, {during[0]} of them while the flood ran"
+        " (the others just after it, while the dashboard caught up)."
+    )
+    ratio = samples["watched"].median / samples["headless"].median
+    scenario.targets.append(Target("watched / headless run time", ratio, 1.2, "×"))
+    scenario.targets.append(Target("dashboard peak RSS", peak[0] / (1 << 20), 250.0, " MB"))
+    scenario.targets.append(
+        Target(
+            f"key → frame p95 ({len(latencies.values)} keys)",
+            latencies.percentile(0.95) * 1000,
+            100.0,
+            " ms",
+        )
+    )
+    return scenario
+
+
+# 4. Start-up -------------------------------------------------------------------------
+
+
+def startup(work: Path, sizes: Sizes) -> Scenario:
+    env = bench_env()
+    directory = work / "startup"
+    directory.mkdir()
+    config = directory / "config.toml"
+    config.write_text('[stages.a]\ncommand = "true"\n')
+    timed(_mlci("run", "--config", str(config)), cwd=directory, env=env)
+    scenario = Scenario(
+        "4. Start-up",
+        "Headless commands from process start to exit; the dashboard from process start"
+        " to its first frame with the store's data.",
+        headers=["command", "median", "min – max"],
+    )
+    commands = {
+        "mlci --help": lambda: timed(_mlci("--help"), cwd=directory, env=env),
+        "mlci versions": lambda: timed(
+            _mlci("versions", "--config", str(config)), cwd=directory, env=env
+        ),
+        "mlci status": lambda: timed(
+            _mlci("status", "--config", str(config)), cwd=directory, env=env
+        ),
+    }
+
+    def first_frame() -> float:
+        started = time.perf_counter()
+        _result(_probe("frame", config, env=env))
+        return time.perf_counter() - started
+
+    commands["dashboard, first frame"] = first_frame
+    samples = interleave(sizes.runs, commands)
+    for name, values in samples.items():
+        scenario.table.append([name, *spread(values)])
+        limit = 1.0 if name.startswith("dashboard") else 0.2
+        scenario.targets.append(Target(name, values.median, limit, " s"))
+    return scenario
+
+
+# 5. Idle ---------------------------------------------------------------------------------
+
+
+def idle(work: Path, sizes: Sizes) -> Scenario:
+    env = bench_env()
+    directory = work / "startup"  # a finished run is there
+    config = directory / "config.toml"
+    samples = Samples()
+    for _ in range(max(1, sizes.runs // 3)):
+        result = _result(_probe("idle", config, str(sizes.idle_s), env=env))
+        samples.values.append(float(result["cpu_s"]) / float(result["seconds"]) * 100)  # type: ignore[arg-type]
+    scenario = Scenario(
+        "5. Idle",
+        f"A dashboard open on a finished run for {sizes.idle_s:g} s: CPU time it used"
+        " (all threads), as a share of one core.",
+        headers=["measure", "median", "min – max"],
+    )
+    scenario.table.append(
+        [
+            "CPU, % of one core",
+            f"{samples.median:.2f} %",
+            f"{samples.low:.2f} – {samples.high:.2f} %",
+        ]
+    )
+    scenario.targets.append(Target("idle CPU", samples.median, 1.0, " % of a core"))
+    return scenario
+
+
+# 6. Scale ----------------------------------------------------------------------------------
+
+
+def scale(work: Path, sizes: Sizes) -> Scenario:
+    env = bench_env()
+    directory = work / "scale"
+    directory.mkdir()
+    config = directory / "config.toml"
+    config.write_text(
+        '[stages.train]\ncommand = "true"\nartifact = "model.txt"\n'
+        '[deploy]\ncommand = "true"\n'
+        '[registry]\nkey_metrics = ["accuracy", "f1"]\n'
+    )
+    build_store(directory / ".mlci", versions=sizes.versions, runs=sizes.scale_runs)
+    scenario = Scenario(
+        "6. Scale",
+        f"A store of {sizes.versions:,} versions and {sizes.scale_runs:,} runs"
+        " (`python -m benchmarks.store_generator`).",
+        headers=["measure", "median", "min – max"],
+    )
+
+    def versions() -> float:
+        return timed(_mlci("versions", "--config", str(config)), cwd=directory, env=env)
+
+    def opens() -> float:
+        started = time.perf_counter()
+        _result(_probe("frame", config, env=env))
+        return time.perf_counter() - started
+
+    samples = interleave(sizes.runs, {"mlci versions": versions, "dashboard opens": opens})
+    keys = Samples()
+    result = _result(_probe("table", config, str(sizes.key_presses), env=env))
+    keys.values = list(result["latencies_s"])  # type: ignore[arg-type]
+    for name, values in samples.items():
+        scenario.table.append([name, *spread(values)])
+    scenario.table.append(
+        ["version table, a key (p50 / p95)", ms(keys.percentile(0.5)), ms(keys.percentile(0.95))]
+    )
+    scenario.targets.append(Target("mlci versions", samples["mlci versions"].median, 0.5, " s"))
+    scenario.targets.append(Target("dashboard opens", samples["dashboard opens"].median, 1.5, " s"))
+    scenario.targets.append(
+        Target("version table, p95 per key", keys.percentile(0.95) * 1000, 50.0, " ms")
+    )
+    return scenario

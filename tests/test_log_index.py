@@ -1,0 +1,69 @@
+"""LogIndex: random access and search into a growing log file, checked against
+reading the whole file."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from mlci_tui.states import Stream
+from mlci_tui.store import log_index
+from mlci_tui.store.log_index import LogIndex
+from mlci_tui.store.logs import LogWriter, encode, parse
+
+
+def write_random_log(path: Path, rng: random.Random, records: int) -> None:
+    writer = LogWriter(path)
+    for i in range(records):
+        size = rng.choice([0, 5, 40, 200, 3000, 70_000])
+        content = f"rec {i} ".encode() + bytes(
+            rng.choice(b"abcdefXYZ \x00\xff") for _ in range(size)
+        )
+        content = content.replace(b"\n", b"")
+        stream = rng.choice([Stream.STDOUT, Stream.STDERR, Stream.MESSAGE])
+        writer.write(encode(stream, [content], float(i), partial=rng.random() < 0.1))
+    writer.close()
+
+
+def test_every_record_is_found_as_the_file_grows(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(log_index, "READ_CHUNK", 100_000)  # many chunks, many blocks
+    path = tmp_path / "stage.log"
+    rng = random.Random(7)
+    index = LogIndex(path)
+    for _ in range(3):
+        write_random_log(path, rng, 400)
+        with path.open("ab") as file:
+            file.write(b"123.000 o an unfinished rec")  # not indexed until whole
+        index.update()
+        expected = list(parse(path.read_bytes().rsplit(b"\n", 1)[0] + b"\n"))
+        assert len(index) == len(expected)
+        for i in [*rng.sample(range(len(expected)), 150), 0, len(expected) - 1]:
+            assert index.record(i) == expected[i]
+        with path.open("ab") as file:
+            file.write(b" now ended\n")
+    index.update()
+    assert index.record(len(index) - 1).content == b"an unfinished rec now ended"
+    assert index.record(len(index)) is None
+
+
+def test_search_forward_and_backward_matches_a_plain_scan(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(log_index, "READ_CHUNK", 50_000)
+    path = tmp_path / "stage.log"
+    writer = LogWriter(path)
+    lines = [f"line {i:05d} {'needle' if i % 97 == 0 else 'hay'}".encode() for i in range(3000)]
+    writer.write(encode(Stream.STDOUT, lines, 1.0))
+    writer.write(encode(Stream.STDOUT, [b"o needle-in-the-tag-only? no: NEEDLE"], 2.0))
+    writer.close()
+    index = LogIndex(path)
+    index.update()
+    hits = [i for i in range(len(index)) if b"needle" in index.record(i).content.lower()]
+    found, position = [], -1
+    while (position := index.search("Needle", position)) is not None:
+        found.append(position)
+    assert found == hits
+    backwards, position = [], len(index)
+    while (position := index.search("needle", position, forward=False)) is not None:
+        backwards.append(position)
+    assert backwards == hits[::-1]
+    assert index.search(" o ", -1) is None  # the stream tag is not content
+    assert index.search("absent", -1) is None
