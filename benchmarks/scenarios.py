@@ -107,12 +107,25 @@ def engine_overhead(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
     (directory / "Makefile").write_text(
         "\n".join(make) + "\n.PHONY: all " + " ".join(f"s{i}" for i in range(CHAIN)) + "\n"
     )
+    single = work / "single"
+    single.mkdir()
+    (single / "config.toml").write_text('[stages.s0]\ncommand = "echo 0 > o0"\n')
     env = bench_env()
+    python = [sys.executable, "-c"]
     commands = {
         "mlci run": lambda: timed(
             _mlci("run", "--config", str(directory / "config.toml")), cwd=directory, env=env
         ),
         "make": lambda: timed(["make", "-s", "-B", f"s{CHAIN - 1}"], cwd=directory, env=env),
+        # Where mlci's time goes: the same run with one stage, and the floor any
+        # Python program with asyncio and sqlite3 starts from.
+        "mlci run, 1 stage": lambda: timed(
+            _mlci("run", "--config", str(single / "config.toml")), cwd=single, env=env
+        ),
+        "python -c pass": lambda: timed([*python, "pass"], cwd=directory, env=env),
+        "python -c 'import asyncio, sqlite3, subprocess'": lambda: timed(
+            [*python, "import asyncio, sqlite3, subprocess"], cwd=directory, env=env
+        ),
     }
     scenario = Scenario(
         "1. Engine overhead",
@@ -134,6 +147,16 @@ def engine_overhead(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
     per_stage = (samples["mlci run"].median - samples["make"].median) / CHAIN
     scenario.targets.append(
         Target("(mlci − make) / 20 stages", per_stage * 1000, 10.0, " ms per stage")
+    )
+    marginal = (samples["mlci run"].median - samples["mlci run, 1 stage"].median) / (CHAIN - 1)
+    fixed = samples["mlci run, 1 stage"].median - marginal
+    floor = samples["python -c 'import asyncio, sqlite3, subprocess'"].median
+    scenario.notes.append(
+        f"Each further stage costs mlci {marginal * 1000:.1f} ms (20 stages vs 1); make spends"
+        f" {samples['make'].median / CHAIN * 1000:.1f} ms a stage in all. The fixed cost of"
+        f" starting mlci is about {fixed * 1000:.0f} ms, of which {floor * 1000:.0f} ms is"
+        " the interpreter and the standard-library modules any asyncio and sqlite3 program"
+        " loads."
     )
     if dvc:
         ratio = samples["mlci run"].median / samples["dvc repro -f"].median
@@ -374,19 +397,26 @@ def scale(work: Path, sizes: Sizes) -> Scenario:
     scenario = Scenario(
         "6. Scale",
         f"A store of {sizes.versions:,} versions and {sizes.scale_runs:,} runs"
-        " (`python -m benchmarks.store_generator`).",
+        " (`python -m benchmarks.store_generator`). `mlci versions` lists the newest 50"
+        " by default, as `helm history` lists the newest 256; `--all` lists every one.",
         headers=["measure", "median", "min – max"],
     )
 
     def versions() -> float:
         return timed(_mlci("versions", "--config", str(config)), cwd=directory, env=env)
 
+    def every_version() -> float:
+        return timed(_mlci("versions", "--all", "--config", str(config)), cwd=directory, env=env)
+
     def opens() -> float:
         started = time.perf_counter()
         _result(_probe("frame", config, env=env))
         return time.perf_counter() - started
 
-    samples = interleave(sizes.runs, {"mlci versions": versions, "dashboard opens": opens})
+    samples = interleave(
+        sizes.runs,
+        {"mlci versions": versions, "mlci versions --all": every_version, "dashboard opens": opens},
+    )
     keys = Samples()
     result = _result(_probe("table", config, str(sizes.key_presses), env=env))
     keys.values = list(result["latencies_s"])  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 METRIC_NAME = r"[A-Za-z_][A-Za-z0-9_.\-/]{0,127}"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -28,8 +28,7 @@ _NEGATED = {">=": "<", "<=": ">", ">": "<=", "<": ">=", "==": "!=", "!=": "=="}
 CHECK_EXAMPLE = 'a check like "accuracy >= 0.9" (metric, one of >= <= > < == !=, number)'
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One comparison of a metric against a fixed threshold."""
 
     metric: str

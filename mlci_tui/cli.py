@@ -27,6 +27,16 @@ def _run_id(text: str) -> int:
     return run_id(text)
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line instead of argparse's usage block."""
@@ -77,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     versions = commands.add_parser("versions", parents=[config], help="list model versions")
     versions.add_argument("--json", action="store_true", help="print JSON")
+    versions.add_argument(
+        "--limit", type=_count, default=50, metavar="N", help="the newest N (default: 50)"
+    )
+    versions.add_argument("--all", action="store_true", help="every version")
 
     history = commands.add_parser(
         "history", parents=[config], help="the audit trail of deploys and rollbacks"

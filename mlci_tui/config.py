@@ -1,4 +1,4 @@
-"""`config.toml` → validated, frozen dataclasses.
+"""`config.toml` → validated, immutable named tuples.
 
 The schema is strict: unknown keys, wrong types and impossible values are
 errors. Every error is a `ConfigError` whose text is one line naming the
@@ -15,9 +15,9 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
@@ -39,8 +39,11 @@ DURATION_EXAMPLE = 'a duration like "90s" or "5m"'
 KeyPath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
+_NO_ENV: Mapping[str, str] = MappingProxyType({})
+"""The default environment table: empty, and immutable, since it is shared."""
+
+
+class PipelineConfig(NamedTuple):
     """The `[pipeline]` table."""
 
     name: str
@@ -53,12 +56,11 @@ class PipelineConfig:
     """Environment variables whose values are masked as ``***`` everywhere."""
     kill_grace: float = 5.0
     """Seconds between SIGTERM and SIGKILL when a stage is stopped."""
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = _NO_ENV
     """Extra environment for every stage."""
 
 
-@dataclass(frozen=True)
-class StageConfig:
+class StageConfig(NamedTuple):
     """One `[stages.NAME]` table."""
 
     name: str
@@ -68,7 +70,7 @@ class StageConfig:
     """Working directory (absolute); defaults to the config's directory."""
     needs: tuple[str, ...] = ()
     """Stages that must pass before this one starts."""
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = _NO_ENV
     """Extra environment, on top of the pipeline's."""
     timeout: float | None = None
     """Seconds before the stage's process tree is stopped and the stage fails."""
@@ -80,18 +82,16 @@ class StageConfig:
     """Metric checks made when the stage ends; a failed one fails the stage."""
 
 
-@dataclass(frozen=True)
-class DeployConfig:
+class DeployConfig(NamedTuple):
     """The `[deploy]` table: how any model version is deployed (and rolled back)."""
 
     command: str | tuple[str, ...]
     cwd: Path
     timeout: float | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = _NO_ENV
 
 
-@dataclass(frozen=True)
-class MonitorConfig:
+class MonitorConfig(NamedTuple):
     """The `[monitor]` table: checks of the live model's metrics."""
 
     command: str | tuple[str, ...]
@@ -102,21 +102,19 @@ class MonitorConfig:
     failures_before_rollback: int = 3
     auto_rollback: bool | Literal["ask"] = True
     timeout: float | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = _NO_ENV
 
 
-@dataclass(frozen=True)
-class AlertsConfig:
+class AlertsConfig(NamedTuple):
     """The `[alerts]` table: a command told about failures and rollbacks."""
 
     command: str | tuple[str, ...]
     cwd: Path
     timeout: float | None = 30.0
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = _NO_ENV
 
 
-@dataclass(frozen=True)
-class RegistryConfig:
+class RegistryConfig(NamedTuple):
     """The `[registry]` table: how model versions are kept and shown."""
 
     keep_versions: int = 20
@@ -126,8 +124,7 @@ class RegistryConfig:
     """Metrics shown in version tables; defaults to those named in gates and checks."""
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """A whole, valid `config.toml`."""
 
     path: Path
@@ -140,7 +137,7 @@ class Config:
     deploy: DeployConfig | None = None
     monitor: MonitorConfig | None = None
     alerts: AlertsConfig | None = None
-    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    registry: RegistryConfig = RegistryConfig()
 
     @property
     def order(self) -> list[str]:

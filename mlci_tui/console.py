@@ -163,11 +163,10 @@ def version_table(
                 terminal_line(description, keep_color=False),
             ]
         )
-    headers = ["VERSION", "CREATED", "STATUS", *(m.upper() for m in metrics), "RUN", "DESCRIPTION"]
-    right = set(range(3, 3 + len(metrics)))
-    lines = render_table(
-        headers, [[terminal_line(c, keep_color=False) for c in r] for r in rows], right
-    )
+    names = [terminal_line(m.upper(), keep_color=False) for m in metrics]
+    headers = ["VERSION", "CREATED", "STATUS", *names, "RUN", "DESCRIPTION"]
+    # Only the description and metric names come from outside; both are made safe above.
+    lines = render_table(headers, rows, set(range(3, 3 + len(metrics))))
     if not color:
         return lines
     painted = [paint(lines[0], "1", color)]

@@ -24,6 +24,7 @@ _ESCAPE = re.compile(
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _CONTROL = r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]"
 _UNSAFE = re.compile(f"{_ESCAPE.pattern}|{_CONTROL}")
+_NEEDS_WORK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _CONTROL_PICTURES = {code: chr(0x2400 + code) for code in range(0x20)} | {0x7F: "\u2421"}
 
 
@@ -33,6 +34,8 @@ def terminal_line(text: str, *, keep_color: bool) -> str:
     A carriage return redraws the line (progress bars), so only what follows the
     last one is kept, as a terminal would show it.
     """
+    if not _NEEDS_WORK.search(text):
+        return text  # the usual case, and the fast one
     text = text.rstrip("\r")
     if "\r" in text:
         text = text.rsplit("\r", 1)[1]

@@ -22,8 +22,11 @@ def command_versions(args: argparse.Namespace) -> int:
     from mlci_tui.console import use_color, version_table
 
     config = load(args)
+    # Like `helm history`: the newest by default, everything when asked.
+    limit = None if args.all else args.limit
     with open_registry(config).store as store:
-        versions = store.versions()
+        versions = store.versions(limit=limit)
+        total = store.version_count() if limit is not None else len(versions)
     if args.json:
         print(json.dumps([v.to_json() for v in versions], indent=2))
         return 0
@@ -31,7 +34,10 @@ def command_versions(args: argparse.Namespace) -> int:
         print("no versions yet: a passing run with an artifact registers one")
         return 0
     color = use_color(sys.stdout.buffer, os.environ)
-    print("\n".join(version_table(versions, config.key_metrics, color=color)))
+    lines = version_table(versions, config.key_metrics, color=color)
+    if total > len(versions):
+        lines.append(f"… and {total - len(versions)} older (mlci versions --all)")
+    print("\n".join(lines))
     return 0
 
 

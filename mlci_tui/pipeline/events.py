@@ -7,19 +7,21 @@ stream. Events are named in the past tense: each says what has happened.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from mlci_tui.states import RunState, StageState, Stream
 
+_EMPTY: Mapping[str, float] = MappingProxyType({})
+"""The default metrics: empty, and immutable, since it is shared."""
 
-@dataclass(frozen=True)
-class RunStarted:
+
+class RunStarted(NamedTuple):
     stages: tuple[str, ...]
     time: float
 
 
-@dataclass(frozen=True)
-class StageStarted:
+class StageStarted(NamedTuple):
     stage: str
     attempt: int
     max_attempts: int
@@ -29,8 +31,7 @@ class StageStarted:
     time: float
 
 
-@dataclass(frozen=True)
-class StageOutput:
+class StageOutput(NamedTuple):
     """Lines a stage printed, masked, without their newlines.
 
     When ``partial`` the last line has not ended yet: more of it follows in a
@@ -44,8 +45,7 @@ class StageOutput:
     partial: bool = False
 
 
-@dataclass(frozen=True)
-class StageNoted:
+class StageNoted(NamedTuple):
     """A note from mlci about a stage: a retry, a timeout, a failed gate."""
 
     stage: str
@@ -53,8 +53,7 @@ class StageNoted:
     time: float
 
 
-@dataclass(frozen=True)
-class StageSampled:
+class StageSampled(NamedTuple):
     stage: str
     cpu_percent: float
     rss_bytes: int
@@ -62,15 +61,13 @@ class StageSampled:
     time: float
 
 
-@dataclass(frozen=True)
-class StageMetrics:
+class StageMetrics(NamedTuple):
     stage: str
     metrics: Mapping[str, float]
     time: float
 
 
-@dataclass(frozen=True)
-class StageFinished:
+class StageFinished(NamedTuple):
     stage: str
     state: StageState
     attempt: int
@@ -81,23 +78,21 @@ class StageFinished:
     cpu_seconds: float | None = None
     failed_gate: str | None = None
     message: str | None = None
-    metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = _EMPTY
 
     @property
     def duration_s(self) -> float | None:
         return None if self.started_at is None else max(0.0, self.ended_at - self.started_at)
 
 
-@dataclass(frozen=True)
-class RunNoted:
+class RunNoted(NamedTuple):
     """A note about the whole run, such as a cancel request."""
 
     text: str
     time: float
 
 
-@dataclass(frozen=True)
-class RunFinished:
+class RunFinished(NamedTuple):
     state: RunState
     exit_code: int
     time: float

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mlci_tui.states import Stream
 
@@ -27,8 +27,7 @@ _TAGS = {stream: stream.value.encode() for stream in Stream}
 _STREAMS = {tag: stream for stream, tag in _TAGS.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     time: float
     stream: Stream
     content: bytes

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 
+_EMPTY: Mapping[str, float] = MappingProxyType({})
+"""The default metrics: empty, and immutable, since it is shared."""
 
-@dataclass(frozen=True)
-class StageRecord:
+
+class StageRecord(NamedTuple):
     name: str
     position: int
     needs: tuple[str, ...]
@@ -31,7 +33,7 @@ class StageRecord:
     cpu_seconds: float | None = None
     failed_gate: str | None = None
     message: str | None = None
-    metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float] = _EMPTY
 
     def duration_s(self, now: float | None = None) -> float | None:
         """Wall time from the first attempt's start to the end (or ``now`` while running)."""
@@ -60,8 +62,7 @@ class StageRecord:
         }
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     id: int
     pipeline: str
     state: RunState
@@ -109,8 +110,7 @@ def iso_time(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
 
-@dataclass(frozen=True)
-class VersionRecord:
+class VersionRecord(NamedTuple):
     """A registered model version: ``v{number}``."""
 
     number: int
@@ -149,8 +149,7 @@ class VersionRecord:
         }
 
 
-@dataclass(frozen=True)
-class DeploymentRecord:
+class DeploymentRecord(NamedTuple):
     """One deploy or rollback: a row of the audit trail."""
 
     id: int
@@ -191,8 +190,7 @@ class DeploymentRecord:
         }
 
 
-@dataclass(frozen=True)
-class AlertRecord:
+class AlertRecord(NamedTuple):
     id: int
     created_at: float
     kind: str
@@ -214,8 +212,7 @@ class AlertRecord:
         }
 
 
-@dataclass(frozen=True)
-class DecisionRecord:
+class DecisionRecord(NamedTuple):
     """A rollback the monitor proposes and a person must confirm (``auto_rollback = "ask"``)."""
 
     id: int
@@ -240,8 +237,7 @@ class DecisionRecord:
         }
 
 
-@dataclass(frozen=True)
-class SampleRecord:
+class SampleRecord(NamedTuple):
     """One monitor check of the live model."""
 
     id: int

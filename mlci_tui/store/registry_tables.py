@@ -306,6 +306,9 @@ class RegistryTables(Connection):
         return [_sample(row) for row in rows]
 
 
+_STATUSES = {status.value: status for status in VersionStatus}
+
+
 def _version(row: sqlite3.Row) -> VersionRecord:
     return VersionRecord(
         number=row["number"],
@@ -317,7 +320,7 @@ def _version(row: sqlite3.Row) -> VersionRecord:
         sha256=row["sha256"],
         size_bytes=row["size_bytes"],
         metrics=json.loads(row["metrics"]),
-        status=VersionStatus(row["status"]),
+        status=_STATUSES[row["status"]],
         git_commit=row["git_commit"],
         git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),
         description=row["description"],

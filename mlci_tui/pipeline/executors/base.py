@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mlci_tui.pipeline.output import OutputSink
 
 
-@dataclass(frozen=True)
-class AttemptSpec:
+class AttemptSpec(NamedTuple):
     """What to run, and how to stop it."""
 
     stage: str
@@ -37,8 +35,7 @@ class AttemptSpec:
     """Set when stopping must not wait for the grace period (a second Ctrl-C)."""
 
 
-@dataclass(frozen=True)
-class AttemptResult:
+class AttemptResult(NamedTuple):
     exit_code: int | None
     """The exit status; negative when a signal ended it; None if it never started."""
     error: str | None = None
