@@ -9,7 +9,6 @@ file, the line of the offending key, the key path and what was expected::
 
 from __future__ import annotations
 
-import difflib
 import errno
 import json
 import os
@@ -22,7 +21,6 @@ from typing import Any, Literal, NamedTuple
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
 from mlci_tui.errors import ConfigError
-from mlci_tui.toml_positions import key_lines
 from mlci_tui.units import parse_duration
 
 try:
@@ -173,7 +171,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(label, error, text) from None
-    document = _Document(label, key_lines(text))
+    document = _Document(label, text)
     return _build(document, data, Path(label).resolve(), os.environ if environ is None else environ)
 
 
@@ -222,11 +220,21 @@ def _syntax_error(label: str, error: Exception, text: str) -> ConfigError:
 
 
 class _Document:
-    """The file's name and key positions, to turn a key path into an error."""
+    """The file's name and text, to turn a key path into an error."""
 
-    def __init__(self, label: str, lines: dict[KeyPath, int]) -> None:
+    def __init__(self, label: str, text: str) -> None:
         self.label = label
-        self.lines = lines
+        self.text = text
+        self._lines: dict[KeyPath, int] | None = None
+
+    @property
+    def lines(self) -> dict[KeyPath, int]:
+        # Scanned only when an error needs a line: a valid config never pays for it.
+        if self._lines is None:
+            from mlci_tui.toml_positions import key_lines
+
+            self._lines = key_lines(self.text)
+        return self._lines
 
     def line(self, path: KeyPath) -> int | None:
         for depth in range(len(path), 0, -1):
@@ -388,7 +396,7 @@ class _Table:
             return
         key = min(unknown, key=lambda k: self.document.line((*self.path, k)) or 0)
         known = sorted(self.read)
-        close = difflib.get_close_matches(key, known, n=1)
+        close = _close_matches(key, known)
         hint = f'; did you mean "{close[0]}"?' if close else f" (known: {', '.join(known)})"
         raise self.error(key, f"unknown key{hint}")
 
@@ -518,7 +526,7 @@ def _stages(top: _Table, root: Path) -> dict[str, StageConfig]:
                 raise top.document.error(where, f"{show(need)} is listed twice")
             seen.add(need)
             if need not in stages:
-                close = difflib.get_close_matches(need, list(stages), n=1)
+                close = _close_matches(need, list(stages))
                 hint = (
                     f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(stages)})"
                 )
@@ -600,3 +608,9 @@ def _alerts(table: _Table | None, root: Path) -> AlertsConfig | None:
     )
     table.done()
     return alerts
+
+
+def _close_matches(word: str, candidates: list[str]) -> list[str]:
+    import difflib  # only for error messages
+
+    return difflib.get_close_matches(word, candidates, n=1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import urllib.parse
 from collections.abc import Iterable
 
 MASK = b"***"
@@ -20,6 +18,9 @@ class SecretMasker:
 
     def __init__(self, values: Iterable[str]) -> None:
         forms: set[bytes] = set()
+        import base64  # here, not at the top: most pipelines name no secrets
+        import urllib.parse
+
         for value in values:
             # Environment values that are not UTF-8 arrive as surrogate escapes.
             raw = value.encode("utf-8", "surrogateescape")

@@ -67,3 +67,29 @@ def test_search_forward_and_backward_matches_a_plain_scan(tmp_path: Path, monkey
     assert backwards == hits[::-1]
     assert index.search(" o ", -1) is None  # the stream tag is not content
     assert index.search("absent", -1) is None
+
+
+def test_a_follower_skips_a_backlog_and_counts_it_later(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(log_index, "SKIP_AFTER", 200_000)
+    monkeypatch.setattr(log_index, "KEEP_TAIL", 20_000)
+    monkeypatch.setattr(log_index, "READ_CHUNK", 64_000)
+    path = tmp_path / "stage.log"
+    writer = LogWriter(path)
+    writer.write(encode(Stream.STDOUT, [f"early {i}".encode() for i in range(100)], 1.0))
+    index = LogIndex(path)
+    index.update(follow=True)
+    assert len(index) == 100 and index.complete
+    writer.write(encode(Stream.STDOUT, [f"flood {i:06d}".encode() for i in range(50_000)], 2.0))
+    writer.close()
+    index.update(follow=True)
+    assert not index.complete
+    assert 0 < len(index) - 100 < 50_000  # most of the flood was skipped
+    assert index.record(len(index) - 1).content == b"flood 049999"
+    assert index.record(99).content == b"early 99"
+    skipped = index.fill_gap()
+    assert index.complete and len(index) == 50_100
+    assert skipped == 50_100 - (len(index) - skipped)
+    expected = list(parse(path.read_bytes()))
+    for i in [0, 99, 100, 101, 12_345, 40_000, 50_099]:
+        assert index.record(i) == expected[i]
+    assert index.search("flood 000007", 0) == 107

@@ -40,7 +40,6 @@ def command_run(args: argparse.Namespace) -> int:
     from mlci_tui.console import run_summary, use_color
     from mlci_tui.live_printer import BackgroundWriter, LivePrinter
     from mlci_tui.pipeline.runner import Runner
-    from mlci_tui.store import Store
 
     config = load(args)
     for name in args.stage:
@@ -62,11 +61,10 @@ def command_run(args: argparse.Namespace) -> int:
         result = runner.run()
     finally:
         printer.close()
-    with Store.open(config.pipeline.state_dir, create=False) as store:
-        run = store.run(runner.run_id)
+    run = runner.record
     if run is not None and not printer.broken:
         lines = ["", *run_summary(run, color=color)]
-        lines.append(f"logs: {relative(store.run_dir(run.id))}")
+        lines.append(f"logs: {relative(runner.store.run_dir(run.id))}")
         with contextlib.suppress(OSError):
             print("\n".join(lines), flush=True)
     return result.exit_code

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from mlci_tui.monitor.alerts import Alerter
     from mlci_tui.registry.deployer import Deployer
     from mlci_tui.registry.versions import Registry
-    from mlci_tui.store.records import VersionRecord
+    from mlci_tui.store.records import RunRecord, VersionRecord
 
 DEPLOY_STAGE = "deploy"
 MONITOR_STAGE = "monitor"
@@ -77,6 +77,8 @@ class Runner:
             config_path=str(config.path),
         )
         self.version: VersionRecord | None = None
+        self.record: RunRecord | None = None
+        """The run as the store has it once it ended, for the summary."""
         self.engine = Engine(
             config,
             stages=stages,
@@ -152,6 +154,7 @@ class Runner:
             self.recorder.close()
             try:
                 self.writer.close()
+                self.record = self.store.run(self.run_id)
             finally:
                 self.store.close()
                 if "registry" in self.__dict__:

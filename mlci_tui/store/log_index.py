@@ -22,6 +22,9 @@ from mlci_tui.store.logs import LogRecord, parse
 
 BLOCK = 64 << 10
 READ_CHUNK = 8 << 20
+SKIP_AFTER = 16 << 20
+"""A viewer that only follows the end skips a backlog larger than this (see `update`)."""
+KEEP_TAIL = 2 << 20
 MAX_RECORD_READ = 256 << 10
 """A record longer than this is shown cut (the file keeps it whole)."""
 
@@ -49,6 +52,8 @@ class LogIndex:
         self._closed = False
         self._block: tuple[int, list[bytes]] | None = None
         """The last block read: its number and its raw records."""
+        self._gap: tuple[int, int, int] | None = None
+        """Bytes skipped by a follower: (start, end, the first block after them)."""
 
     def __len__(self) -> int:
         return self._count
@@ -58,12 +63,29 @@ class LogIndex:
         """Bytes of whole records indexed so far."""
         return self._end
 
-    def update(self) -> int:
-        """Index what was appended since the last call; returns how many records."""
+    @property
+    def complete(self) -> bool:
+        """False while a skipped stretch (see `update`) has not been indexed."""
+        return self._gap is None
+
+    def update(self, *, follow: bool = False) -> int:
+        """Index what was appended since the last call; returns how many records.
+
+        With ``follow`` (a viewer showing only the end) a backlog of more than
+        `SKIP_AFTER` bytes is skipped but for its last `KEEP_TAIL`: the records
+        after it are numbered as if it were empty, until `fill_gap` counts it.
+        Following a flood then costs nothing for the lines nobody looks at.
+        """
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
             return 0
+        if follow and self._gap is None and size - self._end > SKIP_AFTER:
+            resume = self._record_start_after(size - KEEP_TAIL, size)
+            if resume > self._end:
+                with self._lock:
+                    self._gap = (self._end, resume, len(self._offsets))
+                    self._end = resume
         before = self._count
         while self._end < size:
             chunk = self._pread(min(READ_CHUNK, size - self._end), self._end)
@@ -80,6 +102,43 @@ class LogIndex:
                 continue
             self._add_blocks(_blocks(chunk, last + 1), self._end, last + 1)
         return self._count - before
+
+    def fill_gap(self) -> int:
+        """Index the stretch `update` skipped; returns how many records it held.
+        Records after it are renumbered: record ``n`` becomes ``n`` + the result."""
+        gap = self._gap
+        if gap is None:
+            return 0
+        start, end, at = gap
+        blocks: list[tuple[int, int]] = []
+        position = start
+        while position < end:
+            chunk = self._pread(min(READ_CHUNK, end - position), position)
+            if chunk is None:
+                return 0
+            last = chunk.rfind(b"\n") + 1 or len(chunk)
+            blocks += [(position + offset, count) for offset, count in _blocks(chunk, last)]
+            position += last
+        added = sum(count for _, count in blocks)
+        with self._lock:
+            first = self._numbers[at] if at < len(self._numbers) else self._count
+            numbers = []
+            running = first
+            for _, count in blocks:
+                numbers.append(running)
+                running += count
+            self._offsets[at:at] = array("q", (offset for offset, _ in blocks))
+            tail = array("q", (n + added for n in self._numbers[at:]))
+            self._numbers[at:] = array("q", numbers) + tail
+            self._count += added
+            self._gap = None
+            self._block = None
+        return added
+
+    def _record_start_after(self, position: int, size: int) -> int:
+        """The first record that starts at or after ``position``."""
+        found = self._find_newline(max(0, position - 1), size)
+        return size if found < 0 else found + 1
 
     def _add_blocks(self, blocks: list[tuple[int, int]], base: int, length: int) -> None:
         """``blocks``: (offset in the chunk, records in the block) of a chunk at ``base``."""
@@ -130,6 +189,8 @@ class LogIndex:
         ``find``; only a hit is mapped back to its record.
         """
         target = needle.lower().encode("utf-8", "replace")
+        if self._gap is not None:
+            self.fill_gap()  # a search means every line, skipped ones too
         with self._lock:
             count = self._count
             blocks = len(self._offsets)

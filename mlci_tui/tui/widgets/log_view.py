@@ -121,16 +121,26 @@ class LogView(ScrollView, can_focus=True):
 
     @work(thread=True, exclusive=True, group="log-index")
     def _index(self, index: LogIndex) -> None:
-        added = index.update()
+        # While following, a backlog nobody will see is skipped (LogIndex.update);
+        # it is counted when the view stops following.
+        follow = self.follow
+        filled = 0 if follow else index.fill_gap()
+        added = index.update(follow=follow)
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
-            self.app.call_from_thread(self._indexed, index, added)
+            self.app.call_from_thread(self._indexed, index, added, filled)
 
-    def _indexed(self, index: LogIndex, added: int) -> None:
+    def _indexed(self, index: LogIndex, added: int, filled: int = 0) -> None:
         self._updating = False
         if index is not self.index:
             return
-        if added:
+        if added or filled:
             self.virtual_size = Size(self._width, len(index))
+            if filled:
+                # Lines were counted above the view: keep it on the same lines.
+                self._cache.clear()
+                if not self.follow:
+                    y = self.scroll_offset.y + filled
+                    self.scroll_to(y=y, animate=False, immediate=True)
             if self.follow:
                 self.scroll_end(animate=False, immediate=True)
             self.refresh()
@@ -205,8 +215,12 @@ class LogView(ScrollView, can_focus=True):
 
     def watch_follow(self, follow: bool) -> None:
         self.post_message(self.FollowChanged(follow))
-        if follow and self.index is not None:
+        if self.index is None:
+            return
+        if follow:
             self.scroll_end(animate=False, immediate=True)
+        elif not self.index.complete:
+            self.poll()  # count what following skipped
 
     def watch_search_text(self) -> None:
         self._cache.clear()
@@ -227,6 +241,11 @@ class LogView(ScrollView, can_focus=True):
         self.search_text = query
         if self.index is None or not query:
             return False
+        filled = self.index.fill_gap()  # a search is over every line, skipped ones too
+        if filled:
+            self._cache.clear()
+            self.virtual_size = Size(self._width, len(self.index))
+            self.scroll_to(y=self.scroll_offset.y + filled, animate=False, immediate=True)
         start = self.match_line if self.match_line is not None else self._search_origin(forward)
         found = self.index.search(query, start, forward=forward)
         if found is None:
