@@ -2,7 +2,8 @@
 
     python -m benchmarks.probe frame CONFIG
     python -m benchmarks.probe idle CONFIG SECONDS
-    python -m benchmarks.probe keys CONFIG
+    python -m benchmarks.probe watch CONFIG
+    python -m benchmarks.probe keys CONFIG LEAST
     python -m benchmarks.probe table CONFIG PRESSES
 
 It runs the real app (Textual's headless driver, 100x30) on a store and
@@ -93,6 +94,8 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
             return {"cpu_s": time.process_time() - cpu, "seconds": seconds}
         if mode == "keys":
             return await _keys(app, int(argument or 10))
+        if mode == "watch":
+            return await _watch(app)
         if mode == "table":
             table = app.version_panel.table
             await _until(lambda: table.versions)
@@ -105,6 +108,24 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
     raise ValueError(f"unknown mode {mode}")
 
 
+async def _next_run(app: MlciApp) -> None:
+    """Wait for a run newer than the one shown when the dashboard opened."""
+    await asyncio.sleep(0.6)
+    before = app.snapshot.run.id if app.snapshot.run else 0
+    await _until(lambda: app.snapshot.run is not None and app.snapshot.run.id > before)
+
+
+async def _watch(app: MlciApp) -> dict[str, Any]:
+    """Watch a run from start to end, as a person would, without touching a key."""
+    await _next_run(app)
+    cpu = time.process_time()
+    await _until(
+        lambda: app.snapshot.run is not None and app.snapshot.run.state is not RunState.RUNNING,
+        timeout=600,
+    )
+    return {"cpu_s": time.process_time() - cpu}
+
+
 async def _keys(app: MlciApp, least: int) -> dict[str, Any]:
     """While a run floods its log: toggle follow and move the stage selection.
 
@@ -112,10 +133,7 @@ async def _keys(app: MlciApp, least: int) -> dict[str, Any]:
     has ended and at least ``least`` were measured, and says how many were
     measured while it was still running.
     """
-    await _until(lambda: app.snapshot is not None)
-    await asyncio.sleep(0.6)
-    before = app.snapshot.run.id if app.snapshot.run else 0
-    await _until(lambda: app.snapshot.run is not None and app.snapshot.run.id > before)
+    await _next_run(app)
     latencies: list[float] = []
     during = 0
     stages = app.stages

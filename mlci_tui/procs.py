@@ -136,13 +136,14 @@ def matching(
 
 
 def child_pids() -> list[int]:
-    """Pids of this process's children; cheap on Linux, where the kernel lists them."""
+    """Pids of this process's children; cheap on Linux, where the kernel lists them.
+
+    Only the main thread's list is read: stage commands are started from it, and
+    the kernel gives orphans to a subreaper's main thread.
+    """
     try:
-        pids: list[int] = []
-        for task in os.scandir("/proc/self/task"):
-            with open(f"{task.path}/children") as file:
-                pids.extend(int(pid) for pid in file.read().split())
-        return pids
+        with open(f"/proc/self/task/{os.getpid()}/children") as file:
+            return [int(pid) for pid in file.read().split()]
     except OSError:  # not Linux, or a kernel without CONFIG_PROC_CHILDREN
         import psutil
 

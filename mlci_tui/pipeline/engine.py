@@ -152,7 +152,8 @@ class Engine:
         try:
             while True:
                 if not self._cancelled:
-                    self._skip_blocked(plan)
+                    if any(s in _NOT_PASSED for s in plan.states.values()):
+                        self._skip_blocked(plan)
                     self._start_ready(plan)
                 if not self._tasks:
                     break
