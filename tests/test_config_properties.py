@@ -16,10 +16,32 @@ from mlci_tui.config import Config, load_config
 from mlci_tui.errors import ConfigError
 
 KNOWN_KEYS = [
-    "pipeline", "stages", "deploy", "monitor", "alerts", "registry", "name", "state_dir",
-    "max_parallel", "secrets", "kill_grace", "env", "command", "needs", "cwd", "timeout",
-    "retries", "artifact", "gates", "checks", "interval", "samples",
-    "failures_before_rollback", "auto_rollback", "keep_versions", "key_metrics",
+    "pipeline",
+    "stages",
+    "deploy",
+    "monitor",
+    "alerts",
+    "registry",
+    "name",
+    "state_dir",
+    "max_parallel",
+    "secrets",
+    "kill_grace",
+    "env",
+    "command",
+    "needs",
+    "cwd",
+    "timeout",
+    "retries",
+    "artifact",
+    "gates",
+    "checks",
+    "interval",
+    "samples",
+    "failures_before_rollback",
+    "auto_rollback",
+    "keep_versions",
+    "key_metrics",
 ]
 STAGE_NAMES = ["test", "train", "eval", "a", "b", "my stage", "x" * 70, "deploy"]
 
@@ -106,13 +128,17 @@ def check(path: Path, text: str) -> None:
     assert config.stages
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(documents)
 def test_any_structured_document_loads_or_fails_with_one_line(tmp_path: Path, document) -> None:
     check(tmp_path / "config.toml", toml_document(document))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text(alphabet=st.sampled_from(list('[]{}="\'.,#\n abc123\\\x00\x1b')), max_size=120))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(alphabet=st.sampled_from(list("[]{}=\"'.,#\n abc123\\\x00\x1b")), max_size=120))
 def test_any_text_at_all_loads_or_fails_with_one_line(tmp_path: Path, text: str) -> None:
     check(tmp_path / "config.toml", text)

@@ -209,3 +209,33 @@ def test_rollback_confirmation(snap_compare, tmp_path: Path, size: tuple[int, in
         await pilot.pause(0.3)
 
     assert snap_compare(make_store(tmp_path, failed=False), terminal_size=size, run_before=before)
+
+
+def test_hostile_output(snap_compare, tmp_path: Path) -> None:
+    """Markup, terminal escapes, control bytes and invalid UTF-8, shown as harmless text."""
+    from tests.test_dashboard import HOSTILE
+
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('[pipeline]\nname = "hostile"\n[stages.evil]\ncommand = "true"\n')
+    config = load_config(config_path, environ={})
+    store = Store.open(config.pipeline.state_dir)
+    run_id = store.create_run(
+        "hostile",
+        [("evil", (), 1)],
+        started_at=T0,
+        pid=1,
+        pid_started=None,
+        host="build-host",
+        config_path=str(config_path),
+    )
+    log = LogWriter(store.log_path(run_id, "evil"))
+    log.write(encode(Stream.STDOUT, HOSTILE.rstrip(b"\n").split(b"\n"), T0 + 1))
+    log.write(encode(Stream.STDERR, [b"\x1b[1;31mbold red on stderr\x1b[0m \x07\x7f"], T0 + 2))
+    log.close()
+    store.update_stage(
+        run_id, "evil", state=StageState.PASSED, exit_code=0, started_at=T0, ended_at=T0 + 3
+    )
+    store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 3)
+    store.close()
+    app = make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=loaded)

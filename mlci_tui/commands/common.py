@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -56,6 +57,8 @@ def open_store(config: Config, *, create: bool = False) -> Store:
                 f"no runs yet in {relative(config.pipeline.state_dir)} (start one with `mlci run`)"
             ) from None
         raise
+    if store.recovery_error:
+        print(f"mlci: warning: {store.recovery_error}", file=sys.stderr)
     if store.running_deployments():
         # Only then is the registry's recovery (and its imports) needed.
         from mlci_tui.registry.deployer import recover_deployments

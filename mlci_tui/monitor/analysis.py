@@ -117,7 +117,7 @@ class Analysis:
         try:
             result = await (run if timeout is None else asyncio.wait_for(run, timeout))
             problem = result.error or (
-                None if result.exit_code == 0 else f"exit code {result.exit_code}"
+                None if result.exit_code == 0 else procs.describe_exit(result.exit_code)
             )
             self.cpu_seconds += result.cpu_seconds or 0.0
             self.peak_rss_bytes = max(self.peak_rss_bytes, result.peak_rss_bytes or 0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import time
 import uuid
@@ -26,6 +25,7 @@ from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.events import (
     Event,
     RunFinished,
+    RunNoted,
     RunStarted,
     StageFinished,
     StageNoted,
@@ -35,7 +35,7 @@ from mlci_tui.pipeline.events import (
 from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StageExecutor
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.output import OutputSink, read_metrics_file
-from mlci_tui.procs import TAG_VARIABLE
+from mlci_tui.procs import TAG_VARIABLE, describe_exit
 from mlci_tui.states import RunState, StageState
 from mlci_tui.units import format_duration
 
@@ -132,6 +132,8 @@ class Engine:
                 if self._fault is None:
                     self._fault = f"cannot record the run: {error}"
                     self.cancel()
+                    # Tell whoever can still listen (the terminal, when the disk is full).
+                    self.emit(RunNoted(f"{self._fault}; stopping the run", self.clock()))
 
     def cancel(self, *, force: bool = False) -> None:
         """Stop the run: running stages get SIGTERM, then SIGKILL after the grace
@@ -173,7 +175,8 @@ class Engine:
                 await asyncio.wait(self._tasks)
         for name, state in plan.states.items():
             if state is StageState.PENDING:
-                self._finish(plan, name, StageState.CANCELLED, message="the run was cancelled")
+                message = "the run was cancelled" if self._fault is None else self._fault
+                self._finish(plan, name, StageState.CANCELLED, message=message)
         return self._result(plan)
 
     def _result(self, plan: _Plan) -> RunResult:
@@ -252,7 +255,7 @@ class Engine:
                 )
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            message = "the run was cancelled"
+            message = "the run was cancelled" if self._fault is None else self._fault
             return self._stage_finished(
                 stage, StageState.CANCELLED, attempt, started_at, result, sink, message
             )
@@ -269,7 +272,7 @@ class Engine:
         result = await action(context)
         if result.error is not None:
             return result, result.error
-        return result, None if result.exit_code == 0 else _describe_exit(result.exit_code)
+        return result, None if result.exit_code == 0 else describe_exit(result.exit_code)
 
     async def _attempt(
         self, stage: StageConfig, attempt: int, attempts: int, sink: OutputSink
@@ -307,7 +310,7 @@ class Engine:
             self._note(stage.name, problem)
         sink.add_metrics(metrics)
         if result.exit_code != 0:
-            return result, _describe_exit(result.exit_code)
+            return result, describe_exit(result.exit_code)
         return result, None
 
     def _judge(
@@ -392,14 +395,3 @@ class Engine:
         if self.run_id is not None:
             env["MLCI_RUN_ID"] = str(self.run_id)
         return env
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "did not exit"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"

@@ -283,7 +283,7 @@ class Deployer:
         if result.error is not None:
             return result.error
         if result.exit_code != 0:
-            return f"the deploy command failed (exit code {result.exit_code})"
+            return f"the deploy command failed ({procs.describe_exit(result.exit_code)})"
         return None
 
     def _finish(

@@ -163,6 +163,8 @@ class Store(RegistryTables):
     def __init__(self, state_dir: Path, connection: sqlite3.Connection) -> None:
         super().__init__(connection, state_dir / DB_NAME)
         self.state_dir = state_dir
+        self.recovery_error: str | None = None
+        """Why runs of a dead runner could not be marked interrupted, if they could not."""
 
     @classmethod
     def open(cls, state_dir: Path, *, create: bool = True) -> Store:

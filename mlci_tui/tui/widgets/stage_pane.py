@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -83,7 +84,9 @@ class StagePane(Widget):
         for line in lines:
             line.truncate(width, overflow="ellipsis", pad=self.selected)
             if self.selected:
-                line.stylize_before(self.get_component_rich_style("stage-pane--selected"))
+                # On top of the line's own colours: a reset in them must not punch holes.
+                background = self.get_component_rich_style("stage-pane--selected").bgcolor
+                line.stylize(Style(bgcolor=background))
         return Text("\n", end="").join(lines)
 
     def _output_lines(self) -> list[Text]:
