@@ -56,6 +56,8 @@ class PipelineConfig(NamedTuple):
     """Seconds between SIGTERM and SIGKILL when a stage is stopped."""
     env: Mapping[str, str] = _NO_ENV
     """Extra environment for every stage."""
+    executor: str = "local"
+    """The executor of stages that do not name one."""
 
 
 class StageConfig(NamedTuple):
@@ -78,6 +80,8 @@ class StageConfig(NamedTuple):
     """The file or directory the stage produces (absolute; relative to `cwd` in the file)."""
     gates: tuple[Check, ...] = ()
     """Metric checks made when the stage ends; a failed one fails the stage."""
+    executor: str = "local"
+    """Where the command runs: ``local`` (a subprocess here) or ``ray`` (a Ray job)."""
 
 
 class DeployConfig(NamedTuple):
@@ -112,6 +116,21 @@ class AlertsConfig(NamedTuple):
     env: Mapping[str, str] = _NO_ENV
 
 
+class RayConfig(NamedTuple):
+    """The `[executors.ray]` table: the cluster that `executor = "ray"` stages run on."""
+
+    address: str | None = None
+    """The Ray dashboard's address (``http://127.0.0.1:8265``); default ``$RAY_ADDRESS``."""
+    runtime_env: Mapping[str, Any] = _NO_ENV
+    """Ray's runtime environment: ``working_dir``, ``pip``, ``env_vars``."""
+    entrypoint_num_cpus: float | None = None
+    entrypoint_num_gpus: float | None = None
+    entrypoint_memory: int | None = None
+    """Bytes of memory to reserve for the command."""
+    metadata: Mapping[str, str] = _NO_ENV
+    """Stored with every job mlci submits (mlci adds its pipeline, run and stage)."""
+
+
 class RegistryConfig(NamedTuple):
     """The `[registry]` table: how model versions are kept and shown."""
 
@@ -136,6 +155,8 @@ class Config(NamedTuple):
     monitor: MonitorConfig | None = None
     alerts: AlertsConfig | None = None
     registry: RegistryConfig = RegistryConfig()
+    ray: RayConfig | None = None
+    """The `[executors.ray]` table, if given."""
 
     @property
     def order(self) -> list[str]:
@@ -318,6 +339,38 @@ class _Table:
             raise self.expected(key, f"an integer from {low} to {high}", value)
         return value
 
+    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if value not in options:
+            names = ", ".join(f'"{o}"' for o in options)
+            raise self.expected(key, f"one of {names}", value)
+        return str(value)
+
+    def number(self, key: str) -> float | None:
+        value = self.raw(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise self.expected(key, "a number of at least 0", value)
+        return float(value)
+
+    def integer_or_none(self, key: str, low: int, high: int) -> int | None:
+        return None if self.data.get(key) is None else self.integer(key, low, low, high)
+
+    def environment_like(self, key: str) -> dict[str, str]:
+        """A table of strings whose keys may be any text."""
+        value = self.raw(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.expected(key, "a table of strings", value)
+        for name, item in value.items():
+            if not isinstance(item, str):
+                raise self.error((key, name), f"expected a string, got {show(item)}")
+        return dict(value)
+
     def duration(self, key: str, default: float | None, *, zero: bool = False) -> float | None:
         value = self.raw(key)
         if value is None:
@@ -407,20 +460,88 @@ def _build(
     root = path.parent
     _refuse_nul(document, data, ())
     top = _Table(document, (), data)
-    pipeline = _pipeline(
-        top.table("pipeline") or _Table(document, ("pipeline",), {}), root, environ
-    )
-    stages = _stages(top, root)
+    pipeline_table = top.table("pipeline") or _Table(document, ("pipeline",), {})
+    pipeline = _pipeline(pipeline_table, root, environ)
+    stages = _stages(top, root, pipeline.executor)
+    ray = _executors(top.table("executors"), root)
+    _check_executors(top, pipeline_table, stages)
     deploy = _deploy(top.table("deploy"), root)
     monitor = _monitor(top.table("monitor"), root)
     alerts = _alerts(top.table("alerts"), root)
     registry = _registry(top.table("registry"))
     top.done()
     _check_pipeline_stages(document, stages, deploy, monitor)
-    return Config(path, root, pipeline, stages, deploy, monitor, alerts, registry)
+    return Config(path, root, pipeline, stages, deploy, monitor, alerts, registry, ray)
 
 
 BUILTIN_STAGES = ("deploy", "monitor")
+EXECUTORS = ("local", "ray")
+"""What a stage's ``executor`` may name; `mlci_tui.pipeline.executors.KINDS` runs each."""
+RAY_INSTALL = "pip install -e '.[ray]'"
+
+
+def ray_installed() -> bool:
+    """Whether Ray's job client can be imported, without importing it (that is slow)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _check_executors(top: _Table, pipeline: _Table, stages: Mapping[str, StageConfig]) -> None:
+    """A config that asks for Ray where Ray is not installed fails here, not mid-run."""
+    users = [name for name, stage in stages.items() if stage.executor == "ray"]
+    if not users or ray_installed():
+        return
+    if "executor" in pipeline.data:
+        where: KeyPath = ("pipeline", "executor")
+    else:
+        where = ("stages", users[0], "executor")
+    raise top.document.error(
+        where, f"the Ray executor needs Ray, which is not installed ({RAY_INSTALL})"
+    )
+
+
+_RUNTIME_ENV_KEYS = ("working_dir", "pip", "env_vars")
+
+
+def _executors(table: _Table | None, root: Path) -> RayConfig | None:
+    if table is None:
+        return None
+    ray_table = table.table("ray")
+    table.done()
+    if ray_table is None:
+        return None
+    runtime_env: dict[str, Any] = {}
+    runtime = ray_table.table("runtime_env")
+    if runtime is not None:
+        working_dir = runtime.string("working_dir")
+        if working_dir is not None:
+            # A local directory (relative to the config), or a URI Ray fetches itself.
+            if "://" not in working_dir:
+                directory = (root / working_dir).resolve()
+                if not directory.is_dir():
+                    raise runtime.error("working_dir", f"{directory} is not a directory")
+                working_dir = str(directory)
+            runtime_env["working_dir"] = working_dir
+        if "pip" in runtime.data:
+            runtime_env["pip"] = list(runtime.strings("pip"))
+        env_vars = runtime.environment("env_vars")
+        if env_vars:
+            runtime_env["env_vars"] = env_vars
+        runtime.done()
+    ray = RayConfig(
+        address=ray_table.string("address"),
+        runtime_env=runtime_env,
+        entrypoint_num_cpus=ray_table.number("entrypoint_num_cpus"),
+        entrypoint_num_gpus=ray_table.number("entrypoint_num_gpus"),
+        entrypoint_memory=ray_table.integer_or_none("entrypoint_memory", 0, 2**62),
+        metadata=ray_table.environment_like("metadata"),
+    )
+    ray_table.done()
+    return ray
 
 
 def _refuse_nul(document: _Document, value: object, path: KeyPath) -> None:
@@ -497,11 +618,12 @@ def _pipeline(table: _Table, root: Path, environ: Mapping[str, str]) -> Pipeline
     kill_grace = table.duration("kill_grace", 5.0, zero=True)
     assert kill_grace is not None
     env = table.environment("env")
+    executor = table.choice("executor", EXECUTORS, "local")
     table.done()
-    return PipelineConfig(name, state_dir, max_parallel, secrets, kill_grace, env)
+    return PipelineConfig(name, state_dir, max_parallel, secrets, kill_grace, env, executor)
 
 
-def _stages(top: _Table, root: Path) -> dict[str, StageConfig]:
+def _stages(top: _Table, root: Path, executor: str) -> dict[str, StageConfig]:
     table = top.table("stages")
     if table is None or not table.data:
         raise top.error(
@@ -516,7 +638,7 @@ def _stages(top: _Table, root: Path) -> dict[str, StageConfig]:
             )
         stage_table = table.table(name)
         assert stage_table is not None
-        stages[name] = _stage(stage_table, name, root)
+        stages[name] = _stage(stage_table, name, root, executor)
     table.done()
     for name, stage in stages.items():
         seen: set[str] = set()
@@ -538,7 +660,7 @@ def _stages(top: _Table, root: Path) -> dict[str, StageConfig]:
     return {name: stages[name] for name in dag.topological_order(needs)}
 
 
-def _stage(table: _Table, name: str, root: Path) -> StageConfig:
+def _stage(table: _Table, name: str, root: Path, executor: str) -> StageConfig:
     command = table.command("command")
     cwd = table.path_value("cwd", root) or root
     stage = StageConfig(
@@ -551,6 +673,7 @@ def _stage(table: _Table, name: str, root: Path) -> StageConfig:
         retries=table.integer("retries", 0, 0, 100),
         artifact=table.path_value("artifact", cwd),
         gates=table.checks("gates"),
+        executor=table.choice("executor", EXECUTORS, executor),
     )
     table.done()
     return stage

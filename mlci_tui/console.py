@@ -95,6 +95,8 @@ def stage_table(
             note = ""
         if stage.state is StageState.RUNNING and stage.cpu_percent is not None:
             note = f"cpu {stage.cpu_percent:.0f}%  rss {format_bytes(stage.rss_bytes)}"
+        if not note and stage.job_id is not None:
+            note = f"{stage.job_kind} job {stage.job_id}"
         rows.append(
             [
                 stage.name,

@@ -470,7 +470,33 @@ def test_usage_errors_are_one_line(project: Project) -> None:
     result = project.mlci("status", "--run", "abc")
     assert result.returncode == 2
     assert result.stderr.decode().count("\n") == 1
-    assert project.mlci("status", "--run", "5").stderr == b"" or True
+    assert project.mlci("run").returncode == 0
+    missing = project.mlci("status", "--run", "5")
+    assert (missing.returncode, missing.stderr) == (1, b"mlci: no run 5\n")
+
+
+def test_an_older_store_is_migrated_and_keeps_its_runs(project: Project) -> None:
+    from mlci_tui.store.db import MIGRATIONS
+
+    project.state_dir.mkdir()
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    for migration in MIGRATIONS[:2]:  # the schema before stages recorded external jobs
+        db.executescript(migration)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO runs (pipeline, state, started_at, exit_code) VALUES ('old', 'passed', 1, 0)"
+    )
+    db.execute("INSERT INTO stages (run_id, name, position, state) VALUES (1, 'a', 0, 'passed')")
+    db.commit()
+    db.close()
+    project.write('[stages.a]\ncommand = "true"\n')
+    old = project.status("--run", "1")
+    assert (old["pipeline"], old["state"]) == ("old", "passed")
+    assert old["stages"][0]["job"] is None
+    assert project.mlci("run").returncode == 0
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    db.close()
 
 
 def test_help_and_version() -> None:

@@ -21,7 +21,8 @@ BAD_CONFIGS = sorted(BAD.glob("*.toml"))
 def expected_error(path: Path) -> str:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# expect: "), f"{path.name} must start with '# expect: '"
-    return first.removeprefix("# expect: ").replace("{file}", path.name)
+    expected = first.removeprefix("# expect: ").replace("{file}", path.name)
+    return expected.replace("{dir}", str(path.parent.resolve()))
 
 
 def validate(path: Path | str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -231,3 +232,75 @@ n = 2
     assert lines[("a", "b c", "when")] == 14
     assert lines[("runs", 0, "n")] == 16
     assert lines[("runs", 1, "n")] == 18
+
+
+RAY_CONFIG = """
+[pipeline]
+executor = "ray"
+
+[executors.ray]
+address = "$RAY_HEAD"
+entrypoint_num_cpus = 2
+entrypoint_num_gpus = 0.5
+entrypoint_memory = 1_000_000
+metadata = { "team" = "forecasting" }
+
+[executors.ray.runtime_env]
+working_dir = "src"
+pip = ["numpy==2.1.0"]
+env_vars = { OMP_NUM_THREADS = "4" }
+
+[stages.test]
+command = "pytest"
+executor = "local"
+
+[stages.train]
+command = "python3 train.py"
+needs = ["test"]
+"""
+
+
+def test_ray_executor_settings(tmp_path: Path, monkeypatch) -> None:
+    # Parsing does not need Ray; only the check that it is installed does.
+    monkeypatch.setattr("mlci_tui.config.ray_installed", lambda: True)
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(RAY_CONFIG)
+    config = load_config(path, environ={})
+    assert config.pipeline.executor == "ray"
+    assert config.stages["test"].executor == "local"
+    assert config.stages["train"].executor == "ray"
+    ray = config.ray
+    assert ray is not None
+    assert ray.address == "$RAY_HEAD"
+    assert (ray.entrypoint_num_cpus, ray.entrypoint_num_gpus) == (2.0, 0.5)
+    assert ray.entrypoint_memory == 1_000_000
+    assert ray.metadata == {"team": "forecasting"}
+    assert ray.runtime_env == {
+        "working_dir": str(tmp_path / "src"),
+        "pip": ["numpy==2.1.0"],
+        "env_vars": {"OMP_NUM_THREADS": "4"},
+    }
+
+
+def test_ray_stage_without_ray_names_the_install_command(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "config.toml").write_text(RAY_CONFIG)
+    # As if the extra were not installed, whether or not it is here.
+    script = (
+        "import sys; sys.modules['ray'] = None; from mlci_tui.cli import main;"
+        " sys.exit(main(['validate', '--config', 'config.toml']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=mlci_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_line_error(
+        result,
+        "config.toml:3: pipeline.executor: the Ray executor needs Ray, which is not installed"
+        " (pip install -e '.[ray]')",
+    )

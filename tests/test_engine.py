@@ -390,3 +390,15 @@ async def test_a_missing_working_directory_is_named(project: Project) -> None:
     assert result.stages["s"].message == (
         f"the working directory {project.path / 'nowhere'} does not exist"
     )
+
+
+def test_every_executor_a_config_may_name_has_a_module() -> None:
+    import importlib
+
+    from mlci_tui.config import EXECUTORS
+    from mlci_tui.pipeline.executors import KINDS
+
+    assert set(KINDS) == set(EXECUTORS)
+    for module in KINDS.values():
+        # Loading an executor's module must not load its engine (Ray, say) yet.
+        assert callable(importlib.import_module(module).create)

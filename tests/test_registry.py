@@ -115,7 +115,6 @@ def test_a_passing_run_registers_deploys_and_monitors_a_version(project: Project
         "deploy": "passed",
         "monitor": "passed",
     }
-    assert b"registered v1" in project.log("deploy") or True
     deploy_log = (project.state_dir / "runs" / "1" / "deploy.log").read_bytes()
     assert b"registered v1" in deploy_log and b" m v1 is live" in deploy_log
     monitor_log = (project.state_dir / "runs" / "1" / "monitor.log").read_bytes()

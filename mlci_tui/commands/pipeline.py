@@ -29,6 +29,8 @@ def command_validate(args: argparse.Namespace) -> int:
             parts.append(f"gates {', '.join(str(g) for g in stage.gates)}")
         if stage.artifact:
             parts.append(f"artifact {relative(stage.artifact)}")
+        if stage.executor != "local":
+            parts.append(f"on {stage.executor}")
         print("  ".join(parts).rstrip())
     if config.deploy is not None:
         extra = ["deploy"] + (["monitor"] if config.monitor else [])

@@ -20,7 +20,7 @@ from mlci_tui import procs
 from mlci_tui.config import MonitorConfig
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.events import Event, StageNoted
-from mlci_tui.pipeline.executors.base import AttemptSpec, StageExecutor
+from mlci_tui.pipeline.executors.base import AttemptSpec, StageExecutor, ignore_started
 from mlci_tui.pipeline.output import OutputSink, read_metrics_file
 from mlci_tui.registry.versions import Registry
 from mlci_tui.store.records import VersionRecord
@@ -112,7 +112,7 @@ class Analysis:
             hurry=hurry or asyncio.Event(),
         )
         sink = OutputSink(STAGE, self.masker, emit, self.clock)
-        run = self.executor.run(spec, sink, lambda pid, pgid: None)
+        run = self.executor.run(spec, sink, ignore_started)
         timeout = self.monitor.timeout
         try:
             result = await (run if timeout is None else asyncio.wait_for(run, timeout))

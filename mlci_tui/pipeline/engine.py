@@ -22,6 +22,7 @@ from pathlib import Path
 from mlci_tui import dag
 from mlci_tui.config import Config, StageConfig
 from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline import executors
 from mlci_tui.pipeline.events import (
     Event,
     RunFinished,
@@ -32,7 +33,12 @@ from mlci_tui.pipeline.events import (
     StageStarted,
     Subscriber,
 )
-from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StageExecutor
+from mlci_tui.pipeline.executors.base import (
+    AttemptResult,
+    AttemptSpec,
+    ExternalJob,
+    StageExecutor,
+)
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.output import OutputSink, read_metrics_file
 from mlci_tui.procs import TAG_VARIABLE, describe_exit
@@ -109,6 +115,8 @@ class Engine:
         self.actions = dict(actions or {})
         self.masker = masker or SecretMasker(())
         self.executor: StageExecutor = executor or LocalExecutor()
+        self.executors: dict[str, StageExecutor] = {"local": self.executor}
+        """Executors by kind; others than the local one are made when a stage needs them."""
         self.metrics_path = metrics_path
         self.run_id = run_id
         self.environ = dict(os.environ if environ is None else environ)
@@ -281,23 +289,28 @@ class Engine:
         action = self.actions.get(stage.name)
         if action is not None:
             return await self._action(stage, action, sink)
+        executor = self._executor(stage.executor)
         tag = uuid.uuid4().hex
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)
+        own_env = self._own_environment(stage, attempt, tag, metrics_file)
         spec = AttemptSpec(
             stage=stage.name,
             command=stage.command,
             cwd=stage.cwd,
-            env=self._environment(stage, attempt, tag, metrics_file),
+            env=self._environment(own_env),
             process_tag=tag,
             kill_grace=self.config.pipeline.kill_grace,
             hurry=self._hurry,
+            own_env=own_env,
         )
 
-        def started(pid: int | None, pgid: int | None) -> None:
-            self.emit(StageStarted(stage.name, attempt, attempts, pid, pgid, tag, self.clock()))
+        def started(pid: int | None, pgid: int | None, job: ExternalJob | None = None) -> None:
+            self.emit(
+                StageStarted(stage.name, attempt, attempts, pid, pgid, tag, self.clock(), job)
+            )
 
-        run = self.executor.run(spec, sink, started)
+        run = executor.run(spec, sink, started)
         try:
             result = await (run if stage.timeout is None else asyncio.wait_for(run, stage.timeout))
         except asyncio.TimeoutError:
@@ -368,18 +381,18 @@ class Engine:
     def _note(self, stage: str, text: str) -> None:
         self.emit(StageNoted(stage, self.masker.mask_text(text), self.clock()))
 
-    def _environment(
+    def _executor(self, kind: str) -> StageExecutor:
+        executor = self.executors.get(kind)
+        if executor is None:
+            executor = self.executors[kind] = executors.create(kind, self.config)
+        return executor
+
+    def _own_environment(
         self, stage: StageConfig, attempt: int, tag: str, metrics_file: Path
     ) -> dict[str, str]:
-        env = dict(self.environ)
+        """What the config and mlci add to the environment a stage inherits."""
         # Output should stream while it happens, not arrive in one block at exit.
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        if sys.prefix != sys.base_prefix:
-            # As an activated venv would: `python` in a stage is this environment's.
-            bin_dir = str(Path(sys.executable).parent)
-            path = env.get("PATH", "")
-            if not path.startswith(bin_dir + os.pathsep):
-                env["PATH"] = bin_dir + os.pathsep + path if path else bin_dir
+        env = {"PYTHONUNBUFFERED": self.environ.get("PYTHONUNBUFFERED", "1")}
         env.update(self.config.pipeline.env)
         env.update(stage.env)
         env.update(
@@ -394,4 +407,16 @@ class Engine:
         )
         if self.run_id is not None:
             env["MLCI_RUN_ID"] = str(self.run_id)
+        return env
+
+    def _environment(self, own: Mapping[str, str]) -> dict[str, str]:
+        """The complete environment of a local stage: the runner's, then its own."""
+        env = dict(self.environ)
+        if sys.prefix != sys.base_prefix:
+            # As an activated venv would: `python` in a stage is this environment's.
+            bin_dir = str(Path(sys.executable).parent)
+            path = env.get("PATH", "")
+            if not path.startswith(bin_dir + os.pathsep):
+                env["PATH"] = bin_dir + os.pathsep + path if path else bin_dir
+        env.update(own)
         return env

@@ -21,6 +21,16 @@ class RunStarted(NamedTuple):
     time: float
 
 
+class ExternalJob(NamedTuple):
+    """A job an executor started outside this machine's process tree."""
+
+    kind: str
+    """The executor that started it (``ray``); it is the one that can stop it."""
+    id: str
+    address: str
+    """Where the job's system listens (a Ray dashboard's URL)."""
+
+
 class StageStarted(NamedTuple):
     stage: str
     attempt: int
@@ -29,6 +39,7 @@ class StageStarted(NamedTuple):
     pgid: int | None
     process_tag: str | None
     time: float
+    job: ExternalJob | None = None
 
 
 class StageOutput(NamedTuple):

@@ -105,6 +105,9 @@ class StoreRecorder:
                 pid=event.pid,
                 pgid=event.pgid,
                 process_tag=event.process_tag,
+                job_kind=None if event.job is None else event.job.kind,
+                job_id=None if event.job is None else event.job.id,
+                job_address=None if event.job is None else event.job.address,
                 exit_code=None,
             )
         elif isinstance(event, StageFinished):

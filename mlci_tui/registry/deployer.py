@@ -26,7 +26,12 @@ from mlci_tui.masking import SecretMasker
 from mlci_tui.monitor import alerts
 from mlci_tui.monitor.alerts import Alerter
 from mlci_tui.pipeline.events import Event, StageNoted, StageOutput
-from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StageExecutor
+from mlci_tui.pipeline.executors.base import (
+    AttemptResult,
+    AttemptSpec,
+    StageExecutor,
+    ignore_started,
+)
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.registry.artifacts import digest
 from mlci_tui.registry.pointer import Pointer, link_artifact, read_pointer, write_pointer
@@ -272,7 +277,7 @@ class Deployer:
         sink = OutputSink(stage, self.masker, emit, self.clock)
         verb = _VERBS[deployment.kind]
         emit(StageNoted(stage, f"{verb} {version.name} ({artifact.name})", self.clock()))
-        run = self.executor.run(spec, sink, lambda pid, pgid: None)
+        run = self.executor.run(spec, sink, ignore_started)
         try:
             result = await (
                 run if deploy.timeout is None else asyncio.wait_for(run, deploy.timeout)

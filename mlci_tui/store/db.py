@@ -134,6 +134,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX monitor_samples_by_version ON monitor_samples (version, id);
     """,
+    """
+    ALTER TABLE stages ADD COLUMN job_kind TEXT;
+    ALTER TABLE stages ADD COLUMN job_id TEXT;
+    ALTER TABLE stages ADD COLUMN job_address TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -147,6 +152,9 @@ _STAGE_COLUMNS = frozenset(
         "pid",
         "pgid",
         "process_tag",
+        "job_kind",
+        "job_id",
+        "job_address",
         "cpu_percent",
         "rss_bytes",
         "peak_rss_bytes",
@@ -395,6 +403,9 @@ def _stage_record(row: sqlite3.Row, metrics: Mapping[str, float]) -> StageRecord
         pid=row["pid"],
         pgid=row["pgid"],
         process_tag=row["process_tag"],
+        job_kind=row["job_kind"],
+        job_id=row["job_id"],
+        job_address=row["job_address"],
         cpu_percent=row["cpu_percent"],
         rss_bytes=row["rss_bytes"],
         peak_rss_bytes=row["peak_rss_bytes"],

@@ -34,6 +34,10 @@ class StageRecord(NamedTuple):
     failed_gate: str | None = None
     message: str | None = None
     metrics: Mapping[str, float] = _EMPTY
+    job_kind: str | None = None
+    """For a stage that ran elsewhere: the executor (``ray``), its job id and where."""
+    job_id: str | None = None
+    job_address: str | None = None
 
     def duration_s(self, now: float | None = None) -> float | None:
         """Wall time from the first attempt's start to the end (or ``now`` while running)."""
@@ -59,6 +63,9 @@ class StageRecord(NamedTuple):
             "failed_gate": self.failed_gate,
             "message": self.message,
             "metrics": dict(self.metrics),
+            "job": None
+            if self.job_id is None
+            else {"executor": self.job_kind, "id": self.job_id, "address": self.job_address},
         }
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 from mlci_tui import procs
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.db import Store
-from mlci_tui.store.records import RunRecord
+from mlci_tui.store.records import RunRecord, StageRecord
+
+JOB_STOP_TIMEOUT_S = 15.0
+"""How long recovery waits for a job elsewhere to acknowledge its stop."""
 
 
 def runner_gone(run: RunRecord) -> bool:
@@ -33,6 +36,9 @@ def recover_interrupted(store: Store, *, grace: float = 2.0) -> list[int]:
         if run.host != host or not runner_gone(run):
             continue
         running = [stage for stage in run.stages if stage.state is StageState.RUNNING]
+        # Jobs elsewhere first: stopped through their system they end as "stopped";
+        # a head on this machine would otherwise see its job's process killed below.
+        problems = {stage.name: _stop_job(stage) for stage in running if stage.job_id}
         tags = {stage.process_tag for stage in running if stage.process_tag}
         pgids = {stage.pgid for stage in running if stage.pgid}
         # By environment, not only by the recorded tags: a stage may have started
@@ -40,6 +46,9 @@ def recover_interrupted(store: Store, *, grace: float = 2.0) -> list[int]:
         leftovers = procs.matching(_of_run(tags, run.id, store.state_dir))
         procs.kill_processes(leftovers, pgids, grace)
         now = time.time()
+        for name, problem in problems.items():
+            if problem is not None:
+                store.update_stage(run.id, name, message=problem)
         store.close_stages(run.id, StageState.CANCELLED, "the runner stopped unexpectedly", now)
         if store.finish_run(
             run.id,
@@ -51,6 +60,19 @@ def recover_interrupted(store: Store, *, grace: float = 2.0) -> list[int]:
         ):
             marked.append(run.id)
     return marked
+
+
+def _stop_job(stage: StageRecord) -> str | None:
+    """Stop the job a stage of a dead runner left running elsewhere (a Ray job)."""
+    from mlci_tui.pipeline.events import ExternalJob
+    from mlci_tui.pipeline.executors import stop_job
+
+    assert stage.job_id is not None
+    job = ExternalJob(stage.job_kind or "", stage.job_id, stage.job_address or "")
+    problem = stop_job(job, JOB_STOP_TIMEOUT_S)
+    if problem is None:
+        return None
+    return f"the runner stopped unexpectedly; its {job.kind} job {job.id} may still run: {problem}"
 
 
 def _of_run(tags: set[str], run_id: int, state_dir: Path) -> Callable[[dict[str, str]], bool]:

@@ -25,6 +25,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.notifications import SeverityLevel
 from textual.widgets import Footer
 
@@ -34,6 +35,7 @@ from mlci_tui.states import RunState, StageState
 from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import RunRecord
+from mlci_tui.textsafe import terminal_line
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
 from mlci_tui.tui.screens.help import HelpScreen
@@ -107,6 +109,7 @@ class MlciApp(App[None]):
         """The run the user picked; None follows the latest run."""
         self.auto_stage = True
         """Whether the log follows whichever stage is running."""
+        self._log_subtitle = ""
         self.query_text = ""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
         self._loading = False
@@ -222,6 +225,13 @@ class MlciApp(App[None]):
         if path != log.path:
             log.show(path)
             log.border_title = f"log · {name} · run {run.id}"
+        record = run.stage(name)
+        job = None if record is None or record.job_id is None else record
+        subtitle = "" if job is None else f"{job.job_kind} job {job.job_id} · {job.job_address}"
+        if subtitle != self._log_subtitle:
+            # Plain content: the address comes from a config or the environment.
+            self._log_subtitle = subtitle
+            log.border_subtitle = Content(terminal_line(subtitle, keep_color=False))
 
     def on_stage_list_selected(self, message: StageList.Selected) -> None:
         if message.by_user:

@@ -12,11 +12,15 @@ implementing `StageExecutor`; the engine does not change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
+from mlci_tui.pipeline.events import ExternalJob
 from mlci_tui.pipeline.output import OutputSink
+
+__all__ = ["AttemptResult", "AttemptSpec", "ExternalJob", "StageExecutor", "StartedCallback"]
 
 
 class AttemptSpec(NamedTuple):
@@ -33,6 +37,9 @@ class AttemptSpec(NamedTuple):
     """Seconds between the polite stop (SIGTERM) and the forced one."""
     hurry: asyncio.Event
     """Set when stopping must not wait for the grace period (a second Ctrl-C)."""
+    own_env: Mapping[str, str] = MappingProxyType({})
+    """The part of ``env`` that mlci and the config set, without what the runner
+    inherited: what a remote executor ships along with the command."""
 
 
 class AttemptResult(NamedTuple):
@@ -44,8 +51,17 @@ class AttemptResult(NamedTuple):
     cpu_seconds: float | None = None
 
 
-StartedCallback = Callable[[int | None, int | None], None]
-"""Called once the command runs, with its pid and process group (None where not local)."""
+class StartedCallback(Protocol):
+    """Called once the command runs: with its pid and process group when it is a
+    local process, with the job when it runs elsewhere."""
+
+    def __call__(
+        self, pid: int | None, pgid: int | None, job: ExternalJob | None = None
+    ) -> None: ...
+
+
+def ignore_started(pid: int | None, pgid: int | None, job: ExternalJob | None = None) -> None:
+    """A `StartedCallback` for callers that do not need to know."""
 
 
 class StageExecutor(Protocol):

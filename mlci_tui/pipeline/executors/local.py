@@ -25,6 +25,8 @@ from mlci_tui import procs
 
 if TYPE_CHECKING:
     import psutil
+
+    from mlci_tui.config import Config
 from mlci_tui.pipeline.events import StageSampled
 from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
 from mlci_tui.pipeline.output import OutputSink
@@ -378,3 +380,7 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def create(config: Config) -> LocalExecutor:
+    return LocalExecutor()

@@ -78,6 +78,8 @@ class StagePane(Widget):
                 title.append(f" {format_bytes(record.peak_rss_bytes)}", style="dim")
             if record.attempt > 1:
                 title.append(f" try {record.attempt}/{record.max_attempts}", style="yellow")
+            if record.job_kind is not None:
+                title.append_text(plain(f" on {record.job_kind}"))
         width = max(1, self.size.width)
         lines = [title, *self._output_lines()]
         lines += [Text("", end="") for _ in range(self.output_lines + 1 - len(lines))]
