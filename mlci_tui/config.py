@@ -359,18 +359,6 @@ class _Table:
     def integer_or_none(self, key: str, low: int, high: int) -> int | None:
         return None if self.data.get(key) is None else self.integer(key, low, low, high)
 
-    def environment_like(self, key: str) -> dict[str, str]:
-        """A table of strings whose keys may be any text."""
-        value = self.raw(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.expected(key, "a table of strings", value)
-        for name, item in value.items():
-            if not isinstance(item, str):
-                raise self.error((key, name), f"expected a string, got {show(item)}")
-        return dict(value)
-
     def duration(self, key: str, default: float | None, *, zero: bool = False) -> float | None:
         value = self.raw(key)
         if value is None:
@@ -409,14 +397,15 @@ class _Table:
                 raise self.error((key, index), f"expected a string, got {show(item)}")
         return tuple(value)
 
-    def environment(self, key: str) -> dict[str, str]:
+    def environment(self, key: str, *, any_names: bool = False) -> dict[str, str]:
+        """A table of strings, keyed by environment variable names unless ``any_names``."""
         value = self.raw(key)
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise self.expected(key, "a table of strings", value)
         for name, item in value.items():
-            if not ENV_NAME.fullmatch(name):
+            if not any_names and not ENV_NAME.fullmatch(name):
                 raise self.error((key, name), "expected an environment variable name")
             if not isinstance(item, str):
                 raise self.error((key, name), f"expected a string, got {show(item)}")
@@ -538,7 +527,7 @@ def _executors(table: _Table | None, root: Path) -> RayConfig | None:
         entrypoint_num_cpus=ray_table.number("entrypoint_num_cpus"),
         entrypoint_num_gpus=ray_table.number("entrypoint_num_gpus"),
         entrypoint_memory=ray_table.integer_or_none("entrypoint_memory", 0, 2**62),
-        metadata=ray_table.environment_like("metadata"),
+        metadata=ray_table.environment("metadata", any_names=True),
     )
     ray_table.done()
     return ray
