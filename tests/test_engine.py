@@ -342,20 +342,26 @@ def test_no_stray_processes_left_by_this_module() -> None:
 
 
 async def test_a_timeout_during_the_kill_grace_still_kills_everything(project: Project) -> None:
-    # The command exits at once, leaving a grandchild that ignores SIGTERM; the
-    # stage's timeout then fires while the stop waits out the long grace period.
+    # The command exits as soon as its grandchild ignores SIGTERM (not before: a
+    # SIGTERM arriving first would end it at once); the stage's timeout then fires
+    # while the stop waits out the long grace period.
     engine, _ = engine_for(
         project,
         """
 [pipeline]
 kill_grace = "30s"
 [stages.s]
-command = "(trap '' TERM; exec sleep 300) > /dev/null 2>&1 & echo $! > gc.pid"
-timeout = "1s"
+command = '''
+(trap "" TERM; : > ready; exec sleep 300) > /dev/null 2>&1 &
+echo $! > gc.pid
+while [ ! -e ready ]; do sleep 0.01; done
+'''
+timeout = "2s"
 """,
     )
     result = await engine.run()
     assert result.stages["s"].state is StageState.FAILED
+    assert result.stages["s"].message == "timed out after 2.00s"
     assert not pid_alive(int((project.path / "gc.pid").read_text()))
 
 
@@ -367,8 +373,10 @@ async def test_cancelling_twice_during_the_stop_still_kills_everything(project: 
 kill_grace = "30s"
 [stages.s]
 command = '''
-(trap "" TERM; exec sleep 300) > /dev/null 2>&1 &
-echo $! > gc.pid; printf last; sleep 300
+(trap "" TERM; : > ready; exec sleep 300) > /dev/null 2>&1 &
+echo $! > gc.pid
+while [ ! -e ready ]; do sleep 0.01; done
+printf last; sleep 300
 '''
 """,
     )
