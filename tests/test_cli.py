@@ -23,7 +23,7 @@ def test_demo_pipeline_passes_and_prints_a_summary(tmp_path: Path) -> None:
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()
     assert "[train]    epoch 40/40" in out
-    assert "[test]     9 passed" in out or "passed" in out
+    assert "[test]     9 passed" in out
     summary = out[out.index("STAGE") :].splitlines()
     assert [line.split()[:2] for line in summary[1:5]] == [
         ["test", "passed"],
@@ -558,7 +558,6 @@ def test_runner_reports_its_pid_and_host(project: Project) -> None:
     project.mlci("run")
     status = project.status()
     assert status["host"] == socket.gethostname() and isinstance(status["pid"], int)
-    assert json.dumps(status)
 
 
 def test_recovery_finds_stage_processes_whose_tag_never_reached_the_store(

@@ -34,7 +34,7 @@ def test_eight_floods_watched_by_two_dashboards_and_a_follower_lose_nothing(
         for i in range(STAGES)
     )
     project.write(f"[pipeline]\nmax_parallel = {STAGES}\n{stages}")
-    project.mlci("validate")
+    assert project.mlci("validate").returncode == 0
     viewers = [
         subprocess.Popen(
             [PYTHON, str(PROGRAMS / "viewer.py"), str(project.config_path)],
