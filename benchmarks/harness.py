@@ -54,7 +54,6 @@ class Target:
     value: float
     limit: float
     unit: str = ""
-    explanation: str = ""
 
     @property
     def met(self) -> bool:
@@ -97,16 +96,14 @@ def find_tool(name: str, explicit: str | None = None) -> str | None:
     return shutil.which(name)
 
 
-def timed(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdout: object = None
-) -> float:
+def timed(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> float:
     """Wall time of one run; a failing command is an error, not a fast result."""
     started = time.perf_counter()
     result = subprocess.run(
         list(argv),
         cwd=cwd,
         env=dict(env),
-        stdout=stdout if stdout is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         check=False,
     )
@@ -118,13 +115,11 @@ def timed(
     return elapsed
 
 
-def interleave(
-    runs: int, commands: Mapping[str, Callable[[], float]], *, warm_up: bool = True
-) -> dict[str, Samples]:
-    """Run each command ``runs`` times, alternating; returns their samples."""
-    if warm_up:
-        for command in commands.values():
-            command()
+def interleave(runs: int, commands: Mapping[str, Callable[[], float]]) -> dict[str, Samples]:
+    """Run each command once to warm up, then ``runs`` times, alternating; returns
+    their samples."""
+    for command in commands.values():
+        command()
     samples = {name: Samples() for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
@@ -175,5 +170,5 @@ def secs(seconds: float) -> str:
     return f"{seconds:.3f} s"
 
 
-def spread(samples: Samples, unit: Callable[[float], str] = secs) -> list[str]:
-    return [unit(samples.median), f"{unit(samples.low)} – {unit(samples.high)}"]
+def spread(samples: Samples) -> list[str]:
+    return [secs(samples.median), f"{secs(samples.low)} – {secs(samples.high)}"]

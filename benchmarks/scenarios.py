@@ -78,6 +78,11 @@ def _mlci(*args: str) -> list[str]:
     return [*mlci_command(), *args]
 
 
+def _timed_mlci(config: Path, *args: str, env: dict[str, str]) -> float:
+    """Wall time of `mlci ARGS --config CONFIG`, run in the config's directory."""
+    return timed(_mlci(*args, "--config", str(config)), cwd=config.parent, env=env)
+
+
 # 1. Engine overhead ------------------------------------------------------------
 
 
@@ -115,15 +120,11 @@ def engine_overhead(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
     env = bench_env()
     python = [sys.executable, "-c"]
     commands = {
-        "mlci run": lambda: timed(
-            _mlci("run", "--config", str(directory / "config.toml")), cwd=directory, env=env
-        ),
+        "mlci run": lambda: _timed_mlci(directory / "config.toml", "run", env=env),
         "make": lambda: timed(["make", "-s", "-B", f"s{CHAIN - 1}"], cwd=directory, env=env),
         # Where mlci's time goes: the same run with one stage, and the floor any
         # Python program with asyncio and sqlite3 starts from.
-        "mlci run, 1 stage": lambda: timed(
-            _mlci("run", "--config", str(single / "config.toml")), cwd=single, env=env
-        ),
+        "mlci run, 1 stage": lambda: _timed_mlci(single / "config.toml", "run", env=env),
         "python -c pass": lambda: timed([*python, "pass"], cwd=directory, env=env),
         "python -c 'import asyncio, sqlite3, subprocess'": lambda: timed(
             [*python, "import asyncio, sqlite3, subprocess"], cwd=directory, env=env
@@ -254,6 +255,13 @@ def _result(process: subprocess.Popen[bytes]) -> dict[str, object]:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
+def _first_frame(config: Path, env: dict[str, str]) -> float:
+    """Seconds from starting a dashboard to its first frame with the store's data."""
+    started = time.perf_counter()
+    _result(_probe("frame", config, env=env))
+    return time.perf_counter() - started
+
+
 def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
     generator = _generator(work)
     env = bench_env()
@@ -279,14 +287,14 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
     cpu = {"watched": Samples(), "keyed": Samples()}
 
     def headless() -> float:
-        return timed(_mlci("run", "--config", str(config)), cwd=directory, env=env)
+        return _timed_mlci(config, "run", env=env)
 
     def observed(mode: str, *argument: str) -> float:
         probe = _probe(mode, config, *argument, env=env)
         rss = PeakRss(probe.pid)
         time.sleep(2.0)  # the dashboard is up before the run starts
         before = psutil.Process(probe.pid).cpu_times()
-        elapsed = timed(_mlci("run", "--config", str(config)), cwd=directory, env=env)
+        elapsed = _timed_mlci(config, "run", env=env)
         after = psutil.Process(probe.pid).cpu_times()
         used = after.user + after.system - before.user - before.system
         cpu["keyed" if mode == "keys" else "watched"].values.append(used / elapsed)
@@ -346,7 +354,7 @@ def startup(work: Path, sizes: Sizes) -> Scenario:
     directory.mkdir()
     config = directory / "config.toml"
     config.write_text('[stages.a]\ncommand = "true"\n')
-    timed(_mlci("run", "--config", str(config)), cwd=directory, env=env)
+    _timed_mlci(config, "run", env=env)
     scenario = Scenario(
         "4. Start-up",
         "Headless commands from process start to exit; the dashboard from process start"
@@ -355,20 +363,10 @@ def startup(work: Path, sizes: Sizes) -> Scenario:
     )
     commands = {
         "mlci --help": lambda: timed(_mlci("--help"), cwd=directory, env=env),
-        "mlci versions": lambda: timed(
-            _mlci("versions", "--config", str(config)), cwd=directory, env=env
-        ),
-        "mlci status": lambda: timed(
-            _mlci("status", "--config", str(config)), cwd=directory, env=env
-        ),
+        "mlci versions": lambda: _timed_mlci(config, "versions", env=env),
+        "mlci status": lambda: _timed_mlci(config, "status", env=env),
+        "dashboard, first frame": lambda: _first_frame(config, env),
     }
-
-    def first_frame() -> float:
-        started = time.perf_counter()
-        _result(_probe("frame", config, env=env))
-        return time.perf_counter() - started
-
-    commands["dashboard, first frame"] = first_frame
     samples = interleave(sizes.runs, commands)
     for name, values in samples.items():
         scenario.table.append([name, *spread(values)])
@@ -427,20 +425,13 @@ def scale(work: Path, sizes: Sizes) -> Scenario:
         headers=["measure", "median", "min – max"],
     )
 
-    def versions() -> float:
-        return timed(_mlci("versions", "--config", str(config)), cwd=directory, env=env)
-
-    def every_version() -> float:
-        return timed(_mlci("versions", "--all", "--config", str(config)), cwd=directory, env=env)
-
-    def opens() -> float:
-        started = time.perf_counter()
-        _result(_probe("frame", config, env=env))
-        return time.perf_counter() - started
-
     samples = interleave(
         sizes.runs,
-        {"mlci versions": versions, "mlci versions --all": every_version, "dashboard opens": opens},
+        {
+            "mlci versions": lambda: _timed_mlci(config, "versions", env=env),
+            "mlci versions --all": lambda: _timed_mlci(config, "versions", "--all", env=env),
+            "dashboard opens": lambda: _first_frame(config, env),
+        },
     )
     keys = Samples()
     result = _result(_probe("table", config, str(sizes.key_presses), env=env))

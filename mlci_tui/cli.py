@@ -19,6 +19,7 @@ from mlci_tui import __version__
 from mlci_tui.errors import MlciError
 
 DEFAULT_CONFIG = "config.toml"
+"""The config file of every command, unless ``--config`` names another."""
 
 
 def _run_id(text: str) -> int:

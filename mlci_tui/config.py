@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
@@ -454,9 +454,9 @@ def _build(
     stages = _stages(top, root, pipeline.executor)
     ray = _executors(top.table("executors"), root)
     _check_executors(top, pipeline_table, stages)
-    deploy = _deploy(top.table("deploy"), root)
+    deploy = _command_table(top.table("deploy"), root, DeployConfig, None)
     monitor = _monitor(top.table("monitor"), root)
-    alerts = _alerts(top.table("alerts"), root)
+    alerts = _command_table(top.table("alerts"), root, AlertsConfig, 30.0)
     registry = _registry(top.table("registry"))
     top.done()
     _check_pipeline_stages(document, stages, deploy, monitor)
@@ -668,17 +668,23 @@ def _stage(table: _Table, name: str, root: Path, executor: str) -> StageConfig:
     return stage
 
 
-def _deploy(table: _Table | None, root: Path) -> DeployConfig | None:
+_CommandTable = TypeVar("_CommandTable", DeployConfig, AlertsConfig)
+
+
+def _command_table(
+    table: _Table | None, root: Path, kind: type[_CommandTable], timeout: float | None
+) -> _CommandTable | None:
+    """`[deploy]` or `[alerts]`: a command, where it runs, its ``timeout`` by default."""
     if table is None:
         return None
-    deploy = DeployConfig(
+    parsed = kind(
         command=table.command("command"),
         cwd=table.path_value("cwd", root) or root,
-        timeout=table.duration("timeout", None),
+        timeout=table.duration("timeout", timeout),
         env=table.environment("env"),
     )
     table.done()
-    return deploy
+    return parsed
 
 
 def _monitor(table: _Table | None, root: Path) -> MonitorConfig | None:
@@ -707,19 +713,6 @@ def _monitor(table: _Table | None, root: Path) -> MonitorConfig | None:
     )
     table.done()
     return monitor
-
-
-def _alerts(table: _Table | None, root: Path) -> AlertsConfig | None:
-    if table is None:
-        return None
-    alerts = AlertsConfig(
-        command=table.command("command"),
-        cwd=table.path_value("cwd", root) or root,
-        timeout=table.duration("timeout", 30.0),
-        env=table.environment("env"),
-    )
-    table.done()
-    return alerts
 
 
 def _close_matches(word: str, candidates: list[str]) -> list[str]:

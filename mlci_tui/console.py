@@ -110,21 +110,13 @@ def stage_table(
         )
     headers = ["STAGE", "STATE", "DURATION", "CPU", "PEAK RSS", "EXIT", "NOTE"]
     lines = render_table(headers, rows, right={2, 3, 4, 5})
-    if not color:
-        return lines
-    painted = [paint(lines[0], "1", color)]
-    for line, stage in zip(lines[1:], stages, strict=True):
-        word = stage.state.value
-        start = line.index(word, len(stage.name))
-        code = STATE_COLORS.get(stage.state)
-        painted.append(line[:start] + paint(word, code, color) + line[start + len(word) :])
-    return painted
+    return _paint_states(lines, [stage.state for stage in stages], "STATE", color)
 
 
 def run_summary(run: RunRecord, *, color: bool, now: float | None = None) -> list[str]:
     """A header line and the stage table, as `mlci run` ends and `mlci status` shows."""
     now = time.time() if now is None else now
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
+    started = local_time(run.started_at)
     state = paint(run.state.value, STATE_COLORS.get(run.state), color)
     duration = format_duration(run.duration_s(now))
     header = f"{run.pipeline} · run {run.id} · {state} · started {started} · {duration}"
@@ -169,14 +161,22 @@ def version_table(
     headers = ["VERSION", "CREATED", "STATUS", *names, "RUN", "DESCRIPTION"]
     # Only the description and metric names come from outside; both are made safe above.
     lines = render_table(headers, rows, set(range(3, 3 + len(metrics))))
+    return _paint_states(lines, [version.status for version in versions], "STATUS", color)
+
+
+def _paint_states(
+    lines: list[str], states: Sequence[StageState | VersionStatus], column: str, color: bool
+) -> list[str]:
+    """A table with its header in bold and each row's state in its colour; ``column``
+    is the header of the (left-aligned) column that holds the states."""
     if not color:
         return lines
+    start = lines[0].index(column)
     painted = [paint(lines[0], "1", color)]
-    for line, version in zip(lines[1:], versions, strict=True):
-        word = version.status.value
-        start = line.index(word, len(version.name) + 20)
-        code = STATE_COLORS.get(version.status)
-        painted.append(line[:start] + paint(word, code, color) + line[start + len(word) :])
+    for line, state in zip(lines[1:], states, strict=True):
+        end = start + len(state.value)
+        code = STATE_COLORS.get(state)
+        painted.append(line[:start] + paint(line[start:end], code, color) + line[end:])
     return painted
 
 
@@ -197,7 +197,7 @@ def history_table(deployments: Sequence[DeploymentRecord]) -> list[str]:
                 deployment.user or "-",
                 deployment.outcome.value,
                 format_duration(deployment.duration_s()),
-                terminal_line(why, keep_color=False),
+                why,
             ]
         )
     headers = ["#", "WHEN", "KIND", "FROM", "TO", "WHO", "OUTCOME", "DURATION", "WHY"]

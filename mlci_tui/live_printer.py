@@ -71,9 +71,6 @@ class BackgroundWriter:
             self._size += len(data)
             self._lock.notify_all()
 
-    def flush(self) -> None:
-        """Nothing to do: the writer thread flushes after every batch."""
-
     def close(self, timeout: float | None = None) -> None:
         """Write out what is queued (waiting up to ``timeout``) and stop the thread."""
         with self._lock:
@@ -114,7 +111,7 @@ class LivePrinter:
 
     def __init__(
         self,
-        out: BinaryIO | BackgroundWriter,
+        out: BackgroundWriter,
         stages: Sequence[str],
         *,
         terminal: bool,
@@ -144,15 +141,13 @@ class LivePrinter:
         self._waiting: list[StageFinished] = []
 
     def close(self) -> None:
-        """Finish writing (a `BackgroundWriter` drains its queue)."""
-        close = getattr(self.out, "close", None)
-        if isinstance(self.out, BackgroundWriter) and close is not None:
-            close()
+        """Finish writing: the writer drains its queue."""
+        self.out.close()
 
     @property
     def broken(self) -> bool:
         """Whether the output went away (a closed pipe, a lost terminal)."""
-        return self._broken or bool(getattr(self.out, "broken", False))
+        return self._broken or self.out.broken
 
     def __call__(self, event: Event) -> None:
         if self.broken:
@@ -162,9 +157,8 @@ class LivePrinter:
                 self._github(event)
             else:
                 self._plain(event)
-            self.out.flush()
         except OSError:
-            # The terminal went away (SIGHUP, a closed pipe): the run goes on, recorded.
+            # A stage's log could not be replayed (GitHub Actions): the run goes on, recorded.
             self._broken = True
 
     # Plain and terminal output ---------------------------------------------
@@ -180,7 +174,7 @@ class LivePrinter:
         elif isinstance(event, StageNoted):
             self._note(event.stage, event.text)
         elif isinstance(event, StageFinished):
-            self._note(event.stage, describe_finish(event), self._state_code(event.state))
+            self._note(event.stage, describe_finish(event), STATE_COLORS.get(event.state))
         elif isinstance(event, RunNoted):
             self._end_open_line()
             self.out.write(f"mlci: {event.text}\n".encode())
@@ -208,9 +202,6 @@ class LivePrinter:
         if self._open_line is not None:
             self.out.write(b"\n")
             self._open_line = None
-
-    def _state_code(self, state: StageState) -> str | None:
-        return STATE_COLORS.get(state)
 
     # GitHub Actions ----------------------------------------------------------
 

@@ -18,28 +18,11 @@ class SecretMasker:
 
     def __init__(self, values: Iterable[str]) -> None:
         forms: set[bytes] = set()
-        import base64  # here, not at the top: most pipelines name no secrets
-        import urllib.parse
-
         for value in values:
             # Environment values that are not UTF-8 arrive as surrogate escapes.
             raw = value.encode("utf-8", "surrogateescape")
-            if not raw:
-                continue
-            encoded = base64.b64encode(raw)
-            forms.update(
-                {
-                    raw,
-                    encoded,
-                    encoded.rstrip(b"="),
-                    base64.urlsafe_b64encode(raw).rstrip(b"="),
-                    urllib.parse.quote(raw, safe="").encode(),
-                    urllib.parse.quote_plus(raw).encode(),
-                }
-            )
-            # Output is handled line by line, so each line of a multi-line secret (a
-            # PEM key) is masked on its own too; lines this short carry no secret.
-            forms.update(line.strip() for line in raw.splitlines() if len(line.strip()) >= MIN_LINE)
+            if raw:
+                forms.update(_forms(raw))
         # Longest first, so a form that contains another is masked whole.
         self.forms = sorted(forms, key=len, reverse=True)
         self.longest = len(self.forms[0]) if self.forms else 0
@@ -65,3 +48,23 @@ class SecretMasker:
         for more bytes, since it may be the start of a secret.
         """
         return max(0, len(data) - (self.longest - 1)) if self.forms else len(data)
+
+
+def _forms(raw: bytes) -> set[bytes]:
+    """The ways ``raw`` may appear in output: as written, encoded, and line by line."""
+    import base64  # here, not at the top: most pipelines name no secrets
+    import urllib.parse
+
+    encoded = base64.b64encode(raw)
+    forms = {
+        raw,
+        encoded,
+        encoded.rstrip(b"="),
+        base64.urlsafe_b64encode(raw).rstrip(b"="),
+        urllib.parse.quote(raw, safe="").encode(),
+        urllib.parse.quote_plus(raw).encode(),
+    }
+    # Output is handled line by line, so each line of a multi-line secret (a
+    # PEM key) is masked on its own too; lines this short carry no secret.
+    forms.update(line.strip() for line in raw.splitlines() if len(line.strip()) >= MIN_LINE)
+    return forms

@@ -10,7 +10,6 @@ its children instead of init's and are cheap to find.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -25,10 +24,17 @@ TAG_VARIABLE = "MLCI_PROCESS_TAG"
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+def new_tag() -> str:
+    """A fresh value for `TAG_VARIABLE`: 32 random hex digits."""
+    return os.urandom(16).hex()
+
+
 def become_subreaper() -> bool:
     """Make orphaned descendants of this process its children (Linux); True if it worked."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # imported when needed: every user of the store loads this module
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
@@ -124,7 +130,7 @@ def matching(
     own = os.getpid()
     found = []
     for process in candidates:
-        if process.pid == own or not _running(process):
+        if process.pid == own or not running(process):
             continue
         try:
             environment = process.environ()
@@ -161,9 +167,8 @@ def orphans(tags: Collection[str], exclude: Collection[int] = ()) -> list[psutil
     found: list[psutil.Process] = []
     candidates = []
     for pid in pids:
-        if pid not in exclude:
-            with contextlib.suppress(psutil.Error):
-                candidates.append(psutil.Process(pid))
+        with contextlib.suppress(psutil.Error):
+            candidates.append(psutil.Process(pid))
     for child in tagged(tags, candidates):
         found.append(child)
         with contextlib.suppress(psutil.Error):
@@ -196,15 +201,16 @@ def kill_processes(processes: list[psutil.Process], pgids: Collection[int], grac
     groups = set()
     for process in processes:
         with contextlib.suppress(OSError):
-            if os.getpgid(process.pid) in pgids:
-                groups.add(os.getpgid(process.pid))
+            pgid = os.getpgid(process.pid)
+            if pgid in pgids:
+                groups.add(pgid)
     for pgid in groups:
         signal_group(pgid, signal.SIGTERM)
     for process in processes:
         with contextlib.suppress(psutil.Error):
             process.terminate()
     deadline = time.monotonic() + grace
-    while any(_running(p) for p in processes) and time.monotonic() < deadline:
+    while any(running(p) for p in processes) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pgid in groups:
         signal_group(pgid, signal.SIGKILL)
@@ -215,7 +221,8 @@ def kill_processes(processes: list[psutil.Process], pgids: Collection[int], grac
     return len(processes)
 
 
-def _running(process: psutil.Process) -> bool:
+def running(process: psutil.Process) -> bool:
+    """Whether ``process`` still runs: neither gone nor a zombie."""
     import psutil  # imported when needed: it costs start-up time
 
     try:

@@ -24,7 +24,8 @@ _ESCAPE = re.compile(
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _CONTROL = r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]"
 _UNSAFE = re.compile(f"{_ESCAPE.pattern}|{_CONTROL}")
-_NEEDS_WORK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# Every escape sequence starts with a control character (ESC, or C1's CSI and OSC).
+_NEEDS_WORK = re.compile(_CONTROL)
 _CONTROL_PICTURES = {code: chr(0x2400 + code) for code in range(0x20)} | {0x7F: "\u2421"}
 
 

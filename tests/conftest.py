@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -76,10 +78,59 @@ class Project:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def printed(self, stage: str, text: bytes) -> bool:
+        """Whether the stage of the first run has printed ``text`` yet."""
+        path = self.state_dir / "runs" / "1" / f"{stage}.log"
+        return path.exists() and text in path.read_bytes()
+
+    def in_terminal(self, *args: str) -> list[str]:
+        """argv for `mlci ARGS` under script(1), which gives it a pseudo-terminal."""
+        command = [PYTHON, "-m", "mlci_tui", *args, "--config", str(self.config_path)]
+        return ["script", "-qec", shlex.join(command), "/dev/null"]
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+def demo_project(tmp_path: Path) -> Project:
+    """The repository's demo pipeline, copied as a fresh clone would have it."""
+    shutil.copytree(ROOT / "demo", tmp_path / "demo", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
+    return Project(tmp_path)
+
+
+def run_python(
+    *args: str, cwd: Path | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """This interpreter with ``args`` in an `mlci` child's environment, output as text."""
+    return subprocess.run(
+        [PYTHON, *args],
+        cwd=cwd,
+        env=mlci_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# A flood: eight stages at once, 200,000 numbered lines each (tests/programs/lines.py).
+FLOOD_STAGES = 8
+FLOOD_LINES = 200_000
+
+
+def flood_config() -> str:
+    stages = "".join(
+        f'[stages.s{i}]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "{FLOOD_LINES}", "s{i}"]\n'
+        for i in range(FLOOD_STAGES)
+    )
+    return f"[pipeline]\nmax_parallel = {FLOOD_STAGES}\n{stages}"
+
+
+def flood_output(stage: str) -> bytes:
+    """What one flood stage prints, byte for byte."""
+    return "".join(f"{stage} {n:07d} {'x' * 40}\n" for n in range(FLOOD_LINES)).encode()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
@@ -100,3 +151,14 @@ def pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def read_pids(path: Path) -> list[int]:
+    """The process ids tests/programs/spawn.py wrote to ``path``."""
+    return [int(pid) for pid in path.read_text().split()]
+
+
+def wait_dead(pids: Iterable[int], timeout: float = 10.0) -> None:
+    """Wait until none of ``pids`` is alive (cleaning up may take a moment)."""
+    watched = list(pids)
+    wait_for(lambda: not any(pid_alive(pid) for pid in watched), timeout=timeout)

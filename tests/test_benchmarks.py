@@ -6,23 +6,14 @@ speed is for the report, not for a test.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, mlci_env
+from tests.conftest import ROOT, run_python
 
 
 def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
     report = tmp_path / "benchmarks.md"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(report)],
-        cwd=ROOT,
-        env=mlci_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_python("-m", "benchmarks", "--quick", "--out", str(report), cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     text = report.read_text()
     for title in (

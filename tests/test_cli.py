@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import PROGRAMS, PYTHON, ROOT, Project, mlci_env, pid_alive, wait_for
+from tests.conftest import (
+    FLOOD_STAGES,
+    PROGRAMS,
+    PYTHON,
+    Project,
+    demo_project,
+    flood_config,
+    flood_output,
+    mlci_env,
+    pid_alive,
+    read_pids,
+    run_python,
+    wait_dead,
+    wait_for,
+)
 
 
 def test_demo_pipeline_passes_and_prints_a_summary(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "demo", tmp_path / "demo", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    project = Project(tmp_path)
+    project = demo_project(tmp_path)
     result = project.mlci("run")
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()
@@ -122,10 +132,9 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(project: Project) -> 
     piped = project.mlci("run").stdout
     assert b"[hi] \x1b[32mgreen\x1b[0m\n" in piped  # a pipe gets the bytes as printed
     assert b"\x1b[36m[hi]" not in piped
-    script = f"{PYTHON} -m mlci_tui run --config {project.config_path}"
     for env, coloured in ((mlci_env(), True), (mlci_env(NO_COLOR="1"), False)):
         tty = subprocess.run(
-            ["script", "-qec", script, "/dev/null"], env=env, capture_output=True, timeout=60
+            project.in_terminal("run"), env=env, capture_output=True, timeout=60
         ).stdout
         assert (b"\x1b[36m[hi]\x1b[0m" in tty) is coloured
         assert (b"\x1b[32mgreen" in tty) is coloured
@@ -198,16 +207,11 @@ command = ["{PYTHON}", "-c", "import sys; sys.stdout.write('x' * 10_000_000 + '\
 
 
 def test_eight_parallel_stages_of_200000_lines_lose_nothing(project: Project) -> None:
-    stages = "".join(
-        f'[stages.s{i}]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "200000", "s{i}"]\n'
-        for i in range(8)
-    )
-    project.write(f"[pipeline]\nmax_parallel = 8\n{stages}")
+    project.write(flood_config())
     result = project.mlci("run", timeout=300)
     assert result.returncode == 0, result.stderr
-    for i in range(8):
-        expected = "".join(f"s{i} {n:07d} {'x' * 40}\n" for n in range(200_000)).encode()
-        assert project.log(f"s{i}") == expected
+    for i in range(FLOOD_STAGES):
+        assert project.log(f"s{i}") == flood_output(f"s{i}")
 
 
 def test_secrets_masked_everywhere_in_all_three_forms(project: Project) -> None:
@@ -265,11 +269,7 @@ needs = ["long"]
     out, _ = runner.communicate(timeout=60)
     assert runner.returncode == 130
     assert b"mlci: SIGINT: cancelling the run" in out
-    pids = [
-        int(p)
-        for name in ("pids", "daemon-pids")
-        for p in (project.path / name).read_text().split()
-    ]
+    pids = read_pids(project.path / "pids") + read_pids(project.path / "daemon-pids")
     assert not [pid for pid in pids if pid_alive(pid)]
     status = project.status()
     assert status["state"] == "cancelled"
@@ -283,13 +283,7 @@ needs = ["long"]
 def test_sigterm_cancels_too(project: Project) -> None:
     project.write('[stages.sleepy]\ncommand = "echo ready; sleep 300"\n')
     runner = project.start("run")
-    wait_for(
-        lambda: (
-            b"ready" in (project.state_dir / "runs" / "1" / "sleepy.log").read_bytes()
-            if (project.state_dir / "runs" / "1" / "sleepy.log").exists()
-            else False
-        )
-    )
+    wait_for(lambda: project.printed("sleepy", b"ready"))
     runner.send_signal(signal.SIGTERM)
     runner.communicate(timeout=60)
     assert runner.returncode == 130
@@ -327,8 +321,7 @@ timeout = "60s"
 def test_sighup_does_not_stop_a_run(project: Project) -> None:
     project.write('[stages.s]\ncommand = "echo ready; sleep 1; echo done"\n')
     runner = project.start("run")
-    log = project.state_dir / "runs" / "1" / "s.log"
-    wait_for(lambda: log.exists() and b"ready" in log.read_bytes())
+    wait_for(lambda: project.printed("s", b"ready"))
     runner.send_signal(signal.SIGHUP)
     runner.communicate(timeout=60)
     assert runner.returncode == 0
@@ -346,9 +339,8 @@ needs = ["long"]
 """
     )
     runner = project.start("run")
-    log = project.state_dir / "runs" / "1" / "long.log"
-    wait_for(lambda: log.exists() and b"spawned" in log.read_bytes())
-    pids = [int(p) for p in (project.path / "pids").read_text().split()]
+    wait_for(lambda: project.printed("long", b"spawned"))
+    pids = read_pids(project.path / "pids")
     runner.send_signal(signal.SIGKILL)
     runner.communicate(timeout=30)
     assert all(pid_alive(pid) for pid in pids)  # orphans, until someone cleans up
@@ -359,7 +351,7 @@ needs = ["long"]
         "later": "cancelled",
     }
     assert "stopped without finishing" in status["message"]
-    wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=10)
+    wait_dead(pids)
     assert project.log("long").startswith(b"before-kill\nspawned ")
 
 
@@ -400,8 +392,7 @@ timeout = "60s"
 """
     )
     runner = project.start("run")
-    log = project.state_dir / "runs" / "1" / "waiting.log"
-    wait_for(lambda: log.exists() and b"first-line" in log.read_bytes())
+    wait_for(lambda: project.printed("waiting", b"first-line"))
     assert project.stage("waiting")["state"] == "running"
     (project.path / "go").touch()
     runner.communicate(timeout=60)
@@ -418,8 +409,7 @@ timeout = "60s"
 """
     )
     runner = project.start("run")
-    log = project.state_dir / "runs" / "1" / "progress.log"
-    wait_for(lambda: log.exists() and b"progress 50%" in log.read_bytes())
+    wait_for(lambda: project.printed("progress", b"progress 50%"))
     (project.path / "go").touch()
     runner.communicate(timeout=60)
     assert project.log("progress") == b"progress 50% done\n"
@@ -500,38 +490,19 @@ def test_an_older_store_is_migrated_and_keeps_its_runs(project: Project) -> None
 
 
 def test_help_and_version() -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", "mlci_tui", "--help"], env=mlci_env(), capture_output=True, text=True
-    )
+    result = run_python("-m", "mlci_tui", "--help")
     assert result.returncode == 0 and "run" in result.stdout and "logs" in result.stdout
-    version = subprocess.run(
-        [PYTHON, "-m", "mlci_tui", "--version"], env=mlci_env(), capture_output=True, text=True
-    )
+    version = run_python("-m", "mlci_tui", "--version")
     assert version.stdout.startswith("mlci-tui ")
 
 
 def test_headless_commands_never_import_textual(project: Project) -> None:
     project.write('[stages.a]\ncommand = "true"\n')
     for args in (["validate"], ["run"], ["status"], ["logs", "a"], ["--help"]):
-        result = subprocess.run(
-            [
-                PYTHON,
-                "-X",
-                "importtime",
-                "-m",
-                "mlci_tui",
-                *args,
-                "--config",
-                str(project.config_path),
-            ]
-            if args != ["--help"]
-            else [PYTHON, "-X", "importtime", "-m", "mlci_tui", "--help"],
-            cwd=project.path,
-            env=mlci_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        argv = ["-X", "importtime", "-m", "mlci_tui", *args]
+        if args != ["--help"]:
+            argv += ["--config", str(project.config_path)]
+        result = run_python(*argv, cwd=project.path)
         assert result.returncode == 0, result.stderr
         imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines()]
         assert "mlci_tui.cli" in imported  # the check itself works
@@ -546,9 +517,7 @@ def test_engine_packages_do_not_import_textual() -> None:
         "        importlib.import_module(m.name)\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0] in ('textual', 'rich')))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=mlci_env(), capture_output=True, text=True, timeout=60
-    )
+    result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -573,9 +542,9 @@ def test_recovery_finds_stage_processes_whose_tag_never_reached_the_store(
     with db:
         db.execute("UPDATE stages SET process_tag = NULL, pgid = NULL, pid = NULL")
     db.close()
-    pids = [int(p) for p in (project.path / "pids").read_text().split()]
+    pids = read_pids(project.path / "pids")
     assert project.status()["state"] == "interrupted"
-    wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=10)
+    wait_dead(pids)
 
 
 def test_a_terminal_that_stops_reading_does_not_stall_the_run(project: Project) -> None:

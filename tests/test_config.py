@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from mlci_tui.config import load_config
 from mlci_tui.errors import ConfigError
 from mlci_tui.toml_positions import key_lines
-from tests.conftest import ROOT, mlci_env
+from tests.conftest import ROOT, run_python
 
 BAD = Path(__file__).parent / "configs" / "bad"
 BAD_CONFIGS = sorted(BAD.glob("*.toml"))
@@ -26,14 +25,7 @@ def expected_error(path: Path) -> str:
 
 
 def validate(path: Path | str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlci_tui", "validate", "--config", str(path)],
-        cwd=cwd,
-        env=mlci_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python("-m", "mlci_tui", "validate", "--config", str(path), cwd=cwd)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], expected: str) -> None:
@@ -291,14 +283,7 @@ def test_ray_stage_without_ray_names_the_install_command(tmp_path: Path) -> None
         "import sys; sys.modules['ray'] = None; from mlci_tui.cli import main;"
         " sys.exit(main(['validate', '--config', 'config.toml']))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=mlci_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("-c", script, cwd=tmp_path)
     assert_one_line_error(
         result,
         "config.toml:3: pipeline.executor: the Ray executor needs Ray, which is not installed"

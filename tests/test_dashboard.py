@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
+import subprocess
+import time
 from collections.abc import Callable
-from pathlib import Path
 
+import psutil
 import pytest
 from textual.pilot import Pilot
+from textual.strip import Strip
 
 from mlci_tui.config import load_config
 from mlci_tui.states import RunState, StageState
@@ -20,8 +22,8 @@ from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
 from mlci_tui.tui.widgets.version_table import VersionTable
-from tests.conftest import PROGRAMS, PYTHON, Project, mlci_env, pid_alive, wait_for
-from tests.test_registry import PIPELINE, history, setup, statuses
+from tests.conftest import PROGRAMS, PYTHON, Project, mlci_env, read_pids, wait_dead, wait_for
+from tests.test_registry import history, run, setup, statuses, two_versions
 
 QUICK = """
 [stages.hello]
@@ -41,9 +43,20 @@ async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 
     raise AssertionError(f"timed out waiting for {condition}")
 
 
+@pytest.fixture(autouse=True)
+def _outside_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run the dashboard starts inherits this environment; under CI it would
+    # print GitHub's groups instead of plain lines.
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
 def dashboard(project: Project, **options) -> MlciApp:
-    os.environ.pop("GITHUB_ACTIONS", None)
     return make_app(load_config(project.config_path), poll_interval=0.1, **options)
+
+
+def text_of(strip: Strip) -> str:
+    """A rendered line of the screen as plain text."""
+    return "".join(segment.text for segment in strip)
 
 
 def run_state(app: MlciApp) -> RunState | None:
@@ -100,15 +113,13 @@ async def test_c_cancels_after_a_confirmation(project: Project) -> None:
         await pilot.pause(0.2)
         await pilot.press("y")
         await until(pilot, lambda: run_state(app) is RunState.CANCELLED)
-    pids = [int(p) for p in (project.path / "pids").read_text().split()]
-    wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=10)
+    wait_dead(read_pids(project.path / "pids"))
 
 
 async def test_roll_back_to_the_highlighted_version(project: Project) -> None:
     setup(project)
     for seed in (1, 2):
-        (project.path / "seed").write_text(str(seed))
-        assert project.mlci("run").returncode == 0
+        assert run(project, seed) == 0
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         table = app.query_one(VersionTable)
@@ -126,10 +137,7 @@ async def test_roll_back_to_the_highlighted_version(project: Project) -> None:
 
 
 async def test_n_in_the_rollback_confirmation_changes_nothing(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        (project.path / "seed").write_text(str(seed))
-        project.mlci("run")
+    two_versions(project)
     before = (statuses(project), history(project))
     spawned: list[list[str]] = []
     app = dashboard(project, spawn=lambda args: spawned.append(args))
@@ -233,7 +241,7 @@ async def test_hostile_output_is_shown_as_harmless_text(project: Project) -> Non
         await until(pilot, lambda: log.index is not None and len(log.index) == 6)
         await pilot.pause(0.3)
         shown = [log.render_line(y) for y in range(6)]
-        texts = ["".join(segment.text for segment in strip) for strip in shown]
+        texts = [text_of(strip) for strip in shown]
         assert texts[0].startswith("[bold red]x[/] [link=file:///etc/passwd]y[/]")
         assert texts[1].startswith("link")
         assert texts[2].startswith("clipcursor")
@@ -272,13 +280,9 @@ async def test_pick_a_past_run(project: Project) -> None:
 
 
 async def test_a_pending_decision_is_shown_and_answered(project: Project) -> None:
-    setup(project, policy='"ask"')
-    for seed in (1, 2):
-        (project.path / "seed").write_text(str(seed))
-        project.mlci("run")
+    two_versions(project, policy='"ask"')
     (project.path / "quality").write_text("0.5")
-    (project.path / "seed").write_text("3")
-    project.mlci("run")
+    run(project, seed=3)
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         bar = app.query_one(AlertBar)
@@ -306,14 +310,9 @@ async def test_quitting_leaves_a_run_it_started_running_to_completion(project: P
 def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project) -> None:
     """The SSH connection drops: the terminal goes away under the dashboard (its pty
     is hung up, as sshd does), the dashboard ends, and the run it started goes on."""
-    import subprocess
-    import time
-
-    import psutil
-
     project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
     terminal = subprocess.Popen(
-        ["script", "-qec", f"{PYTHON} -m mlci_tui --config {project.config_path}", "/dev/null"],
+        project.in_terminal(),
         cwd=project.path,
         env=mlci_env(TERM="xterm-256color"),
         stdin=subprocess.PIPE,
@@ -332,7 +331,7 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
         assert viewers, "the dashboard runs under the terminal"
         terminal.kill()  # the terminal dies; the kernel hangs up its pty
         terminal.wait(timeout=30)
-        wait_for(lambda: not any(pid_alive(v.pid) for v in viewers), timeout=30)
+        wait_dead((v.pid for v in viewers), timeout=30)
     finally:
         for process in [terminal, *viewers]:
             with contextlib.suppress(ProcessLookupError, psutil.Error):
@@ -343,13 +342,10 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
 
 @pytest.mark.parametrize("term", ["xterm-256color", "screen"])
 def test_the_dashboard_starts_and_quits_in_a_real_terminal(project: Project, term: str) -> None:
-    import subprocess
-    import time
-
     project.write(QUICK)
     project.mlci("run")
     session = subprocess.Popen(
-        ["script", "-qec", f"{PYTHON} -m mlci_tui --config {project.config_path}", "/dev/null"],
+        project.in_terminal(),
         cwd=project.path,
         env=mlci_env(TERM=term, NO_COLOR="1"),
         stdin=subprocess.PIPE,
@@ -367,31 +363,20 @@ def test_the_dashboard_starts_and_quits_in_a_real_terminal(project: Project, ter
             os.killpg(session.pid, signal.SIGKILL)
     assert session.returncode == 0
     assert b"hello" in out and b"Traceback" not in out
-    assert json.loads(project.mlci("status", "--json").stdout)["state"] == "passed"
+    assert project.status()["state"] == "passed"
 
 
-def test_a_store_with_10000_versions_and_1000_runs_opens(tmp_path: Path) -> None:
+async def test_a_store_with_10000_versions_and_1000_runs_opens(project: Project) -> None:
     """Scale: the table shows the newest versions; everything else stays reachable."""
-    import asyncio
-
     from benchmarks.store_generator import build_store
 
-    project = Project(tmp_path)
-    project.write(
-        PIPELINE.replace("{policy}", "true")
-        .replace("{keep}", "20")
-        .replace("{deploy_timeout}", "30s")
-    )
+    setup(project)
     build_store(project.state_dir, versions=10_000, runs=1_000)
-
-    async def check() -> None:
-        app = dashboard(project)
-        async with app.run_test(size=(100, 30)) as pilot:
-            table = app.query_one(VersionTable)
-            await until(pilot, lambda: len(table.versions) > 0)
-            assert table.versions[0].name == "v10000"
-            assert app.snapshot.version_count == 10_000
-            await pilot.press("v", "down", "down", "pagedown")
-            assert table.cursor_row > 2
-
-    asyncio.run(check())
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) > 0)
+        assert table.versions[0].name == "v10000"
+        assert app.snapshot.version_count == 10_000
+        await pilot.press("v", "down", "down", "pagedown")
+        assert table.cursor_row > 2

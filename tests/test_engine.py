@@ -14,9 +14,9 @@ import pytest
 from mlci_tui.config import load_config
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.engine import Engine
-from mlci_tui.pipeline.events import StageFinished, StageNoted, StageOutput, StageStarted
+from mlci_tui.pipeline.events import StageNoted, StageOutput, StageStarted
 from mlci_tui.states import RunState, StageState
-from tests.conftest import PROGRAMS, PYTHON, Project, pid_alive
+from tests.conftest import PROGRAMS, PYTHON, Project, pid_alive, read_pids
 
 
 def engine_for(project: Project, text: str, **kwargs) -> tuple[Engine, list]:
@@ -27,10 +27,6 @@ def engine_for(project: Project, text: str, **kwargs) -> tuple[Engine, list]:
     events: list = []
     engine.subscribe(events.append)
     return engine, events
-
-
-def finished(events: list) -> dict[str, StageFinished]:
-    return {e.stage: e for e in events if isinstance(e, StageFinished)}
 
 
 def output(events: list, stage: str) -> bytes:
@@ -169,7 +165,7 @@ timeout = "1s"
     stage = result.stages["slow"]
     assert stage.state is StageState.FAILED
     assert stage.message == "timed out after 1.00s"
-    parent, grandchild = map(int, (project.path / "pids").read_text().split())
+    parent, grandchild = read_pids(project.path / "pids")
     assert not pid_alive(parent) and not pid_alive(grandchild)
 
 
@@ -186,7 +182,7 @@ timeout = "1s"
     )
     result = await engine.run()
     assert result.stages["stubborn"].state is StageState.FAILED
-    parent, grandchild = map(int, (project.path / "pids").read_text().split())
+    parent, grandchild = read_pids(project.path / "pids")
     assert not pid_alive(parent) and not pid_alive(grandchild)
 
 
@@ -197,7 +193,7 @@ async def test_a_grandchild_left_behind_by_a_passing_stage_is_stopped(project: P
     )
     result = await engine.run()
     assert result.stages["leaky"].state is StageState.PASSED
-    _, grandchild = map(int, (project.path / "pids").read_text().split())
+    _, grandchild = read_pids(project.path / "pids")
     assert not pid_alive(grandchild)
 
 
@@ -222,7 +218,7 @@ needs = ["long"]
     assert result.state is RunState.CANCELLED and result.exit_code == 130
     assert result.stages["long"].state is StageState.CANCELLED
     assert result.stages["later"].state is StageState.CANCELLED
-    parent, grandchild = map(int, (project.path / "pids").read_text().split())
+    parent, grandchild = read_pids(project.path / "pids")
     assert not pid_alive(parent) and not pid_alive(grandchild)
 
 

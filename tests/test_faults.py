@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mlci_tui.config import load_config
-from mlci_tui.pipeline.engine import Engine
 from mlci_tui.pipeline.events import RunNoted, StageOutput
 from mlci_tui.states import RunState, StageState
 from tests.conftest import PROGRAMS, PYTHON, Project
+from tests.test_engine import engine_for
 from tests.test_registry import history, run, served, setup, statuses
 
 
@@ -63,12 +62,9 @@ def test_a_failing_store_write_fails_the_run_with_the_reason(project: Project) -
     """The same as a full disk, simulated: the recording subscriber raises ENOSPC."""
     import asyncio
 
-    config = load_config(
-        project.write(f'[stages.big]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "50000"]\n'),
-        environ={},
+    engine, events = engine_for(
+        project, f'[stages.big]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "50000"]\n'
     )
-    engine = Engine(config, metrics_path=lambda stage: project.path / f"{stage}.json")
-    events: list = []
     written = [0]
 
     def recorder(event: object) -> None:
@@ -77,8 +73,8 @@ def test_a_failing_store_write_fails_the_run_with_the_reason(project: Project) -
             if written[0] > 10_000:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
+    # After the event list: a subscriber that raises does not stop the others.
     engine.subscribe(recorder)
-    engine.subscribe(events.append)
     result = asyncio.run(engine.run())
     assert result.state is RunState.FAILED and result.exit_code == 1
     assert result.message == "cannot record the run: [Errno 28] No space left on device"

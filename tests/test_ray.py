@@ -175,12 +175,6 @@ def job_of(project: Project, stage: str) -> dict[str, Any]:
     return job
 
 
-def printed(project: Project, stage: str, text: bytes) -> bool:
-    """Whether the stage of the first run has printed ``text`` yet."""
-    path = project.state_dir / "runs" / "1" / f"{stage}.log"
-    return path.exists() and text in path.read_bytes()
-
-
 def notes_of(project: Project, stage: str) -> list[str]:
     """mlci's notes in a stage's log file (`mlci logs` prints only the output)."""
     from mlci_tui.states import Stream
@@ -276,7 +270,7 @@ def test_cancelling_the_run_stops_the_ray_job(project: Project, ray_head: RayHea
     (project.path / "forever.py").write_text(FOREVER)
     project.write(ray_config(ray_head.address, "train", command=f'"{PYTHON} forever.py"'))
     runner = project.start("run")
-    wait_for(lambda: printed(project, "train", b"tick"), timeout=60, what="the job's output")
+    wait_for(lambda: project.printed("train", b"tick"), timeout=60, what="the job's output")
     job = job_of(project, "train")
     assert job_status(ray_head, job["id"]) == "RUNNING"
     os.killpg(runner.pid, signal.SIGINT)  # Ctrl-C in the runner's terminal
@@ -319,7 +313,7 @@ def test_a_runner_killed_outright_leaves_a_job_that_recovery_stops(
     (project.path / "forever.py").write_text(FOREVER)
     project.write(ray_config(ray_head.address, "train", command=f'"{PYTHON} forever.py"'))
     runner = project.start("run")
-    wait_for(lambda: printed(project, "train", b"tick"), timeout=60, what="the job's output")
+    wait_for(lambda: project.printed("train", b"tick"), timeout=60, what="the job's output")
     job = job_of(project, "train")
     runner.send_signal(signal.SIGKILL)
     runner.wait(10)

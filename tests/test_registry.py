@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from tests.conftest import ROOT, Project, mlci_env, pid_alive, wait_for
+from tests.conftest import Project, demo_project, mlci_env, wait_dead, wait_for
 
 # A model is a text file; `quality` decides what the monitor reports, and flag
 # files make the deploy command fail, hang or wait.
@@ -71,6 +72,22 @@ def setup(project: Project, *, policy: str = "true", keep: int = 20, timeout: st
 def run(project: Project, seed: int, **env: str) -> int:
     (project.path / "seed").write_text(str(seed))
     return project.mlci("run", env=mlci_env(**env)).returncode
+
+
+def two_versions(project: Project, *, policy: str = "true") -> None:
+    """v1 then v2, each from a run (v2 is live)."""
+    setup(project, policy=policy)
+    for seed in (1, 2):
+        run(project, seed)
+
+
+def start_held_rollback(project: Project) -> subprocess.Popen[bytes]:
+    """`mlci rollback v1` in the background, held inside its deploy command."""
+    two_versions(project)
+    (project.path / "hold-deploy").touch()
+    rolling_back = project.start("rollback", "v1")
+    wait_for((project.path / "deploy-started").exists)
+    return rolling_back
 
 
 def versions(project: Project) -> dict[str, dict]:
@@ -178,9 +195,7 @@ def test_rollback_defaults_to_the_last_healthy_version(project: Project) -> None
 
 
 def test_rollback_refusals_change_nothing(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project)
     before = (statuses(project), history(project), served(project))
     for args, message in (
         (["rollback", "v2"], b"mlci: v2 is already live\n"),
@@ -193,9 +208,7 @@ def test_rollback_refusals_change_nothing(project: Project) -> None:
 
 
 def test_a_tampered_artifact_is_refused(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project)
     (project.state_dir / "versions" / "v1" / "model.txt").write_text("model 666\n")
     result = project.mlci("rollback", "v1")
     assert result.returncode == 1
@@ -205,12 +218,7 @@ def test_a_tampered_artifact_is_refused(project: Project) -> None:
 
 
 def test_two_rollbacks_at_once_exactly_one_runs(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
-    (project.path / "hold-deploy").touch()
-    first = project.start("rollback", "v1")
-    wait_for((project.path / "deploy-started").exists)
+    first = start_held_rollback(project)
     second = project.mlci("rollback", "v1")
     assert second.returncode == 1
     err = second.stderr.decode()
@@ -223,12 +231,7 @@ def test_two_rollbacks_at_once_exactly_one_runs(project: Project) -> None:
 
 
 def test_a_deploy_interrupted_by_a_crash_is_recovered_and_never_blocks(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
-    (project.path / "hold-deploy").touch()
-    deploying = project.start("rollback", "v1")
-    wait_for((project.path / "deploy-started").exists)
+    deploying = start_held_rollback(project)
     deploying.send_signal(signal.SIGKILL)
     deploying.wait(timeout=30)
     # The next command finds the dead deployment, records it and frees the lock.
@@ -241,9 +244,7 @@ def test_a_deploy_interrupted_by_a_crash_is_recovered_and_never_blocks(project: 
 
 
 def test_a_crash_after_the_pointer_moved_is_completed_by_recovery(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project)
     # Replay the window between moving the pointer and recording it: a running
     # deployment whose process is gone, and a pointer that names it.
     db = sqlite3.connect(project.state_dir / "mlci.db")
@@ -265,9 +266,7 @@ def test_a_crash_after_the_pointer_moved_is_completed_by_recovery(project: Proje
 
 
 def test_drift_makes_the_monitor_roll_back_by_itself(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project)
     (project.path / "quality").write_text("0.61")
     assert run(project, seed=3) == 1
     status = project.status()
@@ -294,9 +293,7 @@ def test_drift_makes_the_monitor_roll_back_by_itself(project: Project) -> None:
 
 
 def test_ask_leaves_a_pending_decision_that_rollback_answers(project: Project) -> None:
-    setup(project, policy='"ask"')
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project, policy='"ask"')
     (project.path / "quality").write_text("0.5")
     assert run(project, seed=3) == 1
     assert project.status()["state"] == "failed"
@@ -316,9 +313,7 @@ def test_ask_leaves_a_pending_decision_that_rollback_answers(project: Project) -
 
 
 def test_ask_can_be_dismissed(project: Project) -> None:
-    setup(project, policy='"ask"')
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project, policy='"ask"')
     (project.path / "quality").write_text("0.5")
     run(project, seed=3)
     assert project.mlci("alerts", "--dismiss").stdout == b"dismissed 1 pending decision\n"
@@ -327,9 +322,7 @@ def test_ask_can_be_dismissed(project: Project) -> None:
 
 
 def test_auto_rollback_off_only_alerts(project: Project) -> None:
-    setup(project, policy="false")
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project, policy="false")
     (project.path / "quality").write_text("0.5")
     assert run(project, seed=3) == 1
     assert statuses(project)["v3"] == "live"
@@ -365,9 +358,7 @@ def test_a_failing_alert_command_is_recorded_not_fatal(project: Project) -> None
 
 
 def test_the_audit_trail(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project)
     project.mlci("rollback", "--reason", "customer complaint")
     project.mlci("deploy", "v2", "--reason", "fixed upstream")
     trail = history(project)
@@ -400,9 +391,7 @@ def test_the_audit_trail(project: Project) -> None:
 
 
 def test_monitor_once_counts_failures_across_invocations(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
+    two_versions(project)
     assert project.mlci("monitor", "--once").returncode == 0
     (project.path / "quality").write_text("0.4")
     first = project.mlci("monitor", "--once")
@@ -433,9 +422,7 @@ def _samples(project: Project) -> int:
 
 def test_the_demo_story_from_a_fresh_clone(tmp_path: Path) -> None:
     """The README's story: two runs, a rollback, then drift rolled back by itself."""
-    shutil.copytree(ROOT / "demo", tmp_path / "demo", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
-    project = Project(tmp_path)
+    project = demo_project(tmp_path)
     assert project.mlci("run").returncode == 0
     assert project.mlci("run").returncode == 0
     assert statuses(project) == {"v2": "live", "v1": "previous"}
@@ -459,16 +446,9 @@ def test_registry_commands_without_a_store(project: Project, command: str) -> No
 
 
 def test_leftover_deploy_process_is_stopped_by_recovery(project: Project) -> None:
-    setup(project)
-    for seed in (1, 2):
-        run(project, seed)
-    (project.path / "hold-deploy").touch()
-    deploying = project.start("rollback", "v1")
-    wait_for((project.path / "deploy-started").exists)
-    import psutil
-
+    deploying = start_held_rollback(project)
     children = psutil.Process(deploying.pid).children(recursive=True)
     deploying.send_signal(signal.SIGKILL)
     deploying.wait(timeout=30)
     project.mlci("history")
-    wait_for(lambda: not any(pid_alive(c.pid) for c in children), timeout=10)
+    wait_dead(c.pid for c in children)

@@ -13,27 +13,27 @@ import pytest
 from mlci_tui.config import load_config
 from mlci_tui.tui.app import make_app
 from mlci_tui.tui.widgets.log_view import LogView
-from tests.conftest import PROGRAMS, PYTHON, ROOT, Project, mlci_env, wait_for
-from tests.test_dashboard import HOSTILE, until
-from tests.test_registry import history, setup
-
-STAGES = 8
-LINES = 200_000
-
-
-def expected_output(stage: str) -> bytes:
-    return "".join(f"{stage} {n:07d} {'x' * 40}\n" for n in range(LINES)).encode()
+from tests.conftest import (
+    FLOOD_LINES,
+    FLOOD_STAGES,
+    PROGRAMS,
+    PYTHON,
+    ROOT,
+    Project,
+    flood_config,
+    flood_output,
+    mlci_env,
+    wait_for,
+)
+from tests.test_dashboard import HOSTILE, text_of, until
+from tests.test_registry import history, run, setup
 
 
 @pytest.mark.slow
 def test_eight_floods_watched_by_two_dashboards_and_a_follower_lose_nothing(
     project: Project,
 ) -> None:
-    stages = "".join(
-        f'[stages.s{i}]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "{LINES}", "s{i}"]\n'
-        for i in range(STAGES)
-    )
-    project.write(f"[pipeline]\nmax_parallel = {STAGES}\n{stages}")
+    project.write(flood_config())
     assert project.mlci("validate").returncode == 0
     viewers = [
         subprocess.Popen(
@@ -53,18 +53,20 @@ def test_eight_floods_watched_by_two_dashboards_and_a_follower_lose_nothing(
     followed, _ = follower.communicate(timeout=600)
     runner.communicate(timeout=600)
     assert runner.returncode == 0
-    for i in range(STAGES):
-        expected = expected_output(f"s{i}")
+    for i in range(FLOOD_STAGES):
+        expected = flood_output(f"s{i}")
         stored = project.log(f"s{i}")
-        assert stored.count(b"\n") == LINES
+        assert stored.count(b"\n") == FLOOD_LINES
         assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(expected).hexdigest()
-    assert followed == expected_output("s0")
+    assert followed == flood_output("s0")
     for viewer in viewers:
         out, err = viewer.communicate(timeout=300)
         assert viewer.returncode == 0, err.decode()[-2000:]
         shown = json.loads(out)
         assert shown["seen_running"]
-        assert shown["last"] == {f"s{i}": f"s{i} {LINES - 1:07d} {'x' * 40}" for i in range(STAGES)}
+        assert shown["last"] == {
+            f"s{i}": f"s{i} {FLOOD_LINES - 1:07d} {'x' * 40}" for i in range(FLOOD_STAGES)
+        }
 
 
 TEN_MB = 10 * 1024 * 1024
@@ -88,14 +90,14 @@ command = ["{PYTHON}", "-c", "import sys; sys.stdout.write('y' * {TEN_MB})"]
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) > 0)
         await pilot.pause(0.3)
-        shown = ["".join(s.text for s in log.render_line(y)) for y in range(log.size.height)]
+        shown = [text_of(log.render_line(y)) for y in range(log.size.height)]
         assert shown[0].startswith("y" * 50)  # the huge line, in pieces, cut to the screen
         app.stages.select("evil", by_user=True)
         await until(pilot, lambda: log.path is not None and log.path.name == "evil.log")
         await until(pilot, lambda: log.index is not None and len(log.index) == 7)
         await pilot.pause(0.3)
         strips = [log.render_line(y) for y in range(7)]
-        text = ["".join(s.text for s in strip) for strip in strips]
+        text = [text_of(strip) for strip in strips]
         assert text[0].startswith("[bold red]x[/] [link=file:///etc/passwd]y[/]")
         assert text[6].startswith("tail-without-newline")
         for strip in strips:
@@ -117,8 +119,7 @@ def test_secrets_never_reach_the_dashboard_or_an_alert(project: Project) -> None
     project.config_path.write_text(config)
     env = mlci_env(API_TOKEN=secret)
     for seed in (1, 2):
-        (project.path / "seed").write_text(str(seed))
-        assert project.mlci("run", env=env).returncode == 0
+        assert run(project, seed, API_TOKEN=secret) == 0
     result = project.mlci("rollback", "--reason", f"leaked {secret} here", env=env)
     assert result.returncode == 0, result.stderr
     assert history(project)[0]["reason"] == "leaked *** here"
@@ -138,7 +139,7 @@ async def test_the_dashboard_shows_masked_text_only(project: Project) -> None:
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) == 1)
         await pilot.pause(0.2)
-        assert "".join(s.text for s in log.render_line(0)).startswith("key=***")
+        assert text_of(log.render_line(0)).startswith("key=***")
         pane = app.stages.panes()[0]
         assert pane.last_lines[-1].content == b"key=***"
     assert (

@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 
 from mlci_tui.config import load_config
-from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, Stream
+from mlci_tui.states import (
+    DeployKind,
+    DeployOutcome,
+    RunState,
+    StageState,
+    Stream,
+    VersionStatus,
+)
 from mlci_tui.store import Store
 from mlci_tui.store.logs import LogWriter, encode
 from mlci_tui.tui.app import MlciApp, make_app
-from tests.test_registry import PIPELINE
+from tests.conftest import Project
+from tests.test_dashboard import HOSTILE
+from tests.test_registry import setup
 
 T0 = 1_790_000_000.0
 SIZES = [(100, 30), (80, 24)]
@@ -42,13 +51,11 @@ def write_log(store: Store, run: int, stage: str, lines: list[str], at: float) -
 
 
 def make_store(tmp_path: Path, *, failed: bool) -> MlciApp:
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(
-        PIPELINE.replace("{policy}", "true")
-        .replace("{keep}", "20")
-        .replace("{deploy_timeout}", "30s")
-        .replace('name = "tiny"', 'name = "churn-model"')
-    )
+    project = Project(tmp_path)
+    setup(project)
+    config_path = project.config_path
+    # The pipeline's name is in the header: a realistic one.
+    config_path.write_text(config_path.read_text().replace('name = "tiny"', 'name = "churn-model"'))
     config = load_config(config_path, environ={})
     store = Store.open(config.pipeline.state_dir)
     for number in (1, 2, 3):
@@ -93,7 +100,9 @@ def make_store(tmp_path: Path, *, failed: bool) -> MlciApp:
             process_tag="x",
             is_stale=lambda d: True,
         )
-        statuses = [(to, *_live())] + ([(previous, *_previous(to))] if previous else [])
+        statuses = [(to, VersionStatus.LIVE, "deployed")]
+        if previous:
+            statuses.append((previous, VersionStatus.PREVIOUS, f"superseded by v{to}"))
         store.finish_deployment(
             deployment.id,
             DeployOutcome.SUCCEEDED,
@@ -170,18 +179,6 @@ def make_store(tmp_path: Path, *, failed: bool) -> MlciApp:
     return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
 
 
-def _live() -> tuple[object, str]:
-    from mlci_tui.states import VersionStatus
-
-    return VersionStatus.LIVE, "deployed"
-
-
-def _previous(by: int) -> tuple[object, str]:
-    from mlci_tui.states import VersionStatus
-
-    return VersionStatus.PREVIOUS, f"superseded by v{by}"
-
-
 async def loaded(pilot) -> None:
     app = pilot.app
     for _ in range(200):
@@ -213,8 +210,6 @@ def test_rollback_confirmation(snap_compare, tmp_path: Path, size: tuple[int, in
 
 def test_hostile_output(snap_compare, tmp_path: Path) -> None:
     """Markup, terminal escapes, control bytes and invalid UTF-8, shown as harmless text."""
-    from tests.test_dashboard import HOSTILE
-
     config_path = tmp_path / "config.toml"
     config_path.write_text('[pipeline]\nname = "hostile"\n[stages.evil]\ncommand = "true"\n')
     config = load_config(config_path, environ={})

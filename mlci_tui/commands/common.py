@@ -9,6 +9,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+# Defined by the command line, which is loaded already: importing it costs nothing.
+from mlci_tui.cli import DEFAULT_CONFIG
 from mlci_tui.errors import MlciError
 
 if TYPE_CHECKING:
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
     from mlci_tui.registry.versions import Registry
     from mlci_tui.store import RunRecord, Store
 
-DEFAULT_CONFIG = "config.toml"
 T = TypeVar("T")
 
 
@@ -46,17 +47,15 @@ def load(args: argparse.Namespace) -> Config:
 
 def open_store(config: Config, *, create: bool = False) -> Store:
     """The store, with crashed runs and deployments settled; `NotFound` if none yet."""
-    from mlci_tui.errors import StoreError
     from mlci_tui.store import open_store as open_run_store
+    from mlci_tui.store.db import StoreMissing
 
     try:
         store = open_run_store(config.pipeline.state_dir, create=create)
-    except StoreError:
-        if not (config.pipeline.state_dir / "mlci.db").exists():
-            raise NotFound(
-                f"no runs yet in {relative(config.pipeline.state_dir)} (start one with `mlci run`)"
-            ) from None
-        raise
+    except StoreMissing:
+        raise NotFound(
+            f"no runs yet in {relative(config.pipeline.state_dir)} (start one with `mlci run`)"
+        ) from None
     if store.recovery_error:
         print(f"mlci: warning: {store.recovery_error}", file=sys.stderr)
     if store.running_deployments():

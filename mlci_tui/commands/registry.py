@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from mlci_tui.commands.common import load, open_registry, run_cancellable
+from mlci_tui.commands.common import load, open_registry, open_store, run_cancellable
 
 if TYPE_CHECKING:
     from mlci_tui.config import Config
@@ -24,7 +26,7 @@ def command_versions(args: argparse.Namespace) -> int:
     config = load(args)
     # Like `helm history`: the newest by default, everything when asked.
     limit = None if args.all else args.limit
-    with open_registry(config).store as store:
+    with open_store(config) as store:
         versions = store.versions(limit=limit)
         total = store.version_count() if limit is not None else len(versions)
     if args.json:
@@ -45,7 +47,7 @@ def command_history(args: argparse.Namespace) -> int:
     from mlci_tui.console import history_table
 
     config = load(args)
-    with open_registry(config).store as store:
+    with open_store(config) as store:
         deployments = store.deployments()
     if args.json:
         print(json.dumps([d.to_json() for d in deployments], indent=2))
@@ -62,15 +64,12 @@ def command_deploy(args: argparse.Namespace) -> int:
     registry = open_registry(config)
     with registry.store:
         version = registry.resolve(args.version)
-        deployer, printer = _deployer(registry, config, "deploy")
-        try:
+        with _deploying(registry, config, "deploy") as (deployer, printer):
             result = run_cancellable(
                 lambda hurry: deployer.deploy(
                     version, reason=args.reason, emit=printer, hurry=hurry, stage="deploy"
                 )
             )
-        finally:
-            printer.close()
     return _report(result)
 
 
@@ -79,23 +78,17 @@ def command_rollback(args: argparse.Namespace) -> int:
     registry = open_registry(config)
     with registry.store:
         target = None if args.version is None else registry.resolve(args.version)
-        deployer, printer = _deployer(registry, config, "rollback")
-        live = registry.live()
-        try:
+        with _deploying(registry, config, "rollback") as (deployer, printer):
             result = run_cancellable(
                 lambda hurry: deployer.rollback(
                     target, reason=args.reason, emit=printer, hurry=hurry, stage="rollback"
                 )
             )
-        finally:
-            printer.close()
-        if result.succeeded and live is not None:
+        left = result.deployment.from_version
+        if result.succeeded and left is not None:
             # A rollback answers the monitor's question about the version it left.
-            for decision in registry.store.decisions(pending_only=True):
-                if decision.version == live.number:
-                    registry.store.decide(
-                        decision.id, "approved", by=deployer.user, when=time.time()
-                    )
+            for decision in registry.store.decisions(version=left):
+                registry.store.decide(decision.id, "approved", by=deployer.user, when=time.time())
     return _report(result)
 
 
@@ -108,32 +101,29 @@ def command_monitor(args: argparse.Namespace) -> int:
     if config.monitor is None:
         raise UsageError("no [monitor] table in the config: nothing says how to check the model")
     registry = open_registry(config)
-    with registry.store:
-        deployer, printer = _deployer(registry, config, "monitor")
+    with registry.store, _deploying(registry, config, "monitor") as (deployer, printer):
         analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
-        try:
-            return run_cancellable(
-                lambda hurry: watch(analysis, deployer, emit=printer, once=args.once)
-            )
-        finally:
-            printer.close()
+        return run_cancellable(
+            lambda hurry: watch(analysis, deployer, emit=printer, once=args.once)
+        )
 
 
 def command_alerts(args: argparse.Namespace) -> int:
     from mlci_tui.console import alert_lines
 
     config = load(args)
-    registry = open_registry(config)
-    with registry.store as store:
+    with open_store(config) as store:
         if args.dismiss:
-            pending = store.decisions(pending_only=True)
-            user = os.environ.get("USER") or "unknown"
+            from mlci_tui.registry.audit import current_user
+
+            pending = store.decisions()
+            user = current_user(os.environ)
             for decision in pending:
                 store.decide(decision.id, "dismissed", by=user, when=time.time())
             print(f"dismissed {len(pending)} pending decision{'s' * (len(pending) != 1)}")
             return 0
         alerts = store.alerts()
-        decisions = store.decisions(pending_only=True)
+        decisions = store.decisions()
     if args.json:
         print(
             json.dumps(
@@ -149,7 +139,11 @@ def command_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deployer(registry: Registry, config: Config, stage: str) -> tuple[Deployer, LivePrinter]:
+@contextlib.contextmanager
+def _deploying(
+    registry: Registry, config: Config, stage: str
+) -> Iterator[tuple[Deployer, LivePrinter]]:
+    """A deployer, and a printer of ``stage``'s output that is closed (flushed) at the end."""
     from mlci_tui import procs
     from mlci_tui.console import use_color
     from mlci_tui.live_printer import BackgroundWriter, LivePrinter
@@ -168,7 +162,10 @@ def _deployer(registry: Registry, config: Config, stage: str) -> tuple[Deployer,
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
     printer = LivePrinter(BackgroundWriter(out), [stage], terminal=out.isatty(), color=color)
-    return deployer, printer
+    try:
+        yield deployer, printer
+    finally:
+        printer.close()
 
 
 def _report(result: DeployResult) -> int:

@@ -20,8 +20,9 @@ from mlci_tui import procs
 from mlci_tui.config import MonitorConfig
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.events import Event, StageNoted
-from mlci_tui.pipeline.executors.base import AttemptSpec, StageExecutor, ignore_started
-from mlci_tui.pipeline.output import OutputSink, read_metrics_file
+from mlci_tui.pipeline.executors.base import StageExecutor
+from mlci_tui.pipeline.output import read_metrics_file
+from mlci_tui.registry.model_command import run_model_command
 from mlci_tui.registry.versions import Registry
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.units import format_duration
@@ -90,39 +91,32 @@ class Analysis:
         metrics_dir = self.store.state_dir / "monitor"
         metrics_dir.mkdir(parents=True, exist_ok=True)
         metrics_file = metrics_dir / f"{uuid.uuid4().hex}.json"
-        tag = uuid.uuid4().hex
-        env = {
-            **self.environ,
-            **self.registry.config.pipeline.env,
-            **self.monitor.env,
-            "MLCI_MODEL_VERSION": version.name,
-            "MLCI_MODEL_PATH": str(self.registry.artifact_path(version)),
-            "MLCI_METRICS_FILE": str(metrics_file),
-            "MLCI_STATE_DIR": str(self.store.state_dir),
-            procs.TAG_VARIABLE: tag,
-        }
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        spec = AttemptSpec(
+        result, sink = await run_model_command(
+            self.registry.config,
+            self.monitor,
             stage=STAGE,
-            command=self.monitor.command,
-            cwd=self.monitor.cwd,
-            env=env,
-            process_tag=tag,
-            kill_grace=self.registry.config.pipeline.kill_grace,
-            hurry=hurry or asyncio.Event(),
+            variables={
+                "MLCI_MODEL_VERSION": version.name,
+                "MLCI_MODEL_PATH": str(self.registry.artifact_path(version)),
+                "MLCI_METRICS_FILE": str(metrics_file),
+                "MLCI_STATE_DIR": str(self.store.state_dir),
+            },
+            tag=procs.new_tag(),
+            environ=self.environ,
+            executor=self.executor,
+            masker=self.masker,
+            emit=emit,
+            clock=self.clock,
+            hurry=hurry,
         )
-        sink = OutputSink(STAGE, self.masker, emit, self.clock)
-        run = self.executor.run(spec, sink, ignore_started)
-        timeout = self.monitor.timeout
-        try:
-            result = await (run if timeout is None else asyncio.wait_for(run, timeout))
+        if result is None:
+            problem: str | None = f"timed out after {format_duration(self.monitor.timeout)}"
+        else:
             problem = result.error or (
                 None if result.exit_code == 0 else procs.describe_exit(result.exit_code)
             )
             self.cpu_seconds += result.cpu_seconds or 0.0
             self.peak_rss_bytes = max(self.peak_rss_bytes, result.peak_rss_bytes or 0)
-        except asyncio.TimeoutError:
-            problem = f"timed out after {format_duration(timeout)}"
         from_file, _ = read_metrics_file(metrics_file)
         metrics_file.unlink(missing_ok=True)
         metrics = {**sink.metrics, **from_file}
@@ -169,9 +163,4 @@ class Analysis:
     def failures_in_a_row(self, version: VersionRecord) -> int:
         """Consecutive failed samples of ``version``, newest first, from the store (so
         that `mlci monitor --once` under cron counts across invocations)."""
-        count = 0
-        for sample in self.store.samples(version.number, limit=10_000):
-            if sample.passed:
-                break
-            count += 1
-        return count
+        return self.store.failures_in_a_row(version.number)

@@ -49,14 +49,16 @@ async def respond(
     def note(text: str) -> None:
         emit(StageNoted(STAGE, text, deployer.clock()))
 
+    async def not_rolled_back(message: str) -> Response:
+        note(message)
+        await deployer.alerter.send(
+            alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
+        )
+        return Response(False, message)
+
     if policy is True:
         if target is None:
-            message = f"{failed}; no earlier healthy version to roll back to"
-            note(message)
-            await deployer.alerter.send(
-                alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
-            )
-            return Response(False, message)
+            return await not_rolled_back(f"{failed}; no earlier healthy version to roll back to")
         note(f"rolling back to {target.name}")
         try:
             result = await deployer.rollback(
@@ -70,35 +72,26 @@ async def respond(
                 stage=STAGE,
             )
         except MlciError as error:
-            message = f"{failed}; the rollback to {target.name} could not start: {error}"
-            note(message)
-            await deployer.alerter.send(
-                alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
+            return await not_rolled_back(
+                f"{failed}; the rollback to {target.name} could not start: {error}"
             )
-            return Response(False, message)
         if result.succeeded:
             return Response(True, f"{failed}; rolled back to {target.name}")
         return Response(False, f"{failed}; the rollback to {target.name} failed: {result.message}")
     if policy == "ask":
-        pending = [d for d in store.decisions(pending_only=True) if d.version == version.number]
-        if not pending:
+        to = f"roll back to {target.name}" if target else "no earlier healthy version"
+        message = f"{failed}; {to}? (confirm: mlci rollback · dismiss: mlci alerts --dismiss)"
+        note(message)
+        # One decision, and one alert, per version until someone answers it.
+        if not store.decisions(version=version.number, limit=1):
             store.add_decision(
                 version=version.number,
                 target=None if target is None else target.number,
                 finding=finding,
                 created_at=deployer.clock(),
             )
-        to = f"roll back to {target.name}" if target else "no earlier healthy version"
-        message = f"{failed}; {to}? (confirm: mlci rollback · dismiss: mlci alerts --dismiss)"
-        note(message)
-        if not pending:
             await deployer.alerter.send(
                 alerts.DECISION_PENDING, message, version=version.number, run_id=run_id
             )
         return Response(False, message)
-    message = f"{failed}; auto_rollback is off"
-    note(message)
-    await deployer.alerter.send(
-        alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
-    )
-    return Response(False, message)
+    return await not_rolled_back(f"{failed}; auto_rollback is off")

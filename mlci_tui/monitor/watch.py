@@ -37,18 +37,20 @@ async def watch(
             await asyncio.sleep(monitor.interval)
             continue
         sample = await analysis.sample(live, label="sample", emit=emit)
-        failures = analysis.failures_in_a_row(live)
-        if not sample.passed and failures == monitor.failures_before_rollback:
-            assert sample.finding is not None
-            await respond(live, sample.finding, deployer, emit=emit)
-        elif not sample.passed:
-            emit(
-                StageNoted(
-                    STAGE,
-                    f"{failures} of {monitor.failures_before_rollback} failures in a row",
-                    deployer.clock(),
+        # A passing sample ends any streak: the store is asked only after a failure.
+        if not sample.passed:
+            failures = analysis.failures_in_a_row(live)
+            if failures == monitor.failures_before_rollback:
+                assert sample.finding is not None
+                await respond(live, sample.finding, deployer, emit=emit)
+            else:
+                emit(
+                    StageNoted(
+                        STAGE,
+                        f"{failures} of {monitor.failures_before_rollback} failures in a row",
+                        deployer.clock(),
+                    )
                 )
-            )
         if once:
             return 0 if sample.passed else 1
         await asyncio.sleep(monitor.interval)

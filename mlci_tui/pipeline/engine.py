@@ -14,9 +14,8 @@ import asyncio
 import os
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlci_tui import dag
@@ -29,7 +28,6 @@ from mlci_tui.pipeline.events import (
     RunNoted,
     RunStarted,
     StageFinished,
-    StageNoted,
     StageStarted,
     Subscriber,
 )
@@ -41,7 +39,7 @@ from mlci_tui.pipeline.executors.base import (
 )
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.output import OutputSink, read_metrics_file
-from mlci_tui.procs import TAG_VARIABLE, describe_exit
+from mlci_tui.procs import TAG_VARIABLE, describe_exit, new_tag
 from mlci_tui.states import RunState, StageState
 from mlci_tui.units import format_duration
 
@@ -65,7 +63,6 @@ class RunResult:
 class ActionContext:
     """What a built-in stage (deploy, monitor) gets from the engine."""
 
-    sink: OutputSink
     emit: Callable[[Event], None]
     finished: Mapping[str, StageFinished]
     """The stages that ended so far, in the order they ended."""
@@ -81,8 +78,8 @@ Action = Callable[[ActionContext], Awaitable[AttemptResult]]
 @dataclass
 class _Plan:
     stages: dict[str, StageConfig]
-    states: dict[str, StageState] = field(default_factory=dict)
-    finished: dict[str, StageFinished] = field(default_factory=dict)
+    states: dict[str, StageState]
+    finished: dict[str, StageFinished]
 
 
 def select_stages(config: Config, targets: Collection[str] = ()) -> dict[str, StageConfig]:
@@ -114,8 +111,7 @@ class Engine:
         self.names = list(self.stages)
         self.actions = dict(actions or {})
         self.masker = masker or SecretMasker(())
-        self.executor: StageExecutor = executor or LocalExecutor()
-        self.executors: dict[str, StageExecutor] = {"local": self.executor}
+        self.executors: dict[str, StageExecutor] = {"local": executor or LocalExecutor()}
         """Executors by kind; others than the local one are made when a stage needs them."""
         self.metrics_path = metrics_path
         self.run_id = run_id
@@ -155,9 +151,11 @@ class Engine:
             task.cancel()
 
     async def run(self) -> RunResult:
-        plan = _Plan(dict(self.stages))
-        plan.finished = self._finished
-        plan.states = dict.fromkeys(plan.stages, StageState.PENDING)
+        plan = _Plan(
+            stages=dict(self.stages),
+            states=dict.fromkeys(self.stages, StageState.PENDING),
+            finished=self._finished,
+        )
         self.emit(RunStarted(tuple(plan.stages), self.clock()))
         try:
             while True:
@@ -183,9 +181,13 @@ class Engine:
                 await asyncio.wait(self._tasks)
         for name, state in plan.states.items():
             if state is StageState.PENDING:
-                message = "the run was cancelled" if self._fault is None else self._fault
-                self._finish(plan, name, StageState.CANCELLED, message=message)
+                self._finish(plan, name, StageState.CANCELLED, message=self._cancel_message)
         return self._result(plan)
+
+    @property
+    def _cancel_message(self) -> str:
+        """Why stages that did not finish were cancelled."""
+        return "the run was cancelled" if self._fault is None else self._fault
 
     def _result(self, plan: _Plan) -> RunResult:
         failed = [n for n, s in plan.states.items() if s is StageState.FAILED]
@@ -248,7 +250,7 @@ class Engine:
                 except (OSError, ValueError, RuntimeError) as error:
                     # An OS limit or a bug fails this stage, not the whole runner.
                     result, problem = AttemptResult(None), f"{type(error).__name__}: {error}"
-                    self._note(stage.name, problem)
+                    sink.note(problem)
                 if problem is None:
                     return self._judge(stage, attempt, started_at, result, sink)
                 if attempt == attempts:
@@ -256,27 +258,23 @@ class Engine:
                         stage, StageState.FAILED, attempt, started_at, result, sink, problem
                     )
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
-                self._note(
-                    stage.name,
+                sink.note(
                     f"attempt {attempt} of {attempts} failed ({problem});"
-                    f" retrying in {format_duration(delay)}",
+                    f" retrying in {format_duration(delay)}"
                 )
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            message = "the run was cancelled" if self._fault is None else self._fault
             return self._stage_finished(
-                stage, StageState.CANCELLED, attempt, started_at, result, sink, message
+                stage, StageState.CANCELLED, attempt, started_at, result, sink, self._cancel_message
             )
         raise AssertionError("unreachable")
 
     def mark_run(self, state: RunState, message: str) -> None:
         self._marked = (state, message)
 
-    async def _action(
-        self, stage: StageConfig, action: Action, sink: OutputSink
-    ) -> tuple[AttemptResult, str | None]:
+    async def _action(self, stage: StageConfig, action: Action) -> tuple[AttemptResult, str | None]:
         self.emit(StageStarted(stage.name, 1, 1, None, None, None, self.clock()))
-        context = ActionContext(sink, self.emit, self._finished, self._hurry, self.mark_run)
+        context = ActionContext(self.emit, self._finished, self._hurry, self.mark_run)
         result = await action(context)
         if result.error is not None:
             return result, result.error
@@ -288,9 +286,9 @@ class Engine:
         """Run one attempt; returns its result and why it failed (None if it exited 0)."""
         action = self.actions.get(stage.name)
         if action is not None:
-            return await self._action(stage, action, sink)
+            return await self._action(stage, action)
         executor = self._executor(stage.executor)
-        tag = uuid.uuid4().hex
+        tag = new_tag()
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)
         own_env = self._own_environment(stage, attempt, tag, metrics_file)
@@ -316,11 +314,11 @@ class Engine:
         except asyncio.TimeoutError:
             return AttemptResult(None), f"timed out after {format_duration(stage.timeout)}"
         if result.error is not None:
-            self._note(stage.name, result.error)
+            sink.note(result.error)
             return result, result.error
         metrics, problems = read_metrics_file(metrics_file)
         for problem in problems:
-            self._note(stage.name, problem)
+            sink.note(problem)
         sink.add_metrics(metrics)
         if result.exit_code != 0:
             return result, describe_exit(result.exit_code)
@@ -339,13 +337,13 @@ class Engine:
             failure = gate.evaluate(sink.metrics)
             if failure is not None:
                 message = f"gate {gate} failed: {failure}"
-                self._note(stage.name, message)
+                sink.note(message)
                 return self._stage_finished(
                     stage, StageState.FAILED, attempt, started_at, result, sink, message, str(gate)
                 )
         if stage.artifact is not None and not stage.artifact.exists():
             message = f"the artifact {stage.artifact} was not produced"
-            self._note(stage.name, message)
+            sink.note(message)
             return self._stage_finished(
                 stage, StageState.FAILED, attempt, started_at, result, sink, message
             )
@@ -377,9 +375,6 @@ class Engine:
         )
         self.emit(event)
         return event
-
-    def _note(self, stage: str, text: str) -> None:
-        self.emit(StageNoted(stage, self.masker.mask_text(text), self.clock()))
 
     def _executor(self, kind: str) -> StageExecutor:
         executor = self.executors.get(kind)

@@ -58,18 +58,20 @@ class OutputSink:
         pending = self._pending[stream]
         if pending:
             data = pending + data
-        elif data:
-            self._pending_since[stream] = self.clock()
-        end = data.rfind(b"\n")
+        # What is pending never holds a newline: only the new bytes need searching.
+        end = data.rfind(b"\n", len(pending))
         if end < 0:
+            if data and not pending:
+                self._pending_since[stream] = self.clock()
             self._pending[stream] = data
             if len(data) > PIECE_LIMIT:
                 self._release_piece(stream)
             return
+        now = self.clock()
         rest = data[end + 1 :]
         self._pending[stream] = rest
-        self._pending_since[stream] = self.clock()
-        complete = self.masker.mask(data[:end]) if self.masker else data[:end]
+        self._pending_since[stream] = now
+        complete = self.masker.mask(data[:end])
         lines = complete.split(b"\n")
         head = self._head[stream]
         if head:
@@ -78,7 +80,7 @@ class OutputSink:
                 self._parse_metrics([head + lines[0]])
         if METRIC_PREFIX in complete:
             self._parse_metrics(lines)
-        self.emit(StageOutput(self.stage, stream, lines, self.clock()))
+        self.emit(StageOutput(self.stage, stream, lines, now))
         if len(rest) > PIECE_LIMIT:
             self._release_piece(stream)
 
@@ -100,19 +102,18 @@ class OutputSink:
                 self._parse_metrics([head])
 
     def _release_piece(self, stream: Stream, *, final: bool = False) -> None:
-        data = self._pending[stream]
-        if self.masker:
-            data = self.masker.mask(data)
+        data = self.masker.mask(self._pending[stream])
         cut = len(data) if final else self.masker.safe_split(data)
         if cut == 0:
             self._pending[stream] = data
             return
         piece, self._pending[stream] = data[:cut], data[cut:]
-        self._pending_since[stream] = self.clock()
+        now = self.clock()
+        self._pending_since[stream] = now
         head = self._head[stream]
         if len(head) < _HEAD_KEEP:
             self._head[stream] = head + piece[: _HEAD_KEEP - len(head)]
-        self.emit(StageOutput(self.stage, stream, [piece], self.clock(), partial=True))
+        self.emit(StageOutput(self.stage, stream, [piece], now, partial=True))
 
     def _parse_metrics(self, lines: list[bytes]) -> None:
         found: dict[str, float] = {}
@@ -124,24 +125,27 @@ class OutputSink:
             matches = [_METRIC_PAIR.fullmatch(pair) for pair in pairs]
             values = [_number(m.group(2)) if m else None for m in matches]
             if not pairs or any(v is None for v in values):
-                self._note(f"ignored a malformed metric line: {text[:200]!r}")
+                self._note_malformed(f"ignored a malformed metric line: {text[:200]!r}")
                 continue
             for match, value in zip(matches, values, strict=True):
                 assert match is not None and value is not None
                 found[match.group(1)] = value
-        if found:
-            self.metrics.update(found)
-            self.emit(StageMetrics(self.stage, found, self.clock()))
+        self.add_metrics(found)
 
     def add_metrics(self, metrics: dict[str, float]) -> None:
         if metrics:
             self.metrics.update(metrics)
             self.emit(StageMetrics(self.stage, metrics, self.clock()))
 
-    def _note(self, text: str) -> None:
+    def note(self, text: str) -> None:
+        """A note of mlci's own about the stage, masked like its output."""
+        self.emit(StageNoted(self.stage, self.masker.mask_text(text), self.clock()))
+
+    def _note_malformed(self, text: str) -> None:
+        # A stage printing malformed metric lines in a loop must not flood its log.
         self._notes += 1
         if self._notes <= MAX_METRIC_NOTES:
-            self.emit(StageNoted(self.stage, self.masker.mask_text(text), self.clock()))
+            self.note(text)
 
 
 def _number(text: str) -> float | None:

@@ -27,7 +27,7 @@ from mlci_tui import procs
 from mlci_tui.config import Config, StageConfig
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult, select_stages
-from mlci_tui.pipeline.events import RunNoted, StageNoted, Subscriber
+from mlci_tui.pipeline.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
@@ -193,7 +193,7 @@ class Runner:
     async def _after(self, result: RunResult) -> None:
         """Register the version of a passing run without [deploy]; alert on failure."""
         if result.state is RunState.PASSED and self.version is None and self._registers():
-            self.version = self._register(result)
+            self.version = self._register(result.stages)
             self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
         if result.state is RunState.FAILED:
             from mlci_tui.monitor import alerts
@@ -207,10 +207,8 @@ class Runner:
     def _registers(self) -> bool:
         return self.full and self.config.artifact_stage is not None
 
-    def _register(self, result_stages: RunResult | ActionContext) -> VersionRecord:
-        finished = (
-            result_stages.stages if isinstance(result_stages, RunResult) else result_stages.finished
-        )
+    def _register(self, finished: Mapping[str, StageFinished]) -> VersionRecord:
+        """Register the run's artifact, with the metrics of its finished stages."""
         metrics: dict[str, float] = {}
         for name in self.config.stages:
             if name in finished:
@@ -222,7 +220,7 @@ class Runner:
         return f"registered {version.name} (sha256 {version.sha256[:12]}, {version.artifact_name})"
 
     async def _deploy(self, context: ActionContext) -> AttemptResult:
-        self.version = self._register(context)
+        self.version = self._register(context.finished)
         context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(self.version), time.time()))
         result = await self.deployer.deploy(
             self.version,

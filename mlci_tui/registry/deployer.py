@@ -10,12 +10,9 @@ only one deploy or rollback runs at a time across all processes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import getpass
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +23,10 @@ from mlci_tui.masking import SecretMasker
 from mlci_tui.monitor import alerts
 from mlci_tui.monitor.alerts import Alerter
 from mlci_tui.pipeline.events import Event, StageNoted, StageOutput
-from mlci_tui.pipeline.executors.base import (
-    AttemptResult,
-    AttemptSpec,
-    StageExecutor,
-    ignore_started,
-)
-from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
 from mlci_tui.registry.artifacts import digest
+from mlci_tui.registry.audit import current_user
+from mlci_tui.registry.model_command import run_model_command
 from mlci_tui.registry.pointer import Pointer, link_artifact, read_pointer, write_pointer
 from mlci_tui.registry.versions import Registry, RegistryError
 from mlci_tui.states import DeployKind, DeployOutcome, Stream, VersionStatus
@@ -56,15 +49,6 @@ class DeployResult:
     message: str
     command: AttemptResult | None = None
     """How the deploy command ran (exit code, CPU time, peak memory), if it ran."""
-
-
-def current_user(environ: Mapping[str, str]) -> str:
-    user = environ.get("USER") or environ.get("LOGNAME")
-    if user:
-        return user
-    with contextlib.suppress(Exception):
-        return getpass.getuser()
-    return "unknown"
 
 
 class Deployer:
@@ -107,8 +91,9 @@ class Deployer:
         """Deploy ``version``. Output goes to ``emit`` (if given), as the output of
         ``stage``, and to a log file of the deployment's own, unless ``log_path``
         names where ``emit`` records it."""
+        live = self.registry.live()
         return await self._run(
-            DeployKind.DEPLOY, version, reason, run_id, emit, log_path, hurry, stage
+            DeployKind.DEPLOY, version, live, reason, run_id, emit, log_path, hurry, stage
         )
 
     async def rollback(
@@ -135,15 +120,14 @@ class Deployer:
                     " (name one: mlci rollback VERSION)"
                 )
         kind = DeployKind.AUTO_ROLLBACK if automatic else DeployKind.ROLLBACK
-        return await self._run(kind, target, reason, run_id, emit, log_path, hurry, stage)
+        return await self._run(kind, target, live, reason, run_id, emit, log_path, hurry, stage)
 
     # The steps ---------------------------------------------------------------
 
-    def check_deployable(self, version: VersionRecord) -> None:
-        """Refuse, changing nothing, what can never be deployed."""
+    def check_deployable(self, version: VersionRecord, live: VersionRecord | None) -> None:
+        """Refuse, changing nothing, what can never be deployed (``live`` is live now)."""
         if self.config.deploy is None:
             raise RegistryError("no [deploy] table in the config: nothing knows how to deploy")
-        live = self.registry.live()
         if live is not None and live.number == version.number:
             raise RegistryError(f"{version.name} is already live")
         if version.pruned_at is not None:
@@ -158,6 +142,7 @@ class Deployer:
         self,
         kind: DeployKind,
         version: VersionRecord,
+        live: VersionRecord | None,
         reason: str | None,
         run_id: int | None,
         emit: Callable[[Event], None] | None,
@@ -165,8 +150,7 @@ class Deployer:
         hurry: asyncio.Event | None,
         stage: str,
     ) -> DeployResult:
-        self.check_deployable(version)
-        live = self.registry.live()
+        self.check_deployable(version, live)
         deployment = self._lock(kind, version, live, reason, run_id)
         log: LogWriter | None = None
         if log_path is None:
@@ -176,22 +160,21 @@ class Deployer:
             emit = _log_events(log, emit)
         assert emit is not None
         self.store.set_deployment_log(deployment.id, str(log_path))
-        self._last_command: AttemptResult | None = None
+        command: AttemptResult | None = None
         try:
-            message = self._verify(version)
-            if message is None:
-                message = await self._command(deployment, version, live, emit, hurry, stage)
+            failure = self._verify(version)
+            if failure is None:
+                failure, command = await self._command(
+                    deployment, version, live, emit, hurry, stage
+                )
         except asyncio.CancelledError:
             self._finish(deployment, version, live, "cancelled")
             raise
         finally:
             if log is not None:
                 log.close()
-        result = self._finish(deployment, version, live, message)
-        result = DeployResult(
-            result.deployment, result.succeeded, result.message, self._last_command
-        )
-        await self._alert(result, version, live)
+        result = self._finish(deployment, version, live, failure, command)
+        await self._alert(result, version)
         return result
 
     def _lock(
@@ -214,7 +197,7 @@ class Deployer:
                 pid=os.getpid(),
                 pid_started=procs.process_started(os.getpid()),
                 host=self.host,
-                process_tag=uuid.uuid4().hex,
+                process_tag=procs.new_tag(),
                 is_stale=self.is_stale,
             )
         except DeploymentBusy as busy:
@@ -247,49 +230,41 @@ class Deployer:
         emit: Callable[[Event], None],
         hurry: asyncio.Event | None,
         stage: str,
-    ) -> str | None:
-        """Run the deploy command; None when it succeeded, else why it did not."""
+    ) -> tuple[str | None, AttemptResult | None]:
+        """Run the deploy command: why it did not succeed (None if it did), and how it
+        ran (None if it timed out)."""
         deploy = self.config.deploy
         assert deploy is not None
         artifact = self.registry.artifact_path(version)
-        env = {
-            **self.environ,
-            **self.config.pipeline.env,
-            **deploy.env,
-            "MLCI_MODEL_VERSION": version.name,
-            "MLCI_MODEL_PATH": str(artifact),
-            "MLCI_MODEL_SHA256": version.sha256,
-            "MLCI_PREVIOUS_VERSION": "" if live is None else live.name,
-            "MLCI_DEPLOY_KIND": deployment.kind.value,
-            "MLCI_STATE_DIR": str(self.store.state_dir),
-            procs.TAG_VARIABLE: deployment.process_tag or "",
-        }
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        spec = AttemptSpec(
-            stage=stage,
-            command=deploy.command,
-            cwd=deploy.cwd,
-            env=env,
-            process_tag=deployment.process_tag or "",
-            kill_grace=self.config.pipeline.kill_grace,
-            hurry=hurry or asyncio.Event(),
-        )
-        sink = OutputSink(stage, self.masker, emit, self.clock)
         verb = _VERBS[deployment.kind]
         emit(StageNoted(stage, f"{verb} {version.name} ({artifact.name})", self.clock()))
-        run = self.executor.run(spec, sink, ignore_started)
-        try:
-            result = await (
-                run if deploy.timeout is None else asyncio.wait_for(run, deploy.timeout)
-            )
-        except asyncio.TimeoutError:
-            return f"the deploy command timed out after {format_duration(deploy.timeout)}"
-        self._last_command = result
+        result, _ = await run_model_command(
+            self.config,
+            deploy,
+            stage=stage,
+            variables={
+                "MLCI_MODEL_VERSION": version.name,
+                "MLCI_MODEL_PATH": str(artifact),
+                "MLCI_MODEL_SHA256": version.sha256,
+                "MLCI_PREVIOUS_VERSION": "" if live is None else live.name,
+                "MLCI_DEPLOY_KIND": deployment.kind.value,
+                "MLCI_STATE_DIR": str(self.store.state_dir),
+            },
+            tag=deployment.process_tag or "",
+            environ=self.environ,
+            executor=self.executor,
+            masker=self.masker,
+            emit=emit,
+            clock=self.clock,
+            hurry=hurry,
+        )
+        if result is None:
+            return f"the deploy command timed out after {format_duration(deploy.timeout)}", None
         if result.error is not None:
-            return result.error
+            return result.error, result
         if result.exit_code != 0:
-            return f"the deploy command failed ({procs.describe_exit(result.exit_code)})"
-        return None
+            return f"the deploy command failed ({procs.describe_exit(result.exit_code)})", result
+        return None, result
 
     def _finish(
         self,
@@ -297,6 +272,7 @@ class Deployer:
         version: VersionRecord,
         live: VersionRecord | None,
         failure: str | None,
+        command: AttemptResult | None = None,
     ) -> DeployResult:
         now = self.clock()
         kind = deployment.kind
@@ -322,6 +298,8 @@ class Deployer:
                 message=message,
                 statuses=statuses,
             )
+            # Which versions are live and known-good changed: older artifacts may go now.
+            self.registry.prune()
         else:
             message = failure
             statuses = []
@@ -334,16 +312,11 @@ class Deployer:
                 message=self.masker.mask_text(message),
                 statuses=statuses,
             )
-        if failure is None:
-            # Which versions are live and known-good changed: older artifacts may go now.
-            self.registry.prune()
         record = self.store.deployment(deployment.id)
         assert record is not None
-        return DeployResult(record, failure is None, message)
+        return DeployResult(record, failure is None, message, command)
 
-    async def _alert(
-        self, result: DeployResult, version: VersionRecord, live: VersionRecord | None
-    ) -> None:
+    async def _alert(self, result: DeployResult, version: VersionRecord) -> None:
         kind = result.deployment.kind
         if not result.succeeded:
             verb = _VERBS[kind]
@@ -354,10 +327,11 @@ class Deployer:
                 run_id=result.deployment.run_id,
             )
         elif kind is not DeployKind.DEPLOY:
+            reason = result.deployment.reason
             await self.alerter.send(
                 alerts.AUTO_ROLLBACK if kind is DeployKind.AUTO_ROLLBACK else alerts.ROLLBACK,
-                f"rolled back from {live.name if live else '-'} to {version.name}"
-                + (f": {result.deployment.reason}" if result.deployment.reason else ""),
+                # The message is `_done_message`'s: "rolled back from vA to vB".
+                result.message + (f": {reason}" if reason else ""),
                 version=version.number,
                 run_id=result.deployment.run_id,
             )

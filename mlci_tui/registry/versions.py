@@ -12,7 +12,6 @@ from pathlib import Path
 from mlci_tui.config import Config
 from mlci_tui.errors import MlciError
 from mlci_tui.registry.artifacts import commit_copy, digest, stage_copy
-from mlci_tui.states import DeployOutcome, VersionStatus
 from mlci_tui.store import Store
 from mlci_tui.store.records import VersionRecord
 
@@ -56,24 +55,7 @@ class Registry:
     def known_good(self, exclude: set[int] | None = None) -> VersionRecord | None:
         """The last version that was live and healthy, other than ``exclude`` and the
         live one: the default rollback target, as ``helm rollback`` with no revision."""
-        skip = set(exclude or ())
-        live = self.store.live_version()
-        if live is not None:
-            skip.add(live.number)
-        for deployment in self.store.deployments():
-            if deployment.outcome is not DeployOutcome.SUCCEEDED:
-                continue
-            if deployment.to_version in skip:
-                continue
-            version = self.store.version(deployment.to_version)
-            if (
-                version is not None
-                and version.status is VersionStatus.PREVIOUS
-                and version.pruned_at is None
-            ):
-                return version
-            skip.add(deployment.to_version)
-        return None
+        return self.store.known_good(exclude or ())
 
     # Writing -------------------------------------------------------------------
 
@@ -114,15 +96,17 @@ class Registry:
     def prune(self) -> list[int]:
         """Delete artifacts beyond the newest `keep_versions`, but never the live or the
         last known-good one. Rows, metrics and history stay. Returns the pruned numbers."""
-        keep = self.config.registry.keep_versions
+        candidates = self.store.unpruned_beyond(self.config.registry.keep_versions)
+        if not candidates:
+            return []
         protected = {v.number for v in (self.live(), self.known_good()) if v is not None}
         pruned = []
-        for index, version in enumerate(self.store.versions()):
-            if index < keep or version.number in protected or version.pruned_at is not None:
+        for number in candidates:
+            if number in protected:
                 continue
-            shutil.rmtree(self.store.version_dir(version.number), ignore_errors=True)
-            self.store.mark_pruned(version.number, self.clock())
-            pruned.append(version.number)
+            shutil.rmtree(self.store.version_dir(number), ignore_errors=True)
+            self.store.mark_pruned(number, self.clock())
+            pruned.append(number)
         return pruned
 
 

@@ -142,6 +142,20 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+
+class StoreMissing(StoreError):
+    """There is no store in the directory yet."""
+
+
+def run_dir_in(state_dir: Path, run_id: int) -> Path:
+    """A run's directory, for `Store` and for viewers that have no store open."""
+    return state_dir / "runs" / str(run_id)
+
+
+def log_path_in(state_dir: Path, run_id: int, stage: str) -> Path:
+    return run_dir_in(state_dir, run_id) / f"{stage}.log"
+
+
 _STAGE_COLUMNS = frozenset(
     {
         "state",
@@ -178,11 +192,11 @@ class Store(RegistryTables):
     def open(cls, state_dir: Path, *, create: bool = True) -> Store:
         """Open (and with ``create``, make and migrate) the store in ``state_dir``.
 
-        Without ``create`` a missing store raises `StoreError`.
+        Without ``create`` a missing store raises `StoreMissing`.
         """
         db_path = state_dir / DB_NAME
         if not create and not db_path.exists():
-            raise StoreError(f"{state_dir}: no run store here yet (start a run with `mlci run`)")
+            raise StoreMissing(f"{state_dir}: no run store here yet (start a run with `mlci run`)")
         try:
             if create:
                 (state_dir / "runs").mkdir(parents=True, exist_ok=True)
@@ -231,10 +245,10 @@ class Store(RegistryTables):
     # Paths -----------------------------------------------------------------
 
     def run_dir(self, run_id: int) -> Path:
-        return self.state_dir / "runs" / str(run_id)
+        return run_dir_in(self.state_dir, run_id)
 
     def log_path(self, run_id: int, stage: str) -> Path:
-        return self.run_dir(run_id) / f"{stage}.log"
+        return log_path_in(self.state_dir, run_id, stage)
 
     def metrics_path(self, run_id: int, stage: str) -> Path:
         return self.run_dir(run_id) / f"{stage}.metrics.json"
@@ -348,6 +362,9 @@ class Store(RegistryTables):
     def latest_run(self) -> RunRecord | None:
         row = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else self._run_record(row)
+
+    def latest_run_id(self) -> int | None:
+        return self._query("SELECT MAX(id) FROM runs").fetchone()[0]
 
     def runs(self, limit: int = 50) -> list[RunRecord]:
         """The newest runs first, without their stages."""

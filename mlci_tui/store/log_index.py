@@ -17,7 +17,6 @@ import threading
 from array import array
 from pathlib import Path
 
-from mlci_tui.states import Stream
 from mlci_tui.store.logs import LogRecord, parse
 
 BLOCK = 64 << 10
@@ -57,11 +56,6 @@ class LogIndex:
 
     def __len__(self) -> int:
         return self._count
-
-    @property
-    def size(self) -> int:
-        """Bytes of whole records indexed so far."""
-        return self._end
 
     @property
     def complete(self) -> bool:
@@ -169,17 +163,6 @@ class LogIndex:
                 return None
             cached = self._block = (block, data.split(b"\n")[:-1])
         return cached[1][index - first]
-
-    def tail(self, count: int, *, output_only: bool = True) -> list[LogRecord]:
-        """The last ``count`` records (of stdout and stderr only, by default)."""
-        found: list[LogRecord] = []
-        index = len(self) - 1
-        while index >= 0 and len(found) < count:
-            record = self.record(index)
-            if record is not None and not (output_only and record.stream is Stream.MESSAGE):
-                found.append(record)
-            index -= 1
-        return found[::-1]
 
     def search(self, needle: str, start: int, *, forward: bool = True) -> int | None:
         """The first record after (or before) ``start`` whose content contains

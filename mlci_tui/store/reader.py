@@ -10,11 +10,11 @@ nothing while a run streams.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlci_tui.errors import StoreError
-from mlci_tui.store.db import DB_NAME, Store
+from mlci_tui.store.db import DB_NAME, Store, log_path_in
 from mlci_tui.store.records import (
     AlertRecord,
     DecisionRecord,
@@ -44,8 +44,6 @@ class Snapshot:
     """Pending rollback decisions."""
     deploying: DeploymentRecord | None = None
     """A deploy or rollback in progress."""
-    runs: tuple[RunRecord, ...] = field(default=(), repr=False)
-    """Recent runs, newest first, without their stages."""
 
 
 class StoreReader:
@@ -88,8 +86,13 @@ class StoreReader:
             store = self._open()
             if store is None:
                 return Snapshot()
-            latest = store.latest_run()
-            run = store.run(run_id) if run_id is not None else latest
+            # A pinned run needs only the latest's id, not its stages.
+            if run_id is None:
+                run = store.latest_run()
+                latest_id = None if run is None else run.id
+            else:
+                run = store.run(run_id)
+                latest_id = store.latest_run_id()
             stamp = store.registry_stamp()
             if stamp != self._registry_stamp:
                 self._registry_stamp = stamp
@@ -103,12 +106,12 @@ class StoreReader:
             running = store.running_deployments()
             return Snapshot(
                 run=run,
-                latest_run_id=None if latest is None else latest.id,
+                latest_run_id=latest_id,
                 versions=versions,
                 version_count=count,
                 live=live,
                 alerts=alerts,
-                decisions=tuple(store.decisions(pending_only=True)),
+                decisions=tuple(store.decisions()),
                 deploying=running[-1] if running else None,
             )
 
@@ -118,7 +121,7 @@ class StoreReader:
             return [] if store is None else store.runs(limit)
 
     def log_path(self, run_id: int, stage: str) -> Path:
-        return self.state_dir / "runs" / str(run_id) / f"{stage}.log"
+        return log_path_in(self.state_dir, run_id, stage)
 
     def _open(self) -> Store | None:
         if self._store is None:

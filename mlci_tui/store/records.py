@@ -41,10 +41,7 @@ class StageRecord(NamedTuple):
 
     def duration_s(self, now: float | None = None) -> float | None:
         """Wall time from the first attempt's start to the end (or ``now`` while running)."""
-        if self.started_at is None:
-            return None
-        end = self.ended_at if self.ended_at is not None else now
-        return None if end is None else max(0.0, end - self.started_at)
+        return _duration(self.started_at, self.ended_at, now)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,8 +84,7 @@ class RunRecord(NamedTuple):
         return next((s for s in self.stages if s.name == name), None)
 
     def duration_s(self, now: float | None = None) -> float | None:
-        end = self.ended_at if self.ended_at is not None else now
-        return None if end is None else max(0.0, end - self.started_at)
+        return _duration(self.started_at, self.ended_at, now)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +100,13 @@ class RunRecord(NamedTuple):
             "message": self.message,
             "stages": [stage.to_json() for stage in self.stages],
         }
+
+
+def _duration(started: float | None, ended: float | None, now: float | None) -> float | None:
+    """From ``started`` to ``ended``, or to ``now`` while it goes on; None if unknown."""
+    end = ended if ended is not None else now
+    # Never negative: the wall clock may be stepped back while something runs.
+    return None if started is None or end is None else max(0.0, end - started)
 
 
 def _round(value: float | None) -> float | None:
@@ -177,8 +180,7 @@ class DeploymentRecord(NamedTuple):
     log_path: str | None = None
 
     def duration_s(self, now: float | None = None) -> float | None:
-        end = self.ended_at if self.ended_at is not None else now
-        return None if end is None else max(0.0, end - self.started_at)
+        return _duration(self.started_at, self.ended_at, now)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -242,15 +244,3 @@ class DecisionRecord(NamedTuple):
             "decided_at": iso_time(self.decided_at),
             "decided_by": self.decided_by,
         }
-
-
-class SampleRecord(NamedTuple):
-    """One monitor check of the live model."""
-
-    id: int
-    created_at: float
-    version: int
-    passed: bool
-    metrics: Mapping[str, float]
-    finding: str | None = None
-    run_id: int | None = None

@@ -30,10 +30,9 @@ def recover_interrupted(store: Store, *, grace: float = 2.0) -> list[int]:
     outlives them. Runs from other hosts sharing the store are left alone: a
     pid means nothing across machines. Returns the ids of the runs marked.
     """
-    host = socket.gethostname()
     marked = []
     for run in store.runs_in_state(RunState.RUNNING):
-        if run.host != host or not runner_gone(run):
+        if not runner_gone(run):  # which also leaves other hosts' runs alone
             continue
         running = [stage for stage in run.stages if stage.state is StageState.RUNNING]
         # Jobs elsewhere first: stopped through their system they end as "stopped";

@@ -14,7 +14,6 @@ from mlci_tui.store.records import (
     AlertRecord,
     DecisionRecord,
     DeploymentRecord,
-    SampleRecord,
     VersionRecord,
 )
 
@@ -100,11 +99,29 @@ class RegistryTables(Connection):
         ).fetchone()
         return None if row is None else _version(row)
 
-    def set_version_status(
-        self, number: int, status: VersionStatus, description: str | None
-    ) -> None:
-        with self.transaction():
-            self._set_status(number, status, description)
+    def known_good(self, exclude: Iterable[int] = ()) -> VersionRecord | None:
+        """The version of the newest succeeded deployment that is ``previous`` (was live
+        and healthy) and still has its artifact, other than ``exclude``. The live
+        version is never one: its status is ``live``."""
+        skip = tuple(exclude)
+        row = self._query(
+            "SELECT versions.* FROM deployments JOIN versions ON versions.number = to_version"
+            " WHERE outcome = ? AND status = ? AND pruned_at IS NULL"
+            f" AND number NOT IN ({', '.join('?' * len(skip))})"
+            " ORDER BY deployments.id DESC LIMIT 1",
+            (DeployOutcome.SUCCEEDED.value, VersionStatus.PREVIOUS.value, *skip),
+        ).fetchone()
+        return None if row is None else _version(row)
+
+    def unpruned_beyond(self, keep: int) -> list[int]:
+        """Numbers of the versions older than the newest ``keep`` whose artifacts are
+        still stored, newest first. Only the numbers: this runs after every deploy."""
+        rows = self._query(
+            "SELECT number FROM (SELECT number, pruned_at FROM versions"
+            " ORDER BY number DESC LIMIT -1 OFFSET ?) WHERE pruned_at IS NULL",
+            (keep,),
+        )
+        return [row[0] for row in rows]
 
     def _set_status(self, number: int, status: VersionStatus, description: str | None) -> None:
         if status is VersionStatus.LIVE:
@@ -214,10 +231,9 @@ class RegistryTables(Connection):
         row = self._query("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
         return None if row is None else _deployment(row)
 
-    def deployments(self, limit: int | None = None) -> list[DeploymentRecord]:
+    def deployments(self) -> list[DeploymentRecord]:
         """Newest first."""
-        sql = "SELECT * FROM deployments ORDER BY id DESC"
-        rows = self._query(sql + " LIMIT ?", (limit,)) if limit else self._query(sql)
+        rows = self._query("SELECT * FROM deployments ORDER BY id DESC")
         return [_deployment(row) for row in rows]
 
     def running_deployments(self) -> list[DeploymentRecord]:
@@ -259,9 +275,14 @@ class RegistryTables(Connection):
             )
         return cursor.lastrowid or 0
 
-    def decisions(self, *, pending_only: bool = False, limit: int = 50) -> list[DecisionRecord]:
-        where = " WHERE state = 'pending'" if pending_only else ""
-        rows = self._query(f"SELECT * FROM decisions{where} ORDER BY id DESC LIMIT ?", (limit,))
+    def decisions(self, *, version: int | None = None, limit: int = 50) -> list[DecisionRecord]:
+        """Pending decisions, newest first; of one version, or of all."""
+        # Filtered here, not by the caller: a LIMIT applied first could hide the version's.
+        of_version = "" if version is None else " AND version = ?"
+        rows = self._query(
+            f"SELECT * FROM decisions WHERE state = 'pending'{of_version} ORDER BY id DESC LIMIT ?",
+            (limit,) if version is None else (version, limit),
+        )
         return [DecisionRecord(**dict(row)) for row in rows]
 
     def decide(self, decision_id: int, state: str, *, by: str | None, when: float) -> bool:
@@ -294,16 +315,16 @@ class RegistryTables(Connection):
                 (created_at, version, passed, json.dumps(dict(metrics)), finding, run_id),
             )
 
-    def samples(self, version: int | None = None, limit: int = 50) -> list[SampleRecord]:
-        """Newest first; of one version, or of all."""
-        if version is None:
-            rows = self._query("SELECT * FROM monitor_samples ORDER BY id DESC LIMIT ?", (limit,))
-        else:
-            rows = self._query(
-                "SELECT * FROM monitor_samples WHERE version = ? ORDER BY id DESC LIMIT ?",
-                (version, limit),
-            )
-        return [_sample(row) for row in rows]
+    def failures_in_a_row(self, version: int) -> int:
+        """How many of the version's samples failed since the newest that passed."""
+        return int(
+            self._query(
+                "SELECT COUNT(*) FROM monitor_samples WHERE version = ? AND NOT passed"
+                " AND id > COALESCE((SELECT id FROM monitor_samples WHERE version = ? AND passed"
+                " ORDER BY id DESC LIMIT 1), 0)",
+                (version, version),
+            ).fetchone()[0]
+        )
 
 
 _STATUSES = {status.value: status for status in VersionStatus}
@@ -333,15 +354,3 @@ def _deployment(row: sqlite3.Row) -> DeploymentRecord:
     data["kind"] = DeployKind(data["kind"])
     data["outcome"] = DeployOutcome(data["outcome"])
     return DeploymentRecord(**data)
-
-
-def _sample(row: sqlite3.Row) -> SampleRecord:
-    return SampleRecord(
-        id=row["id"],
-        created_at=row["created_at"],
-        version=row["version"],
-        passed=bool(row["passed"]),
-        metrics=json.loads(row["metrics"]),
-        finding=row["finding"],
-        run_id=row["run_id"],
-    )

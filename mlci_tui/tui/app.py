@@ -29,12 +29,12 @@ from textual.content import Content
 from textual.notifications import SeverityLevel
 from textual.widgets import Footer
 
-from mlci_tui import procs
 from mlci_tui.config import Config
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import RunRecord
+from mlci_tui.store.recovery import runner_gone
 from mlci_tui.textsafe import terminal_line
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
@@ -105,12 +105,13 @@ class MlciApp(App[None]):
         self.reader = StoreReader(config.pipeline.state_dir)
         self.spawn: Spawner = spawn or self._spawn_detached
         self.snapshot = Snapshot()
+        self._tails: dict[str, list[LogRecord]] = {}
+        """The last lines of each started stage of ``snapshot.run``, read with it."""
         self.pinned: int | None = None
         """The run the user picked; None follows the latest run."""
         self.auto_stage = True
         """Whether the log follows whichever stage is running."""
         self._log_subtitle = ""
-        self.query_text = ""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
         self._loading = False
         self._footer_answer = False
@@ -145,26 +146,39 @@ class MlciApp(App[None]):
     def _poll(self, force: bool = False) -> None:
         self._reap_children()
         changed = self.reader.changed()
-        running = self.snapshot.run is not None and self.snapshot.run.state is RunState.RUNNING
-        if changed or running or force:
+        running = self._running_run() is not None
+        if changed or force:
             self._load()
+        elif running:
+            # The store is as last read: only the clock and the running stages' logs moved.
+            self._load(unchanged=self.snapshot)
         if running:
             self.log_view.poll()
 
-    def _load(self) -> None:
+    def _load(self, unchanged: Snapshot | None = None) -> None:
+        """Read the store; with ``unchanged`` (the snapshot shown, the store the same
+        since) only the logs of its running stages are read again."""
         if self._loading:
             return
         self._loading = True
-        self._read_store(self.pinned)
+        self._read_store(self.pinned, unchanged, self._tails)
 
     @work(thread=True, exclusive=True, group="store")
-    def _read_store(self, pinned: int | None) -> None:
+    def _read_store(
+        self, pinned: int | None, unchanged: Snapshot | None, kept: dict[str, list[LogRecord]]
+    ) -> None:
         try:
-            snapshot = self.reader.snapshot(pinned)
+            snapshot = self.reader.snapshot(pinned) if unchanged is None else unchanged
             tails: dict[str, list[LogRecord]] = {}
             if snapshot.run is not None:
                 for stage in snapshot.run.stages:
-                    if stage.started_at is not None:
+                    if stage.started_at is None:
+                        continue
+                    if unchanged is not None and stage.state is not StageState.RUNNING:
+                        # Output is written before a stage's end is stored, and ``kept``
+                        # was read after the snapshot that stored it: it is complete.
+                        tails[stage.name] = kept[stage.name]
+                    else:
                         tails[stage.name] = tail_records(
                             self.reader.log_path(snapshot.run.id, stage.name), 3
                         )
@@ -185,7 +199,7 @@ class MlciApp(App[None]):
     def _apply(self, snapshot: Snapshot, tails: dict[str, list[LogRecord]]) -> None:
         self._loading = False
         previous = self.snapshot.run
-        self.snapshot = snapshot
+        self.snapshot, self._tails = snapshot, tails
         run = snapshot.run
         now = self.clock()
         log = self.log_view
@@ -226,8 +240,9 @@ class MlciApp(App[None]):
             log.show(path)
             log.border_title = f"log · {name} · run {run.id}"
         record = run.stage(name)
-        job = None if record is None or record.job_id is None else record
-        subtitle = "" if job is None else f"{job.job_kind} job {job.job_id} · {job.job_address}"
+        subtitle = ""
+        if record is not None and record.job_id is not None:
+            subtitle = f"{record.job_kind} job {record.job_id} · {record.job_address}"
         if subtitle != self._log_subtitle:
             # Plain content: the address comes from a config or the environment.
             self._log_subtitle = subtitle
@@ -287,7 +302,7 @@ class MlciApp(App[None]):
         if run.host != socket.gethostname() or run.pid is None:
             self.notify(f"run {run.id} runs on {run.host}; cancel it there", severity="error")
             return
-        if not procs.is_alive(run.pid, run.pid_started):
+        if runner_gone(run):
             self.notify(f"run {run.id} has no runner any more", severity="warning")
             return
         os.kill(run.pid, signal.SIGTERM)
@@ -319,13 +334,12 @@ class MlciApp(App[None]):
         )
 
     def action_answer(self) -> None:
-        if not self.snapshot.decisions:
-            self.notify("no decision is pending")
-            return
+        # check_action lets this run only while a decision is pending.
         decision = self.snapshot.decisions[0]
 
         def answered(answer: str | None) -> None:
-            if answer == "rollback" and decision.target:
+            # DecisionScreen answers "rollback" only for a decision with a target.
+            if answer == "rollback":
                 reason = f"confirmed: {decision.finding}"
                 if self.spawn(["rollback", f"v{decision.target}", "--reason", reason]):
                     self.notify(f"rolling back to v{decision.target}")
@@ -355,16 +369,14 @@ class MlciApp(App[None]):
         def searched(query: str | None) -> None:
             if query is None:
                 return
-            self.query_text = query
             log = self.log_view
             log.match_line = None
-            if query and not log.search(query):
+            found = log.search(query)  # an empty query clears the search
+            if query and not found:
                 self.notify(f"no match for {query!r}", severity="warning")
-            elif not query:
-                log.search_text = ""
             log.focus()
 
-        self.push_screen(SearchScreen(self.query_text), searched)
+        self.push_screen(SearchScreen(self.log_view.search_text), searched)
 
     def action_next_match(self) -> None:
         self._step_match(forward=True)
@@ -373,10 +385,11 @@ class MlciApp(App[None]):
         self._step_match(forward=False)
 
     def _step_match(self, *, forward: bool) -> None:
-        if not self.query_text:
+        query = self.log_view.search_text
+        if not query:
             self.action_search()
             return
-        if not self.log_view.search(self.query_text, forward=forward):
+        if not self.log_view.search(query, forward=forward):
             where = "below" if forward else "above"
             self.notify(f"no more matches {where}", severity="warning")
 

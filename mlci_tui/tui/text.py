@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from mlci_tui.console import metric_text
 from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.textsafe import decode, terminal_line
 
@@ -59,6 +60,11 @@ def output_line(data: bytes, *, color: bool = True) -> Text:
 def plain(value: object) -> Text:
     """Any untrusted value as plain text: no markup, no escapes, one line."""
     return Text(terminal_line(str(value).replace("\n", " "), keep_color=False), end="")
+
+
+def metric_cell(value: float | None) -> Text:
+    """A metric for a table cell: as the headless tables print it, right-aligned."""
+    return Text(metric_text(value), justify="right")
 
 
 def state_text(state: StageState | RunState | VersionStatus | DeployOutcome) -> Text:

@@ -249,19 +249,17 @@ class _Attempt:
                     )
             ticks += 1
 
-    def _leftovers(self, orphans: list[int] | None = None) -> list[psutil.Process]:
+    def _leftovers(self) -> list[psutil.Process]:
         """Processes of this attempt that left its group: its tree and tagged orphans."""
         # Once the command has exited its descendants are orphans: no tree to walk.
         found = [] if self.exited.done() else self.sampler.descendants()
-        if orphans is None:
-            orphans = self.executor.reap_orphans()
-        if orphans:
+        if self.executor.reap_orphans():
             found += procs.orphans({self.spec.process_tag}, exclude=self.executor.commands)
         return [p for p in found if _pgid(p) != self.pid]
 
     async def _stop(self, grace: float) -> None:
         """Stop the whole tree, wait for the pipes to end, and flush the last output."""
-        leftovers = self._leftovers(self.executor.reap_orphans())
+        leftovers = self._leftovers()
         if not self.exited.done() or procs.group_alive(self.pid) or leftovers:
             await self._terminate(leftovers, grace)
         if self.open_pipes and not self.hurried:
@@ -299,7 +297,7 @@ class _Attempt:
         return (
             self.exited.done()
             and not procs.group_alive(self.pid)
-            and not any(_alive(p) for p in leftovers)
+            and not any(procs.running(p) for p in leftovers)
         )
 
     def _signal(self, leftovers: list[psutil.Process], sig: int) -> None:
@@ -371,15 +369,6 @@ def _pgid(process: psutil.Process) -> int | None:
         return os.getpgid(process.pid)
     except OSError:
         return None
-
-
-def _alive(process: psutil.Process) -> bool:
-    import psutil
-
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def create(config: Config) -> LocalExecutor:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlci_tui.config import RAY_INSTALL, Config, RayConfig
-from mlci_tui.pipeline.events import ExternalJob, StageNoted
+from mlci_tui.pipeline.events import ExternalJob
 from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.states import Stream
@@ -185,7 +185,7 @@ class _Job:
             self._close()
             raise
         except _Unreachable as error:
-            self._note(str(error))
+            self.sink.note(str(error))
             self._close()
             return AttemptResult(None, error=str(error))
         if self.stream_error is not None:
@@ -235,14 +235,14 @@ class _Job:
     async def _stop(self) -> bool:
         """Ask Ray to stop the job and wait until it has ended; returns whether the
         wait was cut short (a second Ctrl-C)."""
-        self._note(f"stopping Ray job {self.job.id}")
+        self.sink.note(f"stopping Ray job {self.job.id}")
         hurried = False
         try:
             await _calm(asyncio.to_thread(self.client.stop_job, self.job.id))
         except asyncio.CancelledError:
             hurried = True
         except Exception as error:
-            self._note(f"could not stop Ray job {self.job.id}: {_one_line(error)}")
+            self.sink.note(f"could not stop Ray job {self.job.id}: {_one_line(error)}")
             return False
         deadline = time.monotonic() + self.spec.kill_grace + STOP_WAIT_S
         while time.monotonic() < deadline and not hurried:
@@ -254,23 +254,23 @@ class _Job:
             except Exception:
                 status = None
             if status is not None and _terminal(status):
-                self._note(f"Ray job {self.job.id} ended {status.value}")
+                self.sink.note(f"Ray job {self.job.id} ended {status.value}")
                 return False
             try:
                 await asyncio.sleep(POLL_S)
             except asyncio.CancelledError:
                 hurried = True
             hurried = hurried or self.spec.hurry.is_set()
-        self._note(f"Ray job {self.job.id} was asked to stop and has not ended yet")
+        self.sink.note(f"Ray job {self.job.id} was asked to stop and has not ended yet")
         return hurried
 
     async def _catch_up(self) -> None:
         """After the log stream broke: fetch the whole log and pass on what is missing."""
-        self._note(f"the Ray log stream broke ({self.stream_error}); fetching the rest")
+        self.sink.note(f"the Ray log stream broke ({self.stream_error}); fetching the rest")
         try:
             text = await asyncio.to_thread(self.client.get_job_logs, self.job.id)
         except Exception as error:
-            self._note(f"could not fetch the rest of the log: {_one_line(error)}")
+            self.sink.note(f"could not fetch the rest of the log: {_one_line(error)}")
             return
         self._feed(text[self.received :].encode("utf-8", "surrogateescape"))
 
@@ -299,7 +299,7 @@ class _Job:
                 if output:
                     self.sink.feed(Stream.STDOUT, b"".join(output))
                     output.clear()
-                self._note(note)
+                self.sink.note(note)
             if output:
                 self.sink.feed(Stream.STDOUT, b"".join(output))
         if data:
@@ -320,10 +320,6 @@ class _Job:
             self.sink.feed(Stream.STDOUT, self.pending)
             self.pending = b""
         self.sink.close()
-
-    def _note(self, text: str) -> None:
-        sink = self.sink
-        sink.emit(StageNoted(sink.stage, sink.masker.mask_text(text), sink.clock()))
 
 
 class _Unreachable(Exception):

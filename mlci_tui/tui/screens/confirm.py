@@ -42,7 +42,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(self.title_text), classes="confirm--title")
-            yield Static(self.body, classes="confirm--body")
+            yield Static(self.body)
             yield Static(Text(f"y / Enter: {self.yes}    n / Esc: cancel"), classes="confirm--keys")
 
     def action_answer(self, answer: bool) -> None:

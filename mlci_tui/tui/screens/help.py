@@ -1,4 +1,4 @@
-"""HelpScreen: every key, from the bindings themselves."""
+"""HelpScreen: every key, from `KEYS`, a list kept by hand beside the bindings."""
 
 from __future__ import annotations
 

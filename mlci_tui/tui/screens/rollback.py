@@ -7,7 +7,7 @@ from rich.text import Text
 
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.screens.confirm import ConfirmScreen
-from mlci_tui.tui.text import plain, state_text
+from mlci_tui.tui.text import metric_cell, plain, state_text
 from mlci_tui.units import format_duration
 
 
@@ -25,8 +25,8 @@ def comparison(
     for name in names[:8]:
         table.add_row(
             plain(name),
-            _value(current.metrics.get(name) if current else None),
-            _value(target.metrics.get(name)),
+            metric_cell(current.metrics.get(name) if current else None),
+            metric_cell(target.metrics.get(name)),
         )
     table.add_row(
         "status", state_text(current.status) if current else Text("-"), state_text(target.status)
@@ -52,10 +52,6 @@ def comparison(
         plain((target.git_commit or "-")[:12]),
     )
     return table
-
-
-def _value(value: float | None) -> Text:
-    return Text("-" if value is None else f"{value:.4g}", justify="right")
 
 
 def rollback_screen(

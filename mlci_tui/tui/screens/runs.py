@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -12,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from mlci_tui.console import local_time
 from mlci_tui.store.records import RunRecord
 from mlci_tui.tui.text import plain, state_text
 from mlci_tui.units import format_duration
@@ -22,7 +22,6 @@ LATEST = 0
 
 class RunsScreen(ModalScreen[int | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "choose", "Show run", id="runs.choose"),
         Binding("l", "latest", "Latest", id="runs.latest"),
         Binding("escape", "dismiss(None)", "Close", id="runs.close"),
     ]
@@ -57,7 +56,7 @@ class RunsScreen(ModalScreen[int | None]):
         for run in self.runs:
             table.add_row(
                 Text(str(run.id), justify="right"),
-                Text(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))),
+                Text(local_time(run.started_at)),
                 state_text(run.state),
                 Text(format_duration(run.duration_s(self.now))),
                 plain(run.message or ""),
@@ -66,13 +65,10 @@ class RunsScreen(ModalScreen[int | None]):
         table.focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # Enter (and a click) on a row: the table's own binding, which takes the key.
         event.stop()
-        self.action_choose()
-
-    def action_choose(self) -> None:
-        table = self.query_one(DataTable)
-        if self.runs and 0 <= table.cursor_row < len(self.runs):
-            self.dismiss(self.runs[table.cursor_row].id)
+        if 0 <= event.cursor_row < len(self.runs):
+            self.dismiss(self.runs[event.cursor_row].id)
 
     def action_latest(self) -> None:
         self.dismiss(LATEST)

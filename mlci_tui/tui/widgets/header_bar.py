@@ -22,6 +22,8 @@ class HeaderBar(Widget):
     def __init__(self, pipeline: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.pipeline = pipeline
+        self._pipeline_text = plain(pipeline)
+        """Made safe once: the name never changes."""
         self.snapshot = Snapshot()
         self.now = 0.0
         self.follow = True
@@ -34,7 +36,7 @@ class HeaderBar(Widget):
         snapshot = self.snapshot
         text = Text(end="")
         text.append("mlci ", style="bold")
-        text.append_text(plain(self.pipeline))
+        text.append_text(self._pipeline_text)
         run = snapshot.run
         if run is None:
             text.append(" · no runs yet — press r to start one", style="dim")

@@ -203,9 +203,6 @@ class LogView(ScrollView, can_focus=True):
         for found in re.finditer(re.escape(self.search_text), text.plain, re.IGNORECASE):
             text.stylize(style, found.start(), found.end())
 
-    def on_resize(self) -> None:
-        self._cache.clear()
-
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._style = None
@@ -223,8 +220,8 @@ class LogView(ScrollView, can_focus=True):
             self.poll()  # count what following skipped
 
     def watch_search_text(self) -> None:
+        # The highlights are in the cached lines; the reactive repaints after this.
         self._cache.clear()
-        self.refresh()
 
     def action_follow_on(self) -> None:
         self.follow = True

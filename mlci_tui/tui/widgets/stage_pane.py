@@ -39,6 +39,7 @@ class StagePane(Widget):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"stage-pane--output", "stage-pane--selected"}
 
     selected: reactive[bool] = reactive(False)
+    """Drawn by `render`; setting it repaints the pane (a reactive does by default)."""
 
     def __init__(self, name: str, name_width: int = 10) -> None:
         super().__init__(classes="stage-pane")
@@ -49,9 +50,6 @@ class StagePane(Widget):
         self.record: StageRecord | None = None
         self.last_lines: list[LogRecord] = []
         self.now = 0.0
-
-    def watch_selected(self) -> None:
-        self.refresh()
 
     def update_stage(self, record: StageRecord | None, tail: list[LogRecord], now: float) -> None:
         self.record, self.last_lines, self.now = record, tail, now
@@ -134,10 +132,10 @@ class StageList(VerticalScroll, can_focus=True):
         self.names: list[str] = []
         self.selected = 0
 
-    def set_stages(self, names: list[str]) -> bool:
-        """Show panes for ``names``; True if the list of stages changed."""
+    def set_stages(self, names: list[str]) -> None:
+        """Show panes for ``names`` (nothing to do if they are the ones shown)."""
         if names == self.names:
-            return False
+            return
         previous = self.names[self.selected] if self.names else None
         self.names = list(names)
         self.remove_children()
@@ -146,7 +144,6 @@ class StageList(VerticalScroll, can_focus=True):
         self.selected = names.index(previous) if previous in names else 0
         self.call_after_refresh(self._fit)
         self.call_after_refresh(self._mark)
-        return True
 
     def panes(self) -> list[StagePane]:
         return list(self.query(StagePane))
@@ -164,9 +161,6 @@ class StageList(VerticalScroll, can_focus=True):
             if pane.output_lines != lines:
                 pane.output_lines = lines
                 pane.styles.height = lines + 1
-
-    def pane(self, name: str) -> StagePane | None:
-        return next((p for p in self.panes() if p.stage_name == name), None)
 
     @property
     def selected_name(self) -> str | None:

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline
 
 from mlci_tui.store.records import VersionRecord
-from mlci_tui.tui.text import plain, state_text
+from mlci_tui.tui.text import metric_cell, plain, state_text
 
 
 class VersionTable(DataTable[Text]):
@@ -44,7 +44,7 @@ class VersionTable(DataTable[Text]):
                 Text(version.name, style="bold"),
                 Text(created),
                 state_text(version.status),
-                *(_metric(version.metrics.get(name)) for name in metrics),
+                *(metric_cell(version.metrics.get(name)) for name in metrics),
                 plain(description),
             ]
             self.add_row(*cells, key=str(version.number))
@@ -55,13 +55,9 @@ class VersionTable(DataTable[Text]):
 
     @property
     def selected_version(self) -> VersionRecord | None:
-        if not self.versions or not 0 <= self.cursor_row < len(self.versions):
+        if not 0 <= self.cursor_row < len(self.versions):
             return None
         return self.versions[self.cursor_row]
-
-
-def _metric(value: float | None) -> Text:
-    return Text("-" if value is None else f"{value:.4g}", justify="right")
 
 
 class VersionPanel(Vertical):
