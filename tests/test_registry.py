@@ -15,6 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mlci_tui.pipeline.events import StageNoted
+from mlci_tui.registry.deployer import _log_events
+from mlci_tui.states import Stream
+from mlci_tui.store.logs import LogWriter, parse
 from tests.conftest import Project, demo_project, mlci_env, wait_dead, wait_for
 
 # A model is a text file; `quality` decides what the monitor reports, and flag
@@ -452,3 +456,15 @@ def test_leftover_deploy_process_is_stopped_by_recovery(project: Project) -> Non
     deploying.wait(timeout=30)
     project.mlci("history")
     wait_dead(c.pid for c in children)
+
+
+def test_a_deploy_log_keeps_each_note_as_one_record(tmp_path: Path) -> None:
+    # Notes carry text from configs and errors: a newline must not split the
+    # record, and a lone surrogate (from a path that is not UTF-8) must not raise.
+    log = LogWriter(tmp_path / "deploy.log")
+    _log_events(log, None)(StageNoted("rollback", "cannot start\nin /srv/m\udce9", 1.0))
+    log.close()
+    records = list(parse((tmp_path / "deploy.log").read_bytes()))
+    assert [(r.stream, r.content) for r in records] == [
+        (Stream.MESSAGE, b"cannot start in /srv/m?")
+    ]

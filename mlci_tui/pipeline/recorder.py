@@ -22,6 +22,16 @@ from mlci_tui.store import Store
 from mlci_tui.store.logs import LogWriter, encode
 
 
+def log_record(event: StageOutput | StageNoted) -> bytes:
+    """The log file records of a stage's output or of a note about it."""
+    if isinstance(event, StageOutput):
+        return encode(event.stream, event.lines, event.time, partial=event.partial)
+    # A note is one record: a newline would end it early, and a lone surrogate
+    # cannot be encoded strictly.
+    text = event.text.replace("\n", " ").encode("utf-8", "replace")
+    return encode(Stream.MESSAGE, [text], event.time)
+
+
 class StoreWriter:
     """Applies store writes on one background thread, in order.
 
@@ -79,12 +89,8 @@ class StoreRecorder:
 
     def __call__(self, event: Event) -> None:
         # Output first: it is by far the most frequent event.
-        if isinstance(event, StageOutput):
-            data = encode(event.stream, event.lines, event.time, partial=event.partial)
-            self._log(event.stage).write(data)
-        elif isinstance(event, StageNoted):
-            text = event.text.replace("\n", " ").encode("utf-8", "replace")
-            self._log(event.stage).write(encode(Stream.MESSAGE, [text], event.time))
+        if isinstance(event, (StageOutput, StageNoted)):
+            self._log(event.stage).write(log_record(event))
         elif isinstance(event, StageSampled):
             self._update(
                 event.stage,

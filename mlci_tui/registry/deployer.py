@@ -24,13 +24,14 @@ from mlci_tui.monitor import alerts
 from mlci_tui.monitor.alerts import Alerter
 from mlci_tui.pipeline.events import Event, StageNoted, StageOutput
 from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
+from mlci_tui.pipeline.recorder import log_record
 from mlci_tui.registry.artifacts import digest
 from mlci_tui.registry.audit import current_user
 from mlci_tui.registry.model_command import run_model_command
 from mlci_tui.registry.pointer import Pointer, link_artifact, read_pointer, write_pointer
 from mlci_tui.registry.versions import Registry, RegistryError
-from mlci_tui.states import DeployKind, DeployOutcome, Stream, VersionStatus
-from mlci_tui.store.logs import LogWriter, encode
+from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.records import DeploymentRecord, VersionRecord
 from mlci_tui.store.registry_tables import DeploymentBusy
 from mlci_tui.units import format_duration
@@ -373,10 +374,8 @@ def _log_events(log: LogWriter, forward: Callable[[Event], None] | None) -> Call
     then passes the event on."""
 
     def write(event: Event) -> None:
-        if isinstance(event, StageOutput):
-            log.write(encode(event.stream, event.lines, event.time, partial=event.partial))
-        elif isinstance(event, StageNoted):
-            log.write(encode(Stream.MESSAGE, [event.text.encode()], event.time))
+        if isinstance(event, (StageOutput, StageNoted)):
+            log.write(log_record(event))
         if forward is not None:
             forward(event)
 
