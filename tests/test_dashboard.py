@@ -6,16 +6,21 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.strip import Strip
 
 from mlci_tui.config import load_config
-from mlci_tui.states import RunState, StageState
+from mlci_tui.states import RunState, StageState, Stream
+from mlci_tui.store.log_index import LogIndex
+from mlci_tui.store.logs import encode
 from mlci_tui.tui.app import MlciApp, make_app
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
@@ -380,3 +385,33 @@ async def test_a_store_with_10000_versions_and_1000_runs_opens(project: Project)
         assert app.snapshot.version_count == 10_000
         await pilot.press("v", "down", "down", "pagedown")
         assert table.cursor_row > 2
+
+
+async def test_a_log_shown_while_another_is_still_being_read_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    first.write_bytes(encode(Stream.STDOUT, [b"a"], 1.0))
+    second.write_bytes(encode(Stream.STDOUT, [b"b1", b"b2"], 1.0))
+    release = threading.Event()
+    update = LogIndex.update
+
+    def held_update(self: LogIndex, *, follow: bool = False) -> int:
+        if self.path == first:
+            release.wait(5)  # the pass over the first log is still running...
+        return update(self, follow=follow)
+
+    monkeypatch.setattr(LogIndex, "update", held_update)
+
+    class Viewer(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogView()
+
+    app = Viewer()
+    async with app.run_test(size=(60, 10)) as pilot:
+        view = app.query_one(LogView)
+        view.show(first)
+        view.show(second)  # ...when the second is shown: its first read waits for it
+        release.set()
+        await until(pilot, lambda: view.index is not None and len(view.index) == 2)
+        assert view.virtual_size.height == 2

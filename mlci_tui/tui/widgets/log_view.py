@@ -131,9 +131,9 @@ class LogView(ScrollView, can_focus=True):
 
     def _indexed(self, index: LogIndex, added: int, filled: int = 0) -> None:
         self._updating = False
-        if index is not self.index:
-            return
-        if added or filled:
+        # A pass over a file no longer shown changes nothing, but the poll
+        # queued meanwhile is for the file shown now: it must still run.
+        if index is self.index and (added or filled):
             self.virtual_size = Size(self._width, len(index))
             if filled:
                 # Lines were counted above the view: keep it on the same lines.
