@@ -21,6 +21,7 @@ from mlci_tui.config import load_config
 from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store.log_index import LogIndex
 from mlci_tui.store.logs import encode
+from mlci_tui.store.reader import Snapshot
 from mlci_tui.tui.app import MlciApp, make_app
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
@@ -282,6 +283,34 @@ async def test_pick_a_past_run(project: Project) -> None:
         await pilot.pause(0.3)
         await pilot.press("l")
         await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
+
+
+async def test_a_run_picked_while_the_store_is_being_read_is_shown(project: Project) -> None:
+    project.write('[stages.s]\ncommand = "echo run $MLCI_RUN_ID"\n')
+    project.mlci("run")
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
+        reading, release = threading.Event(), threading.Event()
+        snapshot = app.reader.snapshot
+
+        def held_snapshot(run_id: int | None = None) -> Snapshot:
+            reading.set()
+            release.wait(10)
+            return snapshot(run_id)
+
+        app.reader.snapshot = held_snapshot  # type: ignore[method-assign]
+        project.mlci("run")  # run 3: the dashboard starts reading it, and is held there
+        await until(pilot, reading.is_set)
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        await pilot.press("down", "down", "enter")  # newest first: run 1
+        await pilot.pause(0.2)
+        release.set()
+        await until(
+            pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1, timeout=5
+        )
 
 
 async def test_a_pending_decision_is_shown_and_answered(project: Project) -> None:

@@ -114,6 +114,8 @@ class MlciApp(App[None]):
         self._log_subtitle = ""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
         self._loading = False
+        self._pending = False
+        """Whether a load was asked for while one ran: it runs when that one ends."""
         self._footer_answer = False
         # Held here, not queried: a modal screen on top would hide them from queries.
         self.header = HeaderBar(config.pipeline.name, id="header")
@@ -159,9 +161,19 @@ class MlciApp(App[None]):
         """Read the store; with ``unchanged`` (the snapshot shown, the store the same
         since) only the logs of its running stages are read again."""
         if self._loading:
+            # The load in flight may predate what asked for this one (a new pinned
+            # run, a change `reader.changed()` has already reported): read again after.
+            # A refresh of running logs is not owed: the next poll brings one.
+            if unchanged is None:
+                self._pending = True
             return
         self._loading = True
         self._read_store(self.pinned, unchanged, self._tails)
+
+    def _load_pending(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._load()
 
     @work(thread=True, exclusive=True, group="store")
     def _read_store(
@@ -195,6 +207,7 @@ class MlciApp(App[None]):
     def _failed(self, error: Exception) -> None:
         self._loading = False
         self.notify(str(error), title="cannot read the store", severity="error")
+        self._load_pending()
 
     def _apply(self, snapshot: Snapshot, tails: dict[str, list[LogRecord]]) -> None:
         self._loading = False
@@ -225,6 +238,7 @@ class MlciApp(App[None]):
         if bool(snapshot.decisions) != self._footer_answer:
             self._footer_answer = bool(snapshot.decisions)
             self.refresh_bindings()
+        self._load_pending()
 
     def _show_log(self) -> None:
         run = self.snapshot.run
