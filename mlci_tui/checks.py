@@ -10,9 +10,8 @@ from typing import NamedTuple
 
 METRIC_NAME = r"[A-Za-z_][A-Za-z0-9_.\-/]{0,127}"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_CHECK = re.compile(
-    rf"^\s*(?P<metric>{METRIC_NAME})\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<threshold>{_NUMBER})\s*$"
-)
+# Patterns are compiled on first use (re caches them): importing costs nothing.
+_CHECK = rf"^\s*(?P<metric>{METRIC_NAME})\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<threshold>{_NUMBER})\s*$"
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -53,7 +52,7 @@ class Check(NamedTuple):
 
 def parse_check(text: str) -> Check:
     """Parse ``"metric OP number"``; ``ValueError`` when the text is not one."""
-    match = _CHECK.match(text)
+    match = re.match(_CHECK, text)
     if match is None:
         raise ValueError(f"expected {CHECK_EXAMPLE}")
     threshold = float(match["threshold"])

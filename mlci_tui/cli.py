@@ -16,16 +16,22 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from mlci_tui import __version__
-from mlci_tui.errors import MlciError
+from mlci_tui.errors import ExitCode, MlciError
 
 DEFAULT_CONFIG = "config.toml"
-"""The config file of every command, unless ``--config`` names another."""
+"""The config file of every command, unless ``--config`` names another: the
+parser fills it in, so the commands read ``args.config``."""
 
 
 def _run_id(text: str) -> int:
-    from mlci_tui.commands.common import run_id
-
-    return run_id(text)
+    """A run id, which SQLite can hold."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a run number, got {text!r}") from None
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a run number, got {text!r}")
+    return value
 
 
 def _count(text: str) -> int:
@@ -41,7 +47,7 @@ def _count(text: str) -> int:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line instead of argparse's usage block."""
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args.command = "tui"
+    # Not a default of the option: it may come before or after the command, and a
+    # subcommand's default would overwrite one given before it.
+    if not hasattr(args, "config"):
+        args.config = DEFAULT_CONFIG
     try:
         module = importlib.import_module(f"mlci_tui.commands.{HANDLERS[args.command]}")
         return int(getattr(module, f"command_{args.command}")(args))
@@ -155,11 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(error)
         return error.exit_code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.CANCELLED
     except BrokenPipeError:
         # A reader such as `head` stopped early; that is not an error of ours.
         _silence_stdout()
-        return 0
+        return ExitCode.PASSED
     except Exception as error:
         if os.environ.get("MLCI_DEBUG"):
             raise
@@ -168,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             " (set MLCI_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )
-        return 1
+        return ExitCode.FAILED
 
 
 def _print_error(error: MlciError) -> None:

@@ -1,146 +1,370 @@
-"""`config.toml` → validated, immutable named tuples.
+"""`config.toml` → validated, immutable records: the schema, declared once.
 
-The schema is strict: unknown keys, wrong types and impossible values are
-errors. Every error is a `ConfigError` whose text is one line naming the
-file, the line of the offending key, the key path and what was expected::
+Each table is a record below whose fields are its keys: a `setting` gives
+each one's reader, default and meaning, and `toml_schema` reads the file
+against them. The schema is strict: unknown keys, wrong types and impossible
+values are errors, each one line naming the file, the line of the offending
+key, the key path and what was expected::
 
     config.toml:14: stages.train.timeout: expected a duration like "90s" or "5m", got "5x"
+
+The rules that span tables (needs, cycles, one artifact, what [deploy] and
+[monitor] need) are checked once every table is read.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple
 
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
-from mlci_tui.errors import ConfigError
+from mlci_tui.toml_schema import (
+    ENV_NAME,
+    NO_STRINGS,
+    Choice,
+    Integer,
+    KeyPath,
+    Number,
+    RelativePath,
+    Scope,
+    Strings,
+    StringTable,
+    Subtable,
+    Table,
+    Text,
+    close_matches,
+    empty_table,
+    from_scope,
+    load_document,
+    read_section,
+    section,
+    setting,
+    show,
+)
 from mlci_tui.units import parse_duration
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
-
-MAX_CONFIG_BYTES = 1 << 20
 MIN_SECRET_LENGTH = 4
-STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+STAGE_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+STAGE_NAME_RULE = 'a stage name may use letters, digits, "_", "-" and "." (at most 64 characters)'
 DURATION_EXAMPLE = 'a duration like "90s" or "5m"'
+BUILTIN_STAGES = ("deploy", "monitor")
+"""The stages a full run adds when `[deploy]` is set."""
+EXECUTORS = ("local", "ray")
+"""What a stage's ``executor`` may name; `mlci_tui.pipeline.executors.KINDS` runs each."""
+RAY_INSTALL = "pip install -e '.[ray]'"
 
-KeyPath = tuple[str | int, ...]
+CommandLine = str | tuple[str, ...]
+"""A shell command (run by ``/bin/sh -c``) or an argv array (run directly)."""
 
 
-_NO_ENV: Mapping[str, str] = MappingProxyType({})
-"""The default environment table: empty, and immutable, since it is shared."""
+# The kinds of value particular to mlci ----------------------------------------
 
 
+class _Command:
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> CommandLine:
+        if isinstance(value, str) and value.strip():
+            return value
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(part, str) for part in value)
+            and value[0].strip()
+        ):
+            return tuple(value)
+        raise table.expected(key, "a shell command string or a non-empty array of strings", value)
+
+
+class _Duration:
+    def __init__(self, *, zero: bool = False) -> None:
+        self.zero = zero
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise table.expected(key, DURATION_EXAMPLE, value) from None
+        if seconds == 0 and not self.zero:
+            raise table.expected(key, f"{DURATION_EXAMPLE}, longer than zero", value)
+        return seconds
+
+
+class _Checks:
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> tuple[Check, ...]:
+        checks = []
+        for index, text in enumerate(Strings().read(table, key, value, values, scope)):
+            try:
+                checks.append(parse_check(text))
+            except ValueError as error:
+                raise table.error((key, index), f"{error}, got {show(text)}") from None
+        return tuple(checks)
+
+
+class _Secrets:
+    """Names of environment variables; a value too short to mask is refused."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> tuple[str, ...]:
+        names = Strings().read(table, key, value, values, scope)
+        for index, name in enumerate(names):
+            if not re.fullmatch(ENV_NAME, name):
+                raise table.expected((key, index), "an environment variable name", name)
+            secret = scope.environ.get(name, "")
+            # An empty value masks nothing and is treated as unset.
+            if 0 < len(secret) < MIN_SECRET_LENGTH:
+                raise table.error(
+                    (key, index),
+                    f"the value of ${name} is shorter than {MIN_SECRET_LENGTH} characters;"
+                    " masking it would garble every log",
+                )
+        return names
+
+
+class _AutoRollback:
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> bool | Literal["ask"]:
+        if isinstance(value, bool) or value == "ask":
+            return value
+        raise table.expected(key, 'true, false or "ask"', value)
+
+
+class _WorkingDir:
+    """A local directory (relative to the config), or a URI Ray fetches itself."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> str:
+        text = Text().read(table, key, value, values, scope)
+        if "://" in text:
+            return text
+        directory = (scope.root / text).resolve()
+        if not directory.is_dir():
+            raise table.error(key, f"{directory} is not a directory")
+        return str(directory)
+
+
+COMMAND = _Command()
+DURATION = _Duration()
+CHECKS = _Checks()
+ENV = StringTable()
+HERE = from_scope(lambda scope: scope.root)
+"""The default working directory: the config's."""
+
+
+# The tables --------------------------------------------------------------------
+
+
+@section
 class PipelineConfig(NamedTuple):
     """The `[pipeline]` table."""
 
-    name: str
-    """Shown in the dashboard and summaries; defaults to the config's directory name."""
-    state_dir: Path
-    """Where the run store lives (absolute); `state_dir` in the file is relative to it."""
-    max_parallel: int
-    """How many independent stages may run at once; defaults to the CPU count."""
-    secrets: tuple[str, ...] = ()
-    """Environment variables whose values are masked as ``***`` everywhere."""
-    kill_grace: float = 5.0
-    """Seconds between SIGTERM and SIGKILL when a stage is stopped."""
-    env: Mapping[str, str] = _NO_ENV
-    """Extra environment for every stage."""
-    executor: str = "local"
-    """The executor of stages that do not name one."""
+    name: str = setting(
+        Text(),
+        "shown in summaries and the dashboard",
+        from_scope(lambda scope: scope.root.name or "pipeline"),
+    )
+    state_dir: Path = setting(
+        RelativePath(), "the run store", from_scope(lambda scope: scope.root / ".mlci")
+    )
+    max_parallel: int = setting(
+        Integer(1, 1024),
+        "how many independent stages run at once",
+        from_scope(lambda scope: os.cpu_count() or 1),
+    )
+    secrets: tuple[str, ...] = setting(
+        _Secrets(), "environment variables whose values are masked as *** everywhere", ()
+    )
+    kill_grace: float = setting(
+        _Duration(zero=True), "time between SIGTERM and SIGKILL when a stage is stopped", 5.0
+    )
+    env: Mapping[str, str] = setting(ENV, "extra environment for every stage", NO_STRINGS)
+    executor: str = setting(Choice(*EXECUTORS), "where stages that do not say run", "local")
 
 
+@section
 class StageConfig(NamedTuple):
     """One `[stages.NAME]` table."""
 
     name: str
-    command: str | tuple[str, ...]
-    """A shell command (run by ``/bin/sh -c``) or an argv array (run directly)."""
-    cwd: Path
-    """Working directory (absolute); defaults to the config's directory."""
-    needs: tuple[str, ...] = ()
-    """Stages that must pass before this one starts."""
-    env: Mapping[str, str] = _NO_ENV
-    """Extra environment, on top of the pipeline's."""
-    timeout: float | None = None
-    """Seconds before the stage's process tree is stopped and the stage fails."""
-    retries: int = 0
-    """Extra attempts after a failed exit or a timeout (not after a failed gate)."""
-    artifact: Path | None = None
-    """The file or directory the stage produces (absolute; relative to `cwd` in the file)."""
-    gates: tuple[Check, ...] = ()
-    """Metric checks made when the stage ends; a failed one fails the stage."""
-    executor: str = "local"
-    """Where the command runs: ``local`` (a subprocess here) or ``ray`` (a Ray job)."""
+    command: CommandLine = setting(COMMAND, "a shell command or an argv array")
+    cwd: Path = setting(RelativePath(), "working directory (absolute once read)", HERE)
+    needs: tuple[str, ...] = setting(Strings(), "stages that must pass before this one", ())
+    env: Mapping[str, str] = setting(ENV, "extra environment, on top of the pipeline's", NO_STRINGS)
+    timeout: float | None = setting(
+        DURATION, "after this the stage's process tree is stopped and the stage fails", None
+    )
+    retries: int = setting(
+        Integer(0, 100), "extra attempts after a failed exit or a timeout (not a gate)", 0
+    )
+    artifact: Path | None = setting(
+        RelativePath("cwd"), "the file or directory the stage produces (relative to cwd)", None
+    )
+    gates: tuple[Check, ...] = setting(
+        CHECKS, "metric checks made when the stage exits 0; a failed one fails it", ()
+    )
+    executor: str = setting(
+        Choice(*EXECUTORS),
+        "local (a subprocess here) or ray (a Ray job)",
+        from_scope(lambda scope: scope.inherited["executor"]),
+    )
 
 
+@section
 class DeployConfig(NamedTuple):
     """The `[deploy]` table: how any model version is deployed (and rolled back)."""
 
-    command: str | tuple[str, ...]
-    cwd: Path
-    timeout: float | None = None
-    env: Mapping[str, str] = _NO_ENV
+    command: CommandLine = setting(COMMAND, "deploys the version in MLCI_MODEL_PATH")
+    cwd: Path = setting(RelativePath(), "working directory", HERE)
+    timeout: float | None = setting(
+        DURATION, "a deploy that takes longer is stopped and recorded as failed", None
+    )
+    env: Mapping[str, str] = setting(ENV, "extra environment", NO_STRINGS)
 
 
+@section
 class MonitorConfig(NamedTuple):
     """The `[monitor]` table: checks of the live model's metrics."""
 
-    command: str | tuple[str, ...]
-    cwd: Path
-    checks: tuple[Check, ...]
-    interval: float = 5.0
-    samples: int = 3
-    failures_before_rollback: int = 3
-    auto_rollback: bool | Literal["ask"] = True
-    timeout: float | None = None
-    env: Mapping[str, str] = _NO_ENV
+    command: CommandLine = setting(COMMAND, "checks the version in MLCI_MODEL_PATH")
+    cwd: Path = setting(RelativePath(), "working directory", HERE)
+    checks: tuple[Check, ...] = setting(
+        CHECKS, "what a sample must pass", example='(e.g. ["accuracy >= 0.9"])'
+    )
+    interval: float = setting(DURATION, "time between samples", 5.0)
+    samples: int = setting(Integer(1, 10_000), "samples in the post-deploy analysis", 3)
+    failures_before_rollback: int = setting(
+        Integer(1, 10_000), "failed samples in a row that fail the analysis", 3
+    )
+    auto_rollback: bool | Literal["ask"] = setting(
+        _AutoRollback(), "what a failed analysis does: roll back, only alert, or ask", True
+    )
+    timeout: float | None = setting(DURATION, "a sample that takes longer fails", None)
+    env: Mapping[str, str] = setting(ENV, "extra environment", NO_STRINGS)
 
 
+@section
 class AlertsConfig(NamedTuple):
     """The `[alerts]` table: a command told about failures and rollbacks."""
 
-    command: str | tuple[str, ...]
-    cwd: Path
-    timeout: float | None = 30.0
-    env: Mapping[str, str] = _NO_ENV
+    command: CommandLine = setting(COMMAND, "told about failures and rollbacks")
+    cwd: Path = setting(RelativePath(), "working directory", HERE)
+    timeout: float | None = setting(DURATION, "an alert command that takes longer is stopped", 30.0)
+    env: Mapping[str, str] = setting(ENV, "extra environment", NO_STRINGS)
 
 
-class RayConfig(NamedTuple):
-    """The `[executors.ray]` table: the cluster that `executor = "ray"` stages run on."""
-
-    address: str | None = None
-    """The Ray dashboard's address (``http://127.0.0.1:8265``); default ``$RAY_ADDRESS``."""
-    runtime_env: Mapping[str, Any] = _NO_ENV
-    """Ray's runtime environment: ``working_dir``, ``pip``, ``env_vars``."""
-    entrypoint_num_cpus: float | None = None
-    entrypoint_num_gpus: float | None = None
-    entrypoint_memory: int | None = None
-    """Bytes of memory to reserve for the command."""
-    metadata: Mapping[str, str] = _NO_ENV
-    """Stored with every job mlci submits (mlci adds its pipeline, run and stage)."""
-
-
+@section
 class RegistryConfig(NamedTuple):
     """The `[registry]` table: how model versions are kept and shown."""
 
-    keep_versions: int = 20
-    """Artifacts kept in the store; older ones are pruned (never the live or last
-    known-good one). Their rows, metrics and audit trail stay."""
-    key_metrics: tuple[str, ...] = ()
-    """Metrics shown in version tables; defaults to those named in gates and checks."""
+    keep_versions: int = setting(
+        Integer(1, 100_000),
+        "artifacts kept; older ones are pruned (never the live or last known-good one)",
+        20,
+    )
+    key_metrics: tuple[str, ...] = setting(
+        Strings(), "the metric columns of version tables (default: those in gates and checks)", ()
+    )
 
 
+@section
+class RuntimeEnvConfig(NamedTuple):
+    """The `[executors.ray.runtime_env]` table: Ray's runtime environment."""
+
+    working_dir: str | None = setting(
+        _WorkingDir(), "a directory (relative to the config) or a URI", None
+    )
+    pip: tuple[str, ...] | None = setting(Strings(), "requirements to install", None)
+    env_vars: Mapping[str, str] = setting(ENV, "environment of the job", NO_STRINGS)
+
+    def for_ray(self) -> dict[str, Any]:
+        """As Ray's ``runtime_env`` argument: only what was given."""
+        runtime_env: dict[str, Any] = {}
+        if self.working_dir is not None:
+            runtime_env["working_dir"] = self.working_dir
+        if self.pip is not None:
+            runtime_env["pip"] = list(self.pip)
+        if self.env_vars:
+            runtime_env["env_vars"] = dict(self.env_vars)
+        return runtime_env
+
+
+@section
+class RayConfig(NamedTuple):
+    """The `[executors.ray]` table: the cluster that `executor = "ray"` stages run on."""
+
+    address: str | None = setting(
+        Text(), "the Ray dashboard's address (default: $RAY_ADDRESS)", None
+    )
+    runtime_env: RuntimeEnvConfig = setting(
+        Subtable(RuntimeEnvConfig), "Ray's runtime environment", RuntimeEnvConfig()
+    )
+    entrypoint_num_cpus: float | None = setting(Number(), "CPUs reserved for the command", None)
+    entrypoint_num_gpus: float | None = setting(Number(), "GPUs reserved for the command", None)
+    entrypoint_memory: int | None = setting(
+        Integer(0, 2**62), "bytes of memory reserved for the command", None
+    )
+    metadata: Mapping[str, str] = setting(
+        StringTable(any_names=True), "stored with each job mlci submits", NO_STRINGS
+    )
+
+
+@section
+class ExecutorsConfig(NamedTuple):
+    """The `[executors]` table: settings of executors other than the local one."""
+
+    ray: RayConfig | None = setting(Subtable(RayConfig), "the Ray cluster", None)
+
+
+class _Stages:
+    """The `[stages]` table: every stage, in an order where each comes after what it needs."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> Mapping[str, StageConfig]:
+        stages_table = table.table(key)
+        assert stages_table is not None
+        if not stages_table.data:
+            raise _no_stages(table)
+        pipeline: PipelineConfig = values["pipeline"]
+        stage_scope = scope.inheriting(executor=pipeline.executor)
+        stages: dict[str, StageConfig] = {}
+        for name in stages_table.data:
+            if not re.fullmatch(STAGE_NAME, name):
+                raise stages_table.error(name, STAGE_NAME_RULE)
+            stage_table = stages_table.table(name)
+            assert stage_table is not None
+            stages[name] = read_section(StageConfig, stage_table, stage_scope, name=name)
+        stages_table.done()
+        _check_needs(scope, stages)
+        needs = {name: stage.needs for name, stage in stages.items()}
+        cycle = dag.find_cycle(needs)
+        if cycle:
+            raise scope.document.error(("stages", cycle[0], "needs"), "cycle " + " → ".join(cycle))
+        return {name: stages[name] for name in dag.topological_order(needs)}
+
+
+def _no_stages(top: Table) -> Exception:
+    return top.error(
+        "stages", "the pipeline has no stages; add a [stages.NAME] table with a command"
+    )
+
+
+def _no_stages_default(scope: Scope, values: Mapping[str, Any]) -> Any:
+    raise _no_stages(Table(scope.document, (), {}))
+
+
+@section
 class Config(NamedTuple):
     """A whole, valid `config.toml`."""
 
@@ -148,15 +372,25 @@ class Config(NamedTuple):
     """The file, absolute."""
     root: Path
     """The directory relative paths in the file are resolved against."""
-    pipeline: PipelineConfig
-    stages: Mapping[str, StageConfig]
-    """Every stage, in an order where each comes after what it needs."""
-    deploy: DeployConfig | None = None
-    monitor: MonitorConfig | None = None
-    alerts: AlertsConfig | None = None
-    registry: RegistryConfig = RegistryConfig()
-    ray: RayConfig | None = None
-    """The `[executors.ray]` table, if given."""
+    pipeline: PipelineConfig = setting(
+        Subtable(PipelineConfig), "the pipeline as a whole", empty_table(PipelineConfig, "pipeline")
+    )
+    stages: Mapping[str, StageConfig] = setting(
+        _Stages(),
+        "every stage, in an order where each comes after what it needs",
+        _no_stages_default,
+    )
+    executors: ExecutorsConfig = setting(
+        Subtable(ExecutorsConfig), "executors other than the local one", ExecutorsConfig()
+    )
+    deploy: DeployConfig | None = setting(Subtable(DeployConfig), "how a version goes live", None)
+    monitor: MonitorConfig | None = setting(
+        Subtable(MonitorConfig), "checks of the live model", None
+    )
+    alerts: AlertsConfig | None = setting(Subtable(AlertsConfig), "who is told", None)
+    registry: RegistryConfig = setting(
+        Subtable(RegistryConfig), "how versions are kept and shown", RegistryConfig()
+    )
 
     @property
     def order(self) -> list[str]:
@@ -187,286 +421,14 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     for length; it defaults to ``os.environ``.
     """
     label = os.fspath(path)
-    text = _read_text(label)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise _syntax_error(label, error, text) from None
-    document = _Document(label, text)
-    return _build(document, data, Path(label).resolve(), os.environ if environ is None else environ)
-
-
-def _read_text(label: str) -> str:
-    try:
-        with open(label, "rb") as file:
-            raw = file.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(label, "no such file (pass --config PATH)") from None
-    except IsADirectoryError:
-        raise ConfigError(label, "is a directory, expected a TOML file") from None
-    except PermissionError:
-        raise ConfigError(label, "cannot read the file: permission denied") from None
-    except OSError as error:
-        reason = os.strerror(error.errno) if error.errno else str(error)
-        if error.errno == errno.ELOOP:
-            reason = "symbolic link loop"
-        raise ConfigError(label, f"cannot read the file: {reason.lower()}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(label, f"larger than {MAX_CONFIG_BYTES // 1024} KiB; is this a config?")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        byte = raw[error.start]
-        raise ConfigError(label, f"not valid UTF-8 (byte 0x{byte:02x})", line=line) from None
-
-
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)|\s*\(at end of document\)")
-
-
-def _syntax_error(label: str, error: Exception, text: str) -> ConfigError:
-    message = str(error)
-    line = getattr(error, "lineno", None)
-    match = _TOML_POSITION.search(message)
-    if match:
-        if match.group(1):
-            line = int(match.group(1))
-            message = message[: match.start()] + f" (column {match.group(2)})"
-        else:
-            line = text.count("\n") + 1
-            message = message[: match.start()] + " (at the end of the file)"
-    elif line is not None:
-        message = getattr(error, "msg", message)
-    return ConfigError(label, f"invalid TOML: {message}", line=line)
-
-
-class _Document:
-    """The file's name and text, to turn a key path into an error."""
-
-    def __init__(self, label: str, text: str) -> None:
-        self.label = label
-        self.text = text
-        self._lines: dict[KeyPath, int] | None = None
-
-    @property
-    def lines(self) -> dict[KeyPath, int]:
-        # Scanned only when an error needs a line: a valid config never pays for it.
-        if self._lines is None:
-            from mlci_tui.toml_positions import key_lines
-
-            self._lines = key_lines(self.text)
-        return self._lines
-
-    def line(self, path: KeyPath) -> int | None:
-        for depth in range(len(path), 0, -1):
-            found = self.lines.get(path[:depth])
-            if found is not None:
-                return found
-        return None
-
-    def error(self, path: KeyPath, message: str) -> ConfigError:
-        return ConfigError(self.label, message, line=self.line(path), key=key_text(path))
-
-
-def key_text(path: KeyPath) -> str:
-    """``stages.train.needs[1]``; keys that are not bare are quoted."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            shown = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else show(part)
-            text += f".{shown}" if text else shown
-    return text
-
-
-def show(value: object) -> str:
-    """A value as it would be written in TOML, safe to print, cut to a sane length."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        text = json.dumps(value[:80] + ("…" if len(value) > 80 else ""), ensure_ascii=False)
-        # C1 controls and bidi overrides could still steer a terminal.
-        return re.sub(
-            r"[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]",
-            lambda m: f"\\u{ord(m.group()):04x}",
-            text,
-        )
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
-class _Table:
-    """Typed, tracked access to one TOML table: keys never read are unknown keys."""
-
-    def __init__(self, document: _Document, path: KeyPath, data: dict[str, Any]) -> None:
-        self.document = document
-        self.path = path
-        self.data = data
-        self.read: set[str] = set()
-
-    def error(self, key: str | KeyPath, message: str) -> ConfigError:
-        suffix = (key,) if isinstance(key, str) else key
-        return self.document.error((*self.path, *suffix), message)
-
-    def expected(self, key: str | KeyPath, what: str, value: object) -> ConfigError:
-        return self.error(key, f"expected {what}, got {show(value)}")
-
-    def raw(self, key: str) -> Any:
-        self.read.add(key)
-        return self.data.get(key)
-
-    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
-        value = self.raw(key)
-        if value is None:
-            if required:
-                raise self.error((), f'missing required key "{key}"')
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise self.expected(key, "a non-empty string", value)
-        return value
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.raw(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.expected(key, f"an integer from {low} to {high}", value)
-        return value
-
-    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
-        value = self.raw(key)
-        if value is None:
-            return default
-        if value not in options:
-            names = ", ".join(f'"{o}"' for o in options)
-            raise self.expected(key, f"one of {names}", value)
-        return str(value)
-
-    def number(self, key: str) -> float | None:
-        value = self.raw(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise self.expected(key, "a number of at least 0", value)
-        return float(value)
-
-    def integer_or_none(self, key: str, low: int, high: int) -> int | None:
-        return None if self.data.get(key) is None else self.integer(key, low, low, high)
-
-    def duration(self, key: str, default: float | None, *, zero: bool = False) -> float | None:
-        value = self.raw(key)
-        if value is None:
-            return default
-        try:
-            seconds = parse_duration(value)
-        except ValueError:
-            raise self.expected(key, DURATION_EXAMPLE, value) from None
-        if seconds == 0 and not zero:
-            raise self.expected(key, f"{DURATION_EXAMPLE}, longer than zero", value)
-        return seconds
-
-    def command(self, key: str) -> str | tuple[str, ...]:
-        value = self.raw(key)
-        if value is None:
-            raise self.error((), f'missing required key "{key}"')
-        if isinstance(value, str) and value.strip():
-            return value
-        if (
-            isinstance(value, list)
-            and value
-            and all(isinstance(part, str) for part in value)
-            and value[0].strip()
-        ):
-            return tuple(value)
-        raise self.expected(key, "a shell command string or a non-empty array of strings", value)
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self.raw(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise self.expected(key, "an array of strings", value)
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                raise self.error((key, index), f"expected a string, got {show(item)}")
-        return tuple(value)
-
-    def environment(self, key: str, *, any_names: bool = False) -> dict[str, str]:
-        """A table of strings, keyed by environment variable names unless ``any_names``."""
-        value = self.raw(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.expected(key, "a table of strings", value)
-        for name, item in value.items():
-            if not any_names and not ENV_NAME.fullmatch(name):
-                raise self.error((key, name), "expected an environment variable name")
-            if not isinstance(item, str):
-                raise self.error((key, name), f"expected a string, got {show(item)}")
-        return dict(value)
-
-    def checks(self, key: str) -> tuple[Check, ...]:
-        checks = []
-        for index, text in enumerate(self.strings(key)):
-            try:
-                checks.append(parse_check(text))
-            except ValueError as error:
-                raise self.error((key, index), f"{error}, got {show(text)}") from None
-        return tuple(checks)
-
-    def path_value(self, key: str, base: Path) -> Path | None:
-        value = self.string(key)
-        return None if value is None else (base / value).resolve()
-
-    def table(self, key: str) -> _Table | None:
-        value = self.raw(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.expected(key, "a table", value)
-        return _Table(self.document, (*self.path, key), value)
-
-    def done(self) -> None:
-        unknown = [key for key in self.data if key not in self.read]
-        if not unknown:
-            return
-        key = min(unknown, key=lambda k: self.document.line((*self.path, k)) or 0)
-        known = sorted(self.read)
-        close = _close_matches(key, known)
-        hint = f'; did you mean "{close[0]}"?' if close else f" (known: {', '.join(known)})"
-        raise self.error(key, f"unknown key{hint}")
-
-
-def _build(
-    document: _Document, data: dict[str, Any], path: Path, environ: Mapping[str, str]
-) -> Config:
-    root = path.parent
-    _refuse_nul(document, data, ())
-    top = _Table(document, (), data)
-    pipeline_table = top.table("pipeline") or _Table(document, ("pipeline",), {})
-    pipeline = _pipeline(pipeline_table, root, environ)
-    stages = _stages(top, root, pipeline.executor)
-    ray = _executors(top.table("executors"), root)
-    _check_executors(top, pipeline_table, stages)
-    deploy = _command_table(top.table("deploy"), root, DeployConfig, None)
-    monitor = _monitor(top.table("monitor"), root)
-    alerts = _command_table(top.table("alerts"), root, AlertsConfig, 30.0)
-    registry = _registry(top.table("registry"))
-    top.done()
-    _check_pipeline_stages(document, stages, deploy, monitor)
-    return Config(path, root, pipeline, stages, deploy, monitor, alerts, registry, ray)
-
-
-BUILTIN_STAGES = ("deploy", "monitor")
-EXECUTORS = ("local", "ray")
-"""What a stage's ``executor`` may name; `mlci_tui.pipeline.executors.KINDS` runs each."""
-RAY_INSTALL = "pip install -e '.[ray]'"
+    document, data = load_document(label)
+    absolute = Path(label).resolve()
+    scope = Scope(document, absolute.parent, os.environ if environ is None else environ)
+    top = Table(document, (), data)
+    config = read_section(Config, top, scope, path=absolute, root=absolute.parent)
+    _check_executors(scope, data, config)
+    _check_pipeline_stages(scope, config)
+    return config
 
 
 def ray_installed() -> bool:
@@ -479,81 +441,40 @@ def ray_installed() -> bool:
         return False
 
 
-def _check_executors(top: _Table, pipeline: _Table, stages: Mapping[str, StageConfig]) -> None:
+def _check_needs(scope: Scope, stages: Mapping[str, StageConfig]) -> None:
+    for name, stage in stages.items():
+        seen: set[str] = set()
+        for index, need in enumerate(stage.needs):
+            where = ("stages", name, "needs", index)
+            if need in seen:
+                raise scope.document.error(where, f"{show(need)} is listed twice")
+            seen.add(need)
+            if need not in stages:
+                close = close_matches(need, list(stages))
+                hint = (
+                    f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(stages)})"
+                )
+                raise scope.document.error(where, f"unknown stage {show(need)}{hint}")
+
+
+def _check_executors(scope: Scope, data: Mapping[str, Any], config: Config) -> None:
     """A config that asks for Ray where Ray is not installed fails here, not mid-run."""
-    users = [name for name, stage in stages.items() if stage.executor == "ray"]
+    users = [name for name, stage in config.stages.items() if stage.executor == "ray"]
     if not users or ray_installed():
         return
-    if "executor" in pipeline.data:
+    if "executor" in data.get("pipeline", {}):
         where: KeyPath = ("pipeline", "executor")
     else:
         where = ("stages", users[0], "executor")
-    raise top.document.error(
+    raise scope.document.error(
         where, f"the Ray executor needs Ray, which is not installed ({RAY_INSTALL})"
     )
 
 
-_RUNTIME_ENV_KEYS = ("working_dir", "pip", "env_vars")
-
-
-def _executors(table: _Table | None, root: Path) -> RayConfig | None:
-    if table is None:
-        return None
-    ray_table = table.table("ray")
-    table.done()
-    if ray_table is None:
-        return None
-    runtime_env: dict[str, Any] = {}
-    runtime = ray_table.table("runtime_env")
-    if runtime is not None:
-        working_dir = runtime.string("working_dir")
-        if working_dir is not None:
-            # A local directory (relative to the config), or a URI Ray fetches itself.
-            if "://" not in working_dir:
-                directory = (root / working_dir).resolve()
-                if not directory.is_dir():
-                    raise runtime.error("working_dir", f"{directory} is not a directory")
-                working_dir = str(directory)
-            runtime_env["working_dir"] = working_dir
-        if "pip" in runtime.data:
-            runtime_env["pip"] = list(runtime.strings("pip"))
-        env_vars = runtime.environment("env_vars")
-        if env_vars:
-            runtime_env["env_vars"] = env_vars
-        runtime.done()
-    ray = RayConfig(
-        address=ray_table.string("address"),
-        runtime_env=runtime_env,
-        entrypoint_num_cpus=ray_table.number("entrypoint_num_cpus"),
-        entrypoint_num_gpus=ray_table.number("entrypoint_num_gpus"),
-        entrypoint_memory=ray_table.integer_or_none("entrypoint_memory", 0, 2**62),
-        metadata=ray_table.environment("metadata", any_names=True),
-    )
-    ray_table.done()
-    return ray
-
-
-def _refuse_nul(document: _Document, value: object, path: KeyPath) -> None:
-    """No string may hold a NUL: no command, path or environment can carry one."""
-    if isinstance(value, str) and "\0" in value:
-        raise document.error(path, "contains a NUL character (\\u0000)")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\0" in key:
-                raise document.error(path, "a key contains a NUL character (\\u0000)")
-            _refuse_nul(document, item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_nul(document, item, (*path, index))
-
-
-def _check_pipeline_stages(
-    document: _Document,
-    stages: Mapping[str, StageConfig],
-    deploy: DeployConfig | None,
-    monitor: MonitorConfig | None,
-) -> None:
-    """The rules that span tables: one artifact, and the names deploy/monitor taken."""
+def _check_pipeline_stages(scope: Scope, config: Config) -> None:
+    """The rules that span tables: one artifact, and the names deploy/monitor take."""
+    document = scope.document
+    stages = config.stages
     with_artifact = [name for name, stage in stages.items() if stage.artifact is not None]
     if len(with_artifact) > 1:
         raise document.error(
@@ -561,9 +482,9 @@ def _check_pipeline_stages(
             f"only one stage may declare an artifact (already: {with_artifact[0]});"
             " make it a directory to keep several files",
         )
-    if monitor is not None and deploy is None:
+    if config.monitor is not None and config.deploy is None:
         raise document.error(("monitor",), "needs a [deploy] table: it checks a deployed model")
-    if deploy is not None:
+    if config.deploy is not None:
         for name in BUILTIN_STAGES:
             if name in stages:
                 raise document.error(
@@ -574,148 +495,3 @@ def _check_pipeline_stages(
             raise document.error(
                 ("deploy",), "needs a stage with an artifact: there is no model to deploy"
             )
-
-
-def _registry(table: _Table | None) -> RegistryConfig:
-    if table is None:
-        return RegistryConfig()
-    registry = RegistryConfig(
-        keep_versions=table.integer("keep_versions", 20, 1, 100_000),
-        key_metrics=table.strings("key_metrics"),
-    )
-    table.done()
-    return registry
-
-
-def _pipeline(table: _Table, root: Path, environ: Mapping[str, str]) -> PipelineConfig:
-    name = table.string("name", root.name or "pipeline")
-    assert name is not None
-    state_dir = table.path_value("state_dir", root) or root / ".mlci"
-    max_parallel = table.integer("max_parallel", os.cpu_count() or 1, 1, 1024)
-    secrets = table.strings("secrets")
-    for index, secret in enumerate(secrets):
-        if not ENV_NAME.fullmatch(secret):
-            raise table.expected(("secrets", index), "an environment variable name", secret)
-        value = environ.get(secret, "")
-        # An empty value masks nothing and is treated as unset.
-        if 0 < len(value) < MIN_SECRET_LENGTH:
-            raise table.error(
-                ("secrets", index),
-                f"the value of ${secret} is shorter than {MIN_SECRET_LENGTH} characters;"
-                " masking it would garble every log",
-            )
-    kill_grace = table.duration("kill_grace", 5.0, zero=True)
-    assert kill_grace is not None
-    env = table.environment("env")
-    executor = table.choice("executor", EXECUTORS, "local")
-    table.done()
-    return PipelineConfig(name, state_dir, max_parallel, secrets, kill_grace, env, executor)
-
-
-def _stages(top: _Table, root: Path, executor: str) -> dict[str, StageConfig]:
-    table = top.table("stages")
-    if table is None or not table.data:
-        raise top.error(
-            "stages", "the pipeline has no stages; add a [stages.NAME] table with a command"
-        )
-    stages: dict[str, StageConfig] = {}
-    for name in table.data:
-        if not STAGE_NAME.fullmatch(name):
-            raise table.error(
-                name,
-                'a stage name may use letters, digits, "_", "-" and "." (at most 64 characters)',
-            )
-        stage_table = table.table(name)
-        assert stage_table is not None
-        stages[name] = _stage(stage_table, name, root, executor)
-    table.done()
-    for name, stage in stages.items():
-        seen: set[str] = set()
-        for index, need in enumerate(stage.needs):
-            where = ("stages", name, "needs", index)
-            if need in seen:
-                raise top.document.error(where, f"{show(need)} is listed twice")
-            seen.add(need)
-            if need not in stages:
-                close = _close_matches(need, list(stages))
-                hint = (
-                    f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(stages)})"
-                )
-                raise top.document.error(where, f"unknown stage {show(need)}{hint}")
-    needs = {name: stage.needs for name, stage in stages.items()}
-    cycle = dag.find_cycle(needs)
-    if cycle:
-        raise top.document.error(("stages", cycle[0], "needs"), "cycle " + " → ".join(cycle))
-    return {name: stages[name] for name in dag.topological_order(needs)}
-
-
-def _stage(table: _Table, name: str, root: Path, executor: str) -> StageConfig:
-    command = table.command("command")
-    cwd = table.path_value("cwd", root) or root
-    stage = StageConfig(
-        name=name,
-        command=command,
-        cwd=cwd,
-        needs=table.strings("needs"),
-        env=table.environment("env"),
-        timeout=table.duration("timeout", None),
-        retries=table.integer("retries", 0, 0, 100),
-        artifact=table.path_value("artifact", cwd),
-        gates=table.checks("gates"),
-        executor=table.choice("executor", EXECUTORS, executor),
-    )
-    table.done()
-    return stage
-
-
-_CommandTable = TypeVar("_CommandTable", DeployConfig, AlertsConfig)
-
-
-def _command_table(
-    table: _Table | None, root: Path, kind: type[_CommandTable], timeout: float | None
-) -> _CommandTable | None:
-    """`[deploy]` or `[alerts]`: a command, where it runs, its ``timeout`` by default."""
-    if table is None:
-        return None
-    parsed = kind(
-        command=table.command("command"),
-        cwd=table.path_value("cwd", root) or root,
-        timeout=table.duration("timeout", timeout),
-        env=table.environment("env"),
-    )
-    table.done()
-    return parsed
-
-
-def _monitor(table: _Table | None, root: Path) -> MonitorConfig | None:
-    if table is None:
-        return None
-    auto = table.raw("auto_rollback")
-    if auto is None:
-        auto = True
-    elif not isinstance(auto, bool) and auto != "ask":
-        raise table.expected("auto_rollback", 'true, false or "ask"', auto)
-    checks = table.checks("checks")
-    if not checks:
-        raise table.error((), 'missing required key "checks" (e.g. ["accuracy >= 0.9"])')
-    interval = table.duration("interval", 5.0)
-    assert interval is not None
-    monitor = MonitorConfig(
-        command=table.command("command"),
-        cwd=table.path_value("cwd", root) or root,
-        checks=checks,
-        interval=interval,
-        samples=table.integer("samples", 3, 1, 10_000),
-        failures_before_rollback=table.integer("failures_before_rollback", 3, 1, 10_000),
-        auto_rollback=auto,
-        timeout=table.duration("timeout", None),
-        env=table.environment("env"),
-    )
-    table.done()
-    return monitor
-
-
-def _close_matches(word: str, candidates: list[str]) -> list[str]:
-    import difflib  # only for error messages
-
-    return difflib.get_close_matches(word, candidates, n=1)

@@ -1,34 +1,29 @@
-"""The stage graph: order and cycles, as pure functions over names."""
+"""The stage graph: order and cycles, as pure functions over names.
+
+`graphlib` does the graph work; what is ours is the order among stages that
+could run in either order (as written in the config) and how a cycle reads
+(from the stage written first, each needing the next).
+"""
 
 from __future__ import annotations
 
+import graphlib
+import heapq
 from collections.abc import Mapping, Sequence
 
 
 def find_cycle(needs: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """A cycle as ``[a, b, ..., a]``, or ``None``; stages are visited in mapping order."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: finished
-    path: list[str] = []
-
-    def visit(name: str) -> list[str] | None:
-        state[name] = 1
-        path.append(name)
-        for need in needs.get(name, ()):
-            if state.get(need) == 1:
-                return [*path[path.index(need) :], need]
-            if need in needs and need not in state:
-                found = visit(need)
-                if found:
-                    return found
-        path.pop()
-        state[name] = 2
-        return None
-
-    for name in needs:
-        if name not in state:
-            found = visit(name)
-            if found:
-                return found
+    """A cycle as ``[a, b, ..., a]`` where each needs the next, starting at the stage
+    written first, or ``None``."""
+    try:
+        _sorter(needs).prepare()
+    except graphlib.CycleError as error:
+        # graphlib lists each node before a node that needs it: read it backwards.
+        cycle: list[str] = list(reversed(error.args[1]))[:-1]
+        position = {name: index for index, name in enumerate(needs)}
+        start = min(range(len(cycle)), key=lambda index: position[cycle[index]])
+        cycle = cycle[start:] + cycle[:start]
+        return [*cycle, cycle[0]]
     return None
 
 
@@ -38,14 +33,16 @@ def topological_order(needs: Mapping[str, Sequence[str]]) -> list[str]:
     The graph must be acyclic (check with `find_cycle` first).
     """
     position = {name: index for index, name in enumerate(needs)}
-    remaining = {name: {n for n in deps if n in needs} for name, deps in needs.items()}
+    sorter = _sorter(needs)
+    sorter.prepare()
+    ready: list[tuple[int, str]] = []
     order: list[str] = []
-    while remaining:
-        ready = min((n for n, deps in remaining.items() if not deps), key=position.__getitem__)
-        order.append(ready)
-        del remaining[ready]
-        for deps in remaining.values():
-            deps.discard(ready)
+    while sorter.is_active():
+        for name in sorter.get_ready():
+            heapq.heappush(ready, (position[name], name))
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        sorter.done(name)
     return order
 
 
@@ -59,3 +56,10 @@ def upstream(needs: Mapping[str, Sequence[str]], targets: Sequence[str]) -> set[
             seen.add(name)
             stack.extend(needs.get(name, ()))
     return seen
+
+
+def _sorter(needs: Mapping[str, Sequence[str]]) -> graphlib.TopologicalSorter[str]:
+    """Each stage after what it needs; names that are not stages are left out."""
+    return graphlib.TopologicalSorter(
+        {name: [need for need in deps if need in needs] for name, deps in needs.items()}
+    )

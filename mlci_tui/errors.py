@@ -1,12 +1,31 @@
-"""Errors a user can cause; the CLI prints each as one line, never a traceback."""
+"""Exit codes, and the errors a user can cause: each says how `mlci` exits.
+
+The CLI prints an error as one line and exits with its code; the dashboard
+shows it as a notification. A traceback is a bug.
+"""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """How `mlci` and the runs it makes end."""
+
+    PASSED = 0
+    """Passed, or nothing wrong."""
+    FAILED = 1
+    """A stage, deploy or check failed, or what was asked for does not exist."""
+    USAGE = 2
+    """A config or usage error: nothing was started."""
+    CANCELLED = 130
+    """Ctrl-C or SIGTERM stopped it (128 + SIGINT, as shells report it)."""
 
 
 class MlciError(Exception):
     """Base of every error meant for a person rather than a debugger."""
 
-    exit_code: int = 1
+    exit_code: ExitCode = ExitCode.FAILED
 
 
 class ConfigError(MlciError):
@@ -15,7 +34,7 @@ class ConfigError(MlciError):
     Its text is one line: ``FILE:LINE: KEY.PATH: what was expected``.
     """
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(
         self, file: str, message: str, *, line: int | None = None, key: str | None = None
@@ -32,10 +51,32 @@ class ConfigError(MlciError):
 class UsageError(MlciError):
     """A command asked for something that does not exist or cannot be done."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class StoreError(MlciError):
     """The run store cannot be opened or written."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+
+
+class StoreMissing(StoreError):
+    """There is no store in the directory yet."""
+
+
+class NotFound(MlciError):
+    """What was asked for does not exist (yet): no runs, no such run."""
+
+    exit_code = ExitCode.FAILED
+
+
+class Cancelled(MlciError):
+    """Ctrl-C or SIGTERM stopped the command."""
+
+    exit_code = ExitCode.CANCELLED
+
+
+class RegistryError(MlciError):
+    """A version that does not exist, cannot be deployed, or is busy."""
+
+    exit_code = ExitCode.FAILED

@@ -80,6 +80,19 @@ def is_alive(pid: int, started: float | None) -> bool:
     return now is None or abs(now - started) < 0.05
 
 
+def ended_here(host: str | None, pid: int | None, started: float | None) -> bool:
+    """Whether the process ``pid`` that ``host`` recorded is known to have ended.
+
+    Only a process of this host can be checked: one of another host sharing
+    the store, or one without a pid, is never taken for dead.
+    """
+    import socket  # imported when needed: only recovery and cancelling ask
+
+    if pid is None or host != socket.gethostname():
+        return False
+    return not is_alive(pid, started)
+
+
 def group_exists(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -21,7 +22,7 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
-        parts = list(_DURATION_PART.finditer(text))
+        parts = list(re.finditer(_DURATION_PART, text))
         if not text or not parts or "".join(p.group(0) for p in parts) != text:
             raise ValueError("not a duration")
         seconds = sum(float(p.group(1)) * _UNIT_SECONDS[p.group(2)] for p in parts)
@@ -57,3 +58,15 @@ def format_bytes(size: int | None) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TB"
+
+
+def local_time(timestamp: float | None) -> str:
+    """``2026-11-26 10:04:05`` in local time; ``-`` when unknown."""
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def metric_text(value: float | None) -> str:
+    """A metric as tables show it: four significant digits; ``-`` when unknown."""
+    return "-" if value is None else f"{value:.4g}"

@@ -1,4 +1,5 @@
-"""What the command handlers share: opening the store, running async work."""
+"""What the command handlers share: loading the config, opening the store,
+running async work that Ctrl-C cancels."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-# Defined by the command line, which is loaded already: importing it costs nothing.
-from mlci_tui.cli import DEFAULT_CONFIG
-from mlci_tui.errors import MlciError
+from mlci_tui.errors import Cancelled, NotFound
 
 if TYPE_CHECKING:
     import asyncio
@@ -23,47 +22,28 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class NotFound(MlciError):
-    """What was asked for does not exist (yet): no runs, no such run."""
-
-    exit_code = 1
-
-
-class Cancelled(MlciError):
-    """Ctrl-C or SIGTERM stopped the command."""
-
-    exit_code = 130
-
-
-def config_path(args: argparse.Namespace) -> str:
-    return getattr(args, "config", DEFAULT_CONFIG)
-
-
 def load(args: argparse.Namespace) -> Config:
+    """The config ``--config`` names (the parser fills in the default)."""
     from mlci_tui.config import load_config
 
-    return load_config(config_path(args))
+    return load_config(args.config)
 
 
 def open_store(config: Config, *, create: bool = False) -> Store:
-    """The store, with crashed runs and deployments settled; `NotFound` if none yet."""
-    from mlci_tui.store import open_store as open_run_store
-    from mlci_tui.store.db import StoreMissing
+    """The store, with what dead runs and deployments left settled; `NotFound` if none yet."""
+    from mlci_tui.errors import StoreMissing
+    from mlci_tui.service.recovery import recover
+    from mlci_tui.store import Store
 
     try:
-        store = open_run_store(config.pipeline.state_dir, create=create)
+        store = Store.open(config.pipeline.state_dir, create=create)
     except StoreMissing:
         raise NotFound(
             f"no runs yet in {relative(config.pipeline.state_dir)} (start one with `mlci run`)"
         ) from None
-    if store.recovery_error:
-        print(f"mlci: warning: {store.recovery_error}", file=sys.stderr)
-    if store.running_deployments():
-        # Only then is the registry's recovery (and its imports) needed.
-        from mlci_tui.registry.deployer import recover_deployments
-        from mlci_tui.registry.versions import Registry
-
-        recover_deployments(Registry(store, config))
+    problem = recover(store, config)
+    if problem:
+        print(f"mlci: warning: {problem}", file=sys.stderr)
     return store
 
 
@@ -119,14 +99,3 @@ def relative(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
-
-
-def run_id(text: str) -> int:
-    """An argparse type: a run id, which SQLite can hold."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a run number, got {text!r}") from None
-    if not 1 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a run number, got {text!r}")
-    return value

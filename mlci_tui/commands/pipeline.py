@@ -39,9 +39,9 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from mlci_tui.console import run_summary, use_color
-    from mlci_tui.live_printer import BackgroundWriter, LivePrinter
-    from mlci_tui.pipeline.runner import Runner
+    from mlci_tui.commands.console import run_summary, use_color
+    from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
+    from mlci_tui.service.runner import Runner
 
     config = load(args)
     for name in args.stage:
@@ -73,7 +73,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from mlci_tui.console import run_summary, use_color
+    from mlci_tui.commands.console import run_summary, use_color
 
     with open_store(load(args)) as store:
         run = find_run(store, args.run)
@@ -86,10 +86,11 @@ def command_status(args: argparse.Namespace) -> int:
 
 def command_logs(args: argparse.Namespace) -> int:
     from mlci_tui import textsafe
+    from mlci_tui.service.recovery import recover, runner_gone
     from mlci_tui.store.logs import LogCursor, output_bytes
-    from mlci_tui.store.recovery import recover_interrupted, runner_gone
 
-    with open_store(load(args)) as store:
+    config = load(args)
+    with open_store(config) as store:
         run = find_run(store, args.run)
         stage = run.stage(args.stage)
         if stage is None:
@@ -118,7 +119,7 @@ def command_logs(args: argparse.Namespace) -> int:
             ended = stage is None or stage.state.finished or current.state.finished
             if not ended and runner_gone(current):
                 # The runner died while we watched: record it, then show what it left.
-                recover_interrupted(store)
+                recover(store, config)
                 ended = True
             emit()
             if ended:

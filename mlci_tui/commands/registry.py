@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING
 from mlci_tui.commands.common import load, open_registry, open_store, run_cancellable
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from mlci_tui.commands.live_printer import LivePrinter
     from mlci_tui.config import Config
-    from mlci_tui.live_printer import LivePrinter
+    from mlci_tui.pipeline.command import CommandContext
     from mlci_tui.registry.deployer import Deployer, DeployResult
     from mlci_tui.registry.versions import Registry
 
 
 def command_versions(args: argparse.Namespace) -> int:
-    from mlci_tui.console import use_color, version_table
+    from mlci_tui.commands.console import use_color, version_table
 
     config = load(args)
     # Like `helm history`: the newest by default, everything when asked.
@@ -44,7 +47,7 @@ def command_versions(args: argparse.Namespace) -> int:
 
 
 def command_history(args: argparse.Namespace) -> int:
-    from mlci_tui.console import history_table
+    from mlci_tui.commands.console import history_table
 
     config = load(args)
     with open_store(config) as store:
@@ -67,7 +70,7 @@ def command_deploy(args: argparse.Namespace) -> int:
         with _deploying(registry, config, "deploy") as (deployer, printer):
             result = run_cancellable(
                 lambda hurry: deployer.deploy(
-                    version, reason=args.reason, emit=printer, hurry=hurry, stage="deploy"
+                    version, _context(printer, "deploy", hurry), reason=args.reason
                 )
             )
     return _report(result)
@@ -81,7 +84,7 @@ def command_rollback(args: argparse.Namespace) -> int:
         with _deploying(registry, config, "rollback") as (deployer, printer):
             result = run_cancellable(
                 lambda hurry: deployer.rollback(
-                    target, reason=args.reason, emit=printer, hurry=hurry, stage="rollback"
+                    target, _context(printer, "rollback", hurry), reason=args.reason
                 )
             )
         left = result.deployment.from_version
@@ -94,22 +97,22 @@ def command_rollback(args: argparse.Namespace) -> int:
 
 def command_monitor(args: argparse.Namespace) -> int:
     from mlci_tui.errors import UsageError
-    from mlci_tui.monitor.analysis import Analysis
+    from mlci_tui.monitor.analysis import STAGE, Analysis
     from mlci_tui.monitor.watch import watch
 
     config = load(args)
     if config.monitor is None:
         raise UsageError("no [monitor] table in the config: nothing says how to check the model")
     registry = open_registry(config)
-    with registry.store, _deploying(registry, config, "monitor") as (deployer, printer):
+    with registry.store, _deploying(registry, config, STAGE) as (deployer, printer):
         analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
         return run_cancellable(
-            lambda hurry: watch(analysis, deployer, emit=printer, once=args.once)
+            lambda hurry: watch(analysis, deployer, _context(printer, STAGE, hurry), once=args.once)
         )
 
 
 def command_alerts(args: argparse.Namespace) -> int:
-    from mlci_tui.console import alert_lines
+    from mlci_tui.commands.console import alert_lines
 
     config = load(args)
     with open_store(config) as store:
@@ -145,19 +148,20 @@ def _deploying(
 ) -> Iterator[tuple[Deployer, LivePrinter]]:
     """A deployer, and a printer of ``stage``'s output that is closed (flushed) at the end."""
     from mlci_tui import procs
-    from mlci_tui.console import use_color
-    from mlci_tui.live_printer import BackgroundWriter, LivePrinter
+    from mlci_tui.alerts import Alerter
+    from mlci_tui.commands.console import use_color
+    from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
     from mlci_tui.masking import SecretMasker
-    from mlci_tui.monitor.alerts import Alerter
     from mlci_tui.pipeline.executors.local import LocalExecutor
     from mlci_tui.registry.deployer import Deployer
 
     masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
+    executor = LocalExecutor(subreaper=procs.become_subreaper())
     deployer = Deployer(
         registry,
-        executor=LocalExecutor(subreaper=procs.become_subreaper()),
+        executor=executor,
         masker=masker,
-        alerter=Alerter(registry.store, config.alerts, masker),
+        alerter=Alerter(registry.store, config, masker, executor=executor),
     )
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
@@ -166,6 +170,13 @@ def _deploying(
         yield deployer, printer
     finally:
         printer.close()
+
+
+def _context(printer: LivePrinter, stage: str, hurry: asyncio.Event) -> CommandContext:
+    """Output to the terminal as ``stage``'s; the deployment keeps a log of its own."""
+    from mlci_tui.pipeline.command import CommandContext
+
+    return CommandContext(printer, stage, hurry=hurry)
 
 
 def _report(result: DeployResult) -> int:

@@ -1,1 +1,1 @@
-"""Watching the live model: checks of its metrics, automatic rollback, alerts."""
+"""Watching the live model: samples of its metrics, and the rollback policy when they fail."""

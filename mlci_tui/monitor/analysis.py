@@ -16,18 +16,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from mlci_tui import procs
 from mlci_tui.config import MonitorConfig
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.events import Event, StageNoted
+from mlci_tui.pipeline.command import CommandContext, run_command
 from mlci_tui.pipeline.executors.base import StageExecutor
-from mlci_tui.pipeline.output import read_metrics_file
-from mlci_tui.registry.model_command import run_model_command
+from mlci_tui.pipeline.output import OutputSink, read_metrics_file
 from mlci_tui.registry.versions import Registry
 from mlci_tui.store.records import VersionRecord
-from mlci_tui.units import format_duration
 
 STAGE = "monitor"
+"""What the monitor command's output is reported as."""
 
 
 @dataclass(frozen=True)
@@ -79,51 +77,40 @@ class Analysis:
         return min(self.monitor.failures_before_rollback, self.monitor.samples)
 
     async def sample(
-        self,
-        version: VersionRecord,
-        *,
-        label: str,
-        emit: Callable[[Event], None],
-        run_id: int | None = None,
-        hurry: asyncio.Event | None = None,
+        self, version: VersionRecord, context: CommandContext, *, label: str
     ) -> Sample:
         """Run the monitor command once against ``version`` and record the result."""
         metrics_dir = self.store.state_dir / "monitor"
         metrics_dir.mkdir(parents=True, exist_ok=True)
         metrics_file = metrics_dir / f"{uuid.uuid4().hex}.json"
-        result, sink = await run_model_command(
+        monitor = self.monitor
+        variables = {
+            "MLCI_MODEL_VERSION": version.name,
+            "MLCI_MODEL_PATH": str(self.registry.artifact_path(version)),
+            "MLCI_METRICS_FILE": str(metrics_file),
+        }
+        if context.run_id is not None:
+            variables["MLCI_RUN_ID"] = str(context.run_id)
+        sink = OutputSink(context.stage, self.masker, context.emit, self.clock)
+        result = await run_command(
             self.registry.config,
-            self.monitor,
-            stage=STAGE,
-            variables={
-                "MLCI_MODEL_VERSION": version.name,
-                "MLCI_MODEL_PATH": str(self.registry.artifact_path(version)),
-                "MLCI_METRICS_FILE": str(metrics_file),
-                "MLCI_STATE_DIR": str(self.store.state_dir),
-            },
-            tag=procs.new_tag(),
-            environ=self.environ,
+            monitor,
+            variables=variables,
+            sink=sink,
             executor=self.executor,
-            masker=self.masker,
-            emit=emit,
-            clock=self.clock,
-            hurry=hurry,
+            environ=self.environ,
+            hurry=context.hurry,
         )
-        if result is None:
-            problem: str | None = f"timed out after {format_duration(self.monitor.timeout)}"
-        else:
-            problem = result.error or (
-                None if result.exit_code == 0 else procs.describe_exit(result.exit_code)
-            )
-            self.cpu_seconds += result.cpu_seconds or 0.0
-            self.peak_rss_bytes = max(self.peak_rss_bytes, result.peak_rss_bytes or 0)
+        problem = result.problem
+        self.cpu_seconds += result.cpu_seconds or 0.0
+        self.peak_rss_bytes = max(self.peak_rss_bytes, result.peak_rss_bytes or 0)
         from_file, _ = read_metrics_file(metrics_file)
         metrics_file.unlink(missing_ok=True)
         metrics = {**sink.metrics, **from_file}
         if problem is not None:
             sample = Sample(False, metrics, f"the monitor command failed ({problem})")
         else:
-            failures = [f for f in (c.evaluate(metrics) for c in self.monitor.checks) if f]
+            failures = [f for f in (c.evaluate(metrics) for c in monitor.checks) if f]
             sample = Sample(not failures, metrics, "; ".join(failures) or None)
         self.store.add_sample(
             version=version.number,
@@ -131,30 +118,21 @@ class Analysis:
             metrics=sample.metrics,
             finding=sample.finding,
             created_at=self.clock(),
-            run_id=run_id,
+            run_id=context.run_id,
         )
         shown = ", ".join(f"{k} {v:g}" for k, v in metrics.items()) or "no metrics"
         verdict = "passed" if sample.passed else f"failed: {sample.finding}"
-        emit(StageNoted(STAGE, f"{label} of {version.name}: {verdict} ({shown})", self.clock()))
+        context.note(f"{label} of {version.name}: {verdict} ({shown})", self.clock)
         return sample
 
-    async def post_deploy(
-        self,
-        version: VersionRecord,
-        *,
-        emit: Callable[[Event], None],
-        run_id: int | None = None,
-        hurry: asyncio.Event | None = None,
-    ) -> Verdict:
+    async def post_deploy(self, version: VersionRecord, context: CommandContext) -> Verdict:
         """Up to `samples` samples; failed once `threshold` fail in a row."""
         in_a_row = 0
         total = self.monitor.samples
         for index in range(1, total + 1):
             if index > 1:
                 await asyncio.sleep(self.monitor.interval)
-            sample = await self.sample(
-                version, label=f"sample {index}/{total}", emit=emit, run_id=run_id, hurry=hurry
-            )
+            sample = await self.sample(version, context, label=f"sample {index}/{total}")
             in_a_row = 0 if sample.passed else in_a_row + 1
             if in_a_row >= self.threshold:
                 return Verdict(True, sample.finding, index, self.cpu_seconds, self.peak_rss_bytes)

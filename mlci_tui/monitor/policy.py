@@ -7,18 +7,13 @@ dismiss; ``false`` only alerts.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from mlci_tui import alerts
 from mlci_tui.errors import MlciError
-from mlci_tui.monitor import alerts
-from mlci_tui.pipeline.events import Event, StageNoted
+from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.registry.deployer import Deployer
 from mlci_tui.store.records import VersionRecord
-
-STAGE = "monitor"
 
 
 @dataclass(frozen=True)
@@ -28,14 +23,7 @@ class Response:
 
 
 async def respond(
-    version: VersionRecord,
-    finding: str,
-    deployer: Deployer,
-    *,
-    emit: Callable[[Event], None],
-    run_id: int | None = None,
-    hurry: asyncio.Event | None = None,
-    log_path: Path | None = None,
+    version: VersionRecord, finding: str, deployer: Deployer, context: CommandContext
 ) -> Response:
     """Apply the configured policy to ``version``, which failed with ``finding``."""
     registry = deployer.registry
@@ -47,12 +35,12 @@ async def respond(
     failed = f"{version.name} failed its analysis: {finding}"
 
     def note(text: str) -> None:
-        emit(StageNoted(STAGE, text, deployer.clock()))
+        context.note(text, deployer.clock)
 
     async def not_rolled_back(message: str) -> Response:
         note(message)
         await deployer.alerter.send(
-            alerts.ANALYSIS_FAILED, message, version=version.number, run_id=run_id
+            alerts.ANALYSIS_FAILED, message, version=version.number, run_id=context.run_id
         )
         return Response(False, message)
 
@@ -61,16 +49,7 @@ async def respond(
             return await not_rolled_back(f"{failed}; no earlier healthy version to roll back to")
         note(f"rolling back to {target.name}")
         try:
-            result = await deployer.rollback(
-                target,
-                reason=finding,
-                automatic=True,
-                run_id=run_id,
-                emit=emit,
-                log_path=log_path,
-                hurry=hurry,
-                stage=STAGE,
-            )
+            result = await deployer.rollback(target, context, reason=finding, automatic=True)
         except MlciError as error:
             return await not_rolled_back(
                 f"{failed}; the rollback to {target.name} could not start: {error}"
@@ -91,7 +70,7 @@ async def respond(
                 created_at=deployer.clock(),
             )
             await deployer.alerter.send(
-                alerts.DECISION_PENDING, message, version=version.number, run_id=run_id
+                alerts.DECISION_PENDING, message, version=version.number, run_id=context.run_id
             )
         return Response(False, message)
     return await not_rolled_back(f"{failed}; auto_rollback is off")

@@ -1,1 +1,1 @@
-"""The engine: config → DAG → async executor → events → store."""
+"""The engine: a DAG of stages → commands on executors → events → the store."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -20,10 +19,10 @@ from pathlib import Path
 
 from mlci_tui import dag
 from mlci_tui.config import Config, StageConfig
-from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline import executors
-from mlci_tui.pipeline.events import (
+from mlci_tui.errors import ExitCode
+from mlci_tui.events import (
     Event,
+    ExternalJob,
     RunFinished,
     RunNoted,
     RunStarted,
@@ -31,21 +30,16 @@ from mlci_tui.pipeline.events import (
     StageStarted,
     Subscriber,
 )
-from mlci_tui.pipeline.executors.base import (
-    AttemptResult,
-    AttemptSpec,
-    ExternalJob,
-    StageExecutor,
-)
+from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline import executors
+from mlci_tui.pipeline.command import run_command
+from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.output import OutputSink, read_metrics_file
-from mlci_tui.procs import TAG_VARIABLE, describe_exit, new_tag
+from mlci_tui.procs import new_tag
 from mlci_tui.states import RunState, StageState
 from mlci_tui.units import format_duration
 
-EXIT_PASSED = 0
-EXIT_FAILED = 1
-EXIT_CANCELLED = 130
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 
 _NOT_PASSED = (StageState.FAILED, StageState.SKIPPED, StageState.CANCELLED)
@@ -192,16 +186,16 @@ class Engine:
     def _result(self, plan: _Plan) -> RunResult:
         failed = [n for n, s in plan.states.items() if s is StageState.FAILED]
         if self._fault is not None:
-            state, code, message = RunState.FAILED, EXIT_FAILED, self._fault
+            state, code, message = RunState.FAILED, ExitCode.FAILED, self._fault
         elif self._cancelled:
-            state, code, message = RunState.CANCELLED, EXIT_CANCELLED, None
+            state, code, message = RunState.CANCELLED, ExitCode.CANCELLED, None
         elif any(s in _NOT_PASSED for s in plan.states.values()):
-            state, code = RunState.FAILED, EXIT_FAILED
+            state, code = RunState.FAILED, ExitCode.FAILED
             message = f"failed: {', '.join(failed)}" if failed else "failed"
             if self._marked is not None:
                 state, message = self._marked
         else:
-            state, code, message = RunState.PASSED, EXIT_PASSED, None
+            state, code, message = RunState.PASSED, ExitCode.PASSED, None
         self.emit(RunFinished(state, code, self.clock(), message))
         return RunResult(state, code, dict(plan.finished), message)
 
@@ -276,9 +270,7 @@ class Engine:
         self.emit(StageStarted(stage.name, 1, 1, None, None, None, self.clock()))
         context = ActionContext(self.emit, self._finished, self._hurry, self.mark_run)
         result = await action(context)
-        if result.error is not None:
-            return result, result.error
-        return result, None if result.exit_code == 0 else describe_exit(result.exit_code)
+        return result, result.problem
 
     async def _attempt(
         self, stage: StageConfig, attempt: int, attempts: int, sink: OutputSink
@@ -287,32 +279,35 @@ class Engine:
         action = self.actions.get(stage.name)
         if action is not None:
             return await self._action(stage, action)
-        executor = self._executor(stage.executor)
-        tag = new_tag()
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)
-        own_env = self._own_environment(stage, attempt, tag, metrics_file)
-        spec = AttemptSpec(
-            stage=stage.name,
-            command=stage.command,
-            cwd=stage.cwd,
-            env=self._environment(own_env),
-            process_tag=tag,
-            kill_grace=self.config.pipeline.kill_grace,
-            hurry=self._hurry,
-            own_env=own_env,
-        )
+        variables = {
+            "MLCI_STAGE": stage.name,
+            "MLCI_ATTEMPT": str(attempt),
+            "MLCI_METRICS_FILE": str(metrics_file),
+        }
+        if self.run_id is not None:
+            variables["MLCI_RUN_ID"] = str(self.run_id)
+        tag = new_tag()
 
         def started(pid: int | None, pgid: int | None, job: ExternalJob | None = None) -> None:
             self.emit(
                 StageStarted(stage.name, attempt, attempts, pid, pgid, tag, self.clock(), job)
             )
 
-        run = executor.run(spec, sink, started)
-        try:
-            result = await (run if stage.timeout is None else asyncio.wait_for(run, stage.timeout))
-        except asyncio.TimeoutError:
-            return AttemptResult(None), f"timed out after {format_duration(stage.timeout)}"
+        result = await run_command(
+            self.config,
+            stage,
+            variables=variables,
+            sink=sink,
+            executor=self._executor(stage.executor),
+            environ=self.environ,
+            hurry=self._hurry,
+            tag=tag,
+            started=started,
+        )
+        if result.timed_out:
+            return result, result.error
         if result.error is not None:
             sink.note(result.error)
             return result, result.error
@@ -320,9 +315,7 @@ class Engine:
         for problem in problems:
             sink.note(problem)
         sink.add_metrics(metrics)
-        if result.exit_code != 0:
-            return result, describe_exit(result.exit_code)
-        return result, None
+        return result, result.problem
 
     def _judge(
         self,
@@ -381,37 +374,3 @@ class Engine:
         if executor is None:
             executor = self.executors[kind] = executors.create(kind, self.config)
         return executor
-
-    def _own_environment(
-        self, stage: StageConfig, attempt: int, tag: str, metrics_file: Path
-    ) -> dict[str, str]:
-        """What the config and mlci add to the environment a stage inherits."""
-        # Output should stream while it happens, not arrive in one block at exit.
-        env = {"PYTHONUNBUFFERED": self.environ.get("PYTHONUNBUFFERED", "1")}
-        env.update(self.config.pipeline.env)
-        env.update(stage.env)
-        env.update(
-            {
-                "MLCI_PIPELINE": self.config.pipeline.name,
-                "MLCI_STAGE": stage.name,
-                "MLCI_ATTEMPT": str(attempt),
-                "MLCI_METRICS_FILE": str(metrics_file),
-                "MLCI_STATE_DIR": str(self.config.pipeline.state_dir),
-                TAG_VARIABLE: tag,
-            }
-        )
-        if self.run_id is not None:
-            env["MLCI_RUN_ID"] = str(self.run_id)
-        return env
-
-    def _environment(self, own: Mapping[str, str]) -> dict[str, str]:
-        """The complete environment of a local stage: the runner's, then its own."""
-        env = dict(self.environ)
-        if sys.prefix != sys.base_prefix:
-            # As an activated venv would: `python` in a stage is this environment's.
-            bin_dir = str(Path(sys.executable).parent)
-            path = env.get("PATH", "")
-            if not path.startswith(bin_dir + os.pathsep):
-                env["PATH"] = bin_dir + os.pathsep + path if path else bin_dir
-        env.update(own)
-        return env

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mlci_tui.checks import METRIC_NAME
+from mlci_tui.events import Event, StageMetrics, StageNoted, StageOutput
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.events import Event, StageMetrics, StageNoted, StageOutput
 from mlci_tui.states import Stream
 
 PIECE_LIMIT = 1 << 20

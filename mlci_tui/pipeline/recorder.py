@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from mlci_tui.pipeline.events import (
+from mlci_tui.events import (
     Event,
     RunFinished,
     StageFinished,

@@ -1,13 +1,25 @@
-"""Who did it: the name recorded for deploys, rollbacks and answered decisions.
+"""The audit trail's rules: who did it, whether a running deploy's process is
+gone, and how a deploy that succeeded changes the versions' statuses.
 
-A module of its own, without the deployer's imports, so that a command that
-only answers a decision (`mlci alerts --dismiss`) stays quick to start.
+A module of its own, without the deployer's imports, so that recovery and a
+command that only answers a decision (`mlci alerts --dismiss`) stay quick to
+start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Mapping
+
+from mlci_tui import procs
+from mlci_tui.config import Config
+from mlci_tui.states import DeployKind, VersionStatus
+from mlci_tui.store.records import DeploymentRecord, VersionRecord
+
+STALE_ELSEWHERE_S = 3600.0
+"""How long a deploy of another host, whose process cannot be checked, may run
+(when `[deploy] timeout` does not say) before its lock is taken."""
 
 
 def current_user(environ: Mapping[str, str]) -> str:
@@ -19,3 +31,38 @@ def current_user(environ: Mapping[str, str]) -> str:
     with contextlib.suppress(Exception):
         return getpass.getuser()
     return "unknown"
+
+
+def is_stale(deployment: DeploymentRecord, config: Config, now: float) -> bool:
+    """Whether a running deployment's process is gone, so its lock may be taken."""
+    if deployment.host == socket.gethostname():
+        return deployment.pid is None or not procs.is_alive(deployment.pid, deployment.pid_started)
+    # Another machine's process cannot be checked; trust it until its timeout passed.
+    timeout = (config.deploy.timeout if config.deploy else None) or STALE_ELSEWHERE_S
+    return now - deployment.started_at > timeout + 60
+
+
+def succeeded_statuses(
+    deployment: DeploymentRecord, name: str, live: VersionRecord | None
+) -> list[tuple[int, VersionStatus, str | None]]:
+    """How version statuses change when ``deployment`` (to the version ``name``),
+    which replaced ``live``, succeeds."""
+    kind = deployment.kind
+    reason = f": {deployment.reason}" if deployment.reason else ""
+    statuses: list[tuple[int, VersionStatus, str | None]] = []
+    if live is not None:
+        if kind is DeployKind.DEPLOY:
+            statuses.append((live.number, VersionStatus.PREVIOUS, f"superseded by {name}"))
+        elif kind is DeployKind.ROLLBACK:
+            statuses.append(
+                (live.number, VersionStatus.ROLLED_BACK, f"rolled back to {name}{reason}")
+            )
+        else:
+            statuses.append((live.number, VersionStatus.ROLLED_BACK, f"auto-rolled back{reason}"))
+    if kind is DeployKind.DEPLOY:
+        description = "deployed" + reason
+    else:
+        automatic = " (automatic)" if kind is DeployKind.AUTO_ROLLBACK else ""
+        description = f"rolled back from {live.name if live else '-'}{automatic}"
+    statuses.append((deployment.to_version, VersionStatus.LIVE, description))
+    return statuses

@@ -15,25 +15,25 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from mlci_tui import procs
+from mlci_tui import alerts, procs
+from mlci_tui.alerts import Alerter
 from mlci_tui.config import Config
+from mlci_tui.errors import RegistryError
+from mlci_tui.events import Event, StageNoted, StageOutput
 from mlci_tui.masking import SecretMasker
-from mlci_tui.monitor import alerts
-from mlci_tui.monitor.alerts import Alerter
-from mlci_tui.pipeline.events import Event, StageNoted, StageOutput
+from mlci_tui.pipeline.command import CommandContext, run_command
 from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
+from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.pipeline.recorder import log_record
 from mlci_tui.registry.artifacts import digest
-from mlci_tui.registry.audit import current_user
-from mlci_tui.registry.model_command import run_model_command
-from mlci_tui.registry.pointer import Pointer, link_artifact, read_pointer, write_pointer
-from mlci_tui.registry.versions import Registry, RegistryError
+from mlci_tui.registry.audit import current_user, is_stale, succeeded_statuses
+from mlci_tui.registry.pointer import Pointer, write_pointer
+from mlci_tui.registry.versions import Registry
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
+from mlci_tui.store.deployments import DeploymentBusy
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.records import DeploymentRecord, VersionRecord
-from mlci_tui.store.registry_tables import DeploymentBusy
 from mlci_tui.units import format_duration
 
 _VERBS = {
@@ -49,7 +49,7 @@ class DeployResult:
     succeeded: bool
     message: str
     command: AttemptResult | None = None
-    """How the deploy command ran (exit code, CPU time, peak memory), if it ran."""
+    """How the deploy command ran (exit code, CPU time, peak memory), if it started."""
 
 
 class Deployer:
@@ -79,37 +79,22 @@ class Deployer:
     # The two operations ------------------------------------------------------
 
     async def deploy(
-        self,
-        version: VersionRecord,
-        *,
-        reason: str | None = None,
-        run_id: int | None = None,
-        emit: Callable[[Event], None] | None = None,
-        log_path: Path | None = None,
-        hurry: asyncio.Event | None = None,
-        stage: str = "deploy",
+        self, version: VersionRecord, context: CommandContext, *, reason: str | None = None
     ) -> DeployResult:
-        """Deploy ``version``. Output goes to ``emit`` (if given), as the output of
-        ``stage``, and to a log file of the deployment's own, unless ``log_path``
-        names where ``emit`` records it."""
+        """Deploy ``version``. Its output goes to ``context``, and to a log file of the
+        deployment's own unless ``context.log_path`` says where it is recorded."""
         live = self.registry.live()
-        return await self._run(
-            DeployKind.DEPLOY, version, live, reason, run_id, emit, log_path, hurry, stage
-        )
+        return await self._run(DeployKind.DEPLOY, version, live, reason, context)
 
     async def rollback(
         self,
-        target: VersionRecord | None = None,
+        target: VersionRecord | None,
+        context: CommandContext,
         *,
         reason: str | None = None,
         automatic: bool = False,
-        run_id: int | None = None,
-        emit: Callable[[Event], None] | None = None,
-        log_path: Path | None = None,
-        hurry: asyncio.Event | None = None,
-        stage: str = "rollback",
     ) -> DeployResult:
-        """Deploy ``target``, by default the last version that was live and healthy."""
+        """Deploy ``target``, by default (None) the last version that was live and healthy."""
         live = self.registry.live()
         if live is None:
             raise RegistryError("nothing is live, so there is nothing to roll back")
@@ -121,7 +106,7 @@ class Deployer:
                     " (name one: mlci rollback VERSION)"
                 )
         kind = DeployKind.AUTO_ROLLBACK if automatic else DeployKind.ROLLBACK
-        return await self._run(kind, target, live, reason, run_id, emit, log_path, hurry, stage)
+        return await self._run(kind, target, live, reason, context)
 
     # The steps ---------------------------------------------------------------
 
@@ -145,29 +130,23 @@ class Deployer:
         version: VersionRecord,
         live: VersionRecord | None,
         reason: str | None,
-        run_id: int | None,
-        emit: Callable[[Event], None] | None,
-        log_path: Path | None,
-        hurry: asyncio.Event | None,
-        stage: str,
+        context: CommandContext,
     ) -> DeployResult:
         self.check_deployable(version, live)
-        deployment = self._lock(kind, version, live, reason, run_id)
+        deployment = self._lock(kind, version, live, reason, context.run_id)
         log: LogWriter | None = None
+        log_path = context.log_path
         if log_path is None:
             log_path = self.store.deployment_log(deployment.id)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = LogWriter(log_path)
-            emit = _log_events(log, emit)
-        assert emit is not None
+            context = context._replace(emit=log_events(log, context.emit), log_path=log_path)
         self.store.set_deployment_log(deployment.id, str(log_path))
         command: AttemptResult | None = None
         try:
             failure = self._verify(version)
             if failure is None:
-                failure, command = await self._command(
-                    deployment, version, live, emit, hurry, stage
-                )
+                failure, command = await self._command(deployment, version, live, context)
         except asyncio.CancelledError:
             self._finish(deployment, version, live, "cancelled")
             raise
@@ -211,7 +190,7 @@ class Deployer:
             ) from None
 
     def is_stale(self, deployment: DeploymentRecord) -> bool:
-        return is_stale(deployment, self.registry, self.clock())
+        return is_stale(deployment, self.config, self.clock())
 
     def _verify(self, version: VersionRecord) -> str | None:
         """Why the stored artifact must not be deployed (its bytes changed), or None."""
@@ -228,43 +207,39 @@ class Deployer:
         deployment: DeploymentRecord,
         version: VersionRecord,
         live: VersionRecord | None,
-        emit: Callable[[Event], None],
-        hurry: asyncio.Event | None,
-        stage: str,
-    ) -> tuple[str | None, AttemptResult | None]:
-        """Run the deploy command: why it did not succeed (None if it did), and how it
-        ran (None if it timed out)."""
+        context: CommandContext,
+    ) -> tuple[str | None, AttemptResult]:
+        """Run the deploy command: why it did not succeed (None if it did), and how it ran."""
         deploy = self.config.deploy
         assert deploy is not None
         artifact = self.registry.artifact_path(version)
         verb = _VERBS[deployment.kind]
-        emit(StageNoted(stage, f"{verb} {version.name} ({artifact.name})", self.clock()))
-        result, _ = await run_model_command(
+        context.note(f"{verb} {version.name} ({artifact.name})", self.clock)
+        variables = {
+            "MLCI_MODEL_VERSION": version.name,
+            "MLCI_MODEL_PATH": str(artifact),
+            "MLCI_MODEL_SHA256": version.sha256,
+            "MLCI_PREVIOUS_VERSION": "" if live is None else live.name,
+            "MLCI_DEPLOY_KIND": deployment.kind.value,
+        }
+        if context.run_id is not None:
+            variables["MLCI_RUN_ID"] = str(context.run_id)
+        result = await run_command(
             self.config,
             deploy,
-            stage=stage,
-            variables={
-                "MLCI_MODEL_VERSION": version.name,
-                "MLCI_MODEL_PATH": str(artifact),
-                "MLCI_MODEL_SHA256": version.sha256,
-                "MLCI_PREVIOUS_VERSION": "" if live is None else live.name,
-                "MLCI_DEPLOY_KIND": deployment.kind.value,
-                "MLCI_STATE_DIR": str(self.store.state_dir),
-            },
-            tag=deployment.process_tag or "",
-            environ=self.environ,
+            variables=variables,
+            sink=OutputSink(context.stage, self.masker, context.emit, self.clock),
             executor=self.executor,
-            masker=self.masker,
-            emit=emit,
-            clock=self.clock,
-            hurry=hurry,
+            environ=self.environ,
+            hurry=context.hurry,
+            tag=deployment.process_tag,
         )
-        if result is None:
-            return f"the deploy command timed out after {format_duration(deploy.timeout)}", None
+        if result.timed_out:
+            return f"the deploy command {result.error}", result
         if result.error is not None:
             return result.error, result
         if result.exit_code != 0:
-            return f"the deploy command failed ({procs.describe_exit(result.exit_code)})", result
+            return f"the deploy command failed ({result.problem})", result
         return None, result
 
     def _finish(
@@ -338,94 +313,19 @@ class Deployer:
             )
 
 
-def succeeded_statuses(
-    deployment: DeploymentRecord, name: str, live: VersionRecord | None
-) -> list[tuple[int, VersionStatus, str | None]]:
-    """How version statuses change when ``deployment`` succeeds."""
-    kind = deployment.kind
-    reason = f": {deployment.reason}" if deployment.reason else ""
-    statuses: list[tuple[int, VersionStatus, str | None]] = []
-    if live is not None:
-        if kind is DeployKind.DEPLOY:
-            statuses.append((live.number, VersionStatus.PREVIOUS, f"superseded by {name}"))
-        elif kind is DeployKind.ROLLBACK:
-            statuses.append(
-                (live.number, VersionStatus.ROLLED_BACK, f"rolled back to {name}{reason}")
-            )
-        else:
-            statuses.append((live.number, VersionStatus.ROLLED_BACK, f"auto-rolled back{reason}"))
-    if kind is DeployKind.DEPLOY:
-        description = "deployed" + reason
-    else:
-        automatic = " (automatic)" if kind is DeployKind.AUTO_ROLLBACK else ""
-        description = f"rolled back from {live.name if live else '-'}{automatic}"
-    statuses.append((deployment.to_version, VersionStatus.LIVE, description))
-    return statuses
-
-
 def _done_message(kind: DeployKind, version: VersionRecord, live: VersionRecord | None) -> str:
     if kind is DeployKind.DEPLOY:
         return f"{version.name} is live"
     return f"rolled back from {live.name if live else '-'} to {version.name}"
 
 
-def _log_events(log: LogWriter, forward: Callable[[Event], None] | None) -> Callable[[Event], None]:
+def log_events(log: LogWriter, forward: Callable[[Event], None]) -> Callable[[Event], None]:
     """An event subscriber that writes a deployment's output to its own log file,
     then passes the event on."""
 
     def write(event: Event) -> None:
         if isinstance(event, (StageOutput, StageNoted)):
             log.write(log_record(event))
-        if forward is not None:
-            forward(event)
+        forward(event)
 
     return write
-
-
-def is_stale(deployment: DeploymentRecord, registry: Registry, now: float) -> bool:
-    """Whether a running deployment's process is gone, so its lock may be taken."""
-    if deployment.host == socket.gethostname():
-        return deployment.pid is None or not procs.is_alive(deployment.pid, deployment.pid_started)
-    # Another machine's process cannot be checked; trust it until its timeout passed.
-    deploy = registry.config.deploy
-    timeout = (deploy.timeout if deploy else None) or 3600.0
-    return now - deployment.started_at > timeout + 60
-
-
-def recover_deployments(registry: Registry, now: float | None = None) -> list[int]:
-    """Settle deployments whose process died: completed if the pointer had moved,
-    else interrupted — never left holding the lock. Their leftover processes are
-    stopped. Returns the ids settled."""
-    store = registry.store
-    now = time.time() if now is None else now
-    settled = []
-    pointer = read_pointer(store.state_dir)
-    for deployment in store.running_deployments():
-        if not is_stale(deployment, registry, now):
-            continue
-        if deployment.process_tag:
-            procs.kill_tagged({deployment.process_tag}, (), grace=2.0)
-        if pointer is not None and pointer.deployment_id == deployment.id:
-            version = store.version(deployment.to_version)
-            live = (
-                None if deployment.from_version is None else store.version(deployment.from_version)
-            )
-            name = version.name if version else f"v{deployment.to_version}"
-            store.finish_deployment(
-                deployment.id,
-                DeployOutcome.SUCCEEDED,
-                ended_at=now,
-                message="completed; recorded after the deploying process stopped",
-                statuses=succeeded_statuses(deployment, name, live),
-            )
-            link_artifact(store.state_dir, Path(pointer.artifact))
-        else:
-            store.finish_deployment(
-                deployment.id,
-                DeployOutcome.INTERRUPTED,
-                ended_at=now,
-                message="the deploying process stopped before it finished;"
-                " the live version did not change",
-            )
-        settled.append(deployment.id)
-    return settled

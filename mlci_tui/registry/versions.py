@@ -10,18 +10,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mlci_tui.config import Config
-from mlci_tui.errors import MlciError
+from mlci_tui.errors import RegistryError
 from mlci_tui.registry.artifacts import commit_copy, digest, stage_copy
 from mlci_tui.store import Store
 from mlci_tui.store.records import VersionRecord
 
 _VERSION = re.compile(r"[vV]?(\d+)")
-
-
-class RegistryError(MlciError):
-    """A version that does not exist, cannot be deployed, or is busy."""
-
-    exit_code = 1
 
 
 class Registry:

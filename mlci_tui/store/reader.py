@@ -2,19 +2,26 @@
 
 Viewers poll. Asking SQLite whether anything changed (``PRAGMA data_version``)
 costs microseconds, so a dashboard can ask twice a second and stay idle;
-only when something changed does it read a snapshot. Versions are re-read
-only when the registry changed, so a store with 10 000 versions costs
-nothing while a run streams.
+only when something changed does it read a snapshot. The reader decides
+what to read again: everything when the store changed or another run is
+asked for, else only the logs of the stages still running. Versions are
+re-read only when the registry changed, so a store with 10 000 versions
+costs nothing while a run streams.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 
 from mlci_tui.errors import StoreError
-from mlci_tui.store.db import DB_NAME, Store, log_path_in
+from mlci_tui.states import RunState, StageState
+from mlci_tui.store import paths
+from mlci_tui.store.db import Store
+from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.records import (
     AlertRecord,
     DecisionRecord,
@@ -26,6 +33,11 @@ from mlci_tui.store.records import (
 VERSION_LIMIT = 200
 """Versions shown; older ones are listed by `mlci versions` (and have no artifact
 left unless `keep_versions` is large)."""
+TAIL_LINES = 3
+"""Output lines read of each started stage: the most a stage pane shows."""
+
+Tails = Mapping[str, tuple[LogRecord, ...]]
+_NO_TAILS: Tails = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -44,76 +56,124 @@ class Snapshot:
     """Pending rollback decisions."""
     deploying: DeploymentRecord | None = None
     """A deploy or rollback in progress."""
+    tails: Tails = field(default_factory=lambda: _NO_TAILS)
+    """The last output lines of each stage of ``run`` that has started."""
 
 
 class StoreReader:
     """Reads one store for a viewer; safe to call from a worker thread and the UI."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, tail_lines: int = TAIL_LINES) -> None:
         self.state_dir = state_dir
+        self.tail_lines = tail_lines
         self._store: Store | None = None
         self._lock = threading.Lock()
-        self._data_version: int | None = None
+        self._last: Snapshot | None = None
+        self._last_run_id: int | None = None
+        """The run asked for by the last snapshot (None: the latest)."""
+        self._last_version: int | None = None
+        """The store's data version when the last snapshot was read."""
         self._registry_stamp: tuple[object, ...] | None = None
         self._registry: tuple[
             tuple[VersionRecord, ...], int, VersionRecord | None, tuple[AlertRecord, ...]
         ] = ((), 0, None, ())
 
-    def changed(self) -> bool:
-        """Whether the store changed since the last call (True the first time).
+    def due(self, run_id: int | None = None) -> bool:
+        """Whether `snapshot(run_id)` would show something new: the store changed,
+        another run is asked for, or the run shown is running (its logs grow).
 
-        Never blocks: if a snapshot is being read in another thread, it says no
-        and the next poll asks again.
+        Never blocks: while a snapshot is being read in another thread it says
+        no, and the next poll asks again.
         """
         if not self._lock.acquire(blocking=False):
             return False
         try:
+            last = self._last
+            if last is None or run_id != self._last_run_id:
+                return True
+            if last.run is not None and last.run.state is RunState.RUNNING:
+                return True
             store = self._open()
-            if store is None:
-                return False
-            version = store.data_version()
-            if version == self._data_version:
-                return False
-            self._data_version = version
-            return True
+            return store is not None and store.data_version() != self._last_version
         except StoreError:
-            return True
+            return True  # the snapshot will say what is wrong
         finally:
             self._lock.release()
 
     def snapshot(self, run_id: int | None = None) -> Snapshot:
+        """What a viewer shows of run ``run_id`` (None: the latest run)."""
         with self._lock:
             store = self._open()
             if store is None:
-                return Snapshot()
-            # A pinned run needs only the latest's id, not its stages.
-            if run_id is None:
-                run = store.latest_run()
-                latest_id = None if run is None else run.id
+                self._last, self._last_run_id, self._last_version = Snapshot(), run_id, None
+                return self._last
+            # Read before the rest: a change committed meanwhile is seen by the next `due`.
+            version = store.data_version()
+            last = self._last
+            if last is not None and run_id == self._last_run_id and version == self._last_version:
+                snapshot = self._with_running_tails(last)
             else:
-                run = store.run(run_id)
-                latest_id = store.latest_run_id()
-            stamp = store.registry_stamp()
-            if stamp != self._registry_stamp:
-                self._registry_stamp = stamp
-                self._registry = (
-                    tuple(store.versions(limit=VERSION_LIMIT)),
-                    store.version_count(),
-                    store.live_version(),
-                    tuple(store.alerts(limit=20)),
-                )
-            versions, count, live, alerts = self._registry
-            running = store.running_deployments()
-            return Snapshot(
-                run=run,
-                latest_run_id=latest_id,
-                versions=versions,
-                version_count=count,
-                live=live,
-                alerts=alerts,
-                decisions=tuple(store.decisions()),
-                deploying=running[-1] if running else None,
+                snapshot = self._read(store, run_id)
+            self._last, self._last_run_id, self._last_version = snapshot, run_id, version
+            return snapshot
+
+    def _read(self, store: Store, run_id: int | None) -> Snapshot:
+        # A pinned run needs only the latest's id, not its stages.
+        if run_id is None:
+            run = store.latest_run()
+            latest_id = None if run is None else run.id
+        else:
+            run = store.run(run_id)
+            latest_id = store.latest_run_id()
+        stamp = store.registry_stamp()
+        if stamp != self._registry_stamp:
+            self._registry_stamp = stamp
+            self._registry = (
+                tuple(store.versions(limit=VERSION_LIMIT)),
+                store.version_count(),
+                store.live_version(),
+                tuple(store.alerts(limit=20)),
             )
+        versions, count, live, alerts = self._registry
+        running = store.running_deployments()
+        return Snapshot(
+            run=run,
+            latest_run_id=latest_id,
+            versions=versions,
+            version_count=count,
+            live=live,
+            alerts=alerts,
+            decisions=tuple(store.decisions()),
+            deploying=running[-1] if running else None,
+            tails=self._tails(run, _NO_TAILS),
+        )
+
+    def _with_running_tails(self, last: Snapshot) -> Snapshot:
+        """``last`` with the logs of its running stages read again: the store is as
+        ``last`` read it, so nothing else can have changed."""
+        if last.run is None or last.run.state is not RunState.RUNNING:
+            return last
+        return replace(last, tails=self._tails(last.run, last.tails))
+
+    def _tails(self, run: RunRecord | None, kept: Tails) -> Tails:
+        """The last lines of each started stage of ``run``; those in ``kept`` are kept
+        for stages that are not running.
+
+        Output is written before a stage's end is stored, and ``kept`` was read
+        after the snapshot that stored it: for a stage that ended, it is complete.
+        """
+        if run is None:
+            return _NO_TAILS
+        tails: dict[str, tuple[LogRecord, ...]] = {}
+        for stage in run.stages:
+            if stage.started_at is None:
+                continue
+            if stage.state is not StageState.RUNNING and stage.name in kept:
+                tails[stage.name] = kept[stage.name]
+            else:
+                path = paths.log_path(self.state_dir, run.id, stage.name)
+                tails[stage.name] = tuple(tail_records(path, self.tail_lines))
+        return MappingProxyType(tails)
 
     def runs(self, limit: int = 200) -> list[RunRecord]:
         with self._lock:
@@ -121,11 +181,11 @@ class StoreReader:
             return [] if store is None else store.runs(limit)
 
     def log_path(self, run_id: int, stage: str) -> Path:
-        return log_path_in(self.state_dir, run_id, stage)
+        return paths.log_path(self.state_dir, run_id, stage)
 
     def _open(self) -> Store | None:
         if self._store is None:
-            if not (self.state_dir / DB_NAME).exists():
+            if not paths.db_path(self.state_dir).exists():
                 return None
             self._store = Store.open(self.state_dir, create=False)
         return self._store

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -117,6 +116,8 @@ def iso_time(timestamp: float | None) -> str | None:
     """ISO 8601 in UTC, to the millisecond: ``2026-11-26T09:05:23.415+00:00``."""
     if timestamp is None:
         return None
+    from datetime import datetime, timezone  # only JSON output needs it
+
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
 

@@ -2,9 +2,11 @@
 
 It never runs stages or deploys itself: ``r`` and ``R`` start detached
 ``mlci run`` / ``mlci rollback`` processes that outlive it, and everything
-on screen is read back from the store. It polls cheaply (SQLite's
-``data_version`` and the size of the log shown) twice a second, so it idles
-at about no CPU and shows a run started anywhere within a second.
+on screen is read back from the store. It polls cheaply twice a second (the
+store reader says when a read is due: SQLite's ``data_version``, or a run in
+progress), so it idles at about no CPU and shows a run started anywhere
+within a second. Its keys are its ``BINDINGS`` and its panes': the footer
+and the help screen are built from them.
 """
 
 from __future__ import annotations
@@ -27,27 +29,29 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.widgets import Footer
 
+from mlci_tui import procs
 from mlci_tui.config import Config
+from mlci_tui.errors import ExitCode
 from mlci_tui.states import RunState, StageState
-from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import RunRecord
-from mlci_tui.store.recovery import runner_gone
 from mlci_tui.textsafe import terminal_line
+from mlci_tui.tui.keys import bindings_of
+from mlci_tui.tui.read_again import ReadAgain
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
 from mlci_tui.tui.screens.runs import LATEST, RunsScreen
-from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
-from mlci_tui.tui.widgets.version_table import VersionPanel
+from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
 
 POLL_S = 0.5
 
@@ -55,22 +59,7 @@ Spawner = Callable[[list[str]], "subprocess.Popen[bytes] | None"]
 
 
 class MlciApp(App[None]):
-    """The dashboard for one pipeline.
-
-    | Key | Action |
-    | --- | --- |
-    | `r` | start a run (detached: it outlives the dashboard) |
-    | `c` | cancel the running run, after a confirmation |
-    | `v` | focus the version table |
-    | `R` | roll back to the highlighted version, after a confirmation |
-    | `a` | answer a rollback decision the monitor asks for |
-    | `p` | pick a past run |
-    | `/`, `n`, `N` | search the log, next and previous match |
-    | `f` | follow the newest log line on or off |
-    | `tab` | next pane |
-    | `?` | all keys |
-    | `q` | quit; a run in progress goes on |
-    """
+    """The dashboard for one pipeline."""
 
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "mlci"
@@ -82,10 +71,7 @@ class MlciApp(App[None]):
         Binding("R", "rollback", "Roll back", id="rollback"),
         Binding("a", "answer", "Answer", id="answer"),
         Binding("p", "pick_run", "Runs", id="runs"),
-        Binding("slash", "search", "Search", id="search"),
-        Binding("n", "next_match", "Next match", show=False, id="search.next"),
-        Binding("N", "previous_match", "Previous match", show=False, id="search.previous"),
-        Binding("f", "toggle_follow", "Follow", id="follow"),
+        *LogView.DASHBOARD_BINDINGS,
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_dashboard", "Quit", id="quit"),
     ]
@@ -105,17 +91,13 @@ class MlciApp(App[None]):
         self.reader = StoreReader(config.pipeline.state_dir)
         self.spawn: Spawner = spawn or self._spawn_detached
         self.snapshot = Snapshot()
-        self._tails: dict[str, list[LogRecord]] = {}
-        """The last lines of each started stage of ``snapshot.run``, read with it."""
         self.pinned: int | None = None
         """The run the user picked; None follows the latest run."""
         self.auto_stage = True
         """Whether the log follows whichever stage is running."""
         self._log_subtitle = ""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
-        self._loading = False
-        self._pending = False
-        """Whether a load was asked for while one ran: it runs when that one ends."""
+        self._reads = ReadAgain(self._start_read)
         self._footer_answer = False
         # Held here, not queried: a modal screen on top would hide them from queries.
         self.header = HeaderBar(config.pipeline.name, id="header")
@@ -141,63 +123,34 @@ class MlciApp(App[None]):
     def on_mount(self) -> None:
         self.stages.focus()
         self.set_interval(self.poll_interval, self._poll)
-        self._poll(force=True)
+        self._poll()
 
     # Watching the store ----------------------------------------------------------
 
-    def _poll(self, force: bool = False) -> None:
+    @property
+    def reading(self) -> bool:
+        """Whether a read of the store is in flight (or its result not yet shown)."""
+        return self._reads.running
+
+    def _poll(self) -> None:
         self._reap_children()
-        changed = self.reader.changed()
-        running = self._running_run() is not None
-        if changed or force:
-            self._load()
-        elif running:
-            # The store is as last read: only the clock and the running stages' logs moved.
-            self._load(unchanged=self.snapshot)
-        if running:
+        if self.reader.due(self.pinned):
+            self._reads.request()
+        if self._running_run() is not None:
             self.log_view.poll()
 
-    def _load(self, unchanged: Snapshot | None = None) -> None:
-        """Read the store; with ``unchanged`` (the snapshot shown, the store the same
-        since) only the logs of its running stages are read again."""
-        if self._loading:
-            # The load in flight may predate what asked for this one (a new pinned
-            # run, a change `reader.changed()` has already reported): read again after.
-            # A refresh of running logs is not owed: the next poll brings one.
-            if unchanged is None:
-                self._pending = True
-            return
-        self._loading = True
-        self._read_store(self.pinned, unchanged, self._tails)
+    def _start_read(self) -> None:
+        # The run to read is the one pinned when the read starts, not when it was asked.
+        self._read_store(self.pinned)
 
-    def _load_pending(self) -> None:
-        if self._pending:
-            self._pending = False
-            self._load()
-
-    @work(thread=True, exclusive=True, group="store")
-    def _read_store(
-        self, pinned: int | None, unchanged: Snapshot | None, kept: dict[str, list[LogRecord]]
-    ) -> None:
+    @work(thread=True, group="store")
+    def _read_store(self, pinned: int | None) -> None:
         try:
-            snapshot = self.reader.snapshot(pinned) if unchanged is None else unchanged
-            tails: dict[str, list[LogRecord]] = {}
-            if snapshot.run is not None:
-                for stage in snapshot.run.stages:
-                    if stage.started_at is None:
-                        continue
-                    if unchanged is not None and stage.state is not StageState.RUNNING:
-                        # Output is written before a stage's end is stored, and ``kept``
-                        # was read after the snapshot that stored it: it is complete.
-                        tails[stage.name] = kept[stage.name]
-                    else:
-                        tails[stage.name] = tail_records(
-                            self.reader.log_path(snapshot.run.id, stage.name), 3
-                        )
+            snapshot = self.reader.snapshot(pinned)
         except Exception as error:  # a damaged store: say so, keep the dashboard up
             self._hand_over(self._failed, error)
             return
-        self._hand_over(self._apply, snapshot, tails)
+        self._hand_over(self._apply, snapshot)
 
     def _hand_over(self, callback: Callable[..., None], *args: object) -> None:
         """Run ``callback`` on the UI thread, unless the app has closed meanwhile."""
@@ -205,14 +158,12 @@ class MlciApp(App[None]):
             self.call_from_thread(callback, *args)
 
     def _failed(self, error: Exception) -> None:
-        self._loading = False
         self.notify(str(error), title="cannot read the store", severity="error")
-        self._load_pending()
+        self._reads.done()
 
-    def _apply(self, snapshot: Snapshot, tails: dict[str, list[LogRecord]]) -> None:
-        self._loading = False
+    def _apply(self, snapshot: Snapshot) -> None:
         previous = self.snapshot.run
-        self.snapshot, self._tails = snapshot, tails
+        self.snapshot = snapshot
         run = snapshot.run
         now = self.clock()
         log = self.log_view
@@ -224,7 +175,7 @@ class MlciApp(App[None]):
         stages.set_stages([] if run is None else [s.name for s in run.stages])
         for pane in stages.panes():
             record = run.stage(pane.stage_name) if run else None
-            pane.update_stage(record, tails.get(pane.stage_name, []), now)
+            pane.update_stage(record, snapshot.tails.get(pane.stage_name, ()), now)
         if run is not None and self.auto_stage:
             active = _active_stage(run)
             if active is not None and active != stages.selected_name:
@@ -238,7 +189,7 @@ class MlciApp(App[None]):
         if bool(snapshot.decisions) != self._footer_answer:
             self._footer_answer = bool(snapshot.decisions)
             self.refresh_bindings()
-        self._load_pending()
+        self._reads.done()
 
     def _show_log(self) -> None:
         run = self.snapshot.run
@@ -293,7 +244,7 @@ class MlciApp(App[None]):
         if self.spawn(["run"]) is not None:
             self.pinned = None
             self.notify("starting a run; it goes on if you quit")
-            self._load()
+            self._reads.request()
 
     def action_cancel_run(self) -> None:
         run = self._running_run()
@@ -316,7 +267,7 @@ class MlciApp(App[None]):
         if run.host != socket.gethostname() or run.pid is None:
             self.notify(f"run {run.id} runs on {run.host}; cancel it there", severity="error")
             return
-        if runner_gone(run):
+        if procs.ended_here(run.host, run.pid, run.pid_started):
             self.notify(f"run {run.id} has no runner any more", severity="warning")
             return
         os.kill(run.pid, signal.SIGTERM)
@@ -375,44 +326,27 @@ class MlciApp(App[None]):
                 return
             self.pinned = None if run_id == LATEST else run_id
             self.auto_stage = True
-            self._load()
+            self._reads.request()
 
         self.push_screen(RunsScreen(runs, self.clock()), picked)
 
-    def action_search(self) -> None:
-        def searched(query: str | None) -> None:
-            if query is None:
-                return
-            log = self.log_view
-            log.match_line = None
-            found = log.search(query)  # an empty query clears the search
-            if query and not found:
-                self.notify(f"no match for {query!r}", severity="warning")
-            log.focus()
-
-        self.push_screen(SearchScreen(self.log_view.search_text), searched)
-
-    def action_next_match(self) -> None:
-        self._step_match(forward=True)
-
-    def action_previous_match(self) -> None:
-        self._step_match(forward=False)
-
-    def _step_match(self, *, forward: bool) -> None:
-        query = self.log_view.search_text
-        if not query:
-            self.action_search()
-            return
-        if not self.log_view.search(query, forward=forward):
-            where = "below" if forward else "above"
-            self.notify(f"no more matches {where}", severity="warning")
-
-    def action_toggle_follow(self) -> None:
-        log = self.log_view
-        log.follow = not log.follow
+    def action_log(self, action: str) -> None:
+        """A key of the log's (`LogView.DASHBOARD_BINDINGS`), pressed in any pane."""
+        getattr(self.log_view, f"action_{action}")()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.key_groups()))
+
+    def key_groups(self) -> list[tuple[str, list[Binding]]]:
+        """Every key of the dashboard, by the pane it acts in: what the help shows."""
+        log = LogView.DASHBOARD_BINDINGS
+        return [
+            ("Everywhere", [b for b in bindings_of(type(self)) if b not in log]),
+            ("Moving between panes", bindings_of(Screen)),
+            ("Log (search and follow work from every pane)", [*log, *bindings_of(LogView)]),
+            ("Stages", bindings_of(StageList)),
+            ("Versions", bindings_of(VersionTable)),
+        ]
 
     def action_quit_dashboard(self) -> None:
         running = self._running_run()
@@ -472,11 +406,12 @@ class MlciApp(App[None]):
             if code is None:
                 continue
             self._children.remove(entry)
-            if code not in (0, 130):
+            if code not in (ExitCode.PASSED, ExitCode.CANCELLED):
                 errors.seek(0)
                 lines = errors.read().decode("utf-8", "replace").strip().splitlines()
                 reason = lines[-1] if lines else f"exit code {code}"
-                if not (command == "run" and code == 1):  # a failed run shows on screen
+                # A failed run shows on screen.
+                if not (command == "run" and code == ExitCode.FAILED):
                     self.notify(reason, title=f"mlci {command}", severity="error")
             errors.close()
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from mlci_tui.console import metric_text
 from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.textsafe import decode, terminal_line
+from mlci_tui.units import metric_text
 
 GLYPHS = {
     StageState.PENDING: "·",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlci_tui.config import Config
-    from mlci_tui.pipeline.events import ExternalJob
+    from mlci_tui.events import ExternalJob
     from mlci_tui.pipeline.executors.base import StageExecutor
 
 KINDS: dict[str, str] = {

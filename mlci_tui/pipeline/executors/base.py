@@ -17,8 +17,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
-from mlci_tui.pipeline.events import ExternalJob
+from mlci_tui.events import ExternalJob
 from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.procs import describe_exit
 
 __all__ = ["AttemptResult", "AttemptSpec", "ExternalJob", "StageExecutor", "StartedCallback"]
 
@@ -46,9 +47,18 @@ class AttemptResult(NamedTuple):
     exit_code: int | None
     """The exit status; negative when a signal ended it; None if it never started."""
     error: str | None = None
-    """Why the command could not be started or watched, for a person."""
+    """Why the command could not be started, watched or finished, for a person."""
     peak_rss_bytes: int | None = None
     cpu_seconds: float | None = None
+    timed_out: bool = False
+    """It ran past its timeout and was stopped (``error`` says after how long)."""
+
+    @property
+    def problem(self) -> str | None:
+        """Why the command did not succeed, for a person; None if it exited 0."""
+        if self.error is not None:
+            return self.error
+        return None if self.exit_code == 0 else describe_exit(self.exit_code)
 
 
 class StartedCallback(Protocol):

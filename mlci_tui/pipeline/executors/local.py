@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import psutil
 
     from mlci_tui.config import Config
-from mlci_tui.pipeline.events import StageSampled
+from mlci_tui.events import StageSampled
 from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.states import Stream

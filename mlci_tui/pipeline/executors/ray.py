@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlci_tui.config import RAY_INSTALL, Config, RayConfig
-from mlci_tui.pipeline.events import ExternalJob
+from mlci_tui.events import ExternalJob
 from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.states import Stream
@@ -61,7 +61,7 @@ LOOK_LIMIT = 1 << 20
 
 
 def create(config: Config) -> RayExecutor:
-    return RayExecutor(config.ray or RayConfig(), config.pipeline.name)
+    return RayExecutor(config.executors.ray or RayConfig(), config.pipeline.name)
 
 
 class RayExecutor:
@@ -121,7 +121,7 @@ class RayExecutor:
 
     def _submission(self, spec: AttemptSpec, job: ExternalJob) -> dict[str, Any]:
         settings = self.settings
-        runtime_env = dict(settings.runtime_env)
+        runtime_env = settings.runtime_env.for_ray()
         # The config's environment and mlci's variables travel with the job; the
         # runner's own environment (its PATH, its HOME) means nothing on a cluster.
         runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), **spec.own_env}

@@ -12,12 +12,14 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from mlci_tui.tui.keys import key_text
+
+_YES = Binding("y,enter", "answer(True)", "Yes", id="confirm.yes")
+_NO = Binding("n,escape", "answer(False)", "No", id="confirm.no")
+
 
 class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [_YES, _NO]
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical {
@@ -43,7 +45,8 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical():
             yield Static(Text(self.title_text), classes="confirm--title")
             yield Static(self.body)
-            yield Static(Text(f"y / Enter: {self.yes}    n / Esc: cancel"), classes="confirm--keys")
+            keys = f"{key_text(self.app, _YES)}: {self.yes}    {key_text(self.app, _NO)}: cancel"
+            yield Static(Text(keys), classes="confirm--keys")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)

@@ -12,17 +12,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from mlci_tui.store.records import DecisionRecord
+from mlci_tui.tui.keys import key_text
 from mlci_tui.tui.text import plain
+
+_ROLLBACK = Binding("y", "answer('rollback')", "Roll back", id="decision.rollback")
+_DISMISS = Binding("d", "answer('dismiss')", "Dismiss", id="decision.dismiss")
+_LATER = Binding("escape,n", "answer(None)", "Later", id="decision.later")
 
 
 class DecisionScreen(ModalScreen[str | None]):
     """Dismissed with ``"rollback"``, ``"dismiss"`` or None (decide later)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer('rollback')", "Roll back", id="decision.rollback"),
-        Binding("d", "answer('dismiss')", "Dismiss", id="decision.dismiss"),
-        Binding("escape,n", "answer(None)", "Later", id="decision.later"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [_ROLLBACK, _DISMISS, _LATER]
     DEFAULT_CSS = """
     DecisionScreen { align: center middle; }
     DecisionScreen > Vertical {
@@ -41,12 +42,14 @@ class DecisionScreen(ModalScreen[str | None]):
         body = Text(end="")
         body.append(f"v{decision.version} failed its analysis:\n", style="bold")
         body.append_text(plain(decision.finding))
-        target = f"v{decision.target}" if decision.target else None
-        keys = f"y: roll back to {target}    " if target else ""
+        hints = [(_DISMISS, "dismiss"), (_LATER, "later")]
+        if decision.target:
+            hints.insert(0, (_ROLLBACK, f"roll back to v{decision.target}"))
+        keys = "    ".join(f"{key_text(self.app, binding)}: {what}" for binding, what in hints)
         with Vertical():
             yield Static(Text("The monitor asks for a decision", style="bold"))
             yield Static(body)
-            yield Static(Text(f"{keys}d: dismiss    Esc: later"), classes="decision--keys")
+            yield Static(Text(keys), classes="decision--keys")
 
     def action_answer(self, answer: str | None) -> None:
         if answer == "rollback" and not self.decision.target:

@@ -1,10 +1,10 @@
-"""HelpScreen: every key, from `KEYS`, a list kept by hand beside the bindings."""
+"""HelpScreen: every key of the dashboard, by pane, read from the bindings."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,41 +12,50 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KEYS: list[tuple[str, str]] = [
-    ("r", "start a run (it goes on after you quit)"),
-    ("c", "cancel the running run (asks first)"),
-    ("v", "focus the version table"),
-    ("R", "roll back to the highlighted version (asks first)"),
-    ("a", "answer the monitor's pending decision"),
-    ("p", "pick a past run to read its logs"),
-    ("/", "search the log; n / N: next / previous match"),
-    ("f", "follow the log's newest line on or off"),
-    ("tab", "next pane: stages, log, versions"),
-    ("↑ ↓", "move in the focused pane"),
-    ("?", "this help"),
-    ("q", "quit (a run in progress goes on)"),
-]
+from mlci_tui.tui.keys import key_text
+
+KEY_COLUMN = 16
+_CLOSE = Binding("escape,q,question_mark", "dismiss(None)", "Close", id="help.close")
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss(None)", "Close", id="help.close"),
-    ]
+    """``groups``: a title and the bindings of each pane, as `MlciApp.key_groups` gives."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [_CLOSE]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
-        width: auto; max-width: 80; height: auto; max-height: 90%;
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
         border: thick $primary; background: $surface; padding: 0 1;
+        scrollbar-size-vertical: 1;
     }
+    HelpScreen .help--title { text-style: bold; }
+    HelpScreen .help--group { text-style: bold; color: $accent; margin-top: 1; }
+    HelpScreen .help--close { color: $text-muted; margin-top: 1; }
     """
 
+    def __init__(self, groups: Sequence[tuple[str, Sequence[Binding]]]) -> None:
+        super().__init__()
+        self.groups = groups
+
     def compose(self) -> ComposeResult:
-        table = Table(box=None, show_header=False, padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
-        for key, what in KEYS:
-            table.add_row(key, what)
+        close = key_text(self.app, _CLOSE)
         with VerticalScroll():
-            yield Static(Text("Keys", style="bold"))
-            yield Static(table)
-            yield Static(Text("Esc: close", style="dim"))
+            yield Static(Text("Keys"), classes="help--title")
+            for title, bindings in self.groups:
+                yield Static(Text(title), classes="help--group")
+                yield Static(self._rows(bindings))
+            yield Static(Text(f"{close}: close  ·  ↑ ↓ pgup pgdn: scroll"), classes="help--close")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
+
+    def _rows(self, bindings: Sequence[Binding]) -> Text:
+        text = Text(end="")
+        for index, binding in enumerate(bindings):
+            if index:
+                text.append("\n")
+            keys = key_text(self.app, binding)
+            text.append(keys.ljust(KEY_COLUMN - 1) + " ", style="bold")
+            text.append(binding.description)
+        return text

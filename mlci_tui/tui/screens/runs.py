@@ -11,20 +11,23 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from mlci_tui.console import local_time
 from mlci_tui.store.records import RunRecord
+from mlci_tui.tui.keys import bindings_of, key_text
 from mlci_tui.tui.text import plain, state_text
-from mlci_tui.units import format_duration
+from mlci_tui.units import format_duration, local_time
 
 LATEST = 0
 """The answer that means: show the latest run, whichever it is."""
 
 
+_LATEST = Binding("l", "latest", "Latest", id="runs.latest")
+_CLOSE = Binding("escape", "dismiss(None)", "Close", id="runs.close")
+_SHOW = next(b for b in bindings_of(DataTable) if b.action == "select_cursor")
+"""The table's own key that picks a row, named in the hint."""
+
+
 class RunsScreen(ModalScreen[int | None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("l", "latest", "Latest", id="runs.latest"),
-        Binding("escape", "dismiss(None)", "Close", id="runs.close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [_LATEST, _CLOSE]
     DEFAULT_CSS = """
     RunsScreen { align: center middle; }
     RunsScreen > Vertical {
@@ -45,10 +48,9 @@ class RunsScreen(ModalScreen[int | None]):
         with Vertical():
             yield Static(Text("Runs, newest first", style="bold"), classes="runs--keys")
             yield table
-            yield Static(
-                Text("Enter: show this run    l: follow the latest    Esc: close"),
-                classes="runs--keys",
-            )
+            hints = [(_SHOW, "show this run"), (_LATEST, "follow the latest"), (_CLOSE, "close")]
+            keys = "    ".join(f"{key_text(self.app, binding)}: {what}" for binding, what in hints)
+            yield Static(Text(keys), classes="runs--keys")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

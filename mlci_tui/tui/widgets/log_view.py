@@ -5,6 +5,10 @@ small cache; the file is indexed, not loaded, so a log of millions of lines
 costs 8 bytes a line. Follow mode keeps the newest line in view; scrolling
 up turns it off, ``f`` or End turns it back on. ``/`` searches, ``n``/``N``
 step through matches, which are highlighted.
+
+The log's keys are declared and handled here. Those that make sense from any
+pane (`DASHBOARD_BINDINGS`: search and follow) are also listed by the app,
+which passes them on, so that ``/`` works while the stage list has focus.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from textual.strip import Strip
 
 from mlci_tui.states import Stream
 from mlci_tui.store.log_index import LogIndex
+from mlci_tui.tui.read_again import ReadAgain
+from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.text import output_line
 
 MAX_WIDTH = 1000
@@ -34,19 +40,19 @@ MAX_WIDTH = 1000
 
 
 class LogView(ScrollView, can_focus=True):
-    """The log of one stage of one run.
-
-    | Key | Action |
-    | --- | --- |
-    | `f` | follow new lines on/off |
-    | `home` / `end` | first / last line |
-    | `n` / `N` | next / previous match of the search |
-    """
+    """The log of one stage of one run."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end", "follow_on", "Last line", show=False, id="log.end"),
         Binding("home", "scroll_home", "First line", show=False, id="log.home"),
     ]
+    DASHBOARD_BINDINGS: ClassVar[list[Binding]] = [
+        Binding("slash", "log('search')", "Search", id="search"),
+        Binding("n", "log('next_match')", "Next match", show=False, id="search.next"),
+        Binding("N", "log('previous_match')", "Previous match", show=False, id="search.previous"),
+        Binding("f", "log('toggle_follow')", "Follow", id="follow"),
+    ]
+    """Keys of the log that work from any pane: the app binds them and calls `action_log`."""
 
     DEFAULT_CSS = """
     LogView {
@@ -87,8 +93,7 @@ class LogView(ScrollView, can_focus=True):
         self._width = 0
         self._style: Style | None = None
         """The widget's own style, kept: computing it walks every ancestor."""
-        self._updating = False
-        self._pending = False
+        self._reads = ReadAgain(self._start_indexing)
 
     # Which file -----------------------------------------------------------------
 
@@ -111,13 +116,14 @@ class LogView(ScrollView, can_focus=True):
 
     def poll(self) -> None:
         """Catch up with the file if it grew; called by the app's store watcher."""
+        if self.index is not None:
+            self._reads.request()
+
+    def _start_indexing(self) -> None:
         if self.index is None:
-            return
-        if self._updating:
-            self._pending = True
-            return
-        self._updating = True
-        self._index(self.index)
+            self._reads.done()
+        else:
+            self._index(self.index)
 
     @work(thread=True, exclusive=True, group="log-index")
     def _index(self, index: LogIndex) -> None:
@@ -130,9 +136,8 @@ class LogView(ScrollView, can_focus=True):
             self.app.call_from_thread(self._indexed, index, added, filled)
 
     def _indexed(self, index: LogIndex, added: int, filled: int = 0) -> None:
-        self._updating = False
-        # A pass over a file no longer shown changes nothing, but the poll
-        # queued meanwhile is for the file shown now: it must still run.
+        # A pass over a file no longer shown changes nothing, but a poll asked
+        # for meanwhile is for the file shown now: `done` runs it.
         if index is self.index and (added or filled):
             self.virtual_size = Size(self._width, len(index))
             if filled:
@@ -144,9 +149,7 @@ class LogView(ScrollView, can_focus=True):
             if self.follow:
                 self.scroll_end(animate=False, immediate=True)
             self.refresh()
-        if self._pending:
-            self._pending = False
-            self.poll()
+        self._reads.done()
 
     # Rendering --------------------------------------------------------------------
 
@@ -225,6 +228,38 @@ class LogView(ScrollView, can_focus=True):
 
     def action_follow_on(self) -> None:
         self.follow = True
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+
+    def action_search(self) -> None:
+        def searched(query: str | None) -> None:
+            if query is None:
+                return
+            self.match_line = None
+            found = self.search(query)  # an empty query clears the search
+            if query and not found:
+                self._warn(f"no match for {query!r}")
+            self.focus()
+
+        self.app.push_screen(SearchScreen(self.search_text), searched)
+
+    def action_next_match(self) -> None:
+        self._step_match(forward=True)
+
+    def action_previous_match(self) -> None:
+        self._step_match(forward=False)
+
+    def _step_match(self, *, forward: bool) -> None:
+        if not self.search_text:
+            self.action_search()
+            return
+        if not self.search(self.search_text, forward=forward):
+            self._warn(f"no more matches {'below' if forward else 'above'}")
+
+    def _warn(self, message: str) -> None:
+        # Plain text: the query is whatever was typed.
+        self.notify(message, severity="warning", markup=False)
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         self.follow = False

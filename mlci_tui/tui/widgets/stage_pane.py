@@ -6,6 +6,7 @@ the stage whose full log the LogView shows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.style import Style
@@ -48,10 +49,12 @@ class StagePane(Widget):
         self.output_lines = 1
         """How many lines of output to show under the title; set by `StageList`."""
         self.record: StageRecord | None = None
-        self.last_lines: list[LogRecord] = []
+        self.last_lines: Sequence[LogRecord] = ()
         self.now = 0.0
 
-    def update_stage(self, record: StageRecord | None, tail: list[LogRecord], now: float) -> None:
+    def update_stage(
+        self, record: StageRecord | None, tail: Sequence[LogRecord], now: float
+    ) -> None:
         self.record, self.last_lines, self.now = record, tail, now
         self.refresh()
 

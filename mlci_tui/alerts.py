@@ -1,0 +1,98 @@
+"""Alerts: stored for the dashboard, and handed to the `[alerts]` command.
+
+The alert command runs as every command does (`pipeline.command`), with the
+alert in ``MLCI_ALERT_*`` variables. A failing alert command is recorded
+next to the alert, never fatal: an alert must not turn a rollback into a
+failure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+
+from mlci_tui.config import AlertsConfig, Config
+from mlci_tui.events import Event, StageOutput
+from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline.command import run_command
+from mlci_tui.pipeline.executors.base import StageExecutor
+from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.states import Stream
+from mlci_tui.store import Store
+
+RUN_FAILED = "run_failed"
+DEPLOY_FAILED = "deploy_failed"
+ROLLBACK = "rollback"
+AUTO_ROLLBACK = "auto_rollback"
+ANALYSIS_FAILED = "analysis_failed"
+DECISION_PENDING = "decision_pending"
+
+STAGE = "alerts"
+"""What the alert command's output is reported as."""
+
+
+class Alerter:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        masker: SecretMasker,
+        *,
+        executor: StageExecutor,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.masker = masker
+        self.executor = executor
+        self.environ = dict(os.environ if environ is None else environ)
+        self.clock = clock
+
+    async def send(
+        self, kind: str, message: str, *, version: int | None = None, run_id: int | None = None
+    ) -> None:
+        message = self.masker.mask_text(" ".join(message.split("\n")))
+        alert_id = self.store.add_alert(
+            kind, message, created_at=self.clock(), version=version, run_id=run_id
+        )
+        table = self.config.alerts
+        if table is None:
+            return
+        variables = {
+            "MLCI_ALERT_KIND": kind,
+            "MLCI_ALERT_MESSAGE": message,
+            "MLCI_ALERT_VERSION": "" if version is None else f"v{version}",
+            "MLCI_ALERT_RUN_ID": "" if run_id is None else str(run_id),
+        }
+        delivery = await self._deliver(table, variables)
+        self.store.set_alert_delivery(alert_id, self.masker.mask_text(delivery))
+
+    async def _deliver(self, table: AlertsConfig, variables: Mapping[str, str]) -> str:
+        """Run the alert command; ``sent``, or why it failed (with its last line of stderr)."""
+        last_error = b""
+
+        def keep_last_error(event: Event) -> None:
+            nonlocal last_error
+            if isinstance(event, StageOutput) and event.stream is Stream.STDERR:
+                lines = [line for line in event.lines if line.strip()]
+                if lines:
+                    last_error = lines[-1]
+
+        result = await run_command(
+            self.config,
+            table,
+            variables=variables,
+            sink=OutputSink(STAGE, self.masker, keep_last_error, self.clock),
+            executor=self.executor,
+            environ=self.environ,
+        )
+        if result.problem is None:
+            return "sent"
+        if result.timed_out:
+            return f"alert command {result.error}"
+        if result.error is not None:
+            return f"alert command: {result.error}"
+        last = last_error.decode("utf-8", "replace").strip()[:200]
+        return f"alert command failed ({result.problem}) {last}".strip()

@@ -1,0 +1,266 @@
+"""Live ``[stage] line`` output of `mlci run`, and the writer behind it.
+
+On a terminal, stage output is made safe (`textsafe`) and stage names are
+coloured unless ``NO_COLOR`` is set; into a file or pipe the bytes go through
+exactly as the stage printed them. Under GitHub Actions each stage becomes a
+collapsible log group.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from mlci_tui.commands.console import STAGE_COLORS, STATE_COLORS, paint
+from mlci_tui.events import (
+    Event,
+    RunNoted,
+    StageFinished,
+    StageNoted,
+    StageOutput,
+    StageStarted,
+)
+from mlci_tui.states import StageState, Stream
+from mlci_tui.store.logs import LogCursor
+from mlci_tui.store.records import StageRecord
+from mlci_tui.textsafe import decode, terminal_line
+from mlci_tui.units import format_bytes, format_duration
+
+
+def github_escape(text: str) -> str:
+    """Escape a workflow-command value as GitHub Actions expects."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class BackgroundWriter:
+    """Writes to a stream from its own thread, so that a terminal that stops reading
+    (Ctrl-S, a pager, a dead SSH session) never stalls the run.
+
+    Up to `limit` bytes wait in memory; a writer waits at most a second for room,
+    and once output had to be dropped, it stops waiting until the backlog clears.
+    What is dropped here is only the live view: the log files hold everything.
+    """
+
+    def __init__(self, stream: BinaryIO, limit: int = 16 << 20) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.broken = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._dropped = 0
+        self._stalled = False
+        self._closing = False
+        self._lock = threading.Condition()
+        self._thread = threading.Thread(target=self._drain, name="mlci-output", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self.broken or not data:
+                return
+            if not self._stalled:
+                self._lock.wait_for(lambda: self._size + len(data) <= self.limit, timeout=1.0)
+            if self._size + len(data) > self.limit:
+                self._dropped += len(data)
+                self._stalled = True
+                return
+            self._chunks.append(data)
+            self._size += len(data)
+            self._lock.notify_all()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write out what is queued (waiting up to ``timeout``) and stop the thread."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self._thread.join(timeout)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._chunks or self._closing)
+                if not self._chunks and self._closing:
+                    return
+                batch = b"".join(self._chunks)
+                self._chunks.clear()
+                self._size = 0
+                dropped, self._dropped = self._dropped, 0
+                self._stalled = False
+                self._lock.notify_all()
+            if dropped:
+                batch = (
+                    f"\nmlci: {format_bytes(dropped)} of output were not shown here because"
+                    " the terminal was not reading; the logs have all of it\n"
+                ).encode() + batch
+            try:
+                self.stream.write(batch)
+                self.stream.flush()
+            except (OSError, ValueError):
+                with self._lock:
+                    self.broken = True
+                    self._chunks.clear()
+                    self._lock.notify_all()
+                return
+
+
+class LivePrinter:
+    """An engine subscriber that prints a run as it happens."""
+
+    def __init__(
+        self,
+        out: BackgroundWriter,
+        stages: Sequence[str],
+        *,
+        terminal: bool,
+        color: bool,
+        github: bool = False,
+        log_path: Callable[[str], Path] | None = None,
+    ) -> None:
+        self.out = out
+        self.terminal = terminal
+        self.color = color
+        self.github = github
+        self.log_path = log_path
+        width = max((len(name) for name in stages), default=0)
+        self.prefix = {
+            name: (
+                paint(f"[{name}]", STAGE_COLORS[i % len(STAGE_COLORS)], color)
+                + " " * (width - len(name) + 1)
+            ).encode()
+            for i, name in enumerate(stages)
+        }
+        self._broken = False
+        # The (stage, stream) whose last line on screen has not ended yet.
+        self._open_line: tuple[str, Stream] | None = None
+        # GitHub Actions: the stage whose group is open and streams live.
+        self._live: str | None = None
+        self._running: set[str] = set()
+        self._waiting: list[StageFinished] = []
+
+    def close(self) -> None:
+        """Finish writing: the writer drains its queue."""
+        self.out.close()
+
+    @property
+    def broken(self) -> bool:
+        """Whether the output went away (a closed pipe, a lost terminal)."""
+        return self._broken or self.out.broken
+
+    def __call__(self, event: Event) -> None:
+        if self.broken:
+            return
+        try:
+            if self.github:
+                self._github(event)
+            else:
+                self._plain(event)
+        except OSError:
+            # A stage's log could not be replayed (GitHub Actions): the run goes on, recorded.
+            self._broken = True
+
+    # Plain and terminal output ---------------------------------------------
+
+    def _plain(self, event: Event) -> None:
+        if isinstance(event, StageOutput):
+            self._output(event, self.prefix[event.stage])
+        elif isinstance(event, StageStarted):
+            retry = (
+                f" (attempt {event.attempt} of {event.max_attempts})" if event.attempt > 1 else ""
+            )
+            self._note(event.stage, f"started{retry}")
+        elif isinstance(event, StageNoted):
+            self._note(event.stage, event.text)
+        elif isinstance(event, StageFinished):
+            self._note(event.stage, describe_finish(event), STATE_COLORS.get(event.state))
+        elif isinstance(event, RunNoted):
+            self._end_open_line()
+            self.out.write(f"mlci: {event.text}\n".encode())
+
+    def _output(self, event: StageOutput, prefix: bytes) -> None:
+        lines = event.lines
+        if self.terminal:
+            lines = [terminal_line(decode(line), keep_color=self.color).encode() for line in lines]
+        key = (event.stage, event.stream)
+        if self._open_line == key:
+            head = b""
+        else:
+            self._end_open_line()
+            head = prefix
+        tail = b"" if event.partial else b"\n"
+        self.out.write(head + (b"\n" + prefix).join(lines) + tail)
+        self._open_line = key if event.partial else None
+
+    def _note(self, stage: str, text: str, code: str | None = "2") -> None:
+        self._end_open_line()
+        line = paint("-- " + terminal_line(text, keep_color=False), code, self.color)
+        self.out.write(self.prefix[stage] + line.encode() + b"\n")
+
+    def _end_open_line(self) -> None:
+        if self._open_line is not None:
+            self.out.write(b"\n")
+            self._open_line = None
+
+    # GitHub Actions ----------------------------------------------------------
+
+    def _github(self, event: Event) -> None:
+        """One group per stage. Groups cannot interleave, so only a stage running
+        alone streams live; the others are replayed from their log when they end."""
+        if isinstance(event, StageStarted):
+            if event.stage in self._running:
+                return
+            self._running.add(event.stage)
+            if self._live is None and len(self._running) == 1:
+                self._live = event.stage
+                self.out.write(f"::group::{event.stage}\n".encode())
+        elif isinstance(event, StageOutput) and event.stage == self._live:
+            tail = b"" if event.partial else b"\n"
+            self.out.write(b"\n".join(event.lines) + tail)
+        elif isinstance(event, StageNoted) and event.stage == self._live:
+            self.out.write(f"-- {event.text}\n".encode())
+        elif isinstance(event, StageFinished):
+            self._running.discard(event.stage)
+            if event.stage == self._live:
+                self.out.write(f"-- {describe_finish(event)}\n::endgroup::\n".encode())
+                self._live = None
+                self._annotate(event)
+            else:
+                self._waiting.append(event)
+            if self._live is None:
+                for finished in self._waiting:
+                    self._replay(finished)
+                self._waiting.clear()
+        elif isinstance(event, RunNoted):
+            self.out.write(f"mlci: {event.text}\n".encode())
+
+    def _replay(self, event: StageFinished) -> None:
+        if event.started_at is None or self.log_path is None:
+            self.out.write(f"-- {event.stage}: {describe_finish(event)}\n".encode())
+            self._annotate(event)
+            return
+        self.out.write(f"::group::{event.stage}\n".encode())
+        for record in LogCursor(self.log_path(event.stage)).read():
+            if record.stream is Stream.MESSAGE:
+                self.out.write(b"-- " + record.content + b"\n")
+            else:
+                self.out.write(record.content + (b"" if record.partial else b"\n"))
+        self.out.write(f"-- {describe_finish(event)}\n::endgroup::\n".encode())
+        self._annotate(event)
+
+    def _annotate(self, event: StageFinished) -> None:
+        if event.state is StageState.FAILED:
+            title = github_escape(f"stage {event.stage} failed").replace(",", "%2C")
+            message = github_escape(event.message or "failed")
+            self.out.write(f"::error title={title}::{message}\n".encode())
+
+
+def describe_finish(event: StageFinished | StageRecord) -> str:
+    """``passed in 2.71s``, ``failed in 0.4s: exit code 1``, ``skipped: test did not pass``."""
+    state = event.state.value
+    duration = event.duration_s if isinstance(event, StageFinished) else event.duration_s()
+    text = state if duration is None else f"{state} in {format_duration(duration)}"
+    if event.message and event.state is not StageState.PASSED:
+        text += f": {event.message}"
+    return text

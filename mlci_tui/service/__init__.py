@@ -1,0 +1,1 @@
+"""Use cases: a run, and recovery of everything a dead process left."""

@@ -1,0 +1,156 @@
+"""Recovery: settling everything a process that died left behind.
+
+A runner killed outright (kill -9, a power loss) leaves its run ``running``,
+stage processes of it alive, and Ray jobs of it on a cluster; a deploy or
+rollback killed outright leaves its deployment ``running``, holding the
+deploy lock, and its command's processes alive. Every command that opens the
+store calls `recover` first, so the next one to look sets all of it right:
+the run is marked ``interrupted``, its processes and jobs are stopped, and
+the deployment is completed (the pointer had moved) or marked interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlci_tui import procs
+from mlci_tui.config import Config
+from mlci_tui.errors import StoreError
+from mlci_tui.states import DeployOutcome, RunState, StageState
+from mlci_tui.store import Store
+from mlci_tui.store.records import RunRecord, StageRecord
+
+JOB_STOP_TIMEOUT_S = 15.0
+"""How long recovery waits for a job elsewhere to acknowledge its stop."""
+LEFTOVER_GRACE_S = 2.0
+"""SIGTERM to SIGKILL for the processes a dead runner or deployer left."""
+
+
+def recover(store: Store, config: Config) -> str | None:
+    """Settle what dead runners and deployers left in ``store``.
+
+    Returns why runs could not be marked (a full disk, a store locked past the
+    busy timeout): the store can still be read, and the next command tries
+    again. Deployments are settled only when one is left running.
+    """
+    problem = None
+    try:
+        recover_runs(store)
+    except StoreError as error:
+        problem = str(error)
+    if store.running_deployments():
+        recover_deployments(store, config)
+    return problem
+
+
+def runner_gone(run: RunRecord) -> bool:
+    """Whether a run still marked running has lost its runner (on this host)."""
+    return not run.state.finished and procs.ended_here(run.host, run.pid, run.pid_started)
+
+
+def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
+    """Mark runs of this host whose runner is gone as ``interrupted``.
+
+    Their leftover stage processes are stopped first, so nothing they started
+    outlives them. Runs from other hosts sharing the store are left alone: a
+    pid means nothing across machines. Returns the ids of the runs marked.
+    """
+    marked = []
+    for run in store.runs_in_state(RunState.RUNNING):
+        if not runner_gone(run):  # which also leaves other hosts' runs alone
+            continue
+        running = [stage for stage in run.stages if stage.state is StageState.RUNNING]
+        # Jobs elsewhere first: stopped through their system they end as "stopped";
+        # a head on this machine would otherwise see its job's process killed below.
+        problems = {stage.name: _stop_job(stage) for stage in running if stage.job_id}
+        tags = {stage.process_tag for stage in running if stage.process_tag}
+        pgids = {stage.pgid for stage in running if stage.pgid}
+        # By environment, not only by the recorded tags: a stage may have started
+        # in the instant before the runner died, before its tag reached the store.
+        leftovers = procs.matching(_of_run(tags, run.id, store.state_dir))
+        procs.kill_processes(leftovers, pgids, grace)
+        now = time.time()
+        for name, problem in problems.items():
+            if problem is not None:
+                store.update_stage(run.id, name, message=problem)
+        store.close_stages(run.id, StageState.CANCELLED, "the runner stopped unexpectedly", now)
+        if store.finish_run(
+            run.id,
+            RunState.INTERRUPTED,
+            exit_code=None,
+            ended_at=now,
+            message=f"the runner (pid {run.pid}) stopped without finishing the run",
+            only_if=RunState.RUNNING,
+        ):
+            marked.append(run.id)
+    return marked
+
+
+def recover_deployments(store: Store, config: Config, now: float | None = None) -> list[int]:
+    """Settle deployments whose process died: completed if the pointer had moved,
+    else interrupted — never left holding the lock. Their leftover processes are
+    stopped. Returns the ids settled."""
+    # Only when a deployment was left running: these cost every command start-up time.
+    from mlci_tui.registry.audit import is_stale, succeeded_statuses
+    from mlci_tui.registry.pointer import link_artifact, read_pointer
+
+    now = time.time() if now is None else now
+    settled = []
+    pointer = read_pointer(store.state_dir)
+    for deployment in store.running_deployments():
+        if not is_stale(deployment, config, now):
+            continue
+        if deployment.process_tag:
+            procs.kill_tagged({deployment.process_tag}, (), grace=LEFTOVER_GRACE_S)
+        if pointer is not None and pointer.deployment_id == deployment.id:
+            version = store.version(deployment.to_version)
+            live = (
+                None if deployment.from_version is None else store.version(deployment.from_version)
+            )
+            name = version.name if version else f"v{deployment.to_version}"
+            store.finish_deployment(
+                deployment.id,
+                DeployOutcome.SUCCEEDED,
+                ended_at=now,
+                message="completed; recorded after the deploying process stopped",
+                statuses=succeeded_statuses(deployment, name, live),
+            )
+            link_artifact(store.state_dir, Path(pointer.artifact))
+        else:
+            store.finish_deployment(
+                deployment.id,
+                DeployOutcome.INTERRUPTED,
+                ended_at=now,
+                message="the deploying process stopped before it finished;"
+                " the live version did not change",
+            )
+        settled.append(deployment.id)
+    return settled
+
+
+def _stop_job(stage: StageRecord) -> str | None:
+    """Stop the job a stage of a dead runner left running elsewhere (a Ray job)."""
+    # Only for a dead run with such a job: the imports cost every command start-up time.
+    from mlci_tui.events import ExternalJob
+    from mlci_tui.pipeline.executors import stop_job
+
+    assert stage.job_id is not None
+    job = ExternalJob(stage.job_kind or "", stage.job_id, stage.job_address or "")
+    problem = stop_job(job, JOB_STOP_TIMEOUT_S)
+    if problem is None:
+        return None
+    return f"the runner stopped unexpectedly; its {job.kind} job {job.id} may still run: {problem}"
+
+
+def _of_run(tags: set[str], run_id: int, state_dir: Path) -> Callable[[dict[str, str]], bool]:
+    """Whether a process environment belongs to the run (see `pipeline.command.environment`)."""
+    directory = str(state_dir.resolve())
+
+    def belongs(env: dict[str, str]) -> bool:
+        if env.get(procs.TAG_VARIABLE) in tags:
+            return True
+        return env.get("MLCI_RUN_ID") == str(run_id) and env.get("MLCI_STATE_DIR") == directory
+
+    return belongs

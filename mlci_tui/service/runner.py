@@ -1,0 +1,274 @@
+"""A runner: one process that executes one run and records it in the store.
+
+`mlci run` is a runner in the foreground; the dashboard starts one detached.
+Either way the store is where the run lives, so closing a terminal never
+loses it: SIGHUP is ignored, SIGINT and SIGTERM cancel the run cleanly
+(a second one stops stages without waiting for their grace period).
+
+A full run of a pipeline with an artifact registers a model version when it
+passes. With `[deploy]` it then has two more stages: ``deploy`` deploys the
+new version, and ``monitor`` (with `[monitor]`) analyses it and applies the
+rollback policy if it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Collection, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from mlci_tui import procs
+from mlci_tui.config import Config, StageConfig
+from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
+from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline.command import CommandContext
+from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult, select_stages
+from mlci_tui.pipeline.executors.base import AttemptResult
+from mlci_tui.pipeline.executors.local import LocalExecutor
+from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
+from mlci_tui.service.recovery import recover
+from mlci_tui.states import RunState
+from mlci_tui.store import Store
+
+if TYPE_CHECKING:
+    from mlci_tui.alerts import Alerter
+    from mlci_tui.registry.deployer import Deployer
+    from mlci_tui.registry.versions import Registry
+    from mlci_tui.store.records import RunRecord, VersionRecord
+
+DEPLOY_STAGE = "deploy"
+MONITOR_STAGE = "monitor"
+
+
+class Runner:
+    """Creates the run in the store; `run()` executes it and returns how it ended."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        targets: Collection[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        self.config = config
+        self.full = not targets
+        self.store: Store = Store.open(config.pipeline.state_dir)
+        # What a dead runner or deployer left is settled before this run takes over;
+        # a store that cannot be written now fails below, when the run is created.
+        recover(self.store, config)
+        self.environ = environ
+        self.masker = SecretMasker(environ.get(name, "") for name in config.pipeline.secrets)
+        self.executor = LocalExecutor(subreaper=procs.become_subreaper())
+        stages = select_stages(config, targets)
+        stages.update(self._builtin_stages(stages))
+        self.run_id = self.store.create_run(
+            config.pipeline.name,
+            [(name, stage.needs, stage.retries + 1) for name, stage in stages.items()],
+            started_at=time.time(),
+            pid=os.getpid(),
+            pid_started=procs.process_started(os.getpid()),
+            host=socket.gethostname(),
+            config_path=str(config.path),
+        )
+        self.version: VersionRecord | None = None
+        self.record: RunRecord | None = None
+        """The run as the store has it once it ended, for the summary."""
+        self.engine = Engine(
+            config,
+            stages=stages,
+            actions={DEPLOY_STAGE: self._deploy, MONITOR_STAGE: self._monitor},
+            masker=self.masker,
+            executor=self.executor,
+            metrics_path=lambda stage: self.store.metrics_path(self.run_id, stage),
+            run_id=self.run_id,
+            environ=environ,
+        )
+        self.writer = StoreWriter(self.store)
+        self.recorder = StoreRecorder(self.store, self.writer, self.run_id)
+        self.engine.subscribe(self.recorder)
+
+    # The registry's parts are made when first needed: most runs of a pipeline
+    # without [deploy] never need them, and their imports cost start-up time.
+
+    @cached_property
+    def registry(self) -> Registry:
+        from mlci_tui.registry.versions import Registry
+
+        # The recorder writes from its own thread; the registry gets its own connection.
+        return Registry(Store.open(self.config.pipeline.state_dir), self.config)
+
+    @cached_property
+    def alerter(self) -> Alerter:
+        from mlci_tui.alerts import Alerter
+
+        return Alerter(
+            self.registry.store,
+            self.config,
+            self.masker,
+            executor=self.executor,
+            environ=self.environ,
+        )
+
+    @cached_property
+    def deployer(self) -> Deployer:
+        from mlci_tui.registry.deployer import Deployer
+
+        return Deployer(
+            self.registry,
+            executor=self.executor,
+            masker=self.masker,
+            alerter=self.alerter,
+            environ=self.environ,
+        )
+
+    def _builtin_stages(self, stages: Mapping[str, StageConfig]) -> dict[str, StageConfig]:
+        """``deploy`` after every stage, then ``monitor``, when configured for a full run."""
+        if not self.full or self.config.deploy is None or self.config.artifact_stage is None:
+            return {}
+        added = {
+            DEPLOY_STAGE: StageConfig(
+                name=DEPLOY_STAGE,
+                command="(mlci deploy)",
+                cwd=self.config.root,
+                needs=tuple(stages),
+                executor="local",
+            )
+        }
+        if self.config.monitor is not None:
+            added[MONITOR_STAGE] = StageConfig(
+                name=MONITOR_STAGE,
+                command="(mlci monitor)",
+                cwd=self.config.root,
+                needs=(DEPLOY_STAGE,),
+                executor="local",
+            )
+        return added
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.engine.subscribe(subscriber)
+
+    def run(self) -> RunResult:
+        """Execute the run to its end; blocking. Raises `StoreError` if it could not be
+        recorded (the store then shows it interrupted, never half-finished as passed)."""
+        try:
+            return asyncio.run(self._main())
+        finally:
+            self.recorder.close()
+            try:
+                self.writer.close()
+                self.record = self.store.run(self.run_id)
+            finally:
+                self.store.close()
+                if "registry" in self.__dict__:
+                    self.registry.store.close()
+
+    async def _main(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        requests = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal requests
+            requests += 1
+            name = signal.Signals(signum).name
+            if requests == 1:
+                text = f"{name}: cancelling the run (again to stop stages at once)"
+            else:
+                text = f"{name}: stopping stages now"
+            self.engine.emit(RunNoted(text, time.time()))
+            self.engine.cancel(force=requests > 1)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        # A lost terminal does not stop the run. Caught rather than ignored, since
+        # an ignored signal would stay ignored in every stage's processes too.
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        try:
+            result = await self.engine.run()
+            await self._after(result)
+            return result
+        finally:
+            self.executor.reap_orphans()
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(signum)
+
+    async def _after(self, result: RunResult) -> None:
+        """Register the version of a passing run without [deploy]; alert on failure."""
+        if result.state is RunState.PASSED and self.version is None and self._registers():
+            self.version = self._register(result.stages)
+            self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
+        if result.state is RunState.FAILED:
+            from mlci_tui import alerts
+
+            await self.alerter.send(
+                alerts.RUN_FAILED,
+                f"{self.config.pipeline.name} run {self.run_id} {result.message or 'failed'}",
+                run_id=self.run_id,
+            )
+
+    def _registers(self) -> bool:
+        return self.full and self.config.artifact_stage is not None
+
+    def _register(self, finished: Mapping[str, StageFinished]) -> VersionRecord:
+        """Register the run's artifact, with the metrics of its finished stages."""
+        metrics: dict[str, float] = {}
+        for name in self.config.stages:
+            if name in finished:
+                metrics.update(finished[name].metrics)
+        return self.registry.register(self.run_id, metrics)
+
+    @staticmethod
+    def _registered_text(version: VersionRecord) -> str:
+        return f"registered {version.name} (sha256 {version.sha256[:12]}, {version.artifact_name})"
+
+    def _context(self, context: ActionContext, stage: str) -> CommandContext:
+        """Where a built-in stage's commands report: the stage's own log in this run."""
+        return CommandContext(
+            context.emit,
+            stage,
+            run_id=self.run_id,
+            hurry=context.hurry,
+            log_path=self.store.log_path(self.run_id, stage),
+        )
+
+    async def _deploy(self, context: ActionContext) -> AttemptResult:
+        self.version = self._register(context.finished)
+        context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(self.version), time.time()))
+        result = await self.deployer.deploy(
+            self.version, self._context(context, DEPLOY_STAGE), reason=f"run {self.run_id} passed"
+        )
+        command = result.command or AttemptResult(None)
+        if result.succeeded:
+            context.emit(StageNoted(DEPLOY_STAGE, result.message, time.time()))
+        return AttemptResult(
+            command.exit_code,
+            error=None if result.succeeded else result.message,
+            peak_rss_bytes=command.peak_rss_bytes,
+            cpu_seconds=command.cpu_seconds,
+        )
+
+    async def _monitor(self, context: ActionContext) -> AttemptResult:
+        from mlci_tui.monitor.analysis import Analysis
+        from mlci_tui.monitor.policy import respond
+
+        assert self.version is not None
+        monitor = self._context(context, MONITOR_STAGE)
+        analysis = Analysis(
+            self.registry, executor=self.executor, masker=self.masker, environ=self.environ
+        )
+        verdict = await analysis.post_deploy(self.version, monitor)
+        peak, cpu = verdict.peak_rss_bytes, verdict.cpu_seconds
+        if not verdict.failed:
+            return AttemptResult(0, peak_rss_bytes=peak, cpu_seconds=cpu)
+        assert verdict.finding is not None
+        response = await respond(self.version, verdict.finding, self.deployer, monitor)
+        if response.rolled_back:
+            context.mark_run(RunState.ROLLED_BACK, response.message)
+        return AttemptResult(None, error=response.message, peak_rss_bytes=peak, cpu_seconds=cpu)

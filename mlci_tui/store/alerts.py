@@ -1,0 +1,28 @@
+"""The ``alerts`` table: what the dashboard and `mlci alerts` show, and whether the
+alert command took each."""
+
+from __future__ import annotations
+
+from mlci_tui.store.connection import Connection
+from mlci_tui.store.records import AlertRecord
+
+
+class AlertsTable(Connection):
+    def add_alert(
+        self, kind: str, message: str, *, created_at: float, version: int | None, run_id: int | None
+    ) -> int:
+        with self.transaction():
+            cursor = self._query(
+                "INSERT INTO alerts (created_at, kind, message, version, run_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (created_at, kind, message, version, run_id),
+            )
+        return cursor.lastrowid or 0
+
+    def set_alert_delivery(self, alert_id: int, delivery: str) -> None:
+        with self.transaction():
+            self._query("UPDATE alerts SET delivery = ? WHERE id = ?", (delivery, alert_id))
+
+    def alerts(self, limit: int = 50) -> list[AlertRecord]:
+        rows = self._query("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
+        return [AlertRecord(**dict(row)) for row in rows]

@@ -1,0 +1,131 @@
+"""The ``deployments`` table: the audit trail of every deploy and rollback, and the
+deploy lock (one running deployment at a time, across processes)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
+from mlci_tui.store.records import DeploymentRecord
+from mlci_tui.store.versions import VersionsTable
+
+
+class DeploymentBusy(Exception):
+    """Another deploy or rollback holds the lock."""
+
+    def __init__(self, running: DeploymentRecord) -> None:
+        super().__init__(f"deployment {running.id} is running")
+        self.running = running
+
+
+class DeploymentsTable(VersionsTable):
+    """Finishing a deployment sets the versions' statuses in the same transaction."""
+
+    def begin_deployment(
+        self,
+        *,
+        kind: DeployKind,
+        from_version: int | None,
+        to_version: int,
+        user: str | None,
+        reason: str | None,
+        run_id: int | None,
+        started_at: float,
+        pid: int,
+        pid_started: float | None,
+        host: str,
+        process_tag: str,
+        is_stale: Callable[[DeploymentRecord], bool],
+    ) -> DeploymentRecord:
+        """Take the deploy lock and record the deployment as running.
+
+        Raises `DeploymentBusy` if another one is running. One whose process
+        died (``is_stale``) is marked interrupted instead of blocking forever.
+        """
+        with self.transaction():
+            for row in self._query(
+                "SELECT * FROM deployments WHERE outcome = ?", (DeployOutcome.RUNNING.value,)
+            ).fetchall():
+                running = _deployment(row)
+                if not is_stale(running):
+                    raise DeploymentBusy(running)
+                self._query(
+                    "UPDATE deployments SET outcome = ?, ended_at = ?, message = ? WHERE id = ?",
+                    (
+                        DeployOutcome.INTERRUPTED.value,
+                        started_at,
+                        "the deploying process stopped before it finished",
+                        running.id,
+                    ),
+                )
+            cursor = self._query(
+                "INSERT INTO deployments (kind, from_version, to_version, user, reason, run_id,"
+                " started_at, outcome, pid, pid_started, host, process_tag)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind.value,
+                    from_version,
+                    to_version,
+                    user,
+                    reason,
+                    run_id,
+                    started_at,
+                    DeployOutcome.RUNNING.value,
+                    pid,
+                    pid_started,
+                    host,
+                    process_tag,
+                ),
+            )
+        deployment = self.deployment(cursor.lastrowid or 0)
+        assert deployment is not None
+        return deployment
+
+    def set_deployment_log(self, deployment_id: int, log_path: str) -> None:
+        with self.transaction():
+            self._query(
+                "UPDATE deployments SET log_path = ? WHERE id = ?", (log_path, deployment_id)
+            )
+
+    def finish_deployment(
+        self,
+        deployment_id: int,
+        outcome: DeployOutcome,
+        *,
+        ended_at: float,
+        message: str | None,
+        statuses: Iterable[tuple[int, VersionStatus, str | None]] = (),
+    ) -> None:
+        """End a deployment and set the versions' statuses, in one transaction."""
+        with self.transaction():
+            self._query(
+                "UPDATE deployments SET outcome = ?, ended_at = ?, message = ? WHERE id = ?",
+                (outcome.value, ended_at, message, deployment_id),
+            )
+            for number, status, description in statuses:
+                self._set_status(number, status, description)
+
+    def deployment(self, deployment_id: int) -> DeploymentRecord | None:
+        row = self._query("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
+        return None if row is None else _deployment(row)
+
+    def deployments(self) -> list[DeploymentRecord]:
+        """Newest first."""
+        rows = self._query("SELECT * FROM deployments ORDER BY id DESC")
+        return [_deployment(row) for row in rows]
+
+    def running_deployments(self) -> list[DeploymentRecord]:
+        rows = self._query(
+            "SELECT * FROM deployments WHERE outcome = ? ORDER BY id",
+            (DeployOutcome.RUNNING.value,),
+        )
+        return [_deployment(row) for row in rows]
+
+
+def _deployment(row: sqlite3.Row) -> DeploymentRecord:
+    data: dict[str, Any] = dict(row)
+    data["kind"] = DeployKind(data["kind"])
+    data["outcome"] = DeployOutcome(data["outcome"])
+    return DeploymentRecord(**data)

@@ -1,0 +1,206 @@
+"""The ``runs``, ``stages`` and ``metrics`` tables: every run, each of its stages'
+state and resources, and the metrics they reported."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlci_tui.states import RunState, StageState
+from mlci_tui.store import paths
+from mlci_tui.store.connection import Connection
+from mlci_tui.store.records import RunRecord, StageRecord
+
+_STAGE_COLUMNS = frozenset(
+    {
+        "state",
+        "attempt",
+        "exit_code",
+        "started_at",
+        "ended_at",
+        "pid",
+        "pgid",
+        "process_tag",
+        "job_kind",
+        "job_id",
+        "job_address",
+        "cpu_percent",
+        "rss_bytes",
+        "peak_rss_bytes",
+        "cpu_seconds",
+        "failed_gate",
+        "message",
+    }
+)
+
+
+class RunsTable(Connection):
+    state_dir: Path
+
+    def create_run(
+        self,
+        pipeline: str,
+        stages: Sequence[tuple[str, Sequence[str], int]],
+        *,
+        started_at: float,
+        pid: int,
+        pid_started: float | None,
+        host: str,
+        config_path: str,
+    ) -> int:
+        """A new run in state ``running`` with its stages ``pending``; returns its id.
+
+        ``stages`` holds ``(name, needs, max_attempts)`` in run order.
+        """
+        with self.transaction():
+            cursor = self._db.execute(
+                "INSERT INTO runs (pipeline, state, started_at, pid, pid_started, host,"
+                " config_path) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (pipeline, RunState.RUNNING.value, started_at, pid, pid_started, host, config_path),
+            )
+            run_id = cursor.lastrowid
+            assert run_id is not None
+            self._db.executemany(
+                "INSERT INTO stages (run_id, name, position, needs, state, max_attempts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, name, position, json.dumps(list(needs)), "pending", attempts)
+                    for position, (name, needs, attempts) in enumerate(stages)
+                ],
+            )
+        paths.run_dir(self.state_dir, run_id).mkdir(parents=True, exist_ok=True)
+        return run_id
+
+    def update_stage(self, run_id: int, name: str, **fields: Any) -> None:
+        unknown = set(fields) - _STAGE_COLUMNS
+        if unknown:
+            raise ValueError(f"not stage columns: {sorted(unknown)}")
+        values = [v.value if isinstance(v, StageState) else v for v in fields.values()]
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        with self.transaction():
+            self._db.execute(
+                f"UPDATE stages SET {assignments} WHERE run_id = ? AND name = ?",
+                (*values, run_id, name),
+            )
+
+    def record_metrics(self, run_id: int, stage: str, metrics: Mapping[str, float]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO metrics (run_id, stage, name, value) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id, stage, name) DO UPDATE SET value = excluded.value",
+                [(run_id, stage, name, value) for name, value in metrics.items()],
+            )
+
+    def finish_run(
+        self,
+        run_id: int,
+        state: RunState,
+        *,
+        exit_code: int | None,
+        ended_at: float,
+        message: str | None = None,
+        only_if: RunState | None = None,
+    ) -> bool:
+        """Record how a run ended; with ``only_if``, only when it is in that state.
+        Returns whether the run was updated."""
+        condition = "" if only_if is None else " AND state = ?"
+        parameters: tuple[Any, ...] = (state.value, exit_code, ended_at, message, run_id)
+        if only_if is not None:
+            parameters += (only_if.value,)
+        with self.transaction():
+            cursor = self._db.execute(
+                "UPDATE runs SET state = ?, exit_code = ?, ended_at = ?,"
+                " message = COALESCE(?, message) WHERE id = ?" + condition,
+                parameters,
+            )
+        return cursor.rowcount > 0
+
+    def close_stages(self, run_id: int, state: StageState, message: str, ended_at: float) -> None:
+        """End every stage of a run that had not ended (for a cancelled or dead runner)."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE stages SET state = ?, message = COALESCE(message, ?),"
+                " ended_at = CASE WHEN started_at IS NULL THEN NULL ELSE ? END"
+                " WHERE run_id = ? AND state IN ('pending', 'running')",
+                (state.value, message, ended_at, run_id),
+            )
+
+    def run(self, run_id: int) -> RunRecord | None:
+        row = self._query("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else self._run_record(row)
+
+    def latest_run(self) -> RunRecord | None:
+        row = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else self._run_record(row)
+
+    def latest_run_id(self) -> int | None:
+        return self._query("SELECT MAX(id) FROM runs").fetchone()[0]
+
+    def runs(self, limit: int = 50) -> list[RunRecord]:
+        """The newest runs first, without their stages."""
+        rows = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [self._run_record(row, with_stages=False) for row in rows]
+
+    def runs_in_state(self, state: RunState) -> list[RunRecord]:
+        rows = self._query("SELECT * FROM runs WHERE state = ? ORDER BY id", (state.value,))
+        return [self._run_record(row) for row in rows.fetchall()]
+
+    def _run_record(self, row: sqlite3.Row, *, with_stages: bool = True) -> RunRecord:
+        stages: tuple[StageRecord, ...] = ()
+        if with_stages:
+            metrics: dict[str, dict[str, float]] = {}
+            for metric in self._query(
+                "SELECT stage, name, value FROM metrics WHERE run_id = ? ORDER BY rowid",
+                (row["id"],),
+            ):
+                metrics.setdefault(metric["stage"], {})[metric["name"]] = metric["value"]
+            stages = tuple(
+                _stage_record(stage, metrics.get(stage["name"], {}))
+                for stage in self._query(
+                    "SELECT * FROM stages WHERE run_id = ? ORDER BY position", (row["id"],)
+                )
+            )
+        return RunRecord(
+            id=row["id"],
+            pipeline=row["pipeline"],
+            state=RunState(row["state"]),
+            started_at=row["started_at"],
+            exit_code=row["exit_code"],
+            ended_at=row["ended_at"],
+            pid=row["pid"],
+            pid_started=row["pid_started"],
+            host=row["host"],
+            config_path=row["config_path"],
+            message=row["message"],
+            stages=stages,
+        )
+
+
+def _stage_record(row: sqlite3.Row, metrics: Mapping[str, float]) -> StageRecord:
+    return StageRecord(
+        name=row["name"],
+        position=row["position"],
+        needs=tuple(json.loads(row["needs"])),
+        state=StageState(row["state"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        exit_code=row["exit_code"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        pid=row["pid"],
+        pgid=row["pgid"],
+        process_tag=row["process_tag"],
+        job_kind=row["job_kind"],
+        job_id=row["job_id"],
+        job_address=row["job_address"],
+        cpu_percent=row["cpu_percent"],
+        rss_bytes=row["rss_bytes"],
+        peak_rss_bytes=row["peak_rss_bytes"],
+        cpu_seconds=row["cpu_seconds"],
+        failed_gate=row["failed_gate"],
+        message=row["message"],
+        metrics=metrics,
+    )

@@ -1,0 +1,135 @@
+"""The ``versions`` table: every registered model version, its status and metrics."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+
+from mlci_tui.states import DeployOutcome, VersionStatus
+from mlci_tui.store.connection import Connection
+from mlci_tui.store.records import VersionRecord
+
+
+class VersionsTable(Connection):
+    def add_version(
+        self,
+        *,
+        run_id: int | None,
+        created_at: float,
+        artifact_name: str,
+        source_path: str,
+        is_dir: bool,
+        sha256: str,
+        size_bytes: int,
+        metrics: Mapping[str, float],
+        git_commit: str | None,
+        git_dirty: bool | None,
+    ) -> int:
+        """A new version row; its number is never reused (AUTOINCREMENT)."""
+        with self.transaction():
+            cursor = self._query(
+                "INSERT INTO versions (run_id, created_at, artifact_name, source_path, is_dir,"
+                " sha256, size_bytes, metrics, git_commit, git_dirty, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    created_at,
+                    artifact_name,
+                    source_path,
+                    is_dir,
+                    sha256,
+                    size_bytes,
+                    json.dumps(dict(metrics)),
+                    git_commit,
+                    git_dirty,
+                    VersionStatus.REGISTERED.value,
+                ),
+            )
+        number = cursor.lastrowid
+        assert number is not None
+        return number
+
+    def version(self, number: int) -> VersionRecord | None:
+        row = self._query("SELECT * FROM versions WHERE number = ?", (number,)).fetchone()
+        return None if row is None else _version(row)
+
+    def versions(self, limit: int | None = None) -> list[VersionRecord]:
+        """Newest first."""
+        sql = "SELECT * FROM versions ORDER BY number DESC"
+        rows = self._query(sql + " LIMIT ?", (limit,)) if limit else self._query(sql)
+        return [_version(row) for row in rows]
+
+    def version_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM versions").fetchone()[0])
+
+    def live_version(self) -> VersionRecord | None:
+        row = self._query(
+            "SELECT * FROM versions WHERE status = ? ORDER BY number DESC LIMIT 1",
+            (VersionStatus.LIVE.value,),
+        ).fetchone()
+        return None if row is None else _version(row)
+
+    def known_good(self, exclude: Iterable[int] = ()) -> VersionRecord | None:
+        """The version of the newest succeeded deployment that is ``previous`` (was live
+        and healthy) and still has its artifact, other than ``exclude``. The live
+        version is never one: its status is ``live``."""
+        skip = tuple(exclude)
+        row = self._query(
+            "SELECT versions.* FROM deployments JOIN versions ON versions.number = to_version"
+            " WHERE outcome = ? AND status = ? AND pruned_at IS NULL"
+            f" AND number NOT IN ({', '.join('?' * len(skip))})"
+            " ORDER BY deployments.id DESC LIMIT 1",
+            (DeployOutcome.SUCCEEDED.value, VersionStatus.PREVIOUS.value, *skip),
+        ).fetchone()
+        return None if row is None else _version(row)
+
+    def unpruned_beyond(self, keep: int) -> list[int]:
+        """Numbers of the versions older than the newest ``keep`` whose artifacts are
+        still stored, newest first. Only the numbers: this runs after every deploy."""
+        rows = self._query(
+            "SELECT number FROM (SELECT number, pruned_at FROM versions"
+            " ORDER BY number DESC LIMIT -1 OFFSET ?) WHERE pruned_at IS NULL",
+            (keep,),
+        )
+        return [row[0] for row in rows]
+
+    def _set_status(self, number: int, status: VersionStatus, description: str | None) -> None:
+        if status is VersionStatus.LIVE:
+            # At most one version is live: whatever was live and is not this one is
+            # demoted by the caller's explicit update, or here as a safety net.
+            self._query(
+                "UPDATE versions SET status = ? WHERE status = ? AND number != ?",
+                (VersionStatus.PREVIOUS.value, VersionStatus.LIVE.value, number),
+            )
+        self._query(
+            "UPDATE versions SET status = ?, description = COALESCE(?, description)"
+            " WHERE number = ?",
+            (status.value, description, number),
+        )
+
+    def mark_pruned(self, number: int, when: float) -> None:
+        with self.transaction():
+            self._query("UPDATE versions SET pruned_at = ? WHERE number = ?", (when, number))
+
+
+_STATUSES = {status.value: status for status in VersionStatus}
+
+
+def _version(row: sqlite3.Row) -> VersionRecord:
+    return VersionRecord(
+        number=row["number"],
+        run_id=row["run_id"],
+        created_at=row["created_at"],
+        artifact_name=row["artifact_name"],
+        source_path=row["source_path"],
+        is_dir=bool(row["is_dir"]),
+        sha256=row["sha256"],
+        size_bytes=row["size_bytes"],
+        metrics=json.loads(row["metrics"]),
+        status=_STATUSES[row["status"]],
+        git_commit=row["git_commit"],
+        git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),
+        description=row["description"],
+        pruned_at=row["pruned_at"],
+    )

@@ -1,0 +1,29 @@
+"""The benchmark suite still runs: `python -m benchmarks --quick` end to end.
+
+It checks that every scenario ran and reported, never how fast anything was:
+speed is for the report, not for a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import ROOT, run_python
+
+
+def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    result = run_python("-m", "benchmarks", "--quick", "--out", str(report), cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = report.read_text()
+    for title in (
+        "1. Engine overhead",
+        "2. Log throughput",
+        "3. Dashboard under flood",
+        "4. Start-up",
+        "5. Idle",
+        "6. Scale",
+    ):
+        assert f"## {title}" in text
+    assert "| scenario | target | measured | limit | |" in text
+    assert "lines missing from the store, 100,000 lines | 0 |" in text
+    assert "--quick" in text.splitlines()[2]

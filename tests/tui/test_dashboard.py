@@ -1,0 +1,412 @@
+"""The dashboard, driven with Textual's Pilot against real runs in real stores."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from textual.app import App, ComposeResult
+
+from mlci_tui.states import RunState, StageState, Stream
+from mlci_tui.store.log_index import LogIndex
+from mlci_tui.store.logs import encode
+from mlci_tui.store.reader import Snapshot
+from mlci_tui.tui.screens.confirm import ConfirmScreen
+from mlci_tui.tui.widgets.alert_bar import AlertBar
+from mlci_tui.tui.widgets.log_view import LogView
+from mlci_tui.tui.widgets.stage_pane import StageList
+from mlci_tui.tui.widgets.version_table import VersionTable
+from tests.helpers import (
+    HOSTILE,
+    PROGRAMS,
+    PYTHON,
+    QUICK,
+    Project,
+    dashboard,
+    history,
+    mlci_env,
+    read_pids,
+    run,
+    run_state,
+    setup,
+    statuses,
+    text_of,
+    two_versions,
+    until,
+    wait_dead,
+    wait_for,
+)
+
+
+async def test_r_starts_a_detached_run_and_the_panes_reach_passed(project: Project) -> None:
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        assert app.snapshot.run is None
+        await pilot.press("r")
+        await until(pilot, lambda: run_state(app) is RunState.PASSED)
+        panes = app.query_one(StageList).panes()
+        assert [pane.stage_name for pane in panes] == ["hello", "after"]
+        await until(
+            pilot, lambda: all(p.record and p.record.state is StageState.PASSED for p in panes)
+        )
+        hello = panes[0]
+        assert hello.last_lines[-1].content == b"second line"
+        assert app.snapshot.run is not None and app.snapshot.run.pid != os.getpid()
+
+
+async def test_a_run_started_elsewhere_appears(project: Project) -> None:
+    project.write('[stages.slow]\ncommand = "echo started; sleep 1; echo finished"\n')
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        runner = project.start("run")
+        await until(pilot, lambda: run_state(app) is RunState.RUNNING)
+        log = app.query_one(LogView)
+        await until(pilot, lambda: log.index is not None and len(log.index) >= 1)
+        await until(pilot, lambda: run_state(app) is RunState.PASSED)
+        runner.communicate(timeout=30)
+        await until(pilot, lambda: log.index is not None and len(log.index) == 2)
+        assert [log.index.record(i).content for i in range(2)] == [b"started", b"finished"]
+
+
+async def test_c_cancels_after_a_confirmation(project: Project) -> None:
+    project.write(f'[stages.long]\ncommand = ["{PYTHON}", "{PROGRAMS}/spawn.py", "pids"]\n')
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r")
+        await until(
+            pilot, lambda: (project.path / "pids").exists() and run_state(app) is RunState.RUNNING
+        )
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        await pilot.press("n")  # not yet
+        await pilot.pause(0.5)
+        assert run_state(app) is RunState.RUNNING
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await until(pilot, lambda: run_state(app) is RunState.CANCELLED)
+    wait_dead(read_pids(project.path / "pids"))
+
+
+async def test_roll_back_to_the_highlighted_version(project: Project) -> None:
+    setup(project)
+    for seed in (1, 2):
+        assert run(project, seed) == 0
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) == 2)
+        await pilot.press("v", "down")
+        assert table.selected_version is not None and table.selected_version.name == "v1"
+        await pilot.press("R")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.title_text == "Roll production back to v1?"
+        await pilot.press("y")
+        await until(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.name == "v1")
+    assert statuses(project) == {"v2": "rolled_back", "v1": "live"}
+    assert history(project)[0]["reason"] == "from the dashboard"
+
+
+async def test_n_in_the_rollback_confirmation_changes_nothing(project: Project) -> None:
+    two_versions(project)
+    before = (statuses(project), history(project))
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args))
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) == 2)
+        await pilot.press("v", "down", "R")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        await pilot.press("R")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+    assert spawned == []
+    assert (statuses(project), history(project)) == before
+
+
+async def test_search_finds_a_line_and_steps_through_matches(project: Project) -> None:
+    project.write(f'[stages.many]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "5000", "row"]\n')
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await until(pilot, lambda: log.index is not None and len(log.index) == 5000)
+        await pilot.press("slash")
+        await pilot.pause(0.1)
+        await pilot.press(*"row 0001234", "enter")
+        await pilot.pause(0.2)
+        assert log.match_line == 1234
+        assert log.scroll_offset.y <= 1234 < log.scroll_offset.y + log.size.height
+        await pilot.press("slash")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+u", *"00012", "enter")  # rows 120-129 and 1200-1299 match
+        await pilot.pause(0.2)
+        first = log.match_line
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert log.match_line is not None and first is not None and log.match_line > first
+        await pilot.press("N")
+        await pilot.pause(0.1)
+        assert log.match_line == first
+        assert not log.follow
+
+
+async def test_a_resize_lays_the_screen_out_again(project: Project) -> None:
+    project.write(QUICK)
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: run_state(app) is RunState.PASSED)
+        await pilot.pause(0.3)
+        stages = app.query_one(StageList)
+        log = app.query_one(LogView)
+        wide = (stages.size.width, log.size.width, stages.panes()[0].output_lines)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        narrow = (stages.size.width, log.size.width, stages.panes()[0].output_lines)
+        assert narrow[1] < wide[1] and narrow[0] <= wide[0]
+        assert app.query_one(VersionTable).size.width <= 80
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause(0.3)
+        assert (stages.size.width, log.size.width, stages.panes()[0].output_lines) == wide
+
+
+async def test_f_toggles_follow(project: Project) -> None:
+    project.write(QUICK)
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        log = app.query_one(LogView)
+        assert log.follow
+        await pilot.press("f")
+        assert not log.follow
+        await pilot.press("f")
+        assert log.follow
+
+
+async def test_hostile_output_is_shown_as_harmless_text(project: Project) -> None:
+    project.write(
+        f'[stages.evil]\ncommand = ["{PYTHON}", "{PROGRAMS}/raw.py", "{HOSTILE.hex()}"]\n'
+    )
+    project.mlci("run")
+    assert project.log("evil") == HOSTILE  # the file keeps the bytes as printed
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await until(pilot, lambda: log.index is not None and len(log.index) == 6)
+        await pilot.pause(0.3)
+        shown = [log.render_line(y) for y in range(6)]
+        texts = [text_of(strip) for strip in shown]
+        assert texts[0].startswith("[bold red]x[/] [link=file:///etc/passwd]y[/]")
+        assert texts[1].startswith("link")
+        assert texts[2].startswith("clipcursor")
+        # U+009B is CSI: with the "c" after it, a "what terminal are you" query: dropped.
+        assert texts[3].startswith("nul\u2400bell\u2407c1si bad\ufffd\ufffdutf8")
+        assert texts[4].startswith("red plain")
+        assert texts[5].startswith("100%")
+        for strip in shown:
+            for segment in strip:
+                assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in segment.text)
+                assert segment.style is None or segment.style.link is None
+        red = next(seg for seg in shown[4] if seg.text.startswith("red"))
+        assert red.style is not None and red.style.color is not None  # colour became a style
+        pane = app.query_one(StageList).panes()[0]
+        assert b"100%" in pane.last_lines[-1].content
+
+
+async def test_pick_a_past_run(project: Project) -> None:
+    project.write('[stages.s]\ncommand = "echo run $MLCI_RUN_ID"\n')
+    project.mlci("run")
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
+        log = app.query_one(LogView)
+        await until(pilot, lambda: log.index is not None and len(log.index) == 1)
+        assert log.index.record(0).content == b"run 1"
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        await pilot.press("l")
+        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
+
+
+async def test_a_run_picked_while_the_store_is_being_read_is_shown(project: Project) -> None:
+    project.write('[stages.s]\ncommand = "echo run $MLCI_RUN_ID"\n')
+    project.mlci("run")
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
+        reading, release = threading.Event(), threading.Event()
+        snapshot = app.reader.snapshot
+
+        def held_snapshot(run_id: int | None = None) -> Snapshot:
+            reading.set()
+            release.wait(10)
+            return snapshot(run_id)
+
+        app.reader.snapshot = held_snapshot  # type: ignore[method-assign]
+        project.mlci("run")  # run 3: the dashboard starts reading it, and is held there
+        await until(pilot, reading.is_set)
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        await pilot.press("down", "down", "enter")  # newest first: run 1
+        await pilot.pause(0.2)
+        release.set()
+        await until(
+            pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1, timeout=5
+        )
+
+
+async def test_a_pending_decision_is_shown_and_answered(project: Project) -> None:
+    two_versions(project, policy='"ask"')
+    (project.path / "quality").write_text("0.5")
+    run(project, seed=3)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        bar = app.query_one(AlertBar)
+        await until(pilot, lambda: bool(app.snapshot.decisions) and bar.size.width > 0)
+        assert bar.display
+        assert "decision needed: v3 failed its analysis: accuracy 0.5 < 0.85" in bar.render().plain
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await until(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.name == "v2")
+        await until(pilot, lambda: not app.snapshot.decisions)
+
+
+async def test_quitting_leaves_a_run_it_started_running_to_completion(project: Project) -> None:
+    project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: run_state(app) is RunState.RUNNING)
+        await pilot.press("q")
+    wait_for(lambda: project.status()["state"] == "passed", timeout=30)
+    assert project.log("s") == b"finished\n"
+
+
+def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project) -> None:
+    """The SSH connection drops: the terminal goes away under the dashboard (its pty
+    is hung up, as sshd does), the dashboard ends, and the run it started goes on."""
+    project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
+    terminal = subprocess.Popen(
+        project.in_terminal(),
+        cwd=project.path,
+        env=mlci_env(TERM="xterm-256color"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    viewers: list[psutil.Process] = []
+    try:
+        time.sleep(3)
+        assert terminal.stdin is not None
+        terminal.stdin.write(b"r")
+        terminal.stdin.flush()
+        wait_for(lambda: (project.state_dir / "mlci.db").exists(), timeout=30)
+        wait_for(lambda: project.status()["state"] == "running", timeout=30)
+        viewers = psutil.Process(terminal.pid).children(recursive=True)
+        assert viewers, "the dashboard runs under the terminal"
+        terminal.kill()  # the terminal dies; the kernel hangs up its pty
+        terminal.wait(timeout=30)
+        wait_dead((v.pid for v in viewers), timeout=30)
+    finally:
+        for process in [terminal, *viewers]:
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                process.kill()
+    wait_for(lambda: project.status()["state"] == "passed", timeout=30)
+    assert project.log("s") == b"finished\n"
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "screen"])
+def test_the_dashboard_starts_and_quits_in_a_real_terminal(project: Project, term: str) -> None:
+    project.write(QUICK)
+    project.mlci("run")
+    session = subprocess.Popen(
+        project.in_terminal(),
+        cwd=project.path,
+        env=mlci_env(TERM=term, NO_COLOR="1"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(3)
+        assert session.stdin is not None
+        session.stdin.write(b"q")
+        session.stdin.flush()
+        out, _ = session.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(session.pid, signal.SIGKILL)
+    assert session.returncode == 0
+    assert b"hello" in out and b"Traceback" not in out
+    assert project.status()["state"] == "passed"
+
+
+async def test_a_store_with_10000_versions_and_1000_runs_opens(project: Project) -> None:
+    """Scale: the table shows the newest versions; everything else stays reachable."""
+    from benchmarks.store_generator import build_store
+
+    setup(project)
+    build_store(project.state_dir, versions=10_000, runs=1_000)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) > 0)
+        assert table.versions[0].name == "v10000"
+        assert app.snapshot.version_count == 10_000
+        await pilot.press("v", "down", "down", "pagedown")
+        assert table.cursor_row > 2
+
+
+async def test_a_log_shown_while_another_is_still_being_read_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    first.write_bytes(encode(Stream.STDOUT, [b"a"], 1.0))
+    second.write_bytes(encode(Stream.STDOUT, [b"b1", b"b2"], 1.0))
+    release = threading.Event()
+    update = LogIndex.update
+
+    def held_update(self: LogIndex, *, follow: bool = False) -> int:
+        if self.path == first:
+            release.wait(5)  # the pass over the first log is still running...
+        return update(self, follow=follow)
+
+    monkeypatch.setattr(LogIndex, "update", held_update)
+
+    class Viewer(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogView()
+
+    app = Viewer()
+    async with app.run_test(size=(60, 10)) as pilot:
+        view = app.query_one(LogView)
+        view.show(first)
+        view.show(second)  # ...when the second is shown: its first read waits for it
+        release.set()
+        await until(pilot, lambda: view.index is not None and len(view.index) == 2)
+        assert view.virtual_size.height == 2

@@ -1,0 +1,281 @@
+"""SVG snapshots of the dashboard at 100x30 and 80x24: a finished run, a failed
+run, the rollback confirmation, the help, a pending decision, the runs and the
+search. The store is real, written with fixed
+times, and the app's clock is fixed, so every render is the same."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlci_tui.config import load_config
+from mlci_tui.states import (
+    DeployKind,
+    DeployOutcome,
+    RunState,
+    StageState,
+    Stream,
+    VersionStatus,
+)
+from mlci_tui.store import Store
+from mlci_tui.store.logs import LogWriter, encode
+from mlci_tui.tui.app import MlciApp, make_app
+from tests.helpers import HOSTILE, Project, setup
+
+T0 = 1_790_000_000.0
+
+
+SIZES = [(100, 30), (80, 24)]
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if previous is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = previous
+    time.tzset()
+
+
+def write_log(store: Store, run: int, stage: str, lines: list[str], at: float) -> None:
+    log = LogWriter(store.log_path(run, stage))
+    log.write(encode(Stream.STDOUT, [line.encode() for line in lines], at))
+    log.close()
+
+
+def make_store(tmp_path: Path, *, failed: bool, decision: bool = False) -> MlciApp:
+    project = Project(tmp_path)
+    setup(project)
+    config_path = project.config_path
+    # The pipeline's name is in the header: a realistic one.
+    config_path.write_text(config_path.read_text().replace('name = "tiny"', 'name = "churn-model"'))
+    config = load_config(config_path, environ={})
+    store = Store.open(config.pipeline.state_dir)
+    for number in (1, 2, 3):
+        earlier = store.create_run(
+            "churn-model",
+            [("train", (), 1)],
+            started_at=T0 - 3600 * (4 - number),
+            pid=1,
+            pid_started=None,
+            host="build-host",
+            config_path=str(config_path),
+        )
+        store.update_stage(earlier, "train", state=StageState.PASSED, exit_code=0)
+        store.finish_run(
+            earlier, RunState.PASSED, exit_code=0, ended_at=T0 - 3600 * (4 - number) + 60
+        )
+    for number, accuracy in ((1, 0.91), (2, 0.93), (3, 0.95)):
+        store.add_version(
+            run_id=number,
+            created_at=T0 - 3600 * (4 - number),
+            artifact_name="model.txt",
+            source_path="build/model.txt",
+            is_dir=False,
+            sha256=f"{number:x}" * 64,
+            size_bytes=42,
+            metrics={"accuracy": accuracy, "f1": accuracy - 0.03},
+            git_commit=f"{number}abc0123def",
+            git_dirty=False,
+        )
+    for to, previous in ((1, None), (2, 1), (3, 2)):
+        deployment = store.begin_deployment(
+            kind=DeployKind.DEPLOY,
+            from_version=previous,
+            to_version=to,
+            user="ci",
+            reason=f"run {to} passed",
+            run_id=to,
+            started_at=T0 - 3600 * (4 - to) + 10,
+            pid=1,
+            pid_started=None,
+            host="build-host",
+            process_tag="x",
+            is_stale=lambda d: True,
+        )
+        statuses = [(to, VersionStatus.LIVE, "deployed")]
+        if previous:
+            statuses.append((previous, VersionStatus.PREVIOUS, f"superseded by v{to}"))
+        store.finish_deployment(
+            deployment.id,
+            DeployOutcome.SUCCEEDED,
+            ended_at=T0 - 3600 * (4 - to) + 11,
+            message=f"v{to} is live",
+            statuses=statuses,
+        )
+    run_id = store.create_run(
+        "churn-model",
+        [("train", (), 1), ("evaluate", ("train",), 1), ("deploy", ("evaluate",), 1)],
+        started_at=T0,
+        pid=1,
+        pid_started=None,
+        host="build-host",
+        config_path=str(config_path),
+    )
+    store.update_stage(
+        run_id,
+        "train",
+        state=StageState.PASSED,
+        attempt=1,
+        exit_code=0,
+        started_at=T0,
+        ended_at=T0 + 42.5,
+        peak_rss_bytes=120 << 20,
+        cpu_seconds=40.1,
+    )
+    train_lines = [f"epoch {i}/5  loss={1 / (i + 1):.4f}" for i in range(1, 6)]
+    write_log(store, run_id, "train", ["training on 8000 samples", *train_lines], T0 + 1)
+    if failed:
+        store.update_stage(
+            run_id,
+            "evaluate",
+            state=StageState.FAILED,
+            attempt=1,
+            exit_code=0,
+            started_at=T0 + 43,
+            ended_at=T0 + 45,
+            peak_rss_bytes=30 << 20,
+            failed_gate="accuracy >= 0.97",
+            message="gate accuracy >= 0.97 failed: accuracy 0.951 < 0.97",
+        )
+        store.update_stage(
+            run_id, "deploy", state=StageState.SKIPPED, message="evaluate did not pass"
+        )
+        store.finish_run(
+            run_id, RunState.FAILED, exit_code=1, ended_at=T0 + 45, message="failed: evaluate"
+        )
+    else:
+        store.update_stage(
+            run_id,
+            "evaluate",
+            state=StageState.PASSED,
+            attempt=1,
+            exit_code=0,
+            started_at=T0 + 43,
+            ended_at=T0 + 45,
+            peak_rss_bytes=30 << 20,
+        )
+        store.update_stage(
+            run_id,
+            "deploy",
+            state=StageState.PASSED,
+            attempt=1,
+            exit_code=0,
+            started_at=T0 + 45,
+            ended_at=T0 + 46,
+            peak_rss_bytes=20 << 20,
+        )
+        write_log(store, run_id, "deploy", ["deploying v3", "v3 is now served"], T0 + 45)
+        store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 46)
+    write_log(store, run_id, "evaluate", ["accuracy 0.951", "::metric accuracy=0.951"], T0 + 44)
+    if decision:
+        store.add_decision(version=3, target=2, finding="accuracy 0.61 < 0.85", created_at=T0 + 100)
+    store.close()
+    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+
+
+async def loaded(pilot) -> None:
+    app = pilot.app
+    for _ in range(200):
+        if app.snapshot.run is not None and not app.reading:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
+def test_finished_run(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(make_store(tmp_path, failed=False), terminal_size=size, run_before=loaded)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
+def test_failed_run(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(make_store(tmp_path, failed=True), terminal_size=size, run_before=loaded)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
+def test_rollback_confirmation(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def before(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press("v", "down", "R")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_store(tmp_path, failed=False), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
+def test_help(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def before(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_store(tmp_path, failed=False), terminal_size=size, run_before=before)
+
+
+def test_decision(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press("a")
+        await pilot.pause(0.3)
+
+    app = make_store(tmp_path, failed=False, decision=True)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=before)
+
+
+def test_runs(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press("p")
+        await pilot.pause(0.3)
+
+    assert snap_compare(
+        make_store(tmp_path, failed=True), terminal_size=(100, 30), run_before=before
+    )
+
+
+def test_search(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press("slash", *"epoch")
+        await pilot.pause(0.3)
+
+    assert snap_compare(
+        make_store(tmp_path, failed=False), terminal_size=(100, 30), run_before=before
+    )
+
+
+def test_hostile_output(snap_compare, tmp_path: Path) -> None:
+    """Markup, terminal escapes, control bytes and invalid UTF-8, shown as harmless text."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('[pipeline]\nname = "hostile"\n[stages.evil]\ncommand = "true"\n')
+    config = load_config(config_path, environ={})
+    store = Store.open(config.pipeline.state_dir)
+    run_id = store.create_run(
+        "hostile",
+        [("evil", (), 1)],
+        started_at=T0,
+        pid=1,
+        pid_started=None,
+        host="build-host",
+        config_path=str(config_path),
+    )
+    log = LogWriter(store.log_path(run_id, "evil"))
+    log.write(encode(Stream.STDOUT, HOSTILE.rstrip(b"\n").split(b"\n"), T0 + 1))
+    log.write(encode(Stream.STDERR, [b"\x1b[1;31mbold red on stderr\x1b[0m \x07\x7f"], T0 + 2))
+    log.close()
+    store.update_stage(
+        run_id, "evil", state=StageState.PASSED, exit_code=0, started_at=T0, ended_at=T0 + 3
+    )
+    store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 3)
+    store.close()
+    app = make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=loaded)

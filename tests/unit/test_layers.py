@@ -1,0 +1,46 @@
+"""The architecture, held by tests: imports only point down (the contracts in
+pyproject.toml, checked by import-linter), the code is ruff-clean, and its
+type hints hold (mypy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+def test_every_import_points_down_and_no_two_modules_import_each_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlinter.cli import lint_imports
+
+    status = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    report = capsys.readouterr().out
+    assert status == 0, report
+    assert "Contracts: 4 kept, 0 broken." in report
+
+
+@pytest.mark.parametrize("check", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_the_code_is_ruff_clean(check: list[str]) -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run(
+        [str(ruff), *check, "--no-cache", "mlci_tui", "tests", "benchmarks", "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_type_hints_hold(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path), "mlci_tui"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
