@@ -12,7 +12,9 @@ The rules that span tables (needs, cycles, one artifact, what [deploy] and
 [monitor] need) are checked once every table is read.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here, unlike everywhere else: the records'
+# annotations are then evaluated once as types, where typing.NamedTuple would
+# compile each one from a string at every start-up (3 M instructions).
 
 import os
 import re

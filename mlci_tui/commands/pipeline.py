@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -78,6 +77,8 @@ def command_status(args: argparse.Namespace) -> int:
     with open_store(load(args)) as store:
         run = find_run(store, args.run)
     if args.json:
+        import json  # only here: `mlci validate` and `mlci run` never need it
+
         print(json.dumps(run.to_json(), indent=2))
         return 0
     print("\n".join(run_summary(run, color=use_color(sys.stdout.buffer, os.environ))))
