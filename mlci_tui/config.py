@@ -238,18 +238,19 @@ class DeployConfig(NamedTuple):
 class MonitorConfig(NamedTuple):
     """The `[monitor]` table: checks of the live model's metrics."""
 
-    command: CommandLine = setting(COMMAND, "checks the version in MLCI_MODEL_PATH")
-    cwd: Path = setting(RelativePath(), "working directory", HERE)
+    # Keys are read in this order, so it decides which of two mistakes is reported.
+    auto_rollback: bool | Literal["ask"] = setting(
+        _AutoRollback(), "what a failed analysis does: roll back, only alert, or ask", True
+    )
     checks: tuple[Check, ...] = setting(
         CHECKS, "what a sample must pass", example='(e.g. ["accuracy >= 0.9"])'
     )
     interval: float = setting(DURATION, "time between samples", 5.0)
+    command: CommandLine = setting(COMMAND, "checks the version in MLCI_MODEL_PATH")
+    cwd: Path = setting(RelativePath(), "working directory", HERE)
     samples: int = setting(Integer(1, 10_000), "samples in the post-deploy analysis", 3)
     failures_before_rollback: int = setting(
         Integer(1, 10_000), "failed samples in a row that fail the analysis", 3
-    )
-    auto_rollback: bool | Literal["ask"] = setting(
-        _AutoRollback(), "what a failed analysis does: roll back, only alert, or ask", True
     )
     timeout: float | None = setting(DURATION, "a sample that takes longer fails", None)
     env: Mapping[str, str] = setting(ENV, "extra environment", NO_STRINGS)
@@ -305,11 +306,11 @@ class RuntimeEnvConfig(NamedTuple):
 class RayConfig(NamedTuple):
     """The `[executors.ray]` table: the cluster that `executor = "ray"` stages run on."""
 
-    address: str | None = setting(
-        Text(), "the Ray dashboard's address (default: $RAY_ADDRESS)", None
-    )
     runtime_env: RuntimeEnvConfig = setting(
         Subtable(RuntimeEnvConfig), "Ray's runtime environment", RuntimeEnvConfig()
+    )
+    address: str | None = setting(
+        Text(), "the Ray dashboard's address (default: $RAY_ADDRESS)", None
     )
     entrypoint_num_cpus: float | None = setting(Number(), "CPUs reserved for the command", None)
     entrypoint_num_gpus: float | None = setting(Number(), "GPUs reserved for the command", None)

@@ -9,7 +9,7 @@ import sys
 import time
 
 from mlci_tui.commands.common import find_run, load, open_store, relative
-from mlci_tui.errors import UsageError
+from mlci_tui.errors import StoreError, UsageError
 
 
 def command_validate(args: argparse.Namespace) -> int:
@@ -120,7 +120,9 @@ def command_logs(args: argparse.Namespace) -> int:
             ended = stage is None or stage.state.finished or current.state.finished
             if not ended and runner_gone(current):
                 # The runner died while we watched: record it, then show what it left.
-                recover(store, config)
+                problem = recover(store, config)
+                if problem:
+                    raise StoreError(problem)
                 ended = True
             emit()
             if ended:
