@@ -20,7 +20,7 @@ from mlci_tui.errors import ExitCode, MlciError
 # checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import NoReturn
 
 DEFAULT_CONFIG = "config.toml"
@@ -28,15 +28,22 @@ DEFAULT_CONFIG = "config.toml"
 parser fills it in, so the commands read ``args.config``."""
 
 
-def _run_id(text: str) -> int:
-    """A run id, which SQLite can hold."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a run number, got {text!r}") from None
-    if not 1 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a run number, got {text!r}")
-    return value
+def _row_id(what: str) -> Callable[[str], int]:
+    """An argparse type: the id of a run or an alert, which SQLite can hold."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value < 2**63:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_run_id = _row_id("a run number")
 
 
 def _count(text: str) -> int:
@@ -99,10 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     versions = commands.add_parser("versions", parents=[config], help="list model versions")
     versions.add_argument("--json", action="store_true", help="print JSON")
-    versions.add_argument(
+    how_many = versions.add_mutually_exclusive_group()
+    how_many.add_argument(
         "--limit", type=_count, default=50, metavar="N", help="the newest N (default: 50)"
     )
-    versions.add_argument("--all", action="store_true", help="every version")
+    how_many.add_argument("--all", action="store_true", help="every version")
 
     history = commands.add_parser(
         "history", parents=[config], help="the audit trail of deploys and rollbacks"
@@ -112,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", parents=[config], help="deploy a model version")
     deploy.add_argument("version", metavar="VERSION", help="e.g. v3")
     deploy.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
+    deploy.add_argument(
+        "--force",
+        action="store_true",
+        help="deploy even a version that was rolled back or whose deploy failed",
+    )
+    deploy.add_argument(
+        "--no-analysis",
+        action="store_true",
+        help="skip the post-deploy analysis ([monitor]) that follows a deploy",
+    )
 
     rollback = commands.add_parser(
         "rollback", parents=[config], help="roll production back to an earlier version"
@@ -135,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true", help="print JSON")
     alerts.add_argument(
         "--dismiss", action="store_true", help="dismiss the pending rollback decisions"
+    )
+    alerts.add_argument(
+        "--ack",
+        nargs="*",
+        type=_row_id("an alert number"),
+        metavar="ID",
+        help="acknowledge these alerts (all of them, without an ID): the dashboard's alert bar"
+        " shows only alerts nobody acknowledged",
     )
     return parser
 

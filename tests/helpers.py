@@ -84,9 +84,12 @@ class Project:
         )
 
     def status(self, *args: str) -> dict:
+        """`mlci status --json`, whose exit says whether the run passed (or still runs)."""
         result = self.mlci("status", "--json", *args)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
+        assert result.returncode in (0, 1), result.stderr
+        run = json.loads(result.stdout)
+        assert result.returncode == (0 if run["state"] in ("passed", "running") else 1)
+        return run
 
     def stage(self, name: str, *args: str) -> dict:
         return next(s for s in self.status(*args)["stages"] if s["name"] == name)

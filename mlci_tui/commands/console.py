@@ -122,6 +122,13 @@ def run_summary(run: RunRecord, *, color: bool, now: float | None = None) -> lis
     header = f"{run.pipeline} · run {run.id} · {state} · started {started} · {duration}"
     lines = [terminal_line(header, keep_color=color), ""]
     lines += stage_table(run.stages, color=color, now=now)
+    measured = [stage for stage in run.stages if stage.metrics]
+    if measured:
+        width = max(len(stage.name) for stage in measured)
+        lines += ["", paint("METRICS", "1", color)]
+        for stage in measured:
+            shown = "  ".join(f"{name} {metric_text(v)}" for name, v in stage.metrics.items())
+            lines.append(terminal_line(f"{stage.name.ljust(width)}  {shown}", keep_color=False))
     if run.message and run.state is not RunState.PASSED:
         lines += ["", terminal_line(run.message, keep_color=False)]
     return lines
@@ -143,12 +150,13 @@ def version_table(
                 local_time(version.created_at),
                 version.status.value,
                 *(metric_text(version.metrics.get(name)) for name in metrics),
+                terminal_line(version.live_text(metrics), keep_color=False),
                 f"run {version.run_id}" if version.run_id is not None else "-",
                 terminal_line(description, keep_color=False),
             ]
         )
     names = [terminal_line(m.upper(), keep_color=False) for m in metrics]
-    headers = ["VERSION", "CREATED", "STATUS", *names, "RUN", "DESCRIPTION"]
+    headers = ["VERSION", "CREATED", "STATUS", *names, "LIVE", "RUN", "DESCRIPTION"]
     # Only the description and metric names come from outside; both are made safe above.
     lines = render_table(headers, rows, set(range(3, 3 + len(metrics))))
     return _paint_states(lines, [version.status for version in versions], "STATUS", color)

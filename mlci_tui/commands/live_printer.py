@@ -135,6 +135,9 @@ class LivePrinter:
         self._broken = False
         # The (stage, stream) whose last line on screen has not ended yet.
         self._open_line: tuple[str, Stream] | None = None
+        self._open_raw = b""
+        """What the open line shows so far, as printed (on a terminal)."""
+        self._last_note: dict[str, str] = {}
         # GitHub Actions: the stage whose group is open and streams live.
         self._live: str | None = None
         self._running: set[str] = set()
@@ -172,26 +175,53 @@ class LivePrinter:
             )
             self._note(event.stage, f"started{retry}")
         elif isinstance(event, StageNoted):
+            self._last_note[event.stage] = event.text
             self._note(event.stage, event.text)
         elif isinstance(event, StageFinished):
-            self._note(event.stage, describe_finish(event), STATE_COLORS.get(event.state))
+            # A reason just printed as a note (a failed gate) is not printed again.
+            said = self._last_note.pop(event.stage, None) == event.message
+            finish = describe_finish(event._replace(message=None) if said else event)
+            self._note(event.stage, finish, STATE_COLORS.get(event.state))
         elif isinstance(event, RunNoted):
             self._end_open_line()
             self.out.write(f"mlci: {event.text}\n".encode())
 
     def _output(self, event: StageOutput, prefix: bytes) -> None:
-        lines = event.lines
-        if self.terminal:
-            lines = [terminal_line(decode(line), keep_color=self.color).encode() for line in lines]
         key = (event.stage, event.stream)
-        if self._open_line == key:
-            head = b""
-        else:
+        continuing = self._open_line == key
+        if not continuing:
             self._end_open_line()
-            head = prefix
-        tail = b"" if event.partial else b"\n"
-        self.out.write(head + (b"\n" + prefix).join(lines) + tail)
+        if self.terminal:
+            self._on_terminal(event, prefix, continuing)
+        else:
+            # Into a file or a pipe: the bytes exactly as the stage printed them.
+            head = b"" if continuing else prefix
+            tail = b"" if event.partial else b"\n"
+            self.out.write(head + (b"\n" + prefix).join(event.lines) + tail)
         self._open_line = key if event.partial else None
+
+    def _on_terminal(self, event: StageOutput, prefix: bytes, continuing: bool) -> None:
+        """Lines made safe; a line redrawn with carriage returns (a progress bar) is
+        redrawn in place, showing its latest state, as the stage's own terminal would."""
+        lines = list(event.lines)
+        opened = self._open_raw if continuing else b""
+        chunks: list[bytes] = []
+        for number, raw in enumerate(lines):
+            whole = opened + raw if number == 0 else raw
+            safe = terminal_line(decode(whole), keep_color=self.color).encode()
+            if number == 0 and continuing:
+                if b"\r" in whole:
+                    chunks.append(b"\r\x1b[2K" + prefix + safe)
+                else:
+                    chunks.append(terminal_line(decode(raw), keep_color=self.color).encode())
+            else:
+                chunks.append(prefix + safe)
+            if number < len(lines) - 1 or not event.partial:
+                chunks.append(b"\n")
+        last = (opened + lines[0]) if len(lines) == 1 else lines[-1]
+        # Only what follows the last carriage return can still show: keep that.
+        self._open_raw = last[last.rfind(b"\r") + 1 :] if event.partial else b""
+        self.out.write(b"".join(chunks))
 
     def _note(self, stage: str, text: str, code: str | None = "2") -> None:
         self._end_open_line()
@@ -199,6 +229,7 @@ class LivePrinter:
         self.out.write(self.prefix[stage] + line.encode() + b"\n")
 
     def _end_open_line(self) -> None:
+        self._open_raw = b""
         if self._open_line is not None:
             self.out.write(b"\n")
             self._open_line = None

@@ -9,7 +9,8 @@ import sys
 import time
 
 from mlci_tui.commands.common import find_run, load, open_store, relative
-from mlci_tui.errors import StoreError, UsageError
+from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
+from mlci_tui.states import RunState
 
 
 def command_validate(args: argparse.Namespace) -> int:
@@ -45,7 +46,7 @@ def command_run(args: argparse.Namespace) -> int:
     config = load(args)
     for name in args.stage:
         if name not in config.stages:
-            raise UsageError(f"--stage {name}: no such stage (stages: {', '.join(config.stages)})")
+            raise UsageError(f"--stage {name}: no such stage{_hint(name, list(config.stages))}")
     runner = Runner(config, targets=args.stage)
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
@@ -65,6 +66,8 @@ def command_run(args: argparse.Namespace) -> int:
     run = runner.record
     if run is not None and not printer.broken:
         lines = ["", *run_summary(run, color=color)]
+        if runner.version is not None:
+            lines.append(runner.version_summary())
         lines.append(f"logs: {relative(runner.store.run_dir(run.id))}")
         with contextlib.suppress(OSError):
             print("\n".join(lines), flush=True)
@@ -80,9 +83,11 @@ def command_status(args: argparse.Namespace) -> int:
         import json  # only here: `mlci validate` and `mlci run` never need it
 
         print(json.dumps(run.to_json(), indent=2))
-        return 0
-    print("\n".join(run_summary(run, color=use_color(sys.stdout.buffer, os.environ))))
-    return 0
+    else:
+        print("\n".join(run_summary(run, color=use_color(sys.stdout.buffer, os.environ))))
+    # As `mlci run` would have exited: a script can ask whether the last run passed.
+    running_or_passed = (RunState.RUNNING, RunState.PASSED)
+    return ExitCode.PASSED if run.state in running_or_passed else ExitCode.FAILED
 
 
 def command_logs(args: argparse.Namespace) -> int:
@@ -95,8 +100,17 @@ def command_logs(args: argparse.Namespace) -> int:
         run = find_run(store, args.run)
         stage = run.stage(args.stage)
         if stage is None:
-            names = ", ".join(s.name for s in run.stages)
-            raise UsageError(f"run {run.id} has no stage {args.stage!r} (stages: {names})")
+            names = [s.name for s in run.stages]
+            raise UsageError(f"run {run.id} has no stage {args.stage!r}{_hint(args.stage, names)}")
+        if stage.started_at is None and (stage.state.finished or not args.follow):
+            why = f": {stage.message}" if stage.message else ""
+            if stage.state.finished:
+                raise NotFound(
+                    f"stage {stage.name} of run {run.id} did not run ({stage.state.value}{why})"
+                )
+            raise NotFound(
+                f"stage {stage.name} of run {run.id} has not started yet (follow it: mlci logs -f)"
+            )
         cursor = LogCursor(store.log_path(run.id, stage.name))
         out = sys.stdout.buffer
         terminal = out.isatty()
@@ -105,8 +119,11 @@ def command_logs(args: argparse.Namespace) -> int:
         def emit() -> None:
             for chunk in output_bytes(cursor.read()):
                 if terminal:
-                    text = textsafe.terminal_line(textsafe.decode(chunk), keep_color=color)
-                    chunk = text.encode() + (b"\n" if chunk.endswith(b"\n") else b"")
+                    # The newline is the line's end, not a character to show.
+                    ended = chunk.endswith(b"\n")
+                    text = textsafe.decode(chunk[:-1] if ended else chunk)
+                    chunk = textsafe.terminal_line(text, keep_color=color).encode()
+                    chunk += b"\n" if ended else b""
                 out.write(chunk)
             out.flush()
 
@@ -128,3 +145,11 @@ def command_logs(args: argparse.Namespace) -> int:
             if ended:
                 return 0
             time.sleep(0.2)
+
+
+def _hint(name: str, names: list[str]) -> str:
+    """``; did you mean "train"?``, or the list of what there is."""
+    import difflib  # only for a mistyped name
+
+    close = difflib.get_close_matches(name, names, n=1)
+    return f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(names)})"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mlci_tui.commands.common import load, open_registry, open_store, run_cancellable
+from mlci_tui.errors import UsageError
 
 if TYPE_CHECKING:
     import asyncio
@@ -67,12 +68,31 @@ def command_deploy(args: argparse.Namespace) -> int:
     registry = open_registry(config)
     with registry.store:
         version = registry.resolve(args.version)
-        with _deploying(registry, config, "deploy") as (deployer, printer):
-            result = run_cancellable(
-                lambda hurry: deployer.deploy(
-                    version, _context(printer, "deploy", hurry), reason=args.reason
+        analyse = config.monitor is not None and not args.no_analysis
+        with _deploying(registry, config, "deploy", "monitor") as (deployer, printer):
+
+            async def deploy(hurry: asyncio.Event) -> tuple[DeployResult, str | None]:
+                context = _context(printer, "deploy", hurry)
+                result = await deployer.deploy(
+                    version, context, reason=args.reason, force=args.force
                 )
-            )
+                if not (result.succeeded and analyse):
+                    return result, None
+                # As after a run's deploy: the monitor's checks still protect production.
+                from mlci_tui.monitor.analysis import STAGE, Analysis
+                from mlci_tui.monitor.policy import guard
+
+                analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
+                live = registry.store.version(version.number) or version
+                _, response = await guard(live, analysis, deployer, _context(printer, STAGE, hurry))
+                return result, None if response is None else response.message
+
+            result, failed = run_cancellable(deploy)
+    if failed is not None:
+        from mlci_tui.textsafe import terminal_line
+
+        print(f"mlci: {terminal_line(failed, keep_color=False)}", file=sys.stderr)
+        return 1
     return _report(result)
 
 
@@ -96,7 +116,6 @@ def command_rollback(args: argparse.Namespace) -> int:
 
 
 def command_monitor(args: argparse.Namespace) -> int:
-    from mlci_tui.errors import UsageError
     from mlci_tui.monitor.analysis import STAGE, Analysis
     from mlci_tui.monitor.watch import watch
 
@@ -116,14 +135,23 @@ def command_alerts(args: argparse.Namespace) -> int:
 
     config = load(args)
     with open_store(config) as store:
-        if args.dismiss:
+        if args.dismiss or args.ack is not None:
             from mlci_tui.registry.audit import current_user
 
-            pending = store.decisions()
             user = current_user(os.environ)
+        if args.dismiss:
+            pending = store.decisions()
             for decision in pending:
                 store.decide(decision.id, "dismissed", by=user, when=time.time())
             print(f"dismissed {len(pending)} pending decision{'s' * (len(pending) != 1)}")
+            return 0
+        if args.ack is not None:
+            known = {alert.id for alert in store.alerts(limit=-1)}
+            missing = sorted(set(args.ack) - known)
+            if missing:
+                raise UsageError(f"--ack {missing[0]}: no such alert (see mlci alerts)")
+            count = store.acknowledge_alerts(args.ack or None, by=user, when=time.time())
+            print(f"acknowledged {count} alert{'s' * (count != 1)}")
             return 0
         alerts = store.alerts()
         decisions = store.decisions()
@@ -144,9 +172,9 @@ def command_alerts(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _deploying(
-    registry: Registry, config: Config, stage: str
+    registry: Registry, config: Config, *stages: str
 ) -> Iterator[tuple[Deployer, LivePrinter]]:
-    """A deployer, and a printer of ``stage``'s output that is closed (flushed) at the end."""
+    """A deployer, and a printer of ``stages``' output that is closed (flushed) at the end."""
     from mlci_tui import procs
     from mlci_tui.alerts import Alerter
     from mlci_tui.commands.console import use_color
@@ -165,7 +193,7 @@ def _deploying(
     )
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
-    printer = LivePrinter(BackgroundWriter(out), [stage], terminal=out.isatty(), color=color)
+    printer = LivePrinter(BackgroundWriter(out), stages, terminal=out.isatty(), color=color)
     try:
         yield deployer, printer
     finally:

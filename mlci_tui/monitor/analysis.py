@@ -43,8 +43,8 @@ class Verdict:
     samples: int
     """How many samples were taken."""
     cpu_seconds: float = 0.0
-    peak_rss_bytes: int = 0
-    """Of the monitor command, over all samples."""
+    peak_rss_bytes: int | None = None
+    """Of the monitor command, over all samples; None when no sample measured one."""
 
 
 class Analysis:
@@ -68,7 +68,7 @@ class Analysis:
         self.environ = dict(os.environ if environ is None else environ)
         self.clock = clock
         self.cpu_seconds = 0.0
-        self.peak_rss_bytes = 0
+        self.peak_rss_bytes: int | None = None
         """Resources the monitor command used, over every sample taken so far."""
 
     @property
@@ -103,7 +103,8 @@ class Analysis:
         )
         problem = result.problem
         self.cpu_seconds += result.cpu_seconds or 0.0
-        self.peak_rss_bytes = max(self.peak_rss_bytes, result.peak_rss_bytes or 0)
+        if result.peak_rss_bytes is not None:
+            self.peak_rss_bytes = max(self.peak_rss_bytes or 0, result.peak_rss_bytes)
         from_file, _ = read_metrics_file(metrics_file)
         metrics_file.unlink(missing_ok=True)
         metrics = {**sink.metrics, **from_file}

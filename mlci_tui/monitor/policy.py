@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mlci_tui import alerts
 from mlci_tui.errors import MlciError
+from mlci_tui.monitor.analysis import Analysis, Verdict
 from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.registry.deployer import Deployer
 from mlci_tui.store.records import VersionRecord
@@ -20,6 +21,18 @@ from mlci_tui.store.records import VersionRecord
 class Response:
     rolled_back: bool
     message: str
+
+
+async def guard(
+    version: VersionRecord, analysis: Analysis, deployer: Deployer, context: CommandContext
+) -> tuple[Verdict, Response | None]:
+    """The post-deploy analysis of ``version``, just deployed, and the policy if it
+    fails: what a run's monitor stage and a manual `mlci deploy` both do."""
+    verdict = await analysis.post_deploy(version, context)
+    if not verdict.failed:
+        return verdict, None
+    assert verdict.finding is not None
+    return verdict, await respond(version, verdict.finding, deployer, context)
 
 
 async def respond(

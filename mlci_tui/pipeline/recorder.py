@@ -117,18 +117,23 @@ class StoreRecorder:
                 exit_code=None,
             )
         elif isinstance(event, StageFinished):
+            ended: dict[str, Any] = {}
+            if event.peak_rss_bytes is not None:
+                # Unknown at the end (a timeout, a stage too short to sample): the peak
+                # the samples recorded stays.
+                ended["peak_rss_bytes"] = event.peak_rss_bytes
             self._update(
                 event.stage,
                 state=event.state,
                 attempt=event.attempt,
                 exit_code=event.exit_code,
                 ended_at=event.ended_at if event.started_at is not None else None,
-                peak_rss_bytes=event.peak_rss_bytes,
                 cpu_seconds=event.cpu_seconds,
                 failed_gate=event.failed_gate,
                 message=event.message,
                 cpu_percent=None,
                 rss_bytes=None,
+                **ended,
             )
             log = self._logs.pop(event.stage, None)
             if log is not None:

@@ -79,11 +79,25 @@ class Deployer:
     # The two operations ------------------------------------------------------
 
     async def deploy(
-        self, version: VersionRecord, context: CommandContext, *, reason: str | None = None
+        self,
+        version: VersionRecord,
+        context: CommandContext,
+        *,
+        reason: str | None = None,
+        force: bool = False,
     ) -> DeployResult:
         """Deploy ``version``. Its output goes to ``context``, and to a log file of the
-        deployment's own unless ``context.log_path`` says where it is recorded."""
+        deployment's own unless ``context.log_path`` says where it is recorded.
+
+        A version that production was rolled back from, or whose deploy failed, is
+        deployed again only with ``force``: what went wrong once must be meant."""
         live = self.registry.live()
+        if not force and version.status in (VersionStatus.ROLLED_BACK, VersionStatus.FAILED):
+            what = "was rolled back" if version.status is VersionStatus.ROLLED_BACK else "failed"
+            why = f" ({version.description})" if version.description else ""
+            raise RegistryError(
+                f"{version.name} {what}{why}; to deploy it again anyway, add --force"
+            )
         return await self._run(DeployKind.DEPLOY, version, live, reason, context)
 
     async def rollback(

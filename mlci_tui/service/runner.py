@@ -33,7 +33,7 @@ from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.service.recovery import recover
-from mlci_tui.states import RunState
+from mlci_tui.states import RunState, VersionStatus
 from mlci_tui.store import Store
 
 if TYPE_CHECKING:
@@ -164,6 +164,9 @@ class Runner:
             try:
                 self.writer.close()
                 self.record = self.store.run(self.run_id)
+                if self.version is not None:
+                    # As it ended: deployed, rolled back, or its deploy failed.
+                    self.version = self.store.version(self.version.number) or self.version
             finally:
                 self.store.close()
                 if "registry" in self.__dict__:
@@ -224,6 +227,18 @@ class Runner:
                 metrics.update(finished[name].metrics)
         return self.registry.register(self.run_id, metrics)
 
+    def version_summary(self) -> str:
+        """What became of the version this run registered, for the run's summary."""
+        assert self.version is not None
+        version = self.version
+        said = {
+            VersionStatus.LIVE: "deployed: it is live",
+            VersionStatus.FAILED: "its deploy failed; the live version did not change",
+            VersionStatus.ROLLED_BACK: "deployed, then rolled back",
+            VersionStatus.REGISTERED: "not deployed",
+        }.get(version.status, version.status.value)
+        return f"version {version.name} registered (sha256 {version.sha256[:12]}…), {said}"
+
     @staticmethod
     def _registered_text(version: VersionRecord) -> str:
         return f"registered {version.name} (sha256 {version.sha256[:12]}, {version.artifact_name})"
@@ -256,19 +271,17 @@ class Runner:
 
     async def _monitor(self, context: ActionContext) -> AttemptResult:
         from mlci_tui.monitor.analysis import Analysis
-        from mlci_tui.monitor.policy import respond
+        from mlci_tui.monitor.policy import guard
 
         assert self.version is not None
         monitor = self._context(context, MONITOR_STAGE)
         analysis = Analysis(
             self.registry, executor=self.executor, masker=self.masker, environ=self.environ
         )
-        verdict = await analysis.post_deploy(self.version, monitor)
+        verdict, response = await guard(self.version, analysis, self.deployer, monitor)
         peak, cpu = verdict.peak_rss_bytes, verdict.cpu_seconds
-        if not verdict.failed:
+        if response is None:
             return AttemptResult(0, peak_rss_bytes=peak, cpu_seconds=cpu)
-        assert verdict.finding is not None
-        response = await respond(self.version, verdict.finding, self.deployer, monitor)
         if response.rolled_back:
             context.mark_run(RunState.ROLLED_BACK, response.message)
         return AttemptResult(None, error=response.message, peak_rss_bytes=peak, cpu_seconds=cpu)

@@ -3,6 +3,8 @@ alert command took each."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from mlci_tui.store.connection import Connection
 from mlci_tui.store.records import AlertRecord
 
@@ -22,6 +24,24 @@ class AlertsTable(Connection):
     def set_alert_delivery(self, alert_id: int, delivery: str) -> None:
         with self.transaction():
             self._query("UPDATE alerts SET delivery = ? WHERE id = ?", (delivery, alert_id))
+
+    def acknowledge_alerts(self, ids: Iterable[int] | None, *, by: str, when: float) -> int:
+        """Mark alerts seen (``ids``, or every one if None); returns how many were not."""
+        with self.transaction():
+            if ids is None:
+                cursor = self._query(
+                    "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?"
+                    " WHERE acknowledged_at IS NULL",
+                    (when, by),
+                )
+            else:
+                wanted = tuple(ids)
+                cursor = self._query(
+                    "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?"
+                    f" WHERE acknowledged_at IS NULL AND id IN ({', '.join('?' * len(wanted))})",
+                    (when, by, *wanted),
+                )
+        return cursor.rowcount
 
     def alerts(self, limit: int = 50) -> list[AlertRecord]:
         rows = self._query("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))

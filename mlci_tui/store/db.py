@@ -142,6 +142,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE stages ADD COLUMN job_id TEXT;
     ALTER TABLE stages ADD COLUMN job_address TEXT;
     """,
+    """
+    ALTER TABLE alerts ADD COLUMN acknowledged_at REAL;
+    ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -231,13 +235,16 @@ class Store(RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTab
         return int(self._query("PRAGMA data_version").fetchone()[0])
 
     def registry_stamp(self) -> tuple[object, ...]:
-        """Changes whenever a version, deployment or alert is added or settled."""
+        """Changes whenever a version, deployment, alert or monitor sample is added or
+        settled, or an alert acknowledged."""
         return tuple(
             self._query(
                 "SELECT (SELECT MAX(number) FROM versions),"
                 " (SELECT COUNT(*) FROM versions WHERE pruned_at IS NOT NULL),"
                 " (SELECT MAX(id) FROM deployments),"
                 " (SELECT COUNT(*) FROM deployments WHERE outcome != 'running'),"
-                " (SELECT MAX(id) FROM alerts)"
+                " (SELECT MAX(id) FROM alerts),"
+                " (SELECT COUNT(*) FROM alerts WHERE acknowledged_at IS NOT NULL),"
+                " (SELECT MAX(id) FROM monitor_samples)"
             ).fetchone()
         )

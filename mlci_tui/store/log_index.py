@@ -7,17 +7,25 @@ Building it costs two C-level calls a block (`find` the next record start,
 `count` the newlines), so following a flood of 100 000 lines a second costs
 the dashboard almost nothing; a record is found by bisecting the blocks and
 splitting the one block it is in, read with ``pread`` when it is shown.
+
+A viewer shows lines, not records: a record that does not end its line (a
+``+`` record: a very long line in pieces, or a progress bar flushed early)
+is joined with the records after it into one line. The index keeps the
+numbers of those records (few, usually none), so it maps a line to its
+records and back with bisections.
 """
 
 from __future__ import annotations
 
 import bisect
 import os
+import re
 import threading
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
-from mlci_tui.store.logs import LogRecord, parse
+from mlci_tui.store.logs import LogRecord, join, parse
 
 BLOCK = 64 << 10
 READ_CHUNK = 8 << 20
@@ -26,6 +34,11 @@ SKIP_AFTER = 16 << 20
 KEEP_TAIL = 2 << 20
 MAX_RECORD_READ = 256 << 10
 """A record longer than this is shown cut (the file keeps it whole)."""
+MAX_LINE_RECORDS = 64
+"""A line of more records than this is shown from its last ones (a progress bar
+redrawn for hours): a carriage return makes only its end show anyway."""
+# The start of a record that does not end its line: "TIME o+ ", after a newline.
+_PARTIAL = re.compile(rb"(?:^|\n)[0-9.]+ [oem]\+ ")
 
 
 class LogIndex:
@@ -53,8 +66,19 @@ class LogIndex:
         """The last block read: its number and its raw records."""
         self._gap: tuple[int, int, int] | None = None
         """Bytes skipped by a follower: (start, end, the first block after them)."""
+        self._partials = array("q")
+        """Numbers of the records that do not end their line, in order."""
 
     def __len__(self) -> int:
+        """How many lines: the records, less those that continue a line."""
+        with self._lock:
+            return self._lines()
+
+    def _lines(self) -> int:
+        return self._count - bisect.bisect_left(self._partials, self._count - 1)
+
+    @property
+    def records(self) -> int:
         return self._count
 
     @property
@@ -92,9 +116,10 @@ class LogIndex:
                 ends = self._find_newline(self._end + len(chunk), size)
                 if ends < 0:
                     break
-                self._add_blocks([(0, 1)], self._end, ends + 1 - self._end)
+                # One record longer than a chunk: its start says whether it is a piece.
+                self._add_blocks([(0, 1)], self._end, ends + 1 - self._end, chunk[:64])
                 continue
-            self._add_blocks(_blocks(chunk, last + 1), self._end, last + 1)
+            self._add_blocks(_blocks(chunk, last + 1), self._end, last + 1, chunk)
         return self._count - before
 
     def fill_gap(self) -> int:
@@ -105,16 +130,20 @@ class LogIndex:
             return 0
         start, end, at = gap
         blocks: list[tuple[int, int]] = []
+        partials: list[int] = []
         position = start
         while position < end:
             chunk = self._pread(min(READ_CHUNK, end - position), position)
             if chunk is None:
                 return 0
             last = chunk.rfind(b"\n") + 1 or len(chunk)
+            before = sum(count for _, count in blocks)
+            partials += [before + n for n in _partials(chunk, last)]
             blocks += [(position + offset, count) for offset, count in _blocks(chunk, last)]
             position += last
         added = sum(count for _, count in blocks)
         with self._lock:
+            lines_before = self._lines()
             first = self._numbers[at] if at < len(self._numbers) else self._count
             numbers = []
             running = first
@@ -124,24 +153,64 @@ class LogIndex:
             self._offsets[at:at] = array("q", (offset for offset, _ in blocks))
             tail = array("q", (n + added for n in self._numbers[at:]))
             self._numbers[at:] = array("q", numbers) + tail
+            cut = bisect.bisect_left(self._partials, first)
+            later = array("q", (n + added for n in self._partials[cut:]))
+            self._partials[cut:] = array("q", (first + n for n in partials)) + later
             self._count += added
             self._gap = None
             self._block = None
-        return added
+            return self._lines() - lines_before
 
     def _record_start_after(self, position: int, size: int) -> int:
         """The first record that starts at or after ``position``."""
         found = self._find_newline(max(0, position - 1), size)
         return size if found < 0 else found + 1
 
-    def _add_blocks(self, blocks: list[tuple[int, int]], base: int, length: int) -> None:
-        """``blocks``: (offset in the chunk, records in the block) of a chunk at ``base``."""
+    def _add_blocks(
+        self, blocks: list[tuple[int, int]], base: int, length: int, chunk: bytes
+    ) -> None:
+        """``blocks``: (offset in the chunk, records in the block) of ``chunk``, read at
+        ``base``; ``chunk[:length]`` holds whole records."""
+        partials = _partials(chunk, length)
         with self._lock:
+            first = self._count
             for offset, records in blocks:
                 self._offsets.append(base + offset)
                 self._numbers.append(self._count)
                 self._count += records
+            self._partials.extend(first + n for n in partials)
             self._end = base + length
+
+    def line(self, index: int) -> LogRecord | None:
+        """Line ``index`` (0-based): its records joined (see `logs.join`)."""
+        with self._lock:
+            if not 0 <= index < self._lines():
+                return None
+            first, last = self._records_of(index)
+        first = max(first, last - MAX_LINE_RECORDS + 1)
+        found = [r for r in (self.record(n) for n in range(first, last + 1)) if r is not None]
+        return join(found) if found else None
+
+    def _records_of(self, line: int) -> tuple[int, int]:
+        """The first and last record of ``line``; called under the lock."""
+        partials = self._partials
+        first = line
+        while True:
+            continued = bisect.bisect_right(partials, first - 1)
+            if line + continued == first:
+                break
+            first = line + continued
+        last = first
+        position = bisect.bisect_left(partials, first)
+        while last + 1 < self._count and position < len(partials) and partials[position] == last:
+            last += 1
+            position += 1
+        return first, last
+
+    def line_of(self, record: int) -> int:
+        """The line that record ``record`` is part of."""
+        with self._lock:
+            return record - bisect.bisect_right(self._partials, record - 1)
 
     def record(self, index: int) -> LogRecord | None:
         """Record ``index`` (0-based), its content cut at `MAX_RECORD_READ` bytes."""
@@ -165,11 +234,12 @@ class LogIndex:
         return cached[1][index - first]
 
     def search(self, needle: str, start: int, *, forward: bool = True) -> int | None:
-        """The first record after (or before) ``start`` whose content contains
-        ``needle``, ignoring case; None if there is none.
+        """The first line after (or before) line ``start`` whose content contains
+        ``needle``, ignoring case; None if there is none. ``start`` may be -1, or
+        the number of lines, to search from the very start or end.
 
         The file is read in chunks of whole blocks and tested with C-level
-        ``find``; only a hit is mapped back to its record.
+        ``find``; only a hit is mapped back to its record and line.
         """
         target = needle.lower().encode("utf-8", "replace")
         if self._gap is not None:
@@ -177,21 +247,77 @@ class LogIndex:
         with self._lock:
             count = self._count
             blocks = len(self._offsets)
+            if start < 0:
+                after = -1
+            elif start >= self._lines():
+                after = count
+            else:
+                first, last = self._records_of(start)
+                after = last if forward else first
         if not target or count == 0:
             return None
-        position = self._block_of(min(max(start, 0), count - 1))
+        position = self._block_of(min(max(after, 0), count - 1))
         step = max(1, READ_CHUNK // BLOCK)
+        found: int | None = None
         if forward:
-            for first in range(position, blocks, step):
-                found = self._find_in(first, min(blocks, first + step), target, start, True)
+            for first_block in range(position, blocks, step):
+                stop = min(blocks, first_block + step)
+                found = self._find_in(first_block, stop, target, after, True)
                 if found is not None:
-                    return found
+                    break
         else:
-            for last in range(position + 1, 0, -step):
-                found = self._find_in(max(0, last - step), last, target, start, False)
+            for last_block in range(position + 1, 0, -step):
+                found = self._find_in(max(0, last_block - step), last_block, target, after, False)
                 if found is not None:
-                    return found
-        return None
+                    break
+        return None if found is None else self.line_of(found)
+
+    def matches(self, needle: str, cancelled: Callable[[], bool] = lambda: False) -> array | None:
+        """The lines that contain ``needle`` (ignoring case), in order; None if
+        ``cancelled()`` said to stop. For "match 3 of 40": run it in a worker."""
+        target = needle.lower().encode("utf-8", "replace")
+        if self._gap is not None:
+            self.fill_gap()
+        with self._lock:
+            blocks = len(self._offsets)
+        found = array("q")
+        if not target:
+            return found
+        step = max(1, READ_CHUNK // BLOCK)
+        for first in range(0, blocks, step):
+            if cancelled():
+                return None
+            for record in self._hits_in(first, min(blocks, first + step), target):
+                line = self.line_of(record)
+                if not found or found[-1] != line:
+                    found.append(line)
+        return found
+
+    def _hits_in(self, first: int, stop: int, target: bytes) -> list[int]:
+        """Every record in blocks ``first`` up to ``stop`` whose content holds ``target``."""
+        with self._lock:
+            base = self._offsets[first]
+            end = self._offsets[stop] if stop < len(self._offsets) else self._end
+            number = self._numbers[first]
+        raw = self._pread(end - base, base)
+        if raw is None:
+            return []
+        data = raw.lower()
+        hits: list[int] = []
+        counted, records = 0, number
+        position = data.find(target)
+        while position >= 0:
+            record_start = data.rfind(b"\n", 0, position) + 1
+            content_start = data.find(b" ", data.find(b" ", record_start) + 1) + 1
+            if position < content_start:  # in the time or the stream tag: no hit
+                position = data.find(target, position + 1)
+                continue
+            records += data.count(b"\n", counted, record_start)
+            counted = record_start
+            hits.append(records)
+            record_end = data.find(b"\n", position)
+            position = -1 if record_end < 0 else data.find(target, record_end + 1)
+        return hits
 
     def _block_of(self, index: int) -> int:
         with self._lock:
@@ -263,3 +389,16 @@ def _blocks(chunk: bytes, length: int) -> list[tuple[int, int]]:
         blocks.append((start, chunk.count(b"\n", start, boundary)))
         start = boundary
     return blocks
+
+
+def _partials(chunk: bytes, length: int) -> list[int]:
+    """The numbers, within ``chunk[:length]`` (whole records), of the records that
+    do not end their line. Usually none: one C-level scan finds that out."""
+    found: list[int] = []
+    counted, records = 0, 0
+    for match in _PARTIAL.finditer(chunk, 0, length):
+        start = match.start() + (chunk[match.start()] == 0x0A)
+        records += chunk.count(b"\n", counted, start)
+        counted = start
+        found.append(records)
+    return found

@@ -17,7 +17,7 @@ contains a newline, so the format needs no escaping and stays readable with
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,6 +113,31 @@ class LogCursor:
                 pending = data[end:]
 
 
+def join(records: Sequence[LogRecord]) -> LogRecord:
+    """One line from the records it was written as: their contents in order, the
+    time and stream of the first, and still partial if the last is."""
+    if len(records) == 1:
+        return records[0]
+    first = records[0]
+    content = b"".join(record.content for record in records)
+    return LogRecord(first.time, first.stream, content, records[-1].partial)
+
+
+def lines(records: Iterable[LogRecord]) -> list[LogRecord]:
+    """``records`` as lines: a record that does not end its line is joined with
+    the records after it (a long line in pieces, a progress bar flushed early)."""
+    found: list[LogRecord] = []
+    pieces: list[LogRecord] = []
+    for record in records:
+        pieces.append(record)
+        if not record.partial:
+            found.append(join(pieces))
+            pieces = []
+    if pieces:
+        found.append(join(pieces))
+    return found
+
+
 def output_bytes(records: Iterator[LogRecord]) -> Iterator[bytes]:
     """What the stage printed, record by record: stdout and stderr, nothing added."""
     for record in records:
@@ -122,7 +147,8 @@ def output_bytes(records: Iterator[LogRecord]) -> Iterator[bytes]:
 
 
 def tail_records(path: Path, count: int = 1, *, max_bytes: int = 16384) -> list[LogRecord]:
-    """The last ``count`` stdout/stderr records of a log, reading only its end."""
+    """The last ``count`` stdout/stderr lines of a log (records joined into lines,
+    see `lines`), reading only its end."""
     try:
         with open(path, "rb") as file:
             size = file.seek(0, os.SEEK_END)
@@ -133,4 +159,4 @@ def tail_records(path: Path, count: int = 1, *, max_bytes: int = 16384) -> list[
     end = data.rfind(b"\n") + 1
     start = 0 if size <= max_bytes else data.find(b"\n") + 1
     records = [r for r in parse(data[start:end]) if r.stream is not Stream.MESSAGE]
-    return records[-count:]
+    return lines(records)[-count:]

@@ -51,6 +51,8 @@ class Snapshot:
     """Newest first, at most `VERSION_LIMIT`."""
     version_count: int = 0
     live: VersionRecord | None = None
+    rollback_target: VersionRecord | None = None
+    """The version `mlci rollback` would go back to: the last known-good one."""
     alerts: tuple[AlertRecord, ...] = ()
     decisions: tuple[DecisionRecord, ...] = ()
     """Pending rollback decisions."""
@@ -75,8 +77,12 @@ class StoreReader:
         """The store's data version when the last snapshot was read."""
         self._registry_stamp: tuple[object, ...] | None = None
         self._registry: tuple[
-            tuple[VersionRecord, ...], int, VersionRecord | None, tuple[AlertRecord, ...]
-        ] = ((), 0, None, ())
+            tuple[VersionRecord, ...],
+            int,
+            VersionRecord | None,
+            VersionRecord | None,
+            tuple[AlertRecord, ...],
+        ] = ((), 0, None, None, ())
 
     def due(self, run_id: int | None = None) -> bool:
         """Whether `snapshot(run_id)` would show something new: the store changed,
@@ -132,9 +138,10 @@ class StoreReader:
                 tuple(store.versions(limit=VERSION_LIMIT)),
                 store.version_count(),
                 store.live_version(),
+                store.known_good(),
                 tuple(store.alerts(limit=20)),
             )
-        versions, count, live, alerts = self._registry
+        versions, count, live, target, alerts = self._registry
         running = store.running_deployments()
         return Snapshot(
             run=run,
@@ -142,6 +149,7 @@ class StoreReader:
             versions=versions,
             version_count=count,
             live=live,
+            rollback_target=target,
             alerts=alerts,
             decisions=tuple(store.decisions()),
             deploying=running[-1] if running else None,
@@ -179,6 +187,11 @@ class StoreReader:
         with self._lock:
             store = self._open()
             return [] if store is None else store.runs(limit)
+
+    def alerts(self, limit: int = 200) -> list[AlertRecord]:
+        with self._lock:
+            store = self._open()
+            return [] if store is None else store.alerts(limit)
 
     def log_path(self, run_id: int, stage: str) -> Path:
         return paths.log_path(self.state_dir, run_id, stage)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
+from mlci_tui.units import metric_text
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 """The default metrics: empty, and immutable, since it is shared."""
@@ -138,10 +139,19 @@ class VersionRecord(NamedTuple):
     git_dirty: bool | None = None
     description: str | None = None
     pruned_at: float | None = None
+    live_metrics: Mapping[str, float] = _EMPTY
+    """What the newest monitor sample of it measured, if it was ever sampled."""
 
     @property
     def name(self) -> str:
         return f"v{self.number}"
+
+    def live_text(self, metrics: Sequence[str]) -> str:
+        """The key ``metrics`` of its newest monitor sample: ``accuracy 0.5875``; ``-``
+        when it was never sampled (the other sampled metrics when none of those)."""
+        live = self.live_metrics
+        names = [name for name in metrics if name in live] or sorted(live)[:2]
+        return "  ".join(f"{name} {metric_text(live[name])}" for name in names) or "-"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +167,7 @@ class VersionRecord(NamedTuple):
             "git_commit": self.git_commit,
             "git_dirty": self.git_dirty,
             "metrics": dict(self.metrics),
+            "live_metrics": dict(self.live_metrics),
         }
 
 
@@ -209,6 +220,9 @@ class AlertRecord(NamedTuple):
     run_id: int | None = None
     delivery: str | None = None
     """None when no alert command is configured, ``sent``, or why sending failed."""
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    """Who said they saw it: the dashboard's alert bar shows only alerts nobody has."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -219,6 +233,8 @@ class AlertRecord(NamedTuple):
             "version": None if self.version is None else f"v{self.version}",
             "run_id": self.run_id,
             "delivery": self.delivery,
+            "acknowledged_at": iso_time(self.acknowledged_at),
+            "acknowledged_by": self.acknowledged_by,
         }
 
 

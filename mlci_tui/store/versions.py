@@ -10,6 +10,12 @@ from mlci_tui.states import DeployOutcome, VersionStatus
 from mlci_tui.store.connection import Connection
 from mlci_tui.store.records import VersionRecord
 
+# Each version with its newest monitor sample's metrics: how it does in production.
+_SELECT = (
+    "SELECT versions.*, (SELECT metrics FROM monitor_samples AS sample"
+    " WHERE sample.version = versions.number ORDER BY sample.id DESC LIMIT 1) AS live_metrics"
+)
+
 
 class VersionsTable(Connection):
     def add_version(
@@ -51,12 +57,12 @@ class VersionsTable(Connection):
         return number
 
     def version(self, number: int) -> VersionRecord | None:
-        row = self._query("SELECT * FROM versions WHERE number = ?", (number,)).fetchone()
+        row = self._query(_SELECT + " FROM versions WHERE number = ?", (number,)).fetchone()
         return None if row is None else _version(row)
 
     def versions(self, limit: int | None = None) -> list[VersionRecord]:
         """Newest first."""
-        sql = "SELECT * FROM versions ORDER BY number DESC"
+        sql = _SELECT + " FROM versions ORDER BY number DESC"
         rows = self._query(sql + " LIMIT ?", (limit,)) if limit else self._query(sql)
         return [_version(row) for row in rows]
 
@@ -65,7 +71,7 @@ class VersionsTable(Connection):
 
     def live_version(self) -> VersionRecord | None:
         row = self._query(
-            "SELECT * FROM versions WHERE status = ? ORDER BY number DESC LIMIT 1",
+            _SELECT + " FROM versions WHERE status = ? ORDER BY number DESC LIMIT 1",
             (VersionStatus.LIVE.value,),
         ).fetchone()
         return None if row is None else _version(row)
@@ -76,7 +82,7 @@ class VersionsTable(Connection):
         version is never one: its status is ``live``."""
         skip = tuple(exclude)
         row = self._query(
-            "SELECT versions.* FROM deployments JOIN versions ON versions.number = to_version"
+            _SELECT + " FROM deployments JOIN versions ON versions.number = to_version"
             " WHERE outcome = ? AND status = ? AND pruned_at IS NULL"
             f" AND number NOT IN ({', '.join('?' * len(skip))})"
             " ORDER BY deployments.id DESC LIMIT 1",
@@ -132,4 +138,5 @@ def _version(row: sqlite3.Row) -> VersionRecord:
         git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),
         description=row["description"],
         pruned_at=row["pruned_at"],
+        live_metrics=json.loads(row["live_metrics"] or "{}"),
     )

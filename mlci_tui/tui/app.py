@@ -20,16 +20,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
+from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from mlci_tui import procs
@@ -37,10 +40,13 @@ from mlci_tui.config import Config
 from mlci_tui.errors import ExitCode
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.reader import Snapshot, StoreReader
-from mlci_tui.store.records import RunRecord
+from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
 from mlci_tui.textsafe import terminal_line
+from mlci_tui.tui.commands import DashboardCommands
+from mlci_tui.tui.driver import clearing
 from mlci_tui.tui.keys import bindings_of
 from mlci_tui.tui.read_again import ReadAgain
+from mlci_tui.tui.screens.alerts import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
 from mlci_tui.tui.screens.help import HelpScreen
@@ -54,6 +60,9 @@ from mlci_tui.tui.widgets.stage_pane import StageList
 from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
 
 POLL_S = 0.5
+_KEY_NAMES = {"enter": "Enter", "escape": "Esc"}
+# The screen's own keys for moving between panes, named as the README names them.
+PANE_MOVES = {"app.focus_next": "Next pane", "app.focus_previous": "Previous pane"}
 
 Spawner = Callable[[list[str]], "subprocess.Popen[bytes] | None"]
 
@@ -63,17 +72,39 @@ class MlciApp(App[None]):
 
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "mlci"
-    ENABLE_COMMAND_PALETTE = False
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashboardCommands}
+    NOTIFICATION_TIMEOUT = 3
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "start_run", "Run", id="run"),
-        Binding("c", "cancel_run", "Cancel", id="cancel"),
-        Binding("v", "focus_versions", "Versions", id="versions"),
-        Binding("R", "rollback", "Roll back", id="rollback"),
-        Binding("a", "answer", "Answer", id="answer"),
-        Binding("p", "pick_run", "Runs", id="runs"),
+        Binding("r", "start_run", "Run", tooltip="start a run (it goes on if you quit)", id="run"),
+        Binding("c", "cancel_run", "Cancel", tooltip="cancel the running run", id="cancel"),
+        Binding(
+            "v",
+            "focus_versions",
+            "Versions",
+            tooltip="the versions, at the one a rollback would choose",
+            id="versions",
+        ),
+        Binding("R", "rollback", "Roll back", tooltip="to the highlighted version", id="rollback"),
+        Binding("a", "answer", "Answer", tooltip="the monitor's pending decision", id="answer"),
+        Binding("p", "pick_run", "Runs", tooltip="show a past run", id="runs"),
+        Binding("A", "show_alerts", "Alerts", show=False, tooltip="read, acknowledge", id="alerts"),
         *LogView.DASHBOARD_BINDINGS,
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit_dashboard", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", tooltip="this list", id="help"),
+        Binding("q", "quit_dashboard", "Quit", tooltip="a run goes on", id="quit"),
+        # Textual's ctrl+c only says how to quit, and its ctrl+q quits without saying
+        # that a run goes on: here both quit as q does, from any screen.
+        Binding("ctrl+c", "quit_dashboard", "Quit", show=False, priority=True, id="quit.ctrl-c"),
+        Binding("ctrl+q", "quit_dashboard", "Quit", show=False, priority=True, id="quit.ctrl-q"),
+        # Textual binds it too, but unlisted: declared here, the help shows it.
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Commands",
+            show=False,
+            priority=True,
+            tooltip="every action, by name",
+            id="palette",
+        ),
     ]
 
     def __init__(
@@ -84,7 +115,9 @@ class MlciApp(App[None]):
         poll_interval: float = POLL_S,
         spawn: Spawner | None = None,
     ) -> None:
-        super().__init__()
+        # Without colour, plain attributes (bold, reverse) rather than Textual's greys,
+        # which turn dim text into dark grey on black.
+        super().__init__(ansi_color=True if os.environ.get("NO_COLOR") else None)
         self.config = config
         self.clock = clock
         self.poll_interval = poll_interval
@@ -95,7 +128,8 @@ class MlciApp(App[None]):
         """The run the user picked; None follows the latest run."""
         self.auto_stage = True
         """Whether the log follows whichever stage is running."""
-        self._log_subtitle = ""
+        self._keep_stage: str | None = None
+        """The stage shown when another run was picked, to show again in that run."""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
         self._reads = ReadAgain(self._start_read)
         self._footer_answer = False
@@ -118,7 +152,8 @@ class MlciApp(App[None]):
             yield self.log_view
         yield self.version_panel
         yield self.alert_bar
-        yield Footer(compact=True)
+        # ctrl+p is in the help: at 80 columns the footer has no room for it.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.stages.focus()
@@ -158,7 +193,7 @@ class MlciApp(App[None]):
             self.call_from_thread(callback, *args)
 
     def _failed(self, error: Exception) -> None:
-        self.notify(str(error), title="cannot read the store", severity="error")
+        self.say(str(error), title="cannot read the store", severity="error")
         self._reads.done()
 
     def _apply(self, snapshot: Snapshot) -> None:
@@ -170,12 +205,28 @@ class MlciApp(App[None]):
         self.header.show(snapshot, now, log.follow)
         stages = self.stages
         new_run = run is not None and (previous is None or previous.id != run.id)
-        if new_run:
+        planned = self._planned_stages()
+        names = [s.name for s in run.stages] if run else []
+        # Stages of the config the run shown does not have (none yet, or added since).
+        names += [name for name in planned if name not in names]
+        if new_run and run is not None:
+            kept, self._keep_stage = self._keep_stage, None
             self.auto_stage = True
-        stages.set_stages([] if run is None else [s.name for s in run.stages])
+            if kept is not None and run.stage(kept) is not None:
+                self.auto_stage = False
+                stages.set_stages(names)
+                stages.select(kept)
+        stages.set_stages(names)
         for pane in stages.panes():
-            record = run.stage(pane.stage_name) if run else None
-            pane.update_stage(record, snapshot.tails.get(pane.stage_name, ()), now)
+            name = pane.stage_name
+            record = run.stage(name) if run else None
+            pane.update_stage(
+                record,
+                snapshot.tails.get(name, ()),
+                now,
+                needs=planned.get(name, ()),
+                in_run=run is None or record is not None,
+            )
         if run is not None and self.auto_stage:
             active = _active_stage(run)
             if active is not None and active != stages.selected_name:
@@ -191,6 +242,16 @@ class MlciApp(App[None]):
             self.refresh_bindings()
         self._reads.done()
 
+    def _planned_stages(self) -> dict[str, tuple[str, ...]]:
+        """What the config would run, and what each stage needs: the stages a full run
+        has, with mlci's own deploy and monitor when configured."""
+        planned = {name: stage.needs for name, stage in self.config.stages.items()}
+        if self.config.deploy is not None and self.config.artifact_stage is not None:
+            planned["deploy"] = tuple(self.config.stages)
+            if self.config.monitor is not None:
+                planned["monitor"] = ("deploy",)
+        return planned
+
     def _show_log(self) -> None:
         run = self.snapshot.run
         stages = self.stages
@@ -205,13 +266,10 @@ class MlciApp(App[None]):
             log.show(path)
             log.border_title = f"log · {name} · run {run.id}"
         record = run.stage(name)
-        subtitle = ""
+        job = ""
         if record is not None and record.job_id is not None:
-            subtitle = f"{record.job_kind} job {record.job_id} · {record.job_address}"
-        if subtitle != self._log_subtitle:
-            # Plain content: the address comes from a config or the environment.
-            self._log_subtitle = subtitle
-            log.border_subtitle = Content(terminal_line(subtitle, keep_color=False))
+            job = f"{record.job_kind} job {record.job_id} · {record.job_address}"
+        log.show_job(job)
 
     def on_stage_list_selected(self, message: StageList.Selected) -> None:
         if message.by_user:
@@ -239,17 +297,17 @@ class MlciApp(App[None]):
     def action_start_run(self) -> None:
         running = self._running_run()
         if running is not None:
-            self.notify(f"run {running.id} is still running", severity="warning")
+            self.say(f"run {running.id} is still running", severity="warning")
             return
         if self.spawn(["run"]) is not None:
             self.pinned = None
-            self.notify("starting a run; it goes on if you quit")
+            self.say("starting a run; it goes on if you quit")
             self._reads.request()
 
     def action_cancel_run(self) -> None:
         run = self._running_run()
         if run is None:
-            self.notify("no run is running", severity="warning")
+            self.say("no run is running", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:
@@ -258,41 +316,59 @@ class MlciApp(App[None]):
 
         self.push_screen(
             ConfirmScreen(
-                f"Cancel run {run.id}?", plain("Its running stages are stopped."), "cancel it"
+                f"Cancel run {run.id}?",
+                plain("Its running stages are stopped."),
+                yes="cancel the run",
+                no="keep it running",
             ),
             answered,
         )
 
     def _cancel(self, run: RunRecord) -> None:
         if run.host != socket.gethostname() or run.pid is None:
-            self.notify(f"run {run.id} runs on {run.host}; cancel it there", severity="error")
+            self.say(f"run {run.id} runs on {run.host}; cancel it there", severity="error")
             return
         if procs.ended_here(run.host, run.pid, run.pid_started):
-            self.notify(f"run {run.id} has no runner any more", severity="warning")
+            self.say(f"run {run.id} has no runner any more", severity="warning")
             return
         os.kill(run.pid, signal.SIGTERM)
-        self.notify(f"cancelling run {run.id}")
+        self.say(f"cancelling run {run.id}")
 
     def action_focus_versions(self) -> None:
-        self.version_panel.table.focus()
+        """Focus the versions, on the one `mlci rollback` would go back to: v R y rolls back."""
+        table = self.version_panel.table
+        table.focus()
+        snapshot = self.snapshot
+        for version in (snapshot.rollback_target, snapshot.live):
+            if version is not None and table.select_version(version.number):
+                return
 
     def action_rollback(self) -> None:
-        table = self.version_panel.table
-        target = table.selected_version
+        target = self.version_panel.table.selected_version
         if target is None:
-            self.notify("no version highlighted: press v, then pick one", severity="warning")
+            self.say("no version highlighted: press v, then pick one", severity="warning")
             return
+        self._confirm_rollback(target)
+
+    def rollback_to(self, number: int) -> None:
+        """Roll back to version ``number``, after the confirmation (the palette's way)."""
+        target = next((v for v in self.snapshot.versions if v.number == number), None)
+        if target is not None:
+            self.version_panel.table.select_version(number)
+            self._confirm_rollback(target)
+
+    def _confirm_rollback(self, target: VersionRecord) -> None:
         live = self.snapshot.live
         if live is not None and live.number == target.number:
-            self.notify(f"{target.name} is already live", severity="warning")
+            self.say(f"{target.name} is already live", severity="warning")
             return
         if target.pruned_at is not None:
-            self.notify(f"the artifact of {target.name} was pruned", severity="error")
+            self.say(f"the artifact of {target.name} was pruned", severity="error")
             return
 
         def answered(yes: bool | None) -> None:
             if yes and self.spawn(["rollback", target.name, "--reason", "from the dashboard"]):
-                self.notify(f"rolling back to {target.name}")
+                self.say(f"rolling back to {target.name}")
 
         self.push_screen(
             rollback_screen(live, target, self.clock(), list(self.config.key_metrics)), answered
@@ -307,14 +383,38 @@ class MlciApp(App[None]):
             if answer == "rollback":
                 reason = f"confirmed: {decision.finding}"
                 if self.spawn(["rollback", f"v{decision.target}", "--reason", reason]):
-                    self.notify(f"rolling back to v{decision.target}")
+                    self.say(f"rolling back to v{decision.target}")
             elif answer == "dismiss" and self.spawn(["alerts", "--dismiss"]):
-                self.notify("decision dismissed")
+                self.say("decision dismissed")
 
         self.push_screen(DecisionScreen(decision), answered)
 
     def action_pick_run(self) -> None:
         self._pick_run()
+
+    def open_run(self, run_id: int) -> None:
+        """Show run ``run_id`` (the palette's way to pick a run)."""
+        self.pinned = None if run_id == self.snapshot.latest_run_id else run_id
+        self._keep_stage = self.stages.selected_name
+        self._reads.request()
+
+    def show_stage(self, name: str) -> None:
+        """Show stage ``name``'s log, as picking it in the stage list does."""
+        self.stages.select(name, by_user=True)
+
+    def action_show_alerts(self) -> None:
+        self._read_alerts()
+
+    @work(thread=True, exclusive=True, group="alerts")
+    def _read_alerts(self) -> None:
+        self._hand_over(self._show_alerts, self.reader.alerts())
+
+    def _show_alerts(self, alerts: list[AlertRecord]) -> None:
+        def answered(ids: list[int] | None) -> None:
+            if ids and self.spawn(["alerts", "--ack", *map(str, ids)]):
+                self.say(f"acknowledged {len(ids)} alert{'s' * (len(ids) != 1)}")
+
+        self.push_screen(AlertsScreen(alerts), answered)
 
     @work(thread=True, exclusive=True, group="runs")
     def _pick_run(self) -> None:
@@ -325,7 +425,8 @@ class MlciApp(App[None]):
             if run_id is None:
                 return
             self.pinned = None if run_id == LATEST else run_id
-            self.auto_stage = True
+            # Keep the stage in view if the other run has it too (see `_apply`).
+            self._keep_stage = self.stages.selected_name
             self._reads.request()
 
         self.push_screen(RunsScreen(runs, self.clock()), picked)
@@ -340,12 +441,30 @@ class MlciApp(App[None]):
     def key_groups(self) -> list[tuple[str, list[Binding]]]:
         """Every key of the dashboard, by the pane it acts in: what the help shows."""
         log = LogView.DASHBOARD_BINDINGS
+        panes: list[tuple[str, type[Widget], list[Binding]]] = [
+            (
+                "Log (search and follow work from every pane)",
+                LogView,
+                [*log, *bindings_of(LogView)],
+            ),
+            ("Stages", StageList, bindings_of(StageList)),
+            ("Versions", VersionTable, bindings_of(VersionTable)),
+        ]
+        # The pane with the focus comes first: its keys are the ones at hand.
+        panes.sort(key=lambda pane: not isinstance(self.focused, pane[1]))
+        # The screen's keys but its copy (ctrl+c is the app's: it quits).
+        moving = [
+            replace(b, description=PANE_MOVES[b.action])
+            for b in bindings_of(Screen)
+            if b.action in PANE_MOVES
+        ]
         return [
             ("Everywhere", [b for b in bindings_of(type(self)) if b not in log]),
-            ("Moving between panes", bindings_of(Screen)),
-            ("Log (search and follow work from every pane)", [*log, *bindings_of(LogView)]),
-            ("Stages", bindings_of(StageList)),
-            ("Versions", bindings_of(VersionTable)),
+            ("Moving between panes", moving),
+            *(
+                (f"{title} · focused" if isinstance(self.focused, kind) else title, keys)
+                for title, kind, keys in panes
+            ),
         ]
 
     def action_quit_dashboard(self) -> None:
@@ -361,17 +480,24 @@ class MlciApp(App[None]):
 
     # Helpers ------------------------------------------------------------------------
 
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-        markup: bool = False,
+    def get_driver_class(self) -> type[Driver]:
+        return clearing(super().get_driver_class())
+
+    def get_key_display(self, binding: Binding) -> str:
+        """Enter and Esc by name: a hint reads "y / Enter: …", not "y / ⏎: …"."""
+        return _KEY_NAMES.get(binding.key) or super().get_key_display(binding)
+
+    def say(
+        self, message: str, *, title: str = "", severity: SeverityLevel = "information"
     ) -> None:
-        """As `App.notify`, but plain text by default: messages quote untrusted names."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        """A notification in plain text, control bytes made visible: messages quote
+        untrusted names and errors. (Textual's own, through `notify`, keep their markup.)"""
+        self.notify(
+            terminal_line(message, keep_color=False),
+            title=terminal_line(title, keep_color=False),
+            severity=severity,
+            markup=False,
+        )
 
     def _running_run(self) -> RunRecord | None:
         run = self.snapshot.run
@@ -394,7 +520,7 @@ class MlciApp(App[None]):
             )
         except OSError as error:
             errors.close()
-            self.notify(f"cannot start mlci {args[0]}: {error}", severity="error")
+            self.say(f"cannot start mlci {args[0]}: {error}", severity="error")
             return None
         self._children.append((child, args[0], errors))
         return child
@@ -412,7 +538,7 @@ class MlciApp(App[None]):
                 reason = lines[-1] if lines else f"exit code {code}"
                 # A failed run shows on screen.
                 if not (command == "run" and code == ExitCode.FAILED):
-                    self.notify(reason, title=f"mlci {command}", severity="error")
+                    self.say(reason, title=f"mlci {command}", severity="error")
             errors.close()
 
 

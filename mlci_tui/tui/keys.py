@@ -21,23 +21,41 @@ def bindings_of(cls: type[DOMNode]) -> list[Binding]:
     found: list[Binding] = []
     for klass in cls.__mro__:
         for binding in _declared(klass.__dict__.get("BINDINGS", ())):
-            keys = [key for key in _keys(binding) if key not in seen]
-            seen.update(_keys(binding))
-            if keys and binding.description:
-                found.append(binding if len(keys) == len(_keys(binding)) else _only(binding, keys))
+            if binding.description:
+                found += without([binding], seen)
+            seen.update(keys_of(binding))
+        if not klass.__dict__.get("_inherit_bindings", True):
+            break  # declared with inherit_bindings=False: its bases' keys do not apply
     return found
+
+
+def without(bindings: Iterable[Binding], keys: Iterable[str]) -> list[Binding]:
+    """``bindings`` with ``keys`` taken out (a binding left with none is dropped)."""
+    taken = set(keys)
+    left: list[Binding] = []
+    for binding in bindings:
+        own = keys_of(binding)
+        kept = [key for key in own if key not in taken]
+        if kept:
+            left.append(binding if kept == own else _only(binding, kept))
+    return left
 
 
 def key_text(app: App[object], binding: Binding) -> str:
     """The binding's keys as the footer shows them: ``y / ⏎``."""
-    return " / ".join(app.get_key_display(_only(binding, [key])) for key in _keys(binding))
+    return " / ".join(app.get_key_display(_only(binding, [key])) for key in keys_of(binding))
+
+
+def hints(app: App[object], pairs: Iterable[tuple[Binding, str]]) -> str:
+    """A modal's line of keys: ``y / Enter: roll back to v2 · n / Esc: cancel``."""
+    return " · ".join(f"{key_text(app, binding)}: {what}" for binding, what in pairs)
 
 
 def _declared(bindings: Iterable[BindingType]) -> list[Binding]:
     return [b if isinstance(b, Binding) else Binding(*b) for b in bindings]
 
 
-def _keys(binding: Binding) -> list[str]:
+def keys_of(binding: Binding) -> list[str]:
     return [key.strip() for key in binding.key.split(",") if key.strip()]
 
 
@@ -49,5 +67,6 @@ def _only(binding: Binding, keys: list[str]) -> Binding:
         show=binding.show,
         key_display=binding.key_display,
         priority=binding.priority,
+        tooltip=binding.tooltip,
         id=binding.id,
     )

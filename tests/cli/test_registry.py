@@ -285,7 +285,7 @@ def test_a_failing_alert_command_is_recorded_not_fatal(project: Project) -> None
 def test_the_audit_trail(project: Project) -> None:
     two_versions(project)
     project.mlci("rollback", "--reason", "customer complaint")
-    project.mlci("deploy", "v2", "--reason", "fixed upstream")
+    project.mlci("deploy", "v2", "--force", "--reason", "fixed upstream")
     trail = history(project)
     assert [(d["kind"], d["from"], d["to"], d["outcome"]) for d in trail] == [
         ("deploy", "v1", "v2", "succeeded"),
@@ -431,3 +431,31 @@ def test_secrets_never_reach_the_dashboard_or_an_alert(project: Project) -> None
     assert secret not in alerts
     everything = b"".join(p.read_bytes() for p in project.state_dir.rglob("*") if p.is_file())
     assert secret.encode() not in everything
+
+
+def test_a_version_production_left_is_deployed_again_only_with_force(project: Project) -> None:
+    two_versions(project)
+    assert project.mlci("rollback", "v1").returncode == 0  # v2 is now rolled back
+    before = history(project)
+    refused = project.mlci("deploy", "v2")
+    assert refused.returncode == 1
+    assert refused.stderr.decode() == (
+        "mlci: v2 was rolled back (rolled back to v1); to deploy it again anyway, add --force\n"
+    )
+    assert history(project) == before and served(project) == "model 1\n"
+    assert project.mlci("deploy", "v2", "--force").returncode == 0
+    assert statuses(project)["v2"] == "live"
+
+
+def test_a_manual_deploy_is_analysed_like_a_run_deploy(project: Project) -> None:
+    two_versions(project)  # v2 live, v1 previous (healthy)
+    assert project.mlci("deploy", "v1", "--no-analysis").returncode == 0
+    assert statuses(project) == {"v2": "previous", "v1": "live"}
+    (project.path / "quality").write_text("0.5")
+    result = project.mlci("deploy", "v2")
+    assert result.returncode == 1
+    assert (
+        "v2 failed its analysis: accuracy 0.5 < 0.85; rolled back to v1" in result.stderr.decode()
+    )
+    assert statuses(project) == {"v2": "rolled_back", "v1": "live"}
+    assert [d["kind"] for d in history(project)[:2]] == ["auto_rollback", "deploy"]

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import pty
+import re
 import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 from pathlib import Path
@@ -410,3 +415,47 @@ async def test_a_log_shown_while_another_is_still_being_read_is_read(
         release.set()
         await until(pilot, lambda: view.index is not None and len(view.index) == 2)
         assert view.virtual_size.height == 2
+
+
+def test_leaving_clears_the_screen_after_the_terminal_was_resized(project: Project) -> None:
+    """In a real pseudo-terminal, grown from 100x30 to 200x50 while the dashboard
+    runs: on leaving, the screen is cleared before the alternate screen ends, so
+    no terminal (tmux copies it) is left showing the last frame."""
+    project.write(QUICK)
+    project.mlci("run")
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the dashboard, on the terminal's other end
+        os.chdir(project.path)
+        env = mlci_env(TERM="xterm-256color")
+        os.execve(PYTHON, [PYTHON, "-m", "mlci_tui", "--config", str(project.config_path)], env)
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    shown = bytearray()
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO: the dashboard has closed the terminal
+            while chunk := os.read(terminal, 65536):
+                shown.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: b"hello" in shown, timeout=30)
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        time.sleep(1)
+        os.write(terminal, b"q")
+        _, status = os.waitpid(pid, 0)
+        reader.join(timeout=10)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0
+    out = bytes(shown)
+    columns = [int(c) for c in re.findall(rb"\x1b\[\d+;(\d+)H", out)]
+    assert max(columns) > 150  # it was drawn at 200 columns
+    leave = out.rindex(b"\x1b[?1049l")
+    clear = out.rindex(b"\x1b[H\x1b[2J", 0, leave)
+    # Between the clear and the leaving: escape sequences only, no frame.
+    between = re.sub(rb"\x1b\[[0-9;?<>=]*[a-zA-Z~]", b"", out[clear:leave])
+    assert between.strip() == b""

@@ -4,17 +4,22 @@ table are checked against them."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import pytest
+from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from mlci_tui.tui.app import MlciApp
-from mlci_tui.tui.keys import bindings_of, key_text
+from mlci_tui.tui.keys import bindings_of, key_text, keys_of
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
 from mlci_tui.tui.widgets.version_table import VersionTable
-from tests.helpers import QUICK, ROOT, Project, dashboard, until
+from tests.helpers import PROGRAMS, PYTHON, QUICK, ROOT, Project, dashboard, run, setup, until
 
 
 def help_text(app: MlciApp) -> str:
@@ -34,8 +39,7 @@ async def test_the_help_screen_lists_every_binding_of_every_pane(project: Projec
         for binding in every:
             row = f"{key_text(app, binding)} "
             assert any(
-                line.startswith(row) and line.rstrip().endswith(binding.description)
-                for line in text.splitlines()
+                line.startswith(row) and binding.description in line for line in text.splitlines()
             ), f"{binding.key} ({binding.description}) is not in the help"
         for title, _ in app.key_groups():
             assert title in text
@@ -76,3 +80,179 @@ async def test_the_readme_key_table_matches_the_bindings(project: Project) -> No
         bound = {key_text(app, b) for b in MlciApp.BINDINGS if not isinstance(b, tuple)}
         bound.add("tab")  # the screen's own: next pane
         assert readme_keys() == bound
+
+
+# Every key in the help, pressed: each has the effect it is listed with. -------------
+
+WALK_STAGES = "".join(f'[stages.s{i:02d}]\ncommand = "true"\n' for i in range(14))
+WIDE = f'[stages.s07]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "400", "{"w" * 200}"]\n'
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a key can change, read from the app."""
+
+    screen: str
+    focus: str
+    stage: str | None
+    log_x: float
+    log_y: float
+    follow: bool
+    wrap: bool
+    zoomed: bool
+    match: int | None
+    row: int
+    table_x: float
+    spawned: int
+    notes: int
+
+
+def seen(app: MlciApp, spawned: list[list[str]]) -> Seen:
+    log = app.query_one(LogView)
+    table = app.query_one(VersionTable)
+    return Seen(
+        screen=type(app.screen).__name__,
+        focus=type(app.focused).__name__,
+        stage=app.query_one(StageList).selected_name,
+        log_x=log.scroll_x,
+        log_y=log.scroll_y,
+        follow=log.follow,
+        wrap=log.wrap,
+        zoomed=log.is_maximized,
+        match=log.match_line,
+        row=table.cursor_row,
+        table_x=table.scroll_x,
+        spawned=len(spawned),
+        notes=len(app._notifications),
+    )
+
+
+Effect = Callable[[Seen, Seen], bool]
+QUITS = {"quit_dashboard"}
+"""Quitting ends the app: `test_every_quit_key_quits` presses those."""
+EFFECTS: dict[str, Effect] = {
+    "start_run": lambda a, b: b.spawned == a.spawned + 1,
+    "cancel_run": lambda a, b: b.notes == a.notes + 1,  # nothing runs: it says so
+    "focus_versions": lambda a, b: b.focus == "VersionTable" and b.row == 1,
+    "rollback": lambda a, b: b.screen == "ConfirmScreen",
+    "app.rollback": lambda a, b: b.screen == "ConfirmScreen",
+    "answer": lambda a, b: b.screen == "DecisionScreen",
+    "pick_run": lambda a, b: b.screen == "RunsScreen",
+    "show_alerts": lambda a, b: b.screen == "AlertsScreen",
+    "help": lambda a, b: b.screen == "HelpScreen",
+    "command_palette": lambda a, b: b.screen == "CommandPalette",
+    "app.focus_next": lambda a, b: b.focus != a.focus,
+    "app.focus_previous": lambda a, b: b.focus != a.focus,
+    "move(-1)": lambda a, b: b.stage == "s06",
+    "move(1)": lambda a, b: b.stage == "s08",
+    "page(-1)": lambda a, b: b.stage is not None and b.stage < "s06",
+    "page(1)": lambda a, b: b.stage is not None and b.stage > "s08",
+    "jump(0)": lambda a, b: b.stage == "train",
+    "jump(-1)": lambda a, b: b.stage == "monitor",
+    "log('search')": lambda a, b: b.screen == "SearchScreen",
+    "log('next_match')": lambda a, b: (
+        b.match is not None and a.match is not None and b.match > a.match
+    ),
+    "log('previous_match')": lambda a, b: (
+        b.match is not None and a.match is not None and b.match < a.match
+    ),
+    "log('toggle_follow')": lambda a, b: b.follow != a.follow,
+    "log('zoom')": lambda a, b: b.zoomed and not a.zoomed,
+    "log('toggle_wrap')": lambda a, b: b.wrap and not a.wrap,
+    "last_line": lambda a, b: b.follow and b.log_y > a.log_y,
+    "first_line": lambda a, b: b.log_y == 0 and not b.follow,
+    "scroll_up": lambda a, b: b.log_y < a.log_y,
+    "scroll_down": lambda a, b: b.log_y > a.log_y,
+    "page_up": lambda a, b: b.log_y < a.log_y or b.row < a.row,
+    "page_down": lambda a, b: b.log_y > a.log_y or b.row > a.row,
+    "scroll_left": lambda a, b: b.log_x < a.log_x or b.table_x < a.table_x,
+    "scroll_right": lambda a, b: b.log_x > a.log_x or b.table_x > a.table_x,
+    "page_left": lambda a, b: b.log_x < a.log_x,
+    "page_right": lambda a, b: b.log_x > a.log_x,
+    "cursor_up": lambda a, b: b.row == a.row - 1,
+    "cursor_down": lambda a, b: b.row == a.row + 1,
+    "scroll_top": lambda a, b: b.row == 0,
+    "scroll_bottom": lambda a, b: b.row == 2,
+}
+
+
+async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
+    """Back to the main screen, every pane away from its ends, ``pane`` focused."""
+    while len(app.screen_stack) > 1:
+        app.pop_screen()
+    log = app.query_one(LogView)
+    if log.is_maximized:
+        app.screen.minimize()
+    stages = app.query_one(StageList)
+    stages.select("s07")  # its log is the wide one: the log can scroll every way
+    await until(pilot, lambda: log.path is not None and log.path.name == "s07.log")
+    await until(pilot, lambda: log.index is not None and len(log.index) == 400)
+    log.wrap = False
+    log.follow = False
+    await pilot.pause(0.05)
+    log.scroll_to(50, 200, animate=False, immediate=True, force=True)
+    log.search_text, log.match_line = "w", 200
+    table = app.query_one(VersionTable)
+    table.select_version(2)
+    assert table.max_scroll_x >= 2  # the table is wider than its pane at 80 columns
+    table.scroll_to(x=table.max_scroll_x // 2, animate=False, immediate=True, force=True)
+    {"log": log, "versions": table}.get(pane, stages).focus()
+    await pilot.pause(0.1)
+
+
+async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None:
+    setup(project, policy='"ask"')
+    # 14 stages more, s07 printing 400 lines of 200 columns and more.
+    stages = WALK_STAGES.replace('[stages.s07]\ncommand = "true"\n', WIDE)
+    project.write(project.config_path.read_text().replace("[deploy]", stages + "[deploy]"))
+    for seed in (1, 2):
+        assert run(project, seed) == 0
+    (project.path / "quality").write_text("0.5")
+    assert run(project, 3) == 1  # v3 failed its analysis: a decision waits
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(app.query_one(VersionTable).versions) == 3)
+        await until(pilot, lambda: app.snapshot.decisions)
+        groups = app.key_groups()
+        pressed = 0
+        for title, bindings in groups:
+            pane = "log" if title.startswith("Log") else title.split()[0].lower()
+            for binding in bindings:
+                if binding.action in QUITS:
+                    continue
+                assert binding.action in EFFECTS, f"no effect known for {binding.action}"
+                for key in keys_of(binding):
+                    await _middle(pilot, app, pane)
+                    before = seen(app, spawned)
+                    await pilot.press(key)
+                    effect = EFFECTS[binding.action]
+                    for _ in range(40):  # a screen read in a worker takes a moment
+                        await pilot.pause(0.05)
+                        after = seen(app, spawned)
+                        if effect(before, after):
+                            break
+                    else:
+                        raise AssertionError(
+                            f"{title}: {key} ({binding.description}) did nothing: {after}"
+                        )
+                    pressed += 1
+        assert pressed > 40
+
+
+@pytest.mark.parametrize("key", ["q", "ctrl+c", "ctrl+q"])
+async def test_every_quit_key_quits(project: Project, key: str) -> None:
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press(key)
+        await pilot.pause(0.2)
+        assert not app.is_running
+    quits = {
+        key
+        for b in MlciApp.BINDINGS
+        if isinstance(b, Binding) and b.action in QUITS
+        for key in keys_of(b)
+    }
+    assert quits == {"q", "ctrl+c", "ctrl+q"}

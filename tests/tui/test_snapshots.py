@@ -1,7 +1,9 @@
-"""SVG snapshots of the dashboard at 100x30 and 80x24: a finished run, a failed
-run, the rollback confirmation, the help, a pending decision, the runs and the
-search. The store is real, written with fixed
-times, and the app's clock is fixed, so every render is the same."""
+"""SVG snapshots of every screen and modal of the dashboard, at 100x30 and 80x24:
+the main screen with no runs, a run in progress, a failed and a finished run;
+the help, the runs, the search, the rollback and cancel confirmations, a
+pending decision, the alerts, the zoomed log and the command palette. The
+store is real, written with fixed times, and the app's clock is fixed, so
+every render is the same."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from mlci_tui.config import load_config
 from mlci_tui.states import (
@@ -51,7 +54,14 @@ def write_log(store: Store, run: int, stage: str, lines: list[str], at: float) -
     log.close()
 
 
-def make_store(tmp_path: Path, *, failed: bool, decision: bool = False) -> MlciApp:
+def make_store(
+    tmp_path: Path,
+    *,
+    failed: bool = False,
+    running: bool = False,
+    decision: bool = False,
+    alerts: bool = False,
+) -> MlciApp:
     project = Project(tmp_path)
     setup(project)
     config_path = project.config_path
@@ -133,7 +143,34 @@ def make_store(tmp_path: Path, *, failed: bool, decision: bool = False) -> MlciA
     )
     train_lines = [f"epoch {i}/5  loss={1 / (i + 1):.4f}" for i in range(1, 6)]
     write_log(store, run_id, "train", ["training on 8000 samples", *train_lines], T0 + 1)
-    if failed:
+    for version, accuracy in ((2, 0.9375), (3, 0.9425)):
+        store.add_sample(
+            version=version,
+            passed=True,
+            metrics={"accuracy": accuracy},
+            finding=None,
+            created_at=T0 - 600,
+            run_id=version,
+        )
+    if alerts:
+        for at, kind, version, message in (
+            (T0 - 7200, "deploy_failed", 2, "deploy of v2 failed: exit code 3"),
+            (T0 - 3000, "rollback", 2, "rolled back from v3 to v2: [b]try the old one[/b]"),
+            (T0 + 30, "run_failed", None, "run 3 failed: evaluate"),
+        ):
+            store.add_alert(kind, message, created_at=at, version=version, run_id=None)
+        store.acknowledge_alerts([1], by="ci", when=T0)
+    if running:
+        store.update_stage(
+            run_id,
+            "evaluate",
+            state=StageState.RUNNING,
+            attempt=1,
+            started_at=T0 + 43,
+            cpu_percent=97.0,
+            rss_bytes=310 << 20,
+        )
+    elif failed:
         store.update_stage(
             run_id,
             "evaluate",
@@ -175,7 +212,8 @@ def make_store(tmp_path: Path, *, failed: bool, decision: bool = False) -> MlciA
         )
         write_log(store, run_id, "deploy", ["deploying v3", "v3 is now served"], T0 + 45)
         store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 46)
-    write_log(store, run_id, "evaluate", ["accuracy 0.951", "::metric accuracy=0.951"], T0 + 44)
+    evaluation = [f"scoring batch {i}/40: {'█' * (i // 2)}" for i in range(1, 41)]
+    write_log(store, run_id, "evaluate", [*evaluation, "accuracy 0.951"], T0 + 44)
     if decision:
         store.add_decision(version=3, target=2, finding="accuracy 0.61 < 0.85", created_at=T0 + 100)
     store.close()
@@ -191,66 +229,58 @@ async def loaded(pilot) -> None:
     await pilot.pause(0.3)
 
 
+def empty_store(tmp_path: Path) -> MlciApp:
+    """A pipeline that never ran: its stages are shown pending, with what they need."""
+    project = Project(tmp_path)
+    setup(project)
+    config = load_config(project.config_path, environ={})
+    Store.open(config.pipeline.state_dir).close()
+    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+
+
+def pressing(*keys: str, wait: float = 0.3):
+    async def before(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press(*keys)
+        # A blinking cursor would make the picture depend on when it is taken.
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause(wait)
+
+    return before
+
+
+async def settled(pilot) -> None:
+    await pilot.pause(0.5)
+
+
+SCREENS = {
+    "no_runs": (empty_store, settled),
+    "running": (lambda path: make_store(path, running=True), loaded),
+    "failed_run": (lambda path: make_store(path, failed=True), loaded),
+    "finished_run": (make_store, loaded),
+    "help": (make_store, pressing("question_mark")),
+    "runs": (lambda path: make_store(path, failed=True), pressing("p")),
+    "search": (make_store, pressing("slash", *"epoch")),
+    "search_found": (
+        lambda path: make_store(path, failed=True),
+        pressing("slash", *"batch 1", "enter", "n"),
+    ),
+    "rollback_confirmation": (make_store, pressing("v", "R")),
+    "cancel_confirmation": (lambda path: make_store(path, running=True), pressing("c")),
+    "decision": (lambda path: make_store(path, decision=True), pressing("a")),
+    "alerts": (lambda path: make_store(path, failed=True, alerts=True), pressing("A")),
+    "alert_bar": (lambda path: make_store(path, failed=True, alerts=True), loaded),
+    "zoomed_log": (lambda path: make_store(path, failed=True), pressing("z", "w")),
+    "palette": (make_store, pressing("ctrl+p", *"roll", wait=0.8)),
+}
+
+
 @pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
-def test_finished_run(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
-    assert snap_compare(make_store(tmp_path, failed=False), terminal_size=size, run_before=loaded)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
-def test_failed_run(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
-    assert snap_compare(make_store(tmp_path, failed=True), terminal_size=size, run_before=loaded)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
-def test_rollback_confirmation(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
-    async def before(pilot) -> None:
-        await loaded(pilot)
-        await pilot.press("v", "down", "R")
-        await pilot.pause(0.3)
-
-    assert snap_compare(make_store(tmp_path, failed=False), terminal_size=size, run_before=before)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=["100x30", "80x24"])
-def test_help(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
-    async def before(pilot) -> None:
-        await loaded(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause(0.3)
-
-    assert snap_compare(make_store(tmp_path, failed=False), terminal_size=size, run_before=before)
-
-
-def test_decision(snap_compare, tmp_path: Path) -> None:
-    async def before(pilot) -> None:
-        await loaded(pilot)
-        await pilot.press("a")
-        await pilot.pause(0.3)
-
-    app = make_store(tmp_path, failed=False, decision=True)
-    assert snap_compare(app, terminal_size=(100, 30), run_before=before)
-
-
-def test_runs(snap_compare, tmp_path: Path) -> None:
-    async def before(pilot) -> None:
-        await loaded(pilot)
-        await pilot.press("p")
-        await pilot.pause(0.3)
-
-    assert snap_compare(
-        make_store(tmp_path, failed=True), terminal_size=(100, 30), run_before=before
-    )
-
-
-def test_search(snap_compare, tmp_path: Path) -> None:
-    async def before(pilot) -> None:
-        await loaded(pilot)
-        await pilot.press("slash", *"epoch")
-        await pilot.pause(0.3)
-
-    assert snap_compare(
-        make_store(tmp_path, failed=False), terminal_size=(100, 30), run_before=before
-    )
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int]) -> None:
+    build, before = SCREENS[screen]
+    assert snap_compare(build(tmp_path), terminal_size=size, run_before=before)
 
 
 def test_hostile_output(snap_compare, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from mlci_tui.states import Stream
 from mlci_tui.store import log_index
 from mlci_tui.store.log_index import LogIndex
-from mlci_tui.store.logs import LogWriter, encode, parse
+from mlci_tui.store.logs import LogWriter, encode, lines, parse
 
 
 def write_random_log(path: Path, rng: random.Random, records: int) -> None:
@@ -36,14 +36,19 @@ def test_every_record_is_found_as_the_file_grows(tmp_path: Path, monkeypatch) ->
             file.write(b"123.000 o an unfinished rec")  # not indexed until whole
         index.update()
         expected = list(parse(path.read_bytes().rsplit(b"\n", 1)[0] + b"\n"))
-        assert len(index) == len(expected)
+        assert index.records == len(expected)
+        assert len(index) == len(lines(expected))
         for i in [*rng.sample(range(len(expected)), 150), 0, len(expected) - 1]:
             assert index.record(i) == expected[i]
         with path.open("ab") as file:
             file.write(b" now ended\n")
     index.update()
-    assert index.record(len(index) - 1).content == b"an unfinished rec now ended"
-    assert index.record(len(index)) is None
+    assert index.record(index.records - 1).content == b"an unfinished rec now ended"
+    assert index.record(index.records) is None
+    joined = lines(parse(path.read_bytes()))
+    assert len(index) == len(joined)
+    for i in [*rng.sample(range(len(joined)), 150), 0, len(joined) - 1]:
+        assert index.line(i) == joined[i]
 
 
 def test_search_forward_and_backward_matches_a_plain_scan(tmp_path: Path, monkeypatch) -> None:
@@ -94,3 +99,28 @@ def test_a_follower_skips_a_backlog_and_counts_it_later(tmp_path: Path, monkeypa
     for i in [0, 99, 100, 101, 12_345, 40_000, 50_099]:
         assert index.record(i) == expected[i]
     assert index.search("flood 000007", 0) == 107
+
+
+def test_pieces_of_a_line_are_one_line_found_by_search_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "stage.log"
+    writer = LogWriter(path)
+    writer.write(encode(Stream.STDOUT, [b"before"], 1.0))
+    for step, piece in enumerate([b"10%\r", b"2", b"0%\r30%\r"]):
+        writer.write(encode(Stream.STDERR, [piece], 2.0 + step, partial=True))
+    writer.write(encode(Stream.STDERR, [b"100% done"], 5.0))
+    writer.write(encode(Stream.STDOUT, [b"after 30%"], 6.0))
+    writer.close()
+    index = LogIndex(path)
+    index.update()
+    assert (index.records, len(index)) == (6, 3)
+    assert [index.line(i).content for i in range(3)] == [
+        b"before",
+        b"10%\r20%\r30%\r100% done",
+        b"after 30%",
+    ]
+    assert index.line(1).stream is Stream.STDERR and not index.line(1).partial
+    assert index.search("30%", -1) == 1
+    assert index.search("30%", 1) == 2
+    assert index.search("before", 3, forward=False) == 0
+    assert list(index.matches("30%")) == [1, 2]
+    assert list(index.matches("absent")) == []

@@ -38,6 +38,8 @@ TICK_S = 0.25
 SAMPLE_EVERY_TICKS = 4
 DRAIN_TIMEOUT_S = 2.0
 KILL_WAIT_S = 2.0
+PEAK_MARGIN = 1 << 20
+"""How far above the runner's own peak a waited peak must be to be the stage's."""
 # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
 
@@ -75,6 +77,10 @@ class LocalExecutor:
         argv = ["/bin/sh", "-c", spec.command] if isinstance(spec.command, str) else spec.command
         if not spec.cwd.is_dir():
             return AttemptResult(None, error=f"the working directory {spec.cwd} does not exist")
+        # What the child's wait4 peak cannot be below: however it is spawned (fork,
+        # vfork, posix_spawn), it starts as a copy of this process, whose peak memory
+        # the kernel counts as the child's until it execs (see `_Attempt.watch`).
+        own_peak = peak_of(os.getpid()) or 0
         try:
             process = subprocess.Popen(
                 argv,
@@ -90,7 +96,7 @@ class LocalExecutor:
             return AttemptResult(None, error=f"cannot start {argv[0]!r}: {reason}")
         self.commands.add(process.pid)
         started(process.pid, process.pid)
-        return await _Attempt(process, spec, sink, self).watch()
+        return await _Attempt(process, spec, sink, self, own_peak).watch()
 
 
 class _Attempt:
@@ -102,8 +108,10 @@ class _Attempt:
         spec: AttemptSpec,
         sink: OutputSink,
         executor: LocalExecutor,
+        runner_peak: int,
     ) -> None:
         self.process = process
+        self.runner_peak = runner_peak
         self.pid = process.pid
         self.spec = spec
         self.sink = sink
@@ -135,9 +143,16 @@ class _Attempt:
         status, cpu_seconds, maxrss = self.exited.result()
         return AttemptResult(
             exit_code=os.waitstatus_to_exitcode(status),
-            peak_rss_bytes=max(self.peak_rss, maxrss * _MAXRSS_UNIT),
+            peak_rss_bytes=self._peak(maxrss * _MAXRSS_UNIT),
             cpu_seconds=cpu_seconds,
         )
+
+    def _peak(self, waited: int) -> int | None:
+        """The stage's own peak memory: the peak ``wait4`` reports when it is above the
+        runner's (only then is it the stage's), else the peak the samples saw; None when
+        the stage ended before the first sample and stayed below the runner."""
+        own = waited if waited > self.runner_peak + PEAK_MARGIN else 0
+        return max(self.peak_rss, own) or None
 
     async def _calmly(self, awaitable: Awaitable[object]) -> None:
         """Await while stopping: a cancellation arriving now (a second Ctrl-C, a
@@ -237,16 +252,18 @@ class _Attempt:
         while True:
             await asyncio.sleep(TICK_S)
             self.sink.flush_stale()
-            if ticks == 0:
-                self.sampler.sample()  # starts the CPU measurement; RSS is shown next time
-            elif ticks % SAMPLE_EVERY_TICKS == 1:
+            if ticks == 0 or ticks % SAMPLE_EVERY_TICKS == 1:
                 sample = self.sampler.sample()
                 if sample is not None:
-                    cpu, rss = sample
-                    self.peak_rss = max(self.peak_rss, rss)
-                    self.sink.emit(
-                        StageSampled(self.sink.stage, cpu, rss, self.peak_rss, self.sink.clock())
-                    )
+                    cpu, rss, peak = sample
+                    self.peak_rss = max(self.peak_rss, peak)
+                    # The first sample only starts the CPU measurement: shown from the next.
+                    if ticks:
+                        self.sink.emit(
+                            StageSampled(
+                                self.sink.stage, cpu, rss, self.peak_rss, self.sink.clock()
+                            )
+                        )
             ticks += 1
 
     def _leftovers(self) -> list[psutil.Process]:
@@ -342,7 +359,9 @@ class _TreeSampler:
         except psutil.Error:
             return []
 
-    def sample(self) -> tuple[float, int] | None:
+    def sample(self) -> tuple[float, int, int] | None:
+        """CPU % (since the last sample), RSS now, and the peak RSS of the processes
+        alive now (each one's own high-water mark, so a spike between samples counts)."""
         import psutil
 
         root = self._root()
@@ -353,15 +372,30 @@ class _TreeSampler:
             current[child.pid] = self.known.get(child.pid, child)
         self.known = current
         cpu = 0.0
-        rss = 0
+        rss = peak = 0
         for process in current.values():
             try:
                 with process.oneshot():
                     cpu += process.cpu_percent(None)
-                    rss += process.memory_info().rss
+                    now = process.memory_info().rss
             except psutil.Error:
                 continue
-        return cpu, rss
+            rss += now
+            peak += max(now, peak_of(process.pid) or 0)
+        return cpu, rss, peak
+
+
+def peak_of(pid: int) -> int | None:
+    """The peak RSS of process ``pid`` so far (``VmHWM``), in bytes; None where the
+    system does not say (not Linux) or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as file:
+            for line in file:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _pgid(process: psutil.Process) -> int | None:

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from mlci_tui.tui.keys import key_text
+from mlci_tui.tui.keys import hints
 
 _YES = Binding("y,enter", "answer(True)", "Yes", id="confirm.yes")
 _NO = Binding("n,escape", "answer(False)", "No", id="confirm.no")
@@ -35,17 +35,20 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen .confirm--keys { margin-top: 1; color: $text-muted; }
     """
 
-    def __init__(self, title: str, body: RenderableType, yes: str = "yes") -> None:
+    def __init__(
+        self, title: str, body: RenderableType, yes: str = "yes", no: str = "cancel"
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.body = body
         self.yes = yes
+        self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(self.title_text), classes="confirm--title")
             yield Static(self.body)
-            keys = f"{key_text(self.app, _YES)}: {self.yes}    {key_text(self.app, _NO)}: cancel"
+            keys = hints(self.app, [(_YES, self.yes), (_NO, self.no)])
             yield Static(Text(keys), classes="confirm--keys")
 
     def action_answer(self, answer: bool) -> None:

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from mlci_tui.store.records import DecisionRecord
-from mlci_tui.tui.keys import key_text
+from mlci_tui.tui.keys import hints
 from mlci_tui.tui.text import plain
 
 _ROLLBACK = Binding("y", "answer('rollback')", "Roll back", id="decision.rollback")
@@ -42,10 +42,10 @@ class DecisionScreen(ModalScreen[str | None]):
         body = Text(end="")
         body.append(f"v{decision.version} failed its analysis:\n", style="bold")
         body.append_text(plain(decision.finding))
-        hints = [(_DISMISS, "dismiss"), (_LATER, "later")]
+        pairs = [(_DISMISS, "dismiss"), (_LATER, "later")]
         if decision.target:
-            hints.insert(0, (_ROLLBACK, f"roll back to v{decision.target}"))
-        keys = "    ".join(f"{key_text(self.app, binding)}: {what}" for binding, what in hints)
+            pairs.insert(0, (_ROLLBACK, f"roll back to v{decision.target}"))
+        keys = hints(self.app, pairs)
         with Vertical():
             yield Static(Text("The monitor asks for a decision", style="bold"))
             yield Static(body)

@@ -58,4 +58,6 @@ class HelpScreen(ModalScreen[None]):
             keys = key_text(self.app, binding)
             text.append(keys.ljust(KEY_COLUMN - 1) + " ", style="bold")
             text.append(binding.description)
+            if binding.tooltip:
+                text.append(f": {binding.tooltip}", style="dim")
         return text

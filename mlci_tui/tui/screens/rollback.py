@@ -29,6 +29,11 @@ def comparison(
             metric_cell(target.metrics.get(name)),
         )
     table.add_row(
+        "monitored",
+        plain(current.live_text(metrics) if current else "-"),
+        plain(target.live_text(metrics)),
+    )
+    table.add_row(
         "status", state_text(current.status) if current else Text("-"), state_text(target.status)
     )
     table.add_row(

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from mlci_tui.store.records import RunRecord
-from mlci_tui.tui.keys import bindings_of, key_text
+from mlci_tui.tui.keys import bindings_of, hints
 from mlci_tui.tui.text import plain, state_text
 from mlci_tui.units import format_duration, local_time
 
@@ -48,8 +48,8 @@ class RunsScreen(ModalScreen[int | None]):
         with Vertical():
             yield Static(Text("Runs, newest first", style="bold"), classes="runs--keys")
             yield table
-            hints = [(_SHOW, "show this run"), (_LATEST, "follow the latest"), (_CLOSE, "close")]
-            keys = "    ".join(f"{key_text(self.app, binding)}: {what}" for binding, what in hints)
+            pairs = [(_SHOW, "show this run"), (_LATEST, "follow the latest"), (_CLOSE, "close")]
+            keys = hints(self.app, pairs)
             yield Static(Text(keys), classes="runs--keys")
 
     def on_mount(self) -> None:

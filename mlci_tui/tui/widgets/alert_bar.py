@@ -1,4 +1,5 @@
-"""AlertBar: the newest alert, or a rollback waiting for a decision."""
+"""AlertBar: the newest alert nobody has acknowledged, or a rollback waiting for a
+decision. Acknowledging every alert (``A``) clears it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from mlci_tui.store.reader import Snapshot
+from mlci_tui.store.records import AlertRecord
 from mlci_tui.tui.text import plain
 
 
@@ -29,9 +31,13 @@ class AlertBar(Widget):
 
     def show(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.set_class(bool(snapshot.decisions or snapshot.alerts), "-shown")
+        self.set_class(bool(snapshot.decisions or self._unseen()), "-shown")
         self.set_class(bool(snapshot.decisions), "-decision")
         self.refresh()
+
+    def _unseen(self) -> list[AlertRecord]:
+        """The alerts nobody has acknowledged, newest first."""
+        return [alert for alert in self.snapshot.alerts if alert.acknowledged_at is None]
 
     def render(self) -> Text:
         snapshot = self.snapshot
@@ -43,10 +49,13 @@ class AlertBar(Widget):
             target = f"roll back to v{decision.target}?" if decision.target else "no target"
             text.append(f" — {target} ", style="bold")
             text.append("press a", style="reverse")
-        elif snapshot.alerts:
-            alert = snapshot.alerts[0]
+        elif unseen := self._unseen():
+            alert = unseen[0]
             when = time.strftime("%H:%M:%S", time.localtime(alert.created_at))
             text.append(f"{when} {alert.kind}: ", style="bold")
             text.append_text(plain(alert.message))
+            more = f" (+{len(unseen) - 1} more)" if len(unseen) > 1 else ""
+            text.append(f"{more} — ", style="bold")
+            text.append("A: alerts", style="reverse")
         text.truncate(max(1, self.size.width), overflow="ellipsis")
         return text

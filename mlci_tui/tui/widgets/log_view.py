@@ -2,19 +2,26 @@
 
 Only the lines on screen are read and rendered (the Line API), through a
 small cache; the file is indexed, not loaded, so a log of millions of lines
-costs 8 bytes a line. Follow mode keeps the newest line in view; scrolling
-up turns it off, ``f`` or End turns it back on. ``/`` searches, ``n``/``N``
-step through matches, which are highlighted.
+costs 8 bytes a line. A line written in pieces (a progress bar flushed
+early, a very long line) is one line here, and a carriage return in it shows
+only what was drawn last, as a terminal would.
+
+Follow mode keeps the newest line in view; scrolling up turns it off, ``f``
+or End turns it back on. ``/`` searches the whole log, ``n``/``N`` step
+through the matches (wrapping around, with "match 3 of 40" counted in a
+worker), ``w`` wraps long lines, ``z`` zooms the log to the whole screen.
 
 The log's keys are declared and handled here. Those that make sense from any
-pane (`DASHBOARD_BINDINGS`: search and follow) are also listed by the app,
-which passes them on, so that ``/`` works while the stage list has focus.
+pane (`DASHBOARD_BINDINGS`) are also bound by the app, which passes them on,
+so that ``/`` works while the stage list has focus.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import re
+from array import array
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,36 +30,61 @@ from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
+from textual.content import Content
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import get_current_worker
 
 from mlci_tui.states import Stream
 from mlci_tui.store.log_index import LogIndex
+from mlci_tui.store.logs import LogRecord
+from mlci_tui.textsafe import terminal_line
 from mlci_tui.tui.read_again import ReadAgain
 from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.text import output_line
 
 MAX_WIDTH = 1000
 """Columns a line may scroll to; longer lines are cut (the file keeps them whole)."""
+MAX_WRAPPED_ROWS = 200
+"""Rows a wrapped line may take; the rest of it is cut."""
 
 
 class LogView(ScrollView, can_focus=True):
     """The log of one stage of one run."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("end", "follow_on", "Last line", show=False, id="log.end"),
-        Binding("home", "scroll_home", "First line", show=False, id="log.home"),
+        Binding("end", "last_line", "Last line", show=False, id="log.end"),
+        Binding("home", "first_line", "First line", show=False, id="log.home"),
     ]
     DASHBOARD_BINDINGS: ClassVar[list[Binding]] = [
-        Binding("slash", "log('search')", "Search", id="search"),
+        Binding("slash", "log('search')", "Search", tooltip="the whole log", id="search"),
         Binding("n", "log('next_match')", "Next match", show=False, id="search.next"),
         Binding("N", "log('previous_match')", "Previous match", show=False, id="search.previous"),
-        Binding("f", "log('toggle_follow')", "Follow", id="follow"),
+        Binding(
+            "f", "log('toggle_follow')", "Follow", tooltip="the newest line, or not", id="follow"
+        ),
+        Binding(
+            "z",
+            "log('zoom')",
+            "Zoom",
+            show=False,
+            tooltip="the log over the whole screen",
+            id="log.zoom",
+        ),
+        Binding(
+            "w",
+            "log('toggle_wrap')",
+            "Wrap",
+            show=False,
+            tooltip="long lines, or not",
+            id="log.wrap",
+        ),
     ]
     """Keys of the log that work from any pane: the app binds them and calls `action_log`."""
+    ALLOW_MAXIMIZE = True
 
     DEFAULT_CSS = """
     LogView {
@@ -76,6 +108,7 @@ class LogView(ScrollView, can_focus=True):
 
     follow: reactive[bool] = reactive(True)
     search_text: reactive[str] = reactive("")
+    wrap: reactive[bool] = reactive(False)
 
     class FollowChanged(Message):
         """Follow mode was turned on or off."""
@@ -89,11 +122,19 @@ class LogView(ScrollView, can_focus=True):
         self.index: LogIndex | None = None
         self.path: Path | None = None
         self.match_line: int | None = None
+        self.job_text = ""
+        """Where the stage ran, when not here (a Ray job): set by the app, shown below."""
+        self._search_note = ""
+        self._matches: tuple[str, int, array[int]] | None = None
+        """The lines matching a query, counted in a worker: (query, records, lines)."""
         self._cache: LRUCache[int, Strip] = LRUCache(512)
+        self._wrapped: LRUCache[int, list[Strip]] = LRUCache(512)
         self._width = 0
         self._style: Style | None = None
         """The widget's own style, kept: computing it walks every ancestor."""
         self._reads = ReadAgain(self._start_indexing)
+        self._to_top = False
+        """Home was pressed while lines above were not counted yet (see `_indexed`)."""
 
     # Which file -----------------------------------------------------------------
 
@@ -106,12 +147,16 @@ class LogView(ScrollView, can_focus=True):
         self.path = path
         self.index = None if path is None else LogIndex(path)
         self.match_line = None
-        self._cache.clear()
-        # The width seen so far is kept: dropping it would hide and show the
-        # horizontal scrollbar, a layout pass each time.
-        self.virtual_size = Size(self._width, 0)
+        self._matches = None
+        self._search_note = ""
+        self._clear_caches()
+        # Measured again for this file: a width kept from a wider log would show a
+        # horizontal scrollbar with nothing to scroll to.
+        self._width = 0
+        self.virtual_size = Size(0, 0)
         self.follow = True
         self.scroll_to(0, 0, animate=False)
+        self._show_status()
         self.poll()
 
     def poll(self) -> None:
@@ -138,60 +183,133 @@ class LogView(ScrollView, can_focus=True):
     def _indexed(self, index: LogIndex, added: int, filled: int = 0) -> None:
         # A pass over a file no longer shown changes nothing, but a poll asked
         # for meanwhile is for the file shown now: `done` runs it.
-        if index is self.index and (added or filled):
-            self.virtual_size = Size(self._width, len(index))
+        if index is self.index and (added or filled or self._to_top):
+            self._resize_virtual()
+            # The last line may have grown (a line written in pieces): draw it again.
+            self._forget(len(index) - 1)
             if filled:
+                self._clear_caches()
+            if self._to_top and index.complete:
+                self._to_top = False
+                self.scroll_to(y=0, animate=False, immediate=True, force=True)
+            elif filled and not self.follow:
                 # Lines were counted above the view: keep it on the same lines.
-                self._cache.clear()
-                if not self.follow:
-                    y = self.scroll_offset.y + filled
-                    self.scroll_to(y=y, animate=False, immediate=True)
+                y = self.scroll_offset.y + filled
+                self.scroll_to(y=y, animate=False, immediate=True, force=True)
             if self.follow:
-                self.scroll_end(animate=False, immediate=True)
+                self._to_end()
             self.refresh()
         self._reads.done()
+
+    def _resize_virtual(self) -> None:
+        lines = len(self.index) if self.index is not None else 0
+        if self.wrap:
+            # Rows are drawn from a top line down; the last top is the one that puts
+            # the last line at the bottom, so the thumb ends at the bottom with it.
+            height = self.size.height
+            self.virtual_size = Size(self.size.width, self._last_top() + height if lines else 0)
+        else:
+            self.virtual_size = Size(self._width, lines)
+
+    def _to_end(self) -> None:
+        """Show the last line, now and again once the layout has settled (a scroll
+        area that has just grown may not scroll yet, so this forces it)."""
+        self._scroll_end_now()
+        self.call_after_refresh(self._scroll_end_now)
+
+    def _scroll_end_now(self) -> None:
+        if self.index is None:
+            return
+        top = self._last_top() if self.wrap else self.max_scroll_y
+        self.scroll_to(0 if self.wrap else None, top, animate=False, immediate=True, force=True)
 
     # Rendering --------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        line = scroll_y + y
         width = self.size.width
         style = self._base_style
-        if self.index is None or line >= len(self.index):
+        if self.index is None:
+            return Strip.blank(width, style)
+        if self.wrap:
+            return self._wrapped_row(scroll_y, y, width)
+        line = scroll_y + y
+        if line >= len(self.index):
             return Strip.blank(width, style)
         strip = self._strip(line)
         return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, line)
+
+    def _wrapped_row(self, top: int, y: int, width: int) -> Strip:
+        """Row ``y`` of the view when long lines wrap: lines from ``top`` down."""
+        assert self.index is not None
+        count = len(self.index)
+        line, row = top, y
+        while line < count:
+            rows = self._rows(line, width)
+            if row < len(rows):
+                return rows[row].apply_offsets(0, line)
+            row -= len(rows)
+            line += 1
+        return Strip.blank(width, self._base_style)
+
+    def _rows(self, line: int, width: int) -> list[Strip]:
+        cached = self._wrapped.get(line)
+        if cached is not None and cached and cached[0].cell_length == width:
+            return cached
+        strip = self._strip(line)
+        end = min(strip.cell_length, width * MAX_WRAPPED_ROWS)
+        # `divide` returns the pieces up to the last cut: the end is a cut too.
+        pieces = strip.divide([*range(width, end, width), end]) if end > width else [strip]
+        rows = [piece.crop_extend(0, width, self._base_style) for piece in pieces]
+        self._wrapped[line] = rows
+        return rows
+
+    def _last_top(self) -> int:
+        """The top line that shows the last line at the bottom, lines wrapped."""
+        assert self.index is not None
+        width, height = self.size.width, max(1, self.size.height)
+        line = len(self.index) - 1
+        used = 0
+        while line >= 0:
+            used += len(self._rows(line, width))
+            if used > height:
+                return line + 1
+            line -= 1
+        return 0
 
     def _strip(self, line: int) -> Strip:
         cached = self._cache.get(line)
         if cached is not None:
             return cached
         assert self.index is not None
-        record = self.index.record(line)
+        record = self.index.line(line)
         if record is None:
             return Strip.blank(0)
-        if record.stream is Stream.MESSAGE:
-            text = Text("── ", end="") + output_line(record.content, color=False)
-            text.stylize(self.get_component_rich_style("log-view--note"))
-        else:
-            text = output_line(record.content)
-            if record.stream is Stream.STDERR:
-                # Under the line's own colours, which win where it has any.
-                text.stylize_before(self.get_component_rich_style("log-view--stderr"))
+        text = self._text(record)
         if self.search_text:
             self._highlight(text, line)
         text.stylize_before(self._base_style)
         strip = Strip(text.render(self.app.console), text.cell_len)
         self._cache[line] = strip
-        if strip.cell_length > self._width and self._width < MAX_WIDTH:
+        if strip.cell_length > self._width and self._width < MAX_WIDTH and not self.wrap:
             # Lines are measured as they are drawn: widen the scroll area after this frame.
             self._width = min(MAX_WIDTH, strip.cell_length)
             self.call_after_refresh(self._widen)
         return strip
 
+    def _text(self, record: LogRecord) -> Text:
+        if record.stream is Stream.MESSAGE:
+            text = Text("── ", end="") + output_line(record.content, color=False)
+            text.stylize(self.get_component_rich_style("log-view--note"))
+            return text
+        text = output_line(record.content)
+        if record.stream is Stream.STDERR:
+            # Under the line's own colours, which win where it has any.
+            text.stylize_before(self.get_component_rich_style("log-view--stderr"))
+        return text
+
     def _widen(self) -> None:
-        if self.virtual_size.width < self._width:
+        if not self.wrap and self.virtual_size.width < self._width:
             self.virtual_size = Size(self._width, self.virtual_size.height)
 
     @property
@@ -206,40 +324,111 @@ class LogView(ScrollView, can_focus=True):
         for found in re.finditer(re.escape(self.search_text), text.plain, re.IGNORECASE):
             text.stylize(style, found.start(), found.end())
 
+    def _clear_caches(self) -> None:
+        self._cache.clear()
+        self._wrapped.clear()
+
+    def _forget(self, line: int) -> None:
+        self._cache.discard(line)
+        self._wrapped.discard(line)
+
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._style = None
-        self._cache.clear()
+        self._clear_caches()
 
-    # Follow and search ------------------------------------------------------------
+    def on_resize(self) -> None:
+        self._show_status()  # zoomed or not (Esc unzooms without asking this view)
+        if self.wrap:
+            self._wrapped.clear()
+            self._resize_virtual()
+        if self.follow:
+            # Smaller (the versions below filled in, a terminal shrank): the last line
+            # must stay in view.
+            self._to_end()
+
+    # Moving -------------------------------------------------------------------------
+
+    def watch_show_vertical_scrollbar(self, shown: bool) -> None:
+        # Textual moves a thumb only while its bar shows: a bar that appears after
+        # the view scrolled (a log read before the layout caught up) starts in place.
+        if shown:
+            self.vertical_scrollbar.position = self.scroll_y
+
+    def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
+        if shown:
+            self.horizontal_scrollbar.position = self.scroll_x
 
     def watch_follow(self, follow: bool) -> None:
         self.post_message(self.FollowChanged(follow))
         if self.index is None:
             return
         if follow:
-            self.scroll_end(animate=False, immediate=True)
+            self._to_end()
         elif not self.index.complete:
             self.poll()  # count what following skipped
 
     def watch_search_text(self) -> None:
         # The highlights are in the cached lines; the reactive repaints after this.
-        self._cache.clear()
+        self._clear_caches()
 
-    def action_follow_on(self) -> None:
+    def watch_wrap(self, wrap: bool) -> None:
+        top = int(self.scroll_offset.y)
+        # Wrapped, nothing is wider than the view: no horizontal scrollbar takes a row.
+        self.styles.overflow_x = "hidden" if wrap else "auto"
+        self.scroll_to(x=0, animate=False, immediate=True)
+        self._clear_caches()
+        self._resize_virtual()
+        if self.follow:
+            self._to_end()
+        else:
+            self.scroll_to(0, top, animate=False, immediate=True, force=True)
+        self._show_status()
+        self.refresh()
+
+    def action_last_line(self) -> None:
+        """To the last line, whatever follow was; following while new lines come."""
         self.follow = True
+        self._to_end()
+
+    def action_first_line(self) -> None:
+        self.follow = False
+        if self.index is not None and not self.index.complete:
+            # The lines above were skipped while following: count them, then go up.
+            self._to_top = True
+            self.poll()
+            return
+        self.scroll_to(y=0, animate=False, immediate=True, force=True)
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
+
+    def action_toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+
+    def action_zoom(self) -> None:
+        """The log over the whole screen, or back (Esc too)."""
+        if self.is_maximized:
+            self.screen.minimize()
+        else:
+            self.screen.maximize(self, container=False)
+        self.call_after_refresh(self._show_status)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.follow = False
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in ("up", "pageup", "ctrl+home"):
+            self.follow = False
+
+    # Search -------------------------------------------------------------------------
 
     def action_search(self) -> None:
         def searched(query: str | None) -> None:
             if query is None:
                 return
             self.match_line = None
-            found = self.search(query)  # an empty query clears the search
-            if query and not found:
-                self._warn(f"no match for {query!r}")
+            self.search(query)  # an empty query clears the search
             self.focus()
 
         self.app.push_screen(SearchScreen(self.search_text), searched)
@@ -254,43 +443,101 @@ class LogView(ScrollView, can_focus=True):
         if not self.search_text:
             self.action_search()
             return
-        if not self.search(self.search_text, forward=forward):
-            self._warn(f"no more matches {'below' if forward else 'above'}")
-
-    def _warn(self, message: str) -> None:
-        # Plain text: the query is whatever was typed.
-        self.notify(message, severity="warning", markup=False)
-
-    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        self.follow = False
-
-    def on_key(self, event: events.Key) -> None:
-        if event.key in ("up", "pageup", "home", "ctrl+home"):
-            self.follow = False
+        self.search(self.search_text, forward=forward)
 
     def search(self, query: str, *, forward: bool = True) -> bool:
-        """Move to the next (or previous) line matching ``query``; False if none."""
+        """Move to the next (or previous) line matching ``query``, over the whole log
+        and wrapping around at its end; False if no line matches."""
         self.search_text = query
+        self._search_note = ""
         if self.index is None or not query:
+            self._show_status()
             return False
         filled = self.index.fill_gap()  # a search is over every line, skipped ones too
         if filled:
-            self._cache.clear()
-            self.virtual_size = Size(self._width, len(self.index))
+            self._clear_caches()
+            self._resize_virtual()
             self.scroll_to(y=self.scroll_offset.y + filled, animate=False, immediate=True)
         start = self.match_line if self.match_line is not None else self._search_origin(forward)
         found = self.index.search(query, start, forward=forward)
         if found is None:
+            found = self.index.search(query, -1 if forward else len(self.index), forward=forward)
+            if found is not None and found != self.match_line:
+                self._search_note = f"search wrapped to the {'top' if forward else 'bottom'}"
+        if found is None:
+            self._search_note = f"no match for {terminal_line(query, keep_color=False)!r}"
+            self._show_status()
             return False
         previous, self.match_line = self.match_line, found
         for line in (previous, found):
             if line is not None:
-                self._cache.discard(line)
+                self._forget(line)
         self.follow = False
-        self.scroll_to(y=max(0, found - self.size.height // 2), animate=False)
+        self.scroll_to(y=max(0, found - self.size.height // 2), animate=False, force=True)
+        self._count(query)
+        self._show_status()
         self.refresh()
         return True
 
     def _search_origin(self, forward: bool) -> int:
         top = int(self.scroll_offset.y)
         return top - 1 if forward else top + self.size.height
+
+    def _count(self, query: str) -> None:
+        """Count the matches in a worker, unless counted for this query and file size."""
+        assert self.index is not None
+        counted = self._matches
+        if counted is not None and counted[:2] == (query, self.index.records):
+            return
+        self._matches = None
+        self._count_matches(self.index, query)
+
+    @work(thread=True, exclusive=True, group="log-count")
+    def _count_matches(self, index: LogIndex, query: str) -> None:
+        worker = get_current_worker()
+        records = index.records
+        found = index.matches(query, cancelled=lambda: worker.is_cancelled)
+        if found is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+            self.app.call_from_thread(self._counted, index, query, records, found)
+
+    def _counted(self, index: LogIndex, query: str, records: int, found: array[int]) -> None:
+        if index is self.index and query == self.search_text:
+            self._matches = (query, records, found)
+            self._show_status()
+
+    def match_position(self) -> tuple[int, int] | None:
+        """(k, n) for "match k of n", once the matches are counted."""
+        if self._matches is None or self.match_line is None:
+            return None
+        found = self._matches[2]
+        return bisect.bisect_left(found, self.match_line) + 1, len(found)
+
+    @property
+    def status(self) -> str:
+        """What the log's bottom border says: where the stage ran, and the search."""
+        parts = [self.job_text] if self.job_text else []
+        if self.search_text and self.match_line is not None:
+            position = self.match_position()
+            counted = (
+                "counting matches…" if position is None else "match {} of {}".format(*position)
+            )
+            parts.append(f"/{self.search_text} · {counted}")
+        if self._search_note:
+            parts.append(self._search_note)
+        if self.wrap:
+            parts.append("lines wrapped (w)")
+        if self.is_maximized:
+            parts.append("zoomed: z or Esc to go back")
+        return " · ".join(parts)
+
+    def show_job(self, text: str) -> None:
+        """Say where the stage ran (a Ray job), under the log."""
+        if text != self.job_text:
+            self.job_text = text
+            self._show_status()
+
+    def _show_status(self) -> None:
+        # Plain content: the query was typed, the job's address comes from a config.
+        self.border_subtitle = Content(terminal_line(self.status, keep_color=False))

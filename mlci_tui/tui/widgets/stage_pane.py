@@ -23,6 +23,19 @@ from mlci_tui.store.records import StageRecord
 from mlci_tui.tui.text import GLYPHS, STATE_STYLES, output_line, plain
 from mlci_tui.units import format_bytes, format_duration
 
+NOT_IN_RUN = "not in this run"
+"""The state shown for a stage of the config that the run shown did not have."""
+MIN_NAME = 6
+
+
+def middle_cut(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters, cut in the middle: ``prep…data``."""
+    if len(name) <= width:
+        return name
+    head = width // 2
+    tail = width - 1 - head
+    return name[:head] + "\u2026" + (name[-tail:] if tail else "")
+
 
 class StagePane(Widget):
     """Two lines: ``✓ train  passed  2.6s  28 MB`` and the stage's last output line."""
@@ -51,24 +64,42 @@ class StagePane(Widget):
         self.record: StageRecord | None = None
         self.last_lines: Sequence[LogRecord] = ()
         self.now = 0.0
+        self.needs: Sequence[str] = ()
+        """What the config says this stage needs: shown until it has run."""
+        self.in_run = True
+        """False for a stage of the config that the run shown does not have."""
 
     def update_stage(
-        self, record: StageRecord | None, tail: Sequence[LogRecord], now: float
+        self,
+        record: StageRecord | None,
+        tail: Sequence[LogRecord],
+        now: float,
+        *,
+        needs: Sequence[str] = (),
+        in_run: bool = True,
     ) -> None:
         self.record, self.last_lines, self.now = record, tail, now
+        self.needs, self.in_run = needs, in_run
         self.refresh()
 
     def render(self) -> Text:
         record = self.record
         state = record.state if record else StageState.PENDING
         style = STATE_STYLES.get(state, "")
+        word = state.value if self.in_run else NOT_IN_RUN
+        width = max(1, self.size.width)
         title = Text(end="")
         # A marker as well as a colour: the selection must show with NO_COLOR too.
         title.append("\u203a" if self.selected else " ", style="bold")
         title.append(f"{GLYPHS[state]} ", style=style)
-        title.append_text(plain(self.stage_name))
-        title.pad_right(max(1, self.name_width + 1 - len(self.stage_name)))
-        title.append(state.value, style=style)
+        # The state word always shows: a long name is cut in its middle instead. Five
+        # columns besides: the marker, the glyph and a space, the space after the name,
+        # and the one an ellipsis takes when the details after the word are cut.
+        room = max(MIN_NAME, min(self.name_width, width - 5 - len(word)))
+        name = middle_cut(self.stage_name, room)
+        title.append_text(plain(name))
+        title.pad_right(max(1, room + 1 - len(name)))
+        title.append(word, style=style if self.in_run else "italic")
         if record is not None:
             duration = record.duration_s(self.now)
             if duration is not None:
@@ -81,7 +112,6 @@ class StagePane(Widget):
                 title.append(f" try {record.attempt}/{record.max_attempts}", style="yellow")
             if record.job_kind is not None:
                 title.append_text(plain(f" on {record.job_kind}"))
-        width = max(1, self.size.width)
         lines = [title, *self._output_lines()]
         lines += [Text("", end="") for _ in range(self.output_lines + 1 - len(lines))]
         for line in lines:
@@ -103,6 +133,9 @@ class StagePane(Widget):
                 text.stylize("red" if record.state is StageState.FAILED else "dim")
                 return [text]
         style = self.get_component_rich_style("stage-pane--output")
+        if record is None or record.started_at is None:
+            waits = f"needs {', '.join(self.needs)}" if self.needs else "needs nothing"
+            return [Text("   ", end="") + Text(waits, style=style, end="")]
         shown = []
         for record_line in self.last_lines[-self.output_lines :]:
             line = output_line(record_line.content)
@@ -111,12 +144,17 @@ class StagePane(Widget):
         return shown
 
 
-class StageList(VerticalScroll, can_focus=True):
-    """One pane per stage; up and down select which stage's log is shown."""
+class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
+    """One pane per stage; the keys select which stage's log is shown (a scroll
+    container's own keys would only scroll, leaving the selection behind)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "move(-1)", "Previous stage", show=False, id="stages.up"),
         Binding("down,j", "move(1)", "Next stage", show=False, id="stages.down"),
+        Binding("pageup", "page(-1)", "A page of stages up", show=False, id="stages.page-up"),
+        Binding("pagedown", "page(1)", "A page of stages down", show=False, id="stages.page-down"),
+        Binding("home", "jump(0)", "First stage", show=False, id="stages.first"),
+        Binding("end", "jump(-1)", "Last stage", show=False, id="stages.last"),
     ]
     DEFAULT_CSS = """
     StageList { height: 1fr; scrollbar-size-vertical: 1; }
@@ -142,7 +180,8 @@ class StageList(VerticalScroll, can_focus=True):
         previous = self.names[self.selected] if self.names else None
         self.names = list(names)
         self.remove_children()
-        width = min(16, max((len(name) for name in names), default=0))
+        # Names line up; a very long one is cut (in `StagePane.render`), not the rest.
+        width = min(60, max((len(name) for name in names), default=0))
         self.mount_all([StagePane(name, width) for name in names])
         self.selected = names.index(previous) if previous in names else 0
         self.call_after_refresh(self._fit)
@@ -179,6 +218,20 @@ class StageList(VerticalScroll, can_focus=True):
         if not self.names:
             return
         self.select(self.names[(self.selected + step) % len(self.names)], by_user=True)
+
+    def action_page(self, pages: int) -> None:
+        """As many stages on as fit in the list, stopping at either end."""
+        if not self.names:
+            return
+        pane_height = self.panes()[0].outer_size.height or 2
+        step = max(1, self.size.height // pane_height) * pages
+        self.select(
+            self.names[max(0, min(len(self.names) - 1, self.selected + step))], by_user=True
+        )
+
+    def action_jump(self, index: int) -> None:
+        if self.names:
+            self.select(self.names[index], by_user=True)
 
     def _mark(self) -> None:
         for index, pane in enumerate(self.panes()):

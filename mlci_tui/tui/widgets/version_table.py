@@ -4,23 +4,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline
 
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.text import metric_cell, plain, state_text
 
+MARKER = "\u203a"
+"""Beside the highlighted row: the highlight must show without colour too."""
 
-class VersionTable(DataTable[Text]):
-    """One row per version; the row key is the version number."""
+
+class VersionTable(DataTable[Text], inherit_bindings=False):
+    """One row per version; the row key is the version number. Its keys are its
+    own: a table's would move a cell cursor this table does not have."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor_up", "Newer version", show=False, id="versions.up"),
+        Binding("down", "cursor_down", "Older version", show=False, id="versions.down"),
+        Binding("pageup", "page_up", "A page of versions up", show=False, id="versions.page-up"),
+        Binding(
+            "pagedown", "page_down", "A page of versions down", show=False, id="versions.page-down"
+        ),
+        Binding("home,ctrl+home", "scroll_top", "Newest version", show=False, id="versions.top"),
+        Binding("end,ctrl+end", "scroll_bottom", "Oldest version", show=False, id="versions.end"),
+        Binding("left", "scroll_left", "Scroll left", show=False, id="versions.left"),
+        Binding("right", "scroll_right", "Scroll right", show=False, id="versions.right"),
+        Binding("enter", "app.rollback", "Roll back to it", show=False, id="versions.rollback"),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.versions: list[VersionRecord] = []
         self.metrics: list[str] = []
+        self._marked: str | None = None
 
     def show(self, versions: Sequence[VersionRecord], metrics: Sequence[str]) -> None:
         """Replace the rows, keeping the cursor on the same version."""
@@ -29,11 +50,14 @@ class VersionTable(DataTable[Text]):
         selected = self.selected_version
         self.versions, self.metrics = list(versions), list(metrics)
         self.clear(columns=True)
+        self._marked = None
+        self.add_column(" ", key="marker")
         self.add_column("VERSION", key="version")
         self.add_column("CREATED", key="created")
         self.add_column("STATUS", key="status")
         for name in metrics:
             self.add_column(Text(name.upper()[:12], justify="right"), key=f"metric:{name}")
+        self.add_column("LIVE", key="live")
         self.add_column("DESCRIPTION", key="description")
         for version in versions:
             created = time.strftime("%m-%d %H:%M", time.localtime(version.created_at))
@@ -41,17 +65,42 @@ class VersionTable(DataTable[Text]):
             if version.pruned_at is not None:
                 description = f"{description} (pruned)".strip()
             cells = [
+                Text(" "),
                 Text(version.name, style="bold"),
                 Text(created),
                 state_text(version.status),
                 *(metric_cell(version.metrics.get(name)) for name in metrics),
+                plain(version.live_text(metrics)),
                 plain(description),
             ]
             self.add_row(*cells, key=str(version.number))
         if selected is not None:
-            for row, version in enumerate(self.versions):
-                if version.number == selected.number:
-                    self.move_cursor(row=row, animate=False)
+            self.select_version(selected.number)
+        self._mark()
+
+    def select_version(self, number: int) -> bool:
+        """Put the cursor on version ``number``; False if it is not listed."""
+        for row, version in enumerate(self.versions):
+            if version.number == number:
+                self.move_cursor(row=row, animate=False)
+                self._mark()
+                return True
+        return False
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._mark()
+
+    def _mark(self) -> None:
+        """The marker on the highlighted row only."""
+        selected = self.selected_version
+        key = None if selected is None else str(selected.number)
+        if key == self._marked:
+            return
+        if self._marked is not None and self._marked in self.rows:
+            self.update_cell(self._marked, "marker", Text(" "))
+        if key is not None:
+            self.update_cell(key, "marker", Text(MARKER, style="bold"))
+        self._marked = key
 
     @property
     def selected_version(self) -> VersionRecord | None:
@@ -99,4 +148,6 @@ class VersionPanel(Vertical):
         sparkline.styles.width = min(60, max(2, len(trend)))
         newest = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
         heading = f"versions{newest}" + (f" · {key} trend" if key and len(trend) >= 2 else "")
+        if not versions:
+            heading = "versions · none yet: a full run that passes registers one"
         self.heading.update(Text(heading))

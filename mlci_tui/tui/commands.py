@@ -1,0 +1,93 @@
+"""The command palette (ctrl+p): the dashboard's own commands, by the names the
+help gives them, and the things they act on (a version, a run, a stage)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Provider
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from mlci_tui.config import Config
+    from mlci_tui.store.reader import Snapshot
+
+    class Dashboard(Protocol):
+        """What the palette uses of the app (`MlciApp`, which imports this module)."""
+
+        config: Config
+        snapshot: Snapshot
+
+        def action_start_run(self) -> None: ...
+        def action_cancel_run(self) -> None: ...
+        def action_log(self, action: str) -> None: ...
+        def action_show_alerts(self) -> None: ...
+        def action_pick_run(self) -> None: ...
+        def action_help(self) -> None: ...
+        def rollback_to(self, number: int) -> None: ...
+        def show_stage(self, name: str) -> None: ...
+        def open_run(self, run_id: int) -> None: ...
+
+
+Command = tuple[str, str, Callable[[], object]]
+"""What the palette lists: its name, what it does, and what runs it."""
+
+
+class DashboardCommands(Provider):
+    def commands(self) -> list[Command]:
+        app: Dashboard = self.app  # type: ignore[assignment]
+        log = app.action_log
+        found: list[Command] = [
+            ("Run", "start a run (it goes on if you quit)", app.action_start_run),
+            ("Cancel", "cancel the running run, after a confirmation", app.action_cancel_run),
+            ("Search", "search the log of the selected stage", partial(log, "search")),
+            (
+                "Follow",
+                "follow the newest log line on or off",
+                partial(log, "toggle_follow"),
+            ),
+            ("Zoom", "the log over the whole screen, or back", partial(log, "zoom")),
+            ("Wrap", "wrap long log lines on or off", partial(log, "toggle_wrap")),
+            ("Alerts", "every alert, and acknowledging them", app.action_show_alerts),
+            ("Runs", "pick a past run to read its logs", app.action_pick_run),
+            ("Help", "every key", app.action_help),
+        ]
+        snapshot = app.snapshot
+        if app.config.deploy is not None:
+            live = snapshot.live
+            for version in snapshot.versions[:50]:
+                if live is None or version.number != live.number:
+                    found.append(
+                        (
+                            f"Roll back to {version.name}",
+                            f"{version.status.value}, after a confirmation",
+                            partial(app.rollback_to, version.number),
+                        )
+                    )
+        if snapshot.run is not None:
+            for stage in snapshot.run.stages:
+                found.append(
+                    (
+                        f"Show stage {stage.name}",
+                        f"its log in run {snapshot.run.id} ({stage.state.value})",
+                        partial(app.show_stage, stage.name),
+                    )
+                )
+        latest = snapshot.latest_run_id or 0
+        for run_id in range(latest, max(0, latest - 20), -1):
+            found.append((f"Open run {run_id}", "read its logs", partial(app.open_run, run_id)))
+        return found
+
+    async def discover(self) -> AsyncIterator[DiscoveryHit]:
+        for name, help_text, callback in self.commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> AsyncIterator[Hit]:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self.commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)

@@ -1,0 +1,202 @@
+"""The log view on its own, over real log files: where it opens, how its keys move
+it, search over the whole log, lines redrawn with ``\\r``, zoom and wrap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.pilot import Pilot
+
+from mlci_tui.states import Stream
+from mlci_tui.store.logs import encode
+from mlci_tui.tui.widgets.log_view import LogView
+from tests.helpers import text_of, until
+
+BIG = 300_001
+
+
+class Viewer(App[None]):
+    def compose(self) -> ComposeResult:
+        yield LogView()
+
+
+def numbered(path: Path, count: int, prefix: str = "line") -> Path:
+    with path.open("wb") as file:
+        for start in range(0, count, 50_000):
+            lines = [
+                b"%s %06d" % (prefix.encode(), i) for i in range(start, min(count, start + 50_000))
+            ]
+            file.write(encode(Stream.STDOUT, lines, 1.0))
+    return path
+
+
+def rows(view: LogView) -> list[str]:
+    return [text_of(view.render_line(y)).rstrip() for y in range(view.size.height)]
+
+
+async def opened(pilot: Pilot, path: Path, lines: int) -> LogView:
+    view = pilot.app.query_one(LogView)
+    view.show(path)
+    view.focus()
+    await until(pilot, lambda: view.index is not None and len(view.index) == lines)
+    await pilot.pause(0.2)
+    return view
+
+
+async def test_a_large_log_opens_at_its_last_line_and_every_key_moves_as_named(
+    tmp_path: Path,
+) -> None:
+    path = numbered(tmp_path / "big.log", BIG)
+    async with Viewer().run_test(size=(60, 20)) as pilot:
+        view = await opened(pilot, path, BIG)
+        height = view.size.height
+        assert rows(view)[-1] == f"line {BIG - 1:06d}"
+        await pilot.press("home")
+        await until(pilot, lambda: rows(view)[0] == "line 000000")
+        assert not view.follow
+        await pilot.press("pagedown")
+        await pilot.pause(0.1)
+        assert rows(view)[0] == f"line {height:06d}"
+        await pilot.press("pagedown", "pageup")
+        await pilot.pause(0.1)
+        assert rows(view)[0] == f"line {height:06d}"
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert rows(view)[-1] == f"line {BIG - 1:06d}" and view.follow
+        await pilot.press("pageup")
+        await pilot.pause(0.1)
+        assert rows(view)[-1] == f"line {BIG - 1 - height:06d}" and not view.follow
+        # End again, now that follow is off and back on: still the last line.
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert rows(view)[-1] == f"line {BIG - 1:06d}"
+
+
+async def test_end_goes_to_the_last_line_even_when_follow_is_on(tmp_path: Path) -> None:
+    path = numbered(tmp_path / "log", 500)
+    async with Viewer().run_test(size=(60, 12)) as pilot:
+        view = await opened(pilot, path, 500)
+        view.scroll_to(y=100, animate=False, immediate=True)  # follow stays on
+        await pilot.pause(0.1)
+        assert view.follow and rows(view)[0] == "line 000100"
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert rows(view)[-1] == "line 000499"
+
+
+async def test_a_growing_log_is_followed_to_its_newest_line(tmp_path: Path) -> None:
+    path = numbered(tmp_path / "log", 1000)
+    async with Viewer().run_test(size=(60, 12)) as pilot:
+        view = await opened(pilot, path, 1000)
+        with path.open("ab") as file:
+            file.write(encode(Stream.STDOUT, [b"the newest line"], 2.0))
+        view.poll()
+        await until(pilot, lambda: rows(view)[-1] == "the newest line")
+
+
+async def test_search_covers_lines_above_the_view_and_wraps_with_a_note(tmp_path: Path) -> None:
+    path = numbered(tmp_path / "log", 5000, "row")
+    async with Viewer().run_test(size=(80, 20)) as pilot:
+        view = await opened(pilot, path, 5000)
+        assert rows(view)[-1] == "row 004999"
+        assert view.search("row 000123")
+        await until(pilot, lambda: view.match_line == 123)
+        assert "row 000123" in rows(view)
+        assert "search wrapped to the top" in view.status
+        await until(pilot, lambda: "match 1 of 1" in view.status)
+        assert view.search("row 00499")  # rows 4990-4999
+        await until(pilot, lambda: view.match_line == 4990)
+        await until(pilot, lambda: "match 1 of 10" in view.status)
+        view.action_previous_match()
+        await until(pilot, lambda: view.match_line == 4999)
+        assert "search wrapped to the bottom" in view.status
+        assert "match 10 of 10" in view.status
+        view.action_next_match()
+        await until(pilot, lambda: view.match_line == 4990)
+        assert "wrapped to the top" in view.status
+        view.action_next_match()
+        await until(pilot, lambda: view.match_line == 4991)
+        assert "wrapped" not in view.status and "match 2 of 10" in view.status
+        assert not view.search("no such row")
+        await until(pilot, lambda: "no match for 'no such row'" in view.status)
+        assert str(view.border_subtitle) == view.status
+
+
+async def test_a_line_redrawn_with_carriage_returns_shows_its_latest_state(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log"
+    # What a progress bar leaves: pieces flushed before the line ends, joined here.
+    path.write_bytes(
+        encode(Stream.STDOUT, [b"before"], 1.0)
+        + encode(Stream.STDOUT, [b"progress  10%"], 1.1, partial=True)
+        + encode(Stream.STDOUT, [b"\rprogress  50%"], 1.2, partial=True)
+        + encode(Stream.STDOUT, [b"\rprogress 100%", b"after"], 1.3)
+    )
+    async with Viewer().run_test(size=(60, 8)) as pilot:
+        view = await opened(pilot, path, 3)
+        assert rows(view)[:3] == ["before", "progress 100%", "after"]
+
+
+async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    long = b"".join(b"%03d " % i for i in range(40))  # 160 columns
+    path.write_bytes(encode(Stream.STDOUT, [b"short", long, b"last"], 1.0))
+    async with Viewer().run_test(size=(60, 10)) as pilot:
+        view = await opened(pilot, path, 3)
+        assert rows(view)[:3] == ["short", long.decode()[:60].rstrip(), "last"]
+        view.action_toggle_wrap()
+        await pilot.pause(0.1)
+        assert view.wrap
+        shown = rows(view)
+        width = view.size.width
+        assert shown[1:4] == [long.decode()[i : i + width].rstrip() for i in range(0, 160, width)]
+        assert shown[4] == "last"
+        view.action_toggle_wrap()
+        await pilot.pause(0.1)
+        assert rows(view)[1] == long.decode()[: view.size.width].rstrip()
+        view.action_zoom()
+        await pilot.pause(0.1)
+        assert view.is_maximized
+        view.action_zoom()
+        await pilot.pause(0.1)
+        assert not view.is_maximized
+
+
+async def test_wrapped_lines_show_the_last_line_and_no_horizontal_scrollbar(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log"
+    lines = [b"%02d " % i + b"x" * 150 for i in range(40)] + [b"the last line"]
+    path.write_bytes(encode(Stream.STDOUT, lines, 1.0))
+    async with Viewer().run_test(size=(60, 12)) as pilot:
+        view = await opened(pilot, path, 41)
+        view.action_toggle_wrap()
+        await pilot.pause(0.2)
+        assert not view.show_horizontal_scrollbar
+        assert_last(rows(view))
+        view.action_zoom()
+        await pilot.pause(0.2)
+        assert_last(rows(view))
+
+
+def assert_last(shown: list[str]) -> None:
+    """The last line is on screen, with nothing under it (a wrapped line is never
+    cut at the top, so blank rows may follow)."""
+    assert "the last line" in shown
+    assert not any(shown[shown.index("the last line") + 1 :])
+
+
+async def test_a_narrow_log_opened_after_a_wide_one_has_no_horizontal_scrollbar(
+    tmp_path: Path,
+) -> None:
+    wide = tmp_path / "wide"
+    wide.write_bytes(encode(Stream.STDOUT, [b"w" * 200], 1.0))
+    narrow = numbered(tmp_path / "narrow", 3)
+    async with Viewer().run_test(size=(60, 12)) as pilot:
+        view = await opened(pilot, wide, 1)
+        assert view.show_horizontal_scrollbar
+        view = await opened(pilot, narrow, 3)
+        assert not view.show_horizontal_scrollbar
+        assert rows(view)[:3] == ["line 000000", "line 000001", "line 000002"]

@@ -1,0 +1,278 @@
+"""What each pane shows and how it moves: stages before any run and stages the run
+shown lacks, the stage pane's width and names, the version cursor and its marker,
+live metrics, switching runs, the alerts, the cancel wording and the palette."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlci_tui.states import RunState
+from mlci_tui.tui.screens.alerts import AlertsScreen
+from mlci_tui.tui.screens.confirm import ConfirmScreen
+from mlci_tui.tui.widgets.alert_bar import AlertBar
+from mlci_tui.tui.widgets.log_view import LogView
+from mlci_tui.tui.widgets.stage_pane import StageList, StagePane, middle_cut
+from mlci_tui.tui.widgets.version_table import MARKER, VersionTable
+from tests.helpers import (
+    PROGRAMS,
+    PYTHON,
+    QUICK,
+    Project,
+    dashboard,
+    run,
+    run_state,
+    setup,
+    text_of,
+    two_versions,
+    until,
+)
+
+
+def pane_text(pane: StagePane) -> list[str]:
+    return pane.render().plain.splitlines()
+
+
+def by_name(app) -> dict[str, StagePane]:
+    return {pane.stage_name: pane for pane in app.query_one(StageList).panes()}
+
+
+async def test_a_pipeline_that_never_ran_shows_its_stages_pending_with_their_needs(
+    project: Project,
+) -> None:
+    setup(project)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(by_name(app)) == 4)
+        await pilot.pause(0.2)
+        panes = by_name(app)
+        assert list(panes) == ["train", "evaluate", "deploy", "monitor"]
+        assert "pending" in pane_text(panes["train"])[0]
+        assert pane_text(panes["train"])[1].strip() == "needs nothing"
+        assert pane_text(panes["evaluate"])[1].strip() == "needs train"
+        assert pane_text(panes["deploy"])[1].strip() == "needs train, evaluate"
+        assert pane_text(panes["monitor"])[1].strip() == "needs deploy"
+
+
+async def test_a_stage_added_since_the_run_shown_is_not_in_this_run(project: Project) -> None:
+    project.write(QUICK)
+    assert project.mlci("run").returncode == 0
+    project.write(QUICK + '[stages.added]\ncommand = "true"\nneeds = ["after"]\n')
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "added" in by_name(app))
+        await until(pilot, lambda: run_state(app) is RunState.PASSED)
+        panes = by_name(app)
+        assert "passed" in pane_text(panes["hello"])[0]
+        assert "not in this run" in pane_text(panes["added"])[0]
+
+
+@pytest.mark.parametrize("width", [80, 200])
+async def test_a_long_stage_name_is_cut_in_the_middle_never_its_state(
+    project: Project, width: int
+) -> None:
+    name = "prepare_the_training_data_from_the_warehouse_snapshot"
+    project.write(f'[stages.{name}]\ncommand = "true"\n[stages.b]\ncommand = "true"\n')
+    assert project.mlci("run").returncode == 0
+    app = dashboard(project)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await until(pilot, lambda: run_state(app) is RunState.PASSED)
+        await pilot.pause(0.2)
+        box = app.query_one("#stages-box")
+        assert box.outer_size.width >= 30 and box.outer_size.width >= width * 0.3
+        title = pane_text(by_name(app)[name])[0]
+        assert " passed" in title
+        if width == 200:
+            assert title.split()[1] == name  # room enough for the whole name
+        else:
+            head, tail = title.split()[1].split("\u2026")
+            assert name.startswith(head) and name.endswith(tail) and len(tail) >= 3
+    assert middle_cut("abcdefghij", 5) == "ab\u2026ij"
+    assert middle_cut("short", 5) == "short"
+
+
+async def test_v_lands_on_the_version_rollback_would_choose_and_marks_it(
+    project: Project,
+) -> None:
+    setup(project)
+    for seed in (1, 2, 3):
+        assert run(project, seed) == 0
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) == 3)
+        await pilot.press("v")
+        await pilot.pause(0.1)
+        assert table.selected_version is not None and table.selected_version.name == "v2"
+        marked = [str(table.get_cell_at((row, 0))) for row in range(3)]
+        assert marked == [" ", MARKER, " "]
+        await pilot.press("down")
+        await pilot.pause(0.1)
+        assert [str(table.get_cell_at((row, 0))) for row in range(3)] == [" ", " ", MARKER]
+        await pilot.press("up", "R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.title_text == "Roll production back to v2?"
+        await pilot.press("y")
+        await until(pilot, lambda: spawned)
+    assert spawned == [["rollback", "v2", "--reason", "from the dashboard"]]
+
+
+async def test_no_color_keeps_every_status_readable(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    two_versions(project)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) == 2)
+        # The terminal's own colours, filtered to none: not a grey palette.
+        assert app.ansi_color
+        assert not any(f.__class__.__name__ == "Monochrome" for f in app._filters)
+
+
+async def test_versions_show_the_monitor_latest_metrics_beside_the_evaluation(
+    project: Project,
+) -> None:
+    setup(project)
+    assert run(project, 1) == 0
+    (project.path / "quality").write_text("0.5875")
+    assert run(project, 2) == 1  # v2 is rolled back for its live accuracy
+    versions = {v["version"]: v for v in json.loads(project.mlci("versions", "--json").stdout)}
+    assert versions["v2"]["metrics"]["accuracy"] == 0.9
+    assert versions["v2"]["live_metrics"] == {"accuracy": 0.5875}
+    table_text = project.mlci("versions").stdout.decode()
+    assert "LIVE" in table_text.splitlines()[0]
+    assert "accuracy 0.5875" in next(line for line in table_text.splitlines() if "v2" in line)
+    app = dashboard(project)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) == 2)
+        live_column = [c.label.plain for c in table.columns.values()].index("LIVE")
+        assert str(table.get_cell_at((0, live_column))) == "accuracy 0.5875"
+
+
+async def test_switching_runs_keeps_the_selected_stage(project: Project) -> None:
+    project.write(QUICK)
+    for _ in range(2):
+        assert project.mlci("run").returncode == 0
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        stages = app.query_one(StageList)
+        await until(pilot, lambda: run_state(app) is RunState.PASSED)
+        stages.focus()
+        await pilot.press("up")  # from "after" to "hello"
+        await until(pilot, lambda: stages.selected_name == "hello")
+        await pilot.press("p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "RunsScreen")
+        await pilot.press("down", "enter")  # run 1
+        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
+        await pilot.pause(0.3)
+        assert stages.selected_name == "hello"
+        log = app.query_one(LogView)
+        assert log.path is not None and log.path.parts[-2:] == ("1", "hello.log")
+
+
+async def test_a_shows_the_alerts_and_acknowledging_them_clears_the_bar(
+    project: Project,
+) -> None:
+    two_versions(project)
+    (project.path / "fail-deploy").touch()
+    assert run(project, 3) == 1  # deploy_failed and run_failed
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        bar = app.query_one(AlertBar)
+        await until(pilot, lambda: bar.has_class("-shown"))
+        assert "run_failed" in bar.render().plain and "(+1 more)" in bar.render().plain
+        await pilot.press("A")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
+        kinds = [alert.kind for alert in app.screen.alerts]
+        assert kinds == ["run_failed", "deploy_failed"]  # newest first
+        await pilot.press("enter")  # the newest one
+        await until(pilot, lambda: not isinstance(app.screen, AlertsScreen))
+        await until(pilot, lambda: "deploy_failed" in bar.render().plain)
+        await pilot.press("A")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
+        await pilot.press("A")  # all the rest
+        await until(pilot, lambda: not bar.has_class("-shown"))
+    alerts = json.loads(project.mlci("alerts", "--json").stdout)["alerts"]
+    assert all(alert["acknowledged_at"] for alert in alerts)
+
+
+async def test_the_cancel_dialog_says_what_each_key_does(project: Project) -> None:
+    project.write('[stages.s]\ncommand = "sleep 30"\n')
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("r")
+        await until(pilot, lambda: run_state(app) is RunState.RUNNING)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        text = "\n".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "y / Enter: cancel the run · n / Esc: keep it running" in text
+        await pilot.press("enter")
+        await until(pilot, lambda: run_state(app) is RunState.CANCELLED)
+
+
+async def test_the_palette_runs_the_dashboard_commands(project: Project) -> None:
+    two_versions(project)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) == 2)
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
+        await pilot.press(*"roll back to v1")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.title_text == "Roll production back to v1?"
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
+        await pilot.press(*"show stage evaluate")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        stages = app.query_one(StageList)
+        await until(pilot, lambda: stages.selected_name == "evaluate")
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
+        await pilot.press(*"wrap")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.query_one(LogView).wrap)
+
+
+async def test_a_progress_bar_is_one_line_in_the_pane_and_the_log(project: Project) -> None:
+    bar = "".join(f"{i:3d}%\r" for i in range(0, 100, 10)).encode().hex()
+    project.write(f'[stages.bar]\ncommand = ["{PYTHON}", "{PROGRAMS}/raw.py", "{bar}31303025"]\n')
+    assert project.mlci("run").returncode == 0
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.query_one(LogView)
+        await until(pilot, lambda: log.index is not None and len(log.index) == 1)
+        await pilot.pause(0.2)
+        assert text_of(log.render_line(0)).strip() == "100%"
+        assert pane_text(by_name(app)["bar"])[1].strip() == "100%"
+
+
+async def test_notices_are_plain_text_and_textual_own_keep_their_markup(
+    project: Project,
+) -> None:
+    from textual.widgets._toast import Toast
+
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        app.say("stage [b]x[/b] printed \x1b]0;title\x07")  # untrusted: shown as it is
+        app.notify("press [b]q[/b] to quit")  # Textual's own way: markup
+        await until(pilot, lambda: len(app.screen.query(Toast)) == 2)
+        shown = [str(toast.render()) for toast in app.screen.query(Toast)]
+        assert shown[0].startswith("stage [b]x[/b] printed ") and "\x1b" not in shown[0]
+        assert shown[1] == "press q to quit"
+        # At the top right, under the header: clear of the versions at the bottom.
+        first = min(toast.region.y for toast in app.screen.query(Toast))
+        assert 1 <= first <= 3
+        assert all(toast.region.right >= 95 for toast in app.screen.query(Toast))
