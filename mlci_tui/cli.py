@@ -51,9 +51,18 @@ def _count(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
+    if not 1 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _version(text: str) -> str:
+    """An argparse type: a version as ``v3`` or ``3``, a number SQLite can hold."""
+    digits = text.strip()
+    digits = digits[1:] if digits[:1] in ("v", "V") else digits
+    if not (digits.isascii() and digits.isdigit() and 1 <= int(digits) < 2**63):
+        raise argparse.ArgumentTypeError(f"expected a version like v3, got {text!r}")
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="print JSON")
 
     deploy = commands.add_parser("deploy", parents=[config], help="deploy a model version")
-    deploy.add_argument("version", metavar="VERSION", help="e.g. v3")
+    deploy.add_argument("version", type=_version, metavar="VERSION", help="e.g. v3")
     deploy.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
     deploy.add_argument(
         "--force",
@@ -136,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument(
         "version",
+        type=_version,
         metavar="VERSION",
         nargs="?",
         help="the version to go back to (default: the last one that was live and healthy)",

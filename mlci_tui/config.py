@@ -53,6 +53,10 @@ MIN_SECRET_LENGTH = 4
 STAGE_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
 STAGE_NAME_RULE = 'a stage name may use letters, digits, "_", "-" and "." (at most 64 characters)'
 DURATION_EXAMPLE = 'a duration like "90s" or "5m"'
+# Longer than any stage, deploy or sample should take, and far below what the
+# event loop's and the kernel's timers can hold.
+MAX_DURATION_S = 30 * 24 * 3600.0
+MAX_RESOURCES = 100_000
 BUILTIN_STAGES = ("deploy", "monitor")
 """The stages a full run adds when `[deploy]` is set."""
 EXECUTORS = ("local", "ray")
@@ -95,6 +99,8 @@ class _Duration:
             raise table.expected(key, DURATION_EXAMPLE, value) from None
         if seconds == 0 and not self.zero:
             raise table.expected(key, f"{DURATION_EXAMPLE}, longer than zero", value)
+        if seconds > MAX_DURATION_S:
+            raise table.expected(key, f"{DURATION_EXAMPLE}, at most 30 days", value)
         return seconds
 
 
@@ -312,8 +318,12 @@ class RayConfig(NamedTuple):
     address: str | None = setting(
         Text(), "the Ray dashboard's address (default: $RAY_ADDRESS)", None
     )
-    entrypoint_num_cpus: float | None = setting(Number(), "CPUs reserved for the command", None)
-    entrypoint_num_gpus: float | None = setting(Number(), "GPUs reserved for the command", None)
+    entrypoint_num_cpus: float | None = setting(
+        Number(MAX_RESOURCES), "CPUs reserved for the command", None
+    )
+    entrypoint_num_gpus: float | None = setting(
+        Number(MAX_RESOURCES), "GPUs reserved for the command", None
+    )
     entrypoint_memory: int | None = setting(
         Integer(0, 2**62), "bytes of memory reserved for the command", None
     )

@@ -41,6 +41,12 @@ class SecretMasker:
             return text
         return self.mask(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
 
+    def mask_names(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Metrics with their names masked: a stage chooses the names, secrets included."""
+        if not self.forms:
+            return metrics
+        return {self.mask_text(name): value for name, value in metrics.items()}
+
     def safe_split(self, data: bytes) -> int:
         """Where ``data`` (already masked) can be cut so no secret is split across the cut.
 
@@ -53,17 +59,19 @@ class SecretMasker:
 def _forms(raw: bytes) -> set[bytes]:
     """The ways ``raw`` may appear in output: as written, encoded, and line by line."""
     import base64  # here, not at the top: most pipelines name no secrets
+    import re
     import urllib.parse
 
     encoded = base64.b64encode(raw)
-    forms = {
-        raw,
-        encoded,
-        encoded.rstrip(b"="),
-        base64.urlsafe_b64encode(raw).rstrip(b"="),
-        urllib.parse.quote(raw, safe="").encode(),
-        urllib.parse.quote_plus(raw).encode(),
-    }
+    forms = {raw, encoded, encoded.rstrip(b"="), base64.urlsafe_b64encode(raw).rstrip(b"=")}
+    # Percent-encoded as `quote` and `quote_plus` do, "/" escaped or kept, and the
+    # hex digits in either case (both are valid, and encoders differ).
+    for safe in ("", "/"):
+        for quoted in (urllib.parse.quote(raw, safe=safe), urllib.parse.quote_plus(raw, safe=safe)):
+            forms.add(quoted.encode())
+            forms.add(
+                re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), quoted).encode()
+            )
     # Output is handled line by line, so each line of a multi-line secret (a
     # PEM key) is masked on its own too; lines this short carry no secret.
     forms.update(line.strip() for line in raw.splitlines() if len(line.strip()) >= MIN_LINE)

@@ -5,6 +5,9 @@ the clipboard (OSC 52), move the cursor, clear the screen or switch to the
 alternate screen; NUL and other control bytes; invalid UTF-8. Before such
 text reaches a terminal, colour sequences (SGR) may be kept, every other
 escape sequence is dropped, and control characters become visible symbols.
+So do the Unicode controls that reorder text on screen (bidirectional
+overrides, embeddings and isolates: CVE-2021-42574's "trojan source"), and
+colour sequences lose "conceal" (SGR 8), which would hide text in plain sight.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ _ESCAPE = re.compile(
     r"|\x9d[^\x07\x1b\x9c]*(?:\x07|\x9c)?"
 )
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
-_CONTROL = r"[\x00-\x08\x0a-\x1f\x7f\x80-\x9f]"
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = f"[\\x00-\\x08\\x0a-\\x1f\\x7f\\x80-\\x9f{_BIDI}]"
 _UNSAFE = re.compile(f"{_ESCAPE.pattern}|{_CONTROL}")
 # Every escape sequence starts with a control character (ESC, or C1's CSI and OSC).
 _NEEDS_WORK = re.compile(_CONTROL)
@@ -46,8 +50,30 @@ def terminal_line(text: str, *, keep_color: bool) -> str:
 def _replace(found: str, keep_color: bool) -> str:
     if len(found) == 1 and found != "\x1b":
         # A lone control character: show it, so nothing is silently hidden.
-        return _CONTROL_PICTURES.get(ord(found), "\ufffd")
-    return found if keep_color and _SGR.fullmatch(found) else ""
+        code = ord(found)
+        if code >= 0x600:
+            return f"<U+{code:04X}>"  # a direction control, named
+        return _CONTROL_PICTURES.get(code, "\ufffd")
+    return _visible_colors(found) if keep_color and _SGR.fullmatch(found) else ""
+
+
+def _visible_colors(sgr: str) -> str:
+    """A colour sequence without "conceal" (8); the 8 of a colour index stays."""
+    params = sgr[2:-1].split(";")
+    if "8" not in params:
+        return sgr
+    kept: list[str] = []
+    index = 0
+    while index < len(params):
+        param = params[index]
+        # 38/48/58 take arguments: ;5;N (a palette index) or ;2;R;G;B.
+        width = 1
+        if param in ("38", "48", "58") and index + 1 < len(params):
+            width = {"5": 3, "2": 5}.get(params[index + 1], 1)
+        if param != "8" or width > 1:
+            kept.extend(params[index : index + width])
+        index += width
+    return f"\x1b[{';'.join(kept)}m" if kept else ""
 
 
 def decode(data: bytes) -> str:

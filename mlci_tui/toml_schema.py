@@ -375,13 +375,20 @@ class Integer:
 
 
 class Number:
-    """A number of at least 0."""
+    """A number from 0 to ``high``."""
+
+    def __init__(self, high: float) -> None:
+        self.high = high
 
     def read(
         self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
     ) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise table.expected(key, "a number of at least 0", value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 <= value <= self.high
+        ):
+            raise table.expected(key, f"a number from 0 to {self.high:g}", value)
         return float(value)
 
 

@@ -4,6 +4,7 @@ module: test modules import from here, never from each other."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -11,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -338,6 +339,32 @@ def history(project: Project) -> list[dict]:
     return json.loads(result.stdout)
 
 
+@contextlib.contextmanager
+def readonly_store(project: Project, mount: Path) -> Iterator[None]:
+    """The registry's test pipeline with two versions, its store then impossible to
+    write: on a file system remounted read-only (as root), or without write access."""
+    mount.mkdir()
+    root = os.geteuid() == 0
+    if root:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], check=True)
+    setup(project)
+    text = project.config_path.read_text()
+    project.write(text.replace("[pipeline]\n", f'[pipeline]\nstate_dir = "{mount}/.mlci"\n', 1))
+    for seed in (1, 2):
+        assert run(project, seed) == 0
+    if root:
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    else:
+        subprocess.run(["chmod", "-R", "a-w", str(mount)], check=True)
+    try:
+        yield
+    finally:
+        if root:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+        else:
+            subprocess.run(["chmod", "-R", "u+w", str(mount)], check=False)
+
+
 def served(project: Project) -> str:
     return (project.path / "served.txt").read_text()
 
@@ -384,4 +411,5 @@ HOSTILE = (
     b"nul\x00bell\x07c1\xc2\x9bcsi bad\xff\xfeutf8\n"
     b"\x1b[31mred\x1b[0m plain\n"
     b"10%\r50%\r100%\n"
+    b"safe\xe2\x80\xaetxt.exe \x1b[8mhidden\x1b[0m\n"
 )

@@ -41,7 +41,8 @@ def open_store(config: Config, *, create: bool = False) -> Store:
         raise NotFound(
             f"no runs yet in {relative(config.pipeline.state_dir)} (start one with `mlci run`)"
         ) from None
-    problem = recover(store, config)
+    # Recovery writes; a store nobody can write is shown as it is.
+    problem = None if store.readonly else recover(store, config)
     if problem:
         print(f"mlci: warning: {problem}", file=sys.stderr)
     return store

@@ -111,7 +111,13 @@ def command_logs(args: argparse.Namespace) -> int:
             raise NotFound(
                 f"stage {stage.name} of run {run.id} has not started yet (follow it: mlci logs -f)"
             )
-        cursor = LogCursor(store.log_path(run.id, stage.name))
+        path = store.log_path(run.id, stage.name)
+        cursor = LogCursor(path)
+        gone = NotFound(f"the log of stage {stage.name} of run {run.id} is missing: {path}")
+        # A started stage's log exists from its start, even if it prints nothing.
+        seen = path.exists()
+        if not seen and not args.follow:
+            raise gone
         out = sys.stdout.buffer
         terminal = out.isatty()
         color = terminal and not os.environ.get("NO_COLOR")
@@ -142,6 +148,9 @@ def command_logs(args: argparse.Namespace) -> int:
                     raise StoreError(problem)
                 ended = True
             emit()
+            if not path.exists() and (seen or ended):
+                raise gone
+            seen = seen or path.exists()
             if ended:
                 return 0
             time.sleep(0.2)

@@ -22,6 +22,7 @@ from mlci_tui.pipeline.command import CommandContext, run_command
 from mlci_tui.pipeline.executors.base import StageExecutor
 from mlci_tui.pipeline.output import OutputSink, read_metrics_file
 from mlci_tui.registry.versions import Registry
+from mlci_tui.store.paths import DIR_MODE
 from mlci_tui.store.records import VersionRecord
 
 STAGE = "monitor"
@@ -81,7 +82,7 @@ class Analysis:
     ) -> Sample:
         """Run the monitor command once against ``version`` and record the result."""
         metrics_dir = self.store.state_dir / "monitor"
-        metrics_dir.mkdir(parents=True, exist_ok=True)
+        metrics_dir.mkdir(DIR_MODE, parents=True, exist_ok=True)
         metrics_file = metrics_dir / f"{uuid.uuid4().hex}.json"
         monitor = self.monitor
         variables = {
@@ -106,6 +107,7 @@ class Analysis:
         if result.peak_rss_bytes is not None:
             self.peak_rss_bytes = max(self.peak_rss_bytes or 0, result.peak_rss_bytes)
         from_file, _ = read_metrics_file(metrics_file)
+        from_file = self.masker.mask_names(from_file)
         metrics_file.unlink(missing_ok=True)
         metrics = {**sink.metrics, **from_file}
         if problem is not None:

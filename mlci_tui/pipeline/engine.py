@@ -11,6 +11,7 @@ whoever subscribed records or shows them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -38,6 +39,7 @@ from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.output import OutputSink, read_metrics_file
 from mlci_tui.procs import new_tag
 from mlci_tui.states import RunState, StageState
+from mlci_tui.store.paths import keep_private
 from mlci_tui.units import format_duration
 
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
@@ -99,8 +101,12 @@ class Engine:
         run_id: int | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        on_pass: Callable[[Mapping[str, StageFinished]], str | None] | None = None,
     ) -> None:
+        """``on_pass`` is the last step of a run whose stages all passed (registering
+        its version): what it returns, when not None, fails the run with that reason."""
         self.config = config
+        self.on_pass = on_pass
         self.stages = dict(config.stages if stages is None else stages)
         self.names = list(self.stages)
         self.actions = dict(actions or {})
@@ -196,6 +202,9 @@ class Engine:
                 state, message = self._marked
         else:
             state, code, message = RunState.PASSED, ExitCode.PASSED, None
+            problem = self.on_pass(plan.finished) if self.on_pass is not None else None
+            if problem is not None:
+                state, code, message = RunState.FAILED, ExitCode.FAILED, problem
         self.emit(RunFinished(state, code, self.clock(), message))
         return RunResult(state, code, dict(plan.finished), message)
 
@@ -263,6 +272,15 @@ class Engine:
             )
         raise AssertionError("unreachable")
 
+    def _mask_file(self, path: Path) -> None:
+        """The file a stage wrote into the store, with its secrets masked, for its owner."""
+        if self.masker:
+            with contextlib.suppress(OSError):  # not written: nothing to mask
+                data = path.read_bytes()
+                if (masked := self.masker.mask(data)) != data:
+                    path.write_bytes(masked)
+        keep_private(path)
+
     def mark_run(self, state: RunState, message: str) -> None:
         self._marked = (state, message)
 
@@ -312,6 +330,7 @@ class Engine:
             sink.note(result.error)
             return result, result.error
         metrics, problems = read_metrics_file(metrics_file)
+        self._mask_file(metrics_file)
         for problem in problems:
             sink.note(problem)
         sink.add_metrics(metrics)

@@ -134,6 +134,7 @@ class OutputSink:
 
     def add_metrics(self, metrics: dict[str, float]) -> None:
         if metrics:
+            metrics = self.masker.mask_names(metrics)
             self.metrics.update(metrics)
             self.emit(StageMetrics(self.stage, metrics, self.clock()))
 

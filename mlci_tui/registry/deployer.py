@@ -33,6 +33,7 @@ from mlci_tui.registry.versions import Registry
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store.deployments import DeploymentBusy
 from mlci_tui.store.logs import LogWriter
+from mlci_tui.store.paths import DIR_MODE
 from mlci_tui.store.records import DeploymentRecord, VersionRecord
 from mlci_tui.units import format_duration
 
@@ -152,7 +153,7 @@ class Deployer:
         log_path = context.log_path
         if log_path is None:
             log_path = self.store.deployment_log(deployment.id)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
             log = LogWriter(log_path)
             context = context._replace(emit=log_events(log, context.emit), log_path=log_path)
         self.store.set_deployment_log(deployment.id, str(log_path))
@@ -197,11 +198,23 @@ class Deployer:
         except DeploymentBusy as busy:
             running = busy.running
             age = format_duration(self.clock() - running.started_at)
-            raise RegistryError(
+            message = (
                 f"a {_VERBS[running.kind]} v{running.to_version} is in progress"
                 f" (by {running.user}, pid {running.pid} on {running.host}, started {age} ago);"
                 " one deploy or rollback runs at a time"
-            ) from None
+            )
+            self.store.record_refused(
+                kind=kind,
+                from_version=None if live is None else live.number,
+                to_version=version.number,
+                user=self.user,
+                reason=None if reason is None else self.masker.mask_text(reason),
+                run_id=run_id,
+                at=self.clock(),
+                host=self.host,
+                message=f"refused: {message}",
+            )
+            raise RegistryError(message) from None
 
     def is_stale(self, deployment: DeploymentRecord) -> bool:
         return is_stale(deployment, self.config, self.clock())

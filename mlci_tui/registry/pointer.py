@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlci_tui.registry.artifacts import sync_directory
+from mlci_tui.store.paths import FILE_MODE
 
 POINTER_NAME = "current.json"
 LINK_NAME = "current"
@@ -43,7 +44,8 @@ def read_pointer(state_dir: Path) -> Pointer | None:
 def write_pointer(state_dir: Path, pointer: Pointer) -> None:
     """Move the live pointer to ``pointer``, atomically and durably."""
     temporary = state_dir / f".{POINTER_NAME}.{os.getpid()}.tmp"
-    with open(temporary, "w") as file:
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with open(fd, "w") as file:
         json.dump(asdict(pointer), file, indent=2)
         file.write("\n")
         file.flush()

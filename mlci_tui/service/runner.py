@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.config import Config, StageConfig
+from mlci_tui.errors import MlciError, RegistryError
 from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.command import CommandContext
@@ -89,6 +90,7 @@ class Runner:
             metrics_path=lambda stage: self.store.metrics_path(self.run_id, stage),
             run_id=self.run_id,
             environ=environ,
+            on_pass=self._register_passed,
         )
         self.writer = StoreWriter(self.store)
         self.recorder = StoreRecorder(self.store, self.writer, self.run_id)
@@ -202,11 +204,19 @@ class Runner:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signum)
 
+    def _register_passed(self, finished: Mapping[str, StageFinished]) -> str | None:
+        """Register the version of a passing run without [deploy]; why it could not be."""
+        if self.version is not None or not self._registers():
+            return None
+        try:
+            self.version = self._register(finished)
+        except (OSError, MlciError) as error:
+            return f"failed: its artifact could not be registered: {error}"
+        self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
+        return None
+
     async def _after(self, result: RunResult) -> None:
-        """Register the version of a passing run without [deploy]; alert on failure."""
-        if result.state is RunState.PASSED and self.version is None and self._registers():
-            self.version = self._register(result.stages)
-            self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
+        """Alert on failure."""
         if result.state is RunState.FAILED:
             from mlci_tui import alerts
 
@@ -254,11 +264,21 @@ class Runner:
         )
 
     async def _deploy(self, context: ActionContext) -> AttemptResult:
-        self.version = self._register(context.finished)
+        # A deploy that cannot happen (no artifact, another deploy holds the lock)
+        # fails this stage: the run ends with its summary, its alert and the row.
+        try:
+            self.version = self._register(context.finished)
+        except (OSError, MlciError) as error:
+            return AttemptResult(None, error=f"its artifact could not be registered: {error}")
         context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(self.version), time.time()))
-        result = await self.deployer.deploy(
-            self.version, self._context(context, DEPLOY_STAGE), reason=f"run {self.run_id} passed"
-        )
+        try:
+            result = await self.deployer.deploy(
+                self.version,
+                self._context(context, DEPLOY_STAGE),
+                reason=f"run {self.run_id} passed",
+            )
+        except RegistryError as error:
+            return AttemptResult(None, error=f"deploy refused: {error}")
         command = result.command or AttemptResult(None)
         if result.succeeded:
             context.emit(StageNoted(DEPLOY_STAGE, result.message, time.time()))

@@ -66,6 +66,8 @@ def describe_error(error: sqlite3.Error) -> str:
     text = str(error)
     if "not a database" in text or "malformed" in text:
         return f"the database is damaged ({text}); the log files under runs/ are still readable"
+    if "readonly" in text or "read-only" in text:
+        return "the run store is read-only here, and this needs to write it"
     if "locked" in text or "busy" in text:
         return f"the database stayed locked by another process for {BUSY_TIMEOUT_S:.0f}s"
     return text

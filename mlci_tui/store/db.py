@@ -9,6 +9,7 @@ of the files beside it (`paths`).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from mlci_tui.store.alerts import AlertsTable
 from mlci_tui.store.connection import BUSY_TIMEOUT_S, describe_error
 from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
+from mlci_tui.store.paths import make_private
 from mlci_tui.store.runs import RunsTable
 from mlci_tui.store.samples import SamplesTable
 
@@ -153,9 +155,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 class Store(RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTable):
     """One open run store. Not shared between threads: open one per thread."""
 
-    def __init__(self, state_dir: Path, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, state_dir: Path, connection: sqlite3.Connection, *, readonly: bool = False
+    ) -> None:
         super().__init__(connection, paths.db_path(state_dir))
         self.state_dir = state_dir
+        self.readonly = readonly
+        """Opened where nothing can be written: read it; a write fails in one line."""
 
     @classmethod
     def open(cls, state_dir: Path, *, create: bool = True) -> Store:
@@ -166,15 +172,30 @@ class Store(RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTab
         db_path = paths.db_path(state_dir)
         if not create and not db_path.exists():
             raise StoreMissing(f"{state_dir}: no run store here yet (start a run with `mlci run`)")
+        # A store nobody can write (a read-only mount, a copy without write access)
+        # is still read: read-only, and immutable when no writer's WAL is there.
+        readonly = db_path.exists() and not os.access(state_dir, os.W_OK)
+        if readonly and create:
+            raise StoreError(f"{state_dir}: the run store is read-only; nothing can be recorded")
         try:
             if create:
-                (state_dir / "runs").mkdir(parents=True, exist_ok=True)
+                make_private(state_dir)
+            if readonly:
+                wal = db_path.with_name(db_path.name + "-wal")
+                flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+                target: str | Path = f"{db_path.resolve().as_uri()}?{flags}"
+            else:
+                target = db_path
             connection = sqlite3.connect(
-                db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                target,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=readonly,
             )
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"{db_path}: cannot open the run store: {error}") from None
-        store = cls(state_dir, connection)
+        store = cls(state_dir, connection, readonly=readonly)
         try:
             store._prepare()
         except sqlite3.DatabaseError as error:
@@ -183,14 +204,20 @@ class Store(RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTab
         return store
 
     def _prepare(self) -> None:
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
+        if not self.readonly:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.db_path}: written by a newer mlci (schema {version}, this one knows"
                 f" {SCHEMA_VERSION}); upgrade mlci-tui"
+            )
+        if version < SCHEMA_VERSION and self.readonly:
+            raise StoreError(
+                f"{self.db_path}: read-only, and written by an older mlci: run any command"
+                " once where it can be written, to bring it up to date"
             )
         for number in range(version, SCHEMA_VERSION):
             with self.transaction():

@@ -3,6 +3,7 @@ deploy lock (one running deployment at a time, across processes)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -82,6 +83,41 @@ class DeploymentsTable(VersionsTable):
         deployment = self.deployment(cursor.lastrowid or 0)
         assert deployment is not None
         return deployment
+
+    def record_refused(
+        self,
+        *,
+        kind: DeployKind,
+        from_version: int | None,
+        to_version: int,
+        user: str,
+        reason: str | None,
+        run_id: int | None,
+        at: float,
+        host: str,
+        message: str,
+    ) -> None:
+        """A deploy that never started (another one held the lock), for the audit trail."""
+        with self.transaction():
+            self._query(
+                "INSERT INTO deployments (kind, from_version, to_version, user, reason, run_id,"
+                " started_at, ended_at, outcome, message, pid, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind.value,
+                    from_version,
+                    to_version,
+                    user,
+                    reason,
+                    run_id,
+                    at,
+                    at,
+                    DeployOutcome.FAILED.value,
+                    message,
+                    os.getpid(),
+                    host,
+                ),
+            )
 
     def set_deployment_log(self, deployment_id: int, log_path: str) -> None:
         with self.transaction():

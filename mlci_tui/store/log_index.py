@@ -123,8 +123,9 @@ class LogIndex:
         return self._count - before
 
     def fill_gap(self) -> int:
-        """Index the stretch `update` skipped; returns how many records it held.
-        Records after it are renumbered: record ``n`` becomes ``n`` + the result."""
+        """Index the stretch `update` skipped; returns how many lines it added (a line
+        that began in it and ended after it was counted already). Records after it
+        are renumbered."""
         gap = self._gap
         if gap is None:
             return 0
@@ -187,9 +188,29 @@ class LogIndex:
             if not 0 <= index < self._lines():
                 return None
             first, last = self._records_of(index)
-        first = max(first, last - MAX_LINE_RECORDS + 1)
-        found = [r for r in (self.record(n) for n in range(first, last + 1)) if r is not None]
-        return join(found) if found else None
+        if last - first < MAX_LINE_RECORDS:
+            found = [r for r in (self.record(n) for n in range(first, last + 1)) if r is not None]
+            return join(found) if found else None
+        # A line in more pieces than are read for one line. A progress bar redrawn
+        # with \r shows its latest state, at the end; any other line its start.
+        tail = [self.record(n) for n in range(last - MAX_LINE_RECORDS + 1, last + 1)]
+        found = [r for r in tail if r is not None]
+        if found and any(b"\r" in r.content for r in found):
+            return join(found)
+        head = [r for r in (self.record(n) for n in range(first, first + 4)) if r is not None]
+        if not head:
+            return None
+        start = join(head)
+        return start._replace(content=start.content[:MAX_RECORD_READ], cut=self._span(first, last))
+
+    def _span(self, first: int, last: int) -> int:
+        """About how many bytes records ``first`` to ``last`` take in the file (whole
+        blocks: what else shares their first and last block is small beside them)."""
+        start_block, after = self._block_of(first), self._block_of(last) + 1
+        with self._lock:
+            start = self._offsets[start_block]
+            end = self._offsets[after] if after < len(self._offsets) else self._end
+        return end - start
 
     def _records_of(self, line: int) -> tuple[int, int]:
         """The first and last record of ``line``; called under the lock."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mlci_tui.states import Stream
+from mlci_tui.store.paths import FILE_MODE
 
 _TAGS = {stream: stream.value.encode() for stream in Stream}
 _STREAMS = {tag: stream for stream, tag in _TAGS.items()}
@@ -33,6 +34,9 @@ class LogRecord(NamedTuple):
     content: bytes
     partial: bool
     """True when ``content`` does not end its line."""
+    cut: int = 0
+    """When ``content`` is only the start of a line too long to show: the line's size
+    in the file, in bytes (about: record headers included)."""
 
 
 def encode(stream: Stream, lines: Sequence[bytes], time: float, *, partial: bool = False) -> bytes:
@@ -53,7 +57,7 @@ class LogWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)

@@ -12,9 +12,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 DB_NAME = "mlci.db"
+# Logs and metrics may hold what a stage should not have printed: the store is
+# its owner's alone (the umask can only make these stricter).
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def keep_private(path: Path) -> None:
+    """Take group and other access away from a file a command wrote into the store."""
+    with contextlib.suppress(OSError):  # not written: nothing to protect
+        os.chmod(path, os.stat(path).st_mode & 0o700)
+
+
+def make_private(state_dir: Path) -> None:
+    """Create ``state_dir``, its ``runs`` and its database file, for their owner only."""
+    state_dir.mkdir(DIR_MODE, parents=True, exist_ok=True)
+    (state_dir / "runs").mkdir(DIR_MODE, exist_ok=True)
+    # SQLite gives the -wal and -shm files the database file's mode.
+    os.close(os.open(db_path(state_dir), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
 
 
 def db_path(state_dir: Path) -> Path:

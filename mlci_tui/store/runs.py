@@ -71,7 +71,7 @@ class RunsTable(Connection):
                     for position, (name, needs, attempts) in enumerate(stages)
                 ],
             )
-        paths.run_dir(self.state_dir, run_id).mkdir(parents=True, exist_ok=True)
+        paths.run_dir(self.state_dir, run_id).mkdir(paths.DIR_MODE, parents=True, exist_ok=True)
         return run_id
 
     def update_stage(self, run_id: int, name: str, **fields: Any) -> None:

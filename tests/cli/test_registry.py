@@ -122,13 +122,18 @@ def test_rollback_defaults_to_the_last_healthy_version(project: Project) -> None
 def test_rollback_refusals_change_nothing(project: Project) -> None:
     two_versions(project)
     before = (statuses(project), history(project), served(project))
-    for args, message in (
-        (["rollback", "v2"], b"mlci: v2 is already live\n"),
-        (["rollback", "v9"], b"mlci: no version 'v9' (versions: v1 to v2)\n"),
-        (["deploy", "banana"], b"mlci: no version 'banana' (versions: v1 to v2)\n"),
+    for args, code, message in (
+        (["rollback", "v2"], 1, b"mlci: v2 is already live\n"),
+        (["rollback", "v9"], 1, b"mlci: no version 'v9' (versions: v1 to v2)\n"),
+        (
+            ["deploy", "banana"],
+            2,
+            b"mlci deploy: argument VERSION: expected a version like v3, got 'banana'"
+            b" (see mlci deploy --help)\n",
+        ),
     ):
         result = project.mlci(*args)
-        assert (result.returncode, result.stderr) == (1, message)
+        assert (result.returncode, result.stderr) == (code, message)
     assert (statuses(project), history(project), served(project)) == before
 
 

@@ -215,9 +215,9 @@ async def test_hostile_output_is_shown_as_harmless_text(project: Project) -> Non
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
-        await until(pilot, lambda: log.index is not None and len(log.index) == 6)
+        await until(pilot, lambda: log.index is not None and len(log.index) == 7)
         await pilot.pause(0.3)
-        shown = [log.render_line(y) for y in range(6)]
+        shown = [log.render_line(y) for y in range(7)]
         texts = [text_of(strip) for strip in shown]
         assert texts[0].startswith("[bold red]x[/] [link=file:///etc/passwd]y[/]")
         assert texts[1].startswith("link")
@@ -226,14 +226,18 @@ async def test_hostile_output_is_shown_as_harmless_text(project: Project) -> Non
         assert texts[3].startswith("nul\u2400bell\u2407c1si bad\ufffd\ufffdutf8")
         assert texts[4].startswith("red plain")
         assert texts[5].startswith("100%")
+        # A right-to-left override shown as a symbol; concealed text shown plainly.
+        assert texts[6].startswith("safe<U+202E>txt.exe hidden")
         for strip in shown:
             for segment in strip:
                 assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in segment.text)
+                assert "\u202e" not in segment.text
                 assert segment.style is None or segment.style.link is None
+                assert segment.style is None or not segment.style.conceal
         red = next(seg for seg in shown[4] if seg.text.startswith("red"))
         assert red.style is not None and red.style.color is not None  # colour became a style
         pane = app.query_one(StageList).panes()[0]
-        assert b"100%" in pane.last_lines[-1].content
+        assert b"hidden" in pane.last_lines[-1].content
 
 
 async def test_pick_a_past_run(project: Project) -> None:

@@ -200,3 +200,18 @@ async def test_a_narrow_log_opened_after_a_wide_one_has_no_horizontal_scrollbar(
         view = await opened(pilot, narrow, 3)
         assert not view.show_horizontal_scrollbar
         assert rows(view)[:3] == ["line 000000", "line 000001", "line 000002"]
+
+
+async def test_a_huge_line_shows_its_start_marked_as_cut_with_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    piece = b"a" * (1 << 20)
+    with path.open("wb") as file:
+        for _ in range(100):  # a 100 MB line, written in pieces as the runner does
+            file.write(encode(Stream.STDOUT, [piece], 1.0, partial=True))
+        file.write(encode(Stream.STDOUT, [b"", b"after"], 1.0))
+    async with Viewer().run_test(size=(80, 12)) as pilot:
+        view = await opened(pilot, path, 2)
+        await until(pilot, lambda: rows(view)[0].startswith("[a line of 10"))
+        first, second = rows(view)[:2]
+        assert first.startswith("[a line of 100.0 MB, cut; `mlci logs` has all of it] aaaa")
+        assert second == "after"

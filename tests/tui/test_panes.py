@@ -5,6 +5,7 @@ live metrics, switching runs, the alerts, the cancel wording and the palette."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.helpers import (
     QUICK,
     Project,
     dashboard,
+    readonly_store,
     run,
     run_state,
     setup,
@@ -276,3 +278,12 @@ async def test_notices_are_plain_text_and_textual_own_keep_their_markup(
         first = min(toast.region.y for toast in app.screen.query(Toast))
         assert 1 <= first <= 3
         assert all(toast.region.right >= 95 for toast in app.screen.query(Toast))
+
+
+async def test_a_read_only_store_is_shown(project: Project, tmp_path: Path) -> None:
+    with readonly_store(project, tmp_path / "mount"):
+        app = dashboard(project)
+        async with app.run_test(size=(120, 30)) as pilot:
+            table = app.query_one(VersionTable)
+            await until(pilot, lambda: len(table.versions) == 2)
+            assert app.snapshot.run is not None and app.snapshot.run.id == 2

@@ -95,12 +95,12 @@ command = ["{PYTHON}", "-c", "import sys; sys.stdout.write('y' * {TEN_MB})"]
         assert shown[0].startswith("y" * 50)  # the huge line, in pieces, cut to the screen
         app.stages.select("evil", by_user=True)
         await until(pilot, lambda: log.path is not None and log.path.name == "evil.log")
-        await until(pilot, lambda: log.index is not None and len(log.index) == 7)
+        await until(pilot, lambda: log.index is not None and len(log.index) == 8)
         await pilot.pause(0.3)
-        strips = [log.render_line(y) for y in range(7)]
+        strips = [log.render_line(y) for y in range(8)]
         text = [text_of(strip) for strip in strips]
         assert text[0].startswith("[bold red]x[/] [link=file:///etc/passwd]y[/]")
-        assert text[6].startswith("tail-without-newline")
+        assert text[7].startswith("tail-without-newline")
         for strip in strips:
             for segment in strip:
                 assert "\x1b" not in segment.text and "\x00" not in segment.text

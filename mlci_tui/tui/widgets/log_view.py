@@ -45,11 +45,14 @@ from mlci_tui.textsafe import terminal_line
 from mlci_tui.tui.read_again import ReadAgain
 from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.text import output_line
+from mlci_tui.units import format_bytes
 
 MAX_WIDTH = 1000
 """Columns a line may scroll to; longer lines are cut (the file keeps them whole)."""
 MAX_WRAPPED_ROWS = 200
 """Rows a wrapped line may take; the rest of it is cut."""
+FEW_LINES = 1000
+"""Fewer lines than this after a stretch skipped while following are counted whole."""
 
 
 class LogView(ScrollView, can_focus=True):
@@ -133,6 +136,8 @@ class LogView(ScrollView, can_focus=True):
         self._style: Style | None = None
         """The widget's own style, kept: computing it walks every ancestor."""
         self._reads = ReadAgain(self._start_indexing)
+        self._drawn_lines = 0
+        """How many lines the index had when the view last caught up with it."""
         self._to_top = False
         """Home was pressed while lines above were not counted yet (see `_indexed`)."""
 
@@ -150,6 +155,7 @@ class LogView(ScrollView, can_focus=True):
         self._matches = None
         self._search_note = ""
         self._clear_caches()
+        self._drawn_lines = 0
         # Measured again for this file: a width kept from a wider log would show a
         # horizontal scrollbar with nothing to scroll to.
         self._width = 0
@@ -175,19 +181,29 @@ class LogView(ScrollView, can_focus=True):
         # While following, a backlog nobody will see is skipped (LogIndex.update);
         # it is counted when the view stops following.
         follow = self.follow
-        filled = 0 if follow else index.fill_gap()
+        gap = not follow and not index.complete
+        filled = index.fill_gap() if gap else 0
         added = index.update(follow=follow)
+        if not index.complete and len(index) < FEW_LINES:
+            # What was kept after the skipped stretch is a few long lines, the end of a
+            # huge one perhaps: count the rest, so that a line shows from its start.
+            filled += index.fill_gap()
+            gap = True
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
-            self.app.call_from_thread(self._indexed, index, added, filled)
+            self.app.call_from_thread(self._indexed, index, added, filled, gap)
 
-    def _indexed(self, index: LogIndex, added: int, filled: int = 0) -> None:
+    def _indexed(self, index: LogIndex, added: int, filled: int = 0, gap: bool = False) -> None:
         # A pass over a file no longer shown changes nothing, but a poll asked
         # for meanwhile is for the file shown now: `done` runs it.
-        if index is self.index and (added or filled or self._to_top):
+        if index is self.index and (added or gap or self._to_top):
             self._resize_virtual()
-            # The last line may have grown (a line written in pieces): draw it again.
+            # The line that was last may have grown (a line written in pieces), and
+            # lines may have come after it: draw it and them again.
+            self._forget(self._drawn_lines - 1)
             self._forget(len(index) - 1)
-            if filled:
+            self._drawn_lines = len(index)
+            if gap:
+                # Lines were counted above: the first line after them may be longer.
                 self._clear_caches()
             if self._to_top and index.complete:
                 self._to_top = False
@@ -306,6 +322,10 @@ class LogView(ScrollView, can_focus=True):
         if record.stream is Stream.STDERR:
             # Under the line's own colours, which win where it has any.
             text.stylize_before(self.get_component_rich_style("log-view--stderr"))
+        if record.cut:
+            # First, where it is seen: the end of the start shown is far to the right.
+            note = f"[a line of {format_bytes(record.cut)}, cut; `mlci logs` has all of it] "
+            text = Text(note, self.get_component_rich_style("log-view--note"), end="") + text
         return text
 
     def _widen(self) -> None:
