@@ -278,7 +278,8 @@ class RegistryConfig(NamedTuple):
 
     keep_versions: int = setting(
         Integer(1, 100_000),
-        "artifacts kept; older ones are pruned (never the live or last known-good one)",
+        "artifacts kept; older ones are pruned (never the live or last known-good one,"
+        " nor one a deploy in progress uses)",
         20,
     )
     key_metrics: tuple[str, ...] = setting(

@@ -68,3 +68,6 @@ class DeployOutcome(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     """The deploying process died; the live version stayed as it was."""
+    POINTER_FAILED = "pointer_failed"
+    """The deploy command ran, but the live pointer could not be written: serving
+    may have moved while the store still names the version before."""

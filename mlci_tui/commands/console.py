@@ -44,6 +44,7 @@ STATE_COLORS = {
     DeployOutcome.SUCCEEDED: "32",
     DeployOutcome.FAILED: "31",
     DeployOutcome.INTERRUPTED: "35",
+    DeployOutcome.POINTER_FAILED: "31",
     DeployOutcome.RUNNING: "33",
 }
 

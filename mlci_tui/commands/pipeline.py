@@ -10,7 +10,7 @@ import time
 
 from mlci_tui.commands.common import find_run, load, open_store, relative
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
-from mlci_tui.states import RunState
+from mlci_tui.states import DeployOutcome, RunState
 
 
 def command_validate(args: argparse.Namespace) -> int:
@@ -79,6 +79,10 @@ def command_status(args: argparse.Namespace) -> int:
 
     with open_store(load(args)) as store:
         run = find_run(store, args.run)
+        last = store.last_deployment()
+    if last is not None and last.outcome is DeployOutcome.POINTER_FAILED:
+        # Where production is, the store cannot say: the one thing to fix first.
+        print(f"mlci: warning: deployment {last.id}: {last.message}", file=sys.stderr)
     if args.json:
         import json  # only here: `mlci validate` and `mlci run` never need it
 

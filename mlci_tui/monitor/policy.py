@@ -29,7 +29,7 @@ async def guard(
     """The post-deploy analysis of ``version``, just deployed, and the policy if it
     fails: what a run's monitor stage and a manual `mlci deploy` both do."""
     verdict = await analysis.post_deploy(version, context)
-    if not verdict.failed:
+    if not verdict.failed:  # passed, or stopped when production moved (superseded)
         return verdict, None
     assert verdict.finding is not None
     return verdict, await respond(version, verdict.finding, deployer, context)
@@ -44,8 +44,14 @@ async def respond(
     monitor = registry.config.monitor
     assert monitor is not None
     policy = monitor.auto_rollback
-    target = registry.known_good(exclude={version.number})
     failed = f"{version.name} failed its analysis: {finding}"
+    store.mark_analysis_failed(version.number, finding)
+    if (moved := _moved_from(version, deployer)) is not None:
+        # What failed is not live, and what is live is someone else's to judge.
+        message = f"{failed}; not acted on: {moved} (superseded)"
+        context.note(message, deployer.clock)
+        return Response(False, message)
+    target = registry.known_good(exclude={version.number})
 
     def note(text: str) -> None:
         context.note(text, deployer.clock)
@@ -62,14 +68,22 @@ async def respond(
             return await not_rolled_back(f"{failed}; no earlier healthy version to roll back to")
         note(f"rolling back to {target.name}")
         try:
-            result = await deployer.rollback(target, context, reason=finding, automatic=True)
+            result = await deployer.rollback(
+                target, context, reason=finding, automatic=True, only_from=version.number
+            )
         except MlciError as error:
+            if (moved := _moved_from(version, deployer)) is not None:
+                message = f"{failed}; not acted on: {moved} (superseded)"
+                note(message)
+                return Response(False, message)
             return await not_rolled_back(
                 f"{failed}; the rollback to {target.name} could not start: {error}"
             )
         if result.succeeded:
             return Response(True, f"{failed}; rolled back to {target.name}")
-        return Response(False, f"{failed}; the rollback to {target.name} failed: {result.message}")
+        message = f"{failed}; the rollback to {target.name} failed: {result.message}"
+        note(message)
+        return Response(False, message)
     if policy == "ask":
         to = f"roll back to {target.name}" if target else "no earlier healthy version"
         message = f"{failed}; {to}? (confirm: mlci rollback · dismiss: mlci alerts --dismiss)"
@@ -87,3 +101,16 @@ async def respond(
             )
         return Response(False, message)
     return await not_rolled_back(f"{failed}; auto_rollback is off")
+
+
+def _moved_from(version: VersionRecord, deployer: Deployer) -> str | None:
+    """How production left ``version`` (or is leaving it, by another process's
+    deploy or rollback), or None while it is still ``version``'s."""
+    store = deployer.registry.store
+    for running in store.running_deployments():
+        if running.from_version == version.number and not deployer.is_stale(running):
+            return f"another process is moving production from it to v{running.to_version}"
+    live = deployer.registry.live()
+    if live is None or live.number != version.number:
+        return f"production moved to {'nothing' if live is None else live.name} meanwhile"
+    return None

@@ -2,8 +2,11 @@
 
 Every `interval` the live version is sampled. When `failures_before_rollback`
 samples of it have failed in a row — counted in the store, so a cron job
-running ``mlci monitor --once`` counts across runs — the policy applies once
-for that streak. After a rollback the new live version is watched.
+running ``mlci monitor --once`` counts across runs — the policy applies for
+that streak. A rollback that failed (a deploy command that broke once) is
+tried again while the streak holds, backing off: after 1, 3, 7, … more failed
+samples. Asking and alerting happen once per streak. After a rollback the
+new live version is watched.
 """
 
 from __future__ import annotations
@@ -35,8 +38,17 @@ async def watch(
         # A passing sample ends any streak: the store is asked only after a failure.
         if not sample.passed:
             failures = analysis.failures_in_a_row(live)
-            if failures == monitor.failures_before_rollback:
+            beyond = failures - monitor.failures_before_rollback
+            # Again at 1, 3, 7, ... samples beyond the first try: one more than a power of 2.
+            retry = monitor.auto_rollback is True and beyond > 0 and (beyond + 1) & beyond == 0
+            if beyond == 0 or retry:
                 assert sample.finding is not None
+                if retry:
+                    context.note(
+                        f"{failures} failures in a row, and {live.name} is still live:"
+                        " trying the rollback again",
+                        deployer.clock,
+                    )
                 await respond(live, sample.finding, deployer, context)
             else:
                 context.note(

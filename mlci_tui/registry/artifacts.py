@@ -19,6 +19,8 @@ from mlci_tui.errors import RegistryError
 from mlci_tui.store.paths import DIR_MODE
 
 CHUNK = 1 << 20
+STAGING = ".staging-"
+"""How a copy still being made into the store is named: ``.staging-PID-HEX``."""
 
 
 def digest(path: Path) -> tuple[str, int]:
@@ -60,7 +62,8 @@ def stage_copy(source: Path, parent: Path) -> Path:
     """Copy ``source`` (file or directory) into a new hidden directory under ``parent``,
     flushed to disk; `commit_copy` then makes it appear under its final name at once."""
     parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
-    staging = parent / f".staging-{uuid.uuid4().hex}"
+    # Named by the copying process, so that recovery knows a copy nobody finishes.
+    staging = parent / f"{STAGING}{os.getpid()}-{uuid.uuid4().hex}"
     staging.mkdir(DIR_MODE)
     try:
         target = staging / source.name

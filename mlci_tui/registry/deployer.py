@@ -31,11 +31,14 @@ from mlci_tui.registry.audit import current_user, is_stale, succeeded_statuses
 from mlci_tui.registry.pointer import Pointer, write_pointer
 from mlci_tui.registry.versions import Registry
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
-from mlci_tui.store.deployments import DeploymentBusy
+from mlci_tui.store.deployments import DeploymentBusy, DeploymentRefused
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.paths import DIR_MODE
 from mlci_tui.store.records import DeploymentRecord, VersionRecord
-from mlci_tui.units import format_duration
+from mlci_tui.units import format_bytes, format_duration
+
+MIN_FREE_BYTES = 1 << 20
+"""Free space a deploy needs in the state dir first: the pointer, the records."""
 
 _VERBS = {
     DeployKind.DEPLOY: "deploy of",
@@ -108,8 +111,12 @@ class Deployer:
         *,
         reason: str | None = None,
         automatic: bool = False,
+        only_from: int | None = None,
     ) -> DeployResult:
-        """Deploy ``target``, by default (None) the last version that was live and healthy."""
+        """Deploy ``target``, by default (None) the last version that was live and healthy.
+
+        With ``only_from``, only while that version is still the live one, checked
+        under the deploy lock: an analysis rolls back only the version it watched."""
         live = self.registry.live()
         if live is None:
             raise RegistryError("nothing is live, so there is nothing to roll back")
@@ -121,7 +128,7 @@ class Deployer:
                     " (name one: mlci rollback VERSION)"
                 )
         kind = DeployKind.AUTO_ROLLBACK if automatic else DeployKind.ROLLBACK
-        return await self._run(kind, target, live, reason, context)
+        return await self._run(kind, target, live, reason, context, only_from=only_from)
 
     # The steps ---------------------------------------------------------------
 
@@ -146,9 +153,11 @@ class Deployer:
         live: VersionRecord | None,
         reason: str | None,
         context: CommandContext,
+        *,
+        only_from: int | None = None,
     ) -> DeployResult:
         self.check_deployable(version, live)
-        deployment = self._lock(kind, version, live, reason, context.run_id)
+        deployment = self._lock(kind, version, live, reason, context.run_id, only_from)
         log: LogWriter | None = None
         log_path = context.log_path
         if log_path is None:
@@ -159,7 +168,7 @@ class Deployer:
         self.store.set_deployment_log(deployment.id, str(log_path))
         command: AttemptResult | None = None
         try:
-            failure = self._verify(version)
+            failure = self._verify(version) or self._room()
             if failure is None:
                 failure, command = await self._command(deployment, version, live, context)
         except asyncio.CancelledError:
@@ -179,6 +188,7 @@ class Deployer:
         live: VersionRecord | None,
         reason: str | None,
         run_id: int | None,
+        only_from: int | None = None,
     ) -> DeploymentRecord:
         try:
             return self.store.begin_deployment(
@@ -194,7 +204,10 @@ class Deployer:
                 host=self.host,
                 process_tag=procs.new_tag(),
                 is_stale=self.is_stale,
+                only_from=only_from,
             )
+        except DeploymentRefused as refused:
+            raise RegistryError(str(refused)) from None
         except DeploymentBusy as busy:
             running = busy.running
             age = format_duration(self.clock() - running.started_at)
@@ -215,6 +228,21 @@ class Deployer:
                 message=f"refused: {message}",
             )
             raise RegistryError(message) from None
+
+    def _room(self) -> str | None:
+        """Why the pointer might not be written after the command ran, or None: a
+        deploy that moved serving but not the pointer is worse than none."""
+        try:
+            found = os.statvfs(self.store.state_dir)
+        except OSError:
+            return None  # not knowable here: the pointer write says, if it fails
+        free = found.f_bavail * found.f_frsize
+        if free >= MIN_FREE_BYTES:
+            return None
+        return (
+            f"refused: only {format_bytes(free)} free in {self.store.state_dir};"
+            f" a deploy needs {format_bytes(MIN_FREE_BYTES)} to record where production is"
+        )
 
     def is_stale(self, deployment: DeploymentRecord) -> bool:
         return is_stale(deployment, self.config, self.clock())
@@ -282,16 +310,19 @@ class Deployer:
         if failure is None:
             # The pointer moves first: if we crash before the database is updated,
             # recovery sees the pointer naming this deployment and completes the record.
-            write_pointer(
-                self.store.state_dir,
-                Pointer(
-                    version=version.number,
-                    sha256=version.sha256,
-                    artifact=str(self.registry.artifact_path(version)),
-                    deployed_at=now,
-                    deployment_id=deployment.id,
-                ),
-            )
+            try:
+                write_pointer(
+                    self.store.state_dir,
+                    Pointer(
+                        version=version.number,
+                        sha256=version.sha256,
+                        artifact=str(self.registry.artifact_path(version)),
+                        deployed_at=now,
+                        deployment_id=deployment.id,
+                    ),
+                )
+            except OSError as error:
+                return self._pointer_failed(deployment, version, live, error)
             statuses = succeeded_statuses(deployment, version.name, live)
             message = _done_message(kind, version, live)
             self.store.finish_deployment(
@@ -301,6 +332,8 @@ class Deployer:
                 message=message,
                 statuses=statuses,
             )
+            # A decision about a version production left is nobody's to make now.
+            self.store.supersede_decisions(version.number, now)
             # Which versions are live and known-good changed: older artifacts may go now.
             self.registry.prune()
         else:
@@ -318,6 +351,28 @@ class Deployer:
         record = self.store.deployment(deployment.id)
         assert record is not None
         return DeployResult(record, failure is None, message, command)
+
+    def _pointer_failed(
+        self,
+        deployment: DeploymentRecord,
+        version: VersionRecord,
+        live: VersionRecord | None,
+        error: OSError,
+    ) -> DeployResult:
+        """The command ran, the pointer did not move: say so, and what to do."""
+        was = live.name if live is not None else "nothing"
+        message = (
+            f"the deploy command ran, but the live pointer could not be written"
+            f" ({error.strerror or error}): serving may be on {version.name} while the"
+            f" store still says {was}; free space in {self.store.state_dir}, then run"
+            f" `mlci deploy {version.name} --force` (or `mlci rollback {was}`)"
+        )
+        self.store.finish_deployment(
+            deployment.id, DeployOutcome.POINTER_FAILED, ended_at=self.clock(), message=message
+        )
+        record = self.store.deployment(deployment.id)
+        assert record is not None
+        return DeployResult(record, False, message, None)
 
     async def _alert(self, result: DeployResult, version: VersionRecord) -> None:
         kind = result.deployment.kind

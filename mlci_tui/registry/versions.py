@@ -88,19 +88,12 @@ class Registry:
         return version
 
     def prune(self) -> list[int]:
-        """Delete artifacts beyond the newest `keep_versions`, but never the live or the
-        last known-good one. Rows, metrics and history stay. Returns the pruned numbers."""
-        candidates = self.store.unpruned_beyond(self.config.registry.keep_versions)
-        if not candidates:
-            return []
-        protected = {v.number for v in (self.live(), self.known_good()) if v is not None}
-        pruned = []
-        for number in candidates:
-            if number in protected:
-                continue
+        """Delete artifacts beyond the newest `keep_versions`, but never the live one,
+        the last known-good one, or one a deploy in progress is moving from or to.
+        Rows, metrics and history stay. Returns the pruned numbers."""
+        pruned = self.store.claim_for_pruning(self.config.registry.keep_versions, self.clock())
+        for number in pruned:
             shutil.rmtree(self.store.version_dir(number), ignore_errors=True)
-            self.store.mark_pruned(number, self.clock())
-            pruned.append(number)
         return pruned
 
 

@@ -11,6 +11,7 @@ the deployment is completed (the pointer had moved) or marked interrupted.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from mlci_tui import procs
 from mlci_tui.config import Config
 from mlci_tui.errors import StoreError
-from mlci_tui.states import DeployOutcome, RunState, StageState
+from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
 from mlci_tui.store.records import RunRecord, StageRecord
 
@@ -38,6 +39,7 @@ def recover(store: Store, config: Config) -> str | None:
     problem = None
     try:
         recover_runs(store)
+        recover_registrations(store)
     except StoreError as error:
         problem = str(error)
     if store.running_deployments():
@@ -86,6 +88,57 @@ def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
         ):
             marked.append(run.id)
     return marked
+
+
+def recover_registrations(store: Store) -> list[int]:
+    """Finish or fail versions whose registering runner died between recording the
+    version and moving its copy into place, and delete copies nobody will finish.
+    Returns the numbers of the versions settled."""
+    versions_dir = store.state_dir / "versions"
+    try:
+        staged = [p for p in versions_dir.iterdir() if p.name.startswith(".staging-")]
+    except OSError:
+        staged = []
+    dead = [p for p in staged if not _copier_alive(p)]
+    settled = []
+    for version in store.registered_versions():
+        if store.version_dir(version.number).exists():
+            continue
+        run = store.run(version.run_id) if version.run_id is not None else None
+        if run is not None and not run.state.finished:
+            continue  # still registering it, or recovery of its run comes first
+        from mlci_tui.registry.artifacts import commit_copy, digest
+
+        copy = next(
+            (
+                p
+                for p in dead
+                if (p / version.artifact_name).exists()
+                and digest(p / version.artifact_name)[0] == version.sha256
+            ),
+            None,
+        )
+        if copy is not None:
+            commit_copy(copy, store.version_dir(version.number))
+            dead.remove(copy)
+        else:
+            store.set_version_status(
+                version.number,
+                VersionStatus.FAILED,
+                "its artifact never reached the store: the runner stopped while copying it",
+            )
+        settled.append(version.number)
+    for copy in dead:
+        shutil.rmtree(copy, ignore_errors=True)
+    return settled
+
+
+def _copier_alive(copy: Path) -> bool:
+    """Whether the process that is making ``copy`` (``.staging-PID-HEX``) is alive."""
+    pid = copy.name.removeprefix(".staging-").split("-", 1)[0]
+    if not pid.isdigit():  # named before copies carried their process
+        return time.time() - copy.stat().st_mtime < 24 * 3600
+    return procs.is_alive(int(pid), None)
 
 
 def recover_deployments(store: Store, config: Config, now: float | None = None) -> list[int]:

@@ -148,6 +148,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE alerts ADD COLUMN acknowledged_at REAL;
     ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;
     """,
+    """
+    ALTER TABLE versions ADD COLUMN analysis_failed TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

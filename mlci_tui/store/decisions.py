@@ -29,6 +29,17 @@ class DecisionsTable(Connection):
         )
         return [DecisionRecord(**dict(row)) for row in rows]
 
+    def supersede_decisions(self, live: int, when: float) -> int:
+        """Production moved to ``live``: a pending decision about another version is
+        nobody's to make any more. Returns how many were pending."""
+        with self.transaction():
+            cursor = self._query(
+                "UPDATE decisions SET state = 'superseded', decided_at = ?, decided_by = ?"
+                " WHERE state = 'pending' AND version != ?",
+                (when, f"v{live} went live", live),
+            )
+        return cursor.rowcount
+
     def decide(self, decision_id: int, state: str, *, by: str | None, when: float) -> bool:
         """Answer a pending decision; False if it was not pending any more."""
         with self.transaction():

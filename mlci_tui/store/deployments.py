@@ -21,6 +21,10 @@ class DeploymentBusy(Exception):
         self.running = running
 
 
+class DeploymentRefused(Exception):
+    """What the deploy lock's transaction found that forbids this deployment."""
+
+
 class DeploymentsTable(VersionsTable):
     """Finishing a deployment sets the versions' statuses in the same transaction."""
 
@@ -39,11 +43,15 @@ class DeploymentsTable(VersionsTable):
         host: str,
         process_tag: str,
         is_stale: Callable[[DeploymentRecord], bool],
+        only_from: int | None = None,
     ) -> DeploymentRecord:
         """Take the deploy lock and record the deployment as running.
 
         Raises `DeploymentBusy` if another one is running. One whose process
         died (``is_stale``) is marked interrupted instead of blocking forever.
+        Raises `DeploymentRefused` if ``to_version`` was pruned meanwhile, or if
+        ``only_from`` is given and is no longer the live version (production
+        moved: an automatic rollback from it is no longer anyone's to make).
         """
         with self.transaction():
             for row in self._query(
@@ -61,6 +69,17 @@ class DeploymentsTable(VersionsTable):
                         running.id,
                     ),
                 )
+            # Decided here, under the lock that pruning also takes (`claim_for_pruning`).
+            target = self._query(
+                "SELECT pruned_at FROM versions WHERE number = ?", (to_version,)
+            ).fetchone()
+            if target is not None and target[0] is not None:
+                raise DeploymentRefused(f"the artifact of v{to_version} was pruned meanwhile")
+            if only_from is not None:
+                live = self.live_version()
+                if live is None or live.number != only_from:
+                    now = "nothing" if live is None else live.name
+                    raise DeploymentRefused(f"production moved from v{only_from} to {now}")
             cursor = self._query(
                 "INSERT INTO deployments (kind, from_version, to_version, user, reason, run_id,"
                 " started_at, outcome, pid, pid_started, host, process_tag)"
@@ -119,6 +138,32 @@ class DeploymentsTable(VersionsTable):
                 ),
             )
 
+    def claim_for_pruning(self, keep: int, when: float) -> list[int]:
+        """Mark as pruned the versions beyond the newest ``keep`` that nothing needs —
+        not live, not the last known-good, not the target or source of a deployment
+        in progress — in one transaction with the deploy lock's, so that no deploy
+        starts on a version being pruned. Deleting their files is the caller's."""
+        with self.transaction():
+            candidates = self.unpruned_beyond(keep)
+            if not candidates:
+                return []
+            protected = {
+                number
+                for row in self._query(
+                    "SELECT from_version, to_version FROM deployments WHERE outcome = ?",
+                    (DeployOutcome.RUNNING.value,),
+                )
+                for number in row
+                if number is not None
+            }
+            for version in (self.live_version(), self.known_good()):
+                if version is not None:
+                    protected.add(version.number)
+            chosen = [number for number in candidates if number not in protected]
+            for number in chosen:
+                self._query("UPDATE versions SET pruned_at = ? WHERE number = ?", (when, number))
+        return chosen
+
     def set_deployment_log(self, deployment_id: int, log_path: str) -> None:
         with self.transaction():
             self._query(
@@ -145,6 +190,10 @@ class DeploymentsTable(VersionsTable):
 
     def deployment(self, deployment_id: int) -> DeploymentRecord | None:
         row = self._query("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
+        return None if row is None else _deployment(row)
+
+    def last_deployment(self) -> DeploymentRecord | None:
+        row = self._query("SELECT * FROM deployments ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else _deployment(row)
 
     def deployments(self) -> list[DeploymentRecord]:

@@ -79,11 +79,12 @@ class VersionsTable(Connection):
     def known_good(self, exclude: Iterable[int] = ()) -> VersionRecord | None:
         """The version of the newest succeeded deployment that is ``previous`` (was live
         and healthy) and still has its artifact, other than ``exclude``. The live
-        version is never one: its status is ``live``."""
+        version is never one: its status is ``live``; nor is one that ever failed
+        its analysis, whatever became of it after."""
         skip = tuple(exclude)
         row = self._query(
             _SELECT + " FROM deployments JOIN versions ON versions.number = to_version"
-            " WHERE outcome = ? AND status = ? AND pruned_at IS NULL"
+            " WHERE outcome = ? AND status = ? AND pruned_at IS NULL AND analysis_failed IS NULL"
             f" AND number NOT IN ({', '.join('?' * len(skip))})"
             " ORDER BY deployments.id DESC LIMIT 1",
             (DeployOutcome.SUCCEEDED.value, VersionStatus.PREVIOUS.value, *skip),
@@ -114,9 +115,26 @@ class VersionsTable(Connection):
             (status.value, description, number),
         )
 
-    def mark_pruned(self, number: int, when: float) -> None:
+    def registered_versions(self) -> list[VersionRecord]:
+        """Versions still ``registered`` (never deployed) whose artifact is kept."""
+        rows = self._query(
+            _SELECT + " FROM versions WHERE status = ? AND pruned_at IS NULL",
+            (VersionStatus.REGISTERED.value,),
+        )
+        return [_version(row) for row in rows]
+
+    def set_version_status(
+        self, number: int, status: VersionStatus, description: str | None
+    ) -> None:
         with self.transaction():
-            self._query("UPDATE versions SET pruned_at = ? WHERE number = ?", (when, number))
+            self._set_status(number, status, description)
+
+    def mark_analysis_failed(self, number: int, finding: str) -> None:
+        """``number`` failed its analysis: never a rollback target from now on."""
+        with self.transaction():
+            self._query(
+                "UPDATE versions SET analysis_failed = ? WHERE number = ?", (finding, number)
+            )
 
 
 _STATUSES = {status.value: status for status in VersionStatus}

@@ -45,6 +45,7 @@ STATE_STYLES: dict[object, str] = {
     DeployOutcome.FAILED: "red",
     DeployOutcome.RUNNING: "yellow",
     DeployOutcome.INTERRUPTED: "magenta",
+    DeployOutcome.POINTER_FAILED: "red",
 }
 
 
