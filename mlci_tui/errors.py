@@ -62,6 +62,10 @@ class StoreError(MlciError):
     exit_code = ExitCode.USAGE
 
 
+class StoreBusy(StoreError):
+    """Another process held the database's write lock past the busy timeout."""
+
+
 class StoreMissing(StoreError):
     """There is no store in the directory yet."""
 

@@ -169,9 +169,10 @@ def child_pids() -> list[int]:
         return [child.pid for child in psutil.Process().children()]
 
 
-def orphans(tags: Collection[str], exclude: Collection[int] = ()) -> list[psutil.Process]:
-    """Tagged processes re-parented to this (subreaper) process, with their descendants;
-    ``exclude`` names children that are not orphans (a stage's own command)."""
+def orphans(tags: Collection[str] | None, exclude: Collection[int] = ()) -> list[psutil.Process]:
+    """Tagged processes re-parented to this (subreaper) process — every one, tag or
+    not, with ``tags`` None — with their descendants; ``exclude`` names children that
+    are not orphans (a stage's own command)."""
     pids = [pid for pid in child_pids() if pid not in exclude]
     if not pids:
         return []
@@ -182,7 +183,7 @@ def orphans(tags: Collection[str], exclude: Collection[int] = ()) -> list[psutil
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             candidates.append(psutil.Process(pid))
-    for child in tagged(tags, candidates):
+    for child in candidates if tags is None else tagged(tags, candidates):
         found.append(child)
         with contextlib.suppress(psutil.Error):
             found.extend(child.children(recursive=True))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from mlci_tui.errors import StoreBusy
 from mlci_tui.events import (
     Event,
     RunFinished,
@@ -30,6 +32,10 @@ def log_record(event: StageOutput | StageNoted) -> bytes:
     # cannot be encoded strictly.
     text = event.text.replace("\n", " ").encode("utf-8", "replace")
     return encode(Stream.MESSAGE, [text], event.time)
+
+
+MAX_LOCKED_S = 600.0
+"""How long a write of the run waits on a database another process keeps locked."""
 
 
 class StoreWriter:
@@ -59,11 +65,21 @@ class StoreWriter:
             if item is None:
                 return
             method, args, kwargs = item
-            try:
-                method(*args, **kwargs)
-            except BaseException as error:  # kept for the caller; the thread goes on
-                if self._error is None:
-                    self._error = error
+            waited_until = time.monotonic() + MAX_LOCKED_S
+            while True:
+                try:
+                    method(*args, **kwargs)
+                except StoreBusy as error:
+                    # Another process holds the lock past the busy timeout: nothing of
+                    # the run may be lost, so this write waits on (stage output goes on).
+                    if time.monotonic() < waited_until:
+                        continue
+                    if self._error is None:
+                        self._error = error
+                except BaseException as error:  # kept for the caller; the thread goes on
+                    if self._error is None:
+                        self._error = error
+                break
 
     def _raise_pending(self) -> None:
         if self._error is not None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.config import Config, StageConfig
-from mlci_tui.errors import MlciError, RegistryError
+from mlci_tui.errors import MlciError, RegistryError, StoreError
 from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.command import CommandContext
@@ -199,7 +199,7 @@ class Runner:
             await self._after(result)
             return result
         finally:
-            self.executor.reap_orphans()
+            self.executor.stop_orphans(self.config.pipeline.kill_grace)
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signum)
@@ -279,6 +279,9 @@ class Runner:
             )
         except RegistryError as error:
             return AttemptResult(None, error=f"deploy refused: {error}")
+        except StoreError as error:
+            # Locked past the busy timeout, or full: the deploy did not start or finish.
+            return AttemptResult(None, error=f"deploy failed: {error}")
         command = result.command or AttemptResult(None)
         if result.succeeded:
             context.emit(StageNoted(DEPLOY_STAGE, result.message, time.time()))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mlci_tui.errors import StoreError
+from mlci_tui.errors import StoreBusy, StoreError
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -27,7 +27,7 @@ class Connection:
         try:
             cursor = self._db.execute(sql, tuple(parameters))
         except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.db_path}: {describe_error(error)}") from None
+            raise _translate(self.db_path, error, self._db) from None
         cursor.row_factory = sqlite3.Row
         return cursor
 
@@ -44,17 +44,22 @@ class _Transaction:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self._path}: {describe_error(error)}") from None
+            raise _translate(self._path, error, self._db) from None
 
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, *rest: object
+    ) -> None:
         if kind is None:
             try:
                 self._db.execute("COMMIT")
                 return
-            except sqlite3.DatabaseError as error:
+            except sqlite3.DatabaseError as failed:
                 self._rollback()
-                raise StoreError(f"{self._path}: {describe_error(error)}") from None
+                raise _translate(self._path, failed, self._db) from None
         self._rollback()
+        if isinstance(error, sqlite3.DatabaseError):
+            # A statement of the transaction's own: one line, as from `_query`.
+            raise _translate(self._path, error, self._db) from None
 
     def _rollback(self) -> None:
         # A failed COMMIT may already have ended the transaction.
@@ -62,12 +67,37 @@ class _Transaction:
             self._db.execute("ROLLBACK")
 
 
-def describe_error(error: sqlite3.Error) -> str:
+def _translate(path: Path, error: sqlite3.DatabaseError, db: sqlite3.Connection) -> StoreError:
+    """The one-line error for ``error``: `StoreBusy` when the lock was not released."""
+    text = f"{path}: {describe_error(error, db)}"
+    return StoreBusy(text) if _busy(str(error)) else StoreError(text)
+
+
+def _busy(text: str) -> bool:
+    return "locked" in text or "busy" in text
+
+
+def describe_error(error: sqlite3.Error, db: sqlite3.Connection | None = None) -> str:
     text = str(error)
     if "not a database" in text or "malformed" in text:
-        return f"the database is damaged ({text}); the log files under runs/ are still readable"
+        verdict = "" if db is None else f"; PRAGMA integrity_check: {integrity(db)}"
+        return (
+            f"the database is damaged ({text}{verdict}); the log files under runs/"
+            " are still readable"
+        )
     if "readonly" in text or "read-only" in text:
         return "the run store is read-only here, and this needs to write it"
-    if "locked" in text or "busy" in text:
+    if _busy(text):
         return f"the database stayed locked by another process for {BUSY_TIMEOUT_S:.0f}s"
     return text
+
+
+def integrity(db: sqlite3.Connection) -> str:
+    """The first problem ``PRAGMA integrity_check`` finds, in one line (only asked once
+    the database proved damaged: it reads all of it)."""
+    try:
+        rows = db.execute("PRAGMA integrity_check(1)").fetchall()
+    except sqlite3.DatabaseError as error:
+        return f"cannot run ({error})"
+    found = " ".join(str(row[0]) for row in rows).replace("\n", " ")
+    return found[:200] + ("…" if len(found) > 200 else "")

@@ -4,8 +4,11 @@ broke; `docs/reliability.md` lists them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import signal
+import sqlite3
 import stat
 import subprocess
 import time
@@ -16,15 +19,22 @@ from pathlib import Path
 import pytest
 
 from mlci_tui import dag
+from mlci_tui.store import Store
 from tests.helpers import (
+    PYTHON,
     Project,
     history,
     mlci_env,
+    pid_alive,
     read_pids,
     readonly_store,
+    run,
+    served,
     setup,
     start_held_rollback,
+    statuses,
     two_versions,
+    versions,
     wait_dead,
     wait_for,
 )
@@ -301,3 +311,293 @@ def test_a_read_only_store_is_read_and_writes_say_why_not(readonly_project: Proj
         assert result.returncode == 2, command
         lines = result.stderr.decode().splitlines()
         assert len(lines) == 1 and lines[0].endswith(line), (command, lines)
+
+
+# The registry's races: kill points and concurrent deploys, rollbacks and monitors.
+
+HELD_MONITOR = (
+    'command = """\n'
+    "if [ -e hold-monitor ]; then touch monitor-started;"
+    " while [ ! -e go-monitor ]; do sleep 0.05; done; fi\n"
+    'echo "::metric accuracy=$(cat quality 2>/dev/null || echo 0.95)"\n'
+    '"""\n'
+)
+
+
+def hold_monitor(project: Project) -> None:
+    """The test pipeline's monitor command, made to wait for `go-monitor` when told."""
+    text = project.config_path.read_text()
+    start = text.index("[monitor]\ncommand = ") + len("[monitor]\n")
+    end = text.index("\n", start) + 1
+    project.write(text[:start] + HELD_MONITOR + text[end:])
+
+
+def test_the_version_being_deployed_is_never_pruned(project: Project) -> None:
+    setup(project, keep=3)
+    for seed in (1, 2, 3):
+        assert run(project, seed) == 0
+    (project.path / "hold-deploy").touch()
+    deploying = project.start("deploy", "v1", "--no-analysis")
+    wait_for((project.path / "deploy-started").exists)
+    (project.path / "hold-deploy").unlink()
+    assert run(project, 4) == 1  # registers v4; its own deploy is refused
+    (project.path / "go").touch()
+    assert deploying.wait(timeout=60) == 0
+    assert statuses(project)["v1"] == "live"
+    assert (project.state_dir / "versions" / "v1" / "model.txt").read_text() == "model 1\n"
+    assert (project.state_dir / "current").resolve().read_text() == "model 1\n"
+    assert not versions(project)["v1"]["pruned"]
+
+
+def test_an_analysis_never_rolls_back_a_version_it_did_not_deploy(project: Project) -> None:
+    two_versions(project)  # v2 live, v1 previous
+    hold_monitor(project)
+    (project.path / "hold-monitor").touch()
+    (project.path / "seed").write_text("3")
+    running = project.start("run")
+    wait_for((project.path / "monitor-started").exists)
+    (project.path / "hold-monitor").unlink()
+    assert project.mlci("rollback", "--reason", "by hand").returncode == 0  # v3 -> v2
+    (project.path / "quality").write_text("0.5")  # v3's samples fail from now on
+    (project.path / "go-monitor").touch()
+    out, _ = running.communicate(timeout=60)
+    assert b"production moved to v2" in out and b"superseded" in out, out
+    assert statuses(project) == {"v1": "previous", "v2": "live", "v3": "rolled_back"}
+    assert [d["kind"] for d in history(project)] == ["rollback", "deploy", "deploy", "deploy"]
+
+
+def test_a_version_that_failed_its_analysis_is_never_known_good(project: Project) -> None:
+    two_versions(project, policy='"ask"')
+    (project.path / "quality").write_text("0.5")
+    assert run(project, seed=3) == 1  # v3 fails: a decision is pending
+    (project.path / "quality").write_text("0.95")
+    assert run(project, seed=4) == 0  # v4 is live; v3 becomes "previous"
+    pending = json.loads(project.mlci("alerts", "--json").stdout)["pending_decisions"]
+    assert pending == []  # the decision about v3 was superseded by v4's deploy
+    result = project.mlci("rollback")
+    assert result.returncode == 0, result.stderr
+    assert statuses(project)["v2"] == "live"  # not v3
+
+
+def test_a_failed_automatic_rollback_is_tried_again_while_the_failures_go_on(
+    project: Project,
+) -> None:
+    two_versions(project)  # v2 live, v1 previous; auto_rollback = true; 2 failures
+    (project.path / "quality").write_text("0.5")
+    (project.path / "fail-deploy").touch()  # the first rollback's deploy breaks
+    assert project.mlci("monitor", "--once").returncode == 1
+    second = project.mlci("monitor", "--once")
+    assert b"the rollback to v1 failed" in second.stdout + second.stderr
+    assert statuses(project)["v2"] == "live"
+    (project.path / "fail-deploy").unlink()  # it was transient
+    third = project.mlci("monitor", "--once")
+    assert b"trying the rollback again" in third.stdout, third.stdout
+    assert statuses(project) == {"v1": "live", "v2": "rolled_back"}
+
+
+def killed_while_registering(project: Project, *, copied: bool) -> Path:
+    """What kill -9 of the runner leaves between recording v1 and moving its copy into
+    place: a run marked running whose runner is gone, the version row, and (when
+    ``copied``) the finished copy under its staging name. Returns the staging path."""
+    project.write(
+        '[stages.train]\ncommand = "mkdir -p build && echo model > build/model.txt;'
+        ' touch started; sleep 300"\nartifact = "build/model.txt"\n'
+    )
+    runner = project.start("run")
+    wait_for((project.path / "started").exists)
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait(timeout=30)
+    staging = project.state_dir / "versions" / f".staging-{runner.pid}-0123abcd"
+    staging.mkdir(parents=True)
+    if copied:
+        (staging / "model.txt").write_text("model\n")
+    store = Store.open(project.state_dir, create=False)
+    try:
+        store.add_version(
+            run_id=1,
+            created_at=time.time(),
+            artifact_name="model.txt",
+            source_path=str(project.path / "build" / "model.txt"),
+            is_dir=False,
+            sha256=hashlib.sha256(b"model\n").hexdigest(),
+            size_bytes=6,
+            metrics={},
+            git_commit=None,
+            git_dirty=None,
+        )
+    finally:
+        store.close()
+    return staging
+
+
+def test_a_copy_left_by_a_killed_runner_is_moved_into_place(project: Project) -> None:
+    staging = killed_while_registering(project, copied=True)
+    assert project.mlci("status").returncode == 1  # the run is interrupted
+    assert (project.state_dir / "versions" / "v1" / "model.txt").read_text() == "model\n"
+    assert not staging.exists()
+    assert statuses(project) == {"v1": "registered"}
+
+
+def test_a_version_whose_copy_was_lost_fails_and_stale_copies_are_swept(
+    project: Project,
+) -> None:
+    staging = killed_while_registering(project, copied=False)
+    leaked = project.state_dir / "versions" / ".staging-999999999-feed"
+    (leaked / "model").mkdir(parents=True)
+    assert project.mlci("status").returncode == 1
+    version = versions(project)["v1"]
+    assert version["status"] == "failed"
+    assert "never reached the store" in version["description"]
+    assert not staging.exists() and not leaked.exists()
+
+
+def test_a_pointer_that_cannot_be_written_after_the_command_ran_is_said_so(
+    project: Project,
+) -> None:
+    two_versions(project)  # v2 live
+    # The deploy command succeeds, then the pointer's write fails for real: its
+    # temporary file's name is taken by a directory (EISDIR).
+    text = project.config_path.read_text()
+    project.write(
+        text.replace(
+            'cp "$MLCI_MODEL_PATH" served.txt',
+            'cp "$MLCI_MODEL_PATH" served.txt\nmkdir "$MLCI_STATE_DIR/.current.json.$PPID.tmp"',
+        )
+    )
+    result = project.mlci("rollback", "v1")
+    assert result.returncode == 1
+    assert served(project) == "model 1\n"  # serving moved ...
+    assert statuses(project)["v2"] == "live"  # ... the store could not say so
+    last = history(project)[0]
+    assert last["outcome"] == "pointer_failed"
+    assert "serving may be on v1 while the store still says v2" in last["message"]
+    assert "mlci deploy v1 --force" in last["message"]
+    status = project.mlci("status")
+    assert "warning: deployment 3: the deploy command ran, but the live pointer" in (
+        status.stderr.decode()
+    )
+    assert "deploy_failed|v1|" in (project.path / "alerts.txt").read_text()
+
+
+def test_a_deploy_without_room_for_its_records_is_refused_before_it_runs(
+    project: Project, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("a small file system needs root to mount")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    try:
+        setup(project)
+        text = project.config_path.read_text()
+        project.write(text.replace("[pipeline]\n", f'[pipeline]\nstate_dir = "{mount}/.mlci"\n'))
+        for seed in (1, 2):
+            assert run(project, seed) == 0
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        (mount / "filler").write_bytes(b"x" * (free - (512 << 10)))  # leave 512 KiB
+        result = project.mlci("rollback", "v1")
+        assert result.returncode == 1
+        assert "free in" in result.stderr.decode() and "refused" in result.stderr.decode()
+        assert served(project) == "model 2\n"  # the command never ran
+        assert statuses(project)["v2"] == "live"
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+ESCAPES = {
+    "env_i": "setsid env -i sh -c 'echo $$ > {pids}; exec sleep 300' &",
+    "unset_tag": "setsid sh -c 'unset MLCI_PROCESS_TAG; echo $$ > {pids}; exec sleep 301' &",
+    "double_fork_empty_env": (
+        '{python} -c "import os\nif os.fork() == 0:\n os.setsid()\n'
+        " if os.fork() == 0:\n  open('{pids}', 'w').write(str(os.getpid()))\n"
+        "  os.execve('/bin/sleep', ['sleep', '302'], {{}})\n os._exit(0)\nos.wait()\n\""
+    ),
+}
+
+
+@pytest.mark.parametrize("escape", list(ESCAPES))
+def test_no_process_outlives_its_stage_whatever_it_did_to_its_environment(
+    project: Project, escape: str
+) -> None:
+    pids = project.path / "pids"
+    command = ESCAPES[escape].format(pids=pids, python=PYTHON)
+    project.write(f"[stages.a]\ncommand = {json.dumps(command)}\n")
+    result = project.mlci("run")
+    assert result.returncode == 0, result.stdout
+    wait_dead(read_pids(pids))
+
+
+def test_an_untagged_orphan_of_one_of_two_parallel_stages_ends_with_the_run(
+    project: Project,
+) -> None:
+    pids = project.path / "pids"
+    project.write(
+        f"[pipeline]\nmax_parallel = 2\n"
+        f"[stages.a]\ncommand = {json.dumps(ESCAPES['env_i'].format(pids=pids))}\n"
+        '[stages.b]\ncommand = "sleep 1"\n'
+    )
+    assert project.mlci("run").returncode == 0
+    wait_dead(read_pids(pids))
+
+
+def test_recovery_stops_the_monitor_command_of_a_killed_runner(project: Project) -> None:
+    two_versions(project)
+    text = project.config_path.read_text()
+    start = text.index("[monitor]\ncommand = ") + len("[monitor]\n")
+    end = text.index("\n", start) + 1
+    project.write(text[:start] + 'command = "echo $$ > monitor-pid; sleep 300"\n' + text[end:])
+    (project.path / "seed").write_text("3")
+    runner = project.start("run")
+    wait_for((project.path / "monitor-pid").exists)
+    os.kill(runner.pid, signal.SIGKILL)  # the runner alone: its monitor command goes on
+    runner.wait(timeout=30)
+    monitor = read_pids(project.path / "monitor-pid")
+    assert all(pid_alive(pid) for pid in monitor)
+    assert project.mlci("status").returncode == 1  # interrupted
+    wait_dead(monitor)
+
+
+def test_a_damaged_index_gives_one_line_with_the_integrity_verdict(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "echo hi"\n')
+    assert project.mlci("run").returncode == 0
+    db_path = project.state_dir / "mlci.db"
+    db = sqlite3.connect(db_path)
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs_by_state'")
+    page = root.fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    with open(db_path, "r+b") as file:  # one damaged page: the index of runs by state
+        file.seek((page - 1) * size)
+        file.write(b"\xff" * size)
+    verdict = f"PRAGMA integrity_check: *** in database main *** Page {page}:"
+    result = project.mlci("run")
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, lines
+    assert (
+        lines[0].startswith(f"mlci: {db_path}: the database is damaged (") and verdict in lines[0]
+    )
+    logs = project.mlci("logs", "a")
+    assert logs.stdout == b"hi\n" and verdict in logs.stderr.decode()
+    assert b"Traceback" not in result.stderr + logs.stderr
+
+
+@pytest.mark.slow
+def test_a_store_locked_past_the_busy_timeout_mid_run_loses_nothing(project: Project) -> None:
+    project.write(
+        '[stages.a]\ncommand = "echo one; sleep 1; echo two"\n'
+        '[stages.b]\ncommand = "echo three"\nneeds = ["a"]\n'
+    )
+    runner = project.start("run")
+    wait_for(lambda: project.printed("a", b"one"))
+    holder = sqlite3.connect(project.state_dir / "mlci.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # past the runner's 30 s busy timeout
+    time.sleep(33)
+    holder.execute("ROLLBACK")
+    holder.close()
+    out, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 0, out
+    assert b"passed" in out and b"logs: .mlci/runs/1" in out
+    status = project.status()
+    assert status["state"] == "passed"
+    assert {s["name"]: s["state"] for s in status["stages"]} == {"a": "passed", "b": "passed"}
+    assert project.log("b") == b"three\n"

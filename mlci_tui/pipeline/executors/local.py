@@ -53,6 +53,13 @@ class LocalExecutor:
         self.commands: set[int] = set()
         """Pids of running stage commands: their own threads reap them, nobody else may."""
 
+    def stop_orphans(self, grace: float) -> int:
+        """Stop every orphan still re-parented to us: at the end of a run, what the
+        run's commands left that no single one of them could be told to own."""
+        if not self.subreaper or not self.reap_orphans():
+            return 0
+        return procs.kill_processes(procs.orphans(None, exclude=self.commands), (), grace)
+
     def reap_orphans(self) -> list[int]:
         """Collect orphans that died as our children (we are their subreaper); a zombie
         still counts as a member of its process group, so it would look like a survivor.
@@ -271,7 +278,11 @@ class _Attempt:
         # Once the command has exited its descendants are orphans: no tree to walk.
         found = [] if self.exited.done() else self.sampler.descendants()
         if self.executor.reap_orphans():
-            found += procs.orphans({self.spec.process_tag}, exclude=self.executor.commands)
+            # Alone, every orphan is this command's, whatever it did to its environment
+            # (`env -i`, an unset tag); beside others, only those with its tag are.
+            alone = self.executor.commands <= {self.pid}
+            tags = None if alone else {self.spec.process_tag}
+            found += procs.orphans(tags, exclude=self.executor.commands)
         return [p for p in found if _pgid(p) != self.pid]
 
     async def _stop(self, grace: float) -> None:
