@@ -29,6 +29,9 @@ from mlci_tui.store.records import StageRecord
 from mlci_tui.textsafe import decode, terminal_line
 from mlci_tui.units import format_bytes, format_duration
 
+OPEN_LINE_KEEP = 1 << 16
+"""How much of an unfinished line is kept to draw it again after a carriage return."""
+
 
 def github_escape(text: str) -> str:
     """Escape a workflow-command value as GitHub Actions expects."""
@@ -207,21 +210,24 @@ class LivePrinter:
         opened = self._open_raw if continuing else b""
         chunks: list[bytes] = []
         for number, raw in enumerate(lines):
-            whole = opened + raw if number == 0 else raw
-            safe = terminal_line(decode(whole), keep_color=self.color).encode()
-            if number == 0 and continuing:
-                if b"\r" in whole:
-                    chunks.append(b"\r\x1b[2K" + prefix + safe)
-                else:
-                    chunks.append(terminal_line(decode(raw), keep_color=self.color).encode())
+            if number == 0 and continuing and b"\r" in raw:
+                # Drawn again from the start of the line, as it shows now.
+                chunks.append(b"\r\x1b[2K" + prefix + self._safe(opened + raw))
+            elif number == 0 and continuing:
+                chunks.append(self._safe(raw))
             else:
-                chunks.append(prefix + safe)
+                chunks.append(prefix + self._safe(raw))
             if number < len(lines) - 1 or not event.partial:
                 chunks.append(b"\n")
         last = (opened + lines[0]) if len(lines) == 1 else lines[-1]
-        # Only what follows the last carriage return can still show: keep that.
-        self._open_raw = last[last.rfind(b"\r") + 1 :] if event.partial else b""
+        # Only what follows the last carriage return can still show: keep that, or
+        # its end for a line that long (no progress bar is), so a huge line streamed
+        # in pieces is not copied over and over.
+        self._open_raw = last[last.rfind(b"\r") + 1 :][-OPEN_LINE_KEEP:] if event.partial else b""
         self.out.write(b"".join(chunks))
+
+    def _safe(self, raw: bytes) -> bytes:
+        return terminal_line(decode(raw), keep_color=self.color).encode()
 
     def _note(self, stage: str, text: str, code: str | None = "2") -> None:
         self._end_open_line()

@@ -46,9 +46,6 @@ class Verdict:
     cpu_seconds: float = 0.0
     peak_rss_bytes: int | None = None
     """Of the monitor command, over all samples; None when no sample measured one."""
-    moved_to: str | None = None
-    """Set when production left the version before the analysis ended (it stopped
-    there): what is live now, ``nothing`` if nothing is."""
 
 
 class Analysis:
@@ -138,15 +135,13 @@ class Analysis:
         for index in range(1, total + 1):
             if index > 1:
                 await asyncio.sleep(self.monitor.interval)
-            live = self.registry.live()
-            if live is None or live.number != version.number:
+            if (moved := self.registry.live_instead_of(version)) is not None:
                 # Someone moved production: this analysis owns only the version it watched.
-                moved = "nothing" if live is None else live.name
                 context.note(
                     f"analysis of {version.name} stopped: production moved to {moved} (superseded)",
                     self.clock,
                 )
-                return Verdict(False, None, index - 1, self.cpu_seconds, self.peak_rss_bytes, moved)
+                return Verdict(False, None, index - 1, self.cpu_seconds, self.peak_rss_bytes)
             sample = await self.sample(version, context, label=f"sample {index}/{total}")
             in_a_row = 0 if sample.passed else in_a_row + 1
             if in_a_row >= self.threshold:

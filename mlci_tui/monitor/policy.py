@@ -110,7 +110,5 @@ def _moved_from(version: VersionRecord, deployer: Deployer) -> str | None:
     for running in store.running_deployments():
         if running.from_version == version.number and not deployer.is_stale(running):
             return f"another process is moving production from it to v{running.to_version}"
-    live = deployer.registry.live()
-    if live is None or live.number != version.number:
-        return f"production moved to {'nothing' if live is None else live.name} meanwhile"
-    return None
+    moved = deployer.registry.live_instead_of(version)
+    return None if moved is None else f"production moved to {moved} meanwhile"

@@ -16,11 +16,9 @@ import uuid
 from pathlib import Path
 
 from mlci_tui.errors import RegistryError
-from mlci_tui.store.paths import DIR_MODE
+from mlci_tui.store.paths import DIR_MODE, STAGING
 
 CHUNK = 1 << 20
-STAGING = ".staging-"
-"""How a copy still being made into the store is named: ``.staging-PID-HEX``."""
 
 
 def digest(path: Path) -> tuple[str, int]:

@@ -46,6 +46,13 @@ class Registry:
     def live(self) -> VersionRecord | None:
         return self.store.live_version()
 
+    def live_instead_of(self, version: VersionRecord) -> str | None:
+        """None while ``version`` is live; else what is (``nothing`` if nothing is)."""
+        live = self.live()
+        if live is not None and live.number == version.number:
+            return None
+        return "nothing" if live is None else live.name
+
     def known_good(self, exclude: set[int] | None = None) -> VersionRecord | None:
         """The last version that was live and healthy, other than ``exclude`` and the
         live one: the default rollback target, as ``helm rollback`` with no revision."""

@@ -21,6 +21,7 @@ from mlci_tui.config import Config
 from mlci_tui.errors import StoreError
 from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
+from mlci_tui.store.paths import STAGING
 from mlci_tui.store.records import RunRecord, StageRecord
 
 JOB_STOP_TIMEOUT_S = 15.0
@@ -94,12 +95,15 @@ def recover_registrations(store: Store) -> list[int]:
     """Finish or fail versions whose registering runner died between recording the
     version and moving its copy into place, and delete copies nobody will finish.
     Returns the numbers of the versions settled."""
-    versions_dir = store.state_dir / "versions"
     try:
-        staged = [p for p in versions_dir.iterdir() if p.name.startswith(".staging-")]
+        staged = [p for p in (store.state_dir / "versions").iterdir() if p.name.startswith(STAGING)]
     except OSError:
         staged = []
     dead = [p for p in staged if not _copier_alive(p)]
+    if not dead:
+        # A version is recorded only once its copy is made: without a copy nobody
+        # finishes, no registration is half-done (every command passes here).
+        return []
     settled = []
     for version in store.registered_versions():
         if store.version_dir(version.number).exists():
@@ -135,7 +139,7 @@ def recover_registrations(store: Store) -> list[int]:
 
 def _copier_alive(copy: Path) -> bool:
     """Whether the process that is making ``copy`` (``.staging-PID-HEX``) is alive."""
-    pid = copy.name.removeprefix(".staging-").split("-", 1)[0]
+    pid = copy.name.removeprefix(STAGING).split("-", 1)[0]
     if not pid.isdigit():  # named before copies carried their process
         return time.time() - copy.stat().st_mtime < 24 * 3600
     return procs.is_alive(int(pid), None)

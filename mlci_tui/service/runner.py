@@ -208,10 +208,9 @@ class Runner:
         """Register the version of a passing run without [deploy]; why it could not be."""
         if self.version is not None or not self._registers():
             return None
-        try:
-            self.version = self._register(finished)
-        except (OSError, MlciError) as error:
-            return f"failed: its artifact could not be registered: {error}"
+        if (problem := self._register_or_why(finished)) is not None:
+            return f"failed: {problem}"
+        assert self.version is not None
         self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
         return None
 
@@ -228,6 +227,14 @@ class Runner:
 
     def _registers(self) -> bool:
         return self.full and self.config.artifact_stage is not None
+
+    def _register_or_why(self, finished: Mapping[str, StageFinished]) -> str | None:
+        """Register the run's version as `self.version`; why it could not be, or None."""
+        try:
+            self.version = self._register(finished)
+        except (OSError, MlciError) as error:
+            return f"its artifact could not be registered: {error}"
+        return None
 
     def _register(self, finished: Mapping[str, StageFinished]) -> VersionRecord:
         """Register the run's artifact, with the metrics of its finished stages."""
@@ -266,10 +273,9 @@ class Runner:
     async def _deploy(self, context: ActionContext) -> AttemptResult:
         # A deploy that cannot happen (no artifact, another deploy holds the lock)
         # fails this stage: the run ends with its summary, its alert and the row.
-        try:
-            self.version = self._register(context.finished)
-        except (OSError, MlciError) as error:
-            return AttemptResult(None, error=f"its artifact could not be registered: {error}")
+        if (problem := self._register_or_why(context.finished)) is not None:
+            return AttemptResult(None, error=problem)
+        assert self.version is not None
         context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(self.version), time.time()))
         try:
             result = await self.deployer.deploy(

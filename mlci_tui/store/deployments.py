@@ -80,26 +80,21 @@ class DeploymentsTable(VersionsTable):
                 if live is None or live.number != only_from:
                     now = "nothing" if live is None else live.name
                     raise DeploymentRefused(f"production moved from v{only_from} to {now}")
-            cursor = self._query(
-                "INSERT INTO deployments (kind, from_version, to_version, user, reason, run_id,"
-                " started_at, outcome, pid, pid_started, host, process_tag)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    kind.value,
-                    from_version,
-                    to_version,
-                    user,
-                    reason,
-                    run_id,
-                    started_at,
-                    DeployOutcome.RUNNING.value,
-                    pid,
-                    pid_started,
-                    host,
-                    process_tag,
-                ),
+            row_id = self._insert_deployment(
+                kind=kind.value,
+                from_version=from_version,
+                to_version=to_version,
+                user=user,
+                reason=reason,
+                run_id=run_id,
+                started_at=started_at,
+                outcome=DeployOutcome.RUNNING.value,
+                pid=pid,
+                pid_started=pid_started,
+                host=host,
+                process_tag=process_tag,
             )
-        deployment = self.deployment(cursor.lastrowid or 0)
+        deployment = self.deployment(row_id)
         assert deployment is not None
         return deployment
 
@@ -118,25 +113,27 @@ class DeploymentsTable(VersionsTable):
     ) -> None:
         """A deploy that never started (another one held the lock), for the audit trail."""
         with self.transaction():
-            self._query(
-                "INSERT INTO deployments (kind, from_version, to_version, user, reason, run_id,"
-                " started_at, ended_at, outcome, message, pid, host)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    kind.value,
-                    from_version,
-                    to_version,
-                    user,
-                    reason,
-                    run_id,
-                    at,
-                    at,
-                    DeployOutcome.FAILED.value,
-                    message,
-                    os.getpid(),
-                    host,
-                ),
+            self._insert_deployment(
+                kind=kind.value,
+                from_version=from_version,
+                to_version=to_version,
+                user=user,
+                reason=reason,
+                run_id=run_id,
+                started_at=at,
+                ended_at=at,
+                outcome=DeployOutcome.FAILED.value,
+                message=message,
+                pid=os.getpid(),
+                host=host,
             )
+
+    def _insert_deployment(self, **columns: object) -> int:
+        """A deployments row of these ``columns``; its id. Called in a transaction."""
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO deployments ({names}) VALUES ({marks})"
+        return self._query(sql, tuple(columns.values())).lastrowid or 0
 
     def claim_for_pruning(self, keep: int, when: float) -> list[int]:
         """Mark as pruned the versions beyond the newest ``keep`` that nothing needs —

@@ -316,14 +316,10 @@ class LogIndex:
 
     def _hits_in(self, first: int, stop: int, target: bytes) -> list[int]:
         """Every record in blocks ``first`` up to ``stop`` whose content holds ``target``."""
-        with self._lock:
-            base = self._offsets[first]
-            end = self._offsets[stop] if stop < len(self._offsets) else self._end
-            number = self._numbers[first]
-        raw = self._pread(end - base, base)
-        if raw is None:
+        read = self._read_blocks(first, stop)
+        if read is None:
             return []
-        data = raw.lower()
+        data, number = read
         hits: list[int] = []
         counted, records = 0, number
         position = data.find(target)
@@ -348,14 +344,10 @@ class LogIndex:
         self, first: int, stop: int, target: bytes, start: int, forward: bool
     ) -> int | None:
         """A hit in blocks ``first`` up to ``stop``, beyond ``start`` in the direction."""
-        with self._lock:
-            base = self._offsets[first]
-            end = self._offsets[stop] if stop < len(self._offsets) else self._end
-            number = self._numbers[first]
-        raw = self._pread(end - base, base)
-        if raw is None:
+        read = self._read_blocks(first, stop)
+        if read is None:
             return None
-        data = raw.lower()
+        data, number = read
         position = data.find(target) if forward else data.rfind(target)
         while position >= 0:
             record_start = data.rfind(b"\n", 0, position) + 1
@@ -369,6 +361,16 @@ class LogIndex:
                 data.find(target, position + 1) if forward else data.rfind(target, 0, position)
             )
         return None
+
+    def _read_blocks(self, first: int, stop: int) -> tuple[bytes, int] | None:
+        """Blocks ``first`` up to ``stop``, lower-cased for searching, and the number of
+        their first record; None once the index is closed."""
+        with self._lock:
+            base = self._offsets[first]
+            end = self._offsets[stop] if stop < len(self._offsets) else self._end
+            number = self._numbers[first]
+        raw = self._pread(end - base, base)
+        return None if raw is None else (raw.lower(), number)
 
     def _find_newline(self, position: int, size: int) -> int:
         while position < size:

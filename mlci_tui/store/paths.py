@@ -21,6 +21,8 @@ DB_NAME = "mlci.db"
 # its owner's alone (the umask can only make these stricter).
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+STAGING = ".staging-"
+"""How a copy still being made under ``versions/`` is named: ``.staging-PID-HEX``."""
 
 
 def keep_private(path: Path) -> None:

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -205,7 +206,7 @@ class MlciApp(App[None]):
         self.header.show(snapshot, now, log.follow)
         stages = self.stages
         new_run = run is not None and (previous is None or previous.id != run.id)
-        planned = self._planned_stages()
+        planned = self.planned_stages
         names = [s.name for s in run.stages] if run else []
         # Stages of the config the run shown does not have (none yet, or added since).
         names += [name for name in planned if name not in names]
@@ -242,9 +243,11 @@ class MlciApp(App[None]):
             self.refresh_bindings()
         self._reads.done()
 
-    def _planned_stages(self) -> dict[str, tuple[str, ...]]:
+    @cached_property
+    def planned_stages(self) -> dict[str, tuple[str, ...]]:
         """What the config would run, and what each stage needs: the stages a full run
-        has, with mlci's own deploy and monitor when configured."""
+        has, with mlci's own deploy and monitor when configured (read once: the
+        config does not change under a dashboard)."""
         planned = {name: stage.needs for name, stage in self.config.stages.items()}
         if self.config.deploy is not None and self.config.artifact_stage is not None:
             planned["deploy"] = tuple(self.config.stages)

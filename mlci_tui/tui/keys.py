@@ -29,6 +29,11 @@ def bindings_of(cls: type[DOMNode]) -> list[Binding]:
     return found
 
 
+def binding_for(cls: type[DOMNode], action: str) -> Binding:
+    """``cls``'s own binding of ``action`` (a table's key that picks a row, say)."""
+    return next(b for b in bindings_of(cls) if b.action == action)
+
+
 def without(bindings: Iterable[Binding], keys: Iterable[str]) -> list[Binding]:
     """``bindings`` with ``keys`` taken out (a binding left with none is dropped)."""
     taken = set(keys)

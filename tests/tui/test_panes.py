@@ -186,7 +186,8 @@ async def test_a_shows_the_alerts_and_acknowledging_them_clears_the_bar(
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         bar = app.query_one(AlertBar)
-        await until(pilot, lambda: bar.has_class("-shown"))
+        # Once shown and laid out: the bar cuts its text to its width.
+        await until(pilot, lambda: bar.has_class("-shown") and bar.size.width > 1)
         assert "run_failed" in bar.render().plain and "(+1 more)" in bar.render().plain
         await pilot.press("A")
         await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
@@ -270,7 +271,13 @@ async def test_notices_are_plain_text_and_textual_own_keep_their_markup(
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         app.say("stage [b]x[/b] printed \x1b]0;title\x07")  # untrusted: shown as it is
         app.notify("press [b]q[/b] to quit")  # Textual's own way: markup
-        await until(pilot, lambda: len(app.screen.query(Toast)) == 2)
+
+        def placed() -> bool:
+            # Both there, and laid out (a frame after they are mounted).
+            toasts = list(app.screen.query(Toast))
+            return len(toasts) == 2 and all(toast.region.width for toast in toasts)
+
+        await until(pilot, placed)
         shown = [str(toast.render()) for toast in app.screen.query(Toast)]
         assert shown[0].startswith("stage [b]x[/b] printed ") and "\x1b" not in shown[0]
         assert shown[1] == "press q to quit"

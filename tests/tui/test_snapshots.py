@@ -1,7 +1,9 @@
 """SVG snapshots of every screen and modal of the dashboard, at 100x30 and 80x24:
 the main screen with no runs, a run in progress, a failed and a finished run;
-the help, the runs, the search, the rollback and cancel confirmations, a
-pending decision, the alerts, the zoomed log and the command palette. The
+the help (`HelpScreen`), the runs (`RunsScreen`), the search (`SearchScreen`),
+the rollback and cancel confirmations (`ConfirmScreen`), a pending decision
+(`DecisionScreen`), the alerts (`AlertsScreen`), the zoomed log and the command
+palette (`DashboardCommands`). The
 store is real, written with fixed times, and the app's clock is fixed, so
 every render is the same."""
 

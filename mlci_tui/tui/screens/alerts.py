@@ -16,13 +16,13 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from mlci_tui.store.records import AlertRecord
-from mlci_tui.tui.keys import bindings_of, hints
+from mlci_tui.tui.keys import binding_for, hints
 from mlci_tui.tui.text import plain
 from mlci_tui.units import local_time
 
 _ALL = Binding("A", "acknowledge_all", "Acknowledge all", id="alerts.all")
 _CLOSE = Binding("escape", "dismiss(None)", "Close", id="alerts.close")
-_ONE = next(b for b in bindings_of(DataTable) if b.action == "select_cursor")
+_ONE = binding_for(DataTable, "select_cursor")
 """The table's own key that picks a row: it acknowledges that alert."""
 
 

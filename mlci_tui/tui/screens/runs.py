@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from mlci_tui.store.records import RunRecord
-from mlci_tui.tui.keys import bindings_of, hints
+from mlci_tui.tui.keys import binding_for, hints
 from mlci_tui.tui.text import plain, state_text
 from mlci_tui.units import format_duration, local_time
 
@@ -22,7 +22,7 @@ LATEST = 0
 
 _LATEST = Binding("l", "latest", "Latest", id="runs.latest")
 _CLOSE = Binding("escape", "dismiss(None)", "Close", id="runs.close")
-_SHOW = next(b for b in bindings_of(DataTable) if b.action == "select_cursor")
+_SHOW = binding_for(DataTable, "select_cursor")
 """The table's own key that picks a row, named in the hint."""
 
 
