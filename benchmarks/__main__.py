@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         4: lambda work: scenarios.startup(work, sizes),
         5: lambda work: scenarios.idle(work, sizes),
         6: lambda work: scenarios.scale(work, sizes),
+        7: lambda work: scenarios.incremental(work, sizes, dvc),
     }
     chosen = sorted(set(args.only or runs))
     if 5 in chosen and 4 not in chosen:

@@ -1,8 +1,9 @@
-"""The six scenarios, each comparing mlci with what a user would use instead."""
+"""The scenarios, each comparing mlci with what a user would use instead."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ class Sizes:
     versions: int
     scale_runs: int
     key_presses: int
+    dep_bytes: int
+    dep_files: int
 
 
 FULL = Sizes(
@@ -49,6 +52,8 @@ FULL = Sizes(
     versions=10_000,
     scale_runs=1_000,
     key_presses=50,
+    dep_bytes=1 << 30,
+    dep_files=10_000,
 )
 QUICK = Sizes(
     runs=2,
@@ -58,6 +63,8 @@ QUICK = Sizes(
     versions=1_000,
     scale_runs=100,
     key_presses=10,
+    dep_bytes=64 << 20,
+    dep_files=1_000,
 )
 
 
@@ -445,5 +452,127 @@ def scale(work: Path, sizes: Sizes) -> Scenario:
     scenario.targets.append(Target("dashboard opens", samples["dashboard opens"].median, 1.5, " s"))
     scenario.targets.append(
         Target("version table, p95 per key", keys.percentile(0.95) * 1000, 50.0, " ms")
+    )
+    return scenario
+
+
+# 7. Incremental runs ------------------------------------------------------------
+
+
+def incremental(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
+    """A re-run where nothing changed, against `dvc repro`; and what hashing deps costs."""
+    from mlci_tui.config import load_config
+    from mlci_tui.pipeline.cache import StageCache, plan
+    from mlci_tui.store import Store
+    from mlci_tui.store.cache import sha256_file
+
+    scenario = Scenario(
+        "7. Incremental runs",
+        f"A chain of {CHAIN} stages, each copying the previous stage's out to its own"
+        " (`cp oN-1 oN`), with the same deps and outs for both tools, run once; then the"
+        " no-op re-run, where every stage is cached: `mlci run` vs `dvc repro`. Then"
+        " hashing: the first hash of one large dep, and `mlci why` on a stage with many"
+        " dep files once their hashes are remembered.",
+        headers=["command", "median", "min – max"],
+    )
+    env = bench_env()
+    chain = work / "cached-chain"
+    chain.mkdir()
+    (chain / "input.txt").write_text("input\n")
+    stages, dvc_stages = [], ["stages:"]
+    for i in range(CHAIN):
+        source = "input.txt" if i == 0 else f"o{i - 1}"
+        stages.append(
+            f'[stages.s{i}]\ncommand = "cp {source} o{i}"\ndeps = ["{source}"]\nouts = ["o{i}"]'
+            + (f'\nneeds = ["s{i - 1}"]' if i else "")
+        )
+        dvc_stages.append(
+            f"  s{i}:\n    cmd: cp {source} o{i}\n    deps: [{source}]\n    outs: [o{i}]"
+        )
+    config = chain / "config.toml"
+    config.write_text("[pipeline]\nmax_parallel = 1\n\n" + "\n\n".join(stages) + "\n")
+    _timed_mlci(config, "run", env=env)
+    commands = {"mlci run (all cached)": lambda: _timed_mlci(config, "run", env=env)}
+    if dvc:
+        dvc_dir = work / "cached-chain-dvc"
+        dvc_dir.mkdir()
+        (dvc_dir / "input.txt").write_text("input\n")
+        (dvc_dir / "dvc.yaml").write_text("\n".join(dvc_stages) + "\n")
+        subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=dvc_dir, env=env, check=True)
+        subprocess.run([dvc, "repro", "-q"], cwd=dvc_dir, env=env, check=True)
+        commands["dvc repro (nothing to do)"] = lambda: timed(
+            [dvc, "repro", "-q"], cwd=dvc_dir, env=env
+        )
+    else:
+        scenario.notes.append("dvc is not installed: skipped (`pip install dvc` to include it).")
+    samples = interleave(sizes.runs, commands)
+    for name, values in samples.items():
+        scenario.table.append([name, *spread(values)])
+    state = json.loads(
+        subprocess.run(
+            _mlci("status", "--json", "--config", str(config)),
+            cwd=chain,
+            env=env,
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    cached = sum(stage["state"] == "cached" for stage in state["stages"])
+    scenario.notes.append(f"The last mlci run had {cached} of {CHAIN} stages cached.")
+    if dvc:
+        ratio = (
+            samples["mlci run (all cached)"].median / samples["dvc repro (nothing to do)"].median
+        )
+        scenario.targets.append(Target("no-op re-run, mlci / dvc", ratio, 0.25, "×"))
+
+    # The first hash of one large dep, from the page cache: what sha256 itself costs.
+    big = work / "big.bin"
+    with open(big, "wb") as file:
+        block = bytes(range(256)) * 4096
+        for _ in range(sizes.dep_bytes // len(block)):
+            file.write(block)
+    hashing = Samples()
+    for _ in range(3):
+        started = time.perf_counter()
+        sha256_file(big)
+        hashing.values.append(time.perf_counter() - started)
+    speed = sizes.dep_bytes / hashing.median / 1e9
+    scenario.table.append([f"sha256 of a {sizes.dep_bytes >> 20} MiB dep", *spread(hashing)])
+    scenario.targets.append(Target("first hash of a large dep, GB/s", 1 / speed, 1.0, " s/GB"))
+    big.unlink()
+
+    # `mlci why` on a stage with many small deps, their hashes remembered.
+    many = work / "many-deps"
+    data = many / "data"
+    data.mkdir(parents=True)
+    for i in range(sizes.dep_files):
+        (data / f"f{i:05d}.txt").write_text(f"{i}\n")
+    old = time.time_ns() - 10_000_000_000
+    for path in data.iterdir():
+        os.utime(path, ns=(old, old))
+    why_config = many / "config.toml"
+    why_config.write_text('[stages.train]\ncommand = "true"\ndeps = ["data"]\n')
+    loaded = load_config(why_config)
+    _timed_mlci(why_config, "why", env=env)  # the first hash, remembered in the store
+    in_process = Samples()
+    for _ in range(max(3, sizes.runs)):
+        with Store.open(loaded.pipeline.state_dir) as store:
+            started = time.perf_counter()
+            plan(StageCache(loaded, store=store), loaded.stages)
+            in_process.values.append(time.perf_counter() - started)
+    whole = interleave(sizes.runs, {"why": lambda: _timed_mlci(why_config, "why", env=env)})
+    scenario.table.append(
+        [f"deciding a stage with {sizes.dep_files:,} dep files (in process)", *spread(in_process)]
+    )
+    scenario.table.append([f"`mlci why`, {sizes.dep_files:,} dep files", *spread(whole["why"])])
+    scenario.targets.append(
+        Target(
+            f"why, {sizes.dep_files:,} remembered deps (in process)", in_process.median, 0.1, " s"
+        )
+    )
+    scenario.notes.append(
+        f"sha256 ran at {speed:.2f} GB/s (OpenSSL with the CPU's SHA extensions). The whole"
+        " `mlci why` process includes the interpreter's start-up and the imports, which the"
+        " start-up scenario measures on their own."
     )
     return scenario

@@ -65,6 +65,20 @@ def _version(text: str) -> str:
     return text
 
 
+ALL_STAGES = "*"
+"""What a bare ``--force`` stands for (`commands.pipeline` reads it as every stage)."""
+
+
+def _params_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PARAM=VALUE",
+        help="use this value of a param in [params] for this run (repeatable)",
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line instead of argparse's usage block."""
@@ -99,6 +113,50 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="run only this stage and what it needs (repeatable)",
     )
+    _params_option(run)
+    run.add_argument(
+        "--force",
+        nargs="?",
+        action="append",
+        const=ALL_STAGES,
+        metavar="STAGE",
+        help="run every stage (or this one: repeatable) even if its inputs did not change",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say which stages would run or be cached, and why; run nothing",
+    )
+    run.add_argument(
+        "--redeploy",
+        action="store_true",
+        help="deploy the run's version even when an older version has the same artifact",
+    )
+
+    why = commands.add_parser(
+        "why", parents=[config], help="say whether each stage would run or be cached, and why"
+    )
+    why.add_argument("stage", metavar="STAGE", nargs="?", help="only this stage")
+    _params_option(why)
+    why.add_argument("--json", action="store_true", help="print JSON")
+
+    cache = commands.add_parser("cache", parents=[config], help="the cache of stages' outs")
+    cache_commands = cache.add_subparsers(
+        dest="cache_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    gc = cache_commands.add_parser(
+        "gc",
+        parents=[config],
+        help="remove cache entries that no kept run or version uses, and their files",
+    )
+    gc.add_argument(
+        "--keep-runs",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="keep what the newest N runs used (default: 10); the live version's always stays",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
 
     commands.add_parser("validate", parents=[config], help="check the config and show the order")
 
@@ -179,6 +237,8 @@ HANDLERS = {
     "tui": "dashboard",
     "run": "pipeline",
     "validate": "pipeline",
+    "why": "pipeline",
+    "cache": "pipeline",
     "status": "pipeline",
     "logs": "pipeline",
     "versions": "registry",

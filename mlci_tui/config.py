@@ -16,10 +16,12 @@ The rules that span tables (needs, cycles, one artifact, what [deploy] and
 # annotations are then evaluated once as types, where typing.NamedTuple would
 # compile each one from a string at every start-up (3 M instructions).
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 from mlci_tui import dag
@@ -27,7 +29,9 @@ from mlci_tui.checks import Check, parse_check
 from mlci_tui.toml_schema import (
     ENV_NAME,
     NO_STRINGS,
+    Boolean,
     Choice,
+    Document,
     Integer,
     KeyPath,
     Number,
@@ -65,6 +69,11 @@ RAY_INSTALL = "pip install -e '.[ray]'"
 
 CommandLine = str | tuple[str, ...]
 """A shell command (run by ``/bin/sh -c``) or an argv array (run directly)."""
+ParamValue = str | int | float | bool | tuple[Any, ...]
+"""A param's value: a TOML string, number or boolean, or an array of them."""
+PARAM_SEGMENT = r"[A-Za-z0-9_-]+"
+PARAM_VARIABLE = "MLCI_PARAM_"
+GLOB_CHARS = frozenset("*?[")
 
 
 # The kinds of value particular to mlci ----------------------------------------
@@ -162,8 +171,146 @@ class _WorkingDir:
         return str(directory)
 
 
+class _Params:
+    """The `[params]` table: nested tables of values, known by dotted names (``train.lr``)."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> Mapping[str, ParamValue]:
+        pipeline: PipelineConfig = values["pipeline"]
+        if pipeline.params_file is not None:
+            raise table.error(
+                key, "params come from [pipeline] params_file or from [params], not both"
+            )
+        if not isinstance(value, dict):
+            raise table.expected(key, "a table", value)
+        return _flatten_params(scope.document, value, (key,), 1)
+
+
+def _params_from_file(scope: Scope, values: Mapping[str, Any]) -> Mapping[str, ParamValue]:
+    """The default of `[params]`: the params file's, or none."""
+    pipeline: PipelineConfig = values["pipeline"]
+    if pipeline.params_file is None:
+        return NO_PARAMS
+    if not pipeline.params_file.is_file():
+        raise scope.document.error(
+            ("pipeline", "params_file"), f"{pipeline.params_file} is not a file"
+        )
+    document, data = load_document(str(pipeline.params_file))
+    return _flatten_params(document, data, (), 0)
+
+
+def _flatten_params(
+    document: Document, data: Mapping[str, Any], path: KeyPath, skip: int
+) -> Mapping[str, ParamValue]:
+    params: dict[str, ParamValue] = {}
+    variables: dict[str, str] = {}
+
+    def walk(table: Mapping[str, Any], where: KeyPath) -> None:
+        for name, item in table.items():
+            key_path = (*where, name)
+            if not re.fullmatch(PARAM_SEGMENT, name):
+                raise document.error(key_path, 'a param name may use letters, digits, "_" and "-"')
+            if isinstance(item, dict):
+                walk(item, key_path)
+                continue
+            full = ".".join(str(part) for part in key_path[skip:])
+            params[full] = _param_value(document, key_path, item)
+            variable = param_variable(full)
+            if variable in variables:
+                raise document.error(
+                    key_path, f"{full} and {variables[variable]} would both be ${variable}"
+                )
+            variables[variable] = full
+
+    walk(data, path)
+    return MappingProxyType(params)
+
+
+def _param_value(document: Document, where: KeyPath, value: Any) -> ParamValue:
+    if isinstance(value, list):
+        return tuple(
+            _param_value(document, (*where, index), item) for index, item in enumerate(value)
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise document.error(where, f"expected a finite number, got {show(value)}")
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    raise document.error(
+        where, f"expected a string, number, boolean or an array of them, got {show(value)}"
+    )
+
+
+def param_variable(name: str) -> str:
+    """The variable a param reaches a command as: ``train.lr`` → ``MLCI_PARAM_TRAIN_LR``."""
+    return PARAM_VARIABLE + re.sub(r"[.-]", "_", name).upper()
+
+
+class _StageParams:
+    """Params a stage uses: names in `[params]`, or a table of them (``train``)."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> tuple[str, ...]:
+        known: Mapping[str, ParamValue] = scope.inherited["params"]
+        chosen: list[str] = []
+        for index, name in enumerate(Strings().read(table, key, value, values, scope)):
+            found = [p for p in known if p == name or p.startswith(name + ".")]
+            if not found:
+                close = close_matches(name, list(known))
+                hint = (
+                    f'; did you mean "{close[0]}"?'
+                    if close
+                    else (
+                        f" (params: {', '.join(known)})"
+                        if known
+                        else "; there is no [params] table"
+                    )
+                )
+                raise table.error((key, index), f"unknown param {show(name)}{hint}")
+            chosen += [p for p in found if p not in chosen]
+        return tuple(chosen)
+
+
+class _ProjectPaths:
+    """Paths relative to the stage's ``cwd`` that stay inside the project (the config's
+    directory); globs (``data/*.csv``, ``src/**/*.py``) only where ``globs``."""
+
+    def __init__(self, *, globs: bool) -> None:
+        self.globs = globs
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> tuple[Path, ...]:
+        paths: list[Path] = []
+        for index, text in enumerate(Strings().read(table, key, value, values, scope)):
+            where = (key, index)
+            if not text.strip():
+                raise table.expected(where, "a path", text)
+            if not self.globs and GLOB_CHARS & set(text):
+                raise table.error(
+                    where, f"an out is a file or a directory, not a pattern: {show(text)}"
+                )
+            path = Path(os.path.normpath(values["cwd"] / text))
+            if not _inside(path, scope.root):
+                raise table.error(where, f"{show(text)} is outside the project ({scope.root})")
+            if path in paths:
+                raise table.error(where, f"{show(text)} is listed twice")
+            paths.append(path)
+        return tuple(paths)
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def is_glob(path: Path) -> bool:
+    return bool(GLOB_CHARS & set(str(path)))
+
+
 COMMAND = _Command()
 DURATION = _Duration()
+NO_PARAMS: Mapping[str, ParamValue] = MappingProxyType({})
 CHECKS = _Checks()
 ENV = StringTable()
 HERE = from_scope(lambda scope: scope.root)
@@ -198,6 +345,15 @@ class PipelineConfig(NamedTuple):
     )
     env: Mapping[str, str] = setting(ENV, "extra environment for every stage", NO_STRINGS)
     executor: str = setting(Choice(*EXECUTORS), "where stages that do not say run", "local")
+    cache_dir: Path = setting(
+        RelativePath(),
+        "where stages' outs are cached (default: state_dir/cache); a shared filesystem"
+        " shares them between machines",
+        lambda scope, values: values["state_dir"] / "cache",
+    )
+    params_file: Path | None = setting(
+        RelativePath(), "a TOML file of params, instead of a [params] table", None
+    )
 
 
 @section
@@ -226,6 +382,34 @@ class StageConfig(NamedTuple):
         "local (a subprocess here) or ray (a Ray job)",
         from_scope(lambda scope: scope.inherited["executor"]),
     )
+    deps: tuple[Path, ...] = setting(
+        _ProjectPaths(globs=True),
+        "files, directories and globs (relative to cwd) whose content the stage reads;"
+        " with them, a stage whose inputs did not change is cached",
+        (),
+    )
+    params: tuple[str, ...] = setting(
+        _StageParams(), 'params the stage reads (names, or a table of them like "train")', ()
+    )
+    outs: tuple[Path, ...] = setting(
+        _ProjectPaths(globs=False),
+        "files or directories the stage writes (relative to cwd): removed before it runs,"
+        " cached after it passes, restored when it is cached",
+        (),
+    )
+    always: bool = setting(Boolean(), "run even when the inputs did not change", False)
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether the stage may be cached: it declares deps and is not ``always``."""
+        return bool(self.deps) and not self.always
+
+    @property
+    def products(self) -> tuple[Path, ...]:
+        """What the stage leaves for others: its outs, and its artifact."""
+        if self.artifact is None or self.artifact in self.outs:
+            return self.outs
+        return (*self.outs, self.artifact)
 
 
 @section
@@ -351,7 +535,7 @@ class _Stages:
         if not stages_table.data:
             raise _no_stages(table)
         pipeline: PipelineConfig = values["pipeline"]
-        stage_scope = scope.inheriting(executor=pipeline.executor)
+        stage_scope = scope.inheriting(executor=pipeline.executor, params=values["params"])
         stages: dict[str, StageConfig] = {}
         for name in stages_table.data:
             if not re.fullmatch(STAGE_NAME, name):
@@ -361,6 +545,7 @@ class _Stages:
             stages[name] = read_section(StageConfig, stage_table, stage_scope, name=name)
         stages_table.done()
         _check_needs(scope, stages)
+        _check_outs(scope, pipeline, stages)
         needs = {name: stage.needs for name, stage in stages.items()}
         cycle = dag.find_cycle(needs)
         if cycle:
@@ -388,6 +573,9 @@ class Config(NamedTuple):
     """The directory relative paths in the file are resolved against."""
     pipeline: PipelineConfig = setting(
         Subtable(PipelineConfig), "the pipeline as a whole", empty_table(PipelineConfig, "pipeline")
+    )
+    params: Mapping[str, ParamValue] = setting(
+        _Params(), "values stages read, by dotted name", _params_from_file
     )
     stages: Mapping[str, StageConfig] = setting(
         _Stages(),
@@ -445,6 +633,66 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return config
 
 
+def with_params(config: Config, sets: Sequence[str]) -> Config:
+    """``config`` with the params ``--set NAME=VALUE`` gives; each value is read as TOML
+    (a string as it is written) and must be of the kind the config declares."""
+    from mlci_tui.errors import UsageError
+
+    params = dict(config.params)
+    for text in sets:
+        name, equals, raw = text.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise UsageError(f"--set {text}: expected PARAM=VALUE, like train.lr=0.01")
+        if name not in params:
+            close = close_matches(name, list(params))
+            hint = (
+                f'; did you mean "{close[0]}"?'
+                if close
+                else (
+                    f" (params: {', '.join(params)})" if params else "; the config has no [params]"
+                )
+            )
+            raise UsageError(f"--set {name}: no such param{hint}")
+        params[name] = _set_value(name, raw, params[name])
+    return config._replace(params=MappingProxyType(params))
+
+
+def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:
+    from mlci_tui.errors import UsageError
+
+    if isinstance(declared, str):
+        return raw
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    kinds: list[tuple[type, str]] = [
+        (bool, "true or false"),
+        (int, "an integer"),
+        (float, "a number"),
+        (tuple, "an array"),
+    ]
+    for kind, what in kinds:
+        if isinstance(declared, kind):
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if kind is tuple and isinstance(value, list):
+                return tuple(value)
+            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+                if isinstance(value, float) and not math.isfinite(value):
+                    break
+                return value  # type: ignore[return-value]
+            raise UsageError(
+                f"--set {name}={raw}: expected {what}, as the config has ({show(declared)})"
+            )
+    raise UsageError(f"--set {name}={raw}: expected a finite number")
+
+
 def ray_installed() -> bool:
     """Whether Ray's job client can be imported, without importing it (that is slow)."""
     import importlib.util
@@ -469,6 +717,62 @@ def _check_needs(scope: Scope, stages: Mapping[str, StageConfig]) -> None:
                     f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(stages)})"
                 )
                 raise scope.document.error(where, f"unknown stage {show(need)}{hint}")
+
+
+def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, StageConfig]) -> None:
+    """Outs are removed before their stage runs: each belongs to one stage, and none
+    may hold the project's own files, its store or its cache."""
+    owners: dict[Path, str] = {}
+    protected = [
+        (Path(scope.document.label).resolve(), "the config file"),
+        (pipeline.state_dir, "the run store"),
+        (pipeline.cache_dir, "the cache"),
+        (scope.root / ".git", "the project's git repository"),
+    ]
+    if not any(stage.outs for stage in stages.values()):
+        return
+    needs = {name: stage.needs for name, stage in stages.items()}
+    ancestors = {name: dag.upstream(needs, [name]) for name in stages}
+    for name, stage in stages.items():
+        for index, out in enumerate(stage.outs):
+            where = ("stages", name, "outs", index)
+            for other, owner in owners.items():
+                if out == other or _inside(out, other) or _inside(other, out):
+                    same = "also" if out == other else "overlaps"
+                    raise scope.document.error(
+                        where, f"{_relative(out, scope)} {same} an out of stage {owner}"
+                    )
+            for path, what in protected:
+                if _inside(path, out):
+                    raise scope.document.error(
+                        where,
+                        f"{_relative(out, scope)} holds {what}; outs are removed before"
+                        " their stage runs",
+                    )
+            for dep in stage.deps:
+                if _inside(dep, out) or (_inside(out, dep) and not is_glob(dep)):
+                    raise scope.document.error(
+                        where,
+                        f"{_relative(out, scope)} is also a dep of this stage"
+                        f" ({_relative(dep, scope)})",
+                    )
+            # A stage that reads what is inside an out must come after its stage,
+            # or the out's removal would pull its input away as it runs.
+            for reader_name, reader in stages.items():
+                if name in ancestors[reader_name]:
+                    continue
+                for dep in reader.deps:
+                    if _inside(dep, out):
+                        raise scope.document.error(
+                            where,
+                            f"{_relative(out, scope)} holds {_relative(dep, scope)}, a dep of"
+                            f" stage {reader_name}, which does not need stage {name}",
+                        )
+            owners[out] = name
+
+
+def _relative(path: Path, scope: Scope) -> str:
+    return os.path.relpath(path, scope.root)
 
 
 def _check_executors(scope: Scope, data: Mapping[str, Any], config: Config) -> None:

@@ -56,6 +56,28 @@ class StageOutput(NamedTuple):
     partial: bool = False
 
 
+class StagePlanned(NamedTuple):
+    """Whether a stage runs or is cached, and why, decided as it became ready."""
+
+    stage: str
+    cache_key: str | None
+    reasons: tuple[str, ...]
+    time: float
+
+
+class StageCached(NamedTuple):
+    """A stage reuses the result of stage ``from_stage`` of run ``from_run``."""
+
+    stage: str
+    from_run: int | None
+    from_stage: str
+    same_store: bool
+    """Whether that run is in this store (its log is copied after ``text``)."""
+    text: str
+    """The note that starts the stage's log: where its result comes from."""
+    time: float
+
+
 class StageNoted(NamedTuple):
     """A note from mlci about a stage: a retry, a timeout, a failed gate."""
 
@@ -112,6 +134,8 @@ class RunFinished(NamedTuple):
 
 Event = (
     RunStarted
+    | StagePlanned
+    | StageCached
     | StageStarted
     | StageOutput
     | StageNoted

@@ -28,10 +28,17 @@ class StageState(str, Enum):
     SKIPPED = "skipped"
     """Not run because a stage it needs did not pass."""
     CANCELLED = "cancelled"
+    CACHED = "cached"
+    """Not run: its inputs were those of an earlier result, whose outs were restored."""
 
     @property
     def finished(self) -> bool:
         return self not in (StageState.PENDING, StageState.RUNNING)
+
+    @property
+    def passed(self) -> bool:
+        """Passed, by running or by reusing a result that did."""
+        return self in (StageState.PASSED, StageState.CACHED)
 
 
 class Stream(str, Enum):

@@ -340,6 +340,17 @@ class Text:
         return value
 
 
+class Boolean:
+    """true or false."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> bool:
+        if not isinstance(value, bool):
+            raise table.expected(key, "true or false", value)
+        return value
+
+
 class Choice:
     """One of a few strings."""
 

@@ -23,10 +23,13 @@ T = TypeVar("T")
 
 
 def load(args: argparse.Namespace) -> Config:
-    """The config ``--config`` names (the parser fills in the default)."""
-    from mlci_tui.config import load_config
+    """The config ``--config`` names (the parser fills in the default), with the
+    params that ``--set`` gives."""
+    from mlci_tui.config import load_config, with_params
 
-    return load_config(args.config)
+    config = load_config(args.config)
+    sets = getattr(args, "set", None)
+    return with_params(config, sets) if sets else config
 
 
 def open_store(config: Config, *, create: bool = False) -> Store:

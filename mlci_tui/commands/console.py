@@ -31,6 +31,7 @@ STATE_COLORS = {
     StageState.CANCELLED: "35",
     StageState.SKIPPED: "2",
     StageState.PENDING: "2",
+    StageState.CACHED: "36",
     RunState.PASSED: "32",
     RunState.FAILED: "31",
     RunState.RUNNING: "33",
@@ -93,7 +94,11 @@ def stage_table(
         attempts = f" ({stage.attempt}/{stage.max_attempts})" if stage.attempt > 1 else ""
         note = (stage.failed_gate and f"gate {stage.failed_gate}") or stage.message or ""
         if stage.state is StageState.PASSED:
-            note = ""
+            note = stage.why_ran
+        if stage.state is StageState.CACHED and stage.cached_from_stage is not None:
+            note = f"from run {stage.cached_from_run}"
+            if stage.cached_from_stage != stage.name:
+                note += f", stage {stage.cached_from_stage}"
         if stage.state is StageState.RUNNING and stage.cpu_percent is not None:
             note = f"cpu {stage.cpu_percent:.0f}%  rss {format_bytes(stage.rss_bytes)}"
         if not note and stage.job_id is not None:

@@ -12,6 +12,15 @@ from mlci_tui.commands.common import find_run, load, open_store, relative
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
 from mlci_tui.states import DeployOutcome, RunState
 
+ALL_STAGES = "*"
+"""What a bare ``--force`` stands for."""
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from mlci_tui.config import Config
+    from mlci_tui.pipeline.cache import Decision, StageCache
+    from mlci_tui.store import Store
+
 
 def command_validate(args: argparse.Namespace) -> int:
     config = load(args)
@@ -29,6 +38,10 @@ def command_validate(args: argparse.Namespace) -> int:
             parts.append(f"gates {', '.join(str(g) for g in stage.gates)}")
         if stage.artifact:
             parts.append(f"artifact {relative(stage.artifact)}")
+        if stage.outs:
+            parts.append(f"outs {', '.join(relative(out) for out in stage.outs)}")
+        if stage.cacheable:
+            parts.append("cached when unchanged")
         if stage.executor != "local":
             parts.append(f"on {stage.executor}")
         print("  ".join(parts).rstrip())
@@ -47,7 +60,14 @@ def command_run(args: argparse.Namespace) -> int:
     for name in args.stage:
         if name not in config.stages:
             raise UsageError(f"--stage {name}: no such stage{_hint(name, list(config.stages))}")
-    runner = Runner(config, targets=args.stage)
+    forced = args.force or []
+    for name in forced:
+        if name != ALL_STAGES and name not in config.stages:
+            raise UsageError(f"--force {name}: no such stage{_hint(name, list(config.stages))}")
+    force: bool | list[str] = ALL_STAGES in forced or forced
+    if args.dry_run:
+        return _print_plan(config, args.stage, force=force, as_json=False)
+    runner = Runner(config, targets=args.stage, force=force, redeploy=args.redeploy)
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
     printer = LivePrinter(
@@ -158,6 +178,125 @@ def command_logs(args: argparse.Namespace) -> int:
             if ended:
                 return 0
             time.sleep(0.2)
+
+
+def command_why(args: argparse.Namespace) -> int:
+    config = load(args)
+    targets = []
+    if args.stage is not None:
+        if args.stage not in config.stages:
+            raise UsageError(f"no stage {args.stage!r}{_hint(args.stage, list(config.stages))}")
+        targets = [args.stage]
+    return _print_plan(config, targets, force=False, as_json=args.json, only=args.stage)
+
+
+def _print_plan(
+    config: Config,
+    targets: list[str],
+    *,
+    force: bool | list[str],
+    as_json: bool,
+    only: str | None = None,
+) -> int:
+    """Whether each stage would run or be cached, and why (`mlci why`, `run --dry-run`)."""
+    from mlci_tui.commands.console import render_table
+    from mlci_tui.masking import SecretMasker
+    from mlci_tui.pipeline.cache import StageCache, masked_params, plan
+    from mlci_tui.pipeline.engine import select_stages
+    from mlci_tui.textsafe import terminal_line
+
+    masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
+    config = masked_params(config, masker)
+    with _cache_store(config) as store:
+        cache = StageCache(config, force=force, store=store, masker=masker)
+        decisions = plan(cache, select_stages(config, targets))
+        if not targets and config.deploy is not None:
+            decisions += _deploy_plan(config, store, cache, decisions)
+    if only is not None:
+        decisions = [d for d in decisions if d.stage == only]
+    if as_json:
+        import json
+
+        rows = [
+            {
+                "stage": d.stage,
+                "decision": d.verdict,
+                "reasons": list(d.reasons),
+                "cache_key": d.key,
+                "cached_from": None if d.source is None else d.source._asdict(),
+            }
+            for d in decisions
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [[d.stage, d.verdict, "; ".join(d.reasons)] for d in decisions]
+    for line in render_table(["STAGE", "WOULD", "WHY"], table, right=set()):
+        print(terminal_line(line, keep_color=False))
+    return 0
+
+
+def _deploy_plan(
+    config: Config, store: Store, cache: StageCache, decisions: list[Decision]
+) -> list[Decision]:
+    """What the deploy (and monitor) stages of a full run would do."""
+    from mlci_tui.pipeline.cache import Decision
+    from mlci_tui.registry.artifacts import digest
+
+    stage = config.artifact_stage
+    assert stage is not None and stage.artifact is not None
+    # The artifact as the cached stage would restore it, else as it is here.
+    sha = cache.planned.get(str(stage.artifact))
+    if sha is None and stage.artifact.is_file():
+        sha = digest(stage.artifact)[0]
+    if not all(d.cached for d in decisions) or sha is None:
+        why = f"deploys the version {stage.name} makes, unless a stored one has its artifact"
+        deploy = Decision("deploy", None, False, (why,))
+    else:
+        version = store.version_with_sha256(sha)
+        live = store.live_version()
+        if version is None:
+            deploy = Decision("deploy", None, False, ("a new version: deploys it",))
+        elif live is not None and live.number == version.number:
+            deploy = Decision(
+                "deploy", None, True, (f"artifact unchanged: {version.name} is live",)
+            )
+        else:
+            now = "nothing" if live is None else live.name
+            why = f"artifact unchanged: same as {version.name}; {now} stays live (--redeploy)"
+            deploy = Decision("deploy", None, True, (why,))
+    if config.monitor is None:
+        return [deploy]
+    if deploy.cached:
+        return [deploy, Decision("monitor", None, True, ("nothing new is deployed",))]
+    return [deploy, Decision("monitor", None, False, ("analyses what deploy deploys",))]
+
+
+def _cache_store(config: Config) -> Store:
+    """The store the cache remembers file hashes in: made if there is none yet."""
+    from mlci_tui.errors import StoreMissing
+    from mlci_tui.store import Store
+
+    try:
+        return Store.open(config.pipeline.state_dir, create=False)
+    except StoreMissing:
+        return Store.open(config.pipeline.state_dir)
+
+
+def command_cache(args: argparse.Namespace) -> int:
+    from mlci_tui.pipeline.cache import collect_garbage
+    from mlci_tui.units import format_bytes
+
+    config = load(args)
+    with open_store(config) as store:
+        result = collect_garbage(config, store, keep_runs=args.keep_runs, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {result.entries} entr{'y' if result.entries == 1 else 'ies'} and"
+        f" {result.objects} file{'s' * (result.objects != 1)} ({format_bytes(result.bytes)});"
+        f" kept {result.kept_entries} entr{'y' if result.kept_entries == 1 else 'ies'}"
+        f" ({format_bytes(result.kept_bytes)}) in {relative(config.pipeline.cache_dir)}"
+    )
+    return 0
 
 
 def _hint(name: str, names: list[str]) -> str:

@@ -20,19 +20,28 @@ from pathlib import Path
 
 from mlci_tui import dag
 from mlci_tui.config import Config, StageConfig
-from mlci_tui.errors import ExitCode
+from mlci_tui.errors import ExitCode, MlciError
 from mlci_tui.events import (
     Event,
     ExternalJob,
     RunFinished,
     RunNoted,
     RunStarted,
+    StageCached,
     StageFinished,
+    StagePlanned,
     StageStarted,
     Subscriber,
 )
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline import executors
+from mlci_tui.pipeline.cache import (
+    CacheDamaged,
+    Decision,
+    StageCache,
+    param_environment,
+    remove_outs,
+)
 from mlci_tui.pipeline.command import run_command
 from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
 from mlci_tui.pipeline.executors.local import LocalExecutor
@@ -102,10 +111,16 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         on_pass: Callable[[Mapping[str, StageFinished]], str | None] | None = None,
+        cache: StageCache | None = None,
+        params_file: Path | None = None,
     ) -> None:
         """``on_pass`` is the last step of a run whose stages all passed (registering
-        its version): what it returns, when not None, fails the run with that reason."""
+        its version): what it returns, when not None, fails the run with that reason.
+        With a ``cache``, a stage whose inputs did not change is cached, not run;
+        ``params_file`` is the run's params as JSON, for ``$MLCI_PARAMS_FILE``."""
         self.config = config
+        self.cache = cache
+        self.params_file = params_file
         self.on_pass = on_pass
         self.stages = dict(config.stages if stages is None else stages)
         self.names = list(self.stages)
@@ -228,7 +243,7 @@ class Engine:
                 return
             if plan.states[name] is not StageState.PENDING:
                 continue
-            if all(plan.states.get(n, StageState.PASSED) is StageState.PASSED for n in stage.needs):
+            if all(plan.states.get(n, StageState.PASSED).passed for n in stage.needs):
                 plan.states[name] = StageState.RUNNING
                 task = asyncio.ensure_future(self._run_stage(stage))
                 self._tasks[task] = name
@@ -246,6 +261,15 @@ class Engine:
         result = AttemptResult(None)
         attempt = 0
         try:
+            decision = await self._decide(stage, sink)
+            if decision is not None and decision.problem is not None:
+                return self._stage_finished(
+                    stage, StageState.FAILED, 0, None, result, sink, decision.problem
+                )
+            if decision is not None and decision.cached:
+                reused = await self._reuse(stage, decision, started_at, sink)
+                if reused is not None:
+                    return reused
             for attempt in range(1, attempts + 1):
                 sink = OutputSink(stage.name, self.masker, self.emit, self.clock)
                 try:
@@ -254,8 +278,10 @@ class Engine:
                     # An OS limit or a bug fails this stage, not the whole runner.
                     result, problem = AttemptResult(None), f"{type(error).__name__}: {error}"
                     sink.note(problem)
+                if problem is None and result.cached is not None:
+                    return self._reused_action(stage, started_at, result, sink)
                 if problem is None:
-                    return self._judge(stage, attempt, started_at, result, sink)
+                    return await self._judge(stage, attempt, started_at, result, sink, decision)
                 if attempt == attempts:
                     return self._stage_finished(
                         stage, StageState.FAILED, attempt, started_at, result, sink, problem
@@ -271,6 +297,64 @@ class Engine:
                 stage, StageState.CANCELLED, attempt, started_at, result, sink, self._cancel_message
             )
         raise AssertionError("unreachable")
+
+    async def _decide(self, stage: StageConfig, sink: OutputSink) -> Decision | None:
+        """Whether the stage runs or is cached (None without a cache, or for a built-in stage)."""
+        if self.cache is None or stage.name in self.actions:
+            return None
+        try:
+            decision = await asyncio.to_thread(self.cache.decide, stage)
+        except (OSError, ValueError, MlciError) as error:
+            # The cache is a saving, never a reason to fail: the stage runs.
+            sink.note(f"runs: the cache cannot be read ({error})")
+            return None
+        self.emit(StagePlanned(stage.name, decision.key, decision.reasons, self.clock()))
+        if (stage.cacheable or self.cache.forced(stage.name)) and not decision.cached:
+            sink.note("runs: " + "; ".join(decision.reasons))
+        return decision
+
+    async def _reuse(
+        self, stage: StageConfig, decision: Decision, started_at: float, sink: OutputSink
+    ) -> StageFinished | None:
+        """End a cached stage as its entry says; None if it must run after all."""
+        assert self.cache is not None and decision.entry is not None
+        source = decision.source
+        assert source is not None
+        try:
+            restored = await asyncio.to_thread(self.cache.restore, decision)
+        except (OSError, ValueError, CacheDamaged) as error:
+            sink.note(f"runs: its cached result cannot be restored ({error})")
+            return None
+        same_store = decision.entry.get("store") == self.cache.here
+        text = f"cached: {decision.reasons[0]}"
+        self.emit(StageCached(stage.name, source.run, source.stage, same_store, text, started_at))
+        if restored:
+            sink.note(f"restored from the cache: {', '.join(restored)}")
+        pairs = decision.entry.get("metrics", [])
+        sink.add_metrics({str(k): float(v) for k, v in pairs if isinstance(v, (int, float))})
+        failure = self._failure(stage, sink)
+        result = AttemptResult(None)
+        if failure is not None:
+            return self._stage_finished(
+                stage, StageState.FAILED, 0, started_at, result, sink, *failure
+            )
+        self.cache.cached(stage, decision)
+        return self._stage_finished(
+            stage, StageState.CACHED, 0, started_at, result, sink, decision.reasons[0]
+        )
+
+    def _reused_action(
+        self, stage: StageConfig, started_at: float, result: AttemptResult, sink: OutputSink
+    ) -> StageFinished:
+        """A built-in stage whose work an earlier run did (the artifact is live already)."""
+        assert result.cached is not None
+        if result.cached_from is not None:
+            run, from_stage = result.cached_from
+            text = f"cached: {result.cached}"
+            self.emit(StageCached(stage.name, run, from_stage, False, text, started_at))
+        return self._stage_finished(
+            stage, StageState.CACHED, 1, started_at, result, sink, result.cached
+        )
 
     def _mask_file(self, path: Path) -> None:
         """The file a stage wrote into the store, with its secrets masked, for its owner."""
@@ -299,11 +383,16 @@ class Engine:
             return await self._action(stage, action)
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)
+        if stage.outs:
+            await asyncio.to_thread(remove_outs, stage)
         variables = {
             "MLCI_STAGE": stage.name,
             "MLCI_ATTEMPT": str(attempt),
             "MLCI_METRICS_FILE": str(metrics_file),
+            **param_environment(self.config, stage),
         }
+        if self.params_file is not None:
+            variables["MLCI_PARAMS_FILE"] = str(self.params_file)
         if self.run_id is not None:
             variables["MLCI_RUN_ID"] = str(self.run_id)
         tag = new_tag()
@@ -336,37 +425,55 @@ class Engine:
         sink.add_metrics(metrics)
         return result, result.problem
 
-    def _judge(
+    async def _judge(
         self,
         stage: StageConfig,
         attempt: int,
         started_at: float,
         result: AttemptResult,
         sink: OutputSink,
+        decision: Decision | None,
     ) -> StageFinished:
-        """A stage whose command passed: check its gates, then its artifact."""
+        """A stage whose command passed: check its gates and outs, then cache it."""
+        failure = self._failure(stage, sink)
+        if failure is not None:
+            return self._stage_finished(
+                stage, StageState.FAILED, attempt, started_at, result, sink, *failure
+            )
+        if self.cache is not None and decision is not None:
+            try:
+                notes = await asyncio.to_thread(
+                    self.cache.save, stage, decision, sink.metrics, self.run_id or 0
+                )
+            except (OSError, ValueError, MlciError) as error:
+                notes = [f"not cached: {error}"]
+            for note in notes:
+                sink.note(note)
+        return self._stage_finished(stage, StageState.PASSED, attempt, started_at, result, sink)
+
+    def _failure(self, stage: StageConfig, sink: OutputSink) -> tuple[str, str | None] | None:
+        """Why a stage that exited 0 (or was cached) fails: a gate, or a missing out; and
+        the gate. Noted in its log."""
         for gate in stage.gates:
             failure = gate.evaluate(sink.metrics)
             if failure is not None:
                 message = f"gate {gate} failed: {failure}"
                 sink.note(message)
-                return self._stage_finished(
-                    stage, StageState.FAILED, attempt, started_at, result, sink, message, str(gate)
-                )
-        if stage.artifact is not None and not stage.artifact.exists():
-            message = f"the artifact {stage.artifact} was not produced"
-            sink.note(message)
-            return self._stage_finished(
-                stage, StageState.FAILED, attempt, started_at, result, sink, message
-            )
-        return self._stage_finished(stage, StageState.PASSED, attempt, started_at, result, sink)
+                return message, str(gate)
+        for out in stage.products:
+            if not out.exists():
+                what = "artifact" if out == stage.artifact else "out"
+                message = f"the {what} {out} was not produced"
+                sink.note(message)
+                return message, None
+        return None
 
     def _stage_finished(
         self,
         stage: StageConfig,
         state: StageState,
         attempt: int,
-        started_at: float,
+        started_at: float | None,
         result: AttemptResult,
         sink: OutputSink,
         message: str | None = None,

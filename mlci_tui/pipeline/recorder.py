@@ -12,10 +12,12 @@ from mlci_tui.errors import StoreBusy
 from mlci_tui.events import (
     Event,
     RunFinished,
+    StageCached,
     StageFinished,
     StageMetrics,
     StageNoted,
     StageOutput,
+    StagePlanned,
     StageSampled,
     StageStarted,
 )
@@ -34,6 +36,7 @@ def log_record(event: StageOutput | StageNoted) -> bytes:
     return encode(Stream.MESSAGE, [text], event.time)
 
 
+COPY_CHUNK = 1 << 20
 MAX_LOCKED_S = 600.0
 """How long a write of the run waits on a database another process keeps locked."""
 
@@ -154,6 +157,19 @@ class StoreRecorder:
             log = self._logs.pop(event.stage, None)
             if log is not None:
                 log.close()
+        elif isinstance(event, StagePlanned):
+            self._update(event.stage, cache_key=event.cache_key, reasons=event.reasons)
+        elif isinstance(event, StageCached):
+            self._update(
+                event.stage,
+                started_at=event.time,
+                cached_from_run=event.from_run,
+                cached_from_stage=event.from_stage,
+            )
+            note = StageNoted(event.stage, event.text, event.time)
+            self._log(event.stage).write(log_record(note))
+            if event.same_store and event.from_run is not None:
+                self._copy_log(event.stage, event.from_run, event.from_stage)
         elif isinstance(event, RunFinished):
             self.writer.submit(
                 self.store.finish_run,
@@ -166,6 +182,17 @@ class StoreRecorder:
 
     def _update(self, stage: str, **fields: Any) -> None:
         self.writer.submit(self.store.update_stage, self.run_id, stage, **fields)
+
+    def _copy_log(self, stage: str, run_id: int, from_stage: str) -> None:
+        """A cached stage's log goes on with the log of the stage whose result it reuses."""
+        log = self._log(stage)
+        try:
+            with open(self.store.log_path(run_id, from_stage), "rb") as source:
+                while chunk := source.read(COPY_CHUNK):
+                    log.write(chunk)
+        except FileNotFoundError:
+            text = f"the log of run {run_id}, stage {from_stage} is gone"
+            log.write(log_record(StageNoted(stage, text, time.time())))
 
     def _log(self, stage: str) -> LogWriter:
         log = self._logs.get(stage)

@@ -60,14 +60,25 @@ class Registry:
 
     # Writing -------------------------------------------------------------------
 
-    def register(self, run_id: int, metrics: Mapping[str, float]) -> VersionRecord:
-        """Copy the run's artifact into the store as the next version ``vN``."""
+    def register(
+        self,
+        run_id: int,
+        metrics: Mapping[str, float],
+        params: Mapping[str, object] | None = None,
+    ) -> tuple[VersionRecord, bool]:
+        """Copy the run's artifact into the store as the next version ``vN``; or, when
+        a stored version has the same sha256, that version. The version, and whether
+        it is new."""
         stage = self.config.artifact_stage
         if stage is None or stage.artifact is None:
             raise RegistryError("no stage declares an artifact")
         source = stage.artifact
         if not source.exists():
             raise RegistryError(f"the artifact {source} does not exist")
+        # Hashed in place first: an unchanged artifact is not copied at all.
+        same = self.store.version_with_sha256(digest(source)[0])
+        if same is not None:
+            return same, False
         versions_dir = self.store.state_dir / "versions"
         staging = stage_copy(source, versions_dir)
         try:
@@ -84,6 +95,7 @@ class Registry:
                 metrics=metrics,
                 git_commit=commit,
                 git_dirty=dirty,
+                params=params,
             )
             commit_copy(staging, self.store.version_dir(number))
         finally:
@@ -92,7 +104,7 @@ class Registry:
         self.prune()
         version = self.store.version(number)
         assert version is not None
-        return version
+        return version, True
 
     def prune(self) -> list[int]:
         """Delete artifacts beyond the newest `keep_versions`, but never the live one,

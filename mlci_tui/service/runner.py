@@ -28,13 +28,14 @@ from mlci_tui.config import Config, StageConfig
 from mlci_tui.errors import MlciError, RegistryError, StoreError
 from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline.cache import StageCache, masked_params, write_params
 from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult, select_stages
 from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.service.recovery import recover
-from mlci_tui.states import RunState, VersionStatus
+from mlci_tui.states import RunState, StageState, VersionStatus
 from mlci_tui.store import Store
 
 if TYPE_CHECKING:
@@ -56,16 +57,24 @@ class Runner:
         *,
         targets: Collection[str] = (),
         environ: Mapping[str, str] | None = None,
+        force: bool | Collection[str] = False,
+        redeploy: bool = False,
     ) -> None:
+        """``force``: run every stage (True) or these, whatever the cache holds.
+        ``redeploy``: deploy the version the run built even when an older version
+        already had its artifact."""
         environ = os.environ if environ is None else environ
         self.config = config
         self.full = not targets
+        self.redeploy = redeploy
         self.store: Store = Store.open(config.pipeline.state_dir)
         # What a dead runner or deployer left is settled before this run takes over;
         # a store that cannot be written now fails below, when the run is created.
         recover(self.store, config)
         self.environ = environ
         self.masker = SecretMasker(environ.get(name, "") for name in config.pipeline.secrets)
+        # A param is recorded (the store, the cache, $MLCI_PARAMS_FILE): never a secret.
+        config = self.config = masked_params(config, self.masker)
         self.executor = LocalExecutor(subreaper=procs.become_subreaper())
         stages = select_stages(config, targets)
         stages.update(self._builtin_stages(stages))
@@ -77,8 +86,17 @@ class Runner:
             pid_started=procs.process_started(os.getpid()),
             host=socket.gethostname(),
             config_path=str(config.path),
+            params=config.params,
         )
+        params_file = self.store.params_path(self.run_id)
+        write_params(params_file, config.params)
+        # Without deps anywhere nothing can be cached: no hashing at all then.
+        cacheable = any(stage.cacheable for stage in stages.values())
+        self.cache = StageCache(config, masker=self.masker, force=force) if cacheable else None
         self.version: VersionRecord | None = None
+        self.new_version = False
+        """Whether the run registered a new version (not one whose artifact was stored).
+        """
         self.record: RunRecord | None = None
         """The run as the store has it once it ended, for the summary."""
         self.engine = Engine(
@@ -91,6 +109,8 @@ class Runner:
             run_id=self.run_id,
             environ=environ,
             on_pass=self._register_passed,
+            cache=self.cache,
+            params_file=params_file,
         )
         self.writer = StoreWriter(self.store)
         self.recorder = StoreRecorder(self.store, self.writer, self.run_id)
@@ -171,6 +191,8 @@ class Runner:
                     self.version = self.store.version(self.version.number) or self.version
             finally:
                 self.store.close()
+                if self.cache is not None:
+                    self.cache.close()
                 if "registry" in self.__dict__:
                     self.registry.store.close()
 
@@ -211,7 +233,7 @@ class Runner:
         if (problem := self._register_or_why(finished)) is not None:
             return f"failed: {problem}"
         assert self.version is not None
-        self.engine.emit(RunNoted(self._registered_text(self.version), time.time()))
+        self.engine.emit(RunNoted(self._registered_text(), time.time()))
         return None
 
     async def _after(self, result: RunResult) -> None:
@@ -242,7 +264,8 @@ class Runner:
         for name in self.config.stages:
             if name in finished:
                 metrics.update(finished[name].metrics)
-        return self.registry.register(self.run_id, metrics)
+        version, self.new_version = self.registry.register(self.run_id, metrics, self.config.params)
+        return version
 
     def version_summary(self) -> str:
         """What became of the version this run registered, for the run's summary."""
@@ -254,11 +277,41 @@ class Runner:
             VersionStatus.ROLLED_BACK: "deployed, then rolled back",
             VersionStatus.REGISTERED: "not deployed",
         }.get(version.status, version.status.value)
+        if not self.new_version:
+            if version.status is VersionStatus.LIVE:
+                return f"artifact unchanged: {version.name} is live"
+            return (
+                f"artifact unchanged: same as {version.name} ({version.status.value}), not deployed"
+            )
         return f"version {version.name} registered (sha256 {version.sha256[:12]}…), {said}"
 
-    @staticmethod
-    def _registered_text(version: VersionRecord) -> str:
+    def _registered_text(self) -> str:
+        version = self.version
+        assert version is not None
+        if not self.new_version:
+            return f"artifact unchanged: same as {version.name} (sha256 {version.sha256[:12]})"
         return f"registered {version.name} (sha256 {version.sha256[:12]}, {version.artifact_name})"
+
+    def _unchanged(self) -> AttemptResult | None:
+        """For a run whose artifact an earlier version has: the deploy stage's result
+        when nothing is to be deployed (None: deploy it)."""
+        version = self.version
+        assert version is not None
+        live = self.registry.live()
+        if live is not None and live.number == version.number:
+            return AttemptResult(
+                0,
+                cached=f"artifact unchanged: {version.name} is live",
+                cached_from=(version.run_id, DEPLOY_STAGE),
+            )
+        if self.redeploy:
+            return None
+        now = "nothing" if live is None else live.name
+        return AttemptResult(
+            0,
+            cached=f"artifact unchanged: same as {version.name} ({version.status.value}); {now}"
+            " stays live (mlci run --redeploy deploys it)",
+        )
 
     def _context(self, context: ActionContext, stage: str) -> CommandContext:
         """Where a built-in stage's commands report: the stage's own log in this run."""
@@ -276,12 +329,15 @@ class Runner:
         if (problem := self._register_or_why(context.finished)) is not None:
             return AttemptResult(None, error=problem)
         assert self.version is not None
-        context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(self.version), time.time()))
+        context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(), time.time()))
+        if not self.new_version and (unchanged := self._unchanged()) is not None:
+            return unchanged
         try:
             result = await self.deployer.deploy(
                 self.version,
                 self._context(context, DEPLOY_STAGE),
                 reason=f"run {self.run_id} passed",
+                force=not self.new_version,
             )
         except RegistryError as error:
             return AttemptResult(None, error=f"deploy refused: {error}")
@@ -303,6 +359,13 @@ class Runner:
         from mlci_tui.monitor.policy import guard
 
         assert self.version is not None
+        deployed = context.finished.get(DEPLOY_STAGE)
+        if deployed is not None and deployed.state is StageState.CACHED:
+            return AttemptResult(
+                0,
+                cached="nothing new was deployed",
+                cached_from=(self.version.run_id, MONITOR_STAGE),
+            )
         monitor = self._context(context, MONITOR_STAGE)
         analysis = Analysis(
             self.registry, executor=self.executor, masker=self.masker, environ=self.environ

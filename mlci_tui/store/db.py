@@ -3,7 +3,7 @@
 Runners write, any number of viewers read; WAL lets readers work while a
 runner writes, and the busy timeout makes a second writer wait instead of
 failing. `Store` is its tables (`runs`, `versions`, `deployments`, `alerts`,
-`decisions`, `samples`: one module each) on one connection, plus the paths
+`decisions`, `samples`, `file_hashes`: one module each) on one connection, plus the paths
 of the files beside it (`paths`).
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from mlci_tui.errors import StoreError, StoreMissing
 from mlci_tui.store import paths
 from mlci_tui.store.alerts import AlertsTable
+from mlci_tui.store.cache import FileHashesTable
 from mlci_tui.store.connection import BUSY_TIMEOUT_S, describe_error
 from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
@@ -151,11 +152,36 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE versions ADD COLUMN analysis_failed TEXT;
     """,
+    """
+    ALTER TABLE runs ADD COLUMN params TEXT;
+    ALTER TABLE versions ADD COLUMN params TEXT;
+    ALTER TABLE stages ADD COLUMN cache_key TEXT;
+    ALTER TABLE stages ADD COLUMN reasons TEXT;
+    ALTER TABLE stages ADD COLUMN cached_from_run INTEGER;
+    ALTER TABLE stages ADD COLUMN cached_from_stage TEXT;
+    CREATE INDEX stages_by_cache_key ON stages (cache_key);
+    CREATE TABLE file_hashes (
+        path TEXT PRIMARY KEY,
+        device INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        hashed_at_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE TABLE tree_hashes (
+        fingerprint TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        hashed_at_ns INTEGER NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Store(RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTable):
+class Store(
+    RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTable, FileHashesTable
+):
     """One open run store. Not shared between threads: open one per thread."""
 
     def __init__(
@@ -251,6 +277,9 @@ class Store(RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTab
 
     def metrics_path(self, run_id: int, stage: str) -> Path:
         return paths.metrics_path(self.state_dir, run_id, stage)
+
+    def params_path(self, run_id: int) -> Path:
+        return paths.params_path(self.state_dir, run_id)
 
     def version_dir(self, number: int) -> Path:
         return paths.version_dir(self.state_dir, number)

@@ -5,6 +5,7 @@
     mlci.db                    SQLite (WAL): runs, stages, versions, the audit trail
     runs/N/STAGE.log           what each stage of run N printed (see `logs`)
     runs/N/STAGE.metrics.json  the stage's $MLCI_METRICS_FILE
+    runs/N/params.json         the run's params ($MLCI_PARAMS_FILE)
     versions/vN/ARTIFACT       each version's artifact, as registered
     deployments/ID.log         the output of a deploy or rollback outside a run
     current.json, current      the live version (see `registry.pointer`)
@@ -53,6 +54,10 @@ def log_path(state_dir: Path, run_id: int, stage: str) -> Path:
 
 def metrics_path(state_dir: Path, run_id: int, stage: str) -> Path:
     return run_dir(state_dir, run_id) / f"{stage}.metrics.json"
+
+
+def params_path(state_dir: Path, run_id: int) -> Path:
+    return run_dir(state_dir, run_id) / "params.json"
 
 
 def version_dir(state_dir: Path, number: int) -> Path:

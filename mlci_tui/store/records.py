@@ -11,6 +11,9 @@ from mlci_tui.units import metric_text
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 """The default metrics: empty, and immutable, since it is shared."""
+ALWAYS = "always = true"
+NO_DEPS = "no deps declared: it always runs"
+"""The reasons a stage that is never cached runs."""
 
 
 class StageRecord(NamedTuple):
@@ -38,10 +41,24 @@ class StageRecord(NamedTuple):
     """For a stage that ran elsewhere: the executor (``ray``), its job id and where."""
     job_id: str | None = None
     job_address: str | None = None
+    cache_key: str | None = None
+    reasons: tuple[str, ...] = ()
+    """Why it ran, or that it was cached (and from where)."""
+    cached_from_run: int | None = None
+    cached_from_stage: str | None = None
 
     def duration_s(self, now: float | None = None) -> float | None:
         """Wall time from the first attempt's start to the end (or ``now`` while running)."""
         return _duration(self.started_at, self.ended_at, now)
+
+    @property
+    def why_ran(self) -> str:
+        """Why a stage that could have been cached ran (``param train.lr 0.05 → 0.01``),
+        its first reason of several and how many more."""
+        if not self.reasons or self.reasons[:1] in ((ALWAYS,), (NO_DEPS,)):
+            return ""
+        more = len(self.reasons) - 1
+        return self.reasons[0] + (f" (and {more} more)" if more else "")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +80,11 @@ class StageRecord(NamedTuple):
             "job": None
             if self.job_id is None
             else {"executor": self.job_kind, "id": self.job_id, "address": self.job_address},
+            "cache_key": self.cache_key,
+            "reasons": list(self.reasons),
+            "cached_from": None
+            if self.cached_from_stage is None
+            else {"run": self.cached_from_run, "stage": self.cached_from_stage},
         }
 
 
@@ -79,6 +101,8 @@ class RunRecord(NamedTuple):
     config_path: str | None = None
     message: str | None = None
     stages: tuple[StageRecord, ...] = ()
+    params: Mapping[str, Any] = MappingProxyType({})
+    """The params the run used, ``--set`` overrides included."""
 
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -98,6 +122,7 @@ class RunRecord(NamedTuple):
             "pid": self.pid,
             "host": self.host,
             "message": self.message,
+            "params": dict(self.params),
             "stages": [stage.to_json() for stage in self.stages],
         }
 
@@ -141,6 +166,8 @@ class VersionRecord(NamedTuple):
     pruned_at: float | None = None
     live_metrics: Mapping[str, float] = _EMPTY
     """What the newest monitor sample of it measured, if it was ever sampled."""
+    params: Mapping[str, Any] = MappingProxyType({})
+    """The params of the run that built it."""
 
     @property
     def name(self) -> str:
@@ -168,6 +195,7 @@ class VersionRecord(NamedTuple):
             "git_dirty": self.git_dirty,
             "metrics": dict(self.metrics),
             "live_metrics": dict(self.live_metrics),
+            "params": dict(self.params),
         }
 
 

@@ -33,6 +33,10 @@ _STAGE_COLUMNS = frozenset(
         "cpu_seconds",
         "failed_gate",
         "message",
+        "cache_key",
+        "reasons",
+        "cached_from_run",
+        "cached_from_stage",
     }
 )
 
@@ -50,6 +54,7 @@ class RunsTable(Connection):
         pid_started: float | None,
         host: str,
         config_path: str,
+        params: Mapping[str, Any] | None = None,
     ) -> int:
         """A new run in state ``running`` with its stages ``pending``; returns its id.
 
@@ -58,8 +63,17 @@ class RunsTable(Connection):
         with self.transaction():
             cursor = self._db.execute(
                 "INSERT INTO runs (pipeline, state, started_at, pid, pid_started, host,"
-                " config_path) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (pipeline, RunState.RUNNING.value, started_at, pid, pid_started, host, config_path),
+                " config_path, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pipeline,
+                    RunState.RUNNING.value,
+                    started_at,
+                    pid,
+                    pid_started,
+                    host,
+                    config_path,
+                    json.dumps(dict(params or {})),
+                ),
             )
             run_id = cursor.lastrowid
             assert run_id is not None
@@ -78,7 +92,14 @@ class RunsTable(Connection):
         unknown = set(fields) - _STAGE_COLUMNS
         if unknown:
             raise ValueError(f"not stage columns: {sorted(unknown)}")
-        values = [v.value if isinstance(v, StageState) else v for v in fields.values()]
+        values = [
+            v.value
+            if isinstance(v, StageState)
+            else json.dumps(list(v))
+            if isinstance(v, tuple)
+            else v
+            for v in fields.values()
+        ]
         assignments = ", ".join(f"{column} = ?" for column in fields)
         with self.transaction():
             self._db.execute(
@@ -128,6 +149,27 @@ class RunsTable(Connection):
                 (state.value, message, ended_at, run_id),
             )
 
+    def cache_keys(self, stage: str, limit: int = 5) -> list[str]:
+        """The cache keys of the stage's latest results (passed or cached), newest first."""
+        rows = self._query(
+            "SELECT cache_key FROM stages WHERE name = ? AND cache_key IS NOT NULL"
+            " AND state IN ('passed', 'cached') ORDER BY run_id DESC LIMIT ?",
+            (stage, limit),
+        )
+        return [row[0] for row in rows]
+
+    def cache_keys_kept(self, keep_runs: int) -> set[str]:
+        """The cache keys that the newest ``keep_runs`` runs, and the runs of every
+        version whose artifact is kept, used or made."""
+        rows = self._query(
+            "SELECT DISTINCT cache_key FROM stages WHERE cache_key IS NOT NULL AND ("
+            " run_id IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?)"
+            " OR run_id IN (SELECT run_id FROM versions WHERE pruned_at IS NULL"
+            "   OR status = 'live'))",
+            (keep_runs,),
+        )
+        return {row[0] for row in rows}
+
     def run(self, run_id: int) -> RunRecord | None:
         row = self._query("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else self._run_record(row)
@@ -176,6 +218,7 @@ class RunsTable(Connection):
             config_path=row["config_path"],
             message=row["message"],
             stages=stages,
+            params=json.loads(row["params"] or "{}"),
         )
 
 
@@ -203,4 +246,8 @@ def _stage_record(row: sqlite3.Row, metrics: Mapping[str, float]) -> StageRecord
         failed_gate=row["failed_gate"],
         message=row["message"],
         metrics=metrics,
+        cache_key=row["cache_key"],
+        reasons=tuple(json.loads(row["reasons"] or "[]")),
+        cached_from_run=row["cached_from_run"],
+        cached_from_stage=row["cached_from_stage"],
     )

@@ -31,13 +31,14 @@ class VersionsTable(Connection):
         metrics: Mapping[str, float],
         git_commit: str | None,
         git_dirty: bool | None,
+        params: Mapping[str, object] | None = None,
     ) -> int:
         """A new version row; its number is never reused (AUTOINCREMENT)."""
         with self.transaction():
             cursor = self._query(
                 "INSERT INTO versions (run_id, created_at, artifact_name, source_path, is_dir,"
-                " sha256, size_bytes, metrics, git_commit, git_dirty, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " sha256, size_bytes, metrics, git_commit, git_dirty, status, params)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     created_at,
@@ -50,6 +51,7 @@ class VersionsTable(Connection):
                     git_commit,
                     git_dirty,
                     VersionStatus.REGISTERED.value,
+                    json.dumps(dict(params or {})),
                 ),
             )
         number = cursor.lastrowid
@@ -65,6 +67,15 @@ class VersionsTable(Connection):
         sql = _SELECT + " FROM versions ORDER BY number DESC"
         rows = self._query(sql + " LIMIT ?", (limit,)) if limit else self._query(sql)
         return [_version(row) for row in rows]
+
+    def version_with_sha256(self, sha256: str) -> VersionRecord | None:
+        """The newest version whose artifact has ``sha256`` and is still stored."""
+        row = self._query(
+            _SELECT + " FROM versions WHERE sha256 = ? AND pruned_at IS NULL"
+            " ORDER BY number DESC LIMIT 1",
+            (sha256,),
+        ).fetchone()
+        return None if row is None else _version(row)
 
     def version_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM versions").fetchone()[0])
@@ -157,4 +168,5 @@ def _version(row: sqlite3.Row) -> VersionRecord:
         description=row["description"],
         pruned_at=row["pruned_at"],
         live_metrics=json.loads(row["live_metrics"] or "{}"),
+        params=json.loads(row["params"] or "{}"),
     )

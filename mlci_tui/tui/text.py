@@ -22,6 +22,7 @@ GLYPHS = {
     StageState.FAILED: "✗",
     StageState.SKIPPED: "↷",
     StageState.CANCELLED: "■",
+    StageState.CACHED: "↺",
 }
 STATE_STYLES: dict[object, str] = {
     StageState.PENDING: "dim",
@@ -30,6 +31,7 @@ STATE_STYLES: dict[object, str] = {
     StageState.FAILED: "bold red",
     StageState.SKIPPED: "dim",
     StageState.CANCELLED: "magenta",
+    StageState.CACHED: "cyan",
     RunState.RUNNING: "bold yellow",
     RunState.PASSED: "bold green",
     RunState.FAILED: "bold red",

@@ -351,15 +351,18 @@ def _samples(project: Project) -> int:
 
 
 def test_the_demo_story_from_a_fresh_clone(tmp_path: Path) -> None:
-    """The README's story: two runs, a rollback, then drift rolled back by itself."""
+    """The README's story: a run, a cached one, a retrained one, a rollback, then
+    drift rolled back by itself."""
     project = demo_project(tmp_path)
     assert project.mlci("run").returncode == 0
     assert project.mlci("run").returncode == 0
+    assert statuses(project) == {"v1": "live"}
+    assert project.mlci("run", "--set", "train.seed=1").returncode == 0
     assert statuses(project) == {"v2": "live", "v1": "previous"}
     assert project.mlci("rollback").returncode == 0
     assert statuses(project) == {"v2": "rolled_back", "v1": "live"}
     assert history(project)[0]["kind"] == "rollback"
-    drift = project.mlci("run", env=mlci_env(MLCI_DEMO_DRIFT="1"))
+    drift = project.mlci("run", "--set", "train.seed=2", env=mlci_env(MLCI_DEMO_DRIFT="1"))
     assert drift.returncode == 1
     assert statuses(project) == {"v3": "rolled_back", "v2": "rolled_back", "v1": "live"}
     assert versions(project)["v3"]["description"].startswith("auto-rolled back: accuracy ")

@@ -345,3 +345,35 @@ def test_no_address_anywhere_is_a_clear_error(project: Project) -> None:
     assert project.stage("train")["message"] == (
         "no Ray cluster to run on: set address in [executors.ray] or $RAY_ADDRESS"
     )
+
+
+def test_a_ray_stage_is_cached_like_a_local_one(project: Project, ray_head: RayHead) -> None:
+    """The key is worked out and the outs are read on the runner's side: a second
+    run submits no job, and puts back the out the first one made."""
+    (project.path / "train.py").write_text(
+        "print('::metric accuracy=0.95')\nopen('model.txt', 'w').write('weights')\n"
+    )
+    project.write(
+        ray_config(
+            ray_head.address,
+            "train",
+            command=f'"{PYTHON} train.py"',
+            deps='["train.py"]',
+            outs='["model.txt"]',
+            artifact='"model.txt"',
+        )
+    )
+    assert project.mlci("run").returncode == 0
+    first = project.stage("train")
+    assert first["state"] == "passed" and first["job"] is not None
+    jobs = len(ray_head.client.list_jobs())
+    (project.path / "model.txt").unlink()
+    again = project.mlci("run")
+    assert again.returncode == 0, again.stdout
+    train = project.stage("train")
+    assert train["state"] == "cached"
+    assert train["cached_from"] == {"run": 1, "stage": "train"}
+    assert train["metrics"] == {"accuracy": 0.95}
+    assert train["job"] is None
+    assert len(ray_head.client.list_jobs()) == jobs, "a cached stage submits no job"
+    assert (project.path / "model.txt").read_text() == "weights"

@@ -63,6 +63,7 @@ def make_store(
     running: bool = False,
     decision: bool = False,
     alerts: bool = False,
+    cached: bool = False,
 ) -> MlciApp:
     project = Project(tmp_path)
     setup(project)
@@ -97,6 +98,7 @@ def make_store(
             metrics={"accuracy": accuracy, "f1": accuracy - 0.03},
             git_commit=f"{number}abc0123def",
             git_dirty=False,
+            params={"train.lr": 0.05 if number < 3 else 0.02, "train.epochs": 40},
         )
     for to, previous in ((1, None), (2, 1), (3, 2)):
         deployment = store.begin_deployment(
@@ -132,17 +134,29 @@ def make_store(
         host="build-host",
         config_path=str(config_path),
     )
-    store.update_stage(
-        run_id,
-        "train",
-        state=StageState.PASSED,
-        attempt=1,
-        exit_code=0,
-        started_at=T0,
-        ended_at=T0 + 42.5,
-        peak_rss_bytes=120 << 20,
-        cpu_seconds=40.1,
-    )
+    if cached:
+        store.update_stage(
+            run_id,
+            "train",
+            state=StageState.CACHED,
+            started_at=T0,
+            ended_at=T0 + 0.004,
+            cached_from_run=2,
+            cached_from_stage="train",
+            message="same inputs as run 2, stage train",
+        )
+    else:
+        store.update_stage(
+            run_id,
+            "train",
+            state=StageState.PASSED,
+            attempt=1,
+            exit_code=0,
+            started_at=T0,
+            ended_at=T0 + 42.5,
+            peak_rss_bytes=120 << 20,
+            cpu_seconds=40.1,
+        )
     train_lines = [f"epoch {i}/5  loss={1 / (i + 1):.4f}" for i in range(1, 6)]
     write_log(store, run_id, "train", ["training on 8000 samples", *train_lines], T0 + 1)
     for version, accuracy in ((2, 0.9375), (3, 0.9425)):
@@ -261,6 +275,7 @@ SCREENS = {
     "running": (lambda path: make_store(path, running=True), loaded),
     "failed_run": (lambda path: make_store(path, failed=True), loaded),
     "finished_run": (make_store, loaded),
+    "cached_run": (lambda path: make_store(path, cached=True), loaded),
     "help": (make_store, pressing("question_mark")),
     "runs": (lambda path: make_store(path, failed=True), pressing("p")),
     "search": (make_store, pressing("slash", *"epoch")),

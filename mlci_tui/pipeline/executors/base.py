@@ -52,6 +52,10 @@ class AttemptResult(NamedTuple):
     cpu_seconds: float | None = None
     timed_out: bool = False
     """It ran past its timeout and was stopped (``error`` says after how long)."""
+    cached: str | None = None
+    """A built-in stage that had nothing to do, because an earlier run did it: why.
+    The stage ends ``cached``, as the result of ``cached_from`` (a run, a stage)."""
+    cached_from: tuple[int | None, str] | None = None
 
     @property
     def problem(self) -> str | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 from rich.table import Table
 from rich.text import Text
 
@@ -9,6 +12,8 @@ from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import metric_cell, plain, state_text
 from mlci_tui.units import format_duration
+
+MAX_PARAMS = 6
 
 
 def comparison(
@@ -27,6 +32,20 @@ def comparison(
             plain(name),
             metric_cell(current.metrics.get(name) if current else None),
             metric_cell(target.metrics.get(name)),
+        )
+    # The params they were built with: those that differ first, as the reason they differ.
+    params = {n for v in (current, target) if v for n in v.params}
+    before = current.params if current else {}
+
+    def differs(name: str) -> bool:
+        return before.get(name) != target.params.get(name)
+
+    for name in sorted(params, key=lambda n: (not differs(n), n))[:MAX_PARAMS]:
+        table.add_row(
+            plain(name),
+            plain(_param(before, name)),
+            plain(_param(target.params, name)),
+            style="bold" if differs(name) else None,
         )
     table.add_row(
         "monitored",
@@ -57,6 +76,13 @@ def comparison(
         plain((target.git_commit or "-")[:12]),
     )
     return table
+
+
+def _param(params: Mapping[str, object], name: str) -> str:
+    if name not in params:
+        return "-"
+    value = params[name]
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def rollback_screen(

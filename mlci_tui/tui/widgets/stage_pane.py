@@ -100,7 +100,15 @@ class StagePane(Widget):
         title.append_text(plain(name))
         title.pad_right(max(1, room + 1 - len(name)))
         title.append(word, style=style if self.in_run else "italic")
-        if record is not None:
+        if record is not None and state is StageState.CACHED:
+            # Its time is a restore's: where its result came from says more (as an
+            # arrow where the words do not fit).
+            if record.cached_from_stage is not None:
+                source = f" from run {record.cached_from_run}"
+                if title.cell_len + len(source) > width:
+                    source = f" \u2190 run {record.cached_from_run}"
+                title.append(source, style="dim")
+        elif record is not None:
             duration = record.duration_s(self.now)
             if duration is not None:
                 title.append(f" {format_duration(duration)}")

@@ -1,0 +1,643 @@
+"""Incremental runs: a stage whose inputs did not change is not run again.
+
+A stage's **cache key** is the sha256 of its inputs: its command, cwd, executor,
+the non-secret environment its config gives it, the content of every dep, the
+values of its params, its outs' names, and what each stage it needs produced
+(the content of its outs and artifact; for one without any, its key). Deps are
+hashed before the command starts and checked again after it: a dep that changed
+while the stage ran keeps the result out of the cache.
+
+A stage that passed leaves an entry under its key in the cache (`store.cache`):
+its outs, its metrics, the run that made it. The next time the key comes up the
+stage is ``cached``: its outs are restored where they are missing or different,
+its metrics come from the entry, and it takes milliseconds. When there is no
+entry, the inputs are compared with those of the stage's latest entry, to say
+why it runs: ``dep data.csv changed (a1b2c3d4… → c3d4e5f6…)``,
+``param train.lr 0.05 → 0.01``, ``command changed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import socket
+import stat
+import threading
+import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from mlci_tui.config import Config, StageConfig, is_glob, param_variable
+from mlci_tui.masking import SecretMasker
+from mlci_tui.store import Store
+from mlci_tui.store.cache import (
+    CacheDir,
+    FileHasher,
+    FileStat,
+    canonical,
+    file_stat,
+    manifest_of,
+    sha256_of,
+)
+from mlci_tui.store.paths import FILE_MODE
+from mlci_tui.store.records import ALWAYS, NO_DEPS
+
+KEY_FORMAT = 1
+"""Part of every key: a change to what keys cover makes every entry a miss."""
+TOOL_CACHES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
+"""Directories inside a dep that tools write as they run: never inputs."""
+SHORT = 8
+
+
+class CacheSource(NamedTuple):
+    """The stage of the run whose result a cached stage reuses."""
+
+    run: int | None
+    stage: str
+
+
+class Decision(NamedTuple):
+    """Whether a stage runs or is cached, and why."""
+
+    stage: str
+    key: str | None
+    """None when it could not be worked out (a dep is missing, a stage it needs runs first)."""
+    cached: bool
+    reasons: tuple[str, ...]
+    entry: Mapping[str, Any] | None = None
+    dep_stats: Mapping[str, FileStat] | None = None
+    inputs: Mapping[str, Any] | None = None
+    problem: str | None = None
+    """Why the stage cannot run at all (a dep that does not exist)."""
+
+    @property
+    def source(self) -> CacheSource | None:
+        if self.entry is None:
+            return None
+        return CacheSource(self.entry.get("run"), str(self.entry.get("stage")))
+
+    @property
+    def verdict(self) -> str:
+        """``cached``, ``run``, ``fail`` (a dep is missing), or ``unknown`` (a stage it
+        needs runs first)."""
+        if self.cached:
+            return "cached"
+        if self.problem is not None:
+            return "fail"
+        return "unknown" if self.key is None else "run"
+
+
+class CacheDamaged(Exception):
+    """An object in the cache no longer has the content its name says."""
+
+
+class DepProblem(Exception):
+    """A dep that is missing, unreadable, or not a file or a directory."""
+
+
+def _check_dep(name: str, dep: Path) -> None:
+    try:
+        mode = dep.stat().st_mode
+    except FileNotFoundError:
+        raise DepProblem(f"dep {name} does not exist") from None
+    except OSError as error:
+        raise DepProblem(f"dep {name} cannot be read: {_reason(error)}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DepProblem(f"dep {name} is neither a file nor a directory")
+
+
+def _reason(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
+
+
+def cached_text(source: CacheSource, store_elsewhere: bool = False) -> str:
+    where = " (recorded in another store)" if store_elsewhere else ""
+    return f"same inputs as run {source.run}, stage {source.stage}{where}"
+
+
+def short(sha: str) -> str:
+    return sha[:SHORT] + "…"
+
+
+class StageCache:
+    """Decides, restores and saves stages of one pipeline; safe to call from threads."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        masker: SecretMasker | None = None,
+        force: bool | Collection[str] = False,
+        store: Store | None = None,
+    ) -> None:
+        self.config = config
+        self.masker = masker or SecretMasker(())
+        self.force = force
+        self.store = store or Store.open(config.pipeline.state_dir)
+        self.dir = CacheDir(config.pipeline.cache_dir)
+        self.hasher = FileHasher(self.store)
+        self.products: dict[str, str] = {}
+        """What each stage decided or finished so far produced (see the module's text)."""
+        self.planned: dict[str, str] = {}
+        """When only planning (`plan`): file → sha256 of the outs a cached stage would
+        restore, so that the stages after it are judged on those."""
+        self._lock = threading.Lock()
+        self.here = str(Path(config.pipeline.state_dir).resolve())
+        self._root = str(config.root) + os.sep
+
+    def close(self) -> None:
+        self.store.close()
+
+    def forced(self, stage: str) -> bool:
+        return self.force is True or (not isinstance(self.force, bool) and stage in self.force)
+
+    # Deciding ---------------------------------------------------------------------
+
+    def decide(self, stage: StageConfig) -> Decision:
+        """Whether ``stage`` runs or is cached, now that every stage it needs has ended."""
+        with self._lock:
+            return self._decide(stage)
+
+    def _decide(self, stage: StageConfig) -> Decision:
+        waiting = [need for need in stage.needs if need not in self.products]
+        if waiting:
+            return Decision(
+                stage.name,
+                None,
+                False,
+                (f"needs {waiting[0]}, which runs first: cached if what it makes is the same",),
+            )
+        try:
+            inputs, stats = self._inputs(stage)
+        except DepProblem as error:
+            problem = str(error)
+            return Decision(stage.name, None, False, (problem,), problem=problem)
+        key = sha256_of({"mlci": KEY_FORMAT, **inputs})
+        ran = self._ran(stage, key, inputs, stats)
+        if not stage.cacheable:
+            return ran(ALWAYS if stage.always else NO_DEPS)
+        if self.forced(stage.name):
+            return ran("forced (--force)")
+        entry = self._entry(key)
+        # An entry names the outs its key covers; one that names others is no entry
+        # (it was not written by mlci: restoring it could write anywhere).
+        if entry is None or sorted(entry["outs"]) != sorted(inputs["outs"]):
+            return ran(*self._differences(stage.name, inputs))
+        missing = [out for out in entry.get("outs", {}) if not self._available(out, entry)]
+        if missing:
+            return ran(f"outs missing: {missing[0]} is neither here nor in the cache")
+        source = CacheSource(entry.get("run"), str(entry.get("stage")))
+        reason = cached_text(source, entry.get("store") != self.here)
+        return Decision(stage.name, key, True, (reason,), entry, stats, inputs)
+
+    def _ran(
+        self, stage: StageConfig, key: str, inputs: Mapping[str, Any], stats: Mapping[str, FileStat]
+    ) -> Any:
+        def decision(*reasons: str) -> Decision:
+            return Decision(stage.name, key, False, reasons, None, stats, inputs)
+
+        return decision
+
+    def _inputs(self, stage: StageConfig) -> tuple[dict[str, Any], dict[str, FileStat]]:
+        files_of = {self._relative(dep): self._dep_files(dep) for dep in stage.deps}
+        for name, dep in zip(files_of, stage.deps, strict=True):
+            if not is_glob(dep) and str(dep) not in self.planned:
+                _check_dep(name, dep)
+        deps: dict[str, str] = {}
+        stats: dict[str, FileStat] = {}
+        try:
+            for (name, files), dep in zip(files_of.items(), stage.deps, strict=True):
+                if str(dep) in self.planned:
+                    deps[name] = self.planned[str(dep)]
+                elif not is_glob(dep) and not dep.is_dir():
+                    found = self.hasher.hashes(files).get(str(dep))
+                    if found is None:
+                        raise DepProblem(f"dep {name} does not exist")
+                    deps[name], stats[str(dep)] = found
+                else:
+                    deps[name], many = self.hasher.digest_of(files, len(self._root))
+                    stats.update(many)
+        except OSError as error:
+            where = self._relative(Path(error.filename)) if error.filename else "a dep"
+            raise DepProblem(f"dep {where} cannot be read: {_reason(error)}") from None
+        pipeline = self.config.pipeline
+        env = {
+            name: sha256_of(value)
+            for name, value in {**pipeline.env, **stage.env}.items()
+            if name not in pipeline.secrets and self.masker.mask_text(value) == value
+        }
+        command = stage.command
+        inputs = {
+            "command": self.masker.mask_text(command)
+            if isinstance(command, str)
+            else [self.masker.mask_text(part) for part in command],
+            "cwd": self._relative(stage.cwd),
+            "executor": stage.executor,
+            "env": env,
+            "deps": deps,
+            "params": {name: self.config.params[name] for name in stage.params},
+            "needs": {need: self.products[need] for need in stage.needs},
+            "outs": [self._relative(out) for out in stage.products],
+        }
+        # As an entry holds them (arrays as lists), so that the two compare.
+        return json.loads(canonical(inputs)), stats
+
+    def _dep_files(self, dep: Path) -> list[str]:
+        matches = sorted(glob.glob(str(dep), recursive=True)) if is_glob(dep) else [str(dep)]
+        files: list[str] = []
+        for match in matches:
+            if os.path.isdir(match):
+                files += _tree_files(match)
+            else:
+                files.append(match)
+        return files
+
+    def _relative(self, path: Path) -> str:
+        return os.path.relpath(path, self.config.root)
+
+    def _differences(self, stage: str, inputs: Mapping[str, Any]) -> list[str]:
+        previous = self._previous(stage)
+        if previous is None:
+            return ["no cache entry"]
+        before: Mapping[str, Any] = previous.get("inputs", {})
+        reasons: list[str] = []
+        for name in ("command", "cwd", "executor"):
+            if before.get(name) != inputs[name]:
+                detail = "" if name == "command" else f" ({before.get(name)} → {inputs[name]})"
+                reasons.append(f"{name} changed{detail}")
+        reasons += _changed("env", before.get("env", {}), inputs["env"], values=False)
+        reasons += _changed("dep", before.get("deps", {}), inputs["deps"], values=False)
+        reasons += _changed("param", before.get("params", {}), inputs["params"], values=True)
+        for need, product in inputs["needs"].items():
+            if before.get("needs", {}).get(need) != product:
+                reasons.append(f"what {need} produced changed")
+        if before.get("outs") != inputs["outs"]:
+            reasons.append("outs changed")
+        return reasons or ["no cache entry"]
+
+    def _previous(self, stage: str) -> Mapping[str, Any] | None:
+        """The stage's latest entry that is still in the cache."""
+        for key in self.store.cache_keys(stage):
+            entry = self._entry(key)
+            if entry is not None:
+                return entry
+        return None
+
+    def _entry(self, key: str) -> Mapping[str, Any] | None:
+        """The entry of ``key`` if it is whole and of this format: one written by hand,
+        or by a later mlci, is no entry."""
+        entry = self.dir.read_entry(key)
+        if entry is None:
+            return None
+        try:
+            outs = entry["outs"]
+            assert isinstance(entry["inputs"], dict) and isinstance(outs, dict)
+            assert all(isinstance(meta["sha"], str) for meta in outs.values())
+            assert all(isinstance(name, str) for name, _ in entry["metrics"])
+            assert isinstance(entry.get("run"), (int, type(None)))
+        except (AssertionError, KeyError, TypeError, ValueError):
+            return None
+        return entry
+
+    # Outs ------------------------------------------------------------------------
+
+    def _out_digest(self, path: Path) -> tuple[str | None, dict[str, tuple[str, FileStat]]]:
+        """The digest of an out as it is now (None if it is missing), and its files' hashes."""
+        if path.is_dir():
+            files = _tree_files(str(path), skip=frozenset())
+            hashes = self.hasher.hashes(files)
+            return sha256_of(manifest_of(str(path), hashes)), hashes
+        hashes = self.hasher.hashes([str(path)])
+        found = hashes.get(str(path))
+        return (None if found is None else found[0]), hashes
+
+    def _available(self, name: str, entry: Mapping[str, Any]) -> bool:
+        """Whether the out ``name`` is as the entry has it, or can be made so."""
+        meta = entry["outs"][name]
+        digest, _ = self._out_digest(self.config.root / name)
+        if digest == meta["sha"]:
+            return True
+        if not self.dir.has(meta["sha"]):
+            return False
+        if not meta.get("dir"):
+            return True
+        try:
+            manifest = _manifest(self.dir.read_object(meta["sha"]))
+        except (OSError, ValueError):
+            return False
+        return all(self.dir.has(sha) for _, sha, _ in manifest)
+
+    def restore(self, decision: Decision) -> list[str]:
+        """Make a cached stage's outs what its entry says; the names of those restored.
+        Raises `CacheDamaged` if an object was changed in place since it was stored."""
+        assert decision.entry is not None
+        with self._lock:
+            restored = []
+            for name, meta in decision.entry.get("outs", {}).items():
+                path = self.config.root / name
+                digest, hashes = self._out_digest(path)
+                if digest == meta["sha"]:
+                    continue
+                if meta.get("dir"):
+                    self._restore_dir(path, meta["sha"], hashes)
+                else:
+                    self._check_object(meta["sha"], name)
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    self.dir.restore_file(meta["sha"], str(path))
+                restored.append(name)
+            return restored
+
+    def _restore_dir(
+        self, path: Path, manifest_sha: str, hashes: Mapping[str, tuple[str, FileStat]]
+    ) -> None:
+        manifest = _manifest(self.dir.read_object(manifest_sha))
+        if path.exists() and not path.is_dir():
+            path.unlink()
+        wanted = set()
+        for relative, sha, executable in manifest:
+            target = str(path / relative)
+            wanted.add(target)
+            if hashes.get(target, ("",))[0] == sha:
+                continue
+            self._check_object(sha, os.path.join(path.name, relative))
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            self.dir.restore_file(sha, target, executable)
+        for extra in set(hashes) - wanted:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(extra)
+
+    def _check_object(self, sha: str, name: str) -> None:
+        found = self.hasher.hashes([str(self.dir.object_path(sha))])
+        if found.get(str(self.dir.object_path(sha)), ("",))[0] != sha:
+            with contextlib.suppress(OSError):
+                self.dir.object_path(sha).unlink()
+            raise CacheDamaged(f"the cache's copy of {name} was changed since it was stored")
+
+    # Saving ----------------------------------------------------------------------
+
+    def save(
+        self, stage: StageConfig, decision: Decision, metrics: Mapping[str, float], run_id: int
+    ) -> list[str]:
+        """After ``stage`` passed: remember what it produced, and cache it when it may be.
+        Returns notes for its log (why the result was not cached)."""
+        with self._lock:
+            outs: dict[str, dict[str, Any]] = {}
+            files: dict[str, tuple[str, FileStat]] = {}
+            for out in stage.products:
+                digest, hashes = self._out_digest(out)
+                assert digest is not None, "the engine checks that every out was produced"
+                outs[self._relative(out)] = {"sha": digest, "dir": out.is_dir()}
+                files.update(hashes)
+            key = decision.key
+            product = sha256_of({n: m["sha"] for n, m in outs.items()}) if outs else key
+            if product is not None:
+                self.products[stage.name] = product
+            if not stage.cacheable or key is None or decision.dep_stats is None:
+                return []
+            changed = self._changed_deps(stage, decision.dep_stats)
+            if changed:
+                return [f"dep {changed} changed while the stage ran: its result is not cached"]
+            try:
+                self._store(stage, outs, files)
+                self.dir.write_entry(
+                    key,
+                    {
+                        "key": key,
+                        "stage": stage.name,
+                        "run": run_id,
+                        "store": self.here,
+                        "host": socket.gethostname(),
+                        "created_at": time.time(),
+                        "inputs": decision.inputs,
+                        "outs": outs,
+                        "product": product,
+                        # Pairs, not an object: entries are written with sorted keys,
+                        # and metrics keep the order the stage reported them in.
+                        "metrics": list(metrics.items()),
+                    },
+                )
+            except OSError as error:
+                return [f"not cached: {error.strerror or error}"]
+            return []
+
+    def _store(
+        self,
+        stage: StageConfig,
+        outs: Mapping[str, Mapping[str, Any]],
+        files: Mapping[str, tuple[str, FileStat]],
+    ) -> None:
+        for path, (sha, _) in files.items():
+            self.dir.put_file(path, sha)
+        for out in stage.products:
+            if out.is_dir():
+                manifest = manifest_of(str(out), files)
+                self.dir.put_bytes(canonical(manifest))
+
+    def _changed_deps(self, stage: StageConfig, before: Mapping[str, FileStat]) -> str | None:
+        now: dict[str, FileStat] = {}
+        for dep in stage.deps:
+            for path in self._dep_files(dep):
+                with contextlib.suppress(FileNotFoundError):
+                    now[path] = file_stat(os.stat(path))
+        for path in sorted(set(before) | set(now)):
+            if before.get(path) != now.get(path):
+                return self._relative(Path(path))
+        return None
+
+    def plan_outs(self, decision: Decision) -> None:
+        """Take a cached stage's outs to be as its entry says (they are not restored)."""
+        assert decision.entry is not None
+        for name, meta in decision.entry["outs"].items():
+            path = self.config.root / name
+            if not meta.get("dir"):
+                self.planned[str(path)] = meta["sha"]
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                for relative, sha, _ in _manifest(self.dir.read_object(meta["sha"])):
+                    self.planned[str(path / relative)] = sha
+
+    def cached(self, stage: StageConfig, decision: Decision) -> None:
+        """A cached stage produced what its entry says."""
+        assert decision.entry is not None
+        product = decision.entry.get("product") or decision.key
+        if product is not None:
+            with self._lock:
+                self.products[stage.name] = str(product)
+
+
+def plan(cache: StageCache, stages: Mapping[str, StageConfig]) -> list[Decision]:
+    """What a run of ``stages`` would do, stage by stage, without running or restoring
+    anything: a stage after one that runs is ``unknown`` when that one has outs."""
+    decisions = []
+    for stage in stages.values():
+        decision = cache.decide(stage)
+        if decision.cached:
+            cache.cached(stage, decision)
+            cache.plan_outs(decision)
+        elif decision.key is not None and not stage.products:
+            cache.products[stage.name] = decision.key
+        decisions.append(decision)
+    return decisions
+
+
+class Collected(NamedTuple):
+    """What `collect_garbage` removed (or would), and what it kept."""
+
+    entries: int
+    objects: int
+    bytes: int
+    """Bytes freed: of removed files that nothing else links to."""
+    kept_entries: int
+    kept_bytes: int
+
+
+def collect_garbage(
+    config: Config, store: Store, *, keep_runs: int, dry_run: bool = False
+) -> Collected:
+    """Remove the entries this store made that neither the newest ``keep_runs`` runs nor
+    the run of any kept version (the live one included) used, then every file no
+    remaining entry needs. Entries other stores made (a shared cache) stay."""
+    directory = CacheDir(config.pipeline.cache_dir)
+    here = str(Path(config.pipeline.state_dir).resolve())
+    kept_keys = store.cache_keys_kept(keep_runs)
+    needed: set[str] = set()
+    removed = kept = 0
+    for key, path in list(directory.entries()):
+        entry = directory.read_entry(key)
+        if entry is not None and (entry.get("store") != here or key in kept_keys):
+            kept += 1
+            needed |= _objects_of(directory, entry)
+            continue
+        removed += 1
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    objects = freed = kept_bytes = 0
+    for sha, path in list(directory.objects()):
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        if sha in needed:
+            kept_bytes += info.st_size
+            continue
+        objects += 1
+        freed += info.st_size if info.st_nlink == 1 else 0
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    if not dry_run:
+        directory.clear_temporary()
+        store.forget_hashes()
+    return Collected(removed, objects, freed, kept, kept_bytes)
+
+
+def _objects_of(directory: CacheDir, entry: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for meta in entry.get("outs", {}).values():
+        found.add(meta["sha"])
+        if meta.get("dir"):
+            with contextlib.suppress(OSError, ValueError):
+                found |= {sha for _, sha, _ in _manifest(directory.read_object(meta["sha"]))}
+    return found
+
+
+def remove_outs(stage: StageConfig) -> None:
+    """Before a stage runs: what it writes is then all there is, and it never writes
+    into a file the cache shares by hard link."""
+    for out in stage.outs:
+        if out.is_dir() and not out.is_symlink():
+            shutil.rmtree(out)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                out.unlink()
+
+
+def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:
+    """The stage's params as variables: ``train.lr`` → ``MLCI_PARAM_TRAIN_LR``."""
+    return {param_variable(name): param_text(config.params[name]) for name in stage.params}
+
+
+def param_text(value: object) -> str:
+    """A param as a command reads it: strings as they are, the rest as JSON."""
+    return (
+        value
+        if isinstance(value, str)
+        else json.dumps(list(value) if isinstance(value, tuple) else value)
+    )
+
+
+def masked_params(config: Config, masker: SecretMasker) -> Config:
+    """``config`` with every secret in a param's value masked, as it is everywhere."""
+    if not masker:
+        return config
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, str):
+            return masker.mask_text(value)
+        return tuple(mask(item) for item in value) if isinstance(value, tuple) else value
+
+    return config._replace(params={name: mask(v) for name, v in config.params.items()})
+
+
+def write_params(path: Path, params: Mapping[str, Any]) -> None:
+    """The run's params as JSON, for ``$MLCI_PARAMS_FILE``; its owner's alone, as the store is."""
+    data = json.dumps(dict(params), indent=2, sort_keys=True) + "\n"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(data)
+
+
+def _tree_files(root: str, skip: frozenset[str] = TOOL_CACHES) -> list[str]:
+    """Every regular file under ``root``, sorted (a pipe or a socket would never end a
+    read). With `os.scandir` the kind of each entry comes with its name, no stat."""
+    found: list[str] = []
+    try:
+        entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+    except (NotADirectoryError, FileNotFoundError):
+        return found
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_dir():  # a link to a directory is followed, as os.walk would not
+                if entry.name not in skip and not entry.is_symlink():
+                    found += _tree_files(entry.path, skip)
+            elif entry.is_file():
+                found.append(entry.path)
+    return found
+
+
+def _manifest(data: bytes) -> list[tuple[str, str, bool]]:
+    """A directory's manifest, each path checked to stay inside the directory."""
+    entries = []
+    for relative, sha, executable in json.loads(data):
+        parts = Path(relative).parts
+        if not isinstance(sha, str) or Path(relative).is_absolute() or ".." in parts or not parts:
+            raise ValueError(f"a manifest names {relative!r}")
+        entries.append((str(relative), sha, bool(executable)))
+    return entries
+
+
+def _changed(
+    what: str, before: Mapping[str, Any], after: Mapping[str, Any], *, values: bool
+) -> list[str]:
+    reasons = []
+    for name in sorted(set(before) | set(after)):
+        if name not in before:
+            reasons.append(f"{what} {name} added")
+        elif name not in after:
+            reasons.append(f"{what} {name} removed")
+        elif before[name] != after[name]:
+            if values:
+                old, new = json.dumps(before[name]), json.dumps(after[name])
+                reasons.append(f"{what} {name} {old} → {new}")
+            elif what == "dep":
+                reasons.append(f"dep {name} changed ({short(before[name])} → {short(after[name])})")
+            else:
+                reasons.append(f"{what} {name} changed")
+    return reasons

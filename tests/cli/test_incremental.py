@@ -1,0 +1,570 @@
+"""Incremental runs: a stage whose inputs did not change is cached, and `mlci why`
+says why each stage runs. Real runs of `mlci`, real files, a real cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from mlci_tui.store import Store
+from mlci_tui.store.cache import FileHasher
+from tests.helpers import Project, demo_project, mlci_env
+
+PIPELINE = """
+[params]
+train.lr = 0.05
+train.seed = 0
+
+[stages.prepare]
+command = "mkdir -p build && cp data.csv build/clean.csv && echo prepared"
+deps = ["data.csv"]
+outs = ["build/clean.csv"]
+
+[stages.train]
+command = "{python} train.py"
+needs = ["prepare"]
+deps = ["train.py", "build/clean.csv"]
+params = ["train"]
+outs = ["build/model.json"]
+artifact = "build/model.json"
+
+[stages.evaluate]
+command = "{python} evaluate.py"
+needs = ["train"]
+deps = ["evaluate.py", "build/model.json"]
+gates = ["accuracy >= 0.5"]
+"""
+
+DEPLOY = """
+[deploy]
+command = "echo $MLCI_MODEL_VERSION >> deploys.txt"
+"""
+
+TRAIN = """
+import hashlib, json, os
+data = open("build/clean.csv", "rb").read()
+params = json.load(open(os.environ["MLCI_PARAMS_FILE"]))
+model = {
+    "lr": float(os.environ["MLCI_PARAM_TRAIN_LR"]),
+    "seed": int(os.environ["MLCI_PARAM_TRAIN_SEED"]),
+    "data": hashlib.sha256(data).hexdigest(),
+    "params": params,
+}
+json.dump(model, open("build/model.json", "w"), sort_keys=True)
+print("trained with lr", model["lr"])
+print("::metric loss=0.25")
+"""
+
+EVALUATE = """
+import json
+model = json.load(open("build/model.json"))
+print("::metric accuracy=%.2f" % (0.9 - model["lr"]))
+"""
+
+
+@pytest.fixture
+def pipeline(project: Project) -> Project:
+    project.write(PIPELINE)
+    (project.path / "data.csv").write_text("a,b\n1,2\n")
+    (project.path / "train.py").write_text(TRAIN)
+    (project.path / "evaluate.py").write_text(EVALUATE)
+    return project
+
+
+def run(project: Project, *args: str) -> dict[str, dict]:
+    """`mlci run ARGS`, which must pass; its stages by name, from `status --json`."""
+    result = project.mlci("run", *args)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    return {stage["name"]: stage for stage in project.status()["stages"]}
+
+
+def states(stages: dict[str, dict]) -> dict[str, str]:
+    return {name: stage["state"] for name, stage in stages.items()}
+
+
+def why(project: Project, *args: str) -> dict[str, dict]:
+    result = project.mlci("why", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return {row["stage"]: row for row in json.loads(result.stdout)}
+
+
+def test_a_second_run_is_cached_with_its_metrics_and_log(pipeline: Project) -> None:
+    first = run(pipeline)
+    assert states(first) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
+    assert first["train"]["reasons"] == ["no cache entry"]
+    second = run(pipeline)
+    assert states(second) == {"prepare": "cached", "train": "cached", "evaluate": "cached"}
+    assert second["train"]["cached_from"] == {"run": 1, "stage": "train"}
+    assert second["train"]["cache_key"] == first["train"]["cache_key"]
+    assert second["evaluate"]["metrics"] == {"accuracy": 0.85}
+    assert second["train"]["metrics"] == {"loss": 0.25}
+    assert second["train"]["exit_code"] is None
+    log = pipeline.mlci("logs", "train").stdout.decode()
+    assert log == "trained with lr 0.05\n::metric loss=0.25\n"
+    raw = (pipeline.state_dir / "runs" / "2" / "train.log").read_text()
+    assert raw.splitlines()[0].endswith(" m cached: same inputs as run 1, stage train")
+    # A third run is cached from the run that produced the result, not from the second.
+    assert run(pipeline)["train"]["cached_from"] == {"run": 1, "stage": "train"}
+    printed = pipeline.mlci("status").stdout.decode()
+    assert "train     cached" in printed and "from run 1" in printed
+
+
+def test_a_changed_dep_reruns_its_stage_and_what_follows_only(pipeline: Project) -> None:
+    run(pipeline)
+    (pipeline.path / "evaluate.py").write_text(EVALUATE + "print('again')\n")
+    before = why(pipeline)
+    assert before["evaluate"]["decision"] == "run"
+    [reason] = before["evaluate"]["reasons"]
+    assert reason.startswith("dep evaluate.py changed (") and " → " in reason
+    assert states(run(pipeline)) == {"prepare": "cached", "train": "cached", "evaluate": "passed"}
+    (pipeline.path / "data.csv").write_text("a,b\n3,4\n")
+    stages = run(pipeline)
+    assert states(stages) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
+    assert stages["prepare"]["reasons"][0].startswith("dep data.csv changed (")
+    assert stages["train"]["reasons"] == [
+        "dep build/clean.csv changed ("
+        + stages["train"]["reasons"][0].split("(", 1)[1].split(")")[0]
+        + ")",
+        "what prepare produced changed",
+    ]
+
+
+def test_a_changed_param_reruns_train_and_is_recorded(pipeline: Project) -> None:
+    run(pipeline)
+    assert why(pipeline, "--set", "train.lr=0.01")["train"]["reasons"] == [
+        "param train.lr 0.05 → 0.01"
+    ]
+    stages = run(pipeline, "--set", "train.lr=0.01")
+    assert states(stages) == {"prepare": "cached", "train": "passed", "evaluate": "passed"}
+    assert stages["evaluate"]["metrics"] == {"accuracy": 0.89}
+    status = pipeline.status()
+    assert status["params"] == {"train.lr": 0.01, "train.seed": 0}
+    model = json.loads((pipeline.path / "build" / "model.json").read_text())
+    assert model["params"] == {"train.lr": 0.01, "train.seed": 0}
+    versions = json.loads(pipeline.mlci("versions", "--json").stdout)
+    assert [v["params"] for v in versions] == [
+        {"train.lr": 0.01, "train.seed": 0},
+        {"train.lr": 0.05, "train.seed": 0},
+    ]
+    # Back to the config's value: the first run's result, and its version, again.
+    back = run(pipeline)
+    assert states(back) == {"prepare": "cached", "train": "cached", "evaluate": "cached"}
+    assert back["train"]["cached_from"] == {"run": 1, "stage": "train"}
+
+
+def test_set_names_a_param_that_exists_with_a_value_of_its_kind(pipeline: Project) -> None:
+    for args, message in [
+        (
+            ["--set", "train.lrr=1"],
+            'mlci: --set train.lrr: no such param; did you mean "train.lr"?',
+        ),
+        (["--set", "train.seed=abc"], "mlci: --set train.seed=abc: expected an integer"),
+        (["--set", "train.lr"], "mlci: --set train.lr: expected PARAM=VALUE"),
+    ]:
+        result = pipeline.mlci("run", *args)
+        assert result.returncode == 2
+        assert result.stderr.decode().startswith(message), result.stderr
+        assert result.stdout == b""
+    assert not (pipeline.state_dir / "runs" / "1").exists()
+
+
+def test_a_dep_changed_while_the_stage_ran_is_not_cached(project: Project) -> None:
+    project.write(
+        """
+[stages.grow]
+command = "echo more >> input.txt"
+deps = ["input.txt"]
+"""
+    )
+    (project.path / "input.txt").write_text("start\n")
+    assert states(run(project)) == {"grow": "passed"}
+    raw = (project.state_dir / "runs" / "1" / "grow.log").read_text()
+    assert "dep input.txt changed while the stage ran: its result is not cached" in raw
+    stages = run(project)
+    assert states(stages) == {"grow": "passed"}
+    assert stages["grow"]["reasons"] == ["no cache entry"]
+
+
+def test_outs_are_restored_after_rm(pipeline: Project) -> None:
+    run(pipeline)
+    model = pipeline.path / "build" / "model.json"
+    content = model.read_bytes()
+    model.unlink()
+    shutil.rmtree(pipeline.path / "build")
+    stages = run(pipeline)
+    assert states(stages) == {"prepare": "cached", "train": "cached", "evaluate": "cached"}
+    assert model.read_bytes() == content
+    assert (pipeline.path / "build" / "clean.csv").read_text() == "a,b\n1,2\n"
+    raw = (pipeline.state_dir / "runs" / "2" / "train.log").read_text()
+    assert "restored from the cache: build/model.json" in raw
+    # An out replaced by another file is put back as well.
+    model.unlink()
+    model.write_text("replaced")
+    assert states(run(pipeline))["train"] == "cached"
+    assert model.read_bytes() == content
+
+
+def test_outs_missing_everywhere_make_the_stage_run(pipeline: Project) -> None:
+    run(pipeline)
+    shutil.rmtree(pipeline.state_dir / "cache" / "objects")
+    (pipeline.path / "build" / "model.json").unlink()
+    assert why(pipeline)["train"]["reasons"] == [
+        "outs missing: build/model.json is neither here nor in the cache"
+    ]
+    assert states(run(pipeline))["train"] == "passed"
+
+
+def test_a_damaged_cache_object_is_found_and_the_stage_runs(pipeline: Project) -> None:
+    run(pipeline)
+    model = pipeline.path / "build" / "model.json"
+    content = model.read_bytes()
+    # The out and its cached copy are one file (a hard link): written in place, both
+    # change. The copy's sha256 is checked before it is restored.
+    with open(model, "r+b") as file:
+        file.write(b"X")
+    stages = run(pipeline)
+    assert stages["train"]["state"] == "passed"
+    assert model.read_bytes() == content
+    raw = (pipeline.state_dir / "runs" / "2" / "train.log").read_text()
+    assert "was changed since it was stored" in raw
+
+
+def test_force_runs_everything_or_one_stage(pipeline: Project) -> None:
+    run(pipeline)
+    everything = run(pipeline, "--force")
+    assert states(everything) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
+    assert everything["train"]["reasons"] == ["forced (--force)"]
+    one = run(pipeline, "--force", "train")
+    # train's outs came out the same, so what follows it stays cached.
+    assert states(one) == {"prepare": "cached", "train": "passed", "evaluate": "cached"}
+    result = pipeline.mlci("run", "--force", "trian")
+    assert result.returncode == 2
+    assert b'--force trian: no such stage; did you mean "train"?' in result.stderr
+
+
+def test_an_unchanged_artifact_registers_and_deploys_nothing(pipeline: Project) -> None:
+    pipeline.write(PIPELINE + DEPLOY)
+    deploys = pipeline.path / "deploys.txt"
+    run(pipeline)
+    assert deploys.read_text() == "v1\n"
+    result = pipeline.mlci("run")
+    assert result.returncode == 0
+    out = result.stdout.decode()
+    assert "artifact unchanged: v1 is live" in out
+    assert states({s["name"]: s for s in pipeline.status()["stages"]}) == {
+        "prepare": "cached",
+        "train": "cached",
+        "evaluate": "cached",
+        "deploy": "cached",
+    }
+    # Forced: train runs again, makes the same model, and still nothing is new.
+    run(pipeline, "--force", "train")
+    run(pipeline, "--set", "train.seed=1")
+    assert deploys.read_text() == "v1\nv2\n"
+    # Back to v1's inputs: v1's artifact, which is not live: nothing unless asked.
+    out = pipeline.mlci("run").stdout.decode()
+    assert "artifact unchanged: same as v1 (previous); v2 stays live" in out
+    assert deploys.read_text() == "v1\nv2\n"
+    versions = json.loads(pipeline.mlci("versions", "--json").stdout)
+    assert [v["version"] for v in versions] == ["v2", "v1"]
+    run(pipeline, "--redeploy")
+    assert deploys.read_text() == "v1\nv2\nv1\n"
+    history = json.loads(pipeline.mlci("history", "--json").stdout)
+    assert [(h["to"], h["outcome"]) for h in history][-1] == ("v1", "succeeded")
+    assert len(history) == 3
+
+
+def test_why_names_every_reason(pipeline: Project) -> None:
+    pipeline.write(
+        PIPELINE
+        + """
+[stages.report]
+command = "echo report"
+needs = ["evaluate"]
+
+[stages.lint]
+command = "echo lint"
+deps = ["train.py"]
+always = true
+"""
+    )
+    first = why(pipeline)
+    assert first["prepare"] == {
+        "stage": "prepare",
+        "decision": "run",
+        "reasons": ["no cache entry"],
+        "cache_key": first["prepare"]["cache_key"],
+        "cached_from": None,
+    }
+    assert first["train"]["decision"] == "unknown"
+    assert first["train"]["reasons"] == [
+        "needs prepare, which runs first: cached if what it makes is the same"
+    ]
+    assert first["lint"]["reasons"] == ["always = true"]
+    run(pipeline)
+    later = why(pipeline)
+    assert later["report"]["reasons"] == ["no deps declared: it always runs"]
+    assert later["train"]["decision"] == "cached"
+    assert later["train"]["cached_from"] == {"run": 1, "stage": "train"}
+    text = pipeline.mlci("why").stdout.decode().splitlines()
+    assert text[0].split() == ["STAGE", "WOULD", "WHY"]
+    assert text[2].split() == [
+        "train",
+        "cached",
+        "same",
+        "inputs",
+        "as",
+        "run",
+        "1,",
+        "stage",
+        "train",
+    ]
+    forced = pipeline.mlci("run", "--dry-run", "--force", "train").stdout.decode()
+    assert "forced (--force)" in forced
+    assert pipeline.status()["run_id"] == 1, "a dry run runs nothing"
+    pipeline.write(PIPELINE.replace("echo prepared", "echo ready"))
+    assert why(pipeline, "prepare") == {
+        "prepare": {
+            "stage": "prepare",
+            "decision": "run",
+            "reasons": ["command changed"],
+            "cache_key": why(pipeline)["prepare"]["cache_key"],
+            "cached_from": None,
+        }
+    }
+    missing = pipeline.mlci("why", "nope")
+    assert missing.returncode == 2
+
+
+def test_a_missing_dep_fails_its_stage_in_one_line(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\ndeps = ["absent.txt"]\n')
+    result = project.mlci("run")
+    assert result.returncode == 1
+    stage = project.stage("a")
+    assert stage["state"] == "failed"
+    assert stage["message"] == "dep absent.txt does not exist"
+    assert why(project)["a"]["reasons"] == ["dep absent.txt does not exist"]
+    assert why(project)["a"]["decision"] == "fail"
+
+
+def test_gc_removes_what_nothing_kept_used_but_never_the_live_versions_inputs(
+    pipeline: Project,
+) -> None:
+    keep_one = "\n[registry]\nkeep_versions = 1\n"
+    pipeline.write(PIPELINE + DEPLOY + keep_one)
+    run(pipeline)  # run 1 builds v1, which goes live
+    pipeline.write(PIPELINE + keep_one)  # later versions are only registered
+    run(pipeline, "--set", "train.seed=1")  # run 2: v2, pruned once v3 comes
+    run(pipeline, "--set", "train.seed=2")  # run 3: v3
+    entries = pipeline.state_dir / "cache" / "entries"
+    before = sorted(entries.glob("*/*.json"))
+    assert len(before) == 7  # prepare once; train and evaluate three times
+    dry = pipeline.mlci("cache", "gc", "--keep-runs", "1", "--dry-run")
+    assert dry.stdout.decode().startswith("would remove 2 entries and 1 file")
+    assert sorted(entries.glob("*/*.json")) == before
+    result = pipeline.mlci("cache", "gc", "--keep-runs", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().startswith("removed 2 entries and 1 file")
+    assert len(list(entries.glob("*/*.json"))) == 5
+    shutil.rmtree(pipeline.path / "build")
+    # v1 is live: what it was made from stays, outs and all.
+    assert states(run(pipeline)) == {"prepare": "cached", "train": "cached", "evaluate": "cached"}
+    assert why(pipeline, "--set", "train.seed=2")["train"]["decision"] == "cached"
+    assert why(pipeline, "--set", "train.seed=1")["train"]["decision"] == "run"
+    again = pipeline.mlci("cache", "gc", "--keep-runs", "1")
+    assert again.stdout.decode().startswith("removed 0 entries and 0 files")
+
+
+def test_secrets_never_reach_the_cache(project: Project) -> None:
+    secret = "s3cr3t-value-42"
+    project.write(
+        """
+[pipeline]
+secrets = ["API_TOKEN"]
+env = { TOKEN_COPY = "s3cr3t-value-42" }
+
+[params]
+token = "none"
+
+[stages.a]
+command = "echo $API_TOKEN; echo done > out.txt"
+deps = ["config.toml"]
+params = ["token"]
+outs = ["out.txt"]
+"""
+    )
+    result = project.mlci("run", "--set", f"token={secret}", env=mlci_env(API_TOKEN=secret))
+    assert result.returncode == 0, result.stderr
+    assert project.status()["params"] == {"token": "***"}
+    for path in project.state_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    encodings = [secret, hashlib.sha256(secret.encode()).hexdigest()]
+    entries = list((project.state_dir / "cache" / "entries").glob("*/*.json"))
+    assert entries
+    for entry in entries:
+        text = entry.read_text()
+        for form in encodings:
+            assert form not in text
+    assert "TOKEN_COPY" not in entries[0].read_text()
+
+
+def test_the_hash_of_an_unchanged_file_is_remembered(tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(1 << 16))
+    old = time.time_ns() - 10_000_000_000
+    os.utime(data, ns=(old, old))
+    with Store.open(tmp_path / ".mlci") as store:
+        first = FileHasher(store)
+        sha = first.hashes([str(data)])[str(data)][0]
+        assert sha == hashlib.sha256(data.read_bytes()).hexdigest()
+        assert first.hashed_bytes == 1 << 16
+    with Store.open(tmp_path / ".mlci") as store:
+        again = FileHasher(store)
+        assert again.hashes([str(data)])[str(data)][0] == sha
+        assert again.hashed_bytes == 0, "an unchanged file is not read again"
+
+
+def test_a_file_rewritten_within_its_timestamp_is_hashed_again(tmp_path: Path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("one")
+    with Store.open(tmp_path / ".mlci") as store:
+        hasher = FileHasher(store)
+        before = hasher.hashes([str(data)])[str(data)][0]
+        stamp = data.stat().st_mtime_ns
+        data.write_text("two")
+        # Same size, same mtime: only the hash being that recent says to look again.
+        os.utime(data, ns=(stamp, stamp))
+        after = hasher.hashes([str(data)])[str(data)][0]
+    assert before != after == hashlib.sha256(b"two").hexdigest()
+
+
+def test_the_demo_runs_twice_and_the_second_run_is_cached(tmp_path: Path) -> None:
+    demo = demo_project(tmp_path)
+    first = demo.mlci("run", timeout=300)
+    assert first.returncode == 0, first.stdout.decode()[-2000:]
+    second = demo.mlci("run")
+    assert second.returncode == 0
+    stages = {stage["name"]: stage["state"] for stage in demo.status()["stages"]}
+    assert set(stages.values()) == {"cached"}, stages
+    assert b"artifact unchanged: v1 is live" in second.stdout
+    retrain = demo.mlci("run", "--set", "train.seed=1", timeout=300)
+    assert retrain.returncode == 0
+    stages = {stage["name"]: stage["state"] for stage in demo.status()["stages"]}
+    assert stages == {
+        "test": "cached",
+        "prepare": "cached",
+        "train": "passed",
+        "evaluate": "passed",
+        "deploy": "passed",
+        "monitor": "passed",
+    }
+    versions = json.loads(demo.mlci("versions", "--json").stdout)
+    assert [(v["version"], v["status"]) for v in versions] == [("v2", "live"), ("v1", "previous")]
+
+
+def test_a_dep_that_cannot_be_read_fails_its_stage_in_one_line(project: Project) -> None:
+    project.write(
+        '[stages.a]\ncommand = "true"\ndeps = ["pipe"]\n'
+        '[stages.b]\ncommand = "true"\ndeps = ["data"]\n'
+    )
+    os.mkfifo(project.path / "pipe")
+    (project.path / "data").mkdir()
+    os.mkfifo(project.path / "data" / "inner-pipe")
+    (project.path / "data" / "x.txt").write_text("x")
+    result = project.mlci("run", timeout=30)
+    assert result.returncode == 1
+    assert project.stage("a")["message"] == "dep pipe is neither a file nor a directory"
+    # Inside a directory a pipe is passed over: reading it would never end.
+    assert project.stage("b")["state"] == "passed"
+    assert b"Traceback" not in result.stderr + result.stdout
+
+
+def test_a_forged_entry_cannot_write_outside_the_project(pipeline: Project) -> None:
+    """An entry in a shared cache is read, not trusted: one naming other outs, or a
+    manifest leading out of its directory, is no entry."""
+    pipeline.write(
+        PIPELINE.replace('outs = ["build/clean.csv"]', 'outs = ["build/data"]')
+        .replace("cp data.csv build/clean.csv", "mkdir -p build/data && cp data.csv build/data/c")
+        .replace('"build/clean.csv"]\nparams', '"build/data/c"]\nparams')
+    )
+    (pipeline.path / "train.py").write_text(TRAIN.replace("build/clean.csv", "build/data/c"))
+    run(pipeline)
+    cache = pipeline.state_dir / "cache"
+    key = pipeline.stage("prepare")["cache_key"]
+    entry_path = cache / "entries" / key[:2] / f"{key[2:]}.json"
+    entry = json.loads(entry_path.read_text())
+    manifest = json.dumps([["../../escaped.txt", entry["outs"]["build/data"]["sha"], False]])
+    sha = hashlib.sha256(manifest.encode()).hexdigest()
+    (cache / "objects" / sha[:2]).mkdir(exist_ok=True)
+    (cache / "objects" / sha[:2] / sha[2:]).write_text(manifest)
+    entry["outs"]["build/data"]["sha"] = sha
+    entry_path.write_text(json.dumps(entry))
+    shutil.rmtree(pipeline.path / "build")
+    stages = run(pipeline)
+    assert stages["prepare"]["state"] == "passed"
+    assert not (pipeline.path.parent / "escaped.txt").exists()
+    # The stage ran and wrote its entry again; now one that names another out.
+    entry = json.loads(entry_path.read_text())
+    entry["outs"] = {"../outside.txt": entry["outs"]["build/data"]}
+    entry_path.write_text(json.dumps(entry))
+    assert why(pipeline)["prepare"]["decision"] == "run"
+    assert run(pipeline)["prepare"]["state"] == "passed"
+    assert not (pipeline.path.parent / "outside.txt").exists()
+
+
+def test_a_cache_that_cannot_be_written_only_notes_it(pipeline: Project) -> None:
+    if os.geteuid() == 0:
+        # root writes anywhere: a cache_dir under a file cannot be made by anyone.
+        blocker = pipeline.path / "not-a-dir"
+        blocker.write_text("")
+        pipeline.write(
+            PIPELINE.replace("[params]", '[pipeline]\ncache_dir = "not-a-dir/cache"\n\n[params]')
+        )
+    else:
+        (pipeline.path / "ro").mkdir(mode=0o500)
+        pipeline.write(
+            PIPELINE.replace("[params]", '[pipeline]\ncache_dir = "ro/cache"\n\n[params]')
+        )
+    stages = run(pipeline)
+    assert states(stages) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
+    raw = (pipeline.state_dir / "runs" / "1" / "train.log").read_text()
+    assert " m not cached: " in raw
+    assert states(run(pipeline)) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
+
+
+def test_a_directory_dep_is_remembered_as_a_whole_and_still_sees_one_file_change(
+    project: Project,
+) -> None:
+    project.write('[stages.a]\ncommand = "echo ran"\ndeps = ["data"]\n')
+    data = project.path / "data"
+    (data / "sub").mkdir(parents=True)
+    old = time.time_ns() - 10_000_000_000
+    for index in range(50):
+        path = data / ("sub" if index % 2 else "") / f"f{index}.txt"
+        path.write_text(str(index))
+        os.utime(path, ns=(old, old))
+    assert states(run(project)) == {"a": "passed"}
+    with Store.open(project.state_dir) as store:
+        assert store._query("SELECT COUNT(*) FROM tree_hashes").fetchone()[0] == 1
+    assert states(run(project)) == {"a": "cached"}
+    # One file, same size, an old time of its own: a different set of stats.
+    changed = data / "sub" / "f7.txt"
+    changed.write_text("X")
+    os.utime(changed, ns=(old + 1, old + 1))
+    stages = run(project)
+    assert states(stages) == {"a": "passed"}
+    assert stages["a"]["reasons"][0].startswith("dep data changed (")
+    (data / "new.txt").write_text("n")
+    assert states(run(project)) == {"a": "passed"}
+    gc = project.mlci("cache", "gc")
+    assert gc.returncode == 0
+    with Store.open(project.state_dir) as store:
+        assert store._query("SELECT COUNT(*) FROM tree_hashes").fetchone()[0] == 0
+    assert states(run(project)) == {"a": "cached"}
