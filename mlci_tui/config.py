@@ -272,6 +272,17 @@ class _StageParams:
         return tuple(chosen)
 
 
+class Glob(NamedTuple):
+    """A dep written as a pattern: its literal leading directory, then the pattern's
+    parts (``src/**/*.py`` → ``src``, ``("**", "*.py")``)."""
+
+    base: Path
+    pattern: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return os.path.join(self.base, *self.pattern)
+
+
 class _ProjectPaths:
     """Paths relative to the stage's ``cwd`` that stay inside the project (the config's
     directory); globs (``data/*.csv``, ``src/**/*.py``) only where ``globs``."""
@@ -281,22 +292,31 @@ class _ProjectPaths:
 
     def read(
         self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
-    ) -> tuple[Path, ...]:
-        paths: list[Path] = []
+    ) -> tuple[Path | Glob, ...]:
+        paths: list[Path | Glob] = []
         for index, text in enumerate(Strings().read(table, key, value, values, scope)):
             where = (key, index)
             if not text.strip():
                 raise table.expected(where, "a path", text)
-            if not self.globs and GLOB_CHARS & set(text):
+            # Whether it is a pattern is in what was written, not in where the project is.
+            parts = Path(text).parts
+            magic = next((i for i, part in enumerate(parts) if GLOB_CHARS & set(part)), None)
+            if magic is not None and not self.globs:
                 raise table.error(
                     where, f"an out is a file or a directory, not a pattern: {show(text)}"
                 )
-            path = Path(os.path.normpath(values["cwd"] / text))
+            literal = parts if magic is None else parts[:magic]
+            path = Path(os.path.normpath(values["cwd"].joinpath(*literal)))
             if not _inside(path, scope.root):
                 raise table.error(where, f"{show(text)} is outside the project ({scope.root})")
-            if path in paths:
+            item: Path | Glob = path
+            if magic is not None:
+                if ".." in parts[magic:]:
+                    raise table.error(where, f"a pattern may not climb with ..: {show(text)}")
+                item = Glob(path, tuple(parts[magic:]))
+            if item in paths:
                 raise table.error(where, f"{show(text)} is listed twice")
-            paths.append(path)
+            paths.append(item)
         return tuple(paths)
 
 
@@ -304,8 +324,8 @@ def _inside(path: Path, directory: Path) -> bool:
     return path == directory or directory in path.parents
 
 
-def is_glob(path: Path) -> bool:
-    return bool(GLOB_CHARS & set(str(path)))
+def is_glob(dep: Path | Glob) -> bool:
+    return isinstance(dep, Glob)
 
 
 COMMAND = _Command()
@@ -382,7 +402,7 @@ class StageConfig(NamedTuple):
         "local (a subprocess here) or ray (a Ray job)",
         from_scope(lambda scope: scope.inherited["executor"]),
     )
-    deps: tuple[Path, ...] = setting(
+    deps: tuple[Path | Glob, ...] = setting(
         _ProjectPaths(globs=True),
         "files, directories and globs (relative to cwd) whose content the stage reads;"
         " with them, a stage whose inputs did not change is cached",
@@ -729,6 +749,8 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
         (pipeline.cache_dir, "the cache"),
         (scope.root / ".git", "the project's git repository"),
     ]
+    if pipeline.params_file is not None:
+        protected.append((pipeline.params_file, "the params file"))
     if not any(stage.outs for stage in stages.values()):
         return
     needs = {name: stage.needs for name, stage in stages.items()}
@@ -750,7 +772,11 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                         " their stage runs",
                     )
             for dep in stage.deps:
-                if _inside(dep, out) or (_inside(out, dep) and not is_glob(dep)):
+                if isinstance(dep, Glob):
+                    clash = _inside(dep.base, out)
+                else:
+                    clash = _inside(dep, out) or _inside(out, dep)
+                if clash:
                     raise scope.document.error(
                         where,
                         f"{_relative(out, scope)} is also a dep of this stage"
@@ -762,7 +788,7 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                 if name in ancestors[reader_name]:
                     continue
                 for dep in reader.deps:
-                    if _inside(dep, out):
+                    if _inside(dep.base if isinstance(dep, Glob) else dep, out):
                         raise scope.document.error(
                             where,
                             f"{_relative(out, scope)} holds {_relative(dep, scope)}, a dep of"
@@ -771,8 +797,8 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
             owners[out] = name
 
 
-def _relative(path: Path, scope: Scope) -> str:
-    return os.path.relpath(path, scope.root)
+def _relative(path: Path | Glob, scope: Scope) -> str:
+    return os.path.relpath(str(path), scope.root)
 
 
 def _check_executors(scope: Scope, data: Mapping[str, Any], config: Config) -> None:

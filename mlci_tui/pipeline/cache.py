@@ -19,10 +19,8 @@ why it runs: ``dep data.csv changed (a1b2c3d4… → c3d4e5f6…)``,
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
-import shutil
 import socket
 import stat
 import threading
@@ -31,25 +29,27 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlci_tui.config import Config, StageConfig, is_glob, param_variable
+from mlci_tui.config import Config, Glob, StageConfig, param_variable
 from mlci_tui.masking import SecretMasker
-from mlci_tui.store import Store
-from mlci_tui.store.cache import (
-    CacheDir,
-    FileHasher,
-    FileStat,
-    canonical,
-    file_stat,
-    manifest_of,
-    sha256_of,
+from mlci_tui.pipeline.outs import (
+    CacheDamaged,
+    Meta,
+    Outs,
+    dep_stats,
+    glob_files,
+    remove_outs,
+    tree_files,
+    valid_meta,
 )
+from mlci_tui.store import Store
+from mlci_tui.store.cache import CacheDir, FileHasher, FileStat, canonical, sha256_of
 from mlci_tui.store.paths import FILE_MODE
 from mlci_tui.store.records import ALWAYS, NO_DEPS
 
+__all__ = ["CacheDamaged", "Decision", "StageCache", "plan", "remove_outs"]
+
 KEY_FORMAT = 1
 """Part of every key: a change to what keys cover makes every entry a miss."""
-TOOL_CACHES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
-"""Directories inside a dep that tools write as they run: never inputs."""
 SHORT = 8
 
 
@@ -91,10 +91,6 @@ class Decision(NamedTuple):
         return "unknown" if self.key is None else "run"
 
 
-class CacheDamaged(Exception):
-    """An object in the cache no longer has the content its name says."""
-
-
 class DepProblem(Exception):
     """A dep that is missing, unreadable, or not a file or a directory."""
 
@@ -123,6 +119,24 @@ def short(sha: str) -> str:
     return sha[:SHORT] + "…"
 
 
+def valid_entry(entry: Mapping[str, Any], key: str) -> bool:
+    """Whether an entry read from the cache is one mlci writes: one written by hand,
+    by a later mlci or half by anything, is no entry (and is never acted on)."""
+    try:
+        outs = entry["outs"]
+        return (
+            entry.get("key") == key
+            and isinstance(entry["inputs"], dict)
+            and isinstance(outs, dict)
+            and all(isinstance(name, str) and valid_meta(meta) for name, meta in outs.items())
+            and all(isinstance(name, str) for name, _ in entry["metrics"])
+            and isinstance(entry.get("run"), (int, type(None)))
+            and isinstance(entry.get("stage"), str)
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 class StageCache:
     """Decides, restores and saves stages of one pipeline; safe to call from threads."""
 
@@ -140,13 +154,14 @@ class StageCache:
         self.store = store or Store.open(config.pipeline.state_dir)
         self.dir = CacheDir(config.pipeline.cache_dir)
         self.hasher = FileHasher(self.store)
+        self.outs = Outs(self.hasher, self.dir)
         self.products: dict[str, str] = {}
         """What each stage decided or finished so far produced (see the module's text)."""
         self.planned: dict[str, str] = {}
         """When only planning (`plan`): file → sha256 of the outs a cached stage would
         restore, so that the stages after it are judged on those."""
         self._lock = threading.Lock()
-        self.here = str(Path(config.pipeline.state_dir).resolve())
+        self.here = self.store.store_id
         self._root = str(config.root) + os.sep
 
     def close(self) -> None:
@@ -177,7 +192,10 @@ class StageCache:
             problem = str(error)
             return Decision(stage.name, None, False, (problem,), problem=problem)
         key = sha256_of({"mlci": KEY_FORMAT, **inputs})
-        ran = self._ran(stage, key, inputs, stats)
+
+        def ran(*reasons: str) -> Decision:
+            return Decision(stage.name, key, False, reasons, None, stats, inputs)
+
         if not stage.cacheable:
             return ran(ALWAYS if stage.always else NO_DEPS)
         if self.forced(stage.name):
@@ -187,40 +205,40 @@ class StageCache:
         # (it was not written by mlci: restoring it could write anywhere).
         if entry is None or sorted(entry["outs"]) != sorted(inputs["outs"]):
             return ran(*self._differences(stage.name, inputs))
-        missing = [out for out in entry.get("outs", {}) if not self._available(out, entry)]
-        if missing:
-            return ran(f"outs missing: {missing[0]} is neither here nor in the cache")
-        source = CacheSource(entry.get("run"), str(entry.get("stage")))
+        for name, meta in entry["outs"].items():
+            if not self._available(name, meta):
+                return ran(f"outs missing: {name} is neither here nor in the cache")
+        source = CacheSource(entry["run"], entry["stage"])
         reason = cached_text(source, entry.get("store") != self.here)
         return Decision(stage.name, key, True, (reason,), entry, stats, inputs)
 
-    def _ran(
-        self, stage: StageConfig, key: str, inputs: Mapping[str, Any], stats: Mapping[str, FileStat]
-    ) -> Any:
-        def decision(*reasons: str) -> Decision:
-            return Decision(stage.name, key, False, reasons, None, stats, inputs)
-
-        return decision
-
     def _inputs(self, stage: StageConfig) -> tuple[dict[str, Any], dict[str, FileStat]]:
-        files_of = {self._relative(dep): self._dep_files(dep) for dep in stage.deps}
-        for name, dep in zip(files_of, stage.deps, strict=True):
-            if not is_glob(dep) and str(dep) not in self.planned:
-                _check_dep(name, dep)
         deps: dict[str, str] = {}
         stats: dict[str, FileStat] = {}
+        cut = len(self._root)
         try:
-            for (name, files), dep in zip(files_of.items(), stage.deps, strict=True):
-                if str(dep) in self.planned:
-                    deps[name] = self.planned[str(dep)]
-                elif not is_glob(dep) and not dep.is_dir():
-                    found = self.hasher.hashes(files).get(str(dep))
-                    if found is None:
-                        raise DepProblem(f"dep {name} does not exist")
-                    deps[name], stats[str(dep)] = found
-                else:
-                    deps[name], many = self.hasher.digest_of(files, len(self._root))
+            for dep in stage.deps:
+                name = self._relative(dep)
+                if isinstance(dep, Glob):
+                    files = glob_files(dep)
+                    if not files:
+                        raise DepProblem(f"dep {name} matches no file")
+                    deps[name], many = self.hasher.digest_of(files, cut)
                     stats.update(many)
+                elif str(dep) in self.planned:
+                    deps[name] = self.planned[str(dep)]
+                elif self._planned_dir(dep) is not None:
+                    deps[name] = self._planned_dir(dep) or ""
+                else:
+                    _check_dep(name, dep)
+                    if dep.is_dir():
+                        deps[name], many = self.hasher.digest_of(tree_files(str(dep)), cut)
+                        stats.update(many)
+                    else:
+                        found = self.hasher.hashes([str(dep)]).get(str(dep))
+                        if found is None:
+                            raise DepProblem(f"dep {name} does not exist")
+                        deps[name], stats[str(dep)] = found
         except OSError as error:
             where = self._relative(Path(error.filename)) if error.filename else "a dep"
             raise DepProblem(f"dep {where} cannot be read: {_reason(error)}") from None
@@ -246,18 +264,18 @@ class StageCache:
         # As an entry holds them (arrays as lists), so that the two compare.
         return json.loads(canonical(inputs)), stats
 
-    def _dep_files(self, dep: Path) -> list[str]:
-        matches = sorted(glob.glob(str(dep), recursive=True)) if is_glob(dep) else [str(dep)]
-        files: list[str] = []
-        for match in matches:
-            if os.path.isdir(match):
-                files += _tree_files(match)
-            else:
-                files.append(match)
-        return files
+    def _planned_dir(self, dep: Path) -> str | None:
+        """When planning: the digest a directory dep would have once a cached stage
+        before it restored it (None if no planned out holds it)."""
+        prefix = str(dep) + os.sep
+        files = sorted(path for path in self.planned if path.startswith(prefix))
+        if not files or dep.exists():
+            return None
+        cut = len(self._root)
+        return sha256_of([[path[cut:], self.planned[path]] for path in files])
 
-    def _relative(self, path: Path) -> str:
-        return os.path.relpath(path, self.config.root)
+    def _relative(self, path: Path | Glob) -> str:
+        return os.path.relpath(str(path), self.config.root)
 
     def _differences(self, stage: str, inputs: Mapping[str, Any]) -> list[str]:
         previous = self._previous(stage)
@@ -288,48 +306,21 @@ class StageCache:
         return None
 
     def _entry(self, key: str) -> Mapping[str, Any] | None:
-        """The entry of ``key`` if it is whole and of this format: one written by hand,
-        or by a later mlci, is no entry."""
-        entry = self.dir.read_entry(key)
-        if entry is None:
-            return None
         try:
-            outs = entry["outs"]
-            assert isinstance(entry["inputs"], dict) and isinstance(outs, dict)
-            assert all(isinstance(meta["sha"], str) for meta in outs.values())
-            assert all(isinstance(name, str) for name, _ in entry["metrics"])
-            assert isinstance(entry.get("run"), (int, type(None)))
-        except (AssertionError, KeyError, TypeError, ValueError):
+            entry = self.dir.read_entry(key)
+        except ValueError:  # a key that is not a sha256: from a store written by hand
             return None
-        return entry
+        return entry if entry is not None and valid_entry(entry, key) else None
 
     # Outs ------------------------------------------------------------------------
 
-    def _out_digest(self, path: Path) -> tuple[str | None, dict[str, tuple[str, FileStat]]]:
-        """The digest of an out as it is now (None if it is missing), and its files' hashes."""
-        if path.is_dir():
-            files = _tree_files(str(path), skip=frozenset())
-            hashes = self.hasher.hashes(files)
-            return sha256_of(manifest_of(str(path), hashes)), hashes
-        hashes = self.hasher.hashes([str(path)])
-        found = hashes.get(str(path))
-        return (None if found is None else found[0]), hashes
-
-    def _available(self, name: str, entry: Mapping[str, Any]) -> bool:
+    def _available(self, name: str, meta: Meta) -> bool:
         """Whether the out ``name`` is as the entry has it, or can be made so."""
-        meta = entry["outs"][name]
-        digest, _ = self._out_digest(self.config.root / name)
-        if digest == meta["sha"]:
-            return True
-        if not self.dir.has(meta["sha"]):
-            return False
-        if not meta.get("dir"):
-            return True
         try:
-            manifest = _manifest(self.dir.read_object(meta["sha"]))
+            current, _, _ = self.outs.snapshot(self.config.root / name)
         except (OSError, ValueError):
-            return False
-        return all(self.dir.has(sha) for _, sha, _ in manifest)
+            current = None
+        return current == meta or self.outs.available(meta)
 
     def restore(self, decision: Decision) -> list[str]:
         """Make a cached stage's outs what its entry says; the names of those restored.
@@ -337,47 +328,23 @@ class StageCache:
         assert decision.entry is not None
         with self._lock:
             restored = []
-            for name, meta in decision.entry.get("outs", {}).items():
+            for name, meta in decision.entry["outs"].items():
                 path = self.config.root / name
-                digest, hashes = self._out_digest(path)
-                if digest == meta["sha"]:
+                try:
+                    current, _, _ = self.outs.snapshot(path)
+                except ValueError:  # neither file, directory nor link: replaced
+                    current = None
+                if current == meta:
                     continue
-                if meta.get("dir"):
-                    self._restore_dir(path, meta["sha"], hashes)
-                else:
-                    self._check_object(meta["sha"], name)
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    self.dir.restore_file(meta["sha"], str(path))
+                self.outs.restore(path, meta, current, name)
                 restored.append(name)
             return restored
 
-    def _restore_dir(
-        self, path: Path, manifest_sha: str, hashes: Mapping[str, tuple[str, FileStat]]
-    ) -> None:
-        manifest = _manifest(self.dir.read_object(manifest_sha))
-        if path.exists() and not path.is_dir():
-            path.unlink()
-        wanted = set()
-        for relative, sha, executable in manifest:
-            target = str(path / relative)
-            wanted.add(target)
-            if hashes.get(target, ("",))[0] == sha:
-                continue
-            self._check_object(sha, os.path.join(path.name, relative))
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            self.dir.restore_file(sha, target, executable)
-        for extra in set(hashes) - wanted:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(extra)
-
-    def _check_object(self, sha: str, name: str) -> None:
-        found = self.hasher.hashes([str(self.dir.object_path(sha))])
-        if found.get(str(self.dir.object_path(sha)), ("",))[0] != sha:
-            with contextlib.suppress(OSError):
-                self.dir.object_path(sha).unlink()
-            raise CacheDamaged(f"the cache's copy of {name} was changed since it was stored")
+    def plan_outs(self, decision: Decision) -> None:
+        """Take a cached stage's outs to be as its entry says (they are not restored)."""
+        assert decision.entry is not None
+        for name, meta in decision.entry["outs"].items():
+            self.planned.update(self.outs.planned_files(self.config.root / name, meta))
 
     # Saving ----------------------------------------------------------------------
 
@@ -387,15 +354,15 @@ class StageCache:
         """After ``stage`` passed: remember what it produced, and cache it when it may be.
         Returns notes for its log (why the result was not cached)."""
         with self._lock:
-            outs: dict[str, dict[str, Any]] = {}
-            files: dict[str, tuple[str, FileStat]] = {}
+            outs: dict[str, Meta] = {}
+            snapshots = []
             for out in stage.products:
-                digest, hashes = self._out_digest(out)
-                assert digest is not None, "the engine checks that every out was produced"
-                outs[self._relative(out)] = {"sha": digest, "dir": out.is_dir()}
-                files.update(hashes)
+                meta, manifest, shas = self.outs.snapshot(out)
+                assert meta is not None, "the engine checks that every out was produced"
+                outs[self._relative(out)] = meta
+                snapshots.append((manifest, shas))
             key = decision.key
-            product = sha256_of({n: m["sha"] for n, m in outs.items()}) if outs else key
+            product = sha256_of(outs) if outs else key
             if product is not None:
                 self.products[stage.name] = product
             if not stage.cacheable or key is None or decision.dep_stats is None:
@@ -404,7 +371,8 @@ class StageCache:
             if changed:
                 return [f"dep {changed} changed while the stage ran: its result is not cached"]
             try:
-                self._store(stage, outs, files)
+                for manifest, shas in snapshots:
+                    self.outs.store(manifest, shas)
                 self.dir.write_entry(
                     key,
                     {
@@ -426,41 +394,20 @@ class StageCache:
                 return [f"not cached: {error.strerror or error}"]
             return []
 
-    def _store(
-        self,
-        stage: StageConfig,
-        outs: Mapping[str, Mapping[str, Any]],
-        files: Mapping[str, tuple[str, FileStat]],
-    ) -> None:
-        for path, (sha, _) in files.items():
-            self.dir.put_file(path, sha)
-        for out in stage.products:
-            if out.is_dir():
-                manifest = manifest_of(str(out), files)
-                self.dir.put_bytes(canonical(manifest))
-
     def _changed_deps(self, stage: StageConfig, before: Mapping[str, FileStat]) -> str | None:
-        now: dict[str, FileStat] = {}
+        paths: list[str] = []
         for dep in stage.deps:
-            for path in self._dep_files(dep):
-                with contextlib.suppress(FileNotFoundError):
-                    now[path] = file_stat(os.stat(path))
+            if isinstance(dep, Glob):
+                paths += glob_files(dep)
+            elif dep.is_dir():
+                paths += tree_files(str(dep))
+            else:
+                paths.append(str(dep))
+        now = dep_stats(paths)
         for path in sorted(set(before) | set(now)):
             if before.get(path) != now.get(path):
                 return self._relative(Path(path))
         return None
-
-    def plan_outs(self, decision: Decision) -> None:
-        """Take a cached stage's outs to be as its entry says (they are not restored)."""
-        assert decision.entry is not None
-        for name, meta in decision.entry["outs"].items():
-            path = self.config.root / name
-            if not meta.get("dir"):
-                self.planned[str(path)] = meta["sha"]
-                continue
-            with contextlib.suppress(OSError, ValueError):
-                for relative, sha, _ in _manifest(self.dir.read_object(meta["sha"])):
-                    self.planned[str(path / relative)] = sha
 
     def cached(self, stage: StageConfig, decision: Decision) -> None:
         """A cached stage produced what its entry says."""
@@ -502,17 +449,26 @@ def collect_garbage(
 ) -> Collected:
     """Remove the entries this store made that neither the newest ``keep_runs`` runs nor
     the run of any kept version (the live one included) used, then every file no
-    remaining entry needs. Entries other stores made (a shared cache) stay."""
+    remaining entry needs. Entries other stores made (a shared cache), and entries
+    mlci cannot read (a later mlci's), stay."""
     directory = CacheDir(config.pipeline.cache_dir)
-    here = str(Path(config.pipeline.state_dir).resolve())
+    outs = Outs(FileHasher(store), directory)
+    here = store.store_id
     kept_keys = store.cache_keys_kept(keep_runs)
     needed: set[str] = set()
     removed = kept = 0
     for key, path in list(directory.entries()):
-        entry = directory.read_entry(key)
-        if entry is not None and (entry.get("store") != here or key in kept_keys):
+        try:
+            entry = directory.read_entry(key)
+        except ValueError:
+            entry = None
+        if entry is None or not valid_entry(entry, key):
             kept += 1
-            needed |= _objects_of(directory, entry)
+            continue
+        if entry.get("store") != here or key in kept_keys:
+            kept += 1
+            for meta in entry["outs"].values():
+                needed |= outs.objects_of(meta)
             continue
         removed += 1
         if not dry_run:
@@ -521,7 +477,7 @@ def collect_garbage(
     objects = freed = kept_bytes = 0
     for sha, path in list(directory.objects()):
         try:
-            info = path.stat()
+            info = path.lstat()
         except FileNotFoundError:
             continue
         if sha in needed:
@@ -536,27 +492,6 @@ def collect_garbage(
         directory.clear_temporary()
         store.forget_hashes()
     return Collected(removed, objects, freed, kept, kept_bytes)
-
-
-def _objects_of(directory: CacheDir, entry: Mapping[str, Any]) -> set[str]:
-    found: set[str] = set()
-    for meta in entry.get("outs", {}).values():
-        found.add(meta["sha"])
-        if meta.get("dir"):
-            with contextlib.suppress(OSError, ValueError):
-                found |= {sha for _, sha, _ in _manifest(directory.read_object(meta["sha"]))}
-    return found
-
-
-def remove_outs(stage: StageConfig) -> None:
-    """Before a stage runs: what it writes is then all there is, and it never writes
-    into a file the cache shares by hard link."""
-    for out in stage.outs:
-        if out.is_dir() and not out.is_symlink():
-            shutil.rmtree(out)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                out.unlink()
 
 
 def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:
@@ -592,35 +527,6 @@ def write_params(path: Path, params: Mapping[str, Any]) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     with os.fdopen(descriptor, "w") as file:
         file.write(data)
-
-
-def _tree_files(root: str, skip: frozenset[str] = TOOL_CACHES) -> list[str]:
-    """Every regular file under ``root``, sorted (a pipe or a socket would never end a
-    read). With `os.scandir` the kind of each entry comes with its name, no stat."""
-    found: list[str] = []
-    try:
-        entries = sorted(os.scandir(root), key=lambda entry: entry.name)
-    except (NotADirectoryError, FileNotFoundError):
-        return found
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            if entry.is_dir():  # a link to a directory is followed, as os.walk would not
-                if entry.name not in skip and not entry.is_symlink():
-                    found += _tree_files(entry.path, skip)
-            elif entry.is_file():
-                found.append(entry.path)
-    return found
-
-
-def _manifest(data: bytes) -> list[tuple[str, str, bool]]:
-    """A directory's manifest, each path checked to stay inside the directory."""
-    entries = []
-    for relative, sha, executable in json.loads(data):
-        parts = Path(relative).parts
-        if not isinstance(sha, str) or Path(relative).is_absolute() or ".." in parts or not parts:
-            raise ValueError(f"a manifest names {relative!r}")
-        entries.append((str(relative), sha, bool(executable)))
-    return entries
 
 
 def _changed(

@@ -323,7 +323,9 @@ class Engine:
         try:
             restored = await asyncio.to_thread(self.cache.restore, decision)
         except (OSError, ValueError, CacheDamaged) as error:
-            sink.note(f"runs: its cached result cannot be restored ({error})")
+            reason = f"its cached result cannot be restored ({error})"
+            self.emit(StagePlanned(stage.name, decision.key, (reason,), self.clock()))
+            sink.note(f"runs: {reason}")
             return None
         same_store = decision.entry.get("store") == self.cache.here
         text = f"cached: {decision.reasons[0]}"
@@ -383,8 +385,10 @@ class Engine:
             return await self._action(stage, action)
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)
-        if stage.outs:
-            await asyncio.to_thread(remove_outs, stage)
+        # With a cache the artifact goes too: it is in the cache by hard link.
+        removed = stage.outs if self.cache is None else stage.products
+        if removed:
+            await asyncio.to_thread(remove_outs, removed)
         variables = {
             "MLCI_STAGE": stage.name,
             "MLCI_ATTEMPT": str(attempt),

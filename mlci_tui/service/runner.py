@@ -337,7 +337,6 @@ class Runner:
                 self.version,
                 self._context(context, DEPLOY_STAGE),
                 reason=f"run {self.run_id} passed",
-                force=not self.new_version,
             )
         except RegistryError as error:
             return AttemptResult(None, error=f"deploy refused: {error}")

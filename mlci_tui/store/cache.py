@@ -42,13 +42,14 @@ a write in the same timestamp tick could leave size and mtime as they were."""
 _BATCH = 500
 
 
-FileStat = tuple[int, int, int, int]
-"""What says a file is unchanged: (device, inode, size, mtime_ns). A plain tuple:
-10 000 named tuples cost `mlci why` 20 ms."""
+FileStat = tuple[int, int, int, int, int]
+"""What says a file is unchanged: (device, inode, size, mtime_ns, ctime_ns). The
+ctime catches a rewrite that puts the mtime back (``touch -d``, ``cp -p``). A plain
+tuple: 10 000 named tuples cost `mlci why` 20 ms."""
 
 
 def file_stat(result: os.stat_result) -> FileStat:
-    return (result.st_dev, result.st_ino, result.st_size, result.st_mtime_ns)
+    return (result.st_dev, result.st_ino, result.st_size, result.st_mtime_ns, result.st_ctime_ns)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -66,22 +67,23 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 class FileHashesTable(Connection):
-    """The ``file_hashes`` table: a file's sha256 as of its (device, inode, size, mtime)."""
+    """The ``file_hashes`` table: a file's sha256 as of its `FileStat`. Paths are kept
+    as bytes, as the file system has them: a name need not be UTF-8."""
 
     readonly: bool
 
-    def remembered(self, paths: Sequence[str]) -> dict[str, tuple[int, int, int, int, int, str]]:
-        """Path → (device, inode, size, mtime_ns when hashed, when it was hashed in ns,
-        sha256), for the paths known."""
-        found: dict[str, tuple[int, int, int, int, int, str]] = {}
+    def remembered(self, paths: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """Path → (device, inode, size, mtime_ns, ctime_ns when hashed, when it was
+        hashed in ns, sha256), for the paths known."""
+        found: dict[str, tuple[Any, ...]] = {}
         for start in range(0, len(paths), _BATCH):
-            batch = paths[start : start + _BATCH]
+            batch = [os.fsencode(path) for path in paths[start : start + _BATCH]]
             rows = self._query(
-                "SELECT path, device, inode, size, mtime_ns, hashed_at_ns, sha256 FROM file_hashes"
-                f" WHERE path IN ({', '.join('?' * len(batch))})",
+                "SELECT path, device, inode, size, mtime_ns, ctime_ns, hashed_at_ns, sha256"
+                f" FROM file_hashes WHERE path IN ({', '.join('?' * len(batch))})",
                 batch,
             )
-            found.update((row[0], row[1:]) for row in rows)
+            found.update((os.fsdecode(row[0]), row[1:]) for row in rows)
         return found
 
     def remembered_tree(self, fingerprint: str) -> tuple[str, int] | None:
@@ -105,24 +107,23 @@ class FileHashesTable(Connection):
         """Drop what is remembered of files that are gone, and every set's digest (each
         is worked out again from its files' hashes); how many rows went."""
         rows = self._query("SELECT path FROM file_hashes").fetchall()
-        gone = [(path,) for (path,) in rows if not os.path.lexists(path)]
+        gone = [(path,) for (path,) in rows if not os.path.lexists(bytes(path))]
         with self.transaction():
             self._db.executemany("DELETE FROM file_hashes WHERE path = ?", gone)
             trees = self._db.execute("DELETE FROM tree_hashes").rowcount
         return len(gone) + max(0, trees)
 
     def remember(self, rows: Iterable[tuple[str, FileStat, int, str]]) -> None:
-        values = [(path, *stat_, hashed_at, sha) for path, stat_, hashed_at, sha in rows]
+        values = [
+            (os.fsencode(path), *stat_, hashed_at, sha) for path, stat_, hashed_at, sha in rows
+        ]
         if not values or self.readonly:
             return
         with self.transaction():
             self._db.executemany(
-                "INSERT INTO file_hashes"
-                " (path, device, inode, size, mtime_ns, hashed_at_ns, sha256)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
-                " device = excluded.device, inode = excluded.inode, size = excluded.size,"
-                " mtime_ns = excluded.mtime_ns, hashed_at_ns = excluded.hashed_at_ns,"
-                " sha256 = excluded.sha256",
+                "INSERT OR REPLACE INTO file_hashes"
+                " (path, device, inode, size, mtime_ns, ctime_ns, hashed_at_ns, sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
 
@@ -147,8 +148,8 @@ class FileHasher:
             except FileNotFoundError:
                 continue
             memo = known.get(path)
-            if memo is not None and memo[:4] == current and memo[4] - current[3] > RACY_NS:
-                result[path] = (memo[5], current)
+            if memo is not None and memo[:5] == current and memo[5] - current[3] > RACY_NS:
+                result[path] = (memo[6], current)
                 continue
             hashed_at = time.time_ns()
             sha = sha256_file(path)
@@ -194,11 +195,27 @@ def manifest_of(root: str, hashes: Mapping[str, tuple[str, FileStat]]) -> list[l
 
 
 def canonical(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON with sorted keys and no spaces; ASCII, so that a file name that is not
+    UTF-8 (a lone surrogate in Python) is written as an escape, not refused."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def sha256_of(value: object) -> str:
     return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _name(sha: str) -> str:
+    """A sha256 in hex, or ValueError: a name read from an entry becomes a path."""
+    if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+        raise ValueError(f"not a sha256: {sha[:80]!r}")
+    return sha
 
 
 class CacheDir:
@@ -208,13 +225,13 @@ class CacheDir:
         self.root = root
 
     def object_path(self, sha: str) -> Path:
-        return self.root / "objects" / sha[:2] / sha[2:]
+        return self.root / "objects" / sha[:2] / _name(sha)[2:]
 
     def entry_path(self, key: str) -> Path:
-        return self.root / "entries" / key[:2] / f"{key[2:]}.json"
+        return self.root / "entries" / key[:2] / f"{_name(key)[2:]}.json"
 
     def has(self, sha: str) -> bool:
-        return self.object_path(sha).is_file()
+        return _regular(self.object_path(sha))
 
     def _temporary(self) -> Path:
         directory = self.root / "tmp"
@@ -224,12 +241,15 @@ class CacheDir:
     def put_file(self, path: str, sha: str) -> None:
         """Store the file ``path`` whose sha256 is ``sha``: a link to it, else a copy."""
         target = self.object_path(sha)
-        if target.is_file():
+        if _regular(target):
             return
         target.parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()  # not a file: nothing mlci wrote
         try:
-            os.link(path, target)
-            return
+            if not os.path.islink(path):
+                os.link(path, target, follow_symlinks=False)
+                return
         except FileExistsError:
             return
         except OSError as error:
@@ -290,13 +310,18 @@ class CacheDir:
         os.makedirs(parent, exist_ok=True)
         temporary = os.path.join(parent, f".mlci-restore-{uuid.uuid4().hex}")
         try:
-            try:
-                os.link(source, temporary)
-            except OSError:
+            # A link shares its mode with the object and every other link of it: only
+            # when the mode is already right.
+            if bool(os.stat(source).st_mode & stat.S_IXUSR) == executable:
+                try:
+                    os.link(source, temporary)
+                except OSError:
+                    shutil.copyfile(source, temporary)
+            else:
                 shutil.copyfile(source, temporary)
-            if executable:
                 mode = os.stat(temporary).st_mode
-                os.chmod(temporary, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+                bits = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+                os.chmod(temporary, (mode | bits) if executable else (mode & ~bits))
             os.replace(temporary, destination)
         finally:
             with contextlib.suppress(FileNotFoundError):

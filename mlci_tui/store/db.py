@@ -161,14 +161,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE stages ADD COLUMN cached_from_stage TEXT;
     CREATE INDEX stages_by_cache_key ON stages (cache_key);
     CREATE TABLE file_hashes (
-        path TEXT PRIMARY KEY,
+        path BLOB PRIMARY KEY,
         device INTEGER NOT NULL,
         inode INTEGER NOT NULL,
         size INTEGER NOT NULL,
         mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
         hashed_at_ns INTEGER NOT NULL,
         sha256 TEXT NOT NULL
     );
+    CREATE TABLE store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO store_info VALUES ('id', lower(hex(randomblob(16))));
     CREATE TABLE tree_hashes (
         fingerprint TEXT PRIMARY KEY,
         sha256 TEXT NOT NULL,
@@ -288,6 +291,12 @@ class Store(
         return paths.deployment_log(self.state_dir, deployment_id)
 
     # Change detection --------------------------------------------------------
+
+    @property
+    def store_id(self) -> str:
+        """A random id the store got when it was made: what tells stores apart in a
+        cache several share (their paths may be the same on different machines)."""
+        return str(self._query("SELECT value FROM store_info WHERE key = 'id'").fetchone()[0])
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: the cheapest "anything new?"."""

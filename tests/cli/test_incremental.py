@@ -568,3 +568,163 @@ def test_a_directory_dep_is_remembered_as_a_whole_and_still_sees_one_file_change
     with Store.open(project.state_dir) as store:
         assert store._query("SELECT COUNT(*) FROM tree_hashes").fetchone()[0] == 0
     assert states(run(project)) == {"a": "cached"}
+
+
+# Found by trying to break it ----------------------------------------------------
+
+
+def test_a_project_path_with_pattern_characters_is_not_a_glob(tmp_path: Path) -> None:
+    project = Project(tmp_path / "p[1]?")
+    project.path.mkdir()
+    project.write(
+        '[stages.a]\ncommand = "cat in.txt data[1].csv > model.txt"\n'
+        'deps = ["in.txt", "data[[]1].csv"]\nouts = ["model.txt"]\n'
+    )
+    (project.path / "in.txt").write_text("one\n")
+    (project.path / "data[1].csv").write_text("d\n")
+    assert states(run(project)) == {"a": "passed"}
+    (project.path / "in.txt").write_text("two, longer\n")
+    stages = run(project)
+    assert stages["a"]["state"] == "passed"
+    assert stages["a"]["reasons"][0].startswith("dep in.txt changed (")
+    (project.path / "data[1].csv").write_text("e, longer\n")
+    assert run(project)["a"]["reasons"][0].startswith("dep data[[]1].csv changed (")
+    project.write('[stages.a]\ncommand = "true"\ndeps = ["*.cvs"]\n')
+    assert project.mlci("run").returncode == 1
+    assert project.stage("a")["message"] == "dep *.cvs matches no file"
+
+
+def test_an_entry_naming_a_path_as_its_hash_removes_nothing(pipeline: Project) -> None:
+    run(pipeline)
+    victim = pipeline.path.parent / "victim.txt"
+    victim.write_text("precious")
+    key = pipeline.stage("train")["cache_key"]
+    entry_path = pipeline.state_dir / "cache" / "entries" / key[:2] / f"{key[2:]}.json"
+    entry = json.loads(entry_path.read_text())
+    entry["outs"]["build/model.json"]["sha"] = "xx" + str(victim)
+    entry_path.write_text(json.dumps(entry))
+    (pipeline.path / "build" / "model.json").unlink()
+    assert run(pipeline)["train"]["state"] == "passed"
+    assert victim.read_text() == "precious"
+    broken = pipeline.state_dir / "cache" / "entries" / "zz" / "notahash.json"
+    broken.parent.mkdir()
+    broken.write_text('{"key": "zznotahash", "outs": [1]}')
+    gc = pipeline.mlci("cache", "gc")
+    assert gc.returncode == 0, gc.stderr
+    assert victim.read_text() == "precious" and broken.exists()
+
+
+def test_links_empty_directories_and_executables_in_outs_come_back_as_they_were(
+    project: Project,
+) -> None:
+    project.write(
+        """
+[stages.make]
+command = "sh make.sh"
+deps = ["make.sh"]
+outs = ["out", "latest"]
+"""
+    )
+    (project.path / "make.sh").write_text(
+        "mkdir -p out/v1 out/empty\n"
+        "echo model > out/v1/model.txt\n"
+        "printf '#!/bin/sh\\necho model\\n' > out/run.sh && chmod +x out/run.sh\n"
+        "echo model > out/same-bytes.txt\n"
+        "ln -s v1 out/current\n"
+        "ln -s out/v1/model.txt latest\n"
+    )
+    assert states(run(project)) == {"make": "passed"}
+    out = project.path / "out"
+    shutil.rmtree(out)
+    (project.path / "latest").unlink()
+    assert states(run(project)) == {"make": "cached"}
+    assert (out / "empty").is_dir() and not any((out / "empty").iterdir())
+    assert os.readlink(out / "current") == "v1" and (out / "current" / "model.txt").exists()
+    assert os.readlink(project.path / "latest") == "out/v1/model.txt"
+    assert os.access(out / "run.sh", os.X_OK)
+    assert not os.access(out / "same-bytes.txt", os.X_OK)
+    assert not os.access(out / "v1" / "model.txt", os.X_OK)
+    # Nothing left to restore: the next run is cached and touches nothing.
+    raw = project.mlci("run").stdout.decode()
+    assert "restored" not in raw
+    # An out replaced by a link to a directory outside is not written through.
+    outside = project.path.parent / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep")
+    shutil.rmtree(out)
+    out.symlink_to(outside)
+    assert states(run(project)) == {"make": "cached"}
+    assert not out.is_symlink() and (out / "v1" / "model.txt").exists()
+    assert (outside / "precious.txt").read_text() == "keep"
+    assert sorted(p.name for p in outside.iterdir()) == ["precious.txt"]
+
+
+def test_an_artifact_not_among_the_outs_never_overwrites_a_cached_copy(project: Project) -> None:
+    project.write(
+        '[stages.a]\ncommand = "cat in.txt > model.txt"\n'
+        'deps = ["in.txt"]\nartifact = "model.txt"\n'
+    )
+    model = project.path / "model.txt"
+    (project.path / "in.txt").write_text("A\n")
+    run(project)
+    (project.path / "in.txt").write_text("B\n")
+    run(project)
+    (project.path / "in.txt").write_text("A\n")
+    stages = run(project)
+    assert stages["a"]["state"] == "cached"
+    assert model.read_text() == "A\n"
+
+
+def test_a_linked_directory_inside_a_dep_is_read_and_a_link_loop_ends(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "echo ran"\ndeps = ["data", "data/**/*.csv"]\n')
+    (project.path / "ext").mkdir()
+    (project.path / "ext" / "x.csv").write_text("1\n")
+    (project.path / "data").mkdir()
+    (project.path / "data" / "raw").symlink_to("../ext")
+    (project.path / "data" / "loop").symlink_to(".")
+    (project.path / "data" / "pipe").mkdir()
+    os.mkfifo(project.path / "data" / "pipe" / "fifo.csv")
+    assert states(run(project)) == {"a": "passed"}
+    assert states(run(project)) == {"a": "cached"}
+    (project.path / "ext" / "x.csv").write_text("2, longer\n")
+    assert states(run(project)) == {"a": "passed"}
+
+
+def test_a_file_name_that_is_not_utf8_is_a_dep_like_any(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "echo ran"\ndeps = ["data"]\n')
+    (project.path / "data").mkdir()
+    name = os.fsencode(project.path / "data") + b"/caf\xe9.txt"
+    with open(name, "wb") as file:
+        file.write(b"x")
+    assert states(run(project)) == {"a": "passed"}
+    assert states(run(project)) == {"a": "cached"}
+    assert why(project)["a"]["decision"] == "cached"
+
+
+def test_a_rewrite_that_puts_the_time_back_is_seen(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "echo ran"\ndeps = ["in.txt"]\n')
+    data = project.path / "in.txt"
+    data.write_text("one")
+    old = time.time_ns() - 10_000_000_000
+    os.utime(data, ns=(old, old))
+    run(project)
+    time.sleep(0.05)
+    data.write_text("two")
+    os.utime(data, ns=(old, old))  # as `touch -d` or `cp -p` would
+    assert states(run(project)) == {"a": "passed"}
+
+
+def test_why_judges_a_directory_dep_by_the_out_a_cached_stage_restores(project: Project) -> None:
+    project.write(
+        '[stages.make]\ncommand = "mkdir -p out && cp in.txt out/a.txt"\n'
+        'deps = ["in.txt"]\nouts = ["out"]\n'
+        '[stages.use]\ncommand = "cat out/a.txt"\nneeds = ["make"]\ndeps = ["out"]\n'
+    )
+    (project.path / "in.txt").write_text("x\n")
+    run(project)
+    shutil.rmtree(project.path / "out")
+    assert {name: row["decision"] for name, row in why(project).items()} == {
+        "make": "cached",
+        "use": "cached",
+    }
+    assert states(run(project)) == {"make": "cached", "use": "cached"}
