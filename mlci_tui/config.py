@@ -26,6 +26,7 @@ from typing import Any, Literal, NamedTuple
 
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
+from mlci_tui.masking import SecretMasker
 from mlci_tui.toml_schema import (
     ENV_NAME,
     NO_STRINGS,
@@ -711,6 +712,33 @@ def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:
                 f"--set {name}={raw}: expected {what}, as the config has ({show(declared)})"
             )
     raise UsageError(f"--set {name}={raw}: expected a finite number")
+
+
+def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:
+    """The stage's params as variables: ``train.lr`` → ``MLCI_PARAM_TRAIN_LR``."""
+    return {param_variable(name): param_text(config.params[name]) for name in stage.params}
+
+
+def param_text(value: object) -> str:
+    """A param as a command (or a person) reads it: strings as they are, the rest as JSON."""
+    import json
+
+    if isinstance(value, str):
+        return value
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def with_masked_params(config: Config, masker: SecretMasker) -> Config:
+    """``config`` with every secret in a param's value masked, as it is everywhere."""
+    if not masker:
+        return config
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, str):
+            return masker.mask_text(value)
+        return tuple(mask(item) for item in value) if isinstance(value, tuple) else value
+
+    return config._replace(params={name: mask(v) for name, v in config.params.items()})
 
 
 def ray_installed() -> bool:

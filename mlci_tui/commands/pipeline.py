@@ -200,13 +200,14 @@ def _print_plan(
 ) -> int:
     """Whether each stage would run or be cached, and why (`mlci why`, `run --dry-run`)."""
     from mlci_tui.commands.console import render_table
+    from mlci_tui.config import with_masked_params
     from mlci_tui.masking import SecretMasker
-    from mlci_tui.pipeline.cache import StageCache, masked_params, plan
+    from mlci_tui.pipeline.cache import StageCache, plan
     from mlci_tui.pipeline.engine import select_stages
     from mlci_tui.textsafe import terminal_line
 
     masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
-    config = masked_params(config, masker)
+    config = with_masked_params(config, masker)
     with _cache_store(config) as store:
         cache = StageCache(config, force=force, store=store, masker=masker)
         decisions = plan(cache, select_stages(config, targets))
@@ -241,6 +242,7 @@ def _deploy_plan(
     """What the deploy (and monitor) stages of a full run would do."""
     from mlci_tui.pipeline.cache import Decision
     from mlci_tui.registry.artifacts import digest
+    from mlci_tui.registry.versions import unchanged_text
 
     stage = config.artifact_stage
     assert stage is not None and stage.artifact is not None
@@ -256,14 +258,8 @@ def _deploy_plan(
         live = store.live_version()
         if version is None:
             deploy = Decision("deploy", None, False, ("a new version: deploys it",))
-        elif live is not None and live.number == version.number:
-            deploy = Decision(
-                "deploy", None, True, (f"artifact unchanged: {version.name} is live",)
-            )
         else:
-            now = "nothing" if live is None else live.name
-            why = f"artifact unchanged: same as {version.name}; {now} stays live (--redeploy)"
-            deploy = Decision("deploy", None, True, (why,))
+            deploy = Decision("deploy", None, True, (unchanged_text(version, live),))
     if config.monitor is None:
         return [deploy]
     if deploy.cached:

@@ -29,21 +29,26 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlci_tui.config import Config, Glob, StageConfig, param_variable
+from mlci_tui.config import Config, Glob, StageConfig
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.outs import (
     CacheDamaged,
     Meta,
     Outs,
-    dep_stats,
     glob_files,
     remove_outs,
     tree_files,
     valid_meta,
 )
 from mlci_tui.store import Store
-from mlci_tui.store.cache import CacheDir, FileHasher, FileStat, canonical, sha256_of
-from mlci_tui.store.paths import FILE_MODE
+from mlci_tui.store.cache import (
+    CacheDir,
+    FileHasher,
+    FileStat,
+    canonical,
+    file_stats,
+    sha256_of,
+)
 from mlci_tui.store.records import ALWAYS, NO_DEPS
 
 __all__ = ["CacheDamaged", "Decision", "StageCache", "plan", "remove_outs"]
@@ -227,8 +232,8 @@ class StageCache:
                     stats.update(many)
                 elif str(dep) in self.planned:
                     deps[name] = self.planned[str(dep)]
-                elif self._planned_dir(dep) is not None:
-                    deps[name] = self._planned_dir(dep) or ""
+                elif (planned := self._planned_dir(dep)) is not None:
+                    deps[name] = planned
                 else:
                     _check_dep(name, dep)
                     if dep.is_dir():
@@ -331,12 +336,12 @@ class StageCache:
             for name, meta in decision.entry["outs"].items():
                 path = self.config.root / name
                 try:
-                    current, _, _ = self.outs.snapshot(path)
+                    current, now, _ = self.outs.snapshot(path)
                 except ValueError:  # neither file, directory nor link: replaced
-                    current = None
+                    current, now = None, []
                 if current == meta:
                     continue
-                self.outs.restore(path, meta, current, name)
+                self.outs.restore(path, meta, current, now, name)
                 restored.append(name)
             return restored
 
@@ -403,7 +408,7 @@ class StageCache:
                 paths += tree_files(str(dep))
             else:
                 paths.append(str(dep))
-        now = dep_stats(paths)
+        now = file_stats(paths)
         for path in sorted(set(before) | set(now)):
             if before.get(path) != now.get(path):
                 return self._relative(Path(path))
@@ -492,41 +497,6 @@ def collect_garbage(
         directory.clear_temporary()
         store.forget_hashes()
     return Collected(removed, objects, freed, kept, kept_bytes)
-
-
-def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:
-    """The stage's params as variables: ``train.lr`` → ``MLCI_PARAM_TRAIN_LR``."""
-    return {param_variable(name): param_text(config.params[name]) for name in stage.params}
-
-
-def param_text(value: object) -> str:
-    """A param as a command reads it: strings as they are, the rest as JSON."""
-    return (
-        value
-        if isinstance(value, str)
-        else json.dumps(list(value) if isinstance(value, tuple) else value)
-    )
-
-
-def masked_params(config: Config, masker: SecretMasker) -> Config:
-    """``config`` with every secret in a param's value masked, as it is everywhere."""
-    if not masker:
-        return config
-
-    def mask(value: Any) -> Any:
-        if isinstance(value, str):
-            return masker.mask_text(value)
-        return tuple(mask(item) for item in value) if isinstance(value, tuple) else value
-
-    return config._replace(params={name: mask(v) for name, v in config.params.items()})
-
-
-def write_params(path: Path, params: Mapping[str, Any]) -> None:
-    """The run's params as JSON, for ``$MLCI_PARAMS_FILE``; its owner's alone, as the store is."""
-    data = json.dumps(dict(params), indent=2, sort_keys=True) + "\n"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(data)
 
 
 def _changed(

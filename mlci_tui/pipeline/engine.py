@@ -17,9 +17,10 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci_tui import dag
-from mlci_tui.config import Config, StageConfig
+from mlci_tui.config import Config, StageConfig, param_environment
 from mlci_tui.errors import ExitCode, MlciError
 from mlci_tui.events import (
     Event,
@@ -35,13 +36,6 @@ from mlci_tui.events import (
 )
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline import executors
-from mlci_tui.pipeline.cache import (
-    CacheDamaged,
-    Decision,
-    StageCache,
-    param_environment,
-    remove_outs,
-)
 from mlci_tui.pipeline.command import run_command
 from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
 from mlci_tui.pipeline.executors.local import LocalExecutor
@@ -50,6 +44,9 @@ from mlci_tui.procs import new_tag
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.paths import keep_private
 from mlci_tui.units import format_duration
+
+if TYPE_CHECKING:  # a run without deps never loads the cache
+    from mlci_tui.pipeline.cache import Decision, StageCache
 
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 
@@ -317,6 +314,8 @@ class Engine:
         self, stage: StageConfig, decision: Decision, started_at: float, sink: OutputSink
     ) -> StageFinished | None:
         """End a cached stage as its entry says; None if it must run after all."""
+        from mlci_tui.pipeline.outs import CacheDamaged
+
         assert self.cache is not None and decision.entry is not None
         source = decision.source
         assert source is not None
@@ -388,6 +387,8 @@ class Engine:
         # With a cache the artifact goes too: it is in the cache by hard link.
         removed = stage.outs if self.cache is None else stage.products
         if removed:
+            from mlci_tui.pipeline.outs import remove_outs
+
             await asyncio.to_thread(remove_outs, removed)
         variables = {
             "MLCI_STAGE": stage.name,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci_tui.config import Glob
-from mlci_tui.store.cache import CacheDir, FileHasher, FileStat, canonical, file_stat, sha256_of
+from mlci_tui.store.cache import CacheDir, FileHasher, canonical, sha256_of
 
 TOOL_CACHES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
 """Directories inside a dep that tools write as they run: never inputs."""
@@ -177,8 +177,11 @@ class Outs:
             raise ValueError(f"a malformed manifest ({error})") from None
         return checked
 
-    def restore(self, path: Path, meta: Meta, current: Meta | None, name: str) -> None:
-        """Make the out at ``path`` what ``meta`` says; ``current`` is what it is now."""
+    def restore(
+        self, path: Path, meta: Meta, current: Meta | None, now: list[list[Any]], name: str
+    ) -> None:
+        """Make the out at ``path`` what ``meta`` says; ``current`` and ``now`` are what
+        `snapshot` found there."""
         if meta["kind"] == "link":
             _remove(path)
             _symlink(meta["target"], path)
@@ -191,10 +194,12 @@ class Outs:
             if current is None or current["kind"] != "dir":
                 _remove(path)
                 path.mkdir(parents=True)
-            self._restore_dir(path, manifest, name)
+                now = []
+            self._restore_dir(path, manifest, now, name)
 
-    def _restore_dir(self, path: Path, manifest: list[list[Any]], name: str) -> None:
-        _, now, _ = self.snapshot(path)
+    def _restore_dir(
+        self, path: Path, manifest: list[list[Any]], now: list[list[Any]], name: str
+    ) -> None:
         have = {entry[1]: entry for entry in now}
         wanted = {entry[1] for entry in manifest}
         # Deepest first, so that a directory is empty when its turn comes.
@@ -322,11 +327,3 @@ def remove_outs(paths: tuple[Path, ...]) -> None:
     into a file the cache shares by hard link."""
     for path in paths:
         _remove(path)
-
-
-def dep_stats(paths: list[str]) -> dict[str, FileStat]:
-    found: dict[str, FileStat] = {}
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            found[path] = file_stat(os.stat(path))
-    return found

@@ -116,6 +116,17 @@ class Registry:
         return pruned
 
 
+def unchanged_text(version: VersionRecord, live: VersionRecord | None) -> str:
+    """What a run whose artifact ``version`` already has says of its deploy."""
+    if live is not None and live.number == version.number:
+        return f"artifact unchanged: {version.name} is live"
+    now = "nothing" if live is None else live.name
+    return (
+        f"artifact unchanged: same as {version.name} ({version.status.value}); {now}"
+        " stays live (mlci run --redeploy deploys it)"
+    )
+
+
 def git_state(path: Path) -> tuple[str | None, bool | None]:
     """The commit checked out at ``path`` and whether the work tree has changes;
     ``(None, None)`` outside a git work tree or without git."""

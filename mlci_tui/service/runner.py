@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -24,11 +25,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mlci_tui import procs
-from mlci_tui.config import Config, StageConfig
+from mlci_tui.config import Config, StageConfig, with_masked_params
 from mlci_tui.errors import MlciError, RegistryError, StoreError
 from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.cache import StageCache, masked_params, write_params
 from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult, select_stages
 from mlci_tui.pipeline.executors.base import AttemptResult
@@ -37,9 +37,11 @@ from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.service.recovery import recover
 from mlci_tui.states import RunState, StageState, VersionStatus
 from mlci_tui.store import Store
+from mlci_tui.store.paths import write_private
 
 if TYPE_CHECKING:
     from mlci_tui.alerts import Alerter
+    from mlci_tui.pipeline.cache import StageCache
     from mlci_tui.registry.deployer import Deployer
     from mlci_tui.registry.versions import Registry
     from mlci_tui.store.records import RunRecord, VersionRecord
@@ -74,7 +76,7 @@ class Runner:
         self.environ = environ
         self.masker = SecretMasker(environ.get(name, "") for name in config.pipeline.secrets)
         # A param is recorded (the store, the cache, $MLCI_PARAMS_FILE): never a secret.
-        config = self.config = masked_params(config, self.masker)
+        config = self.config = with_masked_params(config, self.masker)
         self.executor = LocalExecutor(subreaper=procs.become_subreaper())
         stages = select_stages(config, targets)
         stages.update(self._builtin_stages(stages))
@@ -89,10 +91,13 @@ class Runner:
             params=config.params,
         )
         params_file = self.store.params_path(self.run_id)
-        write_params(params_file, config.params)
-        # Without deps anywhere nothing can be cached: no hashing at all then.
-        cacheable = any(stage.cacheable for stage in stages.values())
-        self.cache = StageCache(config, masker=self.masker, force=force) if cacheable else None
+        write_private(params_file, json.dumps(dict(config.params), indent=2, sort_keys=True) + "\n")
+        # Without deps anywhere nothing can be cached: no hashing, nor its imports, then.
+        self.cache: StageCache | None = None
+        if any(stage.cacheable for stage in stages.values()):
+            from mlci_tui.pipeline.cache import StageCache
+
+            self.cache = StageCache(config, masker=self.masker, force=force)
         self.version: VersionRecord | None = None
         self.new_version = False
         """Whether the run registered a new version (not one whose artifact was stored).
@@ -297,21 +302,13 @@ class Runner:
         when nothing is to be deployed (None: deploy it)."""
         version = self.version
         assert version is not None
+        from mlci_tui.registry.versions import unchanged_text
+
         live = self.registry.live()
+        text = unchanged_text(version, live)
         if live is not None and live.number == version.number:
-            return AttemptResult(
-                0,
-                cached=f"artifact unchanged: {version.name} is live",
-                cached_from=(version.run_id, DEPLOY_STAGE),
-            )
-        if self.redeploy:
-            return None
-        now = "nothing" if live is None else live.name
-        return AttemptResult(
-            0,
-            cached=f"artifact unchanged: same as {version.name} ({version.status.value}); {now}"
-            " stays live (mlci run --redeploy deploys it)",
-        )
+            return AttemptResult(0, cached=text, cached_from=(version.run_id, DEPLOY_STAGE))
+        return None if self.redeploy else AttemptResult(0, cached=text)
 
     def _context(self, context: ActionContext, stage: str) -> CommandContext:
         """Where a built-in stage's commands report: the stage's own log in this run."""

@@ -28,24 +28,26 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlci_tui.store.connection import Connection
+from mlci_tui.store.file_hashes import FileHashesTable, FileStat
 from mlci_tui.store.paths import DIR_MODE
 
 CHUNK = 1 << 20
 RACY_NS = 2_000_000_000
 """A hash taken within this long of the file's last change is not trusted next time:
 a write in the same timestamp tick could leave size and mtime as they were."""
-_BATCH = 500
 
 
-FileStat = tuple[int, int, int, int, int]
-"""What says a file is unchanged: (device, inode, size, mtime_ns, ctime_ns). The
-ctime catches a rewrite that puts the mtime back (``touch -d``, ``cp -p``). A plain
-tuple: 10 000 named tuples cost `mlci why` 20 ms."""
+def file_stats(paths: Sequence[str]) -> dict[str, FileStat]:
+    """The stat of each path that exists."""
+    found: dict[str, FileStat] = {}
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            found[path] = file_stat(os.stat(path))
+    return found
 
 
 def file_stat(result: os.stat_result) -> FileStat:
@@ -64,68 +66,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while size := file.readinto(buffer):
             hasher.update(view[:size])
         return hasher.hexdigest()
-
-
-class FileHashesTable(Connection):
-    """The ``file_hashes`` table: a file's sha256 as of its `FileStat`. Paths are kept
-    as bytes, as the file system has them: a name need not be UTF-8."""
-
-    readonly: bool
-
-    def remembered(self, paths: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-        """Path → (device, inode, size, mtime_ns, ctime_ns when hashed, when it was
-        hashed in ns, sha256), for the paths known."""
-        found: dict[str, tuple[Any, ...]] = {}
-        for start in range(0, len(paths), _BATCH):
-            batch = [os.fsencode(path) for path in paths[start : start + _BATCH]]
-            rows = self._query(
-                "SELECT path, device, inode, size, mtime_ns, ctime_ns, hashed_at_ns, sha256"
-                f" FROM file_hashes WHERE path IN ({', '.join('?' * len(batch))})",
-                batch,
-            )
-            found.update((os.fsdecode(row[0]), row[1:]) for row in rows)
-        return found
-
-    def remembered_tree(self, fingerprint: str) -> tuple[str, int] | None:
-        """The digest of a set of files with these stats, and when it was taken."""
-        row = self._query(
-            "SELECT sha256, hashed_at_ns FROM tree_hashes WHERE fingerprint = ?", (fingerprint,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1])
-
-    def remember_tree(self, fingerprint: str, sha: str, hashed_at: int) -> None:
-        if self.readonly:
-            return
-        with self.transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO tree_hashes (fingerprint, sha256, hashed_at_ns)"
-                " VALUES (?, ?, ?)",
-                (fingerprint, sha, hashed_at),
-            )
-
-    def forget_hashes(self) -> int:
-        """Drop what is remembered of files that are gone, and every set's digest (each
-        is worked out again from its files' hashes); how many rows went."""
-        rows = self._query("SELECT path FROM file_hashes").fetchall()
-        gone = [(path,) for (path,) in rows if not os.path.lexists(bytes(path))]
-        with self.transaction():
-            self._db.executemany("DELETE FROM file_hashes WHERE path = ?", gone)
-            trees = self._db.execute("DELETE FROM tree_hashes").rowcount
-        return len(gone) + max(0, trees)
-
-    def remember(self, rows: Iterable[tuple[str, FileStat, int, str]]) -> None:
-        values = [
-            (os.fsencode(path), *stat_, hashed_at, sha) for path, stat_, hashed_at, sha in rows
-        ]
-        if not values or self.readonly:
-            return
-        with self.transaction():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO file_hashes"
-                " (path, device, inode, size, mtime_ns, ctime_ns, hashed_at_ns, sha256)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
 
 
 class FileHasher:
@@ -167,10 +107,7 @@ class FileHasher:
 
         When every file's stat is as it was the last time, the digest is the one
         remembered for that set of stats, without looking up each file's hash."""
-        stats: dict[str, FileStat] = {}
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                stats[path] = file_stat(os.stat(path))
+        stats = file_stats(paths)
         fingerprint = hashlib.sha256(repr((cut, list(stats.items()))).encode()).hexdigest()
         newest = max((stat_[3] for stat_ in stats.values()), default=0)
         memo = self.table.remembered_tree(fingerprint)
@@ -183,15 +120,6 @@ class FileHasher:
         if after == stats:
             self.table.remember_tree(fingerprint, digest, hashed_at)
         return digest, after
-
-
-def manifest_of(root: str, hashes: Mapping[str, tuple[str, FileStat]]) -> list[list[Any]]:
-    """A directory's manifest: ``[relative path, sha256, executable]`` per file, sorted."""
-    entries = []
-    for path in sorted(p for p in hashes if p.startswith(root + os.sep)):
-        executable = bool(os.stat(path).st_mode & stat.S_IXUSR)
-        entries.append([os.path.relpath(path, root), hashes[path][0], executable])
-    return entries
 
 
 def canonical(value: object) -> bytes:

@@ -16,10 +16,10 @@ from pathlib import Path
 from mlci_tui.errors import StoreError, StoreMissing
 from mlci_tui.store import paths
 from mlci_tui.store.alerts import AlertsTable
-from mlci_tui.store.cache import FileHashesTable
 from mlci_tui.store.connection import BUSY_TIMEOUT_S, describe_error
 from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
+from mlci_tui.store.file_hashes import FileHashesTable
 from mlci_tui.store.paths import make_private
 from mlci_tui.store.runs import RunsTable
 from mlci_tui.store.samples import SamplesTable

@@ -32,6 +32,13 @@ def keep_private(path: Path) -> None:
         os.chmod(path, os.stat(path).st_mode & 0o700)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file of the store (the run's params) for its owner alone."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
 def make_private(state_dir: Path) -> None:
     """Create ``state_dir``, its ``runs`` and its database file, for their owner only."""
     state_dir.mkdir(DIR_MODE, parents=True, exist_ok=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from rich.table import Table
 from rich.text import Text
 
+from mlci_tui.config import param_text
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import metric_cell, plain, state_text
@@ -79,10 +79,7 @@ def comparison(
 
 
 def _param(params: Mapping[str, object], name: str) -> str:
-    if name not in params:
-        return "-"
-    value = params[name]
-    return value if isinstance(value, str) else json.dumps(value)
+    return param_text(params[name]) if name in params else "-"
 
 
 def rollback_screen(
