@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         5: lambda work: scenarios.idle(work, sizes),
         6: lambda work: scenarios.scale(work, sizes),
         7: lambda work: scenarios.incremental(work, sizes, dvc),
+        8: lambda work: scenarios.plots(work, sizes),
     }
     chosen = sorted(set(args.only or runs))
     if 5 in chosen and 4 not in chosen:

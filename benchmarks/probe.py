@@ -5,6 +5,7 @@
     python -m benchmarks.probe watch CONFIG
     python -m benchmarks.probe keys CONFIG LEAST
     python -m benchmarks.probe table CONFIG PRESSES
+    python -m benchmarks.probe plotkeys CONFIG LEAST
 
 It runs the real app (Textual's headless driver, 100x30) on a store and
 prints one JSON line. Latencies are from sending a key, the way a terminal
@@ -50,6 +51,18 @@ def _watch_renders() -> None:
         painted.append((time.perf_counter(), "table", self.cursor_row))
         return table_render(self, crop)
 
+    from textual.widgets import Static
+
+    static_render = Static.render
+
+    def static(self: Static) -> Any:
+        # The plot screen's legend line: its state is which lines are hidden.
+        if self.has_class("plot--lines"):
+            hidden = getattr(self.screen, "hidden", set())
+            painted.append((time.perf_counter(), "legend", frozenset(hidden)))
+        return static_render(self)
+
+    Static.render = static  # type: ignore[method-assign]
     HeaderBar.render = header  # type: ignore[method-assign]
     StagePane.render = pane  # type: ignore[method-assign]
     VersionTable.render_lines = table  # type: ignore[method-assign]
@@ -94,6 +107,8 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
             return {"cpu_s": time.process_time() - cpu, "seconds": seconds}
         if mode == "keys":
             return await _keys(app, int(argument or 10))
+        if mode == "plotkeys":
+            return await _plot_keys(app, int(argument or 10))
         if mode == "watch":
             return await _watch(app)
         if mode == "table":
@@ -153,6 +168,31 @@ async def _keys(app: MlciApp, least: int) -> dict[str, Any]:
             target = stages.names[(stages.selected + 1) % len(stages.names)]
             latencies.append(await _press(app, "down", f"pane:{target}", True))
         during += 2 if live else 0
+        await asyncio.sleep(0.1)
+    return {"latencies_s": latencies, "during_run": during}
+
+
+async def _plot_keys(app: MlciApp, least: int) -> dict[str, Any]:
+    """While a run floods its log with output and metric lines: the stage's plot is
+    open, and its first line is hidden and shown again, key after key."""
+    await _next_run(app)
+    await _until(lambda: "flood" in app.stages.names)
+    app.stages.select("flood", by_user=True)
+    await app._press_keys(["g"])
+    await _until(lambda: hasattr(app.screen, "hidden"))
+    screen: Any = app.screen
+    await _until(lambda: screen.names)  # the first points are in
+    latencies: list[float] = []
+    during = 0
+
+    def running() -> bool:
+        return app.snapshot.run is not None and app.snapshot.run.state is RunState.RUNNING
+
+    while running() or len(latencies) < least:
+        live = running()
+        hidden = frozenset(screen.hidden ^ {0})
+        latencies.append(await _press(app, "1", "legend", hidden))
+        during += 1 if live else 0
         await asyncio.sleep(0.1)
     return {"latencies_s": latencies, "during_run": during}
 

@@ -68,14 +68,19 @@ QUICK = Sizes(
 )
 
 
-def _generator(work: Path) -> Path:
-    script = work / "lines.py"
+def _generator(work: Path, *, metrics: bool = False) -> Path:
+    """A script printing N numbered lines in chunks of 10 000; with ``metrics``, every
+    100th line is a metric line instead (a training loop's loss)."""
+    script = work / ("metric_lines.py" if metrics else "lines.py")
+    line = (
+        f"(f'::metric step={{i}} loss={{1 / (i + 1):.6f}}' if i % 100 == 0 else {LINE!r}.format(i))"
+    )
     script.write_text(
         "import sys\n"
         "count = int(sys.argv[1])\n"
         "out = sys.stdout\n"
         "for start in range(0, count, 10_000):\n"
-        f"    out.write(''.join({LINE!r}.format(i) + '\\n'"
+        f"    out.write(''.join({line if metrics else f'{LINE!r}.format(i)'} + '\\n'"
         " for i in range(start, min(count, start + 10_000))))\n"
     )
     return script
@@ -270,7 +275,7 @@ def _first_frame(config: Path, env: dict[str, str]) -> float:
 
 
 def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
-    generator = _generator(work)
+    generator = _generator(work, metrics=True)
     env = bench_env()
     directory = work / "flood"
     directory.mkdir()
@@ -281,14 +286,17 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
     )
     scenario = Scenario(
         "3. Dashboard under flood",
-        f"The same stage printing {sizes.flood:,} lines: headless; while a dashboard"
-        " (the real app on Textual's headless driver, 100x30) watches it; and while a"
-        " dashboard watches and is sent keys (`f` to toggle follow, `down` to move the stage"
-        " selection), one every 100 to 200 ms, each timed from the key to the frame that"
-        " shows its effect.",
+        f"The same stage printing {sizes.flood:,} lines, every 100th a metric line"
+        " (`::metric step=N loss=X`): headless; while a dashboard (the real app on Textual's"
+        " headless driver, 100x30) watches it; while a dashboard watches and is sent keys"
+        " (`f` to toggle follow, `down` to move the stage selection), one every 100 to 200"
+        " ms; and while the stage's plot (`g`) is open and `1` hides and shows its line, one"
+        " key every 100 ms. Each key is timed from the key to the frame that shows its"
+        " effect.",
         headers=["run", "median", "min – max"],
     )
     latencies = Samples()
+    plotted = Samples()
     peak = [0]
     during = [0]
     cpu = {"watched": Samples(), "keyed": Samples()}
@@ -307,8 +315,9 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
         cpu["keyed" if mode == "keys" else "watched"].values.append(used / elapsed)
         result = _result(probe)
         peak[0] = max(peak[0], rss.stop())
-        if mode == "keys":
-            latencies.values.extend(result["latencies_s"])  # type: ignore[arg-type]
+        if mode in ("keys", "plotkeys"):
+            keyed = latencies if mode == "keys" else plotted
+            keyed.values.extend(result["latencies_s"])  # type: ignore[arg-type]
             during[0] += int(result["during_run"])  # type: ignore[call-overload]
         return elapsed
 
@@ -318,12 +327,20 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
             "headless": headless,
             "watched": lambda: observed("watch"),
             "watched, sent keys": lambda: observed("keys", "6"),
+            "watched with a plot, sent keys": lambda: observed("plotkeys", "6"),
         },
     )
     for name, values in samples.items():
         scenario.table.append([f"mlci run, {name}", *spread(values)])
     scenario.table.append(
         ["key → frame, p50 / p95", ms(latencies.percentile(0.5)), ms(latencies.percentile(0.95))]
+    )
+    scenario.table.append(
+        [
+            "key → frame with the plot open, p50 / p95",
+            ms(plotted.percentile(0.5)),
+            ms(plotted.percentile(0.95)),
+        ]
     )
     ratio = samples["watched"].median / samples["headless"].median
     scenario.targets.append(Target("watched / headless run time", ratio, 1.2, "×"))
@@ -336,8 +353,17 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
             " ms",
         )
     )
+    scenario.targets.append(
+        Target(
+            f"key → frame p95 with the plot open ({len(plotted.values)} keys)",
+            plotted.percentile(0.95) * 1000,
+            100.0,
+            " ms",
+        )
+    )
     scenario.notes.append(
-        f"{len(latencies.values)} keys measured, {during[0]} of them while the flood ran"
+        f"{len(latencies.values) + len(plotted.values)} keys measured, {during[0]} of them"
+        " while the flood ran"
         " (the others just after it, while the dashboard caught up)."
     )
     scenario.notes.append(
@@ -574,5 +600,54 @@ def incremental(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
         f"sha256 ran at {speed:.2f} GB/s (OpenSSL with the CPU's SHA extensions). The whole"
         " `mlci why` process includes the interpreter's start-up and the imports, which the"
         " start-up scenario measures on their own."
+    )
+    return scenario
+
+
+# 8. Metric plots ------------------------------------------------------------------
+
+
+PLOT_WIDGETS = {
+    "mlci": "the dashboard's plot: textual-plot, cut to two points a column",
+    "textual-plot": "textual-plot given every point",
+    "plotext-cut": "textual-plotext, cut the same way",
+    "plotext": "textual-plotext given every point",
+}
+
+
+def plots(work: Path, sizes: Sizes) -> Scenario:
+    """One plot update with 10 000 points a series, for the two Textual plot widgets."""
+    env = bench_env()
+    points = 10_000
+    updates = max(5, sizes.runs * 2)
+    scenario = Scenario(
+        "8. Metric plots",
+        f"Two series of {points:,} points each, replaced {updates} times in a 120x40 headless"
+        " app (`python -m benchmarks.plots`): from handing the widget new data to the last"
+        " frame it paints. The data is made before the clock starts.",
+        headers=["widget", "median", "min – max"],
+    )
+    for widget, label in PLOT_WIDGETS.items():
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.plots", widget, str(points), str(updates)],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        samples = Samples(list(_result(process)["update_s"]))  # type: ignore[arg-type]
+        scenario.table.append(
+            [label, ms(samples.median), f"{ms(samples.low)} – {ms(samples.high)}"]
+        )
+        if widget == "mlci":
+            scenario.targets.append(
+                Target(f"plot update, {points:,} points", samples.median * 1000, 50.0, " ms")
+            )
+    scenario.notes.append(
+        "textual-plot draws on Textual's own canvas and lays out its axes, ticks and labels;"
+        " textual-plotext hands the whole picture to plotext, which builds it as text again"
+        " on every render. Given every point both take a quarter of a second; cut to what"
+        " the widget can show, textual-plot paints in one frame because the dashboard draws"
+        " onto its canvases when the data changes, not while the next frame is painted."
     )
     return scenario

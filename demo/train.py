@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
             f"accuracy={stats.accuracy:.3f}",
             flush=True,
         )
-        print(f"::metric loss={stats.loss:.4f} train_accuracy={stats.accuracy:.3f}", flush=True)
+        # One point per epoch of each series: `g` in the dashboard plots them live.
+        metrics = f"loss={stats.loss:.4f} train_accuracy={stats.accuracy:.3f}"
+        print(f"::metric step={stats.epoch} {metrics}", flush=True)
 
     model = LogisticRegression(feature_names=list(FEATURE_NAMES))
     model.fit(rows, labels, epochs=args.epochs, lr=args.lr, seed=args.seed, on_epoch=report)

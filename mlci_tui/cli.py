@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="deploy the run's version even when an older version has the same artifact",
     )
+    run.add_argument(
+        "--junit",
+        metavar="PATH",
+        help="write the run as JUnit XML (one test case per stage) for a CI system to show",
+    )
 
     why = commands.add_parser(
         "why", parents=[config], help="say whether each stage would run or be cached, and why"
@@ -169,6 +174,38 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
     logs.add_argument(
         "-f", "--follow", action="store_true", help="keep printing until the stage ends"
+    )
+
+    metrics = commands.add_parser(
+        "metrics", parents=[config], help="a run's metric series, point by point"
+    )
+    metrics.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
+    metrics.add_argument("--stage", metavar="NAME", help="only this stage's series")
+    metrics_format = metrics.add_mutually_exclusive_group()
+    metrics_format.add_argument("--json", action="store_true", help="print JSON")
+    metrics_format.add_argument("--csv", action="store_true", help="print CSV, one point a row")
+
+    diff = commands.add_parser(
+        "diff",
+        parents=[config],
+        help="compare two runs or versions: params, metrics, gates, stages, artifact",
+        description="Compare OLD with NEW: runs (12) or versions (v3). Without NEW, OLD is"
+        " compared with the live version; without either, the latest run is.",
+    )
+    diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
+    diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")
+    diff_format = diff.add_mutually_exclusive_group()
+    diff_format.add_argument("--json", action="store_true", help="print JSON")
+    diff_format.add_argument("--md", action="store_true", help="print Markdown")
+
+    report = commands.add_parser(
+        "report", parents=[config], help="a run's report: stages, metrics against live, version"
+    )
+    report.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
+    report_format = report.add_mutually_exclusive_group()
+    report_format.add_argument("--json", action="store_true", help="print JSON")
+    report_format.add_argument(
+        "--md", action="store_true", help="print Markdown (as a GitHub job summary shows it)"
     )
 
     versions = commands.add_parser("versions", parents=[config], help="list model versions")
@@ -241,6 +278,9 @@ HANDLERS = {
     "cache": "pipeline",
     "status": "pipeline",
     "logs": "pipeline",
+    "metrics": "reports",
+    "diff": "reports",
+    "report": "reports",
     "versions": "registry",
     "history": "registry",
     "deploy": "registry",

@@ -625,11 +625,16 @@ class Config(NamedTuple):
         return next((s for s in self.stages.values() if s.artifact is not None), None)
 
     @property
+    def gates(self) -> tuple[Check, ...]:
+        """Every stage's gates, in stage order."""
+        return tuple(g for s in self.stages.values() for g in s.gates)
+
+    @property
     def key_metrics(self) -> tuple[str, ...]:
         if self.registry.key_metrics:
             return self.registry.key_metrics
         names: list[str] = []
-        checks = [g for s in self.stages.values() for g in s.gates]
+        checks = list(self.gates)
         checks += list(self.monitor.checks) if self.monitor else []
         for check in checks:
             if check.metric not in names:

@@ -97,7 +97,10 @@ class StageSampled(NamedTuple):
 class StageMetrics(NamedTuple):
     stage: str
     metrics: Mapping[str, float]
+    """The newest value of each metric in this batch."""
     time: float
+    points: tuple[tuple[str, int, float], ...] = ()
+    """Every point of the batch kept for the series: ``(name, step, value)``."""
 
 
 class StageFinished(NamedTuple):

@@ -70,3 +70,26 @@ def local_time(timestamp: float | None) -> str:
 def metric_text(value: float | None) -> str:
     """A metric as tables show it: four significant digits; ``-`` when unknown."""
     return "-" if value is None else f"{value:.4g}"
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """``values`` as one line of bars, at most ``width`` wide (averaged into buckets)."""
+    if not values:
+        return ""
+    if len(values) > width:
+        size = len(values) / width
+        values = [
+            sum(chunk) / len(chunk)
+            for chunk in (
+                values[int(i * size) : max(int(i * size) + 1, int((i + 1) * size))]
+                for i in range(width)
+            )
+        ]
+    low, high = min(values), max(values)
+    span = high - low
+    if span == 0:
+        return _BARS[3] * len(values)
+    return "".join(_BARS[min(7, int((v - low) / span * 8))] for v in values)

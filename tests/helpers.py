@@ -41,7 +41,8 @@ BAD_CONFIGS = sorted(BAD.glob("*.toml"))
 
 def mlci_env(**extra: str) -> dict[str, str]:
     """The environment for an `mlci` child: this interpreter's package, no CI markers."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR")}
+    ci = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITLAB_CI", "NO_COLOR")
+    env = {k: v for k, v in os.environ.items() if k not in ci}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env

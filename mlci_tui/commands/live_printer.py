@@ -3,12 +3,15 @@
 On a terminal, stage output is made safe (`textsafe`) and stage names are
 coloured unless ``NO_COLOR`` is set; into a file or pipe the bytes go through
 exactly as the stage printed them. Under GitHub Actions each stage becomes a
-collapsible log group.
+collapsible log group and the first failures become annotations; under GitLab CI
+each stage's output is a collapsible section, printed when the stage ends so that
+it can be collapsed when it passed (GitLab decides that when the section starts).
 """
 
 from __future__ import annotations
 
 import collections
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +34,8 @@ from mlci_tui.units import format_bytes, format_duration
 
 OPEN_LINE_KEEP = 1 << 16
 """How much of an unfinished line is kept to draw it again after a carriage return."""
+MAX_ANNOTATIONS = 10
+"""GitHub shows at most this many error annotations of a step; the rest are lost."""
 
 
 def github_escape(text: str) -> str:
@@ -120,13 +125,16 @@ class LivePrinter:
         terminal: bool,
         color: bool,
         github: bool = False,
+        gitlab: bool = False,
         log_path: Callable[[str], Path] | None = None,
     ) -> None:
         self.out = out
         self.terminal = terminal
         self.color = color
         self.github = github
+        self.gitlab = gitlab and not github
         self.log_path = log_path
+        self._annotations = 0
         width = max((len(name) for name in stages), default=0)
         self.prefix = {
             name: (
@@ -161,6 +169,8 @@ class LivePrinter:
         try:
             if self.github:
                 self._github(event)
+            elif self.gitlab:
+                self._gitlab(event)
             else:
                 self._plain(event)
         except OSError:
@@ -278,19 +288,48 @@ class LivePrinter:
             self._annotate(event)
             return
         self.out.write(f"::group::{event.stage}\n".encode())
-        for record in LogCursor(self.log_path(event.stage)).read():
+        self._write_log(event.stage)
+        self.out.write(f"-- {describe_finish(event)}\n::endgroup::\n".encode())
+        self._annotate(event)
+
+    def _write_log(self, stage: str) -> None:
+        assert self.log_path is not None
+        for record in LogCursor(self.log_path(stage)).read():
             if record.stream is Stream.MESSAGE:
                 self.out.write(b"-- " + record.content + b"\n")
             else:
                 self.out.write(record.content + (b"" if record.partial else b"\n"))
-        self.out.write(f"-- {describe_finish(event)}\n::endgroup::\n".encode())
-        self._annotate(event)
 
     def _annotate(self, event: StageFinished) -> None:
-        if event.state is StageState.FAILED:
+        if event.state is StageState.FAILED and self._annotations < MAX_ANNOTATIONS:
+            self._annotations += 1
             title = github_escape(f"stage {event.stage} failed").replace(",", "%2C")
             message = github_escape(event.message or "failed")
             self.out.write(f"::error title={title}::{message}\n".encode())
+
+    # GitLab CI ---------------------------------------------------------------
+
+    def _gitlab(self, event: Event) -> None:
+        if isinstance(event, StageFinished):
+            finish = f"{event.stage}: {describe_finish(event)}"
+            if event.started_at is None or self.log_path is None:
+                self.out.write(f"-- {finish}\n".encode())
+                return
+            section = "mlci_" + _SECTION_UNSAFE.sub("_", event.stage)
+            collapsed = "[collapsed=true]" if event.state.passed else ""
+            start, end = int(event.started_at), int(event.ended_at)
+            self.out.write(
+                f"\x1b[0Ksection_start:{start}:{section}{collapsed}\r\x1b[0K{finish}\n".encode()
+            )
+            self._write_log(event.stage)
+            self.out.write(f"\x1b[0Ksection_end:{end}:{section}\r\x1b[0K\n".encode())
+        elif isinstance(event, StageStarted) and event.attempt == 1:
+            self.out.write(f"-- {event.stage}: started\n".encode())
+        elif isinstance(event, RunNoted):
+            self.out.write(f"mlci: {event.text}\n".encode())
+
+
+_SECTION_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def describe_finish(event: StageFinished | StageRecord) -> str:

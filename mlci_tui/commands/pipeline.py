@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import time
+from pathlib import Path
 
 from mlci_tui.commands.common import find_run, load, open_store, relative
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
@@ -19,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from mlci_tui.config import Config
     from mlci_tui.pipeline.cache import Decision, StageCache
-    from mlci_tui.store import Store
+    from mlci_tui.store import RunRecord, Store
 
 
 def command_validate(args: argparse.Namespace) -> int:
@@ -67,6 +68,9 @@ def command_run(args: argparse.Namespace) -> int:
     force: bool | list[str] = ALL_STAGES in forced or forced
     if args.dry_run:
         return _print_plan(config, args.stage, force=force, as_json=False)
+    junit = Path(args.junit) if args.junit else None
+    if junit is not None:
+        _check_writable(junit, "--junit")
     runner = Runner(config, targets=args.stage, force=force, redeploy=args.redeploy)
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
@@ -76,6 +80,7 @@ def command_run(args: argparse.Namespace) -> int:
         terminal=out.isatty(),
         color=color,
         github=os.environ.get("GITHUB_ACTIONS") == "true",
+        gitlab=os.environ.get("GITLAB_CI") == "true",
         log_path=lambda stage: runner.store.log_path(runner.run_id, stage),
     )
     runner.subscribe(printer)
@@ -91,7 +96,52 @@ def command_run(args: argparse.Namespace) -> int:
         lines.append(f"logs: {relative(runner.store.run_dir(run.id))}")
         with contextlib.suppress(OSError):
             print("\n".join(lines), flush=True)
-    return result.exit_code
+    if run is None:
+        return result.exit_code
+    return _ci_reports(config, run, junit, result.exit_code)
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse, before anything runs, a file that could not be written at the end
+    (missing directories are made then)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is not a directory")
+
+
+def _ci_reports(config: Config, run: RunRecord, junit: Path | None, code: int) -> int:
+    """The JUnit file and, under GitHub Actions, the job summary: the run is recorded
+    whatever becomes of them, and a report that cannot be written fails the command."""
+    github = os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_STEP_SUMMARY")
+    if junit is None and not github:
+        return code
+    from mlci_tui.store import Store
+
+    with Store.open(config.pipeline.state_dir, create=False) as store:
+        return _write_reports(config, store, run, junit, bool(github), code)
+
+
+def _write_reports(
+    config: Config, store: Store, run: RunRecord, junit: Path | None, github: bool, code: int
+) -> int:
+    if junit is not None:
+        from mlci_tui.commands.junit import junit_xml, write_junit
+
+        try:
+            write_junit(junit, junit_xml(run, lambda stage: store.log_path(run.id, stage)))
+        except OSError as error:
+            print(f"mlci: cannot write --junit {junit}: {error.strerror}", file=sys.stderr)
+            code = code or ExitCode.FAILED
+    if github:
+        from mlci_tui.commands.reports import write_step_summary
+
+        if not write_step_summary(store, config, run):
+            code = code or ExitCode.FAILED
+    return code
 
 
 def command_status(args: argparse.Namespace) -> int:

@@ -71,6 +71,8 @@ class Analysis:
         self.cpu_seconds = 0.0
         self.peak_rss_bytes: int | None = None
         """Resources the monitor command used, over every sample taken so far."""
+        self.steps: dict[str, int] = {}
+        """Each metric's points so far: the samples are one series, one step each."""
 
     @property
     def threshold(self) -> int:
@@ -92,7 +94,7 @@ class Analysis:
         }
         if context.run_id is not None:
             variables["MLCI_RUN_ID"] = str(context.run_id)
-        sink = OutputSink(context.stage, self.masker, context.emit, self.clock)
+        sink = OutputSink(context.stage, self.masker, context.emit, self.clock, seen=self.steps)
         result = await run_command(
             self.registry.config,
             monitor,

@@ -332,7 +332,11 @@ class Engine:
         if restored:
             sink.note(f"restored from the cache: {', '.join(restored)}")
         pairs = decision.entry.get("metrics", [])
-        sink.add_metrics({str(k): float(v) for k, v in pairs if isinstance(v, (int, float))})
+        # From this store, the source run's whole series is copied with its log.
+        sink.add_metrics(
+            {str(k): float(v) for k, v in pairs if isinstance(v, (int, float))},
+            series=not same_store,
+        )
         failure = self._failure(stage, sink)
         result = AttemptResult(None)
         if failure is not None:

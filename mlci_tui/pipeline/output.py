@@ -2,9 +2,10 @@
 
 Every executor feeds what it reads into an `OutputSink`, in chunks of any
 size. The sink splits lines without a length limit, masks secrets before
-anything else sees the bytes, picks out ``::metric name=value`` lines and
-reports batches of lines as `StageOutput` events — one event per chunk, not
-per line, so that a flood of output costs a few C-level joins.
+anything else sees the bytes, picks out ``::metric [step=N] name=value …``
+lines (points of series) and reports batches of lines as `StageOutput` events —
+one event per chunk, not per line, so that a flood of output costs a few C-level
+joins.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ PIECE_LIMIT = 1 << 20
 STALE_AFTER_S = 0.25
 """An unfinished line older than this is passed on, so viewers see progress bars."""
 MAX_METRIC_NOTES = 10
+SERIES_POINTS = 100_000
+"""A series keeps this many points at full density; past each further this many,
+it keeps ten times fewer (every 10th, then every 100th, …), so a stage printing
+millions of metric lines costs the store little."""
 
 METRIC_PREFIX = b"::metric "
 _METRIC_PAIR = re.compile(rf"({METRIC_NAME})=(\S+)")
@@ -42,12 +47,18 @@ class OutputSink:
         masker: SecretMasker,
         emit: Callable[[Event], None],
         clock: Callable[[], float] = time.time,
+        *,
+        seen: dict[str, int] | None = None,
     ) -> None:
+        """``seen`` counts each metric's points: sinks that share it number their
+        points as one series (the samples of a monitor, one sink each)."""
         self.stage = stage
         self.masker = masker
         self.emit = emit
         self.clock = clock
         self.metrics: dict[str, float] = {}
+        self._seen = {} if seen is None else seen
+        self._kept: dict[str, int] = {}
         self._pending = {Stream.STDOUT: b"", Stream.STDERR: b""}
         self._pending_since = {Stream.STDOUT: 0.0, Stream.STDERR: 0.0}
         # The start of a line already passed on in pieces, to spot a metric line.
@@ -116,27 +127,72 @@ class OutputSink:
         self.emit(StageOutput(self.stage, stream, [piece], now, partial=True))
 
     def _parse_metrics(self, lines: list[bytes]) -> None:
-        found: dict[str, float] = {}
+        found: list[tuple[str, int | None, float]] = []
         for line in lines:
             if not line.startswith(METRIC_PREFIX):
                 continue
             text = line[len(METRIC_PREFIX) :].decode("utf-8", "replace").strip()
             pairs = text.split()
             matches = [_METRIC_PAIR.fullmatch(pair) for pair in pairs]
-            values = [_number(m.group(2)) if m else None for m in matches]
-            if not pairs or any(v is None for v in values):
+            step: int | None = None
+            values: list[tuple[str, float]] = []
+            for match in matches:
+                if match is None:
+                    values = []
+                    break
+                name, raw = match.groups()
+                if name == "step":
+                    step = _step(raw)
+                    if step is None:
+                        values = []
+                        break
+                    continue
+                value = _number(raw)
+                if value is None:
+                    values = []
+                    break
+                values.append((name, value))
+            if not values:
                 self._note_malformed(f"ignored a malformed metric line: {text[:200]!r}")
                 continue
-            for match, value in zip(matches, values, strict=True):
-                assert match is not None and value is not None
-                found[match.group(1)] = value
-        self.add_metrics(found)
+            found.extend((name, step, value) for name, value in values)
+        self._add_points(found)
 
-    def add_metrics(self, metrics: dict[str, float]) -> None:
-        if metrics:
-            metrics = self.masker.mask_names(metrics)
-            self.metrics.update(metrics)
-            self.emit(StageMetrics(self.stage, metrics, self.clock()))
+    def add_metrics(self, metrics: dict[str, float], *, series: bool = True) -> None:
+        """Single values (a metrics file's): each is a point of its series, unless
+        ``series`` is off (a cached stage's values, whose series is its source run's)."""
+        if not series:
+            if metrics:
+                metrics = self.masker.mask_names(metrics)
+                self.metrics.update(metrics)
+                self.emit(StageMetrics(self.stage, metrics, self.clock()))
+            return
+        self._add_points([(name, None, value) for name, value in metrics.items()])
+
+    def _add_points(self, found: list[tuple[str, int | None, float]]) -> None:
+        if not found:
+            return
+        if self.masker.forms:
+            found = [(self.masker.mask_text(name), step, value) for name, step, value in found]
+        last: dict[str, float] = {}
+        points: list[tuple[str, int, float]] = []
+        for name, step, value in found:
+            seen = self._seen.get(name, 0)
+            self._seen[name] = seen + 1
+            last[name] = value
+            kept = self._kept.get(name, 0)
+            stride = 10 ** (kept // SERIES_POINTS)
+            if seen % stride:
+                continue
+            self._kept[name] = kept + 1
+            points.append((name, seen if step is None else step, value))
+            if (kept + 1) % SERIES_POINTS == 0:
+                self.note(
+                    f"metric {name}: {kept + 1} points kept; from here on every"
+                    f" {stride * 10}th is kept"
+                )
+        self.metrics.update(last)
+        self.emit(StageMetrics(self.stage, last, self.clock(), tuple(points)))
 
     def note(self, text: str) -> None:
         """A note of mlci's own about the stage, masked like its output."""
@@ -147,6 +203,10 @@ class OutputSink:
         self._notes += 1
         if self._notes <= MAX_METRIC_NOTES:
             self.note(text)
+
+
+def _step(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
 def _number(text: str) -> float | None:

@@ -119,8 +119,15 @@ class StoreRecorder:
             )
         elif isinstance(event, StageMetrics):
             self.writer.submit(self.store.record_metrics, self.run_id, event.stage, event.metrics)
+            if event.points:
+                self.writer.submit(
+                    self.store.record_points, self.run_id, event.stage, event.points, event.time
+                )
         elif isinstance(event, StageStarted):
             self._log(event.stage)
+            if event.attempt > 1:
+                # A retried stage's metrics are its last attempt's, as its gates are.
+                self.writer.submit(self.store.forget_metrics, self.run_id, event.stage)
             first = self._started.setdefault(event.stage, event.time)
             self._update(
                 event.stage,
@@ -170,6 +177,13 @@ class StoreRecorder:
             self._log(event.stage).write(log_record(note))
             if event.same_store and event.from_run is not None:
                 self._copy_log(event.stage, event.from_run, event.from_stage)
+                self.writer.submit(
+                    self.store.copy_series,
+                    self.run_id,
+                    event.stage,
+                    event.from_run,
+                    event.from_stage,
+                )
         elif isinstance(event, RunFinished):
             self.writer.submit(
                 self.store.finish_run,

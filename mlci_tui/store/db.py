@@ -3,8 +3,8 @@
 Runners write, any number of viewers read; WAL lets readers work while a
 runner writes, and the busy timeout makes a second writer wait instead of
 failing. `Store` is its tables (`runs`, `versions`, `deployments`, `alerts`,
-`decisions`, `samples`, `file_hashes`: one module each) on one connection, plus the paths
-of the files beside it (`paths`).
+`decisions`, `samples`, `metric_points`, `file_hashes`: one module each) on one
+connection, plus the paths of the files beside it (`paths`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mlci_tui.store.file_hashes import FileHashesTable
 from mlci_tui.store.paths import make_private
 from mlci_tui.store.runs import RunsTable
 from mlci_tui.store.samples import SamplesTable
+from mlci_tui.store.series import SeriesTable
 
 # The schema, as the migrations that build it: the version lives in ``PRAGMA
 # user_version`` and `Store.open` applies the migrations a store lacks, in order,
@@ -178,12 +179,29 @@ MIGRATIONS: tuple[str, ...] = (
         hashed_at_ns INTEGER NOT NULL
     );
     """,
+    """
+    CREATE TABLE metric_points (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        stage TEXT NOT NULL,
+        name TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        value REAL NOT NULL,
+        time REAL NOT NULL
+    );
+    CREATE INDEX metric_points_by_series ON metric_points (run_id, stage, name);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class Store(
-    RunsTable, DeploymentsTable, AlertsTable, DecisionsTable, SamplesTable, FileHashesTable
+    RunsTable,
+    DeploymentsTable,
+    AlertsTable,
+    DecisionsTable,
+    SamplesTable,
+    SeriesTable,
+    FileHashesTable,
 ):
     """One open run store. Not shared between threads: open one per thread."""
 

@@ -12,14 +12,16 @@ costs nothing while a run streams.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from mlci_tui.errors import StoreError
+from mlci_tui.checks import Check
+from mlci_tui.errors import NotFound, StoreError
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import paths
+from mlci_tui.store.compare import Comparison, compare, resolve
 from mlci_tui.store.db import Store
 from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.records import (
@@ -29,6 +31,7 @@ from mlci_tui.store.records import (
     RunRecord,
     VersionRecord,
 )
+from mlci_tui.store.series import Series
 
 VERSION_LIMIT = 200
 """Versions shown; older ones are listed by `mlci versions` (and have no artifact
@@ -192,6 +195,27 @@ class StoreReader:
         with self._lock:
             store = self._open()
             return [] if store is None else store.alerts(limit)
+
+    def series(self, run_id: int, stage: str, after: Mapping[str, int]) -> list[Series]:
+        """Each series of a stage, only its points newer than ``after[name]`` (a row id)."""
+        with self._lock:
+            store = self._open()
+            if store is None:
+                return []
+            return [
+                store.series(run_id, stage, name, after=after.get(name, 0))
+                for _, name in store.series_names(run_id, stage)
+            ]
+
+    def comparison(self, old: str, new: str, gates: Sequence[Check]) -> Comparison:
+        """``old`` and ``new`` (``12``, ``v3``, ``live``, ``latest``) side by side."""
+        with self._lock:
+            store = self._open()
+            if store is None:
+                raise NotFound("no runs yet")
+            return compare(
+                resolve(store, old, default="live"), resolve(store, new, default="latest"), gates
+            )
 
     def log_path(self, run_id: int, stage: str) -> Path:
         return paths.log_path(self.state_dir, run_id, stage)

@@ -77,6 +77,13 @@ class VersionsTable(Connection):
         ).fetchone()
         return None if row is None else _version(row)
 
+    def version_of_run(self, run_id: int) -> VersionRecord | None:
+        """The version a run registered, if it registered one."""
+        row = self._query(
+            _SELECT + " FROM versions WHERE run_id = ? ORDER BY number DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        return None if row is None else _version(row)
+
     def version_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM versions").fetchone()[0])
 

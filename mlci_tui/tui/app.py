@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
+from types import ModuleType
 from typing import IO, ClassVar
 
 from textual import work
@@ -40,6 +41,7 @@ from mlci_tui import procs
 from mlci_tui.config import Config
 from mlci_tui.errors import ExitCode
 from mlci_tui.states import RunState, StageState
+from mlci_tui.store.compare import Comparison
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
 from mlci_tui.textsafe import terminal_line
@@ -50,6 +52,7 @@ from mlci_tui.tui.read_again import ReadAgain
 from mlci_tui.tui.screens.alerts import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
+from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
 from mlci_tui.tui.screens.runs import LATEST, RunsScreen
@@ -87,7 +90,14 @@ class MlciApp(App[None]):
         ),
         Binding("R", "rollback", "Roll back", tooltip="to the highlighted version", id="rollback"),
         Binding("a", "answer", "Answer", tooltip="the monitor's pending decision", id="answer"),
-        Binding("p", "pick_run", "Runs", tooltip="show a past run", id="runs"),
+        Binding("p", "pick_run", "Runs", tooltip="show a past run, or compare two", id="runs"),
+        Binding(
+            "g",
+            "plot",
+            "Plot",
+            tooltip="the stage's metric series; on the versions, a metric across them",
+            id="plot",
+        ),
         Binding("A", "show_alerts", "Alerts", show=False, tooltip="read, acknowledge", id="alerts"),
         *LogView.DASHBOARD_BINDINGS,
         Binding("question_mark", "help", "Help", tooltip="this list", id="help"),
@@ -377,6 +387,62 @@ class MlciApp(App[None]):
             rollback_screen(live, target, self.clock(), list(self.config.key_metrics)), answered
         )
 
+    def action_plot(self) -> None:
+        if self.focused is self.version_panel.table:
+            versions, metrics = self.snapshot.versions, list(self.config.key_metrics)
+            self._open_plot(lambda plots: plots.VersionPlotScreen(versions, metrics))
+            return
+        run, name = self.snapshot.run, self.stages.selected_name
+        if run is None or name is None or run.stage(name) is None:
+            self.say("no stage of a run to plot yet: start a run with r", severity="warning")
+            return
+        run_id = run.id
+
+        def running() -> bool:
+            shown = self.snapshot.run
+            record = shown.stage(name) if shown is not None and shown.id == run_id else None
+            return record is not None and not record.state.finished
+
+        self._open_plot(lambda plots: plots.SeriesPlotScreen(self.reader, run_id, name, running))
+
+    @work(thread=True, exclusive=True, group="plot")
+    def _open_plot(self, make: Callable[[ModuleType], Screen[None]]) -> None:
+        """The plot screen's module is imported here, off the UI thread, the first time:
+        it brings textual-plot and numpy (0.2-0.5 s), which the dashboard's start skips."""
+        import mlci_tui.tui.screens.plot as plots
+
+        def show() -> None:
+            self.push_screen(make(plots))
+
+        self._hand_over(show)
+
+    def action_compare_version(self) -> None:
+        """Compare the highlighted version with the live one."""
+        target = self.version_panel.table.selected_version
+        live = self.snapshot.live
+        if target is None:
+            self.say("no version highlighted: press v, then pick one", severity="warning")
+            return
+        if live is None:
+            self.say("no version is live to compare with", severity="warning")
+            return
+        self._compare("live", target.name)
+
+    @work(thread=True, exclusive=True, group="diff")
+    def _compare(self, old: str, new: str) -> None:
+        from mlci_tui.errors import MlciError
+
+        try:
+            comparison = self.reader.comparison(old, new, self.config.gates)
+        except MlciError as error:
+            message = str(error)
+            self._hand_over(lambda: self.say(message, severity="error"))
+            return
+        self._hand_over(self._show_comparison, comparison)
+
+    def _show_comparison(self, comparison: Comparison) -> None:
+        self.push_screen(DiffScreen(comparison))
+
     def action_answer(self) -> None:
         # check_action lets this run only while a decision is pending.
         decision = self.snapshot.decisions[0]
@@ -424,8 +490,11 @@ class MlciApp(App[None]):
         self._hand_over(self._show_runs, self.reader.runs())
 
     def _show_runs(self, runs: list[RunRecord]) -> None:
-        def picked(run_id: int | None) -> None:
+        def picked(run_id: int | tuple[int, int] | None) -> None:
             if run_id is None:
+                return
+            if isinstance(run_id, tuple):
+                self._compare(str(run_id[0]), str(run_id[1]))
                 return
             self.pinned = None if run_id == LATEST else run_id
             # Keep the stage in view if the other run has it too (see `_apply`).

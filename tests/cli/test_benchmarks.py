@@ -23,6 +23,7 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
         "5. Idle",
         "6. Scale",
         "7. Incremental runs",
+        "8. Metric plots",
     ):
         assert f"## {title}" in text
     assert "| scenario | target | measured | limit | |" in text

@@ -138,6 +138,8 @@ EFFECTS: dict[str, Effect] = {
     "app.rollback": lambda a, b: b.screen == "ConfirmScreen",
     "answer": lambda a, b: b.screen == "DecisionScreen",
     "pick_run": lambda a, b: b.screen == "RunsScreen",
+    "plot": lambda a, b: b.screen in ("SeriesPlotScreen", "VersionPlotScreen"),
+    "app.compare_version": lambda a, b: b.screen == "DiffScreen",
     "show_alerts": lambda a, b: b.screen == "AlertsScreen",
     "help": lambda a, b: b.screen == "HelpScreen",
     "command_palette": lambda a, b: b.screen == "CommandPalette",

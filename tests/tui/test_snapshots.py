@@ -2,8 +2,10 @@
 the main screen with no runs, a run in progress, a failed and a finished run;
 the help (`HelpScreen`), the runs (`RunsScreen`), the search (`SearchScreen`),
 the rollback and cancel confirmations (`ConfirmScreen`), a pending decision
-(`DecisionScreen`), the alerts (`AlertsScreen`), the zoomed log and the command
-palette (`DashboardCommands`). The
+(`DecisionScreen`), the alerts (`AlertsScreen`), the zoomed log, the command
+palette (`DashboardCommands`), a stage's metric plot and a metric across
+versions (`PlotScreen`, with and without colour) and a comparison
+(`DiffScreen`). The
 store is real, written with fixed times, and the app's clock is fixed, so
 every render is the same."""
 
@@ -64,6 +66,7 @@ def make_store(
     decision: bool = False,
     alerts: bool = False,
     cached: bool = False,
+    series: bool = False,
 ) -> MlciApp:
     project = Project(tmp_path)
     setup(project)
@@ -230,6 +233,17 @@ def make_store(
         store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 46)
     evaluation = [f"scoring batch {i}/40: {'█' * (i // 2)}" for i in range(1, 41)]
     write_log(store, run_id, "evaluate", [*evaluation, "accuracy 0.951"], T0 + 44)
+    if series:
+        loss = [(step, 0.08 + 0.6 * 0.9**step + 0.01 * (step % 3)) for step in range(1, 41)]
+        store.record_points(
+            run_id,
+            "train",
+            [("loss", s, v) for s, v in loss] + [("val_loss", s, v + 0.05) for s, v in loss],
+            T0 + 30,
+        )
+        store.record_metrics(run_id, "train", {"loss": loss[-1][1], "val_loss": loss[-1][1] + 0.05})
+        store.record_points(run_id, "evaluate", [("accuracy", 0, 0.951)], T0 + 44)
+        store.record_metrics(run_id, "evaluate", {"accuracy": 0.951})
     if decision:
         store.add_decision(version=3, target=2, finding="accuracy 0.61 < 0.85", created_at=T0 + 100)
     store.close()
@@ -290,6 +304,13 @@ SCREENS = {
     "alert_bar": (lambda path: make_store(path, failed=True, alerts=True), loaded),
     "zoomed_log": (lambda path: make_store(path, failed=True), pressing("z", "w")),
     "palette": (make_store, pressing("ctrl+p", *"roll", wait=0.8)),
+    "plot": (lambda path: make_store(path, series=True), pressing("up", "up", "g", wait=0.8)),
+    "plot_hidden_line": (
+        lambda path: make_store(path, series=True),
+        pressing("up", "up", "g", "2", wait=0.8),
+    ),
+    "plot_versions": (make_store, pressing("v", "g", wait=0.8)),
+    "diff": (lambda path: make_store(path, series=True), pressing("v", "down", "d", wait=0.8)),
 }
 
 
@@ -298,6 +319,15 @@ SCREENS = {
 def test_screen(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int]) -> None:
     build, before = SCREENS[screen]
     assert snap_compare(build(tmp_path), terminal_size=size, run_before=before)
+
+
+def test_plot_without_colour(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under NO_COLOR the lines are told apart by their markers."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_store(tmp_path, series=True)
+    assert snap_compare(
+        app, terminal_size=(100, 30), run_before=pressing("up", "up", "g", wait=0.8)
+    )
 
 
 def test_hostile_output(snap_compare, tmp_path: Path) -> None:

@@ -56,6 +56,6 @@ class HeaderBar(Widget):
             deploying = snapshot.deploying
             text.append(f" · {deploying.kind.value} to v{deploying.to_version}…", style="yellow")
         if not self.follow:
-            text.append(" · follow off", style="dim")
+            text.append(" · follow off (f)", style="dim")
         text.truncate(max(1, self.size.width), overflow="ellipsis")
         return text

@@ -66,8 +66,15 @@ class LogView(ScrollView, can_focus=True):
         Binding("slash", "log('search')", "Search", tooltip="the whole log", id="search"),
         Binding("n", "log('next_match')", "Next match", show=False, id="search.next"),
         Binding("N", "log('previous_match')", "Previous match", show=False, id="search.previous"),
+        # Off the footer, which has no room left at 80 columns: the header says
+        # "follow off (f)" when it is off, and the help lists it.
         Binding(
-            "f", "log('toggle_follow')", "Follow", tooltip="the newest line, or not", id="follow"
+            "f",
+            "log('toggle_follow')",
+            "Follow",
+            show=False,
+            tooltip="the newest line, or not",
+            id="follow",
         ),
         Binding(
             "z",

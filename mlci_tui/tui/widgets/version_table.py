@@ -35,6 +35,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         Binding("left", "scroll_left", "Scroll left", show=False, id="versions.left"),
         Binding("right", "scroll_right", "Scroll right", show=False, id="versions.right"),
         Binding("enter", "app.rollback", "Roll back to it", show=False, id="versions.rollback"),
+        Binding("d", "app.compare_version", "Compare with live", show=False, id="versions.diff"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:

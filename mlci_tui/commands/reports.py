@@ -1,0 +1,340 @@
+"""`mlci metrics`, `mlci diff` and `mlci report`: a run's series, two runs or
+versions side by side, and a run's report as text, JSON or Markdown (the
+Markdown is what GitHub's job summary shows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlci_tui.commands.common import find_run, load, open_store
+from mlci_tui.errors import NotFound, UsageError
+from mlci_tui.textsafe import terminal_line
+from mlci_tui.units import format_duration, metric_text, sparkline
+
+if TYPE_CHECKING:
+    from mlci_tui.config import Config
+    from mlci_tui.store import RunRecord, Store
+    from mlci_tui.store.compare import Comparison, MetricRow
+    from mlci_tui.store.series import Series
+
+REPORT_LIMIT = 1 << 20
+"""GitHub's cap on a step's job summary (1 MiB): a longer report is cut to fit."""
+SERIES_SHOWN = 12
+"""The report's sparklines: this many series at most."""
+
+
+# mlci metrics ---------------------------------------------------------------
+
+
+def command_metrics(args: argparse.Namespace) -> int:
+    with open_store(load(args)) as store:
+        run = find_run(store, args.run)
+        if args.stage is not None and run.stage(args.stage) is None:
+            raise UsageError(f"run {run.id} has no stage {args.stage!r}")
+        series = store.all_series(run.id, args.stage)
+    out = sys.stdout
+    if args.csv:
+        import csv
+
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["run", "stage", "metric", "step", "value", "time"])
+        for one in series:
+            for point in one.points:
+                writer.writerow(
+                    [run.id, one.stage, one.name, point.step, repr(point.value), point.time]
+                )
+        return 0
+    if args.json:
+        stages: dict[str, dict[str, Any]] = {}
+        for one in series:
+            stages.setdefault(one.stage, {})[one.name] = [
+                {"step": p.step, "value": p.value, "time": p.time} for p in one.points
+            ]
+        print(json.dumps({"run_id": run.id, "stages": stages}, indent=2))
+        return 0
+    if not series:
+        where = f"stage {args.stage} of run {run.id}" if args.stage else f"run {run.id}"
+        print(f"{where} reported no metrics")
+        return 0
+    print("\n".join(series_table(series)))
+    return 0
+
+
+def series_table(series: Sequence[Series]) -> list[str]:
+    from mlci_tui.commands.console import render_table
+
+    rows = []
+    for one in series:
+        values = [p.value for p in one.points]
+        steps = f"{one.points[0].step}–{one.points[-1].step}" if one.points else "-"
+        rows.append(
+            [
+                terminal_line(one.stage, keep_color=False),
+                one.name,
+                str(len(values)),
+                steps,
+                metric_text(values[-1] if values else None),
+                metric_text(min(values) if values else None),
+                metric_text(max(values) if values else None),
+                sparkline(values, 30),
+            ]
+        )
+    headers = ["STAGE", "METRIC", "POINTS", "STEPS", "LAST", "MIN", "MAX", "SERIES"]
+    return render_table(headers, rows, right={2, 4, 5, 6})
+
+
+# mlci diff ------------------------------------------------------------------
+
+
+def command_diff(args: argparse.Namespace) -> int:
+    from mlci_tui.store.compare import compare, resolve
+
+    config = load(args)
+    # One side named: it is the new side, compared with what is live.
+    named = (None, args.old) if args.new is None else (args.old, args.new)
+    with open_store(config) as store:
+        old = resolve(store, named[0], default="live")
+        new = resolve(store, named[1], default="latest")
+    comparison = compare(old, new, config.gates)
+    if args.json:
+        print(json.dumps(comparison.to_json(), indent=2))
+    elif args.md:
+        print("\n".join(diff_markdown(comparison)))
+    else:
+        print("\n".join(diff_text(comparison)))
+    return 0
+
+
+def diff_text(comparison: Comparison) -> list[str]:
+    from mlci_tui.commands.console import render_table
+
+    old, new = comparison.old, comparison.new
+    lines = [f"{new.label} against {old.label}", comparison.artifact_text, ""]
+    changed = [p for p in comparison.params if p.changed]
+    if changed:
+        rows = [[p.name, p.old_text, "→", p.new_text] for p in changed]
+        lines += [*render_table(["PARAM", "OLD", "", "NEW"], rows, right=set()), ""]
+    else:
+        lines += ["params: the same", ""]
+    if comparison.metrics:
+        rows = [_metric_cells(m) for m in comparison.metrics]
+        headers = ["METRIC", "OLD", "NEW", "Δ", "Δ%", "GATE"]
+        lines += [*render_table(headers, rows, right={1, 2, 3, 4}), ""]
+    rows = [
+        [
+            s.name,
+            _stage_cell(s.old_state, s.old_duration),
+            _stage_cell(s.new_state, s.new_duration),
+        ]
+        for s in comparison.stages
+    ]
+    if rows:
+        lines += render_table(["STAGE", old.label.upper(), new.label.upper()], rows, right=set())
+    return [terminal_line(line, keep_color=False) for line in lines]
+
+
+def diff_markdown(comparison: Comparison, *, heading: str = "###") -> list[str]:
+    old, new = comparison.old, comparison.new
+    lines = [
+        f"{heading} {md(new.label)} against {md(old.label)}",
+        "",
+        md(comparison.artifact_text),
+    ]
+    changed = [p for p in comparison.params if p.changed]
+    lines.append("")
+    if changed:
+        lines += ["| param | old | new |", "|---|---|---|"]
+        lines += [f"| {md(p.name)} | {md(p.old_text)} | {md(p.new_text)} |" for p in changed]
+    else:
+        lines.append("Params: the same.")
+    if comparison.metrics:
+        lines += ["", "| metric | old | new | Δ | Δ% | gate |", "|---|--:|--:|--:|--:|---|"]
+        lines += [
+            "| " + " | ".join(md(c) for c in _metric_cells(m)) + " |" for m in comparison.metrics
+        ]
+    if comparison.stages:
+        lines += ["", f"| stage | {md(old.label)} | {md(new.label)} |", "|---|---|---|"]
+        lines += [
+            f"| {md(s.name)} | {_stage_cell(s.old_state, s.old_duration)}"
+            f" | {_stage_cell(s.new_state, s.new_duration)} |"
+            for s in comparison.stages
+        ]
+    return lines
+
+
+def _metric_cells(row: MetricRow) -> list[str]:
+    gate = row.gate_text
+    if row.gates:
+        gate = f"{gate} ({', '.join(str(g) for g in row.gates)})"
+    return [
+        row.name,
+        metric_text(row.old),
+        metric_text(row.new),
+        row.delta_text,
+        row.percent_text,
+        gate,
+    ]
+
+
+def _stage_cell(state: Any, duration: float | None) -> str:
+    if state is None:
+        return "-"
+    return f"{state.value} {format_duration(duration)}"
+
+
+def md(text: str) -> str:
+    """Untrusted text as one Markdown table cell or line: no markup, no HTML, no breaks."""
+    text = terminal_line(text, keep_color=False).replace("\n", " ")
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
+_MD_SPECIAL = set("\\`*_[]<>|~&#")
+
+
+# mlci report ------------------------------------------------------------------
+
+
+def command_report(args: argparse.Namespace) -> int:
+    config = load(args)
+    with open_store(config) as store:
+        run = find_run(store, args.run)
+        if args.json:
+            print(json.dumps(report_json(store, config, run), indent=2))
+        elif args.md:
+            sys.stdout.write(report_markdown(store, config, run))
+        else:
+            print("\n".join(report_text(store, config, run)))
+    return 0
+
+
+def _against_live(store: Store, config: Config, run: RunRecord) -> Comparison | None:
+    from mlci_tui.store.compare import Side, compare, resolve
+
+    try:
+        live = resolve(store, None, default="live")
+    except NotFound:
+        return None
+    return compare(live, Side(run, store.version_of_run(run.id)), config.gates)
+
+
+def _events(store: Store, run: RunRecord) -> list[str]:
+    """What became of the run's version: registered, deployed, rolled back, and why."""
+    lines = []
+    version = store.version_of_run(run.id)
+    if version is not None:
+        lines.append(
+            f"registered {version.name} (sha256 {version.sha256[:12]}, now {version.status.value})"
+        )
+    for row in store.deployments():
+        if row.run_id != run.id:
+            continue
+        source = "" if row.from_version is None else f"v{row.from_version} → "
+        line = f"{row.kind.value.replace('_', ' ')} {source}v{row.to_version}: {row.outcome.value}"
+        why = row.reason or row.message
+        lines.append(line + (f" ({why})" if why else ""))
+    return lines
+
+
+def _main_series(store: Store, run: RunRecord) -> list[Series]:
+    return [s for s in store.all_series(run.id) if len(s.points) >= 2][:SERIES_SHOWN]
+
+
+def report_text(store: Store, config: Config, run: RunRecord) -> list[str]:
+    from mlci_tui.commands.console import run_summary
+
+    lines = run_summary(run, color=False)
+    events = _events(store, run)
+    if events:
+        lines += ["", *events]
+    comparison = _against_live(store, config, run)
+    if comparison is not None:
+        lines += ["", *diff_text(comparison)]
+    series = _main_series(store, run)
+    if series:
+        lines += ["", *series_table(series)]
+    return [terminal_line(line, keep_color=False) for line in lines]
+
+
+def report_markdown(store: Store, config: Config, run: RunRecord, limit: int = REPORT_LIMIT) -> str:
+    lines = [f"## {md(run.pipeline)} · run {run.id} · {run.state.value}", ""]
+    lines += ["| stage | state | duration | note |", "|---|---|--:|---|"]
+    for stage in run.stages:
+        note = stage.message or ""
+        if stage.cached_from_stage is not None:
+            note = f"cached from run {stage.cached_from_run}"
+        elif stage.why_ran:
+            note = stage.why_ran
+        lines.append(
+            f"| {md(stage.name)} | {stage.state.value} | {format_duration(stage.duration_s())}"
+            f" | {md(note)} |"
+        )
+    events = _events(store, run)
+    if events:
+        lines += ["", *(f"- {md(event)}" for event in events)]
+    comparison = _against_live(store, config, run)
+    if comparison is not None:
+        lines += ["", *diff_markdown(comparison)]
+    series = _main_series(store, run)
+    if series:
+        lines += ["", "| series | points | last | curve |", "|---|--:|--:|---|"]
+        for one in series:
+            values = [p.value for p in one.points]
+            lines.append(
+                f"| {md(one.stage)} · {md(one.name)} | {len(values)} | {metric_text(values[-1])}"
+                f" | {sparkline(values, 40)} |"
+            )
+    return fit(lines, limit, f"mlci report --run {run.id}")
+
+
+def fit(lines: Iterable[str], limit: int, whole: str) -> str:
+    """The lines, cut at a line so that the text stays within ``limit`` bytes."""
+    note = f"\n\n*Cut to fit {limit // 1024} KiB; the whole report: `{whole}`.*\n"
+    out: list[str] = []
+    size = len(note.encode())
+    for line in lines:
+        size += len(line.encode()) + 1
+        if size > limit:
+            return "\n".join(out) + note
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def report_json(store: Store, config: Config, run: RunRecord) -> dict[str, Any]:
+    comparison = _against_live(store, config, run)
+    version = store.version_of_run(run.id)
+    return {
+        "run": run.to_json(),
+        "version": None if version is None else version.to_json(),
+        "deployments": [row.to_json() for row in store.deployments() if row.run_id == run.id],
+        "against_live": None if comparison is None else comparison.to_json(),
+        "series": [
+            {
+                "stage": one.stage,
+                "metric": one.name,
+                "points": len(one.points),
+                "last": one.points[-1].value if one.points else None,
+                "min": min((p.value for p in one.points), default=None),
+                "max": max((p.value for p in one.points), default=None),
+            }
+            for one in store.all_series(run.id)
+        ],
+    }
+
+
+def write_step_summary(store: Store, config: Config, run: RunRecord) -> bool:
+    """Under GitHub Actions: append the run's report to ``$GITHUB_STEP_SUMMARY``.
+    Whether it was written (a one-line error says why not)."""
+    path = os.environ["GITHUB_STEP_SUMMARY"]
+    text = report_markdown(store, config, run)
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(text)
+    except OSError as error:
+        print(f"mlci: cannot write the job summary {path}: {error.strerror}", file=sys.stderr)
+        return False
+    return True

@@ -1,0 +1,270 @@
+"""What two runs or versions differ in: params, metrics against the gates,
+which stages ran or were cached and how long they took, the artifact.
+
+`mlci diff`, `mlci report` and the dashboard's diff view all read a
+`Comparison`; each only renders it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from mlci_tui.checks import Check
+from mlci_tui.config import param_text
+from mlci_tui.errors import NotFound, UsageError
+from mlci_tui.states import StageState
+from mlci_tui.store.db import Store
+from mlci_tui.store.records import RunRecord, VersionRecord
+
+
+class Side(NamedTuple):
+    """One side of a comparison: a run, a version, or a version and its run."""
+
+    run: RunRecord | None
+    version: VersionRecord | None
+
+    @property
+    def label(self) -> str:
+        if self.version is not None and self.run is not None:
+            return f"{self.version.name} (run {self.run.id})"
+        if self.version is not None:
+            return self.version.name
+        assert self.run is not None
+        return f"run {self.run.id}"
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        if self.version is not None and self.version.params:
+            return self.version.params
+        return self.run.params if self.run is not None else {}
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every metric by name; a later stage's value wins, as a version records them."""
+        if self.version is not None and self.version.metrics:
+            return dict(self.version.metrics)
+        merged: dict[str, float] = {}
+        for stage in self.run.stages if self.run is not None else ():
+            merged.update(stage.metrics)
+        return merged
+
+    @property
+    def sha256(self) -> str | None:
+        return None if self.version is None else self.version.sha256
+
+
+class MetricRow(NamedTuple):
+    name: str
+    old: float | None
+    new: float | None
+    gates: tuple[Check, ...]
+    """The gates on this metric, checked on the new value."""
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.old is None or self.new is None else self.new - self.old
+
+    @property
+    def delta_percent(self) -> float | None:
+        delta = self.delta
+        if delta is None or self.old is None or self.old == 0:
+            return None
+        return delta / abs(self.old) * 100
+
+    def failed_gates(self) -> list[str]:
+        """Why the new value fails its gates (empty: it passes, or has none)."""
+        found = [
+            gate.evaluate({self.name: self.new}) for gate in self.gates if self.new is not None
+        ]
+        return [f for f in found if f is not None]
+
+    @property
+    def delta_text(self) -> str:
+        """``+0.0089``; ``-`` when either side lacks the metric."""
+        delta = self.delta
+        return "-" if delta is None else f"{delta:+.4g}"
+
+    @property
+    def percent_text(self) -> str:
+        """``+0.96%``; ``-`` when it cannot be told (no old value, or an old value of 0)."""
+        percent = self.delta_percent
+        return "-" if percent is None or not math.isfinite(percent) else f"{percent:+.2f}%"
+
+    @property
+    def gate_text(self) -> str:
+        if not self.gates:
+            return ""
+        if self.new is None:
+            return "not reported"
+        return "fail" if self.failed_gates() else "pass"
+
+
+class ParamRow(NamedTuple):
+    name: str
+    old: Any
+    new: Any
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+    @property
+    def old_text(self) -> str:
+        return "-" if self.old is None else param_text(self.old)
+
+    @property
+    def new_text(self) -> str:
+        return "-" if self.new is None else param_text(self.new)
+
+
+class StageRow(NamedTuple):
+    name: str
+    old_state: StageState | None
+    new_state: StageState | None
+    old_duration: float | None
+    new_duration: float | None
+
+
+class Comparison(NamedTuple):
+    old: Side
+    new: Side
+    params: tuple[ParamRow, ...]
+    metrics: tuple[MetricRow, ...]
+    stages: tuple[StageRow, ...]
+
+    @property
+    def artifact_text(self) -> str:
+        old, new = self.old.sha256, self.new.sha256
+        if old is None and new is None:
+            return "artifact: none registered on either side"
+        if old == new:
+            return f"artifact: the same (sha256 {(new or '')[:12]})"
+        return f"artifact: sha256 {(old or '-')[:12]} → {(new or '-')[:12]}"
+
+    def to_json(self) -> dict[str, Any]:
+        def side(s: Side) -> dict[str, Any]:
+            return {
+                "label": s.label,
+                "run": None if s.run is None else s.run.id,
+                "version": None if s.version is None else s.version.name,
+                "state": None if s.run is None else s.run.state.value,
+                "sha256": s.sha256,
+            }
+
+        return {
+            "old": side(self.old),
+            "new": side(self.new),
+            "same_artifact": self.old.sha256 is not None and self.old.sha256 == self.new.sha256,
+            "params": [
+                {"name": p.name, "old": p.old, "new": p.new, "changed": p.changed}
+                for p in self.params
+            ],
+            "metrics": [
+                {
+                    "name": m.name,
+                    "old": m.old,
+                    "new": m.new,
+                    "delta": m.delta,
+                    "delta_percent": None if m.delta_percent is None else round(m.delta_percent, 3),
+                    "gates": [str(g) for g in m.gates],
+                    "gate": m.gate_text or None,
+                }
+                for m in self.metrics
+            ],
+            "stages": [
+                {
+                    "name": s.name,
+                    "old_state": None if s.old_state is None else s.old_state.value,
+                    "new_state": None if s.new_state is None else s.new_state.value,
+                    "old_duration_s": _round(s.old_duration),
+                    "new_duration_s": _round(s.new_duration),
+                }
+                for s in self.stages
+            ],
+        }
+
+
+def resolve(store: Store, spec: str | None, *, default: str) -> Side:
+    """``12`` or ``run 12`` is a run, ``v3`` a version (with the run that built it);
+    None is ``default``: ``latest`` (the newest run) or ``live`` (the live version)."""
+    text = (spec if spec is not None else default).strip()
+    if text == "latest":
+        run = store.latest_run()
+        if run is None:
+            raise NotFound("no runs yet (start one with `mlci run`)")
+        return Side(run, store.version_of_run(run.id))
+    if text == "live":
+        version = store.live_version()
+        if version is None:
+            raise NotFound(
+                "no version is live to compare with: name what to compare, as in"
+                " `mlci diff 3 4` or `mlci diff v1 v2`"
+            )
+        return _version_side(store, version)
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not (digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63):
+        raise UsageError(f"expected a run (12) or a version (v3), got {text!r}")
+    if text[:1] in ("v", "V"):
+        found = store.version(int(digits))
+        if found is None:
+            raise NotFound(f"no version {text}")
+        return _version_side(store, found)
+    run = store.run(int(digits))
+    if run is None:
+        raise NotFound(f"no run {digits}")
+    return Side(run, store.version_of_run(run.id))
+
+
+def _version_side(store: Store, version: VersionRecord) -> Side:
+    return Side(None if version.run_id is None else store.run(version.run_id), version)
+
+
+def compare(old: Side, new: Side, gates: Sequence[Check]) -> Comparison:
+    old_params, new_params = _flat(old.params), _flat(new.params)
+    params = tuple(
+        ParamRow(name, old_params.get(name), new_params.get(name))
+        for name in _union(old_params, new_params)
+    )
+    old_metrics, new_metrics = old.metrics, new.metrics
+    metrics = tuple(
+        MetricRow(
+            name,
+            old_metrics.get(name),
+            new_metrics.get(name),
+            tuple(g for g in gates if g.metric == name),
+        )
+        for name in _union(old_metrics, new_metrics)
+    )
+    old_stages = {s.name: s for s in old.run.stages} if old.run else {}
+    new_stages = {s.name: s for s in new.run.stages} if new.run else {}
+    stages = tuple(
+        StageRow(
+            name,
+            old_stages[name].state if name in old_stages else None,
+            new_stages[name].state if name in new_stages else None,
+            old_stages[name].duration_s() if name in old_stages else None,
+            new_stages[name].duration_s() if name in new_stages else None,
+        )
+        for name in _union(old_stages, new_stages)
+    )
+    return Comparison(old, new, params, metrics, stages)
+
+
+def _union(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params by dotted name: ``{"train": {"lr": 0.1}}`` → ``train.lr``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, 3)

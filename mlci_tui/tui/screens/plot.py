@@ -1,0 +1,240 @@
+"""PlotScreen: metric lines over the dashboard — a stage's series, live while it
+runs (`SeriesPlotScreen`), or a key metric across versions (`VersionPlotScreen`).
+
+Number keys show and hide lines. A running stage's new points are read at
+most four times a second, and the plot is drawn again only when some came.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from mlci_tui.store.records import VersionRecord
+from mlci_tui.store.series import Series
+from mlci_tui.textsafe import terminal_line
+from mlci_tui.tui.keys import hints
+from mlci_tui.tui.plotting import COLORS, MARKERS, MetricPlot, PlotLine
+from mlci_tui.units import metric_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlci_tui.store.reader import StoreReader
+
+REDRAW_S = 0.25
+"""A running stage's plot is read and drawn again at most this often."""
+LINE_KEYS = 9
+
+_CLOSE = Binding("escape,g", "dismiss(None)", "Close", id="plot.close")
+_TOGGLE = [
+    Binding(
+        str(n),
+        f"toggle_line({n - 1})",
+        "Show or hide a line" if n == 1 else "",
+        show=n == 1,
+        key_display="1…9",
+        id=f"plot.line-{n}",
+    )
+    for n in range(1, LINE_KEYS + 1)
+]
+
+
+class PlotScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [_CLOSE, *_TOGGLE]
+    DEFAULT_CSS = """
+    PlotScreen { align: center middle; }
+    PlotScreen > Vertical {
+        width: 100%; height: 100%;
+        border: thick $primary; background: $surface;
+    }
+    PlotScreen .plot--title { text-style: bold; padding: 0 1; }
+    PlotScreen .plot--lines { padding: 0 1; }
+    PlotScreen .plot--empty { height: 1fr; content-align: center middle; color: $text-muted; }
+    PlotScreen .plot--keys { color: $text-muted; padding: 0 1; }
+    """
+
+    def __init__(self, title: str, x_label: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.color = not os.environ.get("NO_COLOR")
+        self.plot = MetricPlot(color=self.color, x_label=x_label, id="plot")
+        self.names: list[str] = []
+        self.hidden: set[int] = set()
+        self.legend = Static(classes="plot--lines")
+        self.empty = Static(classes="plot--empty")
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(plain_line(self.title_text), classes="plot--title")
+            yield self.legend
+            yield self.plot
+            yield self.empty
+            pairs = [(_TOGGLE[0], "show or hide that line"), (_CLOSE, "close")]
+            yield Static(Text(hints(self.app, pairs)), classes="plot--keys")
+
+    def lines(self) -> list[PlotLine]:
+        """Every line, hidden ones too."""
+        raise NotImplementedError
+
+    def empty_text(self) -> str:
+        raise NotImplementedError
+
+    def redraw(self) -> None:
+        lines = self.lines()
+        self.names = [line.label for line in lines]
+        shown = [line for line in lines if line.place not in self.hidden]
+        has_points = any(line.xs for line in lines)
+        self.plot.display = has_points
+        self.empty.display = not has_points
+        self.empty.update(Text(self.empty_text()))
+        self.legend.update(self._legend(lines))
+        self.plot.show_lines(shown)
+
+    def _legend(self, lines: Sequence[PlotLine]) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for line in lines[:LINE_KEYS]:
+            hidden = line.place in self.hidden
+            mark = "●" if self.color else MARKERS[line.place % len(MARKERS)]
+            style = "dim" if hidden else (COLORS[line.place % len(COLORS)] if self.color else "")
+            last = metric_text(line.ys[-1]) if line.ys else "-"
+            text.append(f"{line.place + 1} ", style="bold")
+            text.append(mark, style=style)
+            text.append(f" {line.label} {last}" + (" (hidden)" if hidden else ""), style=style)
+            text.append("   ")
+        return text
+
+    def action_toggle_line(self, index: int) -> None:
+        if index >= len(self.names):
+            return
+        self.hidden ^= {index}
+        self.redraw()
+
+
+class SeriesPlotScreen(PlotScreen):
+    """The series of one stage of a run; read again while the stage runs."""
+
+    def __init__(
+        self, reader: StoreReader, run_id: int, stage: str, running: Callable[[], bool]
+    ) -> None:
+        """``running``: whether the stage may still report points (it is read on then)."""
+        super().__init__(f"metrics · {stage} · run {run_id}", "step")
+        self.reader = reader
+        self.run_id = run_id
+        self.stage = stage
+        self.stage_running = running
+        self.series: dict[str, tuple[list[float], list[float]]] = {}
+        self.after: dict[str, int] = {}
+        self._reading = False
+
+    def on_mount(self) -> None:
+        self.redraw()
+        self._read()
+        self.set_interval(REDRAW_S, self._poll)
+
+    def _poll(self) -> None:
+        if self.stage_running() and not self._reading:
+            self._read()
+
+    @work(thread=True, exclusive=True, group="plot")
+    def _read(self) -> None:
+        self._reading = True
+        try:
+            found = self.reader.series(self.run_id, self.stage, self.after)
+        except Exception as error:  # a damaged store: say so, keep the dashboard up
+            message = terminal_line(str(error), keep_color=False)
+            self._hand_over(lambda: self.notify(message, severity="error", markup=False))
+            found = []
+        self._hand_over(lambda: self._merge(found))
+
+    def _hand_over(self, callback: Callable[[], None]) -> None:
+        # The dashboard may have closed while the store was read.
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(callback)
+
+    def _merge(self, found: list[Series]) -> None:
+        self._reading = False
+        if not self.is_attached:
+            return
+        new = False
+        for series in found:
+            xs, ys = self.series.setdefault(series.name, ([], []))
+            if series.points:
+                new = True
+                xs.extend(float(p.step) for p in series.points)
+                ys.extend(p.value for p in series.points)
+            self.after[series.name] = series.last_row
+        if new or not self.names:
+            self.redraw()
+
+    def lines(self) -> list[PlotLine]:
+        return [
+            PlotLine(name, xs, ys, index)
+            for index, (name, (xs, ys)) in enumerate(self.series.items())
+        ]
+
+    def empty_text(self) -> str:
+        waiting = " yet" if self.stage_running() else ""
+        return (
+            f"{self.stage} reported no metrics{waiting}: a stage prints"
+            " `::metric step=N name=value` lines or writes $MLCI_METRICS_FILE"
+        )
+
+
+class VersionPlotScreen(PlotScreen):
+    """One metric across versions: as evaluated when built, and as the monitor saw
+    it live. ``m`` shows the next key metric."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("m", "next_metric", "Next metric", id="plot.next-metric")
+    ]
+
+    def __init__(self, versions: Sequence[VersionRecord], metrics: Sequence[str]) -> None:
+        self.versions = sorted(versions, key=lambda v: v.number)
+        known = {name for v in self.versions for name in (*v.metrics, *v.live_metrics)}
+        self.metric_names = [m for m in metrics if m in known] or sorted(known)[:1]
+        self.metric = 0
+        super().__init__(self._title(), "version")
+
+    def _title(self) -> str:
+        name = self.metric_names[self.metric] if self.metric_names else "-"
+        return f"{name} across versions · press m for the next metric"
+
+    def on_mount(self) -> None:
+        self.redraw()
+
+    def action_next_metric(self) -> None:
+        if self.metric_names:
+            self.metric = (self.metric + 1) % len(self.metric_names)
+            self.query_one(".plot--title", Static).update(plain_line(self._title()))
+            self.redraw()
+
+    def lines(self) -> list[PlotLine]:
+        if not self.metric_names:
+            return []
+        name = self.metric_names[self.metric]
+        evaluated = [(float(v.number), v.metrics[name]) for v in self.versions if name in v.metrics]
+        live = [
+            (float(v.number), v.live_metrics[name]) for v in self.versions if name in v.live_metrics
+        ]
+        return [
+            PlotLine(f"{name} evaluated", [x for x, _ in evaluated], [y for _, y in evaluated], 0),
+            PlotLine(f"{name} live", [x for x, _ in live], [y for _, y in live], 1),
+        ]
+
+    def empty_text(self) -> str:
+        return "no version has metrics yet: a full run that passes registers one"
+
+
+def plain_line(text: str) -> Text:
+    return Text(terminal_line(text, keep_color=False), no_wrap=True, overflow="ellipsis")

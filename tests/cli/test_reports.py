@@ -1,0 +1,472 @@
+"""Metric series, `mlci metrics`, `mlci diff`, `mlci report`, and what CI systems
+read: GitHub's job summary and annotations, JUnit XML, GitLab's sections. Real
+runs of `mlci`, a real store; JUnit checked by junitparser and an XML schema."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import junitparser
+import pytest
+import xmlschema
+
+from mlci_tui.config import load_config
+from mlci_tui.events import StageMetrics, StageNoted
+from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline import output
+from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.store import Store
+from tests.helpers import PYTHON, Project, mlci_env
+
+JUNIT_SCHEMA = Path(__file__).parents[1] / "junit.xsd"
+
+SERIES = """
+[stages.train]
+command = '''
+echo "::metric step=5 loss=0.5"
+echo "::metric step=10 loss=0.25 acc=0.8"
+echo "::metric lr=0.1"
+echo "::metric lr=0.05"
+echo "::metric lr=0.01"
+echo "::metric step=-1 loss=9"
+echo '{"final": 1.5}' > "$MLCI_METRICS_FILE"
+'''
+"""
+
+# A model is its learning rate; accuracy is 1 - lr, so params and metrics move together.
+MODEL = """
+[pipeline]
+name = "tiny"
+
+[params]
+train.lr = 0.1
+
+[stages.train]
+command = '''
+mkdir -p build && echo "$MLCI_PARAM_TRAIN_LR" > build/model.txt
+for step in 1 2 3; do echo "::metric step=$step loss=0.$((4 - step))"; done
+'''
+params = ["train.lr"]
+artifact = "build/model.txt"
+
+[stages.evaluate]
+command = "{python} evaluate.py"
+needs = ["train"]
+params = ["train.lr"]
+gates = ["accuracy >= 0.85"]
+
+[deploy]
+command = "cp $MLCI_MODEL_PATH served.txt"
+"""
+
+
+def metrics_json(project: Project, *args: str) -> dict:
+    result = project.mlci("metrics", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_every_metric_line_is_a_point_with_an_explicit_or_counted_step(project: Project) -> None:
+    project.write(SERIES)
+    assert project.mlci("run").returncode == 0
+    series = metrics_json(project)["stages"]["train"]
+    assert [(p["step"], p["value"]) for p in series["loss"]] == [(5, 0.5), (10, 0.25)]
+    assert [(p["step"], p["value"]) for p in series["acc"]] == [(10, 0.8)]
+    # Without a step, a point's step is the count of that metric's points before it.
+    assert [(p["step"], p["value"]) for p in series["lr"]] == [(0, 0.1), (1, 0.05), (2, 0.01)]
+    assert [(p["step"], p["value"]) for p in series["final"]] == [(0, 1.5)]
+    assert all(p["time"] > 0 for points in series.values() for p in points)
+    # status keeps the last values; a step below 0 is a malformed line, noted.
+    assert project.stage("train")["metrics"] == {"loss": 0.25, "acc": 0.8, "lr": 0.01, "final": 1.5}
+    log = (project.state_dir / "runs" / "1" / "train.log").read_bytes()
+    assert b"ignored a malformed metric line: 'step=-1 loss=9'" in log
+
+
+RETRIED = """
+[stages.train]
+retries = 1
+command = '''
+if [ -e tried ]; then echo "::metric step=1 loss=0.2"; exit 0; fi
+touch tried
+echo "::metric step=1 loss=0.9 extra=1"
+echo "::metric step=2 loss=0.8"
+exit 1
+'''
+"""
+
+
+def test_a_retried_stage_keeps_the_series_and_values_of_its_last_attempt(
+    project: Project,
+) -> None:
+    project.write(RETRIED)
+    assert project.mlci("run").returncode == 0
+    series = metrics_json(project)["stages"]["train"]
+    points = {name: [(p["step"], p["value"]) for p in values] for name, values in series.items()}
+    assert points == {"loss": [(1, 0.2)]}
+    assert project.stage("train")["metrics"] == {"loss": 0.2}
+
+
+def test_metrics_as_csv_and_as_a_table(project: Project) -> None:
+    project.write(SERIES)
+    assert project.mlci("run").returncode == 0
+    result = project.mlci("metrics", "--csv", "--stage", "train")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout.decode())))
+    assert [(r["metric"], r["step"], float(r["value"])) for r in rows] == [
+        ("loss", "5", 0.5),
+        ("loss", "10", 0.25),
+        ("acc", "10", 0.8),
+        ("lr", "0", 0.1),
+        ("lr", "1", 0.05),
+        ("lr", "2", 0.01),
+        ("final", "0", 1.5),
+    ]
+    assert {r["run"] for r in rows} == {"1"} and {r["stage"] for r in rows} == {"train"}
+    table = project.mlci("metrics").stdout.decode().splitlines()
+    assert table[0].split() == [
+        "STAGE",
+        "METRIC",
+        "POINTS",
+        "STEPS",
+        "LAST",
+        "MIN",
+        "MAX",
+        "SERIES",
+    ]
+    assert table[3].split()[:7] == ["train", "lr", "3", "0–2", "0.01", "0.01", "0.1"]
+    bad = project.mlci("metrics", "--stage", "nope")
+    assert bad.returncode == 2 and bad.stderr.decode().strip() == "mlci: run 1 has no stage 'nope'"
+
+
+def test_a_series_keeps_its_first_points_then_every_tenth_then_every_hundredth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(output, "SERIES_POINTS", 100)
+    events: list = []
+    sink = OutputSink("train", SecretMasker(()), events.append)
+    for start in range(0, 2500, 250):
+        lines = b"".join(b"::metric loss=%d\n" % i for i in range(start, start + 250))
+        sink.feed(output.Stream.STDOUT, lines)
+    sink.close()
+    kept = [p for e in events if isinstance(e, StageMetrics) for p in e.points]
+    steps = [step for _, step, _ in kept]
+    assert steps[:100] == list(range(100))
+    assert steps[100:200] == list(range(100, 1100, 10))
+    assert steps[200:] == list(range(1100, 2500, 100))
+    assert sink.metrics == {"loss": 2499.0}  # the last value, kept or not
+    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    assert notes == [
+        "metric loss: 100 points kept; from here on every 10th is kept",
+        "metric loss: 200 points kept; from here on every 100th is kept",
+    ]
+
+
+@pytest.mark.slow
+def test_a_stage_printing_a_quarter_million_points_costs_the_store_a_bounded_series(
+    project: Project,
+) -> None:
+    project.write(
+        "[stages.flood]\n"
+        f"command = '''{PYTHON} -c \"import sys; sys.stdout.write(''.join("
+        "'::metric step=%d loss=%d\\\\n' % (i, i) for i in range(250000)))\"'''\n"
+    )
+    assert project.mlci("run", timeout=300).returncode == 0
+    points = metrics_json(project)["stages"]["flood"]["loss"]
+    assert len(points) == 100_000 + 150_000 // 10
+    assert points[99_999]["step"] == 99_999 and points[100_000]["step"] == 100_000
+    assert points[-1]["step"] == 249_990
+    assert project.stage("flood")["metrics"] == {"loss": 249_999.0}
+    log = (project.state_dir / "runs" / "1" / "flood.log").read_bytes()
+    assert b"metric loss: 100000 points kept; from here on every 10th is kept" in log
+
+
+EVALUATE = """
+import os
+print("::metric accuracy=%g" % (1 - float(os.environ["MLCI_PARAM_TRAIN_LR"])))
+"""
+
+
+def two_models(project: Project) -> None:
+    project.write(MODEL)
+    (project.path / "evaluate.py").write_text(EVALUATE)
+    assert project.mlci("run").returncode == 0
+    assert project.mlci("run", "--set", "train.lr=0.12").returncode == 0
+
+
+def test_diff_of_two_runs_as_text_json_and_markdown(project: Project) -> None:
+    two_models(project)
+    text = project.mlci("diff", "1", "2")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.decode().splitlines()
+    assert lines[0] == "v2 (run 2) against v1 (run 1)"
+    assert re.fullmatch(r"artifact: sha256 [0-9a-f]{12} → [0-9a-f]{12}", lines[1])
+    assert ["train.lr", "0.1", "→", "0.12"] in [line.split() for line in lines]
+    accuracy = next(line.split() for line in lines if line.startswith("accuracy"))
+    assert accuracy == [
+        "accuracy",
+        "0.9",
+        "0.88",
+        "-0.02",
+        "-2.22%",
+        "pass",
+        "(accuracy",
+        ">=",
+        "0.85)",
+    ]
+    loss = next(line.split() for line in lines if line.startswith("loss"))
+    assert loss[:5] == ["loss", "0.1", "0.1", "+0", "+0.00%"]
+    data = json.loads(project.mlci("diff", "1", "2", "--json").stdout)
+    assert (data["old"]["run"], data["new"]["run"]) == (1, 2)
+    assert data["params"] == [{"name": "train.lr", "old": 0.1, "new": 0.12, "changed": True}]
+    row = next(m for m in data["metrics"] if m["name"] == "accuracy")
+    assert row["gate"] == "pass" and row["gates"] == ["accuracy >= 0.85"]
+    assert row["delta"] == pytest.approx(-0.02) and row["delta_percent"] == pytest.approx(-2.222)
+    assert not data["same_artifact"]
+    assert [(s["name"], s["old_state"], s["new_state"]) for s in data["stages"]] == [
+        ("train", "passed", "passed"),
+        ("evaluate", "passed", "passed"),
+        ("deploy", "passed", "passed"),
+    ]
+    md = project.mlci("diff", "1", "2", "--md").stdout.decode()
+    assert "### v2 (run 2) against v1 (run 1)" in md
+    assert "| train.lr | 0.1 | 0.12 |" in md
+    assert "| accuracy | 0.9 | 0.88 | -0.02 | -2.22% | pass (accuracy \\>= 0.85) |" in md
+
+
+def test_diff_of_versions_and_its_defaults(project: Project) -> None:
+    two_models(project)
+    by_version = json.loads(project.mlci("diff", "v1", "v2", "--json").stdout)
+    by_run = json.loads(project.mlci("diff", "1", "2", "--json").stdout)
+    assert by_version == by_run  # a version is shown with the run that built it
+    # No arguments: the latest run against the live version (here, the same).
+    same = json.loads(project.mlci("diff", "--json").stdout)
+    assert same["same_artifact"] and not any(p["changed"] for p in same["params"])
+    # One: it against the live version.
+    one = json.loads(project.mlci("diff", "v1", "--json").stdout)
+    assert (one["old"]["version"], one["new"]["version"]) == ("v2", "v1")
+    # A run that failed its gate: the gate column says so.
+    assert project.mlci("run", "--set", "train.lr=0.3").returncode == 1
+    failed = json.loads(project.mlci("diff", "--json").stdout)
+    assert next(m for m in failed["metrics"] if m["name"] == "accuracy")["gate"] == "fail"
+    assert failed["new"]["version"] is None and failed["new"]["state"] == "failed"
+    for args, message, code in [
+        (["v9"], "mlci: no version v9", 1),
+        (["7", "1"], "mlci: no run 7", 1),
+        (["x1"], "mlci: expected a run (12) or a version (v3), got 'x1'", 2),
+    ]:
+        result = project.mlci("diff", *args)
+        assert result.returncode == code, args
+        assert result.stderr.decode().strip() == message
+
+
+def test_diff_without_a_live_version_says_what_to_name(project: Project) -> None:
+    project.write(SERIES)
+    assert project.mlci("run").returncode == 0
+    result = project.mlci("diff")
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith("mlci: no version is live to compare with")
+    assert project.mlci("diff", "1", "1").returncode == 0
+
+
+def test_report_markdown_has_the_stages_the_metrics_against_live_and_the_version(
+    project: Project,
+) -> None:
+    two_models(project)
+    assert project.mlci("run", "--set", "train.lr=0.3").returncode == 1
+    md = project.mlci("report", "--md").stdout.decode()
+    assert md.startswith("## tiny · run 3 · failed\n")
+    assert "| evaluate | failed |" in md
+    assert "gate accuracy \\>= 0.85 failed: accuracy 0.7 \\< 0.85" in md
+    assert "### run 3 against v2 (run 2)" in md
+    assert "| accuracy | 0.88 | 0.7 | -0.18 | -20.45% | fail (accuracy \\>= 0.85) |" in md
+    assert re.search(r"\| train · loss \| 3 \| 0\.1 \| [▁-█]{3} \|", md)
+    passed = project.mlci("report", "--md", "--run", "2").stdout.decode()
+    assert re.search(r"- registered v2 \(sha256 [0-9a-f]{12}, now live\)", passed)
+    assert "- deploy v1 → v2: succeeded (run 2 passed)" in passed
+    data = json.loads(project.mlci("report", "--json", "--run", "2").stdout)
+    assert data["version"]["version"] == "v2" and data["run"]["run_id"] == 2
+    assert data["deployments"][0]["to"] == "v2"
+    assert {(s["stage"], s["metric"], s["points"]) for s in data["series"]} == {
+        ("train", "loss", 3),
+        ("evaluate", "accuracy", 1),
+    }
+    text = project.mlci("report", "--run", "2").stdout.decode()
+    assert "registered v2" in text and "v2 (run 2) against v2 (run 2)" in text
+
+
+def test_a_report_larger_than_the_cap_is_cut_at_a_line_with_a_note(project: Project) -> None:
+    from mlci_tui.commands.reports import REPORT_LIMIT, report_markdown
+
+    stages = "".join(f'[stages.s{i:03d}]\ncommand = "true"\n' for i in range(120))
+    project.write(stages)
+    assert project.mlci("run").returncode == 0
+    config = load_config(project.config_path)
+    with Store.open(project.state_dir, create=False) as store:
+        run = store.latest_run()
+        assert run is not None
+        whole = report_markdown(store, config, run)
+        cut = report_markdown(store, config, run, limit=2048)
+    assert len(whole.encode()) < REPORT_LIMIT and "Cut to fit" not in whole
+    assert len(cut.encode()) <= 2048
+    body, note = cut.split("\n\n*Cut to fit 2 KiB")
+    assert note == "; the whole report: `mlci report --run 1`.*\n"
+    assert whole.startswith(body + "\n")  # cut between lines, never inside one
+
+
+def test_under_github_actions_the_report_goes_to_the_job_summary(project: Project) -> None:
+    two_models(project)
+    summary = project.path / "summary.md"
+    env = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    assert project.mlci("run", "--set", "train.lr=0.3", env=env).returncode == 1
+    assert project.mlci("run", env=env).returncode == 0
+    text = summary.read_text()
+    assert text.count("## tiny · run ") == 2  # appended, as GitHub expects
+    assert "## tiny · run 3 · failed" in text and "## tiny · run 4 · passed" in text
+    unwritable = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(project.path / "no/x"))
+    result = project.mlci("run", env=unwritable)
+    assert result.returncode == 1
+    assert result.stderr.decode().strip().startswith("mlci: cannot write the job summary")
+    assert project.status()["state"] == "passed"  # the run itself is recorded as it was
+
+
+def test_github_annotates_at_most_ten_failures(project: Project) -> None:
+    project.write("".join(f'[stages.s{i:02d}]\ncommand = "exit 1"\n' for i in range(12)))
+    result = project.mlci("run", env=mlci_env(GITHUB_ACTIONS="true"))
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.decode().splitlines() if line.startswith("::error")]
+    assert len(errors) == 10
+    assert errors[0] == "::error title=stage s00 failed::exit code 1"
+
+
+JUNIT = """
+[pipeline]
+name = "junit-demo"
+secrets = ["TOKEN"]
+
+[stages.lint]
+command = "echo lint ok"
+
+[stages.prepare]
+command = "mkdir -p build && cp data.txt build/data.txt"
+deps = ["data.txt"]
+outs = ["build/data.txt"]
+
+[stages.evaluate]
+command = '''
+for i in $(seq 1 80); do echo "line $i"; done
+printf 'token %s \\033[31mred\\033[0m bell\\a\\n' "$TOKEN"
+printf 'nonchar \\357\\277\\276 end\\n'
+echo "::metric accuracy=0.5"
+'''
+needs = ["prepare"]
+gates = ["accuracy >= 0.9"]
+
+[stages.report]
+command = "echo never"
+needs = ["evaluate"]
+"""
+
+
+def test_junit_has_a_case_per_stage_a_failed_gate_a_skipped_and_a_cached_stage(
+    project: Project,
+) -> None:
+    project.write(JUNIT)
+    (project.path / "data.txt").write_text("rows\n")
+    env = mlci_env(TOKEN="s3cr3t-value")
+    assert project.mlci("run", env=env).returncode == 1
+    path = project.path / "reports" / "junit.xml"  # its directory is made
+    assert project.mlci("run", "--junit", str(path), env=env).returncode == 1
+    xmlschema.XMLSchema(JUNIT_SCHEMA).validate(str(path))
+    raw = path.read_bytes()
+    assert b"s3cr3t" not in raw and b"\x1b" not in raw and b"\x07" not in raw
+    xml = junitparser.JUnitXml.fromfile(str(path))
+    suite = next(iter(xml))
+    assert (suite.name, suite.tests, suite.failures, suite.skipped, suite.errors) == (
+        "junit-demo",
+        4,
+        1,
+        1,
+        0,
+    )
+    cases = {case.name: case for case in suite}
+    assert list(cases) == ["lint", "prepare", "evaluate", "report"]
+    assert all(case.classname == "junit-demo" for case in cases.values())
+    assert cases["lint"].is_passed and cases["prepare"].is_passed
+    [failure] = cases["evaluate"].result
+    assert isinstance(failure, junitparser.Failure)
+    assert failure.message == "gate accuracy >= 0.9 failed: accuracy 0.5 < 0.9"
+    assert failure.type == "gate"
+    lines = failure.text.splitlines()
+    assert len(lines) == 50 and lines[-1] == "::metric accuracy=0.5"
+    assert lines[-3] == "token *** red bell␇"  # masked, escapes dropped, controls shown
+    assert lines[-2] == "nonchar \ufffd end"  # U+FFFE, which XML cannot hold
+    assert lines[0] == "line 34"
+    [skipped] = cases["report"].result
+    assert isinstance(skipped, junitparser.Skipped)
+    properties = {p.name: p.value for p in suite.properties()}
+    assert properties["mlci.cached.prepare"] == "run 1, stage prepare"
+    assert "mlci.cached.lint" not in properties
+    assert cases["prepare"].system_out == "cached: from run 1, stage prepare"
+
+
+def test_junit_to_a_path_that_cannot_be_written_is_refused_before_the_run(
+    project: Project,
+) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    (project.path / "file").write_text("")
+    for target, why in [("file/j.xml", "file is not a directory"), (".", "is a directory")]:
+        result = project.mlci("run", "--junit", target)
+        assert result.returncode == 2
+        assert result.stderr.decode().strip() == f"mlci: --junit {target}: {why}"
+    assert not project.state_dir.exists()  # nothing ran
+
+
+def test_junit_through_a_link_or_to_a_device_replaces_neither(project: Project) -> None:
+    project.write('[stages.a]\ncommand = "true"\n')
+    (project.path / "out").mkdir()
+    link = project.path / "junit.xml"
+    link.symlink_to(project.path / "out" / "real.xml")
+    assert project.mlci("run", "--junit", str(link)).returncode == 0
+    assert link.is_symlink() and b"<testsuites" in (project.path / "out" / "real.xml").read_bytes()
+    assert project.mlci("run", "--junit", "/dev/null").returncode == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # still the device
+    fifo = project.path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    assert project.mlci("run", "--junit", str(fifo)).returncode == 0
+    assert b"<testsuites" in reader.communicate(timeout=30)[0]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_gitlab_sections_are_printed_when_each_stage_ends_and_collapsed_when_it_passed(
+    project: Project,
+) -> None:
+    project.write(
+        '[stages.good]\ncommand = "echo fine"\n'
+        '[stages.bad]\ncommand = "echo broken; exit 3"\nneeds = ["good"]\n'
+        '[stages.after]\ncommand = "true"\nneeds = ["bad"]\n'
+    )
+    result = project.mlci("run", env=mlci_env(GITLAB_CI="true"))
+    assert result.returncode == 1
+    out = result.stdout.decode()
+    good = re.search(
+        r"\x1b\[0Ksection_start:(\d+):mlci_good\[collapsed=true\]\r\x1b\[0Kgood: passed in .*\n"
+        r"fine\n\x1b\[0Ksection_end:(\d+):mlci_good\r\x1b\[0K\n",
+        out,
+    )
+    assert good is not None and int(good[1]) <= int(good[2])
+    bad = re.search(
+        r"\x1b\[0Ksection_start:\d+:mlci_bad\r\x1b\[0Kbad: failed in .*: exit code 3\n"
+        r"broken\n\x1b\[0Ksection_end:\d+:mlci_bad\r\x1b\[0K\n",
+        out,
+    )
+    assert bad is not None
+    assert "-- after: skipped" in out and "section_start:" not in out.split("-- after")[1]
+    assert out.index("-- good: started") < good.start()
