@@ -741,7 +741,12 @@ def with_masked_params(config: Config, masker: SecretMasker) -> Config:
     def mask(value: Any) -> Any:
         if isinstance(value, str):
             return masker.mask_text(value)
-        return tuple(mask(item) for item in value) if isinstance(value, tuple) else value
+        if isinstance(value, tuple):
+            return tuple(mask(item) for item in value)
+        # A number can be a secret too (a PIN, an account id): masked, it is text.
+        text = param_text(value)
+        masked = masker.mask_text(text)
+        return value if masked == text else masked
 
     return config._replace(params={name: mask(v) for name, v in config.params.items()})
 

@@ -47,6 +47,14 @@ def terminal_line(text: str, *, keep_color: bool) -> str:
     return _UNSAFE.sub(lambda match: _replace(match.group(), keep_color), text)
 
 
+def visible_text(text: str) -> str:
+    """A value (a name, a param, a message), not a line of output: escapes dropped and
+    every control character shown, a carriage return too, so nothing is hidden."""
+    if not _NEEDS_WORK.search(text):
+        return text
+    return _UNSAFE.sub(lambda match: _replace(match.group(), False), text)
+
+
 def _replace(found: str, keep_color: bool) -> str:
     if len(found) == 1 and found != "\x1b":
         # A lone control character: show it, so nothing is silently hidden.

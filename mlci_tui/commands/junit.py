@@ -21,7 +21,7 @@ from pathlib import Path
 from mlci_tui.states import StageState, Stream
 from mlci_tui.store.logs import tail_records
 from mlci_tui.store.records import RunRecord, StageRecord, iso_time
-from mlci_tui.textsafe import decode, terminal_line
+from mlci_tui.textsafe import decode, terminal_line, visible_text
 
 TAIL_LINES = 50
 
@@ -91,17 +91,19 @@ def _tail(path: Path) -> str:
     lines = []
     for record in records[-TAIL_LINES:]:
         text = decode(record.content)
-        lines.append(("-- " if record.stream is Stream.MESSAGE else "") + _safe(text))
+        # A line of output shows as a terminal would show it (after its last \r).
+        line = _NOT_XML.sub("\ufffd", terminal_line(text, keep_color=False))
+        lines.append(("-- " if record.stream is Stream.MESSAGE else "") + line)
     return "\n".join(lines)
 
 
 def _safe(text: str) -> str:
     """Text XML 1.0 can hold, with escapes and control characters made visible."""
-    return _NOT_XML.sub("\ufffd", terminal_line(text, keep_color=False))
+    return _NOT_XML.sub("\ufffd", visible_text(text))
 
 
 _NOT_XML = re.compile("[\ufffe\uffff]")
-"""What is left after `terminal_line` that XML 1.0 cannot hold: two noncharacters."""
+"""What is left after `visible_text` that XML 1.0 cannot hold: two noncharacters."""
 
 
 def _seconds(value: float | None) -> str:
@@ -117,7 +119,8 @@ def write_junit(path: Path, data: bytes) -> None:
             out.write(data)
         return
     target = path.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_symlink():  # a link's directory is not made: it may be anywhere
+        target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         staging.write_bytes(data)

@@ -68,9 +68,14 @@ def command_run(args: argparse.Namespace) -> int:
     force: bool | list[str] = ALL_STAGES in forced or forced
     if args.dry_run:
         return _print_plan(config, args.stage, force=force, as_json=False)
-    junit = Path(args.junit) if args.junit else None
-    if junit is not None:
-        _check_writable(junit, "--junit")
+    junit = None if args.junit is None else Path(args.junit)
+    if args.junit is not None:
+        if not args.junit.strip():
+            raise UsageError("--junit: expected a file name")
+        _check_writable(config, Path(args.junit), f"--junit {args.junit}")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if os.environ.get("GITHUB_ACTIONS") == "true" and summary:
+        _check_writable(config, Path(summary), f"GITHUB_STEP_SUMMARY={summary}")
     runner = Runner(config, targets=args.stage, force=force, redeploy=args.redeploy)
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
@@ -101,16 +106,30 @@ def command_run(args: argparse.Namespace) -> int:
     return _ci_reports(config, run, junit, result.exit_code)
 
 
-def _check_writable(path: Path, option: str) -> None:
-    """Refuse, before anything runs, a file that could not be written at the end
-    (missing directories are made then)."""
+def _check_writable(config: Config, path: Path, what: str) -> None:
+    """Refuse, before anything runs, a report file that could not be written at the
+    end: a directory, the config itself, a link to nowhere, or a place where no file
+    can be made (tried for real: root passes every permission check)."""
+    import tempfile
+
     if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory")
-    parent = path.parent
+        raise UsageError(f"{what}: is a directory")
+    if path.exists() and not path.is_file():
+        return  # a device or a pipe (/dev/stdout): written as it is
+    target = path.resolve()
+    if target == config.path.resolve():
+        raise UsageError(f"{what}: is the pipeline's config")
+    if path.is_symlink() and not target.parent.is_dir():
+        raise UsageError(f"{what}: links to {target}, whose directory does not exist")
+    parent = target.parent
     while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+        parent = parent.parent  # missing directories are made when it is written
     if not parent.is_dir():
-        raise UsageError(f"{option} {path}: {parent} is not a directory")
+        raise UsageError(f"{what}: {parent} is not a directory")
+    try:
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as error:
+        raise UsageError(f"{what}: cannot write in {parent}: {error.strerror}") from None
 
 
 def _ci_reports(config: Config, run: RunRecord, junit: Path | None, code: int) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlci_tui.commands.common import find_run, load, open_store
 from mlci_tui.errors import NotFound, UsageError
-from mlci_tui.textsafe import terminal_line
+from mlci_tui.textsafe import visible_text
 from mlci_tui.units import format_duration, metric_text, sparkline
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def series_table(series: Sequence[Series]) -> list[str]:
         steps = f"{one.points[0].step}–{one.points[-1].step}" if one.points else "-"
         rows.append(
             [
-                terminal_line(one.stage, keep_color=False),
+                visible_text(one.stage),
                 one.name,
                 str(len(values)),
                 steps,
@@ -92,14 +92,17 @@ def series_table(series: Sequence[Series]) -> list[str]:
 
 
 def command_diff(args: argparse.Namespace) -> int:
-    from mlci_tui.store.compare import compare, resolve
+    from mlci_tui.store.compare import baseline, compare, resolve
 
     config = load(args)
-    # One side named: it is the new side, compared with what is live.
-    named = (None, args.old) if args.new is None else (args.old, args.new)
     with open_store(config) as store:
-        old = resolve(store, named[0], default="live")
-        new = resolve(store, named[1], default="latest")
+        if args.new is None:
+            # One side or none named: it is the new side, against what is live.
+            new = resolve(store, args.old, default="latest")
+            old = baseline(store, new)
+        else:
+            new = resolve(store, args.new, default="latest")
+            old = resolve(store, args.old, default="live")
     comparison = compare(old, new, config.gates)
     if args.json:
         print(json.dumps(comparison.to_json(), indent=2))
@@ -135,7 +138,7 @@ def diff_text(comparison: Comparison) -> list[str]:
     ]
     if rows:
         lines += render_table(["STAGE", old.label.upper(), new.label.upper()], rows, right=set())
-    return [terminal_line(line, keep_color=False) for line in lines]
+    return [visible_text(line) for line in lines]
 
 
 def diff_markdown(comparison: Comparison, *, heading: str = "###") -> list[str]:
@@ -189,7 +192,7 @@ def _stage_cell(state: Any, duration: float | None) -> str:
 
 def md(text: str) -> str:
     """Untrusted text as one Markdown table cell or line: no markup, no HTML, no breaks."""
-    text = terminal_line(text, keep_color=False).replace("\n", " ")
+    text = visible_text(text.replace("\n", " "))
     return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
@@ -213,13 +216,15 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def _against_live(store: Store, config: Config, run: RunRecord) -> Comparison | None:
-    from mlci_tui.store.compare import Side, compare, resolve
+    """The run against the version live before it (or live now, if it deployed none)."""
+    from mlci_tui.store.compare import Side, baseline, compare
 
+    new = Side(run, store.version_of_run(run.id))
     try:
-        live = resolve(store, None, default="live")
+        old = baseline(store, new, as_deployed=True)
     except NotFound:
         return None
-    return compare(live, Side(run, store.version_of_run(run.id)), config.gates)
+    return compare(old, new, config.gates)
 
 
 def _events(store: Store, run: RunRecord) -> list[str]:
@@ -257,7 +262,7 @@ def report_text(store: Store, config: Config, run: RunRecord) -> list[str]:
     series = _main_series(store, run)
     if series:
         lines += ["", *series_table(series)]
-    return [terminal_line(line, keep_color=False) for line in lines]
+    return [visible_text(line) for line in lines]
 
 
 def report_markdown(store: Store, config: Config, run: RunRecord, limit: int = REPORT_LIMIT) -> str:

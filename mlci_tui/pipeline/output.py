@@ -142,6 +142,9 @@ class OutputSink:
                     break
                 name, raw = match.groups()
                 if name == "step":
+                    if step is not None:  # two steps: which one is meant?
+                        values = []
+                        break
                     step = _step(raw)
                     if step is None:
                         values = []
@@ -201,20 +204,29 @@ class OutputSink:
     def _note_malformed(self, text: str) -> None:
         # A stage printing malformed metric lines in a loop must not flood its log.
         self._notes += 1
-        if self._notes <= MAX_METRIC_NOTES:
+        if self._notes < MAX_METRIC_NOTES:
             self.note(text)
+        elif self._notes == MAX_METRIC_NOTES:
+            self.note(f"{text}; further malformed metric lines are ignored without a note")
 
 
 def _step(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    return int(text) if _STEP.fullmatch(text) else None
 
 
 def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
+    # As written in ASCII: float() would also take full-width digits and "1_000".
+    if not _NUMBER.fullmatch(text):
         return None
+    value = float(text)
     return value if math.isfinite(value) else None
+
+
+_STEP = re.compile(r"[0-9]{1,18}")
+_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|nan)", re.I
+)
 
 
 def read_metrics_file(path: Path) -> tuple[dict[str, float], list[str]]:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from mlci_tui.checks import Check
 from mlci_tui.config import param_text
 from mlci_tui.errors import NotFound, UsageError
-from mlci_tui.states import StageState
+from mlci_tui.states import DeployOutcome, StageState
 from mlci_tui.store.db import Store
 from mlci_tui.store.records import RunRecord, VersionRecord
 
@@ -214,6 +214,36 @@ def resolve(store: Store, spec: str | None, *, default: str) -> Side:
     if run is None:
         raise NotFound(f"no run {digits}")
     return Side(run, store.version_of_run(run.id))
+
+
+def baseline(store: Store, new: Side, *, as_deployed: bool = False) -> Side:
+    """What ``new`` is judged against: the live version — or, when ``new`` is the live
+    version, the version that was live before it went live. With ``as_deployed`` (a
+    run's report), a run that deployed its version is judged against the version it
+    replaced, whatever is live now."""
+    live = store.live_version()
+    version = new.version
+    deployments = store.deployments()  # newest first
+    if as_deployed and version is not None and new.run is not None:
+        own = [d for d in deployments if d.run_id == new.run.id and d.to_version == version.number]
+        if own and own[0].outcome is DeployOutcome.SUCCEEDED:
+            return _before(store, own[0].from_version, version)
+    if live is None or version is None or version.number != live.number:
+        return resolve(store, None, default="live")
+    for deployment in deployments:
+        if deployment.to_version == live.number and deployment.outcome is DeployOutcome.SUCCEEDED:
+            return _before(store, deployment.from_version, live)
+    return _before(store, None, live)
+
+
+def _before(store: Store, number: int | None, version: VersionRecord) -> Side:
+    before = None if number is None else store.version(number)
+    if before is None:
+        raise NotFound(
+            f"nothing was live before {version.name} to compare it with: name what to"
+            " compare, as in `mlci diff 3 4` or `mlci diff v1 v2`"
+        )
+    return _version_side(store, before)
 
 
 def _version_side(store: Store, version: VersionRecord) -> Side:

@@ -350,7 +350,9 @@ class MlciApp(App[None]):
     def action_focus_versions(self) -> None:
         """Focus the versions, on the one `mlci rollback` would go back to: v R y rolls back."""
         table = self.version_panel.table
-        table.focus()
+        # At once, not after the keys already read (`focus` waits for them): `v g`
+        # typed together plots the versions.
+        self.screen.set_focus(table)
         snapshot = self.snapshot
         for version in (snapshot.rollback_target, snapshot.live):
             if version is not None and table.select_version(version.number):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
-from mlci_tui.textsafe import decode, terminal_line
+from mlci_tui.textsafe import decode, terminal_line, visible_text
 from mlci_tui.units import metric_text
 
 GLYPHS = {
@@ -62,7 +62,7 @@ def output_line(data: bytes, *, color: bool = True) -> Text:
 
 def plain(value: object) -> Text:
     """Any untrusted value as plain text: no markup, no escapes, one line."""
-    return Text(terminal_line(str(value).replace("\n", " "), keep_color=False), end="")
+    return Text(visible_text(str(value).replace("\n", " ")), end="")
 
 
 def metric_cell(value: float | None) -> Text:

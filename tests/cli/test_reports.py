@@ -168,6 +168,61 @@ def test_a_series_keeps_its_first_points_then_every_tenth_then_every_hundredth(
     ]
 
 
+def test_odd_steps_and_numbers_are_malformed_lines_and_no_output_is_lost() -> None:
+    events: list = []
+    sink = OutputSink("train", SecretMasker(()), events.append)
+    lines = [
+        "before",
+        "::metric step=\u00b2 a=1",  # a digit to str.isdigit(), not to int()
+        "::metric step=1 step=2 a=1",
+        "::metric a=\uff11",  # a full-width 1
+        "::metric a=1_000",
+        "::metric step=3 a=2.5e-1",
+        "after",
+    ]
+    sink.feed(output.Stream.STDOUT, "\n".join(lines).encode() + b"\n")
+    sink.close()
+    shown = [line for e in events if isinstance(e, output.StageOutput) for line in e.lines]
+    assert shown == [line.encode() for line in lines]
+    assert [p for e in events if isinstance(e, StageMetrics) for p in e.points] == [("a", 3, 0.25)]
+    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    assert len(notes) == 4 and all(n.startswith("ignored a malformed metric line") for n in notes)
+
+
+def test_after_ten_malformed_lines_the_last_note_says_the_rest_are_not_noted() -> None:
+    events: list = []
+    sink = OutputSink("train", SecretMasker(()), events.append)
+    sink.feed(output.Stream.STDOUT, b"::metric bad\n" * 25)
+    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    assert len(notes) == 10
+    assert notes[-1].endswith("; further malformed metric lines are ignored without a note")
+
+
+def test_a_number_param_equal_to_a_secret_and_a_carriage_return_stay_hidden_and_shown(
+    project: Project,
+) -> None:
+    project.write(
+        '[pipeline]\nsecrets = ["TOKEN"]\n[params]\np.num = 987654\np.note = "a\\rb"\n'
+        '[stages.a]\ncommand = "echo \\"$MLCI_PARAM_P_NUM\\""\nparams = ["p"]\n'
+    )
+    env = mlci_env(TOKEN="987654")
+    assert project.mlci("run", env=env).returncode == 0
+    assert project.mlci("run", "--set", "p.num=1", "--set", "p.note=c", env=env).returncode == 0
+    text = project.mlci("diff", "1", "2", env=env).stdout.decode()
+    assert "987654" not in text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[3:6] if line}
+    assert rows["p.num"] == ["***", "→", "1"]
+    assert rows["p.note"] == ["a␍b", "→", "c"]  # the whole value, its \r shown
+    md = project.mlci("diff", "1", "2", "--md", env=env).stdout.decode()
+    assert "987654" not in md and "| p.note | a␍b | c |" in md
+    assert not any(
+        b"987654" in path.read_bytes() for path in project.state_dir.rglob("*") if path.is_file()
+    )
+    # Params are records: a secret among them is masked for the stage too; a secret
+    # reaches a stage through its environment.
+    assert project.log("a", 1) == b"***\n"
+
+
 @pytest.mark.slow
 def test_a_stage_printing_a_quarter_million_points_costs_the_store_a_bounded_series(
     project: Project,
@@ -245,9 +300,9 @@ def test_diff_of_versions_and_its_defaults(project: Project) -> None:
     by_version = json.loads(project.mlci("diff", "v1", "v2", "--json").stdout)
     by_run = json.loads(project.mlci("diff", "1", "2", "--json").stdout)
     assert by_version == by_run  # a version is shown with the run that built it
-    # No arguments: the latest run against the live version (here, the same).
-    same = json.loads(project.mlci("diff", "--json").stdout)
-    assert same["same_artifact"] and not any(p["changed"] for p in same["params"])
+    # No arguments: the latest run against the live version; here the latest run made
+    # it live, so against the version live before it.
+    assert json.loads(project.mlci("diff", "--json").stdout) == by_run
     # One: it against the live version.
     one = json.loads(project.mlci("diff", "v1", "--json").stdout)
     assert (one["old"]["version"], one["new"]["version"]) == ("v2", "v1")
@@ -298,7 +353,9 @@ def test_report_markdown_has_the_stages_the_metrics_against_live_and_the_version
         ("evaluate", "accuracy", 1),
     }
     text = project.mlci("report", "--run", "2").stdout.decode()
-    assert "registered v2" in text and "v2 (run 2) against v2 (run 2)" in text
+    assert "registered v2" in text and "v2 (run 2) against v1 (run 1)" in text
+    first = project.mlci("report", "--md", "--run", "1").stdout.decode()
+    assert "against" not in first  # nothing was live before run 1
 
 
 def test_a_report_larger_than_the_cap_is_cut_at_a_line_with_a_note(project: Project) -> None:
@@ -421,10 +478,27 @@ def test_junit_to_a_path_that_cannot_be_written_is_refused_before_the_run(
 ) -> None:
     project.write('[stages.a]\ncommand = "true"\n')
     (project.path / "file").write_text("")
-    for target, why in [("file/j.xml", "file is not a directory"), (".", "is a directory")]:
+    (project.path / "dangling.xml").symlink_to(project.path / "nowhere" / "j.xml")
+    for target, why in [
+        ("file/j.xml", f"{project.path / 'file'} is not a directory"),
+        (".", "is a directory"),
+        ("", None),
+        ("config.toml", "is the pipeline's config"),
+        ("dangling.xml", f"links to {project.path / 'nowhere' / 'j.xml'}, whose directory"),
+    ]:
         result = project.mlci("run", "--junit", target)
-        assert result.returncode == 2
-        assert result.stderr.decode().strip() == f"mlci: --junit {target}: {why}"
+        assert result.returncode == 2, target
+        line = result.stderr.decode().strip()
+        expected = "mlci: --junit: expected a file name" if why is None else None
+        assert line == expected or line.startswith(f"mlci: --junit {target}: {why}"), line
+    assert not (project.path / "nowhere").exists()
+    summary = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(project.path))
+    result = project.mlci("run", env=summary)
+    assert result.returncode == 2
+    assert (
+        result.stderr.decode().strip()
+        == f"mlci: GITHUB_STEP_SUMMARY={project.path}: is a directory"
+    )
     assert not project.state_dir.exists()  # nothing ran
 
 

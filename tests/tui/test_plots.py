@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import subprocess
 
+from textual import events
+
 from mlci_tui.states import RunState, StageState
 from mlci_tui.tui.plotting import MetricPlot, downsample
 from mlci_tui.tui.screens.diff import DiffScreen
@@ -127,6 +129,18 @@ async def test_g_on_the_versions_plots_a_metric_across_them(project: Project) ->
             "accuracy evaluated": ([1.0, 2.0], [0.91, 0.95]),
             "accuracy live": ([], []),
         }
+
+
+async def test_v_and_g_typed_together_plot_the_versions(project: Project) -> None:
+    two_versions(project)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(app.snapshot.versions) == 2)
+        # Both in the queue before either is handled: one read of the terminal, as over SSH.
+        app.post_message(events.Key("v", "v"))
+        app.post_message(events.Key("g", "g"))
+        await until(pilot, lambda: isinstance(app.screen, (VersionPlotScreen, SeriesPlotScreen)))
+        assert isinstance(app.screen, VersionPlotScreen)
 
 
 async def test_d_on_a_version_compares_it_with_the_live_one(project: Project) -> None:
