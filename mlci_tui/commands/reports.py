@@ -235,9 +235,7 @@ def _events(store: Store, run: RunRecord) -> list[str]:
         lines.append(
             f"registered {version.name} (sha256 {version.sha256[:12]}, now {version.status.value})"
         )
-    for row in store.deployments():
-        if row.run_id != run.id:
-            continue
+    for row in store.deployments(run.id):
         source = "" if row.from_version is None else f"v{row.from_version} → "
         line = f"{row.kind.value.replace('_', ' ')} {source}v{row.to_version}: {row.outcome.value}"
         why = row.reason or row.message
@@ -315,7 +313,7 @@ def report_json(store: Store, config: Config, run: RunRecord) -> dict[str, Any]:
     return {
         "run": run.to_json(),
         "version": None if version is None else version.to_json(),
-        "deployments": [row.to_json() for row in store.deployments() if row.run_id == run.id],
+        "deployments": [row.to_json() for row in store.deployments(run.id)],
         "against_live": None if comparison is None else comparison.to_json(),
         "series": [
             {

@@ -193,9 +193,14 @@ class DeploymentsTable(VersionsTable):
         row = self._query("SELECT * FROM deployments ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else _deployment(row)
 
-    def deployments(self) -> list[DeploymentRecord]:
-        """Newest first."""
-        rows = self._query("SELECT * FROM deployments ORDER BY id DESC")
+    def deployments(self, run_id: int | None = None) -> list[DeploymentRecord]:
+        """Newest first; with ``run_id``, only those that run made."""
+        if run_id is None:
+            rows = self._query("SELECT * FROM deployments ORDER BY id DESC")
+        else:
+            rows = self._query(
+                "SELECT * FROM deployments WHERE run_id = ? ORDER BY id DESC", (run_id,)
+            )
         return [_deployment(row) for row in rows]
 
     def running_deployments(self) -> list[DeploymentRecord]:

@@ -25,6 +25,7 @@ from mlci_tui.store.series import Series
 from mlci_tui.textsafe import terminal_line
 from mlci_tui.tui.keys import hints
 from mlci_tui.tui.plotting import COLORS, MARKERS, MetricPlot, PlotLine
+from mlci_tui.tui.text import plain
 from mlci_tui.units import metric_text
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class PlotScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(plain_line(self.title_text), classes="plot--title")
+            yield Static(_title_text(self.title_text), classes="plot--title")
             yield self.legend
             yield self.plot
             yield self.empty
@@ -216,7 +217,7 @@ class VersionPlotScreen(PlotScreen):
     def action_next_metric(self) -> None:
         if self.metric_names:
             self.metric = (self.metric + 1) % len(self.metric_names)
-            self.query_one(".plot--title", Static).update(plain_line(self._title()))
+            self.query_one(".plot--title", Static).update(_title_text(self._title()))
             self.redraw()
 
     def lines(self) -> list[PlotLine]:
@@ -236,5 +237,8 @@ class VersionPlotScreen(PlotScreen):
         return "no version has metrics yet: a full run that passes registers one"
 
 
-def plain_line(text: str) -> Text:
-    return Text(terminal_line(text, keep_color=False), no_wrap=True, overflow="ellipsis")
+def _title_text(title: str) -> Text:
+    """The title on one line, cut with an ellipsis when the screen is narrow."""
+    text = plain(title)
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
