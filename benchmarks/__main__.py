@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         6: lambda work: scenarios.scale(work, sizes),
         7: lambda work: scenarios.incremental(work, sizes, dvc),
         8: lambda work: scenarios.plots(work, sizes),
+        9: lambda work: scenarios.many_stages(work, sizes),
     }
     chosen = sorted(set(args.only or runs))
     if 5 in chosen and 4 not in chosen:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scenario {number}…", file=sys.stderr, flush=True)
             results.append(runs[number](work))
     elapsed = time.perf_counter() - started
-    write_report(args.out, results, quick=args.quick, elapsed=elapsed, dvc=dvc)
+    write_report(args.out, results, quick=args.quick, elapsed=elapsed)
     failed = [t for r in results for t in r.targets if not t.met]
     print(f"wrote {args.out} in {elapsed:.0f} s; targets missed: {len(failed)}", file=sys.stderr)
     return 0

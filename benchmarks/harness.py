@@ -71,6 +71,8 @@ class Scenario:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None
+    about: list[str] = field(default_factory=list)
+    """What runs: the producer, the peers and their versions."""
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -149,6 +151,33 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+def version(argv: Sequence[str]) -> str:
+    """The first line a tool prints about its version."""
+    try:
+        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown version"
+    return out.splitlines()[0].strip() if out.strip() else "unknown version"
+
+
+def package_version(name: str) -> str:
+    """``name VERSION`` of an installed Python distribution."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return f"{name} {installed(name)}"
+    except PackageNotFoundError:
+        return f"{name} (not installed)"
+
+
+def version_of_sh() -> str:
+    """Which shell /bin/sh is (dash has no --version), with the package's version."""
+    shell = Path(os.path.realpath("/bin/sh")).name
+    packaged = version(["dpkg-query", "-W", "-f", "${Version}", shell])
+    return shell if packaged == "unknown version" else f"{shell} {packaged}"
 
 
 def machine() -> dict[str, str]:

@@ -6,6 +6,7 @@
     python -m benchmarks.probe keys CONFIG LEAST
     python -m benchmarks.probe table CONFIG PRESSES
     python -m benchmarks.probe plotkeys CONFIG LEAST
+    python -m benchmarks.probe stages CONFIG PRESSES
 
 It runs the real app (Textual's headless driver, 100x30) on a store and
 prints one JSON line. Latencies are from sending a key, the way a terminal
@@ -97,6 +98,8 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
         if mode == "frame":
             await _until(lambda: app.snapshot.run is not None or app.snapshot.versions)
             await pilot.pause()
+            # At once, not at exit: the benchmark times the first frame, not the teardown.
+            print(json.dumps({"first_frame": True}), flush=True)
             return {"first_frame_s": time.perf_counter() - STARTED}
         if mode == "idle":
             await _until(lambda: app.snapshot.run is not None)
@@ -111,6 +114,8 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
             return await _plot_keys(app, int(argument or 10))
         if mode == "watch":
             return await _watch(app)
+        if mode == "stages":
+            return await _stage_keys(app, int(argument or 50))
         if mode == "table":
             table = app.version_panel.table
             await _until(lambda: table.versions)
@@ -170,6 +175,24 @@ async def _keys(app: MlciApp, least: int) -> dict[str, Any]:
         during += 2 if live else 0
         await asyncio.sleep(0.1)
     return {"latencies_s": latencies, "during_run": during}
+
+
+async def _stage_keys(app: MlciApp, presses: int) -> dict[str, Any]:
+    """On the last run's stages: `down` moves the selection, key after key."""
+    await _until(lambda: app.snapshot.run is not None and app.stages.names)
+    stages = app.stages
+    stages.focus()
+    await asyncio.sleep(0.5)
+    # As a person's first key would: from here on the selection is the user's, and
+    # the dashboard no longer follows the run's active stage.
+    stages.select(stages.names[0], by_user=True)
+    await asyncio.sleep(0.2)
+    latencies = []
+    for _ in range(presses):
+        target = stages.names[(stages.selected + 1) % len(stages.names)]
+        latencies.append(await _press(app, "down", f"pane:{target}", True))
+        await asyncio.sleep(0.05)
+    return {"latencies_s": latencies, "stages": len(stages.names)}
 
 
 async def _plot_keys(app: MlciApp, least: int) -> dict[str, Any]:

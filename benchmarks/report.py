@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import datetime
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.harness import Scenario, machine
+from benchmarks.harness import Scenario, machine, package_version
 
 EXPLANATIONS = Path(__file__).with_name("explanations.md")
 """Hand-written analysis kept with the suite and appended to the report."""
 
 
-def write_report(
-    path: Path, results: Sequence[Scenario], *, quick: bool, elapsed: float, dvc: str | None
-) -> None:
+def write_report(path: Path, results: Sequence[Scenario], *, quick: bool, elapsed: float) -> None:
     info = machine()
     lines = [
         "# Benchmarks",
@@ -27,8 +24,8 @@ def write_report(
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {info['cores']} cores, {info['memory']}, {info['os']} ({info['cpu']})",
-        f"- Python {info['python']}; peers: make ({_version(['make', '--version'])}),"
-        f" dvc ({_version([dvc, '--version']) if dvc else 'not installed — pip install dvc'})",
+        f"- Python {info['python']}, {package_version('textual')};"
+        " each scenario names its producer and its peers, with their versions",
         f"- the whole suite took {elapsed:.0f} s",
         "",
         "## Targets",
@@ -45,6 +42,8 @@ def write_report(
             )
     for result in results:
         lines += ["", f"## {result.title}", "", result.description, ""]
+        if result.about:
+            lines += [*[f"- {item}" for item in result.about], ""]
         if result.skipped:
             lines += [f"Skipped: {result.skipped}", ""]
             continue
@@ -57,11 +56,3 @@ def write_report(
         lines += ["", EXPLANATIONS.read_text().strip()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
-
-
-def _version(argv: list[str]) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.splitlines()[0].strip() if out else "unknown"

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from mlci_tui.cli import main
+from mlci_tui.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -76,7 +76,7 @@ class Alerter:
         def keep_last_error(event: Event) -> None:
             nonlocal last_error
             if isinstance(event, StageOutput) and event.stream is Stream.STDERR:
-                lines = [line for line in event.lines if line.strip()]
+                lines = [line for line in event.data.split(b"\n") if line.strip()]
                 if lines:
                     last_error = lines[-1]
 

@@ -9,9 +9,12 @@ The headless commands never import Textual, so they start fast.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
 import os
 import sys
+import threading
 
 from mlci_tui import __version__
 from mlci_tui.errors import ExitCode, MlciError
@@ -288,6 +291,25 @@ HANDLERS = {
     "monitor": "registry",
     "alerts": "registry",
 }
+
+
+def entry() -> NoReturn:
+    """The `mlci` command: `main`, then an exit that does not tear the interpreter
+    down. Freeing every object of every module one by one takes `mlci run` 30 ms
+    here, a sixth of its run, for memory the kernel takes back at once anyway.
+
+    It leaves that way only when nothing else could still be running: with a
+    thread left (one would be joined), it exits as usual. The atexit handlers run
+    (libraries clean up there); open files are flushed by those who own them.
+    """
+    code = main()
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,15 +43,19 @@ class StageStarted(NamedTuple):
 
 
 class StageOutput(NamedTuple):
-    """Lines a stage printed, masked, without their newlines.
+    """Lines a stage printed, masked, as one block: the lines joined by newlines,
+    without the last line's newline.
 
     When ``partial`` the last line has not ended yet: more of it follows in a
     later event (a very long line, or a line flushed early so viewers see it).
+    A block, not a list of lines, because every consumer can handle a whole
+    chunk in a few C-level bytes operations, and a flood of output is millions
+    of lines.
     """
 
     stage: str
     stream: Stream
-    lines: list[bytes]
+    data: bytes
     time: float
     partial: bool = False
 

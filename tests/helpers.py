@@ -243,7 +243,7 @@ def engine_for(project: Project, text: str, **kwargs) -> tuple[Engine, list]:
 
 def output(events: list, stage: str) -> bytes:
     return b"".join(
-        b"\n".join(e.lines) + (b"" if e.partial else b"\n")
+        e.data + (b"" if e.partial else b"\n")
         for e in events
         if isinstance(e, StageOutput) and e.stage == stage
     )

@@ -65,18 +65,21 @@ class BackgroundWriter:
         self._thread = threading.Thread(target=self._drain, name="mlci-output", daemon=True)
         self._thread.start()
 
-    def write(self, data: bytes) -> None:
+    def write(self, *parts: bytes) -> None:
+        """Queue ``parts`` to be written in order (parts, not one joined chunk: under
+        a flood, joining would copy every chunk once more)."""
+        size = sum(map(len, parts))
         with self._lock:
-            if self.broken or not data:
+            if self.broken or not size:
                 return
             if not self._stalled:
-                self._lock.wait_for(lambda: self._size + len(data) <= self.limit, timeout=1.0)
-            if self._size + len(data) > self.limit:
-                self._dropped += len(data)
+                self._lock.wait_for(lambda: self._size + size <= self.limit, timeout=1.0)
+            if self._size + size > self.limit:
+                self._dropped += size
                 self._stalled = True
                 return
-            self._chunks.append(data)
-            self._size += len(data)
+            self._chunks.extend(parts)
+            self._size += size
             self._lock.notify_all()
 
     def close(self, timeout: float | None = None) -> None:
@@ -92,19 +95,20 @@ class BackgroundWriter:
                 self._lock.wait_for(lambda: self._chunks or self._closing)
                 if not self._chunks and self._closing:
                     return
-                batch = b"".join(self._chunks)
+                batch = list(self._chunks)
                 self._chunks.clear()
                 self._size = 0
                 dropped, self._dropped = self._dropped, 0
                 self._stalled = False
                 self._lock.notify_all()
             if dropped:
-                batch = (
+                batch.insert(
+                    0,
                     f"\nmlci: {format_bytes(dropped)} of output were not shown here because"
-                    " the terminal was not reading; the logs have all of it\n"
-                ).encode() + batch
+                    " the terminal was not reading; the logs have all of it\n".encode(),
+                )
             try:
-                self.stream.write(batch)
+                self.stream.writelines(batch)
                 self.stream.flush()
             except (OSError, ValueError):
                 with self._lock:
@@ -210,13 +214,13 @@ class LivePrinter:
             # Into a file or a pipe: the bytes exactly as the stage printed them.
             head = b"" if continuing else prefix
             tail = b"" if event.partial else b"\n"
-            self.out.write(head + (b"\n" + prefix).join(event.lines) + tail)
+            self.out.write(head, event.data.replace(b"\n", b"\n" + prefix), tail)
         self._open_line = key if event.partial else None
 
     def _on_terminal(self, event: StageOutput, prefix: bytes, continuing: bool) -> None:
         """Lines made safe; a line redrawn with carriage returns (a progress bar) is
         redrawn in place, showing its latest state, as the stage's own terminal would."""
-        lines = list(event.lines)
+        lines = event.data.split(b"\n")
         opened = self._open_raw if continuing else b""
         chunks: list[bytes] = []
         for number, raw in enumerate(lines):
@@ -264,7 +268,7 @@ class LivePrinter:
                 self.out.write(f"::group::{event.stage}\n".encode())
         elif isinstance(event, StageOutput) and event.stage == self._live:
             tail = b"" if event.partial else b"\n"
-            self.out.write(b"\n".join(event.lines) + tail)
+            self.out.write(event.data + tail)
         elif isinstance(event, StageNoted) and event.stage == self._live:
             self.out.write(f"-- {event.text}\n".encode())
         elif isinstance(event, StageFinished):

@@ -15,9 +15,8 @@ import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mlci_tui import dag
 from mlci_tui.config import Config, StageConfig, param_environment
@@ -53,16 +52,14 @@ RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 _NOT_PASSED = (StageState.FAILED, StageState.SKIPPED, StageState.CANCELLED)
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(NamedTuple):
     state: RunState
     exit_code: int
     stages: Mapping[str, StageFinished]
     message: str | None = None
 
 
-@dataclass(frozen=True)
-class ActionContext:
+class ActionContext(NamedTuple):
     """What a built-in stage (deploy, monitor) gets from the engine."""
 
     emit: Callable[[Event], None]
@@ -77,8 +74,7 @@ Action = Callable[[ActionContext], Awaitable[AttemptResult]]
 """A stage that runs code of mlci's own instead of a command."""
 
 
-@dataclass
-class _Plan:
+class _Plan(NamedTuple):
     stages: dict[str, StageConfig]
     states: dict[str, StageState]
     finished: dict[str, StageFinished]

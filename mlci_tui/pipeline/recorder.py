@@ -23,17 +23,17 @@ from mlci_tui.events import (
 )
 from mlci_tui.states import StageState, Stream
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogWriter, encode
+from mlci_tui.store.logs import LogWriter, encode_parts
 
 
-def log_record(event: StageOutput | StageNoted) -> bytes:
-    """The log file records of a stage's output or of a note about it."""
+def log_record(event: StageOutput | StageNoted) -> tuple[bytes, ...]:
+    """The log file records of a stage's output or of a note about it, in parts."""
     if isinstance(event, StageOutput):
-        return encode(event.stream, event.lines, event.time, partial=event.partial)
+        return encode_parts(event.stream, event.data, event.time, partial=event.partial)
     # A note is one record: a newline would end it early, and a lone surrogate
     # cannot be encoded strictly.
     text = event.text.replace("\n", " ").encode("utf-8", "replace")
-    return encode(Stream.MESSAGE, [text], event.time)
+    return encode_parts(Stream.MESSAGE, text, event.time)
 
 
 COPY_CHUNK = 1 << 20
@@ -109,7 +109,7 @@ class StoreRecorder:
     def __call__(self, event: Event) -> None:
         # Output first: it is by far the most frequent event.
         if isinstance(event, (StageOutput, StageNoted)):
-            self._log(event.stage).write(log_record(event))
+            self._log(event.stage).write(*log_record(event))
         elif isinstance(event, StageSampled):
             self._update(
                 event.stage,
@@ -174,7 +174,7 @@ class StoreRecorder:
                 cached_from_stage=event.from_stage,
             )
             note = StageNoted(event.stage, event.text, event.time)
-            self._log(event.stage).write(log_record(note))
+            self._log(event.stage).write(*log_record(note))
             if event.same_store and event.from_run is not None:
                 self._copy_log(event.stage, event.from_run, event.from_stage)
                 self.writer.submit(
@@ -206,7 +206,7 @@ class StoreRecorder:
                     log.write(chunk)
         except FileNotFoundError:
             text = f"the log of run {run_id}, stage {from_stage} is gone"
-            log.write(log_record(StageNoted(stage, text, time.time())))
+            log.write(*log_record(StageNoted(stage, text, time.time())))
 
     def _log(self, stage: str) -> LogWriter:
         log = self._logs.get(stage)

@@ -407,7 +407,7 @@ def log_events(log: LogWriter, forward: Callable[[Event], None]) -> Callable[[Ev
 
     def write(event: Event) -> None:
         if isinstance(event, (StageOutput, StageNoted)):
-            log.write(log_record(event))
+            log.write(*log_record(event))
         forward(event)
 
     return write

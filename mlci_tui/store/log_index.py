@@ -28,7 +28,9 @@ from pathlib import Path
 from mlci_tui.store.logs import LogRecord, join, parse
 
 BLOCK = 64 << 10
-READ_CHUNK = 8 << 20
+READ_CHUNK = 1 << 20
+"""Indexing reads this much at a time: each C-level scan of it holds the GIL for
+well under a frame, so the dashboard's own thread keeps answering keys."""
 SKIP_AFTER = 16 << 20
 """A viewer that only follows the end skips a backlog larger than this (see `update`)."""
 KEEP_TAIL = 2 << 20
@@ -39,6 +41,7 @@ MAX_LINE_RECORDS = 64
 redrawn for hours): a carriage return makes only its end show anyway."""
 # The start of a record that does not end its line: "TIME o+ ", after a newline.
 _PARTIAL = re.compile(rb"(?:^|\n)[0-9.]+ [oem]\+ ")
+_PARTIAL_TAG = re.compile(rb" [oem]\+ ")
 
 
 class LogIndex:
@@ -137,8 +140,16 @@ class LogIndex:
             chunk = self._pread(min(READ_CHUNK, end - position), position)
             if chunk is None:
                 return 0
-            last = chunk.rfind(b"\n") + 1 or len(chunk)
             before = sum(count for _, count in blocks)
+            last = chunk.rfind(b"\n") + 1
+            if not last:
+                # One record longer than a chunk: a block of its own.
+                ends = self._find_newline(position + len(chunk), end)
+                last = (end if ends < 0 else ends + 1) - position
+                partials += [before + n for n in _partials(chunk[:64], last)]
+                blocks.append((position, 1))
+                position += last
+                continue
             partials += [before + n for n in _partials(chunk, last)]
             blocks += [(position + offset, count) for offset, count in _blocks(chunk, last)]
             position += last
@@ -418,6 +429,10 @@ def _partials(chunk: bytes, length: int) -> list[int]:
     """The numbers, within ``chunk[:length]`` (whole records), of the records that
     do not end their line. Usually none: one C-level scan finds that out."""
     found: list[int] = []
+    # `_PARTIAL` tries every record start: 25 ms a MiB, holding the GIL. Most chunks
+    # hold no "+" at all (a memchr), or no tag anywhere (1 ms a MiB).
+    if chunk.find(b"+", 0, length) < 0 or _PARTIAL_TAG.search(chunk, 0, length) is None:
+        return found
     counted, records = 0, 0
     for match in _PARTIAL.finditer(chunk, 0, length):
         start = match.start() + (chunk[match.start()] == 0x0A)

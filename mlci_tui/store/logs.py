@@ -39,17 +39,27 @@ class LogRecord(NamedTuple):
     in the file, in bytes (about: record headers included)."""
 
 
-def encode(stream: Stream, lines: Sequence[bytes], time: float, *, partial: bool = False) -> bytes:
-    """The records for ``lines`` arriving at ``time``; the last is a piece when ``partial``."""
-    if not lines:
-        return b""
+def encode(stream: Stream, block: bytes, time: float, *, partial: bool = False) -> bytes:
+    """The records for ``block`` (lines joined by newlines, the last without its
+    own) arriving at ``time``; the last line is a piece when ``partial``."""
+    return b"".join(encode_parts(stream, block, time, partial=partial))
+
+
+def encode_parts(
+    stream: Stream, block: bytes, time: float, *, partial: bool = False
+) -> tuple[bytes, ...]:
+    """`encode`, in parts to write as they are (`LogWriter.write`), not joined: under
+    a flood, joining would copy every chunk once more."""
     tag = _TAGS[stream]
     prefix = b"%.3f %s " % (time, tag)
     if not partial:
-        # One C-level join for a whole chunk: the hot path under floods of output.
-        return prefix + (b"\n" + prefix).join(lines) + b"\n"
-    head = prefix + (b"\n" + prefix).join(lines[:-1]) + b"\n" if len(lines) > 1 else b""
-    return head + b"%.3f %s+ %s\n" % (time, tag, lines[-1])
+        # One C-level replace for a whole chunk: the hot path under floods of output.
+        return prefix, block.replace(b"\n", b"\n" + prefix), b"\n"
+    last = block.rfind(b"\n") + 1
+    piece = b"%.3f %s+ %s\n" % (time, tag, block[last:])
+    if not last:
+        return (piece,)
+    return prefix, block[: last - 1].replace(b"\n", b"\n" + prefix), b"\n", piece
 
 
 class LogWriter:
@@ -59,11 +69,18 @@ class LogWriter:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
 
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+    def write(self, *parts: bytes) -> None:
+        """Append ``parts``, in order, in one system call where it can."""
+        written = os.writev(self._fd, parts)
+        for part in parts:
+            if written >= len(part):
+                written -= len(part)
+                continue
+            # A short write (a signal, a full disk): the rest one part at a time.
+            view = memoryview(part)[written:]
+            written = 0
+            while view:
+                view = view[os.write(self._fd, view) :]
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -35,7 +35,6 @@ from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
 
 from mlci_tui import procs
 from mlci_tui.config import Config
@@ -59,6 +58,7 @@ from mlci_tui.tui.screens.runs import LATEST, RunsScreen
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
+from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
 from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
@@ -75,6 +75,8 @@ class MlciApp(App[None]):
     """The dashboard for one pipeline."""
 
     CSS_PATH = Path(__file__).parent / "app.tcss"
+    # A zoomed log keeps the keys line, as it kept Textual's Footer.
+    ALLOW_IN_MAXIMIZED_VIEW: ClassVar[str] = "KeyBar"
     TITLE = "mlci"
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashboardCommands}
     NOTIFICATION_TIMEOUT = 3
@@ -164,7 +166,7 @@ class MlciApp(App[None]):
         yield self.version_panel
         yield self.alert_bar
         # ctrl+p is in the help: at 80 columns the footer has no room for it.
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.stages.focus()

@@ -24,8 +24,13 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
         "6. Scale",
         "7. Incremental runs",
         "8. Metric plots",
+        "9. Many stages",
     ):
         assert f"## {title}" in text
     assert "| scenario | target | measured | limit | |" in text
-    assert "lines missing from the store, 100,000 lines | 0 |" in text
+    for producer in ("fast", "Python"):
+        assert f"lines missing from the store, 100,000 lines, {producer} producer | 0 |" in text
+    # Every comparison names its peer and the peer's version.
+    assert "peer: `tee` (tee (GNU coreutils)" in text
+    assert "peers: make (GNU Make" in text
     assert "--quick" in text.splitlines()[2]

@@ -182,7 +182,9 @@ def test_odd_steps_and_numbers_are_malformed_lines_and_no_output_is_lost() -> No
     ]
     sink.feed(output.Stream.STDOUT, "\n".join(lines).encode() + b"\n")
     sink.close()
-    shown = [line for e in events if isinstance(e, output.StageOutput) for line in e.lines]
+    shown = [
+        line for e in events if isinstance(e, output.StageOutput) for line in e.data.split(b"\n")
+    ]
     assert shown == [line.encode() for line in lines]
     assert [p for e in events if isinstance(e, StageMetrics) for p in e.points] == [("a", 3, 0.25)]
     notes = [e.text for e in events if isinstance(e, StageNoted)]

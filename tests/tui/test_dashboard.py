@@ -395,8 +395,8 @@ async def test_a_log_shown_while_another_is_still_being_read_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = tmp_path / "first.log", tmp_path / "second.log"
-    first.write_bytes(encode(Stream.STDOUT, [b"a"], 1.0))
-    second.write_bytes(encode(Stream.STDOUT, [b"b1", b"b2"], 1.0))
+    first.write_bytes(encode(Stream.STDOUT, b"a", 1.0))
+    second.write_bytes(encode(Stream.STDOUT, b"b1\nb2", 1.0))
     release = threading.Event()
     update = LogIndex.update
 

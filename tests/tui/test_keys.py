@@ -16,6 +16,7 @@ from textual.widgets import Static
 from mlci_tui.tui.app import MlciApp
 from mlci_tui.tui.keys import bindings_of, key_text, keys_of
 from mlci_tui.tui.screens.help import HelpScreen
+from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
 from mlci_tui.tui.widgets.version_table import VersionTable
@@ -258,3 +259,27 @@ async def test_every_quit_key_quits(project: Project, key: str) -> None:
         for key in keys_of(b)
     }
     assert quits == {"q", "ctrl+c", "ctrl+q"}
+
+
+async def test_the_keys_line_shows_what_can_act_and_a_click_presses_a_key(
+    project: Project,
+) -> None:
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        bar = app.query_one(KeyBar)
+        await until(pilot, lambda: "Versions" in str(bar.render()))
+        line = str(bar.render())
+        assert line.startswith("r Run c Cancel v Versions ")
+        assert line.rstrip().endswith("q Quit")
+        # "? Help" is where a click lands: the help opens as if ? was pressed.
+        await pilot.click(KeyBar, offset=(line.index("? Help") + 2, 0))
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+    narrow = dashboard(project)
+    async with narrow.run_test(size=(50, 24)) as pilot:
+        bar = narrow.query_one(KeyBar)
+        await until(pilot, lambda: "Versions" in str(bar.render()))
+        # A key cut off at the edge is no help: it is left out whole.
+        line = str(bar.render()).rstrip()
+        assert len(line) <= 50
+        assert line.split()[-1] in {b.description.split()[-1] for b in bindings_of(MlciApp)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 import urllib.parse
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from mlci_tui.events import StageMetrics, StageNoted, StageOutput
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.output import PIECE_LIMIT, OutputSink, read_metrics_file
 from mlci_tui.states import Stream
-from mlci_tui.store.logs import LogCursor, LogWriter, encode, output_bytes, parse
+from mlci_tui.store.logs import LogCursor, LogWriter, encode, encode_parts, output_bytes, parse
 from mlci_tui.textsafe import terminal_line
 
 
@@ -33,7 +34,7 @@ def printed(events: list, stream: Stream = Stream.STDOUT) -> bytes:
     out = b""
     for event in events:
         if isinstance(event, StageOutput) and event.stream is stream:
-            out += b"\n".join(event.lines) + (b"" if event.partial else b"\n")
+            out += event.data + (b"" if event.partial else b"\n")
     return out
 
 
@@ -43,7 +44,7 @@ def test_lines_split_across_chunks_are_joined() -> None:
         sink.feed(Stream.STDOUT, chunk)
     sink.close()
     outputs = [e for e in events if isinstance(e, StageOutput)]
-    assert [e.lines for e in outputs] == [[b"hello"], [b"world"], [b"tail"]]
+    assert [e.data for e in outputs] == [b"hello", b"world", b"tail"]
     assert [e.partial for e in outputs] == [False, False, True]
 
 
@@ -63,7 +64,7 @@ def test_a_huge_line_is_passed_on_in_bounded_pieces_and_nothing_is_lost() -> Non
         sink.feed(Stream.STDOUT, line[start : start + 65536])
     sink.feed(Stream.STDOUT, b"\nnext\n")
     pieces = [e for e in events if isinstance(e, StageOutput)]
-    assert all(len(b"".join(e.lines)) <= PIECE_LIMIT + 65536 for e in pieces)
+    assert all(len(e.data) <= PIECE_LIMIT + 65536 for e in pieces)
     assert len(pieces) > 5
     assert printed(events) == line + b"\nnext\n"
 
@@ -75,7 +76,7 @@ def test_a_stale_unfinished_line_is_flushed_for_viewers() -> None:
     assert not events
     clock.now += 1
     sink.flush_stale()
-    assert events[-1].lines == [b"45%|####"] and events[-1].partial
+    assert events[-1].data == b"45%|####" and events[-1].partial
     sink.feed(Stream.STDOUT, b"##| 100%\n")
     assert printed(events) == b"45%|######| 100%\n"
 
@@ -99,7 +100,7 @@ def test_secret_split_across_reads_and_flushes_is_masked() -> None:
         sink.flush_stale()
     sink.feed(Stream.STDOUT, b"\n")
     assert printed(events) == b"a *** b\n"
-    assert b"hunter" not in b"".join(b"".join(e.lines) for e in events if hasattr(e, "lines"))
+    assert b"hunter" not in b"".join(e.data for e in events if hasattr(e, "data"))
 
 
 def test_metric_lines_are_parsed_and_bad_ones_noted() -> None:
@@ -136,10 +137,10 @@ def test_log_records_round_trip_any_bytes(tmp_path: Path) -> None:
     path = tmp_path / "stage.log"
     writer = LogWriter(path)
     weird = [b"", b"\x00\xff\xfe bin", b"[bold]x[/]", b"\x1b]0;title\x07", b"a\rb"]
-    writer.write(encode(Stream.STDOUT, weird, 1.5))
-    writer.write(encode(Stream.STDERR, [b"err", b"piece"], 2.0, partial=True))
-    writer.write(encode(Stream.MESSAGE, [b"retrying"], 2.5))
-    writer.write(encode(Stream.STDERR, [b" end"], 3.0))
+    writer.write(encode(Stream.STDOUT, b"\n".join(weird), 1.5))
+    writer.write(encode(Stream.STDERR, b"err\npiece", 2.0, partial=True))
+    writer.write(encode(Stream.MESSAGE, b"retrying", 2.5))
+    writer.write(encode(Stream.STDERR, b" end", 3.0))
     writer.close()
     records = list(LogCursor(path).read())
     assert [r.content for r in records] == [*weird, b"err", b"piece", b"retrying", b" end"]
@@ -147,6 +148,24 @@ def test_log_records_round_trip_any_bytes(tmp_path: Path) -> None:
     assert records[0].time == 1.5 and records[6].partial and not records[5].partial
     out = b"".join(output_bytes(iter(records)))
     assert out == b"\n".join(weird) + b"\nerr\npiece end\n"
+
+
+def test_a_block_is_encoded_as_one_record_per_line() -> None:
+    """Whole chunks are encoded with one replace: record for record what encoding
+    each line on its own gives, for any lines, empty ones and a last piece too."""
+    rng = random.Random(7)
+    alphabet = [b"a", b" ", b"+", b"\r", b"\x00", b"o+ ", b"\xff", b"::metric x=1"]
+    for _ in range(300):
+        lines = [
+            b"".join(rng.choices(alphabet, k=rng.randrange(0, 6)))
+            for _ in range(rng.randrange(1, 8))
+        ]
+        partial = rng.random() < 0.5
+        expected = b"".join(b"%.3f o %s\n" % (4.25, line) for line in lines[:-1])
+        expected += b"%.3f o%s %s\n" % (4.25, b"+" if partial else b"", lines[-1])
+        block = b"\n".join(lines)
+        assert encode(Stream.STDOUT, block, 4.25, partial=partial) == expected
+        assert b"".join(encode_parts(Stream.STDOUT, block, 4.25, partial=partial)) == expected
 
 
 def test_log_cursor_returns_only_whole_records_and_resumes(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from mlci_tui.store.reader import StoreReader
 
 def append(store: Store, run: int, stage: str, *lines: str) -> None:
     log = LogWriter(store.log_path(run, stage))
-    log.write(encode(Stream.STDOUT, [line.encode() for line in lines], time.time()))
+    log.write(encode(Stream.STDOUT, "\n".join(lines).encode(), time.time()))
     log.close()
 
 

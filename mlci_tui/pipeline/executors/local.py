@@ -32,7 +32,7 @@ from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, Started
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.states import Stream
 
-READ_SIZE = 1 << 18
+READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20
 TICK_S = 0.25
 SAMPLE_EVERY_TICKS = 4
