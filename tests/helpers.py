@@ -21,7 +21,8 @@ import psutil
 from mlci_tui.config import load_config
 from mlci_tui.events import StageOutput
 from mlci_tui.pipeline.engine import Engine
-from mlci_tui.states import RunState
+from mlci_tui.states import RunState, Stream
+from mlci_tui.store.logs import encode
 
 if TYPE_CHECKING:  # only the dashboard tier imports Textual
     from textual.pilot import Pilot
@@ -414,3 +415,8 @@ HOSTILE = (
     b"10%\r50%\r100%\n"
     b"safe\xe2\x80\xaetxt.exe \x1b[8mhidden\x1b[0m\n"
 )
+
+
+def log_records(stream: Stream, block: bytes, time: float, *, partial: bool = False) -> bytes:
+    """The log records of ``block`` as one byte string (`store.logs.encode`, joined)."""
+    return b"".join(encode(stream, block, time, partial=partial))

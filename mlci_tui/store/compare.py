@@ -223,14 +223,13 @@ def baseline(store: Store, new: Side, *, as_deployed: bool = False) -> Side:
     replaced, whatever is live now."""
     live = store.live_version()
     version = new.version
-    deployments = store.deployments()  # newest first
     if as_deployed and version is not None and new.run is not None:
-        own = [d for d in deployments if d.run_id == new.run.id and d.to_version == version.number]
+        own = [d for d in store.deployments(new.run.id) if d.to_version == version.number]
         if own and own[0].outcome is DeployOutcome.SUCCEEDED:
             return _before(store, own[0].from_version, version)
     if live is None or version is None or version.number != live.number:
         return resolve(store, None, default="live")
-    for deployment in deployments:
+    for deployment in store.deployments():  # newest first
         if deployment.to_version == live.number and deployment.outcome is DeployOutcome.SUCCEEDED:
             return _before(store, deployment.from_version, live)
     return _before(store, None, live)

@@ -39,17 +39,13 @@ class LogRecord(NamedTuple):
     in the file, in bytes (about: record headers included)."""
 
 
-def encode(stream: Stream, block: bytes, time: float, *, partial: bool = False) -> bytes:
-    """The records for ``block`` (lines joined by newlines, the last without its
-    own) arriving at ``time``; the last line is a piece when ``partial``."""
-    return b"".join(encode_parts(stream, block, time, partial=partial))
-
-
-def encode_parts(
+def encode(
     stream: Stream, block: bytes, time: float, *, partial: bool = False
 ) -> tuple[bytes, ...]:
-    """`encode`, in parts to write as they are (`LogWriter.write`), not joined: under
-    a flood, joining would copy every chunk once more."""
+    """The records for ``block`` (lines joined by newlines, the last without its
+    own) arriving at ``time``; the last line is a piece when ``partial``. In parts,
+    to write as they are (`LogWriter.write`): under a flood, joining them would
+    copy every chunk once more."""
     tag = _TAGS[stream]
     prefix = b"%.3f %s " % (time, tag)
     if not partial:

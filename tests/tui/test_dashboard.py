@@ -21,7 +21,6 @@ from textual.app import App, ComposeResult
 
 from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store.log_index import LogIndex
-from mlci_tui.store.logs import encode
 from mlci_tui.store.reader import Snapshot
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
@@ -36,6 +35,7 @@ from tests.helpers import (
     Project,
     dashboard,
     history,
+    log_records,
     mlci_env,
     read_pids,
     run,
@@ -395,8 +395,8 @@ async def test_a_log_shown_while_another_is_still_being_read_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = tmp_path / "first.log", tmp_path / "second.log"
-    first.write_bytes(encode(Stream.STDOUT, b"a", 1.0))
-    second.write_bytes(encode(Stream.STDOUT, b"b1\nb2", 1.0))
+    first.write_bytes(log_records(Stream.STDOUT, b"a", 1.0))
+    second.write_bytes(log_records(Stream.STDOUT, b"b1\nb2", 1.0))
     release = threading.Event()
     update = LogIndex.update
 

@@ -9,9 +9,8 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from mlci_tui.states import Stream
-from mlci_tui.store.logs import encode
 from mlci_tui.tui.widgets.log_view import LogView
-from tests.helpers import text_of, until
+from tests.helpers import log_records, text_of, until
 
 BIG = 300_001
 
@@ -27,7 +26,7 @@ def numbered(path: Path, count: int, prefix: str = "line") -> Path:
             lines = [
                 b"%s %06d" % (prefix.encode(), i) for i in range(start, min(count, start + 50_000))
             ]
-            file.write(encode(Stream.STDOUT, b"\n".join(lines), 1.0))
+            file.write(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
     return path
 
 
@@ -90,7 +89,7 @@ async def test_a_growing_log_is_followed_to_its_newest_line(tmp_path: Path) -> N
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 1000)
         with path.open("ab") as file:
-            file.write(encode(Stream.STDOUT, b"the newest line", 2.0))
+            file.write(log_records(Stream.STDOUT, b"the newest line", 2.0))
         view.poll()
         await until(pilot, lambda: rows(view)[-1] == "the newest line")
 
@@ -129,10 +128,10 @@ async def test_a_line_redrawn_with_carriage_returns_shows_its_latest_state(
     path = tmp_path / "log"
     # What a progress bar leaves: pieces flushed before the line ends, joined here.
     path.write_bytes(
-        encode(Stream.STDOUT, b"before", 1.0)
-        + encode(Stream.STDOUT, b"progress  10%", 1.1, partial=True)
-        + encode(Stream.STDOUT, b"\rprogress  50%", 1.2, partial=True)
-        + encode(Stream.STDOUT, b"\rprogress 100%\nafter", 1.3)
+        log_records(Stream.STDOUT, b"before", 1.0)
+        + log_records(Stream.STDOUT, b"progress  10%", 1.1, partial=True)
+        + log_records(Stream.STDOUT, b"\rprogress  50%", 1.2, partial=True)
+        + log_records(Stream.STDOUT, b"\rprogress 100%\nafter", 1.3)
     )
     async with Viewer().run_test(size=(60, 8)) as pilot:
         view = await opened(pilot, path, 3)
@@ -142,7 +141,7 @@ async def test_a_line_redrawn_with_carriage_returns_shows_its_latest_state(
 async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
     path = tmp_path / "log"
     long = b"".join(b"%03d " % i for i in range(40))  # 160 columns
-    path.write_bytes(encode(Stream.STDOUT, b"\n".join([b"short", long, b"last"]), 1.0))
+    path.write_bytes(log_records(Stream.STDOUT, b"\n".join([b"short", long, b"last"]), 1.0))
     async with Viewer().run_test(size=(60, 10)) as pilot:
         view = await opened(pilot, path, 3)
         assert rows(view)[:3] == ["short", long.decode()[:60].rstrip(), "last"]
@@ -169,7 +168,7 @@ async def test_wrapped_lines_show_the_last_line_and_no_horizontal_scrollbar(
 ) -> None:
     path = tmp_path / "log"
     lines = [b"%02d " % i + b"x" * 150 for i in range(40)] + [b"the last line"]
-    path.write_bytes(encode(Stream.STDOUT, b"\n".join(lines), 1.0))
+    path.write_bytes(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 41)
         view.action_toggle_wrap()
@@ -192,7 +191,7 @@ async def test_a_narrow_log_opened_after_a_wide_one_has_no_horizontal_scrollbar(
     tmp_path: Path,
 ) -> None:
     wide = tmp_path / "wide"
-    wide.write_bytes(encode(Stream.STDOUT, b"w" * 200, 1.0))
+    wide.write_bytes(log_records(Stream.STDOUT, b"w" * 200, 1.0))
     narrow = numbered(tmp_path / "narrow", 3)
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, wide, 1)
@@ -207,8 +206,8 @@ async def test_a_huge_line_shows_its_start_marked_as_cut_with_its_size(tmp_path:
     piece = b"a" * (1 << 20)
     with path.open("wb") as file:
         for _ in range(100):  # a 100 MB line, written in pieces as the runner does
-            file.write(encode(Stream.STDOUT, piece, 1.0, partial=True))
-        file.write(encode(Stream.STDOUT, b"\nafter", 1.0))
+            file.write(log_records(Stream.STDOUT, piece, 1.0, partial=True))
+        file.write(log_records(Stream.STDOUT, b"\nafter", 1.0))
     async with Viewer().run_test(size=(80, 12)) as pilot:
         view = await opened(pilot, path, 2)
         await until(pilot, lambda: rows(view)[0].startswith("[a line of 10"))

@@ -9,7 +9,8 @@ from pathlib import Path
 from mlci_tui.states import Stream
 from mlci_tui.store import log_index
 from mlci_tui.store.log_index import LogIndex
-from mlci_tui.store.logs import LogWriter, encode, lines, parse
+from mlci_tui.store.logs import LogWriter, lines, parse
+from tests.helpers import log_records
 
 
 def write_random_log(path: Path, rng: random.Random, records: int) -> None:
@@ -21,7 +22,7 @@ def write_random_log(path: Path, rng: random.Random, records: int) -> None:
         )
         content = content.replace(b"\n", b"")
         stream = rng.choice([Stream.STDOUT, Stream.STDERR, Stream.MESSAGE])
-        writer.write(encode(stream, content, float(i), partial=rng.random() < 0.1))
+        writer.write(log_records(stream, content, float(i), partial=rng.random() < 0.1))
     writer.close()
 
 
@@ -56,8 +57,8 @@ def test_search_forward_and_backward_matches_a_plain_scan(tmp_path: Path, monkey
     path = tmp_path / "stage.log"
     writer = LogWriter(path)
     lines = [f"line {i:05d} {'needle' if i % 97 == 0 else 'hay'}".encode() for i in range(3000)]
-    writer.write(encode(Stream.STDOUT, b"\n".join(lines), 1.0))
-    writer.write(encode(Stream.STDOUT, b"o needle-in-the-tag-only? no: NEEDLE", 2.0))
+    writer.write(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    writer.write(log_records(Stream.STDOUT, b"o needle-in-the-tag-only? no: NEEDLE", 2.0))
     writer.close()
     index = LogIndex(path)
     index.update()
@@ -80,12 +81,16 @@ def test_a_follower_skips_a_backlog_and_counts_it_later(tmp_path: Path, monkeypa
     monkeypatch.setattr(log_index, "READ_CHUNK", 64_000)
     path = tmp_path / "stage.log"
     writer = LogWriter(path)
-    writer.write(encode(Stream.STDOUT, b"\n".join(f"early {i}".encode() for i in range(100)), 1.0))
+    writer.write(
+        log_records(Stream.STDOUT, b"\n".join(f"early {i}".encode() for i in range(100)), 1.0)
+    )
     index = LogIndex(path)
     index.update(follow=True)
     assert len(index) == 100 and index.complete
     writer.write(
-        encode(Stream.STDOUT, b"\n".join(f"flood {i:06d}".encode() for i in range(50_000)), 2.0)
+        log_records(
+            Stream.STDOUT, b"\n".join(f"flood {i:06d}".encode() for i in range(50_000)), 2.0
+        )
     )
     writer.close()
     index.update(follow=True)
@@ -106,11 +111,11 @@ def test_a_follower_skips_a_backlog_and_counts_it_later(tmp_path: Path, monkeypa
 def test_pieces_of_a_line_are_one_line_found_by_search_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "stage.log"
     writer = LogWriter(path)
-    writer.write(encode(Stream.STDOUT, b"before", 1.0))
+    writer.write(log_records(Stream.STDOUT, b"before", 1.0))
     for step, piece in enumerate([b"10%\r", b"2", b"0%\r30%\r"]):
-        writer.write(encode(Stream.STDERR, piece, 2.0 + step, partial=True))
-    writer.write(encode(Stream.STDERR, b"100% done", 5.0))
-    writer.write(encode(Stream.STDOUT, b"after 30%", 6.0))
+        writer.write(log_records(Stream.STDERR, piece, 2.0 + step, partial=True))
+    writer.write(log_records(Stream.STDERR, b"100% done", 5.0))
+    writer.write(log_records(Stream.STDOUT, b"after 30%", 6.0))
     writer.close()
     index = LogIndex(path)
     index.update()

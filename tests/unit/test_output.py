@@ -11,8 +11,9 @@ from mlci_tui.events import StageMetrics, StageNoted, StageOutput
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.output import PIECE_LIMIT, OutputSink, read_metrics_file
 from mlci_tui.states import Stream
-from mlci_tui.store.logs import LogCursor, LogWriter, encode, encode_parts, output_bytes, parse
+from mlci_tui.store.logs import LogCursor, LogWriter, encode, output_bytes, parse
 from mlci_tui.textsafe import terminal_line
+from tests.helpers import log_records
 
 
 class Clock:
@@ -137,10 +138,10 @@ def test_log_records_round_trip_any_bytes(tmp_path: Path) -> None:
     path = tmp_path / "stage.log"
     writer = LogWriter(path)
     weird = [b"", b"\x00\xff\xfe bin", b"[bold]x[/]", b"\x1b]0;title\x07", b"a\rb"]
-    writer.write(encode(Stream.STDOUT, b"\n".join(weird), 1.5))
-    writer.write(encode(Stream.STDERR, b"err\npiece", 2.0, partial=True))
-    writer.write(encode(Stream.MESSAGE, b"retrying", 2.5))
-    writer.write(encode(Stream.STDERR, b" end", 3.0))
+    writer.write(log_records(Stream.STDOUT, b"\n".join(weird), 1.5))
+    writer.write(log_records(Stream.STDERR, b"err\npiece", 2.0, partial=True))
+    writer.write(log_records(Stream.MESSAGE, b"retrying", 2.5))
+    writer.write(log_records(Stream.STDERR, b" end", 3.0))
     writer.close()
     records = list(LogCursor(path).read())
     assert [r.content for r in records] == [*weird, b"err", b"piece", b"retrying", b" end"]
@@ -164,8 +165,8 @@ def test_a_block_is_encoded_as_one_record_per_line() -> None:
         expected = b"".join(b"%.3f o %s\n" % (4.25, line) for line in lines[:-1])
         expected += b"%.3f o%s %s\n" % (4.25, b"+" if partial else b"", lines[-1])
         block = b"\n".join(lines)
-        assert encode(Stream.STDOUT, block, 4.25, partial=partial) == expected
-        assert b"".join(encode_parts(Stream.STDOUT, block, 4.25, partial=partial)) == expected
+        assert log_records(Stream.STDOUT, block, 4.25, partial=partial) == expected
+        assert b"".join(encode(Stream.STDOUT, block, 4.25, partial=partial)) == expected
 
 
 def test_log_cursor_returns_only_whole_records_and_resumes(tmp_path: Path) -> None:

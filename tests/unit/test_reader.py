@@ -8,13 +8,14 @@ from pathlib import Path
 
 from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogWriter, encode
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.reader import StoreReader
+from tests.helpers import log_records
 
 
 def append(store: Store, run: int, stage: str, *lines: str) -> None:
     log = LogWriter(store.log_path(run, stage))
-    log.write(encode(Stream.STDOUT, "\n".join(lines).encode(), time.time()))
+    log.write(log_records(Stream.STDOUT, "\n".join(lines).encode(), time.time()))
     log.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar, NamedTuple
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -76,13 +77,13 @@ class KeyBar(Widget, can_focus=False):
             shown.add(binding.action)
             display = self.app.get_key_display(binding)
             description = f" {binding.description}" if binding.description else ""
-            start = len(line)
-            if start + len(display) + len(description) > self.size.width:
+            start = line.cell_len
+            if start + cell_len(display) + cell_len(description) > self.size.width:
                 break  # a key cut off is no help; `?` lists them all
             dim = _ENABLED if enabled else _DISABLED
             line.append(display, key_style + dim)
             line.append(description, description_style + dim)
-            keys.append(_Key(binding.key, start, len(line), enabled))
+            keys.append(_Key(binding.key, start, line.cell_len, enabled))
             line.append(" ", gap)
         self._keys = keys
         return line
