@@ -83,14 +83,18 @@ class OutputSink:
         # One copy of the chunk, the least a slice costs: a flood is all chunks.
         complete = self.masker.mask(b"".join((pending, memoryview(data)[:end])))
         head = self._head[stream]
+        start = 0
         if head:
+            # The first line of the block ends a line already passed on in pieces:
+            # it is a metric line only if that line's start is, however short.
             self._head[stream] = b""
-            if head.startswith(METRIC_PREFIX):
-                first = complete.find(b"\n")
-                self._parse_metrics([head + (complete if first < 0 else complete[:first])])
+            first = complete.find(b"\n")
+            start = len(complete) if first < 0 else first + 1
+            if (head + complete[: len(METRIC_PREFIX)]).startswith(METRIC_PREFIX):
+                self._parse_metrics([head + complete[: start - (first >= 0)]])
         # rfind: the forward search switches to two-way on large chunks, twice as slow.
-        if complete.rfind(METRIC_PREFIX) >= 0:
-            self._parse_metrics(_metric_lines(complete))
+        if complete.rfind(METRIC_PREFIX, start) >= 0:
+            self._parse_metrics(_metric_lines(complete, start))
         self.emit(StageOutput(self.stage, stream, complete, now))
         if len(rest) > PIECE_LIMIT:
             self._release_piece(stream)
@@ -210,13 +214,12 @@ class OutputSink:
             self.note(f"{text}; further malformed metric lines are ignored without a note")
 
 
-def _metric_lines(block: bytes) -> list[bytes]:
-    """The lines of ``block`` that start with `METRIC_PREFIX`, found without
-    splitting the block: under a flood, most lines are not metric lines."""
-    if block.startswith(METRIC_PREFIX):
-        start = 0
-    else:
-        start = block.find(_METRIC_LINE) + 1
+def _metric_lines(block: bytes, start: int = 0) -> list[bytes]:
+    """The lines of ``block`` from ``start`` (a line start) that start with
+    `METRIC_PREFIX`, found without splitting the block: under a flood, most lines
+    are not metric lines."""
+    if not block.startswith(METRIC_PREFIX, start):
+        start = block.find(_METRIC_LINE, start) + 1
         if not start:
             return []
     found = []

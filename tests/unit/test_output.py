@@ -123,6 +123,16 @@ def test_metric_line_flushed_in_pieces_still_counts() -> None:
     assert sink.metrics == {"accuracy": 0.75}
 
 
+def test_a_line_passed_on_in_pieces_is_a_metric_line_only_if_it_starts_as_one() -> None:
+    sink, _, clock = make_sink()
+    for start, rest in ((b"::me", b"tric loss=1\n"), (b"noise ", b"::metric acc=2\n")):
+        sink.feed(Stream.STDOUT, start)
+        clock.now += 1
+        sink.flush_stale()
+        sink.feed(Stream.STDOUT, rest + b"::metric f1=3\n")
+    assert sink.metrics == {"loss": 1.0, "f1": 3.0}
+
+
 def test_metrics_file_is_read_and_flattened(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text('{"accuracy": 0.9, "eval": {"f1": 0.8}, "name": "x", "ok": true}')
