@@ -270,6 +270,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="acknowledge these alerts (all of them, without an ID): the dashboard's alert bar"
         " shows only alerts nobody acknowledged",
     )
+
+    mlflow = commands.add_parser(
+        "mlflow", parents=[config], help="the store's mirror in MLflow ([mlflow])"
+    )
+    mlflow_commands = mlflow.add_subparsers(
+        dest="mlflow_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    mlflow_sync = mlflow_commands.add_parser(
+        "sync",
+        parents=[config],
+        help="send MLflow every run, version, deploy and rollback it lacks, and move the alias",
+    )
+    mlflow_sync.add_argument(
+        "--auto",
+        action="store_true",
+        help="as after a run, deploy or rollback: a failure is also an alert",
+    )
+    mlflow_status = mlflow_commands.add_parser(
+        "status", parents=[config], help="what is mirrored, what is behind, and the last sync"
+    )
+    mlflow_status.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -290,6 +311,7 @@ HANDLERS = {
     "rollback": "registry",
     "monitor": "registry",
     "alerts": "registry",
+    "mlflow": "mirror",
 }
 
 

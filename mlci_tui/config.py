@@ -172,6 +172,76 @@ class _WorkingDir:
         return str(directory)
 
 
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+MLFLOW_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+class _TrackingUri:
+    """An MLflow tracking URI; a relative SQLite path is resolved beside the config.
+    Credentials never go in it: they would reach the store and the screen."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> str:
+        text = Text().read(table, key, value, values, scope).strip()
+        if text.lower() == "databricks":
+            return text
+        scheme, colon, rest = text.partition(":")
+        scheme = scheme.split("+")[0].lower()  # postgresql+psycopg2 and the like
+        if not colon or scheme not in TRACKING_SCHEMES:
+            names = ", ".join(f"{s}:" for s in TRACKING_SCHEMES)
+            raise table.error(key, f"expected a tracking URI starting with one of {names}")
+        host = rest[2:].split("/", 1)[0] if rest.startswith("//") else ""
+        if scheme in ("http", "https") and "@" in host:
+            raise table.error(
+                key,
+                "credentials do not belong in the URI: set MLFLOW_TRACKING_TOKEN or"
+                " MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead",
+            )
+        if scheme != "sqlite":
+            return text
+        if not rest.startswith("///") or rest == "///":
+            raise table.error(
+                key, 'expected "sqlite:///PATH" (a relative PATH is beside the config)'
+            )
+        path = rest[3:]
+        if path == ":memory:":
+            raise table.error(key, "an in-memory database would forget everything at once")
+        return "sqlite:///" + str((scope.root / path).resolve())
+
+
+class _ModelName:
+    """A registered model's name, quoted as is in MLflow's search filters."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> str:
+        text = Text().read(table, key, value, values, scope)
+        if any(mark in text for mark in "'\"`"):
+            raise table.error(key, "a model name may not hold quotes or backticks")
+        return text
+
+
+def redacted_uri(uri: str) -> str:
+    """``uri`` with the password of a database URI (``user:PASSWORD@host``) as ***,
+    for the store and the screen."""
+    return re.sub(r"^([^:/]+://[^:/@]*:)[^@/]*@", r"\1***@", uri)
+
+
+class _Alias:
+    """A Model Registry alias MLflow accepts."""
+
+    def read(
+        self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
+    ) -> str:
+        text = Text().read(table, key, value, values, scope)
+        if not MLFLOW_ALIAS.fullmatch(text):
+            raise table.error(key, 'an alias may use letters, digits, "_" and "-"')
+        if text.lower() == "latest" or re.fullmatch(r"[vV]\d+", text):
+            raise table.error(key, f'MLflow keeps "{text}" for itself: choose another alias')
+        return text
+
+
 class _Params:
     """The `[params]` table: nested tables of values, known by dotted names (``train.lr``)."""
 
@@ -478,6 +548,30 @@ class AlertsConfig(NamedTuple):
 
 
 @section
+class MlflowConfig(NamedTuple):
+    """The `[mlflow]` table: an MLflow tracking server the store is mirrored into."""
+
+    tracking_uri: str = setting(
+        _TrackingUri(),
+        "where runs and versions are mirrored: sqlite:///PATH (beside the config) or http(s)://",
+        example='"sqlite:///mlflow.db"',
+    )
+    experiment: str | None = setting(
+        Text(), "the experiment runs go to (default: the pipeline's name)", None
+    )
+    model_name: str | None = setting(
+        _ModelName(), "the registered model versions go to (default: the pipeline's name)", None
+    )
+    alias: str = setting(_Alias(), "the alias moved to the live version", "production")
+    timeout: float | None = setting(
+        DURATION,
+        "how long mirroring may take after a run, deploy or rollback; what is left,"
+        " `mlci mlflow sync` pushes later",
+        60.0,
+    )
+
+
+@section
 class RegistryConfig(NamedTuple):
     """The `[registry]` table: how model versions are kept and shown."""
 
@@ -611,6 +705,9 @@ class Config(NamedTuple):
         Subtable(MonitorConfig), "checks of the live model", None
     )
     alerts: AlertsConfig | None = setting(Subtable(AlertsConfig), "who is told", None)
+    mlflow: MlflowConfig | None = setting(
+        Subtable(MlflowConfig), "an MLflow the store is mirrored into", None
+    )
     registry: RegistryConfig = setting(
         Subtable(RegistryConfig), "how versions are kept and shown", RegistryConfig()
     )

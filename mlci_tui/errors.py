@@ -82,6 +82,13 @@ class Cancelled(MlciError):
     exit_code = ExitCode.CANCELLED
 
 
+class MirrorError(MlciError):
+    """A mirror (MLflow) that could not be brought up to date: never fatal to a run,
+    a deploy or a rollback, which are recorded first."""
+
+    exit_code = ExitCode.FAILED
+
+
 class RegistryError(MlciError):
     """A version that does not exist, cannot be deployed, or is busy."""
 

@@ -99,6 +99,10 @@ def command_run(args: argparse.Namespace) -> int:
         if runner.version is not None:
             lines.append(runner.version_summary())
         lines.append(f"logs: {relative(runner.store.run_dir(run.id))}")
+        if runner.mirror_text is not None:
+            from mlci_tui.textsafe import terminal_line
+
+            lines.append(terminal_line(runner.mirror_text, keep_color=False))
         with contextlib.suppress(OSError):
             print("\n".join(lines), flush=True)
     if run is None:

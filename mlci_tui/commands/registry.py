@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from mlci_tui.commands.common import load, open_registry, open_store, run_cancellable
@@ -69,7 +69,7 @@ def command_deploy(args: argparse.Namespace) -> int:
     with registry.store:
         version = registry.resolve(args.version)
         analyse = config.monitor is not None and not args.no_analysis
-        with _deploying(registry, config, "deploy", "monitor") as (deployer, printer):
+        with _deploying(registry, config, "deploy", "monitor") as (deployer, printer, mirrored):
 
             async def deploy(hurry: asyncio.Event) -> tuple[DeployResult, str | None]:
                 context = _context(printer, "deploy", hurry)
@@ -77,6 +77,7 @@ def command_deploy(args: argparse.Namespace) -> int:
                     version, context, reason=args.reason, force=args.force
                 )
                 if not (result.succeeded and analyse):
+                    await mirrored()
                     return result, None
                 # As after a run's deploy: the monitor's checks still protect production.
                 from mlci_tui.monitor.analysis import STAGE, Analysis
@@ -85,6 +86,7 @@ def command_deploy(args: argparse.Namespace) -> int:
                 analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
                 live = registry.store.version(version.number) or version
                 _, response = await guard(live, analysis, deployer, _context(printer, STAGE, hurry))
+                await mirrored()
                 return result, None if response is None else response.message
 
             result, failed = run_cancellable(deploy)
@@ -101,12 +103,15 @@ def command_rollback(args: argparse.Namespace) -> int:
     registry = open_registry(config)
     with registry.store:
         target = None if args.version is None else registry.resolve(args.version)
-        with _deploying(registry, config, "rollback") as (deployer, printer):
-            result = run_cancellable(
-                lambda hurry: deployer.rollback(
-                    target, _context(printer, "rollback", hurry), reason=args.reason
-                )
-            )
+        with _deploying(registry, config, "rollback") as (deployer, printer, mirrored):
+
+            async def rollback(hurry: asyncio.Event) -> DeployResult:
+                context = _context(printer, "rollback", hurry)
+                result = await deployer.rollback(target, context, reason=args.reason)
+                await mirrored()
+                return result
+
+            result = run_cancellable(rollback)
         left = result.deployment.from_version
         if result.succeeded and left is not None:
             # A rollback answers the monitor's question about the version it left.
@@ -123,11 +128,15 @@ def command_monitor(args: argparse.Namespace) -> int:
     if config.monitor is None:
         raise UsageError("no [monitor] table in the config: nothing says how to check the model")
     registry = open_registry(config)
-    with registry.store, _deploying(registry, config, STAGE) as (deployer, printer):
+    with registry.store, _deploying(registry, config, STAGE) as (deployer, printer, mirrored):
         analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
-        return run_cancellable(
-            lambda hurry: watch(analysis, deployer, _context(printer, STAGE, hurry), once=args.once)
-        )
+
+        async def monitor(hurry: asyncio.Event) -> int:
+            code = await watch(analysis, deployer, _context(printer, STAGE, hurry), once=args.once)
+            await mirrored()
+            return code
+
+        return run_cancellable(monitor)
 
 
 def command_alerts(args: argparse.Namespace) -> int:
@@ -173,8 +182,9 @@ def command_alerts(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _deploying(
     registry: Registry, config: Config, *stages: str
-) -> Iterator[tuple[Deployer, LivePrinter]]:
-    """A deployer, and a printer of ``stages``' output that is closed (flushed) at the end."""
+) -> Iterator[tuple[Deployer, LivePrinter, Callable[[], Awaitable[None]]]]:
+    """A deployer, a printer of ``stages``' output that is closed (flushed) at the
+    end, and what waits for the MLflow syncs its deploys and rollbacks started."""
     from mlci_tui import procs
     from mlci_tui.alerts import Alerter
     from mlci_tui.commands.console import use_color
@@ -185,19 +195,38 @@ def _deploying(
 
     masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
     executor = LocalExecutor(subreaper=procs.become_subreaper())
+    out = sys.stdout.buffer
+    color = use_color(out, os.environ)
+    printer = LivePrinter(BackgroundWriter(out), stages, terminal=out.isatty(), color=color)
+    settle: Callable[[], Awaitable[None]] = _nothing
+    if config.mlflow is not None:
+        from mlci_tui.events import StageNoted
+        from mlci_tui.mirror.trigger import Mirroring
+
+        mirroring = Mirroring(
+            config,
+            executor=executor,
+            masker=masker,
+            environ=os.environ,
+            report=lambda text: printer(StageNoted(stages[0], text, time.time())),
+        )
+        settle = mirroring.settle
     deployer = Deployer(
         registry,
         executor=executor,
         masker=masker,
         alerter=Alerter(registry.store, config, masker, executor=executor),
     )
-    out = sys.stdout.buffer
-    color = use_color(out, os.environ)
-    printer = LivePrinter(BackgroundWriter(out), stages, terminal=out.isatty(), color=color)
+    if config.mlflow is not None:
+        deployer.on_settled = mirroring.kick
     try:
-        yield deployer, printer
+        yield deployer, printer, settle
     finally:
         printer.close()
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _context(printer: LivePrinter, stage: str, hurry: asyncio.Event) -> CommandContext:

@@ -68,8 +68,12 @@ class Deployer:
         alerter: Alerter,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        on_settled: Callable[[DeploymentRecord], None] = lambda deployment: None,
     ) -> None:
+        """``on_settled`` is told of each deploy or rollback once it is recorded as
+        ended (the MLflow mirror syncs then)."""
         self.registry = registry
+        self.on_settled = on_settled
         self.store = registry.store
         self.config: Config = registry.config
         self.executor = executor
@@ -178,6 +182,7 @@ class Deployer:
             if log is not None:
                 log.close()
         result = self._finish(deployment, version, live, failure, command)
+        self.on_settled(result.deployment)
         await self._alert(result, version)
         return result
 

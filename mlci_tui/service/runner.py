@@ -35,16 +35,17 @@ from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.service.recovery import recover
-from mlci_tui.states import RunState, StageState, VersionStatus
+from mlci_tui.states import DeployKind, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
 from mlci_tui.store.paths import write_private
 
 if TYPE_CHECKING:
     from mlci_tui.alerts import Alerter
+    from mlci_tui.mirror.trigger import Mirroring
     from mlci_tui.pipeline.cache import StageCache
     from mlci_tui.registry.deployer import Deployer
     from mlci_tui.registry.versions import Registry
-    from mlci_tui.store.records import RunRecord, VersionRecord
+    from mlci_tui.store.records import DeploymentRecord, RunRecord, VersionRecord
 
 DEPLOY_STAGE = "deploy"
 MONITOR_STAGE = "monitor"
@@ -120,6 +121,31 @@ class Runner:
         self.writer = StoreWriter(self.store)
         self.recorder = StoreRecorder(self.store, self.writer, self.run_id)
         self.engine.subscribe(self.recorder)
+        self.mirroring: Mirroring | None = None
+        self.mirror_text: str | None = None
+        """What mirroring the run into MLflow did, or why it could not."""
+        self._git: list[tuple[str | None, bool | None]] = []
+        if config.mlflow is not None:
+            self._start_mirroring()
+
+    def _start_mirroring(self) -> None:
+        """MLflow shows a run's commit: found while the stages run, not before them."""
+        import threading
+
+        from mlci_tui.mirror.trigger import Mirroring
+        from mlci_tui.registry.versions import git_state
+
+        self._git_thread = threading.Thread(
+            target=lambda: self._git.append(git_state(self.config.root)), daemon=True
+        )
+        self._git_thread.start()
+        self.mirroring = Mirroring(
+            self.config,
+            executor=self.executor,
+            masker=self.masker,
+            environ=self.environ,
+            report=lambda text: self.engine.emit(RunNoted(text, time.time())),
+        )
 
     # The registry's parts are made when first needed: most runs of a pipeline
     # without [deploy] never need them, and their imports cost start-up time.
@@ -153,7 +179,14 @@ class Runner:
             masker=self.masker,
             alerter=self.alerter,
             environ=self.environ,
+            on_settled=self._settled,
         )
+
+    def _settled(self, deployment: DeploymentRecord) -> None:
+        """A rollback during the run moves MLflow's alias at once; the run's own
+        deploy is mirrored with the run, once it ends."""
+        if self.mirroring is not None and deployment.kind is not DeployKind.DEPLOY:
+            self.mirroring.kick()
 
     def _builtin_stages(self, stages: Mapping[str, StageConfig]) -> dict[str, StageConfig]:
         """``deploy`` after every stage, then ``monitor``, when configured for a full run."""
@@ -185,11 +218,14 @@ class Runner:
         """Execute the run to its end; blocking. Raises `StoreError` if it could not be
         recorded (the store then shows it interrupted, never half-finished as passed)."""
         try:
-            return asyncio.run(self._main())
+            result = asyncio.run(self._main())
         finally:
             self.recorder.close()
             try:
                 self.writer.close()
+                if self.mirroring is not None:
+                    self._git_thread.join()
+                    self.store.set_run_git(self.run_id, *self._git[0])
                 self.record = self.store.run(self.run_id)
                 if self.version is not None:
                     # As it ended: deployed, rolled back, or its deploy failed.
@@ -200,6 +236,17 @@ class Runner:
                     self.cache.close()
                 if "registry" in self.__dict__:
                     self.registry.store.close()
+        if self.mirroring is not None:
+            self.mirror_text = self._mirror()
+        return result
+
+    def _mirror(self) -> str:
+        """The run, now recorded as ended, into MLflow: bounded, and never its outcome."""
+        assert self.mirroring is not None
+        try:
+            return asyncio.run(self.mirroring.sync())
+        except KeyboardInterrupt:
+            return "mlflow: sync cancelled; `mlci mlflow sync` sends the run later"
 
     async def _main(self) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -224,6 +271,8 @@ class Runner:
         try:
             result = await self.engine.run()
             await self._after(result)
+            if self.mirroring is not None:
+                await self.mirroring.settle()
             return result
         finally:
             self.executor.stop_orphans(self.config.pipeline.kill_grace)

@@ -3,7 +3,8 @@
 Runners write, any number of viewers read; WAL lets readers work while a
 runner writes, and the busy timeout makes a second writer wait instead of
 failing. `Store` is its tables (`runs`, `versions`, `deployments`, `alerts`,
-`decisions`, `samples`, `metric_points`, `file_hashes`: one module each) on one
+`decisions`, `samples`, `metric_points`, `file_hashes`, `mirrored`: one module
+each) on one
 connection, plus the paths of the files beside it (`paths`).
 """
 
@@ -20,6 +21,7 @@ from mlci_tui.store.connection import BUSY_TIMEOUT_S, describe_error
 from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
 from mlci_tui.store.file_hashes import FileHashesTable
+from mlci_tui.store.mirror import MirrorTable
 from mlci_tui.store.paths import make_private
 from mlci_tui.store.runs import RunsTable
 from mlci_tui.store.samples import SamplesTable
@@ -190,6 +192,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX metric_points_by_series ON metric_points (run_id, stage, name);
     """,
+    """
+    ALTER TABLE runs ADD COLUMN git_commit TEXT;
+    ALTER TABLE runs ADD COLUMN git_dirty INTEGER;
+    CREATE TABLE mirrored (
+        target TEXT NOT NULL,
+        item TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        mirrored_at REAL NOT NULL,
+        PRIMARY KEY (target, item)
+    );
+    CREATE TABLE mirror_syncs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        outcome TEXT NOT NULL,
+        message TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -202,6 +224,7 @@ class Store(
     SamplesTable,
     SeriesTable,
     FileHashesTable,
+    MirrorTable,
 ):
     """One open run store. Not shared between threads: open one per thread."""
 

@@ -103,6 +103,9 @@ class RunRecord(NamedTuple):
     stages: tuple[StageRecord, ...] = ()
     params: Mapping[str, Any] = MappingProxyType({})
     """The params the run used, ``--set`` overrides included."""
+    git_commit: str | None = None
+    """Recorded when the run is mirrored into MLflow (`[mlflow]`)."""
+    git_dirty: bool | None = None
 
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)

@@ -190,6 +190,14 @@ class RunsTable(Connection):
         rows = self._query("SELECT * FROM runs WHERE state = ? ORDER BY id", (state.value,))
         return [self._run_record(row) for row in rows.fetchall()]
 
+    def set_run_git(self, run_id: int, commit: str | None, dirty: bool | None) -> None:
+        """The commit the run's project was at, and whether its work tree had changes."""
+        with self.transaction():
+            self._query(
+                "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE id = ?",
+                (commit, None if dirty is None else int(dirty), run_id),
+            )
+
     def _run_record(self, row: sqlite3.Row, *, with_stages: bool = True) -> RunRecord:
         stages: tuple[StageRecord, ...] = ()
         if with_stages:
@@ -219,6 +227,8 @@ class RunsTable(Connection):
             message=row["message"],
             stages=stages,
             params=json.loads(row["params"] or "{}"),
+            git_commit=row["git_commit"],
+            git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),
         )
 
 

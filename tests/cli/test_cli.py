@@ -25,6 +25,8 @@ from tests.helpers import (
     pid_alive,
     read_pids,
     run_python,
+    setup,
+    versions,
     wait_dead,
     wait_for,
 )
@@ -658,3 +660,27 @@ def test_a_truncated_database_is_named_and_the_logs_stay_readable(project: Proje
     assert result.returncode == 2 and err.count("\n") == 1
     assert str(db_path) in err and "Traceback" not in err
     assert b"kept in the log" in (project.state_dir / "runs" / "1" / "a.log").read_bytes()
+
+
+def test_a_mirror_without_mlflow_installed_fails_nothing_and_says_what_to_install(
+    project: Project, tmp_path: Path
+) -> None:
+    setup(project)
+    with open(project.config_path, "a") as config:
+        config.write('\n[mlflow]\ntracking_uri = "sqlite:///mlflow.db"\n')
+    # An `mlflow` that cannot be imported, as on a machine without the extra.
+    missing = tmp_path / "no-mlflow" / "mlflow"
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text("raise ImportError(\"No module named 'mlflow'\")\n")
+    env = mlci_env(PYTHONPATH=f"{missing.parent}{os.pathsep}{mlci_env()['PYTHONPATH']}")
+    result = project.mlci("run", env=env)
+    assert result.returncode == 0, result.stderr
+    said = f"mlflow: not mirrored to sqlite:///{project.path / 'mlflow.db'}: MLflow is not"
+    assert (said + " installed where mlci runs: pip install 'mlci-tui[mlflow]'\n").encode() in (
+        result.stdout
+    )
+    assert versions(project)["v1"]["status"] == "live"
+    alerts = json.loads(project.mlci("alerts", "--json").stdout)["alerts"]
+    assert [a["kind"] for a in alerts] == ["mlflow_sync_failed"]
+    synced = project.mlci("mlflow", "sync", env=env)
+    assert synced.returncode == 1 and synced.stderr.startswith(b"mlci: " + said.encode())

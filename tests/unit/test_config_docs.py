@@ -19,6 +19,7 @@ TABLES = {
     "[monitor]": config.MonitorConfig,
     "[alerts]": config.AlertsConfig,
     "[registry]": config.RegistryConfig,
+    "[mlflow]": config.MlflowConfig,
     "[executors.ray]": config.RayConfig,
 }
 

@@ -1,0 +1,88 @@
+"""The ``mirrored`` and ``mirror_syncs`` tables: what has reached a mirror (an
+MLflow tracking server), and how each attempt to bring it up to date ended.
+
+A mirror is a target, a string naming where (its tracking URI, experiment and
+model). Each item mirrored there (``run:12``, ``version:3``, ``deployment:7``,
+``alias``) is remembered with the id the mirror gave it and a digest of what
+was sent, so a later sync sends only what is new or changed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from mlci_tui.store.connection import Connection
+
+SYNC_RUNNING = "running"
+SYNC_SUCCEEDED = "succeeded"
+SYNC_FAILED = "failed"
+SYNC_INTERRUPTED = "interrupted"
+
+
+class Mirrored(NamedTuple):
+    remote_id: str
+    digest: str
+
+
+class SyncRecord(NamedTuple):
+    id: int
+    target: str
+    started_at: float
+    ended_at: float | None
+    outcome: str
+    message: str | None
+
+
+class MirrorTable(Connection):
+    def mirrored(self, target: str) -> dict[str, Mirrored]:
+        rows = self._query(
+            "SELECT item, remote_id, digest FROM mirrored WHERE target = ?", (target,)
+        )
+        return {row["item"]: Mirrored(row["remote_id"], row["digest"]) for row in rows}
+
+    def set_mirrored(
+        self, target: str, item: str, remote_id: str, digest: str, *, when: float
+    ) -> None:
+        with self.transaction():
+            self._query(
+                "INSERT INTO mirrored (target, item, remote_id, digest, mirrored_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, item) DO UPDATE SET"
+                " remote_id = excluded.remote_id, digest = excluded.digest,"
+                " mirrored_at = excluded.mirrored_at",
+                (target, item, remote_id, digest, when),
+            )
+
+    def forget_mirrored(self, target: str, item: str) -> None:
+        with self.transaction():
+            self._query("DELETE FROM mirrored WHERE target = ? AND item = ?", (target, item))
+
+    def start_sync(self, target: str, when: float, *, locked: bool = True) -> int:
+        """A new sync row. A ``locked`` caller holds the sync lock, so no other sync
+        runs: a row still ``running`` is of one that was killed."""
+        with self.transaction():
+            if locked:
+                self._query(
+                    "UPDATE mirror_syncs SET outcome = ?, message = ?"
+                    " WHERE target = ? AND outcome = ?",
+                    (SYNC_INTERRUPTED, "stopped before it ended", target, SYNC_RUNNING),
+                )
+            cursor = self._query(
+                "INSERT INTO mirror_syncs (target, started_at, outcome) VALUES (?, ?, ?)",
+                (target, when, SYNC_RUNNING),
+            )
+        return cursor.lastrowid or 0
+
+    def end_sync(self, sync_id: int, outcome: str, message: str, *, when: float) -> None:
+        with self.transaction():
+            self._query(
+                "UPDATE mirror_syncs SET ended_at = ?, outcome = ?, message = ? WHERE id = ?",
+                (when, outcome, message, sync_id),
+            )
+
+    def syncs(self, target: str, limit: int = 1) -> list[SyncRecord]:
+        """The newest ``limit`` syncs to ``target``, newest first."""
+        rows = self._query(
+            "SELECT * FROM mirror_syncs WHERE target = ? ORDER BY id DESC LIMIT ?",
+            (target, limit),
+        )
+        return [SyncRecord(**dict(row)) for row in rows]
