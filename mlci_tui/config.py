@@ -222,10 +222,18 @@ class _ModelName:
         return text
 
 
+_URI_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*:)([^@/]*)@")
+
+
+def uri_password(uri: str) -> str | None:
+    """The password of a database URI (``user:PASSWORD@host``), if it has one."""
+    found = _URI_PASSWORD.match(uri)
+    return found.group(2) if found and found.group(2) else None
+
+
 def redacted_uri(uri: str) -> str:
-    """``uri`` with the password of a database URI (``user:PASSWORD@host``) as ***,
-    for the store and the screen."""
-    return re.sub(r"^([^:/]+://[^:/@]*:)[^@/]*@", r"\1***@", uri)
+    """``uri`` with the password of a database URI as ***, for the store and the screen."""
+    return _URI_PASSWORD.sub(r"\1***@", uri)
 
 
 class _Alias:

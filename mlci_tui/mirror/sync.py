@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from mlci_tui.config import Config, redacted_uri
+from mlci_tui.config import Config, redacted_uri, uri_password
 from mlci_tui.errors import MirrorError, UsageError
 from mlci_tui.masking import SecretMasker
 from mlci_tui.mirror.items import Target, target
@@ -59,6 +59,12 @@ async def sync(
         except Exception as error:  # MLflow raises every kind; none may escape
             where = redacted_uri(mirror.tracking_uri)
             problem = masker.mask_text(f"mlflow: not mirrored to {where}: {_describe(error)}")
+            # A database driver's message may quote the URI it was given, password and all.
+            if (password := uri_password(mirror.tracking_uri)) is not None:
+                from urllib.parse import unquote
+
+                for form in (password, unquote(password)):
+                    problem = problem.replace(form, "***")
             await record_failure(
                 store,
                 config,

@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
+from mlci_tui.store.paths import db_path
 from tests.helpers import PYTHON, Project, demo_project, mlci_env, run, setup, wait_for
 
 pytest.importorskip(
@@ -442,3 +443,20 @@ def test_without_an_mlflow_table_the_commands_say_what_is_missing(project: Proje
             result.stderr == b"mlci: config.toml: no [mlflow] table: nothing says where to"
             b" mirror (see the README's MLflow section)\n"
         )
+
+
+def test_a_database_password_in_the_uri_reaches_no_file_and_no_screen(project: Project) -> None:
+    setup(project)
+    with_mlflow(project, f"postgresql://ci:s3cret%2Fpw@127.0.0.1:{free_port()}/mlflow")
+    ran = project.mlci("run")
+    assert ran.returncode == 0, ran.stderr
+    shown = [ran, project.mlci("mlflow", "status"), project.mlci("mlflow", "status", "--json")]
+    shown += [project.mlci("alerts"), project.mlci("mlflow", "sync")]
+    assert b"postgresql://ci:***@127.0.0.1:" in shown[1].stdout
+    # Every file but the config, which is where the user wrote it.
+    files = [p for p in project.path.rglob("*") if p.is_file() and p != project.config_path]
+    assert db_path(project.state_dir) in files
+    written = [p.read_bytes() for p in files]
+    for text in [*(r.stdout + r.stderr for r in shown), *written]:
+        assert b"s3cret" not in text
+    assert alert_kinds(project) == ["mlflow_sync_failed"]
