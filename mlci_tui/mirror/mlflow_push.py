@@ -67,7 +67,7 @@ def client(mirror: Target) -> Any:
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise MirrorError(
-            "MLflow is not installed where mlci runs: pip install 'mlci-tui[mlflow]'"
+            "MLflow is not installed where mlci runs: pip install -e '.[mlflow]'"
         ) from None
     # Its store announces every migration at INFO; only problems are of interest.
     for name in ("mlflow", "alembic"):

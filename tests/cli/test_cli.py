@@ -676,7 +676,7 @@ def test_a_mirror_without_mlflow_installed_fails_nothing_and_says_what_to_instal
     result = project.mlci("run", env=env)
     assert result.returncode == 0, result.stderr
     said = f"mlflow: not mirrored to sqlite:///{project.path / 'mlflow.db'}: MLflow is not"
-    assert (said + " installed where mlci runs: pip install 'mlci-tui[mlflow]'\n").encode() in (
+    assert (said + " installed where mlci runs: pip install -e '.[mlflow]'\n").encode() in (
         result.stdout
     )
     assert versions(project)["v1"]["status"] == "live"
