@@ -57,8 +57,9 @@ def _status(args: argparse.Namespace) -> int:
     config = load(args)
     mirror = mirror_target(config)
     with open_store(config) as store:
-        lacking = behind(store, mirror)
-        total = len(wanted(store).items(mirror.alias))
+        items = wanted(store).items(mirror.alias)
+        lacking = behind(store, mirror, items)
+        total = len(items)
         last = store.syncs(mirror.key, 1)
     if args.json:
         print(

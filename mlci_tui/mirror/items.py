@@ -107,13 +107,11 @@ def wanted(store: Store) -> Wanted:
     return Wanted(runs, list(reversed(store.versions())), deployments, store.live_version())
 
 
-def behind(store: Store, mirror: Target) -> list[Item]:
-    """The items the store holds that ``mirror`` lacks or holds an older form of."""
+def behind(store: Store, mirror: Target, items: list[Item]) -> list[Item]:
+    """Those of ``items`` that ``mirror`` lacks or holds an older form of."""
     have = store.mirrored(mirror.key)
     return [
-        item
-        for item in wanted(store).items(mirror.alias)
-        if (got := have.get(item.key)) is None or got.digest != item.digest
+        item for item in items if (got := have.get(item.key)) is None or got.digest != item.digest
     ]
 
 

@@ -89,7 +89,7 @@ class Pusher:
 
     def push(self) -> list[str]:
         want = wanted(self.store)
-        experiment = self._experiment()
+        self.experiment_id = experiment = self._experiment()
         runs = self._push_runs(experiment, want)
         versions = self._push_versions(want, runs)
         self._push_audit(want, versions)
@@ -284,7 +284,7 @@ class Pusher:
         if run is None:
             # Registered outside a run the store still has: a run of its own holds it.
             run = self.client.create_run(
-                self._experiment(),
+                self.experiment_id,
                 tags={"mlci.store": self.store_id, "mlci.version": version.name},
                 run_name=f"{version.name} artifact",
             )

@@ -8,10 +8,11 @@ not one per run.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from mlci_tui.config import Config, redacted_uri, uri_password
@@ -104,18 +105,15 @@ async def record_failure(
         await alerter.send(MLFLOW_SYNC_FAILED, f"{problem}; `mlci mlflow sync` sends it later")
 
 
-class _locked:
+@contextlib.contextmanager
+def _locked(store: Store) -> Iterator[None]:
     """The store's sync lock, held while the sync runs (a second sync waits)."""
-
-    def __init__(self, store: Store) -> None:
-        self.path = store.state_dir / LOCK
-
-    def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
+    fd = os.open(store.state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _describe(error: BaseException) -> str:
