@@ -19,7 +19,7 @@ The rules that span tables (needs, cycles, one artifact, what [deploy] and
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
@@ -729,6 +729,22 @@ class Config(NamedTuple):
         """The stage whose artifact becomes a model version, if any."""
         return next((s for s in self.stages.values() if s.artifact is not None), None)
 
+    def secret_values(self, environ: Mapping[str, str]) -> list[str]:
+        """The value of each of `pipeline.secrets`: from the environment mlci runs in,
+        and wherever the config's own env tables set one (a command sees those too)."""
+        names = self.pipeline.secrets
+        values = [environ.get(name, "") for name in names]
+        for _, env in _env_tables(self):
+            values += [env[name] for name in names if name in env]
+        return values
+
+    def selected(self, targets: Collection[str] = ()) -> dict[str, StageConfig]:
+        """The stages a run includes, in order: all, or ``targets`` and what they need."""
+        if not targets:
+            return dict(self.stages)
+        wanted = dag.upstream({n: s.needs for n, s in self.stages.items()}, list(targets))
+        return {name: stage for name, stage in self.stages.items() if name in wanted}
+
     @property
     def gates(self) -> tuple[Check, ...]:
         """Every stage's gates, in stage order."""
@@ -761,6 +777,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     config = read_section(Config, top, scope, path=absolute, root=absolute.parent)
     _check_executors(scope, data, config)
     _check_pipeline_stages(scope, config)
+    _check_secret_values(scope, config)
     return config
 
 
@@ -884,7 +901,8 @@ def _check_needs(scope: Scope, stages: Mapping[str, StageConfig]) -> None:
 
 def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, StageConfig]) -> None:
     """Outs are removed before their stage runs: each belongs to one stage, and none
-    may hold the project's own files, its store or its cache."""
+    may hold the project's own files, its store or its cache. The artifact of a stage
+    with deps is cached with its outs, and so removed too: it is held to the same rules."""
     owners: dict[Path, str] = {}
     protected = [
         (Path(scope.document.label).resolve(), "the config file"),
@@ -894,16 +912,23 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
     ]
     if pipeline.params_file is not None:
         protected.append((pipeline.params_file, "the params file"))
-    if not any(stage.outs for stage in stages.values()):
+    products = {name: _removed_before_run(name, stage) for name, stage in stages.items()}
+    if not any(products.values()):
         return
     needs = {name: stage.needs for name, stage in stages.items()}
     ancestors = {name: dag.upstream(needs, [name]) for name in stages}
     for name, stage in stages.items():
-        for index, out in enumerate(stage.outs):
-            where = ("stages", name, "outs", index)
+        for where, out in products[name]:
+            if where[-1] == "artifact" and not _inside(out, scope.root):
+                raise scope.document.error(
+                    where,
+                    f"{show(_relative(out, scope))} is outside the project ({scope.root});"
+                    " the artifact of a stage with deps is cached, and removed before the"
+                    " stage runs",
+                )
             for other, owner in owners.items():
                 if out == other or _inside(out, other) or _inside(other, out):
-                    same = "also" if out == other else "overlaps"
+                    same = "is also" if out == other else "overlaps"
                     raise scope.document.error(
                         where, f"{_relative(out, scope)} {same} an out of stage {owner}"
                     )
@@ -940,6 +965,16 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
             owners[out] = name
 
 
+def _removed_before_run(name: str, stage: StageConfig) -> list[tuple[KeyPath, Path]]:
+    """Where each path the engine removes before ``stage`` runs is declared, with it."""
+    found: list[tuple[KeyPath, Path]] = [
+        (("stages", name, "outs", index), out) for index, out in enumerate(stage.outs)
+    ]
+    if stage.cacheable and stage.artifact is not None and stage.artifact not in stage.outs:
+        found.append((("stages", name, "artifact"), Path(os.path.normpath(stage.artifact))))
+    return found
+
+
 def _relative(path: Path | Glob, scope: Scope) -> str:
     return os.path.relpath(str(path), scope.root)
 
@@ -956,6 +991,36 @@ def _check_executors(scope: Scope, data: Mapping[str, Any], config: Config) -> N
     raise scope.document.error(
         where, f"the Ray executor needs Ray, which is not installed ({RAY_INSTALL})"
     )
+
+
+def _env_tables(config: Config) -> list[tuple[KeyPath, Mapping[str, str]]]:
+    """Every env table of the config, with where it is."""
+    tables: list[tuple[KeyPath, Mapping[str, str]]] = [(("pipeline", "env"), config.pipeline.env)]
+    tables += [(("stages", name, "env"), stage.env) for name, stage in config.stages.items()]
+    for key, part in (
+        ("deploy", config.deploy),
+        ("monitor", config.monitor),
+        ("alerts", config.alerts),
+    ):
+        if part is not None:
+            tables.append(((key, "env"), part.env))
+    if config.executors.ray is not None:
+        where = ("executors", "ray", "runtime_env", "env_vars")
+        tables.append((where, config.executors.ray.runtime_env.env_vars))
+    return tables
+
+
+def _check_secret_values(scope: Scope, config: Config) -> None:
+    """A secret the config sets itself must be long enough to mask, as one from the
+    environment must."""
+    for where, env in _env_tables(config):
+        for name in config.pipeline.secrets:
+            if 0 < len(env.get(name, "")) < MIN_SECRET_LENGTH:
+                raise scope.document.error(
+                    (*where, name),
+                    f"the value of secret {name} is shorter than {MIN_SECRET_LENGTH}"
+                    " characters; masking it would garble every log",
+                )
 
 
 def _check_pipeline_stages(scope: Scope, config: Config) -> None:

@@ -29,7 +29,7 @@ def _sync(args: argparse.Namespace) -> int:
     config = load(args)
     mirror_target(config)  # no [mlflow]: a usage error before the store is touched
     open_store(config, create=True).close()  # recovery first, as every command does
-    masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
+    masker = SecretMasker(config.secret_values(os.environ))
     result = asyncio.run(
         sync(
             config,

@@ -276,14 +276,13 @@ def _print_plan(
     from mlci_tui.config import with_masked_params
     from mlci_tui.masking import SecretMasker
     from mlci_tui.pipeline.cache import StageCache, plan
-    from mlci_tui.pipeline.engine import select_stages
     from mlci_tui.textsafe import terminal_line
 
-    masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
+    masker = SecretMasker(config.secret_values(os.environ))
     config = with_masked_params(config, masker)
     with _cache_store(config) as store:
         cache = StageCache(config, force=force, store=store, masker=masker)
-        decisions = plan(cache, select_stages(config, targets))
+        decisions = plan(cache, config.selected(targets))
         if not targets and config.deploy is not None:
             decisions += _deploy_plan(config, store, cache, decisions)
     if only is not None:

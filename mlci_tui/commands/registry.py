@@ -193,7 +193,7 @@ def _deploying(
     from mlci_tui.pipeline.executors.local import LocalExecutor
     from mlci_tui.registry.deployer import Deployer
 
-    masker = SecretMasker(os.environ.get(name, "") for name in config.pipeline.secrets)
+    masker = SecretMasker(config.secret_values(os.environ))
     executor = LocalExecutor(subreaper=procs.become_subreaper())
     out = sys.stdout.buffer
     color = use_color(out, os.environ)

@@ -47,6 +47,7 @@ from mlci_tui.store.cache import (
     FileStat,
     canonical,
     file_stats,
+    sha256_file,
     sha256_of,
 )
 from mlci_tui.store.records import ALWAYS, NO_DEPS
@@ -410,9 +411,26 @@ class StageCache:
                 paths.append(str(dep))
         now = file_stats(paths)
         for path in sorted(set(before) | set(now)):
-            if before.get(path) != now.get(path):
+            if before.get(path) != now.get(path) and not self._relinked(path, before, now):
                 return self._relative(Path(path))
         return None
+
+    def _relinked(
+        self, path: str, before: Mapping[str, FileStat], now: Mapping[str, FileStat]
+    ) -> bool:
+        """Whether only a dep's change time moved, and its content is what was hashed: a
+        hard link to the same cache object (another stage's out restored meanwhile, with
+        the same content) changes the change time of every name of that file."""
+        was, is_ = before.get(path), now.get(path)
+        if was is None or is_ is None or was[:4] != is_[:4]:
+            return False
+        memo = self.hasher.table.remembered([path]).get(path)
+        if memo is None or tuple(memo[:5]) != was:
+            return False
+        try:
+            return sha256_file(path) == memo[6]
+        except OSError:
+            return False
 
     def cached(self, stage: StageConfig, decision: Decision) -> None:
         """A cached stage produced what its entry says."""

@@ -14,11 +14,10 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from mlci_tui import dag
 from mlci_tui.config import Config, StageConfig, param_environment
 from mlci_tui.errors import ExitCode, MlciError
 from mlci_tui.events import (
@@ -78,14 +77,6 @@ class _Plan(NamedTuple):
     stages: dict[str, StageConfig]
     states: dict[str, StageState]
     finished: dict[str, StageFinished]
-
-
-def select_stages(config: Config, targets: Collection[str] = ()) -> dict[str, StageConfig]:
-    """The stages a run includes, in order: all, or ``targets`` and what they need."""
-    if not targets:
-        return dict(config.stages)
-    wanted = dag.upstream({n: s.needs for n, s in config.stages.items()}, list(targets))
-    return {name: stage for name, stage in config.stages.items() if name in wanted}
 
 
 class Engine:
@@ -384,8 +375,9 @@ class Engine:
             return await self._action(stage, action)
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)
-        # With a cache the artifact goes too: it is in the cache by hard link.
-        removed = stage.outs if self.cache is None else stage.products
+        # A cacheable stage's artifact goes too: it is in the cache by hard link, and
+        # config validation held it to the rules for outs.
+        removed = stage.products if self.cache is not None and stage.cacheable else stage.outs
         if removed:
             from mlci_tui.pipeline.outs import remove_outs
 

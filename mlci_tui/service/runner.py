@@ -30,7 +30,7 @@ from mlci_tui.errors import MlciError, RegistryError, StoreError
 from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.command import CommandContext
-from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult, select_stages
+from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult
 from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
@@ -75,11 +75,11 @@ class Runner:
         # a store that cannot be written now fails below, when the run is created.
         recover(self.store, config)
         self.environ = environ
-        self.masker = SecretMasker(environ.get(name, "") for name in config.pipeline.secrets)
+        self.masker = SecretMasker(config.secret_values(environ))
         # A param is recorded (the store, the cache, $MLCI_PARAMS_FILE): never a secret.
         config = self.config = with_masked_params(config, self.masker)
         self.executor = LocalExecutor(subreaper=procs.become_subreaper())
-        stages = select_stages(config, targets)
+        stages = config.selected(targets)
         stages.update(self._builtin_stages(stages))
         self.run_id = self.store.create_run(
             config.pipeline.name,

@@ -191,6 +191,46 @@ deps = ["input.txt"]
     assert stages["grow"]["reasons"] == ["no cache entry"]
 
 
+def test_a_dep_linked_again_while_its_stage_ran_is_still_cached(project: Project) -> None:
+    # c.txt has a.txt's content, so restoring it links the cache object a.txt is:
+    # a.txt's change time moves while b runs, and its content does not.
+    project.write(
+        """
+[stages.a]
+command = "echo same > a.txt"
+deps = ["in.txt"]
+outs = ["a.txt"]
+
+[stages.b]
+command = "touch b.started; while [ ! -e c.txt ]; do sleep 0.02; done"
+needs = ["a"]
+deps = ["a.txt"]
+timeout = "30s"
+
+[stages.gate]
+command = "while [ ! -e b.started ]; do sleep 0.02; done"
+always = true
+timeout = "30s"
+
+[stages.c]
+command = "echo same > c.txt"
+needs = ["gate"]
+deps = ["in.txt"]
+outs = ["c.txt"]
+"""
+    )
+    (project.path / "in.txt").write_text("in\n")
+    run(project)
+    (project.path / "b.started").unlink()
+    (project.path / "c.txt").unlink()
+    stages = run(project, "--force", "b")
+    assert states(stages) == {"a": "cached", "b": "passed", "gate": "passed", "c": "cached"}
+    assert os.path.samefile(project.path / "a.txt", project.path / "c.txt")
+    log = (project.state_dir / "runs" / "2" / "b.log").read_text()
+    assert "changed while the stage ran" not in log
+    assert run(project)["b"]["state"] == "cached"
+
+
 def test_outs_are_restored_after_rm(pipeline: Project) -> None:
     run(pipeline)
     model = pipeline.path / "build" / "model.json"
@@ -413,6 +453,31 @@ outs = ["out.txt"]
         for form in encodings:
             assert form not in text
     assert "TOKEN_COPY" not in entries[0].read_text()
+
+
+def test_a_secret_the_config_sets_itself_is_masked_everywhere(project: Project) -> None:
+    project.write(
+        """
+[pipeline]
+secrets = ["API_TOKEN", "STAGE_TOKEN"]
+env = { API_TOKEN = "pipeline-secret-1" }
+
+[stages.a]
+command = "echo tok=$API_TOKEN $STAGE_TOKEN; echo ::metric m_$STAGE_TOKEN=1; echo x > out.txt"
+deps = ["config.toml"]
+outs = ["out.txt"]
+env = { STAGE_TOKEN = "stage-secret-2" }
+"""
+    )
+    result = project.mlci("run", env=mlci_env())
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.decode()
+    assert "tok=*** ***" in printed
+    for secret in ("pipeline-secret-1", "stage-secret-2"):
+        assert secret not in printed
+        for path in project.state_dir.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
 
 
 def test_the_hash_of_an_unchanged_file_is_remembered(tmp_path: Path) -> None:
