@@ -169,6 +169,13 @@ class StageCache:
         self._lock = threading.Lock()
         self.here = self.store.store_id
         self._root = str(config.root) + os.sep
+        # A directory dep (even the whole project) never takes in the store or the
+        # cache: they change as the stage runs.
+        self._exclude: list[tuple[int, int]] = []
+        for directory in (config.pipeline.state_dir, config.pipeline.cache_dir):
+            with contextlib.suppress(OSError):
+                info = os.stat(directory)
+                self._exclude.append((info.st_dev, info.st_ino))
 
     def close(self) -> None:
         self.store.close()
@@ -226,7 +233,7 @@ class StageCache:
             for dep in stage.deps:
                 name = self._relative(dep)
                 if isinstance(dep, Glob):
-                    files = glob_files(dep)
+                    files = self._dep_files(stage, dep)
                     if not files:
                         raise DepProblem(f"dep {name} matches no file")
                     deps[name], many = self.hasher.digest_of(files, cut)
@@ -238,7 +245,8 @@ class StageCache:
                 else:
                     _check_dep(name, dep)
                     if dep.is_dir():
-                        deps[name], many = self.hasher.digest_of(tree_files(str(dep)), cut)
+                        files = self._dep_files(stage, dep)
+                        deps[name], many = self.hasher.digest_of(files, cut)
                         stats.update(many)
                     else:
                         found = self.hasher.hashes([str(dep)]).get(str(dep))
@@ -269,6 +277,19 @@ class StageCache:
         }
         # As an entry holds them (arrays as lists), so that the two compare.
         return json.loads(canonical(inputs)), stats
+
+    def _dep_files(self, stage: StageConfig, dep: Path | Glob) -> list[str]:
+        """The files a glob or directory dep covers, but for the stage's own products
+        (a stage that rewrote its input would never be cached)."""
+        files = (
+            glob_files(dep, self._exclude)
+            if isinstance(dep, Glob)
+            else tree_files(str(dep), self._exclude)
+        )
+        # Also by name: the cache may be made only once the run is under way.
+        pipeline = self.config.pipeline
+        left_out = [str(path) for path in (*stage.products, pipeline.state_dir, pipeline.cache_dir)]
+        return [f for f in files if not any(f == p or f.startswith(p + os.sep) for p in left_out)]
 
     def _planned_dir(self, dep: Path) -> str | None:
         """When planning: the digest a directory dep would have once a cached stage
@@ -403,10 +424,8 @@ class StageCache:
     def _changed_deps(self, stage: StageConfig, before: Mapping[str, FileStat]) -> str | None:
         paths: list[str] = []
         for dep in stage.deps:
-            if isinstance(dep, Glob):
-                paths += glob_files(dep)
-            elif dep.is_dir():
-                paths += tree_files(str(dep))
+            if isinstance(dep, Glob) or dep.is_dir():
+                paths += self._dep_files(stage, dep)
             else:
                 paths.append(str(dep))
         now = file_stats(paths)

@@ -24,7 +24,7 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,11 @@ class CacheDamaged(Exception):
 # Deps --------------------------------------------------------------------------
 
 
-def tree_files(root: str, skip: frozenset[str] = TOOL_CACHES) -> list[str]:
-    """Every regular file under ``root``, sorted, through links (each directory once)."""
+def tree_files(root: str, exclude: Collection[tuple[int, int]] = ()) -> list[str]:
+    """Every regular file under ``root``, sorted, through links (each directory once),
+    leaving out the directories (device, inode) in ``exclude`` and tools' caches."""
     found: list[str] = []
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[int, int]] = set(exclude)
 
     def walk(directory: str) -> None:
         try:
@@ -63,7 +64,7 @@ def tree_files(root: str, skip: frozenset[str] = TOOL_CACHES) -> list[str]:
         for entry in entries:
             with contextlib.suppress(OSError):
                 if entry.is_dir():
-                    if entry.name not in skip:
+                    if entry.name not in TOOL_CACHES:
                         walk(entry.path)
                 elif entry.is_file():
                     found.append(entry.path)
@@ -72,11 +73,11 @@ def tree_files(root: str, skip: frozenset[str] = TOOL_CACHES) -> list[str]:
     return found
 
 
-def glob_files(dep: Glob) -> list[str]:
+def glob_files(dep: Glob, exclude: Collection[tuple[int, int]] = ()) -> list[str]:
     """The files a glob dep covers: those it matches, and those under a directory it
     matches."""
     base = str(dep.base)
-    files = tree_files(base)
+    files = tree_files(base, exclude)
     cut = len(base) + 1
     return [path for path in files if _covered(dep.pattern, path[cut:].split(os.sep))]
 

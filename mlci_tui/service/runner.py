@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.config import Config, StageConfig, with_masked_params
-from mlci_tui.errors import MlciError, RegistryError, StoreError
+from mlci_tui.errors import MlciError, RegistryError, StoreError, UsageError
 from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.command import CommandContext
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
 DEPLOY_STAGE = "deploy"
 MONITOR_STAGE = "monitor"
+OUTS_LOCK = "outs.lock"
+"""Held by the run whose stages write outs in the project; it holds the run's id."""
 
 
 class Runner:
@@ -81,6 +84,9 @@ class Runner:
         self.executor = LocalExecutor(subreaper=procs.become_subreaper())
         stages = config.selected(targets)
         stages.update(self._builtin_stages(stages))
+        # Outs are removed before their stage runs: two runs in one work tree would
+        # pull each other's outs away, and cache what neither made alone.
+        self._outs_lock = self._lock_outs() if any(s.products for s in stages.values()) else None
         self.run_id = self.store.create_run(
             config.pipeline.name,
             [(name, stage.needs, stage.retries + 1) for name, stage in stages.items()],
@@ -91,6 +97,9 @@ class Runner:
             config_path=str(config.path),
             params=config.params,
         )
+        if self._outs_lock is not None:
+            os.ftruncate(self._outs_lock, 0)
+            os.pwrite(self._outs_lock, f"{self.run_id}\n".encode(), 0)
         params_file = self.store.params_path(self.run_id)
         write_private(params_file, json.dumps(dict(config.params), indent=2, sort_keys=True) + "\n")
         # Without deps anywhere nothing can be cached: no hashing, nor its imports, then.
@@ -211,6 +220,21 @@ class Runner:
             )
         return added
 
+    def _lock_outs(self) -> int:
+        fd = os.open(self.store.state_dir / OUTS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            self.store.close()
+            who = f"run {holder}" if holder.isdigit() else "another run"
+            raise UsageError(
+                f"{who} is running in this project, and its stages write outs here too:"
+                " wait for it to end, or cancel it"
+            ) from None
+        return fd
+
     def subscribe(self, subscriber: Subscriber) -> None:
         self.engine.subscribe(subscriber)
 
@@ -234,6 +258,8 @@ class Runner:
                 self.store.close()
                 if self.cache is not None:
                     self.cache.close()
+                if self._outs_lock is not None:
+                    os.close(self._outs_lock)
                 if "registry" in self.__dict__:
                     self.registry.store.close()
         if self.mirroring is not None:

@@ -14,7 +14,7 @@ import pytest
 
 from mlci_tui.store import Store
 from mlci_tui.store.cache import FileHasher
-from tests.helpers import Project, demo_project, mlci_env
+from tests.helpers import Project, demo_project, mlci_env, wait_for
 
 PIPELINE = """
 [params]
@@ -229,6 +229,58 @@ outs = ["c.txt"]
     log = (project.state_dir / "runs" / "2" / "b.log").read_text()
     assert "changed while the stage ran" not in log
     assert run(project)["b"]["state"] == "cached"
+
+
+def test_a_second_run_is_refused_while_one_writes_outs_here(project: Project) -> None:
+    project.write(
+        """
+[stages.a]
+command = "mkdir -p od; echo start-$MLCI_RUN_ID > od/o.txt; sleep 1.5; echo end >> od/o.txt"
+deps = ["in.txt"]
+outs = ["od"]
+"""
+    )
+    (project.path / "in.txt").write_text("in\n")
+    first = project.start("run")
+    wait_for(lambda: (project.path / "od" / "o.txt").exists(), what="the first run's out")
+    second = project.mlci("run")
+    assert second.returncode == 2
+    assert second.stderr.decode() == (
+        "mlci: run 1 is running in this project, and its stages write outs here too:"
+        " wait for it to end, or cancel it\n"
+    )
+    assert first.wait(30) == 0
+    assert (project.path / "od" / "o.txt").read_text() == "start-1\nend\n"
+    assert project.status()["run_id"] == 1  # the refused run was never recorded
+    assert states(run(project)) == {"a": "cached"}
+
+
+def test_the_whole_project_as_a_dep_leaves_out_the_store_the_cache_and_own_outs(
+    project: Project,
+) -> None:
+    project.write(
+        """
+[stages.b]
+command = "cat a.txt > p.txt"
+deps = ["*"]
+outs = ["p.txt"]
+
+[stages.a]
+command = "cat a.txt"
+needs = ["b"]
+deps = ["."]
+"""
+    )
+    (project.path / "a.txt").write_text("1\n")
+    (project.path / "inside").mkdir()
+    (project.path / "inside" / "store").symlink_to("../.mlci")
+    assert states(run(project)) == {"b": "passed", "a": "passed"}
+    assert "changed while the stage ran" not in project.log("a").decode()
+    assert states(run(project)) == {"b": "cached", "a": "cached"}
+    (project.path / "a.txt").write_text("2\n")
+    (reason,) = why(project)["b"]["reasons"]
+    assert reason.startswith("dep * changed (")
+    assert states(run(project)) == {"b": "passed", "a": "passed"}
 
 
 def test_outs_are_restored_after_rm(pipeline: Project) -> None:
