@@ -830,15 +830,26 @@ def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 return float(value)
             if kind is tuple and isinstance(value, list):
-                return tuple(value)
+                if not _all_finite(value):
+                    break
+                return _as_tuples(value)
             if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
                 if isinstance(value, float) and not math.isfinite(value):
                     break
                 return value  # type: ignore[return-value]
-            raise UsageError(
-                f"--set {name}={raw}: expected {what}, as the config has ({show(declared)})"
-            )
+            shown = param_text(declared) if kind is tuple else show(declared)
+            raise UsageError(f"--set {name}={raw}: expected {what}, as the config has ({shown})")
     raise UsageError(f"--set {name}={raw}: expected a finite number")
+
+
+def _all_finite(value: object) -> bool:
+    if isinstance(value, list):
+        return all(_all_finite(item) for item in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _as_tuples(value: list[Any]) -> tuple[ParamValue, ...]:
+    return tuple(_as_tuples(item) if isinstance(item, list) else item for item in value)
 
 
 def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:

@@ -20,6 +20,7 @@ PIPELINE = """
 [params]
 train.lr = 0.05
 train.seed = 0
+layers = [8, 4]
 
 [stages.prepare]
 command = "mkdir -p build && cp data.csv build/clean.csv && echo prepared"
@@ -144,13 +145,13 @@ def test_a_changed_param_reruns_train_and_is_recorded(pipeline: Project) -> None
     assert states(stages) == {"prepare": "cached", "train": "passed", "evaluate": "passed"}
     assert stages["evaluate"]["metrics"] == {"accuracy": 0.89}
     status = pipeline.status()
-    assert status["params"] == {"train.lr": 0.01, "train.seed": 0}
+    assert status["params"] == {"layers": [8, 4], "train.lr": 0.01, "train.seed": 0}
     model = json.loads((pipeline.path / "build" / "model.json").read_text())
-    assert model["params"] == {"train.lr": 0.01, "train.seed": 0}
+    assert model["params"] == {"layers": [8, 4], "train.lr": 0.01, "train.seed": 0}
     versions = json.loads(pipeline.mlci("versions", "--json").stdout)
     assert [v["params"] for v in versions] == [
-        {"train.lr": 0.01, "train.seed": 0},
-        {"train.lr": 0.05, "train.seed": 0},
+        {"layers": [8, 4], "train.lr": 0.01, "train.seed": 0},
+        {"layers": [8, 4], "train.lr": 0.05, "train.seed": 0},
     ]
     # Back to the config's value: the first run's result, and its version, again.
     back = run(pipeline)
@@ -166,6 +167,12 @@ def test_set_names_a_param_that_exists_with_a_value_of_its_kind(pipeline: Projec
         ),
         (["--set", "train.seed=abc"], "mlci: --set train.seed=abc: expected an integer"),
         (["--set", "train.lr"], "mlci: --set train.lr: expected PARAM=VALUE"),
+        (["--set", "layers=[8, inf]"], "mlci: --set layers=[8, inf]: expected a finite number"),
+        (["--set", "layers=[[1, nan]]"], "mlci: --set layers=[[1, nan]]: expected a finite number"),
+        (
+            ["--set", "layers=1"],
+            "mlci: --set layers=1: expected an array, as the config has ([8, 4])",
+        ),
     ]:
         result = pipeline.mlci("run", *args)
         assert result.returncode == 2
