@@ -104,7 +104,8 @@ class Deployer:
             what = "was rolled back" if version.status is VersionStatus.ROLLED_BACK else "failed"
             why = f" ({version.description})" if version.description else ""
             raise RegistryError(
-                f"{version.name} {what}{why}; to deploy it again anyway, add --force"
+                f"{version.name} {what}{why}; to deploy it again anyway:"
+                f" mlci deploy {version.name} --force"
             )
         return await self._run(DeployKind.DEPLOY, version, live, reason, context)
 

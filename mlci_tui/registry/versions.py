@@ -12,6 +12,7 @@ from pathlib import Path
 from mlci_tui.config import Config
 from mlci_tui.errors import RegistryError
 from mlci_tui.registry.artifacts import commit_copy, digest, stage_copy
+from mlci_tui.states import VersionStatus
 from mlci_tui.store import Store
 from mlci_tui.store.records import VersionRecord
 
@@ -121,9 +122,14 @@ def unchanged_text(version: VersionRecord, live: VersionRecord | None) -> str:
     if live is not None and live.number == version.number:
         return f"artifact unchanged: {version.name} is live"
     now = "nothing" if live is None else live.name
+    # What went wrong once is deployed again only when meant: by name, with --force.
+    if version.status in (VersionStatus.ROLLED_BACK, VersionStatus.FAILED):
+        how = f"mlci deploy {version.name} --force"
+    else:
+        how = "mlci run --redeploy"
     return (
         f"artifact unchanged: same as {version.name} ({version.status.value}); {now}"
-        " stays live (mlci run --redeploy deploys it)"
+        f" stays live ({how} deploys it)"
     )
 
 

@@ -448,7 +448,8 @@ def test_a_version_production_left_is_deployed_again_only_with_force(project: Pr
     refused = project.mlci("deploy", "v2")
     assert refused.returncode == 1
     assert refused.stderr.decode() == (
-        "mlci: v2 was rolled back (rolled back to v1); to deploy it again anyway, add --force\n"
+        "mlci: v2 was rolled back (rolled back to v1); to deploy it again anyway:"
+        " mlci deploy v2 --force\n"
     )
     assert history(project) == before and served(project) == "model 1\n"
     assert project.mlci("deploy", "v2", "--force").returncode == 0
