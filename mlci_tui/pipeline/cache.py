@@ -79,6 +79,8 @@ class Decision(NamedTuple):
     inputs: Mapping[str, Any] | None = None
     problem: str | None = None
     """Why the stage cannot run at all (a dep that does not exist)."""
+    runs: bool = False
+    """Without a key: whether it runs whatever the stages it needs make (when planning)."""
 
     @property
     def source(self) -> CacheSource | None:
@@ -94,7 +96,7 @@ class Decision(NamedTuple):
             return "cached"
         if self.problem is not None:
             return "fail"
-        return "unknown" if self.key is None else "run"
+        return "unknown" if self.key is None and not self.runs else "run"
 
 
 class DepProblem(Exception):
@@ -193,12 +195,7 @@ class StageCache:
     def _decide(self, stage: StageConfig) -> Decision:
         waiting = [need for need in stage.needs if need not in self.products]
         if waiting:
-            return Decision(
-                stage.name,
-                None,
-                False,
-                (f"needs {waiting[0]}, which runs first: cached if what it makes is the same",),
-            )
+            return self._waiting(stage, waiting)
         try:
             inputs, stats = self._inputs(stage)
         except DepProblem as error:
@@ -225,7 +222,59 @@ class StageCache:
         reason = cached_text(source, entry.get("store") != self.here)
         return Decision(stage.name, key, True, (reason,), entry, stats, inputs)
 
-    def _inputs(self, stage: StageConfig) -> tuple[dict[str, Any], dict[str, FileStat]]:
+    def _waiting(self, stage: StageConfig, waiting: list[str]) -> Decision:
+        """A stage after one that runs first: it runs too when forced, when it is never
+        cached, or when its own inputs match none of its entries; else it is unknown."""
+        if not stage.cacheable or self.forced(stage.name):
+            reason = "forced (--force)" if stage.cacheable else ALWAYS if stage.always else NO_DEPS
+            return Decision(stage.name, None, False, (reason,), runs=True)
+        unknown = Decision(
+            stage.name,
+            None,
+            False,
+            (f"needs {waiting[0]}, which runs first: cached if what it makes is the same",),
+        )
+        try:
+            inputs, _ = self._inputs(stage, known_needs=False)
+        except DepProblem:
+            return unknown
+        # What the stages that run first make is left out: only the stage's own inputs.
+        made = [self._relative(path) for need in waiting for path in self._products_of(need)]
+
+        def own(deps: Mapping[str, Any]) -> dict[str, Any]:
+            return {
+                name: sha
+                for name, sha in deps.items()
+                if not any(name == m or name.startswith(m + os.sep) for m in made)
+            }
+
+        mine = {**inputs, "needs": {}, "deps": own(inputs["deps"])}
+        reasons: list[str] = []
+        for key in self.store.cache_keys(stage.name, limit=50):
+            entry = self._entry(key)
+            if entry is None:
+                continue
+            before = entry.get("inputs", {})
+            theirs = {**before, "needs": {}, "deps": own(before.get("deps", {}))}
+            if theirs == mine:
+                return unknown
+            if not reasons:
+                reasons = [
+                    reason
+                    for reason in self._differences(stage.name, mine, before=theirs)
+                    if reason != "no cache entry"
+                ]
+        if not reasons:
+            return unknown
+        return Decision(stage.name, None, False, tuple(reasons), runs=True)
+
+    def _products_of(self, stage: str) -> tuple[Path, ...]:
+        found = self.config.stages.get(stage)
+        return () if found is None else found.products
+
+    def _inputs(
+        self, stage: StageConfig, *, known_needs: bool = True
+    ) -> tuple[dict[str, Any], dict[str, FileStat]]:
         deps: dict[str, str] = {}
         stats: dict[str, FileStat] = {}
         cut = len(self._root)
@@ -272,7 +321,7 @@ class StageCache:
             "env": env,
             "deps": deps,
             "params": {name: self.config.params[name] for name in stage.params},
-            "needs": {need: self.products[need] for need in stage.needs},
+            "needs": {need: self.products[need] for need in stage.needs} if known_needs else {},
             "outs": [self._relative(out) for out in stage.products],
         }
         # As an entry holds them (arrays as lists), so that the two compare.
@@ -304,11 +353,16 @@ class StageCache:
     def _relative(self, path: Path | Glob) -> str:
         return os.path.relpath(str(path), self.config.root)
 
-    def _differences(self, stage: str, inputs: Mapping[str, Any]) -> list[str]:
-        previous = self._previous(stage)
-        if previous is None:
-            return ["no cache entry"]
-        before: Mapping[str, Any] = previous.get("inputs", {})
+    def _differences(
+        self, stage: str, inputs: Mapping[str, Any], before: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """How ``inputs`` differ from ``before``, by default those of the stage's latest
+        entry."""
+        if before is None:
+            previous = self._previous(stage)
+            if previous is None:
+                return ["no cache entry"]
+            before = previous.get("inputs", {})
         reasons: list[str] = []
         for name in ("command", "cwd", "executor"):
             if before.get(name) != inputs[name]:

@@ -445,6 +445,33 @@ always = true
     assert missing.returncode == 2
 
 
+def test_why_after_a_stage_that_runs_says_run_when_the_stage_itself_changed(
+    pipeline: Project,
+) -> None:
+    run(pipeline)
+    (pipeline.path / "data.csv").write_text("a,b\n3,4\n")
+    plan = why(pipeline)
+    assert plan["train"]["decision"] == "unknown"  # only what prepare makes could change it
+    assert plan["train"]["reasons"][0].startswith("needs prepare, which runs first")
+    (pipeline.path / "evaluate.py").write_text(EVALUATE + "# changed\n")
+    pipeline.write(PIPELINE.replace("{python} train.py", "{python} train.py --again"))
+    plan = why(pipeline, "--set", "train.lr=0.01")
+    assert plan["train"]["decision"] == "run"
+    assert plan["train"]["reasons"] == ["command changed", "param train.lr 0.05 → 0.01"]
+    assert plan["evaluate"]["decision"] == "run"
+    assert plan["evaluate"]["reasons"][0].startswith("dep evaluate.py changed (")
+    forced = pipeline.mlci("run", "--dry-run", "--force").stdout.decode().splitlines()[1:]
+    assert [line.split()[:2] for line in forced] == [
+        ["prepare", "run"],
+        ["train", "run"],
+        ["evaluate", "run"],
+    ]
+    stages = run(pipeline, "--set", "train.lr=0.01")
+    reasons = stages["train"]["reasons"]
+    assert reasons[0] == "command changed" and "param train.lr 0.05 → 0.01" in reasons
+    assert states(stages) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
+
+
 def test_a_missing_dep_fails_its_stage_in_one_line(project: Project) -> None:
     project.write('[stages.a]\ncommand = "true"\ndeps = ["absent.txt"]\n')
     result = project.mlci("run")
