@@ -1,7 +1,8 @@
 """The engine: runs a pipeline's stages as a DAG and reports what happens.
 
-Stages start as soon as everything they need has passed, up to
-`max_parallel` at a time; a stage whose dependency did not pass is skipped.
+Stages start as soon as everything they need has passed, with up to
+`max_parallel` commands running at a time (a cached stage runs none, so it
+never waits for one); a stage whose dependency did not pass is skipped.
 Each attempt runs on a `StageExecutor`; a failed exit or a timeout is
 retried with a short backoff, then gates are checked on the stage's metrics.
 The engine knows nothing of the store or the screen: it emits events, and
@@ -118,6 +119,8 @@ class Engine:
         self.clock = clock
         self.subscribers: list[Subscriber] = []
         self._tasks: dict[asyncio.Task[StageFinished], str] = {}
+        self._slots = asyncio.Semaphore(config.pipeline.max_parallel)
+        """`max_parallel` counts commands: a stage decides, and is cached, without one."""
         self._cancelled = False
         self._hurry = asyncio.Event()
         self._fault: str | None = None
@@ -223,8 +226,6 @@ class Engine:
 
     def _start_ready(self, plan: _Plan) -> None:
         for name, stage in plan.stages.items():
-            if len(self._tasks) >= self.config.pipeline.max_parallel:
-                return
             if plan.states[name] is not StageState.PENDING:
                 continue
             if all(plan.states.get(n, StageState.PASSED).passed for n in stage.needs):
@@ -257,7 +258,8 @@ class Engine:
             for attempt in range(1, attempts + 1):
                 sink = OutputSink(stage.name, self.masker, self.emit, self.clock)
                 try:
-                    result, problem = await self._attempt(stage, attempt, attempts, sink)
+                    async with self._slots:
+                        result, problem = await self._attempt(stage, attempt, attempts, sink)
                 except (OSError, ValueError, RuntimeError) as error:
                     # An OS limit or a bug fails this stage, not the whole runner.
                     result, problem = AttemptResult(None), f"{type(error).__name__}: {error}"

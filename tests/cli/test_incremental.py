@@ -290,6 +290,37 @@ deps = ["."]
     assert states(run(project)) == {"b": "passed", "a": "passed"}
 
 
+def test_a_cached_stage_needs_no_free_slot(project: Project) -> None:
+    project.write(
+        """
+[pipeline]
+max_parallel = 1
+
+[stages.slow]
+command = "while [ ! -e d.txt ]; do sleep 0.02; done"
+always = true
+timeout = "30s"
+
+[stages.c]
+command = "echo c > c.txt"
+deps = ["in.txt"]
+outs = ["c.txt"]
+
+[stages.d]
+command = "echo d > d.txt"
+needs = ["c"]
+deps = ["c.txt"]
+outs = ["d.txt"]
+"""
+    )
+    (project.path / "in.txt").write_text("in\n")
+    (project.path / "d.txt").write_text("first\n")
+    run(project)
+    (project.path / "d.txt").unlink()
+    # slow holds the one slot until d.txt is back: only a cached c and d can end it.
+    assert states(run(project)) == {"slow": "passed", "c": "cached", "d": "cached"}
+
+
 def test_outs_are_restored_after_rm(pipeline: Project) -> None:
     run(pipeline)
     model = pipeline.path / "build" / "model.json"
