@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import stat
 import time
 import uuid
@@ -134,6 +135,19 @@ class FileHasher:
         return digest, after
 
 
+def _writer_gone(name: str, host: str) -> bool:
+    pid, at, rest = name.partition("@")
+    if not at or not pid.isdigit() or rest.rpartition("-")[0] != host:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 def canonical(value: object) -> bytes:
     """JSON with sorted keys and no spaces; ASCII, so that a file name that is not
     UTF-8 (a lone surrogate in Python) is written as an escape, not refused."""
@@ -176,7 +190,9 @@ class CacheDir:
     def _temporary(self) -> Path:
         directory = self.root / "tmp"
         directory.mkdir(DIR_MODE, parents=True, exist_ok=True)
-        return directory / f"{os.getpid()}-{uuid.uuid4().hex}"
+        # Who writes it, so that what a killed writer left can be told from a file
+        # another process (or host, on a shared cache) is still writing.
+        return directory / f"{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex}"
 
     def put_file(self, path: str, sha: str) -> None:
         """Store the file ``path`` whose sha256 is ``sha``: a link to it, else a copy."""
@@ -268,9 +284,11 @@ class CacheDir:
                 os.unlink(temporary)
 
     def clear_temporary(self, older_than_s: float = 3600.0) -> None:
-        """Remove what writers that died left in ``tmp``."""
+        """Remove what writers that died left in ``tmp``: those of this host whose
+        process is gone, and any not written to for ``older_than_s``."""
         limit = time.time() - older_than_s
+        host = socket.gethostname()
         for path in (self.root / "tmp").glob("*"):
             with contextlib.suppress(OSError):
-                if path.stat().st_mtime < limit:
+                if _writer_gone(path.name, host) or path.lstat().st_mtime < limit:
                     path.unlink()

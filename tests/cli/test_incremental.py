@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -540,6 +542,24 @@ def test_gc_removes_what_nothing_kept_used_but_never_the_live_versions_inputs(
     assert why(pipeline, "--set", "train.seed=1")["train"]["decision"] == "run"
     again = pipeline.mlci("cache", "gc", "--keep-runs", "1")
     assert again.stdout.decode().startswith("removed 0 entries and 0 files")
+    # What a killed writer left half-copied goes; what a live one writes stays.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    tmp = pipeline.state_dir / "cache" / "tmp"
+    left = {
+        "killed": tmp / f"{dead.pid}@{host}-{'a' * 32}",
+        "alive": tmp / f"{os.getpid()}@{host}-{'b' * 32}",
+        "elsewhere": tmp / f"{dead.pid}@another-host-{'c' * 32}",
+    }
+    for path in left.values():
+        path.write_bytes(b"partial")
+    assert pipeline.mlci("cache", "gc").returncode == 0
+    assert {name: path.exists() for name, path in left.items()} == {
+        "killed": False,
+        "alive": True,
+        "elsewhere": True,
+    }
 
 
 def test_secrets_never_reach_the_cache(project: Project) -> None:
