@@ -306,13 +306,9 @@ class StageCache:
             where = self._relative(Path(error.filename)) if error.filename else "a dep"
             raise DepProblem(f"dep {where} cannot be read: {_reason(error)}") from None
         pipeline = self.config.pipeline
-        env = {
-            name: sha256_of(value)
-            for name, value in {**pipeline.env, **stage.env}.items()
-            if name not in pipeline.secrets and self.masker.mask_text(value) == value
-        }
+        env = self._env({**pipeline.env, **stage.env})
         command = stage.command
-        inputs = {
+        inputs: dict[str, Any] = {
             "command": self.masker.mask_text(command)
             if isinstance(command, str)
             else [self.masker.mask_text(part) for part in command],
@@ -324,8 +320,26 @@ class StageCache:
             "needs": {need: self.products[need] for need in stage.needs} if known_needs else {},
             "outs": [self._relative(out) for out in stage.products],
         }
+        ray = self.config.executors.ray
+        if stage.executor == "ray" and ray is not None:
+            # What the job is given changes what it makes: its pip, working_dir, env.
+            runtime = ray.runtime_env
+            inputs["ray_runtime_env"] = {
+                "working_dir": runtime.working_dir,
+                "pip": runtime.pip,
+                "env_vars": self._env(runtime.env_vars),
+            }
         # As an entry holds them (arrays as lists), so that the two compare.
         return json.loads(canonical(inputs)), stats
+
+    def _env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """An environment as a key holds it: each value's sha256, secrets left out."""
+        secrets = self.config.pipeline.secrets
+        return {
+            name: sha256_of(value)
+            for name, value in env.items()
+            if name not in secrets and self.masker.mask_text(value) == value
+        }
 
     def _dep_files(self, stage: StageConfig, dep: Path | Glob) -> list[str]:
         """The files a glob or directory dep covers, but for the stage's own products
@@ -376,6 +390,8 @@ class StageCache:
                 reasons.append(f"what {need} produced changed")
         if before.get("outs") != inputs["outs"]:
             reasons.append("outs changed")
+        if before.get("ray_runtime_env") != inputs.get("ray_runtime_env"):
+            reasons.append("ray runtime_env changed")
         return reasons or ["no cache entry"]
 
     def _previous(self, stage: str) -> Mapping[str, Any] | None:

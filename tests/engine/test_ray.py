@@ -9,6 +9,7 @@ at the end: a Ray cluster someone else runs on the machine is left alone.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -377,3 +378,12 @@ def test_a_ray_stage_is_cached_like_a_local_one(project: Project, ray_head: RayH
     assert train["job"] is None
     assert len(ray_head.client.list_jobs()) == jobs, "a cached stage submits no job"
     assert (project.path / "model.txt").read_text() == "weights"
+    # What the job would be given is part of the key: a new env var, a new result.
+    config = project.path / "config.toml"
+    config.write_text(
+        config.read_text() + '\n[executors.ray.runtime_env]\nenv_vars = { MODE = "fast" }\n'
+    )
+    plan = project.mlci("why", "--json", "train")
+    assert plan.returncode == 0, plan.stderr
+    (row,) = json.loads(plan.stdout)
+    assert (row["decision"], row["reasons"]) == ("run", ["ray runtime_env changed"])
