@@ -721,15 +721,13 @@ def incremental(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
         [f"deciding a stage with {sizes.dep_files:,} dep files (in process)", *spread(in_process)]
     )
     scenario.table.append([f"`mlci why`, {sizes.dep_files:,} dep files", *spread(whole["why"])])
+    # The target is the command a user types: start-up and imports included.
     scenario.targets.append(
-        Target(
-            f"why, {sizes.dep_files:,} remembered deps (in process)", in_process.median, 0.1, " s"
-        )
+        Target(f"`mlci why`, {sizes.dep_files:,} remembered deps", whole["why"].median, 0.1, " s")
     )
     scenario.notes.append(
-        f"sha256 ran at {speed:.2f} GB/s (OpenSSL with the CPU's SHA extensions). The whole"
-        " `mlci why` process includes the interpreter's start-up and the imports, which the"
-        " start-up scenario measures on their own."
+        f"sha256 ran at {speed:.2f} GB/s (OpenSSL with the CPU's SHA extensions). The"
+        " in-process row is the deciding alone; the `mlci why` row is the whole command."
     )
     return scenario
 
