@@ -320,7 +320,7 @@ def _deploy_plan(
     assert stage is not None and stage.artifact is not None
     # The artifact as the cached stage would restore it, else as it is here.
     sha = cache.planned.get(str(stage.artifact))
-    if sha is None and stage.artifact.is_file():
+    if sha is None and (stage.artifact.is_file() or stage.artifact.is_dir()):
         sha = digest(stage.artifact)[0]
     if not all(d.cached for d in decisions) or sha is None:
         why = f"deploys the version {stage.name} makes, unless a stored one has its artifact"

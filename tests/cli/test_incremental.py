@@ -505,6 +505,25 @@ def test_why_after_a_stage_that_runs_says_run_when_the_stage_itself_changed(
     assert states(stages) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
 
 
+def test_why_sees_a_directory_artifact_that_is_live_as_the_run_does(project: Project) -> None:
+    project.write(
+        """
+[stages.train]
+command = "mkdir -p model && cp in.txt model/w.txt"
+deps = ["in.txt"]
+outs = ["model"]
+artifact = "model"
+
+[deploy]
+command = "true"
+"""
+    )
+    (project.path / "in.txt").write_text("in\n")
+    run(project)
+    assert why(project)["deploy"]["reasons"] == ["artifact unchanged: v1 is live"]
+    assert "artifact unchanged: v1 is live" in project.mlci("run").stdout.decode()
+
+
 def test_a_missing_dep_fails_its_stage_in_one_line(project: Project) -> None:
     project.write('[stages.a]\ncommand = "true"\ndeps = ["absent.txt"]\n')
     result = project.mlci("run")
