@@ -510,6 +510,12 @@ class StageConfig(NamedTuple):
             return self.outs
         return (*self.outs, self.artifact)
 
+    @property
+    def removed_before_run(self) -> tuple[Path, ...]:
+        """Its outs, and the artifact of a cacheable stage (cached with them, by hard
+        link: a command that rewrote it in place would change the cached copy)."""
+        return self.products if self.cacheable else self.outs
+
 
 @section
 class DeployConfig(NamedTuple):
@@ -981,7 +987,7 @@ def _removed_before_run(name: str, stage: StageConfig) -> list[tuple[KeyPath, Pa
     found: list[tuple[KeyPath, Path]] = [
         (("stages", name, "outs", index), out) for index, out in enumerate(stage.outs)
     ]
-    if stage.cacheable and stage.artifact is not None and stage.artifact not in stage.outs:
+    if stage.artifact not in stage.outs and stage.artifact in stage.removed_before_run:
         found.append((("stages", name, "artifact"), Path(os.path.normpath(stage.artifact))))
     return found
 

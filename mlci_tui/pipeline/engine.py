@@ -377,9 +377,7 @@ class Engine:
             return await self._action(stage, action)
         metrics_file = self.metrics_path(stage.name)
         metrics_file.unlink(missing_ok=True)
-        # A cacheable stage's artifact goes too: it is in the cache by hard link, and
-        # config validation held it to the rules for outs.
-        removed = stage.products if self.cache is not None and stage.cacheable else stage.outs
+        removed = stage.removed_before_run  # validation held each to the rules for outs
         if removed:
             from mlci_tui.pipeline.outs import remove_outs
 

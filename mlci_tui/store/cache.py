@@ -48,16 +48,9 @@ def file_stats(paths: Sequence[str]) -> dict[str, FileStat]:
     stat_ = os.stat
     for path in paths:  # a directory dep may hold 10 000 files: no context manager each
         try:
-            result = stat_(path)
+            found[path] = file_stat(stat_(path))
         except FileNotFoundError:
             continue
-        found[path] = (
-            result.st_dev,
-            result.st_ino,
-            result.st_size,
-            result.st_mtime_ns,
-            result.st_ctime_ns,
-        )
     return found
 
 
