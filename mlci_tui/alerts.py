@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from mlci_tui.config import AlertsConfig, Config
+from mlci_tui.errors import StoreError
 from mlci_tui.events import Event, StageOutput
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.command import run_command
@@ -54,11 +55,19 @@ class Alerter:
         self, kind: str, message: str, *, version: int | None = None, run_id: int | None = None
     ) -> None:
         message = self.masker.mask_text(" ".join(message.split("\n")))
-        alert_id = self.store.add_alert(
-            kind, message, created_at=self.clock(), version=version, run_id=run_id
-        )
+        try:
+            alert_id: int | None = self.store.add_alert(
+                kind, message, created_at=self.clock(), version=version, run_id=run_id
+            )
+        except StoreError as error:
+            # A store that cannot be written (a full disk, a damaged file) is when an
+            # alert matters most: the command still hears of it, and of why.
+            alert_id = None
+            message = f"{message} (not recorded in the run store: {error})"
         table = self.config.alerts
         if table is None:
+            if alert_id is None:
+                raise StoreError(message)
             return
         variables = {
             "MLCI_ALERT_KIND": kind,
@@ -67,7 +76,8 @@ class Alerter:
             "MLCI_ALERT_RUN_ID": "" if run_id is None else str(run_id),
         }
         delivery = await self._deliver(table, variables)
-        self.store.set_alert_delivery(alert_id, self.masker.mask_text(delivery))
+        if alert_id is not None:
+            self.store.set_alert_delivery(alert_id, self.masker.mask_text(delivery))
 
     async def _deliver(self, table: AlertsConfig, variables: Mapping[str, str]) -> str:
         """Run the alert command; ``sent``, or why it failed (with its last line of stderr)."""

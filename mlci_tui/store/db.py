@@ -22,7 +22,7 @@ from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
 from mlci_tui.store.file_hashes import FileHashesTable
 from mlci_tui.store.mirror import MirrorTable
-from mlci_tui.store.paths import make_private
+from mlci_tui.store.paths import keep_private, make_private
 from mlci_tui.store.runs import RunsTable
 from mlci_tui.store.samples import SamplesTable
 from mlci_tui.store.series import SeriesTable
@@ -268,6 +268,8 @@ class Store(
             )
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"{db_path}: cannot open the run store: {error}") from None
+        if create:
+            keep_private(db_path)
         store = cls(state_dir, connection, readonly=readonly)
         try:
             store._prepare()

@@ -40,11 +40,33 @@ def write_private(path: Path, text: str) -> None:
 
 
 def make_private(state_dir: Path) -> None:
-    """Create ``state_dir``, its ``runs`` and its database file, for their owner only."""
+    """Create ``state_dir``, its ``runs`` and its database file, for their owner only.
+
+    The database file is never opened here, only made: on POSIX, closing *any*
+    descriptor of a file drops every lock the process holds on it, SQLite's own
+    included. A reader that then closed would take itself for the last connection
+    and delete the WAL under a running writer (SQLite's "how to corrupt" §2.2).
+    So a new database is made as a private file under another name and linked
+    into place, and an existing one is left alone.
+    """
     state_dir.mkdir(DIR_MODE, parents=True, exist_ok=True)
     (state_dir / "runs").mkdir(DIR_MODE, exist_ok=True)
+    database = db_path(state_dir)
+    if os.path.lexists(database):
+        return
     # SQLite gives the -wal and -shm files the database file's mode.
-    os.close(os.open(db_path(state_dir), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+    empty = state_dir / f".{DB_NAME}-{os.getpid()}-{os.urandom(6).hex()}"
+    os.close(os.open(empty, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+    try:
+        os.link(empty, database)
+    except FileExistsError:  # another process made it meanwhile: theirs is as good
+        pass
+    except OSError:
+        # No hard links here: SQLite makes the file, `Store.open` then takes group
+        # and other access away (the state dir is its owner's alone meanwhile).
+        pass
+    finally:
+        os.unlink(empty)
 
 
 def db_path(state_dir: Path) -> Path:

@@ -1,0 +1,265 @@
+"""Readers never disturb a run: any number of processes open and close the store
+while a run writes it, through every stage of the demo, deploy and monitor too.
+
+On POSIX, closing any descriptor of a file drops every lock its process holds
+on it; a runner that did so lost SQLite's locks, and the next reader to close
+deleted the WAL under it (`disk I/O error` at registration). The oracle here is
+the run itself: with readers of every kind coming and going, it must end as it
+ends alone, every reader must have read without an error, and `mlci logs -f`
+must have seen exactly what the log holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pty
+import re
+import signal
+import sqlite3
+import struct
+import subprocess
+import termios
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PYTHON, Project, demo_project, mlci_env, wait_for
+
+pytestmark = pytest.mark.slow
+
+STAGES = ("test", "prepare", "train", "evaluate", "deploy", "monitor")
+TROUBLE = re.compile(rb"disk I/O|malformed|not a database|Traceback|internal error|locked")
+
+
+def slowed_demo(tmp_path: Path) -> Project:
+    """The demo, each command held a moment, so that every stage is seen running; and
+    an MLflow mirror, whose sync after the run writes the store from another process."""
+    project = demo_project(tmp_path)
+    text = project.config_path.read_text()
+    text = re.sub(r'command = ("""|")', r"command = \1sleep 1.2; ", text)
+    text += '\n[mlflow]\ntracking_uri = "sqlite:///mlflow.db"\n'
+    project.config_path.write_text(text)
+    return project
+
+
+class Readers:
+    """Reader processes of every kind, started again and again until told to stop."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.stop = threading.Event()
+        self.seen_running: set[str] = set()
+        self.problems: list[str] = []
+        self.reads = 0
+        self.followers: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._guard(target), daemon=True)
+            for target in (self._status, self._commands, self._plain_sqlite, self._dashboard)
+        ]
+
+    def __enter__(self) -> Readers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        for follower in self.followers.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                follower.wait(timeout=60)
+
+    def _guard(self, target):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            try:
+                target()
+            except Exception as error:  # a reader that broke is a finding, not a hang
+                self._problem(f"{target.__name__}: {error!r}")
+
+        return run
+
+    def _problem(self, text: str) -> None:
+        with self._lock:
+            self.problems.append(text)
+
+    def _check(self, what: str, result: subprocess.CompletedProcess[bytes]) -> None:
+        with self._lock:
+            self.reads += 1
+        if result.returncode not in (0, 1) or TROUBLE.search(result.stderr):
+            self._problem(f"{what} exit {result.returncode}: {result.stderr[-400:]!r}")
+
+    def _status(self) -> None:
+        """`mlci status --json` in a loop; a `logs -f` for each stage seen running."""
+        while not self.stop.is_set():
+            result = self.project.mlci("status", "--json")
+            self._check("status --json", result)
+            if result.returncode in (0, 1) and result.stdout:
+                for stage in json.loads(result.stdout)["stages"]:
+                    if stage["state"] == "running":
+                        self.seen_running.add(stage["name"])
+                        if stage["name"] not in self.followers:
+                            self.followers[stage["name"]] = self.project.start(
+                                "logs", "-f", stage["name"]
+                            )
+
+    def _commands(self) -> None:
+        commands = [("versions",), ("why",), ("history",), ("mlflow", "status"), ("logs", "test")]
+        while not self.stop.is_set():
+            for command in commands:
+                self._check(" ".join(command), self.project.mlci(*command))
+
+    def _plain_sqlite(self) -> None:
+        """Another program reading the database as SQLite's own tools do: open, read,
+        close, many times a second."""
+        database = self.project.state_dir / "mlci.db"
+        while not self.stop.is_set():
+            if not database.exists():
+                time.sleep(0.01)
+                continue
+            connection = sqlite3.connect(database, timeout=30)
+            try:
+                connection.execute("SELECT COUNT(*) FROM stages").fetchone()
+            except sqlite3.OperationalError as error:
+                if "no such table" not in str(error):  # the store being made
+                    self._problem(f"sqlite3: {error}")
+            finally:
+                connection.close()
+            with self._lock:
+                self.reads += 1
+
+    def _dashboard(self) -> None:
+        """The dashboard, opened in a real pseudo-terminal and quit with `q`, again."""
+        while not self.stop.is_set():
+            pid, terminal = pty.fork()
+            if pid == 0:
+                os.chdir(self.project.path)
+                env = mlci_env(TERM="xterm-256color")
+                argv = [PYTHON, "-m", "mlci_tui", "--config", str(self.project.config_path)]
+                os.execve(PYTHON, argv, env)
+            fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            shown = bytearray()
+
+            def read(fd: int = terminal, into: bytearray = shown) -> None:
+                with contextlib.suppress(OSError):
+                    while chunk := os.read(fd, 65536):
+                        into.extend(chunk)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            try:
+                wait_for(lambda s=shown: b"pump-failure" in s, timeout=60, what="the dashboard")
+                os.write(terminal, b"q")
+                _, status = os.waitpid(pid, 0)
+                reader.join(timeout=10)
+            finally:
+                with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                os.close(terminal)
+            with self._lock:
+                self.reads += 1
+            if os.waitstatus_to_exitcode(status) != 0 or TROUBLE.search(bytes(shown)):
+                self._problem(f"dashboard exit {status}: {bytes(shown)[-400:]!r}")
+
+
+def test_readers_of_every_kind_never_disturb_a_run(tmp_path: Path) -> None:
+    project = slowed_demo(tmp_path)
+    with Readers(project) as readers:
+        run = project.start("run")
+        out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err.decode(errors="replace")[-2000:]
+    assert not TROUBLE.search(out + err)
+    assert readers.problems == []
+    # Every stage, deploy and monitor included, ran while readers came and went.
+    assert readers.seen_running == set(STAGES), readers.seen_running
+    assert readers.reads > 50
+    status = project.status()
+    assert status["state"] == "passed"
+    versions = json.loads(project.mlci("versions", "--json").stdout)
+    assert [(v["version"], v["status"]) for v in versions] == [("v1", "live")]
+    alerts = project.mlci("alerts", "--json")
+    assert "run_failed" not in alerts.stdout.decode()
+    # What each follower printed is the stage's log, byte for byte.
+    assert set(readers.followers) == set(STAGES)
+    for stage, follower in readers.followers.items():
+        printed, _ = follower.communicate(timeout=60)
+        assert follower.returncode == 0, stage
+        assert printed == project.log(stage), stage
+
+
+def test_many_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Six processes open (and so create and migrate) one store at the same instant:
+    each takes the migration lock and reads the schema version again under it."""
+    code = (
+        "import os, sys; from pathlib import Path; from mlci_tui.store import Store\n"
+        "Path(sys.argv[3]).touch()\n"
+        "while not os.path.exists(sys.argv[2]): pass\n"
+        "for _ in range(10):\n"
+        "    Store.open(Path(sys.argv[1])).close()\n"
+    )
+    for attempt in range(3):
+        state_dir = tmp_path / f"store{attempt}"
+        go = tmp_path / f"go{attempt}"
+        processes = [
+            subprocess.Popen(
+                [
+                    PYTHON,
+                    "-c",
+                    code,
+                    str(state_dir),
+                    str(go),
+                    str(tmp_path / f"ready{attempt}-{n}"),
+                ],
+                env=mlci_env(),
+                stderr=subprocess.PIPE,
+            )
+            for n in range(6)
+        ]
+        # All six imported and spinning: then they start at once.
+        wait_for(lambda a=attempt: len(list(tmp_path.glob(f"ready{a}-*"))) == 6, timeout=120)
+        go.touch()
+        for process in processes:
+            _, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err.decode(errors="replace")
+        with sqlite3.connect(state_dir / "mlci.db") as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        assert {"runs", "stages", "versions", "metric_points", "mirrored"} <= tables
+
+
+def test_a_run_that_cannot_reach_its_store_still_raises_its_alert(
+    project: Project, tmp_path: Path
+) -> None:
+    """The store's disk fills while a stage runs: the run stops, and the alert command
+    still hears that it failed, and why, though the store could not record the alert."""
+    if os.geteuid() != 0:
+        pytest.skip("a small file system needs root to mount")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    try:
+        alerts = tmp_path / "alerts.txt"
+        fill = f"open('{mount}/filler', 'wb').write(bytes(8 << 20))"
+        project.write(
+            f'[pipeline]\nname = "filled"\nstate_dir = "{mount}/.mlci"\n'
+            "[stages.fill]\n"
+            f'command = ["{{python}}", "-c", "{fill}"]\n'
+            '[stages.after]\ncommand = "echo after"\nneeds = ["fill"]\n'
+            "[alerts]\n"
+            f"command = 'echo \"$MLCI_ALERT_KIND|$MLCI_ALERT_MESSAGE\" >> {alerts}'\n"
+        )
+        result = project.mlci("run")
+        assert result.returncode != 0
+        assert b"Traceback" not in result.stderr
+        said = alerts.read_text()
+        assert said.startswith("run_failed|filled run 1 cannot record the run: ")
+        assert "No space left on device" in said
+        assert "not recorded in the run store" in said
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
