@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("validate", parents=[config], help="check the config and show the order")
 
+    commands.add_parser(
+        "recover",
+        parents=[config],
+        help="settle what dead runners left (every other command does it too)",
+    )
+
     status = commands.add_parser("status", parents=[config], help="show the latest run or one")
     status.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -301,6 +307,7 @@ HANDLERS = {
     "why": "pipeline",
     "cache": "pipeline",
     "status": "pipeline",
+    "recover": "pipeline",
     "logs": "pipeline",
     "metrics": "reports",
     "diff": "reports",

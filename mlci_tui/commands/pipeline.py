@@ -187,6 +187,33 @@ def command_status(args: argparse.Namespace) -> int:
     return ExitCode.PASSED if run.state in running_or_passed else ExitCode.FAILED
 
 
+def command_recover(args: argparse.Namespace) -> int:
+    """What every command does as it opens the store, asked for alone (the dashboard
+    asks for it when it sees a run whose runner died)."""
+    from mlci_tui.errors import StoreMissing
+    from mlci_tui.service.recovery import recover
+    from mlci_tui.store import Store
+
+    config = load(args)
+    try:
+        store = Store.open(config.pipeline.state_dir, create=False)
+    except StoreMissing:
+        raise NotFound(f"no runs yet in {relative(config.pipeline.state_dir)}") from None
+    with store:
+        if store.readonly:
+            raise StoreError(f"{store.state_dir}: the run store is read-only; nothing is settled")
+        before = {run.id for run in store.runs_in_state(RunState.RUNNING)}
+        problem = recover(store, config)
+        settled = before - {run.id for run in store.runs_in_state(RunState.RUNNING)}
+    if problem:
+        raise StoreError(problem)
+    for run_id in sorted(settled):
+        print(f"run {run_id}: its runner was gone; what it left is stopped, and it is interrupted")
+    if not settled:
+        print("nothing to recover")
+    return ExitCode.PASSED
+
+
 def command_logs(args: argparse.Namespace) -> int:
     from mlci_tui import textsafe
     from mlci_tui.service.recovery import recover, runner_gone

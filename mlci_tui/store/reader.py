@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from mlci_tui import procs
 from mlci_tui.checks import Check
 from mlci_tui.errors import NotFound, StoreError
 from mlci_tui.states import RunState, StageState
@@ -63,6 +64,11 @@ class Snapshot:
     """A deploy or rollback in progress."""
     tails: Tails = field(default_factory=lambda: _NO_TAILS)
     """The last output lines of each stage of ``run`` that has started."""
+    runner_gone: bool = False
+    """``run`` is marked running, but its runner (on this host) has died: killed with
+    SIGKILL, say. Recovery, which any writing `mlci` command does, settles it."""
+    readonly: bool = False
+    """The store cannot be written from here (nothing can be settled from here)."""
 
 
 class StoreReader:
@@ -157,6 +163,8 @@ class StoreReader:
             decisions=tuple(store.decisions()),
             deploying=running[-1] if running else None,
             tails=self._tails(run, _NO_TAILS),
+            runner_gone=_runner_gone(run),
+            readonly=store.readonly,
         )
 
     def _with_running_tails(self, last: Snapshot) -> Snapshot:
@@ -164,7 +172,9 @@ class StoreReader:
         ``last`` read it, so nothing else can have changed."""
         if last.run is None or last.run.state is not RunState.RUNNING:
             return last
-        return replace(last, tails=self._tails(last.run, last.tails))
+        return replace(
+            last, tails=self._tails(last.run, last.tails), runner_gone=_runner_gone(last.run)
+        )
 
     def _tails(self, run: RunRecord | None, kept: Tails) -> Tails:
         """The last lines of each started stage of ``run``; those in ``kept`` are kept
@@ -232,3 +242,12 @@ class StoreReader:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+
+def _runner_gone(run: RunRecord | None) -> bool:
+    """Whether ``run`` is marked running though its runner has died (on this host)."""
+    return (
+        run is not None
+        and run.state is RunState.RUNNING
+        and procs.ended_here(run.host, run.pid, run.pid_started)
+    )

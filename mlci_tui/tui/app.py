@@ -144,6 +144,8 @@ class MlciApp(App[None]):
         self._keep_stage: str | None = None
         """The stage shown when another run was picked, to show again in that run."""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
+        self._settling: set[int] = set()
+        """Runs whose runner died, for which recovery was asked (once each)."""
         self._reads = ReadAgain(self._start_read)
         self._footer_answer = False
         # Held here, not queried: a modal screen on top would hide them from queries.
@@ -249,6 +251,8 @@ class MlciApp(App[None]):
             snapshot.versions, list(self.config.key_metrics), snapshot.version_count
         )
         self.alert_bar.show(snapshot)
+        if snapshot.runner_gone and run is not None:
+            self._settle(run)
         # The footer is rebuilt on every refresh of the bindings: only when it changes.
         if bool(snapshot.decisions) != self._footer_answer:
             self._footer_answer = bool(snapshot.decisions)
@@ -266,6 +270,25 @@ class MlciApp(App[None]):
             if self.config.monitor is not None:
                 planned["monitor"] = ("deploy",)
         return planned
+
+    def _settle(self, run: RunRecord) -> None:
+        """A run whose runner died: recovery stops what it left and marks it
+        interrupted. The dashboard only reads; `mlci recover` does it, detached, as
+        `r` starts a run."""
+        if run.id in self._settling:
+            return
+        self._settling.add(run.id)
+        if self.snapshot.readonly:
+            self.say(
+                f"run {run.id}'s runner is gone; the store is read-only here, so it"
+                " stays marked running until mlci runs where it can write",
+                severity="warning",
+            )
+        elif self.spawn(["recover"]) is not None:
+            self.say(
+                f"run {run.id}'s runner is gone: stopping what it left, marking it interrupted",
+                severity="warning",
+            )
 
     def _show_log(self) -> None:
         run = self.snapshot.run

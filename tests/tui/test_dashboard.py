@@ -305,6 +305,30 @@ async def test_a_pending_decision_is_shown_and_answered(project: Project) -> Non
         await until(pilot, lambda: not app.snapshot.decisions)
 
 
+async def test_a_run_whose_runner_was_killed_is_said_so_at_once_and_settled(
+    project: Project,
+) -> None:
+    """kill -9 of the runner: the dashboard shows at once that the runner is gone
+    (no clock ticking on), and has recovery done by a detached `mlci recover`: the
+    stage's process is stopped and the run marked interrupted."""
+    pids = project.path / "pids"
+    project.write(f'[stages.wait]\ncommand = "echo $$ > {pids}; echo waiting; exec sleep 300"\n')
+    runner = project.start("run")
+    wait_for(lambda: pids.exists() and pids.read_text().strip(), what="the stage to start")
+    (sleeper,) = read_pids(pids)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait(timeout=30)
+    assert psutil.pid_exists(sleeper)  # nothing has settled the run yet
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: run_state(app) is RunState.INTERRUPTED, timeout=60)
+        assert not app.snapshot.runner_gone
+        notices = [n.message for n in app._notifications]
+        assert notices == ["run 1's runner is gone: stopping what it left, marking it interrupted"]
+    wait_dead([sleeper], timeout=30)
+    assert project.status()["state"] == "interrupted"
+
+
 async def test_quitting_leaves_a_run_it_started_running_to_completion(project: Project) -> None:
     project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
     app = dashboard(project)

@@ -1,5 +1,6 @@
 """SVG snapshots of every screen and modal of the dashboard, at 100x30 and 80x24:
-the main screen with no runs, a run in progress, a failed and a finished run;
+the main screen with no runs, a run in progress, one whose runner died, a failed
+and a finished run;
 the help (`HelpScreen`), the runs (`RunsScreen`), the search (`SearchScreen`),
 the rollback and cancel confirmations (`ConfirmScreen`), a pending decision
 (`DecisionScreen`), the alerts (`AlertsScreen`), the zoomed log, the command
@@ -12,6 +13,9 @@ every render is the same."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +71,7 @@ def make_store(
     alerts: bool = False,
     cached: bool = False,
     series: bool = False,
+    runner_gone: bool = False,
 ) -> MlciApp:
     project = Project(tmp_path)
     setup(project)
@@ -128,13 +133,16 @@ def make_store(
             message=f"v{to} is live",
             statuses=statuses,
         )
+    # A runner of this host that has died (kill -9): a process that ended.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
     run_id = store.create_run(
         "churn-model",
         [("train", (), 1), ("evaluate", ("train",), 1), ("deploy", ("evaluate",), 1)],
         started_at=T0,
-        pid=1,
+        pid=dead.pid if runner_gone else 1,
         pid_started=None,
-        host="build-host",
+        host=socket.gethostname() if runner_gone else "build-host",
         config_path=str(config_path),
     )
     if cached:
@@ -179,7 +187,7 @@ def make_store(
         ):
             store.add_alert(kind, message, created_at=at, version=version, run_id=None)
         store.acknowledge_alerts([1], by="ci", when=T0)
-    if running:
+    if running or runner_gone:
         store.update_stage(
             run_id,
             "evaluate",
@@ -247,7 +255,10 @@ def make_store(
     if decision:
         store.add_decision(version=3, target=2, finding="accuracy 0.61 < 0.85", created_at=T0 + 100)
     store.close()
-    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+    # What the dashboard would start (`mlci recover`) is asked for, not started: the
+    # picture is of the moment it saw the runner gone.
+    spawn = (lambda args: subprocess.Popen(["true"])) if runner_gone else None
+    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600, spawn=spawn)
 
 
 async def loaded(pilot) -> None:
@@ -287,6 +298,7 @@ async def settled(pilot) -> None:
 SCREENS = {
     "no_runs": (empty_store, settled),
     "running": (lambda path: make_store(path, running=True), loaded),
+    "runner_gone": (lambda path: make_store(path, runner_gone=True), loaded),
     "failed_run": (lambda path: make_store(path, failed=True), loaded),
     "finished_run": (make_store, loaded),
     "cached_run": (lambda path: make_store(path, cached=True), loaded),

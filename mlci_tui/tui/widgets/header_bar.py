@@ -43,7 +43,11 @@ class HeaderBar(Widget):
         else:
             text.append(f" · run {run.id} ")
             text.append_text(state_text(run.state))
-            text.append(f" {format_duration(run.duration_s(self.now))}")
+            if snapshot.runner_gone:
+                # Its clock stopped when the runner died: no duration to tick on.
+                text.append(" · runner gone", style="bold red")
+            else:
+                text.append(f" {format_duration(run.duration_s(self.now))}")
             if snapshot.latest_run_id is not None and snapshot.latest_run_id != run.id:
                 text.append(f" (latest: run {snapshot.latest_run_id})", style="dim")
         live = snapshot.live
