@@ -456,6 +456,27 @@ def test_a_version_production_left_is_deployed_again_only_with_force(project: Pr
     assert statuses(project)["v2"] == "live"
 
 
+def test_a_version_whose_deploy_failed_is_deployed_again_only_with_force(
+    project: Project,
+) -> None:
+    setup(project)
+    assert run(project, 1) == 0
+    (project.path / "fail-deploy").touch()
+    assert run(project, 2) == 1
+    assert statuses(project) == {"v2": "failed", "v1": "live"}
+    (project.path / "fail-deploy").unlink()  # the deploy command would work now...
+    before = history(project)
+    refused = project.mlci("deploy", "v2")
+    assert refused.returncode == 1
+    assert refused.stderr.decode() == (
+        "mlci: v2 failed (deploy failed: the deploy command failed (exit code 3));"
+        " to deploy it again anyway: mlci deploy v2 --force\n"
+    )
+    assert history(project) == before and served(project) == "model 1\n"
+    assert project.mlci("deploy", "v2", "--force").returncode == 0  # ...when it is meant
+    assert statuses(project)["v2"] == "live"
+
+
 def test_a_manual_deploy_is_analysed_like_a_run_deploy(project: Project) -> None:
     two_versions(project)  # v2 live, v1 previous (healthy)
     assert project.mlci("deploy", "v1", "--no-analysis").returncode == 0
