@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
+import pytest
 
 from mlci_tui.config import load_config
 from mlci_tui.events import StageOutput
@@ -36,6 +37,21 @@ PYTHON = sys.executable
 BAD = Path(__file__).parent / "configs" / "bad"
 """Broken configs, each starting with ``# expect: `` and the one line it must give."""
 BAD_CONFIGS = sorted(BAD.glob("*.toml"))
+
+
+def require_extra(distribution: str, install: str) -> None:
+    """Skip the calling test module when ``distribution`` is not installed at all.
+
+    Installed but broken (an import that fails, a missing dependency) is not a
+    reason to skip: the module's own imports then fail the run, where
+    `pytest.importorskip` would have turned the breakage into a quiet skip."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{distribution} is not installed: {install}", allow_module_level=True)
+
 
 # Projects and `mlci` processes ---------------------------------------------------
 

@@ -17,12 +17,20 @@ import psutil
 import pytest
 
 from mlci_tui.store.paths import db_path
-from tests.helpers import PYTHON, Project, demo_project, mlci_env, run, setup, wait_for
-
-pytest.importorskip(
-    "mlflow", reason="the MLflow mirror's tests need MLflow: pip install -e '.[mlflow,test]'"
+from tests.helpers import (
+    PYTHON,
+    Project,
+    demo_project,
+    mlci_env,
+    require_extra,
+    run,
+    setup,
+    wait_for,
 )
-from mlflow.tracking import MlflowClient
+
+require_extra("mlflow-skinny", "pip install -e '.[mlflow,test]'")
+
+from mlflow.tracking import MlflowClient  # noqa: E402 (installed, it must import)
 
 TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 

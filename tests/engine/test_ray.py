@@ -25,11 +25,11 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.helpers import PYTHON, Project, mlci_env, wait_for
+from tests.helpers import PYTHON, Project, mlci_env, require_extra, wait_for
 
-pytest.importorskip("ray.job_submission", reason="the ray extra is not installed")
+require_extra("ray", "pip install -e '.[ray]'")
 
-from ray.job_submission import JobSubmissionClient
+from ray.job_submission import JobSubmissionClient  # noqa: E402 (installed, it must import)
 
 pytestmark = pytest.mark.slow
 
