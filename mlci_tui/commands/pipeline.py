@@ -341,7 +341,7 @@ def _deploy_plan(
     """What the deploy (and monitor) stages of a full run would do."""
     from mlci_tui.pipeline.cache import Decision
     from mlci_tui.registry.artifacts import digest
-    from mlci_tui.registry.versions import unchanged_text
+    from mlci_tui.registry.versions import deploys_unchanged, unchanged_text
 
     stage = config.artifact_stage
     assert stage is not None and stage.artifact is not None
@@ -358,7 +358,8 @@ def _deploy_plan(
         if version is None:
             deploy = Decision("deploy", None, False, ("a new version: deploys it",))
         else:
-            deploy = Decision("deploy", None, True, (unchanged_text(version, live),))
+            again = deploys_unchanged(version, live)
+            deploy = Decision("deploy", None, not again, (unchanged_text(version, live),))
     if config.monitor is None:
         return [deploy]
     if deploy.cached:

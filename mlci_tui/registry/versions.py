@@ -117,10 +117,23 @@ class Registry:
         return pruned
 
 
+def deploys_unchanged(
+    version: VersionRecord, live: VersionRecord | None, *, redeploy: bool = False
+) -> bool:
+    """Whether a run whose artifact ``version`` already has deploys it: never while it
+    is live; when asked to (``--redeploy``); and when it never reached production
+    (its deploy was cut short by a crash, or refused while another one ran)."""
+    if live is not None and live.number == version.number:
+        return False
+    return redeploy or version.status is VersionStatus.REGISTERED
+
+
 def unchanged_text(version: VersionRecord, live: VersionRecord | None) -> str:
     """What a run whose artifact ``version`` already has says of its deploy."""
     if live is not None and live.number == version.number:
         return f"artifact unchanged: {version.name} is live"
+    if deploys_unchanged(version, live):
+        return f"artifact unchanged: same as {version.name}, which never went live: deploys it"
     now = "nothing" if live is None else live.name
     # What went wrong once is deployed again only when meant: by name, with --force.
     if version.status in (VersionStatus.ROLLED_BACK, VersionStatus.FAILED):

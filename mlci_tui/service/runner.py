@@ -377,13 +377,15 @@ class Runner:
         when nothing is to be deployed (None: deploy it)."""
         version = self.version
         assert version is not None
-        from mlci_tui.registry.versions import unchanged_text
+        from mlci_tui.registry.versions import deploys_unchanged, unchanged_text
 
         live = self.registry.live()
+        if deploys_unchanged(version, live, redeploy=self.redeploy):
+            return None
         text = unchanged_text(version, live)
         if live is not None and live.number == version.number:
             return AttemptResult(0, cached=text, cached_from=(version.run_id, DEPLOY_STAGE))
-        return None if self.redeploy else AttemptResult(0, cached=text)
+        return AttemptResult(0, cached=text)
 
     def _context(self, context: ActionContext, stage: str) -> CommandContext:
         """Where a built-in stage's commands report: the stage's own log in this run."""
