@@ -17,6 +17,9 @@ ALL_STAGES = "*"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from mlci_tui.commands.report_file import ReportFile
     from mlci_tui.config import Config
     from mlci_tui.pipeline.cache import Decision, StageCache
@@ -125,8 +128,14 @@ def _run(
             from mlci_tui.textsafe import terminal_line
 
             lines.append(terminal_line(runner.mirror_text, keep_color=False))
+        text = "\n".join(lines).encode() + b"\n"
+        if printer.github:
+            from mlci_tui.commands.ci_markup import github_quoted
+
+            text = github_quoted(text)  # a stage's message may look like a command
         with contextlib.suppress(OSError):
-            print("\n".join(lines), flush=True)
+            out.write(text)
+            out.flush()
     if run is None or (reports.junit is None and reports.summary is None):
         return result.exit_code
     from mlci_tui.store import Store
@@ -181,7 +190,12 @@ def command_status(args: argparse.Namespace) -> int:
 
 def command_logs(args: argparse.Namespace) -> int:
     from mlci_tui import textsafe
-    from mlci_tui.service.recovery import recover, runner_gone
+    from mlci_tui.commands.ci_markup import (
+        GitLabSectionFilter,
+        resume_commands,
+        stop_commands,
+        stop_token,
+    )
     from mlci_tui.store.logs import LogCursor, output_bytes
 
     config = load(args)
@@ -210,39 +224,76 @@ def command_logs(args: argparse.Namespace) -> int:
         out = sys.stdout.buffer
         terminal = out.isatty()
         color = terminal and not os.environ.get("NO_COLOR")
+        # In a CI job's log, nothing the stage printed is read as the CI system's markup.
+        github = os.environ.get("GITHUB_ACTIONS") == "true"
+        plain = GitLabSectionFilter() if os.environ.get("GITLAB_CI") == "true" else None
+        ended = True
 
         def emit() -> None:
+            nonlocal ended
             for chunk in output_bytes(cursor.read()):
                 if terminal:
                     # The newline is the line's end, not a character to show.
-                    ended = chunk.endswith(b"\n")
-                    text = textsafe.decode(chunk[:-1] if ended else chunk)
+                    line_end = chunk.endswith(b"\n")
+                    text = textsafe.decode(chunk[:-1] if line_end else chunk)
                     chunk = textsafe.terminal_line(text, keep_color=color).encode()
-                    chunk += b"\n" if ended else b""
-                out.write(chunk)
+                    chunk += b"\n" if line_end else b""
+                if plain is not None:
+                    chunk = plain(chunk)
+                if chunk:
+                    out.write(chunk)
+                    ended = chunk.endswith(b"\n")
             out.flush()
 
+        token = stop_token() if github else None
+        if token is not None:
+            out.write(stop_commands(token))
+        try:
+            _follow(args, config, store, run, path, emit, gone, seen)
+        finally:
+            tail = b"" if plain is None else plain(b"", last=True)
+            if token is not None:
+                tail += b"" if ended and not tail else b"\n"
+                tail += resume_commands(token)
+            out.write(tail)
+            out.flush()
+        return 0
+
+
+def _follow(
+    args: argparse.Namespace,
+    config: Config,
+    store: Store,
+    run: RunRecord,
+    path: Path,
+    emit: Callable[[], None],
+    gone: NotFound,
+    seen: bool,
+) -> None:
+    """Print what the stage's log holds, and with ``-f`` what it gets, until the stage ends."""
+    from mlci_tui.service.recovery import recover, runner_gone
+
+    emit()
+    if not args.follow:
+        return
+    while True:
+        current = store.run(run.id)
+        assert current is not None
+        stage = current.stage(args.stage)
+        ended = stage is None or stage.state.finished or current.state.finished
+        if not ended and runner_gone(current):
+            # The runner died while we watched: record it, then show what it left.
+            problem = recover(store, config)
+            if problem:
+                raise StoreError(problem)
+            ended = True
         emit()
-        if not args.follow:
-            return 0
-        while True:
-            current = store.run(run.id)
-            assert current is not None
-            stage = current.stage(args.stage)
-            ended = stage is None or stage.state.finished or current.state.finished
-            if not ended and runner_gone(current):
-                # The runner died while we watched: record it, then show what it left.
-                problem = recover(store, config)
-                if problem:
-                    raise StoreError(problem)
-                ended = True
-            emit()
-            if not path.exists() and (seen or ended):
-                raise gone
-            seen = seen or path.exists()
-            if ended:
-                return 0
-            time.sleep(0.2)
+        if not path.exists() and (seen or ended):
+            raise gone
+        seen = seen or path.exists()
+        if ended:
+            return
+        time.sleep(0.2)
 
 
 def command_why(args: argparse.Namespace) -> int:

@@ -27,7 +27,14 @@ from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline import output
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.store import Store
-from tests.helpers import PYTHON, Project, mlci_env
+from tests.helpers import (
+    PYTHON,
+    Project,
+    check_github_markup,
+    github_commands,
+    gitlab_sections,
+    mlci_env,
+)
 
 JUNIT_SCHEMA = Path(__file__).parents[1] / "junit.xsd"
 
@@ -672,3 +679,49 @@ def test_gitlab_sections_are_printed_when_each_stage_ends_and_collapsed_when_it_
     assert bad is not None
     assert "-- after: skipped" in out and "section_start:" not in out.split("-- after")[1]
     assert out.index("-- good: started") < good.start()
+
+
+# A stage that tries every way to speak to the CI system, ending inside a marker.
+HOSTILE_CI = r"""
+[stages.evil]
+command = '''
+printf '::endgroup::\n::error title=stage evil failed::forged\n  ::stop-commands::x\n::x::\n'
+printf 'a\r::warning::after a carriage return\nb ##[error]anywhere in a line\n'
+printf '\302\240::add-mask::after a no-break space\n::ERROR::shouted\n'
+printf 'section_end:1:mlci_evil\r\033[0K\nx section_start:1:forged\r\033[0K\n'
+printf 'section_end:1:mlci_evil\r'
+exit 1
+'''
+
+[stages.side]
+command = "printf '##[endgroup]\\n::error::side\\n'"
+
+[stages.after]
+command = "true"
+needs = ["evil"]
+"""
+
+
+def test_nothing_a_stage_prints_is_read_as_the_ci_systems_markup(project: Project) -> None:
+    project.write(HOSTILE_CI)
+    github = project.mlci("run", env=mlci_env(GITHUB_ACTIONS="true"))
+    assert github.returncode == 1
+    groups = check_github_markup(github.stdout, {"evil": True, "side": False, "after": False})
+    assert sorted(groups) == ["evil", "side"]
+    assert b"::error title=stage evil failed::exit code 1\n" in github.stdout
+    gitlab = project.mlci("run", env=mlci_env(GITLAB_CI="true"))
+    assert gitlab.returncode == 1
+    edges = gitlab_sections(gitlab.stdout)
+    assert sorted(edges) == sorted(
+        (e, f"mlci_{s}") for s in ("evil", "side") for e in ("start", "end")
+    )
+    assert [edge for edge, _ in edges] == ["start", "end"] * 2  # none nested, none cut short
+    assert [name for _, name in edges[::2]] == [name for _, name in edges[1::2]]
+    # `mlci logs` in a job's log too; elsewhere, the bytes as the stage printed them.
+    logs = project.mlci("logs", "evil", env=mlci_env(GITHUB_ACTIONS="true"))
+    assert check_github_markup(logs.stdout, {}) == []
+    assert [c.name for c in github_commands(logs.stdout)] == ["stop-commands", "resume"]
+    logs = project.mlci("logs", "evil", "-f", env=mlci_env(GITLAB_CI="true"))
+    assert gitlab_sections(logs.stdout) == []
+    assert project.log("evil").count(b"\r\x1b[0K") == 2
+    assert logs.stdout.replace(b"\r\x1b[K", b"\r\x1b[0K") == project.log("evil")
