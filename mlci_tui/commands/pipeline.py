@@ -79,6 +79,8 @@ def command_run(args: argparse.Namespace) -> int:
         if os.environ.get("GITHUB_ACTIONS") == "true" and summary:
             what = f"GITHUB_STEP_SUMMARY={summary}"
             reports.summary = open_report(config, summary, what, append=True)
+            if reports.junit is not None and reports.junit.same_file(reports.summary):
+                raise UsageError(f"{what}: is the --junit file too; each report needs its own")
         return _run(args, config, force, reports)
     finally:
         for report in (reports.junit, reports.summary):

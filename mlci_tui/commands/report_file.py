@@ -60,6 +60,15 @@ class ReportFile:
         else:
             _replace(self.path, data)
 
+    def same_file(self, other: ReportFile) -> bool:
+        """Whether ``other`` would be written into this one's file."""
+        if os.path.realpath(self.path) == os.path.realpath(other.path):
+            return True
+        try:
+            return os.path.samefile(self.path, other.path)
+        except OSError:
+            return False
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -577,6 +577,13 @@ def test_a_report_that_could_not_be_written_is_refused_before_anything_runs(
             assert [why for _, why in refused(project, path)] == [why, why], path
     result = project.mlci("run", "--junit", "")
     assert (result.returncode, result.stderr) == (2, b"mlci: --junit: expected a file name\n")
+    both = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(project.path / "r.xml"))
+    result = project.mlci("run", "--junit", "./r.xml", env=both)
+    assert (result.returncode, result.stderr.decode()) == (
+        2,
+        f"mlci: GITHUB_STEP_SUMMARY={project.path / 'r.xml'}: is the --junit file too;"
+        " each report needs its own\n",
+    )
     # The job summary is GitHub's file, made by GitHub: its directory is never made.
     missing = project.path / "nowhere" / "summary.md"
     result = project.mlci(
