@@ -5,9 +5,10 @@ the clipboard (OSC 52), move the cursor, clear the screen or switch to the
 alternate screen; NUL and other control bytes; invalid UTF-8. Before such
 text reaches a terminal, colour sequences (SGR) may be kept, every other
 escape sequence is dropped, and control characters become visible symbols.
-So do the Unicode controls that reorder text on screen (bidirectional
-overrides, embeddings and isolates: CVE-2021-42574's "trojan source"), and
-colour sequences lose "conceal" (SGR 8), which would hide text in plain sight.
+So do the Unicode format characters that reorder text on screen (bidirectional
+marks, overrides, embeddings and isolates: CVE-2021-42574's "trojan source")
+or hide text (tags, interlinear annotations), and colour sequences lose
+"conceal" (SGR 8), which would hide text in plain sight.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ _ESCAPE = re.compile(
     r"|\x9d[^\x07\x1b\x9c]*(?:\x07|\x9c)?"
 )
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL = f"[\\x00-\\x08\\x0a-\\x1f\\x7f\\x80-\\x9f{_BIDI}]"
+# Format characters that reorder text on screen (the bidirectional marks, embeddings,
+# overrides and isolates), change how it is drawn (the deprecated shaping and digit
+# controls) or carry text nobody sees (interlinear annotations; tags, which spell
+# ASCII invisibly). Other format characters stay: joiners, which emoji and scripts
+# need, and invisible spaces and hyphens, which hide nothing but themselves.
+_FORMAT_CONTROLS = (
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u206f\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f"
+)
+_CONTROL = f"[\\x00-\\x08\\x0a-\\x1f\\x7f\\x80-\\x9f{_FORMAT_CONTROLS}]"
 _UNSAFE = re.compile(f"{_ESCAPE.pattern}|{_CONTROL}")
 # Every escape sequence starts with a control character (ESC, or C1's CSI and OSC).
 _NEEDS_WORK = re.compile(_CONTROL)
@@ -60,7 +68,7 @@ def _replace(found: str, keep_color: bool) -> str:
         # A lone control character: show it, so nothing is silently hidden.
         code = ord(found)
         if code >= 0x600:
-            return f"<U+{code:04X}>"  # a direction control, named
+            return f"<U+{code:04X}>"  # a format control, named
         return _CONTROL_PICTURES.get(code, "\ufffd")
     return _visible_colors(found) if keep_color and _SGR.fullmatch(found) else ""
 

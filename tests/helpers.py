@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import psutil
 import pytest
@@ -436,3 +437,92 @@ HOSTILE = (
 def log_records(stream: Stream, block: bytes, time: float, *, partial: bool = False) -> bytes:
     """The log records of ``block`` as one byte string (`store.logs.encode`, joined)."""
     return b"".join(encode(stream, block, time, partial=partial))
+
+
+# What CI systems read in a job's log --------------------------------------------
+
+# .NET's char.IsWhiteSpace, which the Actions runner's TrimStart uses.
+_DOTNET_BLANKS = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+_DOTNET_BLANKS += "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+class Command(NamedTuple):
+    name: str
+    info: str
+    """The name and its properties: ``error title=…``."""
+    data: str
+
+
+def github_commands(out: bytes) -> list[Command]:
+    """The workflow commands GitHub Actions' runner takes from ``out`` (a step's
+    output): a port of its parser (``ActionCommand.TryParseV2`` and ``TryParse``,
+    ``ActionCommandManager.TryProcessCommand``) that takes every name for one it
+    knows, so that it finds more than GitHub would, never less. The resume of
+    stop-commands is named ``resume``, its token the data."""
+    found: list[Command] = []
+    stopped: str | None = None
+    # The runner reads lines as .NET's ReadLine does: CR, LF or CR LF end one.
+    for line in re.split(r"\r\n|\r|\n", out.decode("utf-8", "replace")):
+        candidates = []
+        trimmed = line.lstrip(_DOTNET_BLANKS)
+        if trimmed.startswith("::") and (end := trimmed.find("::", 2)) >= 0:
+            candidates.append((trimmed[2:end], trimmed[end + 2 :]))
+        if (start := line.find("##[")) >= 0 and (end := line.find("]", start)) >= 0:
+            candidates.append((line[start + 3 : end], line[end + 1 :]))
+        commands = [Command(i.split(" ", 1)[0], i, d) for i, d in candidates if i.split(" ", 1)[0]]
+        if stopped is not None:
+            if any(command.name.lower() == stopped.lower() for command in commands):
+                found.append(Command("resume", "", stopped))
+                stopped = None
+        elif commands:
+            found.append(commands[0])
+            if commands[0].name.lower() == "stop-commands":
+                stopped = commands[0].data
+    return found
+
+
+def check_github_markup(out: bytes, failed: dict[str, bool]) -> list[str]:
+    """That every workflow command in ``out`` is one of mlci's own, in mlci's order:
+    per stage (``failed``: each stage's name, and whether it failed) a group that
+    holds stop-commands and their resume, then an annotation if it failed; and
+    mlci's own text between stop-commands and their resume. The stages grouped."""
+    tokens: list[str] = []
+    groups: list[str] = []
+    annotated: list[str] = []
+    state = "out"
+    for command in github_commands(out):
+        if command.name == "stop-commands":
+            assert state in ("out", "group"), (state, command)
+            assert re.fullmatch("[0-9a-f]{32}", command.data) and command.data not in tokens
+            tokens.append(command.data)
+            state = "stopped in group" if state == "group" else "stopped"
+        elif command.name == "resume":
+            assert command.data == tokens[-1] and state.startswith("stopped"), (state, command)
+            state = "closing" if state == "stopped in group" else "out"
+        elif (command.info, state) == ("group", "out"):
+            assert command.data in failed and command.data not in groups, command
+            groups.append(command.data)
+            state = "group"
+        elif (command.info, command.data, state) == ("endgroup", "", "closing"):
+            state = "out"
+        elif command.name == "error" and state == "out":
+            title = re.fullmatch(r"error title=stage (\S+) failed", command.info)
+            assert title is not None and failed[title[1]] and title[1] not in annotated, command
+            annotated.append(title[1])
+        else:
+            raise AssertionError(f"a workflow command that is not mlci's: {command} ({state})")
+    assert state == "out"
+    return groups
+
+
+GITLAB_SECTION = re.compile(
+    rb"section_((?:start)|(?:end)):(\d+):([a-zA-Z0-9_.-]+)"
+    rb"(\[(?:\w+=\w+)(?:, ?(?:\w+=\w+))*\])?\r\x1b\[0K"
+)
+"""GitLab's section marker (``Gitlab::Regex.build_trace_section_regex``), which its
+log viewer tries wherever a token may start: searched for anywhere here."""
+
+
+def gitlab_sections(out: bytes) -> list[tuple[str, str]]:
+    """Every section edge GitLab could read in ``out``: ``(start|end, name)``."""
+    return [(m[1].decode(), m[3].decode()) for m in GITLAB_SECTION.finditer(out)]

@@ -11,7 +11,6 @@ which XML 1.0 cannot hold, are shown as visible symbols.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import xml.etree.ElementTree as ET
@@ -108,22 +107,3 @@ _NOT_XML = re.compile("[\ufffe\uffff]")
 
 def _seconds(value: float | None) -> str:
     return f"{value or 0.0:.3f}"
-
-
-def write_junit(path: Path, data: bytes) -> None:
-    """Whole or not at all: written beside the file, then renamed over it. Through a
-    link, the file it names is replaced, not the link; a device or a pipe
-    (``/dev/stdout``) is written as it is, never replaced."""
-    if path.exists() and not path.is_file():
-        with open(path, "wb") as out:
-            out.write(data)
-        return
-    target = path.resolve()
-    if not path.is_symlink():  # a link's directory is not made: it may be anywhere
-        target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        staging.write_bytes(data)
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ exactly as the stage printed them. Under GitHub Actions each stage becomes a
 collapsible log group and the first failures become annotations; under GitLab CI
 each stage's output is a collapsible section, printed when the stage ends so that
 it can be collapsed when it passed (GitLab decides that when the section starts).
+In both, nothing a stage prints is read as the CI system's markup (`ci_markup`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from mlci_tui.commands.ci_markup import (
+    GitLabSectionFilter,
+    github_escape,
+    github_property,
+    github_quoted,
+    gitlab_plain,
+    resume_commands,
+    stop_commands,
+    stop_token,
+)
 from mlci_tui.commands.console import STAGE_COLORS, STATE_COLORS, paint
 from mlci_tui.events import (
     Event,
@@ -38,18 +49,15 @@ MAX_ANNOTATIONS = 10
 """GitHub shows at most this many error annotations of a step; the rest are lost."""
 
 
-def github_escape(text: str) -> str:
-    """Escape a workflow-command value as GitHub Actions expects."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
 class BackgroundWriter:
     """Writes to a stream from its own thread, so that a terminal that stops reading
     (Ctrl-S, a pager, a dead SSH session) never stalls the run.
 
     Up to `limit` bytes wait in memory; a writer waits at most a second for room,
     and once output had to be dropped, it stops waiting until the backlog clears.
-    What is dropped here is only the live view: the log files hold everything.
+    What is dropped here is only the live view: the log files hold everything,
+    and a note says, in its place, how much was not shown. Lines written with
+    `line` (what a CI system reads as a command) are never dropped.
     """
 
     def __init__(self, stream: BinaryIO, limit: int = 16 << 20) -> None:
@@ -61,6 +69,8 @@ class BackgroundWriter:
         self._dropped = 0
         self._stalled = False
         self._closing = False
+        self._line_ended = True
+        """Whether what was queued last ends a line."""
         self._lock = threading.Condition()
         self._thread = threading.Thread(target=self._drain, name="mlci-output", daemon=True)
         self._thread.start()
@@ -68,23 +78,51 @@ class BackgroundWriter:
     def write(self, *parts: bytes) -> None:
         """Queue ``parts`` to be written in order (parts, not one joined chunk: under
         a flood, joining would copy every chunk once more)."""
+        self._queue(parts, keep=False)
+
+    def line(self, text: bytes) -> None:
+        """Queue ``text``, which ends with a newline, on a line of its own, however
+        full the queue is."""
+        self._queue((text,), keep=True)
+
+    def _queue(self, parts: Sequence[bytes], *, keep: bool) -> None:
         size = sum(map(len, parts))
         with self._lock:
             if self.broken or not size:
                 return
-            if not self._stalled:
-                self._lock.wait_for(lambda: self._size + size <= self.limit, timeout=1.0)
-            if self._size + size > self.limit:
-                self._dropped += size
-                self._stalled = True
-                return
-            self._chunks.extend(parts)
-            self._size += size
+            if not keep:
+                if not self._stalled:
+                    self._lock.wait_for(lambda: self._size + size <= self.limit, timeout=1.0)
+                if self._size + size > self.limit:
+                    self._dropped += size
+                    self._stalled = True
+                    return
+            self._note_dropped()
+            if keep and not self._line_ended:
+                self._add(b"\n")
+            for part in parts:
+                self._add(part)
             self._lock.notify_all()
+
+    def _add(self, part: bytes) -> None:
+        if part:
+            self._chunks.append(part)
+            self._size += len(part)
+            self._line_ended = part.endswith(b"\n")
+
+    def _note_dropped(self) -> None:
+        """Where output was dropped, a line that says so (with the lock held)."""
+        if self._dropped:
+            dropped, self._dropped = self._dropped, 0
+            self._add(
+                f"\nmlci: {format_bytes(dropped)} of output were not shown here because"
+                " the terminal was not reading; the logs have all of it\n".encode()
+            )
 
     def close(self, timeout: float | None = None) -> None:
         """Write out what is queued (waiting up to ``timeout``) and stop the thread."""
         with self._lock:
+            self._note_dropped()
             self._closing = True
             self._lock.notify_all()
         self._thread.join(timeout)
@@ -98,15 +136,8 @@ class BackgroundWriter:
                 batch = list(self._chunks)
                 self._chunks.clear()
                 self._size = 0
-                dropped, self._dropped = self._dropped, 0
                 self._stalled = False
                 self._lock.notify_all()
-            if dropped:
-                batch.insert(
-                    0,
-                    f"\nmlci: {format_bytes(dropped)} of output were not shown here because"
-                    " the terminal was not reading; the logs have all of it\n".encode(),
-                )
             try:
                 self.stream.writelines(batch)
                 self.stream.flush()
@@ -157,6 +188,8 @@ class LivePrinter:
         self._live: str | None = None
         self._running: set[str] = set()
         self._waiting: list[StageFinished] = []
+        self._token = ""
+        """The open group's stop-commands token."""
 
     def close(self) -> None:
         """Finish writing: the writer drains its queue."""
@@ -258,25 +291,25 @@ class LivePrinter:
 
     def _github(self, event: Event) -> None:
         """One group per stage. Groups cannot interleave, so only a stage running
-        alone streams live; the others are replayed from their log when they end."""
+        alone streams live; the others are replayed from their log when they end.
+        A group holds the stage's output between stop-commands and its resume."""
         if isinstance(event, StageStarted):
             if event.stage in self._running:
                 return
             self._running.add(event.stage)
             if self._live is None and len(self._running) == 1:
                 self._live = event.stage
-                self.out.write(f"::group::{event.stage}\n".encode())
+                self._open_group(event.stage)
         elif isinstance(event, StageOutput) and event.stage == self._live:
             tail = b"" if event.partial else b"\n"
-            self.out.write(event.data + tail)
+            self.out.write(event.data, tail)
         elif isinstance(event, StageNoted) and event.stage == self._live:
             self.out.write(f"-- {event.text}\n".encode())
         elif isinstance(event, StageFinished):
             self._running.discard(event.stage)
             if event.stage == self._live:
-                self.out.write(f"-- {describe_finish(event)}\n::endgroup::\n".encode())
+                self._close_group(event)
                 self._live = None
-                self._annotate(event)
             else:
                 self._waiting.append(event)
             if self._live is None:
@@ -284,53 +317,72 @@ class LivePrinter:
                     self._replay(finished)
                 self._waiting.clear()
         elif isinstance(event, RunNoted):
-            self.out.write(f"mlci: {event.text}\n".encode())
+            self.out.write(github_quoted(f"mlci: {event.text}\n".encode()))
+
+    def _open_group(self, stage: str) -> None:
+        self.out.line(f"::group::{stage}\n".encode())
+        self._token = stop_token()
+        self.out.line(stop_commands(self._token))
+
+    def _close_group(self, event: StageFinished) -> None:
+        self.out.line(f"-- {describe_finish(event)}\n".encode())
+        self.out.line(resume_commands(self._token))
+        self.out.line(b"::endgroup::\n")
+        self._annotate(event)
 
     def _replay(self, event: StageFinished) -> None:
         if event.started_at is None or self.log_path is None:
-            self.out.write(f"-- {event.stage}: {describe_finish(event)}\n".encode())
+            self.out.write(github_quoted(f"-- {event.stage}: {describe_finish(event)}\n".encode()))
             self._annotate(event)
             return
-        self.out.write(f"::group::{event.stage}\n".encode())
+        self._open_group(event.stage)
         self._write_log(event.stage)
-        self.out.write(f"-- {describe_finish(event)}\n::endgroup::\n".encode())
-        self._annotate(event)
+        self._close_group(event)
 
-    def _write_log(self, stage: str) -> None:
+    def _write_log(self, stage: str, clean: Callable[[bytes], bytes] = bytes) -> bool:
+        """The stage's log as it printed it, through ``clean``; whether it ended a line."""
         assert self.log_path is not None
+        ended = True
         for record in LogCursor(self.log_path(stage)).read():
             if record.stream is Stream.MESSAGE:
-                self.out.write(b"-- " + record.content + b"\n")
+                self.out.write(clean(b"-- " + record.content + b"\n"))
+                ended = True
             else:
-                self.out.write(record.content + (b"" if record.partial else b"\n"))
+                self.out.write(clean(record.content + (b"" if record.partial else b"\n")))
+                ended = not record.partial
+        return ended
 
     def _annotate(self, event: StageFinished) -> None:
         if event.state is StageState.FAILED and self._annotations < MAX_ANNOTATIONS:
             self._annotations += 1
-            title = github_escape(f"stage {event.stage} failed").replace(",", "%2C")
+            title = github_property(f"stage {event.stage} failed")
             message = github_escape(event.message or "failed")
-            self.out.write(f"::error title={title}::{message}\n".encode())
+            self.out.line(f"::error title={title}::{message}\n".encode())
 
     # GitLab CI ---------------------------------------------------------------
 
     def _gitlab(self, event: Event) -> None:
         if isinstance(event, StageFinished):
-            finish = f"{event.stage}: {describe_finish(event)}"
+            finish = gitlab_plain(f"{event.stage}: {describe_finish(event)}".encode())
             if event.started_at is None or self.log_path is None:
-                self.out.write(f"-- {finish}\n".encode())
+                self.out.write(b"-- " + finish + b"\n")
                 return
             section = "mlci_" + _SECTION_UNSAFE.sub("_", event.stage)
             collapsed = "[collapsed=true]" if event.state.passed else ""
             start, end = int(event.started_at), int(event.ended_at)
-            self.out.write(
-                f"\x1b[0Ksection_start:{start}:{section}{collapsed}\r\x1b[0K{finish}\n".encode()
+            self.out.line(
+                f"\x1b[0Ksection_start:{start}:{section}{collapsed}\r\x1b[0K".encode()
+                + finish
+                + b"\n"
             )
-            self._write_log(event.stage)
-            self.out.write(f"\x1b[0Ksection_end:{end}:{section}\r\x1b[0K\n".encode())
+            plain = GitLabSectionFilter()
+            ended = self._write_log(event.stage, plain)
+            self.out.write(plain(b"" if ended else b"\n", last=True))
+            self.out.line(f"\x1b[0Ksection_end:{end}:{section}\r\x1b[0K\n".encode())
         elif isinstance(event, StageStarted) and event.attempt == 1:
             self.out.write(f"-- {event.stage}: started\n".encode())
         elif isinstance(event, RunNoted):
-            self.out.write(f"mlci: {event.text}\n".encode())
+            self.out.write(gitlab_plain(f"mlci: {event.text}\n".encode()))
 
 
 _SECTION_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

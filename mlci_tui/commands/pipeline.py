@@ -7,7 +7,6 @@ import contextlib
 import os
 import sys
 import time
-from pathlib import Path
 
 from mlci_tui.commands.common import find_run, load, open_store, relative
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
@@ -18,6 +17,10 @@ ALL_STAGES = "*"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from mlci_tui.commands.report_file import ReportFile
     from mlci_tui.config import Config
     from mlci_tui.pipeline.cache import Decision, StageCache
     from mlci_tui.store import RunRecord, Store
@@ -53,10 +56,6 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.console import run_summary, use_color
-    from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
-    from mlci_tui.service.runner import Runner
-
     config = load(args)
     for name in args.stage:
         if name not in config.stages:
@@ -68,14 +67,42 @@ def command_run(args: argparse.Namespace) -> int:
     force: bool | list[str] = ALL_STAGES in forced or forced
     if args.dry_run:
         return _print_plan(config, args.stage, force=force, as_json=False)
-    junit = None if args.junit is None else Path(args.junit)
-    if args.junit is not None:
-        if not args.junit.strip():
-            raise UsageError("--junit: expected a file name")
-        _check_writable(config, Path(args.junit), f"--junit {args.junit}")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if os.environ.get("GITHUB_ACTIONS") == "true" and summary:
-        _check_writable(config, Path(summary), f"GITHUB_STEP_SUMMARY={summary}")
+    from mlci_tui.commands.report_file import open_report
+
+    # Before anything runs: a report that could not be written must not wait for the end.
+    reports = Reports()
+    try:
+        if args.junit is not None:
+            what = f"--junit {args.junit}".rstrip()
+            reports.junit = open_report(config, args.junit, what, append=False)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if os.environ.get("GITHUB_ACTIONS") == "true" and summary:
+            what = f"GITHUB_STEP_SUMMARY={summary}"
+            reports.summary = open_report(config, summary, what, append=True)
+            if reports.junit is not None and reports.junit.same_file(reports.summary):
+                raise UsageError(f"{what}: is the --junit file too; each report needs its own")
+        return _run(args, config, force, reports)
+    finally:
+        for report in (reports.junit, reports.summary):
+            if report is not None:
+                report.close()
+
+
+class Reports:
+    """The report files of `mlci run`, checked before it runs and written at its end."""
+
+    junit: ReportFile | None = None
+    summary: ReportFile | None = None
+    """``$GITHUB_STEP_SUMMARY`` under GitHub Actions."""
+
+
+def _run(
+    args: argparse.Namespace, config: Config, force: bool | list[str], reports: Reports
+) -> int:
+    from mlci_tui.commands.console import run_summary, use_color
+    from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
+    from mlci_tui.service.runner import Runner
+
     runner = Runner(config, targets=args.stage, force=force, redeploy=args.redeploy)
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
@@ -103,66 +130,42 @@ def command_run(args: argparse.Namespace) -> int:
             from mlci_tui.textsafe import terminal_line
 
             lines.append(terminal_line(runner.mirror_text, keep_color=False))
+        text = "\n".join(lines).encode() + b"\n"
+        if printer.github:
+            from mlci_tui.commands.ci_markup import github_quoted
+
+            text = github_quoted(text)  # a stage's message may look like a command
         with contextlib.suppress(OSError):
-            print("\n".join(lines), flush=True)
-    if run is None:
+            out.write(text)
+            out.flush()
+    if run is None or (reports.junit is None and reports.summary is None):
         return result.exit_code
-    return _ci_reports(config, run, junit, result.exit_code)
-
-
-def _check_writable(config: Config, path: Path, what: str) -> None:
-    """Refuse, before anything runs, a report file that could not be written at the
-    end: a directory, the config itself, a link to nowhere, or a place where no file
-    can be made (tried for real: root passes every permission check)."""
-    import tempfile
-
-    if path.is_dir():
-        raise UsageError(f"{what}: is a directory")
-    if path.exists() and not path.is_file():
-        return  # a device or a pipe (/dev/stdout): written as it is
-    target = path.resolve()
-    if target == config.path.resolve():
-        raise UsageError(f"{what}: is the pipeline's config")
-    if path.is_symlink() and not target.parent.is_dir():
-        raise UsageError(f"{what}: links to {target}, whose directory does not exist")
-    parent = target.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent  # missing directories are made when it is written
-    if not parent.is_dir():
-        raise UsageError(f"{what}: {parent} is not a directory")
-    try:
-        tempfile.TemporaryFile(dir=parent).close()
-    except OSError as error:
-        raise UsageError(f"{what}: cannot write in {parent}: {error.strerror}") from None
-
-
-def _ci_reports(config: Config, run: RunRecord, junit: Path | None, code: int) -> int:
-    """The JUnit file and, under GitHub Actions, the job summary: the run is recorded
-    whatever becomes of them, and a report that cannot be written fails the command."""
-    github = os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_STEP_SUMMARY")
-    if junit is None and not github:
-        return code
     from mlci_tui.store import Store
 
     with Store.open(config.pipeline.state_dir, create=False) as store:
-        return _write_reports(config, store, run, junit, bool(github), code)
+        return _write_reports(config, store, run, reports, result.exit_code)
 
 
 def _write_reports(
-    config: Config, store: Store, run: RunRecord, junit: Path | None, github: bool, code: int
+    config: Config, store: Store, run: RunRecord, reports: Reports, code: int
 ) -> int:
-    if junit is not None:
-        from mlci_tui.commands.junit import junit_xml, write_junit
+    """The JUnit file and, under GitHub Actions, the job summary: the run is recorded
+    whatever becomes of them, and a report that cannot be written fails the command."""
+    written: list[tuple[ReportFile, bytes]] = []
+    if reports.junit is not None:
+        from mlci_tui.commands.junit import junit_xml
 
+        xml = junit_xml(run, lambda stage: store.log_path(run.id, stage))
+        written.append((reports.junit, xml))
+    if reports.summary is not None:
+        from mlci_tui.commands.reports import report_markdown
+
+        written.append((reports.summary, report_markdown(store, config, run).encode()))
+    for report, data in written:
         try:
-            write_junit(junit, junit_xml(run, lambda stage: store.log_path(run.id, stage)))
+            report.write(data)
         except OSError as error:
-            print(f"mlci: cannot write --junit {junit}: {error.strerror}", file=sys.stderr)
-            code = code or ExitCode.FAILED
-    if github:
-        from mlci_tui.commands.reports import write_step_summary
-
-        if not write_step_summary(store, config, run):
+            print(f"mlci: cannot write {report.what}: {error.strerror}", file=sys.stderr)
             code = code or ExitCode.FAILED
     return code
 
@@ -216,7 +219,12 @@ def command_recover(args: argparse.Namespace) -> int:
 
 def command_logs(args: argparse.Namespace) -> int:
     from mlci_tui import textsafe
-    from mlci_tui.service.recovery import recover, runner_gone
+    from mlci_tui.commands.ci_markup import (
+        GitLabSectionFilter,
+        resume_commands,
+        stop_commands,
+        stop_token,
+    )
     from mlci_tui.store.logs import LogCursor, output_bytes
 
     config = load(args)
@@ -245,39 +253,76 @@ def command_logs(args: argparse.Namespace) -> int:
         out = sys.stdout.buffer
         terminal = out.isatty()
         color = terminal and not os.environ.get("NO_COLOR")
+        # In a CI job's log, nothing the stage printed is read as the CI system's markup.
+        github = os.environ.get("GITHUB_ACTIONS") == "true"
+        plain = GitLabSectionFilter() if os.environ.get("GITLAB_CI") == "true" else None
+        ended = True
 
         def emit() -> None:
+            nonlocal ended
             for chunk in output_bytes(cursor.read()):
                 if terminal:
                     # The newline is the line's end, not a character to show.
-                    ended = chunk.endswith(b"\n")
-                    text = textsafe.decode(chunk[:-1] if ended else chunk)
+                    line_end = chunk.endswith(b"\n")
+                    text = textsafe.decode(chunk[:-1] if line_end else chunk)
                     chunk = textsafe.terminal_line(text, keep_color=color).encode()
-                    chunk += b"\n" if ended else b""
-                out.write(chunk)
+                    chunk += b"\n" if line_end else b""
+                if plain is not None:
+                    chunk = plain(chunk)
+                if chunk:
+                    out.write(chunk)
+                    ended = chunk.endswith(b"\n")
             out.flush()
 
+        token = stop_token() if github else None
+        if token is not None:
+            out.write(stop_commands(token))
+        try:
+            _follow(args, config, store, run, path, emit, gone, seen)
+        finally:
+            tail = b"" if plain is None else plain(b"", last=True)
+            if token is not None:
+                tail += b"" if ended and not tail else b"\n"
+                tail += resume_commands(token)
+            out.write(tail)
+            out.flush()
+        return 0
+
+
+def _follow(
+    args: argparse.Namespace,
+    config: Config,
+    store: Store,
+    run: RunRecord,
+    path: Path,
+    emit: Callable[[], None],
+    gone: NotFound,
+    seen: bool,
+) -> None:
+    """Print what the stage's log holds, and with ``-f`` what it gets, until the stage ends."""
+    from mlci_tui.service.recovery import recover, runner_gone
+
+    emit()
+    if not args.follow:
+        return
+    while True:
+        current = store.run(run.id)
+        assert current is not None
+        stage = current.stage(args.stage)
+        ended = stage is None or stage.state.finished or current.state.finished
+        if not ended and runner_gone(current):
+            # The runner died while we watched: record it, then show what it left.
+            problem = recover(store, config)
+            if problem:
+                raise StoreError(problem)
+            ended = True
         emit()
-        if not args.follow:
-            return 0
-        while True:
-            current = store.run(run.id)
-            assert current is not None
-            stage = current.stage(args.stage)
-            ended = stage is None or stage.state.finished or current.state.finished
-            if not ended and runner_gone(current):
-                # The runner died while we watched: record it, then show what it left.
-                problem = recover(store, config)
-                if problem:
-                    raise StoreError(problem)
-                ended = True
-            emit()
-            if not path.exists() and (seen or ended):
-                raise gone
-            seen = seen or path.exists()
-            if ended:
-                return 0
-            time.sleep(0.2)
+        if not path.exists() and (seen or ended):
+            raise gone
+        seen = seen or path.exists()
+        if ended:
+            return
+        time.sleep(0.2)
 
 
 def command_why(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -327,17 +326,3 @@ def report_json(store: Store, config: Config, run: RunRecord) -> dict[str, Any]:
             for one in store.all_series(run.id)
         ],
     }
-
-
-def write_step_summary(store: Store, config: Config, run: RunRecord) -> bool:
-    """Under GitHub Actions: append the run's report to ``$GITHUB_STEP_SUMMARY``.
-    Whether it was written (a one-line error says why not)."""
-    path = os.environ["GITHUB_STEP_SUMMARY"]
-    text = report_markdown(store, config, run)
-    try:
-        with open(path, "a", encoding="utf-8") as summary:
-            summary.write(text)
-    except OSError as error:
-        print(f"mlci: cannot write the job summary {path}: {error.strerror}", file=sys.stderr)
-        return False
-    return True

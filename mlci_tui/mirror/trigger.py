@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -21,7 +20,7 @@ from mlci_tui.config import CommandLine, Config
 from mlci_tui.events import Event, StageOutput
 from mlci_tui.masking import SecretMasker
 from mlci_tui.mirror.mlflow_push import MLFLOW_ENV
-from mlci_tui.mirror.sync import mirror_target, record_failure
+from mlci_tui.mirror.sync import record_lost_sync
 from mlci_tui.pipeline.command import run_command
 from mlci_tui.pipeline.executors.base import StageExecutor
 from mlci_tui.pipeline.output import OutputSink
@@ -130,13 +129,10 @@ class Mirroring:
         from mlci_tui.store import Store
 
         with Store.open(self.config.pipeline.state_dir) as store:
-            sync_id = store.start_sync(mirror_target(self.config).key, time.time(), locked=False)
-            await record_failure(
+            await record_lost_sync(
                 store,
                 self.config,
-                sync_id,
                 problem,
-                alert=True,
                 executor=self.executor,
                 masker=self.masker,
                 environ=self.environ,

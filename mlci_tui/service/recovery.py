@@ -3,10 +3,12 @@
 A runner killed outright (kill -9, a power loss) leaves its run ``running``,
 stage processes of it alive, and Ray jobs of it on a cluster; a deploy or
 rollback killed outright leaves its deployment ``running``, holding the
-deploy lock, and its command's processes alive. Every command that opens the
-store calls `recover` first, so the next one to look sets all of it right:
-the run is marked ``interrupted``, its processes and jobs are stopped, and
-the deployment is completed (the pointer had moved) or marked interrupted.
+deploy lock, and its command's processes alive; an MLflow sync killed outright
+leaves its sync ``running``. Every command that opens the store calls `recover`
+first, so the next one to look sets all of it right: the run is marked
+``interrupted``, its processes and jobs are stopped, the deployment is
+completed (the pointer had moved) or marked interrupted, and the sync is
+marked interrupted and alerted (`mirror.sync.recover_syncs`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def recover(store: Store, config: Config) -> str | None:
     try:
         recover_runs(store)
         recover_registrations(store)
+        if store.running_syncs():
+            # Only then: the mirror's module costs every command start-up time.
+            from mlci_tui.mirror.sync import recover_syncs
+
+            recover_syncs(store, config)
     except StoreError as error:
         problem = str(error)
     if store.running_deployments():

@@ -56,28 +56,34 @@ class MirrorTable(Connection):
         with self.transaction():
             self._query("DELETE FROM mirrored WHERE target = ? AND item = ?", (target, item))
 
-    def start_sync(self, target: str, when: float, *, locked: bool = True) -> int:
-        """A new sync row. A ``locked`` caller holds the sync lock, so no other sync
-        runs: a row still ``running`` is of one that was killed."""
+    def start_sync(self, target: str, when: float, *, outcome: str = SYNC_RUNNING) -> int:
+        """A new sync row: ``running`` while a sync holding the sync lock works, or
+        already ended (a failure recorded for a sync that could not record it)."""
         with self.transaction():
-            if locked:
-                self._query(
-                    "UPDATE mirror_syncs SET outcome = ?, message = ?"
-                    " WHERE target = ? AND outcome = ?",
-                    (SYNC_INTERRUPTED, "stopped before it ended", target, SYNC_RUNNING),
-                )
             cursor = self._query(
                 "INSERT INTO mirror_syncs (target, started_at, outcome) VALUES (?, ?, ?)",
-                (target, when, SYNC_RUNNING),
+                (target, when, outcome),
             )
         return cursor.lastrowid or 0
 
-    def end_sync(self, sync_id: int, outcome: str, message: str, *, when: float) -> None:
+    def end_sync(
+        self, sync_id: int, outcome: str, message: str, *, when: float, if_running: bool = False
+    ) -> bool:
+        """End a sync; with ``if_running``, only one still ``running``. Whether it did."""
         with self.transaction():
-            self._query(
-                "UPDATE mirror_syncs SET ended_at = ?, outcome = ?, message = ? WHERE id = ?",
-                (when, outcome, message, sync_id),
+            cursor = self._query(
+                "UPDATE mirror_syncs SET ended_at = ?, outcome = ?, message = ? WHERE id = ?"
+                + (" AND outcome = ?" if if_running else ""),
+                (when, outcome, message, sync_id, *([SYNC_RUNNING] if if_running else [])),
             )
+        return cursor.rowcount == 1
+
+    def running_syncs(self) -> list[SyncRecord]:
+        """Syncs to any target still marked ``running``, oldest first."""
+        rows = self._query(
+            "SELECT * FROM mirror_syncs WHERE outcome = ? ORDER BY id", (SYNC_RUNNING,)
+        )
+        return [SyncRecord(**dict(row)) for row in rows]
 
     def syncs(self, target: str, limit: int = 1) -> list[SyncRecord]:
         """The newest ``limit`` syncs to ``target``, newest first."""

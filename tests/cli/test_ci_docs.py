@@ -13,7 +13,14 @@ from pathlib import Path
 import junitparser
 import yaml
 
-from tests.helpers import PYTHON, ROOT, demo_project, mlci_env
+from tests.helpers import (
+    PYTHON,
+    ROOT,
+    check_github_markup,
+    demo_project,
+    gitlab_sections,
+    mlci_env,
+)
 
 DOC = ROOT / "docs" / "ci.md"
 
@@ -28,15 +35,18 @@ def mlci_lines(commands: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("mlci ")]
 
 
-def run_lines(lines: list[str], cwd: Path, bin_dir: Path, **env: str) -> None:
-    """Each line exactly as written, by sh, with `mlci` this checkout's."""
+def run_lines(lines: list[str], cwd: Path, bin_dir: Path, **env: str) -> list[bytes]:
+    """Each line exactly as written, by sh, with `mlci` this checkout's; what each printed."""
     environ = mlci_env(**env)
     environ["PATH"] = f"{bin_dir}{os.pathsep}{environ['PATH']}"
+    printed = []
     for line in lines:
         result = subprocess.run(
             ["sh", "-c", line], cwd=cwd, env=environ, capture_output=True, timeout=300
         )
         assert result.returncode == 0, (line, result.stderr.decode())
+        printed.append(result.stdout)
+    return printed
 
 
 def mlci_on_path(tmp_path: Path) -> Path:
@@ -67,25 +77,33 @@ def test_the_workflows_parse_keep_the_cache_and_their_mlci_commands_run(tmp_path
     bin_dir = mlci_on_path(tmp_path)
     first = demo_project(tmp_path / "github")
     summary = tmp_path / "summary.md"
-    run_lines(
+    printed = run_lines(
         github_lines,
         first.path,
         bin_dir,
         GITHUB_ACTIONS="true",
         GITHUB_STEP_SUMMARY=str(summary),
     )
+    stages = ["test", "prepare", "train", "evaluate", "deploy", "monitor"]
+    # Each stage a group, its output between stop-commands and their resume.
+    groups = check_github_markup(printed[0], dict.fromkeys(stages, False))
+    assert sorted(groups) == sorted(stages)
     text = summary.read_text()
     # The first run of a pipeline: nothing was live before it to compare it with.
     assert "## pump-failure · run 1 · passed" in text and "- registered v1" in text
     suite = next(iter(junitparser.JUnitXml.fromfile(str(first.path / "reports" / "junit.xml"))))
     names = [case.name for case in suite]
-    assert names == ["test", "prepare", "train", "evaluate", "deploy", "monitor"]
+    assert names == stages
     assert suite.failures == 0 and suite.skipped == 0
 
     # The next job starts from a fresh checkout with the cache the first one kept.
     second = demo_project(tmp_path / "gitlab")
     shutil.copytree(first.state_dir / "cache", second.state_dir / "cache")
-    run_lines(gitlab_lines, second.path, bin_dir, GITLAB_CI="true")
+    printed = run_lines(gitlab_lines, second.path, bin_dir, GITLAB_CI="true")
+    edges = gitlab_sections(printed[0])
+    assert [edge for edge, _ in edges] == ["start", "end"] * len(stages)
+    assert [name for _, name in edges[::2]] == [name for _, name in edges[1::2]]
+    assert sorted(name for _, name in edges[::2]) == sorted(f"mlci_{stage}" for stage in stages)
     suite = next(iter(junitparser.JUnitXml.fromfile(str(second.path / "reports" / "junit.xml"))))
     cached = {p.name for p in suite.properties() if p.name.startswith("mlci.cached.")}
     assert cached == {f"mlci.cached.{name}" for name in ("test", "prepare", "train", "evaluate")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -108,10 +109,12 @@ needs = ["first"]
     result = project.mlci("run", env=mlci_env(GITHUB_ACTIONS="true"))
     out = result.stdout.decode()
     assert result.returncode == 1
-    assert "::group::first\nhello\n-- passed in" in out
-    assert "::group::second\nbad\n-- failed in" in out
-    assert out.count("::endgroup::") == 2
-    assert "::error title=stage second failed::exit code 2\n" in out
+    # Each stage's output between stop-commands and their resume, with a fresh token.
+    group = r"::group::{}\n::stop-commands::(\w+)\n{}\n-- {} in .*{}\n::\1::\n::endgroup::\n"
+    first = re.search(group.format("first", "hello", "passed", ""), out)
+    second = re.search(group.format("second", "bad", "failed", ": exit code 2"), out)
+    assert first is not None and second is not None and first[1] != second[1]
+    assert out[second.end() :].startswith("::error title=stage second failed::exit code 2\n")
 
 
 def test_github_actions_parallel_stages_are_replayed_whole(project: Project) -> None:

@@ -3,12 +3,15 @@ and one `mlflow server` on loopback that is down at first and comes up later."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -467,4 +470,75 @@ def test_a_database_password_in_the_uri_reaches_no_file_and_no_screen(project: P
     written = [p.read_bytes() for p in files]
     for text in [*(r.stdout + r.stderr for r in shown), *written]:
         assert b"s3cret" not in text
+    assert alert_kinds(project) == ["mlflow_sync_failed"]
+
+
+class SilentServer:
+    """A tracking server that takes connections and never answers: a sync that
+    reaches it waits there, holding the state it is in."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.connections.append(self.socket.accept()[0])
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_a_sync_killed_outright_is_marked_interrupted_and_alerted_once(project: Project) -> None:
+    setup(project)
+    assert run(project, 1) == 0
+    server = SilentServer()
+    try:
+        with_mlflow(project, server.uri)
+        sync = project.start("mlflow", "sync", env=mlci_env(MLFLOW_HTTP_REQUEST_TIMEOUT="600"))
+        wait_for(lambda: server.connections, timeout=120, what="the sync at the server")
+        # Alive, it holds the sync lock: whoever looks leaves it running.
+        assert mirror_status(project)["last_sync"]["outcome"] == "running"
+        assert project.mlci("status").returncode == 0
+        assert mirror_status(project)["last_sync"]["outcome"] == "running"
+        os.kill(sync.pid, signal.SIGKILL)
+        sync.wait(30)
+    finally:
+        server.close()
+    last = mirror_status(project)["last_sync"]
+    assert last["outcome"] == "interrupted" and last["ended_at"] is not None
+    assert last["message"] == "the sync stopped before it ended (its process is gone: killed?)"
+    shown = project.mlci("mlflow", "status").stdout.decode()
+    assert "last sync: interrupted at " in shown and "its process is gone" in shown
+    for command in (["status"], ["mlflow", "status"], ["versions"]):
+        assert project.mlci(*command).returncode == 0
+    # One alert, stored and sent, however many commands looked after.
+    assert alert_kinds(project) == ["mlflow_sync_failed"]
+    sent = (project.path / "alerts.txt").read_text().splitlines()
+    assert [line for line in sent if line.startswith("mlflow_sync_failed|")] == [
+        "mlflow_sync_failed||the sync stopped before it ended (its process is gone: killed?);"
+        " `mlci mlflow sync` sends it later"
+    ]
+
+
+def test_a_sync_stopped_at_its_timeout_mid_sync_leaves_one_failed_sync_and_one_alert(
+    project: Project,
+) -> None:
+    setup(project)
+    server = SilentServer()
+    try:
+        with_mlflow(project, server.uri, timeout="5s")
+        assert run(project, 1, MLFLOW_HTTP_REQUEST_TIMEOUT="600") == 0
+        assert server.connections, "the sync never reached the server"
+    finally:
+        server.close()
+    with contextlib.closing(sqlite3.connect(db_path(project.state_dir))) as db:
+        syncs = db.execute("SELECT outcome, message FROM mirror_syncs").fetchall()
+    # The row the sync made, ended by the runner that stopped it: no second one.
+    assert len(syncs) == 1 and syncs[0][0] == "failed" and "timed out after 5" in syncs[0][1]
     assert alert_kinds(project) == ["mlflow_sync_failed"]

@@ -4,26 +4,37 @@ runs of `mlci`, a real store; JUnit checked by junitparser and an XML schema."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import junitparser
 import pytest
 import xmlschema
 
+from mlci_tui.commands.report_file import ReportFile
 from mlci_tui.config import load_config
 from mlci_tui.events import StageMetrics, StageNoted
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline import output
 from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.store import Store
-from tests.helpers import PYTHON, Project, mlci_env
+from tests.helpers import (
+    PYTHON,
+    Project,
+    check_github_markup,
+    github_commands,
+    gitlab_sections,
+    mlci_env,
+)
 
 JUNIT_SCHEMA = Path(__file__).parents[1] / "junit.xsd"
 
@@ -388,10 +399,20 @@ def test_under_github_actions_the_report_goes_to_the_job_summary(project: Projec
     text = summary.read_text()
     assert text.count("## tiny · run ") == 2  # appended, as GitHub expects
     assert "## tiny · run 3 · failed" in text and "## tiny · run 4 · passed" in text
-    unwritable = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(project.path / "no/x"))
-    result = project.mlci("run", env=unwritable)
+
+
+def test_a_summary_that_cannot_be_written_at_the_end_fails_the_command_not_the_run(
+    project: Project,
+) -> None:
+    project.write('[stages.a]\ncommand = "rm -r out"\n')
+    (project.path / "out").mkdir()
+    summary = project.path / "out" / "summary.md"
+    env = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    result = project.mlci("run", env=env)
     assert result.returncode == 1
-    assert result.stderr.decode().strip().startswith("mlci: cannot write the job summary")
+    assert result.stderr.decode() == (
+        f"mlci: cannot write GITHUB_STEP_SUMMARY={summary}: No such file or directory\n"
+    )
     assert project.status()["state"] == "passed"  # the run itself is recorded as it was
 
 
@@ -475,37 +496,138 @@ def test_junit_has_a_case_per_stage_a_failed_gate_a_skipped_and_a_cached_stage(
     assert cases["prepare"].system_out == "cached: from run 1, stage prepare"
 
 
-def test_junit_to_a_path_that_cannot_be_written_is_refused_before_the_run(
+# A stage that leaves a mark of each run: whether a refused command ran anything.
+MARKED = '[pipeline]\ncache_dir = "../shared-cache"\n[stages.a]\ncommand = "echo ran >> ran.txt"\n'
+
+
+def refused(project: Project, path: str) -> list[tuple[str, str]]:
+    """What `mlci run` said, as ``--junit PATH`` and as ``$GITHUB_STEP_SUMMARY``, for
+    each of which it must refuse, before anything runs, in one line and exit 2."""
+    said = []
+    github = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=path)
+    for args, environ, what in (
+        (["--junit", path], mlci_env(), f"--junit {path}"),
+        ([], github, f"GITHUB_STEP_SUMMARY={path}"),
+    ):
+        result = project.mlci("run", *args, env=environ)
+        lines = result.stderr.decode().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (path, result.stderr)
+        prefix = f"mlci: {what}: "
+        assert lines[0].startswith(prefix), lines
+        said.append((what, lines[0].removeprefix(prefix)))
+    return said
+
+
+def test_a_report_path_in_the_store_the_cache_or_the_config_is_refused_before_anything_runs(
     project: Project,
 ) -> None:
-    project.write('[stages.a]\ncommand = "true"\n')
+    project.write(MARKED)
+    assert project.mlci("run").returncode == 0
+    db = project.state_dir / "mlci.db"
+    kept = {path: path.read_bytes() for path in (db, project.config_path)}
+    cache = (project.path / "../shared-cache").resolve()
+    cache.mkdir(exist_ok=True)
+    (project.path / "store").symlink_to(".mlci")
+    (project.path / "db-link").symlink_to(".mlci/mlci.db")
+    os.link(db, project.path / "db-hard")
+    os.link(project.config_path, project.path / "config-hard")
+    store = "in the state directory .mlci (the run store)"
+    for path, why in [
+        (".mlci/mlci.db", f"is {store}"),
+        (".mlci/mlci.db-wal", f"is {store}"),
+        (".mlci/report.xml", f"is {store}"),
+        (".mlci", f"is {store}"),
+        ("build/../.mlci/mlci.db", f"is {store}"),
+        (str(db), f"is {store}"),
+        ("store/mlci.db", f"leads to .mlci/mlci.db, {store}"),
+        ("db-link", f"leads to .mlci/mlci.db, {store}"),
+        ("db-hard", f"is a hard link to .mlci/mlci.db, {store}"),
+        ("../shared-cache/x.xml", "is in the cache ../shared-cache"),
+        ("config.toml", "is the pipeline's config"),
+        ("./config.toml", "is the pipeline's config"),
+        ("config-hard", "is the pipeline's config (a hard link to it)"),
+    ]:
+        said = refused(project, path)
+        assert [why for _, why in said] == [why, why], path
+    assert (project.path / "ran.txt").read_text() == "ran\n"  # only the first run ran
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert project.status()["state"] == "passed"
+
+
+def test_a_report_that_could_not_be_written_is_refused_before_anything_runs(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write(MARKED)
     (project.path / "file").write_text("")
     (project.path / "dangling.xml").symlink_to(project.path / "nowhere" / "j.xml")
-    for target, why in [
-        ("file/j.xml", f"{project.path / 'file'} is not a directory"),
-        (".", "is a directory"),
-        ("", None),
-        ("config.toml", "is the pipeline's config"),
-        ("dangling.xml", f"links to {project.path / 'nowhere' / 'j.xml'}, whose directory"),
-    ]:
-        result = project.mlci("run", "--junit", target)
-        assert result.returncode == 2, target
-        line = result.stderr.decode().strip()
-        expected = "mlci: --junit: expected a file name" if why is None else None
-        assert line == expected or line.startswith(f"mlci: --junit {target}: {why}"), line
-    assert not (project.path / "nowhere").exists()
-    summary = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(project.path))
-    result = project.mlci("run", env=summary)
-    assert result.returncode == 2
-    assert (
-        result.stderr.decode().strip()
-        == f"mlci: GITHUB_STEP_SUMMARY={project.path}: is a directory"
+    os.mkfifo(project.path / "pipe")
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(project.path / "sock"))
+        for path, why in [
+            ("file/j.xml", f"{project.path / 'file'} is not a directory"),
+            (".", "is a directory"),
+            (
+                "dangling.xml",
+                f"links to {project.path / 'nowhere' / 'j.xml'}, whose directory does not exist",
+            ),
+            ("pipe", "is a pipe that nothing reads"),
+            ("sock", "is a socket, not a file"),
+            ("/dev/full", "cannot write: No space left on device"),
+        ]:
+            assert [why for _, why in refused(project, path)] == [why, why], path
+    result = project.mlci("run", "--junit", "")
+    assert (result.returncode, result.stderr) == (2, b"mlci: --junit: expected a file name\n")
+    both = mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(project.path / "r.xml"))
+    result = project.mlci("run", "--junit", "./r.xml", env=both)
+    assert (result.returncode, result.stderr.decode()) == (
+        2,
+        f"mlci: GITHUB_STEP_SUMMARY={project.path / 'r.xml'}: is the --junit file too;"
+        " each report needs its own\n",
     )
-    assert not project.state_dir.exists()  # nothing ran
+    # The job summary is GitHub's file, made by GitHub: its directory is never made.
+    missing = project.path / "nowhere" / "summary.md"
+    result = project.mlci(
+        "run", env=mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(missing))
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        f"mlci: GITHUB_STEP_SUMMARY={missing}: its directory {missing.parent} does not exist\n"
+    )
+    with read_only(tmp_path / "mount") as mount:
+        why = "cannot write: Read-only file system" if os.geteuid() == 0 else "cannot write"
+        for path in (mount / "report.xml", mount / "new.xml"):
+            for _, said in refused(project, str(path)):
+                assert said.startswith(why if path.exists() else f"cannot write in {mount}"), said
+    assert not (project.path / "nowhere").exists()
+    assert not project.state_dir.exists() and not (project.path / "ran.txt").exists()
 
 
-def test_junit_through_a_link_or_to_a_device_replaces_neither(project: Project) -> None:
-    project.write('[stages.a]\ncommand = "true"\n')
+@contextlib.contextmanager
+def read_only(mount: Path) -> Iterator[Path]:
+    """A directory holding ``report.xml``, which cannot be written: on a file system
+    mounted read-only (as root, whom no permission stops), or without write access."""
+    mount.mkdir()
+    root = os.geteuid() == 0
+    if root:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    (mount / "report.xml").write_text("")
+    if root:
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    else:
+        subprocess.run(["chmod", "-R", "a-w", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        if root:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+        else:
+            subprocess.run(["chmod", "-R", "u+w", str(mount)], check=False)
+
+
+def test_junit_through_a_link_or_to_a_device_or_a_pipe_replaces_none_and_never_hangs(
+    project: Project,
+) -> None:
+    project.write('[pipeline]\nname = "junit-demo"\n[stages.a]\ncommand = "true"\n')
     (project.path / "out").mkdir()
     link = project.path / "junit.xml"
     link.symlink_to(project.path / "out" / "real.xml")
@@ -515,10 +637,28 @@ def test_junit_through_a_link_or_to_a_device_replaces_neither(project: Project) 
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # still the device
     fifo = project.path / "pipe"
     os.mkfifo(fifo)
-    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
-    assert project.mlci("run", "--junit", str(fifo)).returncode == 0
-    assert b"<testsuites" in reader.communicate(timeout=30)[0]
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    for args, env in (
+        (["--junit", str(fifo)], mlci_env()),
+        ([], mlci_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(fifo))),
+    ):
+        reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+        assert project.mlci("run", *args, env=env).returncode == 0
+        received = reader.communicate(timeout=30)[0].decode()
+        assert received.startswith("<?xml" if args else "## junit-demo")
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_pipe_whose_reader_stops_reading_is_given_up_on_not_waited_for() -> None:
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    report = ReportFile(Path("pipe"), "--junit pipe", append=False, fd=write_end)
+    try:
+        with pytest.raises(OSError, match=r"nothing read it for 0\.2s"):
+            report.write(b"x" * (4 << 20), timeout=0.2)  # more than a pipe holds
+        with pytest.raises(OSError):
+            os.fstat(write_end)  # closed, so the reader sees the end
+    finally:
+        os.close(read_end)
 
 
 def test_gitlab_sections_are_printed_when_each_stage_ends_and_collapsed_when_it_passed(
@@ -546,3 +686,49 @@ def test_gitlab_sections_are_printed_when_each_stage_ends_and_collapsed_when_it_
     assert bad is not None
     assert "-- after: skipped" in out and "section_start:" not in out.split("-- after")[1]
     assert out.index("-- good: started") < good.start()
+
+
+# A stage that tries every way to speak to the CI system, ending inside a marker.
+HOSTILE_CI = r"""
+[stages.evil]
+command = '''
+printf '::endgroup::\n::error title=stage evil failed::forged\n  ::stop-commands::x\n::x::\n'
+printf 'a\r::warning::after a carriage return\nb ##[error]anywhere in a line\n'
+printf '\302\240::add-mask::after a no-break space\n::ERROR::shouted\n'
+printf 'section_end:1:mlci_evil\r\033[0K\nx section_start:1:forged\r\033[0K\n'
+printf 'section_end:1:mlci_evil\r'
+exit 1
+'''
+
+[stages.side]
+command = "printf '##[endgroup]\\n::error::side\\n'"
+
+[stages.after]
+command = "true"
+needs = ["evil"]
+"""
+
+
+def test_nothing_a_stage_prints_is_read_as_the_ci_systems_markup(project: Project) -> None:
+    project.write(HOSTILE_CI)
+    github = project.mlci("run", env=mlci_env(GITHUB_ACTIONS="true"))
+    assert github.returncode == 1
+    groups = check_github_markup(github.stdout, {"evil": True, "side": False, "after": False})
+    assert sorted(groups) == ["evil", "side"]
+    assert b"::error title=stage evil failed::exit code 1\n" in github.stdout
+    gitlab = project.mlci("run", env=mlci_env(GITLAB_CI="true"))
+    assert gitlab.returncode == 1
+    edges = gitlab_sections(gitlab.stdout)
+    assert sorted(edges) == sorted(
+        (e, f"mlci_{s}") for s in ("evil", "side") for e in ("start", "end")
+    )
+    assert [edge for edge, _ in edges] == ["start", "end"] * 2  # none nested, none cut short
+    assert [name for _, name in edges[::2]] == [name for _, name in edges[1::2]]
+    # `mlci logs` in a job's log too; elsewhere, the bytes as the stage printed them.
+    logs = project.mlci("logs", "evil", env=mlci_env(GITHUB_ACTIONS="true"))
+    assert check_github_markup(logs.stdout, {}) == []
+    assert [c.name for c in github_commands(logs.stdout)] == ["stop-commands", "resume"]
+    logs = project.mlci("logs", "evil", "-f", env=mlci_env(GITLAB_CI="true"))
+    assert gitlab_sections(logs.stdout) == []
+    assert project.log("evil").count(b"\r\x1b[0K") == 2
+    assert logs.stdout.replace(b"\r\x1b[K", b"\r\x1b[0K") == project.log("evil")

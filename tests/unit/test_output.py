@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import random
+import re
+import sys
+import unicodedata
 import urllib.parse
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlci_tui.config import MIN_SECRET_LENGTH
 from mlci_tui.events import StageMetrics, StageNoted, StageOutput
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.output import PIECE_LIMIT, OutputSink, read_metrics_file
 from mlci_tui.states import Stream
 from mlci_tui.store.logs import LogCursor, LogWriter, encode, output_bytes, parse
-from mlci_tui.textsafe import terminal_line
+from mlci_tui.textsafe import terminal_line, visible_text
 from tests.helpers import log_records
 
 
@@ -224,3 +232,152 @@ def test_a_metric_on_an_unfinished_last_line_counts_after_a_stale_flush() -> Non
     sink.flush_stale()
     sink.close()
     assert sink.metrics == {"acc": 0.9}
+
+
+# Secrets, whatever their value and however they are printed ------------------------
+
+SECRET = st.text(
+    st.characters(blacklist_characters="*\n\r", blacklist_categories=("Cs",)),
+    min_size=MIN_SECRET_LENGTH,
+    max_size=24,
+)
+"""A secret's value ("*" is the mask's own character, and a line of a secret is a
+form of its own, tested above)."""
+
+
+def encodings(secret: str) -> set[bytes]:
+    """Every form of ``secret`` a tool may print, worked out here, not by the masker:
+    as written, base64 (padded, unpadded, URL-safe) and percent-encoded (`quote` and
+    `quote_plus`, "/" escaped or kept, hex digits in upper or lower case)."""
+    raw = secret.encode()
+    forms = {raw, base64.b64encode(raw), base64.b64encode(raw).rstrip(b"=")}
+    forms.add(base64.urlsafe_b64encode(raw).rstrip(b"="))
+    for safe in ("", "/"):
+        for quoted in (urllib.parse.quote(raw, safe=safe), urllib.parse.quote_plus(raw, safe=safe)):
+            forms.add(quoted.encode())
+            forms.add(re.sub("%[0-9A-F]{2}", lambda escape: escape[0].lower(), quoted).encode())
+    return forms
+
+
+def feed_in_pieces(secret: str, text: bytes, cuts: list[int], flushes: list[bool]) -> bytes:
+    """What a stage printing ``text`` in pieces cut at ``cuts`` shows; after each piece
+    for which ``flushes`` says so, a second passes and the unfinished line is passed on."""
+    sink, events, clock = make_sink((secret,))
+    edges = [0, *sorted({cut % (len(text) + 1) for cut in cuts}), len(text)]
+    for index, (start, end) in enumerate(itertools.pairwise(edges)):
+        sink.feed(Stream.STDOUT, text[start:end])
+        if flushes and flushes[index % len(flushes)]:
+            clock.now += 1
+            sink.flush_stale()
+    sink.close()
+    return printed(events)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    secret=SECRET,
+    order=st.randoms(use_true_random=False),
+    cuts=st.lists(st.integers(min_value=0)),
+    flushes=st.lists(st.booleans()),
+)
+def test_no_secret_in_any_of_its_encodings_survives_any_chunking(
+    secret: str, order: random.Random, cuts: list[int], flushes: list[bool]
+) -> None:
+    forms = sorted(encodings(secret))
+    order.shuffle(forms)
+    shown = feed_in_pieces(secret, b"".join(b"<" + form + b">\n" for form in forms), cuts, flushes)
+    for form in forms:
+        assert form not in shown, form
+    # Each masked (a padded base64 form cut after its unpadded one may keep its "=").
+    assert shown.count(b"<***") == len(forms)
+
+
+def test_a_url_encoded_secret_printed_byte_by_byte_never_leaks() -> None:
+    """The longest form of this secret is its percent-encoding: all of it must be held
+    back while it may still be coming, a byte at a time with every byte flushed."""
+    secret = "p@ss w/rd:42"
+    for form in encodings(secret):
+        text = b"url " + form + b" end\n"
+        shown = feed_in_pieces(secret, text, list(range(len(text))), [True])
+        assert shown == b"url *** end\n", form
+
+
+# Text that reaches a terminal -----------------------------------------------------
+
+# Every bidirectional control (CVE-2021-42574), by name: Unicode's Bidi_Control.
+BIDI_CONTROLS = [
+    "\u202a",  # LEFT-TO-RIGHT EMBEDDING
+    "\u202b",  # RIGHT-TO-LEFT EMBEDDING
+    "\u202c",  # POP DIRECTIONAL FORMATTING
+    "\u202d",  # LEFT-TO-RIGHT OVERRIDE
+    "\u202e",  # RIGHT-TO-LEFT OVERRIDE
+    "\u2066",  # LEFT-TO-RIGHT ISOLATE
+    "\u2067",  # RIGHT-TO-LEFT ISOLATE
+    "\u2068",  # FIRST STRONG ISOLATE
+    "\u2069",  # POP DIRECTIONAL ISOLATE
+    "\u200e",  # LEFT-TO-RIGHT MARK
+    "\u200f",  # RIGHT-TO-LEFT MARK
+    "\u061c",  # ARABIC LETTER MARK
+]
+
+
+def unsafe(char: str) -> bool:
+    """Whether ``char`` must never reach a terminal as it is, by Unicode's own data:
+    a control character (Cc) but the tab; a format character (Cf) that reorders
+    text — an explicit bidirectional class, or one of the three implicit marks —
+    or changes how it is drawn (the deprecated shaping and digit controls), or
+    carries text nobody sees (tags, interlinear annotations)."""
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return char != "\t"
+    if category != "Cf":
+        return False
+    name = unicodedata.name(char, "")
+    explicit = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
+    return (
+        unicodedata.bidirectional(char) in explicit
+        or name in ("LEFT-TO-RIGHT MARK", "RIGHT-TO-LEFT MARK", "ARABIC LETTER MARK")
+        or name.endswith(("SYMMETRIC SWAPPING", "ARABIC FORM SHAPING", "DIGIT SHAPES"))
+        or name.startswith(("TAG ", "LANGUAGE TAG", "CANCEL TAG", "INTERLINEAR ANNOTATION"))
+    )
+
+
+UNSAFE = [chr(code) for code in range(sys.maxunicode + 1) if unsafe(chr(code))]
+
+
+def test_every_bidi_control_is_shown_by_its_code_point() -> None:
+    assert set(BIDI_CONTROLS) <= set(UNSAFE)
+    for char in BIDI_CONTROLS:
+        shown = f"a<U+{ord(char):04X}>b"
+        assert visible_text(f"a{char}b") == shown
+        assert terminal_line(f"a{char}b", keep_color=True) == shown
+        assert terminal_line(f"\x1b[31ma{char}b", keep_color=False) == shown
+
+
+def test_every_format_character_that_reorders_or_hides_text_is_shown() -> None:
+    for char in UNSAFE:
+        if unicodedata.category(char) == "Cf":
+            assert terminal_line(char, keep_color=False) == f"<U+{ord(char):04X}>", hex(ord(char))
+    # And those that hide nothing but themselves stay, as emoji and scripts need them.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert terminal_line(family, keep_color=True) == family
+
+
+ESCAPES = ["\x1b[31m", "\x1b[8m", "\x1b[1;8;31m", "\x1b]0;title\x07", "\x1b[2J", "\x9b1m", "\x1b"]
+terminal_text = st.lists(
+    st.sampled_from(UNSAFE) | st.sampled_from(ESCAPES) | st.characters() | st.text(max_size=5),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=500)
+@given(text=terminal_text, keep_color=st.booleans())
+def test_nothing_that_reorders_or_hides_text_reaches_a_terminal(
+    text: str, keep_color: bool
+) -> None:
+    for shown in (terminal_line(text, keep_color=keep_color), visible_text(text)):
+        colours = re.sub(r"\x1b\[[0-9;:]*m", "", shown) if keep_color else shown
+        assert not [char for char in colours if unsafe(char)], ascii(shown)
+        # Colours kept: none conceals (SGR 8), which would hide what follows.
+        for sgr in re.findall(r"\x1b\[([0-9;:]*)m", shown):
+            assert "8" not in sgr.split(";"), ascii(shown)
