@@ -26,6 +26,7 @@ from typing import Any, Literal, NamedTuple
 
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
+from mlci_tui.globs import Glob
 from mlci_tui.masking import SecretMasker
 from mlci_tui.toml_schema import (
     ENV_NAME,
@@ -75,6 +76,8 @@ ParamValue = str | int | float | bool | tuple[Any, ...]
 PARAM_SEGMENT = r"[A-Za-z0-9_-]+"
 PARAM_VARIABLE = "MLCI_PARAM_"
 GLOB_CHARS = frozenset("*?[")
+MAX_OUTS_SHOWN = 3
+"""Outs named where a stage is said to need another for them; the rest are counted."""
 
 
 # The kinds of value particular to mlci ----------------------------------------
@@ -351,17 +354,6 @@ class _StageParams:
         return tuple(chosen)
 
 
-class Glob(NamedTuple):
-    """A dep written as a pattern: its literal leading directory, then the pattern's
-    parts (``src/**/*.py`` → ``src``, ``("**", "*.py")``)."""
-
-    base: Path
-    pattern: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return os.path.join(self.base, *self.pattern)
-
-
 class _ProjectPaths:
     """Paths relative to the stage's ``cwd`` that stay inside the project (the config's
     directory); globs (``data/*.csv``, ``src/**/*.py``) only where ``globs``."""
@@ -497,6 +489,9 @@ class StageConfig(NamedTuple):
         (),
     )
     always: bool = setting(Boolean(), "run even when the inputs did not change", False)
+    inferred: Mapping[str, tuple[Path, ...]] = MappingProxyType({})
+    """The stages at the end of ``needs`` that the config does not name: those whose
+    outs (or artifact) a dep of this one reads, with those outs (`dag.reads`)."""
 
     @property
     def cacheable(self) -> bool:
@@ -509,6 +504,10 @@ class StageConfig(NamedTuple):
         if self.artifact is None or self.artifact in self.outs:
             return self.outs
         return (*self.outs, self.artifact)
+
+    def needs_text(self, root: Path) -> tuple[str, ...]:
+        """Each stage it needs, as `need_text` shows it."""
+        return tuple(need_text(need, self.inferred.get(need, ()), root) for need in self.needs)
 
     @property
     def removed_before_run(self) -> tuple[Path, ...]:
@@ -675,11 +674,57 @@ class _Stages:
         stages_table.done()
         _check_needs(scope, stages)
         _check_outs(scope, pipeline, stages)
+        stages = _with_reads(scope, stages)
         needs = {name: stage.needs for name, stage in stages.items()}
-        cycle = dag.find_cycle(needs)
-        if cycle:
-            raise scope.document.error(("stages", cycle[0], "needs"), "cycle " + " → ".join(cycle))
         return {name: stages[name] for name in dag.topological_order(needs)}
+
+
+def _with_reads(scope: Scope, stages: Mapping[str, StageConfig]) -> dict[str, StageConfig]:
+    """Each stage needing, after those it names, the stages whose outs it reads; a
+    cycle is refused, with the outs read where reading them makes it."""
+    found = dag.reads(
+        {name: stage.deps for name, stage in stages.items()},
+        {name: stage.products for name, stage in stages.items()},
+    )
+    merged: dict[str, StageConfig] = {}
+    for name, stage in stages.items():
+        inferred = {
+            writer: tuple(dict.fromkeys(Path(read.out) for read in how))
+            for writer, how in found.get(name, {}).items()
+            if writer not in stage.needs
+        }
+        if inferred:
+            stage = stage._replace(
+                needs=(*stage.needs, *inferred), inferred=MappingProxyType(inferred)
+            )
+        merged[name] = stage
+    cycle = dag.find_cycle({name: stage.needs for name, stage in merged.items()})
+    if cycle:
+        by_reading = [
+            (stage, need) for stage, need in zip(cycle, cycle[1:]) if need in merged[stage].inferred
+        ]
+        text = "cycle " + " → ".join(cycle)
+        if not by_reading:
+            raise scope.document.error(("stages", cycle[0], "needs"), text)
+        reader, writer = by_reading[0]
+        reasons = "; ".join(
+            f"{stage} needs {need_text(need, merged[stage].inferred[need], scope.root)}"
+            for stage, need in by_reading
+        )
+        where = ("stages", reader, "deps", found[reader][writer][0].dep)
+        raise scope.document.error(where, f"{text}: {reasons}")
+    return merged
+
+
+def need_text(need: str, outs: Sequence[Path], root: Path) -> str:
+    """A stage needed, as a person reads it: ``prep``, or, when it is needed for its
+    outs, ``prep (its out data/clean.csv)``."""
+    if not outs:
+        return need
+    shown = [os.path.relpath(out, root) for out in outs[:MAX_OUTS_SHOWN]]
+    if len(outs) > MAX_OUTS_SHOWN:
+        shown.append(f"{len(outs) - MAX_OUTS_SHOWN} more")
+    return f"{need} (its out{'s' * (len(outs) > 1)} {', '.join(shown)})"
 
 
 def _no_stages(top: Table) -> Exception:
@@ -932,8 +977,6 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
     products = {name: _removed_before_run(name, stage) for name, stage in stages.items()}
     if not any(products.values()):
         return
-    needs = {name: stage.needs for name, stage in stages.items()}
-    ancestors = {name: dag.upstream(needs, [name]) for name in stages}
     for name, stage in stages.items():
         for where, out in products[name]:
             if where[-1] == "artifact" and not _inside(out, scope.root):
@@ -967,18 +1010,6 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                         f"{_relative(out, scope)} is also a dep of this stage"
                         f" ({_relative(dep, scope)})",
                     )
-            # A stage that reads what is inside an out must come after its stage,
-            # or the out's removal would pull its input away as it runs.
-            for reader_name, reader in stages.items():
-                if name in ancestors[reader_name]:
-                    continue
-                for dep in reader.deps:
-                    if _inside(dep.base if isinstance(dep, Glob) else dep, out):
-                        raise scope.document.error(
-                            where,
-                            f"{_relative(out, scope)} holds {_relative(dep, scope)}, a dep of"
-                            f" stage {reader_name}, which does not need stage {name}",
-                        )
             owners[out] = name
 
 

@@ -34,7 +34,7 @@ def command_validate(args: argparse.Namespace) -> int:
     for index, (name, stage) in enumerate(config.stages.items(), start=1):
         parts = [f"{index:>3}. {name.ljust(width)}"]
         if stage.needs:
-            parts.append(f"needs {', '.join(stage.needs)}")
+            parts.append(f"needs {', '.join(stage.needs_text(config.root))}")
         if stage.gates:
             parts.append(f"gates {', '.join(str(g) for g in stage.gates)}")
         if stage.artifact:
