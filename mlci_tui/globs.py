@@ -3,8 +3,8 @@
 A glob is matched the way the shell's ``**`` globbing does, part by part: ``*``,
 ``?`` and ``[…]`` within one name, ``**`` over any number of names, and a hidden
 name (one starting with a dot) only by a pattern part that starts with a dot, even
-under ``**``. A glob covers a file when it matches the file or a directory that
-holds it. The dep walk (`pipeline.outs`) lists what a glob covers with `covers`;
+under ``**``, and a last ``**`` that matches no name only a directory. A glob
+covers a file when it matches the file or a directory that holds it. The dep walk (`pipeline.outs`) lists what a glob covers with `covers`;
 the stage graph (`dag`) asks with `may_cover` whether a glob can read an out.
 """
 
@@ -29,9 +29,15 @@ class Glob(NamedTuple):
 
 
 def covers(pattern: Sequence[str], parts: Sequence[str]) -> bool:
-    """Whether the glob covers the path ``parts`` (relative to its base): it matches the
-    path, or one of the directories that hold it."""
-    return any(matches(pattern, parts[:depth]) for depth in range(1, len(parts) + 1))
+    """Whether the glob covers the file ``parts`` (relative to its base): it matches the
+    file, or one of the directories that hold it."""
+    if any(matches(pattern, parts[:depth]) for depth in range(1, len(parts))):
+        return True
+    if pattern and pattern[-1] == "**":
+        # A last ** that matches no name matches a directory only, as in the shell:
+        # for the file itself it takes one name at least.
+        pattern = (*pattern, "*")
+    return matches(pattern, parts)
 
 
 def matches(pattern: Sequence[str], parts: Sequence[str]) -> bool:

@@ -77,7 +77,11 @@ def _stdlib_covered(base: Path, pattern: list[str], files: set[str]) -> set[str]
     matched = stdlib_glob.glob(os.path.join(glob_escape(base), *pattern), recursive=True)
     covered = set()
     for path in matched:
+        if path.endswith(os.sep) and not os.path.isdir(path):
+            continue  # Python's glob, unlike the shell, gives a file for `name/**`
         path = os.path.normpath(path)
+        if path == os.path.normpath(base):
+            continue  # what a glob matches lies below its base: `data/**` is not `data`
         covered |= {f for f in files if f == path or f.startswith(path + os.sep)}
     return covered
 
