@@ -16,6 +16,7 @@ The rules that span tables (needs, cycles, one artifact, what [deploy] and
 # annotations are then evaluated once as types, where typing.NamedTuple would
 # compile each one from a string at every start-up (3 M instructions).
 
+import itertools
 import math
 import os
 import re
@@ -701,7 +702,9 @@ def _with_reads(scope: Scope, stages: Mapping[str, StageConfig]) -> dict[str, St
     cycle = dag.find_cycle({name: stage.needs for name, stage in merged.items()})
     if cycle:
         by_reading = [
-            (stage, need) for stage, need in zip(cycle, cycle[1:]) if need in merged[stage].inferred
+            (stage, need)
+            for stage, need in itertools.pairwise(cycle)
+            if need in merged[stage].inferred
         ]
         text = "cycle " + " → ".join(cycle)
         if not by_reading:

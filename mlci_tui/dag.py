@@ -41,15 +41,15 @@ def reads(
     ``data/model.pkl``, while ``data/*.csv`` does not).
     """
     writers: dict[str, tuple[str, PurePath]] = {}
-    for name, paths in outs.items():
-        for out in paths:
+    for name, written in outs.items():
+        for out in written:
             writers.setdefault(str(out), (name, out))
     ordered = sorted(writers)
     position = {name: index for index, name in enumerate(outs)}
     found: dict[str, dict[str, list[Read]]] = {}
-    for reader, paths in deps.items():
+    for reader, read in deps.items():
         seen: dict[str, list[Read]] = {}
-        for index, dep in enumerate(paths):
+        for index, dep in enumerate(read):
             base = dep.base if isinstance(dep, Glob) else dep
             # Outs that hold the dep (or the glob's base), then outs under it.
             holding = [str(base), *(str(parent) for parent in base.parents)]

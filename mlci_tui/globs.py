@@ -4,8 +4,9 @@ A glob is matched the way the shell's ``**`` globbing does, part by part: ``*``,
 ``?`` and ``[…]`` within one name, ``**`` over any number of names, and a hidden
 name (one starting with a dot) only by a pattern part that starts with a dot, even
 under ``**``, and a last ``**`` that matches no name only a directory. A glob
-covers a file when it matches the file or a directory that holds it. The dep walk (`pipeline.outs`) lists what a glob covers with `covers`;
-the stage graph (`dag`) asks with `may_cover` whether a glob can read an out.
+covers a file when it matches the file or a directory that holds it. The dep walk
+(`pipeline.outs`) lists what a glob covers with `covers`; the stage graph (`dag`)
+asks with `may_cover` whether a glob can read an out.
 """
 
 from __future__ import annotations
