@@ -311,17 +311,103 @@ def _flatten_params(
 
 
 def _param_value(document: Document, where: KeyPath, value: Any) -> ParamValue:
+    try:
+        return param_value(value)
+    except ParamProblem as problem:
+        raise document.error((*where, *problem.where), problem.message) from None
+
+
+class ParamProblem(Exception):
+    """A value TOML can hold that a param cannot: where in it (array indexes), and why."""
+
+    def __init__(self, where: tuple[int, ...], message: str) -> None:
+        super().__init__(message)
+        self.where = where
+        self.message = message
+
+
+def param_value(value: Any) -> ParamValue:
+    """A value read as TOML as a param holds it (arrays as tuples), held to the rules
+    of params: a string (without NUL), a finite number, an integer of 64 bits, a
+    boolean, or an array of one kind of them (integers and floats are one kind)."""
     if isinstance(value, list):
-        return tuple(
-            _param_value(document, (*where, index), item) for index, item in enumerate(value)
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise document.error(where, f"expected a finite number, got {show(value)}")
-    if isinstance(value, (str, int, float, bool)):
+        items: list[ParamValue] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(param_value(item))
+            except ParamProblem as problem:
+                raise ParamProblem((index, *problem.where), problem.message) from None
+        stranger = _stranger(items)
+        if stranger is not None:
+            index, item, first = stranger
+            raise ParamProblem(
+                (index,),
+                f"expected {_KIND_WORDS[_kind(first)]} like the array's first item,"
+                f" got {_shown(item)}",
+            )
+        return tuple(items)
+    if isinstance(value, bool):
         return value
-    raise document.error(
-        where, f"expected a string, number, boolean or an array of them, got {show(value)}"
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ParamProblem((), f"expected an integer of 64 bits, got {_shown(value)}")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ParamProblem((), f"expected a finite number, got {show(value)}")
+        return value
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ParamProblem((), "expected a string without a NUL character (\\u0000)")
+        return value
+    raise ParamProblem(
+        (), f"expected a string, number, boolean or an array of them, got {show(value)}"
     )
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_KIND_WORDS = {
+    "boolean": "a boolean",
+    "number": "a number",
+    "string": "a string",
+    "array": "an array",
+}
+
+
+def _stranger(items: list[ParamValue]) -> tuple[int, ParamValue, ParamValue] | None:
+    """The first item not of the kind of the first (its index, it, and that first):
+    an array's items are all arrays or all not, and the values in it, at any depth,
+    are of one kind."""
+    for index, item in enumerate(items):
+        if _kind(item) != _kind(items[0]):
+            return index, item, items[0]
+    leaves = [(index, leaf) for index, item in enumerate(items) for leaf in _leaves(item)]
+    for index, leaf in leaves:
+        if _kind(leaf) != _kind(leaves[0][1]):
+            return index, leaf, leaves[0][1]
+    return None
+
+
+def _leaves(value: ParamValue) -> list[ParamValue]:
+    if isinstance(value, tuple):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _kind(value: ParamValue) -> str:
+    """What the rules of params tell apart in an array."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "array"
+
+
+def _shown(value: Any) -> str:
+    """A value in a message; an integer too long to read is said by its length."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return show(value)
 
 
 def param_variable(name: str) -> str:
@@ -861,49 +947,88 @@ def with_params(config: Config, sets: Sequence[str]) -> Config:
 
 
 def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:
+    """``raw`` read as one TOML value, as a param of ``declared``'s kind; for a string
+    param, a TOML string (``"abc"``, ``'abc'``) is what it says, anything else the
+    text as written."""
     from mlci_tui.errors import UsageError
 
-    if isinstance(declared, str):
-        return raw
+    value = _toml_value(raw)
+    if isinstance(declared, str) and not isinstance(value, str):
+        value = raw
+    conformed = None
+    if value is not _NOT_TOML:
+        try:
+            checked = param_value(value)
+        except ParamProblem as problem:
+            raise UsageError(f"--set {name}={raw}: {problem.message}") from None
+        conformed = _conformed(declared, checked)
+    if conformed is None:
+        shown = param_text(declared) if isinstance(declared, tuple) else show(declared)
+        raise UsageError(
+            f"--set {name}={raw}: expected {_expected(declared)}, as the config has ({shown})"
+        )
+    return conformed
+
+
+_NOT_TOML = object()
+
+
+def _toml_value(raw: str) -> Any:
+    """The one TOML value ``raw`` is, or `_NOT_TOML`."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib  # type: ignore[no-redef]
     try:
-        value = tomllib.loads(f"value = {raw}")["value"]
+        document = tomllib.loads(f"value = {raw}")
     except tomllib.TOMLDecodeError:
-        value = raw
-    kinds: list[tuple[type, str]] = [
-        (bool, "true or false"),
-        (int, "an integer"),
-        (float, "a number"),
-        (tuple, "an array"),
-    ]
-    for kind, what in kinds:
-        if isinstance(declared, kind):
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                return float(value)
-            if kind is tuple and isinstance(value, list):
-                if not _all_finite(value):
-                    break
-                return _as_tuples(value)
-            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-                if isinstance(value, float) and not math.isfinite(value):
-                    break
-                return value  # type: ignore[return-value]
-            shown = param_text(declared) if kind is tuple else show(declared)
-            raise UsageError(f"--set {name}={raw}: expected {what}, as the config has ({shown})")
-    raise UsageError(f"--set {name}={raw}: expected a finite number")
+        return _NOT_TOML
+    # ``1\nother = 2`` is a document, not a value.
+    return document["value"] if list(document) == ["value"] else _NOT_TOML
 
 
-def _all_finite(value: object) -> bool:
-    if isinstance(value, list):
-        return all(_all_finite(item) for item in value)
-    return not isinstance(value, float) or math.isfinite(value)
+def _conformed(declared: ParamValue, value: ParamValue) -> ParamValue | None:
+    """``value`` as a value of ``declared``'s kind (an integer where a float is
+    declared becomes a float), or None if it is of another kind. An array's items
+    must be of the kind of the declared array's items."""
+    if isinstance(declared, bool) or isinstance(value, bool):
+        return value if isinstance(declared, bool) and isinstance(value, bool) else None
+    if isinstance(declared, int):
+        return value if isinstance(value, int) else None
+    if isinstance(declared, float):
+        return float(value) if isinstance(value, (int, float)) else None
+    if isinstance(declared, str):
+        return value if isinstance(value, str) else None
+    if not isinstance(value, tuple):
+        return None
+    if not declared:
+        return value
+    like = _item_like(declared)
+    items = [_conformed(like, item) for item in value]
+    return None if any(item is None for item in items) else tuple(items)  # type: ignore[misc]
 
 
-def _as_tuples(value: list[Any]) -> tuple[ParamValue, ...]:
-    return tuple(_as_tuples(item) if isinstance(item, list) else item for item in value)
+def _item_like(array: tuple[Any, ...]) -> ParamValue:
+    """One value of the kind every item of a (valid, non-empty) array has: a float
+    where numbers mix; for an array of arrays, an array of all their items."""
+    if isinstance(array[0], tuple):
+        return tuple(item for inner in array for item in inner)
+    return next((item for item in array if isinstance(item, float)), array[0])
+
+
+def _expected(declared: ParamValue, *, plural: bool = False) -> str:
+    """What a value of ``declared``'s kind is called: ``an integer``, ``an array of
+    integers`` (``integers``, ``arrays of integers`` in the plural)."""
+    if isinstance(declared, tuple):
+        words = "arrays" if plural else "an array"
+        return f"{words} of {_expected(_item_like(declared), plural=True)}" if declared else words
+    if isinstance(declared, bool):
+        return "booleans" if plural else "true or false"
+    if isinstance(declared, int):
+        return "integers" if plural else "an integer"
+    if isinstance(declared, float):
+        return "numbers" if plural else "a number"
+    return "strings" if plural else "a string"
 
 
 def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:
