@@ -75,7 +75,7 @@ def series_table(series: Sequence[Series]) -> list[str]:
         rows.append(
             [
                 visible_text(one.stage),
-                one.name,
+                visible_text(one.name),
                 str(len(values)),
                 steps,
                 metric_text(values[-1] if values else None),
@@ -338,6 +338,7 @@ def write_step_summary(store: Store, config: Config, run: RunRecord) -> bool:
         with open(path, "a", encoding="utf-8") as summary:
             summary.write(text)
     except OSError as error:
-        print(f"mlci: cannot write the job summary {path}: {error.strerror}", file=sys.stderr)
+        shown = visible_text(path)
+        print(f"mlci: cannot write the job summary {shown}: {error.strerror}", file=sys.stderr)
         return False
     return True
