@@ -55,12 +55,13 @@ def reads(
             holding = [str(base), *(str(parent) for parent in base.parents)]
             candidates = [writers[path] for path in holding if path in writers]
             prefix = os.path.join(str(base), "")
-            for path in ordered[bisect.bisect_left(ordered, prefix) :]:
-                if not path.startswith(prefix):
-                    break
-                writer, out = writers[path]
-                if not isinstance(dep, Glob) or may_cover(dep.pattern, out.relative_to(base).parts):
-                    candidates.append((writer, out))
+            at = bisect.bisect_left(ordered, prefix)
+            while at < len(ordered) and ordered[at].startswith(prefix):
+                path = ordered[at]
+                at += 1
+                inside = path[len(prefix) :].split(os.sep)
+                if not isinstance(dep, Glob) or may_cover(dep.pattern, inside):
+                    candidates.append(writers[path])
             for writer, out in candidates:
                 if writer != reader:
                     seen.setdefault(writer, []).append(Read(index, out))
