@@ -8,8 +8,9 @@ key, the key path and what was expected::
 
     config.toml:14: stages.train.timeout: expected a duration like "90s" or "5m", got "5x"
 
-The rules that span tables (needs, cycles, one artifact, what [deploy] and
-[monitor] need) are checked once every table is read.
+The rules that span tables (needs, the needs that reading another stage's outs
+makes, cycles, one artifact, what [deploy] and [monitor] need) are checked once
+every table is read.
 """
 
 # No `from __future__ import annotations` here, unlike everywhere else: the records'
@@ -312,12 +313,12 @@ def _flatten_params(
 
 def _param_value(document: Document, where: KeyPath, value: Any) -> ParamValue:
     try:
-        return param_value(value)
-    except ParamProblem as problem:
+        return _checked_param(value)
+    except _ParamProblem as problem:
         raise document.error((*where, *problem.where), problem.message) from None
 
 
-class ParamProblem(Exception):
+class _ParamProblem(Exception):
     """A value TOML can hold that a param cannot: where in it (array indexes), and why."""
 
     def __init__(self, where: tuple[int, ...], message: str) -> None:
@@ -326,21 +327,22 @@ class ParamProblem(Exception):
         self.message = message
 
 
-def param_value(value: Any) -> ParamValue:
+def _checked_param(value: Any) -> ParamValue:
     """A value read as TOML as a param holds it (arrays as tuples), held to the rules
     of params: a string (without NUL), a finite number, an integer of 64 bits, a
-    boolean, or an array of one kind of them (integers and floats are one kind)."""
+    boolean, or an array of one kind of them (integers and floats are one kind; in
+    an array of arrays, the values at every depth)."""
     if isinstance(value, list):
         items: list[ParamValue] = []
         for index, item in enumerate(value):
             try:
-                items.append(param_value(item))
-            except ParamProblem as problem:
-                raise ParamProblem((index, *problem.where), problem.message) from None
+                items.append(_checked_param(item))
+            except _ParamProblem as problem:
+                raise _ParamProblem((index, *problem.where), problem.message) from None
         stranger = _stranger(items)
         if stranger is not None:
             index, item, first = stranger
-            raise ParamProblem(
+            raise _ParamProblem(
                 (index,),
                 f"expected {_KIND_WORDS[_kind(first)]} like the array's first item,"
                 f" got {_shown(item)}",
@@ -350,17 +352,17 @@ def param_value(value: Any) -> ParamValue:
         return value
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
-            raise ParamProblem((), f"expected an integer of 64 bits, got {_shown(value)}")
+            raise _ParamProblem((), f"expected an integer of 64 bits, got {_shown(value)}")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ParamProblem((), f"expected a finite number, got {show(value)}")
+            raise _ParamProblem((), f"expected a finite number, got {show(value)}")
         return value
     if isinstance(value, str):
         if "\0" in value:
-            raise ParamProblem((), "expected a string without a NUL character (\\u0000)")
+            raise _ParamProblem((), "expected a string without a NUL character (\\u0000)")
         return value
-    raise ParamProblem(
+    raise _ParamProblem(
         (), f"expected a string, number, boolean or an array of them, got {show(value)}"
     )
 
@@ -923,7 +925,8 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
 
 def with_params(config: Config, sets: Sequence[str]) -> Config:
     """``config`` with the params ``--set NAME=VALUE`` gives; each value is read as TOML
-    (a string as it is written) and must be of the kind the config declares."""
+    and must be a value the config could hold, of the kind it declares (see
+    `_set_value`)."""
     from mlci_tui.errors import UsageError
 
     params = dict(config.params)
@@ -958,8 +961,8 @@ def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:
     conformed = None
     if value is not _NOT_TOML:
         try:
-            checked = param_value(value)
-        except ParamProblem as problem:
+            checked = _checked_param(value)
+        except _ParamProblem as problem:
             raise UsageError(f"--set {name}={raw}: {problem.message}") from None
         conformed = _conformed(declared, checked)
     if conformed is None:
