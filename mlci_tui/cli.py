@@ -365,8 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if os.environ.get("MLCI_DEBUG"):
             raise
+        from mlci_tui.textsafe import visible_text
+
         print(
-            f"mlci: internal error: {type(error).__name__}: {error}"
+            f"mlci: internal error: {type(error).__name__}: {visible_text(str(error))}"
             " (set MLCI_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )
@@ -375,9 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_error(error: MlciError) -> None:
     from mlci_tui.errors import ConfigError
-    from mlci_tui.textsafe import terminal_line
+    from mlci_tui.textsafe import visible_text
 
-    text = terminal_line(str(error), keep_color=False)
+    text = visible_text(str(error))
     print(text if isinstance(error, ConfigError) else f"mlci: {text}", file=sys.stderr)
 
 

@@ -8,14 +8,16 @@ key, the key path and what was expected::
 
     config.toml:14: stages.train.timeout: expected a duration like "90s" or "5m", got "5x"
 
-The rules that span tables (needs, cycles, one artifact, what [deploy] and
-[monitor] need) are checked once every table is read.
+The rules that span tables (needs, the needs that reading another stage's outs
+makes, cycles, one artifact, what [deploy] and [monitor] need) are checked once
+every table is read.
 """
 
 # No `from __future__ import annotations` here, unlike everywhere else: the records'
 # annotations are then evaluated once as types, where typing.NamedTuple would
 # compile each one from a string at every start-up (3 M instructions).
 
+import itertools
 import math
 import os
 import re
@@ -26,6 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
+from mlci_tui.globs import Glob
 from mlci_tui.masking import SecretMasker
 from mlci_tui.toml_schema import (
     ENV_NAME,
@@ -75,6 +78,8 @@ ParamValue = str | int | float | bool | tuple[Any, ...]
 PARAM_SEGMENT = r"[A-Za-z0-9_-]+"
 PARAM_VARIABLE = "MLCI_PARAM_"
 GLOB_CHARS = frozenset("*?[")
+MAX_OUTS_SHOWN = 3
+"""Outs named where a stage is said to need another for them; the rest are counted."""
 
 
 # The kinds of value particular to mlci ----------------------------------------
@@ -307,17 +312,104 @@ def _flatten_params(
 
 
 def _param_value(document: Document, where: KeyPath, value: Any) -> ParamValue:
+    try:
+        return _checked_param(value)
+    except _ParamProblem as problem:
+        raise document.error((*where, *problem.where), problem.message) from None
+
+
+class _ParamProblem(Exception):
+    """A value TOML can hold that a param cannot: where in it (array indexes), and why."""
+
+    def __init__(self, where: tuple[int, ...], message: str) -> None:
+        super().__init__(message)
+        self.where = where
+        self.message = message
+
+
+def _checked_param(value: Any) -> ParamValue:
+    """A value read as TOML as a param holds it (arrays as tuples), held to the rules
+    of params: a string (without NUL), a finite number, an integer of 64 bits, a
+    boolean, or an array of one kind of them (integers and floats are one kind; in
+    an array of arrays, the values at every depth)."""
     if isinstance(value, list):
-        return tuple(
-            _param_value(document, (*where, index), item) for index, item in enumerate(value)
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise document.error(where, f"expected a finite number, got {show(value)}")
-    if isinstance(value, (str, int, float, bool)):
+        items: list[ParamValue] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_checked_param(item))
+            except _ParamProblem as problem:
+                raise _ParamProblem((index, *problem.where), problem.message) from None
+        stranger = _stranger(items)
+        if stranger is not None:
+            index, item, first = stranger
+            raise _ParamProblem(
+                (index,),
+                f"expected {_KIND_WORDS[_kind(first)]} like the array's first item,"
+                f" got {_shown(item)}",
+            )
+        return tuple(items)
+    if isinstance(value, bool):
         return value
-    raise document.error(
-        where, f"expected a string, number, boolean or an array of them, got {show(value)}"
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _ParamProblem((), f"expected an integer of 64 bits, got {_shown(value)}")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _ParamProblem((), f"expected a finite number, got {show(value)}")
+        return value
+    if isinstance(value, str):
+        if "\0" in value:
+            raise _ParamProblem((), "expected a string without a NUL character (\\u0000)")
+        return value
+    raise _ParamProblem(
+        (), f"expected a string, number, boolean or an array of them, got {show(value)}"
     )
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_KIND_WORDS = {
+    "boolean": "a boolean",
+    "number": "a number",
+    "string": "a string",
+    "array": "an array",
+}
+
+
+def _stranger(items: list[ParamValue]) -> tuple[int, ParamValue, ParamValue] | None:
+    """The first item not of the kind of the first (its index, it, and that first):
+    an array's items are all arrays or all not, and the values in it, at any depth,
+    are of one kind."""
+    for index, item in enumerate(items):
+        if _kind(item) != _kind(items[0]):
+            return index, item, items[0]
+    leaves = [(index, leaf) for index, item in enumerate(items) for leaf in _leaves(item)]
+    for index, leaf in leaves:
+        if _kind(leaf) != _kind(leaves[0][1]):
+            return index, leaf, leaves[0][1]
+    return None
+
+
+def _leaves(value: ParamValue) -> list[ParamValue]:
+    if isinstance(value, tuple):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _kind(value: ParamValue) -> str:
+    """What the rules of params tell apart in an array."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "array"
+
+
+def _shown(value: Any) -> str:
+    """A value in a message; an integer too long to read is said by its length."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return show(value)
 
 
 def param_variable(name: str) -> str:
@@ -349,17 +441,6 @@ class _StageParams:
                 raise table.error((key, index), f"unknown param {show(name)}{hint}")
             chosen += [p for p in found if p not in chosen]
         return tuple(chosen)
-
-
-class Glob(NamedTuple):
-    """A dep written as a pattern: its literal leading directory, then the pattern's
-    parts (``src/**/*.py`` → ``src``, ``("**", "*.py")``)."""
-
-    base: Path
-    pattern: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return os.path.join(self.base, *self.pattern)
 
 
 class _ProjectPaths:
@@ -497,6 +578,9 @@ class StageConfig(NamedTuple):
         (),
     )
     always: bool = setting(Boolean(), "run even when the inputs did not change", False)
+    inferred: Mapping[str, tuple[Path, ...]] = MappingProxyType({})
+    """The stages at the end of ``needs`` that the config does not name: those whose
+    outs (or artifact) a dep of this one reads, with those outs (`dag.reads`)."""
 
     @property
     def cacheable(self) -> bool:
@@ -509,6 +593,10 @@ class StageConfig(NamedTuple):
         if self.artifact is None or self.artifact in self.outs:
             return self.outs
         return (*self.outs, self.artifact)
+
+    def needs_text(self, root: Path) -> tuple[str, ...]:
+        """Each stage it needs, as `need_text` shows it."""
+        return tuple(need_text(need, self.inferred.get(need, ()), root) for need in self.needs)
 
     @property
     def removed_before_run(self) -> tuple[Path, ...]:
@@ -675,11 +763,59 @@ class _Stages:
         stages_table.done()
         _check_needs(scope, stages)
         _check_outs(scope, pipeline, stages)
+        stages = _with_reads(scope, stages)
         needs = {name: stage.needs for name, stage in stages.items()}
-        cycle = dag.find_cycle(needs)
-        if cycle:
-            raise scope.document.error(("stages", cycle[0], "needs"), "cycle " + " → ".join(cycle))
         return {name: stages[name] for name in dag.topological_order(needs)}
+
+
+def _with_reads(scope: Scope, stages: Mapping[str, StageConfig]) -> dict[str, StageConfig]:
+    """Each stage needing, after those it names, the stages whose outs it reads; a
+    cycle is refused, with the outs read where reading them makes it."""
+    found = dag.reads(
+        {name: stage.deps for name, stage in stages.items()},
+        {name: stage.products for name, stage in stages.items()},
+    )
+    merged: dict[str, StageConfig] = {}
+    for name, stage in stages.items():
+        inferred = {
+            writer: tuple(dict.fromkeys(Path(read.out) for read in how))
+            for writer, how in found.get(name, {}).items()
+            if writer not in stage.needs
+        }
+        if inferred:
+            stage = stage._replace(
+                needs=(*stage.needs, *inferred), inferred=MappingProxyType(inferred)
+            )
+        merged[name] = stage
+    cycle = dag.find_cycle({name: stage.needs for name, stage in merged.items()})
+    if cycle:
+        by_reading = [
+            (stage, need)
+            for stage, need in itertools.pairwise(cycle)
+            if need in merged[stage].inferred
+        ]
+        text = "cycle " + " → ".join(cycle)
+        if not by_reading:
+            raise scope.document.error(("stages", cycle[0], "needs"), text)
+        reader, writer = by_reading[0]
+        reasons = "; ".join(
+            f"{stage} needs {need_text(need, merged[stage].inferred[need], scope.root)}"
+            for stage, need in by_reading
+        )
+        where = ("stages", reader, "deps", found[reader][writer][0].dep)
+        raise scope.document.error(where, f"{text}: {reasons}")
+    return merged
+
+
+def need_text(need: str, outs: Sequence[Path], root: Path) -> str:
+    """A stage needed, as a person reads it: ``prep``, or, when it is needed for its
+    outs, ``prep (its out data/clean.csv)``."""
+    if not outs:
+        return need
+    shown = [os.path.relpath(out, root) for out in outs[:MAX_OUTS_SHOWN]]
+    if len(outs) > MAX_OUTS_SHOWN:
+        shown.append(f"{len(outs) - MAX_OUTS_SHOWN} more")
+    return f"{need} (its out{'s' * (len(outs) > 1)} {', '.join(shown)})"
 
 
 def _no_stages(top: Table) -> Exception:
@@ -789,7 +925,8 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
 
 def with_params(config: Config, sets: Sequence[str]) -> Config:
     """``config`` with the params ``--set NAME=VALUE`` gives; each value is read as TOML
-    (a string as it is written) and must be of the kind the config declares."""
+    and must be a value the config could hold, of the kind it declares (see
+    `_set_value`)."""
     from mlci_tui.errors import UsageError
 
     params = dict(config.params)
@@ -813,49 +950,88 @@ def with_params(config: Config, sets: Sequence[str]) -> Config:
 
 
 def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:
+    """``raw`` read as one TOML value, as a param of ``declared``'s kind; for a string
+    param, a TOML string (``"abc"``, ``'abc'``) is what it says, anything else the
+    text as written."""
     from mlci_tui.errors import UsageError
 
-    if isinstance(declared, str):
-        return raw
+    value = _toml_value(raw)
+    if isinstance(declared, str) and not isinstance(value, str):
+        value = raw
+    conformed = None
+    if value is not _NOT_TOML:
+        try:
+            checked = _checked_param(value)
+        except _ParamProblem as problem:
+            raise UsageError(f"--set {name}={raw}: {problem.message}") from None
+        conformed = _conformed(declared, checked)
+    if conformed is None:
+        shown = param_text(declared) if isinstance(declared, tuple) else show(declared)
+        raise UsageError(
+            f"--set {name}={raw}: expected {_expected(declared)}, as the config has ({shown})"
+        )
+    return conformed
+
+
+_NOT_TOML = object()
+
+
+def _toml_value(raw: str) -> Any:
+    """The one TOML value ``raw`` is, or `_NOT_TOML`."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib  # type: ignore[no-redef]
     try:
-        value = tomllib.loads(f"value = {raw}")["value"]
+        document = tomllib.loads(f"value = {raw}")
     except tomllib.TOMLDecodeError:
-        value = raw
-    kinds: list[tuple[type, str]] = [
-        (bool, "true or false"),
-        (int, "an integer"),
-        (float, "a number"),
-        (tuple, "an array"),
-    ]
-    for kind, what in kinds:
-        if isinstance(declared, kind):
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                return float(value)
-            if kind is tuple and isinstance(value, list):
-                if not _all_finite(value):
-                    break
-                return _as_tuples(value)
-            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-                if isinstance(value, float) and not math.isfinite(value):
-                    break
-                return value  # type: ignore[return-value]
-            shown = param_text(declared) if kind is tuple else show(declared)
-            raise UsageError(f"--set {name}={raw}: expected {what}, as the config has ({shown})")
-    raise UsageError(f"--set {name}={raw}: expected a finite number")
+        return _NOT_TOML
+    # ``1\nother = 2`` is a document, not a value.
+    return document["value"] if list(document) == ["value"] else _NOT_TOML
 
 
-def _all_finite(value: object) -> bool:
-    if isinstance(value, list):
-        return all(_all_finite(item) for item in value)
-    return not isinstance(value, float) or math.isfinite(value)
+def _conformed(declared: ParamValue, value: ParamValue) -> ParamValue | None:
+    """``value`` as a value of ``declared``'s kind (an integer where a float is
+    declared becomes a float), or None if it is of another kind. An array's items
+    must be of the kind of the declared array's items."""
+    if isinstance(declared, bool) or isinstance(value, bool):
+        return value if isinstance(declared, bool) and isinstance(value, bool) else None
+    if isinstance(declared, int):
+        return value if isinstance(value, int) else None
+    if isinstance(declared, float):
+        return float(value) if isinstance(value, (int, float)) else None
+    if isinstance(declared, str):
+        return value if isinstance(value, str) else None
+    if not isinstance(value, tuple):
+        return None
+    if not declared:
+        return value
+    like = _item_like(declared)
+    items = [_conformed(like, item) for item in value]
+    return None if any(item is None for item in items) else tuple(items)  # type: ignore[misc]
 
 
-def _as_tuples(value: list[Any]) -> tuple[ParamValue, ...]:
-    return tuple(_as_tuples(item) if isinstance(item, list) else item for item in value)
+def _item_like(array: tuple[Any, ...]) -> ParamValue:
+    """One value of the kind every item of a (valid, non-empty) array has: a float
+    where numbers mix; for an array of arrays, an array of all their items."""
+    if isinstance(array[0], tuple):
+        return tuple(item for inner in array for item in inner)
+    return next((item for item in array if isinstance(item, float)), array[0])
+
+
+def _expected(declared: ParamValue, *, plural: bool = False) -> str:
+    """What a value of ``declared``'s kind is called: ``an integer``, ``an array of
+    integers`` (``integers``, ``arrays of integers`` in the plural)."""
+    if isinstance(declared, tuple):
+        words = "arrays" if plural else "an array"
+        return f"{words} of {_expected(_item_like(declared), plural=True)}" if declared else words
+    if isinstance(declared, bool):
+        return "booleans" if plural else "true or false"
+    if isinstance(declared, int):
+        return "integers" if plural else "an integer"
+    if isinstance(declared, float):
+        return "numbers" if plural else "a number"
+    return "strings" if plural else "a string"
 
 
 def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:
@@ -932,8 +1108,6 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
     products = {name: _removed_before_run(name, stage) for name, stage in stages.items()}
     if not any(products.values()):
         return
-    needs = {name: stage.needs for name, stage in stages.items()}
-    ancestors = {name: dag.upstream(needs, [name]) for name in stages}
     for name, stage in stages.items():
         for where, out in products[name]:
             if where[-1] == "artifact" and not _inside(out, scope.root):
@@ -967,18 +1141,6 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                         f"{_relative(out, scope)} is also a dep of this stage"
                         f" ({_relative(dep, scope)})",
                     )
-            # A stage that reads what is inside an out must come after its stage,
-            # or the out's removal would pull its input away as it runs.
-            for reader_name, reader in stages.items():
-                if name in ancestors[reader_name]:
-                    continue
-                for dep in reader.deps:
-                    if _inside(dep.base if isinstance(dep, Glob) else dep, out):
-                        raise scope.document.error(
-                            where,
-                            f"{_relative(out, scope)} holds {_relative(dep, scope)}, a dep of"
-                            f" stage {reader_name}, which does not need stage {name}",
-                        )
             owners[out] = name
 
 

@@ -1,15 +1,73 @@
-"""The stage graph: order and cycles, as pure functions over names.
+"""The stage graph: its edges, order and cycles, as pure functions (no I/O).
 
-`graphlib` does the graph work; what is ours is the order among stages that
-could run in either order (as written in the config) and how a cycle reads
-(from the stage written first, each needing the next).
+A stage needs those its config names in ``needs``, and those whose outs it can
+read (`reads`), as DVC orders stages: a dep that is an out, lies inside one, or
+holds one, and a glob that covers or may cover one. `graphlib` does the graph
+work; what is ours is the order among stages that could run in either order (as
+written in the config) and how a cycle reads (from the stage written first, each
+needing the next).
 """
 
 from __future__ import annotations
 
+import bisect
 import graphlib
 import heapq
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import PurePath
+from typing import NamedTuple
+
+from mlci_tui.globs import Glob, may_cover
+
+
+class Read(NamedTuple):
+    """One way a stage reads another's out: its dep (by index in its deps) and the out."""
+
+    dep: int
+    out: PurePath
+
+
+def reads(
+    deps: Mapping[str, Sequence[PurePath | Glob]], outs: Mapping[str, Sequence[PurePath]]
+) -> dict[str, dict[str, list[Read]]]:
+    """For each stage, the other stages whose outs one of its deps can read, in the
+    order of ``outs``, with how. Paths are absolute and normalised.
+
+    A plain dep reads an out it equals, lies inside, or holds (then it is a
+    directory). A glob reads an out that holds its base, and an out under its base
+    that the pattern covers or may cover: taken as a directory whatever it is, since
+    what an out is is only known once it is made (so ``data/**/*.csv`` reads the out
+    ``data/model.pkl``, while ``data/*.csv`` does not).
+    """
+    writers: dict[str, tuple[str, PurePath]] = {}
+    for name, written in outs.items():
+        for out in written:
+            writers.setdefault(str(out), (name, out))
+    ordered = sorted(writers)
+    position = {name: index for index, name in enumerate(outs)}
+    found: dict[str, dict[str, list[Read]]] = {}
+    for reader, read in deps.items():
+        seen: dict[str, list[Read]] = {}
+        for index, dep in enumerate(read):
+            base = dep.base if isinstance(dep, Glob) else dep
+            # Outs that hold the dep (or the glob's base), then outs under it.
+            holding = [str(base), *(str(parent) for parent in base.parents)]
+            candidates = [writers[path] for path in holding if path in writers]
+            prefix = os.path.join(str(base), "")
+            at = bisect.bisect_left(ordered, prefix)
+            while at < len(ordered) and ordered[at].startswith(prefix):
+                path = ordered[at]
+                at += 1
+                inside = path[len(prefix) :].split(os.sep)
+                if not isinstance(dep, Glob) or may_cover(dep.pattern, inside):
+                    candidates.append(writers[path])
+            for writer, out in candidates:
+                if writer != reader:
+                    seen.setdefault(writer, []).append(Read(index, out))
+        if seen:
+            found[reader] = {w: seen[w] for w in sorted(seen, key=lambda w: position[w])}
+    return found
 
 
 def find_cycle(needs: Mapping[str, Sequence[str]]) -> list[str] | None:

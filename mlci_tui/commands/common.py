@@ -47,7 +47,9 @@ def open_store(config: Config, *, create: bool = False) -> Store:
     # Recovery writes; a store nobody can write is shown as it is.
     problem = None if store.readonly else recover(store, config)
     if problem:
-        print(f"mlci: warning: {problem}", file=sys.stderr)
+        from mlci_tui.textsafe import visible_text
+
+        print(f"mlci: warning: {visible_text(problem)}", file=sys.stderr)
     return store
 
 
@@ -99,7 +101,10 @@ def run_cancellable(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> 
 
 
 def relative(path: Path) -> str:
+    """A path as it is shown: relative to here, with its controls made visible."""
+    from mlci_tui.textsafe import visible_text
+
     try:
-        return os.path.relpath(path)
+        return visible_text(os.path.relpath(path))
     except ValueError:
-        return str(path)
+        return visible_text(str(path))

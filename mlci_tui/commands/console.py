@@ -1,7 +1,9 @@
 """Plain terminal output of the headless commands: summaries and tables.
 
-Colour only on a terminal, never with ``NO_COLOR``; untrusted text in cells
-is made safe (`textsafe`). The live ``[stage] line`` stream is `live_printer`.
+Colour only on a terminal, never with ``NO_COLOR``; every name, reason and message
+from the config or the store is shown with its controls made visible
+(`textsafe.visible_text`), never obeyed. The live ``[stage] line`` stream is
+`live_printer`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mlci_tui.store.records import (
     StageRecord,
     VersionRecord,
 )
-from mlci_tui.textsafe import terminal_line
+from mlci_tui.textsafe import visible_text
 from mlci_tui.units import format_bytes, format_duration, local_time, metric_text
 
 STAGE_COLORS = ("36", "35", "33", "32", "34", "96", "95", "93")
@@ -111,7 +113,7 @@ def stage_table(
                 "-" if stage.cpu_seconds is None else f"{stage.cpu_seconds:.2f}s",
                 format_bytes(stage.peak_rss_bytes),
                 "-" if stage.exit_code is None else str(stage.exit_code),
-                terminal_line(note, keep_color=False),
+                visible_text(note),
             ]
         )
     headers = ["STAGE", "STATE", "DURATION", "CPU", "PEAK RSS", "EXIT", "NOTE"]
@@ -125,8 +127,9 @@ def run_summary(run: RunRecord, *, color: bool, now: float | None = None) -> lis
     started = local_time(run.started_at)
     state = paint(run.state.value, STATE_COLORS.get(run.state), color)
     duration = format_duration(run.duration_s(now))
-    header = f"{run.pipeline} · run {run.id} · {state} · started {started} · {duration}"
-    lines = [terminal_line(header, keep_color=color), ""]
+    # The name is made safe before the state's colour is added.
+    name = visible_text(run.pipeline)
+    lines = [f"{name} · run {run.id} · {state} · started {started} · {duration}", ""]
     lines += stage_table(run.stages, color=color, now=now)
     measured = [stage for stage in run.stages if stage.metrics]
     if measured:
@@ -134,9 +137,9 @@ def run_summary(run: RunRecord, *, color: bool, now: float | None = None) -> lis
         lines += ["", paint("METRICS", "1", color)]
         for stage in measured:
             shown = "  ".join(f"{name} {metric_text(v)}" for name, v in stage.metrics.items())
-            lines.append(terminal_line(f"{stage.name.ljust(width)}  {shown}", keep_color=False))
+            lines.append(visible_text(f"{stage.name.ljust(width)}  {shown}"))
     if run.message and run.state is not RunState.PASSED:
-        lines += ["", terminal_line(run.message, keep_color=False)]
+        lines += ["", visible_text(run.message)]
     return lines
 
 
@@ -156,12 +159,12 @@ def version_table(
                 local_time(version.created_at),
                 version.status.value,
                 *(metric_text(version.metrics.get(name)) for name in metrics),
-                terminal_line(version.live_text(metrics), keep_color=False),
+                visible_text(version.live_text(metrics)),
                 f"run {version.run_id}" if version.run_id is not None else "-",
-                terminal_line(description, keep_color=False),
+                visible_text(description),
             ]
         )
-    names = [terminal_line(m.upper(), keep_color=False) for m in metrics]
+    names = [visible_text(m.upper()) for m in metrics]
     headers = ["VERSION", "CREATED", "STATUS", *names, "LIVE", "RUN", "DESCRIPTION"]
     # Only the description and metric names come from outside; both are made safe above.
     lines = render_table(headers, rows, set(range(3, 3 + len(metrics))))
@@ -205,9 +208,7 @@ def history_table(deployments: Sequence[DeploymentRecord]) -> list[str]:
             ]
         )
     headers = ["#", "WHEN", "KIND", "FROM", "TO", "WHO", "OUTCOME", "DURATION", "WHY"]
-    return render_table(
-        headers, [[terminal_line(c, keep_color=False) for c in r] for r in rows], {0, 7}
-    )
+    return render_table(headers, [[visible_text(c) for c in r] for r in rows], {0, 7})
 
 
 def alert_lines(alerts: Sequence[AlertRecord], decisions: Sequence[DecisionRecord]) -> list[str]:
@@ -216,10 +217,9 @@ def alert_lines(alerts: Sequence[AlertRecord], decisions: Sequence[DecisionRecor
     for decision in decisions:
         target = f"roll back to v{decision.target}" if decision.target else "no rollback target"
         lines.append(
-            terminal_line(
+            visible_text(
                 f"PENDING  v{decision.version} failed its analysis: {decision.finding};"
-                f" {target}? (mlci rollback · mlci alerts --dismiss)",
-                keep_color=False,
+                f" {target}? (mlci rollback · mlci alerts --dismiss)"
             )
         )
     if decisions:
@@ -229,9 +229,8 @@ def alert_lines(alerts: Sequence[AlertRecord], decisions: Sequence[DecisionRecor
     for alert in alerts:
         delivery = "" if alert.delivery in (None, "sent") else f"  [{alert.delivery}]"
         lines.append(
-            terminal_line(
-                f"{local_time(alert.created_at)}  {alert.kind:<16} {alert.message}{delivery}",
-                keep_color=False,
+            visible_text(
+                f"{local_time(alert.created_at)}  {alert.kind:<16} {alert.message}{delivery}"
             )
         )
     return lines

@@ -40,7 +40,7 @@ from mlci_tui.events import (
 from mlci_tui.states import StageState, Stream
 from mlci_tui.store.logs import LogCursor
 from mlci_tui.store.records import StageRecord
-from mlci_tui.textsafe import decode, terminal_line
+from mlci_tui.textsafe import decode, terminal_line, visible_text
 from mlci_tui.units import format_bytes, format_duration
 
 OPEN_LINE_KEEP = 1 << 16
@@ -234,7 +234,7 @@ class LivePrinter:
             self._note(event.stage, finish, STATE_COLORS.get(event.state))
         elif isinstance(event, RunNoted):
             self._end_open_line()
-            self.out.write(f"mlci: {event.text}\n".encode())
+            self.out.write(f"mlci: {visible_text(event.text)}\n".encode())
 
     def _output(self, event: StageOutput, prefix: bytes) -> None:
         key = (event.stage, event.stream)
@@ -278,7 +278,7 @@ class LivePrinter:
 
     def _note(self, stage: str, text: str, code: str | None = "2") -> None:
         self._end_open_line()
-        line = paint("-- " + terminal_line(text, keep_color=False), code, self.color)
+        line = paint("-- " + visible_text(text), code, self.color)
         self.out.write(self.prefix[stage] + line.encode() + b"\n")
 
     def _end_open_line(self) -> None:

@@ -24,7 +24,7 @@ def _sync(args: argparse.Namespace) -> int:
     from mlci_tui.masking import SecretMasker
     from mlci_tui.mirror.sync import mirror_target, sync
     from mlci_tui.pipeline.executors.local import LocalExecutor
-    from mlci_tui.textsafe import terminal_line
+    from mlci_tui.textsafe import visible_text
 
     config = load(args)
     mirror_target(config)  # no [mlflow]: a usage error before the store is touched
@@ -39,7 +39,7 @@ def _sync(args: argparse.Namespace) -> int:
             alert=args.auto,
         )
     )
-    text = terminal_line(result.text, keep_color=False)
+    text = visible_text(result.text)
     if result.ok:
         print(text)
         return ExitCode.PASSED

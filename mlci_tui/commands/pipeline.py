@@ -27,17 +27,19 @@ if TYPE_CHECKING:
 
 
 def command_validate(args: argparse.Namespace) -> int:
+    from mlci_tui.textsafe import visible_text
+
     config = load(args)
     count = len(config.stages)
     print(
-        f"{relative(config.path)} is valid: pipeline {config.pipeline.name},"
+        f"{relative(config.path)} is valid: pipeline {visible_text(config.pipeline.name)},"
         f" {count} stage{'s' * (count != 1)}"
     )
     width = max(len(name) for name in config.stages)
     for index, (name, stage) in enumerate(config.stages.items(), start=1):
         parts = [f"{index:>3}. {name.ljust(width)}"]
         if stage.needs:
-            parts.append(f"needs {', '.join(stage.needs)}")
+            parts.append(f"needs {', '.join(stage.needs_text(config.root))}")
         if stage.gates:
             parts.append(f"gates {', '.join(str(g) for g in stage.gates)}")
         if stage.artifact:
@@ -48,7 +50,8 @@ def command_validate(args: argparse.Namespace) -> int:
             parts.append("cached when unchanged")
         if stage.executor != "local":
             parts.append(f"on {stage.executor}")
-        print("  ".join(parts).rstrip())
+        # Paths (in needs, artifact, outs) are the config's: shown, never obeyed.
+        print(visible_text("  ".join(parts).rstrip()))
     if config.deploy is not None:
         extra = ["deploy"] + (["monitor"] if config.monitor else [])
         print(f"     then, when every stage passed: {' → '.join(extra)}")
@@ -127,9 +130,9 @@ def _run(
             lines.append(runner.version_summary())
         lines.append(f"logs: {relative(runner.store.run_dir(run.id))}")
         if runner.mirror_text is not None:
-            from mlci_tui.textsafe import terminal_line
+            from mlci_tui.textsafe import visible_text
 
-            lines.append(terminal_line(runner.mirror_text, keep_color=False))
+            lines.append(visible_text(runner.mirror_text))
         text = "\n".join(lines).encode() + b"\n"
         if printer.github:
             from mlci_tui.commands.ci_markup import github_quoted
@@ -161,11 +164,16 @@ def _write_reports(
         from mlci_tui.commands.reports import report_markdown
 
         written.append((reports.summary, report_markdown(store, config, run).encode()))
+    from mlci_tui.textsafe import visible_text
+
     for report, data in written:
         try:
             report.write(data)
         except OSError as error:
-            print(f"mlci: cannot write {report.what}: {error.strerror}", file=sys.stderr)
+            print(
+                f"mlci: cannot write {visible_text(report.what)}: {error.strerror}",
+                file=sys.stderr,
+            )
             code = code or ExitCode.FAILED
     return code
 
@@ -177,8 +185,11 @@ def command_status(args: argparse.Namespace) -> int:
         run = find_run(store, args.run)
         last = store.last_deployment()
     if last is not None and last.outcome is DeployOutcome.POINTER_FAILED:
+        from mlci_tui.textsafe import visible_text
+
         # Where production is, the store cannot say: the one thing to fix first.
-        print(f"mlci: warning: deployment {last.id}: {last.message}", file=sys.stderr)
+        message = visible_text(last.message or "")
+        print(f"mlci: warning: deployment {last.id}: {message}", file=sys.stderr)
     if args.json:
         import json  # only here: `mlci validate` and `mlci run` never need it
 
@@ -348,7 +359,7 @@ def _print_plan(
     from mlci_tui.config import with_masked_params
     from mlci_tui.masking import SecretMasker
     from mlci_tui.pipeline.cache import StageCache, plan
-    from mlci_tui.textsafe import terminal_line
+    from mlci_tui.textsafe import visible_text
 
     masker = SecretMasker(config.secret_values(os.environ))
     config = with_masked_params(config, masker)
@@ -374,9 +385,10 @@ def _print_plan(
         ]
         print(json.dumps(rows, indent=2))
         return 0
-    table = [[d.stage, d.verdict, "; ".join(d.reasons)] for d in decisions]
+    # Reasons name paths and params of the config: made visible before they are laid out.
+    table = [[d.stage, d.verdict, visible_text("; ".join(d.reasons))] for d in decisions]
     for line in render_table(["STAGE", "WOULD", "WHY"], table, right=set()):
-        print(terminal_line(line, keep_color=False))
+        print(line)
     return 0
 
 

@@ -91,9 +91,9 @@ def command_deploy(args: argparse.Namespace) -> int:
 
             result, failed = run_cancellable(deploy)
     if failed is not None:
-        from mlci_tui.textsafe import terminal_line
+        from mlci_tui.textsafe import visible_text
 
-        print(f"mlci: {terminal_line(failed, keep_color=False)}", file=sys.stderr)
+        print(f"mlci: {visible_text(failed)}", file=sys.stderr)
         return 1
     return _report(result)
 
@@ -237,10 +237,10 @@ def _context(printer: LivePrinter, stage: str, hurry: asyncio.Event) -> CommandC
 
 
 def _report(result: DeployResult) -> int:
-    from mlci_tui.textsafe import terminal_line
+    from mlci_tui.textsafe import visible_text
 
     if result.succeeded:
-        print(terminal_line(result.message, keep_color=False))
+        print(visible_text(result.message))
         return 0
-    print(f"mlci: {terminal_line(result.message, keep_color=False)}", file=sys.stderr)
+    print(f"mlci: {visible_text(result.message)}", file=sys.stderr)
     return 1

@@ -74,7 +74,7 @@ def series_table(series: Sequence[Series]) -> list[str]:
         rows.append(
             [
                 visible_text(one.stage),
-                one.name,
+                visible_text(one.name),
                 str(len(values)),
                 steps,
                 metric_text(values[-1] if values else None),

@@ -17,7 +17,6 @@ not followed.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mlci_tui.config import Glob
+from mlci_tui.globs import Glob, covers
 from mlci_tui.store.cache import CacheDir, FileHasher, canonical, sha256_of
 
 TOOL_CACHES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
@@ -79,27 +78,7 @@ def glob_files(dep: Glob, exclude: Collection[tuple[int, int]] = ()) -> list[str
     base = str(dep.base)
     files = tree_files(base, exclude)
     cut = len(base) + 1
-    return [path for path in files if _covered(dep.pattern, path[cut:].split(os.sep))]
-
-
-def _covered(pattern: tuple[str, ...], parts: list[str]) -> bool:
-    return any(_match(pattern, parts[:depth]) for depth in range(1, len(parts) + 1))
-
-
-def _match(pattern: tuple[str, ...], parts: list[str]) -> bool:
-    if not pattern:
-        return not parts
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        for skipped in range(len(parts) + 1):
-            if skipped and parts[skipped - 1].startswith("."):
-                return False
-            if _match(rest, parts[skipped:]):
-                return True
-        return False
-    if not parts or (parts[0].startswith(".") and not head.startswith(".")):
-        return False
-    return fnmatch.fnmatchcase(parts[0], head) and _match(rest, parts[1:])
+    return [path for path in files if covers(dep.pattern, path[cut:].split(os.sep))]
 
 
 # Outs --------------------------------------------------------------------------

@@ -173,7 +173,7 @@ def test_set_names_a_param_that_exists_with_a_value_of_its_kind(pipeline: Projec
         (["--set", "layers=[[1, nan]]"], "mlci: --set layers=[[1, nan]]: expected a finite number"),
         (
             ["--set", "layers=1"],
-            "mlci: --set layers=1: expected an array, as the config has ([8, 4])",
+            "mlci: --set layers=1: expected an array of integers, as the config has ([8, 4])",
         ),
     ]:
         result = pipeline.mlci("run", *args)

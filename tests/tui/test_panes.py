@@ -57,6 +57,22 @@ async def test_a_pipeline_that_never_ran_shows_its_stages_pending_with_their_nee
         assert pane_text(panes["monitor"])[1].strip() == "needs deploy"
 
 
+async def test_a_stage_needed_for_its_outs_is_shown_with_them_and_their_controls_visible(
+    project: Project,
+) -> None:
+    # An out whose name carries a title escape and a direction override.
+    project.write(
+        '[stages.train]\ncommand = "true"\ndeps = ["data"]\n'
+        '[stages.prepare]\ncommand = "true"\nouts = ["data/clean\\u001b]0;x\\u0007\\u202e.csv"]\n'
+    )
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(by_name(app)) == 2)
+        await pilot.pause(0.2)
+        shown = " ".join(line.strip() for line in pane_text(by_name(app)["train"])[1:])
+        assert shown == "needs prepare (its out data/clean<U+202E>.csv)"
+
+
 async def test_a_stage_added_since_the_run_shown_is_not_in_this_run(project: Project) -> None:
     project.write(QUICK)
     assert project.mlci("run").returncode == 0

@@ -1,6 +1,6 @@
 """SVG snapshots of every screen and modal of the dashboard, at 100x30 and 80x24:
-the main screen with no runs, a run in progress, one whose runner died, a failed
-and a finished run;
+the main screen with no runs (and with stages that need others for their outs), a
+run in progress, one whose runner died, a failed and a finished run;
 the help (`HelpScreen`), the runs (`RunsScreen`), the search (`SearchScreen`),
 the rollback and cancel confirmations (`ConfirmScreen`), a pending decision
 (`DecisionScreen`), the alerts (`AlertsScreen`), the zoomed log, the command
@@ -279,6 +279,31 @@ def empty_store(tmp_path: Path) -> MlciApp:
     return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
 
 
+def reading_store(tmp_path: Path) -> MlciApp:
+    """A pipeline that never ran, whose stages need others for the outs they read:
+    each pane says which out (wrapped over the lines the pane has)."""
+    (tmp_path / "config.toml").write_text(
+        """
+[pipeline]
+name = "churn-model"
+[stages.train]
+command = "true"
+deps = ["data"]
+outs = ["build/model.txt"]
+[stages.prepare]
+command = "true"
+outs = ["data/clean.csv"]
+[stages.evaluate]
+command = "true"
+needs = ["train"]
+deps = ["build/model.txt", "data/clean.csv"]
+"""
+    )
+    config = load_config(tmp_path / "config.toml", environ={})
+    Store.open(config.pipeline.state_dir).close()
+    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+
+
 def pressing(*keys: str, wait: float = 0.3):
     async def before(pilot) -> None:
         await loaded(pilot)
@@ -297,6 +322,7 @@ async def settled(pilot) -> None:
 
 SCREENS = {
     "no_runs": (empty_store, settled),
+    "needs_from_outs": (reading_store, settled),
     "running": (lambda path: make_store(path, running=True), loaded),
     "runner_gone": (lambda path: make_store(path, runner_gone=True), loaded),
     "failed_run": (lambda path: make_store(path, failed=True), loaded),

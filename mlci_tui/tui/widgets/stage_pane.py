@@ -65,7 +65,8 @@ class StagePane(Widget):
         self.last_lines: Sequence[LogRecord] = ()
         self.now = 0.0
         self.needs: Sequence[str] = ()
-        """What the config says this stage needs: shown until it has run."""
+        """What the config says this stage needs, with the outs it reads of a stage it
+        does not name (``prep (its out data/clean.csv)``): shown until it has run."""
         self.in_run = True
         """False for a stage of the config that the run shown does not have."""
 
@@ -142,8 +143,18 @@ class StagePane(Widget):
                 return [text]
         style = self.get_component_rich_style("stage-pane--output")
         if record is None or record.started_at is None:
-            waits = f"needs {', '.join(self.needs)}" if self.needs else "needs nothing"
-            return [Text("   ", end="") + Text(waits, style=style, end="")]
+            # The outs it reads are paths from the config: shown as plain text, over
+            # the lines the pane has (what does not fit ends in an ellipsis).
+            waits = plain(f"needs {', '.join(self.needs)}" if self.needs else "needs nothing")
+            waits.stylize(style)
+            room = max(1, self.size.width - 3)
+            wrapped = list(waits.wrap(self.app.console, room, no_wrap=False))
+            shown = wrapped[: self.output_lines]
+            rest = wrapped[len(shown) - 1 :]
+            for line in rest:
+                line.rstrip()
+            shown[-1] = Text(" ", end="").join(rest)
+            return [Text("   ", end="") + line for line in shown]
         shown = []
         for record_line in self.last_lines[-self.output_lines :]:
             line = output_line(record_line.content)
