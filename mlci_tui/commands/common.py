@@ -103,3 +103,11 @@ def relative(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
+
+
+def stage_hint(name: str, names: list[str]) -> str:
+    """``; did you mean "train"?``, or the list of what there is."""
+    import difflib  # only for a mistyped name
+
+    close = difflib.get_close_matches(name, names, n=1)
+    return f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(names)})"
