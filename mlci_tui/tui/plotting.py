@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import NamedTuple
 
 from textual_plot import HiResMode, PlotWidget
@@ -69,53 +69,66 @@ LABEL_WIDTH = 9
 """The width textual-plot's left margin leaves a label; a wider one widens it."""
 
 
-def nice_ticks(low: float, high: float, most: int = 8) -> list[float]:
+def nice_ticks(low: Decimal, high: Decimal, most: int = 8) -> list[Decimal]:
     """Ticks from ``low`` to ``high`` at multiples of 1, 2 or 5 × 10ⁿ, about five of
-    them (at most ``most``): as textual-plot chooses them, for any finite float64s."""
+    them (at most ``most``), as textual-plot chooses them; in decimal, so that any
+    float64 range works, and a padded one past the float64 range too."""
     if not low < high:
         return [low]
-    start, end = Decimal(low), Decimal(high)
-    span = end - start
+    most = max(most, 1)
+    span = high - low
     power = (span / 5).adjusted()
-    steps = [1, 2, 5, 10]
-    index = bisect_left(steps, (span / 5).scaleb(-power))
-    step = Decimal(steps[max(index - 1, 0)]).scaleb(power)
-    if span // step > most:
-        step = Decimal(steps[index]).scaleb(power)
-    first = int((start / step).to_integral_value(ROUND_CEILING))
-    last = int((end / step).to_integral_value(ROUND_FLOOR))
-    # Near the float64 grain (1 + 2**-52, subnormals) two ticks may be one float.
-    return list(dict.fromkeys(float(k * step) + 0.0 for k in range(first, last + 1)))
+    steps = [Decimal(m).scaleb(power + p) for p in range(3) for m in (1, 2, 5)]
+    index = max(bisect_left(steps, span / 5) - 1, 0)
+    while span // steps[index] > most:  # ends: the last step is past the span
+        index += 1
+    step = steps[index]
+    first = int((low / step).to_integral_value(ROUND_CEILING))
+    last = int((high / step).to_integral_value(ROUND_FLOOR))
+    return [k * step for k in range(first, last + 1)]
 
 
-def tick_labels(ticks: Sequence[float]) -> list[str]:
+def tick_labels(ticks: Sequence[Decimal]) -> list[str]:
     """Labels as short as tell ticks apart: ``0.2``, ``15``, ``1.2e+308``, ``-3e-310``."""
     if not ticks:
         return []
-    step = abs(Decimal(ticks[1]) - Decimal(ticks[0])) if len(ticks) > 1 else Decimal(1)
-    exponent = step.adjusted() if step else 0
+    if len(ticks) == 1:  # no step to go by: the fewest digits that are the tick
+        tick = ticks[0]
+        return [f"{float(tick):g}" if abs(tick) < 1_000_000 else _scientific(tick, 6)]
+    exponent = abs(ticks[1] - ticks[0]).adjusted()
     decimals = max(0, -exponent)
-    if max(abs(t) for t in ticks) < 1e6 and decimals <= 6:
-        return [f"{Decimal(t):.{decimals}f}" for t in ticks]
-    labels = []
-    for tick in ticks:
-        digits = Decimal(tick).adjusted() - exponent + 1 if tick else 1
-        labels.append(f"{tick:.{min(max(digits, 1), 17)}g}")
-    return labels
+    if max(abs(t) for t in ticks) < 1_000_000 and decimals <= 6:
+        return [f"{tick:.{decimals}f}" for tick in ticks]
+    return [_scientific(tick, tick.adjusted() - exponent + 1) for tick in ticks]
+
+
+def _scientific(tick: Decimal, digits: int) -> str:
+    if not tick:
+        return "0"
+    return f"{Context(prec=min(max(digits, 1), 17)).plus(tick).normalize():g}"
 
 
 class MetricAxis(AxisFormatter):
-    """Ticks and labels of values drawn multiplied by `scale` (a power of two)."""
+    """Ticks and labels of values drawn multiplied by `scale` (a power of two), at
+    most `most` of them: as many as fit, so that no label is drawn over another."""
 
     def __init__(self) -> None:
         self.scale = 1.0
+        self.most = 8
 
     def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
-        ticks = nice_ticks(min_ / self.scale, max_ / self.scale, max_ticks)
-        return [tick * self.scale for tick in ticks]
+        scale = Decimal(self.scale)
+        low, high = Decimal(min_) / scale, Decimal(max_) / scale
+        ticks = nice_ticks(low, high, min(max_ticks, self.most))
+        # Near the float64 grain (1 + 2**-52, subnormals) two ticks may be one float.
+        return list(dict.fromkeys(float(tick * scale) + 0.0 for tick in ticks))
 
     def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
-        return tick_labels([tick / self.scale for tick in ticks])
+        scale = Decimal(self.scale)
+        return tick_labels([Decimal(tick) / scale for tick in ticks])
+
+    def labels(self, low: float, high: float) -> list[str]:
+        return self.get_labels_for_ticks(self.get_ticks(low, high))
 
 
 class MetricPlot(PlotWidget):
@@ -180,23 +193,35 @@ class MetricPlot(PlotWidget):
 
     def _set_limits(self, xs: list[float], ys: list[float], scale: float) -> None:
         """Room around the points: a line along the edge would be drawn under the axis,
-        and a single point (or a flat line) needs a range to be drawn at all."""
+        and a single point (or a flat line) needs a range to be drawn at all. Then as
+        many ticks as fit: a label per two rows, labels a space apart."""
         if not xs:
             return
+        y_low, y_high = min(ys), max(ys)
+        pad = (y_high - y_low) * 0.05 or abs(y_high) * 0.05 or 1.0
+        y_low, y_high = y_low - pad, y_high + pad
+        self.set_ylimits(y_low, y_high)
+        self.y_axis.scale = scale
+        rows = self.size.height - self.margin_top - self.margin_bottom
+        self.y_axis.most = max(1, rows // 2)
+        # The labels decide the margin: a long one is never cut to look like another.
+        margin = max(LABEL_WIDTH, *map(len, self.y_axis.labels(y_low, y_high))) + 1
+        if margin != self.margin_left:
+            self.margin_left = margin
+            # textual-plot sizes its canvases again only on a layout of its own.
+            self.call_after_refresh(self.refresh, layout=True)
         x_low, x_high = min(xs), max(xs)
         if x_low == x_high:
             # A step past 2**53 has no neighbour 1 away: room that changes the float.
             room = max(1.0, abs(x_low) * 2.0**-40)
             x_low, x_high = x_low - room, x_high + room
         self.set_xlimits(x_low, x_high)
+        columns = self.size.width - self.margin_left
         # Steps and versions are whole numbers: over a short span, a tick at each.
-        short = x_high - x_low <= 16
-        self.set_xticks(list(range(math.ceil(x_low), math.floor(x_high) + 1)) if short else None)
-        y_low, y_high = min(ys), max(ys)
-        pad = (y_high - y_low) * 0.05 or abs(y_high) * 0.05 or 1.0
-        y_low, y_high = y_low - pad, y_high + pad
-        self.set_ylimits(y_low, y_high)
-        self.y_axis.scale = scale
-        # The labels decide the margin: a long one is never cut to look like another.
-        labels = self.y_axis.get_labels_for_ticks(self.y_axis.get_ticks(y_low, y_high))
-        self.margin_left = max(LABEL_WIDTH, *map(len, labels)) + 1
+        every = list(range(math.ceil(x_low), math.floor(x_high) + 1))
+        each = sum(len(label) + 1 for label in self.x_axis.get_labels_for_ticks(every))
+        fits = x_high - x_low <= 16 and each <= columns
+        self.set_xticks(every if fits else None)
+        self.x_axis.most = 8
+        widest = max(map(len, self.x_axis.labels(x_low, x_high)), default=1)
+        self.x_axis.most = max(1, columns // (widest + 2))
