@@ -20,6 +20,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from mlci_tui.checks import METRIC_NAME
+from mlci_tui.states import Stream
 
 NESTING = 5
 
@@ -241,3 +242,59 @@ def _number(value: Any) -> float | None:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
+
+
+# A stage's whole output -------------------------------------------------------------
+
+
+class Printed:
+    """One run's stage: what it printed on each stream, how the bytes were cut into
+    reads (in-process), and its metrics file: a document, or any bytes."""
+
+    def __init__(
+        self,
+        out: list[MetricLine | bytes],
+        err: list[MetricLine | bytes],
+        cuts: list[int],
+        stale: bool,
+        file: Any,
+        raw_file: bytes | None,
+    ) -> None:
+        self.streams = {Stream.STDOUT: out, Stream.STDERR: err}
+        self.cuts = cuts
+        self.stale = stale
+        self.file = file
+        self.raw_file = raw_file
+
+    def bytes_of(self, stream: Stream) -> bytes:
+        lines = self.streams[stream]
+        return b"".join((x.text() if isinstance(x, MetricLine) else x) + b"\n" for x in lines)
+
+    def expected(self) -> dict[str, list[tuple[int, float]]]:
+        """The oracle: each kept point of each series, in order, with its step."""
+        series: dict[str, list[tuple[int, float]]] = {}
+        for stream in (Stream.STDOUT, Stream.STDERR):
+            for line in self.streams[stream]:
+                if not isinstance(line, MetricLine):
+                    continue
+                for name, text in line.pairs:
+                    value = kept_value(text)
+                    if value is not None:
+                        points = series.setdefault(name, [])
+                        points.append((len(points) if line.step is None else line.step, value))
+        if self.raw_file is None:
+            for name, value in kept_from_file(self.file).items():
+                points = series.setdefault(name, [])
+                points.append((len(points), value))
+        return series
+
+
+printed = st.builds(
+    Printed,
+    items,
+    items,
+    st.lists(st.integers(1, 64), max_size=8),
+    st.booleans(),
+    metric_files,
+    st.none() | st.binary(max_size=64),
+)

@@ -33,15 +33,7 @@ from mlci_tui.pipeline.output import MAX_METRIC_NOTES, OutputSink, read_metrics_
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, Stream, VersionStatus
 from mlci_tui.store import Store
-from tests.metric_fuzz import (
-    MetricLine,
-    dump,
-    examples,
-    items,
-    kept_from_file,
-    kept_value,
-    metric_files,
-)
+from tests.metric_fuzz import Printed, dump, examples, printed
 
 JUNIT_SCHEMA = xmlschema.XMLSchema(Path(__file__).parents[1] / "junit.xsd")
 T0 = 1_790_000_000.0
@@ -54,59 +46,6 @@ name = "fuzz"
 command = "true"
 gates = ["accuracy >= 0.9", "loss <= 1.7976931348623157e308", "eval.f1 != 0"]
 """
-
-
-class Printed:
-    """One run's stage: what it printed on each stream, how the bytes were cut into
-    reads, and its metrics file."""
-
-    def __init__(
-        self,
-        out: list[MetricLine | bytes],
-        err: list[MetricLine | bytes],
-        cuts: list[int],
-        stale: bool,
-        file: Any,
-        raw_file: bytes | None,
-    ) -> None:
-        self.streams = {Stream.STDOUT: out, Stream.STDERR: err}
-        self.cuts = cuts
-        self.stale = stale
-        self.file = file
-        self.raw_file = raw_file
-
-    def bytes_of(self, stream: Stream) -> bytes:
-        lines = self.streams[stream]
-        return b"".join((x.text() if isinstance(x, MetricLine) else x) + b"\n" for x in lines)
-
-    def expected(self) -> dict[str, list[tuple[int, float]]]:
-        """The oracle: each kept point of each series, in order, with its step."""
-        series: dict[str, list[tuple[int, float]]] = {}
-        for stream in (Stream.STDOUT, Stream.STDERR):
-            for line in self.streams[stream]:
-                if not isinstance(line, MetricLine):
-                    continue
-                for name, text in line.pairs:
-                    value = kept_value(text)
-                    if value is not None:
-                        points = series.setdefault(name, [])
-                        points.append((len(points) if line.step is None else line.step, value))
-        if self.raw_file is None:
-            for name, value in kept_from_file(self.file).items():
-                points = series.setdefault(name, [])
-                points.append((len(points), value))
-        return series
-
-
-printed = st.builds(
-    Printed,
-    items,
-    items,
-    st.lists(st.integers(1, 64), max_size=8),
-    st.booleans(),
-    metric_files,
-    st.none() | st.binary(max_size=64),
-)
 
 
 def feed(run: Printed, emit: Callable[[Any], None], scratch: Path, number: int) -> OutputSink:
