@@ -83,8 +83,15 @@ def position(value: float, low: float, high: float) -> float:
 
 
 def mean(values: Sequence[float]) -> float:
-    """The mean of finite float64s, without the overflow of their sum."""
-    total = sum(value / len(values) for value in values)
+    """The mean of finite float64s, subnormal or past half the float64 range alike."""
+    count = len(values)
+    try:
+        total = math.fsum(values) / count
+    except OverflowError:
+        # The sum is past the float64 range: summed scaled by a power of two past the
+        # count (exact for such values), the mean scaled back.
+        shift = count.bit_length()
+        total = math.ldexp(math.fsum(math.ldexp(v, -shift) for v in values) / count, shift)
     return min(max(total, min(values)), max(values))  # rounding stays within them
 
 
