@@ -30,6 +30,8 @@ from tests.helpers import text_of, until
 from tests.metric_fuzz import examples
 
 T0 = 1_790_000_000.0
+LONG = "validation/accuracy_top5"
+"""A name that makes the legend longer than 60 columns."""
 BIGGEST = 1.7976931348623157e308
 EXTREMES = [BIGGEST, -BIGGEST, 1.7e308, -1.7e308, 5e-324, -5e-324, 0.0, -0.0, 1e-300, 2.0**1000]
 
@@ -41,7 +43,7 @@ name = "plot-fuzz"
 command = "true"
 
 [registry]
-key_metrics = ["m", "n"]
+key_metrics = ["m", "validation/accuracy_top5"]
 """
 
 values = st.lists(
@@ -53,7 +55,7 @@ steps = st.none() | st.lists(st.integers(0, 10**18 - 1), min_size=80, max_size=8
 
 
 def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | None) -> MlciApp:
-    """A run whose stage reported ``m`` and ``n`` (at steps ``at``, else 0, 1, 2, …),
+    """A run whose stage reported ``m`` and ``n`` (as `LONG`; at steps ``at``, else 0, 1, 2, …),
     and a version for each of the first values of ``m``, the first of them live."""
     config_path = folder / "config.toml"
     config_path.write_text(CONFIG)
@@ -68,7 +70,7 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
         host="host",
         config_path=str(config_path),
     )
-    for name, series in (("m", m), ("n", n)):
+    for name, series in (("m", m), (LONG, n)):
         points = [(name, i if at is None else sorted(at)[i], v) for i, v in enumerate(series)]
         store.record_points(run_id, "train", points, T0 + 1)
         store.record_metrics(run_id, "train", {name: series[-1]})
@@ -83,7 +85,7 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
             is_dir=False,
             sha256=f"{number:x}" * 64,
             size_bytes=1,
-            metrics={"m": value, "n": n[0]},
+            metrics={"m": value, LONG: n[0]},
             git_commit=None,
             git_dirty=None,
         )
@@ -159,9 +161,10 @@ async def exercise(app: MlciApp, size: tuple[int, int], m: list[float]) -> None:
         await until(pilot, lambda: isinstance(app.screen, SeriesPlotScreen))
         screen = app.screen
         assert isinstance(screen, SeriesPlotScreen)
-        await until(pilot, lambda: len(screen.series.get("n", ((), ()))[1]) > 0)
+        await until(pilot, lambda: len(screen.series.get(LONG, ((), ()))[1]) > 0)
         await pilot.pause(0)
         check_plot(app, screen.plot)
+        assert screen.legend.size.height == 1  # cut, not wrapped: the plot keeps the row
         await pilot.press("2")  # one line hidden: the axes fit the other
         check_plot(app, screen.plot)
         await pilot.press("escape", "v", "g")
