@@ -348,7 +348,7 @@ def read_metrics_file(path: Path) -> MetricsFile:
         # Numbers as float64 from their text: an int's text is never made an int,
         # which past 4300 digits is refused and past 1.8e308 cannot be a float.
         data = json.loads(
-            text, parse_int=_json_number, parse_float=_json_number, parse_constant=_NotFinite
+            text, parse_int=_json_number, parse_float=_json_number, parse_constant=_json_constant
         )
     except ValueError:
         problem = 'the metrics file is not valid JSON; expected an object like {"accuracy": 0.9}'
@@ -363,15 +363,19 @@ def read_metrics_file(path: Path) -> MetricsFile:
 
 
 class _NotFinite(NamedTuple):
-    """A number of the file that is no float64: ``NaN``, ``Infinity`` and ``-Infinity``
-    (which Python's JSON reads, JSON has none), or one past the float64 range."""
+    """A number of the file that is no float64, and why: one past the float64 range,
+    or ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's JSON reads, JSON has none)."""
 
-    text: str
+    why: str
 
 
 def _json_number(text: str) -> float | _NotFinite:
-    value = float(text)
-    return value if math.isfinite(value) else _NotFinite(text)
+    value = float(text)  # digits never make inf but past the float64 range
+    return value if math.isfinite(value) else _NotFinite(OUT_OF_RANGE)
+
+
+def _json_constant(text: str) -> _NotFinite:
+    return _NotFinite("not a finite number")
 
 
 def _flatten(data: dict[str, Any], prefix: str, found: MetricsFile, mark: str) -> None:
@@ -383,7 +387,7 @@ def _flatten(data: dict[str, Any], prefix: str, found: MetricsFile, mark: str) -
         if value == mark:
             found.ignored.append((name, f"nested deeper than {MAX_NESTING} levels"))
         elif isinstance(value, _NotFinite):
-            found.ignored.append((name, number_value(value.text)))
+            found.ignored.append((name, value.why))
         elif not isinstance(number := finite(value), float):
             found.ignored.append((name, number))
         elif re.fullmatch(METRIC_NAME, name):

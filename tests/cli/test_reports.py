@@ -146,7 +146,7 @@ def test_metrics_as_csv_and_as_a_table(project: Project) -> None:
     assert bad.stderr.decode() == "mlci: run 1 has no stage 'nope' (stages: train)\n"
     near = project.mlci("metrics", "--stage", "trian")
     assert near.returncode == 2
-    assert near.stderr.decode() == 'mlci: run 1 has no stage \'trian\'; did you mean "train"?\n'
+    assert near.stderr.decode() == "mlci: run 1 has no stage 'trian'; did you mean \"train\"?\n"
 
 
 def test_a_series_keeps_its_first_points_then_every_tenth_then_every_hundredth(
@@ -195,7 +195,7 @@ def test_odd_steps_are_malformed_lines_odd_numbers_ignored_and_no_output_is_lost
     assert notes == [
         "ignored a malformed metric line: 'step=² a=1'",
         "ignored a malformed metric line: 'step=1 step=2 a=1'",
-        "ignored metric 'a' = '１': not a number",  # and no second note for 'a'
+        "ignored metric 'a' = '\uff11': not a number",  # and no second note for 'a'
     ]
 
 
