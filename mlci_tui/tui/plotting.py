@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import NamedTuple
 
+from textual import events, on
+from textual.containers import Grid
 from textual_plot import HiResMode, PlotWidget
 from textual_plot.axis_formatter import AxisFormatter
 
@@ -148,12 +150,23 @@ class MetricPlot(PlotWidget):
         self.set_x_formatter(self.x_axis)
         self.set_y_formatter(self.y_axis)
 
-    def on_mount(self) -> None:
+    @on(events.Mount)
+    def _mounted(self, event: events.Mount) -> None:
+        # Textual would call textual-plot's handler after this one; it is called here
+        # instead, unless the app closed as the plot opened and its parts are gone.
+        event.prevent_default()
+        if not self.query(Grid):
+            return
         super().on_mount()
         self.set_xlabel(self.x_label)
         # The screen's line above the plot is the legend: it also gives each line's
         # key and last value, and covers no points.
         self.show_legend(is_visible=False)
+
+    def _update_margin_sizes(self) -> None:
+        # So do textual-plot's watchers, which run as the plot mounts.
+        if self.query(Grid):
+            super()._update_margin_sizes()
 
     def show_lines(self, lines: Sequence[PlotLine]) -> None:
         self.lines = list(lines)
