@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -330,12 +332,17 @@ def read_metrics_file(path: Path) -> MetricsFile:
     nested deeper than `MAX_NESTING`. A missing file is no metrics, not an error.
     """
     try:
-        with open(path, "rb") as file:
-            raw = file.read(MAX_METRICS_FILE + 1)
+        # Without blocking: a FIFO with no writer would hold the runner forever.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            kind = _not_a_file(os.fstat(file.fileno()).st_mode)
+            raw = b"" if kind else file.read(MAX_METRICS_FILE + 1)
     except FileNotFoundError:
         return MetricsFile({}, [])
     except OSError as error:
         return MetricsFile({}, [], f"cannot read the metrics file: {error.strerror}")
+    if kind:  # a FIFO, a device or a link to one: its name goes, as nothing reads it
+        path.unlink(missing_ok=True)
+        return MetricsFile({}, [], f"the metrics file is {kind}, not a file: removed unread")
     if len(raw) > MAX_METRICS_FILE:
         path.unlink(missing_ok=True)
         limit = MAX_METRICS_FILE >> 20
@@ -360,6 +367,14 @@ def read_metrics_file(path: Path) -> MetricsFile:
     found = MetricsFile({}, [])
     _flatten(data, "", found, mark)
     return found
+
+
+def _not_a_file(mode: int) -> str | None:
+    """What a file of ``mode`` is when it is not a regular file (a directory cannot
+    be opened as a file at all)."""
+    if stat.S_ISREG(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
 
 
 class _NotFinite(NamedTuple):

@@ -237,3 +237,18 @@ def test_monitor_once_with_nan_and_a_deep_file_says_what_it_ignored(project: Pro
     assert once.returncode == 1, said + once.stderr.decode()
     assert "ignored metric 'accuracy': not a finite number" in said, said
     assert "ignored metric 'd': expected a number, got an array" in said
+
+
+def test_a_metrics_file_made_a_fifo_or_a_link_to_a_device_never_holds_the_run(
+    project: Project,
+) -> None:
+    project.write(
+        "[stages.fifo]\ncommand = 'mkfifo \"$MLCI_METRICS_FILE\"'\n"
+        "[stages.zero]\ncommand = 'ln -s /dev/zero \"$MLCI_METRICS_FILE\"'\n"
+    )
+    result = project.mlci("run", timeout=60)  # the old runner waited on the FIFO forever
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout.decode()
+    assert "[fifo] -- the metrics file is a FIFO, not a file: removed unread\n" in out
+    assert "the metrics file is a device or socket, not a file: removed unread\n" in out
+    assert not list((project.state_dir / "runs" / "1").glob("*.metrics.json"))

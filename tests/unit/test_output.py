@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import random
 import sys
 import urllib.parse
@@ -354,3 +355,22 @@ def test_a_metrics_file_past_the_limit_is_removed_unread(tmp_path: Path) -> None
     found = read_metrics_file(path)
     assert found == ({}, [], "the metrics file is over 16 MiB: removed unread")
     assert not path.exists()
+
+
+def test_a_metrics_file_that_is_a_fifo_a_device_or_a_directory_is_never_waited_on(
+    tmp_path: Path,
+) -> None:
+    fifo, device, folder = tmp_path / "fifo.json", tmp_path / "zero.json", tmp_path / "dir.json"
+    os.mkfifo(fifo)  # no writer: an open for reading that waits would wait forever
+    device.symlink_to("/dev/zero")
+    folder.mkdir()
+    assert read_metrics_file(fifo) == (
+        {},
+        [],
+        "the metrics file is a FIFO, not a file: removed unread",
+    )
+    assert read_metrics_file(device).problem == (
+        "the metrics file is a device or socket, not a file: removed unread"
+    )
+    assert not fifo.exists() and not device.is_symlink() and Path("/dev/zero").exists()
+    assert read_metrics_file(folder).problem == "cannot read the metrics file: Is a directory"
