@@ -35,7 +35,7 @@ class Check(NamedTuple):
     threshold: float
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.threshold:g}"
+        return f"{self.metric} {self.op} {number_text(self.threshold)}"
 
     def passes(self, value: float) -> bool:
         return _OPERATORS[self.op](value, self.threshold)
@@ -46,7 +46,8 @@ class Check(NamedTuple):
         if value is None:
             return f"{self.metric} was not reported (needed by {self})"
         if math.isnan(value) or not self.passes(value):
-            return f"{self.metric} {value:g} {_NEGATED[self.op]} {self.threshold:g}"
+            shown = f"{number_text(value)} {_NEGATED[self.op]} {number_text(self.threshold)}"
+            return f"{self.metric} {shown}"
         return None
 
 
@@ -59,3 +60,11 @@ def parse_check(text: str) -> Check:
     if not math.isfinite(threshold):
         raise ValueError("the threshold must be a finite number")
     return Check(match["metric"], match["op"], threshold)
+
+
+def number_text(value: float) -> str:
+    """``0.85``, ``100``, ``1e-05``: as short as ``:g`` where that is the number itself,
+    else every digit (``0.8499999999999999``), so a value just past a threshold never
+    shows as the threshold."""
+    text = f"{value:g}"
+    return text if float(text) == value else repr(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Sequence
 
 _DURATION_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -72,6 +73,29 @@ def metric_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def position(value: float, low: float, high: float) -> float:
+    """Where ``value`` lies from ``low`` (0) to ``high`` (1), for any finite float64s:
+    their difference may overflow (``1.7e308 - -1.7e308``), that of their halves cannot."""
+    if high == low:
+        return 0.0
+    half = 0.5 if max(abs(low), abs(high)) > _HUGE else 1.0  # exact: a power of two
+    return (value * half - low * half) / (high * half - low * half)
+
+
+def mean(values: Sequence[float]) -> float:
+    """The mean of finite float64s, subnormal or past half the float64 range alike."""
+    count = len(values)
+    try:
+        total = math.fsum(values) / count
+    except OverflowError:
+        # The sum is past the float64 range: summed scaled by a power of two past the
+        # count (exact for such values), the mean scaled back.
+        shift = count.bit_length()
+        total = math.ldexp(math.fsum(math.ldexp(v, -shift) for v in values) / count, shift)
+    return min(max(total, min(values)), max(values))  # rounding stays within them
+
+
+_HUGE = 2.0**1000
 _BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -82,14 +106,13 @@ def sparkline(values: list[float], width: int = 40) -> str:
     if len(values) > width:
         size = len(values) / width
         values = [
-            sum(chunk) / len(chunk)
+            mean(chunk)
             for chunk in (
                 values[int(i * size) : max(int(i * size) + 1, int((i + 1) * size))]
                 for i in range(width)
             )
         ]
     low, high = min(values), max(values)
-    span = high - low
-    if span == 0:
+    if low == high:
         return _BARS[3] * len(values)
-    return "".join(_BARS[min(7, int((v - low) / span * 8))] for v in values)
+    return "".join(_BARS[min(7, int(position(v, low, high) * 8))] for v in values)

@@ -66,6 +66,14 @@ def find_run(store: Store, run_id: int | None) -> RunRecord:
     return run
 
 
+def stage_hint(name: str, names: list[str]) -> str:
+    """``; did you mean "train"?``, or the list of what there is."""
+    import difflib  # only for a mistyped name
+
+    close = difflib.get_close_matches(name, names, n=1)
+    return f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(names)})"
+
+
 def run_cancellable(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
     """Run ``main(hurry)``: the first SIGINT/SIGTERM cancels it (raising `Cancelled`),
     a second sets ``hurry`` so that processes are stopped without a grace period.

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from mlci_tui.commands.common import find_run, load, open_store, relative
+from mlci_tui.commands.common import find_run, load, open_store, relative, stage_hint
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
 from mlci_tui.states import DeployOutcome, RunState
 
@@ -62,11 +62,15 @@ def command_run(args: argparse.Namespace) -> int:
     config = load(args)
     for name in args.stage:
         if name not in config.stages:
-            raise UsageError(f"--stage {name}: no such stage{_hint(name, list(config.stages))}")
+            raise UsageError(
+                f"--stage {name}: no such stage{stage_hint(name, list(config.stages))}"
+            )
     forced = args.force or []
     for name in forced:
         if name != ALL_STAGES and name not in config.stages:
-            raise UsageError(f"--force {name}: no such stage{_hint(name, list(config.stages))}")
+            raise UsageError(
+                f"--force {name}: no such stage{stage_hint(name, list(config.stages))}"
+            )
     force: bool | list[str] = ALL_STAGES in forced or forced
     if args.dry_run:
         return _print_plan(config, args.stage, force=force, as_json=False)
@@ -244,7 +248,9 @@ def command_logs(args: argparse.Namespace) -> int:
         stage = run.stage(args.stage)
         if stage is None:
             names = [s.name for s in run.stages]
-            raise UsageError(f"run {run.id} has no stage {args.stage!r}{_hint(args.stage, names)}")
+            raise UsageError(
+                f"run {run.id} has no stage {args.stage!r}{stage_hint(args.stage, names)}"
+            )
         if stage.started_at is None and (stage.state.finished or not args.follow):
             why = f": {stage.message}" if stage.message else ""
             if stage.state.finished:
@@ -341,7 +347,9 @@ def command_why(args: argparse.Namespace) -> int:
     targets = []
     if args.stage is not None:
         if args.stage not in config.stages:
-            raise UsageError(f"no stage {args.stage!r}{_hint(args.stage, list(config.stages))}")
+            raise UsageError(
+                f"no stage {args.stage!r}{stage_hint(args.stage, list(config.stages))}"
+            )
         targets = [args.stage]
     return _print_plan(config, targets, force=False, as_json=args.json, only=args.stage)
 
@@ -450,11 +458,3 @@ def command_cache(args: argparse.Namespace) -> int:
         f" ({format_bytes(result.kept_bytes)}) in {relative(config.pipeline.cache_dir)}"
     )
     return 0
-
-
-def _hint(name: str, names: list[str]) -> str:
-    """``; did you mean "train"?``, or the list of what there is."""
-    import difflib  # only for a mistyped name
-
-    close = difflib.get_close_matches(name, names, n=1)
-    return f'; did you mean "{close[0]}"?' if close else f" (stages: {', '.join(names)})"

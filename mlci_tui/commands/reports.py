@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlci_tui.commands.common import find_run, load, open_store
+from mlci_tui.commands.common import find_run, load, open_store, stage_hint
 from mlci_tui.errors import NotFound, UsageError
 from mlci_tui.textsafe import visible_text
 from mlci_tui.units import format_duration, metric_text, sparkline
@@ -31,11 +31,17 @@ SERIES_SHOWN = 12
 
 
 def command_metrics(args: argparse.Namespace) -> int:
+    """Exit 1 when the run (or the stage) reported no metrics: nothing was found (as
+    JSON or CSV, the empty document is printed all the same)."""
     with open_store(load(args)) as store:
         run = find_run(store, args.run)
         if args.stage is not None and run.stage(args.stage) is None:
-            raise UsageError(f"run {run.id} has no stage {args.stage!r}")
+            names = [s.name for s in run.stages]
+            raise UsageError(
+                f"run {run.id} has no stage {args.stage!r}{stage_hint(args.stage, names)}"
+            )
         series = store.all_series(run.id, args.stage)
+    found = 0 if series else 1
     out = sys.stdout
     if args.csv:
         import csv
@@ -47,19 +53,18 @@ def command_metrics(args: argparse.Namespace) -> int:
                 writer.writerow(
                     [run.id, one.stage, one.name, point.step, repr(point.value), point.time]
                 )
-        return 0
+        return found
     if args.json:
         stages: dict[str, dict[str, Any]] = {}
         for one in series:
             stages.setdefault(one.stage, {})[one.name] = [
                 {"step": p.step, "value": p.value, "time": p.time} for p in one.points
             ]
-        print(json.dumps({"run_id": run.id, "stages": stages}, indent=2))
-        return 0
+        print(json.dumps({"run_id": run.id, "stages": stages}, indent=2, allow_nan=False))
+        return found
     if not series:
         where = f"stage {args.stage} of run {run.id}" if args.stage else f"run {run.id}"
-        print(f"{where} reported no metrics")
-        return 0
+        raise NotFound(f"{where} reported no metrics")
     print("\n".join(series_table(series)))
     return 0
 
@@ -104,7 +109,7 @@ def command_diff(args: argparse.Namespace) -> int:
             old = resolve(store, args.old, default="live")
     comparison = compare(old, new, config.gates)
     if args.json:
-        print(json.dumps(comparison.to_json(), indent=2))
+        print(json.dumps(comparison.to_json(), indent=2, allow_nan=False))
     elif args.md:
         print("\n".join(diff_markdown(comparison)))
     else:
@@ -206,7 +211,7 @@ def command_report(args: argparse.Namespace) -> int:
     with open_store(config) as store:
         run = find_run(store, args.run)
         if args.json:
-            print(json.dumps(report_json(store, config, run), indent=2))
+            print(json.dumps(report_json(store, config, run), indent=2, allow_nan=False))
         elif args.md:
             sys.stdout.write(report_markdown(store, config, run))
         else:

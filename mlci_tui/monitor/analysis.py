@@ -108,10 +108,10 @@ class Analysis:
         self.cpu_seconds += result.cpu_seconds or 0.0
         if result.peak_rss_bytes is not None:
             self.peak_rss_bytes = max(self.peak_rss_bytes or 0, result.peak_rss_bytes)
-        from_file, _ = read_metrics_file(metrics_file)
-        from_file = self.masker.mask_names(from_file)
+        # Its values win over printed ones, and what it held that was ignored is noted.
+        sink.add_file(await asyncio.to_thread(read_metrics_file, metrics_file))
         metrics_file.unlink(missing_ok=True)
-        metrics = {**sink.metrics, **from_file}
+        metrics = dict(sink.metrics)
         if problem is not None:
             sample = Sample(False, metrics, f"the monitor command failed ({problem})")
         else:

@@ -38,7 +38,7 @@ from mlci_tui.pipeline import executors
 from mlci_tui.pipeline.command import run_command
 from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
 from mlci_tui.pipeline.executors.local import LocalExecutor
-from mlci_tui.pipeline.output import OutputSink, read_metrics_file
+from mlci_tui.pipeline.output import OutputSink, finite, read_metrics_file
 from mlci_tui.procs import new_tag
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.paths import keep_private
@@ -323,7 +323,7 @@ class Engine:
         pairs = decision.entry.get("metrics", [])
         # From this store, the source run's whole series is copied with its log.
         sink.add_metrics(
-            {str(k): float(v) for k, v in pairs if isinstance(v, (int, float))},
+            {str(k): v for k, raw in pairs if isinstance(v := finite(raw), float)},
             series=not same_store,
         )
         failure = self._failure(stage, sink)
@@ -415,11 +415,10 @@ class Engine:
         if result.error is not None:
             sink.note(result.error)
             return result, result.error
-        metrics, problems = read_metrics_file(metrics_file)
+        # A stage may write megabytes of it: read off the loop that reads the output.
+        found = await asyncio.to_thread(read_metrics_file, metrics_file)
         self._mask_file(metrics_file)
-        for problem in problems:
-            sink.note(problem)
-        sink.add_metrics(metrics)
+        sink.add_file(found)
         return result, result.problem
 
     async def _judge(

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import secrets
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlci_tui.checks import METRIC_NAME
 from mlci_tui.events import Event, StageMetrics, StageNoted, StageOutput
@@ -64,6 +67,7 @@ class OutputSink:
         # The start of a line already passed on in pieces, to spot a metric line.
         self._head = {Stream.STDOUT: b"", Stream.STDERR: b""}
         self._notes = 0
+        self._ignored: set[str] = set()
 
     def feed(self, stream: Stream, data: bytes) -> None:
         pending = self._pending[stream]
@@ -136,38 +140,22 @@ class OutputSink:
             if not line.startswith(METRIC_PREFIX):
                 continue
             text = line[len(METRIC_PREFIX) :].decode("utf-8", "replace").strip()
-            pairs = text.split()
-            matches = [_METRIC_PAIR.fullmatch(pair) for pair in pairs]
-            step: int | None = None
-            values: list[tuple[str, float]] = []
-            for match in matches:
-                if match is None:
-                    values = []
-                    break
-                name, raw = match.groups()
-                if name == "step":
-                    if step is not None:  # two steps: which one is meant?
-                        values = []
-                        break
-                    step = _step(raw)
-                    if step is None:
-                        values = []
-                        break
-                    continue
-                value = _number(raw)
-                if value is None:
-                    values = []
-                    break
-                values.append((name, value))
-            if not values:
+            pairs = _line_pairs(text)
+            if pairs is None:
                 self._note_malformed(f"ignored a malformed metric line: {text[:200]!r}")
                 continue
-            found.extend((name, step, value) for name, value in values)
+            step, values = pairs
+            for name, raw in values:
+                value = number_value(raw)
+                if isinstance(value, float):
+                    found.append((name, step, value))
+                else:
+                    self.ignore(name, value, raw)
         self._add_points(found)
 
     def add_metrics(self, metrics: dict[str, float], *, series: bool = True) -> None:
-        """Single values (a metrics file's): each is a point of its series, unless
-        ``series`` is off (a cached stage's values, whose series is its source run's)."""
+        """Single values: each is a point of its series, unless ``series`` is off (a
+        cached stage's values, whose series is its source run's)."""
         if not series:
             if metrics:
                 metrics = self.masker.mask_names(metrics)
@@ -175,6 +163,14 @@ class OutputSink:
                 self.emit(StageMetrics(self.stage, metrics, self.clock()))
             return
         self._add_points([(name, None, value) for name, value in metrics.items()])
+
+    def add_file(self, found: MetricsFile) -> None:
+        """What a metrics file held: its values, and a note for each thing ignored."""
+        if found.problem is not None:
+            self.note(found.problem)
+        for name, why in found.ignored:
+            self.ignore(name, why)
+        self.add_metrics(found.metrics)
 
     def _add_points(self, found: list[tuple[str, int | None, float]]) -> None:
         if not found:
@@ -204,6 +200,19 @@ class OutputSink:
     def note(self, text: str) -> None:
         """A note of mlci's own about the stage, masked like its output."""
         self.emit(StageNoted(self.stage, self.masker.mask_text(text), self.clock()))
+
+    def ignore(self, name: str, why: str, value: str | None = None) -> None:
+        """A value of metric ``name`` was not kept: noted once per metric, and for at
+        most `MAX_METRIC_NOTES` metrics, however many values a stage prints."""
+        if name in self._ignored or len(self._ignored) >= MAX_METRIC_NOTES:
+            return
+        self._ignored.add(name)
+        shown = f"ignored metric {_cut(name)!r}"
+        shown += f": {why}" if value is None else f" = {_cut(value)!r}: {why}"
+        if len(self._ignored) < MAX_METRIC_NOTES:
+            self.note(shown)
+        else:
+            self.note(f"{shown}; further metrics with values ignored are not noted")
 
     def _note_malformed(self, text: str) -> None:
         # A stage printing malformed metric lines in a loop must not flood its log.
@@ -237,62 +246,198 @@ def _metric_lines(block: bytes, start: int = 0) -> list[bytes]:
 _METRIC_LINE = b"\n" + METRIC_PREFIX
 
 
-def _step(text: str) -> int | None:
-    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
-    return int(text) if _STEP.fullmatch(text) else None
+def _line_pairs(text: str) -> tuple[int | None, list[tuple[str, str]]] | None:
+    """The step and the ``(name, value text)`` pairs of a metric line after its prefix;
+    None when it is not ``[step=N] name=value …`` with at least one pair."""
+    step: int | None = None
+    pairs: list[tuple[str, str]] = []
+    for token in text.split():
+        match = _METRIC_PAIR.fullmatch(token)
+        if match is None:
+            return None
+        name, raw = match.groups()
+        if name != "step":
+            pairs.append((name, raw))
+        elif step is not None or not _STEP.fullmatch(raw):  # two steps: which one is meant?
+            return None
+        else:
+            step = int(raw)
+    return (step, pairs) if pairs else None
 
 
-def _number(text: str) -> float | None:
-    # As written in ASCII: float() would also take full-width digits and "1_000".
+def number_value(text: str) -> float | str:
+    """A metric value as written in ASCII decimal (``0.91``, ``-3e-5``), as a finite
+    float64; else why it is not one. ``float()`` alone would also take full-width
+    digits and ``1_000``."""
     if not _NUMBER.fullmatch(text):
-        return None
+        return "not a number"
     value = float(text)
-    return value if math.isfinite(value) else None
+    if math.isinf(value) and "n" not in text.lower():  # digits, not "inf"
+        return OUT_OF_RANGE
+    return finite(value)
+
+
+def finite(value: object) -> float | str:
+    """``value`` as a finite float64, or why it is not one: what a metric may hold."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"expected a number, got {_kind(value)}"
+    try:
+        value = float(value)
+    except OverflowError:  # an int past the largest float
+        return OUT_OF_RANGE
+    return value if math.isfinite(value) else "not a finite number"
+
+
+OUT_OF_RANGE = "beyond the float64 range (±1.8e308)"
+
+
+def _kind(value: object) -> str:
+    names = {str: "a string", list: "an array", type(None): "null", bool: "true or false"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """At most ``limit`` characters of untrusted text, for a note."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 _STEP = re.compile(r"[0-9]{1,18}")
+# ASCII only: \d and float() also take other scripts' digits.
 _NUMBER = re.compile(
-    r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|nan)", re.I
+    r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf(?:inity)?|nan)", re.I
 )
 
+MAX_NESTING = 5
+"""How deep a metrics file's objects may nest (``{"eval": {"f1": 0.9}}`` is 2);
+what lies deeper is ignored, so no file can exhaust the JSON parser's stack."""
+MAX_METRICS_FILE = 16 << 20
+"""A larger metrics file is not read: it is removed, with a note."""
 
-def read_metrics_file(path: Path) -> tuple[dict[str, float], list[str]]:
-    """Metrics a stage wrote to ``$MLCI_METRICS_FILE``, and what was wrong with the file.
+
+class MetricsFile(NamedTuple):
+    """What a stage's ``$MLCI_METRICS_FILE`` held."""
+
+    metrics: dict[str, float]
+    ignored: list[tuple[str, str]]
+    """Each metric not kept, and why."""
+    problem: str | None = None
+    """What was wrong with the file as a whole, if anything."""
+
+
+def read_metrics_file(path: Path) -> MetricsFile:
+    """Metrics a stage wrote to ``$MLCI_METRICS_FILE``.
 
     Nested objects are flattened with dots: ``{"eval": {"f1": 0.9}}`` → ``eval.f1``.
-    A missing file is no metrics, not an error.
+    Values that are not finite float64 numbers are ignored, and so is anything
+    nested deeper than `MAX_NESTING`. A missing file is no metrics, not an error.
     """
     try:
-        raw = path.read_bytes()
+        # Without blocking: a FIFO with no writer would hold the runner forever.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            kind = _not_a_file(os.fstat(file.fileno()).st_mode)
+            raw = b"" if kind else file.read(MAX_METRICS_FILE + 1)
     except FileNotFoundError:
-        return {}, []
+        return MetricsFile({}, [])
     except OSError as error:
-        return {}, [f"cannot read the metrics file: {error.strerror}"]
+        return MetricsFile({}, [], f"cannot read the metrics file: {error.strerror}")
+    if kind:  # a FIFO, a device or a link to one: its name goes, as nothing reads it
+        path.unlink(missing_ok=True)
+        return MetricsFile({}, [], f"the metrics file is {kind}, not a file: removed unread")
+    if len(raw) > MAX_METRICS_FILE:
+        path.unlink(missing_ok=True)
+        limit = MAX_METRICS_FILE >> 20
+        return MetricsFile({}, [], f"the metrics file is over {limit} MiB: removed unread")
     if not raw.strip():
-        return {}, []
+        return MetricsFile({}, [])
+    mark = f"mlci: cut {secrets.token_hex(16)}"
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}, ['the metrics file is not valid JSON; expected an object like {"accuracy": 0.9}']
+        text = _cut_deep(raw.decode(json.detect_encoding(raw), "surrogatepass"), mark)
+        # Numbers as float64 from their text: an int's text is never made an int,
+        # which past 4300 digits is refused and past 1.8e308 cannot be a float.
+        data = json.loads(
+            text, parse_int=_json_number, parse_float=_json_number, parse_constant=_json_constant
+        )
+    except ValueError:
+        problem = 'the metrics file is not valid JSON; expected an object like {"accuracy": 0.9}'
+        return MetricsFile({}, [], problem)
     if not isinstance(data, dict):
-        return {}, ['the metrics file must hold a JSON object like {"accuracy": 0.9}']
-    metrics: dict[str, float] = {}
-    problems: list[str] = []
-    _flatten(data, "", metrics, problems)
-    return metrics, problems
+        return MetricsFile(
+            {}, [], 'the metrics file must hold a JSON object like {"accuracy": 0.9}'
+        )
+    found = MetricsFile({}, [])
+    _flatten(data, "", found, mark)
+    return found
 
 
-def _flatten(data: dict[str, Any], prefix: str, out: dict[str, float], problems: list[str]) -> None:
+def _not_a_file(mode: int) -> str | None:
+    """What a file of ``mode`` is when it is not a regular file (a directory cannot
+    be opened as a file at all)."""
+    if stat.S_ISREG(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+
+
+class _NotFinite(NamedTuple):
+    """A number of the file that is no float64, and why: one past the float64 range,
+    or ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's JSON reads, JSON has none)."""
+
+    why: str
+
+
+def _json_number(text: str) -> float | _NotFinite:
+    value = float(text)  # digits never make inf but past the float64 range
+    return value if math.isfinite(value) else _NotFinite(OUT_OF_RANGE)
+
+
+def _json_constant(text: str) -> _NotFinite:
+    return _NotFinite("not a finite number")
+
+
+def _flatten(data: dict[str, Any], prefix: str, found: MetricsFile, mark: str) -> None:
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            _flatten(value, f"{name}.", out, problems)
-        elif (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ):
-            if re.fullmatch(METRIC_NAME, name):
-                out[name] = float(value)
-            else:
-                problems.append(f"ignored metric {name[:80]!r}: not a valid metric name")
+            _flatten(value, f"{name}.", found, mark)
+            continue
+        if value == mark:
+            found.ignored.append((name, f"nested deeper than {MAX_NESTING} levels"))
+        elif isinstance(value, _NotFinite):
+            found.ignored.append((name, value.why))
+        elif not isinstance(number := finite(value), float):
+            found.ignored.append((name, number))
+        elif re.fullmatch(METRIC_NAME, name):
+            found.metrics[name] = number
         else:
-            problems.append(f"ignored metric {name[:80]!r}: expected a finite number")
+            found.ignored.append((name, "not a valid metric name"))
+
+
+# A JSON string (its escapes whole), or a run of opening or of closing brackets.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]+|[\]}]+')
+
+
+def _cut_deep(text: str, mark: str) -> str:
+    """``text`` with each object or array nested deeper than `MAX_NESTING` replaced by
+    the string ``mark``: found by a scan, never by recursion. ``ValueError`` for
+    brackets that cannot be JSON's (a closing one too many, an opening one unclosed)."""
+    if text.count("{") + text.count("[") <= MAX_NESTING:
+        return text
+    kept: list[str] = []
+    depth = copied = cut = 0
+    for token in _JSON_TOKEN.finditer(text):
+        run, start = token.group(), token.start()
+        if run[0] == '"':
+            continue
+        if run[0] in "{[":
+            if depth <= MAX_NESTING < depth + len(run):
+                cut = start + MAX_NESTING - depth  # the bracket one level too deep
+            depth += len(run)
+            continue
+        if depth - len(run) <= MAX_NESTING < depth:
+            kept += [text[copied:cut], json.dumps(mark)]
+            copied = start + depth - MAX_NESTING  # after the bracket that closes it
+        depth -= len(run)
+        if depth < 0:
+            raise ValueError("a closing bracket too many")
+    if depth > MAX_NESTING:
+        raise ValueError("an unclosed bracket")
+    return "".join([*kept, text[copied:]])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
 from mlci_tui.checks import Check
@@ -61,16 +62,29 @@ class MetricRow(NamedTuple):
     gates: tuple[Check, ...]
     """The gates on this metric, checked on the new value."""
 
+    def _exact_delta(self) -> Decimal | None:
+        # Decimal: the difference of two float64s may be past the float64 range.
+        return (
+            None if self.old is None or self.new is None else Decimal(self.new) - Decimal(self.old)
+        )
+
+    def _exact_percent(self) -> Decimal | None:
+        delta = self._exact_delta()
+        if delta is None or not self.old:
+            return None
+        return delta / abs(Decimal(self.old)) * 100
+
     @property
     def delta(self) -> float | None:
-        return None if self.old is None or self.new is None else self.new - self.old
+        """``new - old``; None when either side lacks the metric, or when the difference
+        is past the float64 range (`delta_text` still tells it)."""
+        return _float(self._exact_delta())
 
     @property
     def delta_percent(self) -> float | None:
-        delta = self.delta
-        if delta is None or self.old is None or self.old == 0:
-            return None
-        return delta / abs(self.old) * 100
+        """The change in % of ``|old|``; None when it cannot be told (no old value, or
+        an old value of 0) or is past the float64 range."""
+        return _float(self._exact_percent())
 
     def failed_gates(self) -> list[str]:
         """Why the new value fails its gates (empty: it passes, or has none)."""
@@ -82,14 +96,18 @@ class MetricRow(NamedTuple):
     @property
     def delta_text(self) -> str:
         """``+0.0089``; ``-`` when either side lacks the metric."""
-        delta = self.delta
-        return "-" if delta is None else f"{delta:+.4g}"
+        delta = self._exact_delta()
+        return "-" if delta is None else _signed(delta, 4)
 
     @property
     def percent_text(self) -> str:
         """``+0.96%``; ``-`` when it cannot be told (no old value, or an old value of 0)."""
-        percent = self.delta_percent
-        return "-" if percent is None or not math.isfinite(percent) else f"{percent:+.2f}%"
+        percent = self._exact_percent()
+        if percent is None:
+            return "-"
+        if abs(percent) < PERCENT_FIXED:
+            return f"{float(percent):+.2f}%"
+        return f"{_signed(percent, 3)}%"
 
     @property
     def gate_text(self) -> str:
@@ -166,7 +184,7 @@ class Comparison(NamedTuple):
                     "old": m.old,
                     "new": m.new,
                     "delta": m.delta,
-                    "delta_percent": None if m.delta_percent is None else round(m.delta_percent, 3),
+                    "delta_percent": _round(m.delta_percent),
                     "gates": [str(g) for g in m.gates],
                     "gate": m.gate_text or None,
                 }
@@ -293,6 +311,27 @@ def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+PERCENT_FIXED = 1_000_000
+"""A change of this many % or more is shown with an exponent: ``+1.5e+12%``."""
+
+
+def _float(value: Decimal | None) -> float | None:
+    """``value`` as a float64, or None when it is past the float64 range."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _signed(value: Decimal, digits: int) -> str:
+    """``value`` with its sign and ``digits`` significant digits, as its float64 would be
+    shown where it is one."""
+    number = float(value)
+    if math.isfinite(number):
+        return f"{number:+.{digits}g}"
+    return f"{Context(prec=digits).plus(value).normalize():+g}"
 
 
 def _round(value: float | None) -> float | None:

@@ -225,6 +225,42 @@ def test_a_run_arrives_with_its_params_series_tags_and_logs(project: Project) ->
     assert mirror_status(project)["behind"] == []
 
 
+EXTREMES = """
+[pipeline]
+name = "tiny"
+
+[stages.train]
+command = '''
+echo "::metric step=0 x=-1.7976931348623157e308 y=-0"
+echo "::metric step=999999999999999999 x=1.7976931348623157e308 y=5e-324"
+echo "::metric x=1e309 y=nan"
+echo "{\\"z\\": 1$(printf '0%.0s' $(seq 400)), \\"w\\": 2.5}" > "$MLCI_METRICS_FILE"
+'''
+"""
+
+
+def test_values_across_the_float64_range_and_steps_to_10_18_are_mirrored_exactly(
+    project: Project,
+) -> None:
+    project.write(EXTREMES)
+    with_mlflow(project, "sqlite:///mlflow.db")
+    result = project.mlci("run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(b"\nmlflow: sent run 1\n"), result.stdout
+    mlflow = client(sqlite_uri(project))
+    run_id = mlflow_runs(mlflow)[1].info.run_id
+    history = {
+        name: [(m.step, m.value) for m in mlflow.get_metric_history(run_id, f"train/{name}")]
+        for name in ("x", "y", "z", "w")
+    }
+    assert history == {
+        "x": [(0, -1.7976931348623157e308), (999999999999999999, 1.7976931348623157e308)],
+        "y": [(0, -0.0), (999999999999999999, 5e-324)],
+        "z": [],
+        "w": [(0, 2.5)],
+    }
+
+
 DEMO_MLFLOW = """
 [mlflow]
 tracking_uri = "sqlite:///mlflow.db"

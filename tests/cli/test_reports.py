@@ -153,7 +153,11 @@ def test_metrics_as_csv_and_as_a_table(project: Project) -> None:
     ]
     assert table[3].split()[:7] == ["train", "lr", "3", "0–2", "0.01", "0.01", "0.1"]
     bad = project.mlci("metrics", "--stage", "nope")
-    assert bad.returncode == 2 and bad.stderr.decode().strip() == "mlci: run 1 has no stage 'nope'"
+    assert bad.returncode == 2
+    assert bad.stderr.decode() == "mlci: run 1 has no stage 'nope' (stages: train)\n"
+    near = project.mlci("metrics", "--stage", "trian")
+    assert near.returncode == 2
+    assert near.stderr.decode() == "mlci: run 1 has no stage 'trian'; did you mean \"train\"?\n"
 
 
 def test_a_series_keeps_its_first_points_then_every_tenth_then_every_hundredth(
@@ -179,7 +183,7 @@ def test_a_series_keeps_its_first_points_then_every_tenth_then_every_hundredth(
     ]
 
 
-def test_odd_steps_and_numbers_are_malformed_lines_and_no_output_is_lost() -> None:
+def test_odd_steps_are_malformed_lines_odd_numbers_ignored_and_no_output_is_lost() -> None:
     events: list = []
     sink = OutputSink("train", SecretMasker(()), events.append)
     lines = [
@@ -199,7 +203,11 @@ def test_odd_steps_and_numbers_are_malformed_lines_and_no_output_is_lost() -> No
     assert shown == [line.encode() for line in lines]
     assert [p for e in events if isinstance(e, StageMetrics) for p in e.points] == [("a", 3, 0.25)]
     notes = [e.text for e in events if isinstance(e, StageNoted)]
-    assert len(notes) == 4 and all(n.startswith("ignored a malformed metric line") for n in notes)
+    assert notes == [
+        "ignored a malformed metric line: 'step=² a=1'",
+        "ignored a malformed metric line: 'step=1 step=2 a=1'",
+        "ignored metric 'a' = '\uff11': not a number",  # and no second note for 'a'
+    ]
 
 
 def test_after_ten_malformed_lines_the_last_note_says_the_rest_are_not_noted() -> None:

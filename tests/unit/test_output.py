@@ -118,7 +118,10 @@ def test_metric_lines_are_parsed_and_bad_ones_noted() -> None:
     sink.feed(Stream.STDERR, b"::metric f1=1e-1\r\n::metric broken\n::metric x=nan\n")
     assert sink.metrics == {"loss": 0.25, "acc": 0.9, "f1": 0.1}
     notes = [e.text for e in events if isinstance(e, StageNoted)]
-    assert len(notes) == 2 and "malformed metric line" in notes[0]
+    assert notes == [
+        "ignored a malformed metric line: 'broken'",
+        "ignored metric 'x' = 'nan': not a finite number",
+    ]
     assert any(isinstance(e, StageMetrics) and e.metrics == {"f1": 0.1} for e in events)
 
 
@@ -144,12 +147,16 @@ def test_a_line_passed_on_in_pieces_is_a_metric_line_only_if_it_starts_as_one() 
 def test_metrics_file_is_read_and_flattened(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text('{"accuracy": 0.9, "eval": {"f1": 0.8}, "name": "x", "ok": true}')
-    metrics, problems = read_metrics_file(path)
-    assert metrics == {"accuracy": 0.9, "eval.f1": 0.8}
-    assert len(problems) == 2
+    found = read_metrics_file(path)
+    assert found.metrics == {"accuracy": 0.9, "eval.f1": 0.8}
+    assert found.ignored == [
+        ("name", "expected a number, got a string"),
+        ("ok", "expected a number, got true or false"),
+    ]
+    assert found.problem is None
     path.write_text("[1, 2]")
-    assert read_metrics_file(path)[0] == {} and read_metrics_file(path)[1]
-    assert read_metrics_file(tmp_path / "missing.json") == ({}, [])
+    assert read_metrics_file(path).metrics == {} and read_metrics_file(path).problem
+    assert read_metrics_file(tmp_path / "missing.json") == ({}, [], None)
 
 
 def test_log_records_round_trip_any_bytes(tmp_path: Path) -> None:

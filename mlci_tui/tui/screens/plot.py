@@ -60,7 +60,7 @@ class PlotScreen(ModalScreen[None]):
         border: thick $primary; background: $surface;
     }
     PlotScreen .plot--title { text-style: bold; padding: 0 1; }
-    PlotScreen .plot--lines { padding: 0 1; }
+    PlotScreen .plot--lines { padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     PlotScreen .plot--empty { height: 1fr; content-align: center middle; color: $text-muted; }
     PlotScreen .plot--keys { color: $text-muted; padding: 0 1; }
     """

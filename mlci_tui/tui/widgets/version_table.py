@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Label, Sparkline
 
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.text import metric_cell, plain, state_text
+from mlci_tui.units import position
 
 MARKER = "\u203a"
 """Beside the highlighted row: the highlight must show without colour too."""
@@ -143,7 +144,10 @@ class VersionPanel(Vertical):
         key = metrics[0] if metrics else None
         trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
         sparkline = self.trend
-        sparkline.data = trend
+        # Where each lies between the lowest and highest: the Sparkline divides by
+        # their difference, which overflows for -1.7e308 and 1.7e308.
+        low, high = min(trend, default=0.0), max(trend, default=0.0)
+        sparkline.data = [position(value, low, high) for value in trend]
         sparkline.display = len(trend) >= 2
         # A cell per version: stretched over the whole width, two points look like ten.
         sparkline.styles.width = min(60, max(2, len(trend)))

@@ -1,0 +1,165 @@
+"""What a metric may hold: a finite float64 is kept; a value past the float64
+range, NaN, an infinity, text that is no number, or anything a metrics file nests
+deeper than five objects is ignored with one note naming the metric and why — on a
+`::metric` line, in a metrics file of any size, shape or kind, read from any depth
+of the caller's stack."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mlci_tui.events import StageMetrics, StageNoted
+from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline.output import (
+    MAX_METRIC_NOTES,
+    MAX_METRICS_FILE,
+    MetricsFile,
+    OutputSink,
+    read_metrics_file,
+)
+from mlci_tui.states import Stream
+
+
+def make_sink() -> tuple[OutputSink, list]:
+    events: list = []
+    return OutputSink("train", SecretMasker(()), events.append, lambda: 1000.0), events
+
+
+HUGE_INT = "1" + "0" * 400
+
+
+def notes_of(events: list) -> list[str]:
+    return [e.text for e in events if isinstance(e, StageNoted)]
+
+
+def points_of(events: list) -> list[tuple[str, int, float]]:
+    return [p for e in events if isinstance(e, StageMetrics) for p in e.points]
+
+
+def test_a_value_past_float64_nan_or_infinite_is_ignored_and_the_rest_of_its_line_kept() -> None:
+    sink, events = make_sink()
+    lines = [
+        f"::metric step=1 big={HUGE_INT} ok=0.5",
+        "::metric step=2 low=-1.7e308 high=1.7e308 tiny=5e-324 zero=-0",
+        "::metric over=1e309 under=-1e309 nan=nan inf=-inf name=Infinity hex=0x10",
+    ]
+    sink.feed(Stream.STDOUT, "\n".join(lines).encode() + b"\n")
+    assert points_of(events) == [
+        ("ok", 1, 0.5),
+        ("low", 2, -1.7e308),
+        ("high", 2, 1.7e308),
+        ("tiny", 2, 5e-324),
+        ("zero", 2, -0.0),
+    ]
+    assert notes_of(events) == [
+        f"ignored metric 'big' = '{HUGE_INT[:79]}…': beyond the float64 range (±1.8e308)",
+        "ignored metric 'over' = '1e309': beyond the float64 range (±1.8e308)",
+        "ignored metric 'under' = '-1e309': beyond the float64 range (±1.8e308)",
+        "ignored metric 'nan' = 'nan': not a finite number",
+        "ignored metric 'inf' = '-inf': not a finite number",
+        "ignored metric 'name' = 'Infinity': not a finite number",
+        "ignored metric 'hex' = '0x10': not a number",
+    ]
+
+
+def test_a_flood_of_bad_values_gives_one_note_per_metric_for_at_most_ten_metrics() -> None:
+    sink, events = make_sink()
+    flood = b"".join(b"::metric m%d=nan same=1e999 ok=1\n" % (i % 50) for i in range(200_000))
+    for start in range(0, len(flood), 65536):
+        sink.feed(Stream.STDOUT, flood[start : start + 65536])
+    sink.close()
+    notes = [note for note in notes_of(events) if note.startswith("ignored")]
+    assert len(notes) == MAX_METRIC_NOTES
+    assert notes[0] == "ignored metric 'm0' = 'nan': not a finite number"
+    assert notes[1] == "ignored metric 'same' = '1e999': beyond the float64 range (±1.8e308)"
+    assert notes[-1].endswith("; further metrics with values ignored are not noted")
+    assert sink.metrics == {"ok": 1.0}
+
+
+def test_a_metrics_file_with_a_400_digit_int_nan_and_infinity_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(
+        f'{{"x": {HUGE_INT}, "y": -{HUGE_INT}0, "z": 1e400, "n": NaN, "i": -Infinity,'
+        f' "ok": 0.25, "neg": -0, "max": 1.7976931348623157e308, "long": {"9" * 5000}}}'
+    )
+    found = read_metrics_file(path)
+    assert found.metrics == {"ok": 0.25, "neg": -0.0, "max": 1.7976931348623157e308}
+    out_of_range = "beyond the float64 range (±1.8e308)"
+    assert found.ignored == [
+        ("x", out_of_range),
+        ("y", out_of_range),
+        ("z", out_of_range),
+        ("n", "not a finite number"),
+        ("i", "not a finite number"),
+        ("long", out_of_range),
+    ]
+    assert found.problem is None
+
+
+def deep(depth: int, inner: str = "1") -> str:
+    return '{"a":' * depth + inner + "}" * depth
+
+
+def test_nesting_past_five_levels_is_ignored_with_its_name_however_deep_and_wherever_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.json"
+    for depth in (6, 900, 3000, 100_000):
+        path.write_text(f'{{"ok": 1, "deep": {deep(depth)}, "arr": [[[[[[[1]]]]]]], "f": 2}}')
+
+        def read_from(stack: int) -> MetricsFile:
+            # The runner reads the file deep in its own stack: recursion must not matter.
+            return read_from(stack - 1) if stack else read_metrics_file(path)
+
+        found = read_from(sys.getrecursionlimit() - 100)
+        assert found.metrics == {"ok": 1.0, "f": 2.0}, depth
+        assert found.ignored == [
+            ("deep.a.a.a.a", "nested deeper than 5 levels"),
+            ("arr", "expected a number, got an array"),
+        ]
+    path.write_text(deep(4, '{"e": 3}'))
+    assert read_metrics_file(path).metrics == {"a.a.a.a.e": 3.0}  # five levels: kept
+
+
+def test_brackets_that_cannot_be_json_are_not_valid_json_even_when_deep(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    for text in ('{"a": ' + "[" * 100_000, "]" * 10 + "[" * 10, '{"a": 1}}', '{"s": "[[[[[["}'):
+        path.write_text(text)
+        found = read_metrics_file(path)
+        assert found.metrics == {}
+        if text.startswith('{"s"'):  # brackets inside a string are text
+            assert found.ignored == [("s", "expected a number, got a string")]
+        else:
+            assert found.problem is not None and "not valid JSON" in found.problem
+
+
+def test_a_metrics_file_past_the_limit_is_removed_unread(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    with open(path, "wb") as file:
+        file.truncate(MAX_METRICS_FILE + 1)
+    found = read_metrics_file(path)
+    assert found == ({}, [], "the metrics file is over 16 MiB: removed unread")
+    assert not path.exists()
+
+
+def test_a_metrics_file_that_is_a_fifo_a_device_or_a_directory_is_never_waited_on(
+    tmp_path: Path,
+) -> None:
+    fifo, device, folder = tmp_path / "fifo.json", tmp_path / "zero.json", tmp_path / "dir.json"
+    os.mkfifo(fifo)  # no writer: an open for reading that waits would wait forever
+    device.symlink_to("/dev/zero")
+    folder.mkdir()
+    assert read_metrics_file(fifo) == (
+        {},
+        [],
+        "the metrics file is a FIFO, not a file: removed unread",
+    )
+    assert read_metrics_file(device).problem == (
+        "the metrics file is a device or socket, not a file: removed unread"
+    )
+    assert not fifo.exists() and not device.is_symlink() and Path("/dev/zero").exists()
+    assert read_metrics_file(folder).problem == "cannot read the metrics file: Is a directory"
