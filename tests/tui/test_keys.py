@@ -20,7 +20,19 @@ from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
 from mlci_tui.tui.widgets.version_table import VersionTable
-from tests.helpers import PROGRAMS, PYTHON, QUICK, ROOT, Project, dashboard, run, setup, until
+from tests.helpers import (
+    PROGRAMS,
+    PYTHON,
+    QUICK,
+    ROOT,
+    Project,
+    dashboard,
+    run,
+    settle,
+    setup,
+    shown,
+    until,
+)
 
 
 def help_text(app: MlciApp) -> str:
@@ -52,12 +64,12 @@ async def test_the_help_screen_fits_80x24_and_scrolls(project: Project) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        await pilot.pause(0.2)
+        await settle(pilot)
         scroll = app.screen.query_one(VerticalScroll)
         assert scroll.size.width >= 60 and scroll.size.height >= 15  # not a collapsed frame
         assert scroll.virtual_size.height > scroll.size.height
         await pilot.press("end")
-        await pilot.pause(0.2)
+        await settle(pilot)  # the scroll's animation done
         assert scroll.scroll_y == scroll.max_scroll_y > 0
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
@@ -192,7 +204,8 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     await until(pilot, lambda: log.index is not None and len(log.index) == 400)
     log.wrap = False
     log.follow = False
-    await pilot.pause(0.05)
+    # Unwrapping scrolls to the end after the next refresh: done before scrolling here.
+    await settle(pilot)
     log.scroll_to(50, 200, animate=False, immediate=True, force=True)
     log.search_text, log.match_line = "w", 200
     table = app.query_one(VersionTable)
@@ -200,7 +213,7 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     assert table.max_scroll_x >= 2  # the table is wider than its pane at 80 columns
     table.scroll_to(x=table.max_scroll_x // 2, animate=False, immediate=True, force=True)
     {"log": log, "versions": table}.get(pane, stages).focus()
-    await pilot.pause(0.1)
+    await settle(pilot)
 
 
 async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None:
@@ -230,15 +243,14 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
                     before = seen(app, spawned)
                     await pilot.press(key)
                     effect = EFFECTS[binding.action]
-                    for _ in range(40):  # a screen read in a worker takes a moment
-                        await pilot.pause(0.05)
+                    # A screen may be read in a worker first: its effect comes when it does.
+                    try:
+                        await until(pilot, lambda: effect(before, seen(app, spawned)))  # noqa: B023
+                    except AssertionError:
                         after = seen(app, spawned)
-                        if effect(before, after):
-                            break
-                    else:
                         raise AssertionError(
                             f"{title}: {key} ({binding.description}) did nothing: {after}"
-                        )
+                        ) from None
                     pressed += 1
         assert pressed > 40
 
@@ -248,10 +260,9 @@ async def test_every_quit_key_quits(project: Project, key: str) -> None:
     project.write(QUICK)
     app = dashboard(project)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+        await shown(pilot)
         await pilot.press(key)
-        await pilot.pause(0.2)
-        assert not app.is_running
+        await until(pilot, lambda: not app.is_running, what=f"{key} to quit")
     quits = {
         key
         for b in MlciApp.BINDINGS
