@@ -206,17 +206,22 @@ class Output:
     thread as it comes: a test waits for what it needs to see there, never for time."""
 
     def __init__(self, fd: int) -> None:
-        self.fd = fd
+        # Its own descriptor, closed when the output ends: one the test closes meanwhile
+        # (and the system hands out again) is never read from here.
+        self._fd = os.dup(fd)
         self._data = bytearray()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        with contextlib.suppress(OSError):  # EIO: a terminal's other end has closed
-            while chunk := os.read(self.fd, 65536):
-                with self._lock:
-                    self._data.extend(chunk)
+        try:
+            with contextlib.suppress(OSError):  # EIO: a terminal's other end has closed
+                while chunk := os.read(self._fd, 65536):
+                    with self._lock:
+                        self._data.extend(chunk)
+        finally:
+            os.close(self._fd)
 
     @property
     def data(self) -> bytes:
@@ -227,13 +232,17 @@ class Output:
         self, seen: bytes | Callable[[bytes], object], timeout: float = 30.0, what: str = ""
     ) -> None:
         """Until ``seen`` is in the output (or ``seen(output)`` holds)."""
+
+        def found() -> object:
+            data = self.data
+            return seen in data if isinstance(seen, bytes) else seen(data)
+
         if isinstance(seen, bytes):
-            found: Callable[[bytes], object] = lambda data: seen in data  # noqa: E731
             what = what or f"{seen!r} in the output"
         else:
-            found, what = seen, described(seen, what)
+            what = described(seen, what)
         try:
-            wait_for(lambda: found(self.data), timeout, what=what)
+            wait_for(found, timeout, what=what)
         except AssertionError as error:
             raise AssertionError(f"{error}; the output ends {self.data[-600:]!r}") from None
 
