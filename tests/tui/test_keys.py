@@ -199,7 +199,9 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     if log.is_maximized:
         app.screen.minimize()
     stages = app.query_one(StageList)
-    stages.select("s07")  # its log is the wide one: the log can scroll every way
+    # Its log is the wide one: the log can scroll every way. Picked as a user picks
+    # it, so that a read of the store landing later does not follow another stage.
+    stages.select("s07", by_user=True)
     await until(pilot, lambda: log.path is not None and log.path.name == "s07.log")
     await until(pilot, lambda: log.index is not None and len(log.index) == 400)
     log.wrap = False
@@ -228,8 +230,9 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
     spawned: list[list[str]] = []
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: len(app.query_one(VersionTable).versions) == 3)
-        await until(pilot, lambda: app.snapshot.decisions)
+        await shown(
+            pilot, lambda: len(app.query_one(VersionTable).versions) == 3 and app.snapshot.decisions
+        )
         groups = app.key_groups()
         pressed = 0
         for title, bindings in groups:
