@@ -54,6 +54,11 @@ from tests.helpers import (
     wait_for,
 )
 
+HOLD = "i=0; while [ ! -e go ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i + 1)); done"
+"""A stage's command held until the test creates ``go``: it runs as long as the test
+needs to see it running, however slow the machine (and ends by itself after two
+minutes or more, should the test fail first)."""
+
 
 async def test_r_starts_a_detached_run_and_the_panes_reach_passed(project: Project) -> None:
     project.write(QUICK)
@@ -74,7 +79,7 @@ async def test_r_starts_a_detached_run_and_the_panes_reach_passed(project: Proje
 
 
 async def test_a_run_started_elsewhere_appears(project: Project) -> None:
-    project.write('[stages.slow]\ncommand = "echo started; sleep 1; echo finished"\n')
+    project.write(f'[stages.slow]\ncommand = "echo started; {HOLD}; echo finished"\n')
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot)  # the store read before the run starts: the run appears
@@ -82,6 +87,7 @@ async def test_a_run_started_elsewhere_appears(project: Project) -> None:
         await until(pilot, lambda: run_state(app) is RunState.RUNNING)
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) >= 1)
+        (project.path / "go").touch()
         await until(pilot, lambda: run_state(app) is RunState.PASSED)
         runner.communicate(timeout=30)
         await until(pilot, lambda: log.index is not None and len(log.index) == 2)
@@ -350,12 +356,14 @@ async def test_a_run_whose_runner_was_killed_is_said_so_at_once_and_settled(
 
 
 async def test_quitting_leaves_a_run_it_started_running_to_completion(project: Project) -> None:
-    project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
+    project.write(f'[stages.s]\ncommand = "{HOLD}; echo finished"\n')
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("r")
         await until(pilot, lambda: run_state(app) is RunState.RUNNING)
         await pilot.press("q")
+    assert project.status()["state"] == "running"
+    (project.path / "go").touch()
     wait_for(lambda: project.status()["state"] == "passed", timeout=30)
     assert project.log("s") == b"finished\n"
 
@@ -363,7 +371,7 @@ async def test_quitting_leaves_a_run_it_started_running_to_completion(project: P
 def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project) -> None:
     """The SSH connection drops: the terminal goes away under the dashboard (its pty
     is hung up, as sshd does), the dashboard ends, and the run it started goes on."""
-    project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
+    project.write(f'[stages.s]\ncommand = "{HOLD}; echo finished"\n')
     terminal = subprocess.Popen(
         project.in_terminal(),
         cwd=project.path,
@@ -382,7 +390,12 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
         terminal.stdin.flush()
         wait_for(lambda: (project.state_dir / "mlci.db").exists(), timeout=30)
         wait_for(lambda: project.status()["state"] == "running", timeout=30)
-        viewers = psutil.Process(terminal.pid).children(recursive=True)
+        # What runs on the terminal: the dashboard, not the run it started (detached).
+        viewers = [
+            process
+            for process in psutil.Process(terminal.pid).children(recursive=True)
+            if process.terminal() is not None
+        ]
         assert viewers, "the dashboard runs under the terminal"
         terminal.kill()  # the terminal dies; the kernel hangs up its pty
         terminal.wait(timeout=30)
@@ -391,6 +404,8 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
         for process in [terminal, *viewers]:
             with contextlib.suppress(ProcessLookupError, psutil.Error):
                 process.kill()
+    assert project.status()["state"] == "running"
+    (project.path / "go").touch()
     wait_for(lambda: project.status()["state"] == "passed", timeout=30)
     assert project.log("s") == b"finished\n"
 
