@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psutil
 import pytest
@@ -530,6 +530,20 @@ async def shown(
         await settle(pilot, max(0.0, deadline - time.monotonic()))
         if ready():
             return
+
+
+def notices(app: MlciApp) -> list[str]:
+    """Every message the dashboard says from now on, kept: on screen a notice goes
+    after a few seconds, which a slow machine may take to look."""
+    said: list[str] = []
+    say = app.say
+
+    def recorded(message: str, **options: Any) -> None:
+        said.append(message)
+        say(message, **options)
+
+    app.say = recorded  # type: ignore[method-assign]
+    return said
 
 
 def dashboard(project: Project, **options) -> MlciApp:

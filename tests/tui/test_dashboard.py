@@ -40,6 +40,7 @@ from tests.helpers import (
     history,
     log_records,
     mlci_env,
+    notices,
     read_pids,
     run,
     run_state,
@@ -97,14 +98,7 @@ async def test_a_run_started_elsewhere_appears(project: Project) -> None:
 async def test_c_cancels_after_a_confirmation(project: Project) -> None:
     project.write(f'[stages.long]\ncommand = ["{PYTHON}", "{PROGRAMS}/spawn.py", "pids"]\n')
     app = dashboard(project)
-    said: list[str] = []
-    say = app.say
-
-    def recorded(message: str, **options) -> None:
-        said.append(message)
-        say(message, **options)
-
-    app.say = recorded  # type: ignore[method-assign]
+    said = notices(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("r")
         await until(
@@ -346,11 +340,11 @@ async def test_a_run_whose_runner_was_killed_is_said_so_at_once_and_settled(
     runner.wait(timeout=30)
     assert psutil.pid_exists(sleeper)  # nothing has settled the run yet
     app = dashboard(project)
+    said = notices(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: run_state(app) is RunState.INTERRUPTED, timeout=60)
         assert not app.snapshot.runner_gone
-        notices = [n.message for n in app._notifications]
-        assert notices == ["run 1's runner is gone: stopping what it left, marking it interrupted"]
+        assert said == ["run 1's runner is gone: stopping what it left, marking it interrupted"]
     wait_dead([sleeper], timeout=30)
     assert project.status()["state"] == "interrupted"
 

@@ -27,6 +27,7 @@ from tests.helpers import (
     ROOT,
     Project,
     dashboard,
+    notices,
     run,
     settle,
     setup,
@@ -120,7 +121,7 @@ class Seen:
     notes: int
 
 
-def seen(app: MlciApp, spawned: list[list[str]]) -> Seen:
+def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
     log = app.query_one(LogView)
     table = app.query_one(VersionTable)
     return Seen(
@@ -136,7 +137,7 @@ def seen(app: MlciApp, spawned: list[list[str]]) -> Seen:
         row=table.cursor_row,
         table_x=table.scroll_x,
         spawned=len(spawned),
-        notes=len(app._notifications),
+        notes=len(said),
     )
 
 
@@ -229,6 +230,7 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
     assert run(project, 3) == 1  # v3 failed its analysis: a decision waits
     spawned: list[list[str]] = []
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    said = notices(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(
             pilot, lambda: len(app.query_one(VersionTable).versions) == 3 and app.snapshot.decisions
@@ -243,14 +245,14 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
                 assert binding.action in EFFECTS, f"no effect known for {binding.action}"
                 for key in keys_of(binding):
                     await _middle(pilot, app, pane)
-                    before = seen(app, spawned)
+                    before = seen(app, spawned, said)
                     await pilot.press(key)
                     effect = EFFECTS[binding.action]
                     # A screen may be read in a worker first: its effect comes when it does.
                     try:
-                        await until(pilot, lambda: effect(before, seen(app, spawned)))  # noqa: B023
+                        await until(pilot, lambda: effect(before, seen(app, spawned, said)))  # noqa: B023
                     except AssertionError:
-                        after = seen(app, spawned)
+                        after = seen(app, spawned, said)
                         raise AssertionError(
                             f"{title}: {key} ({binding.description}) did nothing: {after}"
                         ) from None
