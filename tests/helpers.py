@@ -5,6 +5,7 @@ module: test modules import from here, never from each other."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -12,10 +13,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psutil
 import pytest
@@ -170,15 +172,85 @@ def flood_output(stage: str) -> bytes:
     return "".join(f"{stage} {n:07d} {'x' * 40}\n" for n in range(FLOOD_LINES)).encode()
 
 
+POLL_S = 0.05
+"""How often a wait looks again at the state it waits for."""
+
+
+def described(condition: Callable[[], object], what: str) -> str:
+    """What a wait waited for, for its failure: ``what``, else the condition's source."""
+    if what:
+        return what
+    try:
+        return " ".join(inspect.getsource(condition).split())
+    except (OSError, TypeError):
+        return repr(condition)
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
-    """Poll until ``condition()`` is truthy; fail the test after ``timeout``."""
+    """Poll until ``condition()`` is truthy; fail the test after ``timeout``, saying
+    what it waited for."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = condition()
         if value:
             return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or condition}")
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g}s waiting for {described(condition, what)}"
+            )
+        time.sleep(POLL_S)
+
+
+class Output:
+    """Everything a child writes to a pipe or a terminal (``fd``), collected by a
+    thread as it comes: a test waits for what it needs to see there, never for time."""
+
+    def __init__(self, fd: int) -> None:
+        # Its own descriptor, closed when the output ends: one the test closes meanwhile
+        # (and the system hands out again) is never read from here.
+        self._fd = os.dup(fd)
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            with contextlib.suppress(OSError):  # EIO: a terminal's other end has closed
+                while chunk := os.read(self._fd, 65536):
+                    with self._lock:
+                        self._data.extend(chunk)
+        finally:
+            os.close(self._fd)
+
+    @property
+    def data(self) -> bytes:
+        with self._lock:
+            return bytes(self._data)
+
+    def wait_for(
+        self, seen: bytes | Callable[[bytes], object], timeout: float = 30.0, what: str = ""
+    ) -> None:
+        """Until ``seen`` is in the output (or ``seen(output)`` holds)."""
+
+        def found() -> object:
+            data = self.data
+            return seen in data if isinstance(seen, bytes) else seen(data)
+
+        if isinstance(seen, bytes):
+            what = what or f"{seen!r} in the output"
+        else:
+            what = described(seen, what)
+        try:
+            wait_for(found, timeout, what=what)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the output ends {self.data[-600:]!r}") from None
+
+    def end(self, timeout: float = 30.0) -> bytes:
+        """All of it, once the writer has closed its end."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the output did not end"
+        return self.data
 
 
 def pid_alive(pid: int) -> bool:
@@ -399,13 +471,79 @@ needs = ["hello"]
 """
 
 
-async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 30.0) -> None:
-    """Let the app work until ``condition()`` holds."""
-    for _ in range(int(timeout / 0.05)):
-        if condition():
+async def until(
+    pilot: Pilot, condition: Callable[[], object], timeout: float = 30.0, what: str = ""
+) -> None:
+    """Let the app work until ``condition()`` holds; fail the test after ``timeout``,
+    saying what it waited for."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g}s waiting for {described(condition, what)}"
+            )
+        await pilot.pause(POLL_S)
+
+
+async def settle(pilot: Pilot, timeout: float = 30.0) -> None:
+    """Wait until the app has taken in all it was given: every message handled, no
+    worker in flight (a read of the store, a log being indexed, matches counted), no
+    animation running or scheduled, the screen laid out. Twice in a row: laying out
+    and a worker's result send messages of their own."""
+    app = pilot.app
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 2:
+        await pilot.wait_for_scheduled_animations()
+        busy = [worker.name for worker in app.workers if not worker.is_finished]
+        if getattr(app, "reading", False):  # a read asked for, its result not yet shown
+            busy.append("a read of the store")
+        if not busy:
+            calm += 1
+            continue
+        calm = 0
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {busy} to finish")
+        await pilot.pause(POLL_S)
+
+
+async def shown(
+    pilot: Pilot,
+    condition: Callable[[], object] | None = None,
+    timeout: float = 30.0,
+    what: str = "",
+) -> None:
+    """Wait until the dashboard has read the store and drawn what it read: its stage
+    list is filled (its first read fills it), ``condition()`` holds, and it has
+    `settle`-d with the condition still holding."""
+    app: MlciApp = pilot.app  # type: ignore[assignment]
+    deadline = time.monotonic() + timeout
+
+    def ready() -> bool:
+        return bool(app.stages.names) and (condition is None or bool(condition()))
+
+    awaited = "the dashboard to read the store"
+    if condition is not None:
+        awaited += f" and show {described(condition, what)}"
+    while True:
+        await until(pilot, ready, max(0.0, deadline - time.monotonic()), awaited)
+        await settle(pilot, max(0.0, deadline - time.monotonic()))
+        if ready():
             return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {condition}")
+
+
+def notices(app: MlciApp) -> list[str]:
+    """Every message the dashboard says from now on, kept: on screen a notice goes
+    after a few seconds, which a slow machine may take to look."""
+    said: list[str] = []
+    say = app.say
+
+    def recorded(message: str, **options: Any) -> None:
+        said.append(message)
+        say(message, **options)
+
+    app.say = recorded  # type: ignore[method-assign]
+    return said
 
 
 def dashboard(project: Project, **options) -> MlciApp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,9 +10,9 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.helpers import (
@@ -424,14 +425,30 @@ timeout = "60s"
     assert project.log("progress") == b"progress 50% done\n"
 
 
+def waits_on_the_store(pid: int) -> bool:
+    """Whether process ``pid`` has the store's database open and every thread of it
+    asleep: a runner before its run is recorded sleeps only in SQLite's busy handler,
+    waiting for a lock (Linux: the kernel says where each thread sleeps)."""
+    with contextlib.suppress(psutil.Error, OSError):
+        process = psutil.Process(pid)
+        if not any(Path(f.path).name == "mlci.db" for f in process.open_files()):
+            return False
+        tasks = Path(f"/proc/{pid}/task")
+        return all("nanosleep" in (task / "wchan").read_text() for task in tasks.iterdir())
+    return False
+
+
 def test_locked_database_makes_commands_wait_not_fail(project: Project) -> None:
     project.write('[stages.a]\ncommand = "true"\n')
     project.mlci("run")
     db = sqlite3.connect(project.state_dir / "mlci.db", isolation_level=None)
     db.execute("BEGIN EXCLUSIVE")
     runner = project.start("run")
-    time.sleep(1.5)
-    assert runner.poll() is None  # waiting on the lock
+    wait_for(
+        lambda: waits_on_the_store(runner.pid) or runner.poll() is not None,
+        what="the runner to wait on the lock",
+    )
+    assert runner.poll() is None, runner.communicate()
     db.execute("COMMIT")
     db.close()
     runner.communicate(timeout=60)

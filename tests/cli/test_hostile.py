@@ -20,8 +20,10 @@ import pytest
 
 from mlci_tui import dag
 from mlci_tui.store import Store
+from mlci_tui.store.connection import BUSY_TIMEOUT_S
 from tests.helpers import (
     PYTHON,
+    Output,
     Project,
     history,
     mlci_env,
@@ -277,13 +279,15 @@ def test_a_log_deleted_during_the_run_is_said_to_be_missing(project: Project) ->
     log = project.state_dir / "runs" / "1" / "a.log"
     wait_for(lambda: project.printed("a", b"one"))
     follower = project.start("logs", "a", "-f")
-    time.sleep(0.5)
+    assert follower.stdout is not None and follower.stderr is not None
+    followed, errors = Output(follower.stdout.fileno()), Output(follower.stderr.fileno())
+    followed.wait_for(b"one\n")  # following, the log open: then it goes
     log.unlink()
     (project.path / "go").touch()
     assert runner.wait(timeout=60) == 0
-    _, err = follower.communicate(timeout=30)
+    follower.wait(timeout=30)
     missing = f"mlci: the log of stage a of run 1 is missing: {log}\n"
-    assert follower.returncode == 1 and err.decode() == missing
+    assert follower.returncode == 1 and errors.end().decode() == missing
     result = project.mlci("logs", "a")
     assert result.returncode == 1 and result.stderr.decode() == missing
 
@@ -590,8 +594,12 @@ def test_a_store_locked_past_the_busy_timeout_mid_run_loses_nothing(project: Pro
     runner = project.start("run")
     wait_for(lambda: project.printed("a", b"one"))
     holder = sqlite3.connect(project.state_dir / "mlci.db", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")  # past the runner's 30 s busy timeout
-    time.sleep(33)
+    holder.execute("BEGIN EXCLUSIVE")
+    # b starts once a's end is in the runner's queue of writes: from then on at least
+    # one write waits on this lock. It is held past the busy timeout from then: that
+    # span is what is tested, not a wait for something to happen.
+    wait_for(lambda: project.printed("b", b"three"), what="b to run while the store is locked")
+    time.sleep(BUSY_TIMEOUT_S + 3)
     holder.execute("ROLLBACK")
     holder.close()
     out, _ = runner.communicate(timeout=120)

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.helpers import PYTHON, Project, mlci_env, require_extra, wait_for
+from tests.helpers import PYTHON, Project, mlci_env, require_extra, settle, shown, wait_for
 
 require_extra("ray", "pip install -e '.[ray]'")
 
@@ -254,12 +254,9 @@ async def test_the_dashboard_shows_where_a_ray_stage_ran(
     app = make_app(load_config(project.config_path), poll_interval=0.1)
     async with app.run_test(size=(110, 30)) as pilot:
         stages = app.query_one(StageList)
-        for _ in range(100):
-            if stages.panes() and stages.panes()[-1].record is not None:
-                break
-            await pilot.pause(0.05)
+        await shown(pilot, lambda: stages.panes() and stages.panes()[-1].record is not None)
         stages.select("train")
-        await pilot.pause(0.3)
+        await settle(pilot)  # the log of the stage picked shown, with where it ran
         train = stages.panes()[-1]
         title = train.render().plain.splitlines()[0]
         assert "passed" in title and title.rstrip().endswith("on ray")

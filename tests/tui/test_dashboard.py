@@ -12,7 +12,6 @@ import struct
 import subprocess
 import termios
 import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -23,6 +22,9 @@ from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store.log_index import LogIndex
 from mlci_tui.store.reader import Snapshot
 from mlci_tui.tui.screens.confirm import ConfirmScreen
+from mlci_tui.tui.screens.decision import DecisionScreen
+from mlci_tui.tui.screens.runs import RunsScreen
+from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
@@ -32,15 +34,19 @@ from tests.helpers import (
     PROGRAMS,
     PYTHON,
     QUICK,
+    Output,
     Project,
     dashboard,
     history,
     log_records,
     mlci_env,
+    notices,
     read_pids,
     run,
     run_state,
+    settle,
     setup,
+    shown,
     statuses,
     text_of,
     two_versions,
@@ -49,12 +55,17 @@ from tests.helpers import (
     wait_for,
 )
 
+HOLD = "i=0; while [ ! -e go ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i + 1)); done"
+"""A stage's command held until the test creates ``go``: it runs as long as the test
+needs to see it running, however slow the machine (and ends by itself after two
+minutes or more, should the test fail first)."""
+
 
 async def test_r_starts_a_detached_run_and_the_panes_reach_passed(project: Project) -> None:
     project.write(QUICK)
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.3)
+        await shown(pilot)
         assert app.snapshot.run is None
         await pilot.press("r")
         await until(pilot, lambda: run_state(app) is RunState.PASSED)
@@ -69,14 +80,15 @@ async def test_r_starts_a_detached_run_and_the_panes_reach_passed(project: Proje
 
 
 async def test_a_run_started_elsewhere_appears(project: Project) -> None:
-    project.write('[stages.slow]\ncommand = "echo started; sleep 1; echo finished"\n')
+    project.write(f'[stages.slow]\ncommand = "echo started; {HOLD}; echo finished"\n')
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.2)
+        await shown(pilot)  # the store read before the run starts: the run appears
         runner = project.start("run")
         await until(pilot, lambda: run_state(app) is RunState.RUNNING)
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) >= 1)
+        (project.path / "go").touch()
         await until(pilot, lambda: run_state(app) is RunState.PASSED)
         runner.communicate(timeout=30)
         await until(pilot, lambda: log.index is not None and len(log.index) == 2)
@@ -86,18 +98,25 @@ async def test_a_run_started_elsewhere_appears(project: Project) -> None:
 async def test_c_cancels_after_a_confirmation(project: Project) -> None:
     project.write(f'[stages.long]\ncommand = ["{PYTHON}", "{PROGRAMS}/spawn.py", "pids"]\n')
     app = dashboard(project)
+    said = notices(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("r")
         await until(
             pilot, lambda: (project.path / "pids").exists() and run_state(app) is RunState.RUNNING
         )
         await pilot.press("c")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")  # not yet
-        await pilot.pause(0.5)
+        # The dialog closed, its answer taken: no runner was signalled (the dashboard
+        # says "cancelling run 1" when it signals one), and a read of the store after
+        # the key still finds the run running.
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert not [message for message in said if "cancelling" in message]
+        answered = app.snapshot
+        await until(pilot, lambda: app.snapshot is not answered, what="a read after the answer")
         assert run_state(app) is RunState.RUNNING
         await pilot.press("c")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await until(pilot, lambda: run_state(app) is RunState.CANCELLED)
     wait_dead(read_pids(project.path / "pids"))
@@ -114,8 +133,7 @@ async def test_roll_back_to_the_highlighted_version(project: Project) -> None:
         await pilot.press("v", "down")
         assert table.selected_version is not None and table.selected_version.name == "v1"
         await pilot.press("R")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, ConfirmScreen)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert app.screen.title_text == "Roll production back to v1?"
         await pilot.press("y")
         await until(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.name == "v1")
@@ -132,15 +150,16 @@ async def test_n_in_the_rollback_confirmation_changes_nothing(project: Project) 
         table = app.query_one(VersionTable)
         await until(pilot, lambda: len(table.versions) == 2)
         await pilot.press("v", "down", "R")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, ConfirmScreen)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
-        await pilot.pause(0.5)
+        # Closed: the answer was taken (a rollback is started, here recorded in
+        # `spawned`, by the dialog's callback as it closes).
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         await pilot.press("R")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, ConfirmScreen)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("escape")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        await settle(pilot)
     assert spawned == []
     assert (statuses(project), history(project)) == before
 
@@ -153,21 +172,23 @@ async def test_search_finds_a_line_and_steps_through_matches(project: Project) -
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) == 5000)
         await pilot.press("slash")
-        await pilot.pause(0.1)
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
         await pilot.press(*"row 0001234", "enter")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: not isinstance(app.screen, SearchScreen))
+        await settle(pilot)
         assert log.match_line == 1234
         assert log.scroll_offset.y <= 1234 < log.scroll_offset.y + log.size.height
         await pilot.press("slash")
-        await pilot.pause(0.1)
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
         await pilot.press("ctrl+u", *"00012", "enter")  # rows 120-129 and 1200-1299 match
-        await pilot.pause(0.2)
+        await until(pilot, lambda: not isinstance(app.screen, SearchScreen))
+        await settle(pilot)
         first = log.match_line
         await pilot.press("n")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert log.match_line is not None and first is not None and log.match_line > first
         await pilot.press("N")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert log.match_line == first
         assert not log.follow
 
@@ -177,18 +198,17 @@ async def test_a_resize_lays_the_screen_out_again(project: Project) -> None:
     project.mlci("run")
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: run_state(app) is RunState.PASSED)
-        await pilot.pause(0.3)
+        await shown(pilot, lambda: run_state(app) is RunState.PASSED)
         stages = app.query_one(StageList)
         log = app.query_one(LogView)
         wide = (stages.size.width, log.size.width, stages.panes()[0].output_lines)
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.3)
+        await settle(pilot)
         narrow = (stages.size.width, log.size.width, stages.panes()[0].output_lines)
         assert narrow[1] < wide[1] and narrow[0] <= wide[0]
         assert app.query_one(VersionTable).size.width <= 80
         await pilot.resize_terminal(100, 30)
-        await pilot.pause(0.3)
+        await settle(pilot)
         assert (stages.size.width, log.size.width, stages.panes()[0].output_lines) == wide
 
 
@@ -197,7 +217,7 @@ async def test_f_toggles_follow(project: Project) -> None:
     project.mlci("run")
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause(0.3)
+        await shown(pilot, lambda: run_state(app) is RunState.PASSED)
         log = app.query_one(LogView)
         assert log.follow
         await pilot.press("f")
@@ -215,10 +235,9 @@ async def test_hostile_output_is_shown_as_harmless_text(project: Project) -> Non
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
-        await until(pilot, lambda: log.index is not None and len(log.index) == 7)
-        await pilot.pause(0.3)
-        shown = [log.render_line(y) for y in range(7)]
-        texts = [text_of(strip) for strip in shown]
+        await shown(pilot, lambda: log.index is not None and len(log.index) == 7)
+        drawn = [log.render_line(y) for y in range(7)]
+        texts = [text_of(strip) for strip in drawn]
         assert texts[0].startswith("[bold red]x[/] [link=file:///etc/passwd]y[/]")
         assert texts[1].startswith("link")
         assert texts[2].startswith("clipcursor")
@@ -228,13 +247,13 @@ async def test_hostile_output_is_shown_as_harmless_text(project: Project) -> Non
         assert texts[5].startswith("100%")
         # A right-to-left override shown as a symbol; concealed text shown plainly.
         assert texts[6].startswith("safe<U+202E>txt.exe hidden")
-        for strip in shown:
+        for strip in drawn:
             for segment in strip:
                 assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in segment.text)
                 assert "\u202e" not in segment.text
                 assert segment.style is None or segment.style.link is None
                 assert segment.style is None or not segment.style.conceal
-        red = next(seg for seg in shown[4] if seg.text.startswith("red"))
+        red = next(seg for seg in drawn[4] if seg.text.startswith("red"))
         assert red.style is not None and red.style.color is not None  # colour became a style
         pane = app.query_one(StageList).panes()[0]
         assert b"hidden" in pane.last_lines[-1].content
@@ -248,14 +267,14 @@ async def test_pick_a_past_run(project: Project) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
         await pilot.press("p")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("down", "enter")
         await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) == 1)
         assert log.index.record(0).content == b"run 1"
         await pilot.press("p")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("l")
         await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
 
@@ -272,16 +291,17 @@ async def test_a_run_picked_while_the_store_is_being_read_is_shown(project: Proj
 
         def held_snapshot(run_id: int | None = None) -> Snapshot:
             reading.set()
-            release.wait(10)
+            release.wait(30)
             return snapshot(run_id)
 
         app.reader.snapshot = held_snapshot  # type: ignore[method-assign]
         project.mlci("run")  # run 3: the dashboard starts reading it, and is held there
         await until(pilot, reading.is_set)
         await pilot.press("p")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("down", "down", "enter")  # newest first: run 1
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.pinned == 1, what="run 1 picked")
+        assert app.reading  # the read of run 3 is still held
         release.set()
         await until(
             pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1, timeout=5
@@ -299,7 +319,7 @@ async def test_a_pending_decision_is_shown_and_answered(project: Project) -> Non
         assert bar.display
         assert "decision needed: v3 failed its analysis: accuracy 0.5 < 0.85" in bar.render().plain
         await pilot.press("a")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, DecisionScreen))
         await pilot.press("y")
         await until(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.name == "v2")
         await until(pilot, lambda: not app.snapshot.decisions)
@@ -320,22 +340,24 @@ async def test_a_run_whose_runner_was_killed_is_said_so_at_once_and_settled(
     runner.wait(timeout=30)
     assert psutil.pid_exists(sleeper)  # nothing has settled the run yet
     app = dashboard(project)
+    said = notices(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: run_state(app) is RunState.INTERRUPTED, timeout=60)
         assert not app.snapshot.runner_gone
-        notices = [n.message for n in app._notifications]
-        assert notices == ["run 1's runner is gone: stopping what it left, marking it interrupted"]
+        assert said == ["run 1's runner is gone: stopping what it left, marking it interrupted"]
     wait_dead([sleeper], timeout=30)
     assert project.status()["state"] == "interrupted"
 
 
 async def test_quitting_leaves_a_run_it_started_running_to_completion(project: Project) -> None:
-    project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
+    project.write(f'[stages.s]\ncommand = "{HOLD}; echo finished"\n')
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("r")
         await until(pilot, lambda: run_state(app) is RunState.RUNNING)
         await pilot.press("q")
+    assert project.status()["state"] == "running"
+    (project.path / "go").touch()
     wait_for(lambda: project.status()["state"] == "passed", timeout=30)
     assert project.log("s") == b"finished\n"
 
@@ -343,24 +365,31 @@ async def test_quitting_leaves_a_run_it_started_running_to_completion(project: P
 def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project) -> None:
     """The SSH connection drops: the terminal goes away under the dashboard (its pty
     is hung up, as sshd does), the dashboard ends, and the run it started goes on."""
-    project.write('[stages.s]\ncommand = "sleep 2; echo finished"\n')
+    project.write(f'[stages.s]\ncommand = "{HOLD}; echo finished"\n')
     terminal = subprocess.Popen(
         project.in_terminal(),
         cwd=project.path,
         env=mlci_env(TERM="xterm-256color"),
         stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         start_new_session=True,
     )
+    assert terminal.stdin is not None and terminal.stdout is not None
+    screen = Output(terminal.stdout.fileno())
     viewers: list[psutil.Process] = []
     try:
-        time.sleep(3)
-        assert terminal.stdin is not None
+        # Up: it has read the store and drawn the stage's pane (`r` then starts a run).
+        screen.wait_for(b"needs nothing")
         terminal.stdin.write(b"r")
         terminal.stdin.flush()
         wait_for(lambda: (project.state_dir / "mlci.db").exists(), timeout=30)
         wait_for(lambda: project.status()["state"] == "running", timeout=30)
-        viewers = psutil.Process(terminal.pid).children(recursive=True)
+        # What runs on the terminal: the dashboard, not the run it started (detached).
+        viewers = [
+            process
+            for process in psutil.Process(terminal.pid).children(recursive=True)
+            if process.terminal() is not None
+        ]
         assert viewers, "the dashboard runs under the terminal"
         terminal.kill()  # the terminal dies; the kernel hangs up its pty
         terminal.wait(timeout=30)
@@ -369,6 +398,8 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
         for process in [terminal, *viewers]:
             with contextlib.suppress(ProcessLookupError, psutil.Error):
                 process.kill()
+    assert project.status()["state"] == "running"
+    (project.path / "go").touch()
     wait_for(lambda: project.status()["state"] == "passed", timeout=30)
     assert project.log("s") == b"finished\n"
 
@@ -385,12 +416,14 @@ def test_the_dashboard_starts_and_quits_in_a_real_terminal(project: Project, ter
         stdout=subprocess.PIPE,
         start_new_session=True,
     )
+    assert session.stdin is not None and session.stdout is not None
+    screen = Output(session.stdout.fileno())
     try:
-        time.sleep(3)
-        assert session.stdin is not None
+        screen.wait_for(b"hello")  # up, the store read and drawn: the stage's pane
         session.stdin.write(b"q")
         session.stdin.flush()
-        out, _ = session.communicate(timeout=30)
+        session.wait(timeout=30)
+        out = screen.end()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(session.pid, signal.SIGKILL)
@@ -457,33 +490,28 @@ def test_leaving_clears_the_screen_after_the_terminal_was_resized(project: Proje
         env = mlci_env(TERM="xterm-256color")
         os.execve(PYTHON, [PYTHON, "-m", "mlci_tui", "--config", str(project.config_path)], env)
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    shown = bytearray()
-
-    def read() -> None:
-        with contextlib.suppress(OSError):  # EIO: the dashboard has closed the terminal
-            while chunk := os.read(terminal, 65536):
-                shown.extend(chunk)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    screen = Output(terminal)
     try:
-        wait_for(lambda: b"hello" in shown, timeout=30)
+        screen.wait_for(b"hello")
         fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-        time.sleep(1)
+        screen.wait_for(lambda out: max(columns(out)) > 150, what="a frame 200 columns wide")
         os.write(terminal, b"q")
         _, status = os.waitpid(pid, 0)
-        reader.join(timeout=10)
+        out = screen.end()
     finally:
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         os.close(terminal)
     assert os.waitstatus_to_exitcode(status) == 0
-    out = bytes(shown)
-    columns = [int(c) for c in re.findall(rb"\x1b\[\d+;(\d+)H", out)]
-    assert max(columns) > 150  # it was drawn at 200 columns
+    assert max(columns(out)) > 150  # it was drawn at 200 columns
     leave = out.rindex(b"\x1b[?1049l")
     clear = out.rindex(b"\x1b[H\x1b[2J", 0, leave)
     # Between the clear and the leaving: escape sequences only, no frame.
     between = re.sub(rb"\x1b\[[0-9;?<>=]*[a-zA-Z~]", b"", out[clear:leave])
     assert between.strip() == b""
+
+
+def columns(out: bytes) -> list[int]:
+    """The columns of every cursor move in a terminal's output (0 for none)."""
+    return [int(c) for c in re.findall(rb"\x1b\[\d+;(\d+)H", out)] or [0]

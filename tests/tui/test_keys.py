@@ -20,7 +20,20 @@ from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
 from mlci_tui.tui.widgets.version_table import VersionTable
-from tests.helpers import PROGRAMS, PYTHON, QUICK, ROOT, Project, dashboard, run, setup, until
+from tests.helpers import (
+    PROGRAMS,
+    PYTHON,
+    QUICK,
+    ROOT,
+    Project,
+    dashboard,
+    notices,
+    run,
+    settle,
+    setup,
+    shown,
+    until,
+)
 
 
 def help_text(app: MlciApp) -> str:
@@ -52,12 +65,12 @@ async def test_the_help_screen_fits_80x24_and_scrolls(project: Project) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        await pilot.pause(0.2)
+        await settle(pilot)
         scroll = app.screen.query_one(VerticalScroll)
         assert scroll.size.width >= 60 and scroll.size.height >= 15  # not a collapsed frame
         assert scroll.virtual_size.height > scroll.size.height
         await pilot.press("end")
-        await pilot.pause(0.2)
+        await settle(pilot)  # the scroll's animation done
         assert scroll.scroll_y == scroll.max_scroll_y > 0
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
@@ -108,7 +121,7 @@ class Seen:
     notes: int
 
 
-def seen(app: MlciApp, spawned: list[list[str]]) -> Seen:
+def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
     log = app.query_one(LogView)
     table = app.query_one(VersionTable)
     return Seen(
@@ -124,7 +137,7 @@ def seen(app: MlciApp, spawned: list[list[str]]) -> Seen:
         row=table.cursor_row,
         table_x=table.scroll_x,
         spawned=len(spawned),
-        notes=len(app._notifications),
+        notes=len(said),
     )
 
 
@@ -187,12 +200,15 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     if log.is_maximized:
         app.screen.minimize()
     stages = app.query_one(StageList)
-    stages.select("s07")  # its log is the wide one: the log can scroll every way
+    # Its log is the wide one: the log can scroll every way. Picked as a user picks
+    # it, so that a read of the store landing later does not follow another stage.
+    stages.select("s07", by_user=True)
     await until(pilot, lambda: log.path is not None and log.path.name == "s07.log")
     await until(pilot, lambda: log.index is not None and len(log.index) == 400)
     log.wrap = False
     log.follow = False
-    await pilot.pause(0.05)
+    # Unwrapping scrolls to the end after the next refresh: done before scrolling here.
+    await settle(pilot)
     log.scroll_to(50, 200, animate=False, immediate=True, force=True)
     log.search_text, log.match_line = "w", 200
     table = app.query_one(VersionTable)
@@ -200,7 +216,7 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     assert table.max_scroll_x >= 2  # the table is wider than its pane at 80 columns
     table.scroll_to(x=table.max_scroll_x // 2, animate=False, immediate=True, force=True)
     {"log": log, "versions": table}.get(pane, stages).focus()
-    await pilot.pause(0.1)
+    await settle(pilot)
 
 
 async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None:
@@ -214,9 +230,11 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
     assert run(project, 3) == 1  # v3 failed its analysis: a decision waits
     spawned: list[list[str]] = []
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    said = notices(app)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: len(app.query_one(VersionTable).versions) == 3)
-        await until(pilot, lambda: app.snapshot.decisions)
+        await shown(
+            pilot, lambda: len(app.query_one(VersionTable).versions) == 3 and app.snapshot.decisions
+        )
         groups = app.key_groups()
         pressed = 0
         for title, bindings in groups:
@@ -227,18 +245,17 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
                 assert binding.action in EFFECTS, f"no effect known for {binding.action}"
                 for key in keys_of(binding):
                     await _middle(pilot, app, pane)
-                    before = seen(app, spawned)
+                    before = seen(app, spawned, said)
                     await pilot.press(key)
                     effect = EFFECTS[binding.action]
-                    for _ in range(40):  # a screen read in a worker takes a moment
-                        await pilot.pause(0.05)
-                        after = seen(app, spawned)
-                        if effect(before, after):
-                            break
-                    else:
+                    # A screen may be read in a worker first: its effect comes when it does.
+                    try:
+                        await until(pilot, lambda: effect(before, seen(app, spawned, said)))  # noqa: B023
+                    except AssertionError:
+                        after = seen(app, spawned, said)
                         raise AssertionError(
                             f"{title}: {key} ({binding.description}) did nothing: {after}"
-                        )
+                        ) from None
                     pressed += 1
         assert pressed > 40
 
@@ -248,10 +265,9 @@ async def test_every_quit_key_quits(project: Project, key: str) -> None:
     project.write(QUICK)
     app = dashboard(project)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.2)
+        await shown(pilot)
         await pilot.press(key)
-        await pilot.pause(0.2)
-        assert not app.is_running
+        await until(pilot, lambda: not app.is_running, what=f"{key} to quit")
     quits = {
         key
         for b in MlciApp.BINDINGS

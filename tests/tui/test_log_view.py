@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 
 from mlci_tui.states import Stream
 from mlci_tui.tui.widgets.log_view import LogView
-from tests.helpers import log_records, text_of, until
+from tests.helpers import log_records, settle, text_of, until
 
 BIG = 300_001
 
@@ -39,7 +39,7 @@ async def opened(pilot: Pilot, path: Path, lines: int) -> LogView:
     view.show(path)
     view.focus()
     await until(pilot, lambda: view.index is not None and len(view.index) == lines)
-    await pilot.pause(0.2)
+    await settle(pilot)
     return view
 
 
@@ -55,20 +55,20 @@ async def test_a_large_log_opens_at_its_last_line_and_every_key_moves_as_named(
         await until(pilot, lambda: rows(view)[0] == "line 000000")
         assert not view.follow
         await pilot.press("pagedown")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert rows(view)[0] == f"line {height:06d}"
         await pilot.press("pagedown", "pageup")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert rows(view)[0] == f"line {height:06d}"
         await pilot.press("end")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert rows(view)[-1] == f"line {BIG - 1:06d}" and view.follow
         await pilot.press("pageup")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert rows(view)[-1] == f"line {BIG - 1 - height:06d}" and not view.follow
         # End again, now that follow is off and back on: still the last line.
         await pilot.press("end")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert rows(view)[-1] == f"line {BIG - 1:06d}"
 
 
@@ -77,10 +77,10 @@ async def test_end_goes_to_the_last_line_even_when_follow_is_on(tmp_path: Path) 
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 500)
         view.scroll_to(y=100, animate=False, immediate=True)  # follow stays on
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert view.follow and rows(view)[0] == "line 000100"
         await pilot.press("end")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert rows(view)[-1] == "line 000499"
 
 
@@ -146,20 +146,20 @@ async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
         view = await opened(pilot, path, 3)
         assert rows(view)[:3] == ["short", long.decode()[:60].rstrip(), "last"]
         view.action_toggle_wrap()
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert view.wrap
         shown = rows(view)
         width = view.size.width
         assert shown[1:4] == [long.decode()[i : i + width].rstrip() for i in range(0, 160, width)]
         assert shown[4] == "last"
         view.action_toggle_wrap()
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert rows(view)[1] == long.decode()[: view.size.width].rstrip()
         view.action_zoom()
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert view.is_maximized
         view.action_zoom()
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert not view.is_maximized
 
 
@@ -172,11 +172,11 @@ async def test_wrapped_lines_show_the_last_line_and_no_horizontal_scrollbar(
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 41)
         view.action_toggle_wrap()
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert not view.show_horizontal_scrollbar
         assert_last(rows(view))
         view.action_zoom()
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert_last(rows(view))
 
 

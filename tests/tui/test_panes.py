@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.command import Command, CommandList
+from textual.pilot import Pilot
 
 from mlci_tui.states import RunState
 from mlci_tui.tui.screens.alerts import AlertsScreen
@@ -25,7 +27,9 @@ from tests.helpers import (
     readonly_store,
     run,
     run_state,
+    settle,
     setup,
+    shown,
     text_of,
     two_versions,
     until,
@@ -40,14 +44,26 @@ def by_name(app) -> dict[str, StagePane]:
     return {pane.stage_name: pane for pane in app.query_one(StageList).panes()}
 
 
+async def chosen(pilot: Pilot, typed: str) -> None:
+    """Wait until the palette has searched for what was typed, and the command Enter
+    runs is the one named so (the best match is highlighted when the search ends)."""
+    commands = pilot.app.screen.query_one(CommandList)
+
+    def highlighted() -> str | None:
+        option = commands.highlighted_option
+        return option.hit.text if isinstance(option, Command) else None
+
+    await settle(pilot)
+    await until(pilot, lambda: (highlighted() or "").lower() == typed, what=f"{typed!r} chosen")
+
+
 async def test_a_pipeline_that_never_ran_shows_its_stages_pending_with_their_needs(
     project: Project,
 ) -> None:
     setup(project)
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: len(by_name(app)) == 4)
-        await pilot.pause(0.2)
+        await shown(pilot, lambda: len(by_name(app)) == 4)
         panes = by_name(app)
         assert list(panes) == ["train", "evaluate", "deploy", "monitor"]
         assert "pending" in pane_text(panes["train"])[0]
@@ -67,10 +83,9 @@ async def test_a_stage_needed_for_its_outs_is_shown_with_them_and_their_controls
     )
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: len(by_name(app)) == 2)
-        await pilot.pause(0.2)
-        shown = " ".join(line.strip() for line in pane_text(by_name(app)["train"])[1:])
-        assert shown == "needs prepare (its out data/clean<U+202E>.csv)"
+        await shown(pilot, lambda: len(by_name(app)) == 2)
+        needs = " ".join(line.strip() for line in pane_text(by_name(app)["train"])[1:])
+        assert needs == "needs prepare (its out data/clean<U+202E>.csv)"
 
 
 async def test_a_stage_added_since_the_run_shown_is_not_in_this_run(project: Project) -> None:
@@ -95,8 +110,7 @@ async def test_a_long_stage_name_is_cut_in_the_middle_never_its_state(
     assert project.mlci("run").returncode == 0
     app = dashboard(project)
     async with app.run_test(size=(width, 30)) as pilot:
-        await until(pilot, lambda: run_state(app) is RunState.PASSED)
-        await pilot.pause(0.2)
+        await shown(pilot, lambda: run_state(app) is RunState.PASSED)
         box = app.query_one("#stages-box")
         assert box.outer_size.width >= 30 and box.outer_size.width >= width * 0.3
         title = pane_text(by_name(app)[name])[0]
@@ -122,12 +136,12 @@ async def test_v_lands_on_the_version_rollback_would_choose_and_marks_it(
         table = app.query_one(VersionTable)
         await until(pilot, lambda: len(table.versions) == 3)
         await pilot.press("v")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert table.selected_version is not None and table.selected_version.name == "v2"
         marked = [str(table.get_cell_at((row, 0))) for row in range(3)]
         assert marked == [" ", MARKER, " "]
         await pilot.press("down")
-        await pilot.pause(0.1)
+        await settle(pilot)
         assert [str(table.get_cell_at((row, 0))) for row in range(3)] == [" ", " ", MARKER]
         await pilot.press("up", "R")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -186,8 +200,7 @@ async def test_switching_runs_keeps_the_selected_stage(project: Project) -> None
         await pilot.press("p")
         await until(pilot, lambda: app.screen.__class__.__name__ == "RunsScreen")
         await pilot.press("down", "enter")  # run 1
-        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
-        await pilot.pause(0.3)
+        await shown(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
         assert stages.selected_name == "hello"
         log = app.query_one(LogView)
         assert log.path is not None and log.path.parts[-2:] == ("1", "hello.log")
@@ -243,7 +256,7 @@ async def test_the_palette_runs_the_dashboard_commands(project: Project) -> None
         await pilot.press("ctrl+p")
         await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
         await pilot.press(*"roll back to v1")
-        await pilot.pause(0.5)
+        await chosen(pilot, "roll back to v1")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert app.screen.title_text == "Roll production back to v1?"
@@ -252,14 +265,14 @@ async def test_the_palette_runs_the_dashboard_commands(project: Project) -> None
         await pilot.press("ctrl+p")
         await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
         await pilot.press(*"show stage evaluate")
-        await pilot.pause(0.5)
+        await chosen(pilot, "show stage evaluate")
         await pilot.press("enter")
         stages = app.query_one(StageList)
         await until(pilot, lambda: stages.selected_name == "evaluate")
         await pilot.press("ctrl+p")
         await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
         await pilot.press(*"wrap")
-        await pilot.pause(0.5)
+        await chosen(pilot, "wrap")
         await pilot.press("enter")
         await until(pilot, lambda: app.query_one(LogView).wrap)
 
@@ -271,8 +284,7 @@ async def test_a_progress_bar_is_one_line_in_the_pane_and_the_log(project: Proje
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
-        await until(pilot, lambda: log.index is not None and len(log.index) == 1)
-        await pilot.pause(0.2)
+        await shown(pilot, lambda: log.index is not None and len(log.index) == 1)
         assert text_of(log.render_line(0)).strip() == "100%"
         assert pane_text(by_name(app)["bar"])[1].strip() == "100%"
 

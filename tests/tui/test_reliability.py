@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,12 @@ from tests.helpers import (
     PROGRAMS,
     PYTHON,
     ROOT,
+    Output,
     Project,
     flood_config,
     flood_output,
     mlci_env,
+    shown,
     text_of,
     until,
     wait_for,
@@ -46,7 +47,10 @@ def test_eight_floods_watched_by_two_dashboards_and_a_follower_lose_nothing(
         )
         for _ in range(2)
     ]
-    time.sleep(3)  # both dashboards are up before the run starts
+    screens = [Output(viewer.stdout.fileno()) for viewer in viewers if viewer.stdout]
+    errors = [Output(viewer.stderr.fileno()) for viewer in viewers if viewer.stderr]
+    for screen in screens:  # both dashboards are up before the run starts
+        screen.wait_for(b"ready\n", timeout=120)
     runner = project.start("run")
     log = project.state_dir / "runs" / "1" / "s0.log"
     wait_for(log.exists, timeout=60)
@@ -60,12 +64,12 @@ def test_eight_floods_watched_by_two_dashboards_and_a_follower_lose_nothing(
         assert stored.count(b"\n") == FLOOD_LINES
         assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(expected).hexdigest()
     assert followed == flood_output("s0")
-    for viewer in viewers:
-        out, err = viewer.communicate(timeout=300)
-        assert viewer.returncode == 0, err.decode()[-2000:]
-        shown = json.loads(out)
-        assert shown["seen_running"]
-        assert shown["last"] == {
+    for viewer, screen, error in zip(viewers, screens, errors, strict=True):
+        viewer.wait(timeout=300)
+        # It fails unless it saw the run running, then ended.
+        assert viewer.returncode == 0, error.end().decode()[-2000:]
+        last = json.loads(screen.end().splitlines()[-1])
+        assert last == {
             f"s{i}": f"s{i} {FLOOD_LINES - 1:07d} {'x' * 40}" for i in range(FLOOD_STAGES)
         }
 
@@ -89,14 +93,12 @@ command = ["{PYTHON}", "-c", "import sys; sys.stdout.write('y' * {TEN_MB})"]
     app = make_app(load_config(project.config_path), poll_interval=0.1)
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
-        await until(pilot, lambda: log.index is not None and len(log.index) > 0)
-        await pilot.pause(0.3)
-        shown = [text_of(log.render_line(y)) for y in range(log.size.height)]
-        assert shown[0].startswith("y" * 50)  # the huge line, in pieces, cut to the screen
+        await shown(pilot, lambda: log.index is not None and len(log.index) > 0)
+        drawn = [text_of(log.render_line(y)) for y in range(log.size.height)]
+        assert drawn[0].startswith("y" * 50)  # the huge line, in pieces, cut to the screen
         app.stages.select("evil", by_user=True)
         await until(pilot, lambda: log.path is not None and log.path.name == "evil.log")
-        await until(pilot, lambda: log.index is not None and len(log.index) == 8)
-        await pilot.pause(0.3)
+        await shown(pilot, lambda: log.index is not None and len(log.index) == 8)
         strips = [log.render_line(y) for y in range(8)]
         text = [text_of(strip) for strip in strips]
         assert text[0].startswith("[bold red]x[/] [link=file:///etc/passwd]y[/]")
@@ -114,8 +116,7 @@ async def test_the_dashboard_shows_masked_text_only(project: Project) -> None:
     app = make_app(load_config(project.config_path, environ={}), poll_interval=0.1)
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
-        await until(pilot, lambda: log.index is not None and len(log.index) == 1)
-        await pilot.pause(0.2)
+        await shown(pilot, lambda: log.index is not None and len(log.index) == 1)
         assert text_of(log.render_line(0)).startswith("key=***")
         pane = app.stages.panes()[0]
         assert pane.last_lines[-1].content == b"key=***"
