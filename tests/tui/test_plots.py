@@ -14,7 +14,18 @@ from mlci_tui.tui.plotting import MetricPlot, downsample
 from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.plot import SeriesPlotScreen, VersionPlotScreen
 from mlci_tui.tui.screens.runs import RunsScreen
-from tests.helpers import PYTHON, Project, dashboard, mlci_env, run_state, until, wait_for
+from tests.helpers import (
+    PYTHON,
+    Project,
+    dashboard,
+    mlci_env,
+    notices,
+    run_state,
+    settle,
+    shown,
+    until,
+    wait_for,
+)
 
 # Forty points, slowly enough to be watched; it ends when the file `go` appears.
 DRIP = """
@@ -61,7 +72,7 @@ async def test_g_plots_a_running_stage_live_and_reads_each_point_once(project: P
             assert run_state(app) is RunState.RUNNING  # drawn while the stage runs
             (project.path / "go").touch()
             await until(pilot, lambda: run_state(app) is RunState.PASSED)
-            await pilot.pause(0.6)
+            await settle(pilot)
             xs, ys = screen.series["loss"]
             assert xs == [float(step) for step in range(1, 41)]
             assert ys[0] == 1.0 and ys[-1] == 0.025
@@ -93,7 +104,7 @@ async def test_a_stage_without_metrics_says_how_to_report_them(project: Project)
         await pilot.press("g")
         screen = app.screen
         assert isinstance(screen, SeriesPlotScreen)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "quiet reported no metrics" in str(screen.empty.render()))
         assert not screen.plot.display
         assert "quiet reported no metrics: a stage prints" in str(screen.empty.render())
 
@@ -101,12 +112,13 @@ async def test_a_stage_without_metrics_says_how_to_report_them(project: Project)
 async def test_g_without_a_run_says_so(project: Project) -> None:
     project.write('[stages.a]\ncommand = "true"\n')
     app = dashboard(project)
+    said = notices(app)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.3)
+        await shown(pilot)
         await pilot.press("g")
+        await settle(pilot)
         assert not isinstance(app.screen, SeriesPlotScreen)
-        messages = [n.message for n in app._notifications]
-        assert "no stage of a run to plot yet: start a run with r" in messages
+        assert "no stage of a run to plot yet: start a run with r" in said
 
 
 def two_versions(project: Project) -> None:
@@ -123,7 +135,7 @@ async def test_g_on_the_versions_plots_a_metric_across_them(project: Project) ->
         await pilot.press("v", "g")
         screen = app.screen
         assert isinstance(screen, VersionPlotScreen)
-        await pilot.pause(0.3)
+        await settle(pilot)
         lines = {line.label: (list(line.xs), list(line.ys)) for line in screen.lines()}
         assert lines == {
             "accuracy evaluated": ([1.0, 2.0], [0.91, 0.95]),

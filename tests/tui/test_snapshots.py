@@ -35,7 +35,7 @@ from mlci_tui.states import (
 from mlci_tui.store import Store
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.app import MlciApp, make_app
-from tests.helpers import HOSTILE, Project, log_records, setup
+from tests.helpers import HOSTILE, Project, log_records, settle, setup, shown
 
 T0 = 1_790_000_000.0
 
@@ -262,12 +262,8 @@ def make_store(
 
 
 async def loaded(pilot) -> None:
-    app = pilot.app
-    for _ in range(200):
-        if app.snapshot.run is not None and not app.reading:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause(0.3)
+    """The dashboard has read the store, with its run, and drawn it."""
+    await shown(pilot, lambda: pilot.app.snapshot.run is not None, what="the run")
 
 
 def empty_store(tmp_path: Path) -> MlciApp:
@@ -304,20 +300,24 @@ deps = ["build/model.txt", "data/clean.csv"]
     return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
 
 
-def pressing(*keys: str, wait: float = 0.3):
+def pressing(*keys: str):
+    """The keys, pressed once the store is shown; the picture is taken when the app
+    has taken them in (a screen opened, its reads drawn)."""
+
     async def before(pilot) -> None:
         await loaded(pilot)
         await pilot.press(*keys)
         # A blinking cursor would make the picture depend on when it is taken.
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False
-        await pilot.pause(wait)
+        await settle(pilot)
 
     return before
 
 
 async def settled(pilot) -> None:
-    await pilot.pause(0.5)
+    """A store without runs: shown once the config's stages are drawn."""
+    await shown(pilot)
 
 
 SCREENS = {
@@ -341,14 +341,14 @@ SCREENS = {
     "alerts": (lambda path: make_store(path, failed=True, alerts=True), pressing("A")),
     "alert_bar": (lambda path: make_store(path, failed=True, alerts=True), loaded),
     "zoomed_log": (lambda path: make_store(path, failed=True), pressing("z", "w")),
-    "palette": (make_store, pressing("ctrl+p", *"roll", wait=0.8)),
-    "plot": (lambda path: make_store(path, series=True), pressing("up", "up", "g", wait=0.8)),
+    "palette": (make_store, pressing("ctrl+p", *"roll")),
+    "plot": (lambda path: make_store(path, series=True), pressing("up", "up", "g")),
     "plot_hidden_line": (
         lambda path: make_store(path, series=True),
-        pressing("up", "up", "g", "2", wait=0.8),
+        pressing("up", "up", "g", "2"),
     ),
-    "plot_versions": (make_store, pressing("v", "g", wait=0.8)),
-    "diff": (lambda path: make_store(path, series=True), pressing("v", "down", "d", wait=0.8)),
+    "plot_versions": (make_store, pressing("v", "g")),
+    "diff": (lambda path: make_store(path, series=True), pressing("v", "down", "d")),
 }
 
 
@@ -363,9 +363,7 @@ def test_plot_without_colour(snap_compare, tmp_path: Path, monkeypatch: pytest.M
     """Under NO_COLOR the lines are told apart by their markers."""
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_store(tmp_path, series=True)
-    assert snap_compare(
-        app, terminal_size=(100, 30), run_before=pressing("up", "up", "g", wait=0.8)
-    )
+    assert snap_compare(app, terminal_size=(100, 30), run_before=pressing("up", "up", "g"))
 
 
 def test_hostile_output(snap_compare, tmp_path: Path) -> None:
