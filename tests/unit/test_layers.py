@@ -44,3 +44,18 @@ def test_the_type_hints_hold(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_dashboard_test_waits_for_a_fixed_time() -> None:
+    """A test waits for the state it asserts (`tests.helpers`: `until`, `settle`,
+    `shown`), never for a number of seconds, which a loaded machine outlasts."""
+    import re
+
+    fixed = re.compile(r"pilot\.pause\(\s*(?:0*[1-9][0-9.]*|0*\.[0-9]*[1-9])")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if fixed.search(line)
+    ]
+    assert found == []
