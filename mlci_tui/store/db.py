@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from mlci_tui.errors import StoreError, StoreMissing
@@ -280,7 +281,7 @@ class Store(
 
     def _prepare(self) -> None:
         if not self.readonly:
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -303,6 +304,26 @@ class Store(
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _use_wal(self) -> None:
+        """Put a new store in WAL mode; a store already in it is left as it is.
+
+        The switch needs the file to itself, and SQLite answers "locked" at once rather
+        than calling the busy handler when another process is reading or switching it
+        too (six processes creating one store at the same instant): so it is retried
+        here for as long as a busy store is waited for anywhere else.
+        """
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def close(self) -> None:
         self._db.close()

@@ -215,7 +215,8 @@ class MetricPlot(PlotWidget):
         y_low, y_high = y_low - pad, y_high + pad
         self.set_ylimits(y_low, y_high)
         self.y_axis.scale = scale
-        rows = self.size.height - self.margin_top - self.margin_bottom
+        # The canvas's rows less its two borders, which hold no label.
+        rows = self.size.height - self.margin_top - self.margin_bottom - 2
         self.y_axis.most = max(1, rows // 2)
         # The labels decide the margin: a long one is never cut to look like another.
         margin = max(LABEL_WIDTH, *map(len, self.y_axis.labels(y_low, y_high))) + 1
