@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlci_tui.config import Config, Glob, StageConfig
+from mlci_tui.events import StoreName
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.outs import (
+    ABSENT,
     CacheDamaged,
     Meta,
     Outs,
     glob_files,
+    outs_behind_links,
     remove_outs,
     tree_files,
     valid_meta,
@@ -43,11 +46,11 @@ from mlci_tui.pipeline.outs import (
 from mlci_tui.store import Store
 from mlci_tui.store.cache import (
     CacheDir,
+    FileChanged,
     FileHasher,
     FileStat,
     canonical,
     file_stats,
-    sha256_file,
     sha256_of,
 )
 from mlci_tui.store.records import ALWAYS, NO_DEPS
@@ -64,6 +67,8 @@ class CacheSource(NamedTuple):
 
     run: int | None
     stage: str
+    store: StoreName | None = None
+    """The run's store, when it is not this one (a shared cache)."""
 
 
 class Decision(NamedTuple):
@@ -81,12 +86,8 @@ class Decision(NamedTuple):
     """Why the stage cannot run at all (a dep that does not exist)."""
     runs: bool = False
     """Without a key: whether it runs whatever the stages it needs make (when planning)."""
-
-    @property
-    def source(self) -> CacheSource | None:
-        if self.entry is None:
-            return None
-        return CacheSource(self.entry.get("run"), str(self.entry.get("stage")))
+    source: CacheSource | None = None
+    """Where a cached stage's result comes from."""
 
     @property
     def verdict(self) -> str:
@@ -118,8 +119,8 @@ def _reason(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
 
-def cached_text(source: CacheSource, store_elsewhere: bool = False) -> str:
-    where = " (recorded in another store)" if store_elsewhere else ""
+def cached_text(source: CacheSource) -> str:
+    where = "" if source.store is None else f", in {source.store.text}"
     return f"same inputs as run {source.run}, stage {source.stage}{where}"
 
 
@@ -160,9 +161,11 @@ class StageCache:
         self.masker = masker or SecretMasker(())
         self.force = force
         self.store = store or Store.open(config.pipeline.state_dir)
-        self.dir = CacheDir(config.pipeline.cache_dir)
         self.hasher = FileHasher(self.store)
+        self.dir = CacheDir(config.pipeline.cache_dir, self.hasher)
         self.outs = Outs(self.hasher, self.dir)
+        self._objects_private = False
+        """Whether this run saw to it that no object shares its inode with an out."""
         self.products: dict[str, str] = {}
         """What each stage decided or finished so far produced (see the module's text)."""
         self.planned: dict[str, str] = {}
@@ -193,6 +196,9 @@ class StageCache:
             return self._decide(stage)
 
     def _decide(self, stage: StageConfig) -> Decision:
+        linked = outs_behind_links(stage.removed_before_run, self.config.root)
+        if linked is not None:
+            return Decision(stage.name, None, False, (linked,), problem=linked)
         waiting = [need for need in stage.needs if need not in self.products]
         if waiting:
             return self._waiting(stage, waiting)
@@ -216,11 +222,23 @@ class StageCache:
         if entry is None or sorted(entry["outs"]) != sorted(inputs["outs"]):
             return ran(*self._differences(stage.name, inputs))
         for name, meta in entry["outs"].items():
-            if not self._available(name, meta):
-                return ran(f"outs missing: {name} is neither here nor in the cache")
-        source = CacheSource(entry["run"], entry["stage"])
-        reason = cached_text(source, entry.get("store") != self.here)
-        return Decision(stage.name, key, True, (reason,), entry, stats, inputs)
+            missing = self._missing(name, meta)
+            if missing is not None:
+                return ran(missing)
+        source = CacheSource(entry["run"], entry["stage"], self._store_of(entry))
+        reason = cached_text(source)
+        return Decision(stage.name, key, True, (reason,), entry, stats, inputs, source=source)
+
+    def _store_of(self, entry: Mapping[str, Any]) -> StoreName | None:
+        """The store whose run made ``entry``, if it is not this one."""
+        if entry.get("store") == self.here:
+            return None
+        path, host = entry.get("state_dir"), entry.get("host")
+        return StoreName(
+            str(entry.get("store")),
+            path if isinstance(path, str) else None,
+            host if isinstance(host, str) else None,
+        )
 
     def _waiting(self, stage: StageConfig, waiting: list[str]) -> Decision:
         """A stage after one that runs first: it runs too when forced, when it is never
@@ -411,31 +429,54 @@ class StageCache:
 
     # Outs ------------------------------------------------------------------------
 
-    def _available(self, name: str, meta: Meta) -> bool:
-        """Whether the out ``name`` is as the entry has it, or can be made so."""
+    def _missing(self, name: str, meta: Meta) -> str | None:
+        """Why the out ``name`` can be neither found as the entry has it nor made so;
+        None if it can. The cache's copies are judged by their identities, which any
+        write changes: deciding reads none of them, restoring checks their content."""
         try:
-            current, _, _ = self.outs.snapshot(self.config.root / name)
+            current = self.outs.snapshot(self.config.root / name).meta
         except (OSError, ValueError):
             current = None
-        return current == meta or self.outs.available(meta)
+        if current == meta:
+            return None
+        found = self.outs.unavailable(meta)
+        if found == "damaged":
+            return f"outs damaged: the cache's copy of {name} was changed since it was stored"
+        if found == "missing":
+            return f"outs missing: {name} is neither here nor in the cache"
+        return None
 
     def restore(self, decision: Decision) -> list[str]:
-        """Make a cached stage's outs what its entry says; the names of those restored.
-        Raises `CacheDamaged` if an object was changed in place since it was stored."""
+        """Make a cached stage's outs what its entry says; the names of those restored,
+        each with how its files were copied. Raises `CacheDamaged` if an object was
+        changed since it was stored."""
         assert decision.entry is not None
         with self._lock:
+            self._make_objects_private()
             restored = []
             for name, meta in decision.entry["outs"].items():
                 path = self.config.root / name
                 try:
-                    current, now, _ = self.outs.snapshot(path)
+                    current = self.outs.snapshot(path)
                 except ValueError:  # neither file, directory nor link: replaced
-                    current, now = None, []
-                if current == meta:
+                    current = ABSENT
+                if current.meta == meta:
+                    self.outs.unshare(current)
                     continue
-                self.outs.restore(path, meta, current, now, name)
-                restored.append(name)
+                linked = outs_behind_links([path], self.config.root)
+                if linked is not None:
+                    raise ValueError(linked)
+                methods = self.outs.restore(path, meta, current, name)
+                restored.append(f"{name} ({', '.join(sorted(methods))})" if methods else name)
             return restored
+
+    def _make_objects_private(self) -> None:
+        """Once per run (and really once per cache): objects that earlier versions of
+        mlci hard-linked with outs get inodes of their own."""
+        if not self._objects_private:
+            self._objects_private = True
+            with contextlib.suppress(OSError):
+                self.dir.make_objects_private()
 
     def plan_outs(self, decision: Decision) -> None:
         """Take a cached stage's outs to be as its entry says (they are not restored)."""
@@ -451,13 +492,14 @@ class StageCache:
         """After ``stage`` passed: remember what it produced, and cache it when it may be.
         Returns notes for its log (why the result was not cached)."""
         with self._lock:
+            self._make_objects_private()
             outs: dict[str, Meta] = {}
             snapshots = []
             for out in stage.products:
-                meta, manifest, shas = self.outs.snapshot(out)
-                assert meta is not None, "the engine checks that every out was produced"
-                outs[self._relative(out)] = meta
-                snapshots.append((manifest, shas))
+                snapshot = self.outs.snapshot(out)
+                assert snapshot.meta is not None, "the engine checks that every out was produced"
+                outs[self._relative(out)] = snapshot.meta
+                snapshots.append(snapshot)
             key = decision.key
             product = sha256_of(outs) if outs else key
             if product is not None:
@@ -468,8 +510,8 @@ class StageCache:
             if changed:
                 return [f"dep {changed} changed while the stage ran: its result is not cached"]
             try:
-                for manifest, shas in snapshots:
-                    self.outs.store(manifest, shas)
+                for snapshot in snapshots:
+                    self.outs.store(snapshot)
                 self.dir.write_entry(
                     key,
                     {
@@ -477,6 +519,7 @@ class StageCache:
                         "stage": stage.name,
                         "run": run_id,
                         "store": self.here,
+                        "state_dir": str(self.config.pipeline.state_dir),
                         "host": socket.gethostname(),
                         "created_at": time.time(),
                         "inputs": decision.inputs,
@@ -487,6 +530,9 @@ class StageCache:
                         "metrics": list(metrics.items()),
                     },
                 )
+            except FileChanged as error:
+                written = self._relative(Path(str(error)))
+                return [f"out {written} changed as it was cached: its result is not cached"]
             except OSError as error:
                 return [f"not cached: {error.strerror or error}"]
             return []
@@ -500,26 +546,9 @@ class StageCache:
                 paths.append(str(dep))
         now = file_stats(paths)
         for path in sorted(set(before) | set(now)):
-            if before.get(path) != now.get(path) and not self._relinked(path, before, now):
+            if before.get(path) != now.get(path):
                 return self._relative(Path(path))
         return None
-
-    def _relinked(
-        self, path: str, before: Mapping[str, FileStat], now: Mapping[str, FileStat]
-    ) -> bool:
-        """Whether only a dep's change time moved, and its content is what was hashed: a
-        hard link to the same cache object (another stage's out restored meanwhile, with
-        the same content) changes the change time of every name of that file."""
-        was, is_ = before.get(path), now.get(path)
-        if was is None or is_ is None or was[:4] != is_[:4]:
-            return False
-        memo = self.hasher.table.remembered([path]).get(path)
-        if memo is None or tuple(memo[:5]) != was:
-            return False
-        try:
-            return sha256_file(path) == memo[6]
-        except OSError:
-            return False
 
     def cached(self, stage: StageConfig, decision: Decision) -> None:
         """A cached stage produced what its entry says."""
@@ -563,8 +592,9 @@ def collect_garbage(
     the run of any kept version (the live one included) used, then every file no
     remaining entry needs. Entries other stores made (a shared cache), and entries
     mlci cannot read (a later mlci's), stay."""
-    directory = CacheDir(config.pipeline.cache_dir)
-    outs = Outs(FileHasher(store), directory)
+    hasher = FileHasher(store)
+    directory = CacheDir(config.pipeline.cache_dir, hasher)
+    outs = Outs(hasher, directory)
     here = store.store_id
     kept_keys = store.cache_keys_kept(keep_runs)
     needed: set[str] = set()
