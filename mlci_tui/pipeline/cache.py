@@ -37,6 +37,7 @@ from mlci_tui.pipeline.outs import (
     CacheDamaged,
     Meta,
     Outs,
+    glob_covers,
     glob_files,
     outs_behind_links,
     remove_outs,
@@ -102,6 +103,15 @@ class Decision(NamedTuple):
 
 class DepProblem(Exception):
     """A dep that is missing, unreadable, or not a file or a directory."""
+
+
+class NotYetKnown(Exception):
+    """When planning: a dep that only restoring a cached stage's outs would tell."""
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether one of two paths is the other or inside it."""
+    return one == other or one.startswith(other + os.sep) or other.startswith(one + os.sep)
 
 
 def _check_dep(name: str, dep: Path) -> None:
@@ -171,6 +181,10 @@ class StageCache:
         self.planned: dict[str, str] = {}
         """When only planning (`plan`): file → sha256 of the outs a cached stage would
         restore, so that the stages after it are judged on those."""
+        self.restored_first: dict[str, tuple[str, list[tuple[str, str]] | None]] = {}
+        """When only planning: each out a cached stage would restore (it is not as its
+        entry says) → that stage, and the files a dep's walk would then find in it
+        (None: not known before it is restored)."""
         self._lock = threading.Lock()
         self.here = self.store.store_id
         self._root = str(config.root) + os.sep
@@ -207,6 +221,10 @@ class StageCache:
         except DepProblem as error:
             problem = str(error)
             return Decision(stage.name, None, False, (problem,), problem=problem)
+        except NotYetKnown as error:
+            return Decision(
+                stage.name, None, False, (f"{error}: cached if it comes back the same",)
+            )
         key = sha256_of({"mlci": KEY_FORMAT, **inputs})
 
         def ran(*reasons: str) -> Decision:
@@ -254,7 +272,7 @@ class StageCache:
         )
         try:
             inputs, _ = self._inputs(stage, known_needs=False)
-        except DepProblem:
+        except (DepProblem, NotYetKnown):
             return unknown
         # What the stages that run first make is left out: only the stage's own inputs.
         made = [self._relative(path) for need in waiting for path in self._products_of(need)]
@@ -299,16 +317,11 @@ class StageCache:
         try:
             for dep in stage.deps:
                 name = self._relative(dep)
-                if isinstance(dep, Glob):
-                    files = self._dep_files(stage, dep)
-                    if not files:
-                        raise DepProblem(f"dep {name} matches no file")
-                    deps[name], many = self.hasher.digest_of(files, cut)
+                if isinstance(dep, Glob) or self._restored_over(dep):
+                    deps[name], many = self._files_digest(stage, dep, name)
                     stats.update(many)
                 elif str(dep) in self.planned:
                     deps[name] = self.planned[str(dep)]
-                elif (planned := self._planned_dir(dep)) is not None:
-                    deps[name] = planned
                 else:
                     _check_dep(name, dep)
                     if dep.is_dir():
@@ -372,15 +385,57 @@ class StageCache:
         left_out = [str(path) for path in (*stage.products, pipeline.state_dir, pipeline.cache_dir)]
         return [f for f in files if not any(f == p or f.startswith(p + os.sep) for p in left_out)]
 
-    def _planned_dir(self, dep: Path) -> str | None:
-        """When planning: the digest a directory dep would have once a cached stage
-        before it restored it (None if no planned out holds it)."""
-        prefix = str(dep) + os.sep
-        files = sorted(path for path in self.planned if path.startswith(prefix))
-        if not files or dep.exists():
-            return None
+    def _restored_over(self, dep: Path) -> bool:
+        """When planning: whether a directory dep holds (or is in) an out that a cached
+        stage restores first; a file of such an out is judged by `planned`."""
+        if str(dep) in self.planned:
+            return False
+        return any(_overlap(out, str(dep)) for out in self.restored_first)
+
+    def _files_digest(
+        self, stage: StageConfig, dep: Path | Glob, name: str
+    ) -> tuple[str, dict[str, FileStat]]:
+        """The digest of a glob or directory dep, and the stats of its files; when
+        planning, with the outs cached stages restore first as they will be."""
         cut = len(self._root)
-        return sha256_of([[path[cut:], self.planned[path]] for path in files])
+        files = self._dep_files(stage, dep)
+        base = str(dep.base if isinstance(dep, Glob) else dep)
+        restored = {out: found for out, found in self.restored_first.items() if _overlap(out, base)}
+        if not restored:
+            if isinstance(dep, Glob) and not files:
+                raise DepProblem(f"dep {name} matches no file")
+            if not isinstance(dep, Glob):
+                _check_dep(name, dep)
+            return self.hasher.digest_of(files, cut)
+        kept = [f for f in files if not any(_overlap(out, f) for out in restored)]
+        planned: dict[str, str] = {}
+        for out, (owner, walk) in restored.items():
+            if walk is None:
+                raise NotYetKnown(
+                    f"dep {name} holds {self._relative(Path(out))}, which {owner} restores first"
+                )
+            for path, sha in walk:
+                if self._covers(stage, dep, path):
+                    planned[path] = sha
+        if not kept and not planned and isinstance(dep, Glob):
+            raise DepProblem(f"dep {name} matches no file")
+        hashes = self.hasher.hashes(kept)
+        shas = {path: found[0] for path, found in hashes.items()} | planned
+        ordered = sorted(shas, key=lambda path: path.split(os.sep))
+        digest = sha256_of([[path[cut:], shas[path]] for path in ordered])
+        return digest, {path: found[1] for path, found in hashes.items()}
+
+    def _covers(self, stage: StageConfig, dep: Path | Glob, path: str) -> bool:
+        """Whether ``path`` is among the files a glob or directory dep covers."""
+        if isinstance(dep, Glob):
+            base = str(dep.base)
+            if not path.startswith(base + os.sep) or not glob_covers(dep, path[len(base) + 1 :]):
+                return False
+        elif not path.startswith(str(dep) + os.sep):
+            return False
+        pipeline = self.config.pipeline
+        left_out = [str(p) for p in (*stage.products, pipeline.state_dir, pipeline.cache_dir)]
+        return not any(path == p or path.startswith(p + os.sep) for p in left_out)
 
     def _relative(self, path: Path | Glob) -> str:
         return os.path.relpath(str(path), self.config.root)
@@ -482,7 +537,15 @@ class StageCache:
         """Take a cached stage's outs to be as its entry says (they are not restored)."""
         assert decision.entry is not None
         for name, meta in decision.entry["outs"].items():
-            self.planned.update(self.outs.planned_files(self.config.root / name, meta))
+            path = self.config.root / name
+            self.planned.update(self.outs.planned_files(path, meta))
+            try:
+                current = self.outs.snapshot(path).meta
+            except (OSError, ValueError):
+                current = None
+            if current != meta:
+                walk = self.outs.planned_walk(path, meta)
+                self.restored_first[str(path)] = (decision.stage, walk)
 
     # Saving ----------------------------------------------------------------------
 

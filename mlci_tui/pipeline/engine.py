@@ -467,7 +467,7 @@ class Engine:
                 sink.note(message)
                 return message, str(gate)
         for out in stage.products:
-            if not out.exists():
+            if not os.path.lexists(out):  # a link is an out as it is, even to nothing
                 what = "artifact" if out == stage.artifact else "out"
                 message = f"the {what} {out} was not produced"
                 sink.note(message)

@@ -100,7 +100,12 @@ def glob_files(dep: Glob, exclude: Collection[tuple[int, int]] = ()) -> list[str
     base = str(dep.base)
     files = tree_files(base, exclude)
     cut = len(base) + 1
-    return [path for path in files if _covered(dep.pattern, path[cut:].split(os.sep))]
+    return [path for path in files if glob_covers(dep, path[cut:])]
+
+
+def glob_covers(dep: Glob, relative: str) -> bool:
+    """Whether a glob dep covers the file at ``relative`` (from its literal base)."""
+    return _covered(dep.pattern, relative.split(os.sep))
 
 
 def _covered(pattern: tuple[str, ...], parts: list[str]) -> bool:
@@ -297,6 +302,19 @@ class Outs:
                     if entry[0] == "f":
                         yield str(path / entry[1]), entry[2]
 
+    def planned_walk(self, path: Path, meta: Meta) -> list[tuple[str, str]] | None:
+        """The files a dep's walk (`tree_files`) would find at ``path`` once the out
+        ``meta`` is restored there, with their sha256, in the walk's order; None when
+        that cannot be told before (a link in it that leads out of it)."""
+        if meta["kind"] == "file":
+            return [(str(path), meta["sha"])]
+        if meta["kind"] == "link":
+            return None
+        try:
+            return _walk_manifest(str(path), self.manifest(meta["sha"]))
+        except (OSError, ValueError, CacheDamaged):
+            return None
+
     def objects_of(self, meta: Meta) -> set[str]:
         """The objects an out ``meta`` needs."""
         if meta["kind"] == "link":
@@ -341,6 +359,60 @@ def _checked(entry: list[Any]) -> list[Any]:
     if kind == "d" and len(entry) == 2:
         return entry
     raise ValueError(f"a manifest entry {entry!r:.80}")
+
+
+class _Outside(Exception):
+    """A link in a manifest that leads out of its directory."""
+
+
+def _walk_manifest(root: str, manifest: list[list[Any]]) -> list[tuple[str, str]] | None:
+    """`tree_files` over a directory as its manifest describes it: links followed
+    inside it, each directory once, tools' caches left out; None if a link leads out."""
+    entries = {entry[1]: entry for entry in manifest}
+    children: dict[str, list[str]] = {}
+    for relative in entries:
+        children.setdefault(os.path.dirname(relative), []).append(os.path.basename(relative))
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def resolve(relative: str, depth: int = 0) -> list[Any] | None:
+        entry = entries.get(relative)
+        if entry is None or entry[0] != "l":
+            return entry
+        if depth > 40:  # a loop of links: the walk finds nothing there
+            return None
+        target = entry[2]
+        joined = os.path.normpath(os.path.join(os.path.dirname(relative), target))
+        if os.path.isabs(target) or joined == ".." or joined.startswith(".." + os.sep):
+            raise _Outside
+        if joined == ".":
+            return ["d", ""]
+        parts = joined.split(os.sep)
+        for end in range(1, len(parts)):
+            between = entries.get(os.sep.join(parts[:end]))
+            if between is not None and between[0] == "l":
+                raise _Outside  # through another link: not worth following here
+        return resolve(joined, depth + 1)
+
+    def walk(virtual: str, real: str) -> None:
+        if real in seen:
+            return
+        seen.add(real)
+        for name in sorted(children.get(real, [])):
+            entry = resolve(os.path.join(real, name) if real else name)
+            if entry is None:
+                continue
+            if entry[0] == "d":
+                if name not in TOOL_CACHES:
+                    walk(os.path.join(virtual, name), entry[1])
+            elif entry[0] == "f":
+                found.append((os.path.join(virtual, name), entry[2]))
+
+    try:
+        walk(root, "")
+    except _Outside:
+        return None
+    return found
 
 
 def _walk_out(root: str) -> Iterator[tuple[str, str, Any]]:

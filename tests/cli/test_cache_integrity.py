@@ -370,3 +370,48 @@ outs = ["out.txt"]
     assert stages["a"]["state"] == "passed"
     assert stages["a"]["reasons"] == ["no cache entry"]
     assert stages["a"]["cached_from"] is None
+
+
+def test_an_out_that_is_a_link_to_nothing_is_produced_cached_and_restored(
+    project: Project,
+) -> None:
+    """Found by the cache's oracle: a link was judged by what it leads to."""
+    project.write(
+        '[stages.a]\ncommand = "ln -s nowhere pointer"\ndeps = ["in.txt"]\nouts = ["pointer"]\n'
+    )
+    (project.path / "in.txt").write_text("in\n")
+    assert stage_states(run_stages(project)) == {"a": "passed"}
+    (project.path / "pointer").unlink()
+    assert stage_states(run_stages(project)) == {"a": "cached"}
+    assert os.readlink(project.path / "pointer") == "nowhere"
+
+
+def test_why_judges_a_dep_on_an_edited_out_as_the_run_restores_it(project: Project) -> None:
+    """Found by the cache's oracle: a directory out written in place (not removed)
+    was judged as it was, not as the cached stage would restore it."""
+    project.write(
+        """
+[stages.make]
+command = '''mkdir -p out/sub && cp in.txt out/sub/a.txt
+ln -s sub/a.txt out/latest && ln -s sub out/all'''
+deps = ["in.txt"]
+outs = ["out"]
+
+[stages.use]
+command = "cat out/latest > used.txt"
+needs = ["make"]
+deps = ["out"]
+outs = ["used.txt"]
+"""
+    )
+    (project.path / "in.txt").write_text("x\n")
+    run_stages(project)
+    with open(project.path / "out" / "sub" / "a.txt", "a") as file:
+        file.write("edited\n")
+    (project.path / "out" / "extra.txt").write_text("not the stage's\n")
+    assert {name: row["decision"] for name, row in why_rows(project).items()} == {
+        "make": "cached",
+        "use": "cached",
+    }
+    assert stage_states(run_stages(project)) == {"make": "cached", "use": "cached"}
+    assert not (project.path / "out" / "extra.txt").exists()
