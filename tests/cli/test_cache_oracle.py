@@ -40,8 +40,8 @@ from tests.helpers import Project
 
 PROFILES = {
     "ci": settings(
-        max_examples=5,
-        stateful_step_count=10,
+        max_examples=8,
+        stateful_step_count=12,
         deadline=None,
         suppress_health_check=list(HealthCheck),
     ),
