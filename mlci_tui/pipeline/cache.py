@@ -515,8 +515,8 @@ class StageCache:
                     current = self.outs.snapshot(path)
                 except ValueError:  # neither file, directory nor link: replaced
                     current = ABSENT
+                self.outs.unshare(current)  # what an earlier mlci linked
                 if current.meta == meta:
-                    self.outs.unshare(current)
                     continue
                 linked = outs_behind_links([path], self.config.root)
                 if linked is not None:

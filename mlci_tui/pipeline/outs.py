@@ -177,20 +177,23 @@ class Outs:
         return found
 
     def store(self, snapshot: Snapshot) -> set[str]:
-        """Put what `snapshot` found into the cache; how the files went in (see
-        `store.cache.clone`). `FileChanged` if one was written meanwhile."""
+        """Put what `snapshot` found into the cache, but for the files it holds intact
+        already; how the files went in (see `store.cache.clone`). `FileChanged` if one
+        was written meanwhile."""
+        shas = {sha for sha, _ in snapshot.files.values()}
+        known = self.dir.known(shas)
         methods = set()
         for full, (sha, identity) in snapshot.files.items():
-            method = self.dir.put_file(full, sha, identity)
-            if method is not None:
-                methods.add(method)
+            if known[sha] != "intact":
+                methods.add(self.dir.put_file(full, sha, identity))
+                known[sha] = "intact"
         if snapshot.manifest:
             self.dir.put_bytes(canonical(snapshot.manifest))
         return methods
 
     def unavailable(self, meta: Meta) -> str | None:
         """Whether the cache lacks what it needs to make an out ``meta`` again:
-        ``missing``, ``damaged`` (as far as the files' identities tell), or None."""
+        ``missing``, ``damaged``, or None."""
         if meta["kind"] == "link":
             return None
         if meta["kind"] == "file":
@@ -202,9 +205,8 @@ class Outs:
                 return "damaged"
             except (OSError, ValueError):
                 return "missing"
-        if not all(self.dir.has(sha) for sha in needed):
-            return "missing"
-        return None if all(self.dir.intact(sha) for sha in needed) else "damaged"
+        state = self.dir.state(needed)
+        return None if state == "intact" else state
 
     def manifest(self, sha: str) -> list[list[Any]]:
         """A directory's manifest from the cache, each entry checked: no path in it may

@@ -34,7 +34,7 @@ import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,18 +193,6 @@ class FileHasher:
         self.table.remember(fresh)
         return result
 
-    def remembered_as(self, path: str, sha: str) -> bool | None:
-        """Whether the file at ``path`` is, by its identity alone, the one whose sha256
-        was found to be ``sha`` (None: nothing is remembered of it as it is now)."""
-        try:
-            current = file_stat(os.lstat(path))
-        except OSError:
-            return False
-        memo = self.table.remembered([path]).get(path)
-        if memo is None or tuple(memo[:5]) != current:
-            return None
-        return bool(memo[6] == sha)
-
     def digest_of(self, paths: Sequence[str], cut: int) -> tuple[str, dict[str, FileStat]]:
         """One digest of many files (a directory, a glob): the sha256 of their names
         (from character ``cut`` on) with their contents; and the files' stats.
@@ -282,21 +270,46 @@ class CacheDir:
     def has(self, sha: str) -> bool:
         return _regular(self.object_path(sha))
 
-    def intact(self, sha: str) -> bool:
-        """Whether the object ``sha`` is there with the content its name says: by its
-        identity (device, inode, size, times) when the store remembers what it held,
-        else by reading it (once: what was read is remembered)."""
-        path = str(self.object_path(sha))
-        known = self.hasher.remembered_as(path, sha)
-        if known is not None:
-            return known
-        if not self.has(sha):
-            return False
+    def known(self, shas: Collection[str]) -> dict[str, str]:
+        """What the store knows of each object without reading it, by its identity
+        (device, inode, size, times), which any write changes: ``intact``,
+        ``damaged``, ``missing``, or ``unread`` (changed since it was read, or never
+        read by this store)."""
+        paths = {sha: str(self.object_path(sha)) for sha in shas}
+        remembered = self.hasher.table.remembered(list(paths.values()))
+        found = {}
+        for sha, path in paths.items():
+            try:
+                info = os.lstat(path)
+            except OSError:
+                found[sha] = "missing"
+                continue
+            memo = remembered.get(path)
+            if not stat.S_ISREG(info.st_mode):
+                found[sha] = "missing"
+            elif memo is None or tuple(memo[:5]) != file_stat(info):
+                found[sha] = "unread"
+            else:
+                found[sha] = "intact" if memo[6] == sha else "damaged"
+        return found
+
+    def state(self, shas: Collection[str]) -> str:
+        """``missing`` if an object is not there, ``damaged`` if one no longer holds
+        what its name says, else ``intact``. Reads only objects whose identity the
+        store does not know (once: what it read is remembered)."""
+        known = self.known(shas)
+        if "missing" in known.values():
+            return "missing"
+        unread = [str(self.object_path(sha)) for sha, state in known.items() if state == "unread"]
         try:
-            found = self.hasher.hashes([path]).get(path)
+            hashes = self.hasher.hashes(unread)
         except OSError:
-            return False
-        return found is not None and found[0] == sha
+            return "damaged"
+        for sha, state in known.items():
+            path = str(self.object_path(sha))
+            if state == "damaged" or (state == "unread" and hashes.get(path, ("",))[0] != sha):
+                return "damaged"
+        return "intact"
 
     def verified(self, sha: str) -> FileStat:
         """The identity of the object ``sha`` once its content is checked (read unless
@@ -320,12 +333,10 @@ class CacheDir:
         # another process (or host, on a shared cache) is still writing.
         return directory / f"{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex}"
 
-    def put_file(self, path: str, sha: str, hashed: FileStat) -> str | None:
+    def put_file(self, path: str, sha: str, hashed: FileStat) -> str:
         """Store a copy of the file ``path``, whose content ``sha`` was read from the file
-        ``hashed`` identifies; how it was copied (see `clone`), or None if the cache
-        has it already. `FileChanged` if the file is no longer the one hashed."""
-        if self.hasher.remembered_as(str(self.object_path(sha)), sha):
-            return None
+        ``hashed`` identifies, in place of any object of that name; how it was copied
+        (see `clone`). `FileChanged` if the file is no longer the one hashed."""
         target = self.object_path(sha)
         target.parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
         source = open_file(path, follow=False)
@@ -471,8 +482,6 @@ class CacheDir:
         with contextlib.suppress(OSError):
             if marker.read_text().strip() == FORMAT:
                 return 0
-        if not (self.root / "objects").is_dir():
-            return 0
         shared = 0
         for sha, path in list(self.objects()):
             with contextlib.suppress(OSError, ValueError):
@@ -487,8 +496,7 @@ class CacheDir:
                     os.chmod(path, OBJECT_MODE)
                 elif info.st_mode & 0o222:
                     os.chmod(path, OBJECT_MODE)
-        with contextlib.suppress(OSError):
-            self._write(marker, f"{FORMAT}\n".encode(), 0o644)
+        self._write(marker, f"{FORMAT}\n".encode(), 0o644)
         return shared
 
     def clear_temporary(self, older_than_s: float = 3600.0) -> None:

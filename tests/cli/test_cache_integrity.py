@@ -109,7 +109,11 @@ def test_outs_an_earlier_version_hard_linked_to_the_cache_are_unshared(project: 
     # d.txt was written in place through its link: the object is damaged as well.
     with open(d, "r+") as file:
         file.write("OTHER")
-    assert os.lstat(hello).st_nlink == 4
+    # Another project sharing the cache still links the object too.
+    outside = project.path.parent / f"{project.path.name}-other-project.txt"
+    os.link(hello, outside)
+    assert os.lstat(hello).st_nlink == 5
+    (project.state_dir / "cache" / "format").unlink(missing_ok=False)  # as earlier versions
     stages = run_stages(project)
     assert stage_states(stages) == {"a": "cached", "b": "cached", "d": "passed"}
     for path in (a, b, c, d):
@@ -125,6 +129,7 @@ def test_outs_an_earlier_version_hard_linked_to_the_cache_are_unshared(project: 
     with open(a, "a") as file:
         file.write("x\n")
     assert b.read_text() == "hello\n"
+    assert outside.read_text() == "hello\n" and os.lstat(outside).st_nlink == 1
 
 
 def test_a_dep_replaced_while_it_is_hashed_is_never_cached_with_the_old_hash(
