@@ -222,9 +222,7 @@ class StageCache:
             problem = str(error)
             return Decision(stage.name, None, False, (problem,), problem=problem)
         except NotYetKnown as error:
-            return Decision(
-                stage.name, None, False, (f"{error}: cached if it comes back the same",)
-            )
+            return Decision(stage.name, None, False, (f"{error}: judged once it is back",))
         key = sha256_of({"mlci": KEY_FORMAT, **inputs})
 
         def ran(*reasons: str) -> Decision:
@@ -410,7 +408,10 @@ class StageCache:
         kept = [f for f in files if not any(_overlap(out, f) for out in restored)]
         planned: dict[str, str] = {}
         for out, (owner, walk) in restored.items():
-            if walk is None:
+            # A directory dep inside a restored out: an empty directory, or no
+            # directory at all, can only be told apart once it is restored.
+            inside = not isinstance(dep, Glob) and base.startswith(out + os.sep)
+            if walk is None or (inside and not any(p.startswith(base + os.sep) for p, _ in walk)):
                 raise NotYetKnown(
                     f"dep {name} holds {self._relative(Path(out))}, which {owner} restores first"
                 )

@@ -10,8 +10,11 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from mlci_tui.store import Store
 from tests.helpers import (
@@ -420,3 +423,59 @@ outs = ["used.txt"]
     }
     assert stage_states(run_stages(project)) == {"make": "cached", "use": "cached"}
     assert not (project.path / "out" / "extra.txt").exists()
+
+
+def _restored_by(project: Project, cache_dir: Path) -> str:
+    """Run a stage with a 1 MiB out twice, the out deleted between: how it came back,
+    after checking that it is a file of its own, apart from the cache's copy."""
+    project.write(
+        f'[pipeline]\ncache_dir = "{cache_dir}"\n'
+        '[stages.a]\ncommand = "head -c 1048576 /dev/urandom > big.out"\n'
+        'deps = ["in.txt"]\nouts = ["big.out"]\n'
+    )
+    (project.path / "in.txt").write_text("in\n")
+    run_stages(project)
+    out = project.path / "big.out"
+    content = out.read_bytes()
+    out.unlink()
+    assert stage_states(run_stages(project)) == {"a": "cached"}
+    assert out.read_bytes() == content and os.lstat(out).st_nlink == 1
+    (copy,) = (cache_dir / "objects").glob("*/*")
+    assert os.lstat(copy).st_ino != os.lstat(out).st_ino
+    with open(out, "r+b") as file:  # a reflink is copied on write: the cache keeps its own
+        file.write(b"X")
+    assert sha(copy.read_bytes()) == sha(content)
+    log = (project.state_dir / "runs" / "2" / "a.log").read_text()
+    return log.split("restored from the cache: big.out (")[1].split(")")[0]
+
+
+def test_a_cache_on_another_filesystem_is_filled_and_read_by_copies(
+    project: Project,
+) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no tmpfs at /dev/shm to put the cache on")
+    cache_dir = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        assert _restored_by(project, cache_dir) in ("copy", "copy_file_range")
+    finally:
+        shutil.rmtree(cache_dir)
+
+
+def test_outs_go_in_and_out_by_reflink_where_the_filesystem_has_them(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("mkfs.xfs") is None:
+        pytest.skip("needs root and mkfs.xfs (xfsprogs) to mount an XFS with reflinks")
+    image, mount = tmp_path / "xfs.img", tmp_path / "xfs"
+    with open(image, "wb") as file:
+        file.truncate(512 << 20)
+    mount.mkdir()
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("loop devices are refused here")
+    try:
+        project = Project(mount / "project")
+        project.path.mkdir()
+        assert _restored_by(project, project.state_dir / "cache") == "reflink"
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
