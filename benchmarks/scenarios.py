@@ -897,13 +897,14 @@ def _store_and_restore(
         methods.add(cache.put_file(str(out), sha, identity) or "")
         return time.perf_counter() - started
 
-    def restore() -> float:
+    def restore() -> float:  # where the out was deleted, as `rm out; mlci run` has it
         verified = cache.verified(sha)
+        (project / "restored.bin").unlink(missing_ok=True)
         started = time.perf_counter()
         methods.add(cache.restore_file(sha, str(project / "restored.bin"), False, verified))
         return time.perf_counter() - started
 
-    def link() -> float:  # of the restored copy: a link changes the out's ctime
+    def link() -> float:  # of the restored copy: a link changes the ctime of every name
         (project / "linked.bin").unlink(missing_ok=True)
         started = time.perf_counter()
         os.link(project / "restored.bin", project / "linked.bin")
