@@ -479,3 +479,32 @@ def test_outs_go_in_and_out_by_reflink_where_the_filesystem_has_them(tmp_path: P
         assert _restored_by(project, project.state_dir / "cache") == "reflink"
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_why_says_unknown_where_only_restoring_an_out_would_tell(project: Project) -> None:
+    """A directory out with a link that leads out of it, written in place: the walk of
+    a dep over it follows the link, which `why` does not model; it says so."""
+    project.write(
+        """
+[stages.make]
+command = "mkdir -p out && cp in.txt out/a.txt && ln -s ../in.txt out/up"
+deps = ["in.txt"]
+outs = ["out"]
+
+[stages.use]
+command = "cat out/a.txt > used.txt"
+needs = ["make"]
+deps = ["out"]
+outs = ["used.txt"]
+"""
+    )
+    (project.path / "in.txt").write_text("x\n")
+    run_stages(project)
+    (project.path / "out" / "a.txt").write_text("edited\n")
+    rows = why_rows(project)
+    assert rows["make"]["decision"] == "cached"
+    assert rows["use"]["decision"] == "unknown"
+    assert rows["use"]["reasons"] == [
+        "dep out holds out, which make restores first: judged once it is back"
+    ]
+    assert stage_states(run_stages(project)) == {"make": "cached", "use": "cached"}

@@ -5,11 +5,11 @@ beforehand which stages would run and which would be cached.
 A Hypothesis state machine builds a small real project — a directory dep, a glob
 dep, a dep through a link, params, an env value, outs that are files, a directory
 (with an executable, a link and an empty directory), a link, two outs with equal
-content, explicit `needs` — and changes it at random: file contents, `touch`,
-renames over files, the link swapped, params in the config and with `--set`, a
-command, an env value, files added to and removed from the directory and the
-glob, outs deleted or written in place, the cache's own files written. After each
-change it runs real `mlci` processes and checks:
+content, a glob dep over other stages' outs, explicit `needs` — and changes it at
+random: file contents, `touch`, renames over files, the link swapped, params in
+the config and with `--set`, a command, an env value, files added to and removed
+from the directory and the glob, outs deleted or written in place, the cache's
+own files written. After each change it runs real `mlci` processes and checks:
 
 - `mlci why` predicted the run: ``cached`` stages were cached, ``run`` stages ran
   (``unknown`` ones may do either), and right after the run it says ``cached``;
@@ -113,6 +113,12 @@ command = 'ln -s "p-$(cat t2.txt | head -c 20)" pointer'
 deps = ["t2.txt"]
 outs = ["pointer"]
 
+[stages.summary]
+command = "cat build/*.txt | wc -c > summary.txt"
+needs = ["train"]
+deps = ["build/*.txt"]
+outs = ["summary.txt"]
+
 [stages.report]
 command = "cat score.txt twin.txt > report.txt"
 needs = ["eval", "twin"]
@@ -126,6 +132,7 @@ OUTS = [
     "build/model.bin",
     "score.txt",
     "pointer",
+    "summary.txt",
     "report.txt",
 ]
 NOT_INPUTS = {".mlci", "build", *OUTS}
