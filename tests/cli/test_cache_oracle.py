@@ -46,7 +46,7 @@ PROFILES = {
         suppress_health_check=list(HealthCheck),
     ),
     "long": settings(
-        max_examples=400,
+        max_examples=150,
         stateful_step_count=30,
         deadline=None,
         suppress_health_check=list(HealthCheck),
