@@ -130,9 +130,10 @@ def clone(source: int, target: int, size: int) -> str:
         fcntl.ioctl(target, FICLONE, source)
         return "reflink"
     copied = 0
+    copy_range = getattr(os, "copy_file_range", None)  # Linux only
     with contextlib.suppress(OSError):  # ENOSYS, EXDEV, EINVAL …: copy by hand
-        while copied < size:
-            done = os.copy_file_range(source, target, size - copied, copied, copied)
+        while copy_range is not None and copied < size:
+            done = copy_range(source, target, size - copied, copied, copied)
             if done == 0:  # some filesystems (proc) say nothing is there
                 break
             copied += done
