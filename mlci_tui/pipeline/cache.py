@@ -272,14 +272,19 @@ class StageCache:
             inputs, _ = self._inputs(stage, known_needs=False)
         except (DepProblem, NotYetKnown):
             return unknown
-        # What the stages that run first make is left out: only the stage's own inputs.
-        made = [self._relative(path) for need in waiting for path in self._products_of(need)]
+        # What the stages that run first make is left out: only the stage's own inputs,
+        # without a dep that holds (or is in) something one of them makes.
+        made = [str(path) for path in self._made_first(stage)]
+        bases = {
+            self._relative(dep): str(dep.base if isinstance(dep, Glob) else dep)
+            for dep in stage.deps
+        }
 
         def own(deps: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 name: sha
                 for name, sha in deps.items()
-                if not any(name == m or name.startswith(m + os.sep) for m in made)
+                if not any(_overlap(bases.get(name, self._root + name), m) for m in made)
             }
 
         mine = {**inputs, "needs": {}, "deps": own(inputs["deps"])}
@@ -302,9 +307,22 @@ class StageCache:
             return unknown
         return Decision(stage.name, None, False, tuple(reasons), runs=True)
 
-    def _products_of(self, stage: str) -> tuple[Path, ...]:
-        found = self.config.stages.get(stage)
-        return () if found is None else found.products
+    def _made_first(self, stage: StageConfig) -> list[Path]:
+        """What the stages before ``stage`` that are not settled yet make: those it
+        needs, and those they need, that run first or wait for one that does."""
+        found: list[Path] = []
+        pending = [need for need in stage.needs if need not in self.products]
+        seen = set(pending)
+        while pending:
+            before = self.config.stages.get(pending.pop())
+            if before is None:
+                continue
+            found += before.products
+            for need in before.needs:
+                if need not in self.products and need not in seen:
+                    seen.add(need)
+                    pending.append(need)
+        return found
 
     def _inputs(
         self, stage: StageConfig, *, known_needs: bool = True

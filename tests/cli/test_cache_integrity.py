@@ -508,3 +508,36 @@ outs = ["used.txt"]
         "dep out holds out, which make restores first: judged once it is back"
     ]
     assert stage_states(run_stages(project)) == {"make": "cached", "use": "cached"}
+
+
+def test_why_leaves_out_a_glob_dep_over_what_a_stage_that_runs_first_makes(
+    project: Project,
+) -> None:
+    """Found by the cache's oracle (long profile): a stage after one that must run
+    was said to run because its glob dep covered that stage's deleted out."""
+    project.write(
+        """
+[stages.make]
+command = "mkdir -p build && cp in.txt build/model.txt"
+deps = ["in.txt"]
+outs = ["build/model.txt"]
+
+[stages.sum]
+command = "cat build/*.txt > sum.out"
+needs = ["make"]
+deps = ["build/*.txt"]
+outs = ["sum.out"]
+"""
+    )
+    (project.path / "in.txt").write_text("x\n")
+    (project.path / "build").mkdir()
+    (project.path / "build" / "notes.txt").write_text("kept\n")
+    run_stages(project)
+    copy = objects(project)[sha(b"x\n")]
+    copy.chmod(0o644)
+    copy.write_text("damaged\n")
+    (project.path / "build" / "model.txt").unlink()
+    rows = why_rows(project)
+    assert rows["make"]["decision"] == "run"
+    assert rows["sum"]["decision"] == "unknown", rows["sum"]
+    assert stage_states(run_stages(project)) == {"make": "passed", "sum": "cached"}
