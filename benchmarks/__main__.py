@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         7: lambda work: scenarios.incremental(work, sizes, dvc),
         8: lambda work: scenarios.plots(work, sizes),
         9: lambda work: scenarios.many_stages(work, sizes),
+        10: lambda work: scenarios.cache_copies(work, sizes),
     }
     chosen = sorted(set(args.only or runs))
     if 5 in chosen and 4 not in chosen:

@@ -8,6 +8,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class Sizes:
     dep_bytes: int
     dep_files: int
     stages: int
+    out_bytes: int
 
 
 FULL = Sizes(
@@ -61,6 +63,7 @@ FULL = Sizes(
     dep_bytes=1 << 30,
     dep_files=10_000,
     stages=500,
+    out_bytes=1 << 30,
 )
 QUICK = Sizes(
     runs=2,
@@ -73,6 +76,7 @@ QUICK = Sizes(
     dep_bytes=64 << 20,
     dep_files=1_000,
     stages=100,
+    out_bytes=16 << 20,
 )
 
 
@@ -832,3 +836,172 @@ def many_stages(work: Path, sizes: Sizes) -> Scenario:
         Target(f"{count} stages: key → frame p95", keys.percentile(0.95) * 1000, 50.0, " ms")
     )
     return scenario
+
+
+# 10. Outs into and out of the cache ------------------------------------------------
+
+
+def _filesystem(path: Path) -> str:
+    """The type of the filesystem ``path`` is on (the longest mount point above it)."""
+    best, kind = "", "unknown"
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        point = fields[1].replace("\\040", " ")
+        if str(path).startswith(point.rstrip("/") + "/") and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def _loop_mount(image: Path, mount: Path, kind: str, size: int) -> str | None:
+    """Make and mount a filesystem of ``kind`` in a sparse file; why not, if it cannot
+    be (not root, no mkfs, loop devices refused)."""
+    if os.geteuid() != 0:
+        return "mounting a filesystem needs root"
+    make = {"xfs": ["mkfs.xfs", "-q", "-m", "reflink=1"], "btrfs": ["mkfs.btrfs", "-q"]}[kind]
+    if shutil.which(make[0]) is None:
+        return f"{make[0]} is not installed (apt-get install xfsprogs btrfs-progs)"
+    with open(image, "wb") as file:
+        file.truncate(size)
+    mount.mkdir()
+    for command in ([*make, str(image)], ["mount", "-o", "loop", str(image), str(mount)]):
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            return f"`{' '.join(command[:2])}` failed: {result.stderr.strip()[:200]}"
+    return None
+
+
+def _store_and_restore(
+    project: Path, cache_dir: Path, size: int, runs: int
+) -> tuple[dict[str, Samples], set[str]]:
+    """Put a file of ``size`` bytes into a cache and restore it, ``runs`` times each,
+    in process (the hash, scenario 7's business, is taken once beforehand); and how
+    each was copied."""
+    from mlci_tui.store import Store
+    from mlci_tui.store.cache import CacheDir, FileHasher
+
+    out = project / "out.bin"
+    with open(out, "wb") as file:
+        block = bytes(range(256)) * 4096
+        for _ in range(max(1, size // len(block))):
+            file.write(block)
+    store = Store.open(project / ".mlci")
+    hasher = FileHasher(store)
+    cache = CacheDir(cache_dir, hasher)
+    sha, identity = hasher.hashes([str(out)])[str(out)]
+    methods: set[str] = set()
+
+    def put() -> float:
+        cache.object_path(sha).unlink(missing_ok=True)
+        store.forget_hashes()
+        started = time.perf_counter()
+        methods.add(cache.put_file(str(out), sha, identity) or "")
+        return time.perf_counter() - started
+
+    def restore() -> float:  # where the out was deleted, as `rm out; mlci run` has it
+        verified = cache.verified(sha)
+        (project / "restored.bin").unlink(missing_ok=True)
+        started = time.perf_counter()
+        methods.add(cache.restore_file(sha, str(project / "restored.bin"), False, verified))
+        return time.perf_counter() - started
+
+    def link() -> float:  # of the restored copy: a link changes the ctime of every name
+        (project / "linked.bin").unlink(missing_ok=True)
+        started = time.perf_counter()
+        os.link(project / "restored.bin", project / "linked.bin")
+        return time.perf_counter() - started
+
+    try:
+        samples = interleave(runs, {"store": put, "restore": restore, "link": link})
+    finally:
+        store.close()
+    return samples, methods
+
+
+def cache_copies(work: Path, sizes: Sizes) -> Scenario:
+    """Storing a large out in the cache and restoring it, each way this machine offers."""
+    size = sizes.out_bytes
+    scenario = Scenario(
+        "10. Outs into and out of the cache",
+        f"One {size >> 20} MiB out stored in the cache and restored from it, with mlci's"
+        " own code (`CacheDir.put_file`, `restore_file`; the sha256, measured in"
+        " scenario 7, is taken beforehand), on each filesystem this machine offers:"
+        " reflinks on a loop-mounted XFS (`mkfs.xfs -m reflink=1`) and btrfs, the"
+        " kernel's `copy_file_range` on ext4, and a plain copy when the cache is on"
+        " another filesystem (tmpfs). The files are in the page cache, as a stage's"
+        " out just written is. A hard link, what mlci once did (the out and the cache"
+        " one file), is shown for comparison. Then the whole command: `mlci run` of a"
+        " stage that is cached, its out deleted, so that the run restores it.",
+        headers=["filesystem", "store", "restore", "hard link", "`mlci run`, restoring"],
+        about=[f"Linux {os.uname().release}; mkfs.xfs, mkfs.btrfs from the distribution"],
+    )
+    env = bench_env()
+    places: list[tuple[str, Path, Path]] = []
+    here = work / "outs-here"
+    here.mkdir()
+    kind = _filesystem(here)
+    places.append((kind, here, here / "cache"))
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > 2 * size:
+        elsewhere = Path(tempfile.mkdtemp(prefix="mlci-bench-cache-", dir=shm))
+        places.append((f"{kind}, cache on tmpfs", work / "outs-cross", elsewhere))
+        (work / "outs-cross").mkdir()
+    else:
+        scenario.notes.append("no tmpfs with room at /dev/shm: the plain copy is not measured")
+    mounted: list[Path] = []
+    for fs in ("xfs", "btrfs"):
+        mount = work / f"outs-{fs}"
+        why_not = _loop_mount(work / f"{fs}.img", mount, fs, max(4 * size, 512 << 20))
+        if why_not is None:
+            mounted.append(mount)
+            places.append((fs, mount / "project", mount / "project" / "cache"))
+            (mount / "project").mkdir()
+        else:
+            scenario.notes.append(f"{fs}: not measured: {why_not}")
+    try:
+        for name, project, cache_dir in places:
+            samples, methods = _store_and_restore(project, cache_dir, size, sizes.runs)
+            whole = _restoring_run(project, cache_dir, size, sizes.runs, env)
+            how = "/".join(sorted(m for m in methods if m))
+            scenario.table.append(
+                [
+                    f"{name} ({how})",
+                    *[
+                        f"{ms(samples[k].median)} ({ms(samples[k].low)} – {ms(samples[k].high)})"
+                        for k in ("store", "restore", "link")
+                    ],
+                    f"{secs(whole.median)} ({secs(whole.low)} – {secs(whole.high)})",
+                ]
+            )
+    finally:
+        for mount in mounted:
+            subprocess.run(["umount", str(mount)], check=False)
+        for _, _, cache_dir in places:
+            if str(cache_dir).startswith(str(shm)):
+                shutil.rmtree(cache_dir, ignore_errors=True)
+    scenario.notes.append(
+        "store: a copy into `cache_dir/tmp`, made read-only and renamed into place;"
+        " restore: a copy beside the out, renamed over it. Each names the way it copied."
+    )
+    return scenario
+
+
+def _restoring_run(
+    project: Path, cache_dir: Path, size: int, runs: int, env: dict[str, str]
+) -> Samples:
+    """`mlci run` of a cached stage whose large out was deleted: the run restores it."""
+    directory = project / "pipeline"
+    directory.mkdir()
+    blocks = max(1, size >> 20)
+    config = directory / "config.toml"
+    config.write_text(
+        f'[pipeline]\ncache_dir = "{cache_dir / "pipeline"}"\n'
+        f"[stages.make]\ncommand = \"head -c {blocks}M /dev/zero | tr '\\\\0' x > big.out\"\n"
+        'deps = ["in.txt"]\nouts = ["big.out"]\n'
+    )
+    (directory / "in.txt").write_text("in\n")
+    _timed_mlci(config, "run", env=env)
+    samples = Samples()
+    for _ in range(runs):
+        (directory / "big.out").unlink()
+        samples.values.append(_timed_mlci(config, "run", env=env))
+    return samples

@@ -484,6 +484,21 @@ def _inside(path: Path, directory: Path) -> bool:
     return path == directory or directory in path.parents
 
 
+def link_above(path: Path, root: Path) -> Path | None:
+    """The first link among the directories from ``root`` down to ``path`` (itself
+    excluded): what is written at ``path`` lands wherever that link leads."""
+    try:
+        parts = path.relative_to(root).parts[:-1]
+    except ValueError:
+        return None
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
 def is_glob(dep: Path | Glob) -> bool:
     return isinstance(dep, Glob)
 
@@ -763,6 +778,7 @@ class _Stages:
         stages_table.done()
         _check_needs(scope, stages)
         _check_outs(scope, pipeline, stages)
+        _check_out_links(scope, stages)
         stages = _with_reads(scope, stages)
         needs = {name: stage.needs for name, stage in stages.items()}
         return {name: stages[name] for name in dag.topological_order(needs)}
@@ -1102,6 +1118,7 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
         (pipeline.state_dir, "the run store"),
         (pipeline.cache_dir, "the cache"),
         (scope.root / ".git", "the project's git repository"),
+        (scope.root / ".mlci", "the project's outs lock"),
     ]
     if pipeline.params_file is not None:
         protected.append((pipeline.params_file, "the params file"))
@@ -1142,6 +1159,22 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                         f" ({_relative(dep, scope)})",
                     )
             owners[out] = name
+
+
+def _check_out_links(scope: Scope, stages: Mapping[str, StageConfig]) -> None:
+    """An out behind a link (``build -> /elsewhere``, ``outs = ["build/data"]``) would
+    be removed and written wherever the link leads: refused, as the run refuses one
+    made later."""
+    for name, stage in stages.items():
+        for where, out in _removed_before_run(name, stage):
+            link = link_above(out, scope.root)
+            if link is not None:
+                raise scope.document.error(
+                    where,
+                    f"{_relative(out, scope)} is behind a link ({_relative(link, scope)} ->"
+                    f" {show(os.readlink(link))}); outs are removed before their stage runs,"
+                    " never through a link",
+                )
 
 
 def _removed_before_run(name: str, stage: StageConfig) -> list[tuple[KeyPath, Path]]:

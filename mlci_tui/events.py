@@ -69,6 +69,22 @@ class StagePlanned(NamedTuple):
     time: float
 
 
+class StoreName(NamedTuple):
+    """A run store whose run made a result in a cache several stores share."""
+
+    id: str
+    """The random id it got when it was made (`Store.store_id`)."""
+    path: str | None
+    """Its state_dir, where the entry says (earlier entries do not)."""
+    host: str | None
+
+    @property
+    def text(self) -> str:
+        if self.path is None:
+            return f"another store (id {self.id[:8]})"
+        return f"the store {self.path}" + (f" on {self.host}" if self.host else "")
+
+
 class StageCached(NamedTuple):
     """A stage reuses the result of stage ``from_stage`` of run ``from_run``."""
 
@@ -80,6 +96,8 @@ class StageCached(NamedTuple):
     text: str
     """The note that starts the stage's log: where its result comes from."""
     time: float
+    from_store: StoreName | None = None
+    """The store of that run, when it is another one (sharing the cache)."""
 
 
 class StageNoted(NamedTuple):

@@ -271,6 +271,24 @@ def wait_dead(pids: Iterable[int], timeout: float = 10.0) -> None:
     wait_for(lambda: not any(pid_alive(pid) for pid in watched), timeout=timeout)
 
 
+def run_stages(project: Project, *args: str) -> dict[str, dict]:
+    """`mlci run ARGS`, which must pass; its stages by name, from `status --json`."""
+    result = project.mlci("run", *args)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    return {stage["name"]: stage for stage in project.status()["stages"]}
+
+
+def stage_states(stages: dict[str, dict]) -> dict[str, str]:
+    return {name: stage["state"] for name, stage in stages.items()}
+
+
+def why_rows(project: Project, *args: str) -> dict[str, dict]:
+    """`mlci why --json ARGS`: what a run would do with each stage, by name."""
+    result = project.mlci("why", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return {row["stage"]: row for row in json.loads(result.stdout)}
+
+
 # Configs -------------------------------------------------------------------------
 
 

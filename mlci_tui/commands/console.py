@@ -101,6 +101,8 @@ def stage_table(
             note = f"from run {stage.cached_from_run}"
             if stage.cached_from_stage != stage.name:
                 note += f", stage {stage.cached_from_stage}"
+            if stage.cached_from_store is not None:
+                note += f", in {stage.cached_from_store.text}"
         if stage.state is StageState.RUNNING and stage.cpu_percent is not None:
             note = f"cpu {stage.cpu_percent:.0f}%  rss {format_bytes(stage.rss_bytes)}"
         if not note and stage.job_id is not None:

@@ -387,7 +387,13 @@ def _print_plan(
                 "decision": d.verdict,
                 "reasons": list(d.reasons),
                 "cache_key": d.key,
-                "cached_from": None if d.source is None else d.source._asdict(),
+                "cached_from": None
+                if d.source is None
+                else {
+                    "run": d.source.run,
+                    "stage": d.source.stage,
+                    "store": None if d.source.store is None else d.source.store._asdict(),
+                },
             }
             for d in decisions
         ]

@@ -29,13 +29,17 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlci_tui.config import Config, Glob, StageConfig
+from mlci_tui.config import Config, StageConfig
+from mlci_tui.events import StoreName
+from mlci_tui.globs import Glob, covers
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.outs import (
+    ABSENT,
     CacheDamaged,
     Meta,
     Outs,
     glob_files,
+    outs_behind_links,
     remove_outs,
     tree_files,
     valid_meta,
@@ -43,11 +47,11 @@ from mlci_tui.pipeline.outs import (
 from mlci_tui.store import Store
 from mlci_tui.store.cache import (
     CacheDir,
+    FileChanged,
     FileHasher,
     FileStat,
     canonical,
     file_stats,
-    sha256_file,
     sha256_of,
 )
 from mlci_tui.store.records import ALWAYS, NO_DEPS
@@ -64,6 +68,8 @@ class CacheSource(NamedTuple):
 
     run: int | None
     stage: str
+    store: StoreName | None = None
+    """The run's store, when it is not this one (a shared cache)."""
 
 
 class Decision(NamedTuple):
@@ -81,12 +87,8 @@ class Decision(NamedTuple):
     """Why the stage cannot run at all (a dep that does not exist)."""
     runs: bool = False
     """Without a key: whether it runs whatever the stages it needs make (when planning)."""
-
-    @property
-    def source(self) -> CacheSource | None:
-        if self.entry is None:
-            return None
-        return CacheSource(self.entry.get("run"), str(self.entry.get("stage")))
+    source: CacheSource | None = None
+    """Where a cached stage's result comes from."""
 
     @property
     def verdict(self) -> str:
@@ -101,6 +103,15 @@ class Decision(NamedTuple):
 
 class DepProblem(Exception):
     """A dep that is missing, unreadable, or not a file or a directory."""
+
+
+class NotYetKnown(Exception):
+    """When planning: a dep that only restoring a cached stage's outs would tell."""
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether one of two paths is the other or inside it."""
+    return one == other or one.startswith(other + os.sep) or other.startswith(one + os.sep)
 
 
 def _check_dep(name: str, dep: Path) -> None:
@@ -118,8 +129,8 @@ def _reason(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
 
-def cached_text(source: CacheSource, store_elsewhere: bool = False) -> str:
-    where = " (recorded in another store)" if store_elsewhere else ""
+def cached_text(source: CacheSource) -> str:
+    where = "" if source.store is None else f", in {source.store.text}"
     return f"same inputs as run {source.run}, stage {source.stage}{where}"
 
 
@@ -160,14 +171,20 @@ class StageCache:
         self.masker = masker or SecretMasker(())
         self.force = force
         self.store = store or Store.open(config.pipeline.state_dir)
-        self.dir = CacheDir(config.pipeline.cache_dir)
         self.hasher = FileHasher(self.store)
+        self.dir = CacheDir(config.pipeline.cache_dir, self.hasher)
         self.outs = Outs(self.hasher, self.dir)
+        self._objects_private = False
+        """Whether this run saw to it that no object shares its inode with an out."""
         self.products: dict[str, str] = {}
         """What each stage decided or finished so far produced (see the module's text)."""
         self.planned: dict[str, str] = {}
         """When only planning (`plan`): file → sha256 of the outs a cached stage would
         restore, so that the stages after it are judged on those."""
+        self.restored_first: dict[str, tuple[str, list[tuple[str, str]] | None]] = {}
+        """When only planning: each out a cached stage would restore (it is not as its
+        entry says) → that stage, and the files a dep's walk would then find in it
+        (None: not known before it is restored)."""
         self._lock = threading.Lock()
         self.here = self.store.store_id
         self._root = str(config.root) + os.sep
@@ -193,6 +210,9 @@ class StageCache:
             return self._decide(stage)
 
     def _decide(self, stage: StageConfig) -> Decision:
+        linked = outs_behind_links(stage.removed_before_run, self.config.root)
+        if linked is not None:
+            return Decision(stage.name, None, False, (linked,), problem=linked)
         waiting = [need for need in stage.needs if need not in self.products]
         if waiting:
             return self._waiting(stage, waiting)
@@ -201,6 +221,8 @@ class StageCache:
         except DepProblem as error:
             problem = str(error)
             return Decision(stage.name, None, False, (problem,), problem=problem)
+        except NotYetKnown as error:
+            return Decision(stage.name, None, False, (f"{error}: judged once it is back",))
         key = sha256_of({"mlci": KEY_FORMAT, **inputs})
 
         def ran(*reasons: str) -> Decision:
@@ -216,11 +238,23 @@ class StageCache:
         if entry is None or sorted(entry["outs"]) != sorted(inputs["outs"]):
             return ran(*self._differences(stage.name, inputs))
         for name, meta in entry["outs"].items():
-            if not self._available(name, meta):
-                return ran(f"outs missing: {name} is neither here nor in the cache")
-        source = CacheSource(entry["run"], entry["stage"])
-        reason = cached_text(source, entry.get("store") != self.here)
-        return Decision(stage.name, key, True, (reason,), entry, stats, inputs)
+            missing = self._missing(name, meta)
+            if missing is not None:
+                return ran(missing)
+        source = CacheSource(entry["run"], entry["stage"], self._store_of(entry))
+        reason = cached_text(source)
+        return Decision(stage.name, key, True, (reason,), entry, stats, inputs, source=source)
+
+    def _store_of(self, entry: Mapping[str, Any]) -> StoreName | None:
+        """The store whose run made ``entry``, if it is not this one."""
+        if entry.get("store") == self.here:
+            return None
+        path, host = entry.get("state_dir"), entry.get("host")
+        return StoreName(
+            str(entry.get("store")),
+            path if isinstance(path, str) else None,
+            host if isinstance(host, str) else None,
+        )
 
     def _waiting(self, stage: StageConfig, waiting: list[str]) -> Decision:
         """A stage after one that runs first: it runs too when forced, when it is never
@@ -236,16 +270,21 @@ class StageCache:
         )
         try:
             inputs, _ = self._inputs(stage, known_needs=False)
-        except DepProblem:
+        except (DepProblem, NotYetKnown):
             return unknown
-        # What the stages that run first make is left out: only the stage's own inputs.
-        made = [self._relative(path) for need in waiting for path in self._products_of(need)]
+        # What the stages that run first make is left out: only the stage's own inputs,
+        # without a dep that holds (or is in) something one of them makes.
+        made = [str(path) for path in self._made_first(stage)]
+        bases = {
+            self._relative(dep): str(dep.base if isinstance(dep, Glob) else dep)
+            for dep in stage.deps
+        }
 
         def own(deps: Mapping[str, Any]) -> dict[str, Any]:
             return {
                 name: sha
                 for name, sha in deps.items()
-                if not any(name == m or name.startswith(m + os.sep) for m in made)
+                if not any(_overlap(bases.get(name, self._root + name), m) for m in made)
             }
 
         mine = {**inputs, "needs": {}, "deps": own(inputs["deps"])}
@@ -268,9 +307,22 @@ class StageCache:
             return unknown
         return Decision(stage.name, None, False, tuple(reasons), runs=True)
 
-    def _products_of(self, stage: str) -> tuple[Path, ...]:
-        found = self.config.stages.get(stage)
-        return () if found is None else found.products
+    def _made_first(self, stage: StageConfig) -> list[Path]:
+        """What the stages before ``stage`` that are not settled yet make: those it
+        needs, and those they need, that run first or wait for one that does."""
+        found: list[Path] = []
+        pending = [need for need in stage.needs if need not in self.products]
+        seen = set(pending)
+        while pending:
+            before = self.config.stages.get(pending.pop())
+            if before is None:
+                continue
+            found += before.products
+            for need in before.needs:
+                if need not in self.products and need not in seen:
+                    seen.add(need)
+                    pending.append(need)
+        return found
 
     def _inputs(
         self, stage: StageConfig, *, known_needs: bool = True
@@ -281,16 +333,11 @@ class StageCache:
         try:
             for dep in stage.deps:
                 name = self._relative(dep)
-                if isinstance(dep, Glob):
-                    files = self._dep_files(stage, dep)
-                    if not files:
-                        raise DepProblem(f"dep {name} matches no file")
-                    deps[name], many = self.hasher.digest_of(files, cut)
+                if isinstance(dep, Glob) or self._restored_over(dep):
+                    deps[name], many = self._files_digest(stage, dep, name)
                     stats.update(many)
                 elif str(dep) in self.planned:
                     deps[name] = self.planned[str(dep)]
-                elif (planned := self._planned_dir(dep)) is not None:
-                    deps[name] = planned
                 else:
                     _check_dep(name, dep)
                     if dep.is_dir():
@@ -354,15 +401,62 @@ class StageCache:
         left_out = [str(path) for path in (*stage.products, pipeline.state_dir, pipeline.cache_dir)]
         return [f for f in files if not any(f == p or f.startswith(p + os.sep) for p in left_out)]
 
-    def _planned_dir(self, dep: Path) -> str | None:
-        """When planning: the digest a directory dep would have once a cached stage
-        before it restored it (None if no planned out holds it)."""
-        prefix = str(dep) + os.sep
-        files = sorted(path for path in self.planned if path.startswith(prefix))
-        if not files or dep.exists():
-            return None
+    def _restored_over(self, dep: Path) -> bool:
+        """When planning: whether a directory dep holds (or is in) an out that a cached
+        stage restores first; a file of such an out is judged by `planned`."""
+        if str(dep) in self.planned:
+            return False
+        return any(_overlap(out, str(dep)) for out in self.restored_first)
+
+    def _files_digest(
+        self, stage: StageConfig, dep: Path | Glob, name: str
+    ) -> tuple[str, dict[str, FileStat]]:
+        """The digest of a glob or directory dep, and the stats of its files; when
+        planning, with the outs cached stages restore first as they will be."""
         cut = len(self._root)
-        return sha256_of([[path[cut:], self.planned[path]] for path in files])
+        files = self._dep_files(stage, dep)
+        base = str(dep.base if isinstance(dep, Glob) else dep)
+        restored = {out: found for out, found in self.restored_first.items() if _overlap(out, base)}
+        if not restored:
+            if isinstance(dep, Glob) and not files:
+                raise DepProblem(f"dep {name} matches no file")
+            if not isinstance(dep, Glob):
+                _check_dep(name, dep)
+            return self.hasher.digest_of(files, cut)
+        kept = [f for f in files if not any(_overlap(out, f) for out in restored)]
+        planned: dict[str, str] = {}
+        for out, (owner, walk) in restored.items():
+            # A directory dep inside a restored out: an empty directory, or no
+            # directory at all, can only be told apart once it is restored.
+            inside = not isinstance(dep, Glob) and base.startswith(out + os.sep)
+            if walk is None or (inside and not any(p.startswith(base + os.sep) for p, _ in walk)):
+                raise NotYetKnown(
+                    f"dep {name} holds {self._relative(Path(out))}, which {owner} restores first"
+                )
+            for path, sha in walk:
+                if self._covers(stage, dep, path):
+                    planned[path] = sha
+        if not kept and not planned and isinstance(dep, Glob):
+            raise DepProblem(f"dep {name} matches no file")
+        hashes = self.hasher.hashes(kept)
+        shas = {path: found[0] for path, found in hashes.items()} | planned
+        ordered = sorted(shas, key=lambda path: path.split(os.sep))
+        digest = sha256_of([[path[cut:], shas[path]] for path in ordered])
+        return digest, {path: found[1] for path, found in hashes.items()}
+
+    def _covers(self, stage: StageConfig, dep: Path | Glob, path: str) -> bool:
+        """Whether ``path`` is among the files a glob or directory dep covers."""
+        if isinstance(dep, Glob):
+            base = str(dep.base)
+            if not path.startswith(base + os.sep):
+                return False
+            if not covers(dep.pattern, path[len(base) + 1 :].split(os.sep)):
+                return False
+        elif not path.startswith(str(dep) + os.sep):
+            return False
+        pipeline = self.config.pipeline
+        left_out = [str(p) for p in (*stage.products, pipeline.state_dir, pipeline.cache_dir)]
+        return not any(path == p or path.startswith(p + os.sep) for p in left_out)
 
     def _relative(self, path: Path | Glob) -> str:
         return os.path.relpath(str(path), self.config.root)
@@ -411,37 +505,68 @@ class StageCache:
 
     # Outs ------------------------------------------------------------------------
 
-    def _available(self, name: str, meta: Meta) -> bool:
-        """Whether the out ``name`` is as the entry has it, or can be made so."""
+    def _missing(self, name: str, meta: Meta) -> str | None:
+        """Why the out ``name`` can be neither found as the entry has it nor made so;
+        None if it can. The cache's copies are judged by their identities, which any
+        write changes: deciding reads none of them, restoring checks their content."""
         try:
-            current, _, _ = self.outs.snapshot(self.config.root / name)
+            current = self.outs.snapshot(self.config.root / name).meta
         except (OSError, ValueError):
             current = None
-        return current == meta or self.outs.available(meta)
+        if current == meta:
+            return None
+        found = self.outs.unavailable(meta)
+        if found == "damaged":
+            return f"outs damaged: the cache's copy of {name} was changed since it was stored"
+        if found == "missing":
+            return f"outs missing: {name} is neither here nor in the cache"
+        return None
 
     def restore(self, decision: Decision) -> list[str]:
-        """Make a cached stage's outs what its entry says; the names of those restored.
-        Raises `CacheDamaged` if an object was changed in place since it was stored."""
+        """Make a cached stage's outs what its entry says; the names of those restored,
+        each with how its files were copied. Raises `CacheDamaged` if an object was
+        changed since it was stored."""
         assert decision.entry is not None
         with self._lock:
+            self._make_objects_private()
             restored = []
             for name, meta in decision.entry["outs"].items():
                 path = self.config.root / name
                 try:
-                    current, now, _ = self.outs.snapshot(path)
+                    current = self.outs.snapshot(path)
                 except ValueError:  # neither file, directory nor link: replaced
-                    current, now = None, []
-                if current == meta:
+                    current = ABSENT
+                self.outs.unshare(current)  # what an earlier mlci linked
+                if current.meta == meta:
                     continue
-                self.outs.restore(path, meta, current, now, name)
-                restored.append(name)
+                linked = outs_behind_links([path], self.config.root)
+                if linked is not None:
+                    raise ValueError(linked)
+                methods = self.outs.restore(path, meta, current, name)
+                restored.append(f"{name} ({', '.join(sorted(methods))})" if methods else name)
             return restored
+
+    def _make_objects_private(self) -> None:
+        """Once per run (and really once per cache): objects that earlier versions of
+        mlci hard-linked with outs get inodes of their own."""
+        if not self._objects_private:
+            self._objects_private = True
+            with contextlib.suppress(OSError):
+                self.dir.make_objects_private()
 
     def plan_outs(self, decision: Decision) -> None:
         """Take a cached stage's outs to be as its entry says (they are not restored)."""
         assert decision.entry is not None
         for name, meta in decision.entry["outs"].items():
-            self.planned.update(self.outs.planned_files(self.config.root / name, meta))
+            path = self.config.root / name
+            self.planned.update(self.outs.planned_files(path, meta))
+            try:
+                current = self.outs.snapshot(path).meta
+            except (OSError, ValueError):
+                current = None
+            if current != meta:
+                walk = self.outs.planned_walk(path, meta)
+                self.restored_first[str(path)] = (decision.stage, walk)
 
     # Saving ----------------------------------------------------------------------
 
@@ -451,13 +576,14 @@ class StageCache:
         """After ``stage`` passed: remember what it produced, and cache it when it may be.
         Returns notes for its log (why the result was not cached)."""
         with self._lock:
+            self._make_objects_private()
             outs: dict[str, Meta] = {}
             snapshots = []
             for out in stage.products:
-                meta, manifest, shas = self.outs.snapshot(out)
-                assert meta is not None, "the engine checks that every out was produced"
-                outs[self._relative(out)] = meta
-                snapshots.append((manifest, shas))
+                snapshot = self.outs.snapshot(out)
+                assert snapshot.meta is not None, "the engine checks that every out was produced"
+                outs[self._relative(out)] = snapshot.meta
+                snapshots.append(snapshot)
             key = decision.key
             product = sha256_of(outs) if outs else key
             if product is not None:
@@ -468,8 +594,8 @@ class StageCache:
             if changed:
                 return [f"dep {changed} changed while the stage ran: its result is not cached"]
             try:
-                for manifest, shas in snapshots:
-                    self.outs.store(manifest, shas)
+                for snapshot in snapshots:
+                    self.outs.store(snapshot)
                 self.dir.write_entry(
                     key,
                     {
@@ -477,6 +603,7 @@ class StageCache:
                         "stage": stage.name,
                         "run": run_id,
                         "store": self.here,
+                        "state_dir": str(self.config.pipeline.state_dir),
                         "host": socket.gethostname(),
                         "created_at": time.time(),
                         "inputs": decision.inputs,
@@ -487,6 +614,9 @@ class StageCache:
                         "metrics": list(metrics.items()),
                     },
                 )
+            except FileChanged as error:
+                written = self._relative(Path(str(error)))
+                return [f"out {written} changed as it was cached: its result is not cached"]
             except OSError as error:
                 return [f"not cached: {error.strerror or error}"]
             return []
@@ -500,26 +630,9 @@ class StageCache:
                 paths.append(str(dep))
         now = file_stats(paths)
         for path in sorted(set(before) | set(now)):
-            if before.get(path) != now.get(path) and not self._relinked(path, before, now):
+            if before.get(path) != now.get(path):
                 return self._relative(Path(path))
         return None
-
-    def _relinked(
-        self, path: str, before: Mapping[str, FileStat], now: Mapping[str, FileStat]
-    ) -> bool:
-        """Whether only a dep's change time moved, and its content is what was hashed: a
-        hard link to the same cache object (another stage's out restored meanwhile, with
-        the same content) changes the change time of every name of that file."""
-        was, is_ = before.get(path), now.get(path)
-        if was is None or is_ is None or was[:4] != is_[:4]:
-            return False
-        memo = self.hasher.table.remembered([path]).get(path)
-        if memo is None or tuple(memo[:5]) != was:
-            return False
-        try:
-            return sha256_file(path) == memo[6]
-        except OSError:
-            return False
 
     def cached(self, stage: StageConfig, decision: Decision) -> None:
         """A cached stage produced what its entry says."""
@@ -563,8 +676,9 @@ def collect_garbage(
     the run of any kept version (the live one included) used, then every file no
     remaining entry needs. Entries other stores made (a shared cache), and entries
     mlci cannot read (a later mlci's), stay."""
-    directory = CacheDir(config.pipeline.cache_dir)
-    outs = Outs(FileHasher(store), directory)
+    hasher = FileHasher(store)
+    directory = CacheDir(config.pipeline.cache_dir, hasher)
+    outs = Outs(hasher, directory)
     here = store.store_id
     kept_keys = store.cache_keys_kept(keep_runs)
     needed: set[str] = set()

@@ -315,9 +315,13 @@ class Engine:
             self.emit(StagePlanned(stage.name, decision.key, (reason,), self.clock()))
             sink.note(f"runs: {reason}")
             return None
-        same_store = decision.entry.get("store") == self.cache.here
+        same_store = source.store is None
         text = f"cached: {decision.reasons[0]}"
-        self.emit(StageCached(stage.name, source.run, source.stage, same_store, text, started_at))
+        self.emit(
+            StageCached(
+                stage.name, source.run, source.stage, same_store, text, started_at, source.store
+            )
+        )
         if restored:
             sink.note(f"restored from the cache: {', '.join(restored)}")
         pairs = decision.entry.get("metrics", [])
@@ -379,8 +383,13 @@ class Engine:
         metrics_file.unlink(missing_ok=True)
         removed = stage.removed_before_run  # validation held each to the rules for outs
         if removed:
-            from mlci_tui.pipeline.outs import remove_outs
+            from mlci_tui.pipeline.outs import outs_behind_links, remove_outs
 
+            # Checked again here: a link made since validation would lead elsewhere.
+            linked = outs_behind_links(removed, self.config.root)
+            if linked is not None:
+                sink.note(linked)
+                return AttemptResult(None, error=linked), linked
             await asyncio.to_thread(remove_outs, removed)
         variables = {
             "MLCI_STAGE": stage.name,
@@ -457,7 +466,7 @@ class Engine:
                 sink.note(message)
                 return message, str(gate)
         for out in stage.products:
-            if not out.exists():
+            if not os.path.lexists(out):  # a link is an out as it is, even to nothing
                 what = "artifact" if out == stage.artifact else "out"
                 message = f"the {what} {out} was not produced"
                 sink.note(message)

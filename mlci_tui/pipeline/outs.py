@@ -9,9 +9,10 @@ over that same walk of its literal base, so it can neither loop nor hang.
 
 **Outs** are taken as they are: a file by its content and executable bit, a
 link as a link (its target text), a directory as a manifest of every file,
-link and directory in it. Restoring makes the out exactly that again, and
+link and directory in it. Restoring makes the out exactly that again, each
+file a file of its own (a reflink or a copy, never a link to the cache), and
 never writes through a link: a link where a directory should be is replaced,
-not followed.
+not followed, and an out behind a link (``build -> /elsewhere``) is refused.
 """
 
 from __future__ import annotations
@@ -23,12 +24,20 @@ import re
 import shutil
 import stat
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from mlci_tui.config import link_above
 from mlci_tui.globs import Glob, covers
-from mlci_tui.store.cache import CacheDir, FileHasher, canonical, sha256_of
+from mlci_tui.store.cache import (
+    CacheDamaged,
+    CacheDir,
+    FileHasher,
+    FileStat,
+    canonical,
+    sha256_of,
+)
 
 TOOL_CACHES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
 """Directories inside a dep that tools write as they run: never inputs."""
@@ -38,8 +47,21 @@ Meta = dict[str, Any]
 "target": …}`` or ``{"kind": "dir", "sha": <manifest>}``."""
 
 
-class CacheDamaged(Exception):
-    """An object in the cache no longer has the content its name says."""
+class Snapshot(NamedTuple):
+    """An out as it is in the work tree."""
+
+    meta: Meta | None
+    """What it is (None if nothing is there)."""
+    manifest: list[list[Any]]
+    """A directory's manifest."""
+    files: dict[str, tuple[str, FileStat]]
+    """Each regular file's sha256, and the identity of the file that was read."""
+    shared: list[str]
+    """Regular files with other names too (hard links), as earlier versions of mlci
+    left outs and the cache."""
+
+
+ABSENT = Snapshot(None, [], {}, [])
 
 
 # Deps --------------------------------------------------------------------------
@@ -91,61 +113,75 @@ class Outs:
         self.hasher = hasher
         self.dir = directory
 
-    def snapshot(self, path: Path) -> tuple[Meta | None, list[list[Any]], dict[str, str]]:
-        """What the out at ``path`` is now (None if nothing is there), its manifest when
-        it is a directory, and the sha256 of each regular file in it."""
+    def snapshot(self, path: Path) -> Snapshot:
+        """What the out at ``path`` is now."""
         try:
             info = os.lstat(path)
         except FileNotFoundError:
-            return None, [], {}
+            return ABSENT
         if stat.S_ISLNK(info.st_mode):
-            return {"kind": "link", "target": os.readlink(path)}, [], {}
+            return Snapshot({"kind": "link", "target": os.readlink(path)}, [], {}, [])
         if stat.S_ISREG(info.st_mode):
-            sha = self._hashes([str(path)])[str(path)]
-            return {"kind": "file", "sha": sha, "exe": _executable(info)}, [], {str(path): sha}
+            files = self._hashes([str(path)])
+            meta = {"kind": "file", "sha": files[str(path)][0], "exe": _executable(info)}
+            return Snapshot(meta, [], files, [str(path)] if info.st_nlink > 1 else [])
         if not stat.S_ISDIR(info.st_mode):
             raise ValueError(f"{path.name} is neither a file, a directory nor a link")
         entries = list(_walk_out(str(path)))
-        shas = self._hashes([full for kind, full, _ in entries if kind == "f"])
+        files = self._hashes([full for kind, full, _ in entries if kind == "f"])
         cut = len(str(path)) + 1
         manifest: list[list[Any]] = []
+        shared = []
         for kind, full, extra in entries:
             relative = full[cut:]
             if kind == "f":
-                manifest.append(["f", relative, shas[full], extra])
+                manifest.append(["f", relative, files[full][0], _executable(extra)])
+                if extra.st_nlink > 1:
+                    shared.append(full)
             elif kind == "l":
                 manifest.append(["l", relative, extra])
             else:
                 manifest.append(["d", relative])
-        return {"kind": "dir", "sha": sha256_of(manifest)}, manifest, shas
+        return Snapshot({"kind": "dir", "sha": sha256_of(manifest)}, manifest, files, shared)
 
-    def _hashes(self, paths: list[str]) -> dict[str, str]:
+    def _hashes(self, paths: list[str]) -> dict[str, tuple[str, FileStat]]:
         found = self.hasher.hashes(paths)
         missing = [path for path in paths if path not in found]
         if missing:
             raise FileNotFoundError(f"{missing[0]} vanished while it was read")
-        return {path: sha for path, (sha, _) in found.items()}
+        return found
 
-    def store(self, manifest: list[list[Any]], shas: Mapping[str, str]) -> None:
-        """Put what `snapshot` found into the cache."""
-        for full, sha in shas.items():
-            self.dir.put_file(full, sha)
-        if manifest:
-            self.dir.put_bytes(canonical(manifest))
+    def store(self, snapshot: Snapshot) -> set[str]:
+        """Put what `snapshot` found into the cache, but for the files it holds intact
+        already; how the files went in (see `store.cache.clone`). `FileChanged` if one
+        was written meanwhile."""
+        shas = {sha for sha, _ in snapshot.files.values()}
+        known = self.dir.known(shas)
+        methods = set()
+        for full, (sha, identity) in snapshot.files.items():
+            if known[sha] != "intact":
+                methods.add(self.dir.put_file(full, sha, identity))
+                known[sha] = "intact"
+        if snapshot.manifest:
+            self.dir.put_bytes(canonical(snapshot.manifest))
+        return methods
 
-    def available(self, meta: Meta) -> bool:
-        """Whether the cache holds all it needs to make an out ``meta`` again."""
+    def unavailable(self, meta: Meta) -> str | None:
+        """Whether the cache lacks what it needs to make an out ``meta`` again:
+        ``missing``, ``damaged``, or None."""
         if meta["kind"] == "link":
-            return True
-        if not self.dir.has(meta["sha"]):
-            return False
+            return None
         if meta["kind"] == "file":
-            return True
-        try:
-            manifest = self.manifest(meta["sha"])
-        except (OSError, ValueError):
-            return False
-        return all(self.dir.has(entry[2]) for entry in manifest if entry[0] == "f")
+            needed = [meta["sha"]]
+        else:
+            try:
+                needed = [entry[2] for entry in self.manifest(meta["sha"]) if entry[0] == "f"]
+            except CacheDamaged:
+                return "damaged"
+            except (OSError, ValueError):
+                return "missing"
+        state = self.dir.state(needed)
+        return None if state == "intact" else state
 
     def manifest(self, sha: str) -> list[list[Any]]:
         """A directory's manifest from the cache, each entry checked: no path in it may
@@ -157,31 +193,31 @@ class Outs:
             raise ValueError(f"a malformed manifest ({error})") from None
         return checked
 
-    def restore(
-        self, path: Path, meta: Meta, current: Meta | None, now: list[list[Any]], name: str
-    ) -> None:
-        """Make the out at ``path`` what ``meta`` says; ``current`` and ``now`` are what
-        `snapshot` found there."""
+    def restore(self, path: Path, meta: Meta, current: Snapshot, name: str) -> set[str]:
+        """Make the out at ``path`` what ``meta`` says, from what `snapshot` found there;
+        how its files were copied (see `store.cache.clone`)."""
         if meta["kind"] == "link":
             _remove(path)
             _symlink(meta["target"], path)
-        elif meta["kind"] == "file":
-            self._check(meta["sha"], name)
+            return set()
+        if meta["kind"] == "file":
+            verified = self._verified(meta["sha"], name)
             _remove(path)
-            self.dir.restore_file(meta["sha"], str(path), meta["exe"])
-        else:
-            manifest = self.manifest(meta["sha"])
-            if current is None or current["kind"] != "dir":
-                _remove(path)
-                path.mkdir(parents=True)
-                now = []
-            self._restore_dir(path, manifest, now, name)
+            return {self._restore_file(meta["sha"], path, meta["exe"], verified, name)}
+        manifest = self._manifest(meta["sha"], name)
+        now = current.manifest
+        if current.meta is None or current.meta["kind"] != "dir":
+            _remove(path)
+            path.mkdir(parents=True)
+            now = []
+        return self._restore_dir(path, manifest, now, name)
 
     def _restore_dir(
         self, path: Path, manifest: list[list[Any]], now: list[list[Any]], name: str
-    ) -> None:
+    ) -> set[str]:
         have = {entry[1]: entry for entry in now}
         wanted = {entry[1] for entry in manifest}
+        methods = set()
         # Deepest first, so that a directory is empty when its turn comes.
         for relative in sorted(set(have) - wanted, key=lambda r: -r.count(os.sep)):
             _remove(path / relative)
@@ -196,29 +232,65 @@ class Outs:
                 _remove(target)
                 _symlink(entry[2], target)
             else:
-                self._check(entry[2], os.path.join(name, entry[1]))
+                where = os.path.join(name, entry[1])
+                verified = self._verified(entry[2], where)
                 _remove(target)
-                self.dir.restore_file(entry[2], str(target), entry[3])
+                methods.add(self._restore_file(entry[2], target, entry[3], verified, where))
+        return methods
 
-    def _check(self, sha: str, name: str) -> None:
-        """Raise `CacheDamaged` (and drop the object) if it was changed in place: an out
-        and its cached copy are one file, and an out can be written to."""
-        object_path = str(self.dir.object_path(sha))
-        found = self.hasher.hashes([object_path]).get(object_path)
-        if found is None or found[0] != sha:
+    def _restore_file(
+        self, sha: str, path: Path, executable: bool, verified: FileStat, name: str
+    ) -> str:
+        try:
+            return self.dir.restore_file(sha, str(path), executable, verified)
+        except CacheDamaged as error:
+            raise CacheDamaged(f"the cache's copy of {name} {error}") from None
+
+    def _verified(self, sha: str, name: str) -> FileStat:
+        """The identity of the object ``sha`` once checked; `CacheDamaged` (and the
+        object dropped) if it was changed since it was stored."""
+        try:
+            return self.dir.verified(sha)
+        except CacheDamaged as error:
+            raise CacheDamaged(f"the cache's copy of {name} was {error}") from None
+
+    def _manifest(self, sha: str, name: str) -> list[list[Any]]:
+        try:
+            return self.manifest(sha)
+        except CacheDamaged as error:
+            raise CacheDamaged(f"the cache's manifest of {name} was {error}") from None
+
+    def unshare(self, snapshot: Snapshot) -> int:
+        """Give each file of an out that other names share (see `Snapshot.shared`) a file
+        of its own, where its content is what was hashed; how many were."""
+        done = 0
+        for full in snapshot.shared:
             with contextlib.suppress(OSError):
-                os.unlink(object_path)
-            raise CacheDamaged(f"the cache's copy of {name} was changed since it was stored")
+                done += self.dir.make_private(full, snapshot.files[full][0])
+        return done
 
     def planned_files(self, path: Path, meta: Meta) -> Iterator[tuple[str, str]]:
         """(file, sha256) of every regular file an out ``meta`` at ``path`` has."""
         if meta["kind"] == "file":
             yield str(path), meta["sha"]
         elif meta["kind"] == "dir":
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, CacheDamaged):
                 for entry in self.manifest(meta["sha"]):
                     if entry[0] == "f":
                         yield str(path / entry[1]), entry[2]
+
+    def planned_walk(self, path: Path, meta: Meta) -> list[tuple[str, str]] | None:
+        """The files a dep's walk (`tree_files`) would find at ``path`` once the out
+        ``meta`` is restored there, with their sha256, in the walk's order; None when
+        that cannot be told before (a link in it that leads out of it)."""
+        if meta["kind"] == "file":
+            return [(str(path), meta["sha"])]
+        if meta["kind"] == "link":
+            return None
+        try:
+            return _walk_manifest(str(path), self.manifest(meta["sha"]))
+        except (OSError, ValueError, CacheDamaged):
+            return None
 
     def objects_of(self, meta: Meta) -> set[str]:
         """The objects an out ``meta`` needs."""
@@ -226,7 +298,7 @@ class Outs:
             return set()
         found = {meta["sha"]}
         if meta["kind"] == "dir":
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, CacheDamaged):
                 found |= {entry[2] for entry in self.manifest(meta["sha"]) if entry[0] == "f"}
         return found
 
@@ -266,8 +338,62 @@ def _checked(entry: list[Any]) -> list[Any]:
     raise ValueError(f"a manifest entry {entry!r:.80}")
 
 
+class _Outside(Exception):
+    """A link in a manifest that leads out of its directory."""
+
+
+def _walk_manifest(root: str, manifest: list[list[Any]]) -> list[tuple[str, str]] | None:
+    """`tree_files` over a directory as its manifest describes it: links followed
+    inside it, each directory once, tools' caches left out; None if a link leads out."""
+    entries = {entry[1]: entry for entry in manifest}
+    children: dict[str, list[str]] = {}
+    for relative in entries:
+        children.setdefault(os.path.dirname(relative), []).append(os.path.basename(relative))
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def resolve(relative: str, depth: int = 0) -> list[Any] | None:
+        entry = entries.get(relative)
+        if entry is None or entry[0] != "l":
+            return entry
+        if depth > 40:  # a loop of links: the walk finds nothing there
+            return None
+        target = entry[2]
+        joined = os.path.normpath(os.path.join(os.path.dirname(relative), target))
+        if os.path.isabs(target) or joined == ".." or joined.startswith(".." + os.sep):
+            raise _Outside
+        if joined == ".":
+            return ["d", ""]
+        parts = joined.split(os.sep)
+        for end in range(1, len(parts)):
+            between = entries.get(os.sep.join(parts[:end]))
+            if between is not None and between[0] == "l":
+                raise _Outside  # through another link: not worth following here
+        return resolve(joined, depth + 1)
+
+    def walk(virtual: str, real: str) -> None:
+        if real in seen:
+            return
+        seen.add(real)
+        for name in sorted(children.get(real, [])):
+            entry = resolve(os.path.join(real, name) if real else name)
+            if entry is None:
+                continue
+            if entry[0] == "d":
+                if name not in TOOL_CACHES:
+                    walk(os.path.join(virtual, name), entry[1])
+            elif entry[0] == "f":
+                found.append((os.path.join(virtual, name), entry[2]))
+
+    try:
+        walk(root, "")
+    except _Outside:
+        return None
+    return found
+
+
 def _walk_out(root: str) -> Iterator[tuple[str, str, Any]]:
-    """("f", path, executable), ("l", path, target) or ("d", path, None) for everything
+    """("f", path, its lstat), ("l", path, target) or ("d", path, None) for everything
     under ``root``, sorted by path; links are not followed."""
     try:
         entries = sorted(os.scandir(root), key=lambda entry: entry.name)
@@ -280,7 +406,7 @@ def _walk_out(root: str) -> Iterator[tuple[str, str, Any]]:
             yield "d", entry.path, None
             yield from _walk_out(entry.path)
         elif entry.is_file(follow_symlinks=False):
-            yield "f", entry.path, _executable(entry.stat(follow_symlinks=False))
+            yield "f", entry.path, entry.stat(follow_symlinks=False)
 
 
 def _executable(info: os.stat_result) -> bool:
@@ -302,8 +428,22 @@ def _symlink(target: str, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def outs_behind_links(paths: Collection[Path], root: Path) -> str | None:
+    """Why outs at ``paths`` may not be removed or written, if one is behind a link."""
+    for path in paths:
+        link = link_above(path, root)
+        if link is not None:
+            where = os.path.relpath(link, root)
+            return (
+                f"out {os.path.relpath(path, root)} is behind a link ({where} ->"
+                f" {os.readlink(link)}): outs are removed before their stage runs, never"
+                " through a link"
+            )
+    return None
+
+
 def remove_outs(paths: tuple[Path, ...]) -> None:
-    """Before a stage runs: what it writes is then all there is, and it never writes
-    into a file the cache shares by hard link."""
+    """Before a stage runs: what it writes is then all there is (see
+    `outs_behind_links`, checked first)."""
     for path in paths:
         _remove(path)

@@ -172,6 +172,7 @@ class StoreRecorder:
                 started_at=event.time,
                 cached_from_run=event.from_run,
                 cached_from_stage=event.from_stage,
+                cached_from_store=event.from_store,
             )
             note = StageNoted(event.stage, event.text, event.time)
             self._log(event.stage).write(*log_record(note))

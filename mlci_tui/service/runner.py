@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -35,6 +34,7 @@ from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult
 from mlci_tui.pipeline.executors.base import AttemptResult
 from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
+from mlci_tui.service.outs_lock import claim_outs, lock_outs
 from mlci_tui.service.recovery import recover
 from mlci_tui.states import DeployKind, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 
 DEPLOY_STAGE = "deploy"
 MONITOR_STAGE = "monitor"
-OUTS_LOCK = "outs.lock"
-"""Held by the run whose stages write outs in the project; it holds the run's id."""
 
 
 class Runner:
@@ -98,8 +96,7 @@ class Runner:
             params=config.params,
         )
         if self._outs_lock is not None:
-            os.ftruncate(self._outs_lock, 0)
-            os.pwrite(self._outs_lock, f"{self.run_id}\n".encode(), 0)
+            claim_outs(self._outs_lock, self.run_id, config)
         params_file = self.store.params_path(self.run_id)
         write_private(params_file, json.dumps(dict(config.params), indent=2, sort_keys=True) + "\n")
         # Without deps anywhere nothing can be cached: no hashing, nor its imports, then.
@@ -221,19 +218,11 @@ class Runner:
         return added
 
     def _lock_outs(self) -> int:
-        fd = os.open(self.store.state_dir / OUTS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
+            return lock_outs(self.config)
+        except UsageError:
             self.store.close()
-            who = f"run {holder}" if holder.isdigit() else "another run"
-            raise UsageError(
-                f"{who} is running in this project, and its stages write outs here too:"
-                " wait for it to end, or cancel it"
-            ) from None
-        return fd
+            raise
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.engine.subscribe(subscriber)

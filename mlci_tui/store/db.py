@@ -213,6 +213,9 @@ MIGRATIONS: tuple[str, ...] = (
         message TEXT
     );
     """,
+    """
+    ALTER TABLE stages ADD COLUMN cached_from_store TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

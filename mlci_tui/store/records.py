@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from mlci_tui.events import StoreName
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.units import metric_text
 
@@ -46,6 +47,8 @@ class StageRecord(NamedTuple):
     """Why it ran, or that it was cached (and from where)."""
     cached_from_run: int | None = None
     cached_from_stage: str | None = None
+    cached_from_store: StoreName | None = None
+    """The store of that run, when it is another one sharing the cache."""
 
     def duration_s(self, now: float | None = None) -> float | None:
         """Wall time from the first attempt's start to the end (or ``now`` while running)."""
@@ -84,7 +87,13 @@ class StageRecord(NamedTuple):
             "reasons": list(self.reasons),
             "cached_from": None
             if self.cached_from_stage is None
-            else {"run": self.cached_from_run, "stage": self.cached_from_stage},
+            else {
+                "run": self.cached_from_run,
+                "stage": self.cached_from_stage,
+                "store": None
+                if self.cached_from_store is None
+                else self.cached_from_store._asdict(),
+            },
         }
 
 

@@ -3,12 +3,14 @@ state and resources, and the metrics they reported."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlci_tui.events import StoreName
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import paths
 from mlci_tui.store.connection import Connection
@@ -37,6 +39,7 @@ _STAGE_COLUMNS = frozenset(
         "reasons",
         "cached_from_run",
         "cached_from_stage",
+        "cached_from_store",
     }
 )
 
@@ -260,4 +263,13 @@ def _stage_record(row: sqlite3.Row, metrics: Mapping[str, float]) -> StageRecord
         reasons=tuple(json.loads(row["reasons"] or "[]")),
         cached_from_run=row["cached_from_run"],
         cached_from_stage=row["cached_from_stage"],
+        cached_from_store=_store_name(row["cached_from_store"]),
     )
+
+
+def _store_name(text: str | None) -> StoreName | None:
+    if not text:
+        return None
+    with contextlib.suppress(ValueError, TypeError):
+        return StoreName(*json.loads(text))
+    return None

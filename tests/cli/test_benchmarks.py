@@ -25,6 +25,7 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
         "7. Incremental runs",
         "8. Metric plots",
         "9. Many stages",
+        "10. Outs into and out of the cache",
     ):
         assert f"## {title}" in text
     assert "| scenario | target | measured | limit | |" in text

@@ -103,7 +103,7 @@ def test_a_second_run_is_cached_with_its_metrics_and_log(pipeline: Project) -> N
     assert first["train"]["reasons"] == ["no cache entry"]
     second = run(pipeline)
     assert states(second) == {"prepare": "cached", "train": "cached", "evaluate": "cached"}
-    assert second["train"]["cached_from"] == {"run": 1, "stage": "train"}
+    assert second["train"]["cached_from"] == {"run": 1, "stage": "train", "store": None}
     assert second["train"]["cache_key"] == first["train"]["cache_key"]
     assert second["evaluate"]["metrics"] == {"accuracy": 0.85}
     assert second["train"]["metrics"] == {"loss": 0.25}
@@ -113,7 +113,7 @@ def test_a_second_run_is_cached_with_its_metrics_and_log(pipeline: Project) -> N
     raw = (pipeline.state_dir / "runs" / "2" / "train.log").read_text()
     assert raw.splitlines()[0].endswith(" m cached: same inputs as run 1, stage train")
     # A third run is cached from the run that produced the result, not from the second.
-    assert run(pipeline)["train"]["cached_from"] == {"run": 1, "stage": "train"}
+    assert run(pipeline)["train"]["cached_from"] == {"run": 1, "stage": "train", "store": None}
     printed = pipeline.mlci("status").stdout.decode()
     assert "train     cached" in printed and "from run 1" in printed
 
@@ -158,7 +158,7 @@ def test_a_changed_param_reruns_train_and_is_recorded(pipeline: Project) -> None
     # Back to the config's value: the first run's result, and its version, again.
     back = run(pipeline)
     assert states(back) == {"prepare": "cached", "train": "cached", "evaluate": "cached"}
-    assert back["train"]["cached_from"] == {"run": 1, "stage": "train"}
+    assert back["train"]["cached_from"] == {"run": 1, "stage": "train", "store": None}
 
 
 def test_set_names_a_param_that_exists_with_a_value_of_its_kind(pipeline: Project) -> None:
@@ -200,9 +200,10 @@ deps = ["input.txt"]
     assert stages["grow"]["reasons"] == ["no cache entry"]
 
 
-def test_a_dep_linked_again_while_its_stage_ran_is_still_cached(project: Project) -> None:
-    # c.txt has a.txt's content, so restoring it links the cache object a.txt is:
-    # a.txt's change time moves while b runs, and its content does not.
+def test_an_equal_out_restored_while_a_stage_runs_leaves_its_dep_alone(project: Project) -> None:
+    # c.txt has a.txt's content and is restored while b reads a.txt: a copy of its
+    # own, so a.txt's identity stays as b's entry has it (mlci once linked both to
+    # one cache object, moving a.txt's change time under b).
     project.write(
         """
 [stages.a]
@@ -234,7 +235,7 @@ outs = ["c.txt"]
     (project.path / "c.txt").unlink()
     stages = run(project, "--force", "b")
     assert states(stages) == {"a": "cached", "b": "passed", "gate": "passed", "c": "cached"}
-    assert os.path.samefile(project.path / "a.txt", project.path / "c.txt")
+    assert not os.path.samefile(project.path / "a.txt", project.path / "c.txt")
     log = (project.state_dir / "runs" / "2" / "b.log").read_text()
     assert "changed while the stage ran" not in log
     assert run(project)["b"]["state"] == "cached"
@@ -356,15 +357,24 @@ def test_a_damaged_cache_object_is_found_and_the_stage_runs(pipeline: Project) -
     run(pipeline)
     model = pipeline.path / "build" / "model.json"
     content = model.read_bytes()
-    # The out and its cached copy are one file (a hard link): written in place, both
-    # change. The copy's sha256 is checked before it is restored.
+    # An out written in place changes only itself: the cache's copy is put back.
     with open(model, "r+b") as file:
         file.write(b"X")
+    assert states(run(pipeline))["train"] == "cached"
+    assert model.read_bytes() == content
+    # The cache's copy written in place is noticed before anything is restored.
+    sha = hashlib.sha256(content).hexdigest()
+    copy = pipeline.state_dir / "cache" / "objects" / sha[:2] / sha[2:]
+    copy.chmod(0o644)
+    with open(copy, "r+b") as file:
+        file.write(b"X")
+    model.unlink()
+    assert why(pipeline)["train"]["reasons"] == [
+        "outs damaged: the cache's copy of build/model.json was changed since it was stored"
+    ]
     stages = run(pipeline)
     assert stages["train"]["state"] == "passed"
     assert model.read_bytes() == content
-    raw = (pipeline.state_dir / "runs" / "2" / "train.log").read_text()
-    assert "was changed since it was stored" in raw
 
 
 def test_force_runs_everything_or_one_stage(pipeline: Project) -> None:
@@ -447,7 +457,7 @@ always = true
     later = why(pipeline)
     assert later["report"]["reasons"] == ["no deps declared: it always runs"]
     assert later["train"]["decision"] == "cached"
-    assert later["train"]["cached_from"] == {"run": 1, "stage": "train"}
+    assert later["train"]["cached_from"] == {"run": 1, "stage": "train", "store": None}
     text = pipeline.mlci("why").stdout.decode().splitlines()
     assert text[0].split() == ["STAGE", "WOULD", "WHY"]
     assert text[2].split() == [
