@@ -45,9 +45,7 @@ def test_each_form_of_a_secret_is_masked_and_all_but_a_form_is_left_alone(
     lines += [(miss, miss) for miss in near_misses(secret)]
     order.shuffle(lines)
     text = b"".join(line + b"\n" for line, _ in lines)
-    assert feed_in_pieces(secret, text, cuts, []) == b"".join(
-        shown + b"\n" for _, shown in lines
-    )
+    assert feed_in_pieces(secret, text, cuts, []) == b"".join(shown + b"\n" for _, shown in lines)
 
 
 LINE_CHARACTER = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="*")

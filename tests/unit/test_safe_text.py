@@ -95,8 +95,8 @@ def colour_parameters(draw: st.DrawFn) -> tuple[list[str], list[str]]:
             continue
         if kind == "plain":
             # After a bare 38, a 5 or a 2 would make it a colour: that is "palette".
-            taken = (8, 38, 48, 58, 2, 5) if after_bare else (8, 38, 48, 58)
-            value = draw(st.integers(0, 107).filter(lambda n: n not in taken))
+            taken = {8, 38, 48, 58} | ({2, 5} if after_bare else set())
+            value = draw(st.sampled_from([n for n in range(108) if n not in taken]))
             item = [draw(st.sampled_from([str(value), f"0{value}", ""]))]
         elif kind == "palette":  # 38;5;N: its N is a colour, whatever its value
             item = [draw(SELECTOR), draw(st.sampled_from(["5", "05"])), draw(COLOUR_ARGUMENT)]
