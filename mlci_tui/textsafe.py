@@ -74,19 +74,22 @@ def _replace(found: str, keep_color: bool) -> str:
 
 
 def _visible_colors(sgr: str) -> str:
-    """A colour sequence without "conceal" (8); the 8 of a colour index stays."""
+    """A colour sequence without "conceal" (8, written with leading zeros or not); the 8
+    of a colour index stays."""
     params = sgr[2:-1].split(";")
-    if "8" not in params:
+    # Each parameter's number as a terminal reads it ("08" is 8), compared as text: the
+    # digits may be too many for an int.
+    numbers = [(param.lstrip("0") or "0") if param.isdigit() else param for param in params]
+    if "8" not in numbers:
         return sgr
     kept: list[str] = []
     index = 0
     while index < len(params):
-        param = params[index]
         # 38/48/58 take arguments: ;5;N (a palette index) or ;2;R;G;B.
         width = 1
-        if param in ("38", "48", "58") and index + 1 < len(params):
-            width = {"5": 3, "2": 5}.get(params[index + 1], 1)
-        if param != "8" or width > 1:
+        if numbers[index] in ("38", "48", "58") and index + 1 < len(params):
+            width = {"5": 3, "2": 5}.get(numbers[index + 1], 1)
+        if numbers[index] != "8":
             kept.extend(params[index : index + width])
         index += width
     return f"\x1b[{';'.join(kept)}m" if kept else ""

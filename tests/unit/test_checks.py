@@ -94,3 +94,10 @@ def test_a_value_one_float_below_the_threshold_never_shows_as_the_threshold() ->
     assert check.evaluate({}) == "accuracy was not reported (needed by accuracy >= 0.85)"
     assert str(parse_check("f1 <= 0.123456789")) == "f1 <= 0.123456789"
     assert str(parse_check("loss < 100")) == "loss < 100"
+
+
+@pytest.mark.parametrize("threshold", ["1e999", "-1e400", "9" * 400])
+def test_a_threshold_past_the_float64_range_is_refused_saying_so(threshold: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_check(f"accuracy >= {threshold}")
+    assert str(refused.value) == "the threshold must be a finite number"

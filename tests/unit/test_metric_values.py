@@ -6,10 +6,20 @@ of the caller's stack."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import sys
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlci_tui.checks import METRIC_NAME
 from mlci_tui.events import StageMetrics, StageNoted
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.output import (
@@ -17,6 +27,7 @@ from mlci_tui.pipeline.output import (
     MAX_METRICS_FILE,
     MetricsFile,
     OutputSink,
+    finite,
     read_metrics_file,
 )
 from mlci_tui.states import Stream
@@ -163,3 +174,155 @@ def test_a_metrics_file_that_is_a_fifo_a_device_or_a_directory_is_never_waited_o
     )
     assert not fifo.exists() and not device.is_symlink() and Path("/dev/zero").exists()
     assert read_metrics_file(folder).problem == "cannot read the metrics file: Is a directory"
+
+
+# The parser against oracles of its own ------------------------------------------------
+
+
+def test_malformed_metric_lines_are_noted_nine_times_then_once_more_saying_so() -> None:
+    for count in (0, 1, 9, 10, 11, 25):
+        sink, events = make_sink()
+        sink.feed(Stream.STDOUT, b"".join(b"::metric bad line %d\n" % i for i in range(count)))
+        notes = notes_of(events)
+        assert len(notes) == min(count, MAX_METRIC_NOTES), count
+        lines = [f"ignored a malformed metric line: 'bad line {i}'" for i in range(count)]
+        if count >= MAX_METRIC_NOTES:
+            lines[MAX_METRIC_NOTES - 1] += (
+                "; further malformed metric lines are ignored without a note"
+            )
+        assert notes == lines[:MAX_METRIC_NOTES]
+
+
+OUT_OF_RANGE = "beyond the float64 range (±1.8e308)"
+KINDS = {str: "a string", list: "an array", type(None): "null", bool: "true or false"}
+JSON_LEAF = (
+    st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers()
+    | st.sampled_from([10**308 * 2, -(10**400), 2**1024 - 1, 1.7976931348623157e308, -0.0])
+    | st.booleans()
+    | st.none()
+    | st.text(alphabet='ab{}[]" \\', max_size=5)
+)
+KEY = st.sampled_from(["acc", "loss", "eval", "f1", "x y", "1st", "_b", "a/b", "{[", '"q"'])
+JSON_VALUE = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEY, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+def file_oracle(data: dict[str, Any], depth: int = 1, prefix: str = "") -> MetricsFile:
+    """What a metrics file holding ``data`` yields, from the JSON value Python reads:
+    objects flattened with dots, an object or array deeper than five levels ignored,
+    each number kept exactly when it is a finite float64 under a valid metric name."""
+    found = MetricsFile({}, [])
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, (dict, list)) and depth + 1 > 5:
+            found.ignored.append((name, "nested deeper than 5 levels"))
+        elif isinstance(value, dict):
+            inner = file_oracle(value, depth + 1, f"{name}.")
+            found.metrics.update(inner.metrics)
+            found.ignored.extend(inner.ignored)
+        elif type(value) in KINDS:
+            found.ignored.append((name, f"expected a number, got {KINDS[type(value)]}"))
+        else:
+            try:
+                number = float(value)
+            except OverflowError:
+                found.ignored.append((name, OUT_OF_RANGE))
+                continue
+            if not math.isfinite(number):  # NaN or an infinity: JSON has neither
+                found.ignored.append((name, "not a finite number"))
+            elif re.fullmatch(METRIC_NAME, name):
+                found.metrics[name] = number
+            else:
+                found.ignored.append((name, "not a valid metric name"))
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.dictionaries(KEY, JSON_VALUE, max_size=4),
+    layout=st.sampled_from([(None, (",", ":")), (None, (", ", ": ")), (1, None), (0, None)]),
+)
+def test_a_metrics_file_yields_exactly_what_its_json_holds_to_five_levels(
+    tmp_path_factory: pytest.TempPathFactory,
+    data: dict[str, Any],
+    layout: tuple[int | None, tuple[str, str] | None],
+) -> None:
+    indent, separators = layout
+    path = tmp_path_factory.mktemp("metrics") / "m.json"
+    path.write_text(json.dumps(data, indent=indent, separators=separators))
+    assert read_metrics_file(path) == file_oracle(data)
+
+
+def test_objects_closing_back_to_the_fifth_level_leave_their_deep_part_ignored(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.json"
+    # Seven levels closed two at a time, back to the fifth, which goes on.
+    path.write_text('{"a":{"b":{"c":{"d":{"e":{"f":{"g":1}},"h":2}},"i":3}},"j":4}')
+    assert read_metrics_file(path) == MetricsFile(
+        {"a.b.c.d.h": 2.0, "a.b.i": 3.0, "j": 4.0},
+        [("a.b.c.d.e", "nested deeper than 5 levels")],
+    )
+
+
+def test_a_value_of_no_number_is_ignored_naming_its_kind() -> None:
+    for value, kind in [
+        ("0.5", "a string"),
+        ([0.5], "an array"),
+        (None, "null"),
+        (True, "true or false"),
+        (complex(1, 0), "complex"),
+        (Decimal("0.5"), "Decimal"),
+    ]:
+        assert finite(value) == f"expected a number, got {kind}"
+    assert finite(10**400) == OUT_OF_RANGE
+    assert finite(float("nan")) == finite(-math.inf) == "not a finite number"
+    assert finite(3) == 3.0 and isinstance(finite(3), float)
+
+
+def test_a_metrics_file_that_cannot_be_read_yields_nothing_but_why(tmp_path: Path) -> None:
+    found = read_metrics_file(tmp_path)
+    assert found == MetricsFile({}, [], "cannot read the metrics file: Is a directory")
+    sink, events = make_sink()
+    sink.add_file(found)
+    assert sink.metrics == {}
+    assert notes_of(events) == ["cannot read the metrics file: Is a directory"]
+
+
+def test_a_fifo_as_metrics_file_is_left_unread_for_whoever_else_reads_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "m.json"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(fifo, os.O_WRONLY)
+    try:
+        os.write(writer, b'{"acc": 0.9}')
+        found = read_metrics_file(fifo)
+        assert found == ({}, [], "the metrics file is a FIFO, not a file: removed unread")
+        assert os.read(reader, 100) == b'{"acc": 0.9}'
+    finally:
+        os.close(writer)
+        os.close(reader)
+
+
+def test_a_metrics_file_larger_than_memory_is_removed_without_reading_it_all(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.json"
+    with open(path, "wb") as file:
+        file.truncate(1 << 40)  # a terabyte, sparse: no disk, and more than any memory
+    found = read_metrics_file(path)
+    assert found == ({}, [], "the metrics file is over 16 MiB: removed unread")
+    assert not path.exists()
+
+
+def test_a_name_that_is_no_metric_name_is_ignored_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text('{"x y": 1, "ok": 2, "": 3}')
+    assert read_metrics_file(path) == MetricsFile(
+        {"ok": 2.0},
+        [("x y", "not a valid metric name"), ("", "not a valid metric name")],
+    )
