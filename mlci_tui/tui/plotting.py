@@ -73,7 +73,7 @@ LABEL_WIDTH = 9
 
 def nice_ticks(low: Decimal, high: Decimal, most: int = 8) -> list[Decimal]:
     """Ticks from ``low`` to ``high`` at multiples of 1, 2 or 5 × 10ⁿ, about five of
-    them (at most ``most``), as textual-plot chooses them; in decimal, so that any
+    them (at least one, at most ``most``), as textual-plot chooses them; in decimal, so that any
     float64 range works, and a padded one past the float64 range too."""
     if not low < high:
         return [low]
@@ -82,11 +82,17 @@ def nice_ticks(low: Decimal, high: Decimal, most: int = 8) -> list[Decimal]:
     power = (span / 5).adjusted()
     steps = [Decimal(m).scaleb(power + p) for p in range(3) for m in (1, 2, 5)]
     index = max(bisect_left(steps, span / 5) - 1, 0)
-    while span // steps[index] > most:  # ends: the last step is past the span
+    # A step leaves span // step + 1 ticks at most. Ends: the last step is past the span.
+    while span // steps[index] >= most:
         index += 1
     step = steps[index]
     first = int((low / step).to_integral_value(ROUND_CEILING))
     last = int((high / step).to_integral_value(ROUND_FLOOR))
+    if first > last:
+        # A step past the span may hold no multiple: one tick, near the middle, at a
+        # tenth of the step, which lies within the span.
+        fine = step / 10
+        return [((low + high) / 2 / fine).to_integral_value() * fine]
     return [k * step for k in range(first, last + 1)]
 
 
@@ -217,9 +223,9 @@ class MetricPlot(PlotWidget):
         self.y_axis.scale = scale
         # The canvas's rows less its two borders, which hold no label.
         rows = self.size.height - self.margin_top - self.margin_bottom - 2
-        self.y_axis.most = max(1, rows // 2)
+        self.y_axis.most = max(1, (rows + 1) // 2)
         # The labels decide the margin: a long one is never cut to look like another.
-        margin = max(LABEL_WIDTH, *map(len, self.y_axis.labels(y_low, y_high))) + 1
+        margin = max([LABEL_WIDTH, *map(len, self.y_axis.labels(y_low, y_high))]) + 1
         if margin != self.margin_left:
             self.margin_left = margin
             # textual-plot sizes its canvases again only on a layout of its own.

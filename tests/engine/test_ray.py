@@ -370,7 +370,7 @@ def test_a_ray_stage_is_cached_like_a_local_one(project: Project, ray_head: RayH
     assert again.returncode == 0, again.stdout
     train = project.stage("train")
     assert train["state"] == "cached"
-    assert train["cached_from"] == {"run": 1, "stage": "train"}
+    assert train["cached_from"] == {"run": 1, "stage": "train", "store": None}
     assert train["metrics"] == {"accuracy": 0.95}
     assert train["job"] is None
     assert len(ray_head.client.list_jobs()) == jobs, "a cached stage submits no job"

@@ -23,7 +23,7 @@ from mlci_tui.config import load_config
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
 from mlci_tui.tui.app import MlciApp, make_app
-from mlci_tui.tui.plotting import MetricPlot
+from mlci_tui.tui.plotting import MetricPlot, nice_ticks
 from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.plot import SeriesPlotScreen, VersionPlotScreen
 from tests.helpers import text_of, until
@@ -199,3 +199,20 @@ def test_any_finite_values_are_plotted_trended_and_compared(
     with tempfile.TemporaryDirectory() as folder, no_color(plain):
         app = write_store(Path(folder), m, n, at)
         asyncio.run(exercise(app, size, m))
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(1, 40),
+)
+def test_ticks_are_at_least_one_and_at_most_as_many_as_asked_all_within_the_span(
+    a: float, b: float, most: int
+) -> None:
+    """However few rows a plot has, its axis gets a tick, and no more than fit."""
+    low, high = sorted((Decimal(a), Decimal(b)))
+    ticks = nice_ticks(low, high, most)
+    assert 1 <= len(ticks) <= (most if low < high else 1)
+    assert ticks == sorted(set(ticks))
+    assert all(low <= tick <= high for tick in ticks)
