@@ -172,7 +172,13 @@ def test_kill_9_at_any_stage_then_the_next_run_is_as_a_fresh_one(
 
     why = project.mlci("why", "--json", "--set", f"train.seed={seed}", env=env)
     assert why.returncode == 0, why.stderr
-    predicted = {row["stage"]: row["decision"] for row in json.loads(why.stdout)}
+    rows = json.loads(why.stdout)
+    predicted = {row["stage"]: row["decision"] for row in rows}
+    if killed_in == "monitor":  # the kill cut the analysis short: the next run does it
+        (monitor,) = (row for row in rows if row["stage"] == "monitor")
+        assert monitor["reasons"] == [
+            f"analyses v{1 + earlier_run}: its analysis by run {1 + earlier_run} was cut short"
+        ], monitor
     result = project.mlci("run", "--set", f"train.seed={seed}", env=env)
     # What `mlci why` said the run would do, each stage did (unknown: it depends).
     did = {stage["name"]: stage["state"] for stage in project.status()["stages"]}
