@@ -442,7 +442,8 @@ def _deploy_plan(
         live = store.live_version()
         owed = analysis_cut_short(store, config, live, time.time())
         if live is not None and owed is not None:
-            return [deploy, Decision("monitor", None, False, (cut_short_text(live, owed),))]
+            analyse = Decision("monitor", None, False, (cut_short_text(live, owed),), runs=True)
+            return [deploy, analyse]
         return [deploy, Decision("monitor", None, True, ("nothing new is deployed",))]
     return [deploy, Decision("monitor", None, False, ("analyses what deploy deploys",))]
 

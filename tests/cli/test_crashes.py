@@ -176,6 +176,7 @@ def test_kill_9_at_any_stage_then_the_next_run_is_as_a_fresh_one(
     predicted = {row["stage"]: row["decision"] for row in rows}
     if killed_in == "monitor":  # the kill cut the analysis short: the next run does it
         (monitor,) = (row for row in rows if row["stage"] == "monitor")
+        assert monitor["decision"] == "run", monitor
         assert monitor["reasons"] == [
             f"analyses v{1 + earlier_run}: its analysis by run {1 + earlier_run} was cut short"
         ], monitor
