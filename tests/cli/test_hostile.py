@@ -26,6 +26,7 @@ from tests.helpers import (
     Output,
     Project,
     history,
+    hold_monitor,
     mlci_env,
     pid_alive,
     read_pids,
@@ -318,22 +319,6 @@ def test_a_read_only_store_is_read_and_writes_say_why_not(readonly_project: Proj
 
 
 # The registry's races: kill points and concurrent deploys, rollbacks and monitors.
-
-HELD_MONITOR = (
-    'command = """\n'
-    "if [ -e hold-monitor ]; then touch monitor-started;"
-    " while [ ! -e go-monitor ]; do sleep 0.05; done; fi\n"
-    'echo "::metric accuracy=$(cat quality 2>/dev/null || echo 0.95)"\n'
-    '"""\n'
-)
-
-
-def hold_monitor(project: Project) -> None:
-    """The test pipeline's monitor command, made to wait for `go-monitor` when told."""
-    text = project.config_path.read_text()
-    start = text.index("[monitor]\ncommand = ") + len("[monitor]\n")
-    end = text.index("\n", start) + 1
-    project.write(text[:start] + HELD_MONITOR + text[end:])
 
 
 def test_the_version_being_deployed_is_never_pruned(project: Project) -> None:
