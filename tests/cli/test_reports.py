@@ -365,7 +365,7 @@ def test_report_markdown_has_the_stages_the_metrics_against_live_and_the_version
     assert re.search(r"\| train · loss \| 3 \| 0\.1 \| [▁-█]{3} \|", md)
     passed = project.mlci("report", "--md", "--run", "2").stdout.decode()
     assert re.search(r"- registered v2 \(sha256 [0-9a-f]{12}, now live\)", passed)
-    assert "- deploy v1 → v2: succeeded (run 2 passed)" in passed
+    assert "- deploy v1 → v2: succeeded (run 2)" in passed
     data = json.loads(project.mlci("report", "--json", "--run", "2").stdout)
     assert data["version"]["version"] == "v2" and data["run"]["run_id"] == 2
     assert data["deployments"][0]["to"] == "v2"

@@ -223,7 +223,12 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
     setup(project, policy='"ask"')
     # 14 stages more, s07 printing 400 lines of 200 columns and more.
     stages = WALK_STAGES.replace('[stages.s07]\ncommand = "true"\n', WIDE)
-    project.write(project.config_path.read_text().replace("[deploy]", stages + "[deploy]"))
+    # Key metrics enough that the versions table is wider than its pane at 80 columns.
+    wide = "f1=0.8 precision_macro=0.85 recall_macro=0.8"
+    config = project.config_path.read_text().replace("f1=0.8", wide)
+    keys = 'key_metrics = ["accuracy", "f1", "precision_macro", "recall_macro"]\n'
+    config = config.replace("[registry]\n", "[registry]\n" + keys)
+    project.write(config.replace("[deploy]", stages + "[deploy]"))
     for seed in (1, 2):
         assert run(project, seed) == 0
     (project.path / "quality").write_text("0.5")
