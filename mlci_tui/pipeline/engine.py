@@ -279,6 +279,8 @@ class Engine:
                 )
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
+            if sink.cpu_seconds is not None:  # what the stopped command spent
+                result = result._replace(cpu_seconds=sink.cpu_seconds)
             return self._stage_finished(
                 stage, StageState.CANCELLED, attempt, started_at, result, sink, self._cancel_message
             )

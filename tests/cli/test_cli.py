@@ -704,3 +704,37 @@ def test_a_mirror_without_mlflow_installed_fails_nothing_and_says_what_to_instal
     assert [a["kind"] for a in alerts] == ["mlflow_sync_failed"]
     synced = project.mlci("mlflow", "sync", env=env)
     assert synced.returncode == 1 and synced.stderr.startswith(b"mlci: " + said.encode())
+
+
+def test_a_cancelled_or_timed_out_stage_keeps_the_cpu_time_it_spent(project: Project) -> None:
+    # Each stage spins until its own CPU clock passes 0.4 s, says so, and spins on:
+    # what the store keeps of it, once it is stopped, is at least that.
+    spin = (
+        "import time, sys\n"
+        "while time.process_time() < 0.4: pass\n"
+        "print('spent', flush=True)\n"
+        "while True: sum(range(10_000))\n"
+    )
+    project.write(
+        f"""
+[pipeline]
+kill_grace = "1s"
+[stages.cancelled]
+command = ["{PYTHON}", "-c", {json.dumps(spin)}]
+[stages.timed]
+command = ["{PYTHON}", "-c", {json.dumps(spin)}]
+timeout = "5s"
+"""
+    )
+    runner = project.start("run")
+    wait_for(lambda: project.printed("cancelled", b"spent"))
+    wait_for(lambda: project.stage("timed")["state"] == "failed", timeout=60)
+    runner.send_signal(signal.SIGTERM)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    stages = {s["name"]: s for s in project.status()["stages"]}
+    assert stages["cancelled"]["state"] == "cancelled"
+    assert "timed out" in stages["timed"]["message"]
+    for stage in stages.values():
+        assert stage["cpu_seconds"] is not None and stage["cpu_seconds"] >= 0.4, stage
+    assert re.search(r"cancelled\b.*\d+\.\d\ds", project.mlci("status").stdout.decode())
