@@ -738,3 +738,27 @@ timeout = "5s"
     for stage in stages.values():
         assert stage["cpu_seconds"] is not None and stage["cpu_seconds"] >= 0.4, stage
     assert re.search(r"cancelled\b.*\d+\.\d\ds", project.mlci("status").stdout.decode())
+
+
+@pytest.mark.parametrize(
+    ("table", "reason"),
+    [
+        ('command = "exit 3"', "exit code 3"),
+        ('command = "sleep 30"\ntimeout = "0.5s"', "timed out after"),
+        ('command = "echo ::metric loss=2"\ngates = ["loss <= 1"]', "gate loss <= 1 failed"),
+        ('command = "true"\nouts = ["made"]', "was not produced"),
+    ],
+)
+def test_a_failed_stage_says_why_in_its_log_whatever_failed_it(
+    project: Project, table: str, reason: str
+) -> None:
+    project.write(f"[stages.s]\n{table}\n")
+    assert project.mlci("run").returncode == 1
+    stage = project.stage("s")
+    assert stage["state"] == "failed" and reason in stage["message"], stage
+    # The reason whole, once, as a note of mlci's own: on stderr, beside what the
+    # stage printed (stdout stays exactly that).
+    logs = project.mlci("logs", "s")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stderr.count(f"mlci: {stage['message']}\n".encode()) == 1, logs.stderr
+    assert b"mlci:" not in logs.stdout

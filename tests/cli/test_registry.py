@@ -489,3 +489,26 @@ def test_a_manual_deploy_is_analysed_like_a_run_deploy(project: Project) -> None
     )
     assert statuses(project) == {"v2": "rolled_back", "v1": "live"}
     assert [d["kind"] for d in history(project)[:2]] == ["auto_rollback", "deploy"]
+
+
+def test_a_deploy_that_cannot_register_its_artifact_says_why_in_its_log(
+    project: Project,
+) -> None:
+    # The artifact is a directory with a link out of it, which the registry refuses.
+    project.write(
+        """
+[stages.train]
+command = "mkdir -p model && echo weights > model/w && ln -sf /etc/hostname model/out"
+artifact = "model"
+
+[deploy]
+command = "true"
+"""
+    )
+    assert project.mlci("run").returncode == 1
+    deploy = project.stage("deploy")
+    assert deploy["state"] == "failed"
+    assert deploy["message"].startswith("its artifact could not be registered: ")
+    logs = project.mlci("logs", "deploy")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stderr.count(f"mlci: {deploy['message']}\n".encode()) == 1, logs.stderr
