@@ -257,7 +257,7 @@ def command_logs(args: argparse.Namespace) -> int:
             why = f": {stage.message}" if stage.message else ""
             if stage.state.finished:
                 raise NotFound(
-                    f"stage {stage.name} of run {run.id} did not run ({stage.state.value}{why})"
+                    f"stage {stage.name} of run {run.id} did not run ({stage.state.text}{why})"
                 )
             raise NotFound(
                 f"stage {stage.name} of run {run.id} has not started yet (follow it: mlci logs -f)"

@@ -512,3 +512,20 @@ command = "true"
     logs = project.mlci("logs", "deploy")
     assert logs.returncode == 0, logs.stderr
     assert logs.stderr.count(f"mlci: {deploy['message']}\n".encode()) == 1, logs.stderr
+
+
+def test_people_read_rolled_back_and_json_keeps_the_enum(project: Project) -> None:
+    two_versions(project)
+    (project.path / "quality").write_text("0.61")
+    assert run(project, seed=3) == 1
+    texts = {
+        command: project.mlci(*command.split()).stdout.decode()
+        for command in ("versions", "status", "history", "report")
+    }
+    assert "rolled back" in texts["versions"] and "rolled back" in texts["status"]
+    assert "auto rollback" in texts["history"]
+    for command, text in texts.items():
+        assert "rolled_back" not in text and "auto_rollback" not in text, (command, text)
+    assert versions(project)["v3"]["status"] == "rolled_back"
+    assert project.status()["state"] == "rolled_back"
+    assert history(project)[0]["kind"] == "auto_rollback"

@@ -515,3 +515,21 @@ def test_leaving_clears_the_screen_after_the_terminal_was_resized(project: Proje
 def columns(out: bytes) -> list[int]:
     """The columns of every cursor move in a terminal's output (0 for none)."""
     return [int(c) for c in re.findall(rb"\x1b\[\d+;(\d+)H", out)] or [0]
+
+
+async def test_the_dashboard_says_rolled_back_in_words(project: Project) -> None:
+    two_versions(project)
+    (project.path / "quality").write_text("0.61")
+    assert run(project, seed=3) == 1
+    app = dashboard(project)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await shown(pilot, lambda: len(app.snapshot.versions) == 3)
+
+        def screen() -> str:
+            return "\n".join(text_of(strip) for strip in app.screen._compositor.render_strips())
+
+        assert "rolled back" in screen()
+        await pilot.press("ctrl+p", *"roll back to v3")
+        await until(pilot, lambda: "after a confirmation" in screen(), what="the palette's hit")
+        assert "rolled back, after a confirmation" in screen()
+        assert "rolled_back" not in screen()
