@@ -228,11 +228,14 @@ def alert_lines(alerts: Sequence[AlertRecord], decisions: Sequence[DecisionRecor
         lines.append("")
     if not alerts:
         lines.append("no alerts")
+        return lines
+    rows = []
     for alert in alerts:
         delivery = "" if alert.delivery in (None, "sent") else f"  [{alert.delivery}]"
-        lines.append(
-            visible_text(
-                f"{local_time(alert.created_at)}  {alert.kind:<16} {alert.message}{delivery}"
-            )
-        )
+        # The ID is what `--ack` takes; the state says whether anyone has yet.
+        state = "new" if alert.acknowledged_at is None else "acknowledged"
+        cells = [str(alert.id), local_time(alert.created_at), state, alert.kind]
+        rows.append([*cells, f"{alert.message}{delivery}"])
+    headers = ["ID", "WHEN", "STATE", "KIND", "MESSAGE"]
+    lines += render_table(headers, [[visible_text(c) for c in r] for r in rows], {0})
     return lines

@@ -508,11 +508,13 @@ class MlciApp(App[None]):
         self._hand_over(self._show_alerts, self.reader.alerts())
 
     def _show_alerts(self, alerts: list[AlertRecord]) -> None:
-        def answered(ids: list[int] | None) -> None:
-            if ids and self.spawn(["alerts", "--ack", *map(str, ids)]):
-                self.say(f"acknowledged {len(ids)} alert{'s' * (len(ids) != 1)}")
+        def acknowledge(ids: list[int]) -> bool:
+            if self.spawn(["alerts", "--ack", *map(str, ids)]) is None:
+                return False
+            self.say(f"acknowledged {len(ids)} alert{'s' * (len(ids) != 1)}")
+            return True
 
-        self.push_screen(AlertsScreen(alerts), answered)
+        self.push_screen(AlertsScreen(alerts, acknowledge))
 
     @work(thread=True, exclusive=True, group="runs")
     def _pick_run(self) -> None:

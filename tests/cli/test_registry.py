@@ -529,3 +529,24 @@ def test_people_read_rolled_back_and_json_keeps_the_enum(project: Project) -> No
     assert versions(project)["v3"]["status"] == "rolled_back"
     assert project.status()["state"] == "rolled_back"
     assert history(project)[0]["kind"] == "auto_rollback"
+
+
+def test_the_alerts_text_gives_each_alert_its_id_and_state(project: Project) -> None:
+    setup(project)
+    (project.path / "fail-deploy").touch()
+    assert run(project, seed=1) == 1  # a failed deploy and a failed run: two alerts
+    listed = json.loads(project.mlci("alerts", "--json").stdout)["alerts"]
+    assert len(listed) == 2
+
+    def rows() -> dict[int, list[str]]:
+        lines = project.mlci("alerts").stdout.decode().splitlines()
+        assert lines[0].split()[:5] == ["ID", "WHEN", "STATE", "KIND", "MESSAGE"]
+        return {int(line.split()[0]): line.split() for line in lines[1:]}
+
+    # An ID the text shows is one `--ack` takes, and the text then says so.
+    assert {alert["id"]: "new" for alert in listed} == {i: r[3] for i, r in rows().items()}
+    first = min(rows())
+    assert project.mlci("alerts", "--ack", str(first)).returncode == 0
+    assert {i: r[3] for i, r in rows().items()} == {
+        alert["id"]: "acknowledged" if alert["id"] == first else "new" for alert in listed
+    }
