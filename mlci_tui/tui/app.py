@@ -186,7 +186,8 @@ class MlciApp(App[None]):
         self._reap_children()
         if self.reader.due(self.pinned):
             self._reads.request()
-        if self._running_run() is not None:
+        run = self.snapshot.run
+        if run is not None and run.state is RunState.RUNNING:
             self.log_view.poll()
 
     def _start_read(self) -> None:
@@ -354,10 +355,15 @@ class MlciApp(App[None]):
             if yes:
                 self._cancel(run)
 
+        body = "Its running stages are stopped."
+        shown = self.snapshot.run
+        if shown is not None and shown.id != run.id:
+            # The run on screen is another (picked with p): say which one this stops.
+            body = f"run {run.id} is running; you are looking at run {shown.id}. {body}"
         self.push_screen(
             ConfirmScreen(
                 f"Cancel run {run.id}?",
-                plain("Its running stages are stopped."),
+                plain(body),
                 yes="cancel the run",
                 no="keep it running",
             ),
@@ -603,10 +609,8 @@ class MlciApp(App[None]):
         )
 
     def _running_run(self) -> RunRecord | None:
-        run = self.snapshot.run
-        if run is not None and run.state is RunState.RUNNING:
-            return run
-        return None
+        """The newest run that runs, whichever run is on screen."""
+        return self.snapshot.running
 
     def _spawn_detached(self, args: list[str]) -> subprocess.Popen[bytes] | None:
         """Start ``mlci ARGS`` in its own session, so that it outlives the dashboard

@@ -533,3 +533,27 @@ async def test_the_dashboard_says_rolled_back_in_words(project: Project) -> None
         await until(pilot, lambda: "after a confirmation" in screen(), what="the palette's hit")
         assert "rolled back, after a confirmation" in screen()
         assert "rolled_back" not in screen()
+
+
+async def test_c_on_a_past_run_offers_to_cancel_the_running_one(project: Project) -> None:
+    project.write(f'[stages.s]\ncommand = "echo started; [ ! -e hold ] || {{ {HOLD}; }}"\n')
+    assert project.mlci("run").returncode == 0  # run 1, past
+    (project.path / "hold").touch()
+    runner = project.start("run")  # run 2, held
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: run_state(app) is RunState.RUNNING)
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("down", "enter")  # run 1
+        await shown(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.title_text == "Cancel run 2?"
+        body = str(app.screen.body)
+        assert "run 2 is running" in body and "you are looking at run 1" in body
+        await pilot.press("y")
+        _, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert project.status("--run", "2")["state"] == "cancelled"
