@@ -248,8 +248,12 @@ class MlciApp(App[None]):
             if active is not None and active != stages.selected_name:
                 stages.select(active)
         self._show_log()
+        default = snapshot.rollback_target or snapshot.live
         self.version_panel.show(
-            snapshot.versions, list(self.config.key_metrics), snapshot.version_count
+            snapshot.versions,
+            list(self.config.key_metrics),
+            snapshot.version_count,
+            None if default is None else default.number,
         )
         self.alert_bar.show(snapshot)
         if snapshot.runner_gone and run is not None:
@@ -386,10 +390,7 @@ class MlciApp(App[None]):
         # At once, not after the keys already read (`focus` waits for them): `v g`
         # typed together plots the versions.
         self.screen.set_focus(table)
-        snapshot = self.snapshot
-        for version in (snapshot.rollback_target, snapshot.live):
-            if version is not None and table.select_version(version.number):
-                return
+        table.follow_default()
 
     def action_rollback(self) -> None:
         target = self.version_panel.table.selected_version
@@ -418,9 +419,14 @@ class MlciApp(App[None]):
             if yes and self.spawn(["rollback", target.name, "--reason", "from the dashboard"]):
                 self.say(f"rolling back to {target.name}")
 
-        self.push_screen(
-            rollback_screen(live, target, self.clock(), list(self.config.key_metrics)), answered
+        screen = rollback_screen(
+            live,
+            target,
+            self.snapshot.rollback_target,
+            self.clock(),
+            list(self.config.key_metrics),
         )
+        self.push_screen(screen, answered)
 
     def action_plot(self) -> None:
         if self.focused is self.version_panel.table:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import io
 import os
 import pty
 import re
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from rich.console import Console
 from textual.app import App, ComposeResult
 
 from mlci_tui.states import RunState, StageState, Stream
@@ -28,7 +31,7 @@ from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
-from mlci_tui.tui.widgets.version_table import VersionTable
+from mlci_tui.tui.widgets.version_table import MARKER, VersionTable
 from tests.helpers import (
     HOSTILE,
     PROGRAMS,
@@ -557,3 +560,44 @@ async def test_c_on_a_past_run_offers_to_cancel_the_running_one(project: Project
         _, _ = runner.communicate(timeout=60)
     assert runner.returncode == 130
     assert project.status("--run", "2")["state"] == "cancelled"
+
+
+async def test_the_highlighted_version_follows_the_table_to_rollbacks_target(
+    project: Project,
+) -> None:
+    setup(project)
+    assert run(project, 1) == 0  # v1, live: the only row when the table is first drawn
+    app = dashboard(project)
+    table = app.version_panel.table
+    async with app.run_test(size=(120, 30)) as pilot:
+        await shown(pilot, lambda: len(app.snapshot.versions) == 1)
+        for seed in (2, 3):
+            assert await asyncio.to_thread(run, project, seed) == 0
+        (project.path / "quality").write_text("0.61")
+        assert await asyncio.to_thread(run, project, 4) == 1  # v4 rolled back: v3 live
+        await shown(pilot, lambda: len(app.snapshot.versions) == 4)
+        target = app.snapshot.rollback_target
+        assert target is not None and target.name == "v2"  # as `mlci rollback` picks
+        assert table.selected_version is not None and table.selected_version.name == "v2"
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.title_text == "Roll production back to v2?"
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        # A version picked by hand stays picked as the table changes, and the
+        # confirmation says what `mlci rollback` would pick instead.
+        table.focus()
+        await pilot.press("down")
+        await until(pilot, lambda: table.selected_version.name == "v1")
+        (project.path / "quality").write_text("0.95")
+        assert await asyncio.to_thread(run, project, 5) == 0  # v5 live, v3 the target
+        await shown(pilot, lambda: len(app.snapshot.versions) == 5)
+        assert table.selected_version.name == "v1"
+        rows = [table.get_row_at(row) for row in range(table.row_count)]
+        assert [r[1].plain for r in rows if r[0].plain == MARKER] == ["v1"]
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.title_text == "Roll production back to v1?"
+        body = Console(width=200, record=True, file=io.StringIO())
+        body.print(app.screen.body)
+        assert "`mlci rollback` without a version would pick v3" in body.export_text()
