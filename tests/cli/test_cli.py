@@ -114,7 +114,9 @@ needs = ["first"]
     group = r"::group::{}\n::stop-commands::(\w+)\n{}\n-- {} in .*{}\n::\1::\n::endgroup::\n"
     first = re.search(group.format("first", "hello", "passed", ""), out)
     # A failed stage's log ends with mlci's note of why.
-    second = re.search(group.format("second", "bad\n-- exit code 2", "failed", ": exit code 2"), out)
+    second = re.search(
+        group.format("second", "bad\n-- exit code 2", "failed", ": exit code 2"), out
+    )
     assert first is not None and second is not None and first[1] != second[1]
     assert out[second.end() :].startswith("::error title=stage second failed::exit code 2\n")
 
