@@ -575,10 +575,13 @@ async def test_the_highlighted_version_follows_the_table_to_rollbacks_target(
             assert await asyncio.to_thread(run, project, seed) == 0
         (project.path / "quality").write_text("0.61")
         assert await asyncio.to_thread(run, project, 4) == 1  # v4 rolled back: v3 live
-        await shown(pilot, lambda: len(app.snapshot.versions) == 4)
+        # The store as the rollback left it (a read during it shows v4 still live).
+        await shown(pilot, lambda: app.snapshot.live and app.snapshot.live.name == "v3")
         target = app.snapshot.rollback_target
         assert target is not None and target.name == "v2"  # as `mlci rollback` picks
-        assert table.selected_version is not None and table.selected_version.name == "v2"
+        diagnosis = (table.default, table.picked, [(v.name, v.status) for v in table.versions])
+        assert table.selected_version is not None, diagnosis
+        assert table.selected_version.name == "v2", diagnosis
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert app.screen.title_text == "Roll production back to v2?"
@@ -591,7 +594,7 @@ async def test_the_highlighted_version_follows_the_table_to_rollbacks_target(
         await until(pilot, lambda: table.selected_version.name == "v1")
         (project.path / "quality").write_text("0.95")
         assert await asyncio.to_thread(run, project, 5) == 0  # v5 live, v3 the target
-        await shown(pilot, lambda: len(app.snapshot.versions) == 5)
+        await shown(pilot, lambda: app.snapshot.live and app.snapshot.live.name == "v5")
         assert table.selected_version.name == "v1"
         rows = [table.get_row_at(row) for row in range(table.row_count)]
         assert [r[1].plain for r in rows if r[0].plain == MARKER] == ["v1"]
