@@ -352,6 +352,7 @@ def _probe(mode: str, config: Path, *argument: str, env: dict[str, str]) -> subp
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        bufsize=0,  # unbuffered: see `_until_first_frame`
     )
 
 
@@ -372,6 +373,8 @@ def _first_frame(config: Path, env: dict[str, str]) -> float:
 
 def _until_first_frame(probe: subprocess.Popen[bytes], started: float) -> float:
     assert probe.stdout is not None
+    # Read from the pipe itself, a byte at a time: a buffered readline could take the
+    # probe's last line too, which `communicate` (reading the descriptor) never sees.
     probe.stdout.readline()
     elapsed = time.perf_counter() - started
     _result(probe)
@@ -505,6 +508,7 @@ def _hello_frame(env: dict[str, str]) -> float:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        bufsize=0,  # unbuffered: see `_until_first_frame`
     )
     return _until_first_frame(probe, started)
 

@@ -1000,7 +1000,7 @@ def _toml_value(raw: str) -> Any:
         import tomli as tomllib  # type: ignore[no-redef]
     try:
         document = tomllib.loads(f"value = {raw}")
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return _NOT_TOML
     # ``1\nother = 2`` is a document, not a value.
     return document["value"] if list(document) == ["value"] else _NOT_TOML
@@ -1146,6 +1146,12 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                         where,
                         f"{_relative(out, scope)} holds {what}; outs are removed before"
                         " their stage runs",
+                    )
+                if _inside(out, path):
+                    raise scope.document.error(
+                        where,
+                        f"{_relative(out, scope)} is inside {what}, which only mlci writes;"
+                        " outs are removed before their stage runs",
                     )
             for dep in stage.deps:
                 if isinstance(dep, Glob):

@@ -61,11 +61,18 @@ def load_document(label: str) -> tuple[Document, dict[str, Any]]:
         import tomli as tomllib  # type: ignore[no-redef]
     try:
         data = tomllib.loads(text)
+        document = Document(label, text)
+        _refuse_nul(document, data, ())
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(label, error, text) from None
-    document = Document(label, text)
-    _refuse_nul(document, data, ())
+    except RecursionError:
+        # The parser recurses once per level: hundreds of nested arrays or inline
+        # tables exhaust Python's stack before they are any config.
+        raise ConfigError(label, TOO_DEEP) from None
     return document, data
+
+
+TOO_DEEP = "arrays or inline tables nested hundreds deep; no config holds such a value"
 
 
 def _read_text(label: str) -> str:

@@ -432,6 +432,23 @@ def start_held_rollback(project: Project) -> subprocess.Popen[bytes]:
     return rolling_back
 
 
+HELD_MONITOR = (
+    'command = """\n'
+    "if [ -e hold-monitor ]; then touch monitor-started;"
+    " while [ ! -e go-monitor ]; do sleep 0.05; done; fi\n"
+    'echo "::metric accuracy=$(cat quality 2>/dev/null || echo 0.95)"\n'
+    '"""\n'
+)
+
+
+def hold_monitor(project: Project) -> None:
+    """The test pipeline's monitor command, made to wait for `go-monitor` when told."""
+    text = project.config_path.read_text()
+    start = text.index("[monitor]\ncommand = ") + len("[monitor]\n")
+    end = text.index("\n", start) + 1
+    project.write(text[:start] + HELD_MONITOR + text[end:])
+
+
 def versions(project: Project) -> dict[str, dict]:
     result = project.mlci("versions", "--json")
     assert result.returncode == 0, result.stderr

@@ -432,7 +432,12 @@ def _deploy_plan(
     """What the deploy (and monitor) stages of a full run would do."""
     from mlci_tui.pipeline.cache import Decision
     from mlci_tui.registry.artifacts import digest
-    from mlci_tui.registry.versions import deploys_unchanged, unchanged_text
+    from mlci_tui.registry.versions import (
+        analysis_cut_short,
+        cut_short_text,
+        deploys_unchanged,
+        unchanged_text,
+    )
 
     stage = config.artifact_stage
     assert stage is not None and stage.artifact is not None
@@ -454,6 +459,11 @@ def _deploy_plan(
     if config.monitor is None:
         return [deploy]
     if deploy.cached:
+        live = store.live_version()
+        owed = analysis_cut_short(store, config, live, time.time())
+        if live is not None and owed is not None:
+            analyse = Decision("monitor", None, False, (cut_short_text(live, owed),), runs=True)
+            return [deploy, analyse]
         return [deploy, Decision("monitor", None, True, ("nothing new is deployed",))]
     return [deploy, Decision("monitor", None, False, ("analyses what deploy deploys",))]
 

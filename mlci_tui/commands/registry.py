@@ -74,7 +74,7 @@ def command_deploy(args: argparse.Namespace) -> int:
             async def deploy(hurry: asyncio.Event) -> tuple[DeployResult, str | None]:
                 context = _context(printer, "deploy", hurry)
                 result = await deployer.deploy(
-                    version, context, reason=args.reason, force=args.force
+                    version, context, reason=args.reason, force=args.force, analysis=analyse
                 )
                 if not (result.succeeded and analyse):
                     await mirrored()

@@ -46,6 +46,8 @@ class Verdict:
     cpu_seconds: float = 0.0
     peak_rss_bytes: int | None = None
     """Of the monitor command, over all samples; None when no sample measured one."""
+    superseded: bool = False
+    """Stopped before its end because production moved: not a finished analysis."""
 
 
 class Analysis:
@@ -143,7 +145,9 @@ class Analysis:
                     f"analysis of {version.name} stopped: production moved to {moved} (superseded)",
                     self.clock,
                 )
-                return Verdict(False, None, index - 1, self.cpu_seconds, self.peak_rss_bytes)
+                return Verdict(
+                    False, None, index - 1, self.cpu_seconds, self.peak_rss_bytes, superseded=True
+                )
             sample = await self.sample(version, context, label=f"sample {index}/{total}")
             in_a_row = 0 if sample.passed else in_a_row + 1
             if in_a_row >= self.threshold:

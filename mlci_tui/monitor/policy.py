@@ -30,6 +30,8 @@ async def guard(
     fails: what a run's monitor stage and a manual `mlci deploy` both do."""
     verdict = await analysis.post_deploy(version, context)
     if not verdict.failed:  # passed, or stopped when production moved (superseded)
+        if not verdict.superseded:
+            analysis.store.mark_analysis_passed(version.number)
         return verdict, None
     assert verdict.finding is not None
     return verdict, await respond(version, verdict.finding, deployer, context)

@@ -207,7 +207,14 @@ class StageCache:
     def decide(self, stage: StageConfig) -> Decision:
         """Whether ``stage`` runs or is cached, now that every stage it needs has ended."""
         with self._lock:
-            return self._decide(stage)
+            decision = self._decide(stage)
+        # Reasons name deps, params and gates, which a secret may be written into: they
+        # reach the log, the summary, the store and `mlci why` as masked as a log line.
+        mask = self.masker.mask_text
+        return decision._replace(
+            reasons=tuple(mask(reason) for reason in decision.reasons),
+            problem=None if decision.problem is None else mask(decision.problem),
+        )
 
     def _decide(self, stage: StageConfig) -> Decision:
         linked = outs_behind_links(stage.removed_before_run, self.config.root)

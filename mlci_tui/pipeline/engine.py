@@ -505,8 +505,9 @@ class Engine:
             ended_at=self.clock(),
             peak_rss_bytes=result.peak_rss_bytes,
             cpu_seconds=result.cpu_seconds,
-            failed_gate=failed_gate,
-            message=message,
+            # A gate or a reason may hold a secret written into the config.
+            failed_gate=None if failed_gate is None else self.masker.mask_text(failed_gate),
+            message=None if message is None else self.masker.mask_text(message),
             metrics=dict(sink.metrics),
         )
         self.emit(event)

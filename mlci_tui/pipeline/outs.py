@@ -394,11 +394,14 @@ def _walk_manifest(root: str, manifest: list[list[Any]]) -> list[tuple[str, str]
 
 def _walk_out(root: str) -> Iterator[tuple[str, str, Any]]:
     """("f", path, its lstat), ("l", path, target) or ("d", path, None) for everything
-    under ``root``, sorted by path; links are not followed."""
+    under ``root``, sorted by path; links are not followed. What a directory out holds
+    and the cache could not give back (a pipe, a socket, a device, a directory that
+    cannot be read) is a ValueError: the stage is not cached, rather than cached
+    without it."""
     try:
         entries = sorted(os.scandir(root), key=lambda entry: entry.name)
-    except OSError:
-        return
+    except OSError as error:
+        raise ValueError(f"{root} cannot be read ({error.strerror or error})") from None
     for entry in entries:
         if entry.is_symlink():
             yield "l", entry.path, os.readlink(entry.path)
@@ -407,6 +410,8 @@ def _walk_out(root: str) -> Iterator[tuple[str, str, Any]]:
             yield from _walk_out(entry.path)
         elif entry.is_file(follow_symlinks=False):
             yield "f", entry.path, entry.stat(follow_symlinks=False)
+        else:
+            raise ValueError(f"{entry.path} is neither a file, a directory nor a link")
 
 
 def _executable(info: os.stat_result) -> bool:

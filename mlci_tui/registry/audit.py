@@ -59,7 +59,10 @@ def succeeded_statuses(
             )
         else:
             statuses.append((live.number, VersionStatus.ROLLED_BACK, f"auto-rolled back{reason}"))
-    if kind is DeployKind.DEPLOY:
+    if kind is DeployKind.DEPLOY and deployment.run_id is not None:
+        # Written as the deploy ends, before the run does: whether it passes is not known.
+        description = f"deployed by run {deployment.run_id}"
+    elif kind is DeployKind.DEPLOY:
         description = "deployed" + reason
     else:
         automatic = " (automatic)" if kind is DeployKind.AUTO_ROLLBACK else ""

@@ -93,12 +93,14 @@ class Deployer:
         *,
         reason: str | None = None,
         force: bool = False,
+        analysis: bool = False,
     ) -> DeployResult:
         """Deploy ``version``. Its output goes to ``context``, and to a log file of the
         deployment's own unless ``context.log_path`` says where it is recorded.
 
         A version that production was rolled back from, or whose deploy failed, is
-        deployed again only with ``force``: what went wrong once must be meant."""
+        deployed again only with ``force``: what went wrong once must be meant.
+        ``analysis``: a post-deploy analysis follows, so the version owes one once live."""
         live = self.registry.live()
         if not force and version.status in (VersionStatus.ROLLED_BACK, VersionStatus.FAILED):
             what = "was rolled back" if version.status is VersionStatus.ROLLED_BACK else "failed"
@@ -107,7 +109,7 @@ class Deployer:
                 f"{version.name} {what}{why}; to deploy it again anyway:"
                 f" mlci deploy {version.name} --force"
             )
-        return await self._run(DeployKind.DEPLOY, version, live, reason, context)
+        return await self._run(DeployKind.DEPLOY, version, live, reason, context, analysis=analysis)
 
     async def rollback(
         self,
@@ -160,6 +162,7 @@ class Deployer:
         context: CommandContext,
         *,
         only_from: int | None = None,
+        analysis: bool = False,
     ) -> DeployResult:
         self.check_deployable(version, live)
         deployment = self._lock(kind, version, live, reason, context.run_id, only_from)
@@ -182,7 +185,7 @@ class Deployer:
         finally:
             if log is not None:
                 log.close()
-        result = self._finish(deployment, version, live, failure, command)
+        result = self._finish(deployment, version, live, failure, command, analysis=analysis)
         self.on_settled(result.deployment)
         await self._alert(result, version)
         return result
@@ -310,6 +313,8 @@ class Deployer:
         live: VersionRecord | None,
         failure: str | None,
         command: AttemptResult | None = None,
+        *,
+        analysis: bool = False,
     ) -> DeployResult:
         now = self.clock()
         kind = deployment.kind
@@ -337,6 +342,7 @@ class Deployer:
                 ended_at=now,
                 message=message,
                 statuses=statuses,
+                owes_analysis=version.number if analysis else None,
             )
             # A decision about a version production left is nobody's to make now.
             self.store.supersede_decisions(version.number, now)

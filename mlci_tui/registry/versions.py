@@ -12,9 +12,10 @@ from pathlib import Path
 from mlci_tui.config import Config
 from mlci_tui.errors import RegistryError
 from mlci_tui.registry.artifacts import commit_copy, digest, stage_copy
+from mlci_tui.registry.audit import is_stale
 from mlci_tui.states import VersionStatus
 from mlci_tui.store import Store
-from mlci_tui.store.records import VersionRecord
+from mlci_tui.store.records import DeploymentRecord, VersionRecord
 
 _VERSION = re.compile(r"[vV]?(\d+)")
 
@@ -144,6 +145,30 @@ def unchanged_text(version: VersionRecord, live: VersionRecord | None) -> str:
         f"artifact unchanged: same as {version.name} ({version.status.text}); {now}"
         f" stays live ({how} deploys it)"
     )
+
+
+def analysis_cut_short(
+    store: Store, config: Config, live: VersionRecord | None, now: float
+) -> DeploymentRecord | None:
+    """The deployment that put ``live`` live with a post-deploy analysis to follow,
+    when that analysis never finished and no process is doing it now (a crash or a
+    cancel cut it short); else None. A run that deploys nothing analyses it then, as
+    the run that deployed it would have: the runner and `mlci why` both ask here."""
+    if live is None or live.status is not VersionStatus.LIVE or live.analysis_owed is None:
+        return None
+    deployment = store.deployment(live.analysis_owed)
+    if deployment is None or not is_stale(deployment, config, now):
+        return None
+    return deployment
+
+
+def cut_short_text(version: VersionRecord, deployment: DeploymentRecord) -> str:
+    """What a run that analyses ``version`` in place of ``deployment``'s says."""
+    if deployment.run_id is not None:
+        by = f"run {deployment.run_id}"
+    else:
+        by = f"mlci deploy (deployment {deployment.id})"
+    return f"analyses {version.name}: its analysis by {by} was cut short"
 
 
 def git_state(path: Path) -> tuple[str | None, bool | None]:

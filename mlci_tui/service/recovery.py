@@ -21,7 +21,7 @@ from pathlib import Path
 from mlci_tui import procs
 from mlci_tui.config import Config
 from mlci_tui.errors import StoreError
-from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
+from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
 from mlci_tui.store.paths import STAGING
 from mlci_tui.store.records import RunRecord, StageRecord
@@ -180,6 +180,10 @@ def recover_deployments(store: Store, config: Config, now: float | None = None) 
                 ended_at=now,
                 message="completed; recorded after the deploying process stopped",
                 statuses=succeeded_statuses(deployment, name, live),
+                # Whatever analysis was to follow never ran: owed, when there is one.
+                owes_analysis=deployment.to_version
+                if deployment.kind is DeployKind.DEPLOY and config.monitor is not None
+                else None,
             )
             link_artifact(store.state_dir, Path(pointer.artifact))
         else:

@@ -399,7 +399,8 @@ class Runner:
             result = await self.deployer.deploy(
                 self.version,
                 self._context(context, DEPLOY_STAGE),
-                reason=f"run {self.run_id} passed",
+                reason=f"run {self.run_id}",
+                analysis=self.config.monitor is not None,
             )
         except RegistryError as error:
             return AttemptResult(None, error=f"deploy refused: {error}")
@@ -419,20 +420,28 @@ class Runner:
     async def _monitor(self, context: ActionContext) -> AttemptResult:
         from mlci_tui.monitor.analysis import Analysis
         from mlci_tui.monitor.policy import guard
+        from mlci_tui.registry.versions import analysis_cut_short, cut_short_text
 
         assert self.version is not None
+        version = self.version
         deployed = context.finished.get(DEPLOY_STAGE)
         if deployed is not None and deployed.state is StageState.CACHED:
-            return AttemptResult(
-                0,
-                cached="nothing new was deployed",
-                cached_from=(self.version.run_id, MONITOR_STAGE),
-            )
+            # Nothing new is live; what is live may still owe the analysis a crash cut short.
+            live = self.registry.live()
+            owed = analysis_cut_short(self.registry.store, self.config, live, time.time())
+            if live is None or owed is None:
+                return AttemptResult(
+                    0,
+                    cached="nothing new was deployed",
+                    cached_from=(self.version.run_id, MONITOR_STAGE),
+                )
+            context.emit(StageNoted(MONITOR_STAGE, cut_short_text(live, owed), time.time()))
+            version = live
         monitor = self._context(context, MONITOR_STAGE)
         analysis = Analysis(
             self.registry, executor=self.executor, masker=self.masker, environ=self.environ
         )
-        verdict, response = await guard(self.version, analysis, self.deployer, monitor)
+        verdict, response = await guard(version, analysis, self.deployer, monitor)
         peak, cpu = verdict.peak_rss_bytes, verdict.cpu_seconds
         if response is None:
             return AttemptResult(0, peak_rss_bytes=peak, cpu_seconds=cpu)

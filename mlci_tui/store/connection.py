@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,18 @@ class Connection:
 
     def transaction(self) -> _Transaction:
         return _Transaction(self._db, self.db_path)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One read transaction: every query inside sees the store as one commit left
+        it, never half of a write that commits meanwhile. In WAL mode a reader takes
+        no lock a writer waits for."""
+        self._query("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("COMMIT")
 
     def _query(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
         try:

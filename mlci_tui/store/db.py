@@ -216,6 +216,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE stages ADD COLUMN cached_from_store TEXT;
     """,
+    """
+    ALTER TABLE versions ADD COLUMN analysis_owed INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

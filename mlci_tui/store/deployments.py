@@ -175,8 +175,11 @@ class DeploymentsTable(VersionsTable):
         ended_at: float,
         message: str | None,
         statuses: Iterable[tuple[int, VersionStatus, str | None]] = (),
+        owes_analysis: int | None = None,
     ) -> None:
-        """End a deployment and set the versions' statuses, in one transaction."""
+        """End a deployment and set the versions' statuses, in one transaction;
+        ``owes_analysis``: the version an analysis is to follow, owed from now on (so
+        a crash before it finishes leaves the version known as not analysed)."""
         with self.transaction():
             self._query(
                 "UPDATE deployments SET outcome = ?, ended_at = ?, message = ? WHERE id = ?",
@@ -184,6 +187,11 @@ class DeploymentsTable(VersionsTable):
             )
             for number, status, description in statuses:
                 self._set_status(number, status, description)
+            if owes_analysis is not None:
+                self._query(
+                    "UPDATE versions SET analysis_owed = ? WHERE number = ?",
+                    (deployment_id, owes_analysis),
+                )
 
     def deployment(self, deployment_id: int) -> DeploymentRecord | None:
         row = self._query("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()

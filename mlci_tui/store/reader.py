@@ -130,7 +130,8 @@ class StoreReader:
             if last is not None and run_id == self._last_run_id and version == self._last_version:
                 snapshot = self._with_running_tails(last)
             else:
-                snapshot = self._read(store, run_id)
+                with store.reading():
+                    snapshot = self._read(store, run_id)
             self._last, self._last_run_id, self._last_version = snapshot, run_id, version
             return snapshot
 

@@ -180,6 +180,9 @@ class VersionRecord(NamedTuple):
     """What the newest monitor sample of it measured, if it was ever sampled."""
     params: Mapping[str, Any] = MappingProxyType({})
     """The params of the run that built it."""
+    analysis_owed: int | None = None
+    """The deployment that put it live with a post-deploy analysis to follow, until
+    that analysis finished (passed or failed); None when none is owed."""
 
     @property
     def name(self) -> str:

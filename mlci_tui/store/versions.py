@@ -98,11 +98,13 @@ class VersionsTable(Connection):
         """The version of the newest succeeded deployment that is ``previous`` (was live
         and healthy) and still has its artifact, other than ``exclude``. The live
         version is never one: its status is ``live``; nor is one that ever failed
-        its analysis, whatever became of it after."""
+        its analysis, whatever became of it after, nor one whose analysis never
+        finished (a crash or a cancel cut it short, or production moved during it)."""
         skip = tuple(exclude)
         row = self._query(
             _SELECT + " FROM deployments JOIN versions ON versions.number = to_version"
             " WHERE outcome = ? AND status = ? AND pruned_at IS NULL AND analysis_failed IS NULL"
+            " AND analysis_owed IS NULL"
             f" AND number NOT IN ({', '.join('?' * len(skip))})"
             " ORDER BY deployments.id DESC LIMIT 1",
             (DeployOutcome.SUCCEEDED.value, VersionStatus.PREVIOUS.value, *skip),
@@ -151,8 +153,14 @@ class VersionsTable(Connection):
         """``number`` failed its analysis: never a rollback target from now on."""
         with self.transaction():
             self._query(
-                "UPDATE versions SET analysis_failed = ? WHERE number = ?", (finding, number)
+                "UPDATE versions SET analysis_failed = ?, analysis_owed = NULL WHERE number = ?",
+                (finding, number),
             )
+
+    def mark_analysis_passed(self, number: int) -> None:
+        """``number`` passed its whole post-deploy analysis: it owes none now."""
+        with self.transaction():
+            self._query("UPDATE versions SET analysis_owed = NULL WHERE number = ?", (number,))
 
 
 _STATUSES = {status.value: status for status in VersionStatus}
@@ -176,4 +184,5 @@ def _version(row: sqlite3.Row) -> VersionRecord:
         pruned_at=row["pruned_at"],
         live_metrics=json.loads(row["live_metrics"] or "{}"),
         params=json.loads(row["params"] or "{}"),
+        analysis_owed=row["analysis_owed"],
     )

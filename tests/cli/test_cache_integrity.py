@@ -541,3 +541,21 @@ outs = ["sum.out"]
     assert rows["make"]["decision"] == "run"
     assert rows["sum"]["decision"] == "unknown", rows["sum"]
     assert stage_states(run_stages(project)) == {"make": "passed", "sum": "cached"}
+
+
+def test_a_directory_out_holding_a_pipe_is_not_cached_and_the_log_says_why(
+    project: Project,
+) -> None:
+    """The cache holds files, links and directories: a directory out that also holds a
+    pipe is left uncached, saying so, rather than cached and restored without it."""
+    project.write(
+        '[stages.a]\ncommand = "mkdir d && echo x > d/f && mkfifo d/q"\n'
+        'deps = ["in.txt"]\nouts = ["d"]\n'
+    )
+    (project.path / "in.txt").write_text("in\n")
+    assert stage_states(run_stages(project)) == {"a": "passed"}
+    log = next((project.state_dir / "runs" / "1").glob("a*.log")).read_text()
+    assert "not cached: " in log and "d/q is neither a file, a directory nor a link" in log
+    shutil.rmtree(project.path / "d")
+    assert stage_states(run_stages(project)) == {"a": "passed"}  # ran again: nothing cached
+    assert stat.S_ISFIFO(os.lstat(project.path / "d" / "q").st_mode)

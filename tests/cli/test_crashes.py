@@ -3,9 +3,11 @@ left, and the next run gives what a clean run in a fresh copy gives.
 
 The oracle is a fresh copy of the project, run with `--force`: whatever state
 the killed run left (half-written outs, a cache entry, a version registered but
-not deployed, a deploy half done), the next run's outs, its version and what is
-served must equal that copy's, no process of the killed run may survive, and
-the database must pass `PRAGMA integrity_check`.
+not deployed, a deploy half done, an analysis cut short), the next run's outs,
+its version, what is served and its exit code must equal that copy's, no process
+of the killed run may survive, and the database must pass `PRAGMA integrity_check`.
+With ``MLCI_DEMO_DRIFT=1`` (as the demo's) every analysis fails: a version whose
+analysis the kill cut short must fail the next run as it fails the fresh one.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import Project, pid_alive, versions, wait_dead, wait_for
+from tests.helpers import Project, mlci_env, pid_alive, versions, wait_dead, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +59,8 @@ write("second")
 if stage == "evaluate":
     print("::metric accuracy=0.9", flush=True)
 if stage == "monitor":
-    print("::metric accuracy=0.95", flush=True)
+    drift = os.environ.get("MLCI_DEMO_DRIFT") == "1"
+    print(f"::metric accuracy={0.3 if drift else 0.95}", flush=True)
 print(f"{stage}: done", flush=True)
 """
 
@@ -129,16 +132,27 @@ def contents(project: Project) -> dict[str, str]:
     killed_in=st.sampled_from(STAGES),
     earlier_run=st.booleans(),
     seed=st.sampled_from(["1", "2"]),
+    drift=st.booleans(),
 )
+# The analysis a kill cuts short, always: of a drifting model over an analysed one,
+# and of a healthy one.
+@example(killed_in="monitor", earlier_run=True, seed="1", drift=True)
+@example(killed_in="monitor", earlier_run=False, seed="2", drift=False)
 def test_kill_9_at_any_stage_then_the_next_run_is_as_a_fresh_one(
-    tmp_path_factory: pytest.TempPathFactory, killed_in: str, earlier_run: bool, seed: str
+    tmp_path_factory: pytest.TempPathFactory,
+    killed_in: str,
+    earlier_run: bool,
+    seed: str,
+    drift: bool,
 ) -> None:
+    env = mlci_env(MLCI_DEMO_DRIFT="1" if drift else "0")
     project = make(tmp_path_factory.mktemp("project"))
     if earlier_run:  # a cache and a live version to go wrong against, of another model
-        assert project.mlci("run", "--set", "train.seed=3").returncode == 0
+        earlier = project.mlci("run", "--set", "train.seed=3", env=env)
+        assert earlier.returncode == (1 if drift else 0)
     hold = project.path / f"hold-{killed_in}"
     hold.touch()
-    runner = project.start("run", "--set", f"train.seed={seed}", "--force")
+    runner = project.start("run", "--set", f"train.seed={seed}", "--force", env=env)
     log = project.state_dir / "runs" / str(1 + earlier_run) / f"{killed_in}.log"
     wait_for(
         lambda: log.exists() and b"holding" in log.read_bytes(),
@@ -156,18 +170,26 @@ def test_kill_9_at_any_stage_then_the_next_run_is_as_a_fresh_one(
     with sqlite3.connect(project.state_dir / "mlci.db") as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    why = project.mlci("why", "--json", "--set", f"train.seed={seed}")
+    why = project.mlci("why", "--json", "--set", f"train.seed={seed}", env=env)
     assert why.returncode == 0, why.stderr
-    predicted = {row["stage"]: row["decision"] for row in json.loads(why.stdout)}
-    result = project.mlci("run", "--set", f"train.seed={seed}")
-    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    rows = json.loads(why.stdout)
+    predicted = {row["stage"]: row["decision"] for row in rows}
+    if killed_in == "monitor":  # the kill cut the analysis short: the next run does it
+        (monitor,) = (row for row in rows if row["stage"] == "monitor")
+        assert monitor["decision"] == "run", monitor
+        assert monitor["reasons"] == [
+            f"analyses v{1 + earlier_run}: its analysis by run {1 + earlier_run} was cut short"
+        ], monitor
+    result = project.mlci("run", "--set", f"train.seed={seed}", env=env)
     # What `mlci why` said the run would do, each stage did (unknown: it depends).
     did = {stage["name"]: stage["state"] for stage in project.status()["stages"]}
     for stage, decision in predicted.items():
         if decision != "unknown":
             assert (did[stage] == "cached") == (decision == "cached"), (stage, decision, did)
     fresh = make(tmp_path_factory.mktemp("fresh"))
-    assert fresh.mlci("run", "--set", f"train.seed={seed}", "--force").returncode == 0
+    forced = fresh.mlci("run", "--set", f"train.seed={seed}", "--force", env=env)
+    assert forced.returncode == (1 if drift else 0), forced.stderr.decode()[-2000:]
+    assert result.returncode == forced.returncode, result.stdout.decode()[-2000:]
     assert contents(project) == contents(fresh)
     assert (project.path / "served.txt").read_bytes() == (project.path / "model.txt").read_bytes()
     live = [v for v in versions(project).values() if v["status"] == "live"]

@@ -26,6 +26,7 @@ from tests.helpers import (
     Output,
     Project,
     history,
+    hold_monitor,
     mlci_env,
     pid_alive,
     read_pids,
@@ -319,22 +320,6 @@ def test_a_read_only_store_is_read_and_writes_say_why_not(readonly_project: Proj
 
 # The registry's races: kill points and concurrent deploys, rollbacks and monitors.
 
-HELD_MONITOR = (
-    'command = """\n'
-    "if [ -e hold-monitor ]; then touch monitor-started;"
-    " while [ ! -e go-monitor ]; do sleep 0.05; done; fi\n"
-    'echo "::metric accuracy=$(cat quality 2>/dev/null || echo 0.95)"\n'
-    '"""\n'
-)
-
-
-def hold_monitor(project: Project) -> None:
-    """The test pipeline's monitor command, made to wait for `go-monitor` when told."""
-    text = project.config_path.read_text()
-    start = text.index("[monitor]\ncommand = ") + len("[monitor]\n")
-    end = text.index("\n", start) + 1
-    project.write(text[:start] + HELD_MONITOR + text[end:])
-
 
 def test_the_version_being_deployed_is_never_pruned(project: Project) -> None:
     setup(project, keep=3)
@@ -609,3 +594,46 @@ def test_a_store_locked_past_the_busy_timeout_mid_run_loses_nothing(project: Pro
     assert status["state"] == "passed"
     assert {s["name"]: s["state"] for s in status["stages"]} == {"a": "passed", "b": "passed"}
     assert project.log("b") == b"three\n"
+
+
+def test_a_secret_written_into_a_gate_or_a_dep_name_is_masked_wherever_it_is_said(
+    project: Project,
+) -> None:
+    """A gate's text, a failure's reason and the cache's reasons come from the config
+    and the file names, not from the stage's output: masked all the same."""
+    token = "Sup3rS3cretVal"
+    (project.path / f"d_{token}").mkdir()
+    (project.path / f"d_{token}" / "f").write_text("1\n")
+    project.write(
+        f"""
+[pipeline]
+secrets = ["TOKEN"]
+[stages.s]
+command = "true"
+gates = ["k_{token} >= 5"]
+[stages.t]
+command = "true"
+deps = ["d_{token}"]
+"""
+    )
+    env = mlci_env(TOKEN=token)
+    everything = b""
+    for args in (["run"], ["why"], ["status", "--json"], ["status"]):
+        result = project.mlci(*args, env=env)
+        everything += result.stdout + result.stderr
+    (project.path / f"d_{token}" / "f").write_text("2\n")
+    for args in (["why"], ["run"], ["status", "--json"]):
+        result = project.mlci(*args, env=env)
+        everything += result.stdout + result.stderr
+    for path in (project.state_dir / "runs").rglob("*"):
+        if path.is_file():
+            everything += path.read_bytes()
+    # The store's tables but the one that knows files by their paths: a file named
+    # with a secret is remembered by its name (the README says so).
+    with sqlite3.connect(project.state_dir / "mlci.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            if table != "file_hashes":
+                everything += repr(db.execute(f"SELECT * FROM {table}").fetchall()).encode()
+    assert b"k_***" in everything and b"d_***" in everything
+    assert token.encode() not in everything

@@ -263,3 +263,70 @@ def test_a_run_that_cannot_reach_its_store_still_raises_its_alert(
         assert "not recorded in the run store" in said
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+DEPLOYER = """
+import sys
+from pathlib import Path
+from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
+from mlci_tui.store import Store
+
+store = Store.open(Path(sys.argv[1]))
+run_id = store.create_run("torn", [("train", (), 1)], started_at=1.0, pid=1,
+                          pid_started=None, host="host", config_path="config.toml")
+for number in (1, 2, 3):
+    store.add_version(run_id=run_id, created_at=float(number), artifact_name="m",
+                      source_path="m", is_dir=False, sha256=f"{number:x}" * 64, size_bytes=1,
+                      metrics={}, git_commit=None, git_dirty=None)
+Path(sys.argv[2]).touch()
+live = None
+step = 0
+while not Path(sys.argv[3]).exists():
+    step += 1
+    target = step % 3 + 1
+    deployment = store.begin_deployment(kind=DeployKind.DEPLOY, from_version=live,
+        to_version=target, user="u", reason=None, run_id=run_id, started_at=float(step),
+        pid=1, pid_started=None, host="host", process_tag="t", is_stale=lambda d: True)
+    statuses = [(target, VersionStatus.LIVE, "deployed")]
+    if live is not None:
+        statuses.append((live, VersionStatus.PREVIOUS, "superseded"))
+    store.finish_deployment(deployment.id, DeployOutcome.SUCCEEDED, ended_at=float(step),
+                            message=None, statuses=statuses)
+    live = target
+"""
+
+
+def test_a_snapshot_of_the_store_is_never_half_of_a_deploy(tmp_path: Path) -> None:
+    """A writer deploys version after version; every snapshot the dashboard reads
+    meanwhile shows one moment of the store: its live version is the one its version
+    table says is live, and its rollback target is not live."""
+    from mlci_tui.states import VersionStatus
+    from mlci_tui.store.reader import StoreReader
+
+    state_dir = tmp_path / "store"
+    ready, stop = tmp_path / "ready", tmp_path / "stop"
+    writer = subprocess.Popen(
+        [PYTHON, "-c", DEPLOYER, str(state_dir), str(ready), str(stop)],
+        env=mlci_env(),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: ready.exists() or writer.poll() is not None, timeout=60)
+        assert writer.poll() is None, writer.stderr.read() if writer.stderr else ""
+        reader = StoreReader(state_dir)
+        fresh = []
+        deadline = time.monotonic() + 120
+        while len(fresh) < 5000 and time.monotonic() < deadline:
+            snapshot = reader.snapshot()
+            if fresh and snapshot is fresh[-1]:
+                continue  # nothing committed since: the same snapshot
+            fresh.append(snapshot)
+            table = [v.number for v in snapshot.versions if v.status is VersionStatus.LIVE]
+            live = None if snapshot.live is None else snapshot.live.number
+            assert table == ([] if live is None else [live]), (table, live)
+            target = snapshot.rollback_target
+            assert target is None or target.number != live, (target, live)
+        assert len(fresh) == 5000  # read while the writer moved the live version 5000 times
+    finally:
+        stop.touch()
+        writer.wait(timeout=60)
