@@ -5,7 +5,16 @@ from __future__ import annotations
 from enum import Enum
 
 
-class RunState(str, Enum):
+class Worded(str, Enum):
+    """A state whose value is for machines (``rolled_back``, in JSON, CSV, tags)
+    and whose `text` is for people (``rolled back``)."""
+
+    @property
+    def text(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class RunState(Worded):
     RUNNING = "running"
     PASSED = "passed"
     FAILED = "failed"
@@ -20,7 +29,7 @@ class RunState(str, Enum):
         return self is not RunState.RUNNING
 
 
-class StageState(str, Enum):
+class StageState(Worded):
     PENDING = "pending"
     RUNNING = "running"
     PASSED = "passed"
@@ -50,7 +59,7 @@ class Stream(str, Enum):
     """A note from mlci itself (a retry, a timeout, a failed gate), not from the stage."""
 
 
-class VersionStatus(str, Enum):
+class VersionStatus(Worded):
     REGISTERED = "registered"
     """Built by a passing run, never deployed."""
     LIVE = "live"
@@ -63,13 +72,13 @@ class VersionStatus(str, Enum):
     """Was live, then production was rolled back away from it."""
 
 
-class DeployKind(str, Enum):
+class DeployKind(Worded):
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
     AUTO_ROLLBACK = "auto_rollback"
 
 
-class DeployOutcome(str, Enum):
+class DeployOutcome(Worded):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"

@@ -110,7 +110,7 @@ def stage_table(
         rows.append(
             [
                 stage.name,
-                stage.state.value + attempts,
+                stage.state.text + attempts,
                 format_duration(stage.duration_s(now)),
                 "-" if stage.cpu_seconds is None else f"{stage.cpu_seconds:.2f}s",
                 format_bytes(stage.peak_rss_bytes),
@@ -127,7 +127,7 @@ def run_summary(run: RunRecord, *, color: bool, now: float | None = None) -> lis
     """A header line and the stage table, as `mlci run` ends and `mlci status` shows."""
     now = time.time() if now is None else now
     started = local_time(run.started_at)
-    state = paint(run.state.value, STATE_COLORS.get(run.state), color)
+    state = paint(run.state.text, STATE_COLORS.get(run.state), color)
     duration = format_duration(run.duration_s(now))
     # The name is made safe before the state's colour is added.
     name = visible_text(run.pipeline)
@@ -159,7 +159,7 @@ def version_table(
             [
                 version.name,
                 local_time(version.created_at),
-                version.status.value,
+                version.status.text,
                 *(metric_text(version.metrics.get(name)) for name in metrics),
                 visible_text(version.live_text(metrics)),
                 f"run {version.run_id}" if version.run_id is not None else "-",
@@ -183,7 +183,7 @@ def _paint_states(
     start = lines[0].index(column)
     painted = [paint(lines[0], "1", color)]
     for line, state in zip(lines[1:], states, strict=True):
-        end = start + len(state.value)
+        end = start + len(state.text)
         code = STATE_COLORS.get(state)
         painted.append(line[:start] + paint(line[start:end], code, color) + line[end:])
     return painted
@@ -200,11 +200,11 @@ def history_table(deployments: Sequence[DeploymentRecord]) -> list[str]:
             [
                 str(deployment.id),
                 local_time(deployment.started_at),
-                deployment.kind.value,
+                deployment.kind.text,
                 "-" if deployment.from_version is None else f"v{deployment.from_version}",
                 f"v{deployment.to_version}",
                 deployment.user or "-",
-                deployment.outcome.value,
+                deployment.outcome.text,
                 format_duration(deployment.duration_s()),
                 why,
             ]
@@ -228,11 +228,14 @@ def alert_lines(alerts: Sequence[AlertRecord], decisions: Sequence[DecisionRecor
         lines.append("")
     if not alerts:
         lines.append("no alerts")
+        return lines
+    rows = []
     for alert in alerts:
         delivery = "" if alert.delivery in (None, "sent") else f"  [{alert.delivery}]"
-        lines.append(
-            visible_text(
-                f"{local_time(alert.created_at)}  {alert.kind:<16} {alert.message}{delivery}"
-            )
-        )
+        # The ID is what `--ack` takes; the state says whether anyone has yet.
+        state = "new" if alert.acknowledged_at is None else "acknowledged"
+        cells = [str(alert.id), local_time(alert.created_at), state, alert.kind]
+        rows.append([*cells, f"{alert.message}{delivery}"])
+    headers = ["ID", "WHEN", "STATE", "KIND", "MESSAGE"]
+    lines += render_table(headers, [[visible_text(c) for c in r] for r in rows], {0})
     return lines

@@ -390,7 +390,7 @@ _SECTION_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 def describe_finish(event: StageFinished | StageRecord) -> str:
     """``passed in 2.71s``, ``failed in 0.4s: exit code 1``, ``skipped: test did not pass``."""
-    state = event.state.value
+    state = event.state.text
     duration = event.duration_s if isinstance(event, StageFinished) else event.duration_s()
     text = state if duration is None else f"{state} in {format_duration(duration)}"
     if event.message and event.state is not StageState.PASSED:

@@ -10,7 +10,7 @@ import time
 
 from mlci_tui.commands.common import find_run, load, open_store, relative, stage_hint
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
-from mlci_tui.states import DeployOutcome, RunState
+from mlci_tui.states import DeployOutcome, RunState, Stream
 
 ALL_STAGES = "*"
 """What a bare ``--force`` stands for."""
@@ -236,11 +236,13 @@ def command_logs(args: argparse.Namespace) -> int:
     from mlci_tui import textsafe
     from mlci_tui.commands.ci_markup import (
         GitLabSectionFilter,
+        github_quoted,
+        gitlab_plain,
         resume_commands,
         stop_commands,
         stop_token,
     )
-    from mlci_tui.store.logs import LogCursor, output_bytes
+    from mlci_tui.store.logs import LogCursor
 
     config = load(args)
     with open_store(config) as store:
@@ -255,7 +257,7 @@ def command_logs(args: argparse.Namespace) -> int:
             why = f": {stage.message}" if stage.message else ""
             if stage.state.finished:
                 raise NotFound(
-                    f"stage {stage.name} of run {run.id} did not run ({stage.state.value}{why})"
+                    f"stage {stage.name} of run {run.id} did not run ({stage.state.text}{why})"
                 )
             raise NotFound(
                 f"stage {stage.name} of run {run.id} has not started yet (follow it: mlci logs -f)"
@@ -268,6 +270,7 @@ def command_logs(args: argparse.Namespace) -> int:
         if not seen and not args.follow:
             raise gone
         out = sys.stdout.buffer
+        errors = sys.stderr.buffer
         terminal = out.isatty()
         color = terminal and not os.environ.get("NO_COLOR")
         # In a CI job's log, nothing the stage printed is read as the CI system's markup.
@@ -275,9 +278,26 @@ def command_logs(args: argparse.Namespace) -> int:
         plain = GitLabSectionFilter() if os.environ.get("GITLAB_CI") == "true" else None
         ended = True
 
+        def note(text: bytes) -> None:
+            """mlci's own line (a retry, a timeout, why the stage failed), on stderr:
+            stdout stays exactly what the stage printed. Its text may quote anything."""
+            out.flush()
+            line = f"mlci: {textsafe.terminal_line(textsafe.decode(text), keep_color=False)}\n"
+            data = line.encode()
+            if github:
+                data = github_quoted(data)
+            elif plain is not None:
+                data = gitlab_plain(data)
+            errors.write(data)
+            errors.flush()
+
         def emit() -> None:
             nonlocal ended
-            for chunk in output_bytes(cursor.read()):
+            for record in cursor.read():
+                if record.stream is Stream.MESSAGE:
+                    note(record.content)
+                    continue
+                chunk = record.content if record.partial else record.content + b"\n"
                 if terminal:
                     # The newline is the line's end, not a character to show.
                     line_end = chunk.endswith(b"\n")

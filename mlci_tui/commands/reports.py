@@ -191,7 +191,7 @@ def _metric_cells(row: MetricRow) -> list[str]:
 def _stage_cell(state: Any, duration: float | None) -> str:
     if state is None:
         return "-"
-    return f"{state.value} {format_duration(duration)}"
+    return f"{state.text} {format_duration(duration)}"
 
 
 def md(text: str) -> str:
@@ -237,11 +237,11 @@ def _events(store: Store, run: RunRecord) -> list[str]:
     version = store.version_of_run(run.id)
     if version is not None:
         lines.append(
-            f"registered {version.name} (sha256 {version.sha256[:12]}, now {version.status.value})"
+            f"registered {version.name} (sha256 {version.sha256[:12]}, now {version.status.text})"
         )
     for row in store.deployments(run.id):
         source = "" if row.from_version is None else f"v{row.from_version} → "
-        line = f"{row.kind.value.replace('_', ' ')} {source}v{row.to_version}: {row.outcome.value}"
+        line = f"{row.kind.text} {source}v{row.to_version}: {row.outcome.text}"
         why = row.reason or row.message
         lines.append(line + (f" ({why})" if why else ""))
     return lines
@@ -268,7 +268,7 @@ def report_text(store: Store, config: Config, run: RunRecord) -> list[str]:
 
 
 def report_markdown(store: Store, config: Config, run: RunRecord, limit: int = REPORT_LIMIT) -> str:
-    lines = [f"## {md(run.pipeline)} · run {run.id} · {run.state.value}", ""]
+    lines = [f"## {md(run.pipeline)} · run {run.id} · {run.state.text}", ""]
     lines += ["| stage | state | duration | note |", "|---|---|--:|---|"]
     for stage in run.stages:
         note = stage.message or ""
@@ -277,7 +277,7 @@ def report_markdown(store: Store, config: Config, run: RunRecord, limit: int = R
         elif stage.why_ran:
             note = stage.why_ran
         lines.append(
-            f"| {md(stage.name)} | {stage.state.value} | {format_duration(stage.duration_s())}"
+            f"| {md(stage.name)} | {stage.state.text} | {format_duration(stage.duration_s())}"
             f" | {md(note)} |"
         )
     events = _events(store, run)

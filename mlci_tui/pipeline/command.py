@@ -134,5 +134,8 @@ async def run_command(
         return await asyncio.wait_for(running, table.timeout)
     except asyncio.TimeoutError:
         return AttemptResult(
-            None, error=f"timed out after {format_duration(table.timeout)}", timed_out=True
+            None,
+            error=f"timed out after {format_duration(table.timeout)}",
+            cpu_seconds=sink.cpu_seconds,
+            timed_out=True,
         )

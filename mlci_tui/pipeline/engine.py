@@ -29,6 +29,7 @@ from mlci_tui.events import (
     RunStarted,
     StageCached,
     StageFinished,
+    StageNoted,
     StagePlanned,
     StageStarted,
     Subscriber,
@@ -126,11 +127,15 @@ class Engine:
         self._fault: str | None = None
         self._marked: tuple[RunState, str] | None = None
         self._finished: dict[str, StageFinished] = {}
+        self._noted: dict[str, set[str]] = {}
+        """What mlci noted about each stage, so that a failure's reason is noted once."""
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)
 
     def emit(self, event: Event) -> None:
+        if type(event) is StageNoted:
+            self._noted.setdefault(event.stage, set()).add(event.text)
         for subscriber in self.subscribers:
             try:
                 subscriber(event)
@@ -279,6 +284,8 @@ class Engine:
                 )
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
+            if sink.cpu_seconds is not None:  # what the stopped command spent
+                result = result._replace(cpu_seconds=sink.cpu_seconds)
             return self._stage_finished(
                 stage, StageState.CANCELLED, attempt, started_at, result, sink, self._cancel_message
             )
@@ -484,6 +491,11 @@ class Engine:
         message: str | None = None,
         failed_gate: str | None = None,
     ) -> StageFinished:
+        if state is StageState.FAILED and message is not None:
+            # Whatever failed it, the reason is in its log, whole, as a note of mlci's.
+            text = self.masker.mask_text(message)
+            if text not in self._noted.get(stage.name, ()):
+                self.emit(StageNoted(stage.name, text, self.clock()))
         event = StageFinished(
             stage=stage.name,
             state=state,

@@ -60,6 +60,9 @@ class OutputSink:
         self.emit = emit
         self.clock = clock
         self.metrics: dict[str, float] = {}
+        self.cpu_seconds: float | None = None
+        """The CPU time the attempt's command spent, once it has been reaped: kept here
+        because a command stopped by a cancellation or a timeout returns no result."""
         self._seen = {} if seen is None else seen
         self._kept: dict[str, int] = {}
         self._pending = {Stream.STDOUT: b"", Stream.STDERR: b""}

@@ -142,7 +142,7 @@ def unchanged_text(version: VersionRecord, live: VersionRecord | None) -> str:
     else:
         how = "mlci run --redeploy"
     return (
-        f"artifact unchanged: same as {version.name} ({version.status.value}); {now}"
+        f"artifact unchanged: same as {version.name} ({version.status.text}); {now}"
         f" stays live ({how} deploys it)"
     )
 

@@ -345,12 +345,12 @@ class Runner:
             VersionStatus.FAILED: "its deploy failed; the live version did not change",
             VersionStatus.ROLLED_BACK: "deployed, then rolled back",
             VersionStatus.REGISTERED: "not deployed",
-        }.get(version.status, version.status.value)
+        }.get(version.status, version.status.text)
         if not self.new_version:
             if version.status is VersionStatus.LIVE:
                 return f"artifact unchanged: {version.name} is live"
             return (
-                f"artifact unchanged: same as {version.name} ({version.status.value}), not deployed"
+                f"artifact unchanged: same as {version.name} ({version.status.text}), not deployed"
             )
         return f"version {version.name} registered (sha256 {version.sha256[:12]}…), {said}"
 

@@ -51,6 +51,8 @@ class Snapshot:
     run: RunRecord | None = None
     """The run shown: the one asked for, else the latest."""
     latest_run_id: int | None = None
+    running: RunRecord | None = None
+    """The newest run marked running, whichever run is shown: what cancelling stops."""
     versions: tuple[VersionRecord, ...] = ()
     """Newest first, at most `VERSION_LIMIT`."""
     version_count: int = 0
@@ -152,10 +154,16 @@ class StoreReader:
                 tuple(store.alerts(limit=20)),
             )
         versions, count, live, target, alerts = self._registry
+        if run is not None and run.state is RunState.RUNNING and run.id == latest_id:
+            running_run: RunRecord | None = run
+        else:
+            running_runs = store.runs_in_state(RunState.RUNNING)
+            running_run = running_runs[-1] if running_runs else None
         running = store.running_deployments()
         return Snapshot(
             run=run,
             latest_run_id=latest_id,
+            running=running_run,
             versions=versions,
             version_count=count,
             live=live,

@@ -186,7 +186,8 @@ class MlciApp(App[None]):
         self._reap_children()
         if self.reader.due(self.pinned):
             self._reads.request()
-        if self._running_run() is not None:
+        run = self.snapshot.run
+        if run is not None and run.state is RunState.RUNNING:
             self.log_view.poll()
 
     def _start_read(self) -> None:
@@ -247,8 +248,12 @@ class MlciApp(App[None]):
             if active is not None and active != stages.selected_name:
                 stages.select(active)
         self._show_log()
+        default = snapshot.rollback_target or snapshot.live
         self.version_panel.show(
-            snapshot.versions, list(self.config.key_metrics), snapshot.version_count
+            snapshot.versions,
+            list(self.config.key_metrics),
+            snapshot.version_count,
+            None if default is None else default.number,
         )
         self.alert_bar.show(snapshot)
         if snapshot.runner_gone and run is not None:
@@ -354,10 +359,15 @@ class MlciApp(App[None]):
             if yes:
                 self._cancel(run)
 
+        body = "Its running stages are stopped."
+        shown = self.snapshot.run
+        if shown is not None and shown.id != run.id:
+            # The run on screen is another (picked with p): say which one this stops.
+            body = f"run {run.id} is running; you are looking at run {shown.id}. {body}"
         self.push_screen(
             ConfirmScreen(
                 f"Cancel run {run.id}?",
-                plain("Its running stages are stopped."),
+                plain(body),
                 yes="cancel the run",
                 no="keep it running",
             ),
@@ -380,10 +390,7 @@ class MlciApp(App[None]):
         # At once, not after the keys already read (`focus` waits for them): `v g`
         # typed together plots the versions.
         self.screen.set_focus(table)
-        snapshot = self.snapshot
-        for version in (snapshot.rollback_target, snapshot.live):
-            if version is not None and table.select_version(version.number):
-                return
+        table.follow_default()
 
     def action_rollback(self) -> None:
         target = self.version_panel.table.selected_version
@@ -412,9 +419,14 @@ class MlciApp(App[None]):
             if yes and self.spawn(["rollback", target.name, "--reason", "from the dashboard"]):
                 self.say(f"rolling back to {target.name}")
 
-        self.push_screen(
-            rollback_screen(live, target, self.clock(), list(self.config.key_metrics)), answered
+        screen = rollback_screen(
+            live,
+            target,
+            self.snapshot.rollback_target,
+            self.clock(),
+            list(self.config.key_metrics),
         )
+        self.push_screen(screen, answered)
 
     def action_plot(self) -> None:
         if self.focused is self.version_panel.table:
@@ -508,11 +520,13 @@ class MlciApp(App[None]):
         self._hand_over(self._show_alerts, self.reader.alerts())
 
     def _show_alerts(self, alerts: list[AlertRecord]) -> None:
-        def answered(ids: list[int] | None) -> None:
-            if ids and self.spawn(["alerts", "--ack", *map(str, ids)]):
-                self.say(f"acknowledged {len(ids)} alert{'s' * (len(ids) != 1)}")
+        def acknowledge(ids: list[int]) -> bool:
+            if self.spawn(["alerts", "--ack", *map(str, ids)]) is None:
+                return False
+            self.say(f"acknowledged {len(ids)} alert{'s' * (len(ids) != 1)}")
+            return True
 
-        self.push_screen(AlertsScreen(alerts), answered)
+        self.push_screen(AlertsScreen(alerts, acknowledge))
 
     @work(thread=True, exclusive=True, group="runs")
     def _pick_run(self) -> None:
@@ -601,10 +615,8 @@ class MlciApp(App[None]):
         )
 
     def _running_run(self) -> RunRecord | None:
-        run = self.snapshot.run
-        if run is not None and run.state is RunState.RUNNING:
-            return run
-        return None
+        """The newest run that runs, whichever run is on screen."""
+        return self.snapshot.running
 
     def _spawn_detached(self, args: list[str]) -> subprocess.Popen[bytes] | None:
         """Start ``mlci ARGS`` in its own session, so that it outlives the dashboard

@@ -63,7 +63,7 @@ class DashboardCommands(Provider):
                     found.append(
                         (
                             f"Roll back to {version.name}",
-                            f"{version.status.value}, after a confirmation",
+                            f"{version.status.text}, after a confirmation",
                             partial(app.rollback_to, version.number),
                         )
                     )
@@ -72,7 +72,7 @@ class DashboardCommands(Provider):
                 found.append(
                     (
                         f"Show stage {stage.name}",
-                        f"its log in run {snapshot.run.id} ({stage.state.value})",
+                        f"its log in run {snapshot.run.id} ({stage.state.text})",
                         partial(app.show_stage, stage.name),
                     )
                 )

@@ -71,4 +71,4 @@ def metric_cell(value: float | None) -> Text:
 
 
 def state_text(state: StageState | RunState | VersionStatus | DeployOutcome) -> Text:
-    return Text(state.value.replace("_", " "), style=STATE_STYLES.get(state, ""), end="")
+    return Text(state.text, style=STATE_STYLES.get(state, ""), end="")

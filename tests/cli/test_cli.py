@@ -113,7 +113,10 @@ needs = ["first"]
     # Each stage's output between stop-commands and their resume, with a fresh token.
     group = r"::group::{}\n::stop-commands::(\w+)\n{}\n-- {} in .*{}\n::\1::\n::endgroup::\n"
     first = re.search(group.format("first", "hello", "passed", ""), out)
-    second = re.search(group.format("second", "bad", "failed", ": exit code 2"), out)
+    # A failed stage's log ends with mlci's note of why.
+    second = re.search(
+        group.format("second", "bad\n-- exit code 2", "failed", ": exit code 2"), out
+    )
     assert first is not None and second is not None and first[1] != second[1]
     assert out[second.end() :].startswith("::error title=stage second failed::exit code 2\n")
 
@@ -704,3 +707,61 @@ def test_a_mirror_without_mlflow_installed_fails_nothing_and_says_what_to_instal
     assert [a["kind"] for a in alerts] == ["mlflow_sync_failed"]
     synced = project.mlci("mlflow", "sync", env=env)
     assert synced.returncode == 1 and synced.stderr.startswith(b"mlci: " + said.encode())
+
+
+def test_a_cancelled_or_timed_out_stage_keeps_the_cpu_time_it_spent(project: Project) -> None:
+    # Each stage spins until its own CPU clock passes 0.4 s, says so, and spins on:
+    # what the store keeps of it, once it is stopped, is at least that.
+    spin = (
+        "import time, sys\n"
+        "while time.process_time() < 0.4: pass\n"
+        "print('spent', flush=True)\n"
+        "while True: sum(range(10_000))\n"
+    )
+    project.write(
+        f"""
+[pipeline]
+kill_grace = "1s"
+[stages.cancelled]
+command = ["{PYTHON}", "-c", {json.dumps(spin)}]
+[stages.timed]
+command = ["{PYTHON}", "-c", {json.dumps(spin)}]
+timeout = "5s"
+"""
+    )
+    runner = project.start("run")
+    wait_for(lambda: project.printed("cancelled", b"spent"))
+    wait_for(lambda: project.stage("timed")["state"] == "failed", timeout=60)
+    runner.send_signal(signal.SIGTERM)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    stages = {s["name"]: s for s in project.status()["stages"]}
+    assert stages["cancelled"]["state"] == "cancelled"
+    assert "timed out" in stages["timed"]["message"]
+    for stage in stages.values():
+        assert stage["cpu_seconds"] is not None and stage["cpu_seconds"] >= 0.4, stage
+    assert re.search(r"cancelled\b.*\d+\.\d\ds", project.mlci("status").stdout.decode())
+
+
+@pytest.mark.parametrize(
+    ("table", "reason"),
+    [
+        ('command = "exit 3"', "exit code 3"),
+        ('command = "sleep 30"\ntimeout = "0.5s"', "timed out after"),
+        ('command = "echo ::metric loss=2"\ngates = ["loss <= 1"]', "gate loss <= 1 failed"),
+        ('command = "true"\nouts = ["made"]', "was not produced"),
+    ],
+)
+def test_a_failed_stage_says_why_in_its_log_whatever_failed_it(
+    project: Project, table: str, reason: str
+) -> None:
+    project.write(f"[stages.s]\n{table}\n")
+    assert project.mlci("run").returncode == 1
+    stage = project.stage("s")
+    assert stage["state"] == "failed" and reason in stage["message"], stage
+    # The reason whole, once, as a note of mlci's own: on stderr, beside what the
+    # stage printed (stdout stays exactly that).
+    logs = project.mlci("logs", "s")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stderr.count(f"mlci: {stage['message']}\n".encode()) == 1, logs.stderr
+    assert b"mlci:" not in logs.stdout

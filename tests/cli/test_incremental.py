@@ -423,7 +423,7 @@ def test_an_unchanged_artifact_registers_and_deploys_nothing(pipeline: Project) 
     # v1 is rolled back from: a run with its inputs points at the one way to deploy it.
     assert pipeline.mlci("rollback").returncode == 0
     out = pipeline.mlci("run").stdout.decode()
-    assert "same as v1 (rolled_back); v2 stays live (mlci deploy v1 --force deploys it)" in out
+    assert "same as v1 (rolled back); v2 stays live (mlci deploy v1 --force deploys it)" in out
 
 
 def test_why_names_every_reason(pipeline: Project) -> None:

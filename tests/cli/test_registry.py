@@ -489,3 +489,64 @@ def test_a_manual_deploy_is_analysed_like_a_run_deploy(project: Project) -> None
     )
     assert statuses(project) == {"v2": "rolled_back", "v1": "live"}
     assert [d["kind"] for d in history(project)[:2]] == ["auto_rollback", "deploy"]
+
+
+def test_a_deploy_that_cannot_register_its_artifact_says_why_in_its_log(
+    project: Project,
+) -> None:
+    # The artifact is a directory with a link out of it, which the registry refuses.
+    project.write(
+        """
+[stages.train]
+command = "mkdir -p model && echo weights > model/w && ln -sf /etc/hostname model/out"
+artifact = "model"
+
+[deploy]
+command = "true"
+"""
+    )
+    assert project.mlci("run").returncode == 1
+    deploy = project.stage("deploy")
+    assert deploy["state"] == "failed"
+    assert deploy["message"].startswith("its artifact could not be registered: ")
+    logs = project.mlci("logs", "deploy")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stderr.count(f"mlci: {deploy['message']}\n".encode()) == 1, logs.stderr
+
+
+def test_people_read_rolled_back_and_json_keeps_the_enum(project: Project) -> None:
+    two_versions(project)
+    (project.path / "quality").write_text("0.61")
+    assert run(project, seed=3) == 1
+    texts = {
+        command: project.mlci(*command.split()).stdout.decode()
+        for command in ("versions", "status", "history", "report")
+    }
+    assert "rolled back" in texts["versions"] and "rolled back" in texts["status"]
+    assert "auto rollback" in texts["history"]
+    for command, text in texts.items():
+        assert "rolled_back" not in text and "auto_rollback" not in text, (command, text)
+    assert versions(project)["v3"]["status"] == "rolled_back"
+    assert project.status()["state"] == "rolled_back"
+    assert history(project)[0]["kind"] == "auto_rollback"
+
+
+def test_the_alerts_text_gives_each_alert_its_id_and_state(project: Project) -> None:
+    setup(project)
+    (project.path / "fail-deploy").touch()
+    assert run(project, seed=1) == 1  # a failed deploy and a failed run: two alerts
+    listed = json.loads(project.mlci("alerts", "--json").stdout)["alerts"]
+    assert len(listed) == 2
+
+    def rows() -> dict[int, list[str]]:
+        lines = project.mlci("alerts").stdout.decode().splitlines()
+        assert lines[0].split()[:5] == ["ID", "WHEN", "STATE", "KIND", "MESSAGE"]
+        return {int(line.split()[0]): line.split() for line in lines[1:]}
+
+    # An ID the text shows is one `--ack` takes, and the text then says so.
+    assert {alert["id"]: "new" for alert in listed} == {i: r[3] for i, r in rows().items()}
+    first = min(rows())
+    assert project.mlci("alerts", "--ack", str(first)).returncode == 0
+    assert {i: r[3] for i, r in rows().items()} == {
+        alert["id"]: "acknowledged" if alert["id"] == first else "new" for alert in listed
+    }

@@ -688,7 +688,8 @@ def test_gitlab_sections_are_printed_when_each_stage_ends_and_collapsed_when_it_
     assert good is not None and int(good[1]) <= int(good[2])
     bad = re.search(
         r"\x1b\[0Ksection_start:\d+:mlci_bad\r\x1b\[0Kbad: failed in .*: exit code 3\n"
-        r"broken\n\x1b\[0Ksection_end:\d+:mlci_bad\r\x1b\[0K\n",
+        # The log replayed, with mlci's note of why it failed.
+        r"broken\n-- exit code 3\n\x1b\[0Ksection_end:\d+:mlci_bad\r\x1b\[0K\n",
         out,
     )
     assert bad is not None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import io
 import os
 import pty
 import re
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from rich.console import Console
 from textual.app import App, ComposeResult
 
 from mlci_tui.states import RunState, StageState, Stream
@@ -28,7 +31,7 @@ from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
-from mlci_tui.tui.widgets.version_table import VersionTable
+from mlci_tui.tui.widgets.version_table import MARKER, VersionTable
 from tests.helpers import (
     HOSTILE,
     PROGRAMS,
@@ -515,3 +518,89 @@ def test_leaving_clears_the_screen_after_the_terminal_was_resized(project: Proje
 def columns(out: bytes) -> list[int]:
     """The columns of every cursor move in a terminal's output (0 for none)."""
     return [int(c) for c in re.findall(rb"\x1b\[\d+;(\d+)H", out)] or [0]
+
+
+async def test_the_dashboard_says_rolled_back_in_words(project: Project) -> None:
+    two_versions(project)
+    (project.path / "quality").write_text("0.61")
+    assert run(project, seed=3) == 1
+    app = dashboard(project)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await shown(pilot, lambda: len(app.snapshot.versions) == 3)
+
+        def screen() -> str:
+            return "\n".join(text_of(strip) for strip in app.screen._compositor.render_strips())
+
+        assert "rolled back" in screen()
+        await pilot.press("ctrl+p", *"roll back to v3")
+        await until(pilot, lambda: "after a confirmation" in screen(), what="the palette's hit")
+        assert "rolled back, after a confirmation" in screen()
+        assert "rolled_back" not in screen()
+
+
+async def test_c_on_a_past_run_offers_to_cancel_the_running_one(project: Project) -> None:
+    project.write(f'[stages.s]\ncommand = "echo started; [ ! -e hold ] || {{ {HOLD}; }}"\n')
+    assert project.mlci("run").returncode == 0  # run 1, past
+    (project.path / "hold").touch()
+    runner = project.start("run")  # run 2, held
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: run_state(app) is RunState.RUNNING)
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("down", "enter")  # run 1
+        await shown(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.title_text == "Cancel run 2?"
+        body = str(app.screen.body)
+        assert "run 2 is running" in body and "you are looking at run 1" in body
+        await pilot.press("y")
+        _, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert project.status("--run", "2")["state"] == "cancelled"
+
+
+async def test_the_highlighted_version_follows_the_table_to_rollbacks_target(
+    project: Project,
+) -> None:
+    setup(project)
+    assert run(project, 1) == 0  # v1, live: the only row when the table is first drawn
+    app = dashboard(project)
+    table = app.version_panel.table
+    async with app.run_test(size=(120, 30)) as pilot:
+        await shown(pilot, lambda: len(app.snapshot.versions) == 1)
+        for seed in (2, 3):
+            assert await asyncio.to_thread(run, project, seed) == 0
+        (project.path / "quality").write_text("0.61")
+        assert await asyncio.to_thread(run, project, 4) == 1  # v4 rolled back: v3 live
+        # The store as the rollback left it (a read during it shows v4 still live).
+        await shown(pilot, lambda: app.snapshot.live and app.snapshot.live.name == "v3")
+        target = app.snapshot.rollback_target
+        assert target is not None and target.name == "v2"  # as `mlci rollback` picks
+        diagnosis = (table.default, table.picked, [(v.name, v.status) for v in table.versions])
+        assert table.selected_version is not None, diagnosis
+        assert table.selected_version.name == "v2", diagnosis
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.title_text == "Roll production back to v2?"
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        # A version picked by hand stays picked as the table changes, and the
+        # confirmation says what `mlci rollback` would pick instead.
+        table.focus()
+        await pilot.press("down")
+        await until(pilot, lambda: table.selected_version.name == "v1")
+        (project.path / "quality").write_text("0.95")
+        assert await asyncio.to_thread(run, project, 5) == 0  # v5 live, v3 the target
+        await shown(pilot, lambda: app.snapshot.live and app.snapshot.live.name == "v5")
+        assert table.selected_version.name == "v1"
+        rows = [table.get_row_at(row) for row in range(table.row_count)]
+        assert [r[1].plain for r in rows if r[0].plain == MARKER] == ["v1"]
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.title_text == "Roll production back to v1?"
+        body = Console(width=200, record=True, file=io.StringIO())
+        body.print(app.screen.body)
+        assert "`mlci rollback` without a version would pick v3" in body.export_text()

@@ -149,7 +149,7 @@ async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
         await settle(pilot)
         assert view.wrap
         shown = rows(view)
-        width = view.size.width
+        width = view.scrollable_content_region.width  # the scrollbar's gutter kept
         assert shown[1:4] == [long.decode()[i : i + width].rstrip() for i in range(0, 160, width)]
         assert shown[4] == "last"
         view.action_toggle_wrap()
@@ -214,3 +214,22 @@ async def test_a_huge_line_shows_its_start_marked_as_cut_with_its_size(tmp_path:
         first, second = rows(view)[:2]
         assert first.startswith("[a line of 100.0 MB, cut; `mlci logs` has all of it] aaaa")
         assert second == "after"
+
+
+async def test_a_wrapped_line_loses_no_character_beside_the_scrollbar(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    long = "".join(f"{i:03d}," for i in range(75))  # 300 columns, each place unique
+    lines = [b"line %02d" % i for i in range(60)] + [long.encode()]
+    path.write_bytes(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    async with Viewer().run_test(size=(80, 24)) as pilot:
+        view = await opened(pilot, path, 61)
+        view.action_toggle_wrap()  # `w`, which the dashboard binds
+        await settle(pilot)
+        assert view.wrap and view.show_vertical_scrollbar
+        # What the screen shows, not what the view would draw: the scrollbar covers
+        # the view's right-hand columns.
+        region = view.scrollable_content_region
+        screen = [text_of(s) for s in pilot.app.screen._compositor.render_strips()]
+        shown = [row[region.x : region.right] for row in screen[region.y : region.bottom]]
+        start = next(i for i, row in enumerate(shown) if row.startswith("000,"))
+        assert "".join(shown[start:]).rstrip() == long

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from textual.command import Command, CommandList
 from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
 
 from mlci_tui.states import RunState
 from mlci_tui.tui.screens.alerts import AlertsScreen
@@ -222,15 +223,52 @@ async def test_a_shows_the_alerts_and_acknowledging_them_clears_the_bar(
         await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
         kinds = [alert.kind for alert in app.screen.alerts]
         assert kinds == ["run_failed", "deploy_failed"]  # newest first
-        await pilot.press("enter")  # the newest one
-        await until(pilot, lambda: not isinstance(app.screen, AlertsScreen))
+        await pilot.press("enter")  # the newest one; the dialog stays open
         await until(pilot, lambda: "deploy_failed" in bar.render().plain)
+        assert isinstance(app.screen, AlertsScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, AlertsScreen))
         await pilot.press("A")
         await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
-        await pilot.press("A")  # all the rest
+        await pilot.press("A")  # all the rest, and the dialog closes
+        await until(pilot, lambda: not isinstance(app.screen, AlertsScreen))
         await until(pilot, lambda: not bar.has_class("-shown"))
     alerts = json.loads(project.mlci("alerts", "--json").stdout)["alerts"]
     assert all(alert["acknowledged_at"] for alert in alerts)
+
+
+async def test_several_alerts_are_acknowledged_one_by_one_in_one_visit(
+    project: Project,
+) -> None:
+    two_versions(project)
+    (project.path / "fail-deploy").touch()
+    assert run(project, 3) == 1  # deploy_failed and run_failed
+    (project.path / "fail-deploy").unlink()
+    assert run(project, 4) == 0
+    (project.path / "fail-deploy").touch()
+    assert run(project, 5) == 1  # two more
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        await pilot.press("A")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
+        screen = app.screen
+        assert isinstance(screen, AlertsScreen)
+        ids = [alert.id for alert in screen.alerts]
+        assert len(ids) == 4
+        # Enter on the first, then on the third: each acknowledged at once, the
+        # dialog open all along, each row saying so.
+        await pilot.press("enter", "down", "enter")
+
+        def acknowledged() -> set[int]:
+            return {a.id for a in app.reader.alerts() if a.acknowledged_at is not None}
+
+        await until(pilot, lambda: acknowledged() == {ids[0], ids[2]})
+        assert app.screen is screen
+        table = screen.query_one(DataTable)
+        states = [table.get_row_at(row)[0].plain for row in range(4)]
+        assert states == ["seen", "NEW", "seen", "NEW"]
+        assert "2 not acknowledged" in str(screen.query_one("#alerts-title", Static).render())
 
 
 async def test_the_cancel_dialog_says_what_each_key_does(project: Project) -> None:

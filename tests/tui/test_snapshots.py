@@ -2,8 +2,9 @@
 the main screen with no runs (and with stages that need others for their outs), a
 run in progress, one whose runner died, a failed and a finished run;
 the help (`HelpScreen`), the runs (`RunsScreen`), the search (`SearchScreen`),
-the rollback and cancel confirmations (`ConfirmScreen`), a pending decision
-(`DecisionScreen`), the alerts (`AlertsScreen`), the zoomed log, the command
+the rollback (to the default target and to another) and cancel confirmations
+(`ConfirmScreen`), a pending decision (`DecisionScreen`), the alerts
+(`AlertsScreen`, and after one is acknowledged in it), the zoomed log, the command
 palette (`DashboardCommands`), a stage's metric plot and a metric across
 versions (`PlotScreen`, with and without colour) and a comparison
 (`DiffScreen`). The
@@ -257,7 +258,8 @@ def make_store(
     store.close()
     # What the dashboard would start (`mlci recover`) is asked for, not started: the
     # picture is of the moment it saw the runner gone.
-    spawn = (lambda args: subprocess.Popen(["true"])) if runner_gone else None
+    # Recovery asked for, alerts acknowledged: pictured as asked, nothing started.
+    spawn = (lambda args: subprocess.Popen(["true"])) if runner_gone or alerts else None
     return make_app(config, clock=lambda: T0 + 120, poll_interval=3600, spawn=spawn)
 
 
@@ -336,9 +338,15 @@ SCREENS = {
         pressing("slash", *"batch 1", "enter", "n"),
     ),
     "rollback_confirmation": (make_store, pressing("v", "R")),
+    # Not the version `mlci rollback` would pick: the confirmation names that one.
+    "rollback_not_default": (make_store, pressing("v", "down", "R")),
     "cancel_confirmation": (lambda path: make_store(path, running=True), pressing("c")),
     "decision": (lambda path: make_store(path, decision=True), pressing("a")),
     "alerts": (lambda path: make_store(path, failed=True, alerts=True), pressing("A")),
+    "alerts_acknowledged": (
+        lambda path: make_store(path, failed=True, alerts=True),
+        pressing("A", "enter"),
+    ),
     "alert_bar": (lambda path: make_store(path, failed=True, alerts=True), loaded),
     "zoomed_log": (lambda path: make_store(path, failed=True), pressing("z", "w")),
     "palette": (make_store, pressing("ctrl+p", *"roll")),

@@ -145,9 +145,10 @@ class _Attempt:
         # Whether the command ended or is being stopped, whatever it started goes
         # too, and the pipes are read to their end. This is never abandoned half-way.
         await self._stop(self.spec.kill_grace)
+        status, cpu_seconds, maxrss = self.exited.result()
+        self.sink.cpu_seconds = cpu_seconds
         if self.cancelled:
             raise asyncio.CancelledError
-        status, cpu_seconds, maxrss = self.exited.result()
         return AttemptResult(
             exit_code=os.waitstatus_to_exitcode(status),
             peak_rss_bytes=self._peak(maxrss * _MAXRSS_UNIT),

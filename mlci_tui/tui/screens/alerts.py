@@ -1,11 +1,15 @@
 """AlertsScreen: every alert, newest first, and acknowledging them.
 
-The screen only asks: it is dismissed with the ids to acknowledge (the app
-starts ``mlci alerts --ack`` for them, as it starts every change), or None.
+The screen only asks: ``acknowledge`` (the app's, which starts ``mlci alerts
+--ack``, as it starts every change) is called with the ids to acknowledge, and
+says whether it could start that. Enter acknowledges the highlighted alert and
+the dialog stays open on the next new one, so several are acknowledged in one
+visit; ``A`` acknowledges every new one and closes it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -25,8 +29,11 @@ _CLOSE = Binding("escape", "dismiss(None)", "Close", id="alerts.close")
 _ONE = binding_for(DataTable, "select_cursor")
 """The table's own key that picks a row: it acknowledges that alert."""
 
+Acknowledge = Callable[[list[int]], bool]
+"""Acknowledges the alerts of these ids; False if that could not be started."""
 
-class AlertsScreen(ModalScreen[list[int] | None]):
+
+class AlertsScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [_ALL, _CLOSE]
     DEFAULT_CSS = """
     AlertsScreen { align: center middle; }
@@ -39,29 +46,44 @@ class AlertsScreen(ModalScreen[list[int] | None]):
     AlertsScreen #alert-message { height: auto; max-height: 4; padding: 0 1; }
     """
 
-    def __init__(self, alerts: list[AlertRecord]) -> None:
+    def __init__(self, alerts: list[AlertRecord], acknowledge: Acknowledge) -> None:
         super().__init__()
         self.alerts = alerts
+        self.acknowledge = acknowledge
+        self.acknowledged = {alert.id for alert in alerts if alert.acknowledged_at is not None}
+        """Ids acknowledged, before the dialog opened or in it."""
 
     def compose(self) -> ComposeResult:
-        unseen = sum(alert.acknowledged_at is None for alert in self.alerts)
-        title = f"Alerts, newest first · {unseen} not acknowledged" if self.alerts else "No alerts"
         with Vertical():
-            yield Static(Text(title, style="bold"), classes="alerts--keys")
+            yield Static(self._title(), id="alerts-title", classes="alerts--keys")
             yield DataTable(cursor_type="row", zebra_stripes=True)
             # The highlighted alert's whole message: the table's column cuts it.
             yield Static(id="alert-message")
-            pairs = [(_ONE, "acknowledge this one"), (_ALL, "acknowledge all"), (_CLOSE, "close")]
+            pairs = [
+                (_ONE, "acknowledge this one"),
+                (_ALL, "acknowledge all and close"),
+                (_CLOSE, "close"),
+            ]
             yield Static(Text(hints(self.app, pairs)), classes="alerts--keys")
+
+    def _title(self) -> Text:
+        if not self.alerts:
+            return Text("No alerts", style="bold")
+        unseen = len(self.alerts) - len(self.acknowledged)
+        return Text(f"Alerts, newest first · {unseen} not acknowledged", style="bold")
+
+    @staticmethod
+    def _state(seen: bool) -> Text:
+        # A word, not only a colour: it must read the same without colour.
+        return Text("seen" if seen else "NEW", style="" if seen else "bold")
 
     def on_mount(self) -> None:
         table: DataTable[Text] = self.query_one(DataTable)
-        table.add_columns("", "WHEN", "KIND", "VERSION", "MESSAGE")
+        table.add_column("", key="state")
+        table.add_columns("WHEN", "KIND", "VERSION", "MESSAGE")
         for alert in self.alerts:
-            seen = alert.acknowledged_at is not None
             table.add_row(
-                # A word, not only a colour: it must read the same without colour.
-                Text("seen" if seen else "NEW", style="" if seen else "bold"),
+                self._state(alert.id in self.acknowledged),
                 Text(local_time(alert.created_at)),
                 plain(alert.kind),
                 Text("-" if alert.version is None else f"v{alert.version}"),
@@ -78,9 +100,25 @@ class AlertsScreen(ModalScreen[list[int] | None]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         # Enter (and a click) on a row: the table's own binding, which takes the key.
         event.stop()
-        if 0 <= event.cursor_row < len(self.alerts):
-            alert = self.alerts[event.cursor_row]
-            self.dismiss([alert.id] if alert.acknowledged_at is None else [])
+        row = event.cursor_row
+        if not 0 <= row < len(self.alerts):
+            return
+        alert = self.alerts[row]
+        if alert.id in self.acknowledged or not self.acknowledge([alert.id]):
+            return
+        self.acknowledged.add(alert.id)
+        table: DataTable[Text] = self.query_one(DataTable)
+        table.update_cell(str(alert.id), "state", self._state(True))
+        self.query_one("#alerts-title", Static).update(self._title())
+        # On to the next new one below, so that Enter again acknowledges it.
+        later = [i for i in range(row + 1, len(self.alerts)) if self._new(i)]
+        if later:
+            table.move_cursor(row=later[0])
+
+    def _new(self, row: int) -> bool:
+        return self.alerts[row].id not in self.acknowledged
 
     def action_acknowledge_all(self) -> None:
-        self.dismiss([alert.id for alert in self.alerts if alert.acknowledged_at is None])
+        new = [alert.id for alert in self.alerts if alert.id not in self.acknowledged]
+        if not new or self.acknowledge(new):
+            self.dismiss(None)

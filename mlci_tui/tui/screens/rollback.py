@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -83,10 +84,25 @@ def _param(params: Mapping[str, object], name: str) -> str:
 
 
 def rollback_screen(
-    current: VersionRecord | None, target: VersionRecord, now: float, metrics: list[str]
+    current: VersionRecord | None,
+    target: VersionRecord,
+    default: VersionRecord | None,
+    now: float,
+    metrics: list[str],
 ) -> ConfirmScreen:
+    """``default`` is what `mlci rollback` without a version would pick: named when the
+    target is another, so that a highlight moved long ago is not taken for it."""
+    body: RenderableType = comparison(current, target, now, metrics)
+    if default is None or default.number != target.number:
+        picks = (
+            f"would pick {default.name}"
+            if default is not None
+            else "has no target (no earlier healthy version)"
+        )
+        note = Text.assemble(
+            ("Not the default: ", "bold"), f"`mlci rollback` without a version {picks}."
+        )
+        body = Group(body, Text(), note)
     return ConfirmScreen(
-        f"Roll production back to {target.name}?",
-        comparison(current, target, now, metrics),
-        yes=f"roll back to {target.name}",
+        f"Roll production back to {target.name}?", body, yes=f"roll back to {target.name}"
     )

@@ -58,7 +58,7 @@ class HeaderBar(Widget):
             text.append(live.name, style=STATE_STYLES.get(live.status, ""))
         if snapshot.deploying is not None:
             deploying = snapshot.deploying
-            text.append(f" · {deploying.kind.value} to v{deploying.to_version}…", style="yellow")
+            text.append(f" · {deploying.kind.text} to v{deploying.to_version}…", style="yellow")
         if not self.follow:
             text.append(" · follow off (f)", style="dim")
         text.truncate(max(1, self.size.width), overflow="ellipsis")

@@ -230,7 +230,7 @@ class LogView(ScrollView, can_focus=True):
             # Rows are drawn from a top line down; the last top is the one that puts
             # the last line at the bottom, so the thumb ends at the bottom with it.
             height = self.size.height
-            self.virtual_size = Size(self.size.width, self._last_top() + height if lines else 0)
+            self.virtual_size = Size(self._wrap_width, self._last_top() + height if lines else 0)
         else:
             self.virtual_size = Size(self._width, lines)
 
@@ -255,12 +255,18 @@ class LogView(ScrollView, can_focus=True):
         if self.index is None:
             return Strip.blank(width, style)
         if self.wrap:
-            return self._wrapped_row(scroll_y, y, width)
+            return self._wrapped_row(scroll_y, y, self._wrap_width)
         line = scroll_y + y
         if line >= len(self.index):
             return Strip.blank(width, style)
         strip = self._strip(line)
         return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, line)
+
+    @property
+    def _wrap_width(self) -> int:
+        """The columns a wrapped row has: the view's, less the vertical scrollbar's
+        (its gutter is kept while lines wrap, so the width never changes with it)."""
+        return max(1, self.scrollable_content_region.width)
 
     def _wrapped_row(self, top: int, y: int, width: int) -> Strip:
         """Row ``y`` of the view when long lines wrap: lines from ``top`` down."""
@@ -290,7 +296,7 @@ class LogView(ScrollView, can_focus=True):
     def _last_top(self) -> int:
         """The top line that shows the last line at the bottom, lines wrapped."""
         assert self.index is not None
-        width, height = self.size.width, max(1, self.size.height)
+        width, height = self._wrap_width, max(1, self.size.height)
         line = len(self.index) - 1
         used = 0
         while line >= 0:
@@ -403,6 +409,9 @@ class LogView(ScrollView, can_focus=True):
         top = int(self.scroll_offset.y)
         # Wrapped, nothing is wider than the view: no horizontal scrollbar takes a row.
         self.styles.overflow_x = "hidden" if wrap else "auto"
+        # Room for the vertical scrollbar whether it shows or not: a bar appearing
+        # would narrow the rows, which would change whether it is needed.
+        self.styles.scrollbar_gutter = "stable" if wrap else "auto"
         self.scroll_to(x=0, animate=False, immediate=True)
         self._clear_caches()
         self._resize_virtual()

@@ -87,7 +87,7 @@ class StagePane(Widget):
         record = self.record
         state = record.state if record else StageState.PENDING
         style = STATE_STYLES.get(state, "")
-        word = state.value if self.in_run else NOT_IN_RUN
+        word = state.text if self.in_run else NOT_IN_RUN
         width = max(1, self.size.width)
         title = Text(end="")
         # A marker as well as a colour: the selection must show with NO_COLOR too.

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -43,14 +44,22 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.versions: list[VersionRecord] = []
         self.metrics: list[str] = []
+        self.default: int | None = None
+        """The version the highlight rests on until someone moves it: the one
+        `mlci rollback` would pick, else the live one."""
+        self.picked: int | None = None
+        """The version someone put the highlight on; None: it follows `default`."""
         self._marked: str | None = None
 
-    def show(self, versions: Sequence[VersionRecord], metrics: Sequence[str]) -> None:
-        """Replace the rows, keeping the cursor on the same version."""
-        if list(versions) == self.versions and list(metrics) == self.metrics:
+    def show(
+        self, versions: Sequence[VersionRecord], metrics: Sequence[str], default: int | None
+    ) -> None:
+        """Replace the rows. The highlight stays on the version picked, or, when none
+        was (or it is gone), moves to ``default`` as the table changes under it: it
+        never rests on a row only because that row was there first."""
+        if (list(versions), list(metrics), default) == (self.versions, self.metrics, self.default):
             return
-        selected = self.selected_version
-        self.versions, self.metrics = list(versions), list(metrics)
+        self.versions, self.metrics, self.default = list(versions), list(metrics), default
         self.clear(columns=True)
         self._marked = None
         self.add_column(" ", key="marker")
@@ -76,18 +85,66 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
                 plain(description),
             ]
             self.add_row(*cells, key=str(version.number))
-        if selected is not None:
-            self.select_version(selected.number)
+        if self.picked is None or not self._move_to(self.picked):
+            self.follow_default()
         self._mark()
 
+    def follow_default(self) -> None:
+        """The highlight on `default` (the newest version without one), following it."""
+        self.picked = None
+        if self.default is None or not self._move_to(self.default):
+            self._move_to(self.versions[0].number if self.versions else None)
+
     def select_version(self, number: int) -> bool:
-        """Put the cursor on version ``number``; False if it is not listed."""
+        """Put the highlight on version ``number`` and keep it there; False if it is
+        not listed."""
+        if not self._move_to(number):
+            return False
+        self.picked = number
+        return True
+
+    def _move_to(self, number: int | None) -> bool:
         for row, version in enumerate(self.versions):
             if version.number == number:
                 self.move_cursor(row=row, animate=False)
                 self._mark()
                 return True
         return False
+
+    # Every way a person moves the highlight makes its version the one picked.
+
+    def _moved_by_hand(self) -> None:
+        selected = self.selected_version
+        self.picked = None if selected is None else selected.number
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._moved_by_hand()
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._moved_by_hand()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._moved_by_hand()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._moved_by_hand()
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self._moved_by_hand()
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self._moved_by_hand()
+
+    async def _on_click(self, event: events.Click) -> None:
+        await super()._on_click(event)
+        if event.style.meta.get("row", -1) >= 0:  # a row, not the header
+            self._moved_by_hand()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._mark()
@@ -135,12 +192,18 @@ class VersionPanel(Vertical):
             yield self.trend
         yield self.table
 
-    def show(self, versions: Sequence[VersionRecord], metrics: Sequence[str], total: int) -> None:
-        shown = (tuple(versions), tuple(metrics), total)
+    def show(
+        self,
+        versions: Sequence[VersionRecord],
+        metrics: Sequence[str],
+        total: int,
+        default: int | None,
+    ) -> None:
+        shown = (tuple(versions), tuple(metrics), total, default)
         if shown == self._shown:
             return  # every change below costs a layout pass
         self._shown = shown
-        self.table.show(versions, metrics)
+        self.table.show(versions, metrics, default)
         key = metrics[0] if metrics else None
         trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
         sparkline = self.trend
