@@ -157,6 +157,38 @@ def test_a_metrics_file_past_the_limit_is_removed_unread(tmp_path: Path) -> None
     assert not path.exists()
 
 
+def test_a_metrics_file_of_the_limit_exactly_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    head = b'{"acc": 0.5'
+    path.write_bytes(head + b" " * (MAX_METRICS_FILE - len(head) - 1) + b"}")
+    assert path.stat().st_size == MAX_METRICS_FILE
+    assert read_metrics_file(path) == ({"acc": 0.5}, [], None)
+
+
+def test_a_metrics_file_removed_while_it_is_read_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage's leftover process may remove its metrics file at any moment: here, just
+    after the runner opened it, which only a hook in `os.fstat` can time."""
+    path = tmp_path / "m.json"
+    real_fstat = os.fstat
+
+    def fstat_then_remove(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        path.unlink()
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_then_remove)
+    os.mkfifo(path)
+    assert read_metrics_file(path).problem == (
+        "the metrics file is a FIFO, not a file: removed unread"
+    )
+    with open(path, "wb") as file:
+        file.truncate(MAX_METRICS_FILE + 1)
+    assert read_metrics_file(path).problem == "the metrics file is over 16 MiB: removed unread"
+    assert not path.exists()
+
+
 def test_a_metrics_file_that_is_a_fifo_a_device_or_a_directory_is_never_waited_on(
     tmp_path: Path,
 ) -> None:
@@ -201,7 +233,8 @@ JSON_LEAF = (
     | st.sampled_from([10**308 * 2, -(10**400), 2**1024 - 1, 1.7976931348623157e308, -0.0])
     | st.booleans()
     | st.none()
-    | st.text(alphabet='ab{}[]" \\', max_size=5)
+    # A lone surrogate too: a file's bytes may hold one (CESU-8, or UTF-16 cut in half).
+    | st.text(alphabet='ab{}[]" \\\u00e9\ud800', max_size=5)
 )
 KEY = st.sampled_from(["acc", "loss", "eval", "f1", "x y", "1st", "_b", "a/b", "{[", '"q"'])
 JSON_VALUE = st.recursive(
@@ -245,15 +278,23 @@ def file_oracle(data: dict[str, Any], depth: int = 1, prefix: str = "") -> Metri
 @given(
     data=st.dictionaries(KEY, JSON_VALUE, max_size=4),
     layout=st.sampled_from([(None, (",", ":")), (None, (", ", ": ")), (1, None), (0, None)]),
+    # Every encoding JSON's own reader detects, escapes or the characters themselves.
+    encoding=st.sampled_from(
+        ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]
+    ),
+    ascii_only=st.booleans(),
 )
 def test_a_metrics_file_yields_exactly_what_its_json_holds_to_five_levels(
     tmp_path_factory: pytest.TempPathFactory,
     data: dict[str, Any],
     layout: tuple[int | None, tuple[str, str] | None],
+    encoding: str,
+    ascii_only: bool,
 ) -> None:
     indent, separators = layout
     path = tmp_path_factory.mktemp("metrics") / "m.json"
-    path.write_text(json.dumps(data, indent=indent, separators=separators))
+    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=ascii_only)
+    path.write_bytes(text.encode(encoding, "surrogatepass"))
     assert read_metrics_file(path) == file_oracle(data)
 
 
@@ -282,6 +323,25 @@ def test_a_value_of_no_number_is_ignored_naming_its_kind() -> None:
     assert finite(10**400) == OUT_OF_RANGE
     assert finite(float("nan")) == finite(-math.inf) == "not a finite number"
     assert finite(3) == 3.0 and isinstance(finite(3), float)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.dictionaries(KEY, JSON_VALUE, max_size=4))
+def test_each_value_a_metrics_file_holds_is_kept_or_noted_with_why(
+    tmp_path_factory: pytest.TempPathFactory, data: dict[str, Any]
+) -> None:
+    path = tmp_path_factory.mktemp("metrics") / "m.json"
+    path.write_text(json.dumps(data))
+    expected = file_oracle(data)
+    sink, events = make_sink()
+    sink.add_file(read_metrics_file(path))
+    assert sink.metrics == expected.metrics
+    assert notes_of(events) == [
+        f"ignored metric {name!r}: {why}" for name, why in expected.ignored[: MAX_METRIC_NOTES - 1]
+    ] + [
+        f"ignored metric {name!r}: {why}; further metrics with values ignored are not noted"
+        for name, why in expected.ignored[MAX_METRIC_NOTES - 1 : MAX_METRIC_NOTES]
+    ]
 
 
 def test_a_metrics_file_that_cannot_be_read_yields_nothing_but_why(tmp_path: Path) -> None:
