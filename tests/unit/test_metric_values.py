@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.checks import METRIC_NAME
@@ -336,12 +336,33 @@ def test_each_value_a_metrics_file_holds_is_kept_or_noted_with_why(
     sink, events = make_sink()
     sink.add_file(read_metrics_file(path))
     assert sink.metrics == expected.metrics
-    assert notes_of(events) == [
-        f"ignored metric {name!r}: {why}" for name, why in expected.ignored[: MAX_METRIC_NOTES - 1]
-    ] + [
-        f"ignored metric {name!r}: {why}; further metrics with values ignored are not noted"
-        for name, why in expected.ignored[MAX_METRIC_NOTES - 1 : MAX_METRIC_NOTES]
+    notes = [f"ignored metric {name!r}: {why}" for name, why in expected.ignored]
+    if len(notes) >= MAX_METRIC_NOTES:
+        notes[MAX_METRIC_NOTES - 1 :] = [
+            f"{notes[MAX_METRIC_NOTES - 1]}; further metrics with values ignored are not noted"
+        ]
+    assert [e for e in events if isinstance(e, StageNoted)] == [
+        StageNoted("train", note, 1000.0) for note in notes
     ]
+
+
+@example(name="n" * 80, value="v" * 80).via("the longest shown whole")
+@example(name="n" * 81, value="v" * 81).via("the shortest cut")
+@given(
+    name=st.text(st.characters(codec="utf-8"), min_size=1, max_size=100),
+    value=st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=100),
+)
+def test_a_note_shows_a_name_or_value_whole_to_80_characters_and_cut_past_them(
+    name: str, value: str | None
+) -> None:
+    def shown(text: str) -> str:
+        return repr(text if len(text) <= 80 else text[:79] + "\u2026")
+
+    sink, events = make_sink()
+    sink.ignore(name, "why", value)
+    sink.ignore(name, "a second value, not noted", value)
+    what = "" if value is None else f" = {shown(value)}"
+    assert notes_of(events) == [f"ignored metric {shown(name)}{what}: why"]
 
 
 def test_a_metrics_file_that_cannot_be_read_yields_nothing_but_why(tmp_path: Path) -> None:
