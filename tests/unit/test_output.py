@@ -499,6 +499,37 @@ def test_a_masker_is_true_exactly_when_it_has_a_secret_to_mask(values: list[str]
     assert bool(masker) == any(values)
 
 
+# Output with no ASCII letter in it: bytes that are not UTF-8, characters that are not
+# ASCII, spaces.
+NON_ASCII = st.lists(
+    st.integers(min_value=0x80, max_value=0xFF).map(lambda byte: bytes([byte]))
+    | st.characters(min_codepoint=0x80, exclude_categories=("Cs",)).map(str.encode)
+    | st.just(b" "),
+    max_size=12,
+).map(b"".join)
+
+
+def as_held(data: bytes) -> str:
+    """Bytes as mlci holds them in text: what is not UTF-8 as surrogate escapes."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+@given(
+    value=st.binary(max_size=8).filter(lambda value: not set(value) & set(b"\n\r*")),
+    before=NON_ASCII,
+    after=NON_ASCII,
+)
+def test_text_that_is_not_utf8_is_masked_and_otherwise_kept_as_it_is(
+    value: bytes, before: bytes, after: bytes
+) -> None:
+    # An ASCII start, which no side holds, and one line: no form of the secret but
+    # itself can be in the text (its encodings are ASCII, and longer than any spaces).
+    secret = b"tok" + value
+    masker = SecretMasker([as_held(secret)])
+    assert masker.mask_text(as_held(before + after)) == as_held(before + after)
+    assert masker.mask_text(as_held(before + secret + after)) == as_held(before + b"***" + after)
+
+
 @given(data=st.binary())
 def test_without_secrets_everything_can_be_released(data: bytes) -> None:
     masker = SecretMasker([])
