@@ -298,6 +298,30 @@ def test_a_metrics_file_yields_exactly_what_its_json_holds_to_five_levels(
     assert read_metrics_file(path) == file_oracle(data)
 
 
+NOT_VALID_JSON = 'the metrics file is not valid JSON; expected an object like {"accuracy": 0.9}'
+NO_OBJECT = 'the metrics file must hold a JSON object like {"accuracy": 0.9}'
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(st.sampled_from('{}[]":,. 0123456789-eEnulltrueNaInfity\\'), max_size=20)
+    | JSON_VALUE.map(json.dumps)
+)
+def test_a_metrics_file_that_is_no_json_or_holds_no_object_says_which(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("metrics") / "m.json"
+    path.write_text(text)
+    # Python's own reader is the oracle; an int of any length is read as a float.
+    try:
+        data = json.loads(text.encode(), parse_int=float)
+    except ValueError:
+        expected = None if not text.strip() else NOT_VALID_JSON
+    else:
+        expected = None if isinstance(data, dict) else NO_OBJECT
+    assert read_metrics_file(path).problem == expected
+
+
 def test_objects_closing_back_to_the_fifth_level_leave_their_deep_part_ignored(
     tmp_path: Path,
 ) -> None:
