@@ -225,6 +225,46 @@ def test_malformed_metric_lines_are_noted_nine_times_then_once_more_saying_so() 
         assert notes == lines[:MAX_METRIC_NOTES]
 
 
+@example(rest=b"\xff" * 300).via("a note cut at 200 characters")
+@given(rest=st.binary(max_size=300).map(lambda rest: rest.replace(b"\n", b"")))
+def test_a_metric_line_that_is_no_utf8_is_noted_as_it_reads(rest: bytes) -> None:
+    sink, events = make_sink()
+    sink.feed(Stream.STDOUT, b"::metric \xff" + rest + b"\n")
+    # No name starts with U+FFFD: the line is malformed, and noted as Python reads it.
+    text = ("\ufffd" + rest.decode("utf-8", "replace")).strip()
+    assert notes_of(events) == [f"ignored a malformed metric line: {text[:200]!r}"]
+    assert sink.metrics == {}
+
+
+def test_a_metric_line_with_no_value_is_malformed() -> None:
+    sink, events = make_sink()
+    sink.feed(Stream.STDOUT, b"::metric \n::metric step=3\n::metric   \n::metric step=4 acc=1\n")
+    assert notes_of(events) == [
+        "ignored a malformed metric line: ''",
+        "ignored a malformed metric line: 'step=3'",
+        "ignored a malformed metric line: ''",
+    ]
+    assert points_of(events) == [("acc", 4, 1.0)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    secret=st.from_regex(r"[A-Za-z0-9_.\-/]{12,20}", fullmatch=True),
+    names=st.lists(st.sampled_from(["acc", "loss", "eval.f1"]), min_size=1, unique=True),
+    value=st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_a_metrics_file_naming_a_secret_gives_its_values_masked_names(
+    tmp_path_factory: pytest.TempPathFactory, secret: str, names: list[str], value: float
+) -> None:
+    path = tmp_path_factory.mktemp("metrics") / "m.json"
+    path.write_text(json.dumps({f"{name}.{secret}": value for name in names}))
+    events: list = []
+    sink = OutputSink("train", SecretMasker([secret]), events.append, lambda: 1000.0)
+    sink.add_file(read_metrics_file(path))
+    assert sink.metrics == {f"{name}.***": value for name in names}
+    assert points_of(events) == [(f"{name}.***", 0, value) for name in names]
+
+
 OUT_OF_RANGE = "beyond the float64 range (±1.8e308)"
 KINDS = {str: "a string", list: "an array", type(None): "null", bool: "true or false"}
 JSON_LEAF = (
