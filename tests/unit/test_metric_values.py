@@ -6,6 +6,7 @@ of the caller's stack."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from mlci_tui.checks import METRIC_NAME
 from mlci_tui.events import StageMetrics, StageNoted
 from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline import output
 from mlci_tui.pipeline.output import (
     MAX_METRIC_NOTES,
     MAX_METRICS_FILE,
@@ -263,6 +265,40 @@ def test_a_metrics_file_naming_a_secret_gives_its_values_masked_names(
     sink.add_file(read_metrics_file(path))
     assert sink.metrics == {f"{name}.***": value for name in names}
     assert points_of(events) == [(f"{name}.***", 0, value) for name in names]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=12_000) | st.sampled_from([100, 1100, 11_100]),
+    cuts=st.lists(st.integers(min_value=0, max_value=12_000), max_size=5),
+)
+def test_a_series_keeps_every_point_then_ten_times_fewer_past_each_block(
+    count: int, cuts: list[int]
+) -> None:
+    """With blocks of 100 points, as `SERIES_POINTS` (100 000) does at scale: points 0-99
+    kept, then every 10th to 1090, then every 100th to 11 000, then every 1000th."""
+    starts = [0, 100, 1100, 11_100, 111_100]
+    expected = [
+        i
+        for i in range(count)
+        for phase in range(4)
+        if starts[phase] <= i < starts[phase + 1] and i % 10**phase == 0
+    ]
+    notes = [
+        f"metric x: {100 * (phase + 1)} points kept;"
+        f" from here on every {10 ** (phase + 1)}th is kept"
+        for phase in range(3)
+        if count > starts[phase + 1] - 10**phase
+    ]
+    sink, events = make_sink()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(output, "SERIES_POINTS", 100)
+        text = b"".join(b"::metric x=%d\n" % i for i in range(count))
+        edges = [0, *sorted({cut % (len(text) + 1) for cut in cuts}), len(text)]
+        for start, end in itertools.pairwise(edges):
+            sink.feed(Stream.STDOUT, text[start:end])
+    assert points_of(events) == [("x", i, float(i)) for i in expected]
+    assert notes_of(events) == notes
 
 
 OUT_OF_RANGE = "beyond the float64 range (±1.8e308)"
