@@ -530,6 +530,29 @@ def test_text_that_is_not_utf8_is_masked_and_otherwise_kept_as_it_is(
     assert masker.mask_text(as_held(before + secret + after)) == as_held(before + b"***" + after)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=SECRET,
+    before=st.binary(max_size=20).map(lambda data: data.replace(b"\n", b"")),
+    after=st.binary(max_size=20).map(lambda data: data.replace(b"\n", b"")),
+    shown=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0)),
+    flushes=st.lists(st.booleans()),
+)
+def test_a_last_line_without_a_newline_is_shown_whole_and_masked_at_the_end(
+    secret: str,
+    before: bytes,
+    after: bytes,
+    shown: bool,
+    cuts: list[int],
+    flushes: list[bool],
+) -> None:
+    """However it arrives, the unfinished last line is passed on whole when output ends,
+    masked as the same bytes masked at once are."""
+    text = before + (secret.encode() if shown else b"") + after
+    assert feed_in_pieces(secret, text, cuts, flushes) == SecretMasker([secret]).mask(text)
+
+
 @given(data=st.binary())
 def test_without_secrets_everything_can_be_released(data: bytes) -> None:
     masker = SecretMasker([])
