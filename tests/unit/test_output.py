@@ -530,6 +530,9 @@ def test_text_that_is_not_utf8_is_masked_and_otherwise_kept_as_it_is(
     assert masker.mask_text(as_held(before + secret + after)) == as_held(before + b"***" + after)
 
 
+@example(secret="hunter2-token", before=b"x", after=b"", shown=False, cuts=[], flushes=[]).via(
+    "a last line of one byte"
+)
 @settings(max_examples=200, deadline=None)
 @given(
     # Without spaces at its ends, where the secret's line is a form shorter than itself
