@@ -226,7 +226,7 @@ class OutputSink:
             self.note(f"{text}; further malformed metric lines are ignored without a note")
 
 
-def _metric_lines(block: bytes, start: int = 0) -> list[bytes]:
+def _metric_lines(block: bytes, start: int) -> list[bytes]:
     """The lines of ``block`` from ``start`` (a line start) that start with
     `METRIC_PREFIX`, found without splitting the block: under a flood, most lines
     are not metric lines."""

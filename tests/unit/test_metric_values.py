@@ -6,6 +6,7 @@ of the caller's stack."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.checks import METRIC_NAME
 from mlci_tui.events import StageMetrics, StageNoted
 from mlci_tui.masking import SecretMasker
+from mlci_tui.pipeline import output
 from mlci_tui.pipeline.output import (
     MAX_METRIC_NOTES,
     MAX_METRICS_FILE,
@@ -157,6 +159,38 @@ def test_a_metrics_file_past_the_limit_is_removed_unread(tmp_path: Path) -> None
     assert not path.exists()
 
 
+def test_a_metrics_file_of_the_limit_exactly_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    head = b'{"acc": 0.5'
+    path.write_bytes(head + b" " * (MAX_METRICS_FILE - len(head) - 1) + b"}")
+    assert path.stat().st_size == MAX_METRICS_FILE
+    assert read_metrics_file(path) == ({"acc": 0.5}, [], None)
+
+
+def test_a_metrics_file_removed_while_it_is_read_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage's leftover process may remove its metrics file at any moment: here, just
+    after the runner opened it, which only a hook in `os.fstat` can time."""
+    path = tmp_path / "m.json"
+    real_fstat = os.fstat
+
+    def fstat_then_remove(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        path.unlink()
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_then_remove)
+    os.mkfifo(path)
+    assert read_metrics_file(path).problem == (
+        "the metrics file is a FIFO, not a file: removed unread"
+    )
+    with open(path, "wb") as file:
+        file.truncate(MAX_METRICS_FILE + 1)
+    assert read_metrics_file(path).problem == "the metrics file is over 16 MiB: removed unread"
+    assert not path.exists()
+
+
 def test_a_metrics_file_that_is_a_fifo_a_device_or_a_directory_is_never_waited_on(
     tmp_path: Path,
 ) -> None:
@@ -193,6 +227,80 @@ def test_malformed_metric_lines_are_noted_nine_times_then_once_more_saying_so() 
         assert notes == lines[:MAX_METRIC_NOTES]
 
 
+@example(rest=b"\xff" * 300).via("a note cut at 200 characters")
+@given(rest=st.binary(max_size=300).map(lambda rest: rest.replace(b"\n", b"")))
+def test_a_metric_line_that_is_no_utf8_is_noted_as_it_reads(rest: bytes) -> None:
+    sink, events = make_sink()
+    sink.feed(Stream.STDOUT, b"::metric \xff" + rest + b"\n")
+    # No name starts with U+FFFD: the line is malformed, and noted as Python reads it.
+    text = ("\ufffd" + rest.decode("utf-8", "replace")).strip()
+    assert notes_of(events) == [f"ignored a malformed metric line: {text[:200]!r}"]
+    assert sink.metrics == {}
+
+
+def test_a_metric_line_with_no_value_is_malformed() -> None:
+    sink, events = make_sink()
+    sink.feed(Stream.STDOUT, b"::metric \n::metric step=3\n::metric   \n::metric step=4 acc=1\n")
+    assert notes_of(events) == [
+        "ignored a malformed metric line: ''",
+        "ignored a malformed metric line: 'step=3'",
+        "ignored a malformed metric line: ''",
+    ]
+    assert points_of(events) == [("acc", 4, 1.0)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    secret=st.from_regex(r"[A-Za-z0-9_.\-/]{12,20}", fullmatch=True),
+    names=st.lists(st.sampled_from(["acc", "loss", "eval.f1"]), min_size=1, unique=True),
+    value=st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_a_metrics_file_naming_a_secret_gives_its_values_masked_names(
+    tmp_path_factory: pytest.TempPathFactory, secret: str, names: list[str], value: float
+) -> None:
+    path = tmp_path_factory.mktemp("metrics") / "m.json"
+    path.write_text(json.dumps({f"{name}.{secret}": value for name in names}))
+    events: list = []
+    sink = OutputSink("train", SecretMasker([secret]), events.append, lambda: 1000.0)
+    sink.add_file(read_metrics_file(path))
+    assert sink.metrics == {f"{name}.***": value for name in names}
+    assert points_of(events) == [(f"{name}.***", 0, value) for name in names]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=12_000) | st.sampled_from([100, 1100, 11_100]),
+    cuts=st.lists(st.integers(min_value=0, max_value=12_000), max_size=5),
+)
+def test_a_series_keeps_every_point_then_ten_times_fewer_past_each_block(
+    count: int, cuts: list[int]
+) -> None:
+    """With blocks of 100 points, as `SERIES_POINTS` (100 000) does at scale: points 0-99
+    kept, then every 10th to 1090, then every 100th to 11 000, then every 1000th."""
+    starts = [0, 100, 1100, 11_100, 111_100]
+    expected = [
+        i
+        for i in range(count)
+        for phase in range(4)
+        if starts[phase] <= i < starts[phase + 1] and i % 10**phase == 0
+    ]
+    notes = [
+        f"metric x: {100 * (phase + 1)} points kept;"
+        f" from here on every {10 ** (phase + 1)}th is kept"
+        for phase in range(3)
+        if count > starts[phase + 1] - 10**phase
+    ]
+    sink, events = make_sink()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(output, "SERIES_POINTS", 100)
+        text = b"".join(b"::metric x=%d\n" % i for i in range(count))
+        edges = [0, *sorted({cut % (len(text) + 1) for cut in cuts}), len(text)]
+        for start, end in itertools.pairwise(edges):
+            sink.feed(Stream.STDOUT, text[start:end])
+    assert points_of(events) == [("x", i, float(i)) for i in expected]
+    assert notes_of(events) == notes
+
+
 OUT_OF_RANGE = "beyond the float64 range (±1.8e308)"
 KINDS = {str: "a string", list: "an array", type(None): "null", bool: "true or false"}
 JSON_LEAF = (
@@ -201,7 +309,8 @@ JSON_LEAF = (
     | st.sampled_from([10**308 * 2, -(10**400), 2**1024 - 1, 1.7976931348623157e308, -0.0])
     | st.booleans()
     | st.none()
-    | st.text(alphabet='ab{}[]" \\', max_size=5)
+    # A lone surrogate too: a file's bytes may hold one (CESU-8, or UTF-16 cut in half).
+    | st.text(alphabet='ab{}[]" \\\u00e9\ud800', max_size=5)
 )
 KEY = st.sampled_from(["acc", "loss", "eval", "f1", "x y", "1st", "_b", "a/b", "{[", '"q"'])
 JSON_VALUE = st.recursive(
@@ -245,16 +354,48 @@ def file_oracle(data: dict[str, Any], depth: int = 1, prefix: str = "") -> Metri
 @given(
     data=st.dictionaries(KEY, JSON_VALUE, max_size=4),
     layout=st.sampled_from([(None, (",", ":")), (None, (", ", ": ")), (1, None), (0, None)]),
+    # Every encoding JSON's own reader detects, escapes or the characters themselves.
+    encoding=st.sampled_from(
+        ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]
+    ),
+    ascii_only=st.booleans(),
 )
 def test_a_metrics_file_yields_exactly_what_its_json_holds_to_five_levels(
     tmp_path_factory: pytest.TempPathFactory,
     data: dict[str, Any],
     layout: tuple[int | None, tuple[str, str] | None],
+    encoding: str,
+    ascii_only: bool,
 ) -> None:
     indent, separators = layout
     path = tmp_path_factory.mktemp("metrics") / "m.json"
-    path.write_text(json.dumps(data, indent=indent, separators=separators))
+    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=ascii_only)
+    path.write_bytes(text.encode(encoding, "surrogatepass"))
     assert read_metrics_file(path) == file_oracle(data)
+
+
+NOT_VALID_JSON = 'the metrics file is not valid JSON; expected an object like {"accuracy": 0.9}'
+NO_OBJECT = 'the metrics file must hold a JSON object like {"accuracy": 0.9}'
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(st.sampled_from('{}[]":,. 0123456789-eEnulltrueNaInfity\\'), max_size=20)
+    | JSON_VALUE.map(json.dumps)
+)
+def test_a_metrics_file_that_is_no_json_or_holds_no_object_says_which(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("metrics") / "m.json"
+    path.write_text(text)
+    # Python's own reader is the oracle; an int of any length is read as a float.
+    try:
+        data = json.loads(text.encode(), parse_int=float)
+    except ValueError:
+        expected = None if not text.strip() else NOT_VALID_JSON
+    else:
+        expected = None if isinstance(data, dict) else NO_OBJECT
+    assert read_metrics_file(path).problem == expected
 
 
 def test_objects_closing_back_to_the_fifth_level_leave_their_deep_part_ignored(
@@ -282,6 +423,46 @@ def test_a_value_of_no_number_is_ignored_naming_its_kind() -> None:
     assert finite(10**400) == OUT_OF_RANGE
     assert finite(float("nan")) == finite(-math.inf) == "not a finite number"
     assert finite(3) == 3.0 and isinstance(finite(3), float)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.dictionaries(KEY, JSON_VALUE, max_size=4))
+def test_each_value_a_metrics_file_holds_is_kept_or_noted_with_why(
+    tmp_path_factory: pytest.TempPathFactory, data: dict[str, Any]
+) -> None:
+    path = tmp_path_factory.mktemp("metrics") / "m.json"
+    path.write_text(json.dumps(data))
+    expected = file_oracle(data)
+    sink, events = make_sink()
+    sink.add_file(read_metrics_file(path))
+    assert sink.metrics == expected.metrics
+    notes = [f"ignored metric {name!r}: {why}" for name, why in expected.ignored]
+    if len(notes) >= MAX_METRIC_NOTES:
+        notes[MAX_METRIC_NOTES - 1 :] = [
+            f"{notes[MAX_METRIC_NOTES - 1]}; further metrics with values ignored are not noted"
+        ]
+    assert [e for e in events if isinstance(e, StageNoted)] == [
+        StageNoted("train", note, 1000.0) for note in notes
+    ]
+
+
+@example(name="n" * 80, value="v" * 80).via("the longest shown whole")
+@example(name="n" * 81, value="v" * 81).via("the shortest cut")
+@given(
+    name=st.text(st.characters(codec="utf-8"), min_size=1, max_size=100),
+    value=st.none() | st.text(st.characters(codec="utf-8"), min_size=1, max_size=100),
+)
+def test_a_note_shows_a_name_or_value_whole_to_80_characters_and_cut_past_them(
+    name: str, value: str | None
+) -> None:
+    def shown(text: str) -> str:
+        return repr(text if len(text) <= 80 else text[:79] + "\u2026")
+
+    sink, events = make_sink()
+    sink.ignore(name, "why", value)
+    sink.ignore(name, "a second value, not noted", value)
+    what = "" if value is None else f" = {shown(value)}"
+    assert notes_of(events) == [f"ignored metric {shown(name)}{what}: why"]
 
 
 def test_a_metrics_file_that_cannot_be_read_yields_nothing_but_why(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mlci_tui.config import MIN_SECRET_LENGTH
 from mlci_tui.events import StageMetrics, StageNoted, StageOutput
 from mlci_tui.masking import MIN_LINE, SecretMasker
-from mlci_tui.pipeline.output import PIECE_LIMIT, OutputSink, read_metrics_file
+from mlci_tui.pipeline.output import PIECE_LIMIT, STALE_AFTER_S, OutputSink, read_metrics_file
 from mlci_tui.states import Stream
 from mlci_tui.store.logs import LogCursor, LogWriter, encode, output_bytes, parse
 from mlci_tui.textsafe import terminal_line, visible_text
@@ -88,6 +88,23 @@ def test_a_stale_unfinished_line_is_flushed_for_viewers() -> None:
     assert events[-1].data == b"45%|####" and events[-1].partial
     sink.feed(Stream.STDOUT, b"##| 100%\n")
     assert printed(events) == b"45%|######| 100%\n"
+
+
+@given(
+    waited=st.sampled_from([STALE_AFTER_S, STALE_AFTER_S * 2])
+    | st.floats(min_value=0, max_value=STALE_AFTER_S * 4),
+    start=st.sampled_from([0.0, 1000.0, 1.7e9]),
+)
+def test_an_unfinished_line_is_passed_on_once_it_has_waited_the_stale_time(
+    waited: float, start: float
+) -> None:
+    sink, events, clock = make_sink()
+    clock.now = start
+    sink.feed(Stream.STDOUT, b"45%|####")
+    clock.now = start + waited
+    sink.flush_stale()
+    # What the clock says has passed, as the sink can know it, is the oracle.
+    assert bool(events) == (clock.now - start >= STALE_AFTER_S)
 
 
 def test_secret_masked_in_plain_base64_and_url_forms() -> None:
@@ -476,6 +493,71 @@ def test_a_cut_releases_all_but_what_may_start_a_secret_and_no_more(
     assert cut >= len(data) - (longest - 1)
 
 
+@given(values=st.lists(st.text(max_size=3), max_size=3))
+def test_a_masker_is_true_exactly_when_it_has_a_secret_to_mask(values: list[str]) -> None:
+    masker = SecretMasker(values)
+    assert bool(masker) == any(values)
+
+
+# Output with no ASCII letter in it: bytes that are not UTF-8, characters that are not
+# ASCII, spaces.
+NON_ASCII = st.lists(
+    st.integers(min_value=0x80, max_value=0xFF).map(lambda byte: bytes([byte]))
+    | st.characters(min_codepoint=0x80, exclude_categories=("Cs",)).map(str.encode)
+    | st.just(b" "),
+    max_size=12,
+).map(b"".join)
+
+
+def as_held(data: bytes) -> str:
+    """Bytes as mlci holds them in text: what is not UTF-8 as surrogate escapes."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+@given(
+    value=st.binary(max_size=8).filter(lambda value: not set(value) & set(b"\n\r*")),
+    before=NON_ASCII,
+    after=NON_ASCII,
+)
+def test_text_that_is_not_utf8_is_masked_and_otherwise_kept_as_it_is(
+    value: bytes, before: bytes, after: bytes
+) -> None:
+    # An ASCII start, which no side holds, and one line: no form of the secret but
+    # itself can be in the text (its encodings are ASCII, and longer than any spaces).
+    secret = b"tok" + value
+    masker = SecretMasker([as_held(secret)])
+    assert masker.mask_text(as_held(before + after)) == as_held(before + after)
+    assert masker.mask_text(as_held(before + secret + after)) == as_held(before + b"***" + after)
+
+
+@example(secret="hunter2-token", before=b"x", after=b"", shown=False, cuts=[], flushes=[]).via(
+    "a last line of one byte"
+)
+@settings(max_examples=200, deadline=None)
+@given(
+    # Without spaces at its ends, where the secret's line is a form shorter than itself
+    # and a cut between the two masks the line and shows the space.
+    secret=SECRET.map(str.strip).filter(lambda secret: len(secret) >= MIN_SECRET_LENGTH),
+    before=st.binary(max_size=20).map(lambda data: data.replace(b"\n", b"")),
+    after=st.binary(max_size=20).map(lambda data: data.replace(b"\n", b"")),
+    shown=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0)),
+    flushes=st.lists(st.booleans()),
+)
+def test_a_last_line_without_a_newline_is_shown_whole_and_masked_at_the_end(
+    secret: str,
+    before: bytes,
+    after: bytes,
+    shown: bool,
+    cuts: list[int],
+    flushes: list[bool],
+) -> None:
+    """However it arrives, the unfinished last line is passed on whole when output ends,
+    masked as the same bytes masked at once are."""
+    text = before + (secret.encode() if shown else b"") + after
+    assert feed_in_pieces(secret, text, cuts, flushes) == SecretMasker([secret]).mask(text)
+
+
 @given(data=st.binary())
 def test_without_secrets_everything_can_be_released(data: bytes) -> None:
     masker = SecretMasker([])
@@ -501,6 +583,26 @@ def test_a_metric_name_holding_a_secret_is_masked_and_its_value_kept(
     for name in masked:
         assert not any(form in name.encode() for form in forms_of(secret)), name
     assert SecretMasker([]).mask_names(metrics) == metrics
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    secret=SECRET,
+    names=st.lists(st.text(max_size=10), max_size=4),
+    value=st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_a_cached_stages_values_are_its_metrics_names_masked_and_no_series_points(
+    secret: str, names: list[str], value: float
+) -> None:
+    sink, events, clock = make_sink((secret,))
+    metrics = {f"{name}{secret}": value for name in names}
+    sink.add_metrics(metrics, series=False)
+    if not metrics:
+        assert events == [] and sink.metrics == {}
+        return
+    masked = SecretMasker([secret]).mask_names(metrics)
+    assert events == [StageMetrics("train", masked, clock.now)]
+    assert sink.metrics == masked
 
 
 # Terminal text, exactly: lines built from pieces whose rendering is known on its own (a

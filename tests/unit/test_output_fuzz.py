@@ -8,12 +8,14 @@ commands' own `main`, with MLCI_DEBUG so any internal error is raised."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import csv
 import io
 import json
 import math
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -48,6 +50,9 @@ gates = ["accuracy >= 0.9", "loss <= 1.7976931348623157e308", "eval.f1 != 0"]
 """
 
 
+NOTED_NAME = r"""ignored metric ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+
+
 def feed(run: Printed, emit: Callable[[Any], None], scratch: Path, number: int) -> OutputSink:
     """Run ``number``'s output, cut into reads as it says, through a sink, then its
     metrics file; checked against the oracle."""
@@ -79,7 +84,9 @@ def feed(run: Printed, emit: Callable[[Any], None], scratch: Path, number: int) 
     assert sink.metrics == {name: points[-1][1] for name, points in expected.items()}
     ignored = [e.text for e in events if isinstance(e, StageNoted) and "ignored metric" in e.text]
     assert len(ignored) <= MAX_METRIC_NOTES
-    assert len(ignored) == len({text.split("'")[1] for text in ignored})  # one per metric
+    # One per metric: each names it as Python's repr, whatever quotes the name holds.
+    names = [ast.literal_eval(re.match(NOTED_NAME, text)[1]) for text in ignored]
+    assert len(names) == len(set(names))
     return sink
 
 
