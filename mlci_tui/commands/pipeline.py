@@ -27,12 +27,15 @@ if TYPE_CHECKING:
 
 
 def command_validate(args: argparse.Namespace) -> int:
+    from mlci_tui.masking import SecretMasker
     from mlci_tui.textsafe import visible_text
 
     config = load(args)
+    # Names, gates and paths come from the config, which a secret may be written into.
+    mask = SecretMasker(config.secret_values(os.environ)).mask_text
     count = len(config.stages)
     print(
-        f"{relative(config.path)} is valid: pipeline {visible_text(config.pipeline.name)},"
+        f"{relative(config.path)} is valid: pipeline {visible_text(mask(config.pipeline.name))},"
         f" {count} stage{'s' * (count != 1)}"
     )
     width = max(len(name) for name in config.stages)
@@ -51,7 +54,7 @@ def command_validate(args: argparse.Namespace) -> int:
         if stage.executor != "local":
             parts.append(f"on {stage.executor}")
         # Paths (in needs, artifact, outs) are the config's: shown, never obeyed.
-        print(visible_text("  ".join(parts).rstrip()))
+        print(visible_text(mask("  ".join(parts).rstrip())))
     if config.deploy is not None:
         extra = ["deploy"] + (["monitor"] if config.monitor else [])
         print(f"     then, when every stage passed: {' → '.join(extra)}")

@@ -114,11 +114,14 @@ class Analysis:
         sink.add_file(await asyncio.to_thread(read_metrics_file, metrics_file))
         metrics_file.unlink(missing_ok=True)
         metrics = dict(sink.metrics)
+        # A finding quotes checks, which a secret may be written into: masked before it
+        # reaches the store, the log, the policy and the alert.
+        mask = self.masker.mask_text
         if problem is not None:
-            sample = Sample(False, metrics, f"the monitor command failed ({problem})")
+            sample = Sample(False, metrics, mask(f"the monitor command failed ({problem})"))
         else:
             failures = [f for f in (c.evaluate(metrics) for c in monitor.checks) if f]
-            sample = Sample(not failures, metrics, "; ".join(failures) or None)
+            sample = Sample(not failures, metrics, mask("; ".join(failures)) or None)
         self.store.add_sample(
             version=version.number,
             passed=sample.passed,

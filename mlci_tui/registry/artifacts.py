@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 
@@ -49,7 +50,14 @@ def digest(path: Path) -> tuple[str, int]:
 def _file_digest(path: Path) -> tuple[str, int]:
     hasher = hashlib.sha256()
     size = 0
-    with open(path, "rb") as file:
+    # Opened without blocking and judged by what was opened: a FIFO with no writer
+    # would hold the run in open() forever.
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise RegistryError(
+                f"{path} is neither a file, a directory nor a link; an artifact holds only those"
+            )
         while chunk := file.read(CHUNK):
             hasher.update(chunk)
             size += len(chunk)

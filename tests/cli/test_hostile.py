@@ -618,7 +618,7 @@ deps = ["d_{token}"]
     )
     env = mlci_env(TOKEN=token)
     everything = b""
-    for args in (["run"], ["why"], ["status", "--json"], ["status"]):
+    for args in (["validate"], ["run"], ["why"], ["status", "--json"], ["status"]):
         result = project.mlci(*args, env=env)
         everything += result.stdout + result.stderr
     (project.path / f"d_{token}" / "f").write_text("2\n")
@@ -636,4 +636,47 @@ deps = ["d_{token}"]
             if table != "file_hashes":
                 everything += repr(db.execute(f"SELECT * FROM {table}").fetchall()).encode()
     assert b"k_***" in everything and b"d_***" in everything
+    assert token.encode() not in everything
+
+
+def test_a_secret_written_into_a_monitor_check_is_masked_in_its_findings(
+    project: Project,
+) -> None:
+    """Found by a red team: a check's finding quotes the check, and was stored, logged
+    and alerted in clear."""
+    token = "Zq7SecretVal"
+    project.write(
+        f"""
+[pipeline]
+secrets = ["TOKEN"]
+[stages.train]
+command = "mkdir -p build && echo model > build/model.txt"
+artifact = "build/model.txt"
+[deploy]
+command = "true"
+[monitor]
+command = "echo '::metric acc=0.9'"
+checks = ["{token}_lat <= 1", "acc >= 0.5"]
+interval = "0.1s"
+samples = 1
+auto_rollback = false
+[alerts]
+command = 'echo "$MLCI_ALERT_MESSAGE" >> alerts.txt'
+"""
+    )
+    env = mlci_env(TOKEN=token)
+    result = project.mlci("run", env=env)
+    assert result.returncode != 0
+    everything = result.stdout + result.stderr + (project.path / "alerts.txt").read_bytes()
+    for args in (["status", "--json"], ["versions", "--json"], ["logs", "monitor"]):
+        shown = project.mlci(*args, env=env)
+        everything += shown.stdout + shown.stderr
+    for path in (project.state_dir / "runs").rglob("*"):
+        if path.is_file():
+            everything += path.read_bytes()
+    with sqlite3.connect(project.state_dir / "mlci.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            everything += repr(db.execute(f"SELECT * FROM {table}").fetchall()).encode()
+    assert b"***_lat was not reported" in everything
     assert token.encode() not in everything

@@ -550,3 +550,23 @@ def test_the_alerts_text_gives_each_alert_its_id_and_state(project: Project) -> 
     assert {i: r[3] for i, r in rows().items()} == {
         alert["id"]: "acknowledged" if alert["id"] == first else "new" for alert in listed
     }
+
+
+@pytest.mark.parametrize(
+    "command, artifact",
+    [("mkdir art && echo x > art/f && mkfifo art/pipe", "art"), ("mkfifo m.bin", "m.bin")],
+    ids=["a_pipe_inside", "a_pipe"],
+)
+def test_an_artifact_that_is_or_holds_a_pipe_fails_registration_without_waiting(
+    project: Project, command: str, artifact: str
+) -> None:
+    """Found by a red team: hashing the artifact opened the FIFO and waited for a
+    writer forever. It is refused, in one line, and the run ends."""
+    project.write(
+        f'[stages.a]\ncommand = "{command}"\ndeps = ["config.toml"]\nartifact = "{artifact}"\n'
+    )
+    result = project.mlci("run", timeout=60)
+    assert result.returncode != 0
+    assert b"its artifact could not be registered: " in result.stdout + result.stderr
+    assert b"is neither a file, a directory nor a link" in result.stdout + result.stderr
+    assert project.mlci("versions", "--json").stdout.strip() == b"[]"
