@@ -596,6 +596,19 @@ def test_a_store_locked_past_the_busy_timeout_mid_run_loses_nothing(project: Pro
     assert project.log("b") == b"three\n"
 
 
+def stored(project: Project, *, skip: str | None = None) -> bytes:
+    """Every run file of the store, and every row of its tables but ``skip``'s."""
+    found = b"".join(
+        path.read_bytes() for path in (project.state_dir / "runs").rglob("*") if path.is_file()
+    )
+    with sqlite3.connect(project.state_dir / "mlci.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            if table != skip:
+                found += repr(db.execute(f"SELECT * FROM {table}").fetchall()).encode()
+    return found
+
+
 def test_a_secret_written_into_a_gate_or_a_dep_name_is_masked_wherever_it_is_said(
     project: Project,
 ) -> None:
@@ -625,16 +638,9 @@ deps = ["d_{token}"]
     for args in (["why"], ["run"], ["status", "--json"]):
         result = project.mlci(*args, env=env)
         everything += result.stdout + result.stderr
-    for path in (project.state_dir / "runs").rglob("*"):
-        if path.is_file():
-            everything += path.read_bytes()
     # The store's tables but the one that knows files by their paths: a file named
     # with a secret is remembered by its name (the README says so).
-    with sqlite3.connect(project.state_dir / "mlci.db") as db:
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            if table != "file_hashes":
-                everything += repr(db.execute(f"SELECT * FROM {table}").fetchall()).encode()
+    everything += stored(project, skip="file_hashes")
     assert b"k_***" in everything and b"d_***" in everything
     assert token.encode() not in everything
 
@@ -671,12 +677,6 @@ command = 'echo "$MLCI_ALERT_MESSAGE" >> alerts.txt'
     for args in (["status", "--json"], ["versions", "--json"], ["logs", "monitor"]):
         shown = project.mlci(*args, env=env)
         everything += shown.stdout + shown.stderr
-    for path in (project.state_dir / "runs").rglob("*"):
-        if path.is_file():
-            everything += path.read_bytes()
-    with sqlite3.connect(project.state_dir / "mlci.db") as db:
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            everything += repr(db.execute(f"SELECT * FROM {table}").fetchall()).encode()
+    everything += stored(project)
     assert b"***_lat was not reported" in everything
     assert token.encode() not in everything
