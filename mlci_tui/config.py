@@ -1136,6 +1136,8 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                 )
             for other, owner in owners.items():
                 if out == other or _inside(out, other) or _inside(other, out):
+                    if owner == name and where[-1] == "artifact":
+                        raise scope.document.error(where, _artifact_overlap(stage, other))
                     same = "is also" if out == other else "overlaps"
                     raise scope.document.error(
                         where, f"{_relative(out, scope)} {same} an out of stage {owner}"
@@ -1165,6 +1167,25 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                         f" ({_relative(dep, scope)})",
                     )
             owners[out] = name
+
+
+def _artifact_overlap(stage: StageConfig, out: Path) -> str:
+    """Why an artifact may not overlap an out of its own stage, and the two ways out:
+    it is cached with the outs, so it may be one of them, but not half of one."""
+    assert stage.artifact is not None
+    artifact = show(os.path.relpath(stage.artifact, stage.cwd))
+    shown = show(os.path.relpath(out, stage.cwd))
+    rule = "an artifact may be one of its stage's outs, but not overlap one"
+    if _inside(stage.artifact, out):
+        return (
+            f"{artifact} lies inside {shown}, an out of this stage; {rule}: put {artifact}"
+            f" in outs in place of {shown} (only that file is cached), or make the"
+            f" artifact {shown} (the whole directory becomes the version)"
+        )
+    return (
+        f"{artifact} holds {shown}, an out of this stage; {rule}: put {artifact} in outs"
+        f" in place of {shown} (the artifact is cached whole)"
+    )
 
 
 def _check_out_links(scope: Scope, stages: Mapping[str, StageConfig]) -> None:
