@@ -168,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("validate", parents=[config], help="check the config and show the order")
 
+    init = commands.add_parser(
+        "init",
+        help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
+    )
+    init.add_argument(
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        default=".",
+        help="where (default: here; made if missing)",
+    )
+
     commands.add_parser(
         "recover",
         parents=[config],
@@ -304,6 +316,7 @@ HANDLERS = {
     "tui": "dashboard",
     "run": "pipeline",
     "validate": "pipeline",
+    "init": "init",
     "why": "pipeline",
     "cache": "pipeline",
     "status": "pipeline",
