@@ -834,6 +834,17 @@ def need_text(need: str, outs: Sequence[Path], root: Path) -> str:
     return f"{need} (its out{'s' * (len(outs) > 1)} {', '.join(shown)})"
 
 
+class Edge(NamedTuple):
+    """One edge of the stage graph: ``target`` runs after ``source``, and why."""
+
+    source: str
+    target: str
+    kind: Literal["needs", "out", "builtin"]
+    """``needs``: named in ``needs``; ``out``: a dep of ``target`` reads ``outs``, which
+    ``source`` makes; ``builtin``: mlci's deploy after every stage, monitor after it."""
+    outs: tuple[Path, ...] = ()
+
+
 def _no_stages(top: Table) -> Exception:
     return top.error(
         "stages", "the pipeline has no stages; add a [stages.NAME] table with a command"
@@ -902,6 +913,24 @@ class Config(NamedTuple):
             return dict(self.stages)
         wanted = dag.upstream({n: s.needs for n, s in self.stages.items()}, list(targets))
         return {name: stage for name, stage in self.stages.items() if name in wanted}
+
+    @property
+    def edges(self) -> list[Edge]:
+        """The edges of a full run's graph, by target in order, each target's in the
+        order of its ``needs``; with mlci's deploy and monitor when configured."""
+        found = [
+            Edge(need, name, "out", stage.inferred[need])
+            if need in stage.inferred
+            else Edge(need, name, "needs")
+            for name, stage in self.stages.items()
+            for need in stage.needs
+        ]
+        if self.deploy is not None and self.artifact_stage is not None:
+            deploy, monitor = BUILTIN_STAGES
+            found += [Edge(name, deploy, "builtin") for name in self.stages]
+            if self.monitor is not None:
+                found.append(Edge(deploy, monitor, "builtin"))
+        return found
 
     @property
     def gates(self) -> tuple[Check, ...]:
