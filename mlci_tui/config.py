@@ -844,6 +844,20 @@ class Edge(NamedTuple):
     ``source`` makes; ``builtin``: mlci's deploy after every stage, monitor after it."""
     outs: tuple[Path, ...] = ()
 
+    def why(self, root: Path, shown: int = MAX_OUTS_SHOWN) -> str:
+        """Why ``target`` runs after ``source``, in words; at most ``shown`` outs named
+        (relative to ``root``)."""
+        if self.kind == "needs":
+            return "named in needs"
+        if self.kind == "out":
+            paths = [os.path.relpath(out, root) for out in self.outs[:shown]]
+            if len(self.outs) > shown:
+                paths.append(f"{len(self.outs) - shown} more")
+            return f"a dep reads its out{'s' * (len(self.outs) > 1)} {', '.join(paths)}"
+        if self.target == BUILTIN_STAGES[0]:
+            return "deploys the run's version once every stage passed"
+        return "checks each version deployed"
+
 
 def _no_stages(top: Table) -> Exception:
     return top.error(
@@ -931,6 +945,25 @@ class Config(NamedTuple):
             if self.monitor is not None:
                 found.append(Edge(deploy, monitor, "builtin"))
         return found
+
+    @property
+    def layers(self) -> dict[str, int]:
+        """Each stage of a full run (`edges`) by its layer (`dag.layers`), in run order."""
+        needs: dict[str, list[str]] = {name: [] for name in self.stages}
+        for edge in self.edges:
+            needs.setdefault(edge.target, []).append(edge.source)
+        return dag.layers(needs)
+
+    def incoming(self) -> dict[str, list[tuple[str, str]]]:
+        """For each stage in `layers`' order, what it runs after and why, as people
+        read it: (stage, why) rows, the deploy's edges from every stage as one."""
+        rows: dict[str, list[tuple[str, str]]] = {name: [] for name in self.layers}
+        for edge in self.edges:
+            if edge.kind == "builtin" and edge.source in self.stages:
+                rows[edge.target] = [("every stage", edge.why(self.root))]
+            else:
+                rows[edge.target].append((edge.source, edge.why(self.root)))
+        return rows
 
     @property
     def gates(self) -> tuple[Check, ...]:

@@ -8,11 +8,10 @@ import argparse
 import json
 import os
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from mlci_tui.commands.common import load
-from mlci_tui.config import MAX_OUTS_SHOWN, Config, Edge
-from mlci_tui.dag import layers
+from mlci_tui.config import Config
 
 WIDTH = 80
 """The text fits this many columns, unless a name is longer than fits."""
@@ -38,7 +37,7 @@ def graph_document(config: Config, mask: Callable[[str], str]) -> dict[str, obje
     """The graph as `mlci dag --json` prints it: stages in order with their layer,
     and every edge with its kind, the outs it is for and a reason in words."""
     edges = config.edges
-    layer = _layers(config, edges)
+    layer = config.layers
     return {
         "pipeline": mask(config.pipeline.name),
         "stages": [
@@ -51,7 +50,7 @@ def graph_document(config: Config, mask: Callable[[str], str]) -> dict[str, obje
                 "to": mask(edge.target),
                 "kind": edge.kind,
                 "outs": [mask(_path(config, out)) for out in edge.outs],
-                "reason": mask(reason(config, edge, shown=len(edge.outs))),
+                "reason": mask(edge.why(config.root, shown=len(edge.outs))),
             }
             for edge in edges
         ],
@@ -63,8 +62,7 @@ def graph_lines(config: Config, mask: Callable[[str], str]) -> list[str]:
     side by side), each with what it runs after and why."""
     from mlci_tui.textsafe import visible_text
 
-    edges = config.edges
-    layer = _layers(config, edges)
+    layer = config.layers
     count = len(config.stages)
     builtin = [name for name in layer if name not in config.stages]
     then = f", then {' and '.join(builtin)}" if builtin else ""
@@ -74,10 +72,7 @@ def graph_lines(config: Config, mask: Callable[[str], str]) -> list[str]:
     ]
     number = len(str(max(layer.values()) + 1))
     name_width = min(NAME_ROOM, max(len(name) for name in layer))
-    incoming: dict[str, list[Edge]] = {name: [] for name in layer}
-    for edge in edges:
-        incoming[edge.target].append(edge)
-    rows = {name: _incoming_rows(config, incoming[name]) for name in layer}
+    rows = config.incoming()
     sources = [source for found in rows.values() for source, _ in found]
     source_width = min(NAME_ROOM, max(map(len, sources), default=0))
     for name in layer:
@@ -98,36 +93,6 @@ def graph_lines(config: Config, mask: Callable[[str], str]) -> list[str]:
     )
     lines += ["", *textwrap.wrap(key, WIDTH)]
     return [visible_text(mask(line)) for line in lines]
-
-
-def reason(config: Config, edge: Edge, *, shown: int = MAX_OUTS_SHOWN) -> str:
-    """Why ``edge.target`` runs after ``edge.source``, in words; at most ``shown`` outs."""
-    if edge.kind == "needs":
-        return "named in needs"
-    if edge.kind == "out":
-        paths = [_path(config, out) for out in edge.outs[:shown]]
-        if len(edge.outs) > shown:
-            paths.append(f"{len(edge.outs) - shown} more")
-        plural = "s" * (len(edge.outs) > 1)
-        return f"a dep reads its out{plural} {', '.join(paths)}"
-    if edge.source in config.stages:
-        return "deploys the run's version once every stage passed"
-    return "checks each version deployed"
-
-
-def _incoming_rows(config: Config, edges: Sequence[Edge]) -> list[tuple[str, str]]:
-    """(source, why) rows: the deploy's edges from every stage are one row."""
-    if edges and all(edge.kind == "builtin" and edge.source in config.stages for edge in edges):
-        return [("every stage", reason(config, edges[0]))]
-    return [(edge.source, reason(config, edge)) for edge in edges]
-
-
-def _layers(config: Config, edges: Sequence[Edge]) -> dict[str, int]:
-    """Each stage's layer, stages in run order, mlci's deploy and monitor last."""
-    needs: dict[str, list[str]] = {name: [] for name in config.stages}
-    for edge in edges:
-        needs.setdefault(edge.target, []).append(edge.source)
-    return layers(needs)
 
 
 def _path(config: Config, path: os.PathLike[str]) -> str:
