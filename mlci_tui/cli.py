@@ -168,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("validate", parents=[config], help="check the config and show the order")
 
+    dag = commands.add_parser(
+        "dag",
+        parents=[config],
+        help="draw the stages and what each runs after: a name in needs, or a dep over an out",
+    )
+    dag.add_argument("--json", action="store_true", help="print JSON: stages, and edges with why")
+
+    init = commands.add_parser(
+        "init",
+        help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
+    )
+    init.add_argument(
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        default=".",
+        help="where (default: here; made if missing)",
+    )
+
     commands.add_parser(
         "recover",
         parents=[config],
@@ -304,6 +323,8 @@ HANDLERS = {
     "tui": "dashboard",
     "run": "pipeline",
     "validate": "pipeline",
+    "init": "init",
+    "dag": "stage_graph",
     "why": "pipeline",
     "cache": "pipeline",
     "status": "pipeline",

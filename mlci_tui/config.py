@@ -834,6 +834,31 @@ def need_text(need: str, outs: Sequence[Path], root: Path) -> str:
     return f"{need} (its out{'s' * (len(outs) > 1)} {', '.join(shown)})"
 
 
+class Edge(NamedTuple):
+    """One edge of the stage graph: ``target`` runs after ``source``, and why."""
+
+    source: str
+    target: str
+    kind: Literal["needs", "out", "builtin"]
+    """``needs``: named in ``needs``; ``out``: a dep of ``target`` reads ``outs``, which
+    ``source`` makes; ``builtin``: mlci's deploy after every stage, monitor after it."""
+    outs: tuple[Path, ...] = ()
+
+    def why(self, root: Path, shown: int = MAX_OUTS_SHOWN) -> str:
+        """Why ``target`` runs after ``source``, in words; at most ``shown`` outs named
+        (relative to ``root``)."""
+        if self.kind == "needs":
+            return "named in needs"
+        if self.kind == "out":
+            paths = [os.path.relpath(out, root) for out in self.outs[:shown]]
+            if len(self.outs) > shown:
+                paths.append(f"{len(self.outs) - shown} more")
+            return f"a dep reads its out{'s' * (len(self.outs) > 1)} {', '.join(paths)}"
+        if self.target == BUILTIN_STAGES[0]:
+            return "deploys the run's version once every stage passed"
+        return "checks each version deployed"
+
+
 def _no_stages(top: Table) -> Exception:
     return top.error(
         "stages", "the pipeline has no stages; add a [stages.NAME] table with a command"
@@ -902,6 +927,43 @@ class Config(NamedTuple):
             return dict(self.stages)
         wanted = dag.upstream({n: s.needs for n, s in self.stages.items()}, list(targets))
         return {name: stage for name, stage in self.stages.items() if name in wanted}
+
+    @property
+    def edges(self) -> list[Edge]:
+        """The edges of a full run's graph, by target in order, each target's in the
+        order of its ``needs``; with mlci's deploy and monitor when configured."""
+        found = [
+            Edge(need, name, "out", stage.inferred[need])
+            if need in stage.inferred
+            else Edge(need, name, "needs")
+            for name, stage in self.stages.items()
+            for need in stage.needs
+        ]
+        if self.deploy is not None and self.artifact_stage is not None:
+            deploy, monitor = BUILTIN_STAGES
+            found += [Edge(name, deploy, "builtin") for name in self.stages]
+            if self.monitor is not None:
+                found.append(Edge(deploy, monitor, "builtin"))
+        return found
+
+    @property
+    def layers(self) -> dict[str, int]:
+        """Each stage of a full run (`edges`) by its layer (`dag.layers`), in run order."""
+        needs: dict[str, list[str]] = {name: [] for name in self.stages}
+        for edge in self.edges:
+            needs.setdefault(edge.target, []).append(edge.source)
+        return dag.layers(needs)
+
+    def incoming(self) -> dict[str, list[tuple[str, str]]]:
+        """For each stage in `layers`' order, what it runs after and why, as people
+        read it: (stage, why) rows, the deploy's edges from every stage as one."""
+        rows: dict[str, list[tuple[str, str]]] = {name: [] for name in self.layers}
+        for edge in self.edges:
+            if edge.kind == "builtin" and edge.source in self.stages:
+                rows[edge.target] = [("every stage", edge.why(self.root))]
+            else:
+                rows[edge.target].append((edge.source, edge.why(self.root)))
+        return rows
 
     @property
     def gates(self) -> tuple[Check, ...]:
@@ -1136,6 +1198,8 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                 )
             for other, owner in owners.items():
                 if out == other or _inside(out, other) or _inside(other, out):
+                    if owner == name and where[-1] == "artifact":
+                        raise scope.document.error(where, _artifact_overlap(stage, other))
                     same = "is also" if out == other else "overlaps"
                     raise scope.document.error(
                         where, f"{_relative(out, scope)} {same} an out of stage {owner}"
@@ -1165,6 +1229,25 @@ def _check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Sta
                         f" ({_relative(dep, scope)})",
                     )
             owners[out] = name
+
+
+def _artifact_overlap(stage: StageConfig, out: Path) -> str:
+    """Why an artifact may not overlap an out of its own stage, and the two ways out:
+    it is cached with the outs, so it may be one of them, but not half of one."""
+    assert stage.artifact is not None
+    artifact = show(os.path.relpath(stage.artifact, stage.cwd))
+    shown = show(os.path.relpath(out, stage.cwd))
+    rule = "an artifact may be one of its stage's outs, but not overlap one"
+    if _inside(stage.artifact, out):
+        return (
+            f"{artifact} lies inside {shown}, an out of this stage; {rule}: put {artifact}"
+            f" in outs in place of {shown} (only that file is cached), or make the"
+            f" artifact {shown} (the whole directory becomes the version)"
+        )
+    return (
+        f"{artifact} holds {shown}, an out of this stage; {rule}: put {artifact} in outs"
+        f" in place of {shown} (the artifact is cached whole)"
+    )
 
 
 def _check_out_links(scope: Scope, stages: Mapping[str, StageConfig]) -> None:

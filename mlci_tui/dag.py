@@ -104,6 +104,15 @@ def topological_order(needs: Mapping[str, Sequence[str]]) -> list[str]:
     return order
 
 
+def layers(needs: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Each stage's layer: 0 for one that needs nothing, else one more than the
+    highest of those it needs (so a layer's stages may run side by side). Acyclic."""
+    found: dict[str, int] = {}
+    for name in topological_order(needs):
+        found[name] = 1 + max((found[n] for n in needs[name] if n in found), default=-1)
+    return found
+
+
 def upstream(needs: Mapping[str, Sequence[str]], targets: Sequence[str]) -> set[str]:
     """``targets`` and everything they need, transitively."""
     seen: set[str] = set()

@@ -52,6 +52,7 @@ from mlci_tui.tui.screens.alerts import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
 from mlci_tui.tui.screens.diff import DiffScreen
+from mlci_tui.tui.screens.graph import GraphScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
 from mlci_tui.tui.screens.runs import LATEST, RunsScreen
@@ -101,6 +102,14 @@ class MlciApp(App[None]):
             id="plot",
         ),
         Binding("A", "show_alerts", "Alerts", show=False, tooltip="read, acknowledge", id="alerts"),
+        Binding(
+            "D",
+            "show_graph",
+            "Graph",
+            show=False,
+            tooltip="which stage needs which, with their states",
+            id="graph",
+        ),
         *LogView.DASHBOARD_BINDINGS,
         Binding("question_mark", "help", "Help", tooltip="this list", id="help"),
         Binding("q", "quit_dashboard", "Quit", tooltip="a run goes on", id="quit"),
@@ -549,6 +558,17 @@ class MlciApp(App[None]):
     def action_log(self, action: str) -> None:
         """A key of the log's (`LogView.DASHBOARD_BINDINGS`), pressed in any pane."""
         getattr(self.log_view, f"action_{action}")()
+
+    def action_show_graph(self) -> None:
+        self.push_screen(GraphScreen(self.config, self._graph_states))
+
+    def _graph_states(self) -> tuple[str, dict[str, StageState | None]]:
+        """The run shown and its stages' states, for the graph (all pending before
+        the first run, as the stage panes show them)."""
+        run = self.snapshot.run
+        if run is None:
+            return "no run yet", dict.fromkeys(self.config.layers)
+        return f"run {run.id}", {stage.name: stage.state for stage in run.stages}
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_groups()))

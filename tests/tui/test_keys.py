@@ -155,6 +155,7 @@ EFFECTS: dict[str, Effect] = {
     "plot": lambda a, b: b.screen in ("SeriesPlotScreen", "VersionPlotScreen"),
     "app.compare_version": lambda a, b: b.screen == "DiffScreen",
     "show_alerts": lambda a, b: b.screen == "AlertsScreen",
+    "show_graph": lambda a, b: b.screen == "GraphScreen",
     "help": lambda a, b: b.screen == "HelpScreen",
     "command_palette": lambda a, b: b.screen == "CommandPalette",
     "app.focus_next": lambda a, b: b.focus != a.focus,

@@ -5,8 +5,8 @@ the help (`HelpScreen`), the runs (`RunsScreen`), the search (`SearchScreen`),
 the rollback (to the default target and to another) and cancel confirmations
 (`ConfirmScreen`), a pending decision (`DecisionScreen`), the alerts
 (`AlertsScreen`, and after one is acknowledged in it), the zoomed log, the command
-palette (`DashboardCommands`), a stage's metric plot and a metric across
-versions (`PlotScreen`, with and without colour) and a comparison
+palette (`DashboardCommands`), the stage graph (`GraphScreen`), a stage's metric
+plot and a metric across versions (`PlotScreen`, with and without colour) and a comparison
 (`DiffScreen`). The
 store is real, written with fixed times, and the app's clock is fixed, so
 every render is the same."""
@@ -357,6 +357,7 @@ SCREENS = {
     ),
     "plot_versions": (make_store, pressing("v", "g")),
     "diff": (lambda path: make_store(path, series=True), pressing("v", "down", "d")),
+    "graph": (lambda path: make_store(path, failed=True), pressing("D")),
 }
 
 
@@ -365,6 +366,18 @@ SCREENS = {
 def test_screen(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int]) -> None:
     build, before = SCREENS[screen]
     assert snap_compare(build(tmp_path), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", [(60, 15), (200, 50)], ids=["60x15", "200x50"])
+def test_the_graph_at_the_smallest_and_largest_sizes(
+    snap_compare, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    async def before(pilot) -> None:
+        await settled(pilot)
+        await pilot.press("D")
+        await settle(pilot)
+
+    assert snap_compare(reading_store(tmp_path), terminal_size=size, run_before=before)
 
 
 def test_plot_without_colour(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -166,3 +166,25 @@ def test_ray_executor_settings(tmp_path: Path, monkeypatch) -> None:
         "pip": ["numpy==2.1.0"],
         "env_vars": {"OMP_NUM_THREADS": "4"},
     }
+
+
+@pytest.mark.parametrize(
+    ("outs", "artifact"),
+    [
+        ('["model/model.json"]', "model/model.json"),
+        ('["model"]', "model"),
+        ('["model/weights.bin"]', "model/weights.bin"),
+    ],
+)
+def test_the_fixes_an_overlapping_artifact_error_names_are_valid(
+    tmp_path: Path, outs: str, artifact: str
+) -> None:
+    # The ways out that artifact_inside_its_out.toml and artifact_holds_its_out.toml name.
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[stages.train]\ncommand = "true"\ndeps = ["train.py"]\n'
+        f'outs = {outs}\nartifact = "{artifact}"\n'
+    )
+    stage = load_config(path, environ={}).stages["train"]
+    assert stage.artifact == tmp_path / artifact
+    assert stage.outs == (tmp_path / artifact,)
