@@ -101,6 +101,13 @@ class MlciApp(App[None]):
             id="plot",
         ),
         Binding("A", "show_alerts", "Alerts", show=False, tooltip="read, acknowledge", id="alerts"),
+        Binding(
+            "slash",
+            "find",
+            "Search",
+            tooltip="the log; on the stages or the versions, a filter of the list",
+            id="search",
+        ),
         *LogView.DASHBOARD_BINDINGS,
         Binding("question_mark", "help", "Help", tooltip="this list", id="help"),
         Binding("q", "quit_dashboard", "Quit", tooltip="a run goes on", id="quit"),
@@ -545,6 +552,64 @@ class MlciApp(App[None]):
             self._reads.request()
 
         self.push_screen(RunsScreen(runs, self.clock()), picked)
+
+    def action_find(self) -> None:
+        """``/``: search the log, or filter the list that has the focus."""
+        self.log_view.action_search()
+
+    def on_log_view_no_match(self, message: LogView.NoMatch) -> None:
+        """Nothing in this stage's log: the next stage of the run with a match (after
+        this one, or before it searching backwards), told under the log."""
+        run, current = self.snapshot.run, self.stages.selected_name
+        if run is None or current is None:
+            return
+        names = [s.name for s in run.stages if s.started_at is not None]
+        if current in names:
+            at = names.index(current)
+            names = names[at + 1 :] + names[:at]
+        if not message.forward:
+            names.reverse()
+        paths = [(name, self.reader.log_path(run.id, name)) for name in names]
+        self._search_stages(run.id, current, message.query, message.forward, paths)
+
+    @work(thread=True, exclusive=True, group="search-stages")
+    def _search_stages(
+        self,
+        run_id: int,
+        current: str,
+        query: str,
+        forward: bool,
+        paths: list[tuple[str, Path]],
+    ) -> None:
+        from mlci_tui.store.log_index import LogIndex
+
+        found = None
+        for name, path in paths:
+            index = LogIndex(path)
+            try:
+                index.update()
+                if index.search(query, -1) is not None:
+                    found = name
+                    break
+            finally:
+                index.close()
+        self._hand_over(self._searched_stages, run_id, current, query, forward, found)
+
+    def _searched_stages(
+        self, run_id: int, current: str, query: str, forward: bool, found: str | None
+    ) -> None:
+        run, log = self.snapshot.run, self.log_view
+        if run is None or run.id != run_id or self.stages.selected_name != current:
+            return  # the user moved on meanwhile
+        if log.search_text != query:
+            return
+        shown = terminal_line(query, keep_color=False)
+        if found is None:
+            log.say_search(f"no match for {shown!r} in any stage of run {run_id}")
+            return
+        self.stages.select(found, by_user=True)
+        self._show_log()
+        log.search_when_read(query, forward=forward, note=f"none in {current}; found in {found}")
 
     def action_log(self, action: str) -> None:
         """A key of the log's (`LogView.DASHBOARD_BINDINGS`), pressed in any pane."""

@@ -119,6 +119,7 @@ class Seen:
     table_x: float
     spawned: int
     notes: int
+    clipboard: str
 
 
 def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
@@ -138,6 +139,7 @@ def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
         table_x=table.scroll_x,
         spawned=len(spawned),
         notes=len(said),
+        clipboard=app.clipboard,
     )
 
 
@@ -165,7 +167,9 @@ EFFECTS: dict[str, Effect] = {
     "page(1)": lambda a, b: b.stage is not None and b.stage > "s08",
     "jump(0)": lambda a, b: b.stage == "train",
     "jump(-1)": lambda a, b: b.stage == "monitor",
-    "log('search')": lambda a, b: b.screen == "SearchScreen",
+    "find": lambda a, b: b.screen == "SearchScreen",
+    "log('copy')": lambda a, b: b.clipboard and not a.clipboard,
+    "clear_search": lambda a, b: b.match is None and a.match is not None,
     "log('next_match')": lambda a, b: (
         b.match is not None and a.match is not None and b.match > a.match
     ),
@@ -211,6 +215,7 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     await settle(pilot)
     log.scroll_to(50, 200, animate=False, immediate=True, force=True)
     log.search_text, log.match_line = "w", 200
+    app.copy_to_clipboard("")
     table = app.query_one(VersionTable)
     table.select_version(2)
     assert table.max_scroll_x >= 2  # the table is wider than its pane at 80 columns

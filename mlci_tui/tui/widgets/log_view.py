@@ -7,13 +7,15 @@ early, a very long line) is one line here, and a carriage return in it shows
 only what was drawn last, as a terminal would.
 
 Follow mode keeps the newest line in view; scrolling up turns it off, ``f``
-or End turns it back on. ``/`` searches the whole log, ``n``/``N`` step
-through the matches (wrapping around, with "match 3 of 40" counted in a
-worker), ``w`` wraps long lines, ``z`` zooms the log to the whole screen.
+or End turns it back on. ``/`` searches the whole log from its first line
+(match 1 is the first in the log), ``n``/``N`` step through the matches
+(wrapping around, with "match 3 of 40" counted in a worker), Esc ends the
+search; ``y`` copies the lines in view (or the matched line), ``w`` wraps long
+lines, ``z`` zooms the log to the whole screen.
 
 The log's keys are declared and handled here. Those that make sense from any
 pane (`DASHBOARD_BINDINGS`) are also bound by the app, which passes them on,
-so that ``/`` works while the stage list has focus.
+so that ``n`` works while the stage list has focus.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
+from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.content import Content
@@ -61,9 +64,9 @@ class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end", "last_line", "Last line", show=False, id="log.end"),
         Binding("home", "first_line", "First line", show=False, id="log.home"),
+        Binding("escape", "clear_search", "End the search", show=False, id="log.search.clear"),
     ]
     DASHBOARD_BINDINGS: ClassVar[list[Binding]] = [
-        Binding("slash", "log('search')", "Search", tooltip="the whole log", id="search"),
         Binding("n", "log('next_match')", "Next match", show=False, id="search.next"),
         Binding("N", "log('previous_match')", "Previous match", show=False, id="search.previous"),
         # Off the footer, which has no room left at 80 columns: the header says
@@ -91,6 +94,14 @@ class LogView(ScrollView, can_focus=True):
             show=False,
             tooltip="long lines, or not",
             id="log.wrap",
+        ),
+        Binding(
+            "y",
+            "log('copy')",
+            "Copy",
+            show=False,
+            tooltip="the lines in view, or the line a search found, to the clipboard",
+            id="log.copy",
         ),
     ]
     """Keys of the log that work from any pane: the app binds them and calls `action_log`."""
@@ -120,6 +131,14 @@ class LogView(ScrollView, can_focus=True):
     search_text: reactive[str] = reactive("")
     wrap: reactive[bool] = reactive(False)
 
+    class NoMatch(Message):
+        """A search found nothing in this stage's log: the app looks in the others."""
+
+        def __init__(self, query: str, forward: bool) -> None:
+            super().__init__()
+            self.query = query
+            self.forward = forward
+
     class FollowChanged(Message):
         """Follow mode was turned on or off."""
 
@@ -147,6 +166,8 @@ class LogView(ScrollView, can_focus=True):
         """How many lines the index had when the view last caught up with it."""
         self._to_top = False
         """Home was pressed while lines above were not counted yet (see `_indexed`)."""
+        self._pending_search: tuple[str, bool, str] | None = None
+        """A search to run once the file shown is read: (query, forward, note)."""
 
     # Which file -----------------------------------------------------------------
 
@@ -161,6 +182,7 @@ class LogView(ScrollView, can_focus=True):
         self.match_line = None
         self._matches = None
         self._search_note = ""
+        self._pending_search = None
         self._clear_caches()
         self._drawn_lines = 0
         # Measured again for this file: a width kept from a wider log would show a
@@ -222,6 +244,12 @@ class LogView(ScrollView, can_focus=True):
             if self.follow:
                 self._to_end()
             self.refresh()
+        if index is self.index and self._pending_search is not None:
+            query, forward, note = self._pending_search
+            self._pending_search = None
+            self.search(query, forward=forward, other_stages=False)
+            self._search_note = " · ".join(filter(None, [note, self._search_note]))
+            self._show_status()
         self._reads.done()
 
     def _resize_virtual(self) -> None:
@@ -457,17 +485,65 @@ class LogView(ScrollView, can_focus=True):
         if event.key in ("up", "pageup", "ctrl+home"):
             self.follow = False
 
+    # Copy ---------------------------------------------------------------------------
+
+    def action_copy(self) -> None:
+        """The line a search found, else the lines in view, to the clipboard as plain
+        text (what the view shows, escapes dropped), through the terminal (OSC 52)."""
+        if self.index is None or not len(self.index):
+            self.app.notify("no log lines to copy", severity="warning", markup=False)
+            return
+        found = self.match_line if self.search_text else None
+        lines = [found] if found is not None else self._lines_in_view()
+        texts = [self._copy_text(line) for line in lines]
+        self.app.copy_to_clipboard("\n".join(texts) + "\n")
+        if found is not None:
+            said = f"copied line {found + 1}, the match"
+        else:
+            said = f"copied {len(lines)} line{'s' * (len(lines) != 1)}"
+        self.app.notify(said, markup=False)
+
+    def _copy_text(self, line: int) -> str:
+        assert self.index is not None
+        record = self.index.line(line)
+        return "" if record is None else self._text(record).plain
+
+    def _lines_in_view(self) -> list[int]:
+        assert self.index is not None
+        top, height, count = int(self.scroll_offset.y), self.size.height, len(self.index)
+        if not self.wrap:
+            return list(range(top, min(count, top + height)))
+        lines: list[int] = []
+        rows = 0
+        while top < count and rows < height:
+            lines.append(top)
+            rows += len(self._rows(top, self._wrap_width))
+            top += 1
+        return lines
+
     # Search -------------------------------------------------------------------------
 
     def action_search(self) -> None:
         def searched(query: str | None) -> None:
-            if query is None:
-                return
-            self.match_line = None
-            self.search(query)  # an empty query clears the search
+            self.match_line = None  # a query submitted starts from the first line
+            self.search(query or "")  # an empty query (Esc) ends the search
             self.focus()
 
         self.app.push_screen(SearchScreen(self.search_text), searched)
+
+    def action_clear_search(self) -> None:
+        """Esc: no query, no highlight, no "no match" left under the log."""
+        if not (self.search_text or self._search_note or self._pending_search):
+            raise SkipAction()  # nothing to clear: Esc goes on to the screen
+        self._pending_search = None
+        self.match_line = None
+        self.search("")
+
+    def search_when_read(self, query: str, *, forward: bool = True, note: str = "") -> None:
+        """Search for ``query`` once the file just shown is read, saying ``note``
+        (the app found the query in this stage after none in another)."""
+        self._pending_search = (query, forward, note)
+        self.poll()
 
     def action_next_match(self) -> None:
         self._step_match(forward=True)
@@ -481,9 +557,14 @@ class LogView(ScrollView, can_focus=True):
             return
         self.search(self.search_text, forward=forward)
 
-    def search(self, query: str, *, forward: bool = True) -> bool:
+    def search(self, query: str, *, forward: bool = True, other_stages: bool = True) -> bool:
         """Move to the next (or previous) line matching ``query``, over the whole log
-        and wrapping around at its end; False if no line matches."""
+        and wrapping around at its end; False if no line matches. A new query starts
+        from the first line (or, backwards, the last), whatever is in view: match 1
+        is the first in the log. With ``other_stages``, no match at all in this
+        stage's log asks the app (`NoMatch`) to look in the run's other stages."""
+        if query != self.search_text:
+            self.match_line = None
         self.search_text = query
         self._search_note = ""
         if self.index is None or not query:
@@ -494,7 +575,9 @@ class LogView(ScrollView, can_focus=True):
             self._clear_caches()
             self._resize_virtual()
             self.scroll_to(y=self.scroll_offset.y + filled, animate=False, immediate=True)
-        start = self.match_line if self.match_line is not None else self._search_origin(forward)
+        start = self.match_line
+        if start is None:
+            start = -1 if forward else len(self.index)
         found = self.index.search(query, start, forward=forward)
         if found is None:
             found = self.index.search(query, -1 if forward else len(self.index), forward=forward)
@@ -502,7 +585,10 @@ class LogView(ScrollView, can_focus=True):
                 self._search_note = f"search wrapped to the {'top' if forward else 'bottom'}"
         if found is None:
             self._search_note = f"no match for {terminal_line(query, keep_color=False)!r}"
+            self.match_line = None
             self._show_status()
+            if other_stages:
+                self.post_message(self.NoMatch(query, forward))
             return False
         previous, self.match_line = self.match_line, found
         for line in (previous, found):
@@ -514,10 +600,6 @@ class LogView(ScrollView, can_focus=True):
         self._show_status()
         self.refresh()
         return True
-
-    def _search_origin(self, forward: bool) -> int:
-        top = int(self.scroll_offset.y)
-        return top - 1 if forward else top + self.size.height
 
     def _count(self, query: str) -> None:
         """Count the matches in a worker, unless counted for this query and file size."""
@@ -567,6 +649,11 @@ class LogView(ScrollView, can_focus=True):
         if self.is_maximized:
             parts.append("zoomed: z or Esc to go back")
         return " · ".join(parts)
+
+    def say_search(self, note: str) -> None:
+        """Say ``note`` about the search under the log (what the app found elsewhere)."""
+        self._search_note = note
+        self._show_status()
 
     def show_job(self, text: str) -> None:
         """Say where the stage ran (a Ray job), under the log."""

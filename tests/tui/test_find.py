@@ -1,0 +1,154 @@
+"""Finding things in the dashboard: the log's search (from the first match, Esc
+ends it, over the run's other stages), the filters of the lists, the whole run's
+log and copying log lines — through Pilot, over real runs in real stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+
+from mlci_tui.tui.app import MlciApp
+from mlci_tui.tui.screens.search import SearchScreen
+from mlci_tui.tui.widgets.log_view import LogView
+from tests.helpers import PROGRAMS, PYTHON, Project, dashboard, settle, shown, text_of, until
+
+MANY = f'[stages.many]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "5000", "row"]\n'
+
+
+def said_by(app: MlciApp) -> list[str]:
+    """Every notice the app shows from now on, Textual's own `notify` included."""
+    said: list[str] = []
+    notify = app.notify
+
+    def recorded(message: str, *args: Any, **options: Any) -> None:
+        said.append(str(message))
+        notify(message, *args, **options)
+
+    app.notify = recorded  # type: ignore[method-assign]
+    return said
+
+
+def rows(view: LogView) -> list[str]:
+    return [text_of(view.render_line(y)).rstrip() for y in range(view.size.height)]
+
+
+async def search_log(pilot: Pilot, query: str) -> None:
+    """``/`` on the log, ``query``, Enter."""
+    app = pilot.app
+    app.query_one(LogView).focus()
+    await pilot.press("slash")
+    await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+    await pilot.press("ctrl+u", *query, "enter")
+    await until(pilot, lambda: not isinstance(app.screen, SearchScreen))
+    await settle(pilot)
+
+
+async def test_a_search_starts_at_the_first_match_in_the_log_whatever_is_in_view(
+    project: Project,
+) -> None:
+    project.write(MANY)
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.log_view
+        await shown(pilot, lambda: log.index is not None and len(log.index) == 5000)
+        # The view follows the end: rows 4970-4999 or so match too, in view.
+        assert any(row.startswith("row 00049") for row in rows(log))
+        await search_log(pilot, "row 00049")  # rows 4900-4999
+        await until(pilot, lambda: "match 1 of 100" in log.status)
+        assert log.match_line == 4900
+        assert any(row.startswith("row 0004900") for row in rows(log))
+        assert "wrapped" not in log.status
+        await pilot.press("N")  # back from the first: the last, wrapping
+        await until(pilot, lambda: "match 100 of 100" in log.status)
+        assert log.match_line == 4999 and "wrapped to the bottom" in log.status
+
+
+async def test_esc_ends_the_search_and_clears_what_it_said(project: Project) -> None:
+    project.write(MANY)
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.log_view
+        await shown(pilot, lambda: log.index is not None and len(log.index) == 5000)
+        await search_log(pilot, "no such row")
+        await until(pilot, lambda: "no match for 'no such row'" in str(log.border_subtitle))
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "no match" not in str(log.border_subtitle)
+        assert (log.search_text, log.match_line) == ("", None)
+        # A search that found something: Esc takes its highlight and count away too.
+        await search_log(pilot, "row 0000042")
+        await until(pilot, lambda: "match 1 of 1" in log.status)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert str(log.border_subtitle) == "" and log.match_line is None
+
+
+async def test_a_search_with_no_match_in_the_stage_goes_to_the_next_stage_with_one(
+    project: Project,
+) -> None:
+    project.write(
+        '[stages.first]\ncommand = "echo alpha; echo beta"\n'
+        '[stages.second]\ncommand = "echo gamma; echo the needle is here"\n'
+        'needs = ["first"]\n'
+        '[stages.third]\ncommand = "echo needle again"\nneeds = ["second"]\n'
+    )
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.log_view
+        await shown(pilot)
+        app.stages.focus()
+        await pilot.press("home")
+        await until(pilot, lambda: log.path is not None and log.path.name == "first.log")
+        await settle(pilot)
+        await search_log(pilot, "NEEDLE")
+        await until(pilot, lambda: app.stages.selected_name == "second")
+        await until(pilot, lambda: log.match_line == 1 and "match 1 of 1" in log.status)
+        assert "none in first; found in second" in log.status
+        assert log.path is not None and log.path.name == "second.log"
+        # A query found nowhere says so, naming the run.
+        await search_log(pilot, "nowhere at all")
+        await until(pilot, lambda: "in any stage of run 1" in log.status)
+        assert app.stages.selected_name == "second"
+
+
+async def test_y_copies_the_lines_in_view_or_the_matched_line(project: Project) -> None:
+    project.write(MANY)
+    project.mlci("run")
+    app = dashboard(project)
+    said = said_by(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.log_view
+        await shown(pilot, lambda: log.index is not None and len(log.index) == 5000)
+        in_view = rows(log)
+        assert in_view[-1].startswith("row 0004999") and all(in_view)
+        await pilot.press("y")  # from the stages pane, as from any
+        await until(pilot, lambda: app.clipboard)
+        assert app.clipboard == "\n".join(in_view) + "\n"
+        assert said[-1] == f"copied {len(in_view)} lines"
+        await search_log(pilot, "row 0000042")
+        await pilot.press("y")
+        await until(pilot, lambda: app.clipboard.startswith("row 0000042"))
+        assert app.clipboard == "row 0000042 " + "x" * 40 + "\n"
+        assert said[-1] == "copied line 43, the match"
+        await pilot.press("escape", "y")  # no search: the lines in view again
+        await until(pilot, lambda: app.clipboard.count("\n") == log.size.height)
+        assert app.clipboard == "\n".join(rows(log)) + "\n"
+
+
+async def test_what_y_copies_is_plain_text_without_escapes(project: Project) -> None:
+    project.write(
+        "[stages.colour]\n"
+        "command = \"printf '\\\\033[31mred\\\\033[0m text \\\\033]0;title\\\\007end\\\\n'\"\n"
+    )
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.log_view
+        await shown(pilot, lambda: log.index is not None and len(log.index) >= 1)
+        await pilot.press("y")
+        await until(pilot, lambda: app.clipboard)
+        assert "red text" in app.clipboard and "\x1b" not in app.clipboard
