@@ -55,6 +55,7 @@ from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
 from mlci_tui.tui.screens.runs import LATEST, RunsScreen
+from mlci_tui.tui.screens.search import filter_title, open_filter
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
@@ -240,16 +241,7 @@ class MlciApp(App[None]):
                 stages.set_stages(names)
                 stages.select(kept)
         stages.set_stages(names)
-        for pane in stages.panes():
-            name = pane.stage_name
-            record = run.stage(name) if run else None
-            pane.update_stage(
-                record,
-                snapshot.tails.get(name, ()),
-                now,
-                needs=planned.get(name, ()),
-                in_run=run is None or record is not None,
-            )
+        self._fill_panes(now)
         if run is not None and self.auto_stage:
             active = _active_stage(run)
             if active is not None and active != stages.selected_name:
@@ -270,6 +262,27 @@ class MlciApp(App[None]):
             self._footer_answer = bool(snapshot.decisions)
             self.refresh_bindings()
         self._reads.done()
+
+    def _fill_panes(self, now: float) -> None:
+        """Each stage pane shown, from the snapshot."""
+        snapshot, planned = self.snapshot, self.planned_stages
+        run = snapshot.run
+        for pane in self.stages.panes():
+            name = pane.stage_name
+            record = run.stage(name) if run else None
+            pane.update_stage(
+                record,
+                snapshot.tails.get(name, ()),
+                now,
+                needs=planned.get(name, ()),
+                in_run=run is None or record is not None,
+            )
+
+    def on_stage_list_filtered(self, message: StageList.Filtered) -> None:
+        """Other panes shown: filled at once, and the pane's title says the filter is on."""
+        self._fill_panes(self.clock())
+        box = self.query_one("#stages-box")
+        box.border_title = filter_title("stages", message.text)
 
     @cached_property
     def planned_stages(self) -> dict[str, tuple[str, ...]]:
@@ -555,7 +568,13 @@ class MlciApp(App[None]):
 
     def action_find(self) -> None:
         """``/``: search the log, or filter the list that has the focus."""
-        self.log_view.action_search()
+        if self.focused is self.stages:
+            open_filter(self, "stages", self.stages.filter_text, self.stages.set_filter)
+        elif self.focused is self.version_panel.table:
+            table = self.version_panel.table
+            open_filter(self, "versions", table.filter_text, table.set_filter)
+        else:
+            self.log_view.action_search()
 
     def on_log_view_no_match(self, message: LogView.NoMatch) -> None:
         """Nothing in this stage's log: the next stage of the run with a match (after

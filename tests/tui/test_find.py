@@ -7,11 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from mlci_tui.tui.app import MlciApp
+from mlci_tui.tui.screens.runs import RunsScreen
 from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.widgets.log_view import LogView
-from tests.helpers import PROGRAMS, PYTHON, Project, dashboard, settle, shown, text_of, until
+from tests.helpers import (
+    PROGRAMS,
+    PYTHON,
+    Project,
+    dashboard,
+    settle,
+    shown,
+    text_of,
+    two_versions,
+    until,
+)
 
 MANY = f'[stages.many]\ncommand = ["{PYTHON}", "{PROGRAMS}/lines.py", "5000", "row"]\n'
 
@@ -152,3 +164,98 @@ async def test_what_y_copies_is_plain_text_without_escapes(project: Project) -> 
         await pilot.press("y")
         await until(pilot, lambda: app.clipboard)
         assert "red text" in app.clipboard and "\x1b" not in app.clipboard
+
+
+# `/` on a list filters it ------------------------------------------------------------
+
+FOUR = (
+    '[stages.data_prep]\ncommand = "echo prep"\n'
+    '[stages.train]\ncommand = "echo train"\nneeds = ["data_prep"]\n'
+    '[stages.train_big]\ncommand = "echo big"\nneeds = ["data_prep"]\n'
+    '[stages.evaluate]\ncommand = "echo evaluate"\nneeds = ["train", "train_big"]\n'
+)
+
+
+async def test_slash_on_the_stages_filters_them_as_typed_and_esc_clears(
+    project: Project,
+) -> None:
+    project.write(FOUR)
+    project.mlci("run")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        box = app.query_one("#stages-box")
+        app.stages.focus()
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        await pilot.press("T", "r")
+        await until(pilot, lambda: app.stages.names == ["train", "train_big"])
+        assert isinstance(app.screen, SearchScreen)  # narrowed while typing
+        await pilot.press("a", "i", "n", "_", "enter")
+        await until(pilot, lambda: app.stages.names == ["train_big"])
+        await settle(pilot)
+        assert [p.stage_name for p in app.stages.panes()] == ["train_big"]
+        assert str(box.border_title) == "stages · /Train_ (Esc clears)"
+        # The one kept is selected, its pane filled, its log shown; no log search.
+        log = app.log_view
+        await until(pilot, lambda: log.path is not None and log.path.name == "train_big.log")
+        assert app.stages.panes()[0].record is not None and log.search_text == ""
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.stages.names) == 4)
+        assert str(box.border_title) == "stages"
+        assert app.stages.selected_name == "train_big"
+        # Esc in the filter's box clears it too.
+        await pilot.press("slash", "e", "v")
+        await until(pilot, lambda: app.stages.names == ["evaluate"])
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.stages.names) == 4)
+
+
+async def test_slash_on_the_versions_filters_them(project: Project) -> None:
+    two_versions(project)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.version_panel.table
+        await shown(pilot, lambda: len(table.versions) == 2)
+        await pilot.press("v", "slash", "v", "1")
+        await until(pilot, lambda: [v.name for v in table.versions] == ["v1"])
+        await pilot.press("enter")
+        await settle(pilot)
+        assert table.row_count == 1 and table.selected_version is not None
+        assert table.selected_version.name == "v1"
+        assert "/v1 (Esc clears)" in str(app.version_panel.border_title)
+        await pilot.press("escape")
+        await until(pilot, lambda: len(table.versions) == 2)
+        assert str(app.version_panel.border_title) == "model versions"
+        # Status words are kept too: "live" keeps the live version.
+        await pilot.press("slash", *"LIVE", "enter")
+        await until(pilot, lambda: [v.name for v in table.versions] == ["v2"])
+
+
+async def test_slash_on_the_runs_filters_them_and_esc_clears_then_closes(
+    project: Project,
+) -> None:
+    project.write('[stages.check]\ncommand = "test -e ok"\n')
+    assert project.mlci("run").returncode == 1
+    (project.path / "ok").write_text("")
+    project.mlci("run")
+    project.mlci("run", "--force")
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        runs = app.screen
+        assert isinstance(runs, RunsScreen)
+        await pilot.press("slash", *"fail")
+        await until(pilot, lambda: [r.id for r in runs.shown] == [1])
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is runs)
+        assert "/fail (Esc clears)" in str(runs.query_one("#runs-title", Static).render())
+        await pilot.press("escape")  # the filter first
+        await until(pilot, lambda: [r.id for r in runs.shown] == [3, 2, 1])
+        assert app.screen is runs
+        await pilot.press("slash", *"passed", "enter")
+        await until(pilot, lambda: [r.id for r in runs.shown] == [3, 2])
+        await pilot.press("down", "enter")  # the second row kept: run 2
+        await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)

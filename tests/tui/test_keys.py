@@ -120,6 +120,7 @@ class Seen:
     spawned: int
     notes: int
     clipboard: str
+    filtered: str
 
 
 def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
@@ -140,6 +141,7 @@ def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
         spawned=len(spawned),
         notes=len(said),
         clipboard=app.clipboard,
+        filtered=getattr(app.focused, "filter_text", ""),
     )
 
 
@@ -170,6 +172,7 @@ EFFECTS: dict[str, Effect] = {
     "find": lambda a, b: b.screen == "SearchScreen",
     "log('copy')": lambda a, b: b.clipboard and not a.clipboard,
     "clear_search": lambda a, b: b.match is None and a.match is not None,
+    "clear_filter": lambda a, b: a.filtered and not b.filtered,
     "log('next_match')": lambda a, b: (
         b.match is not None and a.match is not None and b.match > a.match
     ),
@@ -204,6 +207,8 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     if log.is_maximized:
         app.screen.minimize()
     stages = app.query_one(StageList)
+    stages.set_filter("")
+    app.query_one(VersionTable).set_filter("")
     # Its log is the wide one: the log can scroll every way. Picked as a user picks
     # it, so that a read of the store landing later does not follow another stage.
     stages.select("s07", by_user=True)
@@ -255,6 +260,9 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
                 assert binding.action in EFFECTS, f"no effect known for {binding.action}"
                 for key in keys_of(binding):
                     await _middle(pilot, app, pane)
+                    if binding.action == "clear_filter":  # a filter on, to clear
+                        app.focused.set_filter("s0")  # type: ignore[union-attr]
+                        await settle(pilot)
                     before = seen(app, spawned, said)
                     await pilot.press(key)
                     effect = EFFECTS[binding.action]

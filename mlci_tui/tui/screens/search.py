@@ -4,12 +4,15 @@ to keep of a list (the stages, the runs, the versions) as it is typed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input
+
+from mlci_tui.textsafe import terminal_line
 
 
 class SearchScreen(ModalScreen[str]):
@@ -44,3 +47,21 @@ class SearchScreen(ModalScreen[str]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
+
+
+def open_filter(app: App[Any], what: str, current: str, apply: Callable[[str], None]) -> None:
+    """``/`` on a list: a filter that narrows it as it is typed; Enter keeps it, Esc
+    clears it."""
+
+    def done(text: str | None) -> None:
+        apply(text or "")
+
+    placeholder = f"filter the {what} (Enter keeps it, Esc clears it)"
+    app.push_screen(SearchScreen(current, placeholder, changed=apply), done)
+
+
+def filter_title(title: str, text: str) -> Content:
+    """A list's title, saying when a filter is on: ``stages · /tr (Esc clears)``."""
+    if not text:
+        return Content(title)
+    return Content(f"{title} · /{terminal_line(text, keep_color=False)} (Esc clears)")
