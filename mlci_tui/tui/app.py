@@ -110,6 +110,15 @@ class MlciApp(App[None]):
             id="search",
         ),
         *LogView.DASHBOARD_BINDINGS,
+        Binding(
+            "L",
+            "toggle_run_log",
+            "Whole run",
+            show=False,
+            tooltip="the log of the whole run, every stage's lines as mlci run printed them,"
+            " or the selected stage's",
+            id="log.run",
+        ),
         Binding("question_mark", "help", "Help", tooltip="this list", id="help"),
         Binding("q", "quit_dashboard", "Quit", tooltip="a run goes on", id="quit"),
         # Textual's ctrl+c only says how to quit, and its ctrl+q quits without saying
@@ -149,6 +158,8 @@ class MlciApp(App[None]):
         """The run the user picked; None follows the latest run."""
         self.auto_stage = True
         """Whether the log follows whichever stage is running."""
+        self.whole_run = False
+        """Whether the log shows the whole run's log rather than the selected stage's."""
         self._keep_stage: str | None = None
         """The stage shown when another run was picked, to show again in that run."""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
@@ -326,8 +337,14 @@ class MlciApp(App[None]):
             log.show(None)
             log.border_title = "log"
             return
+        if self.whole_run:
+            logs = [(s.name, self.reader.log_path(run.id, s.name)) for s in run.stages]
+            log.show_run(logs)
+            log.border_title = f"log · run {run.id} · every stage (L: {name} only)"
+            log.show_job("")
+            return
         path = self.reader.log_path(run.id, name)
-        if path != log.path:
+        if path != log.path or log.run_logs is not None:
             log.show(path)
             log.border_title = f"log · {name} · run {run.id}"
         record = run.stage(name)
@@ -565,6 +582,11 @@ class MlciApp(App[None]):
             self._reads.request()
 
         self.push_screen(RunsScreen(runs, self.clock()), picked)
+
+    def action_toggle_run_log(self) -> None:
+        """``L``: the whole run's log, or back to the selected stage's."""
+        self.whole_run = not self.whole_run
+        self._show_log()
 
     def action_find(self) -> None:
         """``/``: search the log, or filter the list that has the focus."""

@@ -259,3 +259,82 @@ async def test_slash_on_the_runs_filters_them_and_esc_clears_then_closes(
         await until(pilot, lambda: [r.id for r in runs.shown] == [3, 2])
         await pilot.press("down", "enter")  # the second row kept: run 2
         await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 2)
+
+
+# L: the whole run's log ------------------------------------------------------------
+
+SIDE_BY_SIDE = """
+[pipeline]
+max_parallel = 2
+[stages.a]
+command = "echo a1; touch a_said; while [ ! -e b_done ]; do sleep 0.02; done; echo a2"
+[stages.bee]
+command = "while [ ! -e a_said ]; do sleep 0.02; done; sleep 0.2; echo b1; sleep 0.2; touch b_done"
+[stages.last]
+command = "echo done"
+needs = ["a", "bee"]
+"""
+
+
+def printed_lines(out: bytes) -> list[str]:
+    """What `mlci run` printed of the stages' output: its notes (``-- passed``) and
+    its own lines (``mlci: …``) left out."""
+    found = []
+    for line in out.decode().splitlines():
+        rest = line.partition("] ")[2]
+        if line.startswith("[") and not rest.lstrip().startswith("-- "):
+            found.append(line)
+    return found
+
+
+async def test_l_shows_the_whole_run_interleaved_as_mlci_run_printed_it(
+    project: Project,
+) -> None:
+    project.write(SIDE_BY_SIDE)
+    result = project.mlci("run")
+    assert result.returncode == 0, result.stderr
+    expected = printed_lines(result.stdout)
+    assert [line.split()[-1] for line in expected] == ["a1", "b1", "a2", "done"]
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        log = app.log_view
+        await shown(pilot)
+        await pilot.press("L")
+        await until(pilot, lambda: log.index is not None and len(log.index) == 4)
+        await settle(pilot)
+        assert rows(log)[:4] == expected
+        assert str(log.border_title).startswith("log · run 1 · every stage")
+        # Copied as shown, labels and all.
+        await pilot.press("y")
+        await until(pilot, lambda: app.clipboard)
+        assert app.clipboard == "\n".join(expected) + "\n"
+        # A search covers every stage, in the order shown.
+        await search_log(pilot, "a2")
+        await until(pilot, lambda: log.match_line == 2 and "match 1 of 1" in log.status)
+        await pilot.press("L")
+        await until(pilot, lambda: log.path is not None and log.run_logs is None)
+        assert str(log.border_title) == f"log · {app.stages.selected_name} · run 1"
+
+
+async def test_the_whole_run_log_follows_a_running_run(project: Project) -> None:
+    hold = "echo before; while [ ! -e go ]; do sleep 0.05; done; echo after"
+    project.write(
+        f'[stages.held]\ncommand = "{hold}"\n'
+        '[stages.next]\ncommand = "echo next"\nneeds = ["held"]\n'
+    )
+    runner = project.start("run")
+    try:
+        app = dashboard(project)
+        async with app.run_test(size=(100, 30)) as pilot:
+            log = app.log_view
+            await shown(pilot, lambda: project.printed("held", b"before"))
+            await pilot.press("L")
+            await until(pilot, lambda: "[held] before" in rows(log))
+            (project.path / "go").write_text("")
+            await until(
+                pilot,
+                lambda: rows(log)[:3] == ["[held] before", "[held] after", "[next] next"],
+            )
+    finally:
+        (project.path / "go").write_text("")  # a failed test leaves no stage waiting
+        assert runner.wait(60) == 0

@@ -121,6 +121,7 @@ class Seen:
     notes: int
     clipboard: str
     filtered: str
+    whole_run: bool
 
 
 def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
@@ -142,6 +143,7 @@ def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
         notes=len(said),
         clipboard=app.clipboard,
         filtered=getattr(app.focused, "filter_text", ""),
+        whole_run=log.run_logs is not None,
     )
 
 
@@ -173,6 +175,7 @@ EFFECTS: dict[str, Effect] = {
     "log('copy')": lambda a, b: b.clipboard and not a.clipboard,
     "clear_search": lambda a, b: b.match is None and a.match is not None,
     "clear_filter": lambda a, b: a.filtered and not b.filtered,
+    "toggle_run_log": lambda a, b: b.whole_run and not a.whole_run,
     "log('next_match')": lambda a, b: (
         b.match is not None and a.match is not None and b.match > a.match
     ),
@@ -208,6 +211,7 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
         app.screen.minimize()
     stages = app.query_one(StageList)
     stages.set_filter("")
+    app.whole_run = False
     app.query_one(VersionTable).set_filter("")
     # Its log is the wide one: the log can scroll every way. Picked as a user picks
     # it, so that a read of the store landing later does not follow another stage.

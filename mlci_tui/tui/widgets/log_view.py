@@ -24,6 +24,7 @@ import bisect
 import contextlib
 import re
 from array import array
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -44,12 +45,15 @@ from textual.worker import get_current_worker
 from mlci_tui.states import Stream
 from mlci_tui.store.log_index import LogIndex
 from mlci_tui.store.logs import LogRecord
+from mlci_tui.store.run_log import RunLog, stage_labels
 from mlci_tui.textsafe import terminal_line
 from mlci_tui.tui.read_again import ReadAgain
 from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.text import output_line
 from mlci_tui.units import format_bytes
 
+RunLogs = tuple[tuple[str, Path], ...] | None
+"""The stages' logs of a whole run's log: (stage, its log) in order."""
 MAX_WIDTH = 1000
 """Columns a line may scroll to; longer lines are cut (the file keeps them whole)."""
 MAX_WRAPPED_ROWS = 200
@@ -148,8 +152,12 @@ class LogView(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.index: LogIndex | None = None
+        self.index: LogIndex | RunLog | None = None
         self.path: Path | None = None
+        """The stage's log shown; None when none is, or the whole run's is."""
+        self.run_logs: RunLogs = None
+        """The stages' logs shown as one (the whole run's log), or None."""
+        self._labels: dict[str, Text] = {}
         self.match_line: int | None = None
         self.job_text = ""
         """Where the stage ran, when not here (a Ray job): set by the app, shown below."""
@@ -173,12 +181,28 @@ class LogView(ScrollView, can_focus=True):
 
     def show(self, path: Path | None) -> None:
         """Show the log at ``path`` (None: nothing), following its end."""
-        if path == self.path:
+        if path == self.path and self.run_logs is None:
             return
+        self._open(path, None if path is None else LogIndex(path), None)
+
+    def show_run(self, logs: Sequence[tuple[str, Path]]) -> None:
+        """Show the logs of a run's stages as one, interleaved as `mlci run` printed
+        them, each line after its stage's label; ``logs``: (stage, its log), in order."""
+        if tuple(logs) == self.run_logs:
+            return
+        labels = stage_labels([name for name, _ in logs])
+        self._labels = {
+            name: Text.from_ansi(f"\x1b[{label.color}m{label.text}\x1b[0m{label.pad}", end="")
+            for name, label in labels.items()
+        }
+        self._open(None, RunLog(logs), tuple(logs))
+
+    def _open(self, path: Path | None, index: LogIndex | RunLog | None, run_logs: RunLogs) -> None:
         if self.index is not None:
             self.index.close()
         self.path = path
-        self.index = None if path is None else LogIndex(path)
+        self.run_logs = run_logs
+        self.index = index
         self.match_line = None
         self._matches = None
         self._search_note = ""
@@ -206,7 +230,7 @@ class LogView(ScrollView, can_focus=True):
             self._index(self.index)
 
     @work(thread=True, exclusive=True, group="log-index")
-    def _index(self, index: LogIndex) -> None:
+    def _index(self, index: LogIndex | RunLog) -> None:
         # While following, a backlog nobody will see is skipped (LogIndex.update);
         # it is counted when the view stops following.
         follow = self.follow
@@ -221,7 +245,9 @@ class LogView(ScrollView, can_focus=True):
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
             self.app.call_from_thread(self._indexed, index, added, filled, gap)
 
-    def _indexed(self, index: LogIndex, added: int, filled: int = 0, gap: bool = False) -> None:
+    def _indexed(
+        self, index: LogIndex | RunLog, added: int, filled: int = 0, gap: bool = False
+    ) -> None:
         # A pass over a file no longer shown changes nothing, but a poll asked
         # for meanwhile is for the file shown now: `done` runs it.
         if index is self.index and (added or gap or self._to_top):
@@ -345,6 +371,8 @@ class LogView(ScrollView, can_focus=True):
         text = self._text(record)
         if self.search_text:
             self._highlight(text, line)
+        if isinstance(self.index, RunLog):
+            text = self._labels.get(self.index.stage_at(line) or "", Text()) + text
         text.stylize_before(self._base_style)
         strip = Strip(text.render(self.app.console), text.cell_len)
         self._cache[line] = strip
@@ -504,9 +532,8 @@ class LogView(ScrollView, can_focus=True):
         self.app.notify(said, markup=False)
 
     def _copy_text(self, line: int) -> str:
-        assert self.index is not None
-        record = self.index.line(line)
-        return "" if record is None else self._text(record).plain
+        """The line as shown, plain: what the view draws, before its search highlights."""
+        return self._strip(line).text
 
     def _lines_in_view(self) -> list[int]:
         assert self.index is not None
@@ -587,7 +614,7 @@ class LogView(ScrollView, can_focus=True):
             self._search_note = f"no match for {terminal_line(query, keep_color=False)!r}"
             self.match_line = None
             self._show_status()
-            if other_stages:
+            if other_stages and self.run_logs is None:
                 self.post_message(self.NoMatch(query, forward))
             return False
         previous, self.match_line = self.match_line, found
@@ -611,7 +638,7 @@ class LogView(ScrollView, can_focus=True):
         self._count_matches(self.index, query)
 
     @work(thread=True, exclusive=True, group="log-count")
-    def _count_matches(self, index: LogIndex, query: str) -> None:
+    def _count_matches(self, index: LogIndex | RunLog, query: str) -> None:
         worker = get_current_worker()
         records = index.records
         found = index.matches(query, cancelled=lambda: worker.is_cancelled)
@@ -620,7 +647,9 @@ class LogView(ScrollView, can_focus=True):
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
             self.app.call_from_thread(self._counted, index, query, records, found)
 
-    def _counted(self, index: LogIndex, query: str, records: int, found: array[int]) -> None:
+    def _counted(
+        self, index: LogIndex | RunLog, query: str, records: int, found: array[int]
+    ) -> None:
         if index is self.index and query == self.search_text:
             self._matches = (query, records, found)
             self._show_status()
