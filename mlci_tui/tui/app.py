@@ -55,7 +55,7 @@ from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
 from mlci_tui.tui.screens.runs import LATEST, RunsScreen
-from mlci_tui.tui.screens.search import filter_title, open_filter
+from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
@@ -115,8 +115,7 @@ class MlciApp(App[None]):
             "toggle_run_log",
             "Whole run",
             show=False,
-            tooltip="the log of the whole run, every stage's lines as mlci run printed them,"
-            " or the selected stage's",
+            tooltip="every stage's log as one, as mlci run prints it (or back)",
             id="log.run",
         ),
         Binding("question_mark", "help", "Help", tooltip="this list", id="help"),
@@ -294,6 +293,7 @@ class MlciApp(App[None]):
         self._fill_panes(self.clock())
         box = self.query_one("#stages-box")
         box.border_title = filter_title("stages", message.text)
+        box.border_subtitle = filter_hint(message.text)
 
     @cached_property
     def planned_stages(self) -> dict[str, tuple[str, ...]]:

@@ -195,14 +195,15 @@ async def test_slash_on_the_stages_filters_them_as_typed_and_esc_clears(
         await until(pilot, lambda: app.stages.names == ["train_big"])
         await settle(pilot)
         assert [p.stage_name for p in app.stages.panes()] == ["train_big"]
-        assert str(box.border_title) == "stages · /Train_ (Esc clears)"
+        assert str(box.border_title) == "stages · filter /Train_"
+        assert str(box.border_subtitle) == "Esc clears the filter"
         # The one kept is selected, its pane filled, its log shown; no log search.
         log = app.log_view
         await until(pilot, lambda: log.path is not None and log.path.name == "train_big.log")
         assert app.stages.panes()[0].record is not None and log.search_text == ""
         await pilot.press("escape")
         await until(pilot, lambda: len(app.stages.names) == 4)
-        assert str(box.border_title) == "stages"
+        assert (str(box.border_title), str(box.border_subtitle)) == ("stages", "")
         assert app.stages.selected_name == "train_big"
         # Esc in the filter's box clears it too.
         await pilot.press("slash", "e", "v")
@@ -223,7 +224,7 @@ async def test_slash_on_the_versions_filters_them(project: Project) -> None:
         await settle(pilot)
         assert table.row_count == 1 and table.selected_version is not None
         assert table.selected_version.name == "v1"
-        assert "/v1 (Esc clears)" in str(app.version_panel.border_title)
+        assert str(app.version_panel.border_title) == "model versions · filter /v1"
         await pilot.press("escape")
         await until(pilot, lambda: len(table.versions) == 2)
         assert str(app.version_panel.border_title) == "model versions"
@@ -251,7 +252,8 @@ async def test_slash_on_the_runs_filters_them_and_esc_clears_then_closes(
         await until(pilot, lambda: [r.id for r in runs.shown] == [1])
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is runs)
-        assert "/fail (Esc clears)" in str(runs.query_one("#runs-title", Static).render())
+        title = str(runs.query_one("#runs-title", Static).render())
+        assert title == "Runs, newest first · filter /fail (Esc clears the filter)"
         await pilot.press("escape")  # the filter first
         await until(pilot, lambda: [r.id for r in runs.shown] == [3, 2, 1])
         assert app.screen is runs

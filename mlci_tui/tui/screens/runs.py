@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 
 from mlci_tui.store.records import RunRecord
 from mlci_tui.tui.keys import binding_for, hints
-from mlci_tui.tui.screens.search import filter_title, open_filter
+from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain, state_text
 from mlci_tui.units import format_duration, local_time
 
@@ -69,8 +69,9 @@ class RunsScreen(ModalScreen[int | tuple[int, int] | None]):
             yield Static(Text(keys), classes="runs--keys")
 
     def _title(self) -> Text:
-        title = filter_title("Runs, newest first", self.filter_text)
-        return Text(title.plain, style="bold")
+        title = filter_title("Runs, newest first", self.filter_text).plain
+        hint = filter_hint(self.filter_text)
+        return Text(f"{title} ({hint})" if hint else title, style="bold")
 
     def on_mount(self) -> None:
         self._fill()

@@ -61,7 +61,12 @@ def open_filter(app: App[Any], what: str, current: str, apply: Callable[[str], N
 
 
 def filter_title(title: str, text: str) -> Content:
-    """A list's title, saying when a filter is on: ``stages · /tr (Esc clears)``."""
+    """A list's title, saying when a filter is on: ``stages · filter /tr``."""
     if not text:
         return Content(title)
-    return Content(f"{title} · /{terminal_line(text, keep_color=False)} (Esc clears)")
+    return Content(f"{title} · filter /{terminal_line(text, keep_color=False)}")
+
+
+def filter_hint(text: str) -> str:
+    """Under a filtered list: how to see all of it again."""
+    return "Esc clears the filter" if text else ""

@@ -400,6 +400,9 @@ class LogView(ScrollView, can_focus=True):
     def _widen(self) -> None:
         if not self.wrap and self.virtual_size.width < self._width:
             self.virtual_size = Size(self._width, self.virtual_size.height)
+            if self.follow:
+                # A horizontal scrollbar may have just taken the last row.
+                self._to_end()
 
     @property
     def _base_style(self) -> Style:

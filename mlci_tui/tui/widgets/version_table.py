@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Label, Sparkline
 
 from mlci_tui.store.records import VersionRecord
-from mlci_tui.tui.screens.search import filter_title
+from mlci_tui.tui.screens.search import filter_hint, filter_title
 from mlci_tui.tui.text import metric_cell, plain, state_text
 from mlci_tui.units import position
 
@@ -233,6 +233,7 @@ class VersionPanel(Vertical):
 
     def on_version_table_filtered(self, message: VersionTable.Filtered) -> None:
         self.border_title = filter_title("model versions", message.text)
+        self.border_subtitle = filter_hint(message.text)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="version-title"):
