@@ -648,6 +648,8 @@ class MlciApp(App[None]):
         if found is None:
             log.say_search(f"no match for {shown!r} in any stage of run {run_id}")
             return
+        if found not in self.stages.names:
+            self.stages.set_filter("")  # the stage found must show in the list
         self.stages.select(found, by_user=True)
         self._show_log()
         log.search_when_read(query, forward=forward, note=f"none in {current}; found in {found}")
