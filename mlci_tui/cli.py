@@ -197,11 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
     status.add_argument("--json", action="store_true", help="print JSON")
 
-    logs = commands.add_parser("logs", parents=[config], help="print a stage's output")
-    logs.add_argument("stage", metavar="STAGE")
+    logs = commands.add_parser(
+        "logs", parents=[config], help="print a stage's output, or the whole run's"
+    )
+    logs.add_argument(
+        "stage",
+        metavar="STAGE",
+        nargs="?",
+        help="the stage (default: every stage, interleaved as mlci run printed them)",
+    )
     logs.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
     logs.add_argument(
-        "-f", "--follow", action="store_true", help="keep printing until the stage ends"
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing until the stage (or the run) ends",
     )
 
     metrics = commands.add_parser(

@@ -25,7 +25,6 @@ from mlci_tui.store.records import (
 from mlci_tui.textsafe import visible_text
 from mlci_tui.units import format_bytes, format_duration, local_time, metric_text
 
-STAGE_COLORS = ("36", "35", "33", "32", "34", "96", "95", "93")
 STATE_COLORS = {
     StageState.PASSED: "32",
     StageState.FAILED: "31",

@@ -28,7 +28,7 @@ from mlci_tui.commands.ci_markup import (
     stop_commands,
     stop_token,
 )
-from mlci_tui.commands.console import STAGE_COLORS, STATE_COLORS, paint
+from mlci_tui.commands.console import STATE_COLORS, paint
 from mlci_tui.events import (
     Event,
     RunNoted,
@@ -40,6 +40,7 @@ from mlci_tui.events import (
 from mlci_tui.states import StageState, Stream
 from mlci_tui.store.logs import LogCursor
 from mlci_tui.store.records import StageRecord
+from mlci_tui.store.run_log import stage_labels
 from mlci_tui.textsafe import decode, terminal_line, visible_text
 from mlci_tui.units import format_bytes, format_duration
 
@@ -170,13 +171,9 @@ class LivePrinter:
         self.gitlab = gitlab and not github
         self.log_path = log_path
         self._annotations = 0
-        width = max((len(name) for name in stages), default=0)
         self.prefix = {
-            name: (
-                paint(f"[{name}]", STAGE_COLORS[i % len(STAGE_COLORS)], color)
-                + " " * (width - len(name) + 1)
-            ).encode()
-            for i, name in enumerate(stages)
+            name: (paint(label.text, label.color, color) + label.pad).encode()
+            for name, label in stage_labels(stages).items()
         }
         self._broken = False
         # The (stage, stream) whose last line on screen has not ended yet.

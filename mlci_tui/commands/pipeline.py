@@ -248,6 +248,8 @@ def command_logs(args: argparse.Namespace) -> int:
     from mlci_tui.store.logs import LogCursor
 
     config = load(args)
+    if args.stage is None:
+        return _whole_run_log(args, config)
     with open_store(config) as store:
         run = find_run(store, args.run)
         stage = run.stage(args.stage)
@@ -327,6 +329,88 @@ def command_logs(args: argparse.Namespace) -> int:
             out.write(tail)
             out.flush()
         return 0
+
+
+def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
+    """`mlci logs` without a stage: every stage's output interleaved as `mlci run`
+    printed it, each line after its ``[stage]`` label, mlci's notes as ``-- …``
+    lines; with ``-f``, until the run ends. A line a running stage is still writing
+    is printed once it ends. In a CI job, as a stage's log is (see `command_logs`)."""
+    from mlci_tui import textsafe
+    from mlci_tui.commands.ci_markup import (
+        GitLabSectionFilter,
+        resume_commands,
+        stop_commands,
+        stop_token,
+    )
+    from mlci_tui.commands.console import paint
+    from mlci_tui.service.recovery import recover, runner_gone
+    from mlci_tui.store.run_log import RunLog, stage_labels
+
+    out = sys.stdout.buffer
+    terminal = out.isatty()
+    color = terminal and not os.environ.get("NO_COLOR")
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    plain = GitLabSectionFilter() if os.environ.get("GITLAB_CI") == "true" else None
+    with open_store(config) as store:
+        run = find_run(store, args.run)
+        names = [stage.name for stage in run.stages]
+        labels = {
+            name: (paint(label.text, label.color, color) + label.pad).encode()
+            for name, label in stage_labels(names).items()
+        }
+        log = RunLog([(name, store.log_path(run.id, name)) for name in names])
+        printed = 0
+
+        def emit(running: set[str]) -> None:
+            nonlocal printed
+            log.update()
+            while printed < len(log):
+                record, stage = log.line(printed), log.stage_at(printed)
+                assert record is not None and stage is not None
+                if record.partial and stage in running:
+                    break  # its end is still to come
+                content = record.content
+                if record.stream is Stream.MESSAGE:
+                    content = b"-- " + content
+                if terminal or record.stream is Stream.MESSAGE:
+                    keep = color and record.stream is not Stream.MESSAGE
+                    text = textsafe.terminal_line(textsafe.decode(content), keep_color=keep)
+                    content = text.encode()
+                line = labels[stage] + content + b"\n"
+                if plain is not None:
+                    line = plain(line)
+                out.write(line)
+                printed += 1
+            out.flush()
+
+        token = stop_token() if github else None
+        if token is not None:
+            out.write(stop_commands(token))
+        try:
+            while True:
+                current = store.run(run.id)
+                assert current is not None
+                ended = current.state.finished or not args.follow
+                if not ended and runner_gone(current):
+                    problem = recover(store, config)
+                    if problem:
+                        raise StoreError(problem)
+                    ended = True
+                running = (
+                    set() if ended else {s.name for s in current.stages if not s.state.finished}
+                )
+                emit(running)
+                if ended:
+                    return 0
+                time.sleep(0.2)
+        finally:
+            if plain is not None:
+                out.write(plain(b"", last=True))
+            if token is not None:
+                out.write(resume_commands(token))
+            out.flush()
+            log.close()
 
 
 def _follow(

@@ -56,6 +56,7 @@ from mlci_tui.tui.screens.graph import GraphScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
 from mlci_tui.tui.screens.runs import LATEST, RunsScreen
+from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
@@ -110,7 +111,22 @@ class MlciApp(App[None]):
             tooltip="which stage needs which, with their states",
             id="graph",
         ),
+        Binding(
+            "slash",
+            "find",
+            "Search",
+            tooltip="the log; on the stages or the versions, a filter of the list",
+            id="search",
+        ),
         *LogView.DASHBOARD_BINDINGS,
+        Binding(
+            "L",
+            "toggle_run_log",
+            "Whole run",
+            show=False,
+            tooltip="every stage's log as one, as mlci run prints it (or back)",
+            id="log.run",
+        ),
         Binding("question_mark", "help", "Help", tooltip="this list", id="help"),
         Binding("q", "quit_dashboard", "Quit", tooltip="a run goes on", id="quit"),
         # Textual's ctrl+c only says how to quit, and its ctrl+q quits without saying
@@ -150,6 +166,8 @@ class MlciApp(App[None]):
         """The run the user picked; None follows the latest run."""
         self.auto_stage = True
         """Whether the log follows whichever stage is running."""
+        self.whole_run = False
+        """Whether the log shows the whole run's log rather than the selected stage's."""
         self._keep_stage: str | None = None
         """The stage shown when another run was picked, to show again in that run."""
         self._children: list[tuple[subprocess.Popen[bytes], str, IO[bytes]]] = []
@@ -242,16 +260,7 @@ class MlciApp(App[None]):
                 stages.set_stages(names)
                 stages.select(kept)
         stages.set_stages(names)
-        for pane in stages.panes():
-            name = pane.stage_name
-            record = run.stage(name) if run else None
-            pane.update_stage(
-                record,
-                snapshot.tails.get(name, ()),
-                now,
-                needs=planned.get(name, ()),
-                in_run=run is None or record is not None,
-            )
+        self._fill_panes(now)
         if run is not None and self.auto_stage:
             active = _active_stage(run)
             if active is not None and active != stages.selected_name:
@@ -272,6 +281,28 @@ class MlciApp(App[None]):
             self._footer_answer = bool(snapshot.decisions)
             self.refresh_bindings()
         self._reads.done()
+
+    def _fill_panes(self, now: float) -> None:
+        """Each stage pane shown, from the snapshot."""
+        snapshot, planned = self.snapshot, self.planned_stages
+        run = snapshot.run
+        for pane in self.stages.panes():
+            name = pane.stage_name
+            record = run.stage(name) if run else None
+            pane.update_stage(
+                record,
+                snapshot.tails.get(name, ()),
+                now,
+                needs=planned.get(name, ()),
+                in_run=run is None or record is not None,
+            )
+
+    def on_stage_list_filtered(self, message: StageList.Filtered) -> None:
+        """Other panes shown: filled at once, and the pane's title says the filter is on."""
+        self._fill_panes(self.clock())
+        box = self.query_one("#stages-box")
+        box.border_title = filter_title("stages", message.text)
+        box.border_subtitle = filter_hint(message.text)
 
     @cached_property
     def planned_stages(self) -> dict[str, tuple[str, ...]]:
@@ -315,8 +346,14 @@ class MlciApp(App[None]):
             log.show(None)
             log.border_title = "log"
             return
+        if self.whole_run:
+            logs = [(s.name, self.reader.log_path(run.id, s.name)) for s in run.stages]
+            log.show_run(logs)
+            log.border_title = f"log · run {run.id} · every stage (L: {name} only)"
+            log.show_job("")
+            return
         path = self.reader.log_path(run.id, name)
-        if path != log.path:
+        if path != log.path or log.run_logs is not None:
             log.show(path)
             log.border_title = f"log · {name} · run {run.id}"
         record = run.stage(name)
@@ -554,6 +591,77 @@ class MlciApp(App[None]):
             self._reads.request()
 
         self.push_screen(RunsScreen(runs, self.clock()), picked)
+
+    def action_toggle_run_log(self) -> None:
+        """``L``: the whole run's log, or back to the selected stage's."""
+        self.whole_run = not self.whole_run
+        self._show_log()
+
+    def action_find(self) -> None:
+        """``/``: search the log, or filter the list that has the focus."""
+        if self.focused is self.stages:
+            open_filter(self, "stages", self.stages.filter_text, self.stages.set_filter)
+        elif self.focused is self.version_panel.table:
+            table = self.version_panel.table
+            open_filter(self, "versions", table.filter_text, table.set_filter)
+        else:
+            self.log_view.action_search()
+
+    def on_log_view_no_match(self, message: LogView.NoMatch) -> None:
+        """Nothing in this stage's log: the next stage of the run with a match (after
+        this one, or before it searching backwards), told under the log."""
+        run, current = self.snapshot.run, self.stages.selected_name
+        if run is None or current is None:
+            return
+        names = [s.name for s in run.stages if s.started_at is not None]
+        if current in names:
+            at = names.index(current)
+            names = names[at + 1 :] + names[:at]
+        if not message.forward:
+            names.reverse()
+        paths = [(name, self.reader.log_path(run.id, name)) for name in names]
+        self._search_stages(run.id, current, message.query, message.forward, paths)
+
+    @work(thread=True, exclusive=True, group="search-stages")
+    def _search_stages(
+        self,
+        run_id: int,
+        current: str,
+        query: str,
+        forward: bool,
+        paths: list[tuple[str, Path]],
+    ) -> None:
+        from mlci_tui.store.log_index import LogIndex
+
+        found = None
+        for name, path in paths:
+            index = LogIndex(path)
+            try:
+                index.update()
+                if index.search(query, -1) is not None:
+                    found = name
+                    break
+            finally:
+                index.close()
+        self._hand_over(self._searched_stages, run_id, current, query, forward, found)
+
+    def _searched_stages(
+        self, run_id: int, current: str, query: str, forward: bool, found: str | None
+    ) -> None:
+        run, log = self.snapshot.run, self.log_view
+        if run is None or run.id != run_id or self.stages.selected_name != current:
+            return  # the user moved on meanwhile
+        if log.search_text != query:
+            return
+        shown = terminal_line(query, keep_color=False)
+        if found is None:
+            log.say_search(f"no match for {shown!r} in any stage of run {run_id}")
+            return
+        if found not in self.stages.names:
+            self.stages.set_filter("")  # the stage found must show in the list
+        self.stages.select(found, by_user=True)
+        self._show_log()
+        log.search_when_read(query, forward=forward, note=f"none in {current}; found in {found}")
 
     def action_log(self, action: str) -> None:
         """A key of the log's (`LogView.DASHBOARD_BINDINGS`), pressed in any pane."""

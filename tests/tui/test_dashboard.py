@@ -174,6 +174,7 @@ async def test_search_finds_a_line_and_steps_through_matches(project: Project) -
     async with app.run_test(size=(100, 30)) as pilot:
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) == 5000)
+        log.focus()  # on the stages, / filters them
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.screen, SearchScreen))
         await pilot.press(*"row 0001234", "enter")

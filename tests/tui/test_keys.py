@@ -119,6 +119,9 @@ class Seen:
     table_x: float
     spawned: int
     notes: int
+    clipboard: str
+    filtered: str
+    whole_run: bool
 
 
 def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
@@ -138,6 +141,9 @@ def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
         table_x=table.scroll_x,
         spawned=len(spawned),
         notes=len(said),
+        clipboard=app.clipboard,
+        filtered=getattr(app.focused, "filter_text", ""),
+        whole_run=log.run_logs is not None,
     )
 
 
@@ -166,7 +172,11 @@ EFFECTS: dict[str, Effect] = {
     "page(1)": lambda a, b: b.stage is not None and b.stage > "s08",
     "jump(0)": lambda a, b: b.stage == "train",
     "jump(-1)": lambda a, b: b.stage == "monitor",
-    "log('search')": lambda a, b: b.screen == "SearchScreen",
+    "find": lambda a, b: b.screen == "SearchScreen",
+    "log('copy')": lambda a, b: b.clipboard and not a.clipboard,
+    "clear_search": lambda a, b: b.match is None and a.match is not None,
+    "clear_filter": lambda a, b: a.filtered and not b.filtered,
+    "toggle_run_log": lambda a, b: b.whole_run and not a.whole_run,
     "log('next_match')": lambda a, b: (
         b.match is not None and a.match is not None and b.match > a.match
     ),
@@ -201,6 +211,9 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     if log.is_maximized:
         app.screen.minimize()
     stages = app.query_one(StageList)
+    stages.set_filter("")
+    app.whole_run = False
+    app.query_one(VersionTable).set_filter("")
     # Its log is the wide one: the log can scroll every way. Picked as a user picks
     # it, so that a read of the store landing later does not follow another stage.
     stages.select("s07", by_user=True)
@@ -212,6 +225,7 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     await settle(pilot)
     log.scroll_to(50, 200, animate=False, immediate=True, force=True)
     log.search_text, log.match_line = "w", 200
+    app.copy_to_clipboard("")
     table = app.query_one(VersionTable)
     table.select_version(2)
     assert table.max_scroll_x >= 2  # the table is wider than its pane at 80 columns
@@ -251,6 +265,9 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
                 assert binding.action in EFFECTS, f"no effect known for {binding.action}"
                 for key in keys_of(binding):
                     await _middle(pilot, app, pane)
+                    if binding.action == "clear_filter":  # a filter on, to clear
+                        app.focused.set_filter("s0")  # type: ignore[union-attr]
+                        await settle(pilot)
                     before = seen(app, spawned, said)
                     await pilot.press(key)
                     effect = EFFECTS[binding.action]

@@ -102,7 +102,7 @@ async def test_search_covers_lines_above_the_view_and_wraps_with_a_note(tmp_path
         assert view.search("row 000123")
         await until(pilot, lambda: view.match_line == 123)
         assert "row 000123" in rows(view)
-        assert "search wrapped to the top" in view.status
+        assert "wrapped" not in view.status  # a new query starts from the first line
         await until(pilot, lambda: "match 1 of 1" in view.status)
         assert view.search("row 00499")  # rows 4990-4999
         await until(pilot, lambda: view.match_line == 4990)
@@ -233,3 +233,18 @@ async def test_a_wrapped_line_loses_no_character_beside_the_scrollbar(tmp_path: 
         shown = [row[region.x : region.right] for row in screen[region.y : region.bottom]]
         start = next(i for i, row in enumerate(shown) if row.startswith("000,"))
         assert "".join(shown[start:]).rstrip() == long
+
+
+async def test_a_followed_log_of_wide_lines_keeps_its_last_line_above_the_scrollbar(
+    tmp_path: Path,
+) -> None:
+    # Lines are measured as they are drawn: the horizontal scrollbar comes after the
+    # first frame, and takes a row the last line was on.
+    path = numbered(tmp_path / "log", 100, "w" * 90)
+    async with Viewer().run_test(size=(60, 12)) as pilot:
+        view = await opened(pilot, path, 100)
+        await until(pilot, lambda: view.show_horizontal_scrollbar)
+        await settle(pilot)
+        assert view.scroll_offset.y == view.max_scroll_y
+        # The last row above the scrollbar is the last line.
+        assert view.scroll_offset.y + view.scrollable_content_region.height - 1 == 99

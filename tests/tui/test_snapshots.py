@@ -1,7 +1,8 @@
 """SVG snapshots of every screen and modal of the dashboard, at 100x30 and 80x24:
 the main screen with no runs (and with stages that need others for their outs), a
 run in progress, one whose runner died, a failed and a finished run;
-the help (`HelpScreen`), the runs (`RunsScreen`), the search (`SearchScreen`),
+the help (`HelpScreen`), the runs (`RunsScreen`, and filtered), the search
+(`SearchScreen`), the stages and the versions filtered, the whole run's log,
 the rollback (to the default target and to another) and cancel confirmations
 (`ConfirmScreen`), a pending decision (`DecisionScreen`), the alerts
 (`AlertsScreen`, and after one is acknowledged in it), the zoomed log, the command
@@ -332,11 +333,15 @@ SCREENS = {
     "cached_run": (lambda path: make_store(path, cached=True), loaded),
     "help": (make_store, pressing("question_mark")),
     "runs": (lambda path: make_store(path, failed=True), pressing("p")),
-    "search": (make_store, pressing("slash", *"epoch")),
+    "search": (make_store, pressing("tab", "slash", *"epoch")),
     "search_found": (
         lambda path: make_store(path, failed=True),
-        pressing("slash", *"batch 1", "enter", "n"),
+        pressing("tab", "slash", *"batch 1", "enter", "n"),
     ),
+    "stages_filter": (make_store, pressing("slash", *"ev", "enter")),
+    "versions_filter": (make_store, pressing("v", "slash", *"live", "enter")),
+    "runs_filter": (lambda path: make_store(path, failed=True), pressing("p", "slash", *"fail")),
+    "whole_run_log": (lambda path: make_store(path, failed=True), pressing("L")),
     "rollback_confirmation": (make_store, pressing("v", "R")),
     # Not the version `mlci rollback` would pick: the confirmation names that one.
     "rollback_not_default": (make_store, pressing("v", "down", "R")),

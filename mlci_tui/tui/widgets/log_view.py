@@ -7,13 +7,15 @@ early, a very long line) is one line here, and a carriage return in it shows
 only what was drawn last, as a terminal would.
 
 Follow mode keeps the newest line in view; scrolling up turns it off, ``f``
-or End turns it back on. ``/`` searches the whole log, ``n``/``N`` step
-through the matches (wrapping around, with "match 3 of 40" counted in a
-worker), ``w`` wraps long lines, ``z`` zooms the log to the whole screen.
+or End turns it back on. ``/`` searches the whole log from its first line
+(match 1 is the first in the log), ``n``/``N`` step through the matches
+(wrapping around, with "match 3 of 40" counted in a worker), Esc ends the
+search; ``y`` copies the lines in view (or the matched line), ``w`` wraps long
+lines, ``z`` zooms the log to the whole screen.
 
 The log's keys are declared and handled here. Those that make sense from any
 pane (`DASHBOARD_BINDINGS`) are also bound by the app, which passes them on,
-so that ``/`` works while the stage list has focus.
+so that ``n`` works while the stage list has focus.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import bisect
 import contextlib
 import re
 from array import array
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
+from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.content import Content
@@ -41,12 +45,15 @@ from textual.worker import get_current_worker
 from mlci_tui.states import Stream
 from mlci_tui.store.log_index import LogIndex
 from mlci_tui.store.logs import LogRecord
+from mlci_tui.store.run_log import RunLog, stage_labels
 from mlci_tui.textsafe import terminal_line
 from mlci_tui.tui.read_again import ReadAgain
 from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.text import output_line
 from mlci_tui.units import format_bytes
 
+RunLogs = tuple[tuple[str, Path], ...] | None
+"""The stages' logs of a whole run's log: (stage, its log) in order."""
 MAX_WIDTH = 1000
 """Columns a line may scroll to; longer lines are cut (the file keeps them whole)."""
 MAX_WRAPPED_ROWS = 200
@@ -61,9 +68,9 @@ class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end", "last_line", "Last line", show=False, id="log.end"),
         Binding("home", "first_line", "First line", show=False, id="log.home"),
+        Binding("escape", "clear_search", "End the search", show=False, id="log.search.clear"),
     ]
     DASHBOARD_BINDINGS: ClassVar[list[Binding]] = [
-        Binding("slash", "log('search')", "Search", tooltip="the whole log", id="search"),
         Binding("n", "log('next_match')", "Next match", show=False, id="search.next"),
         Binding("N", "log('previous_match')", "Previous match", show=False, id="search.previous"),
         # Off the footer, which has no room left at 80 columns: the header says
@@ -91,6 +98,14 @@ class LogView(ScrollView, can_focus=True):
             show=False,
             tooltip="long lines, or not",
             id="log.wrap",
+        ),
+        Binding(
+            "y",
+            "log('copy')",
+            "Copy",
+            show=False,
+            tooltip="the lines in view, or the line a search found, to the clipboard",
+            id="log.copy",
         ),
     ]
     """Keys of the log that work from any pane: the app binds them and calls `action_log`."""
@@ -120,6 +135,14 @@ class LogView(ScrollView, can_focus=True):
     search_text: reactive[str] = reactive("")
     wrap: reactive[bool] = reactive(False)
 
+    class NoMatch(Message):
+        """A search found nothing in this stage's log: the app looks in the others."""
+
+        def __init__(self, query: str, forward: bool) -> None:
+            super().__init__()
+            self.query = query
+            self.forward = forward
+
     class FollowChanged(Message):
         """Follow mode was turned on or off."""
 
@@ -129,8 +152,12 @@ class LogView(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.index: LogIndex | None = None
+        self.index: LogIndex | RunLog | None = None
         self.path: Path | None = None
+        """The stage's log shown; None when none is, or the whole run's is."""
+        self.run_logs: RunLogs = None
+        """The stages' logs shown as one (the whole run's log), or None."""
+        self._labels: dict[str, Text] = {}
         self.match_line: int | None = None
         self.job_text = ""
         """Where the stage ran, when not here (a Ray job): set by the app, shown below."""
@@ -147,20 +174,39 @@ class LogView(ScrollView, can_focus=True):
         """How many lines the index had when the view last caught up with it."""
         self._to_top = False
         """Home was pressed while lines above were not counted yet (see `_indexed`)."""
+        self._pending_search: tuple[str, bool, str] | None = None
+        """A search to run once the file shown is read: (query, forward, note)."""
 
     # Which file -----------------------------------------------------------------
 
     def show(self, path: Path | None) -> None:
         """Show the log at ``path`` (None: nothing), following its end."""
-        if path == self.path:
+        if path == self.path and self.run_logs is None:
             return
+        self._open(path, None if path is None else LogIndex(path), None)
+
+    def show_run(self, logs: Sequence[tuple[str, Path]]) -> None:
+        """Show the logs of a run's stages as one, interleaved as `mlci run` printed
+        them, each line after its stage's label; ``logs``: (stage, its log), in order."""
+        if tuple(logs) == self.run_logs:
+            return
+        labels = stage_labels([name for name, _ in logs])
+        self._labels = {
+            name: Text.from_ansi(f"\x1b[{label.color}m{label.text}\x1b[0m{label.pad}", end="")
+            for name, label in labels.items()
+        }
+        self._open(None, RunLog(logs), tuple(logs))
+
+    def _open(self, path: Path | None, index: LogIndex | RunLog | None, run_logs: RunLogs) -> None:
         if self.index is not None:
             self.index.close()
         self.path = path
-        self.index = None if path is None else LogIndex(path)
+        self.run_logs = run_logs
+        self.index = index
         self.match_line = None
         self._matches = None
         self._search_note = ""
+        self._pending_search = None
         self._clear_caches()
         self._drawn_lines = 0
         # Measured again for this file: a width kept from a wider log would show a
@@ -184,7 +230,7 @@ class LogView(ScrollView, can_focus=True):
             self._index(self.index)
 
     @work(thread=True, exclusive=True, group="log-index")
-    def _index(self, index: LogIndex) -> None:
+    def _index(self, index: LogIndex | RunLog) -> None:
         # While following, a backlog nobody will see is skipped (LogIndex.update);
         # it is counted when the view stops following.
         follow = self.follow
@@ -199,7 +245,9 @@ class LogView(ScrollView, can_focus=True):
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
             self.app.call_from_thread(self._indexed, index, added, filled, gap)
 
-    def _indexed(self, index: LogIndex, added: int, filled: int = 0, gap: bool = False) -> None:
+    def _indexed(
+        self, index: LogIndex | RunLog, added: int, filled: int = 0, gap: bool = False
+    ) -> None:
         # A pass over a file no longer shown changes nothing, but a poll asked
         # for meanwhile is for the file shown now: `done` runs it.
         if index is self.index and (added or gap or self._to_top):
@@ -222,6 +270,12 @@ class LogView(ScrollView, can_focus=True):
             if self.follow:
                 self._to_end()
             self.refresh()
+        if index is self.index and self._pending_search is not None:
+            query, forward, note = self._pending_search
+            self._pending_search = None
+            self.search(query, forward=forward, other_stages=False)
+            self._search_note = " · ".join(filter(None, [note, self._search_note]))
+            self._show_status()
         self._reads.done()
 
     def _resize_virtual(self) -> None:
@@ -317,6 +371,8 @@ class LogView(ScrollView, can_focus=True):
         text = self._text(record)
         if self.search_text:
             self._highlight(text, line)
+        if isinstance(self.index, RunLog):
+            text = self._labels.get(self.index.stage_at(line) or "", Text()) + text
         text.stylize_before(self._base_style)
         strip = Strip(text.render(self.app.console), text.cell_len)
         self._cache[line] = strip
@@ -344,6 +400,9 @@ class LogView(ScrollView, can_focus=True):
     def _widen(self) -> None:
         if not self.wrap and self.virtual_size.width < self._width:
             self.virtual_size = Size(self._width, self.virtual_size.height)
+            if self.follow:
+                # A horizontal scrollbar may have just taken the last row.
+                self._to_end()
 
     @property
     def _base_style(self) -> Style:
@@ -457,17 +516,64 @@ class LogView(ScrollView, can_focus=True):
         if event.key in ("up", "pageup", "ctrl+home"):
             self.follow = False
 
+    # Copy ---------------------------------------------------------------------------
+
+    def action_copy(self) -> None:
+        """The line a search found, else the lines in view, to the clipboard as plain
+        text (what the view shows, escapes dropped), through the terminal (OSC 52)."""
+        if self.index is None or not len(self.index):
+            self.app.notify("no log lines to copy", severity="warning", markup=False)
+            return
+        found = self.match_line if self.search_text else None
+        lines = [found] if found is not None else self._lines_in_view()
+        texts = [self._copy_text(line) for line in lines]
+        self.app.copy_to_clipboard("\n".join(texts) + "\n")
+        if found is not None:
+            said = f"copied line {found + 1}, the match"
+        else:
+            said = f"copied {len(lines)} line{'s' * (len(lines) != 1)}"
+        self.app.notify(said, markup=False)
+
+    def _copy_text(self, line: int) -> str:
+        """The line as shown, plain: what the view draws, before its search highlights."""
+        return self._strip(line).text
+
+    def _lines_in_view(self) -> list[int]:
+        assert self.index is not None
+        top, height, count = int(self.scroll_offset.y), self.size.height, len(self.index)
+        if not self.wrap:
+            return list(range(top, min(count, top + height)))
+        lines: list[int] = []
+        rows = 0
+        while top < count and rows < height:
+            lines.append(top)
+            rows += len(self._rows(top, self._wrap_width))
+            top += 1
+        return lines
+
     # Search -------------------------------------------------------------------------
 
     def action_search(self) -> None:
         def searched(query: str | None) -> None:
-            if query is None:
-                return
-            self.match_line = None
-            self.search(query)  # an empty query clears the search
+            self.match_line = None  # a query submitted starts from the first line
+            self.search(query or "")  # an empty query (Esc) ends the search
             self.focus()
 
         self.app.push_screen(SearchScreen(self.search_text), searched)
+
+    def action_clear_search(self) -> None:
+        """Esc: no query, no highlight, no "no match" left under the log."""
+        if not (self.search_text or self._search_note or self._pending_search):
+            raise SkipAction()  # nothing to clear: Esc goes on to the screen
+        self._pending_search = None
+        self.match_line = None
+        self.search("")
+
+    def search_when_read(self, query: str, *, forward: bool = True, note: str = "") -> None:
+        """Search for ``query`` once the file just shown is read, saying ``note``
+        (the app found the query in this stage after none in another)."""
+        self._pending_search = (query, forward, note)
+        self.poll()
 
     def action_next_match(self) -> None:
         self._step_match(forward=True)
@@ -481,9 +587,14 @@ class LogView(ScrollView, can_focus=True):
             return
         self.search(self.search_text, forward=forward)
 
-    def search(self, query: str, *, forward: bool = True) -> bool:
+    def search(self, query: str, *, forward: bool = True, other_stages: bool = True) -> bool:
         """Move to the next (or previous) line matching ``query``, over the whole log
-        and wrapping around at its end; False if no line matches."""
+        and wrapping around at its end; False if no line matches. A new query starts
+        from the first line (or, backwards, the last), whatever is in view: match 1
+        is the first in the log. With ``other_stages``, no match at all in this
+        stage's log asks the app (`NoMatch`) to look in the run's other stages."""
+        if query != self.search_text:
+            self.match_line = None
         self.search_text = query
         self._search_note = ""
         if self.index is None or not query:
@@ -494,7 +605,9 @@ class LogView(ScrollView, can_focus=True):
             self._clear_caches()
             self._resize_virtual()
             self.scroll_to(y=self.scroll_offset.y + filled, animate=False, immediate=True)
-        start = self.match_line if self.match_line is not None else self._search_origin(forward)
+        start = self.match_line
+        if start is None:
+            start = -1 if forward else len(self.index)
         found = self.index.search(query, start, forward=forward)
         if found is None:
             found = self.index.search(query, -1 if forward else len(self.index), forward=forward)
@@ -502,7 +615,10 @@ class LogView(ScrollView, can_focus=True):
                 self._search_note = f"search wrapped to the {'top' if forward else 'bottom'}"
         if found is None:
             self._search_note = f"no match for {terminal_line(query, keep_color=False)!r}"
+            self.match_line = None
             self._show_status()
+            if other_stages and self.run_logs is None:
+                self.post_message(self.NoMatch(query, forward))
             return False
         previous, self.match_line = self.match_line, found
         for line in (previous, found):
@@ -515,10 +631,6 @@ class LogView(ScrollView, can_focus=True):
         self.refresh()
         return True
 
-    def _search_origin(self, forward: bool) -> int:
-        top = int(self.scroll_offset.y)
-        return top - 1 if forward else top + self.size.height
-
     def _count(self, query: str) -> None:
         """Count the matches in a worker, unless counted for this query and file size."""
         assert self.index is not None
@@ -529,7 +641,7 @@ class LogView(ScrollView, can_focus=True):
         self._count_matches(self.index, query)
 
     @work(thread=True, exclusive=True, group="log-count")
-    def _count_matches(self, index: LogIndex, query: str) -> None:
+    def _count_matches(self, index: LogIndex | RunLog, query: str) -> None:
         worker = get_current_worker()
         records = index.records
         found = index.matches(query, cancelled=lambda: worker.is_cancelled)
@@ -538,7 +650,9 @@ class LogView(ScrollView, can_focus=True):
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
             self.app.call_from_thread(self._counted, index, query, records, found)
 
-    def _counted(self, index: LogIndex, query: str, records: int, found: array[int]) -> None:
+    def _counted(
+        self, index: LogIndex | RunLog, query: str, records: int, found: array[int]
+    ) -> None:
         if index is self.index and query == self.search_text:
             self._matches = (query, records, found)
             self._show_status()
@@ -567,6 +681,11 @@ class LogView(ScrollView, can_focus=True):
         if self.is_maximized:
             parts.append("zoomed: z or Esc to go back")
         return " · ".join(parts)
+
+    def say_search(self, note: str) -> None:
+        """Say ``note`` about the search under the log (what the app found elsewhere)."""
+        self._search_note = note
+        self._show_status()
 
     def show_job(self, text: str) -> None:
         """Say where the stage ran (a Ray job), under the log."""

@@ -1,7 +1,8 @@
 """StagePane: one stage at a glance — state, time, CPU and memory, last output.
 
 StageList holds one pane per stage, in DAG order; moving through it selects
-the stage whose full log the LogView shows.
+the stage whose full log the LogView shows. A filter (``/``) keeps the stages
+whose name holds its text; Esc clears it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
@@ -174,6 +176,7 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
         Binding("pagedown", "page(1)", "A page of stages down", show=False, id="stages.page-down"),
         Binding("home", "jump(0)", "First stage", show=False, id="stages.first"),
         Binding("end", "jump(-1)", "Last stage", show=False, id="stages.last"),
+        Binding("escape", "clear_filter", "Clear the filter", show=False, id="stages.unfilter"),
     ]
     DEFAULT_CSS = """
     StageList { height: 1fr; scrollbar-size-vertical: 1; }
@@ -187,13 +190,44 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
             self.name = name
             self.by_user = by_user
 
+    class Filtered(Message):
+        """The filter changed: its text, "" when none."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.names: list[str] = []
+        """The stages shown: those of the run that the filter keeps."""
+        self.all_names: list[str] = []
+        self.filter_text = ""
         self.selected = 0
 
     def set_stages(self, names: list[str]) -> None:
-        """Show panes for ``names`` (nothing to do if they are the ones shown)."""
+        """Show panes for those of ``names`` that the filter keeps."""
+        self.all_names = list(names)
+        self._show_panes([n for n in names if self.filter_text.lower() in n.lower()])
+
+    def set_filter(self, text: str) -> None:
+        """Keep the stages whose name holds ``text`` (any case); "" keeps all. When the
+        selected stage is filtered out, the first one kept is selected."""
+        if text == self.filter_text:
+            return
+        before = self.selected_name
+        self.filter_text = text
+        self.set_stages(self.all_names)
+        self.post_message(self.Filtered(text))
+        if self.selected_name is not None and self.selected_name != before:
+            self.post_message(self.Selected(self.selected_name, by_user=True))
+
+    def action_clear_filter(self) -> None:
+        if not self.filter_text:
+            raise SkipAction()
+        self.set_filter("")
+
+    def _show_panes(self, names: list[str]) -> None:
         if names == self.names:
             return
         previous = self.names[self.selected] if self.names else None

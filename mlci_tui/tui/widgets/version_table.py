@@ -1,4 +1,7 @@
-"""VersionTable: model versions newest first, with a trend of the key metric."""
+"""VersionTable: model versions newest first, with a trend of the key metric.
+
+A filter (``/``) keeps the versions whose name, status or description holds its
+text; Esc clears it."""
 
 from __future__ import annotations
 
@@ -8,12 +11,15 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import events
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Label, Sparkline
 
 from mlci_tui.store.records import VersionRecord
+from mlci_tui.tui.screens.search import filter_hint, filter_title
 from mlci_tui.tui.text import metric_cell, plain, state_text
 from mlci_tui.units import position
 
@@ -38,11 +44,22 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         Binding("right", "scroll_right", "Scroll right", show=False, id="versions.right"),
         Binding("enter", "app.rollback", "Roll back to it", show=False, id="versions.rollback"),
         Binding("d", "app.compare_version", "Compare with live", show=False, id="versions.diff"),
+        Binding("escape", "clear_filter", "Clear the filter", show=False, id="versions.unfilter"),
     ]
+
+    class Filtered(Message):
+        """The filter changed: its text, "" when none."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.versions: list[VersionRecord] = []
+        """The versions shown: those the filter keeps."""
+        self.all_versions: list[VersionRecord] = []
+        self.filter_text = ""
         self.metrics: list[str] = []
         self.default: int | None = None
         """The version the highlight rests on until someone moves it: the one
@@ -57,9 +74,34 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         """Replace the rows. The highlight stays on the version picked, or, when none
         was (or it is gone), moves to ``default`` as the table changes under it: it
         never rests on a row only because that row was there first."""
-        if (list(versions), list(metrics), default) == (self.versions, self.metrics, self.default):
+        shown = (self.all_versions, self.metrics, self.default)
+        if (list(versions), list(metrics), default) == shown:
             return
-        self.versions, self.metrics, self.default = list(versions), list(metrics), default
+        self.all_versions, self.metrics, self.default = list(versions), list(metrics), default
+        self._fill()
+
+    def set_filter(self, text: str) -> None:
+        """Keep the versions whose name, status or description holds ``text`` (any
+        case); "" keeps all."""
+        if text == self.filter_text:
+            return
+        self.filter_text = text
+        self._fill()
+        self.post_message(self.Filtered(text))
+
+    def action_clear_filter(self) -> None:
+        if not self.filter_text:
+            raise SkipAction()
+        self.set_filter("")
+
+    def _kept(self, version: VersionRecord) -> bool:
+        words = f"{version.name} {version.status.text} {version.description or ''}"
+        return self.filter_text.lower() in words.lower()
+
+    def _fill(self) -> None:
+        metrics = self.metrics
+        self.versions = [v for v in self.all_versions if self._kept(v)]
+        versions = self.versions
         self.clear(columns=True)
         self._marked = None
         self.add_column(" ", key="marker")
@@ -85,8 +127,11 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
                 plain(description),
             ]
             self.add_row(*cells, key=str(version.number))
-        if self.picked is None or not self._move_to(self.picked):
+        picked = self.picked
+        if picked is None or not self._move_to(picked):
             self.follow_default()
+            if any(v.number == picked for v in self.all_versions):
+                self.picked = picked  # only filtered out: picked again when it shows
         self._mark()
 
     def follow_default(self) -> None:
@@ -185,6 +230,10 @@ class VersionPanel(Vertical):
         self.heading = Label("versions", id="version-heading")
         self.trend: Sparkline = Sparkline([], id="trend")
         self._shown: tuple[object, ...] | None = None
+
+    def on_version_table_filtered(self, message: VersionTable.Filtered) -> None:
+        self.border_title = filter_title("model versions", message.text)
+        self.border_subtitle = filter_hint(message.text)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="version-title"):

@@ -1,0 +1,113 @@
+"""The whole run's log against an oracle: every stage's lines (`logs.lines` over the
+parsed file) sorted by the time of their first record, the stage listed first
+first on a tie — whether the files were read whole or as they grew; and its
+search and matches against a scan of that list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlci_tui.states import Stream
+from mlci_tui.store.logs import LogRecord, lines, parse
+from mlci_tui.store.run_log import RunLog, stage_labels
+from tests.helpers import log_records
+
+STAGES = ("prep", "train", "evaluate")
+
+# What a stage writes: (stage, a time step of 0 to 2 ms, content, ends its line?).
+writes = st.lists(
+    st.tuples(
+        st.sampled_from(range(len(STAGES))),
+        st.integers(0, 2),
+        st.text("ab x", max_size=6).map(str.encode),
+        st.booleans(),
+        st.sampled_from([Stream.STDOUT, Stream.STDERR]),
+    ),
+    max_size=40,
+)
+
+
+def write(directory: Path, events: list, start: float) -> float:
+    """Append ``events`` to the stages' logs, times rising from ``start``."""
+    time = start
+    for stage, step, content, ends, stream in events:
+        time += step / 1000
+        with (directory / f"{STAGES[stage]}.log").open("ab") as file:
+            file.write(log_records(stream, content, time, partial=not ends))
+    return time
+
+
+def oracle(directory: Path) -> list[tuple[str, LogRecord, list[bytes]]]:
+    """Every stage's lines, in the order the run's log must show them, each with
+    the contents of the records it was written as."""
+    placed = []
+    for position, name in enumerate(STAGES):
+        path = directory / f"{name}.log"
+        records = list(parse(path.read_bytes())) if path.exists() else []
+        pieces: list[list[bytes]] = [[]]
+        for record in records:
+            pieces[-1].append(record.content)
+            if not record.partial:
+                pieces.append([])
+        for number, line in enumerate(lines(records)):
+            placed.append((line.time, position, number, name, line, pieces[number]))
+    return [(name, line, parts) for *_, name, line, parts in sorted(placed, key=lambda p: p[:3])]
+
+
+def shown(log: RunLog) -> list[tuple[str, LogRecord]]:
+    found = []
+    for number in range(len(log)):
+        record, stage = log.line(number), log.stage_at(number)
+        assert record is not None and stage is not None
+        found.append((stage, record))
+    return found
+
+
+def logs_of(directory: Path) -> list[tuple[str, Path]]:
+    return [(name, directory / f"{name}.log") for name in STAGES]
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=writes, then=writes, needle=st.sampled_from(["a", "B", "ab", "x a", "zz"]))
+def test_the_run_log_interleaves_by_time_read_whole_or_as_it_grows(
+    tmp_path_factory, first: list, then: list, needle: str
+) -> None:
+    directory = tmp_path_factory.mktemp("run")
+    growing = RunLog(logs_of(directory))
+    last = write(directory, first, 1000.0)
+    growing.update()
+    assert shown(growing) == [placed[:2] for placed in oracle(directory)]
+    # What comes later comes later in time: 1 s on.
+    write(directory, then, last + 1.0)
+    growing.update()
+    whole = RunLog(logs_of(directory))
+    whole.update()
+    expected = oracle(directory)
+    assert shown(growing) == [placed[:2] for placed in expected]
+    assert shown(whole) == [placed[:2] for placed in expected]
+    # A match is within one record, as in a stage's own log (`LogIndex.matches`).
+    target = needle.lower().encode()
+    hits = [n for n, (*_, parts) in enumerate(expected) if any(target in p.lower() for p in parts)]
+    for log in (growing, whole):
+        found = log.matches(needle)
+        assert found is not None and list(found) == hits
+        for start in range(-1, len(expected) + 1):
+            after = next((n for n in hits if n > start), None)
+            before = next((n for n in reversed(hits) if n < start), None)
+            assert log.search(needle, start) == after
+            assert log.search(needle, start, forward=False) == before
+    growing.close()
+    whole.close()
+
+
+def test_stage_labels_line_the_lines_up_as_mlci_run_prints_them() -> None:
+    labels = stage_labels(["test", "evaluate", "a"])
+    assert [label.text + label.pad for label in labels.values()] == [
+        "[test]     ",
+        "[evaluate] ",
+        "[a]        ",
+    ]
+    assert len({label.color for label in labels.values()}) == 3
