@@ -14,6 +14,7 @@ of `mlci run`, which the app starts detached.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from collections.abc import Callable
 from typing import ClassVar, NamedTuple
@@ -33,8 +34,10 @@ from mlci_tui.masking import SecretMasker
 from mlci_tui.tui.keys import hints
 from mlci_tui.tui.text import plain
 
-_START = Binding("enter", "start", "Start", priority=True, id="run.start")
-"""Priority: Enter starts from a field too, whose own Enter would only submit it."""
+_START = Binding("enter", "start", "Start", id="run.start")
+"""Not a priority binding: a field's Enter (submit) and the table's (select a row)
+start too (`_entered`). A priority binding is looked up when the key arrives, which
+for ``r`` Enter typed at once is before ``r`` has opened the dialog."""
 _FORCE = Binding("space", "force", "Force", id="run.force")
 _CANCEL = Binding("escape", "dismiss(None)", "Cancel", id="run.cancel")
 
@@ -244,9 +247,12 @@ class RunDialog(ModalScreen[list[str] | None]):
         except MlciError as error:
             rows = str(error)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._answered, args, rows)
+            with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                self.app.call_from_thread(self._answered, args, rows)
 
     def _answered(self, args: list[str], rows: list[PlannedStage] | str) -> None:
+        if not self.is_attached:  # closed meanwhile
+            return
         self._asked = None
         if args != self.args:
             # Changed meanwhile: what was asked is not what Enter would start.
@@ -311,6 +317,12 @@ class RunDialog(ModalScreen[list[str] | None]):
             return
         self.forced ^= {name}
         self._changed()
+
+    @on(Input.Submitted)
+    @on(DataTable.RowSelected)
+    def _entered(self, event: Input.Submitted | DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_start()
 
     def action_start(self) -> None:
         if self.args is None:
