@@ -127,19 +127,24 @@ class RunDialog(ModalScreen[list[str] | None]):
         self.forced = set(plan.forced)
         self.stages = list(planned)
         self.rows: dict[str, PlannedStage] = {}
-        # The config's values as everything else shows them: a secret's value masked.
+        # A param holding a secret's value is masked everywhere: its field starts
+        # empty (empty keeps the config's value) and shows what is typed as dots.
         masked = with_masked_params(config, masker).params
-        self.shown = {name: param_text(value) for name, value in masked.items()}
         self.secret = {name for name, value in masked.items() if value != config.params[name]}
+        self.shown = {
+            name: "" if name in self.secret else param_text(value) for name, value in masked.items()
+        }
+        """Each field's text as it opens: a field that still holds it is no ``--set``."""
         self.args: list[str] | None = run_args(plan.targets, [], self._forced())
         """What Enter starts; None while a field holds a value `--set` refuses."""
         self._asked: list[str] | None = None
+        """The arguments of the preview in flight, if one is."""
         self._room = 0
         """The rows the table was given last (`_fit`)."""
-        """The arguments of the preview in flight, if one is."""
 
     def compose(self) -> ComposeResult:
-        width = max((len(name) for name in self.shown), default=0)
+        labels = [f"{name} (secret)" if name in self.secret else name for name in self.shown]
+        width = max(map(len, labels), default=0)
         with Vertical(id="run-box") as box:
             # Stage names only (names are letters, digits, _ and -): no markup.
             box.border_title = self.plan.title
@@ -147,14 +152,17 @@ class RunDialog(ModalScreen[list[str] | None]):
                 yield Static(plain(self.plan.note), classes="run--note")
             if self.shown:
                 with VerticalScroll(id="run-params"):
-                    for index, (name, text) in enumerate(self.shown.items()):
-                        label = Text(name.ljust(width))
-                        if name in self.secret:
-                            label.append(" (secret)", style="dim")
+                    for index, (name, label) in enumerate(zip(self.shown, labels, strict=True)):
+                        secret = name in self.secret
                         with Horizontal(classes="run--param"):
-                            yield Label(label)
+                            yield Label(plain(label.ljust(width)))
                             yield Input(
-                                text, compact=True, id=f"param-{index}", select_on_focus=False
+                                self.shown[name],
+                                placeholder="*** (empty: as the config has it)" if secret else "",
+                                password=secret,
+                                compact=True,
+                                id=f"param-{index}",
+                                select_on_focus=False,
                             )
             table: DataTable[Text] = DataTable(cursor_type="row", id="run-plan")
             yield table
