@@ -88,7 +88,7 @@ class MlciApp(App[None]):
             "r",
             "start_run",
             "Run",
-            tooltip="params, forces and what would run; Enter starts (it goes on if you quit)",
+            tooltip="a dialog: params, forces, what would run",
             id="run",
         ),
         Binding(
@@ -96,7 +96,7 @@ class MlciApp(App[None]):
             "rerun_stage",
             "Re-run stage",
             show=False,
-            tooltip="the selected stage, forced, with what it needs",
+            tooltip="the selected stage, forced",
             id="rerun",
         ),
         Binding(
@@ -104,7 +104,7 @@ class MlciApp(App[None]):
             "rerun_failed",
             "Re-run failed",
             show=False,
-            tooltip="the stages of the shown run that did not pass",
+            tooltip="what did not pass in the shown run",
             id="rerun.failed",
         ),
         Binding("c", "cancel_run", "Cancel", tooltip="cancel the running run", id="cancel"),

@@ -7,7 +7,7 @@ the rollback (to the default target and to another) and cancel confirmations
 (`AlertsScreen`, and after one is acknowledged in it), the zoomed log, the command
 palette (`DashboardCommands`), a stage's metric plot and a metric across
 versions (`PlotScreen`, with and without colour) and a comparison
-(`DiffScreen`). The
+(`DiffScreen`); and the run dialog (`RunDialog`, at 80x24 and 60x15). The
 store is real, written with fixed times, and the app's clock is fixed, so
 every render is the same."""
 
