@@ -151,7 +151,8 @@ class RunDialog(ModalScreen[list[str] | None]):
             if self.plan.note:
                 yield Static(plain(self.plan.note), classes="run--note")
             if self.shown:
-                with VerticalScroll(id="run-params"):
+                # Not a stop of tab itself: its fields are (it scrolls to the focused one).
+                with VerticalScroll(id="run-params", can_focus=False):
                     for index, (name, label) in enumerate(zip(self.shown, labels, strict=True)):
                         secret = name in self.secret
                         with Horizontal(classes="run--param"):
@@ -182,7 +183,10 @@ class RunDialog(ModalScreen[list[str] | None]):
             table.move_cursor(row=self.stages.index(self.plan.targets[0]))
         self._changed()
         fields = self.query(Input)
-        (fields.first() if fields else table).focus()
+        # At once (`focus` would wait for the keys already read), unless keys typed
+        # right after `r` (a tab) moved it already.
+        if self.focused is None:
+            self.set_focus(fields.first() if fields else table)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._fit)
