@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="say which stages would run or be cached, and why; run nothing",
     )
     run.add_argument(
+        "--json", action="store_true", help="with --dry-run: print it as JSON, as `mlci why` does"
+    )
+    run.add_argument(
         "--redeploy",
         action="store_true",
         help="deploy the run's version even when an older version has the same artifact",

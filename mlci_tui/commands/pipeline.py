@@ -75,8 +75,10 @@ def command_run(args: argparse.Namespace) -> int:
                 f"--force {name}: no such stage{stage_hint(name, list(config.stages))}"
             )
     force: bool | list[str] = ALL_STAGES in forced or forced
+    if args.json and not args.dry_run:
+        raise UsageError("--json: only with --dry-run (a run prints its output as it comes)")
     if args.dry_run:
-        return _print_plan(config, args.stage, force=force, as_json=False)
+        return _print_plan(config, args.stage, force=force, as_json=args.json)
     from mlci_tui.commands.report_file import open_report
 
     # Before anything runs: a report that could not be written must not wait for the end.

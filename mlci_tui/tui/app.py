@@ -12,6 +12,7 @@ and the help screen are built from them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -38,7 +39,8 @@ from textual.widget import Widget
 
 from mlci_tui import procs
 from mlci_tui.config import Config
-from mlci_tui.errors import ExitCode
+from mlci_tui.errors import ExitCode, UsageError
+from mlci_tui.masking import SecretMasker
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.compare import Comparison
 from mlci_tui.store.reader import Snapshot, StoreReader
@@ -55,6 +57,7 @@ from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.graph import GraphScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
+from mlci_tui.tui.screens.run_dialog import PlannedStage, RunDialog, RunPlan
 from mlci_tui.tui.screens.runs import LATEST, RunsScreen
 from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain
@@ -83,7 +86,29 @@ class MlciApp(App[None]):
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashboardCommands}
     NOTIFICATION_TIMEOUT = 3
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "start_run", "Run", tooltip="start a run (it goes on if you quit)", id="run"),
+        Binding(
+            "r",
+            "start_run",
+            "Run",
+            tooltip="a dialog: params, forces, what would run",
+            id="run",
+        ),
+        Binding(
+            "e",
+            "rerun_stage",
+            "Re-run stage",
+            show=False,
+            tooltip="the selected stage, forced",
+            id="rerun",
+        ),
+        Binding(
+            "E",
+            "rerun_failed",
+            "Re-run failed",
+            show=False,
+            tooltip="what did not pass in the shown run",
+            id="rerun.failed",
+        ),
         Binding("c", "cancel_run", "Cancel", tooltip="cancel the running run", id="cancel"),
         Binding(
             "v",
@@ -386,11 +411,98 @@ class MlciApp(App[None]):
         return True
 
     def action_start_run(self) -> None:
+        self._open_run_dialog(RunPlan("Start a run"))
+
+    def action_rerun_stage(self) -> None:
+        name = self.stages.selected_name
+        if name is None:
+            self.say("no stage selected", severity="warning")
+            return
+        if name not in self.config.stages:
+            if name in self.planned_stages:
+                self.say(f"{name} runs only in a full run: r starts one", severity="warning")
+            else:
+                self.say(f"stage {name} is not in the config any more", severity="warning")
+            return
+        needs = [n for n in self.config.selected([name]) if n != name]
+        what = f"with what it needs ({', '.join(needs)}), cached if unchanged" if needs else ""
+        note = " ".join(filter(None, [f"Runs {name}, forced,", what])).rstrip(",") + "."
+        self._open_run_dialog(
+            RunPlan(f"Re-run {name}", (name,), (name,), note + self._no_version_note())
+        )
+
+    def action_rerun_failed(self) -> None:
+        run = self.snapshot.run
+        if run is None:
+            self.say("no run yet: r starts one", severity="warning")
+            return
+        failed = [
+            s.name for s in run.stages if s.state not in (StageState.PASSED, StageState.CACHED)
+        ]
+        if not failed:
+            self.say(f"run {run.id} has no stage that did not pass", severity="warning")
+            return
+        targets = tuple(name for name in failed if name in self.config.stages)
+        title = f"Re-run what did not pass in run {run.id}: {', '.join(failed)}"
+        if not targets:
+            # Only deploy or monitor: they run in a full run alone.
+            only = " and ".join(failed)
+            note = f"{only} run only in a full run; the stages are cached if unchanged."
+            self._open_run_dialog(RunPlan(title, note=note))
+            return
+        note = "With what they need, cached if unchanged."
+        rest = [name for name in failed if name not in targets]
+        if rest:
+            note += f" {' and '.join(rest)}: only in a full run (r)."
+        self._open_run_dialog(RunPlan(title, targets, note=note + self._no_version_note()))
+
+    def _no_version_note(self) -> str:
+        if self.config.artifact_stage is None:
+            return ""
+        return " No version is registered: only a full run (r) registers and deploys one."
+
+    def _open_run_dialog(self, plan: RunPlan) -> None:
+        """The run dialog for ``plan``, unless a run runs; what it answers is started."""
         running = self._running_run()
         if running is not None:
             self.say(f"run {running.id} is still running", severity="warning")
             return
-        if self.spawn(["run"]) is not None:
+        planned = (
+            list(self.config.selected(plan.targets)) if plan.targets else list(self.planned_stages)
+        )
+        masker = SecretMasker(self.config.secret_values(os.environ))
+        dialog = RunDialog(self.config, plan, planned, self.dry_run, masker)
+        self.push_screen(dialog, self._start_run)
+
+    def dry_run(self, args: list[str]) -> list[PlannedStage]:
+        """What `mlci run ARGS` would run and find cached, and why: `mlci run --dry-run
+        --json`, the decisions `mlci why` prints (a process: the dashboard runs no
+        pipeline code itself). `UsageError` with its line when mlci refuses."""
+        done = subprocess.run(
+            self._mlci(["run", *args, "--dry-run", "--json"]),
+            cwd=self.config.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise UsageError(
+                lines[-1] if lines else f"mlci run --dry-run: exit code {done.returncode}"
+            )
+        return [
+            PlannedStage(row["stage"], row["decision"], "; ".join(row["reasons"]))
+            for row in json.loads(done.stdout)
+        ]
+
+    def _start_run(self, args: list[str] | None) -> None:
+        if args is None:
+            return
+        running = self._running_run()  # one may have started while the dialog was open
+        if running is not None:
+            self.say(f"run {running.id} is still running", severity="warning")
+            return
+        if self.spawn(["run", *args]) is not None:
             self.pinned = None
             self.say("starting a run; it goes on if you quit")
             self._reads.request()
@@ -752,7 +864,7 @@ class MlciApp(App[None]):
         errors = tempfile.TemporaryFile()  # noqa: SIM115 (open until the child ends)
         try:
             child = subprocess.Popen(
-                [sys.executable, "-m", "mlci_tui", *args, "--config", str(self.config.path)],
+                self._mlci(args),
                 cwd=self.config.root,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -765,6 +877,9 @@ class MlciApp(App[None]):
             return None
         self._children.append((child, args[0], errors))
         return child
+
+    def _mlci(self, args: list[str]) -> list[str]:
+        return [sys.executable, "-m", "mlci_tui", *args, "--config", str(self.config.path)]
 
     def _reap_children(self) -> None:
         for entry in list(self._children):

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
         snapshot: Snapshot
 
         def action_start_run(self) -> None: ...
+        def action_rerun_stage(self) -> None: ...
+        def action_rerun_failed(self) -> None: ...
         def action_cancel_run(self) -> None: ...
         def action_log(self, action: str) -> None: ...
         def action_show_alerts(self) -> None: ...
@@ -41,7 +43,13 @@ class DashboardCommands(Provider):
         app: Dashboard = self.app  # type: ignore[assignment]
         log = app.action_log
         found: list[Command] = [
-            ("Run", "start a run (it goes on if you quit)", app.action_start_run),
+            ("Run", "params, forces, what would run; then start it", app.action_start_run),
+            ("Re-run stage", "the selected stage, forced", app.action_rerun_stage),
+            (
+                "Re-run failed",
+                "the stages of the shown run that did not pass",
+                app.action_rerun_failed,
+            ),
             ("Cancel", "cancel the running run, after a confirmation", app.action_cancel_run),
             ("Search", "search the log of the selected stage", partial(log, "search")),
             (

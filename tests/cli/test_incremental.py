@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -474,6 +475,17 @@ always = true
     forced = pipeline.mlci("run", "--dry-run", "--force", "train").stdout.decode()
     assert "forced (--force)" in forced
     assert pipeline.status()["run_id"] == 1, "a dry run runs nothing"
+    # As JSON (what the dashboard's run dialog shows): the rows the text has.
+    rows = json.loads(pipeline.mlci("run", "--dry-run", "--json", "--force=train").stdout)
+    table = [re.split(r"\s{2,}", line.strip()) for line in forced.splitlines()[1:]]
+    assert [[r["stage"], r["decision"], "; ".join(r["reasons"])] for r in rows] == table
+    unplanned = pipeline.mlci("run", "--json")
+    assert (unplanned.returncode, unplanned.stdout) == (2, b"")
+    assert (
+        unplanned.stderr
+        == b"mlci: --json: only with --dry-run (a run prints its output as it comes)\n"
+    )
+    assert pipeline.status()["run_id"] == 1
     pipeline.write(PIPELINE.replace("echo prepared", "echo ready"))
     assert why(pipeline, "prepare") == {
         "prepare": {

@@ -70,7 +70,7 @@ async def test_r_starts_a_detached_run_and_the_panes_reach_passed(project: Proje
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot)
         assert app.snapshot.run is None
-        await pilot.press("r")
+        await pilot.press("r", "enter")  # the run dialog, then its default run
         await until(pilot, lambda: run_state(app) is RunState.PASSED)
         panes = app.query_one(StageList).panes()
         assert [pane.stage_name for pane in panes] == ["hello", "after"]
@@ -103,7 +103,7 @@ async def test_c_cancels_after_a_confirmation(project: Project) -> None:
     app = dashboard(project)
     said = notices(app)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("r")
+        await pilot.press("r", "enter")  # the run dialog, then its default run
         await until(
             pilot, lambda: (project.path / "pids").exists() and run_state(app) is RunState.RUNNING
         )
@@ -357,7 +357,7 @@ async def test_quitting_leaves_a_run_it_started_running_to_completion(project: P
     project.write(f'[stages.s]\ncommand = "{HOLD}; echo finished"\n')
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("r")
+        await pilot.press("r", "enter")  # the run dialog, then its default run
         await until(pilot, lambda: run_state(app) is RunState.RUNNING)
         await pilot.press("q")
     assert project.status()["state"] == "running"
@@ -384,9 +384,10 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
     try:
         # Up: it has read the store and drawn the stage's pane (`r` then starts a run).
         screen.wait_for(b"needs nothing")
-        terminal.stdin.write(b"r")
+        terminal.stdin.write(b"r\r")  # the run dialog, then Enter: a default run
         terminal.stdin.flush()
-        wait_for(lambda: (project.state_dir / "mlci.db").exists(), timeout=30)
+        # The dialog's preview makes the store (as `mlci why` does): wait for the run.
+        wait_for(lambda: project.mlci("status").returncode == 0, timeout=30)
         wait_for(lambda: project.status()["state"] == "running", timeout=30)
         # What runs on the terminal: the dashboard, not the run it started (detached).
         viewers = [

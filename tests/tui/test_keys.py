@@ -151,7 +151,9 @@ Effect = Callable[[Seen, Seen], bool]
 QUITS = {"quit_dashboard"}
 """Quitting ends the app: `test_every_quit_key_quits` presses those."""
 EFFECTS: dict[str, Effect] = {
-    "start_run": lambda a, b: b.spawned == a.spawned + 1,
+    "start_run": lambda a, b: b.screen == "RunDialog",
+    "rerun_stage": lambda a, b: b.screen == "RunDialog",
+    "rerun_failed": lambda a, b: b.screen == "RunDialog",
     "cancel_run": lambda a, b: b.notes == a.notes + 1,  # nothing runs: it says so
     "focus_versions": lambda a, b: b.focus == "VersionTable" and b.row == 1,
     "rollback": lambda a, b: b.screen == "ConfirmScreen",

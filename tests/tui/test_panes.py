@@ -275,7 +275,7 @@ async def test_the_cancel_dialog_says_what_each_key_does(project: Project) -> No
     project.write('[stages.s]\ncommand = "sleep 30"\n')
     app = dashboard(project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("r")
+        await pilot.press("r", "enter")
         await until(pilot, lambda: run_state(app) is RunState.RUNNING)
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))

@@ -7,8 +7,8 @@ the rollback (to the default target and to another) and cancel confirmations
 (`ConfirmScreen`), a pending decision (`DecisionScreen`), the alerts
 (`AlertsScreen`, and after one is acknowledged in it), the zoomed log, the command
 palette (`DashboardCommands`), the stage graph (`GraphScreen`), a stage's metric
-plot and a metric across versions (`PlotScreen`, with and without colour) and a comparison
-(`DiffScreen`). The
+plot and a metric across versions (`PlotScreen`, with and without colour), a comparison
+(`DiffScreen`) and the run dialog (`RunDialog`, at 80x24 and 60x15). The
 store is real, written with fixed times, and the app's clock is fixed, so
 every render is the same."""
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -418,3 +419,58 @@ def test_hostile_output(snap_compare, tmp_path: Path) -> None:
     store.close()
     app = make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
     assert snap_compare(app, terminal_size=(100, 30), run_before=loaded)
+
+
+DIALOG_PIPELINE = """
+[pipeline]
+name = "churn-model"
+
+[params]
+train.epochs = 40
+train.lr = 0.05
+train.seed = 0
+
+[stages.prepare]
+command = "mkdir -p build && cp data.csv build/clean.csv && echo prepared"
+deps = ["data.csv"]
+outs = ["build/clean.csv"]
+
+[stages.train]
+command = "cat build/clean.csv > build/model.txt && echo seed $MLCI_PARAM_TRAIN_SEED"
+deps = ["build/clean.csv"]
+params = ["train"]
+outs = ["build/model.txt"]
+
+[stages.report]
+command = "echo report"
+needs = ["prepare"]
+deps = ["data.csv"]
+"""
+
+
+def dialog_store(tmp_path: Path) -> MlciApp:
+    """A pipeline that ran once for real (so its stages can be cached), its times and
+    figures then fixed in the store so that every render is the same."""
+    project = Project(tmp_path)
+    project.write(DIALOG_PIPELINE)
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    assert project.mlci("run").returncode == 0
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    with db:
+        db.execute("UPDATE runs SET started_at = ?, ended_at = ?", (T0, T0 + 12))
+        db.execute(
+            "UPDATE stages SET started_at = ?, ended_at = ?, cpu_percent = NULL,"
+            " rss_bytes = NULL, peak_rss_bytes = NULL, cpu_seconds = NULL",
+            (T0, T0 + 4),
+        )
+    db.close()
+    config = load_config(project.config_path, environ={})
+    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 15)], ids=["80x24", "60x15"])
+def test_run_dialog(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    """`r`, a param changed and `report` forced: the preview says prepare is cached,
+    train and report run (forced), and why."""
+    keys = ("r", "tab", "tab", "ctrl+u", "1", "tab", "down", "down", "space")
+    assert snap_compare(dialog_store(tmp_path), terminal_size=size, run_before=pressing(*keys))

@@ -1,0 +1,354 @@
+"""The run dialog (`r`), re-running a stage (`e`) and the failed ones (`E`): what
+it offers is what `mlci run` does with the same arguments, and what it previews is
+what then runs."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from textual.widgets import DataTable, Input
+
+from mlci_tui.tui.app import MlciApp
+from mlci_tui.tui.screens.run_dialog import RunDialog
+from tests.helpers import (
+    Project,
+    dashboard,
+    notices,
+    settle,
+    shown,
+    text_of,
+    until,
+)
+
+PIPELINE = """
+[params]
+a.n = 0
+b.n = 0
+b.name = "plain"
+
+[stages.one]
+command = "echo one $MLCI_PARAM_A_N $(cat in.txt) > one.out"
+deps = ["in.txt"]
+params = ["a"]
+outs = ["one.out"]
+
+[stages.two]
+command = "[ ! -e break ] && cat one.out > two.out && echo two $MLCI_PARAM_B_N >> two.out"
+deps = ["one.out"]
+params = ["b.n"]
+outs = ["two.out"]
+
+[stages.three]
+command = "echo three $MLCI_PARAM_B_N $MLCI_PARAM_B_NAME"
+needs = ["one"]
+deps = ["in.txt"]
+params = ["b"]
+"""
+"""`two` reads `one`'s out (a need by reading it); `three` needs `one` by name and
+has no outs; `two` fails while the file `break` exists."""
+
+
+def project_at(path: Path, *, extra: str = "") -> Project:
+    project = Project(path)
+    project.write(PIPELINE + extra)
+    (path / "in.txt").write_text("x\n")
+    return project
+
+
+def screen_text(app: MlciApp) -> str:
+    """What the terminal shows, line by line, as plain text."""
+    return "\n".join(text_of(strip) for strip in app.screen._compositor.render_strips())
+
+
+def field(app: MlciApp, param: str) -> Input:
+    dialog = app.screen
+    assert isinstance(dialog, RunDialog)
+    return dialog.query(Input)[list(dialog.shown).index(param)]
+
+
+async def type_into(pilot, app: MlciApp, param: str, text: str) -> None:
+    field(app, param).focus()
+    await pilot.press("ctrl+u", *text)  # the field emptied, then typed into
+
+
+async def toggle_force(pilot, app: MlciApp, stage: str) -> None:
+    dialog = app.screen
+    assert isinstance(dialog, RunDialog)
+    table = dialog.query_one(DataTable)
+    table.focus()
+    table.move_cursor(row=dialog.stages.index(stage))
+    await pilot.press("space")
+
+
+async def previewed(pilot, app: MlciApp) -> dict[str, str]:
+    """Once the preview of what the dialog would start is in: each stage's verdict."""
+    dialog = app.screen
+    assert isinstance(dialog, RunDialog)
+    await until(pilot, lambda: dialog.rows and dialog._asked is None, what="the preview")
+    await settle(pilot)
+    return {name: row.would for name, row in dialog.rows.items()}
+
+
+def latest(project: Project) -> dict:
+    return project.status()
+
+
+# r ---------------------------------------------------------------------------------
+
+
+async def test_r_enter_starts_a_default_run_and_esc_starts_nothing(tmp_path: Path) -> None:
+    project = project_at(tmp_path)
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        await pilot.press("r", "escape")
+        await until(pilot, lambda: not isinstance(app.screen, RunDialog))
+        assert spawned == []
+        # Typed at once, as fast as a terminal sends them: a default run.
+        await pilot.press("r", "enter")
+        await until(pilot, lambda: spawned == [["run"]])
+        assert not isinstance(app.screen, RunDialog)
+
+
+async def test_a_value_set_refuses_is_its_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    project = project_at(tmp_path)
+    cli = project.mlci("run", "--set", "a.n=1.5")
+    assert cli.returncode == 2
+    refused = cli.stderr.decode().strip().removeprefix("mlci: ")
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        assert field(app, "a.n").value == "0"
+        assert field(app, "b.name").value == "plain"
+        await type_into(pilot, app, "a.n", "1.5")
+        await settle(pilot)
+        assert refused in screen_text(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunDialog) and spawned == []
+        await type_into(pilot, app, "a.n", "3")
+        await type_into(pilot, app, "b.name", "-x y")
+        await settle(pilot)
+        assert refused not in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(spawned))
+    assert spawned == [["run", "--set=a.n=3", "--set=b.name=-x y"]]
+    # What the dialog passed is what the CLI takes: a value that starts with "-" too.
+    assert project.mlci("run", *spawned[0][1:]).returncode == 0
+    assert project.log("three") == b"three 0 -x y\n"
+
+
+# The preview against what runs: an oracle ------------------------------------------
+
+Step = tuple[str, int | None, int | None, frozenset[str], str]
+"""A key (``r``, or ``e`` on a stage: ``e:two``), the values typed for a.n and b.n
+(None: left as the config has it), the stages forced, and what in.txt holds."""
+
+STEPS = st.tuples(
+    st.sampled_from(["r", "e:one", "e:two", "e:three"]),
+    st.none() | st.integers(0, 1),
+    st.none() | st.integers(0, 1),
+    st.frozensets(st.sampled_from(["one", "two", "three"])),
+    st.sampled_from(["x\n", "y\n"]),
+)
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(STEPS, min_size=2, max_size=3))
+async def test_what_the_dialog_previews_is_what_then_runs(
+    tmp_path: Path, steps: list[Step]
+) -> None:
+    """Whatever is typed, forced, re-run or changed on disk: each stage the preview
+    says runs, runs; each it says is cached, is; the run has the stages it lists."""
+    project = project_at(Path(tempfile.mkdtemp(dir=tmp_path)))
+    assert project.mlci("run").returncode == 0
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        for number, (key, a, b, forced, data) in enumerate(steps, start=2):
+            (project.path / "in.txt").write_text(data)
+            if key.startswith("e:"):
+                app.stages.select(key[2:], by_user=True)
+                await pilot.press("e")
+            else:
+                await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, RunDialog))
+            dialog = app.screen
+            assert isinstance(dialog, RunDialog)
+            for param, value in (("a.n", a), ("b.n", b)):
+                if value is not None:
+                    await type_into(pilot, app, param, str(value))
+            for stage in forced & set(dialog.stages):
+                await toggle_force(pilot, app, stage)
+            preview = await previewed(pilot, app)
+            args = dialog.args
+            await pilot.press("enter")
+            await until(
+                pilot,
+                lambda: (
+                    app.snapshot.latest_run_id == number  # noqa: B023
+                    and app.snapshot.running is None
+                ),
+                what=f"run {number} to end",
+            )
+            ran = {s["name"]: s["state"] for s in latest(project)["stages"]}
+            assert list(ran) == list(preview), (args, preview, ran)
+            for stage, would in preview.items():
+                expected = {"run": {"passed"}, "cached": {"cached"}, "fail": {"failed"}}
+                assert ran[stage] in expected.get(would, {"passed", "cached"}), (
+                    args,
+                    stage,
+                    preview,
+                    ran,
+                )
+
+
+# e and E ---------------------------------------------------------------------------
+
+
+async def test_e_reruns_the_selected_stage_forced_with_what_it_needs(tmp_path: Path) -> None:
+    project = project_at(tmp_path)
+    assert project.mlci("run").returncode == 0
+    app = dashboard(project)
+    said = notices(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        app.stages.select("two", by_user=True)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        dialog = app.screen
+        assert isinstance(dialog, RunDialog)
+        assert dialog.args == ["--stage=two", "--force=two"]
+        text = screen_text(app)
+        assert "Re-run two" in text
+        assert "Runs two, forced, with what it needs (one), cached if unchanged." in text
+        assert await previewed(pilot, app) == {"one": "cached", "two": "run"}
+        await pilot.press("enter")
+        await until(pilot, lambda: app.snapshot.latest_run_id == 2 and not app.snapshot.running)
+    assert {s["name"]: s["state"] for s in latest(project)["stages"]} == {
+        "one": "cached",
+        "two": "passed",
+    }
+    assert said[-1] == "starting a run; it goes on if you quit"
+
+
+async def test_shift_e_reruns_the_stages_that_did_not_pass(tmp_path: Path) -> None:
+    project = project_at(tmp_path)
+    (project.path / "break").touch()
+    assert project.mlci("run").returncode == 1
+    assert {s["name"]: s["state"] for s in latest(project)["stages"]} == {
+        "one": "passed",
+        "two": "failed",
+        "three": "passed",
+    }
+    (project.path / "break").unlink()
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        await pilot.press("E")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        dialog = app.screen
+        assert isinstance(dialog, RunDialog)
+        assert dialog.args == ["--stage=two"]
+        assert "Re-run what did not pass in run 1: two" in screen_text(app)
+        assert await previewed(pilot, app) == {"one": "cached", "two": "run"}
+        await pilot.press("enter")
+        await until(pilot, lambda: app.snapshot.latest_run_id == 2 and not app.snapshot.running)
+        # Nothing failed in run 2: E says so.
+        said = notices(app)
+        await pilot.press("E")
+        await until(pilot, lambda: said == ["run 2 has no stage that did not pass"])
+    assert {s["name"]: s["state"] for s in latest(project)["stages"]} == {
+        "one": "cached",
+        "two": "passed",
+    }
+
+
+HOLD = "i=0; while [ ! -e go ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i + 1)); done"
+
+
+async def test_r_e_and_shift_e_refuse_while_a_run_runs(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.write(f'[stages.held]\ncommand = "{HOLD}"\n')
+    runner = project.start("run")
+    try:
+        app = dashboard(project)
+        said = notices(app)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await shown(pilot, lambda: app.snapshot.running is not None)
+            for key in ("r", "e", "E"):
+                await pilot.press(key)
+                await until(pilot, lambda: len(said) == 1)
+                assert said.pop() == "run 1 is still running"
+                assert not isinstance(app.screen, RunDialog)
+    finally:
+        (project.path / "go").touch()
+        runner.communicate(timeout=60)
+
+
+async def test_e_on_deploy_says_it_runs_only_in_a_full_run(tmp_path: Path) -> None:
+    from tests.helpers import setup
+
+    project = Project(tmp_path)
+    setup(project)
+    app = dashboard(project)
+    said = notices(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        app.stages.select("deploy", by_user=True)
+        await pilot.press("e")
+        await until(pilot, lambda: said == ["deploy runs only in a full run: r starts one"])
+        assert not isinstance(app.screen, RunDialog)
+
+
+# Secrets ---------------------------------------------------------------------------
+
+SECRET = "s3cr3t-t0ken-4711"
+
+
+async def test_a_secret_in_a_param_is_never_shown_nor_passed_unless_typed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("API_TOKEN", SECRET)
+    extra = '\n[pipeline]\nsecrets = ["API_TOKEN"]\n'
+    project = project_at(tmp_path)
+    project.write(extra + PIPELINE.replace('b.name = "plain"', f'b.name = "{SECRET}"'))
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        secret = field(app, "b.name")
+        assert secret.value == "" and secret.password
+        await previewed(pilot, app)
+        # A value typed holding the secret, in a field of no secret: what is wrong is
+        # said, masked.
+        await type_into(pilot, app, "a.n", SECRET)
+        await settle(pilot)
+        line = str(app.screen.query_one("#run-command").render())
+        assert line == "--set a.n=***: expected an integer, as the config has (0)"
+        await type_into(pilot, app, "a.n", "0")
+        # Typed into the secret's field: dots, and the command masked.
+        await type_into(pilot, app, "b.name", SECRET)
+        await previewed(pilot, app)
+        assert SECRET not in screen_text(app)
+        assert "mlci run --set=b.name=***" in screen_text(app)
+        await type_into(pilot, app, "b.name", "")
+        await previewed(pilot, app)
+        assert SECRET not in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(spawned))
+    # The field left empty is not passed: no secret on the run's command line.
+    assert spawned == [["run"]]
