@@ -565,21 +565,26 @@ class MlciApp(App[None]):
             ("Stages", StageList, bindings_of(StageList)),
             ("Versions", VersionTable, bindings_of(VersionTable)),
         ]
-        # The pane with the focus comes first: its keys are the ones at hand.
-        panes.sort(key=lambda pane: not isinstance(self.focused, pane[1]))
         # The screen's keys but its copy (ctrl+c is the app's: it quits).
         moving = [
             replace(b, description=PANE_MOVES[b.action])
             for b in bindings_of(Screen)
             if b.action in PANE_MOVES
         ]
+        focused = [
+            (f"{title} · focused", keys)
+            for title, kind, keys in panes
+            if isinstance(self.focused, kind)
+        ]
+        others = [
+            (title, keys) for title, kind, keys in panes if not isinstance(self.focused, kind)
+        ]
+        # The pane with the focus comes first: its keys are the ones at hand.
         return [
+            *focused,
             ("Everywhere", [b for b in bindings_of(type(self)) if b not in log]),
             ("Moving between panes", moving),
-            *(
-                (f"{title} · focused" if isinstance(self.focused, kind) else title, keys)
-                for title, kind, keys in panes
-            ),
+            *others,
         ]
 
     def action_quit_dashboard(self) -> None:

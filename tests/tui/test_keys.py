@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from mlci_tui.tui.app import MlciApp
 from mlci_tui.tui.keys import bindings_of, key_text, keys_of
-from mlci_tui.tui.screens.help import HelpScreen
+from mlci_tui.tui.screens.help import KEY_COLUMN, HelpScreen
 from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
@@ -32,12 +32,23 @@ from tests.helpers import (
     settle,
     setup,
     shown,
+    text_of,
     until,
 )
 
 
+def help_lines(app: MlciApp) -> list[str]:
+    """Every line the help draws, as drawn (scrolled out of view or not), from the
+    left edge of its text."""
+    return [
+        text_of(static.render_line(y)).rstrip()
+        for static in app.screen.query(Static)
+        for y in range(static.size.height)
+    ]
+
+
 def help_text(app: MlciApp) -> str:
-    return "\n".join(str(static.content) for static in app.screen.query(Static))
+    return "\n".join(help_lines(app))
 
 
 async def test_the_help_screen_lists_every_binding_of_every_pane(project: Project) -> None:
@@ -57,6 +68,46 @@ async def test_the_help_screen_lists_every_binding_of_every_pane(project: Projec
             ), f"{binding.key} ({binding.description}) is not in the help"
         for title, _ in app.key_groups():
             assert title in text
+
+
+async def test_the_help_lists_the_focused_panes_keys_first(project: Project) -> None:
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        for keys, pane in (((), "Stages"), (("tab",), "Log"), (("v",), "Versions")):
+            await pilot.press(*keys, "question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await settle(pilot)
+            titles = [line for line in help_lines(app) if line and not line.startswith(" ")]
+            # "Keys", then the first group's title.
+            assert titles[1].startswith(pane) and titles[1].endswith("· focused"), titles[:3]
+            assert "Everywhere" in titles[2:]
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_a_description_that_wraps_goes_on_under_the_descriptions(project: Project) -> None:
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await settle(pilot)
+        described = tuple(b.description for _, bindings in app.key_groups() for b in bindings)
+        rows: list[str] = []
+        wrapped: list[str] = []
+        for static in app.screen.query(Static):
+            lines = [text_of(static.render_line(y)).rstrip() for y in range(static.size.height)]
+            if not lines[0][KEY_COLUMN:].startswith(described):
+                continue  # a title, not a group's keys
+            for line in lines:
+                # A key's row, or the rest of the description above it.
+                (rows if line[KEY_COLUMN:].startswith(described) else wrapped).append(line)
+        assert len(rows) > 30
+        assert wrapped, "at 80 columns some descriptions wrap"
+        for line in wrapped:
+            assert len(line) - len(line.lstrip()) == KEY_COLUMN, line
 
 
 async def test_the_help_screen_fits_80x24_and_scrolls(project: Project) -> None:
