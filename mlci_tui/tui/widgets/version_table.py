@@ -10,15 +10,18 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Label, Sparkline
+from textual.containers import Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable
 
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.text import metric_cell, plain, state_text
-from mlci_tui.units import position
+from mlci_tui.units import metric_text, sparkline
 
 MARKER = "\u203a"
 """Beside the highlighted row: the highlight must show without colour too."""
+TREND_WIDTH = 60
+"""Versions the trend covers at most: one bar each."""
 
 
 class VersionTable(DataTable[Text], inherit_bindings=False):
@@ -168,28 +171,71 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         return self.versions[self.cursor_row]
 
 
+class VersionHeading(Widget):
+    """The line over the table: how many versions, and the first key metric's trend
+    from the oldest listed to the newest, its ends named (``v1 ▁▅█ v3``) and its
+    range given (the bars' scale is `units.sparkline`'s, not the range's)."""
+
+    DEFAULT_CSS = """
+    VersionHeading { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.listed = 0
+        self.total = 0
+        self.key: str | None = None
+        self.points: list[tuple[str, float]] = []
+        """(version name, value) of the key metric, oldest first."""
+
+    def show(
+        self, listed: int, total: int, key: str | None, points: list[tuple[str, float]]
+    ) -> None:
+        self.listed, self.total, self.key, self.points = listed, total, key, points
+        self.refresh()
+
+    def render(self) -> Text:
+        if not self.listed:
+            return Text("versions · none yet: a full run that passes registers one", end="")
+        text = Text(f"{self.total} version{'s' * (self.total != 1)}", end="")
+        if self.total > self.listed:
+            text.append(f" (newest {self.listed} listed)")
+        points = self.points
+        if self.key is None or len(points) < 2:
+            return text
+        values = [value for _, value in points]
+        first, last = points[0][0], points[-1][0]
+        low, high = metric_text(min(values)), metric_text(max(values))
+        span = low if low == high else f"{low}–{high}"
+        width = self.size.width
+        label = plain(f" · {self.key} {first} ")
+        for ends in (f" {last} · {span}", f" {last}", ""):
+            room = width - text.cell_len - label.cell_len - len(ends)
+            bars = min(len(values), TREND_WIDTH, room)
+            if bars >= min(len(values), 3):
+                text.append_text(label)
+                text.append(sparkline(values, bars), style="bold")
+                text.append(ends)
+                break
+        return text
+
+
 class VersionPanel(Vertical):
-    """The version table under a title line with the key metric's trend."""
+    """The version table under a line with the key metric's trend."""
 
     DEFAULT_CSS = """
     VersionPanel { height: auto; max-height: 12; }
-    VersionPanel > #version-title { height: 1; width: 1fr; }
-    VersionPanel #version-heading { width: auto; padding: 0 1; color: $text-muted; }
-    VersionPanel Sparkline { height: 1; margin: 0 1; }
     VersionPanel VersionTable { height: auto; max-height: 10; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.table = VersionTable(id="versions")
-        self.heading = Label("versions", id="version-heading")
-        self.trend: Sparkline = Sparkline([], id="trend")
+        self.heading = VersionHeading(id="version-heading")
         self._shown: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="version-title"):
-            yield self.heading
-            yield self.trend
+        yield self.heading
         yield self.table
 
     def show(
@@ -205,17 +251,10 @@ class VersionPanel(Vertical):
         self._shown = shown
         self.table.show(versions, metrics, default)
         key = metrics[0] if metrics else None
-        trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
-        sparkline = self.trend
-        # Where each lies between the lowest and highest: the Sparkline divides by
-        # their difference, which overflows for -1.7e308 and 1.7e308.
-        low, high = min(trend, default=0.0), max(trend, default=0.0)
-        sparkline.data = [position(value, low, high) for value in trend]
-        sparkline.display = len(trend) >= 2
-        # A cell per version: stretched over the whole width, two points look like ten.
-        sparkline.styles.width = min(60, max(2, len(trend)))
-        newest = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
-        heading = f"versions{newest}" + (f" · {key} trend" if key and len(trend) >= 2 else "")
-        if not versions:
-            heading = "versions · none yet: a full run that passes registers one"
-        self.heading.update(Text(heading))
+        # Oldest first, as a trend reads; the table lists the newest first.
+        points = [
+            (v.name, v.metrics[key])
+            for v in reversed(versions[:TREND_WIDTH])
+            if key is not None and key in v.metrics
+        ]
+        self.heading.show(len(versions), total, key, points)
