@@ -79,6 +79,10 @@ class MlciApp(App[None]):
     ALLOW_IN_MAXIMIZED_VIEW: ClassVar[str] = "KeyBar"
     TITLE = "mlci"
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashboardCommands}
+    # The screen's classes by size, for app.tcss's layouts (README: "At each size").
+    # Not ClassVar-annotated: Textual declares them as (optional) instance attributes.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-medium"), (30, "-tall")]  # noqa: RUF012
     NOTIFICATION_TIMEOUT = 3
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "start_run", "Run", tooltip="start a run (it goes on if you quit)", id="run"),

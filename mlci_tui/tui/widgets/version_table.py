@@ -20,6 +20,8 @@ from mlci_tui.units import metric_text, sparkline
 
 MARKER = "\u203a"
 """Beside the highlighted row: the highlight must show without colour too."""
+DESCRIPTION_ROOM = 32
+"""Columns DESCRIPTION gets, at least, before CREATED and LIVE give way to it."""
 TREND_WIDTH = 60
 """Versions the trend covers at most: one bar each."""
 
@@ -53,6 +55,8 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         self.picked: int | None = None
         """The version someone put the highlight on; None: it follows `default`."""
         self._marked: str | None = None
+        self._fitted: tuple[tuple[str, ...], int | None] = ((), None)
+        """The columns left out and DESCRIPTION's width, as last built."""
 
     def show(
         self, versions: Sequence[VersionRecord], metrics: Sequence[str], default: int | None
@@ -63,30 +67,91 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         if (list(versions), list(metrics), default) == (self.versions, self.metrics, self.default):
             return
         self.versions, self.metrics, self.default = list(versions), list(metrics), default
-        self.clear(columns=True)
-        self._marked = None
-        self.add_column(" ", key="marker")
-        self.add_column("VERSION", key="version")
-        self.add_column("CREATED", key="created")
-        self.add_column("STATUS", key="status")
+        self._build()
+
+    def _cells(self) -> tuple[list[tuple[str, str | Text]], list[list[Text]]]:
+        """The columns (key, label) and a row of cells per version."""
+        metrics = self.metrics
+        columns: list[tuple[str, str | Text]] = [
+            ("marker", " "),
+            ("version", "VERSION"),
+            ("created", "CREATED"),
+            ("status", "STATUS"),
+        ]
         for name in metrics:
-            self.add_column(Text(name.upper()[:12], justify="right"), key=f"metric:{name}")
-        self.add_column("LIVE", key="live")
-        self.add_column("DESCRIPTION", key="description")
-        for version in versions:
+            columns.append((f"metric:{name}", Text(name.upper()[:12], justify="right")))
+        columns += [("live", "LIVE"), ("description", "DESCRIPTION")]
+        rows = []
+        for version in self.versions:
             created = time.strftime("%m-%d %H:%M", time.localtime(version.created_at))
             description = version.description or ""
             if version.pruned_at is not None:
                 description = f"{description} (pruned)".strip()
-            cells = [
-                Text(" "),
-                Text(version.name, style="bold"),
-                Text(created),
-                state_text(version.status),
-                *(metric_cell(version.metrics.get(name)) for name in metrics),
-                plain(version.live_text(metrics)),
-                plain(description),
-            ]
+            rows.append(
+                [
+                    Text(" "),
+                    Text(version.name, style="bold"),
+                    Text(created),
+                    state_text(version.status),
+                    *(metric_cell(version.metrics.get(name)) for name in metrics),
+                    plain(version.live_text(metrics)),
+                    plain(description),
+                ]
+            )
+        return columns, rows
+
+    def _fit(
+        self, columns: list[tuple[str, str | Text]], rows: list[list[Text]]
+    ) -> tuple[tuple[str, ...], int | None]:
+        """The columns to leave out and the width DESCRIPTION gets (None: all of it):
+        it takes what the others leave, and CREATED, then LIVE, give way while that
+        is less than `DESCRIPTION_ROOM` (the why of a rollback matters more)."""
+        room = self.scrollable_content_region.width
+        if not room:
+            return (), None  # not laid out yet: fitted when it is
+        pad = 2 * self.cell_padding
+        widths = {
+            key: (label if isinstance(label, Text) else Text(label)).cell_len
+            for key, label in columns
+        }
+        for row in rows:
+            for (key, _), cell in zip(columns, row, strict=True):
+                widths[key] = max(widths[key], cell.cell_len)
+        wanted = min(widths["description"], DESCRIPTION_ROOM)
+        for hidden in ((), ("created",), ("created", "live")):
+            others = sum(
+                w + pad for key, w in widths.items() if key not in (*hidden, "description")
+            )
+            left = room - others - pad
+            if left >= wanted:
+                break
+        if left >= widths["description"]:
+            return hidden, None
+        return hidden, max(left, len("DESCRIPTION"))
+
+    def on_resize(self) -> None:
+        self._refit()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        # The bar takes columns without a resize: fitted again once it is drawn.
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self.versions and self._fit(*self._cells()) != self._fitted:
+            self._build()
+
+    def _build(self) -> None:
+        columns, rows = self._cells()
+        hidden, width = self._fitted = self._fit(columns, rows)
+        self.clear(columns=True)
+        self._marked = None
+        for key, label in columns:
+            if key not in hidden:
+                self.add_column(label, key=key)
+        for version, row in zip(self.versions, rows, strict=True):
+            if width is not None:
+                row[-1].truncate(width, overflow="ellipsis")
+            cells = [cell for (key, _), cell in zip(columns, row, strict=True) if key not in hidden]
             self.add_row(*cells, key=str(version.number))
         if self.picked is None or not self._move_to(self.picked):
             self.follow_default()
