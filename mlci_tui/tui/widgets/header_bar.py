@@ -42,8 +42,10 @@ class HeaderBar(Widget):
         text = Text("mlci ", style="bold", end="") + name + status
         if text.cell_len > width:
             status = self._status(short=True)
-            room = max(MIN_NAME, width - status.cell_len)
-            text = plain(middle_cut(name.plain, room)) + status
+            room = width - status.cell_len
+            # Where the name does not fit beside what runs, what runs is shown (from
+            # after its leading " · ").
+            text = plain(middle_cut(name.plain, room)) + status if room >= MIN_NAME else status[3:]
         text.truncate(width, overflow="ellipsis")
         return text
 
