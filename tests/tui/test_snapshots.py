@@ -519,6 +519,16 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
         message="v1 is live",
         statuses=[(n, status, text) for n, (status, text) in why.items()],
     )
+    # What the monitor measured of each (the LIVE column).
+    for number, live in ((1, 0.9575), (2, 0.955), (3, 0.5675)):
+        store.add_sample(
+            version=number,
+            passed=live >= 0.85,
+            metrics={"accuracy": live},
+            finding=None,
+            created_at=T0 + 40 + number,
+            run_id=number,
+        )
     store.add_alert(
         "auto_rollback",
         "rolled back from v3 to v1: accuracy 0.5675 < 0.85",
