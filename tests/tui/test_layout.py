@@ -143,6 +143,9 @@ async def test_at_each_size_every_stage_the_log_the_header_and_the_versions_show
         for name in ("test", "prepare", "train", "evaluate", "deploy", "monitor"):
             assert f" {name} " in stages, (name, stages)
         assert app.log_view.size.height >= 5 and app.log_view.size.width >= 30
+        # Its last line in view, above the sideways scrollbar a narrow log has.
+        log = app.log_view.region
+        assert any("step 29/30" in line[log.x : log.right] for line in lines[log.y : log.bottom])
         versions = app.version_panel.region
         shown = "\n".join(lines[versions.y : versions.bottom])
         why = "auto-rolled back: accuracy 0.5675 < 0.85"
