@@ -97,10 +97,17 @@ def mean(values: Sequence[float]) -> float:
 
 _HUGE = 2.0**1000
 _BARS = "▁▂▃▄▅▆▇█"
+FLAT = 0.005
+"""Values that differ by less than this share of their size draw flat: 0.957 and
+0.956 are the same height, not the lowest bar and the highest."""
+LEAST_SPAN = 0.05
+"""The bars span at least this share of the values' size, centred on them: 0.91,
+0.93, 0.95 climb the whole height; 0.95 and 0.96, a little."""
 
 
 def sparkline(values: list[float], width: int = 40) -> str:
-    """``values`` as one line of bars, at most ``width`` wide (averaged into buckets)."""
+    """``values`` as one line of bars, at most ``width`` wide (averaged into buckets),
+    in order; a series whose values differ by less than `FLAT` of their size is flat."""
     if not values:
         return ""
     if len(values) > width:
@@ -112,7 +119,13 @@ def sparkline(values: list[float], width: int = 40) -> str:
                 for i in range(width)
             )
         ]
-    low, high = min(values), max(values)
-    if low == high:
+    # Halves: neither their spread nor their size can overflow.
+    halves = [value / 2 for value in values]
+    low, high = min(halves), max(halves)
+    size = max(abs(low), abs(high))
+    spread = high - low
+    if spread <= FLAT * size:
         return _BARS[3] * len(values)
-    return "".join(_BARS[min(7, int(position(v, low, high) * 8))] for v in values)
+    margin = max(0.0, LEAST_SPAN * size - spread) / 2
+    low, high = low - margin, high + margin
+    return "".join(_BARS[max(0, min(7, int(position(v, low, high) * 8)))] for v in halves)

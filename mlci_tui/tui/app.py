@@ -84,6 +84,10 @@ class MlciApp(App[None]):
     ALLOW_IN_MAXIMIZED_VIEW: ClassVar[str] = "KeyBar"
     TITLE = "mlci"
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashboardCommands}
+    # The screen's classes by size, for app.tcss's layouts (README: "At each size").
+    # Not ClassVar-annotated: Textual declares them as (optional) instance attributes.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-medium"), (30, "-tall")]  # noqa: RUF012
     NOTIFICATION_TIMEOUT = 3
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -805,21 +809,26 @@ class MlciApp(App[None]):
             ("Stages", StageList, bindings_of(StageList)),
             ("Versions", VersionTable, bindings_of(VersionTable)),
         ]
-        # The pane with the focus comes first: its keys are the ones at hand.
-        panes.sort(key=lambda pane: not isinstance(self.focused, pane[1]))
         # The screen's keys but its copy (ctrl+c is the app's: it quits).
         moving = [
             replace(b, description=PANE_MOVES[b.action])
             for b in bindings_of(Screen)
             if b.action in PANE_MOVES
         ]
+        focused = [
+            (f"{title} · focused", keys)
+            for title, kind, keys in panes
+            if isinstance(self.focused, kind)
+        ]
+        others = [
+            (title, keys) for title, kind, keys in panes if not isinstance(self.focused, kind)
+        ]
+        # The pane with the focus comes first: its keys are the ones at hand.
         return [
+            *focused,
             ("Everywhere", [b for b in bindings_of(type(self)) if b not in log]),
             ("Moving between panes", moving),
-            *(
-                (f"{title} · focused" if isinstance(self.focused, kind) else title, keys)
-                for title, kind, keys in panes
-            ),
+            *others,
         ]
 
     def action_quit_dashboard(self) -> None:

@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from mlci_tui.tui.app import MlciApp
 from mlci_tui.tui.keys import bindings_of, key_text, keys_of
-from mlci_tui.tui.screens.help import HelpScreen
+from mlci_tui.tui.screens.help import KEY_COLUMN, HelpScreen
 from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList
@@ -32,12 +32,23 @@ from tests.helpers import (
     settle,
     setup,
     shown,
+    text_of,
     until,
 )
 
 
+def help_lines(app: MlciApp) -> list[str]:
+    """Every line the help draws, as drawn (scrolled out of view or not), from the
+    left edge of its text."""
+    return [
+        text_of(static.render_line(y)).rstrip()
+        for static in app.screen.query(Static)
+        for y in range(static.size.height)
+    ]
+
+
 def help_text(app: MlciApp) -> str:
-    return "\n".join(str(static.content) for static in app.screen.query(Static))
+    return "\n".join(help_lines(app))
 
 
 async def test_the_help_screen_lists_every_binding_of_every_pane(project: Project) -> None:
@@ -57,6 +68,46 @@ async def test_the_help_screen_lists_every_binding_of_every_pane(project: Projec
             ), f"{binding.key} ({binding.description}) is not in the help"
         for title, _ in app.key_groups():
             assert title in text
+
+
+async def test_the_help_lists_the_focused_panes_keys_first(project: Project) -> None:
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        for keys, pane in (((), "Stages"), (("tab",), "Log"), (("v",), "Versions")):
+            await pilot.press(*keys, "question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await settle(pilot)
+            titles = [line for line in help_lines(app) if line and not line.startswith(" ")]
+            # "Keys", then the first group's title.
+            assert titles[1].startswith(pane) and titles[1].endswith("· focused"), titles[:3]
+            assert "Everywhere" in titles[2:]
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_a_description_that_wraps_goes_on_under_the_descriptions(project: Project) -> None:
+    project.write(QUICK)
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await settle(pilot)
+        described = tuple(b.description for _, bindings in app.key_groups() for b in bindings)
+        rows: list[str] = []
+        wrapped: list[str] = []
+        for static in app.screen.query(Static):
+            lines = [text_of(static.render_line(y)).rstrip() for y in range(static.size.height)]
+            if not lines[0][KEY_COLUMN:].startswith(described):
+                continue  # a title, not a group's keys
+            for line in lines:
+                # A key's row, or the rest of the description above it.
+                (rows if line[KEY_COLUMN:].startswith(described) else wrapped).append(line)
+        assert len(rows) > 30
+        assert wrapped, "at 80 columns some descriptions wrap"
+        for line in wrapped:
+            assert len(line) - len(line.lstrip()) == KEY_COLUMN, line
 
 
 async def test_the_help_screen_fits_80x24_and_scrolls(project: Project) -> None:
@@ -149,6 +200,7 @@ def seen(app: MlciApp, spawned: list[list[str]], said: list[str]) -> Seen:
 
 Effect = Callable[[Seen, Seen], bool]
 QUITS = {"quit_dashboard"}
+END_STAGES = ("deploy", "monitor")
 """Quitting ends the app: `test_every_quit_key_quits` presses those."""
 EFFECTS: dict[str, Effect] = {
     "start_run": lambda a, b: b.screen == "RunDialog",
@@ -170,8 +222,9 @@ EFFECTS: dict[str, Effect] = {
     "app.focus_previous": lambda a, b: b.focus != a.focus,
     "move(-1)": lambda a, b: b.stage == "s06",
     "move(1)": lambda a, b: b.stage == "s08",
-    "page(-1)": lambda a, b: b.stage is not None and b.stage < "s06",
-    "page(1)": lambda a, b: b.stage is not None and b.stage > "s08",
+    # A page of one-line panes at 80x24 may reach the first or last stage.
+    "page(-1)": lambda a, b: b.stage is not None and (b.stage < "s06" or b.stage == "train"),
+    "page(1)": lambda a, b: b.stage is not None and (b.stage > "s08" or b.stage in END_STAGES),
     "jump(0)": lambda a, b: b.stage == "train",
     "jump(-1)": lambda a, b: b.stage == "monitor",
     "find": lambda a, b: b.screen == "SearchScreen",
@@ -240,10 +293,12 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
     setup(project, policy='"ask"')
     # 14 stages more, s07 printing 400 lines of 200 columns and more.
     stages = WALK_STAGES.replace('[stages.s07]\ncommand = "true"\n', WIDE)
-    # Key metrics enough that the versions table is wider than its pane at 80 columns.
-    wide = "f1=0.8 precision_macro=0.85 recall_macro=0.8"
+    # Key metrics enough that the versions table is wider than its pane at 80 columns,
+    # even with CREATED and LIVE left out for DESCRIPTION.
+    metrics = ["f1", "precision_macro", "recall_macro", "balanced_accuracy", "average_precision"]
+    wide = " ".join(f"{name}=0.8" for name in metrics)
     config = project.config_path.read_text().replace("f1=0.8", wide)
-    keys = 'key_metrics = ["accuracy", "f1", "precision_macro", "recall_macro"]\n'
+    keys = f"key_metrics = {['accuracy', *metrics]!r}\n".replace("'", '"')
     config = config.replace("[registry]\n", "[registry]\n" + keys)
     project.write(config.replace("[deploy]", stages + "[deploy]"))
     for seed in (1, 2):

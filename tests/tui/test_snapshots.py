@@ -474,3 +474,158 @@ def test_run_dialog(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None
     train and report run (forced), and why."""
     keys = ("r", "tab", "tab", "ctrl+u", "1", "tab", "down", "down", "space")
     assert snap_compare(dialog_store(tmp_path), terminal_size=size, run_before=pressing(*keys))
+
+
+# The main screen at each size, from 60x15 to 200x50 (README: "At each size"). ------
+
+DEMO_LIKE = """
+[pipeline]
+name = "pump-failure"
+[params]
+train.seed = 0
+[stages.test]
+command = "true"
+[stages.prepare]
+command = "true"
+[stages.train]
+command = "true"
+needs = ["test", "prepare"]
+artifact = "build/model.json"
+[stages.evaluate]
+command = "true"
+needs = ["train"]
+[deploy]
+command = "true"
+[monitor]
+command = "true"
+checks = ["accuracy >= 0.85"]
+"""
+
+
+def demo_like_store(tmp_path: Path) -> MlciApp:
+    """The demo's shape, after its last step: six stages, the monitor failed and
+    rolled v3 back to v1 (an alert says so), each version saying why in a long
+    DESCRIPTION."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(DEMO_LIKE)
+    config = load_config(config_path, environ={})
+    store = Store.open(config.pipeline.state_dir)
+    names = ["test", "prepare", "train", "evaluate", "deploy", "monitor"]
+    needs = {"train": ("test", "prepare"), "evaluate": ("train",), "deploy": ("evaluate",)}
+    needs["monitor"] = ("deploy",)
+    for number in (1, 2):
+        earlier = store.create_run(
+            "pump-failure",
+            [(name, needs.get(name, ()), 1) for name in names],
+            started_at=T0 - 3600 * (4 - number),
+            pid=1,
+            pid_started=None,
+            host="build-host",
+            config_path=str(config_path),
+        )
+        store.finish_run(
+            earlier, RunState.PASSED, exit_code=0, ended_at=T0 - 3600 * (4 - number) + 60
+        )
+    run_id = store.create_run(
+        "pump-failure",
+        [(name, needs.get(name, ()), 1) for name in names],
+        started_at=T0,
+        pid=1,
+        pid_started=None,
+        host="build-host",
+        config_path=str(config_path),
+    )
+    for at, name in enumerate(names):
+        state = StageState.FAILED if name == "monitor" else StageState.PASSED
+        store.update_stage(
+            run_id,
+            name,
+            state=state,
+            attempt=1,
+            exit_code=0,
+            started_at=T0 + 8 * at,
+            ended_at=T0 + 8 * at + 7.5,
+            peak_rss_bytes=(20 + at) << 20,
+            message="v3 failed its analysis: accuracy 0.5675 < 0.85" if name == "monitor" else None,
+        )
+        lines = [
+            f"{name}: step {i}/30 loss={1 / (i + 1):.4f} accuracy=0.95{i % 10}" for i in range(30)
+        ]
+        write_log(store, run_id, name, lines, T0 + 8 * at + 1)
+    store.finish_run(run_id, RunState.ROLLED_BACK, exit_code=1, ended_at=T0 + 52)
+    for number, accuracy in ((1, 0.951), (2, 0.957), (3, 0.956)):
+        store.add_version(
+            run_id=number,
+            created_at=T0 - 3600 * (4 - number),
+            artifact_name="model.json",
+            source_path="build/model.json",
+            is_dir=False,
+            sha256=f"{number:x}" * 64,
+            size_bytes=42,
+            metrics={"accuracy": accuracy, "f1": accuracy - 0.02},
+            git_commit=None,
+            git_dirty=None,
+            params={"train.seed": number - 1},
+        )
+    why = {
+        3: (VersionStatus.ROLLED_BACK, "auto-rolled back: accuracy 0.5675 < 0.85"),
+        2: (VersionStatus.ROLLED_BACK, "rolled back to v1"),
+        1: (VersionStatus.LIVE, "rolled back from v3 (automatic)"),
+    }
+    deployment = store.begin_deployment(
+        kind=DeployKind.AUTO_ROLLBACK,
+        from_version=3,
+        to_version=1,
+        user="monitor",
+        reason="accuracy 0.5675 < 0.85",
+        run_id=3,
+        started_at=T0 + 50,
+        pid=1,
+        pid_started=None,
+        host="build-host",
+        process_tag="x",
+        is_stale=lambda d: True,
+    )
+    store.finish_deployment(
+        deployment.id,
+        DeployOutcome.SUCCEEDED,
+        ended_at=T0 + 51,
+        message="v1 is live",
+        statuses=[(n, status, text) for n, (status, text) in why.items()],
+    )
+    # What the monitor measured of each (the LIVE column).
+    for number, live in ((1, 0.9575), (2, 0.955), (3, 0.5675)):
+        store.add_sample(
+            version=number,
+            passed=live >= 0.85,
+            metrics={"accuracy": live},
+            finding=None,
+            created_at=T0 + 40 + number,
+            run_id=number,
+        )
+    store.add_alert(
+        "auto_rollback",
+        "rolled back from v3 to v1: accuracy 0.5675 < 0.85",
+        created_at=T0 + 51,
+        version=3,
+        run_id=None,
+    )
+    store.close()
+    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+
+
+EVERY_SIZE = [(60, 15), (80, 24), (100, 30), (200, 50)]
+
+
+@pytest.mark.parametrize("size", EVERY_SIZE, ids=[f"{w}x{h}" for w, h in EVERY_SIZE])
+@pytest.mark.parametrize("colour", [True, False], ids=["colour", "no_color"])
+def test_main_screen_at_each_size(
+    snap_compare,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+    colour: bool,
+) -> None:
+    if not colour:
+        monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(demo_like_store(tmp_path), terminal_size=size, run_before=loaded)

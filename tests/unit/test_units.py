@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.units import mean, position, sparkline
@@ -50,11 +50,56 @@ def test_a_sparkline_ranks_its_values_whatever_their_range(values: list[float], 
     if len(values) <= width:
         ranked = sorted(zip(values, line, strict=True))
         assert [bar for _, bar in ranked] == sorted(bar for _, bar in ranked)
-        if min(values) < max(values):
-            assert line[values.index(min(values))] == "▁"
-            assert line[values.index(max(values))] == "█"
 
 
 def test_a_series_from_minus_to_plus_1_7e308_is_drawn() -> None:
     assert sparkline([-1.7e308, 1.7e308, 0.0]) == "▁█▅"
     assert sparkline([BIGGEST] * 90, 30) == "▄" * 30
+
+
+# Drawn honestly: a flat series looks flat, and bars keep the values' order. --------
+
+BARS = "▁▂▃▄▅▆▇█"
+usual = st.floats(-1e6, 1e6, allow_nan=False).filter(lambda x: abs(x) > 1e-6)
+
+
+@settings(max_examples=examples(500))
+@given(finite, st.integers(1, 100), st.integers(1, 60))
+def test_a_constant_series_draws_bars_all_of_one_height(
+    value: float, count: int, width: int
+) -> None:
+    line = sparkline([value] * count, width)
+    assert len(set(line)) == 1
+
+
+@settings(max_examples=examples(500))
+@given(finite, st.lists(st.floats(-1.0, 1.0), min_size=2, max_size=60))
+def test_differences_under_a_small_share_of_the_values_draw_flat(
+    value: float, shares: list[float]
+) -> None:
+    """0.957, 0.957, 0.956, 0.957 is flat: values within 0.2 % of each other."""
+    values = [value * (1 + 0.002 * share) for share in shares]
+    assume(all(math.isfinite(v) for v in values))
+    assert len(set(sparkline(values, 60))) == 1
+
+
+def test_the_version_trend_the_issue_names_is_flat() -> None:
+    assert sparkline([0.957, 0.957, 0.956, 0.957]) == "▄▄▄▄"
+
+
+@settings(max_examples=examples(500))
+@given(st.lists(usual, min_size=2, max_size=60))
+def test_bars_keep_the_order_of_the_values_and_span_the_height_when_they_differ(
+    values: list[float],
+) -> None:
+    line = sparkline(values, 60)
+    assert len(line) == len(values)
+    for a, bar_a in zip(values, line, strict=True):
+        for b, bar_b in zip(values, line, strict=True):
+            if a < b:
+                assert BARS.index(bar_a) <= BARS.index(bar_b)
+    low, high = min(values), max(values)
+    size = max(abs(low), abs(high))
+    if high - low >= 0.06 * size:  # past the least span the bars cover: the whole height
+        assert line[values.index(low)] == "▁"
+        assert line[values.index(high)] == "█"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -50,14 +51,15 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()
 
-    def _rows(self, bindings: Sequence[Binding]) -> Text:
-        text = Text(end="")
-        for index, binding in enumerate(bindings):
-            if index:
-                text.append("\n")
-            keys = key_text(self.app, binding)
-            text.append(keys.ljust(KEY_COLUMN - 1) + " ", style="bold")
-            text.append(binding.description)
+    def _rows(self, bindings: Sequence[Binding]) -> Table:
+        """Keys in one column, what they do in the next: a description that wraps
+        goes on under itself, not under the keys."""
+        rows = Table.grid(padding=(0, 1, 0, 0))
+        rows.add_column(min_width=KEY_COLUMN - 1, style="bold", no_wrap=True)
+        rows.add_column(ratio=1)
+        for binding in bindings:
+            what = Text(binding.description)
             if binding.tooltip:
-                text.append(f": {binding.tooltip}", style="dim")
-        return text
+                what.append(f": {binding.tooltip}", style="dim")
+            rows.add_row(key_text(self.app, binding), what)
+        return rows

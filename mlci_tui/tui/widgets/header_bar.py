@@ -7,6 +7,7 @@ from textual.widget import Widget
 
 from mlci_tui.store.reader import Snapshot
 from mlci_tui.tui.text import STATE_STYLES, plain, state_text
+from mlci_tui.tui.widgets.stage_pane import MIN_NAME, middle_cut
 from mlci_tui.units import format_duration
 
 
@@ -33,13 +34,33 @@ class HeaderBar(Widget):
         self.refresh()
 
     def render(self) -> Text:
+        """The whole line where it fits; else shorter words, then the pipeline's name
+        cut in its middle: what the run and the versions are doing matters more."""
+        width = max(1, self.size.width)
+        status = self._status(short=False)
+        name = self._pipeline_text
+        text = Text("mlci ", style="bold", end="") + name + status
+        if text.cell_len > width:
+            status = self._status(short=True)
+            room = width - status.cell_len
+            # Where the name does not fit beside what runs, what runs is shown (from
+            # after its leading " · ").
+            text = plain(middle_cut(name.plain, room)) + status if room >= MIN_NAME else status[3:]
+        text.truncate(width, overflow="ellipsis")
+        return text
+
+    def _status(self, *, short: bool) -> Text:
+        """All but the pipeline's name; ``short``: in fewer words."""
         snapshot = self.snapshot
         text = Text(end="")
-        text.append("mlci ", style="bold")
-        text.append_text(self._pipeline_text)
         run = snapshot.run
         if run is None:
-            text.append(" · no runs yet — press r to start one", style="dim")
+            text.append(
+                " · no runs yet: r starts one"
+                if short
+                else " · no runs yet — press r to start one",
+                style="dim",
+            )
         else:
             text.append(f" · run {run.id} ")
             text.append_text(state_text(run.state))
@@ -49,7 +70,12 @@ class HeaderBar(Widget):
             else:
                 text.append(f" {format_duration(run.duration_s(self.now))}")
             if snapshot.latest_run_id is not None and snapshot.latest_run_id != run.id:
-                text.append(f" (latest: run {snapshot.latest_run_id})", style="dim")
+                latest = (
+                    f" (latest {snapshot.latest_run_id})"
+                    if short
+                    else f" (latest: run {snapshot.latest_run_id})"
+                )
+                text.append(latest, style="dim")
         live = snapshot.live
         text.append(" · live ")
         if live is None:
@@ -61,5 +87,4 @@ class HeaderBar(Widget):
             text.append(f" · {deploying.kind.text} to v{deploying.to_version}…", style="yellow")
         if not self.follow:
             text.append(" · follow off (f)", style="dim")
-        text.truncate(max(1, self.size.width), overflow="ellipsis")
         return text

@@ -450,6 +450,10 @@ class LogView(ScrollView, can_focus=True):
     def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
         if shown:
             self.horizontal_scrollbar.position = self.scroll_x
+        if self.follow:
+            # The bar takes (or gives back) a row without a resize: the last line
+            # must stay in view (a narrow log on a short screen).
+            self._to_end()
 
     def watch_follow(self, follow: bool) -> None:
         self.post_message(self.FollowChanged(follow))

@@ -123,7 +123,8 @@ class StagePane(Widget):
                 title.append(f" try {record.attempt}/{record.max_attempts}", style="yellow")
             if record.job_kind is not None:
                 title.append_text(plain(f" on {record.job_kind}"))
-        lines = [title, *self._output_lines()]
+        # No room for output on a short screen: the title line alone.
+        lines = [title, *(self._output_lines() if self.output_lines else ())]
         lines += [Text("", end="") for _ in range(self.output_lines + 1 - len(lines))]
         for line in lines:
             line.truncate(width, overflow="ellipsis", pad=self.selected)
@@ -247,11 +248,12 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
         self._fit()
 
     def _fit(self) -> None:
-        """Give each pane as many output lines (1 to 3) as the height allows."""
+        """Give each pane as many output lines (up to 3) as the height allows: none
+        when the stages would not all fit with one."""
         panes = self.panes()
         if not panes:
             return
-        lines = max(1, min(3, self.size.height // len(panes) - 1))
+        lines = max(0, min(3, self.size.height // len(panes) - 1))
         for pane in panes:
             if pane.output_lines != lines:
                 pane.output_lines = lines

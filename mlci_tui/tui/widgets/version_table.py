@@ -14,17 +14,22 @@ from textual import events
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Label, Sparkline
+from textual.widget import Widget
+from textual.widgets import DataTable
 
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.screens.search import filter_hint, filter_title
 from mlci_tui.tui.text import metric_cell, plain, state_text
-from mlci_tui.units import position
+from mlci_tui.units import metric_text, sparkline
 
 MARKER = "\u203a"
 """Beside the highlighted row: the highlight must show without colour too."""
+DESCRIPTION_ROOM = 32
+"""Columns DESCRIPTION gets, at least, before CREATED and LIVE give way to it."""
+TREND_WIDTH = 60
+"""Versions the trend covers at most: one bar each."""
 
 
 class VersionTable(DataTable[Text], inherit_bindings=False):
@@ -67,6 +72,8 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         self.picked: int | None = None
         """The version someone put the highlight on; None: it follows `default`."""
         self._marked: str | None = None
+        self._fitted: tuple[tuple[str, ...], int | None] = ((), None)
+        """The columns left out and DESCRIPTION's width, as last built."""
 
     def show(
         self, versions: Sequence[VersionRecord], metrics: Sequence[str], default: int | None
@@ -78,7 +85,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         if (list(versions), list(metrics), default) == shown:
             return
         self.all_versions, self.metrics, self.default = list(versions), list(metrics), default
-        self._fill()
+        self._build()
 
     def set_filter(self, text: str) -> None:
         """Keep the versions whose name, status or description holds ``text`` (any
@@ -86,7 +93,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         if text == self.filter_text:
             return
         self.filter_text = text
-        self._fill()
+        self._build()
         self.post_message(self.Filtered(text))
 
     def action_clear_filter(self) -> None:
@@ -98,34 +105,90 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         words = f"{version.name} {version.status.text} {version.description or ''}"
         return self.filter_text.lower() in words.lower()
 
-    def _fill(self) -> None:
+    def _cells(self) -> tuple[list[tuple[str, str | Text]], list[list[Text]]]:
+        """The columns (key, label) and a row of cells per version."""
         metrics = self.metrics
-        self.versions = [v for v in self.all_versions if self._kept(v)]
-        versions = self.versions
-        self.clear(columns=True)
-        self._marked = None
-        self.add_column(" ", key="marker")
-        self.add_column("VERSION", key="version")
-        self.add_column("CREATED", key="created")
-        self.add_column("STATUS", key="status")
+        columns: list[tuple[str, str | Text]] = [
+            ("marker", " "),
+            ("version", "VERSION"),
+            ("created", "CREATED"),
+            ("status", "STATUS"),
+        ]
         for name in metrics:
-            self.add_column(Text(name.upper()[:12], justify="right"), key=f"metric:{name}")
-        self.add_column("LIVE", key="live")
-        self.add_column("DESCRIPTION", key="description")
-        for version in versions:
+            columns.append((f"metric:{name}", Text(name.upper()[:12], justify="right")))
+        columns += [("live", "LIVE"), ("description", "DESCRIPTION")]
+        rows = []
+        for version in self.versions:
             created = time.strftime("%m-%d %H:%M", time.localtime(version.created_at))
             description = version.description or ""
             if version.pruned_at is not None:
                 description = f"{description} (pruned)".strip()
-            cells = [
-                Text(" "),
-                Text(version.name, style="bold"),
-                Text(created),
-                state_text(version.status),
-                *(metric_cell(version.metrics.get(name)) for name in metrics),
-                plain(version.live_text(metrics)),
-                plain(description),
-            ]
+            rows.append(
+                [
+                    Text(" "),
+                    Text(version.name, style="bold"),
+                    Text(created),
+                    state_text(version.status),
+                    *(metric_cell(version.metrics.get(name)) for name in metrics),
+                    plain(version.live_text(metrics)),
+                    plain(description),
+                ]
+            )
+        return columns, rows
+
+    def _fit(
+        self, columns: list[tuple[str, str | Text]], rows: list[list[Text]]
+    ) -> tuple[tuple[str, ...], int | None]:
+        """The columns to leave out and the width DESCRIPTION gets (None: all of it):
+        it takes what the others leave, and CREATED, then LIVE, give way while that
+        is less than `DESCRIPTION_ROOM` (the why of a rollback matters more)."""
+        room = self.scrollable_content_region.width
+        if not room:
+            return (), None  # not laid out yet: fitted when it is
+        pad = 2 * self.cell_padding
+        widths = {
+            key: (label if isinstance(label, Text) else Text(label)).cell_len
+            for key, label in columns
+        }
+        for row in rows:
+            for (key, _), cell in zip(columns, row, strict=True):
+                widths[key] = max(widths[key], cell.cell_len)
+        wanted = min(widths["description"], DESCRIPTION_ROOM)
+        for hidden in ((), ("created",), ("created", "live")):
+            others = sum(
+                w + pad for key, w in widths.items() if key not in (*hidden, "description")
+            )
+            left = room - others - pad
+            if left >= wanted:
+                break
+        if left >= widths["description"]:
+            return hidden, None
+        return hidden, max(left, len("DESCRIPTION"))
+
+    def on_resize(self) -> None:
+        self._refit()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        # The bar takes columns without a resize: fitted again once it is drawn.
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self.versions and self._fit(*self._cells()) != self._fitted:
+            self._build()
+
+    def _build(self) -> None:
+        self.versions = [v for v in self.all_versions if self._kept(v)]
+        columns, rows = self._cells()
+        hidden, width = self._fitted = self._fit(columns, rows)
+        self.clear(columns=True)
+        self._marked = None
+        for key, label in columns:
+            if key not in hidden:
+                self.add_column(label, key=key)
+        for version, row in zip(self.versions, rows, strict=True):
+            if width is not None:
+                row[-1].truncate(width, overflow="ellipsis")
+            cells = [cell for (key, _), cell in zip(columns, row, strict=True) if key not in hidden]
             self.add_row(*cells, key=str(version.number))
         picked = self.picked
         if picked is None or not self._move_to(picked):
@@ -213,22 +276,67 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         return self.versions[self.cursor_row]
 
 
+class VersionHeading(Widget):
+    """The line over the table: how many versions, and the first key metric's trend
+    from the oldest listed to the newest, its ends named (``v1 ▁▅█ v3``) and its
+    range given (the bars' scale is `units.sparkline`'s, not the range's)."""
+
+    DEFAULT_CSS = """
+    VersionHeading { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.listed = 0
+        self.total = 0
+        self.key: str | None = None
+        self.points: list[tuple[str, float]] = []
+        """(version name, value) of the key metric, oldest first."""
+
+    def show(
+        self, listed: int, total: int, key: str | None, points: list[tuple[str, float]]
+    ) -> None:
+        self.listed, self.total, self.key, self.points = listed, total, key, points
+        self.refresh()
+
+    def render(self) -> Text:
+        if not self.listed:
+            return Text("versions · none yet: a full run that passes registers one", end="")
+        text = Text(f"{self.total} version{'s' * (self.total != 1)}", end="")
+        if self.total > self.listed:
+            text.append(f" (newest {self.listed} listed)")
+        points = self.points
+        if self.key is None or len(points) < 2:
+            return text
+        values = [value for _, value in points]
+        first, last = points[0][0], points[-1][0]
+        low, high = metric_text(min(values)), metric_text(max(values))
+        span = low if low == high else f"{low}–{high}"
+        width = self.size.width
+        label = plain(f" · {self.key} {first} ")
+        for ends in (f" {last} · {span}", f" {last}", ""):
+            room = width - text.cell_len - label.cell_len - len(ends)
+            bars = min(len(values), TREND_WIDTH, room)
+            if bars >= min(len(values), 3):
+                text.append_text(label)
+                text.append(sparkline(values, bars), style="bold")
+                text.append(ends)
+                break
+        return text
+
+
 class VersionPanel(Vertical):
-    """The version table under a title line with the key metric's trend."""
+    """The version table under a line with the key metric's trend."""
 
     DEFAULT_CSS = """
     VersionPanel { height: auto; max-height: 12; }
-    VersionPanel > #version-title { height: 1; width: 1fr; }
-    VersionPanel #version-heading { width: auto; padding: 0 1; color: $text-muted; }
-    VersionPanel Sparkline { height: 1; margin: 0 1; }
     VersionPanel VersionTable { height: auto; max-height: 10; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.table = VersionTable(id="versions")
-        self.heading = Label("versions", id="version-heading")
-        self.trend: Sparkline = Sparkline([], id="trend")
+        self.heading = VersionHeading(id="version-heading")
         self._shown: tuple[object, ...] | None = None
 
     def on_version_table_filtered(self, message: VersionTable.Filtered) -> None:
@@ -236,9 +344,7 @@ class VersionPanel(Vertical):
         self.border_subtitle = filter_hint(message.text)
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="version-title"):
-            yield self.heading
-            yield self.trend
+        yield self.heading
         yield self.table
 
     def show(
@@ -254,17 +360,10 @@ class VersionPanel(Vertical):
         self._shown = shown
         self.table.show(versions, metrics, default)
         key = metrics[0] if metrics else None
-        trend = [v.metrics[key] for v in reversed(versions[:60]) if key and key in v.metrics]
-        sparkline = self.trend
-        # Where each lies between the lowest and highest: the Sparkline divides by
-        # their difference, which overflows for -1.7e308 and 1.7e308.
-        low, high = min(trend, default=0.0), max(trend, default=0.0)
-        sparkline.data = [position(value, low, high) for value in trend]
-        sparkline.display = len(trend) >= 2
-        # A cell per version: stretched over the whole width, two points look like ten.
-        sparkline.styles.width = min(60, max(2, len(trend)))
-        newest = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
-        heading = f"versions{newest}" + (f" · {key} trend" if key and len(trend) >= 2 else "")
-        if not versions:
-            heading = "versions · none yet: a full run that passes registers one"
-        self.heading.update(Text(heading))
+        # Oldest first, as a trend reads; the table lists the newest first.
+        points = [
+            (v.name, v.metrics[key])
+            for v in reversed(versions[:TREND_WIDTH])
+            if key is not None and key in v.metrics
+        ]
+        self.heading.show(len(versions), total, key, points)
