@@ -117,8 +117,8 @@ async def test_the_focused_pane_has_a_heavy_border_and_a_reversed_title(
         await focused("log")
         await pilot.press("v")
         await focused("model versions")
-        # A search leaves the keys on the log: the log says so.
-        await pilot.press("escape", "shift+tab", "shift+tab", "slash", *"step 3", "enter")
+        # A search (`/` on the log) leaves the keys on the log: the log says so.
+        await pilot.press("escape", "shift+tab", "slash", *"step 3", "enter")
         await until(pilot, lambda: app.screen is app.screen_stack[0])
         await focused("log")
 
