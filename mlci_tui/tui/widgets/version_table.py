@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline
 
+from mlci_tui.metric_keys import MetricKey, labels
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.text import metric_cell, plain, state_text
 from mlci_tui.units import position
@@ -43,7 +44,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.versions: list[VersionRecord] = []
-        self.metrics: list[str] = []
+        self.metrics: list[MetricKey] = []
         self.default: int | None = None
         """The version the highlight rests on until someone moves it: the one
         `mlci rollback` would pick, else the live one."""
@@ -52,7 +53,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         self._marked: str | None = None
 
     def show(
-        self, versions: Sequence[VersionRecord], metrics: Sequence[str], default: int | None
+        self, versions: Sequence[VersionRecord], metrics: Sequence[MetricKey], default: int | None
     ) -> None:
         """Replace the rows. The highlight stays on the version picked, or, when none
         was (or it is gone), moves to ``default`` as the table changes under it: it
@@ -66,8 +67,10 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         self.add_column("VERSION", key="version")
         self.add_column("CREATED", key="created")
         self.add_column("STATUS", key="status")
-        for name in metrics:
-            self.add_column(Text(name.upper()[:12], justify="right"), key=f"metric:{name}")
+        shown = labels(metrics)
+        for key in metrics:
+            header = Text(shown[key].upper()[:12], justify="right")
+            self.add_column(header, key=f"metric:{key.text}")
         self.add_column("LIVE", key="live")
         self.add_column("DESCRIPTION", key="description")
         for version in versions:
@@ -80,7 +83,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
                 Text(version.name, style="bold"),
                 Text(created),
                 state_text(version.status),
-                *(metric_cell(version.metrics.get(name)) for name in metrics),
+                *(metric_cell(version.metrics.get(key)) for key in metrics),
                 plain(version.live_text(metrics)),
                 plain(description),
             ]
@@ -195,7 +198,7 @@ class VersionPanel(Vertical):
     def show(
         self,
         versions: Sequence[VersionRecord],
-        metrics: Sequence[str],
+        metrics: Sequence[MetricKey],
         total: int,
         default: int | None,
     ) -> None:
@@ -215,7 +218,8 @@ class VersionPanel(Vertical):
         # A cell per version: stretched over the whole width, two points look like ten.
         sparkline.styles.width = min(60, max(2, len(trend)))
         newest = f" (newest {len(versions)} of {total})" if total > len(versions) else ""
-        heading = f"versions{newest}" + (f" · {key} trend" if key and len(trend) >= 2 else "")
+        named = labels(metrics)[key] if key else ""
+        heading = f"versions{newest}" + (f" · {named} trend" if key and len(trend) >= 2 else "")
         if not versions:
             heading = "versions · none yet: a full run that passes registers one"
         self.heading.update(Text(heading))
