@@ -748,7 +748,7 @@ timeout = "5s"
     [
         ('command = "exit 3"', "exit code 3"),
         ('command = "sleep 30"\ntimeout = "0.5s"', "timed out after"),
-        ('command = "echo ::metric loss=2"\ngates = ["loss <= 1"]', "gate loss <= 1 failed"),
+        ('command = "echo ::metric loss=2"\ngates = ["loss <= 1"]', "loss 2 > 1"),
         ('command = "true"\nouts = ["made"]', "was not produced"),
     ],
 )
