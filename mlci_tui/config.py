@@ -702,7 +702,7 @@ class RegistryConfig(NamedTuple):
     key_metrics: tuple[str, ...] = setting(
         Strings(),
         "the metric columns of version tables, as stage.name or a bare name (the metric of"
-        " the stage that gates it, else of the artifact's stage); default: the gated metrics",
+        " the stage that gates it, else of the artifact's stage) (default: the gated metrics)",
         (),
     )
 

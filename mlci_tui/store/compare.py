@@ -43,15 +43,12 @@ class Side(NamedTuple):
 
     @property
     def metrics(self) -> dict[MetricKey, float]:
-        """Every metric by stage and name: the run's (its monitor's too), else what the
-        version recorded."""
-        if self.run is None:
-            return dict(self.version.metrics) if self.version is not None else {}
-        return {
-            MetricKey(stage.name, name): value
-            for stage in self.run.stages
-            for name, value in stage.metrics.items()
-        }
+        """Every metric by stage and name: what the version recorded, and all its run's
+        stages reported (the monitor's too: it measured the version live)."""
+        recorded = dict(self.version.metrics) if self.version is not None else {}
+        for stage in self.run.stages if self.run is not None else ():
+            recorded.update((MetricKey(stage.name, n), v) for n, v in stage.metrics.items())
+        return recorded
 
     @property
     def sha256(self) -> str | None:
