@@ -351,6 +351,41 @@ def test_a_diff_keeps_evaluates_and_the_monitors_accuracy_apart(project: Project
     assert "monitor.accuracy" in report and "evaluate.accuracy" in report
 
 
+def test_version_columns_are_the_gated_metrics_and_a_gate_may_check_a_stage_it_needs(
+    project: Project,
+) -> None:
+    setup(project)
+    config = project.config_path.read_text()
+    config = config.replace('needs = ["train"]\n', 'needs = ["train"]\ngates = ["f1 >= 0.5"]\n', 1)
+    config = config.replace(
+        'checks = ["accuracy >= 0.85"]', 'checks = ["accuracy >= 0.85", "latency_ms <= 50"]'
+    )
+    config = config.replace("accuracy=$(cat quality", "latency_ms=3 accuracy=$(cat quality")
+    project.config_path.write_text(config)
+    assert run(project, 1) == 0
+    # No key_metrics: the gated ones; latency_ms is the monitor's alone, and every
+    # version's column of it would be empty.
+    header = project.mlci("versions").stdout.decode().splitlines()[0].split()
+    assert header == ["VERSION", "CREATED", "STATUS", "F1", "LIVE", "RUN", "DESCRIPTION"]
+    # Named by stage, and as a gate on a stage it needs.
+    config = config.replace(
+        "[registry]\n", '[registry]\nkey_metrics = ["f1", "evaluate.accuracy"]\n'
+    )
+    project.config_path.write_text(config.replace('"f1 >= 0.5"', '"train.loss <= 0.5"'))
+    (project.path / "loss").write_text("1.334")
+    project.config_path.write_text(
+        project.config_path.read_text().replace(
+            '> build/model.txt"', '> build/model.txt; echo ::metric loss=$(cat loss)"'
+        )
+    )
+    header = project.mlci("versions").stdout.decode().splitlines()[0].split()
+    assert header[3:5] == ["F1", "ACCURACY"]
+    assert run(project, 2) == 1
+    evaluate = project.stage("evaluate")
+    assert evaluate["message"] == "train.loss 1.334 > 0.5"
+    assert evaluate["failed_gate"] == "train.loss <= 0.5"
+
+
 def test_diff_of_versions_and_its_defaults(project: Project) -> None:
     two_models(project)
     by_version = json.loads(project.mlci("diff", "v1", "v2", "--json").stdout)
