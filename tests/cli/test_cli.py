@@ -26,6 +26,7 @@ from tests.helpers import (
     mlci_env,
     pid_alive,
     read_pids,
+    run,
     run_python,
     setup,
     versions,
@@ -516,6 +517,28 @@ def test_an_older_store_is_migrated_and_keeps_its_runs(project: Project) -> None
     db = sqlite3.connect(project.state_dir / "mlci.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     db.close()
+
+
+def test_a_store_whose_versions_kept_metrics_by_name_alone_finds_their_stages(
+    project: Project,
+) -> None:
+    """Before a metric was its stage and its name, a version kept ``{name: value}``:
+    the migration finds each name's stage among its run's, never the monitor's."""
+    from mlci_tui.store.db import MIGRATIONS
+
+    setup(project)
+    assert run(project, 1) == 0
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    db.execute("""UPDATE versions SET metrics = '{"accuracy": 0.9, "f1": 0.8}'""")
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    db.commit()
+    db.close()
+    [version] = json.loads(project.mlci("versions", "--json").stdout)
+    assert version["metrics"] == [
+        {"stage": "evaluate", "name": "accuracy", "value": 0.9},
+        {"stage": "evaluate", "name": "f1", "value": 0.8},
+    ]
+    assert version["live_metrics"] == [{"stage": "monitor", "name": "accuracy", "value": 0.95}]
 
 
 def test_help_and_version() -> None:

@@ -231,16 +231,20 @@ class VersionPlotScreen(PlotScreen):
         key = self.metric_keys[self.metric]
         live_key = MetricKey(MONITOR, key.name)
         keys = [key] if key == live_key else [key, live_key]
-        shown = labels(keys)
-        lines = []
-        for index, one in enumerate(keys):
-            points = [
+        points = {
+            one: [
                 (float(v.number), v.all_metrics[one]) for v in self.versions if one in v.all_metrics
             ]
-            if points or index == 0:
-                kind = "live" if one == live_key else "evaluated"
-                xs, ys = [x for x, _ in points], [y for _, y in points]
-                lines.append(PlotLine(f"{shown[one]} {kind}", xs, ys, 1 if kind == "live" else 0))
+            for one in keys
+        }
+        # Named stage.name only where both lines hold points: two stages report the name.
+        shown = labels(one for one in keys if points[one] or one == key)
+        lines = []
+        for one in keys:
+            kind = "live" if one == live_key else "evaluated"
+            name = shown.get(one, one.name)
+            xs, ys = [x for x, _ in points[one]], [y for _, y in points[one]]
+            lines.append(PlotLine(f"{name} {kind}", xs, ys, 1 if kind == "live" else 0))
         return lines
 
     def empty_text(self) -> str:
