@@ -92,8 +92,9 @@ class DiffScreen(ModalScreen[None]):
 
 def _table(*headers: str) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for header in headers:
-        table.add_column(Text(header), no_wrap=True)
+    for index, header in enumerate(headers):
+        # On a narrow screen the gates' words wrap, so that names and Δ stay whole.
+        table.add_column(Text(header), no_wrap=header != "GATE" or index == 0)
     return table
 
 
