@@ -42,7 +42,10 @@ def build_store(state_dir: Path, *, versions: int, runs: int) -> None:
             status = "live" if number == versions else "previous"
             pruned = None if number > versions - 20 else START
             sha = hashlib.sha256(str(number).encode()).hexdigest()
-            metrics = json.dumps({"accuracy": accuracy, "f1": accuracy - 0.02})
+            # As the store keeps a version's metrics: [stage, name, value] each.
+            metrics = json.dumps(
+                [["evaluate", "accuracy", accuracy], ["evaluate", "f1", accuracy - 0.02]]
+            )
             rows.append((number, min(number, runs), START + number, sha, metrics, status, pruned))
         db.executemany(
             "INSERT INTO versions (number, run_id, created_at, artifact_name, source_path,"

@@ -24,7 +24,7 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print an evaluation report and publish the metrics."""
+    """Print an evaluation report and publish the metrics, once each, in the metrics file."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path, help="model JSON written by train.py")
     parser.add_argument("--data", type=Path, required=True, help="test CSV")
@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'':>10} {'pred 0':>7} {'pred 1':>7}")
     print(f"  {'actual 0':>10} {tn:>7} {fp:>7}")
     print(f"  {'actual 1':>10} {fn:>7} {tp:>7}")
-    print(f"::metric accuracy={metrics['accuracy']:.3f}")
 
     metrics_file = os.environ.get("MLCI_METRICS_FILE")
     if metrics_file:

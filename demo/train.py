@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="model JSON to write")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--lr", type=float, default=0.02, help="learning rate")
-    parser.add_argument("--seed", type=int, default=0, help="seed for mini-batch shuffling")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for the bootstrap sample and mini-batch shuffling"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -25,9 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"train: cannot read data: {exc}", file=sys.stderr)
         return 1
+    # Each seed trains on its own bootstrap sample (drawn with replacement), as bagging
+    # does: shuffling alone converges to the same model, so another seed would change nothing.
+    rng = random.Random(args.seed)
+    samples = [rng.choice(samples) for _ in samples]
     rows = [features for features, _ in samples]
     labels = [label for _, label in samples]
-    print(f"training on {len(samples)} samples from {args.data}", flush=True)
+    print(f"training on a bootstrap sample (seed {args.seed}) of {args.data}", flush=True)
 
     def report(stats: EpochStats) -> None:
         # flush=True so the CI tool sees each epoch as it happens, not when the buffer fills.

@@ -33,9 +33,17 @@ class Check(NamedTuple):
     metric: str
     op: str
     threshold: float
+    stage: str | None = None
+    """The stage whose metric it is, where the config named one (``train.loss <= 1``);
+    None for a bare name: the stage the check belongs to."""
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {number_text(self.threshold)}"
+        return f"{self.written} {self.op} {number_text(self.threshold)}"
+
+    @property
+    def written(self) -> str:
+        """The metric as the config names it: ``loss`` or ``train.loss``."""
+        return self.metric if self.stage is None else f"{self.stage}.{self.metric}"
 
     def passes(self, value: float) -> bool:
         return _OPERATORS[self.op](value, self.threshold)
@@ -44,10 +52,10 @@ class Check(NamedTuple):
         """``None`` when the check passes, else why it failed, e.g. ``accuracy 0.61 < 0.85``."""
         value = metrics.get(self.metric)
         if value is None:
-            return f"{self.metric} was not reported (needed by {self})"
+            return f"{self.written} was not reported (needed by {self})"
         if math.isnan(value) or not self.passes(value):
             shown = f"{number_text(value)} {_NEGATED[self.op]} {number_text(self.threshold)}"
-            return f"{self.metric} {shown}"
+            return f"{self.written} {shown}"
         return None
 
 

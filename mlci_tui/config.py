@@ -30,6 +30,7 @@ from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
 from mlci_tui.globs import Glob
 from mlci_tui.masking import SecretMasker
+from mlci_tui.metric_keys import MONITOR, MetricKey, split
 from mlci_tui.toml_schema import (
     ENV_NAME,
     NO_STRINGS,
@@ -699,7 +700,10 @@ class RegistryConfig(NamedTuple):
         20,
     )
     key_metrics: tuple[str, ...] = setting(
-        Strings(), "the metric columns of version tables (default: those in gates and checks)", ()
+        Strings(),
+        "the metric columns of version tables, as stage.name or a bare name (the metric of"
+        " the stage that gates it, else of the artifact's stage) (default: the gated metrics)",
+        (),
     )
 
 
@@ -966,21 +970,33 @@ class Config(NamedTuple):
         return rows
 
     @property
-    def gates(self) -> tuple[Check, ...]:
-        """Every stage's gates, in stage order."""
-        return tuple(g for s in self.stages.values() for g in s.gates)
+    def gates(self) -> tuple[tuple[MetricKey, Check], ...]:
+        """Every stage's gates, in stage order, each with the metric it checks."""
+        return tuple(
+            (MetricKey(g.stage or s.name, g.metric), g)
+            for s in self.stages.values()
+            for g in s.gates
+        )
 
     @property
-    def key_metrics(self) -> tuple[str, ...]:
-        if self.registry.key_metrics:
-            return self.registry.key_metrics
-        names: list[str] = []
-        checks = list(self.gates)
-        checks += list(self.monitor.checks) if self.monitor else []
-        for check in checks:
-            if check.metric not in names:
-                names.append(check.metric)
-        return tuple(names)
+    def key_metrics(self) -> tuple[MetricKey, ...]:
+        """The metric columns of version tables: `registry.key_metrics`, else the metrics
+        gates check (the monitor's checks are of live samples, which versions lack)."""
+        if not self.registry.key_metrics:
+            return tuple(dict.fromkeys(key for key, _ in self.gates))
+        return tuple(self.metric_key(text) for text in self.registry.key_metrics)
+
+    def metric_key(self, text: str) -> MetricKey:
+        """``evaluate.accuracy``; a bare name is the metric of the first stage whose gates
+        check it, else of the artifact's stage."""
+        stage, name = split(text, [*self.stages, *BUILTIN_STAGES])
+        if stage is not None:
+            return MetricKey(stage, name)
+        gated = next((key for key, _ in self.gates if key.name == name), None)
+        if gated is not None:
+            return gated
+        owner = self.artifact_stage or next(iter(self.stages.values()))
+        return MetricKey(owner.name, name)
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -997,8 +1013,43 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     config = read_section(Config, top, scope, path=absolute, root=absolute.parent)
     _check_executors(scope, data, config)
     _check_pipeline_stages(scope, config)
+    config = _with_metric_stages(scope, config)
     _check_secret_values(scope, config)
     return config
+
+
+def _with_metric_stages(scope: Scope, config: Config) -> Config:
+    """Gates and checks that name ``stage.name`` split so: a gate may name a metric of
+    its own stage or of one it needs (finished before it), a check only the monitor's."""
+    names = [*config.stages, *BUILTIN_STAGES]
+    needs = {name: stage.needs for name, stage in config.stages.items()}
+    stages = dict(config.stages)
+    for name, stage in config.stages.items():
+        gates = []
+        for index, gate in enumerate(stage.gates):
+            owner, metric = split(gate.metric, names)
+            if owner is not None and owner not in dag.upstream(needs, [name]):
+                raise scope.document.error(
+                    ("stages", name, "gates", index),
+                    f"{owner}.{metric}: a gate may check a metric of its own stage or of a"
+                    f" stage it needs, and {name} does not need {owner}",
+                )
+            gates.append(gate._replace(metric=metric, stage=owner))
+        stages[name] = stage._replace(gates=tuple(gates))
+    monitor = config.monitor
+    if monitor is not None:
+        checks = []
+        for index, check in enumerate(monitor.checks):
+            owner, metric = split(check.metric, names)
+            if owner not in (None, MONITOR):
+                raise scope.document.error(
+                    ("monitor", "checks", index),
+                    f"{owner}.{metric}: a check reads what the monitor command reports;"
+                    f" name it {metric} or {MONITOR}.{metric}",
+                )
+            checks.append(check._replace(metric=metric, stage=owner))
+        monitor = monitor._replace(checks=tuple(checks))
+    return config._replace(stages=stages, monitor=monitor)
 
 
 def with_params(config: Config, sets: Sequence[str]) -> Config:

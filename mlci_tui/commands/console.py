@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from mlci_tui.metric_keys import MetricKey, labels
 from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store.records import (
     AlertRecord,
@@ -93,7 +94,7 @@ def stage_table(
     rows = []
     for stage in stages:
         attempts = f" ({stage.attempt}/{stage.max_attempts})" if stage.attempt > 1 else ""
-        note = (stage.failed_gate and f"gate {stage.failed_gate}") or stage.message or ""
+        note = stage.message or ""
         if stage.state is StageState.PASSED:
             note = stage.why_ran
         if stage.state is StageState.CACHED and stage.cached_from_stage is not None:
@@ -145,10 +146,10 @@ def run_summary(run: RunRecord, *, color: bool, now: float | None = None) -> lis
 
 
 def version_table(
-    versions: Sequence[VersionRecord], key_metrics: Sequence[str], *, color: bool
+    versions: Sequence[VersionRecord], key_metrics: Sequence[MetricKey], *, color: bool
 ) -> list[str]:
     """Versions newest first, like `helm history`: status, key metrics, description."""
-    metrics = list(key_metrics) or sorted({n for v in versions for n in v.metrics})[:3]
+    metrics = list(key_metrics) or sorted({k for v in versions for k in v.metrics})[:3]
     rows = []
     for version in versions:
         description = version.description or ""
@@ -165,7 +166,8 @@ def version_table(
                 visible_text(description),
             ]
         )
-    names = [visible_text(m.upper()) for m in metrics]
+    shown = labels(metrics)
+    names = [visible_text(shown[m].upper()) for m in metrics]
     headers = ["VERSION", "CREATED", "STATUS", *names, "LIVE", "RUN", "DESCRIPTION"]
     # Only the description and metric names come from outside; both are made safe above.
     lines = render_table(headers, rows, set(range(3, 3 + len(metrics))))

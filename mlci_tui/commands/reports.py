@@ -121,16 +121,18 @@ def diff_text(comparison: Comparison) -> list[str]:
     from mlci_tui.commands.console import render_table
 
     old, new = comparison.old, comparison.new
-    lines = [f"{new.label} against {old.label}", comparison.artifact_text, ""]
+    # The title and every table read old → new, left to right; Δ is new − old.
+    lines = [comparison.title, comparison.artifact_text, ""]
+    sides = [old.label.upper(), new.label.upper()]
     changed = [p for p in comparison.params if p.changed]
     if changed:
         rows = [[p.name, p.old_text, "→", p.new_text] for p in changed]
-        lines += [*render_table(["PARAM", "OLD", "", "NEW"], rows, right=set()), ""]
+        lines += [*render_table(["PARAM", sides[0], "", sides[1]], rows, right=set()), ""]
     else:
         lines += ["params: the same", ""]
     if comparison.metrics:
-        rows = [_metric_cells(m) for m in comparison.metrics]
-        headers = ["METRIC", "OLD", "NEW", "Δ", "Δ%", "GATE"]
+        rows = _metric_rows(comparison)
+        headers = ["METRIC", *sides, "Δ", "Δ%", "GATE"]
         lines += [*render_table(headers, rows, right={1, 2, 3, 4}), ""]
     rows = [
         [
@@ -141,29 +143,31 @@ def diff_text(comparison: Comparison) -> list[str]:
         for s in comparison.stages
     ]
     if rows:
-        lines += render_table(["STAGE", old.label.upper(), new.label.upper()], rows, right=set())
+        lines += render_table(["STAGE", *sides], rows, right=set())
     return [visible_text(line) for line in lines]
 
 
 def diff_markdown(comparison: Comparison, *, heading: str = "###") -> list[str]:
     old, new = comparison.old, comparison.new
     lines = [
-        f"{heading} {md(new.label)} against {md(old.label)}",
+        f"{heading} {md(comparison.title)}",
         "",
         md(comparison.artifact_text),
     ]
     changed = [p for p in comparison.params if p.changed]
     lines.append("")
     if changed:
-        lines += ["| param | old | new |", "|---|---|---|"]
+        lines += [f"| param | {md(old.label)} | {md(new.label)} |", "|---|---|---|"]
         lines += [f"| {md(p.name)} | {md(p.old_text)} | {md(p.new_text)} |" for p in changed]
     else:
         lines.append("Params: the same.")
     if comparison.metrics:
-        lines += ["", "| metric | old | new | Δ | Δ% | gate |", "|---|--:|--:|--:|--:|---|"]
         lines += [
-            "| " + " | ".join(md(c) for c in _metric_cells(m)) + " |" for m in comparison.metrics
+            "",
+            f"| metric | {md(old.label)} | {md(new.label)} | Δ | Δ% | gate |",
+            "|---|--:|--:|--:|--:|---|",
         ]
+        lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in _metric_rows(comparison)]
     if comparison.stages:
         lines += ["", f"| stage | {md(old.label)} | {md(new.label)} |", "|---|---|---|"]
         lines += [
@@ -174,12 +178,19 @@ def diff_markdown(comparison: Comparison, *, heading: str = "###") -> list[str]:
     return lines
 
 
-def _metric_cells(row: MetricRow) -> list[str]:
+def _metric_rows(comparison: Comparison) -> list[list[str]]:
+    return [
+        _metric_cells(m, n)
+        for m, n in zip(comparison.metrics, comparison.metric_labels, strict=True)
+    ]
+
+
+def _metric_cells(row: MetricRow, label: str) -> list[str]:
     gate = row.gate_text
     if row.gates:
-        gate = f"{gate} ({', '.join(str(g) for g in row.gates)})"
+        gate = f"{gate} ({row.gate_note})"
     return [
-        row.name,
+        label,
         metric_text(row.old),
         metric_text(row.new),
         row.delta_text,

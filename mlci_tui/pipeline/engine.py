@@ -467,11 +467,16 @@ class Engine:
         """Why a stage that exited 0 (or was cached) fails: a gate, or a missing out; and
         the gate. Noted in its log."""
         for gate in stage.gates:
-            failure = gate.evaluate(sink.metrics)
+            metrics: Mapping[str, float] = sink.metrics
+            if gate.stage not in (None, stage.name):
+                # A gate on a stage it needs reads that stage's metrics: it ended before.
+                owner = self._finished.get(gate.stage)
+                metrics = {} if owner is None else owner.metrics
+            failure = gate.evaluate(metrics)
             if failure is not None:
-                message = f"gate {gate} failed: {failure}"
-                sink.note(message)
-                return message, str(gate)
+                # What broke, with the value (`loss 1.334 > 0.7`), not what was asked.
+                sink.note(failure)
+                return failure, str(gate)
         for out in stage.products:
             if not os.path.lexists(out):  # a link is an out as it is, even to nothing
                 what = "artifact" if out == stage.artifact else "out"

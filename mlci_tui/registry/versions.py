@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlci_tui.config import Config
 from mlci_tui.errors import RegistryError
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.registry.artifacts import commit_copy, digest, stage_copy
 from mlci_tui.registry.audit import is_stale
 from mlci_tui.states import VersionStatus
@@ -65,7 +66,7 @@ class Registry:
     def register(
         self,
         run_id: int,
-        metrics: Mapping[str, float],
+        metrics: Mapping[MetricKey, float],
         params: Mapping[str, object] | None = None,
     ) -> tuple[VersionRecord, bool]:
         """Copy the run's artifact into the store as the next version ``vN``; or, when

@@ -29,6 +29,7 @@ from mlci_tui.config import Config, StageConfig, with_masked_params
 from mlci_tui.errors import MlciError, RegistryError, StoreError, UsageError
 from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
 from mlci_tui.masking import SecretMasker
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult
 from mlci_tui.pipeline.executors.base import AttemptResult
@@ -329,10 +330,12 @@ class Runner:
 
     def _register(self, finished: Mapping[str, StageFinished]) -> VersionRecord:
         """Register the run's artifact, with the metrics of its finished stages."""
-        metrics: dict[str, float] = {}
-        for name in self.config.stages:
-            if name in finished:
-                metrics.update(finished[name].metrics)
+        metrics = {
+            MetricKey(name, metric): value
+            for name in self.config.stages
+            if name in finished
+            for metric, value in finished[name].metrics.items()
+        }
         version, self.new_version = self.registry.register(self.run_id, metrics, self.config.params)
         return version
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from mlci_tui.checks import Check
 from mlci_tui.config import param_text
 from mlci_tui.errors import NotFound, UsageError
+from mlci_tui.metric_keys import MetricKey, labels
 from mlci_tui.states import DeployOutcome, StageState
 from mlci_tui.store.db import Store
 from mlci_tui.store.records import RunRecord, VersionRecord
@@ -41,14 +42,13 @@ class Side(NamedTuple):
         return self.run.params if self.run is not None else {}
 
     @property
-    def metrics(self) -> dict[str, float]:
-        """Every metric by name; a later stage's value wins, as a version records them."""
-        if self.version is not None and self.version.metrics:
-            return dict(self.version.metrics)
-        merged: dict[str, float] = {}
+    def metrics(self) -> dict[MetricKey, float]:
+        """Every metric by stage and name: what the version recorded, and all its run's
+        stages reported (the monitor's too: it measured the version live)."""
+        recorded = dict(self.version.metrics) if self.version is not None else {}
         for stage in self.run.stages if self.run is not None else ():
-            merged.update(stage.metrics)
-        return merged
+            recorded.update((MetricKey(stage.name, n), v) for n, v in stage.metrics.items())
+        return recorded
 
     @property
     def sha256(self) -> str | None:
@@ -56,6 +56,7 @@ class Side(NamedTuple):
 
 
 class MetricRow(NamedTuple):
+    stage: str
     name: str
     old: float | None
     new: float | None
@@ -110,6 +111,11 @@ class MetricRow(NamedTuple):
         return f"{_signed(percent, 3)}%"
 
     @property
+    def gate_note(self) -> str:
+        """What follows the verdict: what broke (``loss 1.334 > 0.7``), else the gates."""
+        return ", ".join(self.failed_gates() or [str(g) for g in self.gates])
+
+    @property
     def gate_text(self) -> str:
         if not self.gates:
             return ""
@@ -152,6 +158,17 @@ class Comparison(NamedTuple):
     stages: tuple[StageRow, ...]
 
     @property
+    def metric_labels(self) -> list[str]:
+        """Each metric row's name, as ``stage.name`` where two stages here report it."""
+        shown = labels(MetricKey(m.stage, m.name) for m in self.metrics)
+        return [shown[MetricKey(m.stage, m.name)] for m in self.metrics]
+
+    @property
+    def title(self) -> str:
+        """``v1 (run 2) → v2 (run 3)``: old to new, as the columns below it read."""
+        return f"{self.old.label} → {self.new.label}"
+
+    @property
     def artifact_text(self) -> str:
         old, new = self.old.sha256, self.new.sha256
         if old is None and new is None:
@@ -180,6 +197,7 @@ class Comparison(NamedTuple):
             ],
             "metrics": [
                 {
+                    "stage": m.stage,
                     "name": m.name,
                     "old": m.old,
                     "new": m.new,
@@ -187,6 +205,7 @@ class Comparison(NamedTuple):
                     "delta_percent": _round(m.delta_percent),
                     "gates": [str(g) for g in m.gates],
                     "gate": m.gate_text or None,
+                    "failed_gates": m.failed_gates(),
                 }
                 for m in self.metrics
             ],
@@ -267,7 +286,8 @@ def _version_side(store: Store, version: VersionRecord) -> Side:
     return Side(None if version.run_id is None else store.run(version.run_id), version)
 
 
-def compare(old: Side, new: Side, gates: Sequence[Check]) -> Comparison:
+def compare(old: Side, new: Side, gates: Sequence[tuple[MetricKey, Check]]) -> Comparison:
+    """``gates``: each with the metric it checks (`Config.gates`)."""
     old_params, new_params = _flat(old.params), _flat(new.params)
     params = tuple(
         ParamRow(name, old_params.get(name), new_params.get(name))
@@ -276,12 +296,13 @@ def compare(old: Side, new: Side, gates: Sequence[Check]) -> Comparison:
     old_metrics, new_metrics = old.metrics, new.metrics
     metrics = tuple(
         MetricRow(
-            name,
-            old_metrics.get(name),
-            new_metrics.get(name),
-            tuple(g for g in gates if g.metric == name),
+            key.stage,
+            key.name,
+            old_metrics.get(key),
+            new_metrics.get(key),
+            tuple(gate for on, gate in gates if on == key),
         )
-        for name in _union(old_metrics, new_metrics)
+        for key in _union(old_metrics, new_metrics)
     )
     old_stages = {s.name: s for s in old.run.stages} if old.run else {}
     new_stages = {s.name: s for s in new.run.stages} if new.run else {}
@@ -298,7 +319,7 @@ def compare(old: Side, new: Side, gates: Sequence[Check]) -> Comparison:
     return Comparison(old, new, params, metrics, stages)
 
 
-def _union(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
+def _union(first: Mapping[Any, Any], second: Mapping[Any, Any]) -> list[Any]:
     return list(dict.fromkeys([*first, *second]))
 
 

@@ -219,6 +219,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE versions ADD COLUMN analysis_owed INTEGER;
     """,
+    # A version's metrics by stage, as [[stage, name, value], ...]: evaluate's accuracy
+    # and the monitor's are two metrics. The names a version kept are found again among
+    # its run's stages (deploy and monitor ran after it was registered).
+    """
+    UPDATE versions SET metrics = (
+        SELECT json_group_array(json_array(m.stage, m.name, m.value)) FROM metrics AS m
+        WHERE m.run_id = versions.run_id AND m.stage NOT IN ('deploy', 'monitor')
+        AND m.name IN (SELECT key FROM json_each(versions.metrics))
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from mlci_tui import procs
 from mlci_tui.checks import Check
 from mlci_tui.errors import NotFound, StoreError
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import paths
 from mlci_tui.store.compare import Comparison, compare, resolve
@@ -226,7 +227,9 @@ class StoreReader:
                 for _, name in store.series_names(run_id, stage)
             ]
 
-    def comparison(self, old: str, new: str, gates: Sequence[Check]) -> Comparison:
+    def comparison(
+        self, old: str, new: str, gates: Sequence[tuple[MetricKey, Check]]
+    ) -> Comparison:
         """``old`` and ``new`` (``12``, ``v3``, ``live``, ``latest``) side by side."""
         with self._lock:
             store = self._open()

@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from mlci_tui.events import StoreName
+from mlci_tui.metric_keys import MONITOR, MetricKey, to_json
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.units import metric_text
 
@@ -170,7 +171,8 @@ class VersionRecord(NamedTuple):
     is_dir: bool
     sha256: str
     size_bytes: int
-    metrics: Mapping[str, float]
+    metrics: Mapping[MetricKey, float]
+    """What the stages of the run that built it reported, before it was registered."""
     status: VersionStatus
     git_commit: str | None = None
     git_dirty: bool | None = None
@@ -188,11 +190,18 @@ class VersionRecord(NamedTuple):
     def name(self) -> str:
         return f"v{self.number}"
 
-    def live_text(self, metrics: Sequence[str]) -> str:
-        """The key ``metrics`` of its newest monitor sample: ``accuracy 0.5875``; ``-``
-        when it was never sampled (the other sampled metrics when none of those)."""
+    @property
+    def all_metrics(self) -> dict[MetricKey, float]:
+        """Its metrics and, as the monitor's, those of its newest monitor sample."""
+        live = {MetricKey(MONITOR, name): value for name, value in self.live_metrics.items()}
+        return {**self.metrics, **live}
+
+    def live_text(self, metrics: Sequence[MetricKey]) -> str:
+        """The key ``metrics``' names in its newest monitor sample: ``accuracy 0.5875``;
+        ``-`` when it was never sampled (the other sampled metrics when none of those)."""
         live = self.live_metrics
-        names = [name for name in metrics if name in live] or sorted(live)[:2]
+        wanted = dict.fromkeys(key.name for key in metrics)
+        names = [name for name in wanted if name in live] or sorted(live)[:2]
         return "  ".join(f"{name} {metric_text(live[name])}" for name in names) or "-"
 
     def to_json(self) -> dict[str, Any]:
@@ -208,8 +217,10 @@ class VersionRecord(NamedTuple):
             "pruned": self.pruned_at is not None,
             "git_commit": self.git_commit,
             "git_dirty": self.git_dirty,
-            "metrics": dict(self.metrics),
-            "live_metrics": dict(self.live_metrics),
+            "metrics": to_json(self.metrics),
+            "live_metrics": to_json(
+                {MetricKey(MONITOR, n): v for n, v in self.live_metrics.items()}
+            ),
             "params": dict(self.params),
         }
 

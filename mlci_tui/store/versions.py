@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import DeployOutcome, VersionStatus
 from mlci_tui.store.connection import Connection
 from mlci_tui.store.records import VersionRecord
@@ -28,7 +29,7 @@ class VersionsTable(Connection):
         is_dir: bool,
         sha256: str,
         size_bytes: int,
-        metrics: Mapping[str, float],
+        metrics: Mapping[MetricKey, float],
         git_commit: str | None,
         git_dirty: bool | None,
         params: Mapping[str, object] | None = None,
@@ -47,7 +48,7 @@ class VersionsTable(Connection):
                     is_dir,
                     sha256,
                     size_bytes,
-                    json.dumps(dict(metrics)),
+                    json.dumps([[k.stage, k.name, v] for k, v in metrics.items()]),
                     git_commit,
                     git_dirty,
                     VersionStatus.REGISTERED.value,
@@ -176,7 +177,7 @@ def _version(row: sqlite3.Row) -> VersionRecord:
         is_dir=bool(row["is_dir"]),
         sha256=row["sha256"],
         size_bytes=row["size_bytes"],
-        metrics=json.loads(row["metrics"]),
+        metrics={MetricKey(stage, name): v for stage, name, v in json.loads(row["metrics"])},
         status=_STATUSES[row["status"]],
         git_commit=row["git_commit"],
         git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),

@@ -26,6 +26,7 @@ from tests.helpers import (
     mlci_env,
     pid_alive,
     read_pids,
+    run,
     run_python,
     setup,
     versions,
@@ -518,6 +519,28 @@ def test_an_older_store_is_migrated_and_keeps_its_runs(project: Project) -> None
     db.close()
 
 
+def test_a_store_whose_versions_kept_metrics_by_name_alone_finds_their_stages(
+    project: Project,
+) -> None:
+    """Before a metric was its stage and its name, a version kept ``{name: value}``:
+    the migration finds each name's stage among its run's, never the monitor's."""
+    from mlci_tui.store.db import MIGRATIONS
+
+    setup(project)
+    assert run(project, 1) == 0
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    db.execute("""UPDATE versions SET metrics = '{"accuracy": 0.9, "f1": 0.8}'""")
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    db.commit()
+    db.close()
+    [version] = json.loads(project.mlci("versions", "--json").stdout)
+    assert version["metrics"] == [
+        {"stage": "evaluate", "name": "accuracy", "value": 0.9},
+        {"stage": "evaluate", "name": "f1", "value": 0.8},
+    ]
+    assert version["live_metrics"] == [{"stage": "monitor", "name": "accuracy", "value": 0.95}]
+
+
 def test_help_and_version() -> None:
     result = run_python("-m", "mlci_tui", "--help")
     assert result.returncode == 0 and "run" in result.stdout and "logs" in result.stdout
@@ -748,7 +771,7 @@ timeout = "5s"
     [
         ('command = "exit 3"', "exit code 3"),
         ('command = "sleep 30"\ntimeout = "0.5s"', "timed out after"),
-        ('command = "echo ::metric loss=2"\ngates = ["loss <= 1"]', "gate loss <= 1 failed"),
+        ('command = "echo ::metric loss=2"\ngates = ["loss <= 1"]', "loss 2 > 1"),
         ('command = "true"\nouts = ["made"]', "was not produced"),
     ],
 )

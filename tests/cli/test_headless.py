@@ -40,7 +40,7 @@ def test_status_exits_1_for_a_run_that_did_not_pass_and_shows_its_metrics(
 def test_a_failed_gate_is_printed_once(project: Project) -> None:
     project.write(GATED)
     out = project.mlci("run").stdout.decode()
-    assert out.count("gate accuracy >= 0.9 failed") == 1
+    assert out.count("-- accuracy 0.5 < 0.9") == 1, out
     assert "[train]         -- failed in" in out
 
 

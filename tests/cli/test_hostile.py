@@ -255,8 +255,14 @@ samples = 1
         assert form.encode() not in everything, form
     assert everything.count(b"url ***") >= 3
     version = json.loads(project.mlci("versions", "--json", env=env).stdout)[0]
-    assert set(version["metrics"]) == {"***_f1", "ok"}
-    assert set(version["live_metrics"]) == {"***", "ok"}
+    assert {(m["stage"], m["name"]) for m in version["metrics"]} == {
+        ("train", "***_f1"),
+        ("train", "ok"),
+    }
+    assert {(m["stage"], m["name"]) for m in version["live_metrics"]} == {
+        ("monitor", "***"),
+        ("monitor", "ok"),
+    }
 
 
 def test_the_alert_timeout_stops_a_command_that_waits_on_its_own_session(

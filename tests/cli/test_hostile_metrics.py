@@ -138,9 +138,7 @@ def test_junit_of_a_run_with_hostile_metrics_and_a_failed_gate_is_valid(project:
     junit = project.path / "junit.xml"
     assert project.mlci("run", "--junit", str(junit)).returncode == 1
     case = next(iter(next(iter(junitparser.JUnitXml.fromfile(str(junit))))))
-    assert case.result[0].message == (
-        "gate x >= 1.7976931348623157e+308 failed: x 1.7e+308 < 1.7976931348623157e+308"
-    )
+    assert case.result[0].message == "x 1.7e+308 < 1.7976931348623157e+308"
 
 
 GATES = """
@@ -163,7 +161,7 @@ def test_a_metric_exactly_on_its_threshold_passes_the_gates_that_include_it(
     ):
         project.write(GATES.replace("{gates}", json.dumps(gate)))
         assert project.mlci("run", "--force").returncode == 1
-        assert project.stage("evaluate")["message"] == f"gate {gate} failed: {shown}"
+        assert project.stage("evaluate")["message"] == shown
 
 
 def test_metrics_of_a_run_without_metrics_finds_nothing_and_exits_1(project: Project) -> None:

@@ -714,6 +714,15 @@ def test_the_demo_runs_twice_and_the_second_run_is_cached(tmp_path: Path) -> Non
     }
     versions = json.loads(demo.mlci("versions", "--json").stdout)
     assert [(v["version"], v["status"]) for v in versions] == [("v2", "live"), ("v1", "previous")]
+    # Another seed is another model: the diff a newcomer tries first shows a difference.
+    diff = json.loads(demo.mlci("diff", "--json").stdout)
+    assert (diff["old"]["version"], diff["new"]["version"]) == ("v1", "v2")
+    evaluated = {m["name"]: m["delta"] for m in diff["metrics"] if m["stage"] == "evaluate"}
+    assert set(evaluated) == {"accuracy", "precision", "recall", "f1"}
+    assert any(delta for delta in evaluated.values()), diff["metrics"]
+    # Each metric is reported once: one point of each of evaluate's series.
+    series = json.loads(demo.mlci("metrics", "--run", "3", "--json").stdout)["stages"]["evaluate"]
+    assert {name: len(points) for name, points in series.items()} == dict.fromkeys(evaluated, 1)
 
 
 def test_a_dep_that_cannot_be_read_fails_its_stage_in_one_line(project: Project) -> None:

@@ -44,7 +44,10 @@ def test_a_passing_run_registers_deploys_and_monitors_a_version(project: Project
     assert v1["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
     assert v1["size_bytes"] == len("model 1\n")
     assert v1["status"] == "live" and v1["run_id"] == 1
-    assert v1["metrics"] == {"accuracy": 0.9, "f1": 0.8}
+    assert v1["metrics"] == [
+        {"stage": "evaluate", "name": "accuracy", "value": 0.9},
+        {"stage": "evaluate", "name": "f1", "value": 0.8},
+    ]
     assert v1["created_at"].endswith("+00:00") and v1["git_commit"] is None
     assert served(project) == "model 1\n"
     pointer = json.loads((project.state_dir / "current.json").read_text())

@@ -34,6 +34,8 @@ from tests.helpers import (
     github_commands,
     gitlab_sections,
     mlci_env,
+    run,
+    setup,
 )
 
 JUNIT_SCHEMA = Path(__file__).parents[1] / "junit.xsd"
@@ -281,7 +283,9 @@ def test_diff_of_two_runs_as_text_json_and_markdown(project: Project) -> None:
     text = project.mlci("diff", "1", "2")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.decode().splitlines()
-    assert lines[0] == "v2 (run 2) against v1 (run 1)"
+    # Old → new in the title, in that order in every table, and Δ = new − old.
+    assert lines[0] == "v1 (run 1) → v2 (run 2)"
+    assert lines[lines.index("") + 1].split() == ["PARAM", "V1", "(RUN", "1)", "V2", "(RUN", "2)"]
     assert re.fullmatch(r"artifact: sha256 [0-9a-f]{12} → [0-9a-f]{12}", lines[1])
     assert ["train.lr", "0.1", "→", "0.12"] in [line.split() for line in lines]
     accuracy = next(line.split() for line in lines if line.startswith("accuracy"))
@@ -311,9 +315,75 @@ def test_diff_of_two_runs_as_text_json_and_markdown(project: Project) -> None:
         ("deploy", "passed", "passed"),
     ]
     md = project.mlci("diff", "1", "2", "--md").stdout.decode()
-    assert "### v2 (run 2) against v1 (run 1)" in md
+    assert "### v1 (run 1) → v2 (run 2)" in md
+    assert "| metric | v1 (run 1) | v2 (run 2) | Δ | Δ% | gate |" in md
     assert "| train.lr | 0.1 | 0.12 |" in md
     assert "| accuracy | 0.9 | 0.88 | -0.02 | -2.22% | pass (accuracy \\>= 0.85) |" in md
+
+
+def test_a_diff_keeps_evaluates_and_the_monitors_accuracy_apart(project: Project) -> None:
+    """Evaluate reports accuracy 0.9 for every model; the monitor measures the second
+    one at 0.645 live, and it is rolled back. Both accuracies are in the diff."""
+    setup(project)
+    assert run(project, 1) == 0
+    (project.path / "quality").write_text("0.645")
+    run(project, 2)
+    assert project.status()["state"] == "rolled_back"
+    lines = project.mlci("diff", "1", "2").stdout.decode().splitlines()
+    rows = {line.split()[0]: line.split()[1:3] for line in lines if "accuracy" in line}
+    assert rows == {"evaluate.accuracy": ["0.9", "0.9"], "monitor.accuracy": ["0.95", "0.645"]}
+    assert any(line.split()[:3] == ["f1", "0.8", "0.8"] for line in lines)  # one stage: bare
+    data = json.loads(project.mlci("diff", "1", "2", "--json").stdout)
+    shown = {(m["stage"], m["name"]): (m["old"], m["new"]) for m in data["metrics"]}
+    assert shown == {
+        ("evaluate", "accuracy"): (0.9, 0.9),
+        ("evaluate", "f1"): (0.8, 0.8),
+        ("monitor", "accuracy"): (0.95, 0.645),
+    }
+    # The versions, as the registry kept them: each metric with its stage.
+    versions = json.loads(project.mlci("versions", "--json").stdout)
+    assert versions[0]["metrics"] == [
+        {"stage": "evaluate", "name": "accuracy", "value": 0.9},
+        {"stage": "evaluate", "name": "f1", "value": 0.8},
+    ]
+    assert versions[0]["live_metrics"] == [{"stage": "monitor", "name": "accuracy", "value": 0.645}]
+    report = project.mlci("report", "--run", "2").stdout.decode()
+    assert "monitor.accuracy" in report and "evaluate.accuracy" in report
+
+
+def test_version_columns_are_the_gated_metrics_and_a_gate_may_check_a_stage_it_needs(
+    project: Project,
+) -> None:
+    setup(project)
+    config = project.config_path.read_text()
+    config = config.replace('needs = ["train"]\n', 'needs = ["train"]\ngates = ["f1 >= 0.5"]\n', 1)
+    config = config.replace(
+        'checks = ["accuracy >= 0.85"]', 'checks = ["accuracy >= 0.85", "latency_ms <= 50"]'
+    )
+    config = config.replace("accuracy=$(cat quality", "latency_ms=3 accuracy=$(cat quality")
+    project.config_path.write_text(config)
+    assert run(project, 1) == 0
+    # No key_metrics: the gated ones; latency_ms is the monitor's alone, and every
+    # version's column of it would be empty.
+    header = project.mlci("versions").stdout.decode().splitlines()[0].split()
+    assert header == ["VERSION", "CREATED", "STATUS", "F1", "LIVE", "RUN", "DESCRIPTION"]
+    # Named by stage, and as a gate on a stage it needs.
+    config = config.replace(
+        "[registry]\n", '[registry]\nkey_metrics = ["f1", "evaluate.accuracy"]\n'
+    )
+    project.config_path.write_text(config.replace('"f1 >= 0.5"', '"train.loss <= 0.5"'))
+    (project.path / "loss").write_text("1.334")
+    project.config_path.write_text(
+        project.config_path.read_text().replace(
+            '> build/model.txt"', '> build/model.txt; echo ::metric loss=$(cat loss)"'
+        )
+    )
+    header = project.mlci("versions").stdout.decode().splitlines()[0].split()
+    assert header[3:5] == ["F1", "ACCURACY"]
+    assert run(project, 2) == 1
+    evaluate = project.stage("evaluate")
+    assert evaluate["message"] == "train.loss 1.334 > 0.5"
+    assert evaluate["failed_gate"] == "train.loss <= 0.5"
 
 
 def test_diff_of_versions_and_its_defaults(project: Project) -> None:
@@ -359,9 +429,9 @@ def test_report_markdown_has_the_stages_the_metrics_against_live_and_the_version
     md = project.mlci("report", "--md").stdout.decode()
     assert md.startswith("## tiny · run 3 · failed\n")
     assert "| evaluate | failed |" in md
-    assert "gate accuracy \\>= 0.85 failed: accuracy 0.7 \\< 0.85" in md
-    assert "### run 3 against v2 (run 2)" in md
-    assert "| accuracy | 0.88 | 0.7 | -0.18 | -20.45% | fail (accuracy \\>= 0.85) |" in md
+    assert "| evaluate | failed | " in md and " | accuracy 0.7 \\< 0.85 |" in md
+    assert "### v2 (run 2) → run 3" in md
+    assert "| accuracy | 0.88 | 0.7 | -0.18 | -20.45% | fail (accuracy 0.7 \\< 0.85) |" in md
     assert re.search(r"\| train · loss \| 3 \| 0\.1 \| [▁-█]{3} \|", md)
     passed = project.mlci("report", "--md", "--run", "2").stdout.decode()
     assert re.search(r"- registered v2 \(sha256 [0-9a-f]{12}, now live\)", passed)
@@ -374,9 +444,9 @@ def test_report_markdown_has_the_stages_the_metrics_against_live_and_the_version
         ("evaluate", "accuracy", 1),
     }
     text = project.mlci("report", "--run", "2").stdout.decode()
-    assert "registered v2" in text and "v2 (run 2) against v1 (run 1)" in text
+    assert "registered v2" in text and "v1 (run 1) → v2 (run 2)" in text
     first = project.mlci("report", "--md", "--run", "1").stdout.decode()
-    assert "against" not in first  # nothing was live before run 1
+    assert "### " not in first  # nothing was live before run 1: no diff
 
 
 def test_a_report_larger_than_the_cap_is_cut_at_a_line_with_a_note(project: Project) -> None:
@@ -489,7 +559,7 @@ def test_junit_has_a_case_per_stage_a_failed_gate_a_skipped_and_a_cached_stage(
     assert cases["lint"].is_passed and cases["prepare"].is_passed
     [failure] = cases["evaluate"].result
     assert isinstance(failure, junitparser.Failure)
-    assert failure.message == "gate accuracy >= 0.9 failed: accuracy 0.5 < 0.9"
+    assert failure.message == "accuracy 0.5 < 0.9"
     assert failure.type == "gate"
     lines = failure.text.splitlines()
     assert len(lines) == 50 and lines[-1] == "::metric accuracy=0.5"

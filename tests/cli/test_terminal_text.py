@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from mlci_tui.cli import main
 from mlci_tui.config import load_config
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
 from tests.helpers import PYTHON, Project, mlci_env
@@ -269,7 +270,7 @@ def _hostile_store(state_dir: Path, config_path: str, text: str) -> None:
             is_dir=False,
             sha256=f"{number:x}" * 64,
             size_bytes=1,
-            metrics={"acc": 0.5 * number},
+            metrics={MetricKey("train", "acc"): 0.5 * number},
             git_commit=text,
             git_dirty=False,
             params={"note": text},

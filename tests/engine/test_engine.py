@@ -233,17 +233,15 @@ needs = ["evaluate"]
     stage = result.stages["evaluate"]
     assert stage.state is StageState.FAILED and stage.exit_code == 0
     assert stage.failed_gate == "accuracy >= 0.85"
-    assert stage.message == "gate accuracy >= 0.85 failed: accuracy 0.61 < 0.85"
+    # What broke it, with the value: not the gate as written.
+    assert stage.message == "accuracy 0.61 < 0.85"
     assert result.stages["deploy"].state is StageState.SKIPPED
 
 
 async def test_a_gate_on_a_metric_never_reported_fails(project: Project) -> None:
     engine, _ = engine_for(project, '[stages.e]\ncommand = "true"\ngates = ["auc > 0.5"]\n')
     result = await engine.run()
-    assert (
-        result.stages["e"].message
-        == "gate auc > 0.5 failed: auc was not reported (needed by auc > 0.5)"
-    )
+    assert result.stages["e"].message == "auc was not reported (needed by auc > 0.5)"
 
 
 async def test_missing_artifact_fails_the_stage(project: Project) -> None:

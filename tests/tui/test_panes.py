@@ -174,8 +174,10 @@ async def test_versions_show_the_monitor_latest_metrics_beside_the_evaluation(
     (project.path / "quality").write_text("0.5875")
     assert run(project, 2) == 1  # v2 is rolled back for its live accuracy
     versions = {v["version"]: v for v in json.loads(project.mlci("versions", "--json").stdout)}
-    assert versions["v2"]["metrics"]["accuracy"] == 0.9
-    assert versions["v2"]["live_metrics"] == {"accuracy": 0.5875}
+    assert {"stage": "evaluate", "name": "accuracy", "value": 0.9} in versions["v2"]["metrics"]
+    assert versions["v2"]["live_metrics"] == [
+        {"stage": "monitor", "name": "accuracy", "value": 0.5875}
+    ]
     table_text = project.mlci("versions").stdout.decode()
     assert "LIVE" in table_text.splitlines()[0]
     assert "accuracy 0.5875" in next(line for line in table_text.splitlines() if "v2" in line)

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.config import load_config
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
 from mlci_tui.tui.app import MlciApp, make_app
@@ -85,7 +86,7 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
             is_dir=False,
             sha256=f"{number:x}" * 64,
             size_bytes=1,
-            metrics={"m": value, LONG: n[0]},
+            metrics={MetricKey("train", "m"): value, MetricKey("train", LONG): n[0]},
             git_commit=None,
             git_dirty=None,
         )

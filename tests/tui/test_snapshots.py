@@ -27,6 +27,7 @@ import pytest
 from textual.widgets import Input
 
 from mlci_tui.config import load_config
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import (
     DeployKind,
     DeployOutcome,
@@ -80,7 +81,10 @@ def make_store(
     setup(project)
     config_path = project.config_path
     # The pipeline's name is in the header: a realistic one.
-    config_path.write_text(config_path.read_text().replace('name = "tiny"', 'name = "churn-model"'))
+    text = config_path.read_text().replace('name = "tiny"', 'name = "churn-model"')
+    # One key metric, named by its stage (the versions' metrics are evaluate's).
+    text = text.replace("[registry]\n", '[registry]\nkey_metrics = ["evaluate.accuracy"]\n')
+    config_path.write_text(text)
     config = load_config(config_path, environ={})
     store = Store.open(config.pipeline.state_dir)
     for number in (1, 2, 3):
@@ -106,7 +110,10 @@ def make_store(
             is_dir=False,
             sha256=f"{number:x}" * 64,
             size_bytes=42,
-            metrics={"accuracy": accuracy, "f1": accuracy - 0.03},
+            metrics={
+                MetricKey("evaluate", "accuracy"): accuracy,
+                MetricKey("evaluate", "f1"): accuracy - 0.03,
+            },
             git_commit=f"{number}abc0123def",
             git_dirty=False,
             params={"train.lr": 0.05 if number < 3 else 0.02, "train.epochs": 40},

@@ -31,6 +31,7 @@ from mlci_tui.commands.junit import junit_xml
 from mlci_tui.config import load_config
 from mlci_tui.events import StageMetrics, StageNoted
 from mlci_tui.masking import SecretMasker
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.pipeline.output import MAX_METRIC_NOTES, OutputSink, read_metrics_file
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, Stream, VersionStatus
@@ -144,7 +145,7 @@ def record(store: Store, scratch: Path, config_path: Path, number: int, run: Pri
         is_dir=False,
         sha256=f"{number:x}" * 64,
         size_bytes=1,
-        metrics=dict(sink.metrics),
+        metrics={MetricKey("train", k): v for k, v in sink.metrics.items()},
         git_commit=None,
         git_dirty=None,
     )

@@ -43,7 +43,8 @@ class DiffScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         c = self.comparison
         with VerticalScroll():
-            yield Static(plain(f"{c.new.label} against {c.old.label}"), classes="diff--title")
+            # Old → new, left to right, in the title and every table; Δ is new − old.
+            yield Static(plain(c.title), classes="diff--title")
             yield Static(plain(c.artifact_text))
             yield Static(self._params(), classes="diff--section")
             if c.metrics:
@@ -56,16 +57,16 @@ class DiffScreen(ModalScreen[None]):
         changed = [p for p in self.comparison.params if p.changed]
         if not changed:
             return Text("params: the same", style="dim")
-        table = _table("PARAM", "OLD", "NEW")
+        table = _table("PARAM", *self._sides())
         for row in changed:
             table.add_row(plain(row.name), plain(row.old_text), plain(row.new_text))
         return table
 
     def _metrics(self) -> Table:
-        table = _table("METRIC", "OLD", "NEW", "Δ", "Δ%", "GATE")
-        for row in self.comparison.metrics:
+        table = _table("METRIC", *self._sides(), "Δ", "Δ%", "GATE")
+        for row, label in zip(self.comparison.metrics, self.comparison.metric_labels, strict=True):
             table.add_row(
-                plain(row.name),
+                plain(label),
                 metric_cell(row.old),
                 metric_cell(row.new),
                 Text(row.delta_text, justify="right"),
@@ -74,9 +75,12 @@ class DiffScreen(ModalScreen[None]):
             )
         return table
 
+    def _sides(self) -> tuple[str, str]:
+        return self.comparison.old.label.upper(), self.comparison.new.label.upper()
+
     def _stages(self) -> Table:
         c = self.comparison
-        table = _table("STAGE", c.old.label.upper(), c.new.label.upper())
+        table = _table("STAGE", *self._sides())
         for row in c.stages:
             table.add_row(
                 plain(row.name),
@@ -88,8 +92,9 @@ class DiffScreen(ModalScreen[None]):
 
 def _table(*headers: str) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for header in headers:
-        table.add_column(Text(header), no_wrap=True)
+    for index, header in enumerate(headers):
+        # On a narrow screen the gates' words wrap, so that names and Δ stay whole.
+        table.add_column(Text(header), no_wrap=header != "GATE" or index == 0)
     return table
 
 
@@ -99,7 +104,7 @@ def _gate(row: MetricRow) -> Text:
     verdict = row.gate_text
     style = "green" if verdict == "pass" else "bold red"
     text = Text(verdict, style=style)
-    text.append(" " + ", ".join(str(g) for g in row.gates), style="dim")
+    text.append(" " + row.gate_note, style="dim")
     return text
 
 

@@ -20,6 +20,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from mlci_tui.metric_keys import MONITOR, MetricKey, labels
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.store.series import Series
 from mlci_tui.textsafe import terminal_line
@@ -200,38 +201,51 @@ class VersionPlotScreen(PlotScreen):
         Binding("m", "next_metric", "Next metric", id="plot.next-metric")
     ]
 
-    def __init__(self, versions: Sequence[VersionRecord], metrics: Sequence[str]) -> None:
+    def __init__(self, versions: Sequence[VersionRecord], metrics: Sequence[MetricKey]) -> None:
         self.versions = sorted(versions, key=lambda v: v.number)
-        known = {name for v in self.versions for name in (*v.metrics, *v.live_metrics)}
-        self.metric_names = [m for m in metrics if m in known] or sorted(known)[:1]
+        known = {key for v in self.versions for key in v.all_metrics}
+        self.metric_keys = [m for m in metrics if m in known] or sorted(known)[:1]
         self.metric = 0
         super().__init__(self._title(), "version")
 
     def _title(self) -> str:
-        name = self.metric_names[self.metric] if self.metric_names else "-"
-        return f"{name} across versions · press m for the next metric"
+        if not self.metric_keys:
+            return "- across versions · press m for the next metric"
+        key = self.metric_keys[self.metric]
+        return f"{labels(self.metric_keys)[key]} across versions · press m for the next metric"
 
     def on_mount(self) -> None:
         self.redraw()
 
     def action_next_metric(self) -> None:
-        if self.metric_names:
-            self.metric = (self.metric + 1) % len(self.metric_names)
+        if self.metric_keys:
+            self.metric = (self.metric + 1) % len(self.metric_keys)
             self.query_one(".plot--title", Static).update(_title_text(self._title()))
             self.redraw()
 
     def lines(self) -> list[PlotLine]:
-        if not self.metric_names:
+        """The metric as each version was evaluated, and what the monitor measured of the
+        same name live: two metrics, named ``stage.name`` where both are shown."""
+        if not self.metric_keys:
             return []
-        name = self.metric_names[self.metric]
-        evaluated = [(float(v.number), v.metrics[name]) for v in self.versions if name in v.metrics]
-        live = [
-            (float(v.number), v.live_metrics[name]) for v in self.versions if name in v.live_metrics
-        ]
-        return [
-            PlotLine(f"{name} evaluated", [x for x, _ in evaluated], [y for _, y in evaluated], 0),
-            PlotLine(f"{name} live", [x for x, _ in live], [y for _, y in live], 1),
-        ]
+        key = self.metric_keys[self.metric]
+        live_key = MetricKey(MONITOR, key.name)
+        keys = [key] if key == live_key else [key, live_key]
+        points = {
+            one: [
+                (float(v.number), v.all_metrics[one]) for v in self.versions if one in v.all_metrics
+            ]
+            for one in keys
+        }
+        # Named stage.name only where both lines hold points: two stages report the name.
+        shown = labels(one for one in keys if points[one] or one == key)
+        lines = []
+        for one in keys:
+            kind = "live" if one == live_key else "evaluated"
+            name = shown.get(one, one.name)
+            xs, ys = [x for x, _ in points[one]], [y for _, y in points[one]]
+            lines.append(PlotLine(f"{name} {kind}", xs, ys, 1 if kind == "live" else 0))
+        return lines
 
     def empty_text(self) -> str:
         return "no version has metrics yet: a full run that passes registers one"

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlci_tui.config import param_text
+from mlci_tui.metric_keys import MetricKey, labels
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import metric_cell, plain, state_text
@@ -18,21 +19,22 @@ MAX_PARAMS = 6
 
 
 def comparison(
-    current: VersionRecord | None, target: VersionRecord, now: float, metrics: list[str]
+    current: VersionRecord | None, target: VersionRecord, now: float, metrics: list[MetricKey]
 ) -> Table:
     """A table of the live version and the target: metrics, sha256, age, run."""
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
     table.add_column("")
     table.add_column(Text(f"now: {current.name}" if current else "now: nothing live"))
     table.add_column(Text(f"after: {target.name}"))
-    names = list(metrics) + sorted(
-        {n for v in (current, target) if v for n in v.metrics} - set(metrics)
+    keys = list(metrics) + sorted(
+        {k for v in (current, target) if v for k in v.metrics} - set(metrics)
     )
-    for name in names[:8]:
+    shown = labels(keys[:8])
+    for key in keys[:8]:
         table.add_row(
-            plain(name),
-            metric_cell(current.metrics.get(name) if current else None),
-            metric_cell(target.metrics.get(name)),
+            plain(shown[key]),
+            metric_cell(current.metrics.get(key) if current else None),
+            metric_cell(target.metrics.get(key)),
         )
     # The params they were built with: those that differ first, as the reason they differ.
     params = {n for v in (current, target) if v for n in v.params}
@@ -88,7 +90,7 @@ def rollback_screen(
     target: VersionRecord,
     default: VersionRecord | None,
     now: float,
-    metrics: list[str],
+    metrics: list[MetricKey],
 ) -> ConfirmScreen:
     """``default`` is what `mlci rollback` without a version would pick: named when the
     target is another, so that a highlight moved long ago is not taken for it."""

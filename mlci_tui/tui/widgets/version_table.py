@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable
 
+from mlci_tui.metric_keys import MetricKey, labels
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.screens.search import filter_hint, filter_title
 from mlci_tui.tui.text import metric_cell, plain, state_text
@@ -65,7 +66,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         """The versions shown: those the filter keeps."""
         self.all_versions: list[VersionRecord] = []
         self.filter_text = ""
-        self.metrics: list[str] = []
+        self.metrics: list[MetricKey] = []
         self.default: int | None = None
         """The version the highlight rests on until someone moves it: the one
         `mlci rollback` would pick, else the live one."""
@@ -76,7 +77,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         """The columns left out and DESCRIPTION's width, as last built."""
 
     def show(
-        self, versions: Sequence[VersionRecord], metrics: Sequence[str], default: int | None
+        self, versions: Sequence[VersionRecord], metrics: Sequence[MetricKey], default: int | None
     ) -> None:
         """Replace the rows. The highlight stays on the version picked, or, when none
         was (or it is gone), moves to ``default`` as the table changes under it: it
@@ -114,8 +115,9 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
             ("created", "CREATED"),
             ("status", "STATUS"),
         ]
-        for name in metrics:
-            columns.append((f"metric:{name}", Text(name.upper()[:12], justify="right")))
+        shown = labels(metrics)
+        for key in metrics:
+            columns.append((f"metric:{key.text}", Text(shown[key].upper()[:12], justify="right")))
         columns += [("live", "LIVE"), ("description", "DESCRIPTION")]
         rows = []
         for version in self.versions:
@@ -129,7 +131,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
                     Text(version.name, style="bold"),
                     Text(created),
                     state_text(version.status),
-                    *(metric_cell(version.metrics.get(name)) for name in metrics),
+                    *(metric_cell(version.metrics.get(key)) for key in metrics),
                     plain(version.live_text(metrics)),
                     plain(description),
                 ]
@@ -350,7 +352,7 @@ class VersionPanel(Vertical):
     def show(
         self,
         versions: Sequence[VersionRecord],
-        metrics: Sequence[str],
+        metrics: Sequence[MetricKey],
         total: int,
         default: int | None,
     ) -> None:
@@ -366,4 +368,5 @@ class VersionPanel(Vertical):
             for v in reversed(versions[:TREND_WIDTH])
             if key is not None and key in v.metrics
         ]
-        self.heading.show(len(versions), total, key, points)
+        named = labels(metrics)[key] if key is not None else None
+        self.heading.show(len(versions), total, named, points)
