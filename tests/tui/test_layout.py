@@ -13,6 +13,7 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widget import Widget
 
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import VersionStatus
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.widgets.version_table import VersionPanel
@@ -20,6 +21,8 @@ from tests.helpers import settle, text_of, until
 from tests.tui.test_snapshots import EVERY_SIZE, demo_like_store, loaded
 
 BARS = set("▁▂▃▄▅▆▇█")
+
+ACCURACY = MetricKey("evaluate", "accuracy")
 
 
 def version(number: int, accuracy: float) -> VersionRecord:
@@ -32,7 +35,7 @@ def version(number: int, accuracy: float) -> VersionRecord:
         is_dir=False,
         sha256="0" * 64,
         size_bytes=1,
-        metrics={"accuracy": accuracy},
+        metrics={ACCURACY: accuracy},
         status=VersionStatus.PREVIOUS,
     )
 
@@ -54,7 +57,7 @@ async def trend_after(pilot: Pilot, accuracies: Sequence[float]) -> str:
     """The screen's line with the trend once versions v1… with ``accuracies`` (oldest
     first) are shown, newest first as the store gives them."""
     listed = [version(n, a) for n, a in enumerate(accuracies, 1)][::-1]
-    pilot.app.panel.show(listed, ["accuracy"], len(listed), None)
+    pilot.app.panel.show(listed, [ACCURACY], len(listed), None)
     await settle(pilot)
     return next(line for line in screen_lines(pilot) if BARS & set(line))
 
@@ -64,7 +67,7 @@ async def test_the_versions_trend_is_flat_when_flat_oldest_first_and_absent_befo
     async with app.run_test(size=(100, 20)) as pilot:
         await settle(pilot)
         assert not BARS & set("".join(screen_lines(pilot))), "bars before any version"
-        app.panel.show([], ["accuracy"], 0, None)
+        app.panel.show([], [ACCURACY], 0, None)
         await settle(pilot)
         lines = screen_lines(pilot)
         assert not BARS & set("".join(lines))

@@ -501,6 +501,7 @@ artifact = "build/model.json"
 [stages.evaluate]
 command = "true"
 needs = ["train"]
+gates = ["accuracy >= 0.90"]
 [deploy]
 command = "true"
 [monitor]
@@ -569,7 +570,10 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
             is_dir=False,
             sha256=f"{number:x}" * 64,
             size_bytes=42,
-            metrics={"accuracy": accuracy, "f1": accuracy - 0.02},
+            metrics={
+                MetricKey("evaluate", "accuracy"): accuracy,
+                MetricKey("evaluate", "f1"): accuracy - 0.02,
+            },
             git_commit=None,
             git_dirty=None,
             params={"train.seed": number - 1},
