@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         def action_log(self, action: str) -> None: ...
         def action_show_alerts(self) -> None: ...
         def action_pick_run(self) -> None: ...
+        def action_show_graph(self) -> None: ...
+        def action_toggle_run_log(self) -> None: ...
         def action_help(self) -> None: ...
         def rollback_to(self, number: int) -> None: ...
         def show_stage(self, name: str) -> None: ...
@@ -59,6 +61,17 @@ class DashboardCommands(Provider):
             ),
             ("Zoom", "the log over the whole screen, or back", partial(log, "zoom")),
             ("Wrap", "wrap long log lines on or off", partial(log, "toggle_wrap")),
+            (
+                "Copy",
+                "the lines in view, or the line a search found, to the clipboard",
+                partial(log, "copy"),
+            ),
+            (
+                "Whole run",
+                "every stage's log interleaved, or the selected stage's",
+                app.action_toggle_run_log,
+            ),
+            ("Graph", "which stage needs which, with their states", app.action_show_graph),
             ("Alerts", "every alert, and acknowledging them", app.action_show_alerts),
             ("Runs", "pick a past run to read its logs", app.action_pick_run),
             ("Help", "every key", app.action_help),

@@ -315,6 +315,12 @@ async def test_the_palette_runs_the_dashboard_commands(project: Project) -> None
         await chosen(pilot, "wrap")
         await pilot.press("enter")
         await until(pilot, lambda: app.query_one(LogView).wrap)
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
+        await pilot.press(*"graph")
+        await chosen(pilot, "graph")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "GraphScreen")
 
 
 async def test_a_progress_bar_is_one_line_in_the_pane_and_the_log(project: Project) -> None:
