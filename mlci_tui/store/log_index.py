@@ -42,6 +42,9 @@ redrawn for hours): a carriage return makes only its end show anyway."""
 # The start of a record that does not end its line: "TIME o+ ", after a newline.
 _PARTIAL = re.compile(rb"(?:^|\n)[0-9.]+ [oem]\+ ")
 _PARTIAL_TAG = re.compile(rb" [oem]\+ ")
+# A record of mlci's own (a note): it starts a line of its own, so a piece before it
+# ends its line there (a stage's last line without a newline, then why it failed).
+_NOTE = re.compile(rb"[0-9.]+ m\+? ")
 
 
 class LogIndex:
@@ -186,6 +189,8 @@ class LogIndex:
         partials = _partials(chunk, length)
         with self._lock:
             first = self._count
+            if self._partials and self._partials[-1] == first - 1 and _NOTE.match(chunk):
+                self._partials.pop()
             for offset, records in blocks:
                 self._offsets.append(base + offset)
                 self._numbers.append(self._count)
@@ -438,5 +443,7 @@ def _partials(chunk: bytes, length: int) -> list[int]:
         start = match.start() + (chunk[match.start()] == 0x0A)
         records += chunk.count(b"\n", counted, start)
         counted = start
-        found.append(records)
+        after = chunk.find(b"\n", start, length) + 1
+        if not (0 < after < length and _NOTE.match(chunk, after)):
+            found.append(records)
     return found

@@ -142,10 +142,14 @@ def join(records: Sequence[LogRecord]) -> LogRecord:
 
 def lines(records: Iterable[LogRecord]) -> list[LogRecord]:
     """``records`` as lines: a record that does not end its line is joined with
-    the records after it (a long line in pieces, a progress bar flushed early)."""
+    the records after it (a long line in pieces, a progress bar flushed early),
+    but for a note of mlci's, which starts a line of its own."""
     found: list[LogRecord] = []
     pieces: list[LogRecord] = []
     for record in records:
+        if pieces and record.stream is Stream.MESSAGE:
+            found.append(join(pieces))
+            pieces = []
         pieces.append(record)
         if not record.partial:
             found.append(join(pieces))

@@ -131,3 +131,30 @@ def test_pieces_of_a_line_are_one_line_found_by_search_and_counted(tmp_path: Pat
     assert index.search("before", 3, forward=False) == 0
     assert list(index.matches("30%")) == [1, 2]
     assert list(index.matches("absent")) == []
+
+
+def test_a_note_of_mlcis_starts_its_own_line_after_a_piece_however_it_is_indexed(
+    tmp_path: Path,
+) -> None:
+    """A stage's last line without a newline, then why it failed: two lines, whether
+    the index read the piece and the note at once or the note came later."""
+    path = tmp_path / "stage.log"
+    writer = LogWriter(path)
+    writer.write(log_records(Stream.STDOUT, b"no end", 1.0, partial=True))
+    later = LogIndex(path)
+    later.update()  # the piece alone: its line may still go on
+    assert len(later) == 1
+    writer.write(log_records(Stream.MESSAGE, b"exit code 3", 2.0))
+    writer.write(log_records(Stream.STDOUT, b"more ", 3.0, partial=True))
+    writer.write(log_records(Stream.STDOUT, b"of one line", 4.0))
+    writer.close()
+    later.update()
+    at_once = LogIndex(path)
+    at_once.update()
+    expected = [b"no end", b"exit code 3", b"more of one line"]
+    assert [r.content for r in lines(parse(path.read_bytes()))] == expected
+    for index in (later, at_once):
+        assert len(index) == 3
+        found = [index.line(i) for i in range(3)]
+        assert [r.content for r in found if r is not None] == expected
+        assert index.line_of(1) == 1 and index.line_of(3) == 2
