@@ -1015,7 +1015,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     _check_pipeline_stages(scope, config)
     config = _with_metric_stages(scope, config)
     _check_secret_values(scope, config)
-    return config
+    # Masked once, here: the name is shown by every command and recorded with each run.
+    name = SecretMasker(config.secret_values(scope.environ)).mask_text(config.pipeline.name)
+    return config._replace(pipeline=config.pipeline._replace(name=name))
 
 
 def _with_metric_stages(scope: Scope, config: Config) -> Config:

@@ -784,7 +784,8 @@ class MlciApp(App[None]):
         getattr(self.log_view, f"action_{action}")()
 
     def action_show_graph(self) -> None:
-        self.push_screen(GraphScreen(self.config, self._graph_states))
+        masker = SecretMasker(self.config.secret_values(os.environ))
+        self.push_screen(GraphScreen(self.config, self._graph_states, masker.mask_text))
 
     def _graph_states(self) -> tuple[str, dict[str, StageState | None]]:
         """The run shown and its stages' states, for the graph (all pending before
