@@ -230,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         "diff",
         parents=[config],
         help="compare two runs or versions: params, metrics, gates, stages, artifact",
-        description="Compare OLD with NEW: runs (12) or versions (v3). Without NEW, OLD is"
-        " compared with the live version; without either, the latest run is.",
+        description="Compare OLD with NEW: runs (12) or versions (v3). With one argument it"
+        " is NEW, and the live version is OLD (`mlci diff v1` shows what going to v1"
+        " changes); without either, the latest run is NEW.",
     )
     diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
     diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")

@@ -29,6 +29,7 @@ from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.store import Store
 from tests.helpers import (
     PYTHON,
+    ROOT,
     Project,
     check_github_markup,
     github_commands,
@@ -394,9 +395,17 @@ def test_diff_of_versions_and_its_defaults(project: Project) -> None:
     # No arguments: the latest run against the live version; here the latest run made
     # it live, so against the version live before it.
     assert json.loads(project.mlci("diff", "--json").stdout) == by_run
-    # One: it against the live version.
+    # One: it against the live version, on the NEW side, as the help and README say.
     one = json.loads(project.mlci("diff", "v1", "--json").stdout)
     assert (one["old"]["version"], one["new"]["version"]) == ("v2", "v1")
+    assert project.mlci("diff", "v1").stdout.decode().startswith("v2 (run 2) → v1 (run 1)\n")
+    said = " ".join(project.mlci("diff", "--help").stdout.decode().split())
+    assert "With one argument it is NEW, and the live version is OLD" in said
+    row = next(
+        line for line in (ROOT / "README.md").read_text().splitlines() if "| `mlci diff" in line
+    )
+    assert "With one argument it is the NEW side and the live version the OLD one" in row
+    assert "`OLD` is compared with the live" not in row
     # A run that failed its gate: the gate column says so.
     assert project.mlci("run", "--set", "train.lr=0.3").returncode == 1
     failed = json.loads(project.mlci("diff", "--json").stdout)
