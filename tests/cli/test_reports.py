@@ -820,3 +820,39 @@ def test_nothing_a_stage_prints_is_read_as_the_ci_systems_markup(project: Projec
     assert gitlab_sections(logs.stdout) == []
     assert project.log("evil").count(b"\r\x1b[0K") == 2
     assert logs.stdout.replace(b"\r\x1b[K", b"\r\x1b[0K") == project.log("evil")
+
+
+DOTTED = """
+[stages.a]
+command = "echo ::metric b.c=5 c=2"
+[stages."a.b"]
+command = "echo ::metric c=5"
+needs = ["a"]
+[stages.z]
+command = "mkdir -p out && echo m > out/m && echo ::metric c=1"
+needs = ["a.b"]
+artifact = "out/m"
+gates = ["a.b.c >= 4", "a.c >= 2"]
+[registry]
+key_metrics = KEYS
+"""
+
+
+@pytest.mark.parametrize(
+    ("keys", "header", "values"),
+    [
+        # Both name a.b's c (a bare name: the first gated): one column.
+        ('["a.b.c", "c"]', ["C"], ["5"]),
+        ('["c", "a.b.c", "a.c"]', ["A.B.C", "A.C"], ["5", "2"]),
+        ('["a.c", "z.c", "a.c", "a.b.c"]', ["A.C", "Z.C", "A.B.C"], ["2", "1", "5"]),
+    ],
+)
+def test_a_metric_named_twice_in_key_metrics_is_one_column(
+    project: Project, keys: str, header: list[str], values: list[str]
+) -> None:
+    project.write(DOTTED.replace("KEYS", keys))
+    assert project.mlci("run").returncode == 0
+    shown = project.mlci("versions").stdout.decode().splitlines()
+    assert shown[0].split()[3:-3] == header
+    # v1, the date, the time, registered, then the columns, then LIVE "-" and "run 1".
+    assert shown[1].split()[4:-3] == values
