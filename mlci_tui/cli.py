@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser(
         "init",
+        parents=[config],  # refused in `main`, with a line that says why
         help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
     )
     init.add_argument(
@@ -381,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args.command = "tui"
+    if args.command == "init" and hasattr(args, "config"):
+        # Which config a command reads: init writes config.toml, in DIR.
+        parser.error("init writes DIR/config.toml and takes no --config; name DIR: mlci init DIR")
     # Not a default of the option: it may come before or after the command, and a
     # subcommand's default would overwrite one given before it.
     if not hasattr(args, "config"):
