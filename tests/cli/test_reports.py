@@ -90,7 +90,12 @@ def metrics_json(project: Project, *args: str) -> dict:
 def test_every_metric_line_is_a_point_with_an_explicit_or_counted_step(project: Project) -> None:
     project.write(SERIES)
     assert project.mlci("run").returncode == 0
-    series = metrics_json(project)["stages"]["train"]
+    document = metrics_json(project)
+    assert list(document) == ["run_id", "stages"]
+    series = document["stages"]["train"]
+    # The README says so.
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert '`metrics --json` each series under its stage (`"stages": {"evaluate":' in readme
     assert [(p["step"], p["value"]) for p in series["loss"]] == [(5, 0.5), (10, 0.25)]
     assert [(p["step"], p["value"]) for p in series["acc"]] == [(10, 0.8)]
     # Without a step, a point's step is the count of that metric's points before it.
