@@ -34,8 +34,9 @@ def command_dag(args: argparse.Namespace) -> int:
 
 
 def graph_document(config: Config, mask: Callable[[str], str]) -> dict[str, object]:
-    """The graph as `mlci dag --json` prints it: stages in order with their layer (from 1,
-    as the text numbers them), and every edge with its kind, the outs it is for and a reason in words."""
+    """The graph as `mlci dag --json` prints it: stages in order with their layer (from
+    1, as the text numbers them), and every edge with its kind, the outs it is for and a
+    reason in words."""
     edges = config.edges
     layer = config.layers
     return {

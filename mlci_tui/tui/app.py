@@ -636,7 +636,10 @@ class MlciApp(App[None]):
         from mlci_tui.errors import MlciError
 
         try:
-            comparison = self.reader.comparison(old, new, self.config.gates)
+            artifact = self.config.artifact_stage
+            comparison = self.reader.comparison(
+                old, new, self.config.gates, artifact.name if artifact else None
+            )
         except MlciError as error:
             message = str(error)
             self._hand_over(lambda: self.say(message, severity="error"))

@@ -861,3 +861,38 @@ def test_a_metric_named_twice_in_key_metrics_is_one_column(
     assert shown[0].split()[3:-3] == header
     # v1, the date, the time, registered, then the columns, then LIVE "-" and "run 1".
     assert shown[1].split()[4:-3] == values
+
+
+def test_a_run_whose_artifact_stage_was_cached_has_that_versions_artifact(
+    project: Project,
+) -> None:
+    project.write(
+        """
+[params]
+prep.note = "a"
+[stages.prep]
+command = "mkdir -p data && echo rows > data/clean.csv"
+outs = ["data/clean.csv"]
+params = ["prep.note"]
+[stages.train]
+command = "mkdir -p build && cat data/clean.csv > build/model.txt"
+deps = ["data/clean.csv"]
+artifact = "build/model.txt"
+"""
+    )
+    assert project.mlci("run").returncode == 0
+    assert project.mlci("run", "--set", "prep.note=b").returncode == 0
+    assert {s["name"]: s["state"] for s in project.status()["stages"]} == {
+        "prep": "passed",
+        "train": "cached",
+    }
+    # No version of its own: its artifact is v1's file.
+    assert [v["run_id"] for v in json.loads(project.mlci("versions", "--json").stdout)] == [1]
+    diff = json.loads(project.mlci("diff", "1", "2", "--json").stdout)
+    assert diff["same_artifact"] is True
+    text = project.mlci("diff", "1", "2").stdout.decode().splitlines()
+    sha = json.loads(project.mlci("versions", "--json").stdout)[0]["sha256"]
+    assert text[1] == f"artifact: the same (sha256 {sha[:12]})"
+    # A third run cached from the second, which ran nothing of train: still v1's.
+    assert project.mlci("run", "--set", "prep.note=b").returncode == 0
+    assert json.loads(project.mlci("diff", "1", "3", "--json").stdout)["same_artifact"] is True
