@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser(
         "init",
+        parents=[config],  # refused in `main`, with a line that says why
         help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
     )
     init.add_argument(
@@ -230,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         "diff",
         parents=[config],
         help="compare two runs or versions: params, metrics, gates, stages, artifact",
-        description="Compare OLD with NEW: runs (12) or versions (v3). Without NEW, OLD is"
-        " compared with the live version; without either, the latest run is.",
+        description="Compare OLD with NEW: runs (12) or versions (v3). With one argument it"
+        " is NEW, and the live version is OLD (`mlci diff v1` shows what going to v1"
+        " changes); without either, the latest run is NEW.",
     )
     diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
     diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")
@@ -380,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args.command = "tui"
+    if args.command == "init" and hasattr(args, "config"):
+        # Which config a command reads: init writes config.toml, in DIR.
+        parser.error("init writes DIR/config.toml and takes no --config; name DIR: mlci init DIR")
     # Not a default of the option: it may come before or after the command, and a
     # subcommand's default would overwrite one given before it.
     if not hasattr(args, "config"):

@@ -981,10 +981,11 @@ class Config(NamedTuple):
     @property
     def key_metrics(self) -> tuple[MetricKey, ...]:
         """The metric columns of version tables: `registry.key_metrics`, else the metrics
-        gates check (the monitor's checks are of live samples, which versions lack)."""
+        gates check (the monitor's checks are of live samples, which versions lack); a
+        metric named twice (``c`` and the ``a.b.c`` it resolves to) is one column, the first."""
         if not self.registry.key_metrics:
             return tuple(dict.fromkeys(key for key, _ in self.gates))
-        return tuple(self.metric_key(text) for text in self.registry.key_metrics)
+        return tuple(dict.fromkeys(self.metric_key(text) for text in self.registry.key_metrics))
 
     def metric_key(self, text: str) -> MetricKey:
         """``evaluate.accuracy``; a bare name is the metric of the first stage whose gates
@@ -1015,7 +1016,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     _check_pipeline_stages(scope, config)
     config = _with_metric_stages(scope, config)
     _check_secret_values(scope, config)
-    return config
+    # Masked once, here: the name is shown by every command and recorded with each run.
+    name = SecretMasker(config.secret_values(scope.environ)).mask_text(config.pipeline.name)
+    return config._replace(pipeline=config.pipeline._replace(name=name))
 
 
 def _with_metric_stages(scope: Scope, config: Config) -> Config:

@@ -4,7 +4,9 @@ scripts it calls, copied from `starter/`, so that `mlci run` passes at once."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shlex
 from pathlib import Path
 
 from mlci_tui.commands.common import relative
@@ -27,10 +29,43 @@ def starter_files() -> list[Path]:
 
 def command_init(args: argparse.Namespace) -> int:
     target = Path(args.directory)
+    files = starter_files()
+    try:
+        _check(target, files)
+    except OSError as error:  # a name too long, a directory that cannot be read
+        raise _refusal(error, target) from None
+    made: list[Path] = []  # the directories init made, each after its parent
+    written: list[Path] = []
+    try:
+        for name in files:
+            path = target / name
+            missing = [d for d in (path.parent, *path.parent.parents) if not os.path.lexists(d)]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made += reversed(missing)
+            # "x": a file that appeared since the check is not overwritten either.
+            with open(path, "xb") as out:
+                written.append(path)
+                out.write((STARTER / name).read_bytes())
+    except OSError as error:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for directory in reversed(made):
+            # Empty now unless something else put a file there: that stays, with its directory.
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise _refusal(error, target) from None
+    where = "" if target == Path(".") else f" in {relative(target)}"
+    print(f"wrote {len(files)} files{where}: {', '.join(str(name) for name in files)}")
+    print(
+        f"next: {_cd(target)}mlci run (or mlci, to open the dashboard; mlci dag draws the stages)"
+    )
+    return 0
+
+
+def _check(target: Path, files: list[Path]) -> None:
+    """Every file is checked before any is written: a refusal changes nothing."""
     if target.exists() and not target.is_dir():
         raise UsageError(f"init: {relative(target)} is not a directory; nothing was written")
-    files = starter_files()
-    # Every file is checked before any is written: a refusal changes nothing.
     for name in files:
         path = target / name
         if os.path.lexists(path):
@@ -41,27 +76,22 @@ def command_init(args: argparse.Namespace) -> int:
                     f"init: {relative(parent)} is not a directory, and {relative(path)} would"
                     " be in it; nothing was written"
                 )
-    written: list[Path] = []
-    try:
-        for name in files:
-            path = target / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # "x": a file that appeared since the check is not overwritten either.
-            with open(path, "xb") as out:
-                written.append(path)
-                out.write((STARTER / name).read_bytes())
-    except OSError as error:
-        for path in written:
-            path.unlink(missing_ok=True)
-        why = error.strerror or type(error).__name__
-        raise UsageError(
-            f"init: {relative(Path(error.filename or target))}: {why}; nothing was written"
-        ) from None
-    where = "" if target == Path(".") else f" in {relative(target)}"
-    print(f"wrote {len(files)} files{where}: {', '.join(str(name) for name in files)}")
-    cd = "" if target == Path(".") else f"cd {relative(target)} && "
-    print(f"next: {cd}mlci run (or mlci, to open the dashboard; mlci dag draws the stages)")
-    return 0
+
+
+def _refusal(error: OSError, target: Path) -> UsageError:
+    why = error.strerror or type(error).__name__
+    return UsageError(
+        f"init: {relative(Path(error.filename or target))}: {why}; nothing was written"
+    )
+
+
+def _cd(target: Path) -> str:
+    """The hint's ``cd DIR && ``, quoted to be pasted into a shell."""
+    if target == Path("."):
+        return ""
+    shown = relative(target)
+    # `cd -weird` would read an option.
+    return f"cd {shlex.quote('./' + shown if shown.startswith('-') else shown)} && "
 
 
 def _parents(target: Path, name: Path) -> list[Path]:

@@ -96,9 +96,10 @@ def series_table(series: Sequence[Series]) -> list[str]:
 
 
 def command_diff(args: argparse.Namespace) -> int:
-    from mlci_tui.store.compare import baseline, compare, resolve
+    from mlci_tui.store.compare import baseline, compare, resolve, with_artifact
 
     config = load(args)
+    stage = config.artifact_stage.name if config.artifact_stage else None
     with open_store(config) as store:
         if args.new is None:
             # One side or none named: it is the new side, against what is live.
@@ -107,6 +108,7 @@ def command_diff(args: argparse.Namespace) -> int:
         else:
             new = resolve(store, args.new, default="latest")
             old = resolve(store, args.old, default="live")
+        old, new = with_artifact(store, old, stage), with_artifact(store, new, stage)
     comparison = compare(old, new, config.gates)
     if args.json:
         print(json.dumps(comparison.to_json(), indent=2, allow_nan=False))
@@ -232,14 +234,15 @@ def command_report(args: argparse.Namespace) -> int:
 
 def _against_live(store: Store, config: Config, run: RunRecord) -> Comparison | None:
     """The run against the version live before it (or live now, if it deployed none)."""
-    from mlci_tui.store.compare import Side, baseline, compare
+    from mlci_tui.store.compare import Side, baseline, compare, with_artifact
 
     new = Side(run, store.version_of_run(run.id))
     try:
         old = baseline(store, new, as_deployed=True)
     except NotFound:
         return None
-    return compare(old, new, config.gates)
+    stage = config.artifact_stage.name if config.artifact_stage else None
+    return compare(old, with_artifact(store, new, stage), config.gates)
 
 
 def _events(store: Store, run: RunRecord) -> list[str]:

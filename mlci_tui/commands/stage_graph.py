@@ -34,14 +34,15 @@ def command_dag(args: argparse.Namespace) -> int:
 
 
 def graph_document(config: Config, mask: Callable[[str], str]) -> dict[str, object]:
-    """The graph as `mlci dag --json` prints it: stages in order with their layer,
-    and every edge with its kind, the outs it is for and a reason in words."""
+    """The graph as `mlci dag --json` prints it: stages in order with their layer (from
+    1, as the text numbers them), and every edge with its kind, the outs it is for and a
+    reason in words."""
     edges = config.edges
     layer = config.layers
     return {
         "pipeline": mask(config.pipeline.name),
         "stages": [
-            {"name": mask(name), "layer": layer[name], "builtin": name not in config.stages}
+            {"name": mask(name), "layer": layer[name] + 1, "builtin": name not in config.stages}
             for name in layer
         ],
         "edges": [

@@ -25,6 +25,9 @@ class Side(NamedTuple):
 
     run: RunRecord | None
     version: VersionRecord | None
+    same_as: VersionRecord | None = None
+    """The version whose artifact the run's is, when it registered none for it: its
+    artifact stage was cached from the run that built that version (`with_artifact`)."""
 
     @property
     def label(self) -> str:
@@ -52,7 +55,8 @@ class Side(NamedTuple):
 
     @property
     def sha256(self) -> str | None:
-        return None if self.version is None else self.version.sha256
+        known = self.version or self.same_as
+        return None if known is None else known.sha256
 
 
 class MetricRow(NamedTuple):
@@ -251,6 +255,28 @@ def resolve(store: Store, spec: str | None, *, default: str) -> Side:
     if run is None:
         raise NotFound(f"no run {digits}")
     return Side(run, store.version_of_run(run.id))
+
+
+def with_artifact(store: Store, side: Side, stage: str | None) -> Side:
+    """``side`` knowing its artifact when its run registered no version because the
+    artifact ``stage`` (`Config.artifact_stage`) was cached: it is the file of the
+    version the run it was cached from built."""
+    if side.version is not None or side.run is None or stage is None:
+        return side
+    record = side.run.stage(stage)
+    seen: set[int] = set()
+    # A stage cached from a run whose stage was itself cached: follow to the one that ran.
+    while record is not None and record.cached_from_store is None:
+        origin = record.cached_from_run
+        if origin is None or origin in seen:
+            return side
+        seen.add(origin)
+        version = store.version_of_run(origin)
+        if version is not None:
+            return side._replace(same_as=version)
+        run = store.run(origin)
+        record = None if run is None else run.stage(record.cached_from_stage or stage)
+    return side
 
 
 def baseline(store: Store, new: Side, *, as_deployed: bool = False) -> Side:

@@ -23,7 +23,7 @@ from mlci_tui.errors import NotFound, StoreError
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import paths
-from mlci_tui.store.compare import Comparison, compare, resolve
+from mlci_tui.store.compare import Comparison, compare, resolve, with_artifact
 from mlci_tui.store.db import Store
 from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.records import (
@@ -228,16 +228,21 @@ class StoreReader:
             ]
 
     def comparison(
-        self, old: str, new: str, gates: Sequence[tuple[MetricKey, Check]]
+        self,
+        old: str,
+        new: str,
+        gates: Sequence[tuple[MetricKey, Check]],
+        artifact_stage: str | None,
     ) -> Comparison:
-        """``old`` and ``new`` (``12``, ``v3``, ``live``, ``latest``) side by side."""
+        """``old`` and ``new`` (``12``, ``v3``, ``live``, ``latest``) side by side;
+        ``artifact_stage`` as `with_artifact` takes it."""
         with self._lock:
             store = self._open()
             if store is None:
                 raise NotFound("no runs yet")
-            return compare(
-                resolve(store, old, default="live"), resolve(store, new, default="latest"), gates
-            )
+            before = with_artifact(store, resolve(store, old, default="live"), artifact_stage)
+            after = with_artifact(store, resolve(store, new, default="latest"), artifact_stage)
+            return compare(before, after, gates)
 
     def log_path(self, run_id: int, stage: str) -> Path:
         return paths.log_path(self.state_dir, run_id, stage)

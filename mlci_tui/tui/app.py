@@ -636,7 +636,10 @@ class MlciApp(App[None]):
         from mlci_tui.errors import MlciError
 
         try:
-            comparison = self.reader.comparison(old, new, self.config.gates)
+            artifact = self.config.artifact_stage
+            comparison = self.reader.comparison(
+                old, new, self.config.gates, artifact.name if artifact else None
+            )
         except MlciError as error:
             message = str(error)
             self._hand_over(lambda: self.say(message, severity="error"))
@@ -784,7 +787,8 @@ class MlciApp(App[None]):
         getattr(self.log_view, f"action_{action}")()
 
     def action_show_graph(self) -> None:
-        self.push_screen(GraphScreen(self.config, self._graph_states))
+        masker = SecretMasker(self.config.secret_values(os.environ))
+        self.push_screen(GraphScreen(self.config, self._graph_states, masker.mask_text))
 
     def _graph_states(self) -> tuple[str, dict[str, StageState | None]]:
         """The run shown and its stages' states, for the graph (all pending before

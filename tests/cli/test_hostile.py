@@ -686,3 +686,26 @@ command = 'echo "$MLCI_ALERT_MESSAGE" >> alerts.txt'
     everything += stored(project)
     assert b"***_lat was not reported" in everything
     assert token.encode() not in everything
+
+
+def test_a_secret_in_the_pipeline_name_is_masked_everywhere_it_is_shown(
+    project: Project,
+) -> None:
+    """The name is masked once, where the config is read: the store never holds it."""
+    token = "s3cr3t-token-value"
+    project.write(
+        f'[pipeline]\nname = "sec-{token}"\nsecrets = ["API_TOKEN"]\n[stages.a]\ncommand = "true"\n'
+    )
+    env = mlci_env(API_TOKEN=token)
+    result = project.mlci("run", env=env)
+    assert result.returncode == 0, result.stderr
+    everything = result.stdout + result.stderr
+    assert b"sec-***" in result.stdout
+    for command in (["status"], ["status", "--json"], ["report", "--md"], ["validate"], ["dag"]):
+        shown = project.mlci(*command, env=env)
+        assert b"sec-" in shown.stdout, command  # `report --md` escapes the stars
+        everything += shown.stdout + shown.stderr
+    for path in project.state_dir.rglob("*"):
+        if path.is_file():
+            everything += path.read_bytes()
+    assert token.encode() not in everything

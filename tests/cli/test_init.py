@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,55 @@ def test_the_readme_shows_the_config_init_writes() -> None:
     section = readme[readme.index("### Starting from `mlci init`") :]
     block = section[section.index("```toml\n") + len("```toml\n") :]
     assert block[: block.index("```")] == (STARTER / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("name", ["my dir; touch INJECTED", "-weird", "it's", "$(touch X)"])
+def test_the_hint_names_dir_as_a_shell_reads_it(tmp_path: Path, name: str) -> None:
+    result = init(tmp_path, "--", name)
+    assert result.returncode == 0, result.stderr
+    hint = result.stdout.splitlines()[-1]
+    command = hint.removeprefix("next: ").split(" && ")[0]
+    # The shell's own reading: cd into it, from where init ran, and say where that is.
+    done = subprocess.run(
+        ["sh", "-c", f"{command} && pwd -P"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str((tmp_path / name).resolve())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_name_too_long_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = init(tmp_path, "x" * 300)
+    assert result.returncode == 2
+    assert result.stderr == f"mlci: init: {'x' * 300}: File name too long; nothing was written\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_init_takes_no_config_and_says_so(tmp_path: Path, where: str) -> None:
+    args = ["--config", "sub/c.toml"]
+    argv = [*args, "init"] if where == "before" else ["init", *args]
+    result = run_python("-m", "mlci_tui", *argv, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "mlci: init writes DIR/config.toml and takes no --config; name DIR: mlci init DIR"
+        " (see mlci --help)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_that_fills_leaves_no_directory_init_made(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    # One page: config.toml fits, the first script does not.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "mine").mkdir()
+        result = init(tmp_path, "small/mine/p")
+        assert result.returncode == 2
+        assert result.stderr.endswith(": No space left on device; nothing was written\n")
+        assert [p.name for p in mount.rglob("*")] == ["mine"]
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

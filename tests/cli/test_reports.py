@@ -29,6 +29,7 @@ from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.store import Store
 from tests.helpers import (
     PYTHON,
+    ROOT,
     Project,
     check_github_markup,
     github_commands,
@@ -89,7 +90,12 @@ def metrics_json(project: Project, *args: str) -> dict:
 def test_every_metric_line_is_a_point_with_an_explicit_or_counted_step(project: Project) -> None:
     project.write(SERIES)
     assert project.mlci("run").returncode == 0
-    series = metrics_json(project)["stages"]["train"]
+    document = metrics_json(project)
+    assert list(document) == ["run_id", "stages"]
+    series = document["stages"]["train"]
+    # The README says so.
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert '`metrics --json` each series under its stage (`"stages": {"evaluate":' in readme
     assert [(p["step"], p["value"]) for p in series["loss"]] == [(5, 0.5), (10, 0.25)]
     assert [(p["step"], p["value"]) for p in series["acc"]] == [(10, 0.8)]
     # Without a step, a point's step is the count of that metric's points before it.
@@ -394,9 +400,17 @@ def test_diff_of_versions_and_its_defaults(project: Project) -> None:
     # No arguments: the latest run against the live version; here the latest run made
     # it live, so against the version live before it.
     assert json.loads(project.mlci("diff", "--json").stdout) == by_run
-    # One: it against the live version.
+    # One: it against the live version, on the NEW side, as the help and README say.
     one = json.loads(project.mlci("diff", "v1", "--json").stdout)
     assert (one["old"]["version"], one["new"]["version"]) == ("v2", "v1")
+    assert project.mlci("diff", "v1").stdout.decode().startswith("v2 (run 2) → v1 (run 1)\n")
+    said = " ".join(project.mlci("diff", "--help").stdout.decode().split())
+    assert "With one argument it is NEW, and the live version is OLD" in said
+    row = next(
+        line for line in (ROOT / "README.md").read_text().splitlines() if "| `mlci diff" in line
+    )
+    assert "With one argument it is the NEW side and the live version the OLD one" in row
+    assert "`OLD` is compared with the live" not in row
     # A run that failed its gate: the gate column says so.
     assert project.mlci("run", "--set", "train.lr=0.3").returncode == 1
     failed = json.loads(project.mlci("diff", "--json").stdout)
@@ -811,3 +825,74 @@ def test_nothing_a_stage_prints_is_read_as_the_ci_systems_markup(project: Projec
     assert gitlab_sections(logs.stdout) == []
     assert project.log("evil").count(b"\r\x1b[0K") == 2
     assert logs.stdout.replace(b"\r\x1b[K", b"\r\x1b[0K") == project.log("evil")
+
+
+DOTTED = """
+[stages.a]
+command = "echo ::metric b.c=5 c=2"
+[stages."a.b"]
+command = "echo ::metric c=5"
+needs = ["a"]
+[stages.z]
+command = "mkdir -p out && echo m > out/m && echo ::metric c=1"
+needs = ["a.b"]
+artifact = "out/m"
+gates = ["a.b.c >= 4", "a.c >= 2"]
+[registry]
+key_metrics = KEYS
+"""
+
+
+@pytest.mark.parametrize(
+    ("keys", "header", "values"),
+    [
+        # Both name a.b's c (a bare name: the first gated): one column.
+        ('["a.b.c", "c"]', ["C"], ["5"]),
+        ('["c", "a.b.c", "a.c"]', ["A.B.C", "A.C"], ["5", "2"]),
+        ('["a.c", "z.c", "a.c", "a.b.c"]', ["A.C", "Z.C", "A.B.C"], ["2", "1", "5"]),
+    ],
+)
+def test_a_metric_named_twice_in_key_metrics_is_one_column(
+    project: Project, keys: str, header: list[str], values: list[str]
+) -> None:
+    project.write(DOTTED.replace("KEYS", keys))
+    assert project.mlci("run").returncode == 0
+    shown = project.mlci("versions").stdout.decode().splitlines()
+    assert shown[0].split()[3:-3] == header
+    # v1, the date, the time, registered, then the columns, then LIVE "-" and "run 1".
+    assert shown[1].split()[4:-3] == values
+
+
+def test_a_run_whose_artifact_stage_was_cached_has_that_versions_artifact(
+    project: Project,
+) -> None:
+    project.write(
+        """
+[params]
+prep.note = "a"
+[stages.prep]
+command = "mkdir -p data && echo rows > data/clean.csv"
+outs = ["data/clean.csv"]
+params = ["prep.note"]
+[stages.train]
+command = "mkdir -p build && cat data/clean.csv > build/model.txt"
+deps = ["data/clean.csv"]
+artifact = "build/model.txt"
+"""
+    )
+    assert project.mlci("run").returncode == 0
+    assert project.mlci("run", "--set", "prep.note=b").returncode == 0
+    assert {s["name"]: s["state"] for s in project.status()["stages"]} == {
+        "prep": "passed",
+        "train": "cached",
+    }
+    # No version of its own: its artifact is v1's file.
+    assert [v["run_id"] for v in json.loads(project.mlci("versions", "--json").stdout)] == [1]
+    diff = json.loads(project.mlci("diff", "1", "2", "--json").stdout)
+    assert diff["same_artifact"] is True
+    text = project.mlci("diff", "1", "2").stdout.decode().splitlines()
+    sha = json.loads(project.mlci("versions", "--json").stdout)[0]["sha256"]
+    assert text[1] == f"artifact: the same (sha256 {sha[:12]})"
+    # A third run cached from the second, which ran nothing of train: still v1's.
+    assert project.mlci("run", "--set", "prep.note=b").returncode == 0
+    assert json.loads(project.mlci("diff", "1", "3", "--json").stdout)["same_artifact"] is True

@@ -78,7 +78,7 @@ def test_the_edges_are_the_named_needs_and_every_out_a_dep_reads(
     assert list(layer) == list(loaded.stages)
     for name in layer:
         before = [source for source, target, _, _ in edges if target == name]
-        assert layer[name] == 1 + max((layer[s] for s in before), default=-1)
+        assert layer[name] == 1 + max((layer[s] for s in before), default=0)
 
 
 def init_project(tmp_path: Path) -> Project:
@@ -110,12 +110,15 @@ def test_dag_json_gives_every_edge_with_its_kind_and_reason(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert [(s["name"], s["layer"], s["builtin"]) for s in document["stages"]] == [
-        ("test", 0, False),
-        ("train", 1, False),
-        ("evaluate", 2, False),
-        ("deploy", 3, True),
-        ("monitor", 4, True),
+        ("test", 1, False),
+        ("train", 2, False),
+        ("evaluate", 3, False),
+        ("deploy", 4, True),
+        ("monitor", 5, True),
     ]
+    # As the text numbers them.
+    drawn = [line.split()[:2] for line in project.mlci("dag").stdout.decode().splitlines()[2:7]]
+    assert drawn == [[str(s["layer"]), s["name"]] for s in document["stages"]]
     assert [(e["from"], e["to"], e["kind"], e["outs"]) for e in document["edges"]] == [
         ("test", "train", "needs", []),
         ("train", "evaluate", "out", ["build/model.json"]),

@@ -83,3 +83,26 @@ async def test_a_big_graph_scrolls_at_60x15(project: Project) -> None:
         await pilot.press("end")
         await settle(pilot)
         assert scroll.scroll_y == scroll.max_scroll_y > 0
+
+
+async def test_d_masks_a_secret_in_a_path_as_mlci_dag_does(project: Project) -> None:
+    token = "s3cr3t-token-value"
+    project.write(
+        f'[pipeline]\nname = "sec-{token}"\nsecrets = ["API_TOKEN"]\n'
+        f'env = {{ API_TOKEN = "{token}" }}\n'
+        f'[stages.a]\ncommand = "true"\nouts = ["d/{token}.csv"]\n'
+        f'[stages.b]\ncommand = "true"\ndeps = ["d/{token}.csv"]\n'
+    )
+    drawn = project.mlci("dag").stdout.decode()
+    assert "d/***.csv" in drawn and token not in drawn
+    app = dashboard(project)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot)
+        header = str(app.query_one("#header").render())
+        assert "sec-***" in header and token not in header
+        await pilot.press("D")
+        await until(pilot, lambda: isinstance(app.screen, GraphScreen))
+        await settle(pilot)
+        assert "a dep reads its out d/***.csv" in body(app)
+        assert token not in body(app)
+        assert token not in str(app.screen.query_one("#graph-title", Static).render())

@@ -44,11 +44,15 @@ class GraphScreen(ModalScreen[None]):
     GraphScreen .graph--close { color: $text-muted; width: auto; }
     """
 
-    def __init__(self, config: Config, states: States) -> None:
+    def __init__(self, config: Config, states: States, mask: Callable[[str], str]) -> None:
         super().__init__()
         self.config = config
         self.states = states
-        self.rows = config.incoming()
+        # A path in a reason may hold a secret's value: masked as `mlci dag` masks it.
+        self.rows = {
+            name: [(mask(source), mask(why)) for source, why in rows]
+            for name, rows in config.incoming().items()
+        }
         self.stage_layers = config.layers
 
     def compose(self) -> ComposeResult:
