@@ -39,6 +39,9 @@ _UNSAFE = re.compile(f"{_ESCAPE.pattern}|{_CONTROL}")
 # Every escape sequence starts with a control character (ESC, or C1's CSI and OSC).
 _NEEDS_WORK = re.compile(_CONTROL)
 _CONTROL_PICTURES = {code: chr(0x2400 + code) for code in range(0x20)} | {0x7F: "\u2421"}
+FIELD_TEXT = f"[^\\x00-\\x1f\\x7f-\\x9f{_FORMAT_CONTROLS}]*"
+"""What a field that edits one value may hold (`field_text`): no control character, a
+tab neither (an input field draws each character as it is)."""
 
 
 def terminal_line(text: str, *, keep_color: bool) -> str:
@@ -61,6 +64,12 @@ def visible_text(text: str) -> str:
     if not _NEEDS_WORK.search(text):
         return text
     return _UNSAFE.sub(lambda match: _replace(match.group(), False), text)
+
+
+def field_text(text: str) -> str:
+    """A value to edit in a field: `visible_text`, a tab shown too (it matches
+    `FIELD_TEXT`)."""
+    return visible_text(text).replace("\t", _CONTROL_PICTURES[9])
 
 
 def _replace(found: str, keep_color: bool) -> str:

@@ -38,14 +38,14 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 from mlci_tui import procs
-from mlci_tui.config import Config
+from mlci_tui.config import Config, param_text
 from mlci_tui.errors import ExitCode, UsageError
-from mlci_tui.masking import SecretMasker
+from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.compare import Comparison
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
-from mlci_tui.textsafe import terminal_line
+from mlci_tui.textsafe import field_text, terminal_line
 from mlci_tui.tui.commands import DashboardCommands
 from mlci_tui.tui.driver import clearing
 from mlci_tui.tui.keys import bindings_of
@@ -431,8 +431,11 @@ class MlciApp(App[None]):
         needs = [n for n in self.config.selected([name]) if n != name]
         what = f"with what it needs ({', '.join(needs)}), cached if unchanged" if needs else ""
         note = " ".join(filter(None, [f"Runs {name}, forced,", what])).rstrip(",") + "."
+        params, said = self._shown_run_params()
         self._open_run_dialog(
-            RunPlan(f"Re-run {name}", (name,), (name,), note + self._no_version_note())
+            RunPlan(
+                f"Re-run {name}", (name,), (name,), note + said + self._no_version_note(), params
+            )
         )
 
     def action_rerun_failed(self) -> None:
@@ -448,17 +451,48 @@ class MlciApp(App[None]):
             return
         targets = tuple(name for name in failed if name in self.config.stages)
         title = f"Re-run what did not pass in run {run.id}: {', '.join(failed)}"
-        if not targets:
-            # Only deploy or monitor: they run in a full run alone.
-            only = " and ".join(failed)
-            note = f"{only} run only in a full run; the stages are cached if unchanged."
-            self._open_run_dialog(RunPlan(title, note=note))
+        # Deploy and monitor run in a full run alone; a stage gone from the config, never.
+        full_only = [name for name in failed if name not in targets and name in self.planned_stages]
+        gone = [name for name in failed if name not in targets and name not in full_only]
+        if not targets and not full_only:
+            self.say(
+                f"{' and '.join(gone)}: not in the config any more; r starts a run",
+                severity="warning",
+            )
             return
-        note = "With what they need, cached if unchanged."
-        rest = [name for name in failed if name not in targets]
-        if rest:
-            note += f" {' and '.join(rest)}: only in a full run (r)."
-        self._open_run_dialog(RunPlan(title, targets, note=note + self._no_version_note()))
+        said = [f"{' and '.join(full_only)}: only in a full run (r)."] if full_only else []
+        if gone:
+            said.append(f"{' and '.join(gone)}: not in the config any more.")
+        params, with_params = self._shown_run_params()
+        if not targets:
+            note = " ".join([*said, "A full run: the stages are cached if unchanged."])
+            self._open_run_dialog(RunPlan(title, note=note + with_params, params=params))
+            return
+        note = " ".join(["With what they need, cached if unchanged.", *said]) + with_params
+        self._open_run_dialog(
+            RunPlan(title, targets, note=note + self._no_version_note(), params=params)
+        )
+
+    def _shown_run_params(self) -> tuple[dict[str, str], str]:
+        """The params the shown run had where they differ from the config's (a re-run
+        of it runs with them: each is a ``--set`` in the dialog), and a sentence that
+        says so. A run records its params with secrets masked (``***``): those are left
+        out, as the dialog leaves a secret's field empty; so is a value with a control
+        character, which a field cannot show as it is."""
+        run = self.snapshot.run
+        if run is None:
+            return {}, ""
+        differ = {
+            name: param_text(value)
+            for name, value in run.params.items()
+            if name in self.config.params
+            and param_text(value) != param_text(self.config.params[name])
+            and MASK.decode() not in param_text(value)
+            and param_text(value) == field_text(param_text(value))
+        }
+        if not differ:
+            return {}, ""
+        return differ, f" With run {run.id}'s params ({', '.join(differ)})."
 
     def _no_version_note(self) -> str:
         if self.config.artifact_stage is None:

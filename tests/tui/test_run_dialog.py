@@ -9,7 +9,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from textual.widgets import DataTable, Input
+from textual import events
+from textual.widgets import DataTable, Input, Static
 
 from mlci_tui.tui.app import MlciApp
 from mlci_tui.tui.screens.run_dialog import RunDialog
@@ -352,3 +353,180 @@ async def test_a_secret_in_a_param_is_never_shown_nor_passed_unless_typed(
         await until(pilot, lambda: bool(spawned))
     # The field left empty is not passed: no secret on the run's command line.
     assert spawned == [["run"]]
+
+
+# What the dialog shows is safe, checked again on Enter, and a re-run's own ---------
+
+HOSTILE = r"\u001b]0;PWNED\u0007\u001b]52;c;cHduZWQ=\u0007x \u001b[31mred\u001b[0m a\u202eb\u2066c"
+"""A string param (as TOML writes it) that sets the title, writes the clipboard, colours
+and reorders the line, if it reaches the terminal as it is."""
+
+
+def drawn(app: MlciApp) -> str:
+    """Every character the screen's segments would write, as they are."""
+    return "".join(
+        segment.text for strip in app.screen._compositor.render_strips() for segment in strip
+    )
+
+
+async def test_a_param_value_reaches_the_screen_safe_and_runs_as_the_config_has_it(
+    tmp_path: Path,
+) -> None:
+    project = project_at(tmp_path)
+    project.write(PIPELINE.replace('b.name = "plain"', f'b.name = "{HOSTILE}"'))
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await previewed(pilot, app)
+        screen = drawn(app)
+        unsafe = [c for c in screen if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F]
+        assert not unsafe and "\u202e" not in screen and "\u2066" not in screen
+        assert "x red a<U+202E>b<U+2066>c" in screen_text(app)
+        # Pasted escapes are refused: the field keeps what it had.
+        field(app, "b.name").focus()
+        await settle(pilot)
+        field(app, "b.name").post_message(events.Paste("\x1b]0;T\x07"))
+        await settle(pilot)
+        assert field(app, "b.name").value == "x red a<U+202E>b<U+2066>c"
+        # Left as it is, the field is no --set: the run gets the config's value itself.
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(spawned))
+    assert spawned == [["run"]]
+
+
+async def test_enter_checks_the_preview_again_and_starts_only_what_it_showed(
+    tmp_path: Path,
+) -> None:
+    project = project_at(tmp_path)
+    assert project.mlci("run").returncode == 0
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        assert await previewed(pilot, app) == {"one": "cached", "two": "cached", "three": "cached"}
+        # A dep changes while the dialog is open: Enter shows what would run now.
+        (project.path / "in.txt").write_text("changed\n")
+        await pilot.press("enter")
+        changed = "what would run changed: Enter again to start"
+        await until(pilot, lambda: changed in screen_text(app), what="the line saying so")
+        assert isinstance(app.screen, RunDialog) and spawned == []
+        assert await previewed(pilot, app) == {"one": "run", "two": "unknown", "three": "run"}
+        # The config breaks: Enter says what is wrong and starts nothing.
+        project.write(PIPELINE + "bogus = 1\n")
+        cli = project.mlci("run", "--dry-run")
+        assert cli.returncode == 2
+        # Its line as mlci says it, but for where the config is (the dialog's has no path).
+        refused = cli.stderr.decode().strip().rpartition("config.toml:")[2]
+        line = app.screen.query_one("#run-command", Static)
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: line.has_class("-error") and refused in str(line.render()),
+            what="the config's error",
+        )
+        assert isinstance(app.screen, RunDialog) and spawned == []
+        # Fixed again: what was shown last was the error, so Enter shows the preview.
+        project.write(PIPELINE)
+        await pilot.press("enter")
+        await until(pilot, lambda: changed in screen_text(app), what="the line saying so")
+        assert isinstance(app.screen, RunDialog) and spawned == []
+        await previewed(pilot, app)
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(spawned))
+    assert spawned == [["run"]]
+
+
+async def test_a_value_typed_for_a_secret_is_masked_wherever_the_dialog_shows_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("API_TOKEN", SECRET)
+    project = project_at(tmp_path)
+    project.write(
+        '[pipeline]\nsecrets = ["API_TOKEN"]\n'
+        + PIPELINE.replace('b.name = "plain"', f'b.name = "{SECRET}"')
+    )
+    assert project.mlci("run").returncode == 0
+    typed = "n3w-s3cr3t-v4lue"
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await type_into(pilot, app, "b.name", typed)
+        preview = await previewed(pilot, app)
+        assert preview["three"] == "run"
+        dialog = app.screen
+        assert isinstance(dialog, RunDialog)
+        dialog.query_one(DataTable).move_cursor(row=dialog.stages.index("three"))
+        await settle(pilot)
+        text = screen_text(app)
+        assert typed not in text
+        assert "mlci run --set=b.name=***" in text
+        assert 'three: param b.name "***" → "***"' in text
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(spawned))
+    # What is started has the value typed (as `mlci run --set` would).
+    assert spawned == [["run", f"--set=b.name={typed}"]]
+
+
+async def test_e_and_shift_e_rerun_with_the_shown_runs_params(tmp_path: Path) -> None:
+    project = project_at(tmp_path)
+    (project.path / "break").touch()
+    assert project.mlci("run", "--set", "a.n=1", "--set", "b.name=other").returncode == 1
+    (project.path / "break").unlink()
+    app = dashboard(project)
+    said = notices(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        await pilot.press("E")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        dialog = app.screen
+        assert isinstance(dialog, RunDialog)
+        assert dialog.args == ["--stage=two", "--set=a.n=1", "--set=b.name=other"]
+        assert field(app, "a.n").value == "1"
+        assert "With run 1's params (a.n, b.name)." in screen_text(app)
+        # The run's own inputs: one is cached as run 1 made it.
+        assert await previewed(pilot, app) == {"one": "cached", "two": "run"}
+        await pilot.press("escape")
+        app.stages.select("three", by_user=True)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        dialog = app.screen
+        assert isinstance(dialog, RunDialog)
+        assert dialog.args == [
+            "--stage=three",
+            "--set=a.n=1",
+            "--set=b.name=other",
+            "--force=three",
+        ]
+        await pilot.press("enter")
+        await until(pilot, lambda: app.snapshot.latest_run_id == 2 and not app.snapshot.running)
+    assert project.log("three") == b"three 0 other\n"
+    assert project.stage("one")["state"] == "cached"
+    assert said[-1] == "starting a run; it goes on if you quit"
+
+
+async def test_shift_e_says_when_what_failed_is_not_in_the_config_any_more(
+    tmp_path: Path,
+) -> None:
+    project = Project(tmp_path)
+    project.write(
+        '[stages.a]\ncommand = "true"\n[stages.x]\ncommand = "false"\n'
+        '[stages.y]\ncommand = "true"\nneeds = ["x"]\n'
+    )
+    assert project.mlci("run").returncode == 1
+    project.write('[stages.a]\ncommand = "true"\n[stages.z]\ncommand = "true"\n')
+    app = dashboard(project)
+    said = notices(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        await pilot.press("E")
+        await until(pilot, lambda: bool(said))
+        assert said == ["x and y: not in the config any more; r starts a run"]
+        assert not isinstance(app.screen, RunDialog)

@@ -20,7 +20,7 @@ from mlci_tui.masking import MIN_LINE, SecretMasker
 from mlci_tui.pipeline.output import PIECE_LIMIT, STALE_AFTER_S, OutputSink, read_metrics_file
 from mlci_tui.states import Stream
 from mlci_tui.store.logs import LogCursor, LogWriter, encode, output_bytes, parse
-from mlci_tui.textsafe import terminal_line, visible_text
+from mlci_tui.textsafe import FIELD_TEXT, field_text, terminal_line, visible_text
 from tests.helpers import log_records
 
 
@@ -818,3 +818,16 @@ def test_a_line_shows_its_text_and_colours_and_no_other_escape_sequence(
     assert terminal_line(line, keep_color=keep_color) == expected
     if not keep_color:
         assert visible_text(line) == expected
+
+
+@given(st.text())
+@example("\x1b]0;title\x07\x1b]52;c;eA==\x07x\t\u202eb\x9b2J")
+def test_a_fields_text_has_no_control_character_and_is_its_own_field_text(text: str) -> None:
+    """What a field may hold (`FIELD_TEXT`, a restrict of Textual's Input) is what
+    `field_text` gives: no control character, no bidi control, no tab; shown again, the
+    same (a field left as it opened is no change)."""
+    shown = field_text(text)
+    assert re.fullmatch(FIELD_TEXT, shown)
+    assert not any(unicodedata.category(c) == "Cc" for c in shown)
+    assert field_text(shown) == shown
+    assert (re.fullmatch(FIELD_TEXT, text) is not None) == (shown == text)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
 from rich.text import Text
@@ -31,6 +32,7 @@ from textual.worker import get_current_worker
 from mlci_tui.config import Config, param_text, with_masked_params, with_params
 from mlci_tui.errors import MlciError
 from mlci_tui.masking import SecretMasker
+from mlci_tui.textsafe import FIELD_TEXT, field_text
 from mlci_tui.tui.keys import hints
 from mlci_tui.tui.text import plain
 
@@ -54,6 +56,9 @@ class RunPlan(NamedTuple):
     """The stages forced when the dialog opens."""
     note: str = ""
     """What the user should know about this run before starting it (shown under the title)."""
+    params: Mapping[str, str] = MappingProxyType({})
+    """Fields filled in with other than the config's value (a re-run's params): each
+    one is a ``--set`` unless changed back."""
 
 
 class PlannedStage(NamedTuple):
@@ -131,14 +136,23 @@ class RunDialog(ModalScreen[list[str] | None]):
         # empty (empty keeps the config's value) and shows what is typed as dots.
         masked = with_masked_params(config, masker).params
         self.secret = {name for name, value in masked.items() if value != config.params[name]}
+        # A field shows a value's terminal-safe form (no escape reaches the screen):
+        # left as it is, it is no --set, so the run gets the config's value itself.
         self.shown = {
-            name: "" if name in self.secret else param_text(value) for name, value in masked.items()
+            name: "" if name in self.secret else field_text(param_text(value))
+            for name, value in masked.items()
         }
-        """Each field's text as it opens: a field that still holds it is no ``--set``."""
+        """The config's value of each field: a field that holds it is no ``--set``."""
         self.args: list[str] | None = run_args(plan.targets, [], self._forced())
         """What Enter starts; None while a field holds a value `--set` refuses."""
         self._asked: list[str] | None = None
         """The arguments of the preview in flight, if one is."""
+        self._answer: list[PlannedStage] | str | None = None
+        """What the table (or the error line) shows of a preview of `args`, if it does."""
+        self._starting = False
+        """Enter was pressed over a preview: the preview in flight checks it (`_answered`)."""
+        self._typed = SecretMasker([])
+        """The values typed into the fields of secrets: masked wherever shown."""
         self._room = 0
         """The rows the table was given last (`_fit`)."""
 
@@ -157,13 +171,16 @@ class RunDialog(ModalScreen[list[str] | None]):
                         secret = name in self.secret
                         with Horizontal(classes="run--param"):
                             yield Label(plain(label.ljust(width)))
+                            # A secret's field starts empty whatever a re-run had.
+                            value = self.plan.params.get(name, self.shown[name])
                             yield Input(
-                                self.shown[name],
+                                self.shown[name] if secret else field_text(value),
                                 placeholder="*** (empty: as the config has it)" if secret else "",
                                 password=secret,
                                 compact=True,
                                 id=f"param-{index}",
                                 select_on_focus=False,
+                                restrict=FIELD_TEXT,
                             )
             table: DataTable[Text] = DataTable(cursor_type="row", id="run-plan")
             yield table
@@ -194,7 +211,7 @@ class RunDialog(ModalScreen[list[str] | None]):
     def _say(self, text: str, *, error: bool = False) -> None:
         """The line under the table: the command Enter starts, or what is wrong."""
         line = self.query_one("#run-command", Static)
-        line.update(plain(self.masker.mask_text(text)))
+        line.update(plain(self._mask(text)))
         line.set_class(error, "-error")
         self.call_after_refresh(self._fit)
 
@@ -225,13 +242,22 @@ class RunDialog(ModalScreen[list[str] | None]):
             if field.value != self.shown[name]
         ]
 
+    def _mask(self, text: str) -> str:
+        return self._typed.mask_text(self.masker.mask_text(text))
+
     def _forced(self) -> list[str]:
         return [name for name in self.config.stages if name in self.forced]
 
     @on(Input.Changed)
     def _changed(self) -> None:
         sets = self._sets()
+        fields = self.query(Input)
+        self._typed = SecretMasker(
+            field.value for name, field in zip(self.shown, fields, strict=True) if field.password
+        )
         self.rows = {}
+        self._answer = None
+        self._starting = False
         try:
             with_params(self.config, sets)
         except MlciError as error:
@@ -271,9 +297,19 @@ class RunDialog(ModalScreen[list[str] | None]):
             if self.args is not None:
                 self._ask(self.args)
             return
+        starting, self._starting = self._starting, False
+        if starting and rows == self._answer and not isinstance(rows, str):
+            self.dismiss(args)  # what runs is what the table shows
+            return
+        self._answer = rows
         if isinstance(rows, str):
             self._say(rows, error=True)
+            if starting:
+                self.app.bell()
             return
+        # The command is the one shown already: what it would do is what changed.
+        changed = "what would run changed: Enter again to start"
+        self._say(changed if starting else shlex.join(["mlci", "run", *args]))
         self.rows = {row.stage: row for row in rows}
         self.stages = [row.stage for row in rows]
         self._fill()
@@ -295,7 +331,7 @@ class RunDialog(ModalScreen[list[str] | None]):
                 Text(force),
                 plain(name),
                 would,
-                plain("" if row is None else row.why),
+                plain("" if row is None else self._mask(row.why)),
                 key=name,
             )
         if self.stages:
@@ -311,7 +347,7 @@ class RunDialog(ModalScreen[list[str] | None]):
             return
         name = self.stages[table.cursor_row]
         row = self.rows.get(name)
-        why.update(plain(f"{name}: {row.why}") if row is not None else "")
+        why.update(plain(self._mask(f"{name}: {row.why}")) if row is not None else "")
 
     # Keys ---------------------------------------------------------------------------
 
@@ -337,7 +373,17 @@ class RunDialog(ModalScreen[list[str] | None]):
         self.action_start()
 
     def action_start(self) -> None:
+        """Starts what the fields and forces say. Once a preview is shown, it is asked
+        again first (files may have changed since): the run starts only if it is the
+        same. Before any preview arrived (``r`` Enter typed at once), at once."""
         if self.args is None:
             self.app.bell()  # the line under the table says what is wrong
             return
-        self.dismiss(self.args)
+        if self._answer is None:
+            self.dismiss(self.args)
+            return
+        if not self._starting:
+            self._starting = True
+            self._say("checking what would run…")
+            if self._asked is None:
+                self._ask(self.args)
