@@ -979,6 +979,14 @@ class Config(NamedTuple):
         )
 
     @property
+    def metric_checks(self) -> tuple[tuple[MetricKey, Check], ...]:
+        """`gates`, then the monitor's checks, each with the metric it checks: what a
+        comparison's GATE column holds a run's metrics to (the monitor's too, which
+        decided whether its version stayed live)."""
+        checks = () if self.monitor is None else self.monitor.checks
+        return (*self.gates, *((MetricKey(MONITOR, c.metric), c) for c in checks))
+
+    @property
     def key_metrics(self) -> tuple[MetricKey, ...]:
         """The metric columns of version tables: `registry.key_metrics`, else the metrics
         gates check (the monitor's checks are of live samples, which versions lack); a

@@ -109,7 +109,7 @@ def command_diff(args: argparse.Namespace) -> int:
             new = resolve(store, args.new, default="latest")
             old = resolve(store, args.old, default="live")
         old, new = with_artifact(store, old, stage), with_artifact(store, new, stage)
-    comparison = compare(old, new, config.gates)
+    comparison = compare(old, new, config.metric_checks)
     if args.json:
         print(json.dumps(comparison.to_json(), indent=2, allow_nan=False))
     elif args.md:
@@ -242,7 +242,7 @@ def _against_live(store: Store, config: Config, run: RunRecord) -> Comparison | 
     except NotFound:
         return None
     stage = config.artifact_stage.name if config.artifact_stage else None
-    return compare(old, with_artifact(store, new, stage), config.gates)
+    return compare(old, with_artifact(store, new, stage), config.metric_checks)
 
 
 def _events(store: Store, run: RunRecord) -> list[str]:

@@ -672,7 +672,7 @@ class MlciApp(App[None]):
         try:
             artifact = self.config.artifact_stage
             comparison = self.reader.comparison(
-                old, new, self.config.gates, artifact.name if artifact else None
+                old, new, self.config.metric_checks, artifact.name if artifact else None
             )
         except MlciError as error:
             message = str(error)

@@ -338,6 +338,9 @@ def test_a_diff_keeps_evaluates_and_the_monitors_accuracy_apart(project: Project
     lines = project.mlci("diff", "1", "2").stdout.decode().splitlines()
     rows = {line.split()[0]: line.split()[1:3] for line in lines if "accuracy" in line}
     assert rows == {"evaluate.accuracy": ["0.9", "0.9"], "monitor.accuracy": ["0.95", "0.645"]}
+    # The monitor's check decided the rollback: its GATE says what broke it.
+    (monitor_line,) = [line for line in lines if line.startswith("monitor.accuracy")]
+    assert monitor_line.endswith("fail (accuracy 0.645 < 0.85)"), monitor_line
     assert any(line.split()[:3] == ["f1", "0.8", "0.8"] for line in lines)  # one stage: bare
     data = json.loads(project.mlci("diff", "1", "2", "--json").stdout)
     shown = {(m["stage"], m["name"]): (m["old"], m["new"]) for m in data["metrics"]}
@@ -355,6 +358,7 @@ def test_a_diff_keeps_evaluates_and_the_monitors_accuracy_apart(project: Project
     assert versions[0]["live_metrics"] == [{"stage": "monitor", "name": "accuracy", "value": 0.645}]
     report = project.mlci("report", "--run", "2").stdout.decode()
     assert "monitor.accuracy" in report and "evaluate.accuracy" in report
+    assert "fail (accuracy 0.645 < 0.85)" in report
 
 
 def test_version_columns_are_the_gated_metrics_and_a_gate_may_check_a_stage_it_needs(
