@@ -630,6 +630,9 @@ class MlciApp(App[None]):
             self._open_plot(lambda plots: plots.VersionPlotScreen(versions, metrics))
             return
         run, name = self.snapshot.run, self.stages.selected_name
+        if name is None and self.stages.filter_text:
+            self.say("the filter hides every stage: Esc clears it", severity="warning")
+            return
         if run is None or name is None or run.stage(name) is None:
             self.say("no stage of a run to plot yet: start a run with r", severity="warning")
             return

@@ -18,6 +18,7 @@ from tests.helpers import (
     PYTHON,
     Project,
     dashboard,
+    notices,
     settle,
     shown,
     text_of,
@@ -210,6 +211,27 @@ async def test_slash_on_the_stages_filters_them_as_typed_and_esc_clears(
         await until(pilot, lambda: app.stages.names == ["evaluate"])
         await pilot.press("escape")
         await until(pilot, lambda: len(app.stages.names) == 4)
+
+
+async def test_a_filter_that_hides_every_stage_keeps_the_selection_and_says_so(
+    project: Project,
+) -> None:
+    project.write(FOUR)
+    project.mlci("run")
+    app = dashboard(project)
+    said = notices(app)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot)
+        app.stages.focus()
+        await pilot.press("home", "down", "down")
+        await until(pilot, lambda: app.stages.selected_name == "train_big")
+        await pilot.press("slash", "x", "y", "z", "enter")
+        await until(pilot, lambda: app.stages.names == [])
+        await pilot.press("g")
+        await until(pilot, lambda: any("hides every stage" in m for m in said))
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.stages.names) == 4)
+        assert app.stages.selected_name == "train_big"
 
 
 async def test_slash_on_the_versions_filters_them(project: Project) -> None:

@@ -205,6 +205,8 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
         self.all_names: list[str] = []
         self.filter_text = ""
         self.selected = 0
+        self._hidden_selection: str | None = None
+        """The stage selected when a filter hid every stage: selected again when it shows."""
 
     def set_stages(self, names: list[str]) -> None:
         """Show panes for those of ``names`` that the filter keeps."""
@@ -231,7 +233,8 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
     def _show_panes(self, names: list[str]) -> None:
         if names == self.names:
             return
-        previous = self.names[self.selected] if self.names else None
+        previous = self.names[self.selected] if self.names else self._hidden_selection
+        self._hidden_selection = None if names else previous
         self.names = list(names)
         self.remove_children()
         # Names line up; a very long one is cut (in `StagePane.render`), not the rest.
