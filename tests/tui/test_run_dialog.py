@@ -530,3 +530,26 @@ async def test_shift_e_says_when_what_failed_is_not_in_the_config_any_more(
         await until(pilot, lambda: bool(said))
         assert said == ["x and y: not in the config any more; r starts a run"]
         assert not isinstance(app.screen, RunDialog)
+
+
+async def test_params_the_list_has_no_room_for_are_counted_on_its_border(
+    tmp_path: Path,
+) -> None:
+    many = "".join(f"c.p{i} = {i}\n" for i in range(9))
+    project = project_at(tmp_path)
+    project.write(PIPELINE.replace("[params]\n", "[params]\n" + many))
+    for size, more in (((80, 24), "6 more params: tab"), ((120, 50), "")):
+        app = dashboard(project)
+        async with app.run_test(size=size) as pilot:
+            await shown(pilot)
+            await pilot.press("r")
+            await until(pilot, lambda app=app: isinstance(app.screen, RunDialog))
+            box = app.screen.query_one("#run-box")
+            # 12 params: at 80x24 the list shows 6 of them, at 50 rows all.
+            await until(
+                pilot,
+                lambda box=box, more=more: str(box.border_subtitle) == more,
+                what=f"{more!r} at {size}",
+            )
+            await settle(pilot)
+            assert str(box.border_subtitle) == more

@@ -90,7 +90,7 @@ class RunDialog(ModalScreen[list[str] | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [_START, _FORCE, _CANCEL]
     # Below 24 rows the blank lines between the parts go, for the table's rows.
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]  # noqa: RUF012 (Textual declares it so)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall"), (40, "-huge")]  # noqa: RUF012 (Textual declares it so)
     DEFAULT_CSS = """
     RunDialog { align: center middle; }
     RunDialog #run-box {
@@ -112,6 +112,7 @@ class RunDialog(ModalScreen[list[str] | None]):
     RunDialog.-tall #run-plan, RunDialog.-tall #run-command { margin-top: 1; }
     RunDialog.-short #run-params { max-height: 3; }
     RunDialog.-short #run-why { max-height: 1; }
+    RunDialog.-huge #run-params { max-height: 14; }
     """
 
     def __init__(
@@ -227,6 +228,13 @@ class RunDialog(ModalScreen[list[str] | None]):
         )
         room = self.size.height - box.styles.border.spacing.height - others
         room = max(room - table.styles.margin.height, 3)
+        # Fields the list has no room for are reached with tab: the border says so.
+        params = self.query("#run-params")
+        hidden = 0
+        if params:
+            shown_rows = params.first().size.height
+            hidden = max(0, len(self.shown) - shown_rows) if shown_rows else 0
+        box.border_subtitle = f"{hidden} more param{'s' * (hidden != 1)}: tab" if hidden else ""
         if room != self._room:
             self._room = room
             table.styles.max_height = room
