@@ -72,3 +72,12 @@ def metric_cell(value: float | None) -> Text:
 
 def state_text(state: StageState | RunState | VersionStatus | DeployOutcome) -> Text:
     return Text(state.text, style=STATE_STYLES.get(state, ""), end="")
+
+
+def middle_cut(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters, cut in the middle: ``prep…data``."""
+    if len(name) <= width:
+        return name
+    head = width // 2
+    tail = width - 1 - head
+    return name[:head] + "\u2026" + (name[-tail:] if tail else "")

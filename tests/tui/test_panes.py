@@ -15,9 +15,10 @@ from textual.widgets import DataTable, Static
 from mlci_tui.states import RunState
 from mlci_tui.tui.screens.alerts import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
+from mlci_tui.tui.text import middle_cut
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.log_view import LogView
-from mlci_tui.tui.widgets.stage_pane import StageList, StagePane, middle_cut
+from mlci_tui.tui.widgets.stage_pane import StageList, StagePane
 from mlci_tui.tui.widgets.version_table import MARKER, VersionTable
 from tests.helpers import (
     PROGRAMS,

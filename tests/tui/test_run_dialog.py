@@ -553,3 +553,17 @@ async def test_params_the_list_has_no_room_for_are_counted_on_its_border(
             )
             await settle(pilot)
             assert str(box.border_subtitle) == more
+
+
+async def test_a_long_stage_name_leaves_would_and_why_in_view_at_60x15(tmp_path: Path) -> None:
+    long = "prepare_" + "x" * 56
+    project = Project(tmp_path)
+    project.write(f'[stages.{long}]\ncommand = "echo hi"\n')
+    app = dashboard(project)
+    async with app.run_test(size=(60, 15)) as pilot:
+        await shown(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await until(pilot, lambda: "no deps" in screen_text(app), what="the preview")
+        (row,) = [line for line in screen_text(app).splitlines() if "no deps" in line]
+        assert "run" in row.split() and "prepare" in row, row

@@ -34,7 +34,7 @@ from mlci_tui.errors import MlciError
 from mlci_tui.masking import SecretMasker
 from mlci_tui.textsafe import FIELD_TEXT, field_text
 from mlci_tui.tui.keys import hints
-from mlci_tui.tui.text import plain
+from mlci_tui.tui.text import middle_cut, plain
 
 _START = Binding("enter", "start", "Start", id="run.start")
 """Not a priority binding: a field's Enter (submit) and the table's (select a row)
@@ -337,7 +337,8 @@ class RunDialog(ModalScreen[list[str] | None]):
             )
             table.add_row(
                 Text(force),
-                plain(name),
+                # A long name is cut in its middle: WOULD and WHY stay in view.
+                plain(middle_cut(name, max(12, self.size.width // 4))),
                 would,
                 plain("" if row is None else self._mask(row.why)),
                 key=name,

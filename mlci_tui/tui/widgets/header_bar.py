@@ -6,8 +6,8 @@ from rich.text import Text
 from textual.widget import Widget
 
 from mlci_tui.store.reader import Snapshot
-from mlci_tui.tui.text import STATE_STYLES, plain, state_text
-from mlci_tui.tui.widgets.stage_pane import MIN_NAME, middle_cut
+from mlci_tui.tui.text import STATE_STYLES, middle_cut, plain, state_text
+from mlci_tui.tui.widgets.stage_pane import MIN_NAME
 from mlci_tui.units import format_duration
 
 

@@ -22,21 +22,12 @@ from textual.widget import Widget
 from mlci_tui.states import StageState
 from mlci_tui.store.logs import LogRecord
 from mlci_tui.store.records import StageRecord
-from mlci_tui.tui.text import GLYPHS, STATE_STYLES, output_line, plain
+from mlci_tui.tui.text import GLYPHS, STATE_STYLES, middle_cut, output_line, plain
 from mlci_tui.units import format_bytes, format_duration
 
 NOT_IN_RUN = "not in this run"
 """The state shown for a stage of the config that the run shown did not have."""
 MIN_NAME = 6
-
-
-def middle_cut(name: str, width: int) -> str:
-    """``name`` in at most ``width`` characters, cut in the middle: ``prep…data``."""
-    if len(name) <= width:
-        return name
-    head = width // 2
-    tail = width - 1 - head
-    return name[:head] + "\u2026" + (name[-tail:] if tail else "")
 
 
 class StagePane(Widget):
