@@ -21,19 +21,16 @@ from mlci_tui.events import (
     StageSampled,
     StageStarted,
 )
-from mlci_tui.states import StageState, Stream
+from mlci_tui.states import StageState
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogWriter, encode
+from mlci_tui.store.logs import LogWriter, encode, note
 
 
 def log_record(event: StageOutput | StageNoted) -> tuple[bytes, ...]:
     """The log file records of a stage's output or of a note about it, in parts."""
     if isinstance(event, StageOutput):
         return encode(event.stream, event.data, event.time, partial=event.partial)
-    # A note is one record: a newline would end it early, and a lone surrogate
-    # cannot be encoded strictly.
-    text = event.text.replace("\n", " ").encode("utf-8", "replace")
-    return encode(Stream.MESSAGE, text, event.time)
+    return note(event.text, event.time)
 
 
 COPY_CHUNK = 1 << 20

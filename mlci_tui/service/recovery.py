@@ -23,6 +23,7 @@ from mlci_tui.config import Config
 from mlci_tui.errors import StoreError
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
+from mlci_tui.store.logs import LogWriter, note
 from mlci_tui.store.paths import STAGING
 from mlci_tui.store.records import RunRecord, StageRecord
 
@@ -30,6 +31,20 @@ JOB_STOP_TIMEOUT_S = 15.0
 """How long recovery waits for a job elsewhere to acknowledge its stop."""
 LEFTOVER_GRACE_S = 2.0
 """SIGTERM to SIGKILL for the processes a dead runner or deployer left."""
+GONE = "the runner stopped unexpectedly"
+
+
+def _note(path: Path, text: str, time: float) -> None:
+    try:
+        log = LogWriter(path)
+    except OSError:
+        return  # no log to add to (its directory gone): the store says it anyway
+    try:
+        log.write(*note(text, time))
+    except OSError:
+        pass  # a full disk: the store's message says it
+    finally:
+        log.close()
 
 
 def recover(store: Store, config: Config) -> str | None:
@@ -85,7 +100,7 @@ def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
         for name, problem in problems.items():
             if problem is not None:
                 store.update_stage(run.id, name, message=problem)
-        store.close_stages(run.id, StageState.CANCELLED, "the runner stopped unexpectedly", now)
+        store.close_stages(run.id, StageState.CANCELLED, GONE, now)
         if store.finish_run(
             run.id,
             RunState.INTERRUPTED,
@@ -95,6 +110,10 @@ def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
             only_if=RunState.RUNNING,
         ):
             marked.append(run.id)
+            # Said where the stage's output ends too (`mlci logs`, the log pane): by
+            # the one process that marked the run, so once.
+            for stage in running:
+                _note(store.log_path(run.id, stage.name), problems.get(stage.name) or GONE, now)
     return marked
 
 

@@ -58,6 +58,12 @@ def encode(
     return prefix, block[: last - 1].replace(b"\n", b"\n" + prefix), b"\n", piece
 
 
+def note(text: str, time: float) -> tuple[bytes, ...]:
+    """The record of a note of mlci's about a stage, in parts. It is one record: a
+    newline would end it early, and a lone surrogate cannot be encoded strictly."""
+    return encode(Stream.MESSAGE, text.replace("\n", " ").encode("utf-8", "replace"), time)
+
+
 class LogWriter:
     """Appends records to one log file, unbuffered, so other processes see them at once."""
 

@@ -367,6 +367,14 @@ needs = ["long"]
     assert "stopped without finishing" in status["message"]
     wait_dead(pids)
     assert project.log("long").startswith(b"before-kill\nspawned ")
+    # The logs say it where the output ends, once however many commands look.
+    project.status()
+    logs = project.mlci("logs", "long")
+    assert logs.stderr.decode().count("mlci: the runner stopped unexpectedly") == 1
+    assert b"stopped" not in logs.stdout  # the stage's own bytes, nothing added
+    whole = project.mlci("logs").stdout.decode().splitlines()
+    assert whole[-1].endswith("-- the runner stopped unexpectedly"), whole
+    assert "[later]" not in "".join(whole)  # it never started: no log, no note
 
 
 def test_a_run_of_another_host_is_not_marked_interrupted(project: Project) -> None:
