@@ -38,8 +38,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 from mlci_tui import procs
-from mlci_tui.config import Config, param_text
-from mlci_tui.errors import ExitCode, UsageError
+from mlci_tui.config import Config, load_config, param_text
+from mlci_tui.errors import ExitCode, MlciError, UsageError
 from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.compare import Comparison
@@ -505,11 +505,16 @@ class MlciApp(App[None]):
         if running is not None:
             self.say(f"run {running.id} is still running", severity="warning")
             return
-        planned = (
-            list(self.config.selected(plan.targets)) if plan.targets else list(self.planned_stages)
-        )
-        masker = SecretMasker(self.config.secret_values(os.environ))
-        dialog = RunDialog(self.config, plan, planned, self.dry_run, masker)
+        # The config as it is now, not as the dashboard read it at its start: the
+        # fields are what the run reads.
+        try:
+            config = load_config(self.config.path)
+        except MlciError as error:
+            self.say(str(error), severity="error")
+            return
+        planned = list(config.selected(plan.targets)) if plan.targets else list(config.layers)
+        masker = SecretMasker(config.secret_values(os.environ))
+        dialog = RunDialog(config, plan, planned, self.dry_run, masker)
         self.push_screen(dialog, self._start_run)
 
     def dry_run(self, args: list[str]) -> list[PlannedStage]:
@@ -670,8 +675,6 @@ class MlciApp(App[None]):
 
     @work(thread=True, exclusive=True, group="diff")
     def _compare(self, old: str, new: str) -> None:
-        from mlci_tui.errors import MlciError
-
         try:
             artifact = self.config.artifact_stage
             comparison = self.reader.comparison(

@@ -5,6 +5,7 @@ what then runs."""
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -318,9 +319,7 @@ async def test_e_on_deploy_says_it_runs_only_in_a_full_run(tmp_path: Path) -> No
 SECRET = "s3cr3t-t0ken-4711"
 
 
-async def test_a_secret_in_a_param_is_never_shown_nor_passed_unless_typed(
-    tmp_path: Path, monkeypatch
-) -> None:
+async def test_a_secret_in_a_param_is_never_shown_nor_passed(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("API_TOKEN", SECRET)
     extra = '\n[pipeline]\nsecrets = ["API_TOKEN"]\n'
     project = project_at(tmp_path)
@@ -332,7 +331,7 @@ async def test_a_secret_in_a_param_is_never_shown_nor_passed_unless_typed(
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, RunDialog))
         secret = field(app, "b.name")
-        assert secret.value == "" and secret.password
+        assert secret.value == "" and secret.password and secret.disabled
         await previewed(pilot, app)
         # A value typed holding the secret, in a field of no secret: what is wrong is
         # said, masked.
@@ -341,12 +340,6 @@ async def test_a_secret_in_a_param_is_never_shown_nor_passed_unless_typed(
         line = str(app.screen.query_one("#run-command").render())
         assert line == "--set a.n=***: expected an integer, as the config has (0)"
         await type_into(pilot, app, "a.n", "0")
-        # Typed into the secret's field: dots, and the command masked.
-        await type_into(pilot, app, "b.name", SECRET)
-        await previewed(pilot, app)
-        assert SECRET not in screen_text(app)
-        assert "mlci run --set=b.name=***" in screen_text(app)
-        await type_into(pilot, app, "b.name", "")
         await previewed(pilot, app)
         assert SECRET not in screen_text(app)
         await pilot.press("enter")
@@ -416,63 +409,67 @@ async def test_enter_checks_the_preview_again_and_starts_only_what_it_showed(
         await until(pilot, lambda: changed in screen_text(app), what="the line saying so")
         assert isinstance(app.screen, RunDialog) and spawned == []
         assert await previewed(pilot, app) == {"one": "run", "two": "unknown", "three": "run"}
-        # The config breaks: Enter says what is wrong and starts nothing.
+        # The config changes (here: breaks): its fields may no longer be what a run
+        # reads, so Enter says so and starts nothing.
         project.write(PIPELINE + "bogus = 1\n")
-        cli = project.mlci("run", "--dry-run")
-        assert cli.returncode == 2
-        # Its line as mlci says it, but for where the config is (the dialog's has no path).
-        refused = cli.stderr.decode().strip().rpartition("config.toml:")[2]
         line = app.screen.query_one("#run-command", Static)
         await pilot.press("enter")
         await until(
             pilot,
-            lambda: line.has_class("-error") and refused in str(line.render()),
-            what="the config's error",
+            lambda: (
+                line.has_class("-error")
+                and "config.toml changed since this dialog opened" in str(line.render())
+            ),
+            what="the line saying so",
         )
         assert isinstance(app.screen, RunDialog) and spawned == []
-        # Fixed again: what was shown last was the error, so Enter shows the preview.
+        # Opened again on a broken config: its error, and no dialog.
+        said = notices(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, RunDialog))
+        await pilot.press("r")
+        cli = project.mlci("run", "--dry-run")
+        assert cli.returncode == 2
+        refused = cli.stderr.decode().strip().rpartition("config.toml:")[2]
+        await until(pilot, lambda: any(refused in m for m in said), what="the config's error")
+        assert not isinstance(app.screen, RunDialog)
+        # Fixed: a dialog on it, and Enter over its preview starts it.
         project.write(PIPELINE)
-        await pilot.press("enter")
-        await until(pilot, lambda: changed in screen_text(app), what="the line saying so")
-        assert isinstance(app.screen, RunDialog) and spawned == []
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
         await previewed(pilot, app)
         await pilot.press("enter")
         await until(pilot, lambda: bool(spawned))
     assert spawned == [["run"]]
 
 
-async def test_a_value_typed_for_a_secret_is_masked_wherever_the_dialog_shows_it(
-    tmp_path: Path, monkeypatch
-) -> None:
+async def test_a_secrets_field_takes_no_typing(tmp_path: Path, monkeypatch) -> None:
+    """A value typed for a secret would reach the run's command line and its record,
+    which mask only the environment's secrets: the field is not editable."""
     monkeypatch.setenv("API_TOKEN", SECRET)
     project = project_at(tmp_path)
     project.write(
         '[pipeline]\nsecrets = ["API_TOKEN"]\n'
         + PIPELINE.replace('b.name = "plain"', f'b.name = "{SECRET}"')
     )
-    assert project.mlci("run").returncode == 0
-    typed = "n3w-s3cr3t-v4lue"
     spawned: list[list[str]] = []
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
     async with app.run_test(size=(100, 30)) as pilot:
-        await shown(pilot, lambda: app.snapshot.run is not None)
+        await shown(pilot)
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, RunDialog))
-        await type_into(pilot, app, "b.name", typed)
-        preview = await previewed(pilot, app)
-        assert preview["three"] == "run"
-        dialog = app.screen
-        assert isinstance(dialog, RunDialog)
-        dialog.query_one(DataTable).move_cursor(row=dialog.stages.index("three"))
+        await previewed(pilot, app)
+        secret = field(app, "b.name")
+        assert secret.disabled and not secret.focusable  # tab and clicks pass it by
+        secret.focus()
+        await pilot.press(*"n3w-v4lue")
         await settle(pilot)
-        text = screen_text(app)
-        assert typed not in text
-        assert "mlci run --set=b.name=***" in text
-        assert 'three: param b.name "***" → "***"' in text
+        assert secret.value == "" and not secret.has_focus
+        await type_into(pilot, app, "a.n", "0")
+        await previewed(pilot, app)
         await pilot.press("enter")
         await until(pilot, lambda: bool(spawned))
-    # What is started has the value typed (as `mlci run --set` would).
-    assert spawned == [["run", f"--set=b.name={typed}"]]
+    assert all("b.name" not in arg for arg in spawned[0])
 
 
 async def test_e_and_shift_e_rerun_with_the_shown_runs_params(tmp_path: Path) -> None:
@@ -567,3 +564,44 @@ async def test_a_long_stage_name_leaves_would_and_why_in_view_at_60x15(tmp_path:
         await until(pilot, lambda: "no deps" in screen_text(app), what="the preview")
         (row,) = [line for line in screen_text(app).splitlines() if "no deps" in line]
         assert "run" in row.split() and "prepare" in row, row
+
+
+async def test_enter_right_after_a_change_waits_for_the_changes_preview(tmp_path: Path) -> None:
+    """Once a preview was shown, Enter starts only what a preview shows: typed before
+    the new one is in, it waits for it, shows it, and asks for Enter again."""
+    project = project_at(tmp_path)
+    assert project.mlci("run").returncode == 0
+    spawned: list[list[str]] = []
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    asked = threading.Event()
+    held = threading.Event()
+    real = app.dry_run
+
+    def slow(args: list[str]) -> list:
+        if any(arg.startswith("--set=") for arg in args):
+            asked.set()
+            held.wait(30)  # the change's preview is in flight until released
+        return real(args)
+
+    app.dry_run = slow  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        assert await previewed(pilot, app) == {"one": "cached", "two": "cached", "three": "cached"}
+        await type_into(pilot, app, "a.n", "5")
+        await until(pilot, lambda: asked.is_set(), what="the change's preview asked")
+        dialog = app.screen
+        assert isinstance(dialog, RunDialog)
+        await pilot.press("enter")
+        # Enter taken (it waits for the preview in flight), and nothing started.
+        await until(pilot, lambda: dialog._starting, what="Enter taken")
+        assert spawned == [] and app.screen is dialog
+        held.set()
+        changed = "what would run changed: Enter again to start"
+        await until(pilot, lambda: changed in screen_text(app), what="the line saying so")
+        assert spawned == []
+        assert (await previewed(pilot, app))["one"] == "run"
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(spawned))
+    assert spawned == [["run", "--set=a.n=5"]]

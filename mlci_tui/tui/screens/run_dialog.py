@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
@@ -152,6 +153,10 @@ class RunDialog(ModalScreen[list[str] | None]):
         """What the table (or the error line) shows of a preview of `args`, if it does."""
         self._starting = False
         """Enter was pressed over a preview: the preview in flight checks it (`_answered`)."""
+        self._previewed = False
+        """A preview was shown: from then on Enter starts only what one shows."""
+        self._source = _read(config.path)
+        """The config file as this dialog read it: what its fields show."""
         self._typed = SecretMasker([])
         """The values typed into the fields of secrets: masked wherever shown."""
         self._room = 0
@@ -176,8 +181,14 @@ class RunDialog(ModalScreen[list[str] | None]):
                             value = self.plan.params.get(name, self.shown[name])
                             yield Input(
                                 self.shown[name] if secret else field_text(value),
-                                placeholder="*** (empty: as the config has it)" if secret else "",
+                                placeholder="*** (its environment variable sets it)"
+                                if secret
+                                else "",
                                 password=secret,
+                                # A value typed here would reach the run's command line
+                                # and its record, which mask only the environment's
+                                # secrets: a secret is set where it is kept.
+                                disabled=secret,
                                 compact=True,
                                 id=f"param-{index}",
                                 select_on_focus=False,
@@ -292,6 +303,10 @@ class RunDialog(ModalScreen[list[str] | None]):
             rows: list[PlannedStage] | str = self.preview(args)
         except MlciError as error:
             rows = str(error)
+        if _read(self.config.path) != self._source:
+            rows = (
+                f"{self.config.path.name} changed since this dialog opened: Esc, then open it again"
+            )
         if not get_current_worker().is_cancelled:
             with contextlib.suppress(RuntimeError):  # the app closed meanwhile
                 self.app.call_from_thread(self._answered, args, rows)
@@ -306,6 +321,7 @@ class RunDialog(ModalScreen[list[str] | None]):
                 self._ask(self.args)
             return
         starting, self._starting = self._starting, False
+        self._previewed = True
         if starting and rows == self._answer and not isinstance(rows, str):
             self.dismiss(args)  # what runs is what the table shows
             return
@@ -388,7 +404,7 @@ class RunDialog(ModalScreen[list[str] | None]):
         if self.args is None:
             self.app.bell()  # the line under the table says what is wrong
             return
-        if self._answer is None:
+        if self._answer is None and not self._previewed:
             self.dismiss(self.args)
             return
         if not self._starting:
@@ -396,3 +412,10 @@ class RunDialog(ModalScreen[list[str] | None]):
             self._say("checking what would run…")
             if self._asked is None:
                 self._ask(self.args)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
