@@ -284,13 +284,19 @@ def command_logs(args: argparse.Namespace) -> int:
         github = os.environ.get("GITHUB_ACTIONS") == "true"
         plain = GitLabSectionFilter() if os.environ.get("GITLAB_CI") == "true" else None
         ended = True
+        apart = True
+        """The terminal's cursor is at a line's start: no line of the stage's is open."""
 
         def note(text: bytes) -> None:
             """mlci's own line (a retry, a timeout, why the stage failed), on stderr:
-            stdout stays exactly what the stage printed. Its text may quote anything."""
+            stdout stays exactly what the stage printed. Its text may quote anything.
+            After a line the stage left open it starts a line of its own, as both
+            streams often share one terminal (the newline is on stderr)."""
+            nonlocal apart
             out.flush()
             line = f"mlci: {textsafe.terminal_line(textsafe.decode(text), keep_color=False)}\n"
-            data = line.encode()
+            data = line.encode() if apart else b"\n" + line.encode()
+            apart = True
             if github:
                 data = github_quoted(data)
             elif plain is not None:
@@ -299,7 +305,7 @@ def command_logs(args: argparse.Namespace) -> int:
             errors.flush()
 
         def emit() -> None:
-            nonlocal ended
+            nonlocal ended, apart
             for record in cursor.read():
                 if record.stream is Stream.MESSAGE:
                     note(record.content)
@@ -315,7 +321,7 @@ def command_logs(args: argparse.Namespace) -> int:
                     chunk = plain(chunk)
                 if chunk:
                     out.write(chunk)
-                    ended = chunk.endswith(b"\n")
+                    ended = apart = chunk.endswith(b"\n")
             out.flush()
 
         token = stop_token() if github else None

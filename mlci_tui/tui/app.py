@@ -420,7 +420,8 @@ class MlciApp(App[None]):
     def action_rerun_stage(self) -> None:
         name = self.stages.selected_name
         if name is None:
-            self.say("no stage selected", severity="warning")
+            hidden = "the filter hides every stage: Esc clears it"
+            self.say(hidden if self.stages.filter_text else "no stage selected", severity="warning")
             return
         if name not in self.config.stages:
             if name in self.planned_stages:
@@ -487,12 +488,20 @@ class MlciApp(App[None]):
             for name, value in run.params.items()
             if name in self.config.params
             and param_text(value) != param_text(self.config.params[name])
-            and MASK.decode() not in param_text(value)
-            and param_text(value) == field_text(param_text(value))
         }
-        if not differ:
-            return {}, ""
-        return differ, f" With run {run.id}'s params ({', '.join(differ)})."
+        kept = {
+            name: text
+            for name, text in differ.items()
+            if MASK.decode() not in text and text == field_text(text)
+        }
+        said = f" With run {run.id}'s params ({', '.join(kept)})." if kept else ""
+        if left := [name for name in differ if name not in kept]:
+            # Said, not silently replaced by the config's: the re-run differs there.
+            said += (
+                f" Not filled in ({', '.join(left)}): run {run.id} recorded them masked or"
+                " with control characters; the config's values are used."
+            )
+        return kept, said
 
     def _no_version_note(self) -> str:
         if self.config.artifact_stage is None:

@@ -774,6 +774,23 @@ timeout = "5s"
     assert re.search(r"cancelled\b.*\d+\.\d\ds", project.mlci("status").stdout.decode())
 
 
+def test_a_note_after_a_line_left_open_starts_its_own_line_on_a_shared_terminal(
+    project: Project,
+) -> None:
+    project.write("[stages.s]\ncommand = \"printf 'no end'; exit 3\"\n")
+    assert project.mlci("run").returncode == 1
+    assert project.mlci("logs", "s").stdout == b"no end"  # the stage's bytes alone
+    shared = subprocess.run(
+        [PYTHON, "-m", "mlci_tui", "logs", "s", "--config", str(project.config_path)],
+        cwd=project.path,
+        env=mlci_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=60,
+    )
+    assert shared.stdout == b"no end\nmlci: exit code 3\n"
+
+
 @pytest.mark.parametrize(
     ("table", "reason"),
     [

@@ -605,3 +605,18 @@ async def test_enter_right_after_a_change_waits_for_the_changes_preview(tmp_path
         await pilot.press("enter")
         await until(pilot, lambda: bool(spawned))
     assert spawned == [["run", "--set=a.n=5"]]
+
+
+async def test_a_param_of_the_shown_run_a_field_cannot_hold_is_said_not_dropped(
+    tmp_path: Path,
+) -> None:
+    project = project_at(tmp_path)
+    assert project.mlci("run", "--set", 'b.name="x\\u0007y"').returncode == 0
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: app.snapshot.run is not None)
+        app.stages.select("three", by_user=True)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await until(pilot, lambda: "Not filled in (b.name)" in screen_text(app), what="the note")
+        assert field(app, "b.name").value == "plain"
