@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 MASK = b"***"
 MIN_LINE = 4
+_ESCAPE = (
+    rb"(?:\x1b\[[0-?]*[ -/]*[@-~]?"
+    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    rb"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    rb"|\x1b[ -/]*[0-~]?"
+    rb"|\xc2\x9b[0-?]*[ -/]*[@-~]?"
+    rb"|\xc2\x9d[^\x07\x1b]*(?:\x07|\xc2\x9c)?)"
+)
+"""An escape sequence a screen drops (colour, title, cursor), as `textsafe` reads them
+(C1's CSI and OSC in UTF-8): one inside a secret would join its halves again on screen."""
 
 
 class SecretMasker:
@@ -26,6 +37,18 @@ class SecretMasker:
         # Longest first, so a form that contains another is masked whole.
         self.forms = sorted(forms, key=len, reverse=True)
         self.longest = len(self.forms[0]) if self.forms else 0
+        between = _ESCAPE + b"*"
+        self._spread = (
+            re.compile(
+                b"|".join(
+                    between.join(re.escape(form[i : i + 1]) for i in range(len(form)))
+                    for form in self.forms
+                )
+            )
+            if self.forms
+            else None
+        )
+        """Each form with escape sequences anywhere inside it."""
 
     def __bool__(self) -> bool:
         return bool(self.forms)
@@ -34,6 +57,10 @@ class SecretMasker:
         for form in self.forms:
             if form in data:
                 data = data.replace(form, MASK)
+        if self._spread is not None and (
+            b"\x1b" in data or b"\xc2\x9b" in data or b"\xc2\x9d" in data
+        ):
+            data = self._spread.sub(MASK, data)
         return data
 
     def mask_text(self, text: str) -> str:

@@ -831,3 +831,30 @@ def test_a_fields_text_has_no_control_character_and_is_its_own_field_text(text: 
     assert not any(unicodedata.category(c) == "Cc" for c in shown)
     assert field_text(shown) == shown
     assert (re.fullmatch(FIELD_TEXT, text) is not None) == (shown == text)
+
+
+DROPPED_ON_SCREEN = st.sampled_from(
+    [
+        *(b"\x1b[1m", b"\x1b[0m", b"\x1b[38;5;196m", b"\x1b]0;title\x07", b"\x1b]8;;x\x1b\\"),
+        *(b"\x1b7", "\u009b1m".encode(), b"\x1bPq\x1b\\"),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=SECRET, data=st.data())
+def test_escape_sequences_inside_a_secret_do_not_join_it_again_on_screen(
+    secret: str, data: st.DataObject
+) -> None:
+    """A screen drops escape sequences: one printed inside a secret must not leave the
+    two halves to meet there. Held against what the dashboard and `mlci logs` show."""
+    raw = secret.encode()
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(raw) - 1), min_size=1, max_size=3)))
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    escapes = [data.draw(DROPPED_ON_SCREEN) for _ in cuts]
+    spread = b"".join(p + e for p, e in zip(pieces, [*escapes, b""], strict=True))
+    masked = SecretMasker([secret]).mask(b"before " + spread + b" after").decode()
+    for keep_color in (True, False):
+        assert secret not in terminal_line(masked, keep_color=keep_color)
+    assert secret not in visible_text(masked)
+    assert masked.startswith("before ") and masked.endswith(" after")
