@@ -17,6 +17,7 @@ _ESCAPE = (
 )
 """An escape sequence a screen drops (colour, title, cursor), as `textsafe` reads them
 (C1's CSI and OSC in UTF-8): one inside a secret would join its halves again on screen."""
+_HAS_CONTROL = re.compile(rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]")
 
 
 class SecretMasker:
@@ -37,18 +38,9 @@ class SecretMasker:
         # Longest first, so a form that contains another is masked whole.
         self.forms = sorted(forms, key=len, reverse=True)
         self.longest = len(self.forms[0]) if self.forms else 0
-        between = _ESCAPE + b"*"
-        self._spread = (
-            re.compile(
-                b"|".join(
-                    between.join(re.escape(form[i : i + 1]) for i in range(len(form)))
-                    for form in self.forms
-                )
-            )
-            if self.forms
-            else None
-        )
-        """Each form with escape sequences anywhere inside it."""
+        self._spread: re.Pattern[bytes] | None = None
+        """Each form with escape sequences anywhere inside it: made the first time
+        output holds an escape (most never does, and it takes milliseconds)."""
 
     def __bool__(self) -> bool:
         return bool(self.forms)
@@ -57,11 +49,21 @@ class SecretMasker:
         for form in self.forms:
             if form in data:
                 data = data.replace(form, MASK)
-        if self._spread is not None and (
-            b"\x1b" in data or b"\xc2\x9b" in data or b"\xc2\x9d" in data
-        ):
-            data = self._spread.sub(MASK, data)
+        if self.forms and (b"\x1b" in data or b"\xc2\x9b" in data or b"\xc2\x9d" in data):
+            data = self._spread_pattern().sub(MASK, data)
         return data
+
+    def _spread_pattern(self) -> re.Pattern[bytes]:
+        if self._spread is None:
+            between = _ESCAPE + b"*"
+            # A form that holds a control character itself is left to the plain
+            # replace: where escapes around its own would start and end is a guess.
+            plain = [form for form in self.forms if not _HAS_CONTROL.search(form)]
+            spread = (
+                between.join(re.escape(form[i : i + 1]) for i in range(len(form))) for form in plain
+            )
+            self._spread = re.compile(b"|".join(spread) or rb"(?!)")
+        return self._spread
 
     def mask_text(self, text: str) -> str:
         if not self.forms:

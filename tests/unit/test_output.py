@@ -842,7 +842,15 @@ DROPPED_ON_SCREEN = st.sampled_from(
 
 
 @settings(max_examples=300, deadline=None)
-@given(secret=SECRET, data=st.data())
+@given(
+    # A secret holding a control character itself is masked only as written.
+    secret=st.text(
+        st.characters(blacklist_characters="*\n\r", blacklist_categories=("Cs", "Cc")),
+        min_size=MIN_SECRET_LENGTH,
+        max_size=24,
+    ),
+    data=st.data(),
+)
 def test_escape_sequences_inside_a_secret_do_not_join_it_again_on_screen(
     secret: str, data: st.DataObject
 ) -> None:
