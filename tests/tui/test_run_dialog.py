@@ -85,6 +85,15 @@ async def toggle_force(pilot, app: MlciApp, stage: str) -> None:
     await pilot.press("space")
 
 
+async def opened(pilot, app: MlciApp, key: str) -> RunDialog:
+    """Press ``key`` (`r`, `e` or `E`) and wait for the run dialog it opens."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(app.screen, RunDialog))
+    dialog = app.screen
+    assert isinstance(dialog, RunDialog)
+    return dialog
+
+
 async def previewed(pilot, app: MlciApp) -> dict[str, str]:
     """Once the preview of what the dialog would start is in: each stage's verdict."""
     dialog = app.screen
@@ -125,8 +134,7 @@ async def test_a_value_set_refuses_is_its_one_line_and_starts_nothing(tmp_path: 
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         assert field(app, "a.n").value == "0"
         assert field(app, "b.name").value == "plain"
         await type_into(pilot, app, "a.n", "1.5")
@@ -184,8 +192,7 @@ async def test_what_the_dialog_previews_is_what_then_runs(
                 app.stages.select(key[2:], by_user=True)
                 await pilot.press("e")
             else:
-                await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, RunDialog))
+                await opened(pilot, app, "r")
             dialog = app.screen
             assert isinstance(dialog, RunDialog)
             for param, value in (("a.n", a), ("b.n", b)):
@@ -227,8 +234,7 @@ async def test_e_reruns_the_selected_stage_forced_with_what_it_needs(tmp_path: P
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
         app.stages.select("two", by_user=True)
-        await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "e")
         dialog = app.screen
         assert isinstance(dialog, RunDialog)
         assert dialog.args == ["--stage=two", "--force=two"]
@@ -258,8 +264,7 @@ async def test_shift_e_reruns_the_stages_that_did_not_pass(tmp_path: Path) -> No
     app = dashboard(project)
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
-        await pilot.press("E")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "E")
         dialog = app.screen
         assert isinstance(dialog, RunDialog)
         assert dialog.args == ["--stage=two"]
@@ -328,8 +333,7 @@ async def test_a_secret_in_a_param_is_never_shown_nor_passed(tmp_path: Path, mon
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         secret = field(app, "b.name")
         assert secret.value == "" and secret.password and secret.disabled
         await previewed(pilot, app)
@@ -371,8 +375,7 @@ async def test_a_param_value_reaches_the_screen_safe_and_runs_as_the_config_has_
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         await previewed(pilot, app)
         screen = drawn(app)
         unsafe = [c for c in screen if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F]
@@ -399,8 +402,7 @@ async def test_enter_checks_the_preview_again_and_starts_only_what_it_showed(
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         assert await previewed(pilot, app) == {"one": "cached", "two": "cached", "three": "cached"}
         # A dep changes while the dialog is open: Enter shows what would run now.
         (project.path / "in.txt").write_text("changed\n")
@@ -435,8 +437,7 @@ async def test_enter_checks_the_preview_again_and_starts_only_what_it_showed(
         assert not isinstance(app.screen, RunDialog)
         # Fixed: a dialog on it, and Enter over its preview starts it.
         project.write(PIPELINE)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         await previewed(pilot, app)
         await pilot.press("enter")
         await until(pilot, lambda: bool(spawned))
@@ -456,8 +457,7 @@ async def test_a_secrets_field_takes_no_typing(tmp_path: Path, monkeypatch) -> N
     app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         await previewed(pilot, app)
         secret = field(app, "b.name")
         assert secret.disabled and not secret.focusable  # tab and clicks pass it by
@@ -481,8 +481,7 @@ async def test_e_and_shift_e_rerun_with_the_shown_runs_params(tmp_path: Path) ->
     said = notices(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
-        await pilot.press("E")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "E")
         dialog = app.screen
         assert isinstance(dialog, RunDialog)
         assert dialog.args == ["--stage=two", "--set=a.n=1", "--set=b.name=other"]
@@ -492,8 +491,7 @@ async def test_e_and_shift_e_rerun_with_the_shown_runs_params(tmp_path: Path) ->
         assert await previewed(pilot, app) == {"one": "cached", "two": "run"}
         await pilot.press("escape")
         app.stages.select("three", by_user=True)
-        await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "e")
         dialog = app.screen
         assert isinstance(dialog, RunDialog)
         assert dialog.args == [
@@ -559,8 +557,7 @@ async def test_a_long_stage_name_leaves_would_and_why_in_view_at_60x15(tmp_path:
     app = dashboard(project)
     async with app.run_test(size=(60, 15)) as pilot:
         await shown(pilot)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         await until(pilot, lambda: "no deps" in screen_text(app), what="the preview")
         (row,) = [line for line in screen_text(app).splitlines() if "no deps" in line]
         assert "run" in row.split() and "prepare" in row, row
@@ -586,8 +583,7 @@ async def test_enter_right_after_a_change_waits_for_the_changes_preview(tmp_path
     app.dry_run = slow  # type: ignore[method-assign]
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
-        await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "r")
         assert await previewed(pilot, app) == {"one": "cached", "two": "cached", "three": "cached"}
         await type_into(pilot, app, "a.n", "5")
         await until(pilot, lambda: asked.is_set(), what="the change's preview asked")
@@ -616,7 +612,6 @@ async def test_a_param_of_the_shown_run_a_field_cannot_hold_is_said_not_dropped(
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
         app.stages.select("three", by_user=True)
-        await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, RunDialog))
+        await opened(pilot, app, "e")
         await until(pilot, lambda: "Not filled in (b.name)" in screen_text(app), what="the note")
         assert field(app, "b.name").value == "plain"
