@@ -626,9 +626,9 @@ def scale(work: Path, sizes: Sizes) -> Scenario:
 def incremental(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
     """A re-run where nothing changed, against `dvc repro`; and what hashing deps costs."""
     from mlci_tui.config import load_config
-    from mlci_tui.pipeline.cache import StageCache, plan
+    from mlci_tui.pipeline.stage_cache import StageCache, plan
     from mlci_tui.store import Store
-    from mlci_tui.store.cache import sha256_file
+    from mlci_tui.store.cache_dir import sha256_file
 
     scenario = Scenario(
         "7. Incremental runs",
@@ -881,7 +881,7 @@ def _store_and_restore(
     in process (the hash, scenario 7's business, is taken once beforehand); and how
     each was copied."""
     from mlci_tui.store import Store
-    from mlci_tui.store.cache import CacheDir, FileHasher
+    from mlci_tui.store.cache_dir import CacheDir, FileHasher
 
     out = project / "out.bin"
     with open(out, "wb") as file:

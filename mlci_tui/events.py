@@ -42,7 +42,7 @@ class StageStarted(NamedTuple):
     job: ExternalJob | None = None
 
 
-class StageOutput(NamedTuple):
+class CommandOutput(NamedTuple):
     """Lines a stage printed, masked, as one block: the lines joined by newlines,
     without the last line's newline.
 
@@ -100,7 +100,7 @@ class StageCached(NamedTuple):
     """The store of that run, when it is another one (sharing the cache)."""
 
 
-class StageNoted(NamedTuple):
+class CommandNoted(NamedTuple):
     """A note from mlci about a stage: a retry, a timeout, a failed gate."""
 
     stage: str
@@ -108,7 +108,7 @@ class StageNoted(NamedTuple):
     time: float
 
 
-class StageSampled(NamedTuple):
+class CommandSampled(NamedTuple):
     stage: str
     cpu_percent: float
     rss_bytes: int
@@ -116,7 +116,7 @@ class StageSampled(NamedTuple):
     time: float
 
 
-class StageMetrics(NamedTuple):
+class CommandMetrics(NamedTuple):
     stage: str
     metrics: Mapping[str, float]
     """The newest value of each metric in this batch."""
@@ -162,10 +162,10 @@ Event = (
     | StagePlanned
     | StageCached
     | StageStarted
-    | StageOutput
-    | StageNoted
-    | StageSampled
-    | StageMetrics
+    | CommandOutput
+    | CommandNoted
+    | CommandSampled
+    | CommandMetrics
     | StageFinished
     | RunNoted
     | RunFinished

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from mlci_tui.config import load_config
-from mlci_tui.events import StageOutput
+from mlci_tui.events import CommandOutput
 from mlci_tui.pipeline.engine import Engine
 from mlci_tui.states import RunState, Stream
 from mlci_tui.store.logs import encode
@@ -353,7 +353,7 @@ def output(events: list, stage: str) -> bytes:
     return b"".join(
         e.data + (b"" if e.partial else b"\n")
         for e in events
-        if isinstance(e, StageOutput) and e.stage == stage
+        if isinstance(e, CommandOutput) and e.stage == stage
     )
 
 

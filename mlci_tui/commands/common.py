@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from mlci_tui.config import Config
-    from mlci_tui.registry.versions import Registry
+    from mlci_tui.registry.model_registry import Registry
     from mlci_tui.store import RunRecord, Store
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ def open_store(config: Config, *, create: bool = False) -> Store:
 
 
 def open_registry(config: Config, *, create: bool = False) -> Registry:
-    from mlci_tui.registry.versions import Registry
+    from mlci_tui.registry.model_registry import Registry
 
     return Registry(open_store(config, create=create), config)
 

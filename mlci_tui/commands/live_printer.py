@@ -30,11 +30,11 @@ from mlci_tui.commands.ci_markup import (
 )
 from mlci_tui.commands.console import STATE_COLORS, paint
 from mlci_tui.events import (
+    CommandNoted,
+    CommandOutput,
     Event,
     RunNoted,
     StageFinished,
-    StageNoted,
-    StageOutput,
     StageStarted,
 )
 from mlci_tui.states import StageState, Stream
@@ -214,14 +214,14 @@ class LivePrinter:
     # Plain and terminal output ---------------------------------------------
 
     def _plain(self, event: Event) -> None:
-        if isinstance(event, StageOutput):
+        if isinstance(event, CommandOutput):
             self._output(event, self.prefix[event.stage])
         elif isinstance(event, StageStarted):
             retry = (
                 f" (attempt {event.attempt} of {event.max_attempts})" if event.attempt > 1 else ""
             )
             self._note(event.stage, f"started{retry}")
-        elif isinstance(event, StageNoted):
+        elif isinstance(event, CommandNoted):
             self._last_note[event.stage] = event.text
             self._note(event.stage, event.text)
         elif isinstance(event, StageFinished):
@@ -233,7 +233,7 @@ class LivePrinter:
             self._end_open_line()
             self.out.write(f"mlci: {visible_text(event.text)}\n".encode())
 
-    def _output(self, event: StageOutput, prefix: bytes) -> None:
+    def _output(self, event: CommandOutput, prefix: bytes) -> None:
         key = (event.stage, event.stream)
         continuing = self._open_line == key
         if not continuing:
@@ -247,7 +247,7 @@ class LivePrinter:
             self.out.write(head, event.data.replace(b"\n", b"\n" + prefix), tail)
         self._open_line = key if event.partial else None
 
-    def _on_terminal(self, event: StageOutput, prefix: bytes, continuing: bool) -> None:
+    def _on_terminal(self, event: CommandOutput, prefix: bytes, continuing: bool) -> None:
         """Lines made safe; a line redrawn with carriage returns (a progress bar) is
         redrawn in place, showing its latest state, as the stage's own terminal would."""
         lines = event.data.split(b"\n")
@@ -297,10 +297,10 @@ class LivePrinter:
             if self._live is None and len(self._running) == 1:
                 self._live = event.stage
                 self._open_group(event.stage)
-        elif isinstance(event, StageOutput) and event.stage == self._live:
+        elif isinstance(event, CommandOutput) and event.stage == self._live:
             tail = b"" if event.partial else b"\n"
             self.out.write(event.data, tail)
-        elif isinstance(event, StageNoted) and event.stage == self._live:
+        elif isinstance(event, CommandNoted) and event.stage == self._live:
             self.out.write(f"-- {event.text}\n".encode())
         elif isinstance(event, StageFinished):
             self._running.discard(event.stage)

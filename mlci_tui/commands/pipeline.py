@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from mlci_tui.commands.report_file import ReportFile
     from mlci_tui.config import Config
-    from mlci_tui.pipeline.cache import Decision, StageCache
+    from mlci_tui.pipeline.stage_cache import Decision, StageCache
     from mlci_tui.store import RunRecord, Store
 
 
@@ -481,7 +481,7 @@ def _print_plan(
     from mlci_tui.commands.console import render_table
     from mlci_tui.config import with_masked_params
     from mlci_tui.masking import SecretMasker
-    from mlci_tui.pipeline.cache import StageCache, plan
+    from mlci_tui.pipeline.stage_cache import StageCache, plan
     from mlci_tui.textsafe import visible_text
 
     masker = SecretMasker(config.secret_values(os.environ))
@@ -525,9 +525,9 @@ def _deploy_plan(
     config: Config, store: Store, cache: StageCache, decisions: list[Decision]
 ) -> list[Decision]:
     """What the deploy (and monitor) stages of a full run would do."""
-    from mlci_tui.pipeline.cache import Decision
+    from mlci_tui.pipeline.stage_cache import Decision
     from mlci_tui.registry.artifacts import digest
-    from mlci_tui.registry.versions import (
+    from mlci_tui.registry.model_registry import (
         analysis_cut_short,
         cut_short_text,
         deploys_unchanged,
@@ -575,7 +575,7 @@ def _cache_store(config: Config) -> Store:
 
 
 def command_cache(args: argparse.Namespace) -> int:
-    from mlci_tui.pipeline.cache import collect_garbage
+    from mlci_tui.pipeline.stage_cache import collect_garbage
     from mlci_tui.units import format_bytes
 
     config = load(args)

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
     from mlci_tui.commands.live_printer import LivePrinter
     from mlci_tui.config import Config
-    from mlci_tui.pipeline.command import CommandContext
+    from mlci_tui.execution.command import CommandContext
     from mlci_tui.registry.deployer import Deployer, DeployResult
-    from mlci_tui.registry.versions import Registry
+    from mlci_tui.registry.model_registry import Registry
 
 
 def command_versions(args: argparse.Namespace) -> int:
@@ -186,11 +186,11 @@ def _deploying(
     """A deployer, a printer of ``stages``' output that is closed (flushed) at the
     end, and what waits for the MLflow syncs its deploys and rollbacks started."""
     from mlci_tui import procs
-    from mlci_tui.alerts import Alerter
+    from mlci_tui.alerter import Alerter
     from mlci_tui.commands.console import use_color
     from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
+    from mlci_tui.execution.executors.local import LocalExecutor
     from mlci_tui.masking import SecretMasker
-    from mlci_tui.pipeline.executors.local import LocalExecutor
     from mlci_tui.registry.deployer import Deployer
 
     masker = SecretMasker(config.secret_values(os.environ))
@@ -200,7 +200,7 @@ def _deploying(
     printer = LivePrinter(BackgroundWriter(out), stages, terminal=out.isatty(), color=color)
     settle: Callable[[], Awaitable[None]] = _nothing
     if config.mlflow is not None:
-        from mlci_tui.events import StageNoted
+        from mlci_tui.events import CommandNoted
         from mlci_tui.mirror.trigger import Mirroring
 
         mirroring = Mirroring(
@@ -208,7 +208,7 @@ def _deploying(
             executor=executor,
             masker=masker,
             environ=os.environ,
-            report=lambda text: printer(StageNoted(stages[0], text, time.time())),
+            report=lambda text: printer(CommandNoted(stages[0], text, time.time())),
         )
         settle = mirroring.settle
     deployer = Deployer(
@@ -231,7 +231,7 @@ async def _nothing() -> None:
 
 def _context(printer: LivePrinter, stage: str, hurry: asyncio.Event) -> CommandContext:
     """Output to the terminal as ``stage``'s; the deployment keeps a log of its own."""
-    from mlci_tui.pipeline.command import CommandContext
+    from mlci_tui.execution.command import CommandContext
 
     return CommandContext(printer, stage, hurry=hurry)
 

@@ -23,12 +23,12 @@ from typing import NamedTuple
 
 from mlci_tui.config import Config, redacted_uri, uri_password
 from mlci_tui.errors import MirrorError, UsageError
+from mlci_tui.execution.executors.base import Executor
 from mlci_tui.masking import SecretMasker
 from mlci_tui.mirror.items import Target, target
 from mlci_tui.mirror.mlflow_push import Pusher
-from mlci_tui.pipeline.executors.base import StageExecutor
 from mlci_tui.store import Store
-from mlci_tui.store.mirror import SYNC_FAILED, SYNC_INTERRUPTED, SYNC_SUCCEEDED
+from mlci_tui.store.mirrored import SYNC_FAILED, SYNC_INTERRUPTED, SYNC_SUCCEEDED
 
 LOCK = "mlflow-sync.lock"
 MLFLOW_SYNC_FAILED = "mlflow_sync_failed"
@@ -53,7 +53,7 @@ def mirror_target(config: Config) -> Target:
 async def sync(
     config: Config,
     *,
-    executor: StageExecutor,
+    executor: Executor,
     masker: SecretMasker,
     environ: Mapping[str, str],
     alert: bool,
@@ -95,7 +95,7 @@ async def sync(
 class _Context(NamedTuple):
     """What an alert command is run with."""
 
-    executor: StageExecutor
+    executor: Executor
     masker: SecretMasker
     environ: Mapping[str, str]
 
@@ -107,7 +107,7 @@ async def record_failure(
     problem: str,
     *,
     alert: bool,
-    executor: StageExecutor,
+    executor: Executor,
     masker: SecretMasker,
     environ: Mapping[str, str],
 ) -> None:
@@ -124,7 +124,7 @@ async def record_lost_sync(
     config: Config,
     problem: str,
     *,
-    executor: StageExecutor,
+    executor: Executor,
     masker: SecretMasker,
     environ: Mapping[str, str],
 ) -> None:
@@ -147,7 +147,7 @@ def recover_syncs(store: Store, config: Config) -> list[int]:
     Returns the ids ended."""
     import asyncio
 
-    from mlci_tui.pipeline.executors.local import LocalExecutor
+    from mlci_tui.execution.executors.local import LocalExecutor
 
     context = _Context(LocalExecutor(), SecretMasker(config.secret_values(os.environ)), os.environ)
     with _locked(store, wait=False) as held:
@@ -177,7 +177,7 @@ async def _alert(
     earlier = [s for s in store.syncs(target, 20) if s.id < sync_id]
     if earlier and earlier[0].outcome in (SYNC_FAILED, SYNC_INTERRUPTED):
         return
-    from mlci_tui.alerts import Alerter
+    from mlci_tui.alerter import Alerter
 
     alerter = Alerter(
         store, config, context.masker, executor=context.executor, environ=context.environ

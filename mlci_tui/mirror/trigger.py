@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mlci_tui.config import CommandLine, Config
-from mlci_tui.events import Event, StageOutput
+from mlci_tui.events import CommandOutput, Event
+from mlci_tui.execution.command import run_command
+from mlci_tui.execution.executors.base import Executor
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
 from mlci_tui.mirror.mlflow_push import MLFLOW_ENV
 from mlci_tui.mirror.sync import record_lost_sync
-from mlci_tui.pipeline.command import run_command
-from mlci_tui.pipeline.executors.base import StageExecutor
-from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.states import Stream
 
 STAGE = "mlflow"
@@ -47,7 +47,7 @@ class Mirroring:
         self,
         config: Config,
         *,
-        executor: StageExecutor,
+        executor: Executor,
         masker: SecretMasker,
         environ: Mapping[str, str],
         report: Callable[[str], None] = lambda text: None,
@@ -88,7 +88,7 @@ class Mirroring:
         said: list[bytes] = []
 
         def keep(event: Event) -> None:
-            if isinstance(event, StageOutput) and event.stream in (Stream.STDOUT, Stream.STDERR):
+            if isinstance(event, CommandOutput) and event.stream in (Stream.STDOUT, Stream.STDERR):
                 said.extend(line for line in event.data.split(b"\n") if line.strip())
 
         command = _SyncCommand(

@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from mlci_tui.config import MonitorConfig
+from mlci_tui.execution.command import CommandContext, run_command
+from mlci_tui.execution.executors.base import Executor
+from mlci_tui.execution.output import OutputSink, read_metrics_file
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.command import CommandContext, run_command
-from mlci_tui.pipeline.executors.base import StageExecutor
-from mlci_tui.pipeline.output import OutputSink, read_metrics_file
-from mlci_tui.registry.versions import Registry
+from mlci_tui.registry.model_registry import Registry
 from mlci_tui.store.paths import DIR_MODE
 from mlci_tui.store.records import VersionRecord
 
@@ -57,7 +57,7 @@ class Analysis:
         self,
         registry: Registry,
         *,
-        executor: StageExecutor,
+        executor: Executor,
         masker: SecretMasker,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlci_tui import alerts
+from mlci_tui import alerter
 from mlci_tui.errors import MlciError
+from mlci_tui.execution.command import CommandContext
 from mlci_tui.monitor.analysis import Analysis, Verdict
-from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.registry.deployer import Deployer
 from mlci_tui.store.records import VersionRecord
 
@@ -61,7 +61,7 @@ async def respond(
     async def not_rolled_back(message: str) -> Response:
         note(message)
         await deployer.alerter.send(
-            alerts.ANALYSIS_FAILED, message, version=version.number, run_id=context.run_id
+            alerter.ANALYSIS_FAILED, message, version=version.number, run_id=context.run_id
         )
         return Response(False, message)
 
@@ -99,7 +99,7 @@ async def respond(
                 created_at=deployer.clock(),
             )
             await deployer.alerter.send(
-                alerts.DECISION_PENDING, message, version=version.number, run_id=context.run_id
+                alerter.DECISION_PENDING, message, version=version.number, run_id=context.run_id
             )
         return Response(False, message)
     return await not_rolled_back(f"{failed}; auto_rollback is off")

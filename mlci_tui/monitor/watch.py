@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 
+from mlci_tui.execution.command import CommandContext
 from mlci_tui.monitor.analysis import Analysis
 from mlci_tui.monitor.policy import respond
-from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.registry.deployer import Deployer
 
 

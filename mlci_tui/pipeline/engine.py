@@ -3,7 +3,7 @@
 Stages start as soon as everything they need has passed, with up to
 `max_parallel` commands running at a time (a cached stage runs none, so it
 never waits for one); a stage whose dependency did not pass is skipped.
-Each attempt runs on a `StageExecutor`; a failed exit or a timeout is
+Each attempt runs on a `Executor`; a failed exit or a timeout is
 retried with a short backoff, then gates are checked on the stage's metrics.
 The engine knows nothing of the store or the screen: it emits events, and
 whoever subscribed records or shows them.
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from mlci_tui.config import Config, StageConfig, param_environment
 from mlci_tui.errors import ExitCode, MlciError
 from mlci_tui.events import (
+    CommandNoted,
     Event,
     ExternalJob,
     RunFinished,
@@ -29,24 +30,23 @@ from mlci_tui.events import (
     RunStarted,
     StageCached,
     StageFinished,
-    StageNoted,
     StagePlanned,
     StageStarted,
     Subscriber,
 )
+from mlci_tui.execution import executors
+from mlci_tui.execution.command import run_command
+from mlci_tui.execution.executors.base import AttemptResult, Executor
+from mlci_tui.execution.executors.local import LocalExecutor
+from mlci_tui.execution.output import OutputSink, finite, read_metrics_file
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline import executors
-from mlci_tui.pipeline.command import run_command
-from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
-from mlci_tui.pipeline.executors.local import LocalExecutor
-from mlci_tui.pipeline.output import OutputSink, finite, read_metrics_file
 from mlci_tui.procs import new_tag
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.paths import keep_private
 from mlci_tui.units import format_duration
 
 if TYPE_CHECKING:  # a run without deps never loads the cache
-    from mlci_tui.pipeline.cache import Decision, StageCache
+    from mlci_tui.pipeline.stage_cache import Decision, StageCache
 
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 
@@ -91,7 +91,7 @@ class Engine:
         stages: Mapping[str, StageConfig] | None = None,
         actions: Mapping[str, Action] | None = None,
         masker: SecretMasker | None = None,
-        executor: StageExecutor | None = None,
+        executor: Executor | None = None,
         metrics_path: Callable[[str], Path],
         run_id: int | None = None,
         environ: Mapping[str, str] | None = None,
@@ -112,7 +112,7 @@ class Engine:
         self.names = list(self.stages)
         self.actions = dict(actions or {})
         self.masker = masker or SecretMasker(())
-        self.executors: dict[str, StageExecutor] = {"local": executor or LocalExecutor()}
+        self.executors: dict[str, Executor] = {"local": executor or LocalExecutor()}
         """Executors by kind; others than the local one are made when a stage needs them."""
         self.metrics_path = metrics_path
         self.run_id = run_id
@@ -134,7 +134,7 @@ class Engine:
         self.subscribers.append(subscriber)
 
     def emit(self, event: Event) -> None:
-        if type(event) is StageNoted:
+        if type(event) is CommandNoted:
             self._noted.setdefault(event.stage, set()).add(event.text)
         for subscriber in self.subscribers:
             try:
@@ -500,7 +500,7 @@ class Engine:
             # Whatever failed it, the reason is in its log, whole, as a note of mlci's.
             text = self.masker.mask_text(message)
             if text not in self._noted.get(stage.name, ()):
-                self.emit(StageNoted(stage.name, text, self.clock()))
+                self.emit(CommandNoted(stage.name, text, self.clock()))
         event = StageFinished(
             stage=stage.name,
             state=state,
@@ -518,7 +518,7 @@ class Engine:
         self.emit(event)
         return event
 
-    def _executor(self, kind: str) -> StageExecutor:
+    def _executor(self, kind: str) -> Executor:
         executor = self.executors.get(kind)
         if executor is None:
             executor = self.executors[kind] = executors.create(kind, self.config)

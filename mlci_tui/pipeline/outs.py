@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from mlci_tui.config import link_above
 from mlci_tui.globs import Glob, covers
-from mlci_tui.store.cache import (
+from mlci_tui.store.cache_dir import (
     CacheDamaged,
     CacheDir,
     FileHasher,
@@ -153,7 +153,7 @@ class Outs:
 
     def store(self, snapshot: Snapshot) -> set[str]:
         """Put what `snapshot` found into the cache, but for the files it holds intact
-        already; how the files went in (see `store.cache.clone`). `FileChanged` if one
+        already; how the files went in (see `store.cache_dir.clone`). `FileChanged` if one
         was written meanwhile."""
         shas = {sha for sha, _ in snapshot.files.values()}
         known = self.dir.known(shas)
@@ -195,7 +195,7 @@ class Outs:
 
     def restore(self, path: Path, meta: Meta, current: Snapshot, name: str) -> set[str]:
         """Make the out at ``path`` what ``meta`` says, from what `snapshot` found there;
-        how its files were copied (see `store.cache.clone`)."""
+        how its files were copied (see `store.cache_dir.clone`)."""
         if meta["kind"] == "link":
             _remove(path)
             _symlink(meta["target"], path)

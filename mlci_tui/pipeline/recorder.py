@@ -10,28 +10,20 @@ from typing import Any
 
 from mlci_tui.errors import StoreBusy
 from mlci_tui.events import (
+    CommandMetrics,
+    CommandNoted,
+    CommandOutput,
+    CommandSampled,
     Event,
     RunFinished,
     StageCached,
     StageFinished,
-    StageMetrics,
-    StageNoted,
-    StageOutput,
     StagePlanned,
-    StageSampled,
     StageStarted,
 )
 from mlci_tui.states import StageState
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogWriter, encode, note
-
-
-def log_record(event: StageOutput | StageNoted) -> tuple[bytes, ...]:
-    """The log file records of a stage's output or of a note about it, in parts."""
-    if isinstance(event, StageOutput):
-        return encode(event.stream, event.data, event.time, partial=event.partial)
-    return note(event.text, event.time)
-
+from mlci_tui.store.logs import LogWriter, log_record
 
 COPY_CHUNK = 1 << 20
 MAX_LOCKED_S = 600.0
@@ -105,16 +97,16 @@ class StoreRecorder:
 
     def __call__(self, event: Event) -> None:
         # Output first: it is by far the most frequent event.
-        if isinstance(event, (StageOutput, StageNoted)):
+        if isinstance(event, (CommandOutput, CommandNoted)):
             self._log(event.stage).write(*log_record(event))
-        elif isinstance(event, StageSampled):
+        elif isinstance(event, CommandSampled):
             self._update(
                 event.stage,
                 cpu_percent=event.cpu_percent,
                 rss_bytes=event.rss_bytes,
                 peak_rss_bytes=event.peak_rss_bytes,
             )
-        elif isinstance(event, StageMetrics):
+        elif isinstance(event, CommandMetrics):
             self.writer.submit(self.store.record_metrics, self.run_id, event.stage, event.metrics)
             if event.points:
                 self.writer.submit(
@@ -171,7 +163,7 @@ class StoreRecorder:
                 cached_from_stage=event.from_stage,
                 cached_from_store=event.from_store,
             )
-            note = StageNoted(event.stage, event.text, event.time)
+            note = CommandNoted(event.stage, event.text, event.time)
             self._log(event.stage).write(*log_record(note))
             if event.same_store and event.from_run is not None:
                 self._copy_log(event.stage, event.from_run, event.from_stage)
@@ -204,7 +196,7 @@ class StoreRecorder:
                     log.write(chunk)
         except FileNotFoundError:
             text = f"the log of run {run_id}, stage {from_stage} is gone"
-            log.write(*log_record(StageNoted(stage, text, time.time())))
+            log.write(*log_record(CommandNoted(stage, text, time.time())))
 
     def _log(self, stage: str) -> LogWriter:
         log = self._logs.get(stage)

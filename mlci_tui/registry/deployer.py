@@ -16,23 +16,22 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mlci_tui import alerts, procs
-from mlci_tui.alerts import Alerter
+from mlci_tui import alerter, procs
+from mlci_tui.alerter import Alerter
 from mlci_tui.config import Config
 from mlci_tui.errors import RegistryError
-from mlci_tui.events import Event, StageNoted, StageOutput
+from mlci_tui.events import CommandNoted, CommandOutput, Event
+from mlci_tui.execution.command import CommandContext, run_command
+from mlci_tui.execution.executors.base import AttemptResult, Executor
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.command import CommandContext, run_command
-from mlci_tui.pipeline.executors.base import AttemptResult, StageExecutor
-from mlci_tui.pipeline.output import OutputSink
-from mlci_tui.pipeline.recorder import log_record
 from mlci_tui.registry.artifacts import digest
 from mlci_tui.registry.audit import current_user, is_stale, succeeded_statuses
+from mlci_tui.registry.model_registry import Registry
 from mlci_tui.registry.pointer import Pointer, write_pointer
-from mlci_tui.registry.versions import Registry
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store.deployments import DeploymentBusy, DeploymentRefused
-from mlci_tui.store.logs import LogWriter
+from mlci_tui.store.logs import LogWriter, log_record
 from mlci_tui.store.paths import DIR_MODE
 from mlci_tui.store.records import DeploymentRecord, VersionRecord
 from mlci_tui.units import format_bytes, format_duration
@@ -63,7 +62,7 @@ class Deployer:
         self,
         registry: Registry,
         *,
-        executor: StageExecutor,
+        executor: Executor,
         masker: SecretMasker,
         alerter: Alerter,
         environ: Mapping[str, str] | None = None,
@@ -391,7 +390,7 @@ class Deployer:
         if not result.succeeded:
             verb = _VERBS[kind]
             await self.alerter.send(
-                alerts.DEPLOY_FAILED,
+                alerter.DEPLOY_FAILED,
                 f"{verb} {version.name} failed: {result.message}",
                 version=version.number,
                 run_id=result.deployment.run_id,
@@ -399,7 +398,7 @@ class Deployer:
         elif kind is not DeployKind.DEPLOY:
             reason = result.deployment.reason
             await self.alerter.send(
-                alerts.AUTO_ROLLBACK if kind is DeployKind.AUTO_ROLLBACK else alerts.ROLLBACK,
+                alerter.AUTO_ROLLBACK if kind is DeployKind.AUTO_ROLLBACK else alerter.ROLLBACK,
                 # The message is `_done_message`'s: "rolled back from vA to vB".
                 result.message + (f": {reason}" if reason else ""),
                 version=version.number,
@@ -418,7 +417,7 @@ def log_events(log: LogWriter, forward: Callable[[Event], None]) -> Callable[[Ev
     then passes the event on."""
 
     def write(event: Event) -> None:
-        if isinstance(event, (StageOutput, StageNoted)):
+        if isinstance(event, (CommandOutput, CommandNoted)):
             log.write(*log_record(event))
         forward(event)
 

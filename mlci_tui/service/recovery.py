@@ -221,7 +221,7 @@ def _stop_job(stage: StageRecord) -> str | None:
     """Stop the job a stage of a dead runner left running elsewhere (a Ray job)."""
     # Only for a dead run with such a job: the imports cost every command start-up time.
     from mlci_tui.events import ExternalJob
-    from mlci_tui.pipeline.executors import stop_job
+    from mlci_tui.execution.executors import stop_job
 
     assert stage.job_id is not None
     job = ExternalJob(stage.job_kind or "", stage.job_id, stage.job_address or "")
@@ -232,7 +232,7 @@ def _stop_job(stage: StageRecord) -> str | None:
 
 
 def _of_run(tags: set[str], run_id: int, state_dir: Path) -> Callable[[dict[str, str]], bool]:
-    """Whether a process environment belongs to the run (see `pipeline.command.environment`)."""
+    """Whether a process environment belongs to the run (see `execution.command.environment`)."""
     directory = str(state_dir.resolve())
 
     def belongs(env: dict[str, str]) -> bool:

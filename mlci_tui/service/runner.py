@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 from mlci_tui import procs
 from mlci_tui.config import Config, StageConfig, with_masked_params
 from mlci_tui.errors import MlciError, RegistryError, StoreError, UsageError
-from mlci_tui.events import RunNoted, StageFinished, StageNoted, Subscriber
+from mlci_tui.events import CommandNoted, RunNoted, StageFinished, Subscriber
+from mlci_tui.execution.command import CommandContext
+from mlci_tui.execution.executors.base import AttemptResult
+from mlci_tui.execution.executors.local import LocalExecutor
 from mlci_tui.masking import SecretMasker
 from mlci_tui.metric_keys import MetricKey
-from mlci_tui.pipeline.command import CommandContext
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult
-from mlci_tui.pipeline.executors.base import AttemptResult
-from mlci_tui.pipeline.executors.local import LocalExecutor
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.service.outs_lock import claim_outs, lock_outs
 from mlci_tui.service.recovery import recover
@@ -42,11 +42,11 @@ from mlci_tui.store import Store
 from mlci_tui.store.paths import write_private
 
 if TYPE_CHECKING:
-    from mlci_tui.alerts import Alerter
+    from mlci_tui.alerter import Alerter
     from mlci_tui.mirror.trigger import Mirroring
-    from mlci_tui.pipeline.cache import StageCache
+    from mlci_tui.pipeline.stage_cache import StageCache
     from mlci_tui.registry.deployer import Deployer
-    from mlci_tui.registry.versions import Registry
+    from mlci_tui.registry.model_registry import Registry
     from mlci_tui.store.records import DeploymentRecord, RunRecord, VersionRecord
 
 DEPLOY_STAGE = "deploy"
@@ -103,7 +103,7 @@ class Runner:
         # Without deps anywhere nothing can be cached: no hashing, nor its imports, then.
         self.cache: StageCache | None = None
         if any(stage.cacheable for stage in stages.values()):
-            from mlci_tui.pipeline.cache import StageCache
+            from mlci_tui.pipeline.stage_cache import StageCache
 
             self.cache = StageCache(config, masker=self.masker, force=force)
         self.version: VersionRecord | None = None
@@ -140,7 +140,7 @@ class Runner:
         import threading
 
         from mlci_tui.mirror.trigger import Mirroring
-        from mlci_tui.registry.versions import git_state
+        from mlci_tui.registry.model_registry import git_state
 
         self._git_thread = threading.Thread(
             target=lambda: self._git.append(git_state(self.config.root)), daemon=True
@@ -159,14 +159,14 @@ class Runner:
 
     @cached_property
     def registry(self) -> Registry:
-        from mlci_tui.registry.versions import Registry
+        from mlci_tui.registry.model_registry import Registry
 
         # The recorder writes from its own thread; the registry gets its own connection.
         return Registry(Store.open(self.config.pipeline.state_dir), self.config)
 
     @cached_property
     def alerter(self) -> Alerter:
-        from mlci_tui.alerts import Alerter
+        from mlci_tui.alerter import Alerter
 
         return Alerter(
             self.registry.store,
@@ -309,10 +309,10 @@ class Runner:
     async def _after(self, result: RunResult) -> None:
         """Alert on failure."""
         if result.state is RunState.FAILED:
-            from mlci_tui import alerts
+            from mlci_tui import alerter
 
             await self.alerter.send(
-                alerts.RUN_FAILED,
+                alerter.RUN_FAILED,
                 f"{self.config.pipeline.name} run {self.run_id} {result.message or 'failed'}",
                 run_id=self.run_id,
             )
@@ -369,7 +369,7 @@ class Runner:
         when nothing is to be deployed (None: deploy it)."""
         version = self.version
         assert version is not None
-        from mlci_tui.registry.versions import deploys_unchanged, unchanged_text
+        from mlci_tui.registry.model_registry import deploys_unchanged, unchanged_text
 
         live = self.registry.live()
         if deploys_unchanged(version, live, redeploy=self.redeploy):
@@ -395,7 +395,7 @@ class Runner:
         if (problem := self._register_or_why(context.finished)) is not None:
             return AttemptResult(None, error=problem)
         assert self.version is not None
-        context.emit(StageNoted(DEPLOY_STAGE, self._registered_text(), time.time()))
+        context.emit(CommandNoted(DEPLOY_STAGE, self._registered_text(), time.time()))
         if not self.new_version and (unchanged := self._unchanged()) is not None:
             return unchanged
         try:
@@ -412,7 +412,7 @@ class Runner:
             return AttemptResult(None, error=f"deploy failed: {error}")
         command = result.command or AttemptResult(None)
         if result.succeeded:
-            context.emit(StageNoted(DEPLOY_STAGE, result.message, time.time()))
+            context.emit(CommandNoted(DEPLOY_STAGE, result.message, time.time()))
         return AttemptResult(
             command.exit_code,
             error=None if result.succeeded else result.message,
@@ -423,7 +423,7 @@ class Runner:
     async def _monitor(self, context: ActionContext) -> AttemptResult:
         from mlci_tui.monitor.analysis import Analysis
         from mlci_tui.monitor.policy import guard
-        from mlci_tui.registry.versions import analysis_cut_short, cut_short_text
+        from mlci_tui.registry.model_registry import analysis_cut_short, cut_short_text
 
         assert self.version is not None
         version = self.version
@@ -438,7 +438,7 @@ class Runner:
                     cached="nothing new was deployed",
                     cached_from=(self.version.run_id, MONITOR_STAGE),
                 )
-            context.emit(StageNoted(MONITOR_STAGE, cut_short_text(live, owed), time.time()))
+            context.emit(CommandNoted(MONITOR_STAGE, cut_short_text(live, owed), time.time()))
             version = live
         monitor = self._context(context, MONITOR_STAGE)
         analysis = Analysis(

@@ -22,7 +22,7 @@ from mlci_tui.store.connection import BUSY_TIMEOUT_S, describe_error
 from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
 from mlci_tui.store.file_hashes import FileHashesTable
-from mlci_tui.store.mirror import MirrorTable
+from mlci_tui.store.mirrored import MirrorTable
 from mlci_tui.store.paths import keep_private, make_private
 from mlci_tui.store.runs import RunsTable
 from mlci_tui.store.samples import SamplesTable

@@ -1,5 +1,5 @@
 """The ``file_hashes`` and ``tree_hashes`` tables: the sha256 of files (and of sets
-of files) as of their stats, so that `store.cache.FileHasher` reads a file only
+of files) as of their stats, so that `store.cache_dir.FileHasher` reads a file only
 when it changed. Apart from the cache itself, since every `Store` has this table
 and the cache's imports are only paid for by runs that use it."""
 

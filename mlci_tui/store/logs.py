@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from mlci_tui.events import CommandNoted, CommandOutput
 from mlci_tui.states import Stream
 from mlci_tui.store.paths import FILE_MODE
 
@@ -88,6 +89,13 @@ class LogWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def log_record(event: CommandOutput | CommandNoted) -> tuple[bytes, ...]:
+    """The log file records of a stage's output or of a note about it, in parts."""
+    if isinstance(event, CommandOutput):
+        return encode(event.stream, event.data, event.time, partial=event.partial)
+    return note(event.text, event.time)
 
 
 def parse(block: bytes) -> Iterator[LogRecord]:

@@ -46,11 +46,11 @@ from mlci_tui.store.compare import Comparison
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
 from mlci_tui.textsafe import field_text, terminal_line
-from mlci_tui.tui.commands import DashboardCommands
 from mlci_tui.tui.driver import clearing
 from mlci_tui.tui.keys import bindings_of
+from mlci_tui.tui.palette import DashboardCommands
 from mlci_tui.tui.read_again import ReadAgain
-from mlci_tui.tui.screens.alerts import AlertsScreen
+from mlci_tui.tui.screens.alerts_screen import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
 from mlci_tui.tui.screens.diff import DiffScreen
@@ -58,7 +58,7 @@ from mlci_tui.tui.screens.graph import GraphScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.screens.rollback import rollback_screen
 from mlci_tui.tui.screens.run_dialog import PlannedStage, RunDialog, RunPlan
-from mlci_tui.tui.screens.runs import LATEST, RunsScreen
+from mlci_tui.tui.screens.runs_screen import LATEST, RunsScreen
 from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlci_tui.store import Store
-from mlci_tui.store.cache import FileHasher
+from mlci_tui.store.cache_dir import FileHasher
 from tests.helpers import Project, demo_project, mlci_env, wait_for
 
 PIPELINE = """

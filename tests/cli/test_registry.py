@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mlci_tui.events import StageNoted
+from mlci_tui.events import CommandNoted
 from mlci_tui.registry.deployer import log_events
 from mlci_tui.states import Stream
 from mlci_tui.store.logs import LogWriter, parse
@@ -395,7 +395,7 @@ def test_a_deploy_log_keeps_each_note_as_one_record(tmp_path: Path) -> None:
     # record, and a lone surrogate (from a path that is not UTF-8) must not raise.
     log = LogWriter(tmp_path / "deploy.log")
     log_events(log, lambda event: None)(
-        StageNoted("rollback", "cannot start\nin /srv/m\udce9", 1.0)
+        CommandNoted("rollback", "cannot start\nin /srv/m\udce9", 1.0)
     )
     log.close()
     records = list(parse((tmp_path / "deploy.log").read_bytes()))

@@ -22,10 +22,10 @@ import xmlschema
 
 from mlci_tui.commands.report_file import ReportFile
 from mlci_tui.config import load_config
-from mlci_tui.events import StageMetrics, StageNoted
+from mlci_tui.events import CommandMetrics, CommandNoted
+from mlci_tui.execution import output
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline import output
-from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.store import Store
 from tests.helpers import (
     PYTHON,
@@ -178,13 +178,13 @@ def test_a_series_keeps_its_first_points_then_every_tenth_then_every_hundredth(
         lines = b"".join(b"::metric loss=%d\n" % i for i in range(start, start + 250))
         sink.feed(output.Stream.STDOUT, lines)
     sink.close()
-    kept = [p for e in events if isinstance(e, StageMetrics) for p in e.points]
+    kept = [p for e in events if isinstance(e, CommandMetrics) for p in e.points]
     steps = [step for _, step, _ in kept]
     assert steps[:100] == list(range(100))
     assert steps[100:200] == list(range(100, 1100, 10))
     assert steps[200:] == list(range(1100, 2500, 100))
     assert sink.metrics == {"loss": 2499.0}  # the last value, kept or not
-    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    notes = [e.text for e in events if isinstance(e, CommandNoted)]
     assert notes == [
         "metric loss: 100 points kept; from here on every 10th is kept",
         "metric loss: 200 points kept; from here on every 100th is kept",
@@ -206,11 +206,13 @@ def test_odd_steps_are_malformed_lines_odd_numbers_ignored_and_no_output_is_lost
     sink.feed(output.Stream.STDOUT, "\n".join(lines).encode() + b"\n")
     sink.close()
     shown = [
-        line for e in events if isinstance(e, output.StageOutput) for line in e.data.split(b"\n")
+        line for e in events if isinstance(e, output.CommandOutput) for line in e.data.split(b"\n")
     ]
     assert shown == [line.encode() for line in lines]
-    assert [p for e in events if isinstance(e, StageMetrics) for p in e.points] == [("a", 3, 0.25)]
-    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    assert [p for e in events if isinstance(e, CommandMetrics) for p in e.points] == [
+        ("a", 3, 0.25)
+    ]
+    notes = [e.text for e in events if isinstance(e, CommandNoted)]
     assert notes == [
         "ignored a malformed metric line: 'step=² a=1'",
         "ignored a malformed metric line: 'step=1 step=2 a=1'",
@@ -222,7 +224,7 @@ def test_after_ten_malformed_lines_the_last_note_says_the_rest_are_not_noted() -
     events: list = []
     sink = OutputSink("train", SecretMasker(()), events.append)
     sink.feed(output.Stream.STDOUT, b"::metric bad\n" * 25)
-    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    notes = [e.text for e in events if isinstance(e, CommandNoted)]
     assert len(notes) == 10
     assert notes[-1].endswith("; further malformed metric lines are ignored without a note")
 

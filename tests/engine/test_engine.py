@@ -11,7 +11,7 @@ import signal
 import psutil
 import pytest
 
-from mlci_tui.events import StageNoted, StageStarted
+from mlci_tui.events import CommandNoted, StageStarted
 from mlci_tui.masking import SecretMasker
 from mlci_tui.states import RunState, StageState
 from tests.helpers import PROGRAMS, PYTHON, Project, engine_for, output, pid_alive, read_pids
@@ -117,7 +117,7 @@ retries = 2
     assert result.state is RunState.PASSED
     assert result.stages["flaky"].attempt == 2
     assert (project.path / "tries").read_text() == "2\n"
-    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    notes = [e.text for e in events if isinstance(e, CommandNoted)]
     assert notes == ["attempt 1 of 3 failed (exit code 1); retrying in 1.00s"]
 
 
@@ -377,7 +377,7 @@ def test_every_executor_a_config_may_name_has_a_module() -> None:
     import importlib
 
     from mlci_tui.config import EXECUTORS
-    from mlci_tui.pipeline.executors import KINDS
+    from mlci_tui.execution.executors import KINDS
 
     assert set(KINDS) == set(EXECUTORS)
     for module in KINDS.values():

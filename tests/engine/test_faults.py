@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from mlci_tui.events import RunNoted, StageOutput
+from mlci_tui.events import CommandOutput, RunNoted
 from mlci_tui.states import RunState, StageState
 from tests.helpers import (
     PROGRAMS,
@@ -24,7 +24,7 @@ def test_a_failing_store_write_fails_the_run_with_the_reason(project: Project) -
     written = [0]
 
     def recorder(event: object) -> None:
-        if isinstance(event, StageOutput):
+        if isinstance(event, CommandOutput):
             written[0] += event.data.count(b"\n") + 1
             if written[0] > 10_000:
                 raise OSError(errno.ENOSPC, "No space left on device")

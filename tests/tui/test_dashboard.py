@@ -26,7 +26,7 @@ from mlci_tui.store.log_index import LogIndex
 from mlci_tui.store.reader import Snapshot
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
-from mlci_tui.tui.screens.runs import RunsScreen
+from mlci_tui.tui.screens.runs_screen import RunsScreen
 from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.log_view import LogView

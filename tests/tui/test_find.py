@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from mlci_tui.tui.app import MlciApp
-from mlci_tui.tui.screens.runs import RunsScreen
+from mlci_tui.tui.screens.runs_screen import RunsScreen
 from mlci_tui.tui.screens.search import SearchScreen
 from mlci_tui.tui.widgets.log_view import LogView
 from tests.helpers import (

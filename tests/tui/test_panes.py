@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from mlci_tui.states import RunState
-from mlci_tui.tui.screens.alerts import AlertsScreen
+from mlci_tui.tui.screens.alerts_screen import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import middle_cut
 from mlci_tui.tui.widgets.alert_bar import AlertBar

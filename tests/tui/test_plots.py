@@ -13,7 +13,7 @@ from mlci_tui.states import RunState, StageState
 from mlci_tui.tui.plotting import MetricPlot, downsample
 from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.plot import SeriesPlotScreen, VersionPlotScreen
-from mlci_tui.tui.screens.runs import RunsScreen
+from mlci_tui.tui.screens.runs_screen import RunsScreen
 from tests.helpers import (
     PYTHON,
     Project,

@@ -15,9 +15,16 @@ from hypothesis import strategies as st
 
 from mlci_tui.commands.ci_markup import SECTION_SUFFIX, GitLabSectionFilter
 from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
-from mlci_tui.events import Event, RunNoted, StageFinished, StageNoted, StageOutput, StageStarted
+from mlci_tui.events import (
+    CommandNoted,
+    CommandOutput,
+    Event,
+    RunNoted,
+    StageFinished,
+    StageStarted,
+)
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.pipeline.recorder import log_record
 from mlci_tui.states import StageState, Stream
 from mlci_tui.store.logs import LogWriter
@@ -62,7 +69,7 @@ class Run:
         self.time = 1000.0
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, (StageOutput, StageNoted)):
+        if isinstance(event, (CommandOutput, CommandNoted)):
             self.logs[event.stage].write(*log_record(event))
         self.printer(event)
 
@@ -101,7 +108,7 @@ def play(tmp: Path, github: bool, drawn: tuple) -> bytes:
     a = run.sink("a")
     for data in outputs["a"]:
         a.feed(Stream.STDOUT, data)
-    run.emit(StageNoted("a", words[0].decode("utf-8", "replace"), run.clock()))
+    run.emit(CommandNoted("a", words[0].decode("utf-8", "replace"), run.clock()))
     run.finish("a", a, failed["a"], words[1])
     b, c = run.sink("b"), run.sink("c")
     for index in range(max(len(outputs["b"]), len(outputs["c"]))):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlci_tui.config import load_config
+from mlci_tui.config.positions import key_lines
 from mlci_tui.errors import ConfigError
-from mlci_tui.toml_positions import key_lines
 from tests.helpers import BAD, BAD_CONFIGS, RAY_CONFIG, expected_error
 
 

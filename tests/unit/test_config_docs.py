@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pytest
 
 from mlci_tui import config
-from mlci_tui.toml_schema import REQUIRED, Setting
+from mlci_tui.config.schema import REQUIRED, Setting
 from tests.helpers import ROOT
 
 TABLES = {

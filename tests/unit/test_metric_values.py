@@ -21,10 +21,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.checks import METRIC_NAME
-from mlci_tui.events import StageMetrics, StageNoted
-from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline import output
-from mlci_tui.pipeline.output import (
+from mlci_tui.events import CommandMetrics, CommandNoted
+from mlci_tui.execution import output
+from mlci_tui.execution.output import (
     MAX_METRIC_NOTES,
     MAX_METRICS_FILE,
     MetricsFile,
@@ -32,6 +31,7 @@ from mlci_tui.pipeline.output import (
     finite,
     read_metrics_file,
 )
+from mlci_tui.masking import SecretMasker
 from mlci_tui.states import Stream
 
 
@@ -44,11 +44,11 @@ HUGE_INT = "1" + "0" * 400
 
 
 def notes_of(events: list) -> list[str]:
-    return [e.text for e in events if isinstance(e, StageNoted)]
+    return [e.text for e in events if isinstance(e, CommandNoted)]
 
 
 def points_of(events: list) -> list[tuple[str, int, float]]:
-    return [p for e in events if isinstance(e, StageMetrics) for p in e.points]
+    return [p for e in events if isinstance(e, CommandMetrics) for p in e.points]
 
 
 def test_a_value_past_float64_nan_or_infinite_is_ignored_and_the_rest_of_its_line_kept() -> None:
@@ -441,8 +441,8 @@ def test_each_value_a_metrics_file_holds_is_kept_or_noted_with_why(
         notes[MAX_METRIC_NOTES - 1 :] = [
             f"{notes[MAX_METRIC_NOTES - 1]}; further metrics with values ignored are not noted"
         ]
-    assert [e for e in events if isinstance(e, StageNoted)] == [
-        StageNoted("train", note, 1000.0) for note in notes
+    assert [e for e in events if isinstance(e, CommandNoted)] == [
+        CommandNoted("train", note, 1000.0) for note in notes
     ]
 
 

@@ -15,9 +15,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.config import MIN_SECRET_LENGTH
-from mlci_tui.events import StageMetrics, StageNoted, StageOutput
+from mlci_tui.events import CommandMetrics, CommandNoted, CommandOutput
+from mlci_tui.execution.output import PIECE_LIMIT, STALE_AFTER_S, OutputSink, read_metrics_file
 from mlci_tui.masking import MIN_LINE, SecretMasker
-from mlci_tui.pipeline.output import PIECE_LIMIT, STALE_AFTER_S, OutputSink, read_metrics_file
 from mlci_tui.states import Stream
 from mlci_tui.store.logs import LogCursor, LogWriter, encode, output_bytes, parse
 from mlci_tui.textsafe import FIELD_TEXT, field_text, terminal_line, visible_text
@@ -42,7 +42,7 @@ def printed(events: list, stream: Stream = Stream.STDOUT) -> bytes:
     """Reassemble what the stage printed from its output events."""
     out = b""
     for event in events:
-        if isinstance(event, StageOutput) and event.stream is stream:
+        if isinstance(event, CommandOutput) and event.stream is stream:
             out += event.data + (b"" if event.partial else b"\n")
     return out
 
@@ -52,7 +52,7 @@ def test_lines_split_across_chunks_are_joined() -> None:
     for chunk in (b"hel", b"lo\nwor", b"ld\n", b"", b"tail"):
         sink.feed(Stream.STDOUT, chunk)
     sink.close()
-    outputs = [e for e in events if isinstance(e, StageOutput)]
+    outputs = [e for e in events if isinstance(e, CommandOutput)]
     assert [e.data for e in outputs] == [b"hello", b"world", b"tail"]
     assert [e.partial for e in outputs] == [False, False, True]
 
@@ -72,7 +72,7 @@ def test_a_huge_line_is_passed_on_in_bounded_pieces_and_nothing_is_lost() -> Non
     for start in range(0, len(line), 65536):
         sink.feed(Stream.STDOUT, line[start : start + 65536])
     sink.feed(Stream.STDOUT, b"\nnext\n")
-    pieces = [e for e in events if isinstance(e, StageOutput)]
+    pieces = [e for e in events if isinstance(e, CommandOutput)]
     assert all(len(e.data) <= PIECE_LIMIT + 65536 for e in pieces)
     assert len(pieces) > 5
     assert printed(events) == line + b"\nnext\n"
@@ -134,12 +134,12 @@ def test_metric_lines_are_parsed_and_bad_ones_noted() -> None:
     sink.feed(Stream.STDOUT, b"::metric loss=0.5 acc=0.9\nnoise\n::metric loss=0.25\n")
     sink.feed(Stream.STDERR, b"::metric f1=1e-1\r\n::metric broken\n::metric x=nan\n")
     assert sink.metrics == {"loss": 0.25, "acc": 0.9, "f1": 0.1}
-    notes = [e.text for e in events if isinstance(e, StageNoted)]
+    notes = [e.text for e in events if isinstance(e, CommandNoted)]
     assert notes == [
         "ignored a malformed metric line: 'broken'",
         "ignored metric 'x' = 'nan': not a finite number",
     ]
-    assert any(isinstance(e, StageMetrics) and e.metrics == {"f1": 0.1} for e in events)
+    assert any(isinstance(e, CommandMetrics) and e.metrics == {"f1": 0.1} for e in events)
 
 
 def test_metric_line_flushed_in_pieces_still_counts() -> None:
@@ -601,7 +601,7 @@ def test_a_cached_stages_values_are_its_metrics_names_masked_and_no_series_point
         assert events == [] and sink.metrics == {}
         return
     masked = SecretMasker([secret]).mask_names(metrics)
-    assert events == [StageMetrics("train", masked, clock.now)]
+    assert events == [CommandMetrics("train", masked, clock.now)]
     assert sink.metrics == masked
 
 

@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 from mlci_tui.cli import main
 from mlci_tui.commands.junit import junit_xml
 from mlci_tui.config import load_config
-from mlci_tui.events import StageMetrics, StageNoted
+from mlci_tui.events import CommandMetrics, CommandNoted
+from mlci_tui.execution.output import MAX_METRIC_NOTES, OutputSink, read_metrics_file
 from mlci_tui.masking import SecretMasker
 from mlci_tui.metric_keys import MetricKey
-from mlci_tui.pipeline.output import MAX_METRIC_NOTES, OutputSink, read_metrics_file
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, Stream, VersionStatus
 from mlci_tui.store import Store
@@ -83,7 +83,7 @@ def feed(run: Printed, emit: Callable[[Any], None], scratch: Path, number: int) 
     expected = run.expected()
     assert _points(events) == expected
     assert sink.metrics == {name: points[-1][1] for name, points in expected.items()}
-    ignored = [e.text for e in events if isinstance(e, StageNoted) and "ignored metric" in e.text]
+    ignored = [e.text for e in events if isinstance(e, CommandNoted) and "ignored metric" in e.text]
     assert len(ignored) <= MAX_METRIC_NOTES
     # One per metric: each names it as Python's repr, whatever quotes the name holds.
     names = [ast.literal_eval(re.match(NOTED_NAME, text)[1]) for text in ignored]
@@ -185,7 +185,7 @@ def _points(events: list[object]) -> dict[str, list[tuple[int, float]]]:
     """Each series' points, in order, from the sink's events."""
     series: dict[str, list[tuple[int, float]]] = {}
     for event in events:
-        if isinstance(event, StageMetrics):
+        if isinstance(event, CommandMetrics):
             for name, step, value in event.points:
                 series.setdefault(name, []).append((step, value))
     return series

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from mlci_tui import procs
 from mlci_tui.config import CommandLine, Config
-from mlci_tui.events import Event, StageNoted
-from mlci_tui.pipeline.executors.base import (
+from mlci_tui.events import CommandNoted, Event
+from mlci_tui.execution.executors.base import (
     AttemptResult,
     AttemptSpec,
-    StageExecutor,
+    Executor,
     StartedCallback,
     ignore_started,
 )
-from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.units import format_duration
 
 if TYPE_CHECKING:  # only type checkers need the protocol, and making one is slow
@@ -63,7 +63,7 @@ class CommandContext(NamedTuple):
     a log of its own)."""
 
     def note(self, text: str, clock: Callable[[], float] = time.time) -> None:
-        self.emit(StageNoted(self.stage, text, clock()))
+        self.emit(CommandNoted(self.stage, text, clock()))
 
 
 def environment(
@@ -103,7 +103,7 @@ async def run_command(
     *,
     variables: Mapping[str, str],
     sink: OutputSink,
-    executor: StageExecutor,
+    executor: Executor,
     environ: Mapping[str, str],
     hurry: asyncio.Event | None = None,
     tag: str | None = None,

@@ -7,7 +7,7 @@ values of its params, its outs' names, and what each stage it needs produced
 hashed before the command starts and checked again after it: a dep that changed
 while the stage ran keeps the result out of the cache.
 
-A stage that passed leaves an entry under its key in the cache (`store.cache`):
+A stage that passed leaves an entry under its key in the cache (`store.cache_dir`):
 its outs, its metrics, the run that made it. The next time the key comes up the
 stage is ``cached``: its outs are restored where they are missing or different,
 its metrics come from the entry, and it takes milliseconds. When there is no
@@ -45,7 +45,7 @@ from mlci_tui.pipeline.outs import (
     valid_meta,
 )
 from mlci_tui.store import Store
-from mlci_tui.store.cache import (
+from mlci_tui.store.cache_dir import (
     CacheDir,
     FileChanged,
     FileHasher,

@@ -6,7 +6,7 @@ command has ended and every process it started is gone. Cancelling the
 coroutine (a timeout, Ctrl-C, `mlci` cancel) must stop the command the same
 way — quickly, leaving nothing running — before the cancellation propagates.
 A new kind of executor (a Kubernetes Job, a Slurm batch) is a new module
-implementing `StageExecutor`; the engine does not change.
+implementing `Executor`; the engine does not change.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from mlci_tui.events import ExternalJob
-from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.procs import describe_exit
 
-__all__ = ["AttemptResult", "AttemptSpec", "ExternalJob", "StageExecutor", "StartedCallback"]
+__all__ = ["AttemptResult", "AttemptSpec", "Executor", "ExternalJob", "StartedCallback"]
 
 
 class AttemptSpec(NamedTuple):
@@ -78,7 +78,7 @@ def ignore_started(pid: int | None, pgid: int | None, job: ExternalJob | None = 
     """A `StartedCallback` for callers that do not need to know."""
 
 
-class StageExecutor(Protocol):
+class Executor(Protocol):
     async def run(
         self, spec: AttemptSpec, sink: OutputSink, started: StartedCallback
     ) -> AttemptResult: ...

@@ -21,9 +21,9 @@ def command_mlflow(args: argparse.Namespace) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     from mlci_tui import procs
+    from mlci_tui.execution.executors.local import LocalExecutor
     from mlci_tui.masking import SecretMasker
     from mlci_tui.mirror.sync import mirror_target, sync
-    from mlci_tui.pipeline.executors.local import LocalExecutor
     from mlci_tui.textsafe import visible_text
 
     config = load(args)

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlci_tui.config import RAY_INSTALL, Config, RayConfig
 from mlci_tui.events import ExternalJob
-from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
-from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.execution.executors.base import AttemptResult, AttemptSpec, StartedCallback
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.states import Stream
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Alerts: stored for the dashboard, and handed to the `[alerts]` command.
 
-The alert command runs as every command does (`pipeline.command`), with the
+The alert command runs as every command does (`execution.command`), with the
 alert in ``MLCI_ALERT_*`` variables. A failing alert command is recorded
 next to the alert, never fatal: an alert must not turn a rollback into a
 failure.
@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 
 from mlci_tui.config import AlertsConfig, Config
 from mlci_tui.errors import StoreError
-from mlci_tui.events import Event, StageOutput
+from mlci_tui.events import CommandOutput, Event
+from mlci_tui.execution.command import run_command
+from mlci_tui.execution.executors.base import Executor
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.command import run_command
-from mlci_tui.pipeline.executors.base import StageExecutor
-from mlci_tui.pipeline.output import OutputSink
 from mlci_tui.states import Stream
 from mlci_tui.store import Store
 
@@ -40,7 +40,7 @@ class Alerter:
         config: Config,
         masker: SecretMasker,
         *,
-        executor: StageExecutor,
+        executor: Executor,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -85,7 +85,7 @@ class Alerter:
 
         def keep_last_error(event: Event) -> None:
             nonlocal last_error
-            if isinstance(event, StageOutput) and event.stream is Stream.STDERR:
+            if isinstance(event, CommandOutput) and event.stream is Stream.STDERR:
                 lines = [line for line in event.data.split(b"\n") if line.strip()]
                 if lines:
                     last_error = lines[-1]

@@ -8,7 +8,7 @@ types and impossible values are `ConfigError`\\ s whose text is one line::
 
     config.toml:14: stages.train.timeout: expected a duration like "90s" or "5m", got "5x"
 
-Line numbers come from `toml_positions`, scanned only when an error needs
+Line numbers come from `positions`, scanned only when an error needs
 one: a valid config never pays for it.
 """
 
@@ -143,7 +143,7 @@ class Document:
     @property
     def lines(self) -> dict[KeyPath, int]:
         if self._lines is None:
-            from mlci_tui.toml_positions import key_lines
+            from mlci_tui.config.positions import key_lines
 
             self._lines = key_lines(self.text)
         return self._lines

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     import psutil
 
     from mlci_tui.config import Config
-from mlci_tui.events import StageSampled
-from mlci_tui.pipeline.executors.base import AttemptResult, AttemptSpec, StartedCallback
-from mlci_tui.pipeline.output import OutputSink
+from mlci_tui.events import CommandSampled
+from mlci_tui.execution.executors.base import AttemptResult, AttemptSpec, StartedCallback
+from mlci_tui.execution.output import OutputSink
 from mlci_tui.states import Stream
 
 READ_SIZE = 1 << 20
@@ -268,7 +268,7 @@ class _Attempt:
                     # The first sample only starts the CPU measurement: shown from the next.
                     if ticks:
                         self.sink.emit(
-                            StageSampled(
+                            CommandSampled(
                                 self.sink.stage, cpu, rss, self.peak_rss, self.sink.clock()
                             )
                         )

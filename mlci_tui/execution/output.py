@@ -3,7 +3,7 @@
 Every executor feeds what it reads into an `OutputSink`, in chunks of any
 size. The sink splits lines without a length limit, masks secrets before
 anything else sees the bytes, picks out ``::metric [step=N] name=value …``
-lines (points of series) and reports batches of lines as `StageOutput` events —
+lines (points of series) and reports batches of lines as `CommandOutput` events —
 one event per chunk, not per line, so that a flood of output costs a few C-level
 joins.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlci_tui.checks import METRIC_NAME
-from mlci_tui.events import Event, StageMetrics, StageNoted, StageOutput
+from mlci_tui.events import CommandMetrics, CommandNoted, CommandOutput, Event
 from mlci_tui.masking import SecretMasker
 from mlci_tui.states import Stream
 
@@ -102,7 +102,7 @@ class OutputSink:
         # rfind: the forward search switches to two-way on large chunks, twice as slow.
         if complete.rfind(METRIC_PREFIX, start) >= 0:
             self._parse_metrics(_metric_lines(complete, start))
-        self.emit(StageOutput(self.stage, stream, complete, now))
+        self.emit(CommandOutput(self.stage, stream, complete, now))
         if len(rest) > PIECE_LIMIT:
             self._release_piece(stream)
 
@@ -135,7 +135,7 @@ class OutputSink:
         head = self._head[stream]
         if len(head) < _HEAD_KEEP:
             self._head[stream] = head + piece[: _HEAD_KEEP - len(head)]
-        self.emit(StageOutput(self.stage, stream, piece, now, partial=True))
+        self.emit(CommandOutput(self.stage, stream, piece, now, partial=True))
 
     def _parse_metrics(self, lines: list[bytes]) -> None:
         found: list[tuple[str, int | None, float]] = []
@@ -163,7 +163,7 @@ class OutputSink:
             if metrics:
                 metrics = self.masker.mask_names(metrics)
                 self.metrics.update(metrics)
-                self.emit(StageMetrics(self.stage, metrics, self.clock()))
+                self.emit(CommandMetrics(self.stage, metrics, self.clock()))
             return
         self._add_points([(name, None, value) for name, value in metrics.items()])
 
@@ -198,11 +198,11 @@ class OutputSink:
                     f" {stride * 10}th is kept"
                 )
         self.metrics.update(last)
-        self.emit(StageMetrics(self.stage, last, self.clock(), tuple(points)))
+        self.emit(CommandMetrics(self.stage, last, self.clock(), tuple(points)))
 
     def note(self, text: str) -> None:
         """A note of mlci's own about the stage, masked like its output."""
-        self.emit(StageNoted(self.stage, self.masker.mask_text(text), self.clock()))
+        self.emit(CommandNoted(self.stage, self.masker.mask_text(text), self.clock()))
 
     def ignore(self, name: str, why: str, value: str | None = None) -> None:
         """A value of metric ``name`` was not kept: noted once per metric, and for at

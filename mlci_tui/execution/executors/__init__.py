@@ -1,5 +1,5 @@
 """Where a stage's command runs. Each executor is one module; the engine only
-knows the `StageExecutor` interface in `base`.
+knows the `Executor` interface in `base`.
 
 A module named in `KINDS` offers ``create(config)``, which returns its
 executor, and, if its jobs can outlive the runner (they run elsewhere),
@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mlci_tui.config import Config
     from mlci_tui.events import ExternalJob
-    from mlci_tui.pipeline.executors.base import StageExecutor
+    from mlci_tui.execution.executors.base import Executor
 
 KINDS: dict[str, str] = {
-    "local": "mlci_tui.pipeline.executors.local",
-    "ray": "mlci_tui.pipeline.executors.ray",
+    "local": "mlci_tui.execution.executors.local",
+    "ray": "mlci_tui.execution.executors.ray",
 }
 """The executors a stage may name, and the modules that implement them."""
 
 
-def create(kind: str, config: Config) -> StageExecutor:
-    executor: StageExecutor = importlib.import_module(KINDS[kind]).create(config)
+def create(kind: str, config: Config) -> Executor:
+    executor: Executor = importlib.import_module(KINDS[kind]).create(config)
     return executor
 
 

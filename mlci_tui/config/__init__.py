@@ -1,7 +1,7 @@
 """`config.toml` → validated, immutable records: the schema, declared once.
 
 Each table is a record below whose fields are its keys: a `setting` gives
-each one's reader, default and meaning, and `toml_schema` reads the file
+each one's reader, default and meaning, and `schema` reads the file
 against them. The schema is strict: unknown keys, wrong types and impossible
 values are errors, each one line naming the file, the line of the offending
 key, the key path and what was expected::
@@ -28,10 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 from mlci_tui import dag
 from mlci_tui.checks import Check, parse_check
-from mlci_tui.globs import Glob
-from mlci_tui.masking import SecretMasker
-from mlci_tui.metric_keys import MONITOR, MetricKey, split
-from mlci_tui.toml_schema import (
+from mlci_tui.config.schema import (
     ENV_NAME,
     NO_STRINGS,
     Boolean,
@@ -56,6 +53,9 @@ from mlci_tui.toml_schema import (
     setting,
     show,
 )
+from mlci_tui.globs import Glob
+from mlci_tui.masking import SecretMasker
+from mlci_tui.metric_keys import MONITOR, MetricKey, split
 from mlci_tui.units import parse_duration
 
 MIN_SECRET_LENGTH = 4
@@ -69,7 +69,7 @@ MAX_RESOURCES = 100_000
 BUILTIN_STAGES = ("deploy", "monitor")
 """The stages a full run adds when `[deploy]` is set."""
 EXECUTORS = ("local", "ray")
-"""What a stage's ``executor`` may name; `mlci_tui.pipeline.executors.KINDS` runs each."""
+"""What a stage's ``executor`` may name; `mlci_tui.execution.executors.KINDS` runs each."""
 RAY_INSTALL = "pip install -e '.[ray]'"
 
 CommandLine = str | tuple[str, ...]

@@ -1,0 +1,1 @@
+"""Running one command: its environment, its executor, its output."""
