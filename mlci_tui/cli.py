@@ -354,7 +354,7 @@ HANDLERS = {
     "rollback": "registry",
     "monitor": "registry",
     "alerts": "registry",
-    "mlflow": "mirror",
+    "mlflow": "mlflow",
 }
 
 
