@@ -11,7 +11,8 @@ expected::
 The package, from the bottom up: `positions` (where a key is in the text) and
 `schema` (reading a table against its record); `kinds` (the kinds of value
 particular to mlci: commands, durations, checks, secrets, URIs, project paths);
-`params` (the values stages read, from `[params]` or ``--set``); `tables` (one
+`params` (the values stages read, from `[params]` or a params file) and
+`param_sets` (the values ``--set`` gives, loaded only then); `tables` (one
 record per table); `rules` (what spans tables: needs, outs, the needs reading
 another stage's outs makes, cycles, one artifact, what [deploy] and [monitor]
 need); `loader` (`Config`, the whole file, and `load_config`). Every other

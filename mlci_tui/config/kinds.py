@@ -129,7 +129,8 @@ class WorkingDir:
 
 
 TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
-MLFLOW_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+MLFLOW_ALIAS = r"[A-Za-z0-9_-]{1,255}"
+"""An alias MLflow accepts (patterns are compiled on first use: re caches them)."""
 
 
 class TrackingUri:
@@ -178,18 +179,18 @@ class ModelName:
         return text
 
 
-_URI_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*:)([^@/]*)@")
+_URI_PASSWORD = r"^([^:/]+://[^:/@]*:)([^@/]*)@"
 
 
 def uri_password(uri: str) -> str | None:
     """The password of a database URI (``user:PASSWORD@host``), if it has one."""
-    found = _URI_PASSWORD.match(uri)
+    found = re.match(_URI_PASSWORD, uri)
     return found.group(2) if found and found.group(2) else None
 
 
 def redacted_uri(uri: str) -> str:
     """``uri`` with the password of a database URI as ***, for the store and the screen."""
-    return _URI_PASSWORD.sub(r"\1***@", uri)
+    return re.sub(_URI_PASSWORD, r"\1***@", uri)
 
 
 class Alias:
@@ -199,7 +200,7 @@ class Alias:
         self, table: Table, key: str, value: Any, values: Mapping[str, Any], scope: Scope
     ) -> str:
         text = Text().read(table, key, value, values, scope)
-        if not MLFLOW_ALIAS.fullmatch(text):
+        if not re.fullmatch(MLFLOW_ALIAS, text):
             raise table.error(key, 'an alias may use letters, digits, "_" and "-"')
         if text.lower() == "latest" or re.fullmatch(r"[vV]\d+", text):
             raise table.error(key, f'MLflow keeps "{text}" for itself: choose another alias')
@@ -244,13 +245,12 @@ class ProjectPaths:
 
 
 def inside(path: Path, directory: Path) -> bool:
+    """Whether ``path`` is ``directory`` or lies within it (by name: links not followed)."""
     return path == directory or directory in path.parents
 
 
 COMMAND = Command()
 DURATION = Duration()
-
-
 CHECKS = Checks()
 ENV = StringTable()
 HERE = from_scope(lambda scope: scope.root)

@@ -25,7 +25,6 @@ from mlci_tui.config.params import (
     param_text,
     param_variable,
     params_from_file,
-    set_params,
 )
 from mlci_tui.config.rules import (
     check_executors,
@@ -309,7 +308,11 @@ def param_environment(config: Config, stage: StageConfig) -> dict[str, str]:
 
 
 def with_params(config: Config, sets: Sequence[str]) -> Config:
-    """``config`` with the params ``--set NAME=VALUE`` gives (`set_params`)."""
+    """``config`` with the params ``--set NAME=VALUE`` gives (`param_sets.set_params`)."""
+    # Imported here: reading --set values is the one part of the config a run without one
+    # never needs, and start-up compiles every module it imports.
+    from mlci_tui.config.param_sets import set_params
+
     return config._replace(params=set_params(config.params, sets))
 
 

@@ -1,16 +1,16 @@
 """Params: values a stage's command reads, known by dotted names (``train.lr``).
 
 They come from the `[params]` table or a params file, each held to the rules of
-a param's value; a stage names those it reads; ``--set NAME=VALUE`` changes one,
-to a value of the kind the config declares; a command gets each as a variable
-(`param_variable`) holding its text (`param_text`).
+a param's value (`checked_param`); a stage names those it reads; ``--set`` changes
+them (`param_sets`); a command gets each as a variable (`param_variable`) holding
+its text (`param_text`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -89,12 +89,12 @@ def _flatten_params(
 
 def _param_value(document: Document, where: KeyPath, value: Any) -> ParamValue:
     try:
-        return _checked_param(value)
-    except _ParamProblem as problem:
+        return checked_param(value)
+    except ParamProblem as problem:
         raise document.error((*where, *problem.where), problem.message) from None
 
 
-class _ParamProblem(Exception):
+class ParamProblem(Exception):
     """A value TOML can hold that a param cannot: where in it (array indexes), and why."""
 
     def __init__(self, where: tuple[int, ...], message: str) -> None:
@@ -103,7 +103,7 @@ class _ParamProblem(Exception):
         self.message = message
 
 
-def _checked_param(value: Any) -> ParamValue:
+def checked_param(value: Any) -> ParamValue:
     """A value read as TOML as a param holds it (arrays as tuples), held to the rules
     of params: a string (without NUL), a finite number, an integer of 64 bits, a
     boolean, or an array of one kind of them (integers and floats are one kind; in
@@ -112,13 +112,13 @@ def _checked_param(value: Any) -> ParamValue:
         items: list[ParamValue] = []
         for index, item in enumerate(value):
             try:
-                items.append(_checked_param(item))
-            except _ParamProblem as problem:
-                raise _ParamProblem((index, *problem.where), problem.message) from None
+                items.append(checked_param(item))
+            except ParamProblem as problem:
+                raise ParamProblem((index, *problem.where), problem.message) from None
         stranger = _stranger(items)
         if stranger is not None:
             index, item, first = stranger
-            raise _ParamProblem(
+            raise ParamProblem(
                 (index,),
                 f"expected {_KIND_WORDS[_kind(first)]} like the array's first item,"
                 f" got {_shown(item)}",
@@ -128,17 +128,17 @@ def _checked_param(value: Any) -> ParamValue:
         return value
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
-            raise _ParamProblem((), f"expected an integer of 64 bits, got {_shown(value)}")
+            raise ParamProblem((), f"expected an integer of 64 bits, got {_shown(value)}")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _ParamProblem((), f"expected a finite number, got {show(value)}")
+            raise ParamProblem((), f"expected a finite number, got {show(value)}")
         return value
     if isinstance(value, str):
         if "\0" in value:
-            raise _ParamProblem((), "expected a string without a NUL character (\\u0000)")
+            raise ParamProblem((), "expected a string without a NUL character (\\u0000)")
         return value
-    raise _ParamProblem(
+    raise ParamProblem(
         (), f"expected a string, number, boolean or an array of them, got {show(value)}"
     )
 
@@ -217,117 +217,6 @@ class StageParams:
                 raise table.error((key, index), f"unknown param {show(name)}{hint}")
             chosen += [p for p in found if p not in chosen]
         return tuple(chosen)
-
-
-def set_params(declared: Mapping[str, ParamValue], sets: Sequence[str]) -> Mapping[str, ParamValue]:
-    """``declared`` with the values ``--set NAME=VALUE`` gives; each value is read as
-    TOML and must be a value the config could hold, of the kind it declares (see
-    `_set_value`)."""
-    from mlci_tui.errors import UsageError
-
-    params = dict(declared)
-    for text in sets:
-        name, equals, raw = text.partition("=")
-        name = name.strip()
-        if not equals or not name:
-            raise UsageError(f"--set {text}: expected PARAM=VALUE, like train.lr=0.01")
-        if name not in params:
-            close = close_matches(name, list(params))
-            hint = (
-                f'; did you mean "{close[0]}"?'
-                if close
-                else (
-                    f" (params: {', '.join(params)})" if params else "; the config has no [params]"
-                )
-            )
-            raise UsageError(f"--set {name}: no such param{hint}")
-        params[name] = _set_value(name, raw, params[name])
-    return MappingProxyType(params)
-
-
-def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:
-    """``raw`` read as one TOML value, as a param of ``declared``'s kind; for a string
-    param, a TOML string (``"abc"``, ``'abc'``) is what it says, anything else the
-    text as written."""
-    from mlci_tui.errors import UsageError
-
-    value = _toml_value(raw)
-    if isinstance(declared, str) and not isinstance(value, str):
-        value = raw
-    conformed = None
-    if value is not _NOT_TOML:
-        try:
-            checked = _checked_param(value)
-        except _ParamProblem as problem:
-            raise UsageError(f"--set {name}={raw}: {problem.message}") from None
-        conformed = _conformed(declared, checked)
-    if conformed is None:
-        shown = param_text(declared) if isinstance(declared, tuple) else show(declared)
-        raise UsageError(
-            f"--set {name}={raw}: expected {_expected(declared)}, as the config has ({shown})"
-        )
-    return conformed
-
-
-_NOT_TOML = object()
-
-
-def _toml_value(raw: str) -> Any:
-    """The one TOML value ``raw`` is, or `_NOT_TOML`."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        document = tomllib.loads(f"value = {raw}")
-    except (tomllib.TOMLDecodeError, RecursionError):
-        return _NOT_TOML
-    # ``1\nother = 2`` is a document, not a value.
-    return document["value"] if list(document) == ["value"] else _NOT_TOML
-
-
-def _conformed(declared: ParamValue, value: ParamValue) -> ParamValue | None:
-    """``value`` as a value of ``declared``'s kind (an integer where a float is
-    declared becomes a float), or None if it is of another kind. An array's items
-    must be of the kind of the declared array's items."""
-    if isinstance(declared, bool) or isinstance(value, bool):
-        return value if isinstance(declared, bool) and isinstance(value, bool) else None
-    if isinstance(declared, int):
-        return value if isinstance(value, int) else None
-    if isinstance(declared, float):
-        return float(value) if isinstance(value, (int, float)) else None
-    if isinstance(declared, str):
-        return value if isinstance(value, str) else None
-    if not isinstance(value, tuple):
-        return None
-    if not declared:
-        return value
-    like = _item_like(declared)
-    items = [_conformed(like, item) for item in value]
-    return None if any(item is None for item in items) else tuple(items)  # type: ignore[misc]
-
-
-def _item_like(array: tuple[Any, ...]) -> ParamValue:
-    """One value of the kind every item of a (valid, non-empty) array has: a float
-    where numbers mix; for an array of arrays, an array of all their items."""
-    if isinstance(array[0], tuple):
-        return tuple(item for inner in array for item in inner)
-    return next((item for item in array if isinstance(item, float)), array[0])
-
-
-def _expected(declared: ParamValue, *, plural: bool = False) -> str:
-    """What a value of ``declared``'s kind is called: ``an integer``, ``an array of
-    integers`` (``integers``, ``arrays of integers`` in the plural)."""
-    if isinstance(declared, tuple):
-        words = "arrays" if plural else "an array"
-        return f"{words} of {_expected(_item_like(declared), plural=True)}" if declared else words
-    if isinstance(declared, bool):
-        return "booleans" if plural else "true or false"
-    if isinstance(declared, int):
-        return "integers" if plural else "an integer"
-    if isinstance(declared, float):
-        return "numbers" if plural else "a number"
-    return "strings" if plural else "a string"
 
 
 def param_text(value: object) -> str:
