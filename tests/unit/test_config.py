@@ -147,7 +147,7 @@ n = 2
 
 def test_ray_executor_settings(tmp_path: Path, monkeypatch) -> None:
     # Parsing does not need Ray; only the check that it is installed does.
-    monkeypatch.setattr("mlci_tui.config.ray_installed", lambda: True)
+    monkeypatch.setattr("mlci_tui.config.rules.ray_installed", lambda: True)
     (tmp_path / "src").mkdir()
     path = tmp_path / "config.toml"
     path.write_text(RAY_CONFIG)
