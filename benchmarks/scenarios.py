@@ -889,14 +889,14 @@ def _store_and_restore(
         for _ in range(max(1, size // len(block))):
             file.write(block)
     store = Store.open(project / ".mlci")
-    hasher = FileHasher(store)
+    hasher = FileHasher(store.file_hashes)
     cache = CacheDir(cache_dir, hasher)
     sha, identity = hasher.hashes([str(out)])[str(out)]
     methods: set[str] = set()
 
     def put() -> float:
         cache.object_path(sha).unlink(missing_ok=True)
-        store.forget_hashes()
+        store.file_hashes.forget_gone()
         started = time.perf_counter()
         methods.add(cache.put_file(str(out), sha, identity) or "")
         return time.perf_counter() - started

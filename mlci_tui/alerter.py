@@ -56,7 +56,7 @@ class Alerter:
     ) -> None:
         message = self.masker.mask_text(" ".join(message.split("\n")))
         try:
-            alert_id: int | None = self.store.add_alert(
+            alert_id: int | None = self.store.alerts.add(
                 kind, message, created_at=self.clock(), version=version, run_id=run_id
             )
         except StoreError as error:
@@ -77,7 +77,7 @@ class Alerter:
         }
         delivery = await self._deliver(table, variables)
         if alert_id is not None:
-            self.store.set_alert_delivery(alert_id, self.masker.mask_text(delivery))
+            self.store.alerts.set_delivery(alert_id, self.masker.mask_text(delivery))
 
     async def _deliver(self, table: AlertsConfig, variables: Mapping[str, str]) -> str:
         """Run the alert command; ``sent``, or why it failed (with its last line of stderr)."""

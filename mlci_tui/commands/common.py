@@ -60,7 +60,7 @@ def open_registry(config: Config, *, create: bool = False) -> Registry:
 
 
 def find_run(store: Store, run_id: int | None) -> RunRecord:
-    run = store.latest_run() if run_id is None else store.run(run_id)
+    run = store.runs.latest() if run_id is None else store.runs.get(run_id)
     if run is None:
         raise NotFound("no runs yet" if run_id is None else f"no run {run_id}")
     return run

@@ -60,7 +60,7 @@ def _status(args: argparse.Namespace) -> int:
         items = wanted(store).items(mirror.alias)
         lacking = behind(store, mirror, items)
         total = len(items)
-        last = store.syncs(mirror.key, 1)
+        last = store.mirrored.syncs(mirror.key, 1)
     if args.json:
         print(
             json.dumps(

@@ -192,7 +192,7 @@ def command_status(args: argparse.Namespace) -> int:
 
     with open_store(load(args)) as store:
         run = find_run(store, args.run)
-        last = store.last_deployment()
+        last = store.deployments.latest()
     if last is not None and last.outcome is DeployOutcome.POINTER_FAILED:
         from mlci_tui.textsafe import visible_text
 
@@ -225,9 +225,9 @@ def command_recover(args: argparse.Namespace) -> int:
     with store:
         if store.readonly:
             raise StoreError(f"{store.state_dir}: the run store is read-only; nothing is settled")
-        before = {run.id for run in store.runs_in_state(RunState.RUNNING)}
+        before = {run.id for run in store.runs.in_state(RunState.RUNNING)}
         problem = recover(store, config)
-        settled = before - {run.id for run in store.runs_in_state(RunState.RUNNING)}
+        settled = before - {run.id for run in store.runs.in_state(RunState.RUNNING)}
     if problem:
         raise StoreError(problem)
     for run_id in sorted(settled):
@@ -397,7 +397,7 @@ def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
             out.write(stop_commands(token))
         try:
             while True:
-                current = store.run(run.id)
+                current = store.runs.get(run.id)
                 assert current is not None
                 ended = current.state.finished or not args.follow
                 if not ended and runner_gone(current):
@@ -438,7 +438,7 @@ def _follow(
     if not args.follow:
         return
     while True:
-        current = store.run(run.id)
+        current = store.runs.get(run.id)
         assert current is not None
         stage = current.stage(args.stage)
         ended = stage is None or stage.state.finished or current.state.finished
@@ -544,8 +544,8 @@ def _deploy_plan(
         why = f"deploys the version {stage.name} makes, unless a stored one has its artifact"
         deploy = Decision("deploy", None, False, (why,))
     else:
-        version = store.version_with_sha256(sha)
-        live = store.live_version()
+        version = store.versions.with_sha256(sha)
+        live = store.versions.live()
         if version is None:
             deploy = Decision("deploy", None, False, ("a new version: deploys it",))
         else:
@@ -554,7 +554,7 @@ def _deploy_plan(
     if config.monitor is None:
         return [deploy]
     if deploy.cached:
-        live = store.live_version()
+        live = store.versions.live()
         owed = analysis_cut_short(store, config, live, time.time())
         if live is not None and owed is not None:
             analyse = Decision("monitor", None, False, (cut_short_text(live, owed),), runs=True)

@@ -31,8 +31,8 @@ def command_versions(args: argparse.Namespace) -> int:
     # Like `helm history`: the newest by default, everything when asked.
     limit = None if args.all else args.limit
     with open_store(config) as store:
-        versions = store.versions(limit=limit)
-        total = store.version_count() if limit is not None else len(versions)
+        versions = store.versions.recent(limit=limit)
+        total = store.versions.count() if limit is not None else len(versions)
     if args.json:
         print(json.dumps([v.to_json() for v in versions], indent=2))
         return 0
@@ -52,7 +52,7 @@ def command_history(args: argparse.Namespace) -> int:
 
     config = load(args)
     with open_store(config) as store:
-        deployments = store.deployments()
+        deployments = store.deployments.all()
     if args.json:
         print(json.dumps([d.to_json() for d in deployments], indent=2))
         return 0
@@ -84,7 +84,7 @@ def command_deploy(args: argparse.Namespace) -> int:
                 from mlci_tui.monitor.policy import guard
 
                 analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
-                live = registry.store.version(version.number) or version
+                live = registry.store.versions.get(version.number) or version
                 _, response = await guard(live, analysis, deployer, _context(printer, STAGE, hurry))
                 await mirrored()
                 return result, None if response is None else response.message
@@ -115,8 +115,10 @@ def command_rollback(args: argparse.Namespace) -> int:
         left = result.deployment.from_version
         if result.succeeded and left is not None:
             # A rollback answers the monitor's question about the version it left.
-            for decision in registry.store.decisions(version=left):
-                registry.store.decide(decision.id, "approved", by=deployer.user, when=time.time())
+            for decision in registry.store.decisions.pending(version=left):
+                registry.store.decisions.decide(
+                    decision.id, "approved", by=deployer.user, when=time.time()
+                )
     return _report(result)
 
 
@@ -149,21 +151,21 @@ def command_alerts(args: argparse.Namespace) -> int:
 
             user = current_user(os.environ)
         if args.dismiss:
-            pending = store.decisions()
+            pending = store.decisions.pending()
             for decision in pending:
-                store.decide(decision.id, "dismissed", by=user, when=time.time())
+                store.decisions.decide(decision.id, "dismissed", by=user, when=time.time())
             print(f"dismissed {len(pending)} pending decision{'s' * (len(pending) != 1)}")
             return 0
         if args.ack is not None:
-            known = {alert.id for alert in store.alerts(limit=-1)}
+            known = {alert.id for alert in store.alerts.recent(limit=-1)}
             missing = sorted(set(args.ack) - known)
             if missing:
                 raise UsageError(f"--ack {missing[0]}: no such alert (see mlci alerts)")
-            count = store.acknowledge_alerts(args.ack or None, by=user, when=time.time())
+            count = store.alerts.acknowledge(args.ack or None, by=user, when=time.time())
             print(f"acknowledged {count} alert{'s' * (count != 1)}")
             return 0
-        alerts = store.alerts()
-        decisions = store.decisions()
+        alerts = store.alerts.recent()
+        decisions = store.decisions.pending()
     if args.json:
         print(
             json.dumps(

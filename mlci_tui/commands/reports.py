@@ -40,7 +40,7 @@ def command_metrics(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"run {run.id} has no stage {args.stage!r}{stage_hint(args.stage, names)}"
             )
-        series = store.all_series(run.id, args.stage)
+        series = store.series.all(run.id, args.stage)
     found = 0 if series else 1
     out = sys.stdout
     if args.csv:
@@ -236,7 +236,7 @@ def _against_live(store: Store, config: Config, run: RunRecord) -> Comparison | 
     """The run against the version live before it (or live now, if it deployed none)."""
     from mlci_tui.store.compare import Side, baseline, compare, with_artifact
 
-    new = Side(run, store.version_of_run(run.id))
+    new = Side(run, store.versions.of_run(run.id))
     try:
         old = baseline(store, new, as_deployed=True)
     except NotFound:
@@ -248,12 +248,12 @@ def _against_live(store: Store, config: Config, run: RunRecord) -> Comparison | 
 def _events(store: Store, run: RunRecord) -> list[str]:
     """What became of the run's version: registered, deployed, rolled back, and why."""
     lines = []
-    version = store.version_of_run(run.id)
+    version = store.versions.of_run(run.id)
     if version is not None:
         lines.append(
             f"registered {version.name} (sha256 {version.sha256[:12]}, now {version.status.text})"
         )
-    for row in store.deployments(run.id):
+    for row in store.deployments.all(run.id):
         source = "" if row.from_version is None else f"v{row.from_version} → "
         line = f"{row.kind.text} {source}v{row.to_version}: {row.outcome.text}"
         why = row.reason or row.message
@@ -262,7 +262,7 @@ def _events(store: Store, run: RunRecord) -> list[str]:
 
 
 def _main_series(store: Store, run: RunRecord) -> list[Series]:
-    return [s for s in store.all_series(run.id) if len(s.points) >= 2][:SERIES_SHOWN]
+    return [s for s in store.series.all(run.id) if len(s.points) >= 2][:SERIES_SHOWN]
 
 
 def report_text(store: Store, config: Config, run: RunRecord) -> list[str]:
@@ -327,11 +327,11 @@ def fit(lines: Iterable[str], limit: int, whole: str) -> str:
 
 def report_json(store: Store, config: Config, run: RunRecord) -> dict[str, Any]:
     comparison = _against_live(store, config, run)
-    version = store.version_of_run(run.id)
+    version = store.versions.of_run(run.id)
     return {
         "run": run.to_json(),
         "version": None if version is None else version.to_json(),
-        "deployments": [row.to_json() for row in store.deployments(run.id)],
+        "deployments": [row.to_json() for row in store.deployments.all(run.id)],
         "against_live": None if comparison is None else comparison.to_json(),
         "series": [
             {
@@ -342,6 +342,6 @@ def report_json(store: Store, config: Config, run: RunRecord) -> dict[str, Any]:
                 "min": min((p.value for p in one.points), default=None),
                 "max": max((p.value for p in one.points), default=None),
             }
-            for one in store.all_series(run.id)
+            for one in store.series.all(run.id)
         ],
     }

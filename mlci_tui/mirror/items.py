@@ -100,16 +100,18 @@ class Wanted(NamedTuple):
 def wanted(store: Store) -> Wanted:
     """Ended runs (a running one is mirrored once it ends), every version, and the
     deploys and rollbacks that settled, oldest first."""
-    runs = [run for run in reversed(store.runs(limit=-1)) if run.state is not RunState.RUNNING]
-    deployments = [
-        d for d in reversed(store.deployments()) if d.outcome is not DeployOutcome.RUNNING
+    runs = [
+        run for run in reversed(store.runs.recent(limit=-1)) if run.state is not RunState.RUNNING
     ]
-    return Wanted(runs, list(reversed(store.versions())), deployments, store.live_version())
+    deployments = [
+        d for d in reversed(store.deployments.all()) if d.outcome is not DeployOutcome.RUNNING
+    ]
+    return Wanted(runs, list(reversed(store.versions.recent())), deployments, store.versions.live())
 
 
 def behind(store: Store, mirror: Target, items: list[Item]) -> list[Item]:
     """Those of ``items`` that ``mirror`` lacks or holds an older form of."""
-    have = store.mirrored(mirror.key)
+    have = store.mirrored.get(mirror.key)
     return [
         item for item in items if (got := have.get(item.key)) is None or got.digest != item.digest
     ]

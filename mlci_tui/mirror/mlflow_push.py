@@ -83,7 +83,7 @@ class Pusher:
         self.mirror = mirror
         self.client = client(mirror)
         self.store_id = store.store_id
-        self.have = store.mirrored(mirror.key)
+        self.have = store.mirrored.get(mirror.key)
         self.sent: list[str] = []
         """What was written to MLflow, item by item, as a person reads it."""
 
@@ -152,7 +152,7 @@ class Pusher:
         return remote
 
     def _create_run(self, experiment: str, record: RunRecord) -> Any:
-        run = self.store.run(record.id) or record
+        run = self.store.runs.get(record.id) or record
         created = self.client.create_run(
             experiment,
             start_time=_ms(run.started_at),
@@ -177,7 +177,7 @@ class Pusher:
     def _log_metrics(self, run: RunRecord, run_id: str, metric: Any) -> None:
         with_points = set()
         batch = []
-        for series in self.store.all_series(run.id):
+        for series in self.store.series.all(run.id):
             key = _metric_key(series.stage, series.name)
             if series.points:
                 with_points.add((series.stage, series.name))
@@ -262,7 +262,7 @@ class Pusher:
             tags = model_version_tags(version, self.store_id)
             found = remote.get(version.number)
             run = runs.get(version.run_id or 0)
-            no_run_here = version.run_id is None or self.store.run(version.run_id) is None
+            no_run_here = version.run_id is None or self.store.runs.get(version.run_id) is None
             if found is None and run is None and not no_run_here:
                 continue  # its run has not ended: it is sent with the run
             if found is None:
@@ -344,7 +344,7 @@ class Pusher:
     def _done(self, item: Item, remote_id: str) -> None:
         """Remember ``item`` as mirrored (what `mlci mlflow status` reads)."""
         if self.have.get(item.key) != (remote_id, item.digest):
-            self.store.set_mirrored(
+            self.store.mirrored.set(
                 self.mirror.key, item.key, remote_id, item.digest, when=time.time()
             )
 

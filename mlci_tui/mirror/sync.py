@@ -64,7 +64,7 @@ async def sync(
         # With the lock ours, a sync still marked running is one whose process died.
         context = _Context(executor, masker, environ)
         await _end_dead_syncs(store, config, GONE, SYNC_INTERRUPTED, context)
-        sync_id = store.start_sync(mirror.key, time.time())
+        sync_id = store.mirrored.start_sync(mirror.key, time.time())
         try:
             sent = Pusher(store, mirror).push()
         except Exception as error:  # MLflow raises every kind; none may escape
@@ -88,7 +88,7 @@ async def sync(
             )
             return SyncResult(False, problem)
         text = f"mlflow: sent {', '.join(sent)}" if sent else "mlflow: up to date"
-        store.end_sync(sync_id, SYNC_SUCCEEDED, text, when=time.time())
+        store.mirrored.end_sync(sync_id, SYNC_SUCCEEDED, text, when=time.time())
         return SyncResult(True, text)
 
 
@@ -113,7 +113,7 @@ async def record_failure(
 ) -> None:
     """End sync ``sync_id`` as failed; with ``alert``, an alert too, unless the sync
     before it failed as well (one outage, one alert)."""
-    store.end_sync(sync_id, SYNC_FAILED, problem, when=time.time())
+    store.mirrored.end_sync(sync_id, SYNC_FAILED, problem, when=time.time())
     if alert:
         key = mirror_target(config).key
         await _alert(store, config, key, sync_id, problem, _Context(executor, masker, environ))
@@ -137,7 +137,7 @@ async def record_lost_sync(
         if held and await _end_dead_syncs(store, config, problem, SYNC_FAILED, context):
             return
     key = mirror_target(config).key
-    sync_id = store.start_sync(key, time.time(), outcome=SYNC_FAILED)
+    sync_id = store.mirrored.start_sync(key, time.time(), outcome=SYNC_FAILED)
     await record_failure(store, config, sync_id, problem, alert=True, **context._asdict())
 
 
@@ -162,8 +162,8 @@ async def _end_dead_syncs(
     """With the sync lock held: end every sync still marked running (its process
     is gone) with ``outcome`` and ``problem``, and alert each."""
     ended = []
-    for sync in store.running_syncs():
-        if store.end_sync(sync.id, outcome, problem, when=time.time(), if_running=True):
+    for sync in store.mirrored.running_syncs():
+        if store.mirrored.end_sync(sync.id, outcome, problem, when=time.time(), if_running=True):
             ended.append(sync.id)
             await _alert(store, config, sync.target, sync.id, problem, context)
     return ended
@@ -174,7 +174,7 @@ async def _alert(
 ) -> None:
     """Alert the failure of sync ``sync_id`` to ``target``, unless the sync to it before
     failed too: one outage, one alert."""
-    earlier = [s for s in store.syncs(target, 20) if s.id < sync_id]
+    earlier = [s for s in store.mirrored.syncs(target, 20) if s.id < sync_id]
     if earlier and earlier[0].outcome in (SYNC_FAILED, SYNC_INTERRUPTED):
         return
     from mlci_tui.alerter import Alerter

@@ -122,7 +122,7 @@ class Analysis:
         else:
             failures = [f for f in (c.evaluate(metrics) for c in monitor.checks) if f]
             sample = Sample(not failures, metrics, mask("; ".join(failures)) or None)
-        self.store.add_sample(
+        self.store.samples.add(
             version=version.number,
             passed=sample.passed,
             metrics=sample.metrics,
@@ -160,4 +160,4 @@ class Analysis:
     def failures_in_a_row(self, version: VersionRecord) -> int:
         """Consecutive failed samples of ``version``, newest first, from the store (so
         that `mlci monitor --once` under cron counts across invocations)."""
-        return self.store.failures_in_a_row(version.number)
+        return self.store.samples.failures_in_a_row(version.number)

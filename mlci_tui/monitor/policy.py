@@ -31,7 +31,7 @@ async def guard(
     verdict = await analysis.post_deploy(version, context)
     if not verdict.failed:  # passed, or stopped when production moved (superseded)
         if not verdict.superseded:
-            analysis.store.mark_analysis_passed(version.number)
+            analysis.store.versions.mark_analysis_passed(version.number)
         return verdict, None
     assert verdict.finding is not None
     return verdict, await respond(version, verdict.finding, deployer, context)
@@ -47,7 +47,7 @@ async def respond(
     assert monitor is not None
     policy = monitor.auto_rollback
     failed = f"{version.name} failed its analysis: {finding}"
-    store.mark_analysis_failed(version.number, finding)
+    store.versions.mark_analysis_failed(version.number, finding)
     if (moved := _moved_from(version, deployer)) is not None:
         # What failed is not live, and what is live is someone else's to judge.
         message = f"{failed}; not acted on: {moved} (superseded)"
@@ -91,8 +91,8 @@ async def respond(
         message = f"{failed}; {to}? (confirm: mlci rollback · dismiss: mlci alerts --dismiss)"
         note(message)
         # One decision, and one alert, per version until someone answers it.
-        if not store.decisions(version=version.number, limit=1):
-            store.add_decision(
+        if not store.decisions.pending(version=version.number, limit=1):
+            store.decisions.add(
                 version=version.number,
                 target=None if target is None else target.number,
                 finding=finding,
@@ -109,7 +109,7 @@ def _moved_from(version: VersionRecord, deployer: Deployer) -> str | None:
     """How production left ``version`` (or is leaving it, by another process's
     deploy or rollback), or None while it is still ``version``'s."""
     store = deployer.registry.store
-    for running in store.running_deployments():
+    for running in store.deployments.running():
         if running.from_version == version.number and not deployer.is_stale(running):
             return f"another process is moving production from it to v{running.to_version}"
     moved = deployer.registry.live_instead_of(version)

@@ -107,16 +107,22 @@ class StoreRecorder:
                 peak_rss_bytes=event.peak_rss_bytes,
             )
         elif isinstance(event, CommandMetrics):
-            self.writer.submit(self.store.record_metrics, self.run_id, event.stage, event.metrics)
+            self.writer.submit(
+                self.store.runs.record_metrics, self.run_id, event.stage, event.metrics
+            )
             if event.points:
                 self.writer.submit(
-                    self.store.record_points, self.run_id, event.stage, event.points, event.time
+                    self.store.series.record_points,
+                    self.run_id,
+                    event.stage,
+                    event.points,
+                    event.time,
                 )
         elif isinstance(event, StageStarted):
             self._log(event.stage)
             if event.attempt > 1:
                 # A retried stage's metrics are its last attempt's, as its gates are.
-                self.writer.submit(self.store.forget_metrics, self.run_id, event.stage)
+                self.writer.submit(self.store.series.forget_metrics, self.run_id, event.stage)
             first = self._started.setdefault(event.stage, event.time)
             self._update(
                 event.stage,
@@ -168,7 +174,7 @@ class StoreRecorder:
             if event.same_store and event.from_run is not None:
                 self._copy_log(event.stage, event.from_run, event.from_stage)
                 self.writer.submit(
-                    self.store.copy_series,
+                    self.store.series.copy,
                     self.run_id,
                     event.stage,
                     event.from_run,
@@ -176,7 +182,7 @@ class StoreRecorder:
                 )
         elif isinstance(event, RunFinished):
             self.writer.submit(
-                self.store.finish_run,
+                self.store.runs.finish,
                 self.run_id,
                 event.state,
                 exit_code=event.exit_code,
@@ -185,7 +191,7 @@ class StoreRecorder:
             )
 
     def _update(self, stage: str, **fields: Any) -> None:
-        self.writer.submit(self.store.update_stage, self.run_id, stage, **fields)
+        self.writer.submit(self.store.runs.update_stage, self.run_id, stage, **fields)
 
     def _copy_log(self, stage: str, run_id: int, from_stage: str) -> None:
         """A cached stage's log goes on with the log of the stage whose result it reuses."""

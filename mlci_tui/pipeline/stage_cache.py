@@ -171,7 +171,7 @@ class StageCache:
         self.masker = masker or SecretMasker(())
         self.force = force
         self.store = store or Store.open(config.pipeline.state_dir)
-        self.hasher = FileHasher(self.store)
+        self.hasher = FileHasher(self.store.file_hashes)
         self.dir = CacheDir(config.pipeline.cache_dir, self.hasher)
         self.outs = Outs(self.hasher, self.dir)
         self._objects_private = False
@@ -296,7 +296,7 @@ class StageCache:
 
         mine = {**inputs, "needs": {}, "deps": own(inputs["deps"])}
         reasons: list[str] = []
-        for key in self.store.cache_keys(stage.name, limit=50):
+        for key in self.store.runs.cache_keys(stage.name, limit=50):
             entry = self._entry(key)
             if entry is None:
                 continue
@@ -497,7 +497,7 @@ class StageCache:
 
     def _previous(self, stage: str) -> Mapping[str, Any] | None:
         """The stage's latest entry that is still in the cache."""
-        for key in self.store.cache_keys(stage):
+        for key in self.store.runs.cache_keys(stage):
             entry = self._entry(key)
             if entry is not None:
                 return entry
@@ -683,11 +683,11 @@ def collect_garbage(
     the run of any kept version (the live one included) used, then every file no
     remaining entry needs. Entries other stores made (a shared cache), and entries
     mlci cannot read (a later mlci's), stay."""
-    hasher = FileHasher(store)
+    hasher = FileHasher(store.file_hashes)
     directory = CacheDir(config.pipeline.cache_dir, hasher)
     outs = Outs(hasher, directory)
     here = store.store_id
-    kept_keys = store.cache_keys_kept(keep_runs)
+    kept_keys = store.runs.cache_keys_kept(keep_runs)
     needed: set[str] = set()
     removed = kept = 0
     for key, path in list(directory.entries()):
@@ -723,7 +723,7 @@ def collect_garbage(
                 path.unlink()
     if not dry_run:
         directory.clear_temporary()
-        store.forget_hashes()
+        store.file_hashes.forget_gone()
     return Collected(removed, objects, freed, kept, kept_bytes)
 
 

@@ -172,7 +172,7 @@ class Deployer:
             log_path.parent.mkdir(DIR_MODE, parents=True, exist_ok=True)
             log = LogWriter(log_path)
             context = context._replace(emit=log_events(log, context.emit), log_path=log_path)
-        self.store.set_deployment_log(deployment.id, str(log_path))
+        self.store.deployments.set_log(deployment.id, str(log_path))
         command: AttemptResult | None = None
         try:
             failure = self._verify(version) or self._room()
@@ -199,7 +199,7 @@ class Deployer:
         only_from: int | None = None,
     ) -> DeploymentRecord:
         try:
-            return self.store.begin_deployment(
+            return self.store.deployments.begin(
                 kind=kind,
                 from_version=None if live is None else live.number,
                 to_version=version.number,
@@ -224,7 +224,7 @@ class Deployer:
                 f" (by {running.user}, pid {running.pid} on {running.host}, started {age} ago);"
                 " one deploy or rollback runs at a time"
             )
-            self.store.record_refused(
+            self.store.deployments.record_refused(
                 kind=kind,
                 from_version=None if live is None else live.number,
                 to_version=version.number,
@@ -335,7 +335,7 @@ class Deployer:
                 return self._pointer_failed(deployment, version, live, error)
             statuses = succeeded_statuses(deployment, version.name, live)
             message = _done_message(kind, version, live)
-            self.store.finish_deployment(
+            self.store.deployments.finish(
                 deployment.id,
                 DeployOutcome.SUCCEEDED,
                 ended_at=now,
@@ -344,7 +344,7 @@ class Deployer:
                 owes_analysis=version.number if analysis else None,
             )
             # A decision about a version production left is nobody's to make now.
-            self.store.supersede_decisions(version.number, now)
+            self.store.decisions.supersede(version.number, now)
             # Which versions are live and known-good changed: older artifacts may go now.
             self.registry.prune()
         else:
@@ -352,14 +352,14 @@ class Deployer:
             statuses = []
             if kind is DeployKind.DEPLOY and version.status is VersionStatus.REGISTERED:
                 statuses = [(version.number, VersionStatus.FAILED, f"deploy failed: {failure}")]
-            self.store.finish_deployment(
+            self.store.deployments.finish(
                 deployment.id,
                 DeployOutcome.FAILED,
                 ended_at=now,
                 message=self.masker.mask_text(message),
                 statuses=statuses,
             )
-        record = self.store.deployment(deployment.id)
+        record = self.store.deployments.get(deployment.id)
         assert record is not None
         return DeployResult(record, failure is None, message, command)
 
@@ -378,10 +378,10 @@ class Deployer:
             f" store still says {was}; free space in {self.store.state_dir}, then run"
             f" `mlci deploy {version.name} --force` (or `mlci rollback {was}`)"
         )
-        self.store.finish_deployment(
+        self.store.deployments.finish(
             deployment.id, DeployOutcome.POINTER_FAILED, ended_at=self.clock(), message=message
         )
-        record = self.store.deployment(deployment.id)
+        record = self.store.deployments.get(deployment.id)
         assert record is not None
         return DeployResult(record, False, message, None)
 

@@ -36,9 +36,9 @@ class Registry:
     def resolve(self, text: str) -> VersionRecord:
         """``"v3"`` or ``"3"`` → that version, or a `RegistryError` saying what exists."""
         match = _VERSION.fullmatch(text.strip())
-        version = self.store.version(int(match.group(1))) if match else None
+        version = self.store.versions.get(int(match.group(1))) if match else None
         if version is None:
-            newest = self.store.versions(limit=1)
+            newest = self.store.versions.recent(limit=1)
             known = f"v1 to v{newest[0].number}" if newest else "none yet"
             raise RegistryError(f"no version {text!r} (versions: {known})")
         return version
@@ -47,7 +47,7 @@ class Registry:
         return self.store.version_dir(version.number) / version.artifact_name
 
     def live(self) -> VersionRecord | None:
-        return self.store.live_version()
+        return self.store.versions.live()
 
     def live_instead_of(self, version: VersionRecord) -> str | None:
         """None while ``version`` is live; else what is (``nothing`` if nothing is)."""
@@ -59,7 +59,7 @@ class Registry:
     def known_good(self, exclude: set[int] | None = None) -> VersionRecord | None:
         """The last version that was live and healthy, other than ``exclude`` and the
         live one: the default rollback target, as ``helm rollback`` with no revision."""
-        return self.store.known_good(exclude or ())
+        return self.store.versions.known_good(exclude or ())
 
     # Writing -------------------------------------------------------------------
 
@@ -79,7 +79,7 @@ class Registry:
         if not source.exists():
             raise RegistryError(f"the artifact {source} does not exist")
         # Hashed in place first: an unchanged artifact is not copied at all.
-        same = self.store.version_with_sha256(digest(source)[0])
+        same = self.store.versions.with_sha256(digest(source)[0])
         if same is not None:
             return same, False
         versions_dir = self.store.state_dir / "versions"
@@ -87,7 +87,7 @@ class Registry:
         try:
             sha256, size = digest(staging / source.name)
             commit, dirty = git_state(self.config.root)
-            number = self.store.add_version(
+            number = self.store.versions.add(
                 run_id=run_id,
                 created_at=self.clock(),
                 artifact_name=source.name,
@@ -105,7 +105,7 @@ class Registry:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         self.prune()
-        version = self.store.version(number)
+        version = self.store.versions.get(number)
         assert version is not None
         return version, True
 
@@ -113,7 +113,9 @@ class Registry:
         """Delete artifacts beyond the newest `keep_versions`, but never the live one,
         the last known-good one, or one a deploy in progress is moving from or to.
         Rows, metrics and history stay. Returns the pruned numbers."""
-        pruned = self.store.claim_for_pruning(self.config.registry.keep_versions, self.clock())
+        pruned = self.store.deployments.claim_for_pruning(
+            self.config.registry.keep_versions, self.clock()
+        )
         for number in pruned:
             shutil.rmtree(self.store.version_dir(number), ignore_errors=True)
         return pruned
@@ -157,7 +159,7 @@ def analysis_cut_short(
     the run that deployed it would have: the runner and `mlci why` both ask here."""
     if live is None or live.status is not VersionStatus.LIVE or live.analysis_owed is None:
         return None
-    deployment = store.deployment(live.analysis_owed)
+    deployment = store.deployments.get(live.analysis_owed)
     if deployment is None or not is_stale(deployment, config, now):
         return None
     return deployment

@@ -58,14 +58,14 @@ def recover(store: Store, config: Config) -> str | None:
     try:
         recover_runs(store)
         recover_registrations(store)
-        if store.running_syncs():
+        if store.mirrored.running_syncs():
             # Only then: the mirror's module costs every command start-up time.
             from mlci_tui.mirror.sync import recover_syncs
 
             recover_syncs(store, config)
     except StoreError as error:
         problem = str(error)
-    if store.running_deployments():
+    if store.deployments.running():
         recover_deployments(store, config)
     return problem
 
@@ -83,7 +83,7 @@ def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
     pid means nothing across machines. Returns the ids of the runs marked.
     """
     marked = []
-    for run in store.runs_in_state(RunState.RUNNING):
+    for run in store.runs.in_state(RunState.RUNNING):
         if not runner_gone(run):  # which also leaves other hosts' runs alone
             continue
         running = [stage for stage in run.stages if stage.state is StageState.RUNNING]
@@ -99,9 +99,9 @@ def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
         now = time.time()
         for name, problem in problems.items():
             if problem is not None:
-                store.update_stage(run.id, name, message=problem)
-        store.close_stages(run.id, StageState.CANCELLED, GONE, now)
-        if store.finish_run(
+                store.runs.update_stage(run.id, name, message=problem)
+        store.runs.close_stages(run.id, StageState.CANCELLED, GONE, now)
+        if store.runs.finish(
             run.id,
             RunState.INTERRUPTED,
             exit_code=None,
@@ -131,10 +131,10 @@ def recover_registrations(store: Store) -> list[int]:
         # finishes, no registration is half-done (every command passes here).
         return []
     settled = []
-    for version in store.registered_versions():
+    for version in store.versions.registered():
         if store.version_dir(version.number).exists():
             continue
-        run = store.run(version.run_id) if version.run_id is not None else None
+        run = store.runs.get(version.run_id) if version.run_id is not None else None
         if run is not None and not run.state.finished:
             continue  # still registering it, or recovery of its run comes first
         from mlci_tui.registry.artifacts import commit_copy, digest
@@ -152,7 +152,7 @@ def recover_registrations(store: Store) -> list[int]:
             commit_copy(copy, store.version_dir(version.number))
             dead.remove(copy)
         else:
-            store.set_version_status(
+            store.versions.set_status(
                 version.number,
                 VersionStatus.FAILED,
                 "its artifact never reached the store: the runner stopped while copying it",
@@ -182,18 +182,20 @@ def recover_deployments(store: Store, config: Config, now: float | None = None) 
     now = time.time() if now is None else now
     settled = []
     pointer = read_pointer(store.state_dir)
-    for deployment in store.running_deployments():
+    for deployment in store.deployments.running():
         if not is_stale(deployment, config, now):
             continue
         if deployment.process_tag:
             procs.kill_tagged({deployment.process_tag}, (), grace=LEFTOVER_GRACE_S)
         if pointer is not None and pointer.deployment_id == deployment.id:
-            version = store.version(deployment.to_version)
+            version = store.versions.get(deployment.to_version)
             live = (
-                None if deployment.from_version is None else store.version(deployment.from_version)
+                None
+                if deployment.from_version is None
+                else store.versions.get(deployment.from_version)
             )
             name = version.name if version else f"v{deployment.to_version}"
-            store.finish_deployment(
+            store.deployments.finish(
                 deployment.id,
                 DeployOutcome.SUCCEEDED,
                 ended_at=now,
@@ -206,7 +208,7 @@ def recover_deployments(store: Store, config: Config, now: float | None = None) 
             )
             link_artifact(store.state_dir, Path(pointer.artifact))
         else:
-            store.finish_deployment(
+            store.deployments.finish(
                 deployment.id,
                 DeployOutcome.INTERRUPTED,
                 ended_at=now,

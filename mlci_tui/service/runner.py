@@ -86,7 +86,7 @@ class Runner:
         # Outs are removed before their stage runs: two runs in one work tree would
         # pull each other's outs away, and cache what neither made alone.
         self._outs_lock = self._lock_outs() if any(s.products for s in stages.values()) else None
-        self.run_id = self.store.create_run(
+        self.run_id = self.store.runs.create(
             config.pipeline.name,
             [(name, stage.needs, stage.retries + 1) for name, stage in stages.items()],
             started_at=time.time(),
@@ -239,11 +239,11 @@ class Runner:
                 self.writer.close()
                 if self.mirroring is not None:
                     self._git_thread.join()
-                    self.store.set_run_git(self.run_id, *self._git[0])
-                self.record = self.store.run(self.run_id)
+                    self.store.runs.set_git(self.run_id, *self._git[0])
+                self.record = self.store.runs.get(self.run_id)
                 if self.version is not None:
                     # As it ended: deployed, rolled back, or its deploy failed.
-                    self.version = self.store.version(self.version.number) or self.version
+                    self.version = self.store.versions.get(self.version.number) or self.version
             finally:
                 self.store.close()
                 if self.cache is not None:

@@ -10,7 +10,9 @@ from mlci_tui.store.records import AlertRecord
 
 
 class AlertsTable(Connection):
-    def add_alert(
+    """Alerts raised, delivered and acknowledged (``store.alerts``)."""
+
+    def add(
         self, kind: str, message: str, *, created_at: float, version: int | None, run_id: int | None
     ) -> int:
         with self.transaction():
@@ -21,11 +23,11 @@ class AlertsTable(Connection):
             )
         return cursor.lastrowid or 0
 
-    def set_alert_delivery(self, alert_id: int, delivery: str) -> None:
+    def set_delivery(self, alert_id: int, delivery: str) -> None:
         with self.transaction():
             self._query("UPDATE alerts SET delivery = ? WHERE id = ?", (delivery, alert_id))
 
-    def acknowledge_alerts(self, ids: Iterable[int] | None, *, by: str, when: float) -> int:
+    def acknowledge(self, ids: Iterable[int] | None, *, by: str, when: float) -> int:
         """Mark alerts seen (``ids``, or every one if None); returns how many were not."""
         with self.transaction():
             if ids is None:
@@ -43,6 +45,7 @@ class AlertsTable(Connection):
                 )
         return cursor.rowcount
 
-    def alerts(self, limit: int = 50) -> list[AlertRecord]:
+    def recent(self, limit: int = 50) -> list[AlertRecord]:
+        """Newest first."""
         rows = self._query("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (limit,))
         return [AlertRecord(**dict(row)) for row in rows]

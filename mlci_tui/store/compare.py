@@ -231,12 +231,12 @@ def resolve(store: Store, spec: str | None, *, default: str) -> Side:
     None is ``default``: ``latest`` (the newest run) or ``live`` (the live version)."""
     text = (spec if spec is not None else default).strip()
     if text == "latest":
-        run = store.latest_run()
+        run = store.runs.latest()
         if run is None:
             raise NotFound("no runs yet (start one with `mlci run`)")
-        return Side(run, store.version_of_run(run.id))
+        return Side(run, store.versions.of_run(run.id))
     if text == "live":
-        version = store.live_version()
+        version = store.versions.live()
         if version is None:
             raise NotFound(
                 "no version is live to compare with: name what to compare, as in"
@@ -247,14 +247,14 @@ def resolve(store: Store, spec: str | None, *, default: str) -> Side:
     if not (digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63):
         raise UsageError(f"expected a run (12) or a version (v3), got {text!r}")
     if text[:1] in ("v", "V"):
-        found = store.version(int(digits))
+        found = store.versions.get(int(digits))
         if found is None:
             raise NotFound(f"no version {text}")
         return _version_side(store, found)
-    run = store.run(int(digits))
+    run = store.runs.get(int(digits))
     if run is None:
         raise NotFound(f"no run {digits}")
-    return Side(run, store.version_of_run(run.id))
+    return Side(run, store.versions.of_run(run.id))
 
 
 def with_artifact(store: Store, side: Side, stage: str | None) -> Side:
@@ -271,10 +271,10 @@ def with_artifact(store: Store, side: Side, stage: str | None) -> Side:
         if origin is None or origin in seen:
             return side
         seen.add(origin)
-        version = store.version_of_run(origin)
+        version = store.versions.of_run(origin)
         if version is not None:
             return side._replace(same_as=version)
-        run = store.run(origin)
+        run = store.runs.get(origin)
         record = None if run is None else run.stage(record.cached_from_stage or stage)
     return side
 
@@ -284,22 +284,22 @@ def baseline(store: Store, new: Side, *, as_deployed: bool = False) -> Side:
     version, the version that was live before it went live. With ``as_deployed`` (a
     run's report), a run that deployed its version is judged against the version it
     replaced, whatever is live now."""
-    live = store.live_version()
+    live = store.versions.live()
     version = new.version
     if as_deployed and version is not None and new.run is not None:
-        own = [d for d in store.deployments(new.run.id) if d.to_version == version.number]
+        own = [d for d in store.deployments.all(new.run.id) if d.to_version == version.number]
         if own and own[0].outcome is DeployOutcome.SUCCEEDED:
             return _before(store, own[0].from_version, version)
     if live is None or version is None or version.number != live.number:
         return resolve(store, None, default="live")
-    for deployment in store.deployments():  # newest first
+    for deployment in store.deployments.all():  # newest first
         if deployment.to_version == live.number and deployment.outcome is DeployOutcome.SUCCEEDED:
             return _before(store, deployment.from_version, live)
     return _before(store, None, live)
 
 
 def _before(store: Store, number: int | None, version: VersionRecord) -> Side:
-    before = None if number is None else store.version(number)
+    before = None if number is None else store.versions.get(number)
     if before is None:
         raise NotFound(
             f"nothing was live before {version.name} to compare it with: name what to"
@@ -309,7 +309,7 @@ def _before(store: Store, number: int | None, version: VersionRecord) -> Side:
 
 
 def _version_side(store: Store, version: VersionRecord) -> Side:
-    return Side(None if version.run_id is None else store.run(version.run_id), version)
+    return Side(None if version.run_id is None else store.runs.get(version.run_id), version)
 
 
 def compare(old: Side, new: Side, gates: Sequence[tuple[MetricKey, Check]]) -> Comparison:

@@ -2,10 +2,11 @@
 
 Runners write, any number of viewers read; WAL lets readers work while a
 runner writes, and the busy timeout makes a second writer wait instead of
-failing. `Store` is its tables (`runs`, `versions`, `deployments`, `alerts`,
-`decisions`, `samples`, `metric_points`, `file_hashes`, `mirrored`: one module
-each) on one
-connection, plus the paths of the files beside it (`paths`).
+failing. `Store` is its tables on one connection, each an attribute named after
+its module (`store.runs`, `store.versions`, `store.deployments`, `store.alerts`,
+`store.decisions`, `store.samples`, `store.series`, `store.file_hashes`,
+`store.mirrored`), plus what is the whole store's: opening and migrating it,
+transactions, its id and change stamps, and the paths of the files beside it.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from pathlib import Path
 from mlci_tui.errors import StoreError, StoreMissing
 from mlci_tui.store import paths
 from mlci_tui.store.alerts import AlertsTable
-from mlci_tui.store.connection import BUSY_TIMEOUT_S, describe_error
+from mlci_tui.store.connection import BUSY_TIMEOUT_S, Connection, describe_error
 from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
 from mlci_tui.store.file_hashes import FileHashesTable
-from mlci_tui.store.mirrored import MirrorTable
+from mlci_tui.store.mirrored import MirroredTable
 from mlci_tui.store.paths import keep_private, make_private
 from mlci_tui.store.runs import RunsTable
 from mlci_tui.store.samples import SamplesTable
 from mlci_tui.store.series import SeriesTable
+from mlci_tui.store.versions import VersionsTable
 
 # The schema, as the migrations that build it: the version lives in ``PRAGMA
 # user_version`` and `Store.open` applies the migrations a store lacks, in order,
@@ -233,25 +235,29 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Store(
-    RunsTable,
-    DeploymentsTable,
-    AlertsTable,
-    DecisionsTable,
-    SamplesTable,
-    SeriesTable,
-    FileHashesTable,
-    MirrorTable,
-):
-    """One open run store. Not shared between threads: open one per thread."""
+class Store(Connection):
+    """One open run store. Not shared between threads: open one per thread.
+
+    Each table shares the store's connection, so a transaction or a read
+    (`transaction`, `reading`) covers whatever tables are used inside it."""
 
     def __init__(
         self, state_dir: Path, connection: sqlite3.Connection, *, readonly: bool = False
     ) -> None:
-        super().__init__(connection, paths.db_path(state_dir))
+        db_path = paths.db_path(state_dir)
+        super().__init__(connection, db_path)
         self.state_dir = state_dir
         self.readonly = readonly
         """Opened where nothing can be written: read it; a write fails in one line."""
+        self.runs = RunsTable(connection, db_path, state_dir)
+        self.versions = VersionsTable(connection, db_path)
+        self.deployments = DeploymentsTable(connection, db_path, self.versions)
+        self.alerts = AlertsTable(connection, db_path)
+        self.decisions = DecisionsTable(connection, db_path)
+        self.samples = SamplesTable(connection, db_path)
+        self.series = SeriesTable(connection, db_path)
+        self.file_hashes = FileHashesTable(connection, db_path, readonly=readonly)
+        self.mirrored = MirroredTable(connection, db_path)
 
     @classmethod
     def open(cls, state_dir: Path, *, create: bool = True) -> Store:

@@ -8,9 +8,9 @@ from mlci_tui.store.records import DecisionRecord
 
 
 class DecisionsTable(Connection):
-    def add_decision(
-        self, *, version: int, target: int | None, finding: str, created_at: float
-    ) -> int:
+    """Rollbacks proposed, and how each was answered (``store.decisions``)."""
+
+    def add(self, *, version: int, target: int | None, finding: str, created_at: float) -> int:
         with self.transaction():
             cursor = self._query(
                 "INSERT INTO decisions (created_at, version, target, finding, state)"
@@ -19,7 +19,7 @@ class DecisionsTable(Connection):
             )
         return cursor.lastrowid or 0
 
-    def decisions(self, *, version: int | None = None, limit: int = 50) -> list[DecisionRecord]:
+    def pending(self, *, version: int | None = None, limit: int = 50) -> list[DecisionRecord]:
         """Pending decisions, newest first; of one version, or of all."""
         # Filtered here, not by the caller: a LIMIT applied first could hide the version's.
         of_version = "" if version is None else " AND version = ?"
@@ -29,7 +29,7 @@ class DecisionsTable(Connection):
         )
         return [DecisionRecord(**dict(row)) for row in rows]
 
-    def supersede_decisions(self, live: int, when: float) -> int:
+    def supersede(self, live: int, when: float) -> int:
         """Production moved to ``live``: a pending decision about another version is
         nobody's to make any more. Returns how many were pending."""
         with self.transaction():

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
+from mlci_tui.store.connection import Connection
 from mlci_tui.store.records import DeploymentRecord
 from mlci_tui.store.versions import VersionsTable
 
@@ -25,10 +27,18 @@ class DeploymentRefused(Exception):
     """What the deploy lock's transaction found that forbids this deployment."""
 
 
-class DeploymentsTable(VersionsTable):
-    """Finishing a deployment sets the versions' statuses in the same transaction."""
+class DeploymentsTable(Connection):
+    """Deploys and rollbacks (``store.deployments``). The deploy lock decides with the
+    versions table (pruned? live?), and finishing a deployment sets the versions'
+    statuses in the same transaction: so it is given that table."""
 
-    def begin_deployment(
+    def __init__(
+        self, connection: sqlite3.Connection, db_path: Path, versions: VersionsTable
+    ) -> None:
+        super().__init__(connection, db_path)
+        self._versions = versions
+
+    def begin(
         self,
         *,
         kind: DeployKind,
@@ -76,7 +86,7 @@ class DeploymentsTable(VersionsTable):
             if target is not None and target[0] is not None:
                 raise DeploymentRefused(f"the artifact of v{to_version} was pruned meanwhile")
             if only_from is not None:
-                live = self.live_version()
+                live = self._versions.live()
                 if live is None or live.number != only_from:
                     now = "nothing" if live is None else live.name
                     raise DeploymentRefused(f"production moved from v{only_from} to {now}")
@@ -94,7 +104,7 @@ class DeploymentsTable(VersionsTable):
                 host=host,
                 process_tag=process_tag,
             )
-        deployment = self.deployment(row_id)
+        deployment = self.get(row_id)
         assert deployment is not None
         return deployment
 
@@ -141,7 +151,7 @@ class DeploymentsTable(VersionsTable):
         in progress — in one transaction with the deploy lock's, so that no deploy
         starts on a version being pruned. Deleting their files is the caller's."""
         with self.transaction():
-            candidates = self.unpruned_beyond(keep)
+            candidates = self._versions.unpruned_beyond(keep)
             if not candidates:
                 return []
             protected = {
@@ -153,7 +163,7 @@ class DeploymentsTable(VersionsTable):
                 for number in row
                 if number is not None
             }
-            for version in (self.live_version(), self.known_good()):
+            for version in (self._versions.live(), self._versions.known_good()):
                 if version is not None:
                     protected.add(version.number)
             chosen = [number for number in candidates if number not in protected]
@@ -161,13 +171,13 @@ class DeploymentsTable(VersionsTable):
                 self._query("UPDATE versions SET pruned_at = ? WHERE number = ?", (when, number))
         return chosen
 
-    def set_deployment_log(self, deployment_id: int, log_path: str) -> None:
+    def set_log(self, deployment_id: int, log_path: str) -> None:
         with self.transaction():
             self._query(
                 "UPDATE deployments SET log_path = ? WHERE id = ?", (log_path, deployment_id)
             )
 
-    def finish_deployment(
+    def finish(
         self,
         deployment_id: int,
         outcome: DeployOutcome,
@@ -186,22 +196,22 @@ class DeploymentsTable(VersionsTable):
                 (outcome.value, ended_at, message, deployment_id),
             )
             for number, status, description in statuses:
-                self._set_status(number, status, description)
+                self._versions.write_status(number, status, description)
             if owes_analysis is not None:
                 self._query(
                     "UPDATE versions SET analysis_owed = ? WHERE number = ?",
                     (deployment_id, owes_analysis),
                 )
 
-    def deployment(self, deployment_id: int) -> DeploymentRecord | None:
+    def get(self, deployment_id: int) -> DeploymentRecord | None:
         row = self._query("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
         return None if row is None else _deployment(row)
 
-    def last_deployment(self) -> DeploymentRecord | None:
+    def latest(self) -> DeploymentRecord | None:
         row = self._query("SELECT * FROM deployments ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else _deployment(row)
 
-    def deployments(self, run_id: int | None = None) -> list[DeploymentRecord]:
+    def all(self, run_id: int | None = None) -> list[DeploymentRecord]:
         """Newest first; with ``run_id``, only those that run made."""
         if run_id is None:
             rows = self._query("SELECT * FROM deployments ORDER BY id DESC")
@@ -211,7 +221,7 @@ class DeploymentsTable(VersionsTable):
             )
         return [_deployment(row) for row in rows]
 
-    def running_deployments(self) -> list[DeploymentRecord]:
+    def running(self) -> list[DeploymentRecord]:
         rows = self._query(
             "SELECT * FROM deployments WHERE outcome = ? ORDER BY id",
             (DeployOutcome.RUNNING.value,),

@@ -6,7 +6,9 @@ and the cache's imports are only paid for by runs that use it."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mlci_tui.store.connection import Connection
@@ -20,9 +22,12 @@ tuple: 10 000 named tuples cost `mlci why` 20 ms."""
 
 class FileHashesTable(Connection):
     """The ``file_hashes`` table: a file's sha256 as of its `FileStat`. Paths are kept
-    as bytes, as the file system has them: a name need not be UTF-8."""
+    as bytes, as the file system has them: a name need not be UTF-8 (``store.file_hashes``)."""
 
-    readonly: bool
+    def __init__(self, connection: sqlite3.Connection, db_path: Path, *, readonly: bool) -> None:
+        super().__init__(connection, db_path)
+        self.readonly = readonly
+        """A read-only store remembers nothing new: hashes are worked out again."""
 
     def remembered(self, paths: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         """Path → (device, inode, size, mtime_ns, ctime_ns when hashed, when it was
@@ -55,7 +60,7 @@ class FileHashesTable(Connection):
                 (fingerprint, sha, hashed_at),
             )
 
-    def forget_hashes(self) -> int:
+    def forget_gone(self) -> int:
         """Drop what is remembered of files that are gone, and every set's digest (each
         is worked out again from its files' hashes); how many rows went."""
         rows = self._query("SELECT path FROM file_hashes").fetchall()

@@ -33,16 +33,17 @@ class SyncRecord(NamedTuple):
     message: str | None
 
 
-class MirrorTable(Connection):
-    def mirrored(self, target: str) -> dict[str, Mirrored]:
+class MirroredTable(Connection):
+    """What reached each mirror, and each sync to it (``store.mirrored``)."""
+
+    def get(self, target: str) -> dict[str, Mirrored]:
+        """Each item mirrored to ``target``: the id it has there, the digest of what was sent."""
         rows = self._query(
             "SELECT item, remote_id, digest FROM mirrored WHERE target = ?", (target,)
         )
         return {row["item"]: Mirrored(row["remote_id"], row["digest"]) for row in rows}
 
-    def set_mirrored(
-        self, target: str, item: str, remote_id: str, digest: str, *, when: float
-    ) -> None:
+    def set(self, target: str, item: str, remote_id: str, digest: str, *, when: float) -> None:
         with self.transaction():
             self._query(
                 "INSERT INTO mirrored (target, item, remote_id, digest, mirrored_at)"
@@ -52,7 +53,7 @@ class MirrorTable(Connection):
                 (target, item, remote_id, digest, when),
             )
 
-    def forget_mirrored(self, target: str, item: str) -> None:
+    def forget(self, target: str, item: str) -> None:
         with self.transaction():
             self._query("DELETE FROM mirrored WHERE target = ? AND item = ?", (target, item))
 

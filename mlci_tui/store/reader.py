@@ -139,28 +139,28 @@ class StoreReader:
     def _read(self, store: Store, run_id: int | None) -> Snapshot:
         # A pinned run needs only the latest's id, not its stages.
         if run_id is None:
-            run = store.latest_run()
+            run = store.runs.latest()
             latest_id = None if run is None else run.id
         else:
-            run = store.run(run_id)
-            latest_id = store.latest_run_id()
+            run = store.runs.get(run_id)
+            latest_id = store.runs.latest_id()
         stamp = store.registry_stamp()
         if stamp != self._registry_stamp:
             self._registry_stamp = stamp
             self._registry = (
-                tuple(store.versions(limit=VERSION_LIMIT)),
-                store.version_count(),
-                store.live_version(),
-                store.known_good(),
-                tuple(store.alerts(limit=20)),
+                tuple(store.versions.recent(limit=VERSION_LIMIT)),
+                store.versions.count(),
+                store.versions.live(),
+                store.versions.known_good(),
+                tuple(store.alerts.recent(limit=20)),
             )
         versions, count, live, target, alerts = self._registry
         if run is not None and run.state is RunState.RUNNING and run.id == latest_id:
             running_run: RunRecord | None = run
         else:
-            running_runs = store.runs_in_state(RunState.RUNNING)
+            running_runs = store.runs.in_state(RunState.RUNNING)
             running_run = running_runs[-1] if running_runs else None
-        running = store.running_deployments()
+        running = store.deployments.running()
         return Snapshot(
             run=run,
             latest_run_id=latest_id,
@@ -170,7 +170,7 @@ class StoreReader:
             live=live,
             rollback_target=target,
             alerts=alerts,
-            decisions=tuple(store.decisions()),
+            decisions=tuple(store.decisions.pending()),
             deploying=running[-1] if running else None,
             tails=self._tails(run, _NO_TAILS),
             runner_gone=_runner_gone(run),
@@ -209,12 +209,12 @@ class StoreReader:
     def runs(self, limit: int = 200) -> list[RunRecord]:
         with self._lock:
             store = self._open()
-            return [] if store is None else store.runs(limit)
+            return [] if store is None else store.runs.recent(limit)
 
     def alerts(self, limit: int = 200) -> list[AlertRecord]:
         with self._lock:
             store = self._open()
-            return [] if store is None else store.alerts(limit)
+            return [] if store is None else store.alerts.recent(limit)
 
     def series(self, run_id: int, stage: str, after: Mapping[str, int]) -> list[Series]:
         """Each series of a stage, only its points newer than ``after[name]`` (a row id)."""
@@ -223,8 +223,8 @@ class StoreReader:
             if store is None:
                 return []
             return [
-                store.series(run_id, stage, name, after=after.get(name, 0))
-                for _, name in store.series_names(run_id, stage)
+                store.series.get(run_id, stage, name, after=after.get(name, 0))
+                for _, name in store.series.names(run_id, stage)
             ]
 
     def comparison(

@@ -45,9 +45,14 @@ _STAGE_COLUMNS = frozenset(
 
 
 class RunsTable(Connection):
-    state_dir: Path
+    """Runs, their stages and their last metric values (``store.runs``)."""
 
-    def create_run(
+    def __init__(self, connection: sqlite3.Connection, db_path: Path, state_dir: Path) -> None:
+        super().__init__(connection, db_path)
+        self.state_dir = state_dir
+        """Where each new run gets its directory of logs."""
+
+    def create(
         self,
         pipeline: str,
         stages: Sequence[tuple[str, Sequence[str], int]],
@@ -118,7 +123,7 @@ class RunsTable(Connection):
                 [(run_id, stage, name, value) for name, value in metrics.items()],
             )
 
-    def finish_run(
+    def finish(
         self,
         run_id: int,
         state: RunState,
@@ -173,27 +178,27 @@ class RunsTable(Connection):
         )
         return {row[0] for row in rows}
 
-    def run(self, run_id: int) -> RunRecord | None:
+    def get(self, run_id: int) -> RunRecord | None:
         row = self._query("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else self._run_record(row)
 
-    def latest_run(self) -> RunRecord | None:
+    def latest(self) -> RunRecord | None:
         row = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else self._run_record(row)
 
-    def latest_run_id(self) -> int | None:
+    def latest_id(self) -> int | None:
         return self._query("SELECT MAX(id) FROM runs").fetchone()[0]
 
-    def runs(self, limit: int = 50) -> list[RunRecord]:
+    def recent(self, limit: int = 50) -> list[RunRecord]:
         """The newest runs first, without their stages."""
         rows = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [self._run_record(row, with_stages=False) for row in rows]
 
-    def runs_in_state(self, state: RunState) -> list[RunRecord]:
+    def in_state(self, state: RunState) -> list[RunRecord]:
         rows = self._query("SELECT * FROM runs WHERE state = ? ORDER BY id", (state.value,))
         return [self._run_record(row) for row in rows.fetchall()]
 
-    def set_run_git(self, run_id: int, commit: str | None, dirty: bool | None) -> None:
+    def set_git(self, run_id: int, commit: str | None, dirty: bool | None) -> None:
         """The commit the run's project was at, and whether its work tree had changes."""
         with self.transaction():
             self._query(

@@ -10,7 +10,9 @@ from mlci_tui.store.connection import Connection
 
 
 class SamplesTable(Connection):
-    def add_sample(
+    """The monitor's checks of each version (``store.samples``)."""
+
+    def add(
         self,
         *,
         version: int,

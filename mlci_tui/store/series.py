@@ -27,6 +27,8 @@ class Series(NamedTuple):
 
 
 class SeriesTable(Connection):
+    """Every point of every metric series (``store.series``)."""
+
     def record_points(
         self, run_id: int, stage: str, points: Iterable[tuple[str, int, float]], time: float
     ) -> None:
@@ -46,7 +48,7 @@ class SeriesTable(Connection):
                     f"DELETE FROM {table} WHERE run_id = ? AND stage = ?", (run_id, stage)
                 )
 
-    def copy_series(self, run_id: int, stage: str, from_run: int, from_stage: str) -> None:
+    def copy(self, run_id: int, stage: str, from_run: int, from_stage: str) -> None:
         """Give a cached stage the series of the stage whose result it reuses."""
         with self.transaction():
             self._db.execute(
@@ -56,7 +58,7 @@ class SeriesTable(Connection):
                 (run_id, stage, from_run, from_stage),
             )
 
-    def series_names(self, run_id: int, stage: str | None = None) -> list[tuple[str, str]]:
+    def names(self, run_id: int, stage: str | None = None) -> list[tuple[str, str]]:
         """``(stage, name)`` of every metric of a run (or one stage), in first-seen order.
 
         Read from the last values (one row per metric), not by scanning the points."""
@@ -66,7 +68,7 @@ class SeriesTable(Connection):
         )
         return [(row["stage"], row["name"]) for row in rows]
 
-    def series(self, run_id: int, stage: str, name: str, *, after: int = 0) -> Series:
+    def get(self, run_id: int, stage: str, name: str, *, after: int = 0) -> Series:
         """The points of one series, or with ``after`` only those newer than that row."""
         rows = self._query(
             "SELECT rowid, step, value, time FROM metric_points"
@@ -76,8 +78,9 @@ class SeriesTable(Connection):
         points = tuple(MetricPoint(row["step"], row["value"], row["time"]) for row in rows)
         return Series(run_id, stage, name, points, rows[-1]["rowid"] if rows else after)
 
-    def all_series(self, run_id: int, stage: str | None = None) -> list[Series]:
-        return [self.series(run_id, s, name) for s, name in self.series_names(run_id, stage)]
+    def all(self, run_id: int, stage: str | None = None) -> list[Series]:
+        """Every series of a run (or one stage), whole."""
+        return [self.get(run_id, s, name) for s, name in self.names(run_id, stage)]
 
 
 def _where(run_id: int, stage: str | None) -> tuple[str, Sequence[object]]:

@@ -19,7 +19,9 @@ _SELECT = (
 
 
 class VersionsTable(Connection):
-    def add_version(
+    """Every registered model version (``store.versions``)."""
+
+    def add(
         self,
         *,
         run_id: int | None,
@@ -59,17 +61,17 @@ class VersionsTable(Connection):
         assert number is not None
         return number
 
-    def version(self, number: int) -> VersionRecord | None:
+    def get(self, number: int) -> VersionRecord | None:
         row = self._query(_SELECT + " FROM versions WHERE number = ?", (number,)).fetchone()
         return None if row is None else _version(row)
 
-    def versions(self, limit: int | None = None) -> list[VersionRecord]:
-        """Newest first."""
+    def recent(self, limit: int | None = None) -> list[VersionRecord]:
+        """Newest first; all of them without ``limit``."""
         sql = _SELECT + " FROM versions ORDER BY number DESC"
         rows = self._query(sql + " LIMIT ?", (limit,)) if limit else self._query(sql)
         return [_version(row) for row in rows]
 
-    def version_with_sha256(self, sha256: str) -> VersionRecord | None:
+    def with_sha256(self, sha256: str) -> VersionRecord | None:
         """The newest version whose artifact has ``sha256`` and is still stored."""
         row = self._query(
             _SELECT + " FROM versions WHERE sha256 = ? AND pruned_at IS NULL"
@@ -78,17 +80,17 @@ class VersionsTable(Connection):
         ).fetchone()
         return None if row is None else _version(row)
 
-    def version_of_run(self, run_id: int) -> VersionRecord | None:
+    def of_run(self, run_id: int) -> VersionRecord | None:
         """The version a run registered, if it registered one."""
         row = self._query(
             _SELECT + " FROM versions WHERE run_id = ? ORDER BY number DESC LIMIT 1", (run_id,)
         ).fetchone()
         return None if row is None else _version(row)
 
-    def version_count(self) -> int:
+    def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM versions").fetchone()[0])
 
-    def live_version(self) -> VersionRecord | None:
+    def live(self) -> VersionRecord | None:
         row = self._query(
             _SELECT + " FROM versions WHERE status = ? ORDER BY number DESC LIMIT 1",
             (VersionStatus.LIVE.value,),
@@ -122,7 +124,8 @@ class VersionsTable(Connection):
         )
         return [row[0] for row in rows]
 
-    def _set_status(self, number: int, status: VersionStatus, description: str | None) -> None:
+    def write_status(self, number: int, status: VersionStatus, description: str | None) -> None:
+        """`set_status` inside the caller's transaction (a deployment's end sets several)."""
         if status is VersionStatus.LIVE:
             # At most one version is live: whatever was live and is not this one is
             # demoted by the caller's explicit update, or here as a safety net.
@@ -136,7 +139,7 @@ class VersionsTable(Connection):
             (status.value, description, number),
         )
 
-    def registered_versions(self) -> list[VersionRecord]:
+    def registered(self) -> list[VersionRecord]:
         """Versions still ``registered`` (never deployed) whose artifact is kept."""
         rows = self._query(
             _SELECT + " FROM versions WHERE status = ? AND pruned_at IS NULL",
@@ -144,11 +147,9 @@ class VersionsTable(Connection):
         )
         return [_version(row) for row in rows]
 
-    def set_version_status(
-        self, number: int, status: VersionStatus, description: str | None
-    ) -> None:
+    def set_status(self, number: int, status: VersionStatus, description: str | None) -> None:
         with self.transaction():
-            self._set_status(number, status, description)
+            self.write_status(number, status, description)
 
     def mark_analysis_failed(self, number: int, finding: str) -> None:
         """``number`` failed its analysis: never a rollback target from now on."""

@@ -300,7 +300,7 @@ outs = ["build/more"]
     (project.path / "in.txt").write_text("in\n")
     assert project.mlci("run").returncode == 1
     with Store.open(project.state_dir, create=False) as store:
-        run = store.run(1)
+        run = store.runs.get(1)
     assert run is not None
     for stage, out in (("a", "data"), ("b", "more")):
         record = run.stage(stage)

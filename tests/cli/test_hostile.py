@@ -408,7 +408,7 @@ def killed_while_registering(project: Project, *, copied: bool) -> Path:
         (staging / "model.txt").write_text("model\n")
     store = Store.open(project.state_dir, create=False)
     try:
-        store.add_version(
+        store.versions.add(
             run_id=1,
             created_at=time.time(),
             artifact_name="model.txt",

@@ -668,12 +668,12 @@ def test_the_hash_of_an_unchanged_file_is_remembered(tmp_path: Path) -> None:
     old = time.time_ns() - 10_000_000_000
     os.utime(data, ns=(old, old))
     with Store.open(tmp_path / ".mlci") as store:
-        first = FileHasher(store)
+        first = FileHasher(store.file_hashes)
         sha = first.hashes([str(data)])[str(data)][0]
         assert sha == hashlib.sha256(data.read_bytes()).hexdigest()
         assert first.hashed_bytes == 1 << 16
     with Store.open(tmp_path / ".mlci") as store:
-        again = FileHasher(store)
+        again = FileHasher(store.file_hashes)
         assert again.hashes([str(data)])[str(data)][0] == sha
         assert again.hashed_bytes == 0, "an unchanged file is not read again"
 
@@ -682,7 +682,7 @@ def test_a_file_rewritten_within_its_timestamp_is_hashed_again(tmp_path: Path) -
     data = tmp_path / "data.txt"
     data.write_text("one")
     with Store.open(tmp_path / ".mlci") as store:
-        hasher = FileHasher(store)
+        hasher = FileHasher(store.file_hashes)
         before = hasher.hashes([str(data)])[str(data)][0]
         stamp = data.stat().st_mtime_ns
         data.write_text("two")

@@ -272,10 +272,10 @@ from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store import Store
 
 store = Store.open(Path(sys.argv[1]))
-run_id = store.create_run("torn", [("train", (), 1)], started_at=1.0, pid=1,
+run_id = store.runs.create("torn", [("train", (), 1)], started_at=1.0, pid=1,
                           pid_started=None, host="host", config_path="config.toml")
 for number in (1, 2, 3):
-    store.add_version(run_id=run_id, created_at=float(number), artifact_name="m",
+    store.versions.add(run_id=run_id, created_at=float(number), artifact_name="m",
                       source_path="m", is_dir=False, sha256=f"{number:x}" * 64, size_bytes=1,
                       metrics={}, git_commit=None, git_dirty=None)
 Path(sys.argv[2]).touch()
@@ -284,13 +284,13 @@ step = 0
 while not Path(sys.argv[3]).exists():
     step += 1
     target = step % 3 + 1
-    deployment = store.begin_deployment(kind=DeployKind.DEPLOY, from_version=live,
+    deployment = store.deployments.begin(kind=DeployKind.DEPLOY, from_version=live,
         to_version=target, user="u", reason=None, run_id=run_id, started_at=float(step),
         pid=1, pid_started=None, host="host", process_tag="t", is_stale=lambda d: True)
     statuses = [(target, VersionStatus.LIVE, "deployed")]
     if live is not None:
         statuses.append((live, VersionStatus.PREVIOUS, "superseded"))
-    store.finish_deployment(deployment.id, DeployOutcome.SUCCEEDED, ended_at=float(step),
+    store.deployments.finish(deployment.id, DeployOutcome.SUCCEEDED, ended_at=float(step),
                             message=None, statuses=statuses)
     live = target
 """

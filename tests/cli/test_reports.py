@@ -477,7 +477,7 @@ def test_a_report_larger_than_the_cap_is_cut_at_a_line_with_a_note(project: Proj
     assert project.mlci("run").returncode == 0
     config = load_config(project.config_path)
     with Store.open(project.state_dir, create=False) as store:
-        run = store.latest_run()
+        run = store.runs.latest()
         assert run is not None
         whole = report_markdown(store, config, run)
         cut = report_markdown(store, config, run, limit=2048)

@@ -247,7 +247,7 @@ def _hostile_store(state_dir: Path, config_path: str, text: str) -> None:
     store = Store.open(state_dir)
     now = time.time()
     for number in (1, 2):
-        run = store.create_run(
+        run = store.runs.create(
             text,
             [("train", (), 1), ("evaluate", ("train",), 1)],
             started_at=now,
@@ -257,12 +257,14 @@ def _hostile_store(state_dir: Path, config_path: str, text: str) -> None:
             config_path=config_path,
             params={"note": text},
         )
-        store.update_stage(run, "train", state=StageState.PASSED, exit_code=0, reasons=(text,))
-        store.update_stage(run, "evaluate", state=StageState.FAILED, message=text, failed_gate=text)
-        store.record_metrics(run, "train", {"acc": 0.5 * number})
-        store.record_points(run, "train", [("acc", 0, 0.5), ("acc", 1, 0.5 * number)], now)
-        store.finish_run(run, RunState.FAILED, exit_code=1, ended_at=now + 1, message=text)
-        store.add_version(
+        store.runs.update_stage(run, "train", state=StageState.PASSED, exit_code=0, reasons=(text,))
+        store.runs.update_stage(
+            run, "evaluate", state=StageState.FAILED, message=text, failed_gate=text
+        )
+        store.runs.record_metrics(run, "train", {"acc": 0.5 * number})
+        store.series.record_points(run, "train", [("acc", 0, 0.5), ("acc", 1, 0.5 * number)], now)
+        store.runs.finish(run, RunState.FAILED, exit_code=1, ended_at=now + 1, message=text)
+        store.versions.add(
             run_id=run,
             created_at=now,
             artifact_name=text,
@@ -275,7 +277,7 @@ def _hostile_store(state_dir: Path, config_path: str, text: str) -> None:
             git_dirty=False,
             params={"note": text},
         )
-    deployment = store.begin_deployment(
+    deployment = store.deployments.begin(
         kind=DeployKind.DEPLOY,
         from_version=None,
         to_version=1,
@@ -289,13 +291,13 @@ def _hostile_store(state_dir: Path, config_path: str, text: str) -> None:
         process_tag="x",
         is_stale=lambda d: True,
     )
-    store.finish_deployment(
+    store.deployments.finish(
         deployment.id,
         DeployOutcome.FAILED,
         ended_at=now,
         message=text,
         statuses=[(1, VersionStatus.FAILED, text)],
     )
-    store.add_alert("run_failed", text, created_at=now, version=1, run_id=2)
-    store.add_decision(version=1, target=None, finding=text, created_at=now)
+    store.alerts.add("run_failed", text, created_at=now, version=1, run_id=2)
+    store.decisions.add(version=1, target=None, finding=text, created_at=now)
     store.close()

@@ -62,7 +62,7 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
     config_path.write_text(CONFIG)
     config = load_config(config_path, environ={})
     store = Store.open(config.pipeline.state_dir, create=True)
-    run_id = store.create_run(
+    run_id = store.runs.create(
         "plot-fuzz",
         [("train", (), 1)],
         started_at=T0,
@@ -73,12 +73,14 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
     )
     for name, series in (("m", m), (LONG, n)):
         points = [(name, i if at is None else sorted(at)[i], v) for i, v in enumerate(series)]
-        store.record_points(run_id, "train", points, T0 + 1)
-        store.record_metrics(run_id, "train", {name: series[-1]})
-    store.update_stage(run_id, "train", state=StageState.PASSED, started_at=T0, ended_at=T0 + 2)
-    store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 2)
+        store.series.record_points(run_id, "train", points, T0 + 1)
+        store.runs.record_metrics(run_id, "train", {name: series[-1]})
+    store.runs.update_stage(
+        run_id, "train", state=StageState.PASSED, started_at=T0, ended_at=T0 + 2
+    )
+    store.runs.finish(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 2)
     for number, value in enumerate(m[:4], start=1):
-        store.add_version(
+        store.versions.add(
             run_id=run_id,
             created_at=T0 + number,
             artifact_name="model.txt",
@@ -90,7 +92,7 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
             git_commit=None,
             git_dirty=None,
         )
-        store.add_sample(
+        store.samples.add(
             version=number,
             passed=True,
             metrics={"m": n[-1]},
@@ -98,7 +100,7 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
             created_at=T0 + number,
             run_id=run_id,
         )
-    deployment = store.begin_deployment(
+    deployment = store.deployments.begin(
         kind=DeployKind.DEPLOY,
         from_version=None,
         to_version=1,
@@ -113,7 +115,7 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
         is_stale=lambda d: True,
     )
     live = [(1, VersionStatus.LIVE, "deployed")]
-    store.finish_deployment(
+    store.deployments.finish(
         deployment.id, DeployOutcome.SUCCEEDED, ended_at=T0 + 6, message=None, statuses=live
     )
     store.close()

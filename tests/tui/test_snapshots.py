@@ -88,7 +88,7 @@ def make_store(
     config = load_config(config_path, environ={})
     store = Store.open(config.pipeline.state_dir)
     for number in (1, 2, 3):
-        earlier = store.create_run(
+        earlier = store.runs.create(
             "churn-model",
             [("train", (), 1)],
             started_at=T0 - 3600 * (4 - number),
@@ -97,12 +97,12 @@ def make_store(
             host="build-host",
             config_path=str(config_path),
         )
-        store.update_stage(earlier, "train", state=StageState.PASSED, exit_code=0)
-        store.finish_run(
+        store.runs.update_stage(earlier, "train", state=StageState.PASSED, exit_code=0)
+        store.runs.finish(
             earlier, RunState.PASSED, exit_code=0, ended_at=T0 - 3600 * (4 - number) + 60
         )
     for number, accuracy in ((1, 0.91), (2, 0.93), (3, 0.95)):
-        store.add_version(
+        store.versions.add(
             run_id=number,
             created_at=T0 - 3600 * (4 - number),
             artifact_name="model.txt",
@@ -119,7 +119,7 @@ def make_store(
             params={"train.lr": 0.05 if number < 3 else 0.02, "train.epochs": 40},
         )
     for to, previous in ((1, None), (2, 1), (3, 2)):
-        deployment = store.begin_deployment(
+        deployment = store.deployments.begin(
             kind=DeployKind.DEPLOY,
             from_version=previous,
             to_version=to,
@@ -136,7 +136,7 @@ def make_store(
         statuses = [(to, VersionStatus.LIVE, "deployed")]
         if previous:
             statuses.append((previous, VersionStatus.PREVIOUS, f"superseded by v{to}"))
-        store.finish_deployment(
+        store.deployments.finish(
             deployment.id,
             DeployOutcome.SUCCEEDED,
             ended_at=T0 - 3600 * (4 - to) + 11,
@@ -146,7 +146,7 @@ def make_store(
     # A runner of this host that has died (kill -9): a process that ended.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    run_id = store.create_run(
+    run_id = store.runs.create(
         "churn-model",
         [("train", (), 1), ("evaluate", ("train",), 1), ("deploy", ("evaluate",), 1)],
         started_at=T0,
@@ -156,7 +156,7 @@ def make_store(
         config_path=str(config_path),
     )
     if cached:
-        store.update_stage(
+        store.runs.update_stage(
             run_id,
             "train",
             state=StageState.CACHED,
@@ -167,7 +167,7 @@ def make_store(
             message="same inputs as run 2, stage train",
         )
     else:
-        store.update_stage(
+        store.runs.update_stage(
             run_id,
             "train",
             state=StageState.PASSED,
@@ -181,7 +181,7 @@ def make_store(
     train_lines = [f"epoch {i}/5  loss={1 / (i + 1):.4f}" for i in range(1, 6)]
     write_log(store, run_id, "train", ["training on 8000 samples", *train_lines], T0 + 1)
     for version, accuracy in ((2, 0.9375), (3, 0.9425)):
-        store.add_sample(
+        store.samples.add(
             version=version,
             passed=True,
             metrics={"accuracy": accuracy},
@@ -195,10 +195,10 @@ def make_store(
             (T0 - 3000, "rollback", 2, "rolled back from v3 to v2: [b]try the old one[/b]"),
             (T0 + 30, "run_failed", None, "run 3 failed: evaluate"),
         ):
-            store.add_alert(kind, message, created_at=at, version=version, run_id=None)
-        store.acknowledge_alerts([1], by="ci", when=T0)
+            store.alerts.add(kind, message, created_at=at, version=version, run_id=None)
+        store.alerts.acknowledge([1], by="ci", when=T0)
     if running or runner_gone:
-        store.update_stage(
+        store.runs.update_stage(
             run_id,
             "evaluate",
             state=StageState.RUNNING,
@@ -208,7 +208,7 @@ def make_store(
             rss_bytes=310 << 20,
         )
     elif failed:
-        store.update_stage(
+        store.runs.update_stage(
             run_id,
             "evaluate",
             state=StageState.FAILED,
@@ -220,14 +220,14 @@ def make_store(
             failed_gate="accuracy >= 0.97",
             message="gate accuracy >= 0.97 failed: accuracy 0.951 < 0.97",
         )
-        store.update_stage(
+        store.runs.update_stage(
             run_id, "deploy", state=StageState.SKIPPED, message="evaluate did not pass"
         )
-        store.finish_run(
+        store.runs.finish(
             run_id, RunState.FAILED, exit_code=1, ended_at=T0 + 45, message="failed: evaluate"
         )
     else:
-        store.update_stage(
+        store.runs.update_stage(
             run_id,
             "evaluate",
             state=StageState.PASSED,
@@ -237,7 +237,7 @@ def make_store(
             ended_at=T0 + 45,
             peak_rss_bytes=30 << 20,
         )
-        store.update_stage(
+        store.runs.update_stage(
             run_id,
             "deploy",
             state=StageState.PASSED,
@@ -248,22 +248,26 @@ def make_store(
             peak_rss_bytes=20 << 20,
         )
         write_log(store, run_id, "deploy", ["deploying v3", "v3 is now served"], T0 + 45)
-        store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 46)
+        store.runs.finish(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 46)
     evaluation = [f"scoring batch {i}/40: {'█' * (i // 2)}" for i in range(1, 41)]
     write_log(store, run_id, "evaluate", [*evaluation, "accuracy 0.951"], T0 + 44)
     if series:
         loss = [(step, 0.08 + 0.6 * 0.9**step + 0.01 * (step % 3)) for step in range(1, 41)]
-        store.record_points(
+        store.series.record_points(
             run_id,
             "train",
             [("loss", s, v) for s, v in loss] + [("val_loss", s, v + 0.05) for s, v in loss],
             T0 + 30,
         )
-        store.record_metrics(run_id, "train", {"loss": loss[-1][1], "val_loss": loss[-1][1] + 0.05})
-        store.record_points(run_id, "evaluate", [("accuracy", 0, 0.951)], T0 + 44)
-        store.record_metrics(run_id, "evaluate", {"accuracy": 0.951})
+        store.runs.record_metrics(
+            run_id, "train", {"loss": loss[-1][1], "val_loss": loss[-1][1] + 0.05}
+        )
+        store.series.record_points(run_id, "evaluate", [("accuracy", 0, 0.951)], T0 + 44)
+        store.runs.record_metrics(run_id, "evaluate", {"accuracy": 0.951})
     if decision:
-        store.add_decision(version=3, target=2, finding="accuracy 0.61 < 0.85", created_at=T0 + 100)
+        store.decisions.add(
+            version=3, target=2, finding="accuracy 0.61 < 0.85", created_at=T0 + 100
+        )
     store.close()
     # What the dashboard would start (`mlci recover`) is asked for, not started: the
     # picture is of the moment it saw the runner gone.
@@ -406,7 +410,7 @@ def test_hostile_output(snap_compare, tmp_path: Path) -> None:
     config_path.write_text('[pipeline]\nname = "hostile"\n[stages.evil]\ncommand = "true"\n')
     config = load_config(config_path, environ={})
     store = Store.open(config.pipeline.state_dir)
-    run_id = store.create_run(
+    run_id = store.runs.create(
         "hostile",
         [("evil", (), 1)],
         started_at=T0,
@@ -419,10 +423,10 @@ def test_hostile_output(snap_compare, tmp_path: Path) -> None:
     log.write(log_records(Stream.STDOUT, HOSTILE.rstrip(b"\n"), T0 + 1))
     log.write(log_records(Stream.STDERR, b"\x1b[1;31mbold red on stderr\x1b[0m \x07\x7f", T0 + 2))
     log.close()
-    store.update_stage(
+    store.runs.update_stage(
         run_id, "evil", state=StageState.PASSED, exit_code=0, started_at=T0, ended_at=T0 + 3
     )
-    store.finish_run(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 3)
+    store.runs.finish(run_id, RunState.PASSED, exit_code=0, ended_at=T0 + 3)
     store.close()
     app = make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
     assert snap_compare(app, terminal_size=(100, 30), run_before=loaded)
@@ -522,7 +526,7 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
     needs = {"train": ("test", "prepare"), "evaluate": ("train",), "deploy": ("evaluate",)}
     needs["monitor"] = ("deploy",)
     for number in (1, 2):
-        earlier = store.create_run(
+        earlier = store.runs.create(
             "pump-failure",
             [(name, needs.get(name, ()), 1) for name in names],
             started_at=T0 - 3600 * (4 - number),
@@ -531,10 +535,10 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
             host="build-host",
             config_path=str(config_path),
         )
-        store.finish_run(
+        store.runs.finish(
             earlier, RunState.PASSED, exit_code=0, ended_at=T0 - 3600 * (4 - number) + 60
         )
-    run_id = store.create_run(
+    run_id = store.runs.create(
         "pump-failure",
         [(name, needs.get(name, ()), 1) for name in names],
         started_at=T0,
@@ -545,7 +549,7 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
     )
     for at, name in enumerate(names):
         state = StageState.FAILED if name == "monitor" else StageState.PASSED
-        store.update_stage(
+        store.runs.update_stage(
             run_id,
             name,
             state=state,
@@ -560,9 +564,9 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
             f"{name}: step {i}/30 loss={1 / (i + 1):.4f} accuracy=0.95{i % 10}" for i in range(30)
         ]
         write_log(store, run_id, name, lines, T0 + 8 * at + 1)
-    store.finish_run(run_id, RunState.ROLLED_BACK, exit_code=1, ended_at=T0 + 52)
+    store.runs.finish(run_id, RunState.ROLLED_BACK, exit_code=1, ended_at=T0 + 52)
     for number, accuracy in ((1, 0.951), (2, 0.957), (3, 0.956)):
-        store.add_version(
+        store.versions.add(
             run_id=number,
             created_at=T0 - 3600 * (4 - number),
             artifact_name="model.json",
@@ -583,7 +587,7 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
         2: (VersionStatus.ROLLED_BACK, "rolled back to v1"),
         1: (VersionStatus.LIVE, "rolled back from v3 (automatic)"),
     }
-    deployment = store.begin_deployment(
+    deployment = store.deployments.begin(
         kind=DeployKind.AUTO_ROLLBACK,
         from_version=3,
         to_version=1,
@@ -597,7 +601,7 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
         process_tag="x",
         is_stale=lambda d: True,
     )
-    store.finish_deployment(
+    store.deployments.finish(
         deployment.id,
         DeployOutcome.SUCCEEDED,
         ended_at=T0 + 51,
@@ -606,7 +610,7 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
     )
     # What the monitor measured of each (the LIVE column).
     for number, live in ((1, 0.9575), (2, 0.955), (3, 0.5675)):
-        store.add_sample(
+        store.samples.add(
             version=number,
             passed=live >= 0.85,
             metrics={"accuracy": live},
@@ -614,7 +618,7 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
             created_at=T0 + 40 + number,
             run_id=number,
         )
-    store.add_alert(
+    store.alerts.add(
         "auto_rollback",
         "rolled back from v3 to v1: accuracy 0.5675 < 0.85",
         created_at=T0 + 51,

@@ -103,7 +103,7 @@ def test_the_sink_keeps_exactly_the_finite_values_and_notes_each_ignored_metric_
 def record(store: Store, scratch: Path, config_path: Path, number: int, run: Printed) -> None:
     """Run ``number``: its stage's output through the sink into the store, as the
     runner records it, then a version of it (the first one deployed)."""
-    run_id = store.create_run(
+    run_id = store.runs.create(
         "fuzz",
         [("train", (), 1)],
         started_at=T0 + number,
@@ -120,7 +120,7 @@ def record(store: Store, scratch: Path, config_path: Path, number: int, run: Pri
 
     config = load_config(config_path, environ={})
     failures = [f for gate in config.stages["train"].gates if (f := gate.evaluate(sink.metrics))]
-    store.update_stage(
+    store.runs.update_stage(
         run_id,
         "train",
         state=StageState.FAILED if failures else StageState.PASSED,
@@ -131,13 +131,13 @@ def record(store: Store, scratch: Path, config_path: Path, number: int, run: Pri
         failed_gate=str(config.stages["train"].gates[0]) if failures else None,
         message="; ".join(failures) or None,
     )
-    store.finish_run(
+    store.runs.finish(
         run_id,
         RunState.FAILED if failures else RunState.PASSED,
         exit_code=1 if failures else 0,
         ended_at=T0 + number + 1,
     )
-    version_number = store.add_version(
+    version_number = store.versions.add(
         run_id=run_id,
         created_at=T0 + number,
         artifact_name="model.txt",
@@ -149,7 +149,7 @@ def record(store: Store, scratch: Path, config_path: Path, number: int, run: Pri
         git_commit=None,
         git_dirty=None,
     )
-    store.add_sample(
+    store.samples.add(
         version=version_number,
         passed=not failures,
         metrics=dict(sink.metrics),
@@ -158,7 +158,7 @@ def record(store: Store, scratch: Path, config_path: Path, number: int, run: Pri
         run_id=run_id,
     )
     if number == 1:
-        deployment = store.begin_deployment(
+        deployment = store.deployments.begin(
             kind=DeployKind.DEPLOY,
             from_version=None,
             to_version=version_number,
@@ -172,7 +172,7 @@ def record(store: Store, scratch: Path, config_path: Path, number: int, run: Pri
             process_tag="fuzz",
             is_stale=lambda d: True,
         )
-        store.finish_deployment(
+        store.deployments.finish(
             deployment.id,
             DeployOutcome.SUCCEEDED,
             ended_at=T0 + number,
@@ -247,7 +247,7 @@ def test_whatever_two_runs_print_and_write_every_reader_of_their_metrics_works(
         try:
             for number, run in enumerate(runs, start=1):
                 record(store, scratch, config_path, number, run)
-            stored = store.run(2)
+            stored = store.runs.get(2)
             assert stored is not None
             xml = junit_xml(stored, lambda stage: store.log_path(2, stage))
         finally:

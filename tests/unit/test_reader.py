@@ -21,7 +21,7 @@ def append(store: Store, run: int, stage: str, *lines: str) -> None:
 
 def two_stage_run(state_dir: Path) -> tuple[Store, int]:
     store = Store.open(state_dir)
-    run = store.create_run(
+    run = store.runs.create(
         "p",
         [("done", (), 1), ("busy", ("done",), 1), ("later", ("busy",), 1)],
         started_at=time.time(),
@@ -30,8 +30,8 @@ def two_stage_run(state_dir: Path) -> tuple[Store, int]:
         host="elsewhere",
         config_path="config.toml",
     )
-    store.update_stage(run, "done", state=StageState.PASSED, started_at=1.0, ended_at=2.0)
-    store.update_stage(run, "busy", state=StageState.RUNNING, started_at=2.0)
+    store.runs.update_stage(run, "done", state=StageState.PASSED, started_at=1.0, ended_at=2.0)
+    store.runs.update_stage(run, "busy", state=StageState.RUNNING, started_at=2.0)
     append(store, run, "done", "done 1", "done 2")
     append(store, run, "busy", "busy 1")
     return store, run
@@ -66,13 +66,13 @@ def test_a_change_in_the_store_or_another_run_is_read_in_full(tmp_path: Path) ->
     store, run = two_stage_run(tmp_path)
     reader = StoreReader(tmp_path)
     reader.snapshot()
-    store.update_stage(run, "busy", state=StageState.PASSED, ended_at=3.0)
-    store.finish_run(run, RunState.PASSED, exit_code=0, ended_at=3.0)
+    store.runs.update_stage(run, "busy", state=StageState.PASSED, ended_at=3.0)
+    store.runs.finish(run, RunState.PASSED, exit_code=0, ended_at=3.0)
     assert reader.due()
     finished = reader.snapshot()
     assert finished.run is not None and finished.run.state is RunState.PASSED
     assert not reader.due()  # finished and unchanged: nothing to read
-    second = store.create_run(
+    second = store.runs.create(
         "p", [("x", (), 1)], started_at=4.0, pid=1, pid_started=None, host="h", config_path="c"
     )
     assert reader.due(run)  # pinned to the first run now: a new question
