@@ -4,6 +4,10 @@ Exit status: 0 passed (or nothing wrong), 1 a stage failed or nothing was
 found, 2 a config or usage error, 130 cancelled. Errors are one line on
 stderr; a traceback is a bug (set ``MLCI_DEBUG=1`` to see one anyway).
 The headless commands never import Textual, so they start fast.
+
+Each command's parser names its handler (``set_defaults(handler=...)``): a small
+function here that imports the command's module only when the command runs, so
+that `mlci --help` loads no command, nor the config schema or the store.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import importlib
 import os
 import sys
 import threading
@@ -23,8 +26,12 @@ from mlci_tui.errors import ExitCode, MlciError
 # checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from argparse import _ActionsContainer as Options
     from collections.abc import Callable, Sequence
-    from typing import NoReturn
+    from typing import Any, NoReturn
+
+    Commands = argparse._SubParsersAction["_Parser"]
+    Handler = Callable[[argparse.Namespace], int]
 
 DEFAULT_CONFIG = "config.toml"
 """The config file of every command, unless ``--config`` names another: the
@@ -72,7 +79,39 @@ ALL_STAGES = "*"
 """What a bare ``--force`` stands for (`commands.pipeline` reads it as every stage)."""
 
 
-def _params_option(parser: argparse.ArgumentParser) -> None:
+class _Parser(argparse.ArgumentParser):
+    """A parser of mlci's, the top one and every command's: each takes ``--config``,
+    so that it may come before or after the command."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_argument(
+            "--config",
+            metavar="PATH",
+            default=argparse.SUPPRESS,
+            help=f"the pipeline's config file (default: ./{DEFAULT_CONFIG})",
+        )
+
+    def error(self, message: str) -> NoReturn:
+        """One line instead of argparse's usage block."""
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# The options several commands share, each declared here once with its help.
+
+
+def _run_option(parser: Options) -> None:
+    parser.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
+
+
+def _stage_option(parser: Options, help: str, *, repeatable: bool = False) -> None:
+    if repeatable:
+        parser.add_argument("--stage", action="append", default=[], metavar="NAME", help=help)
+    else:
+        parser.add_argument("--stage", metavar="NAME", help=help)
+
+
+def _params_option(parser: Options) -> None:
     parser.add_argument(
         "--set",
         action="append",
@@ -82,40 +121,57 @@ def _params_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line instead of argparse's usage block."""
-        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+def _dry_run_option(parser: Options, help: str) -> None:
+    parser.add_argument("--dry-run", action="store_true", help=help)
+
+
+def _reason_option(parser: Options) -> None:
+    parser.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
+
+
+def _json_option(parser: Options, help: str = "print JSON") -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def _md_option(parser: Options, help: str = "print Markdown") -> None:
+    parser.add_argument("--md", action="store_true", help=help)
+
+
+def _csv_option(parser: Options) -> None:
+    parser.add_argument("--csv", action="store_true", help="print CSV, one point a row")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    config = _Parser(add_help=False)
-    config.add_argument(
-        "--config",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help=f"the pipeline's config file (default: ./{DEFAULT_CONFIG})",
-    )
     parser = _Parser(
-        prog="mlci",
-        description="Run, watch and roll back machine-learning pipelines.",
-        parents=[config],
+        prog="mlci", description="Run, watch and roll back machine-learning pipelines."
     )
     parser.add_argument("--version", action="version", version=f"mlci-tui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # In the order `mlci --help` lists them.
+    _dashboard_command(commands)
+    _pipeline_commands(commands)
+    _results_commands(commands)
+    _registry_commands(commands)
+    _mlflow_commands(commands)
+    return parser
 
-    commands.add_parser("tui", parents=[config], help="open the dashboard (the default command)")
 
-    run = commands.add_parser(
-        "run", parents=[config], help="run the pipeline here, streaming its output"
-    )
-    run.add_argument(
-        "--stage",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="run only this stage and what it needs (repeatable)",
-    )
+def _dashboard_command(commands: Commands) -> None:
+    tui = commands.add_parser("tui", help="open the dashboard (the default command)")
+    tui.set_defaults(handler=_mlci_tui)
+
+
+def _mlci_tui(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.dashboard import handle_tui
+
+    return handle_tui(args)
+
+
+def _pipeline_commands(commands: Commands) -> None:
+    """Running the pipeline, and the project it lives in."""
+    run = commands.add_parser("run", help="run the pipeline here, streaming its output")
+    run.set_defaults(handler=_mlci_run)
+    _stage_option(run, "run only this stage and what it needs (repeatable)", repeatable=True)
     _params_option(run)
     run.add_argument(
         "--force",
@@ -125,14 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STAGE",
         help="run every stage (or this one: repeatable) even if its inputs did not change",
     )
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="say which stages would run or be cached, and why; run nothing",
-    )
-    run.add_argument(
-        "--json", action="store_true", help="with --dry-run: print it as JSON, as `mlci why` does"
-    )
+    _dry_run_option(run, "say which stages would run or be cached, and why; run nothing")
+    _json_option(run, "with --dry-run: print it as JSON, as `mlci why` does")
     run.add_argument(
         "--redeploy",
         action="store_true",
@@ -144,22 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the run as JUnit XML (one test case per stage) for a CI system to show",
     )
 
-    why = commands.add_parser(
-        "why", parents=[config], help="say whether each stage would run or be cached, and why"
-    )
+    why = commands.add_parser("why", help="say whether each stage would run or be cached, and why")
+    why.set_defaults(handler=_mlci_why)
     why.add_argument("stage", metavar="STAGE", nargs="?", help="only this stage")
     _params_option(why)
-    why.add_argument("--json", action="store_true", help="print JSON")
+    _json_option(why)
 
-    cache = commands.add_parser("cache", parents=[config], help="the cache of stages' outs")
-    cache_commands = cache.add_subparsers(
-        dest="cache_command", metavar="ACTION", required=True, parser_class=_Parser
+    cache = commands.add_parser("cache", help="the cache of stages' outs")
+    cache_actions = cache.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser)
+    gc = cache_actions.add_parser(
+        "gc", help="remove cache entries that no kept run or version uses, and their files"
     )
-    gc = cache_commands.add_parser(
-        "gc",
-        parents=[config],
-        help="remove cache entries that no kept run or version uses, and their files",
-    )
+    gc.set_defaults(handler=_mlci_cache_gc)
     gc.add_argument(
         "--keep-runs",
         type=_count,
@@ -167,22 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep what the newest N runs used (default: 10); the live version's always stays",
     )
-    gc.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    _dry_run_option(gc, "say what would go; remove nothing")
 
-    commands.add_parser("validate", parents=[config], help="check the config and show the order")
+    validate = commands.add_parser("validate", help="check the config and show the order")
+    validate.set_defaults(handler=_mlci_validate)
 
     dag = commands.add_parser(
         "dag",
-        parents=[config],
         help="draw the stages and what each runs after: a name in needs, or a dep over an out",
     )
-    dag.add_argument("--json", action="store_true", help="print JSON: stages, and edges with why")
+    dag.set_defaults(handler=_mlci_dag)
+    _json_option(dag, "print JSON: stages, and edges with why")
 
     init = commands.add_parser(
-        "init",
-        parents=[config],  # refused in `main`, with a line that says why
-        help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
+        "init", help="write a config.toml and the scripts of a typical pipeline; overwrite nothing"
     )
+    init.set_defaults(handler=_mlci_init)
     init.add_argument(
         "directory",
         metavar="DIR",
@@ -191,26 +237,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="where (default: here; made if missing)",
     )
 
-    commands.add_parser(
-        "recover",
-        parents=[config],
-        help="settle what dead runners left (every other command does it too)",
+    recover = commands.add_parser(
+        "recover", help="settle what dead runners left (every other command does it too)"
     )
+    recover.set_defaults(handler=_mlci_recover)
 
-    status = commands.add_parser("status", parents=[config], help="show the latest run or one")
-    status.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
-    status.add_argument("--json", action="store_true", help="print JSON")
 
-    logs = commands.add_parser(
-        "logs", parents=[config], help="print a stage's output, or the whole run's"
-    )
+def _mlci_run(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.pipeline import handle_run
+
+    return handle_run(args)
+
+
+def _mlci_why(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.pipeline import handle_why
+
+    return handle_why(args)
+
+
+def _mlci_cache_gc(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.pipeline import handle_cache_gc
+
+    return handle_cache_gc(args)
+
+
+def _mlci_validate(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.pipeline import handle_validate
+
+    return handle_validate(args)
+
+
+def _mlci_dag(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.stage_graph import handle_dag
+
+    return handle_dag(args)
+
+
+def _mlci_init(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.init import handle_init
+
+    return handle_init(args)
+
+
+def _mlci_recover(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.pipeline import handle_recover
+
+    return handle_recover(args)
+
+
+def _results_commands(commands: Commands) -> None:
+    """What runs left: their state, logs and metrics, and comparisons of them."""
+    status = commands.add_parser("status", help="show the latest run or one")
+    status.set_defaults(handler=_mlci_status)
+    _run_option(status)
+    _json_option(status)
+
+    logs = commands.add_parser("logs", help="print a stage's output, or the whole run's")
+    logs.set_defaults(handler=_mlci_logs)
     logs.add_argument(
         "stage",
         metavar="STAGE",
         nargs="?",
         help="the stage (default: every stage, interleaved as mlci run printed them)",
     )
-    logs.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
+    _run_option(logs)
     logs.add_argument(
         "-f",
         "--follow",
@@ -218,55 +308,87 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep printing until the stage (or the run) ends",
     )
 
-    metrics = commands.add_parser(
-        "metrics", parents=[config], help="a run's metric series, point by point"
-    )
-    metrics.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
-    metrics.add_argument("--stage", metavar="NAME", help="only this stage's series")
+    metrics = commands.add_parser("metrics", help="a run's metric series, point by point")
+    metrics.set_defaults(handler=_mlci_metrics)
+    _run_option(metrics)
+    _stage_option(metrics, "only this stage's series")
     metrics_format = metrics.add_mutually_exclusive_group()
-    metrics_format.add_argument("--json", action="store_true", help="print JSON")
-    metrics_format.add_argument("--csv", action="store_true", help="print CSV, one point a row")
+    _json_option(metrics_format)
+    _csv_option(metrics_format)
 
     diff = commands.add_parser(
         "diff",
-        parents=[config],
         help="compare two runs or versions: params, metrics, gates, stages, artifact",
         description="Compare OLD with NEW: runs (12) or versions (v3). With one argument it"
         " is NEW, and the live version is OLD (`mlci diff v1` shows what going to v1"
         " changes); without either, the latest run is NEW.",
     )
+    diff.set_defaults(handler=_mlci_diff)
     diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
     diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")
     diff_format = diff.add_mutually_exclusive_group()
-    diff_format.add_argument("--json", action="store_true", help="print JSON")
-    diff_format.add_argument("--md", action="store_true", help="print Markdown")
+    _json_option(diff_format)
+    _md_option(diff_format)
 
     report = commands.add_parser(
-        "report", parents=[config], help="a run's report: stages, metrics against live, version"
+        "report", help="a run's report: stages, metrics against live, version"
     )
-    report.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
+    report.set_defaults(handler=_mlci_report)
+    _run_option(report)
     report_format = report.add_mutually_exclusive_group()
-    report_format.add_argument("--json", action="store_true", help="print JSON")
-    report_format.add_argument(
-        "--md", action="store_true", help="print Markdown (as a GitHub job summary shows it)"
-    )
+    _json_option(report_format)
+    _md_option(report_format, "print Markdown (as a GitHub job summary shows it)")
 
-    versions = commands.add_parser("versions", parents=[config], help="list model versions")
-    versions.add_argument("--json", action="store_true", help="print JSON")
+
+def _mlci_status(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.pipeline import handle_status
+
+    return handle_status(args)
+
+
+def _mlci_logs(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.pipeline import handle_logs
+
+    return handle_logs(args)
+
+
+def _mlci_metrics(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.reports import handle_metrics
+
+    return handle_metrics(args)
+
+
+def _mlci_diff(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.reports import handle_diff
+
+    return handle_diff(args)
+
+
+def _mlci_report(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.reports import handle_report
+
+    return handle_report(args)
+
+
+def _registry_commands(commands: Commands) -> None:
+    """Model versions: what is live, deploys, rollbacks and the watch over them."""
+    versions = commands.add_parser("versions", help="list model versions")
+    versions.set_defaults(handler=_mlci_versions)
+    _json_option(versions)
     how_many = versions.add_mutually_exclusive_group()
     how_many.add_argument(
         "--limit", type=_count, default=50, metavar="N", help="the newest N (default: 50)"
     )
     how_many.add_argument("--all", action="store_true", help="every version")
 
-    history = commands.add_parser(
-        "history", parents=[config], help="the audit trail of deploys and rollbacks"
-    )
-    history.add_argument("--json", action="store_true", help="print JSON")
+    history = commands.add_parser("history", help="the audit trail of deploys and rollbacks")
+    history.set_defaults(handler=_mlci_history)
+    _json_option(history)
 
-    deploy = commands.add_parser("deploy", parents=[config], help="deploy a model version")
+    deploy = commands.add_parser("deploy", help="deploy a model version")
+    deploy.set_defaults(handler=_mlci_deploy)
     deploy.add_argument("version", type=_version, metavar="VERSION", help="e.g. v3")
-    deploy.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
+    _reason_option(deploy)
     deploy.add_argument(
         "--force",
         action="store_true",
@@ -278,9 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the post-deploy analysis ([monitor]) that follows a deploy",
     )
 
-    rollback = commands.add_parser(
-        "rollback", parents=[config], help="roll production back to an earlier version"
-    )
+    rollback = commands.add_parser("rollback", help="roll production back to an earlier version")
+    rollback.set_defaults(handler=_mlci_rollback)
     rollback.add_argument(
         "version",
         type=_version,
@@ -288,17 +409,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="the version to go back to (default: the last one that was live and healthy)",
     )
-    rollback.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
+    _reason_option(rollback)
 
-    monitor = commands.add_parser(
-        "monitor", parents=[config], help="check the live model continuously"
-    )
+    monitor = commands.add_parser("monitor", help="check the live model continuously")
+    monitor.set_defaults(handler=_mlci_monitor)
     monitor.add_argument("--once", action="store_true", help="check once; exit 1 if it fails")
 
-    alerts = commands.add_parser(
-        "alerts", parents=[config], help="alerts, and rollbacks waiting for a decision"
-    )
-    alerts.add_argument("--json", action="store_true", help="print JSON")
+    alerts = commands.add_parser("alerts", help="alerts, and rollbacks waiting for a decision")
+    alerts.set_defaults(handler=_mlci_alerts)
+    _json_option(alerts)
     alerts.add_argument(
         "--dismiss", action="store_true", help="dismiss the pending rollback decisions"
     )
@@ -311,51 +430,74 @@ def build_parser() -> argparse.ArgumentParser:
         " shows only alerts nobody acknowledged",
     )
 
-    mlflow = commands.add_parser(
-        "mlflow", parents=[config], help="the store's mirror in MLflow ([mlflow])"
-    )
-    mlflow_commands = mlflow.add_subparsers(
-        dest="mlflow_command", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    mlflow_sync = mlflow_commands.add_parser(
+
+def _mlci_versions(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.registry import handle_versions
+
+    return handle_versions(args)
+
+
+def _mlci_history(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.registry import handle_history
+
+    return handle_history(args)
+
+
+def _mlci_deploy(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.registry import handle_deploy
+
+    return handle_deploy(args)
+
+
+def _mlci_rollback(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.registry import handle_rollback
+
+    return handle_rollback(args)
+
+
+def _mlci_monitor(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.registry import handle_monitor
+
+    return handle_monitor(args)
+
+
+def _mlci_alerts(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.registry import handle_alerts
+
+    return handle_alerts(args)
+
+
+def _mlflow_commands(commands: Commands) -> None:
+    """The store's mirror in MLflow."""
+    mlflow = commands.add_parser("mlflow", help="the store's mirror in MLflow ([mlflow])")
+    mlflow_actions = mlflow.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser)
+    sync = mlflow_actions.add_parser(
         "sync",
-        parents=[config],
         help="send MLflow every run, version, deploy and rollback it lacks, and move the alias",
     )
-    mlflow_sync.add_argument(
+    sync.set_defaults(handler=_mlci_mlflow_sync)
+    sync.add_argument(
         "--auto",
         action="store_true",
         help="as after a run, deploy or rollback: a failure is also an alert",
     )
-    mlflow_status = mlflow_commands.add_parser(
-        "status", parents=[config], help="what is mirrored, what is behind, and the last sync"
+    status = mlflow_actions.add_parser(
+        "status", help="what is mirrored, what is behind, and the last sync"
     )
-    mlflow_status.add_argument("--json", action="store_true", help="print JSON")
-    return parser
+    status.set_defaults(handler=_mlci_mlflow_status)
+    _json_option(status)
 
 
-HANDLERS = {
-    "tui": "dashboard",
-    "run": "pipeline",
-    "validate": "pipeline",
-    "init": "init",
-    "dag": "stage_graph",
-    "why": "pipeline",
-    "cache": "pipeline",
-    "status": "pipeline",
-    "recover": "pipeline",
-    "logs": "pipeline",
-    "metrics": "reports",
-    "diff": "reports",
-    "report": "reports",
-    "versions": "registry",
-    "history": "registry",
-    "deploy": "registry",
-    "rollback": "registry",
-    "monitor": "registry",
-    "alerts": "registry",
-    "mlflow": "mirror",
-}
+def _mlci_mlflow_sync(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.mlflow import handle_mlflow_sync
+
+    return handle_mlflow_sync(args)
+
+
+def _mlci_mlflow_status(args: argparse.Namespace) -> int:
+    from mlci_tui.commands.mlflow import handle_mlflow_status
+
+    return handle_mlflow_status(args)
 
 
 def entry() -> NoReturn:
@@ -380,8 +522,6 @@ def entry() -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        args.command = "tui"
     if args.command == "init" and hasattr(args, "config"):
         # Which config a command reads: init writes config.toml, in DIR.
         parser.error("init writes DIR/config.toml and takes no --config; name DIR: mlci init DIR")
@@ -389,9 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # subcommand's default would overwrite one given before it.
     if not hasattr(args, "config"):
         args.config = DEFAULT_CONFIG
+    # No command opens the dashboard.
+    handler: Handler = _mlci_tui if args.command is None else args.handler
     try:
-        module = importlib.import_module(f"mlci_tui.commands.{HANDLERS[args.command]}")
-        return int(getattr(module, f"command_{args.command}")(args))
+        return handler(args)
     except MlciError as error:
         _print_error(error)
         return error.exit_code
