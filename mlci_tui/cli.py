@@ -5,9 +5,10 @@ found, 2 a config or usage error, 130 cancelled. Errors are one line on
 stderr; a traceback is a bug (set ``MLCI_DEBUG=1`` to see one anyway).
 The headless commands never import Textual, so they start fast.
 
-Each command's parser names its handler (``set_defaults(handler=...)``): a small
-function here that imports the command's module only when the command runs, so
-that `mlci --help` loads no command, nor the config schema or the store.
+Each command's parser names its handler: ``pipeline.handle_run`` is
+`commands.pipeline.handle_run` to a type checker, and here a `_Later` that
+imports the module when the handler is called, so that `mlci --help` loads no
+command, nor the config or the store.
 """
 
 from __future__ import annotations
@@ -26,12 +27,32 @@ from mlci_tui.errors import ExitCode, MlciError
 # checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from argparse import _ActionsContainer as Options
     from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
 
+    from mlci_tui.commands import dashboard, init, mlflow, pipeline, registry, reports, stage_graph
+
     Commands = argparse._SubParsersAction["_Parser"]
     Handler = Callable[[argparse.Namespace], int]
+else:
+
+    class _Later:
+        """A module of `commands`: its handlers, each imported when it is called."""
+
+        def __init__(self, name: str) -> None:
+            self.module = f"mlci_tui.commands.{name}"
+
+        def __getattr__(self, name: str) -> Handler:
+            def handler(args: argparse.Namespace) -> int:
+                import importlib
+
+                return getattr(importlib.import_module(self.module), name)(args)
+
+            return handler
+
+    dashboard, init, mlflow, pipeline, registry, reports, stage_graph = map(
+        _Later, ("dashboard", "init", "mlflow", "pipeline", "registry", "reports", "stage_graph")
+    )
 
 DEFAULT_CONFIG = "config.toml"
 """The config file of every command, unless ``--config`` names another: the
@@ -80,75 +101,66 @@ ALL_STAGES = "*"
 
 
 class _Parser(argparse.ArgumentParser):
-    """A parser of mlci's, the top one and every command's: each takes ``--config``,
-    so that it may come before or after the command."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.add_argument(
-            "--config",
-            metavar="PATH",
-            default=argparse.SUPPRESS,
-            help=f"the pipeline's config file (default: ./{DEFAULT_CONFIG})",
-        )
-
     def error(self, message: str) -> NoReturn:
         """One line instead of argparse's usage block."""
         self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-# The options several commands share, each declared here once with its help.
+_CONFIG = _Parser(add_help=False)
+"""The option every parser takes (`mlci`'s and each command's): it may come
+before or after the command."""
+_CONFIG.add_argument(
+    "--config",
+    metavar="PATH",
+    default=argparse.SUPPRESS,
+    help=f"the pipeline's config file (default: ./{DEFAULT_CONFIG})",
+)
+
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "--run": {"type": _run_id, "metavar": "ID", "help": "a run id (default: the latest)"},
+    "--stage": {"metavar": "NAME"},
+    "--set": {
+        "action": "append",
+        "default": [],
+        "metavar": "PARAM=VALUE",
+        "help": "use this value of a param in [params] for this run (repeatable)",
+    },
+    "--dry-run": {"action": "store_true"},
+    "--reason": {"metavar": "TEXT", "help": "why, for the audit trail"},
+    "--json": {"action": "store_true", "help": "print JSON"},
+    "--md": {"action": "store_true", "help": "print Markdown"},
+    "--csv": {"action": "store_true", "help": "print CSV, one point a row"},
+}
+"""The options several commands take, each declared once; a command may say more
+(`_option(run, "--json", help=...)`)."""
 
 
-def _run_option(parser: Options) -> None:
-    parser.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
+def _option(parser: argparse._ActionsContainer, flag: str, **changes: Any) -> None:
+    parser.add_argument(flag, **{**_OPTIONS[flag], **changes})
 
 
-def _stage_option(parser: Options, help: str, *, repeatable: bool = False) -> None:
-    if repeatable:
-        parser.add_argument("--stage", action="append", default=[], metavar="NAME", help=help)
-    else:
-        parser.add_argument("--stage", metavar="NAME", help=help)
-
-
-def _params_option(parser: Options) -> None:
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="PARAM=VALUE",
-        help="use this value of a param in [params] for this run (repeatable)",
-    )
-
-
-def _dry_run_option(parser: Options, help: str) -> None:
-    parser.add_argument("--dry-run", action="store_true", help=help)
-
-
-def _reason_option(parser: Options) -> None:
-    parser.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
-
-
-def _json_option(parser: Options, help: str = "print JSON") -> None:
-    parser.add_argument("--json", action="store_true", help=help)
-
-
-def _md_option(parser: Options, help: str = "print Markdown") -> None:
-    parser.add_argument("--md", action="store_true", help=help)
-
-
-def _csv_option(parser: Options) -> None:
-    parser.add_argument("--csv", action="store_true", help="print CSV, one point a row")
+def _command(
+    commands: Commands, name: str, handler: Handler, *options: str, **kwargs: Any
+) -> _Parser:
+    """A command's parser: it names the function that runs the command, and takes
+    these `_OPTIONS` first."""
+    parser = commands.add_parser(name, parents=[_CONFIG], **kwargs)
+    parser.set_defaults(handler=handler)
+    for flag in options:
+        _option(parser, flag)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="mlci", description="Run, watch and roll back machine-learning pipelines."
+        prog="mlci",
+        parents=[_CONFIG],
+        description="Run, watch and roll back machine-learning pipelines.",
     )
     parser.add_argument("--version", action="version", version=f"mlci-tui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # In the order `mlci --help` lists them.
-    _dashboard_command(commands)
+    _command(commands, "tui", dashboard.handle_tui, help="open the dashboard (the default command)")
     _pipeline_commands(commands)
     _results_commands(commands)
     _registry_commands(commands)
@@ -156,23 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _dashboard_command(commands: Commands) -> None:
-    tui = commands.add_parser("tui", help="open the dashboard (the default command)")
-    tui.set_defaults(handler=_mlci_tui)
-
-
-def _mlci_tui(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.dashboard import handle_tui
-
-    return handle_tui(args)
-
-
 def _pipeline_commands(commands: Commands) -> None:
     """Running the pipeline, and the project it lives in."""
-    run = commands.add_parser("run", help="run the pipeline here, streaming its output")
-    run.set_defaults(handler=_mlci_run)
-    _stage_option(run, "run only this stage and what it needs (repeatable)", repeatable=True)
-    _params_option(run)
+    run = _command(
+        commands, "run", pipeline.handle_run, help="run the pipeline here, streaming its output"
+    )
+    _option(
+        run,
+        "--stage",
+        action="append",
+        default=[],
+        help="run only this stage and what it needs (repeatable)",
+    )
+    _option(run, "--set")
     run.add_argument(
         "--force",
         nargs="?",
@@ -181,8 +189,8 @@ def _pipeline_commands(commands: Commands) -> None:
         metavar="STAGE",
         help="run every stage (or this one: repeatable) even if its inputs did not change",
     )
-    _dry_run_option(run, "say which stages would run or be cached, and why; run nothing")
-    _json_option(run, "with --dry-run: print it as JSON, as `mlci why` does")
+    _option(run, "--dry-run", help="say which stages would run or be cached, and why; run nothing")
+    _option(run, "--json", help="with --dry-run: print it as JSON, as `mlci why` does")
     run.add_argument(
         "--redeploy",
         action="store_true",
@@ -194,18 +202,23 @@ def _pipeline_commands(commands: Commands) -> None:
         help="write the run as JUnit XML (one test case per stage) for a CI system to show",
     )
 
-    why = commands.add_parser("why", help="say whether each stage would run or be cached, and why")
-    why.set_defaults(handler=_mlci_why)
-    why.add_argument("stage", metavar="STAGE", nargs="?", help="only this stage")
-    _params_option(why)
-    _json_option(why)
-
-    cache = commands.add_parser("cache", help="the cache of stages' outs")
-    cache_actions = cache.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser)
-    gc = cache_actions.add_parser(
-        "gc", help="remove cache entries that no kept run or version uses, and their files"
+    why = _command(
+        commands,
+        "why",
+        pipeline.handle_why,
+        "--set",
+        "--json",
+        help="say whether each stage would run or be cached, and why",
     )
-    gc.set_defaults(handler=_mlci_cache_gc)
+    why.add_argument("stage", metavar="STAGE", nargs="?", help="only this stage")
+
+    cache = commands.add_parser("cache", parents=[_CONFIG], help="the cache of stages' outs")
+    gc = _command(
+        cache.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser),
+        "gc",
+        pipeline.handle_cache_gc,
+        help="remove cache entries that no kept run or version uses, and their files",
+    )
     gc.add_argument(
         "--keep-runs",
         type=_count,
@@ -213,23 +226,29 @@ def _pipeline_commands(commands: Commands) -> None:
         metavar="N",
         help="keep what the newest N runs used (default: 10); the live version's always stays",
     )
-    _dry_run_option(gc, "say what would go; remove nothing")
+    _option(gc, "--dry-run", help="say what would go; remove nothing")
 
-    validate = commands.add_parser("validate", help="check the config and show the order")
-    validate.set_defaults(handler=_mlci_validate)
+    _command(
+        commands,
+        "validate",
+        pipeline.handle_validate,
+        help="check the config and show the order",
+    )
 
-    dag = commands.add_parser(
+    dag = _command(
+        commands,
         "dag",
+        stage_graph.handle_dag,
         help="draw the stages and what each runs after: a name in needs, or a dep over an out",
     )
-    dag.set_defaults(handler=_mlci_dag)
-    _json_option(dag, "print JSON: stages, and edges with why")
+    _option(dag, "--json", help="print JSON: stages, and edges with why")
 
-    init = commands.add_parser(
-        "init", help="write a config.toml and the scripts of a typical pipeline; overwrite nothing"
-    )
-    init.set_defaults(handler=_mlci_init)
-    init.add_argument(
+    _command(
+        commands,
+        "init",
+        init.handle_init,
+        help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
+    ).add_argument(
         "directory",
         metavar="DIR",
         nargs="?",
@@ -237,70 +256,38 @@ def _pipeline_commands(commands: Commands) -> None:
         help="where (default: here; made if missing)",
     )
 
-    recover = commands.add_parser(
-        "recover", help="settle what dead runners left (every other command does it too)"
+    _command(
+        commands,
+        "recover",
+        pipeline.handle_recover,
+        help="settle what dead runners left (every other command does it too)",
     )
-    recover.set_defaults(handler=_mlci_recover)
-
-
-def _mlci_run(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.pipeline import handle_run
-
-    return handle_run(args)
-
-
-def _mlci_why(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.pipeline import handle_why
-
-    return handle_why(args)
-
-
-def _mlci_cache_gc(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.pipeline import handle_cache_gc
-
-    return handle_cache_gc(args)
-
-
-def _mlci_validate(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.pipeline import handle_validate
-
-    return handle_validate(args)
-
-
-def _mlci_dag(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.stage_graph import handle_dag
-
-    return handle_dag(args)
-
-
-def _mlci_init(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.init import handle_init
-
-    return handle_init(args)
-
-
-def _mlci_recover(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.pipeline import handle_recover
-
-    return handle_recover(args)
 
 
 def _results_commands(commands: Commands) -> None:
     """What runs left: their state, logs and metrics, and comparisons of them."""
-    status = commands.add_parser("status", help="show the latest run or one")
-    status.set_defaults(handler=_mlci_status)
-    _run_option(status)
-    _json_option(status)
+    _command(
+        commands,
+        "status",
+        pipeline.handle_status,
+        "--run",
+        "--json",
+        help="show the latest run or one",
+    )
 
-    logs = commands.add_parser("logs", help="print a stage's output, or the whole run's")
-    logs.set_defaults(handler=_mlci_logs)
+    logs = _command(
+        commands,
+        "logs",
+        pipeline.handle_logs,
+        "--run",
+        help="print a stage's output, or the whole run's",
+    )
     logs.add_argument(
         "stage",
         metavar="STAGE",
         nargs="?",
         help="the stage (default: every stage, interleaved as mlci run printed them)",
     )
-    _run_option(logs)
     logs.add_argument(
         "-f",
         "--follow",
@@ -308,87 +295,68 @@ def _results_commands(commands: Commands) -> None:
         help="keep printing until the stage (or the run) ends",
     )
 
-    metrics = commands.add_parser("metrics", help="a run's metric series, point by point")
-    metrics.set_defaults(handler=_mlci_metrics)
-    _run_option(metrics)
-    _stage_option(metrics, "only this stage's series")
+    metrics = _command(
+        commands,
+        "metrics",
+        reports.handle_metrics,
+        "--run",
+        help="a run's metric series, point by point",
+    )
+    _option(metrics, "--stage", help="only this stage's series")
     metrics_format = metrics.add_mutually_exclusive_group()
-    _json_option(metrics_format)
-    _csv_option(metrics_format)
+    _option(metrics_format, "--json")
+    _option(metrics_format, "--csv")
 
-    diff = commands.add_parser(
+    diff = _command(
+        commands,
         "diff",
+        reports.handle_diff,
         help="compare two runs or versions: params, metrics, gates, stages, artifact",
         description="Compare OLD with NEW: runs (12) or versions (v3). With one argument it"
         " is NEW, and the live version is OLD (`mlci diff v1` shows what going to v1"
         " changes); without either, the latest run is NEW.",
     )
-    diff.set_defaults(handler=_mlci_diff)
     diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
     diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")
     diff_format = diff.add_mutually_exclusive_group()
-    _json_option(diff_format)
-    _md_option(diff_format)
+    _option(diff_format, "--json")
+    _option(diff_format, "--md")
 
-    report = commands.add_parser(
-        "report", help="a run's report: stages, metrics against live, version"
+    report = _command(
+        commands,
+        "report",
+        reports.handle_report,
+        "--run",
+        help="a run's report: stages, metrics against live, version",
     )
-    report.set_defaults(handler=_mlci_report)
-    _run_option(report)
     report_format = report.add_mutually_exclusive_group()
-    _json_option(report_format)
-    _md_option(report_format, "print Markdown (as a GitHub job summary shows it)")
-
-
-def _mlci_status(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.pipeline import handle_status
-
-    return handle_status(args)
-
-
-def _mlci_logs(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.pipeline import handle_logs
-
-    return handle_logs(args)
-
-
-def _mlci_metrics(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.reports import handle_metrics
-
-    return handle_metrics(args)
-
-
-def _mlci_diff(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.reports import handle_diff
-
-    return handle_diff(args)
-
-
-def _mlci_report(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.reports import handle_report
-
-    return handle_report(args)
+    _option(report_format, "--json")
+    _option(report_format, "--md", help="print Markdown (as a GitHub job summary shows it)")
 
 
 def _registry_commands(commands: Commands) -> None:
-    """Model versions: what is live, deploys, rollbacks and the watch over them."""
-    versions = commands.add_parser("versions", help="list model versions")
-    versions.set_defaults(handler=_mlci_versions)
-    _json_option(versions)
+    """Model versions: deploys, rollbacks, and the watch over the live one."""
+    versions = _command(
+        commands, "versions", registry.handle_versions, "--json", help="list model versions"
+    )
     how_many = versions.add_mutually_exclusive_group()
     how_many.add_argument(
         "--limit", type=_count, default=50, metavar="N", help="the newest N (default: 50)"
     )
     how_many.add_argument("--all", action="store_true", help="every version")
 
-    history = commands.add_parser("history", help="the audit trail of deploys and rollbacks")
-    history.set_defaults(handler=_mlci_history)
-    _json_option(history)
+    _command(
+        commands,
+        "history",
+        registry.handle_history,
+        "--json",
+        help="the audit trail of deploys and rollbacks",
+    )
 
-    deploy = commands.add_parser("deploy", help="deploy a model version")
-    deploy.set_defaults(handler=_mlci_deploy)
+    deploy = _command(
+        commands, "deploy", registry.handle_deploy, "--reason", help="deploy a model version"
+    )
     deploy.add_argument("version", type=_version, metavar="VERSION", help="e.g. v3")
-    _reason_option(deploy)
     deploy.add_argument(
         "--force",
         action="store_true",
@@ -400,8 +368,13 @@ def _registry_commands(commands: Commands) -> None:
         help="skip the post-deploy analysis ([monitor]) that follows a deploy",
     )
 
-    rollback = commands.add_parser("rollback", help="roll production back to an earlier version")
-    rollback.set_defaults(handler=_mlci_rollback)
+    rollback = _command(
+        commands,
+        "rollback",
+        registry.handle_rollback,
+        "--reason",
+        help="roll production back to an earlier version",
+    )
     rollback.add_argument(
         "version",
         type=_version,
@@ -409,15 +382,19 @@ def _registry_commands(commands: Commands) -> None:
         nargs="?",
         help="the version to go back to (default: the last one that was live and healthy)",
     )
-    _reason_option(rollback)
 
-    monitor = commands.add_parser("monitor", help="check the live model continuously")
-    monitor.set_defaults(handler=_mlci_monitor)
+    monitor = _command(
+        commands, "monitor", registry.handle_monitor, help="check the live model continuously"
+    )
     monitor.add_argument("--once", action="store_true", help="check once; exit 1 if it fails")
 
-    alerts = commands.add_parser("alerts", help="alerts, and rollbacks waiting for a decision")
-    alerts.set_defaults(handler=_mlci_alerts)
-    _json_option(alerts)
+    alerts = _command(
+        commands,
+        "alerts",
+        registry.handle_alerts,
+        "--json",
+        help="alerts, and rollbacks waiting for a decision",
+    )
     alerts.add_argument(
         "--dismiss", action="store_true", help="dismiss the pending rollback decisions"
     )
@@ -431,73 +408,30 @@ def _registry_commands(commands: Commands) -> None:
     )
 
 
-def _mlci_versions(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.registry import handle_versions
-
-    return handle_versions(args)
-
-
-def _mlci_history(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.registry import handle_history
-
-    return handle_history(args)
-
-
-def _mlci_deploy(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.registry import handle_deploy
-
-    return handle_deploy(args)
-
-
-def _mlci_rollback(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.registry import handle_rollback
-
-    return handle_rollback(args)
-
-
-def _mlci_monitor(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.registry import handle_monitor
-
-    return handle_monitor(args)
-
-
-def _mlci_alerts(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.registry import handle_alerts
-
-    return handle_alerts(args)
-
-
 def _mlflow_commands(commands: Commands) -> None:
     """The store's mirror in MLflow."""
-    mlflow = commands.add_parser("mlflow", help="the store's mirror in MLflow ([mlflow])")
-    mlflow_actions = mlflow.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser)
-    sync = mlflow_actions.add_parser(
+    mirror = commands.add_parser(
+        "mlflow", parents=[_CONFIG], help="the store's mirror in MLflow ([mlflow])"
+    )
+    actions = mirror.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser)
+    sync = _command(
+        actions,
         "sync",
+        mlflow.handle_mlflow_sync,
         help="send MLflow every run, version, deploy and rollback it lacks, and move the alias",
     )
-    sync.set_defaults(handler=_mlci_mlflow_sync)
     sync.add_argument(
         "--auto",
         action="store_true",
         help="as after a run, deploy or rollback: a failure is also an alert",
     )
-    status = mlflow_actions.add_parser(
-        "status", help="what is mirrored, what is behind, and the last sync"
+    _command(
+        actions,
+        "status",
+        mlflow.handle_mlflow_status,
+        "--json",
+        help="what is mirrored, what is behind, and the last sync",
     )
-    status.set_defaults(handler=_mlci_mlflow_status)
-    _json_option(status)
-
-
-def _mlci_mlflow_sync(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.mlflow import handle_mlflow_sync
-
-    return handle_mlflow_sync(args)
-
-
-def _mlci_mlflow_status(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.mlflow import handle_mlflow_status
-
-    return handle_mlflow_status(args)
 
 
 def entry() -> NoReturn:
@@ -530,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "config"):
         args.config = DEFAULT_CONFIG
     # No command opens the dashboard.
-    handler: Handler = _mlci_tui if args.command is None else args.handler
+    handler: Handler = dashboard.handle_tui if args.command is None else args.handler
     try:
         return handler(args)
     except MlciError as error:
