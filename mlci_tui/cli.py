@@ -48,6 +48,8 @@ else:
 
                 return getattr(importlib.import_module(self.module), name)(args)
 
+            # Named as the handler it calls, in tracebacks and for the tests.
+            handler.__module__, handler.__qualname__ = self.module, name
             return handler
 
     dashboard, init, mlflow, pipeline, registry, reports, stage_graph = map(

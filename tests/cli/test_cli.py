@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -584,10 +585,17 @@ def _parsers(
 
 
 def test_every_command_names_its_handler() -> None:
+    """``mlci cache gc`` runs `handle_cache_gc`, defined in the module of `commands`
+    that its parser names."""
     commands = {words: p for words, p in _parsers(build_parser()) if p._subparsers is None}
     assert ("mlflow", "sync") in commands and ("cache", "gc") in commands
     for words, parser in commands.items():
-        assert callable(parser.get_default("handler")), words
+        handler = parser.get_default("handler")
+        module = importlib.import_module(handler.__module__)
+        function = getattr(module, handler.__qualname__)
+        assert module.__name__.startswith("mlci_tui.commands."), words
+        assert function.__module__ == module.__name__, words
+        assert function.__name__ == "handle_" + "_".join(words), words
 
 
 def test_help_loads_no_command_nor_the_config_or_the_store() -> None:
