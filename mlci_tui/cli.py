@@ -4,6 +4,11 @@ Exit status: 0 passed (or nothing wrong), 1 a stage failed or nothing was
 found, 2 a config or usage error, 130 cancelled. Errors are one line on
 stderr; a traceback is a bug (set ``MLCI_DEBUG=1`` to see one anyway).
 The headless commands never import Textual, so they start fast.
+
+Each command's parser names its handler: ``pipeline.handle_run`` is
+`commands.pipeline.handle_run` to a type checker, and here a `_Later` that
+imports the module when the handler is called, so that `mlci --help` loads no
+command, nor the config or the store.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import importlib
 import os
 import sys
 import threading
@@ -24,7 +28,33 @@ from mlci_tui.errors import ExitCode, MlciError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import NoReturn
+    from typing import Any, NoReturn
+
+    from mlci_tui.commands import dashboard, init, mlflow, pipeline, registry, reports, stage_graph
+
+    Commands = argparse._SubParsersAction["_Parser"]
+    Handler = Callable[[argparse.Namespace], int]
+else:
+
+    class _Later:
+        """A module of `commands`: its handlers, each imported when it is called."""
+
+        def __init__(self, name: str) -> None:
+            self.module = f"mlci_tui.commands.{name}"
+
+        def __getattr__(self, name: str) -> Handler:
+            def handler(args: argparse.Namespace) -> int:
+                import importlib
+
+                return getattr(importlib.import_module(self.module), name)(args)
+
+            # Named as the handler it calls, in tracebacks and for the tests.
+            handler.__module__, handler.__qualname__ = self.module, name
+            return handler
+
+    dashboard, init, mlflow, pipeline, registry, reports, stage_graph = map(
+        _Later, ("dashboard", "init", "mlflow", "pipeline", "registry", "reports", "stage_graph")
+    )
 
 DEFAULT_CONFIG = "config.toml"
 """The config file of every command, unless ``--config`` names another: the
@@ -72,51 +102,87 @@ ALL_STAGES = "*"
 """What a bare ``--force`` stands for (`commands.pipeline` reads it as every stage)."""
 
 
-def _params_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="PARAM=VALUE",
-        help="use this value of a param in [params] for this run (repeatable)",
-    )
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line instead of argparse's usage block."""
         self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+_CONFIG = _Parser(add_help=False)
+"""The option every parser takes (`mlci`'s and each command's): it may come
+before or after the command."""
+_CONFIG.add_argument(
+    "--config",
+    metavar="PATH",
+    default=argparse.SUPPRESS,
+    help=f"the pipeline's config file (default: ./{DEFAULT_CONFIG})",
+)
+
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "--run": {"type": _run_id, "metavar": "ID", "help": "a run id (default: the latest)"},
+    "--stage": {"metavar": "NAME"},
+    "--set": {
+        "action": "append",
+        "default": [],
+        "metavar": "PARAM=VALUE",
+        "help": "use this value of a param in [params] for this run (repeatable)",
+    },
+    "--dry-run": {"action": "store_true"},
+    "--reason": {"metavar": "TEXT", "help": "why, for the audit trail"},
+    "--json": {"action": "store_true", "help": "print JSON"},
+    "--md": {"action": "store_true", "help": "print Markdown"},
+    "--csv": {"action": "store_true", "help": "print CSV, one point a row"},
+}
+"""The options several commands take, each declared once; a command may say more
+(`_option(run, "--json", help=...)`)."""
+
+
+def _option(parser: argparse._ActionsContainer, flag: str, **changes: Any) -> None:
+    parser.add_argument(flag, **{**_OPTIONS[flag], **changes})
+
+
+def _command(
+    commands: Commands, name: str, handler: Handler, *options: str, **kwargs: Any
+) -> _Parser:
+    """A command's parser: it names the function that runs the command, and takes
+    these `_OPTIONS` first."""
+    parser = commands.add_parser(name, parents=[_CONFIG], **kwargs)
+    parser.set_defaults(handler=handler)
+    for flag in options:
+        _option(parser, flag)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    config = _Parser(add_help=False)
-    config.add_argument(
-        "--config",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help=f"the pipeline's config file (default: ./{DEFAULT_CONFIG})",
-    )
     parser = _Parser(
         prog="mlci",
+        parents=[_CONFIG],
         description="Run, watch and roll back machine-learning pipelines.",
-        parents=[config],
     )
     parser.add_argument("--version", action="version", version=f"mlci-tui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # In the order `mlci --help` lists them.
+    _command(commands, "tui", dashboard.handle_tui, help="open the dashboard (the default command)")
+    _pipeline_commands(commands)
+    _results_commands(commands)
+    _registry_commands(commands)
+    _mlflow_commands(commands)
+    return parser
 
-    commands.add_parser("tui", parents=[config], help="open the dashboard (the default command)")
 
-    run = commands.add_parser(
-        "run", parents=[config], help="run the pipeline here, streaming its output"
+def _pipeline_commands(commands: Commands) -> None:
+    """Running the pipeline, and the project it lives in."""
+    run = _command(
+        commands, "run", pipeline.handle_run, help="run the pipeline here, streaming its output"
     )
-    run.add_argument(
+    _option(
+        run,
         "--stage",
         action="append",
         default=[],
-        metavar="NAME",
         help="run only this stage and what it needs (repeatable)",
     )
-    _params_option(run)
+    _option(run, "--set")
     run.add_argument(
         "--force",
         nargs="?",
@@ -125,14 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STAGE",
         help="run every stage (or this one: repeatable) even if its inputs did not change",
     )
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="say which stages would run or be cached, and why; run nothing",
-    )
-    run.add_argument(
-        "--json", action="store_true", help="with --dry-run: print it as JSON, as `mlci why` does"
-    )
+    _option(run, "--dry-run", help="say which stages would run or be cached, and why; run nothing")
+    _option(run, "--json", help="with --dry-run: print it as JSON, as `mlci why` does")
     run.add_argument(
         "--redeploy",
         action="store_true",
@@ -144,20 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the run as JUnit XML (one test case per stage) for a CI system to show",
     )
 
-    why = commands.add_parser(
-        "why", parents=[config], help="say whether each stage would run or be cached, and why"
+    why = _command(
+        commands,
+        "why",
+        pipeline.handle_why,
+        "--set",
+        "--json",
+        help="say whether each stage would run or be cached, and why",
     )
     why.add_argument("stage", metavar="STAGE", nargs="?", help="only this stage")
-    _params_option(why)
-    why.add_argument("--json", action="store_true", help="print JSON")
 
-    cache = commands.add_parser("cache", parents=[config], help="the cache of stages' outs")
-    cache_commands = cache.add_subparsers(
-        dest="cache_command", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    gc = cache_commands.add_parser(
+    cache = commands.add_parser("cache", parents=[_CONFIG], help="the cache of stages' outs")
+    gc = _command(
+        cache.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser),
         "gc",
-        parents=[config],
+        pipeline.handle_cache_gc,
         help="remove cache entries that no kept run or version uses, and their files",
     )
     gc.add_argument(
@@ -167,23 +228,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep what the newest N runs used (default: 10); the live version's always stays",
     )
-    gc.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    _option(gc, "--dry-run", help="say what would go; remove nothing")
 
-    commands.add_parser("validate", parents=[config], help="check the config and show the order")
+    _command(
+        commands,
+        "validate",
+        pipeline.handle_validate,
+        help="check the config and show the order",
+    )
 
-    dag = commands.add_parser(
+    dag = _command(
+        commands,
         "dag",
-        parents=[config],
+        stage_graph.handle_dag,
         help="draw the stages and what each runs after: a name in needs, or a dep over an out",
     )
-    dag.add_argument("--json", action="store_true", help="print JSON: stages, and edges with why")
+    _option(dag, "--json", help="print JSON: stages, and edges with why")
 
-    init = commands.add_parser(
+    _command(
+        commands,
         "init",
-        parents=[config],  # refused in `main`, with a line that says why
+        init.handle_init,
         help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
-    )
-    init.add_argument(
+    ).add_argument(
         "directory",
         metavar="DIR",
         nargs="?",
@@ -191,18 +258,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="where (default: here; made if missing)",
     )
 
-    commands.add_parser(
+    _command(
+        commands,
         "recover",
-        parents=[config],
+        pipeline.handle_recover,
         help="settle what dead runners left (every other command does it too)",
     )
 
-    status = commands.add_parser("status", parents=[config], help="show the latest run or one")
-    status.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
-    status.add_argument("--json", action="store_true", help="print JSON")
 
-    logs = commands.add_parser(
-        "logs", parents=[config], help="print a stage's output, or the whole run's"
+def _results_commands(commands: Commands) -> None:
+    """What runs left: their state, logs and metrics, and comparisons of them."""
+    _command(
+        commands,
+        "status",
+        pipeline.handle_status,
+        "--run",
+        "--json",
+        help="show the latest run or one",
+    )
+
+    logs = _command(
+        commands,
+        "logs",
+        pipeline.handle_logs,
+        "--run",
+        help="print a stage's output, or the whole run's",
     )
     logs.add_argument(
         "stage",
@@ -210,7 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="the stage (default: every stage, interleaved as mlci run printed them)",
     )
-    logs.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
     logs.add_argument(
         "-f",
         "--follow",
@@ -218,18 +297,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep printing until the stage (or the run) ends",
     )
 
-    metrics = commands.add_parser(
-        "metrics", parents=[config], help="a run's metric series, point by point"
+    metrics = _command(
+        commands,
+        "metrics",
+        reports.handle_metrics,
+        "--run",
+        help="a run's metric series, point by point",
     )
-    metrics.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
-    metrics.add_argument("--stage", metavar="NAME", help="only this stage's series")
+    _option(metrics, "--stage", help="only this stage's series")
     metrics_format = metrics.add_mutually_exclusive_group()
-    metrics_format.add_argument("--json", action="store_true", help="print JSON")
-    metrics_format.add_argument("--csv", action="store_true", help="print CSV, one point a row")
+    _option(metrics_format, "--json")
+    _option(metrics_format, "--csv")
 
-    diff = commands.add_parser(
+    diff = _command(
+        commands,
         "diff",
-        parents=[config],
+        reports.handle_diff,
         help="compare two runs or versions: params, metrics, gates, stages, artifact",
         description="Compare OLD with NEW: runs (12) or versions (v3). With one argument it"
         " is NEW, and the live version is OLD (`mlci diff v1` shows what going to v1"
@@ -238,35 +321,44 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
     diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")
     diff_format = diff.add_mutually_exclusive_group()
-    diff_format.add_argument("--json", action="store_true", help="print JSON")
-    diff_format.add_argument("--md", action="store_true", help="print Markdown")
+    _option(diff_format, "--json")
+    _option(diff_format, "--md")
 
-    report = commands.add_parser(
-        "report", parents=[config], help="a run's report: stages, metrics against live, version"
+    report = _command(
+        commands,
+        "report",
+        reports.handle_report,
+        "--run",
+        help="a run's report: stages, metrics against live, version",
     )
-    report.add_argument("--run", type=_run_id, metavar="ID", help="a run id (default: the latest)")
     report_format = report.add_mutually_exclusive_group()
-    report_format.add_argument("--json", action="store_true", help="print JSON")
-    report_format.add_argument(
-        "--md", action="store_true", help="print Markdown (as a GitHub job summary shows it)"
-    )
+    _option(report_format, "--json")
+    _option(report_format, "--md", help="print Markdown (as a GitHub job summary shows it)")
 
-    versions = commands.add_parser("versions", parents=[config], help="list model versions")
-    versions.add_argument("--json", action="store_true", help="print JSON")
+
+def _registry_commands(commands: Commands) -> None:
+    """Model versions: deploys, rollbacks, and the watch over the live one."""
+    versions = _command(
+        commands, "versions", registry.handle_versions, "--json", help="list model versions"
+    )
     how_many = versions.add_mutually_exclusive_group()
     how_many.add_argument(
         "--limit", type=_count, default=50, metavar="N", help="the newest N (default: 50)"
     )
     how_many.add_argument("--all", action="store_true", help="every version")
 
-    history = commands.add_parser(
-        "history", parents=[config], help="the audit trail of deploys and rollbacks"
+    _command(
+        commands,
+        "history",
+        registry.handle_history,
+        "--json",
+        help="the audit trail of deploys and rollbacks",
     )
-    history.add_argument("--json", action="store_true", help="print JSON")
 
-    deploy = commands.add_parser("deploy", parents=[config], help="deploy a model version")
+    deploy = _command(
+        commands, "deploy", registry.handle_deploy, "--reason", help="deploy a model version"
+    )
     deploy.add_argument("version", type=_version, metavar="VERSION", help="e.g. v3")
-    deploy.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
     deploy.add_argument(
         "--force",
         action="store_true",
@@ -278,8 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the post-deploy analysis ([monitor]) that follows a deploy",
     )
 
-    rollback = commands.add_parser(
-        "rollback", parents=[config], help="roll production back to an earlier version"
+    rollback = _command(
+        commands,
+        "rollback",
+        registry.handle_rollback,
+        "--reason",
+        help="roll production back to an earlier version",
     )
     rollback.add_argument(
         "version",
@@ -288,17 +384,19 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="the version to go back to (default: the last one that was live and healthy)",
     )
-    rollback.add_argument("--reason", metavar="TEXT", help="why, for the audit trail")
 
-    monitor = commands.add_parser(
-        "monitor", parents=[config], help="check the live model continuously"
+    monitor = _command(
+        commands, "monitor", registry.handle_monitor, help="check the live model continuously"
     )
     monitor.add_argument("--once", action="store_true", help="check once; exit 1 if it fails")
 
-    alerts = commands.add_parser(
-        "alerts", parents=[config], help="alerts, and rollbacks waiting for a decision"
+    alerts = _command(
+        commands,
+        "alerts",
+        registry.handle_alerts,
+        "--json",
+        help="alerts, and rollbacks waiting for a decision",
     )
-    alerts.add_argument("--json", action="store_true", help="print JSON")
     alerts.add_argument(
         "--dismiss", action="store_true", help="dismiss the pending rollback decisions"
     )
@@ -311,51 +409,31 @@ def build_parser() -> argparse.ArgumentParser:
         " shows only alerts nobody acknowledged",
     )
 
-    mlflow = commands.add_parser(
-        "mlflow", parents=[config], help="the store's mirror in MLflow ([mlflow])"
+
+def _mlflow_commands(commands: Commands) -> None:
+    """The store's mirror in MLflow."""
+    mirror = commands.add_parser(
+        "mlflow", parents=[_CONFIG], help="the store's mirror in MLflow ([mlflow])"
     )
-    mlflow_commands = mlflow.add_subparsers(
-        dest="mlflow_command", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    mlflow_sync = mlflow_commands.add_parser(
+    actions = mirror.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser)
+    sync = _command(
+        actions,
         "sync",
-        parents=[config],
+        mlflow.handle_mlflow_sync,
         help="send MLflow every run, version, deploy and rollback it lacks, and move the alias",
     )
-    mlflow_sync.add_argument(
+    sync.add_argument(
         "--auto",
         action="store_true",
         help="as after a run, deploy or rollback: a failure is also an alert",
     )
-    mlflow_status = mlflow_commands.add_parser(
-        "status", parents=[config], help="what is mirrored, what is behind, and the last sync"
+    _command(
+        actions,
+        "status",
+        mlflow.handle_mlflow_status,
+        "--json",
+        help="what is mirrored, what is behind, and the last sync",
     )
-    mlflow_status.add_argument("--json", action="store_true", help="print JSON")
-    return parser
-
-
-HANDLERS = {
-    "tui": "dashboard",
-    "run": "pipeline",
-    "validate": "pipeline",
-    "init": "init",
-    "dag": "stage_graph",
-    "why": "pipeline",
-    "cache": "pipeline",
-    "status": "pipeline",
-    "recover": "pipeline",
-    "logs": "pipeline",
-    "metrics": "reports",
-    "diff": "reports",
-    "report": "reports",
-    "versions": "registry",
-    "history": "registry",
-    "deploy": "registry",
-    "rollback": "registry",
-    "monitor": "registry",
-    "alerts": "registry",
-    "mlflow": "mlflow",
-}
 
 
 def entry() -> NoReturn:
@@ -380,8 +458,6 @@ def entry() -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        args.command = "tui"
     if args.command == "init" and hasattr(args, "config"):
         # Which config a command reads: init writes config.toml, in DIR.
         parser.error("init writes DIR/config.toml and takes no --config; name DIR: mlci init DIR")
@@ -389,9 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # subcommand's default would overwrite one given before it.
     if not hasattr(args, "config"):
         args.config = DEFAULT_CONFIG
+    # No command opens the dashboard.
+    handler: Handler = dashboard.handle_tui if args.command is None else args.handler
     try:
-        module = importlib.import_module(f"mlci_tui.commands.{HANDLERS[args.command]}")
-        return int(getattr(module, f"command_{args.command}")(args))
+        return handler(args)
     except MlciError as error:
         _print_error(error)
         return error.exit_code

@@ -7,7 +7,7 @@ import argparse
 from mlci_tui.commands.common import load
 
 
-def command_tui(args: argparse.Namespace) -> int:
+def handle_tui(args: argparse.Namespace) -> int:
     from mlci_tui.tui.app import make_app
 
     config = load(args)

@@ -27,7 +27,7 @@ def starter_files() -> list[Path]:
     return [config, *(path for path in found if path != config)]
 
 
-def command_init(args: argparse.Namespace) -> int:
+def handle_init(args: argparse.Namespace) -> int:
     target = Path(args.directory)
     files = starter_files()
     try:

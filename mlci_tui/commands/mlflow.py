@@ -13,13 +13,7 @@ from mlci_tui.commands.common import load, open_store, relative
 from mlci_tui.errors import ExitCode
 
 
-def command_mlflow(args: argparse.Namespace) -> int:
-    if args.mlflow_command == "sync":
-        return _sync(args)
-    return _status(args)
-
-
-def _sync(args: argparse.Namespace) -> int:
+def handle_mlflow_sync(args: argparse.Namespace) -> int:
     from mlci_tui import procs
     from mlci_tui.execution.executors.local import LocalExecutor
     from mlci_tui.masking import SecretMasker
@@ -47,7 +41,7 @@ def _sync(args: argparse.Namespace) -> int:
     return ExitCode.FAILED
 
 
-def _status(args: argparse.Namespace) -> int:
+def handle_mlflow_status(args: argparse.Namespace) -> int:
     from mlci_tui.config import redacted_uri
     from mlci_tui.mirror.items import behind, wanted
     from mlci_tui.mirror.sync import mirror_target

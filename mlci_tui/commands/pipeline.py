@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mlci_tui.store import RunRecord, Store
 
 
-def command_validate(args: argparse.Namespace) -> int:
+def handle_validate(args: argparse.Namespace) -> int:
     from mlci_tui.masking import SecretMasker
     from mlci_tui.textsafe import visible_text
 
@@ -61,7 +61,7 @@ def command_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_run(args: argparse.Namespace) -> int:
+def handle_run(args: argparse.Namespace) -> int:
     config = load(args)
     for name in args.stage:
         if name not in config.stages:
@@ -187,7 +187,7 @@ def _write_reports(
     return code
 
 
-def command_status(args: argparse.Namespace) -> int:
+def handle_status(args: argparse.Namespace) -> int:
     from mlci_tui.commands.console import run_summary, use_color
 
     with open_store(load(args)) as store:
@@ -210,7 +210,7 @@ def command_status(args: argparse.Namespace) -> int:
     return ExitCode.PASSED if run.state in running_or_passed else ExitCode.FAILED
 
 
-def command_recover(args: argparse.Namespace) -> int:
+def handle_recover(args: argparse.Namespace) -> int:
     """What every command does as it opens the store, asked for alone (the dashboard
     asks for it when it sees a run whose runner died)."""
     from mlci_tui.errors import StoreMissing
@@ -237,7 +237,7 @@ def command_recover(args: argparse.Namespace) -> int:
     return ExitCode.PASSED
 
 
-def command_logs(args: argparse.Namespace) -> int:
+def handle_logs(args: argparse.Namespace) -> int:
     from mlci_tui import textsafe
     from mlci_tui.commands.ci_markup import (
         GitLabSectionFilter,
@@ -343,7 +343,7 @@ def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
     """`mlci logs` without a stage: every stage's output interleaved as `mlci run`
     printed it, each line after its ``[stage]`` label, mlci's notes as ``-- …``
     lines; with ``-f``, until the run ends. A line a running stage is still writing
-    is printed once it ends. In a CI job, as a stage's log is (see `command_logs`)."""
+    is printed once it ends. In a CI job, as a stage's log is (see `handle_logs`)."""
     from mlci_tui import textsafe
     from mlci_tui.commands.ci_markup import (
         GitLabSectionFilter,
@@ -457,7 +457,7 @@ def _follow(
         time.sleep(0.2)
 
 
-def command_why(args: argparse.Namespace) -> int:
+def handle_why(args: argparse.Namespace) -> int:
     config = load(args)
     targets = []
     if args.stage is not None:
@@ -574,7 +574,7 @@ def _cache_store(config: Config) -> Store:
         return Store.open(config.pipeline.state_dir)
 
 
-def command_cache(args: argparse.Namespace) -> int:
+def handle_cache_gc(args: argparse.Namespace) -> int:
     from mlci_tui.pipeline.stage_cache import collect_garbage
     from mlci_tui.units import format_bytes
 

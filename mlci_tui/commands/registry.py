@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mlci_tui.registry.model_registry import Registry
 
 
-def command_versions(args: argparse.Namespace) -> int:
+def handle_versions(args: argparse.Namespace) -> int:
     from mlci_tui.commands.console import use_color, version_table
 
     config = load(args)
@@ -47,7 +47,7 @@ def command_versions(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_history(args: argparse.Namespace) -> int:
+def handle_history(args: argparse.Namespace) -> int:
     from mlci_tui.commands.console import history_table
 
     config = load(args)
@@ -63,7 +63,7 @@ def command_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_deploy(args: argparse.Namespace) -> int:
+def handle_deploy(args: argparse.Namespace) -> int:
     config = load(args)
     registry = open_registry(config)
     with registry.store:
@@ -98,7 +98,7 @@ def command_deploy(args: argparse.Namespace) -> int:
     return _report(result)
 
 
-def command_rollback(args: argparse.Namespace) -> int:
+def handle_rollback(args: argparse.Namespace) -> int:
     config = load(args)
     registry = open_registry(config)
     with registry.store:
@@ -122,7 +122,7 @@ def command_rollback(args: argparse.Namespace) -> int:
     return _report(result)
 
 
-def command_monitor(args: argparse.Namespace) -> int:
+def handle_monitor(args: argparse.Namespace) -> int:
     from mlci_tui.monitor.analysis import STAGE, Analysis
     from mlci_tui.monitor.watch import watch
 
@@ -141,7 +141,7 @@ def command_monitor(args: argparse.Namespace) -> int:
         return run_cancellable(monitor)
 
 
-def command_alerts(args: argparse.Namespace) -> int:
+def handle_alerts(args: argparse.Namespace) -> int:
     from mlci_tui.commands.console import alert_lines
 
     config = load(args)

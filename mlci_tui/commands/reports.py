@@ -30,7 +30,7 @@ SERIES_SHOWN = 12
 # mlci metrics ---------------------------------------------------------------
 
 
-def command_metrics(args: argparse.Namespace) -> int:
+def handle_metrics(args: argparse.Namespace) -> int:
     """Exit 1 when the run (or the stage) reported no metrics: nothing was found (as
     JSON or CSV, the empty document is printed all the same)."""
     with open_store(load(args)) as store:
@@ -95,7 +95,7 @@ def series_table(series: Sequence[Series]) -> list[str]:
 # mlci diff ------------------------------------------------------------------
 
 
-def command_diff(args: argparse.Namespace) -> int:
+def handle_diff(args: argparse.Namespace) -> int:
     from mlci_tui.store.compare import baseline, compare, resolve, with_artifact
 
     config = load(args)
@@ -219,7 +219,7 @@ _MD_SPECIAL = set("\\`*_[]<>|~&#")
 # mlci report ------------------------------------------------------------------
 
 
-def command_report(args: argparse.Namespace) -> int:
+def handle_report(args: argparse.Namespace) -> int:
     config = load(args)
     with open_store(config) as store:
         run = find_run(store, args.run)

@@ -20,7 +20,7 @@ NAME_ROOM = 24
 ARROW = "◀── "
 
 
-def command_dag(args: argparse.Namespace) -> int:
+def handle_dag(args: argparse.Namespace) -> int:
     from mlci_tui.masking import SecretMasker
 
     config = load(args)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -10,11 +12,13 @@ import signal
 import socket
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from mlci_tui.cli import build_parser
 from tests.helpers import (
     FLOOD_STAGES,
     PROGRAMS,
@@ -567,6 +571,49 @@ def test_headless_commands_never_import_textual(project: Project) -> None:
         imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines()]
         assert "mlci_tui.cli" in imported  # the check itself works
         assert not [m for m in imported if m.split(".")[0] in ("textual", "rich")], args
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every parser of `mlci`'s, as the words that reach it and the parser."""
+    yield words, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield from _parsers(command, (*words, name))
+
+
+def test_every_command_names_its_handler() -> None:
+    """``mlci cache gc`` runs `handle_cache_gc`, defined in the module of `commands`
+    that its parser names."""
+    commands = {words: p for words, p in _parsers(build_parser()) if p._subparsers is None}
+    assert ("mlflow", "sync") in commands and ("cache", "gc") in commands
+    for words, parser in commands.items():
+        handler = parser.get_default("handler")
+        module = importlib.import_module(handler.__module__)
+        function = getattr(module, handler.__qualname__)
+        assert module.__name__.startswith("mlci_tui.commands."), words
+        assert function.__module__ == module.__name__, words
+        assert function.__name__ == "handle_" + "_".join(words), words
+
+
+def test_help_loads_no_command_nor_the_config_or_the_store() -> None:
+    """Every parser's ``--help``, in one process: parsing the arguments imports only
+    the parser, so that `mlci --help` starts fast."""
+    everyone = [list(words) for words, _ in _parsers(build_parser())]
+    assert len(everyone) > 20
+    code = (
+        "import contextlib, io, sys\n"
+        "from mlci_tui.cli import main\n"
+        f"for words in {everyone!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main([*words, '--help'])\n"
+        "print(sorted(n for n in sys.modules if n.startswith('mlci_tui')))\n"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['mlci_tui', 'mlci_tui.cli', 'mlci_tui.errors']"
 
 
 def test_engine_packages_do_not_import_textual() -> None:
