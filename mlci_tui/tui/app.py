@@ -42,7 +42,7 @@ from mlci_tui.config import Config, load_config, param_text
 from mlci_tui.errors import ExitCode, MlciError, UsageError
 from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
-from mlci_tui.store.compare import Comparison
+from mlci_tui.store.compare import Comparison, compare_versions
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
 from mlci_tui.textsafe import field_text, terminal_line
@@ -630,8 +630,7 @@ class MlciApp(App[None]):
                 self.say(f"rolling back to {target.name}")
 
         screen = rollback_screen(
-            live,
-            target,
+            compare_versions(live, target, self.config.metric_checks),
             self.snapshot.rollback_target,
             self.clock(),
             list(self.config.key_metrics),
