@@ -336,16 +336,14 @@ class MlciApp(App[None]):
     @cached_property
     def planned_stages(self) -> dict[str, tuple[str, ...]]:
         """What the config would run, and what each stage needs (with the outs it reads
-        of a stage it does not name): the stages a full run has, with mlci's own deploy
-        and monitor when configured (read once: the config does not change under a
-        dashboard)."""
+        of a stage it does not name): the stages a full run has (`Config.planned`), with
+        mlci's own deploy and monitor when configured (read once: the config does not
+        change under a dashboard)."""
         root = self.config.root
-        planned = {name: stage.needs_text(root) for name, stage in self.config.stages.items()}
-        if self.config.deploy is not None and self.config.artifact_stage is not None:
-            planned["deploy"] = tuple(self.config.stages)
-            if self.config.monitor is not None:
-                planned["monitor"] = ("deploy",)
-        return planned
+        return {
+            name: tuple(edge.source_text(root) for edge in edges)
+            for name, edges in self.config.planned.items()
+        }
 
     def _settle(self, run: RunRecord) -> None:
         """A run whose runner died: recovery stops what it left and marks it
