@@ -848,10 +848,6 @@ class Edge(NamedTuple):
     ``source`` makes; ``builtin``: mlci's deploy after every stage, monitor after it."""
     outs: tuple[Path, ...] = ()
 
-    def source_text(self, root: Path) -> str:
-        """``source`` as `need_text` shows it: ``prep``, or ``prep (its out data/x.csv)``."""
-        return need_text(self.source, self.outs, root)
-
     def why(self, root: Path, shown: int = MAX_OUTS_SHOWN) -> str:
         """Why ``target`` runs after ``source``, in words; at most ``shown`` outs named
         (relative to ``root``)."""
@@ -955,20 +951,12 @@ class Config(NamedTuple):
         return found
 
     @property
-    def planned(self) -> dict[str, list[Edge]]:
-        """Each stage of a full run, the config's in order then mlci's deploy and
-        monitor when configured, with the edges into it (`edges`)."""
-        into: dict[str, list[Edge]] = {name: [] for name in self.stages}
-        for edge in self.edges:
-            into.setdefault(edge.target, []).append(edge)
-        return into
-
-    @property
     def layers(self) -> dict[str, int]:
-        """Each stage of a full run (`planned`) by its layer (`dag.layers`), in run order."""
-        return dag.layers(
-            {name: [edge.source for edge in edges] for name, edges in self.planned.items()}
-        )
+        """Each stage of a full run (`edges`) by its layer (`dag.layers`), in run order."""
+        needs: dict[str, list[str]] = {name: [] for name in self.stages}
+        for edge in self.edges:
+            needs.setdefault(edge.target, []).append(edge.source)
+        return dag.layers(needs)
 
     def incoming(self) -> dict[str, list[tuple[str, str]]]:
         """For each stage in `layers`' order, what it runs after and why, as people

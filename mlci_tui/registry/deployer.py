@@ -30,7 +30,8 @@ from mlci_tui.registry.audit import current_user, is_stale, succeeded_statuses
 from mlci_tui.registry.model_registry import Registry
 from mlci_tui.registry.pointer import Pointer, write_pointer
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
-from mlci_tui.store.deployments import DeploymentBusy, DeploymentRefused, DeploymentRequest
+from mlci_tui.store.deployment_request import DeploymentRequest
+from mlci_tui.store.deployments import DeploymentBusy, DeploymentRefused
 from mlci_tui.store.logs import LogWriter, log_record
 from mlci_tui.store.paths import DIR_MODE
 from mlci_tui.store.records import DeploymentRecord, VersionRecord

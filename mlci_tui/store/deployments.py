@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store.records import DeploymentRecord
 from mlci_tui.store.versions import VersionsTable
+
+if TYPE_CHECKING:
+    # Only what deploys imports it: commands that only read the store skip building
+    # the class at start-up.
+    from mlci_tui.store.deployment_request import DeploymentRequest
 
 
 class DeploymentBusy(Exception):
@@ -22,30 +27,6 @@ class DeploymentBusy(Exception):
 
 class DeploymentRefused(Exception):
     """What the deploy lock's transaction found that forbids this deployment."""
-
-
-class DeploymentRequest(NamedTuple):
-    """A deploy or rollback as asked for, and by whom: the audit trail's row, whether
-    the deploy lock lets it run (`DeploymentsTable.begin_deployment`) or refuses it
-    (`DeploymentsTable.record_refused`)."""
-
-    kind: DeployKind
-    from_version: int | None
-    """The live version when it was asked for, if any."""
-    to_version: int
-    user: str | None
-    reason: str | None
-    run_id: int | None
-    """The run that deploys, if a run does."""
-    host: str
-    pid: int
-    pid_started: float | None
-    """When ``pid`` started: with it, a pid reused by another process is not taken for it."""
-    process_tag: str
-    """The tag of the deploy command's processes, so that recovery can stop them."""
-    only_from: int | None = None
-    """Only while this version is live, checked under the lock: an automatic rollback
-    is for the version it watched."""
 
 
 class DeploymentsTable(VersionsTable):

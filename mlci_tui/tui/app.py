@@ -38,7 +38,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 from mlci_tui import procs
-from mlci_tui.config import Config, load_config, param_text
+from mlci_tui.config import Config, load_config, need_text, param_text
 from mlci_tui.errors import ExitCode, MlciError, UsageError
 from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
@@ -336,14 +336,15 @@ class MlciApp(App[None]):
     @cached_property
     def planned_stages(self) -> dict[str, tuple[str, ...]]:
         """What the config would run, and what each stage needs (with the outs it reads
-        of a stage it does not name): the stages a full run has (`Config.planned`), with
-        mlci's own deploy and monitor when configured (read once: the config does not
-        change under a dashboard)."""
+        of a stage it does not name): the stages of a full run's graph (`Config.edges`),
+        mlci's own deploy and monitor included when configured (read once: the config
+        does not change under a dashboard)."""
         root = self.config.root
-        return {
-            name: tuple(edge.source_text(root) for edge in edges)
-            for name, edges in self.config.planned.items()
-        }
+        planned: dict[str, tuple[str, ...]] = dict.fromkeys(self.config.stages, ())
+        for edge in self.config.edges:
+            needs = planned.get(edge.target, ())
+            planned[edge.target] = (*needs, need_text(edge.source, edge.outs, root))
+        return planned
 
     def _settle(self, run: RunRecord) -> None:
         """A run whose runner died: recovery stops what it left and marks it

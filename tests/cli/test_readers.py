@@ -270,7 +270,7 @@ import sys
 from pathlib import Path
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store import Store
-from mlci_tui.store.deployments import DeploymentRequest
+from mlci_tui.store.deployment_request import DeploymentRequest
 
 store = Store.open(Path(sys.argv[1]))
 run_id = store.create_run("torn", [("train", (), 1)], started_at=1.0, pid=1,

@@ -14,7 +14,7 @@ from mlci_tui import dag
 from mlci_tui.commands.stage_graph import graph_document
 from mlci_tui.config import load_config
 from mlci_tui.errors import ConfigError
-from tests.helpers import PIPELINE, Project, run_python
+from tests.helpers import Project, run_python
 from tests.unit.test_dag import pipelines
 
 
@@ -79,32 +79,6 @@ def test_the_edges_are_the_named_needs_and_every_out_a_dep_reads(
     for name in layer:
         before = [source for source, target, _, _ in edges if target == name]
         assert layer[name] == 1 + max((layer[s] for s in before), default=0)
-
-
-# A stage that reads train's artifact without naming train, before mlci's own tables.
-_REPORT = '[stages.report]\ncommand = "true"\ndeps = ["build/model.txt"]\n\n'
-_FULL = (
-    PIPELINE.replace("[deploy]", _REPORT + "[deploy]")
-    .replace("{policy}", "true")
-    .replace("{keep}", "20")
-    .replace("{deploy_timeout}", "30s")
-)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [_FULL.split("[deploy]")[0], _FULL.split("[monitor]")[0], _FULL],
-    ids=["stages", "deploy", "deploy_and_monitor"],
-)
-def test_a_full_run_runs_the_stages_the_config_plans(project: Project, text: str) -> None:
-    """`Config.planned` (the stages the dashboard shows before a run has them, and
-    what each needs) is what the runner runs, mlci's deploy and monitor included."""
-    project.write(text)
-    assert project.mlci("run").returncode == 0
-    ran = {stage["name"]: stage["needs"] for stage in project.status()["stages"]}
-    planned = load_config(project.config_path, environ={}).planned
-    assert ran == {name: [edge.source for edge in edges] for name, edges in planned.items()}
-    assert ran["report"] == ["train"]
 
 
 def init_project(tmp_path: Path) -> Project:

@@ -20,7 +20,7 @@ from mlci_tui.config import load_config
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
-from mlci_tui.store.deployments import DeploymentRequest
+from mlci_tui.store.deployment_request import DeploymentRequest
 from tests.helpers import PYTHON, Project, mlci_env
 
 # Each kind of thing that steers a terminal: a title (OSC), a screen clear and a

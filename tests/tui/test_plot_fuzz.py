@@ -23,7 +23,7 @@ from mlci_tui.config import load_config
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
-from mlci_tui.store.deployments import DeploymentRequest
+from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.tui.app import MlciApp, make_app
 from mlci_tui.tui.plotting import MetricPlot, nice_ticks
 from mlci_tui.tui.screens.diff import DiffScreen

@@ -37,7 +37,7 @@ from mlci_tui.states import (
     VersionStatus,
 )
 from mlci_tui.store import Store
-from mlci_tui.store.deployments import DeploymentRequest
+from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.app import MlciApp, make_app
 from tests.helpers import HOSTILE, Project, log_records, settle, setup, shown

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from mlci_tui.states import DeployKind, DeployOutcome
 from mlci_tui.store import Store
-from mlci_tui.store.deployments import DeploymentBusy, DeploymentRequest
+from mlci_tui.store.deployment_request import DeploymentRequest
+from mlci_tui.store.deployments import DeploymentBusy
 from mlci_tui.store.records import DeploymentRecord
 
 numbers = st.integers(1, 2**62)

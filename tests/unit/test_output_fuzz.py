@@ -36,7 +36,7 @@ from mlci_tui.metric_keys import MetricKey
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, Stream, VersionStatus
 from mlci_tui.store import Store
-from mlci_tui.store.deployments import DeploymentRequest
+from mlci_tui.store.deployment_request import DeploymentRequest
 from tests.metric_fuzz import Printed, dump, examples, printed
 
 JUNIT_SCHEMA = xmlschema.XMLSchema(Path(__file__).parents[1] / "junit.xsd")
