@@ -42,6 +42,7 @@ from mlci_tui.config.tables import (
     RegistryConfig,
     RuntimeEnvConfig,
     StageConfig,
+    need_text,
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "StageConfig",
     "link_above",
     "load_config",
+    "need_text",
     "param_environment",
     "param_text",
     "redacted_uri",

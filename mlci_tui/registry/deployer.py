@@ -30,6 +30,7 @@ from mlci_tui.registry.audit import current_user, is_stale, succeeded_statuses
 from mlci_tui.registry.model_registry import Registry
 from mlci_tui.registry.pointer import Pointer, write_pointer
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
+from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.store.deployments import DeploymentBusy, DeploymentRefused
 from mlci_tui.store.logs import LogWriter, log_record
 from mlci_tui.store.paths import DIR_MODE
@@ -198,21 +199,22 @@ class Deployer:
         run_id: int | None,
         only_from: int | None = None,
     ) -> DeploymentRecord:
+        request = DeploymentRequest(
+            kind=kind,
+            from_version=None if live is None else live.number,
+            to_version=version.number,
+            user=self.user,
+            reason=None if reason is None else self.masker.mask_text(reason),
+            run_id=run_id,
+            host=self.host,
+            pid=os.getpid(),
+            pid_started=procs.process_started(os.getpid()),
+            process_tag=procs.new_tag(),
+            only_from=only_from,
+        )
         try:
             return self.store.deployments.begin(
-                kind=kind,
-                from_version=None if live is None else live.number,
-                to_version=version.number,
-                user=self.user,
-                reason=None if reason is None else self.masker.mask_text(reason),
-                run_id=run_id,
-                started_at=self.clock(),
-                pid=os.getpid(),
-                pid_started=procs.process_started(os.getpid()),
-                host=self.host,
-                process_tag=procs.new_tag(),
-                is_stale=self.is_stale,
-                only_from=only_from,
+                request, started_at=self.clock(), is_stale=self.is_stale
             )
         except DeploymentRefused as refused:
             raise RegistryError(str(refused)) from None
@@ -225,15 +227,7 @@ class Deployer:
                 " one deploy or rollback runs at a time"
             )
             self.store.deployments.record_refused(
-                kind=kind,
-                from_version=None if live is None else live.number,
-                to_version=version.number,
-                user=self.user,
-                reason=None if reason is None else self.masker.mask_text(reason),
-                run_id=run_id,
-                at=self.clock(),
-                host=self.host,
-                message=f"refused: {message}",
+                request, at=self.clock(), message=f"refused: {message}"
             )
             raise RegistryError(message) from None
 

@@ -1,8 +1,8 @@
 """What two runs or versions differ in: params, metrics against the gates,
 which stages ran or were cached and how long they took, the artifact.
 
-`mlci diff`, `mlci report` and the dashboard's diff view all read a
-`Comparison`; each only renders it."""
+`mlci diff`, `mlci report`, the dashboard's diff view and its rollback
+confirmation all read a `Comparison`; each only renders it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from mlci_tui.store.records import RunRecord, VersionRecord
 
 
 class Side(NamedTuple):
-    """One side of a comparison: a run, a version, or a version and its run."""
+    """One side of a comparison: a run, a version, or a version and its run; or
+    neither, when nothing is live to roll back from (`compare_versions`)."""
 
     run: RunRecord | None
     version: VersionRecord | None
@@ -35,7 +36,8 @@ class Side(NamedTuple):
             return f"{self.version.name} (run {self.run.id})"
         if self.version is not None:
             return self.version.name
-        assert self.run is not None
+        if self.run is None:
+            return "nothing"
         return f"run {self.run.id}"
 
     @property
@@ -166,6 +168,14 @@ class Comparison(NamedTuple):
         """Each metric row's name, as ``stage.name`` where two stages here report it."""
         shown = labels(MetricKey(m.stage, m.name) for m in self.metrics)
         return [shown[MetricKey(m.stage, m.name)] for m in self.metrics]
+
+    def metrics_led_by(self, first: Sequence[MetricKey]) -> list[MetricRow]:
+        """The metric rows with ``first`` (the config's key metrics) leading in its
+        order, each one even where neither side reports it, then the others by stage
+        and name."""
+        rows = {MetricKey(m.stage, m.name): m for m in self.metrics}
+        led = [rows.get(key, MetricRow(key.stage, key.name, None, None, ())) for key in first]
+        return led + [rows[key] for key in sorted(rows.keys() - set(first))]
 
     @property
     def title(self) -> str:
@@ -343,6 +353,14 @@ def compare(old: Side, new: Side, gates: Sequence[tuple[MetricKey, Check]]) -> C
         for name in _union(old_stages, new_stages)
     )
     return Comparison(old, new, params, metrics, stages)
+
+
+def compare_versions(
+    old: VersionRecord | None, new: VersionRecord, gates: Sequence[tuple[MetricKey, Check]]
+) -> Comparison:
+    """Two versions as they were registered: their own metrics and params, not their
+    runs' (the rollback confirmation: the live version, if any, and the target)."""
+    return compare(Side(None, old), Side(None, new), gates)
 
 
 def _union(first: Mapping[Any, Any], second: Mapping[Any, Any]) -> list[Any]:

@@ -3,16 +3,20 @@ deploy lock (one running deployment at a time, across processes)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store.connection import Connection
 from mlci_tui.store.records import DeploymentRecord
 from mlci_tui.store.versions import VersionsTable
+
+if TYPE_CHECKING:
+    # Only what deploys imports it: commands that only read the store skip building
+    # the class at start-up.
+    from mlci_tui.store.deployment_request import DeploymentRequest
 
 
 class DeploymentBusy(Exception):
@@ -40,27 +44,17 @@ class DeploymentsTable(Connection):
 
     def begin(
         self,
+        request: DeploymentRequest,
         *,
-        kind: DeployKind,
-        from_version: int | None,
-        to_version: int,
-        user: str | None,
-        reason: str | None,
-        run_id: int | None,
         started_at: float,
-        pid: int,
-        pid_started: float | None,
-        host: str,
-        process_tag: str,
         is_stale: Callable[[DeploymentRecord], bool],
-        only_from: int | None = None,
     ) -> DeploymentRecord:
         """Take the deploy lock and record the deployment as running.
 
         Raises `DeploymentBusy` if another one is running. One whose process
         died (``is_stale``) is marked interrupted instead of blocking forever.
-        Raises `DeploymentRefused` if ``to_version`` was pruned meanwhile, or if
-        ``only_from`` is given and is no longer the live version (production
+        Raises `DeploymentRefused` if the target version was pruned meanwhile, or
+        if the request's ``only_from`` is no longer the live version (production
         moved: an automatic rollback from it is no longer anyone's to make).
         """
         with self.transaction():
@@ -80,6 +74,7 @@ class DeploymentsTable(Connection):
                     ),
                 )
             # Decided here, under the lock that pruning also takes (`claim_for_pruning`).
+            to_version, only_from = request.to_version, request.only_from
             target = self._query(
                 "SELECT pruned_at FROM versions WHERE number = ?", (to_version,)
             ).fetchone()
@@ -91,55 +86,40 @@ class DeploymentsTable(Connection):
                     now = "nothing" if live is None else live.name
                     raise DeploymentRefused(f"production moved from v{only_from} to {now}")
             row_id = self._insert_deployment(
-                kind=kind.value,
-                from_version=from_version,
-                to_version=to_version,
-                user=user,
-                reason=reason,
-                run_id=run_id,
+                request,
                 started_at=started_at,
                 outcome=DeployOutcome.RUNNING.value,
-                pid=pid,
-                pid_started=pid_started,
-                host=host,
-                process_tag=process_tag,
+                pid_started=request.pid_started,
+                process_tag=request.process_tag,
             )
         deployment = self.get(row_id)
         assert deployment is not None
         return deployment
 
-    def record_refused(
-        self,
-        *,
-        kind: DeployKind,
-        from_version: int | None,
-        to_version: int,
-        user: str,
-        reason: str | None,
-        run_id: int | None,
-        at: float,
-        host: str,
-        message: str,
-    ) -> None:
+    def record_refused(self, request: DeploymentRequest, *, at: float, message: str) -> None:
         """A deploy that never started (another one held the lock), for the audit trail."""
         with self.transaction():
             self._insert_deployment(
-                kind=kind.value,
-                from_version=from_version,
-                to_version=to_version,
-                user=user,
-                reason=reason,
-                run_id=run_id,
+                request,
                 started_at=at,
                 ended_at=at,
                 outcome=DeployOutcome.FAILED.value,
                 message=message,
-                pid=os.getpid(),
-                host=host,
             )
 
-    def _insert_deployment(self, **columns: object) -> int:
-        """A deployments row of these ``columns``; its id. Called in a transaction."""
+    def _insert_deployment(self, request: DeploymentRequest, **columns: object) -> int:
+        """A deployments row of ``request`` and these other ``columns``; its id.
+        Called in a transaction."""
+        columns |= {
+            "kind": request.kind.value,
+            "from_version": request.from_version,
+            "to_version": request.to_version,
+            "user": request.user,
+            "reason": request.reason,
+            "run_id": request.run_id,
+            "pid": request.pid,
+            "host": request.host,
+        }
         names = ", ".join(columns)
         marks = ", ".join("?" * len(columns))
         sql = f"INSERT INTO deployments ({names}) VALUES ({marks})"

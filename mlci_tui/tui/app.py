@@ -38,11 +38,11 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 from mlci_tui import procs
-from mlci_tui.config import Config, load_config, param_text
+from mlci_tui.config import Config, load_config, need_text, param_text
 from mlci_tui.errors import ExitCode, MlciError, UsageError
 from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
-from mlci_tui.store.compare import Comparison
+from mlci_tui.store.compare import Comparison, compare_versions
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
 from mlci_tui.textsafe import field_text, terminal_line
@@ -336,15 +336,14 @@ class MlciApp(App[None]):
     @cached_property
     def planned_stages(self) -> dict[str, tuple[str, ...]]:
         """What the config would run, and what each stage needs (with the outs it reads
-        of a stage it does not name): the stages a full run has, with mlci's own deploy
-        and monitor when configured (read once: the config does not change under a
-        dashboard)."""
+        of a stage it does not name): the stages of a full run's graph (`Config.edges`),
+        mlci's own deploy and monitor included when configured (read once: the config
+        does not change under a dashboard)."""
         root = self.config.root
-        planned = {name: stage.needs_text(root) for name, stage in self.config.stages.items()}
-        if self.config.deploy is not None and self.config.artifact_stage is not None:
-            planned["deploy"] = tuple(self.config.stages)
-            if self.config.monitor is not None:
-                planned["monitor"] = ("deploy",)
+        planned: dict[str, tuple[str, ...]] = dict.fromkeys(self.config.stages, ())
+        for edge in self.config.edges:
+            needs = planned.get(edge.target, ())
+            planned[edge.target] = (*needs, need_text(edge.source, edge.outs, root))
         return planned
 
     def _settle(self, run: RunRecord) -> None:
@@ -630,8 +629,7 @@ class MlciApp(App[None]):
                 self.say(f"rolling back to {target.name}")
 
         screen = rollback_screen(
-            live,
-            target,
+            compare_versions(live, target, self.config.metric_checks),
             self.snapshot.rollback_target,
             self.clock(),
             list(self.config.key_metrics),

@@ -270,6 +270,7 @@ import sys
 from pathlib import Path
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store import Store
+from mlci_tui.store.deployment_request import DeploymentRequest
 
 store = Store.open(Path(sys.argv[1]))
 run_id = store.runs.create("torn", [("train", (), 1)], started_at=1.0, pid=1,
@@ -284,9 +285,11 @@ step = 0
 while not Path(sys.argv[3]).exists():
     step += 1
     target = step % 3 + 1
-    deployment = store.deployments.begin(kind=DeployKind.DEPLOY, from_version=live,
-        to_version=target, user="u", reason=None, run_id=run_id, started_at=float(step),
-        pid=1, pid_started=None, host="host", process_tag="t", is_stale=lambda d: True)
+    request = DeploymentRequest(kind=DeployKind.DEPLOY, from_version=live, to_version=target,
+        user="u", reason=None, run_id=run_id, host="host", pid=1, pid_started=None,
+        process_tag="t")
+    deployment = store.deployments.begin(request, started_at=float(step),
+        is_stale=lambda d: True)
     statuses = [(target, VersionStatus.LIVE, "deployed")]
     if live is not None:
         statuses.append((live, VersionStatus.PREVIOUS, "superseded"))

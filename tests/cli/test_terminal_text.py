@@ -20,6 +20,7 @@ from mlci_tui.config import load_config
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
+from mlci_tui.store.deployment_request import DeploymentRequest
 from tests.helpers import PYTHON, Project, mlci_env
 
 # Each kind of thing that steers a terminal: a title (OSC), a screen clear and a
@@ -278,17 +279,19 @@ def _hostile_store(state_dir: Path, config_path: str, text: str) -> None:
             params={"note": text},
         )
     deployment = store.deployments.begin(
-        kind=DeployKind.DEPLOY,
-        from_version=None,
-        to_version=1,
-        user=text,
-        reason=text,
-        run_id=1,
+        DeploymentRequest(
+            kind=DeployKind.DEPLOY,
+            from_version=None,
+            to_version=1,
+            user=text,
+            reason=text,
+            run_id=1,
+            pid=1,
+            pid_started=None,
+            host=text,
+            process_tag="x",
+        ),
         started_at=now,
-        pid=1,
-        pid_started=None,
-        host=text,
-        process_tag="x",
         is_stale=lambda d: True,
     )
     store.deployments.finish(

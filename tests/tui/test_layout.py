@@ -16,6 +16,7 @@ from textual.widget import Widget
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import VersionStatus
 from mlci_tui.store.records import VersionRecord
+from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.widgets.version_table import VersionPanel
 from tests.helpers import settle, text_of, until
 from tests.tui.test_snapshots import EVERY_SIZE, demo_like_store, loaded
@@ -166,3 +167,33 @@ async def test_at_each_size_every_stage_the_log_the_header_and_the_versions_show
         if width >= 100:
             assert why in shown, shown
         assert app.version_panel.table.max_scroll_x == 0
+
+
+@pytest.mark.parametrize("size", EVERY_SIZE, ids=[f"{w}x{h}" for w, h in EVERY_SIZE])
+async def test_at_each_size_the_rollback_confirmation_keeps_its_question_and_keys_in_sight(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """What does not fit between them (on a short screen: the hash, the age) is a
+    scroll away, never cut off with the keys."""
+    app = demo_like_store(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        await pilot.press("v")
+        await until(pilot, lambda: app.version_panel.table.selected_version is not None)
+        for _ in range(3):
+            if app.version_panel.table.selected_version.name == "v2":
+                break
+            await pilot.press("up")
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await settle(pilot)
+        text = "\n".join(screen_lines(pilot))
+        assert "Roll production back to v2?" in text, text
+        assert "y / Enter: roll back to v2 · n / Esc: cancel" in text, text
+        await pilot.press("end")
+        await settle(pilot)
+        text = "\n".join(screen_lines(pilot))
+        assert "Roll production back to v2?" in text, text
+        assert "y / Enter: roll back to v2 · n / Esc: cancel" in text, text
+        for row in (" sha256 ", " age ", " commit "):
+            assert row in text, (row, text)

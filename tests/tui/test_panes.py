@@ -21,6 +21,7 @@ from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList, StagePane
 from mlci_tui.tui.widgets.version_table import MARKER, VersionTable
 from tests.helpers import (
+    PIPELINE,
     PROGRAMS,
     PYTHON,
     QUICK,
@@ -73,6 +74,35 @@ async def test_a_pipeline_that_never_ran_shows_its_stages_pending_with_their_nee
         assert pane_text(panes["evaluate"])[1].strip() == "needs train"
         assert pane_text(panes["deploy"])[1].strip() == "needs train, evaluate"
         assert pane_text(panes["monitor"])[1].strip() == "needs deploy"
+
+
+# A stage that reads train's artifact without naming train, before mlci's own tables.
+_REPORT = '[stages.report]\ncommand = "true"\ndeps = ["build/model.txt"]\n\n'
+_FULL = (
+    PIPELINE.replace("[deploy]", _REPORT + "[deploy]")
+    .replace("{policy}", "true")
+    .replace("{keep}", "20")
+    .replace("{deploy_timeout}", "30s")
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [_FULL.split("[deploy]")[0], _FULL.split("[monitor]")[0], _FULL],
+    ids=["stages", "deploy", "deploy_and_monitor"],
+)
+def test_the_stages_shown_before_a_run_are_those_a_full_run_runs(
+    project: Project, text: str
+) -> None:
+    """The panes before a run (`MlciApp.planned_stages`) are the runner's stages, mlci's
+    deploy and monitor included, each needing what the run's stage needed."""
+    project.write(text)
+    planned = dashboard(project).planned_stages
+    assert project.mlci("run").returncode == 0
+    ran = {stage["name"]: stage["needs"] for stage in project.status()["stages"]}
+    # A need is shown as its name, then the outs read of it: `train (its out …)`.
+    assert {name: [need.split(" ")[0] for need in needs] for name, needs in planned.items()} == ran
+    assert planned["report"] == ("train (its out build/model.txt)",)
 
 
 async def test_a_stage_needed_for_its_outs_is_shown_with_them_and_their_controls_visible(

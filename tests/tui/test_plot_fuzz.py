@@ -23,6 +23,7 @@ from mlci_tui.config import load_config
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
+from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.tui.app import MlciApp, make_app
 from mlci_tui.tui.plotting import MetricPlot, nice_ticks
 from mlci_tui.tui.screens.diff import DiffScreen
@@ -101,17 +102,19 @@ def write_store(folder: Path, m: list[float], n: list[float], at: list[int] | No
             run_id=run_id,
         )
     deployment = store.deployments.begin(
-        kind=DeployKind.DEPLOY,
-        from_version=None,
-        to_version=1,
-        user="fuzz",
-        reason=None,
-        run_id=run_id,
+        DeploymentRequest(
+            kind=DeployKind.DEPLOY,
+            from_version=None,
+            to_version=1,
+            user="fuzz",
+            reason=None,
+            run_id=run_id,
+            pid=1,
+            pid_started=None,
+            host="host",
+            process_tag="fuzz",
+        ),
         started_at=T0 + 5,
-        pid=1,
-        pid_started=None,
-        host="host",
-        process_tag="fuzz",
         is_stale=lambda d: True,
     )
     live = [(1, VersionStatus.LIVE, "deployed")]

@@ -37,6 +37,7 @@ from mlci_tui.states import (
     VersionStatus,
 )
 from mlci_tui.store import Store
+from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.app import MlciApp, make_app
 from tests.helpers import HOSTILE, Project, log_records, settle, setup, shown
@@ -120,17 +121,19 @@ def make_store(
         )
     for to, previous in ((1, None), (2, 1), (3, 2)):
         deployment = store.deployments.begin(
-            kind=DeployKind.DEPLOY,
-            from_version=previous,
-            to_version=to,
-            user="ci",
-            reason=f"run {to} passed",
-            run_id=to,
+            DeploymentRequest(
+                kind=DeployKind.DEPLOY,
+                from_version=previous,
+                to_version=to,
+                user="ci",
+                reason=f"run {to} passed",
+                run_id=to,
+                pid=1,
+                pid_started=None,
+                host="build-host",
+                process_tag="x",
+            ),
             started_at=T0 - 3600 * (4 - to) + 10,
-            pid=1,
-            pid_started=None,
-            host="build-host",
-            process_tag="x",
             is_stale=lambda d: True,
         )
         statuses = [(to, VersionStatus.LIVE, "deployed")]
@@ -588,17 +591,19 @@ def demo_like_store(tmp_path: Path) -> MlciApp:
         1: (VersionStatus.LIVE, "rolled back from v3 (automatic)"),
     }
     deployment = store.deployments.begin(
-        kind=DeployKind.AUTO_ROLLBACK,
-        from_version=3,
-        to_version=1,
-        user="monitor",
-        reason="accuracy 0.5675 < 0.85",
-        run_id=3,
+        DeploymentRequest(
+            kind=DeployKind.AUTO_ROLLBACK,
+            from_version=3,
+            to_version=1,
+            user="monitor",
+            reason="accuracy 0.5675 < 0.85",
+            run_id=3,
+            pid=1,
+            pid_started=None,
+            host="build-host",
+            process_tag="x",
+        ),
         started_at=T0 + 50,
-        pid=1,
-        pid_started=None,
-        host="build-host",
-        process_tag="x",
         is_stale=lambda d: True,
     )
     store.deployments.finish(

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from mlci_tui.checks import parse_check
 from mlci_tui.commands.reports import diff_markdown, diff_text, md
 from mlci_tui.metric_keys import MetricKey, labels, split
-from mlci_tui.states import RunState, StageState
-from mlci_tui.store.compare import Side, compare
-from mlci_tui.store.records import RunRecord, StageRecord
+from mlci_tui.states import RunState, StageState, VersionStatus
+from mlci_tui.store.compare import Side, compare, compare_versions
+from mlci_tui.store.records import RunRecord, StageRecord, VersionRecord
 
 STAGES = ["train", "evaluate", "monitor", "a.b"]
 NAMES = ["accuracy", "loss", "f1", "b.c", "latency_ms"]
@@ -67,6 +67,33 @@ def test_every_stage_and_name_is_one_row_of_a_diff(
     for label in shown:
         assert sum(line.split()[:1] == [label] for line in text) == 1
         assert sum(line.startswith(f"| {md(label)} |") for line in markdown) == 1
+
+
+def version(number: int, metrics: dict[MetricKey, float]) -> VersionRecord:
+    return VersionRecord(
+        number, None, 0.0, "m", "m", False, "0" * 64, 1, metrics, VersionStatus.REGISTERED
+    )
+
+
+@given(
+    st.one_of(st.none(), reported),
+    reported,
+    st.lists(st.tuples(st.sampled_from(STAGES), st.sampled_from(NAMES)), unique=True),
+)
+def test_the_key_metrics_lead_and_every_other_follows_once_by_stage_and_name(
+    live: dict[MetricKey, float] | None,
+    target: dict[MetricKey, float],
+    first: list[tuple[str, str]],
+) -> None:
+    keys = [MetricKey(*pair) for pair in first]
+    old = None if live is None else version(1, live)
+    comparison = compare_versions(old, version(2, target), [])
+    rows = comparison.metrics_led_by(keys)
+    got = [MetricKey(row.stage, row.name) for row in rows]
+    reported_keys = {**(live or {}), **target}
+    assert got == keys + sorted(reported_keys.keys() - set(keys))
+    for key, row in zip(got, rows, strict=True):
+        assert (row.old, row.new) == ((live or {}).get(key), target.get(key))
 
 
 @given(st.lists(st.tuples(st.sampled_from(STAGES), st.sampled_from(NAMES))))

@@ -36,6 +36,7 @@ from mlci_tui.metric_keys import MetricKey
 from mlci_tui.pipeline.recorder import StoreRecorder, StoreWriter
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, Stream, VersionStatus
 from mlci_tui.store import Store
+from mlci_tui.store.deployment_request import DeploymentRequest
 from tests.metric_fuzz import Printed, dump, examples, printed
 
 JUNIT_SCHEMA = xmlschema.XMLSchema(Path(__file__).parents[1] / "junit.xsd")
@@ -159,17 +160,19 @@ def record(store: Store, scratch: Path, config_path: Path, number: int, run: Pri
     )
     if number == 1:
         deployment = store.deployments.begin(
-            kind=DeployKind.DEPLOY,
-            from_version=None,
-            to_version=version_number,
-            user="fuzz",
-            reason=None,
-            run_id=run_id,
+            DeploymentRequest(
+                kind=DeployKind.DEPLOY,
+                from_version=None,
+                to_version=version_number,
+                user="fuzz",
+                reason=None,
+                run_id=run_id,
+                pid=os.getpid(),
+                pid_started=None,
+                host="fuzz-host",
+                process_tag="fuzz",
+            ),
             started_at=T0 + number,
-            pid=os.getpid(),
-            pid_started=None,
-            host="fuzz-host",
-            process_tag="fuzz",
             is_stale=lambda d: True,
         )
         store.deployments.finish(

@@ -6,9 +6,10 @@ from typing import ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -16,6 +17,11 @@ from mlci_tui.tui.keys import hints
 
 _YES = Binding("y,enter", "answer(True)", "Yes", id="confirm.yes")
 _NO = Binding("n,escape", "answer(False)", "No", id="confirm.no")
+MAX_HEIGHT = 28
+"""The dialog's height at most, however tall the screen."""
+AROUND_BODY = 6
+"""The lines of the dialog that are not its body: borders, the title, the keys, and
+the blank line after the title and before the keys."""
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -26,12 +32,12 @@ class ConfirmScreen(ModalScreen[bool]):
         width: 90%;
         max-width: 84;
         height: auto;
-        max-height: 28;
         border: round $warning;
         background: $surface;
         padding: 0 1;
     }
     ConfirmScreen .confirm--title { text-style: bold; margin-bottom: 1; }
+    ConfirmScreen .confirm--body { height: auto; }
     ConfirmScreen .confirm--keys { margin-top: 1; color: $text-muted; }
     """
 
@@ -47,9 +53,16 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(self.title_text), classes="confirm--title")
-            yield Static(self.body)
+            with VerticalScroll(classes="confirm--body"):
+                yield Static(self.body)
             keys = hints(self.app, [(_YES, self.yes), (_NO, self.no)])
             yield Static(Text(keys), classes="confirm--keys")
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The body scrolls between the title and the keys: on a short screen both stay
+        # in sight, and what does not fit is a scroll away.
+        height = min(MAX_HEIGHT, event.size.height) - AROUND_BODY
+        self.query_one(".confirm--body").styles.max_height = max(1, height)
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)

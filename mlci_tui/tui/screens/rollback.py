@@ -2,53 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlci_tui.config import param_text
 from mlci_tui.metric_keys import MetricKey, labels
+from mlci_tui.store.compare import Comparison
 from mlci_tui.store.records import VersionRecord
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import metric_cell, plain, state_text
 from mlci_tui.units import format_duration
 
+MAX_METRICS = 8
 MAX_PARAMS = 6
 
 
-def comparison(
-    current: VersionRecord | None, target: VersionRecord, now: float, metrics: list[MetricKey]
-) -> Table:
-    """A table of the live version and the target: metrics, sha256, age, run."""
+def comparison_table(comparison: Comparison, now: float, metrics: list[MetricKey]) -> Table:
+    """The live version (`Comparison.old`, none if nothing is live) and the target
+    (`Comparison.new`) side by side: metrics, params, sha256, age, run."""
+    current, target = comparison.old.version, comparison.new.version
+    assert target is not None
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
     table.add_column("")
     table.add_column(Text(f"now: {current.name}" if current else "now: nothing live"))
     table.add_column(Text(f"after: {target.name}"))
-    keys = list(metrics) + sorted(
-        {k for v in (current, target) if v for k in v.metrics} - set(metrics)
-    )
-    shown = labels(keys[:8])
-    for key in keys[:8]:
+    rows = comparison.metrics_led_by(metrics)[:MAX_METRICS]
+    shown = labels(MetricKey(row.stage, row.name) for row in rows)
+    for row in rows:
         table.add_row(
-            plain(shown[key]),
-            metric_cell(current.metrics.get(key) if current else None),
-            metric_cell(target.metrics.get(key)),
+            plain(shown[MetricKey(row.stage, row.name)]), metric_cell(row.old), metric_cell(row.new)
         )
     # The params they were built with: those that differ first, as the reason they differ.
-    params = {n for v in (current, target) if v for n in v.params}
-    before = current.params if current else {}
-
-    def differs(name: str) -> bool:
-        return before.get(name) != target.params.get(name)
-
-    for name in sorted(params, key=lambda n: (not differs(n), n))[:MAX_PARAMS]:
+    params = sorted(comparison.params, key=lambda p: (not p.changed, p.name))
+    for param in params[:MAX_PARAMS]:
         table.add_row(
-            plain(name),
-            plain(_param(before, name)),
-            plain(_param(target.params, name)),
-            style="bold" if differs(name) else None,
+            plain(param.name),
+            plain(param.old_text),
+            plain(param.new_text),
+            style="bold" if param.changed else None,
         )
     table.add_row(
         "monitored",
@@ -60,8 +51,8 @@ def comparison(
     )
     table.add_row(
         "sha256",
-        Text(current.sha256[:16] if current else "-"),
-        Text(target.sha256[:16]),
+        Text((comparison.old.sha256 or "-")[:16]),
+        Text((comparison.new.sha256 or "-")[:16]),
     )
     table.add_row(
         "age",
@@ -81,20 +72,15 @@ def comparison(
     return table
 
 
-def _param(params: Mapping[str, object], name: str) -> str:
-    return param_text(params[name]) if name in params else "-"
-
-
 def rollback_screen(
-    current: VersionRecord | None,
-    target: VersionRecord,
-    default: VersionRecord | None,
-    now: float,
-    metrics: list[MetricKey],
+    comparison: Comparison, default: VersionRecord | None, now: float, metrics: list[MetricKey]
 ) -> ConfirmScreen:
-    """``default`` is what `mlci rollback` without a version would pick: named when the
+    """``comparison``: the live version's with the target's (`compare_versions`).
+    ``default`` is what `mlci rollback` without a version would pick: named when the
     target is another, so that a highlight moved long ago is not taken for it."""
-    body: RenderableType = comparison(current, target, now, metrics)
+    target = comparison.new.version
+    assert target is not None
+    body: RenderableType = comparison_table(comparison, now, metrics)
     if default is None or default.number != target.number:
         picks = (
             f"would pick {default.name}"
