@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from mlci_tui.store import Store
-from mlci_tui.store.cache_dir import FileHasher
 from tests.helpers import Project, demo_project, mlci_env, wait_for
 
 PIPELINE = """
@@ -660,36 +659,6 @@ env = { STAGE_TOKEN = "stage-secret-2" }
         for path in project.state_dir.rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
-
-
-def test_the_hash_of_an_unchanged_file_is_remembered(tmp_path: Path) -> None:
-    data = tmp_path / "data.bin"
-    data.write_bytes(os.urandom(1 << 16))
-    old = time.time_ns() - 10_000_000_000
-    os.utime(data, ns=(old, old))
-    with Store.open(tmp_path / ".mlci") as store:
-        first = FileHasher(store.file_hashes)
-        sha = first.hashes([str(data)])[str(data)][0]
-        assert sha == hashlib.sha256(data.read_bytes()).hexdigest()
-        assert first.hashed_bytes == 1 << 16
-    with Store.open(tmp_path / ".mlci") as store:
-        again = FileHasher(store.file_hashes)
-        assert again.hashes([str(data)])[str(data)][0] == sha
-        assert again.hashed_bytes == 0, "an unchanged file is not read again"
-
-
-def test_a_file_rewritten_within_its_timestamp_is_hashed_again(tmp_path: Path) -> None:
-    data = tmp_path / "data.txt"
-    data.write_text("one")
-    with Store.open(tmp_path / ".mlci") as store:
-        hasher = FileHasher(store.file_hashes)
-        before = hasher.hashes([str(data)])[str(data)][0]
-        stamp = data.stat().st_mtime_ns
-        data.write_text("two")
-        # Same size, same mtime: only the hash being that recent says to look again.
-        os.utime(data, ns=(stamp, stamp))
-        after = hasher.hashes([str(data)])[str(data)][0]
-    assert before != after == hashlib.sha256(b"two").hexdigest()
 
 
 def test_the_demo_runs_twice_and_the_second_run_is_cached(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from mlci_tui.store import Store
 from mlci_tui.store.deployment_request import DeploymentRequest
 from tests.metric_fuzz import Printed, dump, examples, printed
 
-JUNIT_SCHEMA = xmlschema.XMLSchema(Path(__file__).parents[1] / "junit.xsd")
+JUNIT_SCHEMA = xmlschema.XMLSchema(Path(__file__).parents[2] / "junit.xsd")
 T0 = 1_790_000_000.0
 
 CONFIG = """
