@@ -293,6 +293,9 @@ class Store(
         except sqlite3.DatabaseError as error:
             connection.close()
             raise StoreError(f"{db_path}: {describe_error(error)}") from None
+        except BaseException:  # a store of a newer mlci, an interrupt: nothing stays open
+            connection.close()
+            raise
         return store
 
     def _prepare(self) -> None:
