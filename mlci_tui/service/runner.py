@@ -214,6 +214,7 @@ class Runner:
             if run is None or run.state.finished:
                 return
             why = "" if error is None else f": {str(error) or type(error).__name__}"
+            why = self.masker.mask_text(why)  # an error may quote what a secret is in
             if self._started:
                 message = f"the runner stopped without finishing the run{why}"
             else:
