@@ -21,51 +21,11 @@ if TYPE_CHECKING:
     import psutil
 
 TAG_VARIABLE = "MLCI_PROCESS_TAG"
-_PR_SET_CHILD_SUBREAPER = 36
-_PR_GET_CHILD_SUBREAPER = 37
 
 
 def new_tag() -> str:
     """A fresh value for `TAG_VARIABLE`: 32 random hex digits."""
     return os.urandom(16).hex()
-
-
-def become_subreaper() -> bool:
-    """Make orphaned descendants of this process its children (Linux); True if it worked."""
-    return _set_subreaper(1)
-
-
-def stop_being_subreaper() -> None:
-    """Let orphaned descendants go to init again, as before `become_subreaper`."""
-    _set_subreaper(0)
-
-
-def is_subreaper() -> bool:
-    """Whether orphaned descendants of this process become its children."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    state = ctypes.c_int(0)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(state), 0, 0, 0) == 0 and bool(
-            state.value
-        )
-    except (OSError, AttributeError):
-        return False
-
-
-def _set_subreaper(on: int) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes  # imported when needed: every user of the store loads this module
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, on, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def process_started(pid: int) -> float | None:

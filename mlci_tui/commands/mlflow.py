@@ -20,8 +20,7 @@ def command_mlflow(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from mlci_tui import procs
-    from mlci_tui.execution.executors.local import LocalExecutor
+    from mlci_tui.execution.executors.local import LocalExecutor, become_subreaper
     from mlci_tui.masking import SecretMasker
     from mlci_tui.mirror.sync import mirror_target, sync
     from mlci_tui.textsafe import visible_text
@@ -33,7 +32,7 @@ def _sync(args: argparse.Namespace) -> int:
     result = asyncio.run(
         sync(
             config,
-            executor=LocalExecutor(subreaper=procs.become_subreaper()),
+            executor=LocalExecutor(subreaper=become_subreaper()),
             masker=masker,
             environ=os.environ,
             alert=args.auto,

@@ -32,7 +32,12 @@ from mlci_tui.errors import MlciError, RegistryError, StoreError
 from mlci_tui.events import CommandNoted, RunNoted, StageFinished, Subscriber
 from mlci_tui.execution.command import CommandContext
 from mlci_tui.execution.executors.base import AttemptResult
-from mlci_tui.execution.executors.local import LocalExecutor
+from mlci_tui.execution.executors.local import (
+    LocalExecutor,
+    become_subreaper,
+    is_subreaper,
+    stop_being_subreaper,
+)
 from mlci_tui.masking import SecretMasker
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult
@@ -171,9 +176,9 @@ class Runner:
     def _become_subreaper(self) -> None:
         """Orphans of the run's commands become this process's children, to be stopped;
         a process that was no subreaper before is none after."""
-        if not procs.is_subreaper():
-            self._process.callback(procs.stop_being_subreaper)
-        self.executor = LocalExecutor(subreaper=procs.become_subreaper())
+        if not is_subreaper():
+            self._process.callback(stop_being_subreaper)
+        self.executor = LocalExecutor(subreaper=become_subreaper())
 
     def _lock_outs(self) -> None:
         """Outs are removed before their stage runs: two runs in one work tree would
@@ -186,16 +191,21 @@ class Runner:
 
     def _create_run(self) -> None:
         config = self.config
-        self.run_id = self.store.create_run(
-            config.pipeline.name,
-            [(name, stage.needs, stage.retries + 1) for name, stage in self.stages.items()],
-            started_at=time.time(),
-            pid=os.getpid(),
-            pid_started=procs.process_started(os.getpid()),
-            host=socket.gethostname(),
-            config_path=str(config.path),
-            params=config.params,
-        )
+        try:
+            self.run_id = self.store.create_run(
+                config.pipeline.name,
+                [(name, stage.needs, stage.retries + 1) for name, stage in self.stages.items()],
+                started_at=time.time(),
+                pid=os.getpid(),
+                pid_started=procs.process_started(os.getpid()),
+                host=socket.gethostname(),
+                config_path=str(config.path),
+                params=config.params,
+            )
+        except OSError as error:  # its directory: the row was not kept either
+            raise StoreError(
+                f"{error.filename}: cannot make the run's directory: {error.strerror}"
+            ) from None
         self._recording.push(self._settle_run)
         if self._outs_lock is not None:
             claim_outs(self._outs_lock, self.run_id, config)

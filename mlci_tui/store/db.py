@@ -290,11 +290,10 @@ class Store(
         store = cls(state_dir, connection, readonly=readonly)
         try:
             store._prepare()
-        except sqlite3.DatabaseError as error:
+        except BaseException as error:  # a damaged store, a newer mlci's: nothing stays open
             connection.close()
-            raise StoreError(f"{db_path}: {describe_error(error)}") from None
-        except BaseException:  # a store of a newer mlci, an interrupt: nothing stays open
-            connection.close()
+            if isinstance(error, sqlite3.DatabaseError):
+                raise StoreError(f"{db_path}: {describe_error(error)}") from None
             raise
         return store
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlci_tui.errors import StoreError
 from mlci_tui.events import StoreName
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import paths
@@ -90,13 +89,7 @@ class RunsTable(Connection):
                 ],
             )
             # Inside the transaction: a run whose directory cannot be made is not made.
-            run_dir = paths.run_dir(self.state_dir, run_id)
-            try:
-                run_dir.mkdir(paths.DIR_MODE, parents=True, exist_ok=True)
-            except OSError as error:
-                raise StoreError(
-                    f"{run_dir}: cannot make the run's directory: {error.strerror}"
-                ) from None
+            paths.run_dir(self.state_dir, run_id).mkdir(paths.DIR_MODE, parents=True, exist_ok=True)
         return run_id
 
     def update_stage(self, run_id: int, name: str, **fields: Any) -> None:

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from mlci_tui import procs
 from mlci_tui.cli import main
 from mlci_tui.errors import StoreError
+from mlci_tui.execution.executors import local
 from mlci_tui.service.outs_lock import OUTS_LOCK
 from mlci_tui.store import Store
 from tests.helpers import Project
@@ -110,7 +110,7 @@ def assert_nothing_leaked(project: Project, handlers: dict[int, Any], subreaper:
         os.close(lock)
     running = {i: s for i, s in run_states(project).items() if s[0] == "running"}
     assert running == {}, "a run stays running"
-    assert procs.is_subreaper() == subreaper, "the subreaper state changed"
+    assert local.is_subreaper() == subreaper, "the subreaper state changed"
     assert {s: signal.getsignal(s) for s in SIGNALS} == handlers, "signal handlers changed"
 
 
@@ -120,7 +120,7 @@ def fails_cleanly(
     """`mlci run` fails with ``code`` and one line holding ``line``; nothing leaks.
     Returns the runs then in the store."""
     handlers = {s: signal.getsignal(s) for s in SIGNALS}
-    subreaper = procs.is_subreaper()
+    subreaper = local.is_subreaper()
     # The outs lock's file exists from the start, so that a leaked lock shows as held.
     (project.path / OUTS_LOCK).parent.mkdir(exist_ok=True)
     (project.path / OUTS_LOCK).touch()
@@ -162,7 +162,7 @@ def test_a_subreaper_that_cannot_be(
     def become_subreaper() -> bool:
         raise StoreError("no subreaper here")
 
-    monkeypatch.setattr(procs, "become_subreaper", become_subreaper)
+    monkeypatch.setattr("mlci_tui.service.runner.become_subreaper", become_subreaper)
     assert fails_cleanly(pipeline, capsys, 2, "no subreaper here") == {}
 
 
