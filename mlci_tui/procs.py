@@ -21,25 +21,11 @@ if TYPE_CHECKING:
     import psutil
 
 TAG_VARIABLE = "MLCI_PROCESS_TAG"
-_PR_SET_CHILD_SUBREAPER = 36
 
 
 def new_tag() -> str:
     """A fresh value for `TAG_VARIABLE`: 32 random hex digits."""
     return os.urandom(16).hex()
-
-
-def become_subreaper() -> bool:
-    """Make orphaned descendants of this process its children (Linux); True if it worked."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes  # imported when needed: every user of the store loads this module
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def process_started(pid: int) -> float | None:

@@ -14,8 +14,7 @@ from mlci_tui.errors import ExitCode
 
 
 def handle_mlflow_sync(args: argparse.Namespace) -> int:
-    from mlci_tui import procs
-    from mlci_tui.execution.executors.local import LocalExecutor
+    from mlci_tui.execution.executors.local import LocalExecutor, become_subreaper
     from mlci_tui.masking import SecretMasker
     from mlci_tui.mirror.sync import mirror_target, sync
     from mlci_tui.textsafe import visible_text
@@ -27,7 +26,7 @@ def handle_mlflow_sync(args: argparse.Namespace) -> int:
     result = asyncio.run(
         sync(
             config,
-            executor=LocalExecutor(subreaper=procs.become_subreaper()),
+            executor=LocalExecutor(subreaper=become_subreaper()),
             masker=masker,
             environ=os.environ,
             alert=args.auto,

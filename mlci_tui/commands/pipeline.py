@@ -115,23 +115,23 @@ def _run(
     from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
     from mlci_tui.service.runner import Runner
 
-    runner = Runner(config, targets=args.stage, force=force, redeploy=args.redeploy)
-    out = sys.stdout.buffer
-    color = use_color(out, os.environ)
-    printer = LivePrinter(
-        BackgroundWriter(out),
-        runner.engine.names,
-        terminal=out.isatty(),
-        color=color,
-        github=os.environ.get("GITHUB_ACTIONS") == "true",
-        gitlab=os.environ.get("GITLAB_CI") == "true",
-        log_path=lambda stage: runner.store.log_path(runner.run_id, stage),
-    )
-    runner.subscribe(printer)
-    try:
-        result = runner.run()
-    finally:
-        printer.close()
+    with Runner.start(config, targets=args.stage, force=force, redeploy=args.redeploy) as runner:
+        out = sys.stdout.buffer
+        color = use_color(out, os.environ)
+        printer = LivePrinter(
+            BackgroundWriter(out),
+            runner.engine.names,
+            terminal=out.isatty(),
+            color=color,
+            github=os.environ.get("GITHUB_ACTIONS") == "true",
+            gitlab=os.environ.get("GITLAB_CI") == "true",
+            log_path=lambda stage: runner.store.log_path(runner.run_id, stage),
+        )
+        runner.subscribe(printer)
+        try:
+            result = runner.run()
+        finally:
+            printer.close()
     run = runner.record
     if run is not None and not printer.broken:
         lines = ["", *run_summary(run, color=color)]

@@ -187,16 +187,15 @@ def _deploying(
 ) -> Iterator[tuple[Deployer, LivePrinter, Callable[[], Awaitable[None]]]]:
     """A deployer, a printer of ``stages``' output that is closed (flushed) at the
     end, and what waits for the MLflow syncs its deploys and rollbacks started."""
-    from mlci_tui import procs
     from mlci_tui.alerter import Alerter
     from mlci_tui.commands.console import use_color
     from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
-    from mlci_tui.execution.executors.local import LocalExecutor
+    from mlci_tui.execution.executors.local import LocalExecutor, become_subreaper
     from mlci_tui.masking import SecretMasker
     from mlci_tui.registry.deployer import Deployer
 
     masker = SecretMasker(config.secret_values(os.environ))
-    executor = LocalExecutor(subreaper=procs.become_subreaper())
+    executor = LocalExecutor(subreaper=become_subreaper())
     out = sys.stdout.buffer
     color = use_color(out, os.environ)
     printer = LivePrinter(BackgroundWriter(out), stages, terminal=out.isatty(), color=color)

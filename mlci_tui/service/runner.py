@@ -20,17 +20,24 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from functools import cached_property
+from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.config import Config, StageConfig, with_masked_params
-from mlci_tui.errors import MlciError, RegistryError, StoreError, UsageError
+from mlci_tui.errors import MlciError, RegistryError, StoreError
 from mlci_tui.events import CommandNoted, RunNoted, StageFinished, Subscriber
 from mlci_tui.execution.command import CommandContext
 from mlci_tui.execution.executors.base import AttemptResult
-from mlci_tui.execution.executors.local import LocalExecutor
+from mlci_tui.execution.executors.local import (
+    LocalExecutor,
+    become_subreaper,
+    is_subreaper,
+    stop_being_subreaper,
+)
 from mlci_tui.masking import SecretMasker
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.pipeline.engine import ActionContext, Engine, RunResult
@@ -49,91 +56,235 @@ if TYPE_CHECKING:
     from mlci_tui.registry.model_registry import Registry
     from mlci_tui.store.records import DeploymentRecord, RunRecord, VersionRecord
 
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEPLOY_STAGE = "deploy"
 MONITOR_STAGE = "monitor"
 
 
 class Runner:
-    """Creates the run in the store; `run()` executes it and returns how it ended."""
+    """One run, created in the store by `Runner.start`; `run()` executes it and returns
+    how it ended."""
+
+    # Set by the phases of `start`, in this order.
+    store: Store
+    executor: LocalExecutor
+    _outs_lock: int | None
+    run_id: int
+    params_file: Path
+    cache: StageCache | None
+    engine: Engine
+    writer: StoreWriter
+    recorder: StoreRecorder
 
     def __init__(
         self,
         config: Config,
         *,
-        targets: Collection[str] = (),
-        environ: Mapping[str, str] | None = None,
-        force: bool | Collection[str] = False,
-        redeploy: bool = False,
+        targets: Collection[str],
+        environ: Mapping[str, str],
+        force: bool | Collection[str],
+        redeploy: bool,
+        process: contextlib.ExitStack,
     ) -> None:
-        """``force``: run every stage (True) or these, whatever the cache holds.
-        ``redeploy``: deploy the version the run built even when an older version
-        already had its artifact."""
-        environ = os.environ if environ is None else environ
-        self.config = config
+        """What the run will be, without touching anything: `start` makes one."""
         self.full = not targets
         self.redeploy = redeploy
-        self.store: Store = Store.open(config.pipeline.state_dir)
-        # What a dead runner or deployer left is settled before this run takes over;
-        # a store that cannot be written now fails below, when the run is created.
-        recover(self.store, config)
+        self.force = force
         self.environ = environ
         self.masker = SecretMasker(config.secret_values(environ))
         # A param is recorded (the store, the cache, $MLCI_PARAMS_FILE): never a secret.
-        config = self.config = with_masked_params(config, self.masker)
-        self.executor = LocalExecutor(subreaper=procs.become_subreaper())
-        stages = config.selected(targets)
-        stages.update(self._builtin_stages(stages))
-        # Outs are removed before their stage runs: two runs in one work tree would
-        # pull each other's outs away, and cache what neither made alone.
-        self._outs_lock = self._lock_outs() if any(s.products for s in stages.values()) else None
-        self.run_id = self.store.runs.create(
-            config.pipeline.name,
-            [(name, stage.needs, stage.retries + 1) for name, stage in stages.items()],
-            started_at=time.time(),
-            pid=os.getpid(),
-            pid_started=procs.process_started(os.getpid()),
-            host=socket.gethostname(),
-            config_path=str(config.path),
-            params=config.params,
-        )
-        if self._outs_lock is not None:
-            claim_outs(self._outs_lock, self.run_id, config)
-        params_file = self.store.params_path(self.run_id)
-        write_private(params_file, json.dumps(dict(config.params), indent=2, sort_keys=True) + "\n")
-        # Without deps anywhere nothing can be cached: no hashing, nor its imports, then.
-        self.cache: StageCache | None = None
-        if any(stage.cacheable for stage in stages.values()):
-            from mlci_tui.pipeline.stage_cache import StageCache
-
-            self.cache = StageCache(config, masker=self.masker, force=force)
+        self.config = with_masked_params(config, self.masker)
+        self.stages = self.config.selected(targets)
+        self.stages.update(self._builtin_stages(self.stages))
+        self._process = process
+        """Undoes what belongs to this process for as long as the runner lives (the
+        subreaper): closed when `start`'s block ends."""
+        self._recording = contextlib.ExitStack()
+        """Undoes what recording the run holds (the store, the outs lock, the run row):
+        closed by `run()` as soon as the run is recorded, before it is mirrored, or
+        when `start`'s block ends."""
+        self._started = False
         self.version: VersionRecord | None = None
         self.new_version = False
         """Whether the run registered a new version (not one whose artifact was stored).
         """
         self.record: RunRecord | None = None
         """The run as the store has it once it ended, for the summary."""
+        self.mirroring: Mirroring | None = None
+        self.mirror_text: str | None = None
+        """What mirroring the run into MLflow did, or why it could not."""
+        self._git: list[tuple[str | None, bool | None]] = []
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(
+        cls,
+        config: Config,
+        *,
+        targets: Collection[str] = (),
+        environ: Mapping[str, str] | None = None,
+        force: bool | Collection[str] = False,
+        redeploy: bool = False,
+    ) -> Iterator[Runner]:
+        """The run, created in the store, for the block to execute with `run()`.
+
+        ``force``: run every stage (True) or these, whatever the cache holds.
+        ``redeploy``: deploy the version the run built even when an older version
+        already had its artifact.
+
+        Each phase registers its own undo as it succeeds: when a later one fails, or
+        the block raises, nothing is left behind — no store connection, outs lock,
+        subreaper, half-written file, or run still ``running``.
+        """
+        with contextlib.ExitStack() as process:
+            runner = cls(
+                config,
+                targets=targets,
+                environ=os.environ if environ is None else environ,
+                force=force,
+                redeploy=redeploy,
+                process=process,
+            )
+            process.push(runner._recording)
+            runner._open_store()
+            runner._recover()
+            runner._become_subreaper()
+            runner._lock_outs()
+            runner._create_run()
+            runner._write_params()
+            runner._open_cache()
+            runner._make_engine()
+            runner._start_recording()
+            if runner.config.mlflow is not None:
+                runner._start_mirroring()
+            runner._started = True
+            yield runner
+
+    # The phases of `start`.
+
+    def _open_store(self) -> None:
+        self.store = Store.open(self.config.pipeline.state_dir)
+        self._recording.callback(self.store.close)
+        # The registry's own connection, if the run came to make one.
+        self._recording.callback(self._close_registry)
+
+    def _recover(self) -> None:
+        """What a dead runner or deployer left is settled before this run takes over;
+        a store that cannot be written now fails when the run is created."""
+        recover(self.store, self.config)
+
+    def _become_subreaper(self) -> None:
+        """Orphans of the run's commands become this process's children, to be stopped;
+        a process that was no subreaper before is none after."""
+        if not is_subreaper():
+            self._process.callback(stop_being_subreaper)
+        self.executor = LocalExecutor(subreaper=become_subreaper())
+
+    def _lock_outs(self) -> None:
+        """Outs are removed before their stage runs: two runs in one work tree would
+        pull each other's outs away, and cache what neither made alone."""
+        if any(stage.products for stage in self.stages.values()):
+            self._outs_lock = lock_outs(self.config)
+            self._recording.callback(os.close, self._outs_lock)
+        else:
+            self._outs_lock = None
+
+    def _create_run(self) -> None:
+        config = self.config
+        try:
+            self.run_id = self.store.runs.create(
+                config.pipeline.name,
+                [(name, stage.needs, stage.retries + 1) for name, stage in self.stages.items()],
+                started_at=time.time(),
+                pid=os.getpid(),
+                pid_started=procs.process_started(os.getpid()),
+                host=socket.gethostname(),
+                config_path=str(config.path),
+                params=config.params,
+            )
+        except OSError as error:  # its directory: the row was not kept either
+            raise StoreError(
+                f"{error.filename}: cannot make the run's directory: {error.strerror}"
+            ) from None
+        self._recording.push(self._settle_run)
+        if self._outs_lock is not None:
+            claim_outs(self._outs_lock, self.run_id, config)
+
+    def _settle_run(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """A run that did not end (a later phase failed, the block raised, or `run()`
+        was never called) is interrupted now, saying why, rather than left ``running``
+        until this process is gone and the next command's recovery finds it."""
+        try:
+            run = self.store.runs.get(self.run_id)
+            if run is None or run.state.finished:
+                return
+            why = "" if error is None else f": {str(error) or type(error).__name__}"
+            why = self.masker.mask_text(why)  # an error may quote what a secret is in
+            if self._started:
+                message = f"the runner stopped without finishing the run{why}"
+            else:
+                message = f"the run could not start{why}"
+            now = time.time()
+            self.store.runs.close_stages(self.run_id, StageState.CANCELLED, message, now)
+            self.store.runs.finish(
+                self.run_id,
+                RunState.INTERRUPTED,
+                exit_code=None,
+                ended_at=now,
+                message=message,
+                only_if=RunState.RUNNING,
+            )
+        except StoreError:
+            pass  # what failed may be the store itself: recovery marks it later
+
+    def _write_params(self) -> None:
+        """The run's params as JSON, for ``$MLCI_PARAMS_FILE``; never left half-written."""
+        self.params_file = self.store.params_path(self.run_id)
+        text = json.dumps(dict(self.config.params), indent=2, sort_keys=True) + "\n"
+        try:
+            write_private(self.params_file, text)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                self.params_file.unlink()
+            raise StoreError(
+                f"{self.params_file}: cannot write the run's params: {error.strerror}"
+            ) from None
+
+    def _open_cache(self) -> None:
+        """Without deps anywhere nothing can be cached: no hashing, nor its imports, then."""
+        self.cache = None
+        if any(stage.cacheable for stage in self.stages.values()):
+            from mlci_tui.pipeline.stage_cache import StageCache
+
+            self.cache = StageCache(self.config, masker=self.masker, force=self.force)
+            self._recording.callback(self.cache.close)
+
+    def _make_engine(self) -> None:
         self.engine = Engine(
-            config,
-            stages=stages,
+            self.config,
+            stages=self.stages,
             actions={DEPLOY_STAGE: self._deploy, MONITOR_STAGE: self._monitor},
             masker=self.masker,
             executor=self.executor,
             metrics_path=lambda stage: self.store.metrics_path(self.run_id, stage),
             run_id=self.run_id,
-            environ=environ,
+            environ=self.environ,
             on_pass=self._register_passed,
             cache=self.cache,
-            params_file=params_file,
+            params_file=self.params_file,
         )
+
+    def _start_recording(self) -> None:
         self.writer = StoreWriter(self.store)
+        self._recording.callback(self.writer.close)
         self.recorder = StoreRecorder(self.store, self.writer, self.run_id)
+        self._recording.callback(self.recorder.close)
         self.engine.subscribe(self.recorder)
-        self.mirroring: Mirroring | None = None
-        self.mirror_text: str | None = None
-        """What mirroring the run into MLflow did, or why it could not."""
-        self._git: list[tuple[str | None, bool | None]] = []
-        if config.mlflow is not None:
-            self._start_mirroring()
 
     def _start_mirroring(self) -> None:
         """MLflow shows a run's commit: found while the stages run, not before them."""
@@ -146,6 +297,7 @@ class Runner:
             target=lambda: self._git.append(git_state(self.config.root)), daemon=True
         )
         self._git_thread.start()
+        self._recording.callback(self._git_thread.join)
         self.mirroring = Mirroring(
             self.config,
             executor=self.executor,
@@ -218,24 +370,18 @@ class Runner:
             )
         return added
 
-    def _lock_outs(self) -> int:
-        try:
-            return lock_outs(self.config)
-        except UsageError:
-            self.store.close()
-            raise
-
     def subscribe(self, subscriber: Subscriber) -> None:
         self.engine.subscribe(subscriber)
 
     def run(self) -> RunResult:
         """Execute the run to its end; blocking. Raises `StoreError` if it could not be
         recorded (the store then shows it interrupted, never half-finished as passed)."""
-        try:
-            result = asyncio.run(self._main())
-        finally:
-            self.recorder.close()
+        # Once recorded, the store and the outs lock are let go: mirroring is not the run.
+        with self._recording:
             try:
+                result = asyncio.run(self._main())
+            finally:
+                self.recorder.close()
                 self.writer.close()
                 if self.mirroring is not None:
                     self._git_thread.join()
@@ -244,17 +390,13 @@ class Runner:
                 if self.version is not None:
                     # As it ended: deployed, rolled back, or its deploy failed.
                     self.version = self.store.versions.get(self.version.number) or self.version
-            finally:
-                self.store.close()
-                if self.cache is not None:
-                    self.cache.close()
-                if self._outs_lock is not None:
-                    os.close(self._outs_lock)
-                if "registry" in self.__dict__:
-                    self.registry.store.close()
         if self.mirroring is not None:
             self.mirror_text = self._mirror()
         return result
+
+    def _close_registry(self) -> None:
+        if "registry" in self.__dict__:
+            self.registry.store.close()
 
     def _mirror(self) -> str:
         """The run, now recorded as ended, into MLflow: bounded, and never its outcome."""
@@ -279,22 +421,15 @@ class Runner:
             self.engine.emit(RunNoted(text, time.time()))
             self.engine.cancel(force=requests > 1)
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
-        # A lost terminal does not stop the run. Caught rather than ignored, since
-        # an ignored signal would stay ignored in every stage's processes too.
-        loop.add_signal_handler(signal.SIGHUP, lambda: None)
-        try:
-            result = await self.engine.run()
-            await self._after(result)
-            if self.mirroring is not None:
-                await self.mirroring.settle()
-            return result
-        finally:
-            self.executor.stop_orphans(self.config.pipeline.kill_grace)
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(signum)
+        with _handling(loop, on_signal):
+            try:
+                result = await self.engine.run()
+                await self._after(result)
+                if self.mirroring is not None:
+                    await self.mirroring.settle()
+                return result
+            finally:
+                self.executor.stop_orphans(self.config.pipeline.kill_grace)
 
     def _register_passed(self, finished: Mapping[str, StageFinished]) -> str | None:
         """Register the version of a passing run without [deploy]; why it could not be."""
@@ -451,3 +586,23 @@ class Runner:
         if response.rolled_back:
             context.mark_run(RunState.ROLLED_BACK, response.message)
         return AttemptResult(None, error=response.message, peak_rss_bytes=peak, cpu_seconds=cpu)
+
+
+@contextlib.contextmanager
+def _handling(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM cancel the run while inside; the handlers this process had
+    before are its handlers again after."""
+    before = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        # A lost terminal does not stop the run. Caught rather than ignored, since
+        # an ignored signal would stay ignored in every stage's processes too.
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        yield
+    finally:
+        for signum, handler in before.items():
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)

@@ -296,9 +296,11 @@ class Store(Connection):
         store = cls(state_dir, connection, readonly=readonly)
         try:
             store._prepare()
-        except sqlite3.DatabaseError as error:
+        except BaseException as error:  # a damaged store, a newer mlci's: nothing stays open
             connection.close()
-            raise StoreError(f"{db_path}: {describe_error(error)}") from None
+            if isinstance(error, sqlite3.DatabaseError):
+                raise StoreError(f"{db_path}: {describe_error(error)}") from None
+            raise
         return store
 
     def _prepare(self) -> None:

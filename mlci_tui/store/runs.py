@@ -93,7 +93,8 @@ class RunsTable(Connection):
                     for position, (name, needs, attempts) in enumerate(stages)
                 ],
             )
-        paths.run_dir(self.state_dir, run_id).mkdir(paths.DIR_MODE, parents=True, exist_ok=True)
+            # Inside the transaction: a run whose directory cannot be made is not made.
+            paths.run_dir(self.state_dir, run_id).mkdir(paths.DIR_MODE, parents=True, exist_ok=True)
         return run_id
 
     def update_stage(self, run_id: int, name: str, **fields: Any) -> None:

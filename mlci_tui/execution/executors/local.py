@@ -42,6 +42,46 @@ PEAK_MARGIN = 1 << 20
 """How far above the runner's own peak a waited peak must be to be the stage's."""
 # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of this process its children (Linux), so that
+    `LocalExecutor.stop_orphans` finds what a command left; True if it worked."""
+    return _set_subreaper(1)
+
+
+def stop_being_subreaper() -> None:
+    """Let orphaned descendants go to init again, as before `become_subreaper`."""
+    _set_subreaper(0)
+
+
+def is_subreaper() -> bool:
+    """Whether orphaned descendants of this process become its children."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # imported when needed: it costs start-up time
+
+    state = ctypes.c_int(0)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        found = libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(state), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    return found and bool(state.value)
+
+
+def _set_subreaper(on: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, on, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class LocalExecutor:
@@ -49,7 +89,7 @@ class LocalExecutor:
 
     def __init__(self, *, subreaper: bool = False) -> None:
         self.subreaper = subreaper
-        """Whether orphans of stages are re-parented to us (see `procs.become_subreaper`)."""
+        """Whether orphans of stages are re-parented to us (see `become_subreaper`)."""
         self.commands: set[int] = set()
         """Pids of running stage commands: their own threads reap them, nobody else may."""
 
