@@ -31,6 +31,7 @@ from mlci_tui.config.loader import (
 from mlci_tui.config.params import ParamValue, param_text
 from mlci_tui.config.rules import RAY_INSTALL, link_above
 from mlci_tui.config.tables import (
+    BUILTIN_STAGES,
     EXECUTORS,
     AlertsConfig,
     DeployConfig,
@@ -46,6 +47,7 @@ from mlci_tui.config.tables import (
 )
 
 __all__ = [
+    "BUILTIN_STAGES",
     "EXECUTORS",
     "MIN_SECRET_LENGTH",
     "RAY_INSTALL",

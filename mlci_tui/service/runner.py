@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from mlci_tui import procs
-from mlci_tui.config import Config, StageConfig, with_masked_params
+from mlci_tui.config import BUILTIN_STAGES, Config, StageConfig, with_masked_params
 from mlci_tui.errors import MlciError, RegistryError, StoreError
 from mlci_tui.events import CommandNoted, RunNoted, StageFinished, Subscriber
 from mlci_tui.execution.command import CommandContext
@@ -57,8 +57,7 @@ if TYPE_CHECKING:
     from mlci_tui.store.records import DeploymentRecord, RunRecord, VersionRecord
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-DEPLOY_STAGE = "deploy"
-MONITOR_STAGE = "monitor"
+DEPLOY_STAGE, MONITOR_STAGE = BUILTIN_STAGES
 
 
 class Runner:
@@ -95,7 +94,7 @@ class Runner:
         # A param is recorded (the store, the cache, $MLCI_PARAMS_FILE): never a secret.
         self.config = with_masked_params(config, self.masker)
         self.stages = self.config.selected(targets)
-        self.stages.update(self._builtin_stages(self.stages))
+        self.stages.update(self._builtin_stages())
         self._process = process
         """Undoes what belongs to this process for as long as the runner lives (the
         subreaper): closed when `start`'s block ends."""
@@ -347,28 +346,25 @@ class Runner:
         if self.mirroring is not None and deployment.kind is not DeployKind.DEPLOY:
             self.mirroring.kick()
 
-    def _builtin_stages(self, stages: Mapping[str, StageConfig]) -> dict[str, StageConfig]:
-        """``deploy`` after every stage, then ``monitor``, when configured for a full run."""
-        if not self.full or self.config.deploy is None or self.config.artifact_stage is None:
+    def _builtin_stages(self) -> dict[str, StageConfig]:
+        """``deploy`` after every stage, then ``monitor``, when configured for a full run:
+        the builtin edges of `Config.edges`, which the dashboard and `mlci dag` draw."""
+        if not self.full:
             return {}
-        added = {
-            DEPLOY_STAGE: StageConfig(
-                name=DEPLOY_STAGE,
-                command="(mlci deploy)",
+        needs: dict[str, list[str]] = {}
+        for edge in self.config.edges:
+            if edge.kind == "builtin":
+                needs.setdefault(edge.target, []).append(edge.source)
+        return {
+            name: StageConfig(
+                name=name,
+                command=f"(mlci {name})",
                 cwd=self.config.root,
-                needs=tuple(stages),
+                needs=tuple(sources),
                 executor="local",
             )
+            for name, sources in needs.items()
         }
-        if self.config.monitor is not None:
-            added[MONITOR_STAGE] = StageConfig(
-                name=MONITOR_STAGE,
-                command="(mlci monitor)",
-                cwd=self.config.root,
-                needs=(DEPLOY_STAGE,),
-                executor="local",
-            )
-        return added
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.engine.subscribe(subscriber)
