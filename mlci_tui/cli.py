@@ -18,7 +18,6 @@ import atexit
 import contextlib
 import os
 import sys
-import threading
 
 from mlci_tui import __version__
 from mlci_tui.errors import ExitCode, MlciError
@@ -446,7 +445,10 @@ def entry() -> NoReturn:
     (libraries clean up there); open files are flushed by those who own them.
     """
     code = main()
-    if threading.active_count() > 1:
+    # A command that started a thread imported `threading`; one that did not (`mlci
+    # --help`, `validate`) does not pay for importing it here.
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
