@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from mlci_tui.config import Config, StageConfig
 from mlci_tui.events import StoreName
+from mlci_tui.execution import executors
 from mlci_tui.globs import Glob, covers
 from mlci_tui.masking import SecretMasker
 from mlci_tui.pipeline.outs import (
@@ -61,6 +62,10 @@ __all__ = ["CacheDamaged", "Decision", "StageCache", "plan", "remove_outs"]
 KEY_FORMAT = 1
 """Part of every key: a change to what keys cover makes every entry a miss."""
 SHORT = 8
+
+
+_STAGE_INPUTS = frozenset(("command", "cwd", "executor", "env", "deps", "params", "needs", "outs"))
+"""The inputs of every stage's key; an executor may add its own (`executors.cache_inputs`)."""
 
 
 class CacheSource(NamedTuple):
@@ -374,15 +379,7 @@ class StageCache:
             "needs": {need: self.products[need] for need in stage.needs} if known_needs else {},
             "outs": [self._relative(out) for out in stage.products],
         }
-        ray = self.config.executors.ray
-        if stage.executor == "ray" and ray is not None:
-            # What the job is given changes what it makes: its pip, working_dir, env.
-            runtime = ray.runtime_env
-            inputs["ray_runtime_env"] = {
-                "working_dir": runtime.working_dir,
-                "pip": runtime.pip,
-                "env_vars": self._env(runtime.env_vars),
-            }
+        inputs.update(executors.cache_inputs(stage.executor, self.config, self._env))
         # As an entry holds them (arrays as lists), so that the two compare.
         return json.loads(canonical(inputs)), stats
 
@@ -491,8 +488,10 @@ class StageCache:
                 reasons.append(f"what {need} produced changed")
         if before.get("outs") != inputs["outs"]:
             reasons.append("outs changed")
-        if before.get("ray_runtime_env") != inputs.get("ray_runtime_env"):
-            reasons.append("ray runtime_env changed")
+        # What the executor's settings give (`executors.cache_inputs`), by their names.
+        for name in sorted((set(before) | set(inputs)) - _STAGE_INPUTS):
+            if before.get(name) != inputs.get(name):
+                reasons.append(f"{name.replace('_', ' ', 1)} changed")
         return reasons or ["no cache entry"]
 
     def _previous(self, stage: str) -> Mapping[str, Any] | None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.config import BUILTIN_STAGES, Config, StageConfig, with_masked_params
-from mlci_tui.errors import MlciError, RegistryError, StoreError
+from mlci_tui.errors import ExitCode, MlciError, RegistryError, StoreError
 from mlci_tui.events import CommandNoted, RunNoted, StageFinished, Subscriber
 from mlci_tui.execution.command import CommandContext
 from mlci_tui.execution.executors.base import AttemptResult
@@ -222,13 +222,23 @@ class Runner:
             run = self.store.runs.get(self.run_id)
             if run is None or run.state.finished:
                 return
+            now = time.time()
+            if isinstance(error, KeyboardInterrupt):  # Ctrl-C: as a run cancelled later is
+                self.store.runs.close_stages(self.run_id, StageState.CANCELLED, "cancelled", now)
+                self.store.runs.finish(
+                    self.run_id,
+                    RunState.CANCELLED,
+                    exit_code=ExitCode.CANCELLED,
+                    ended_at=now,
+                    only_if=RunState.RUNNING,
+                )
+                return
             why = "" if error is None else f": {str(error) or type(error).__name__}"
             why = self.masker.mask_text(why)  # an error may quote what a secret is in
             if self._started:
                 message = f"the runner stopped without finishing the run{why}"
             else:
                 message = f"the run could not start{why}"
-            now = time.time()
             self.store.runs.close_stages(self.run_id, StageState.CANCELLED, message, now)
             self.store.runs.finish(
                 self.run_id,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from pathlib import Path
 
 import psutil
 import pytest
@@ -383,6 +384,30 @@ def test_every_executor_a_config_may_name_has_a_module() -> None:
     for module in KINDS.values():
         # Loading an executor's module must not load its engine (Ray, say) yet.
         assert callable(importlib.import_module(module).create)
+
+
+def test_what_an_executor_adds_to_a_key_is_named_after_it_and_hides_its_environment(
+    tmp_path: Path,
+) -> None:
+    from mlci_tui.config import EXECUTORS, load_config
+    from mlci_tui.execution.executors import cache_inputs
+    from mlci_tui.pipeline.stage_cache import _STAGE_INPUTS
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[stages.a]\ncommand = "true"\n'
+        '[executors.ray]\naddress = "ray://127.0.0.1:1"\n'
+        '[executors.ray.runtime_env]\nenv_vars = { MODE = "fast" }\npip = ["x"]\n'
+    )
+    config = load_config(path)
+    hidden = {"MODE": "(hashed)"}
+    for kind in EXECUTORS:
+        inputs = cache_inputs(kind, config, lambda env: hidden if env else {})
+        assert not set(inputs) & _STAGE_INPUTS
+        assert all(name.startswith(f"{kind}_") for name in inputs)
+    assert cache_inputs("ray", config, lambda env: hidden if env else {}) == {
+        "ray_runtime_env": {"working_dir": None, "pip": ("x",), "env_vars": hidden}
+    }
 
 
 def test_no_stray_processes_left_by_this_module() -> None:

@@ -2,10 +2,12 @@
 knows the `Executor` interface in `base`.
 
 A module named in `KINDS` offers ``create(config)``, which returns its
-executor, and, if its jobs can outlive the runner (they run elsewhere),
-``stop_job(job, timeout)``, which recovery calls for the jobs of a runner that
-died. Neither may import anything slow at module level: the module is loaded
-only when a stage asks for it.
+executor; if its settings change what a command makes, ``cache_inputs(config,
+env)``, which names them for the cache key of each stage it runs; and, if its
+jobs can outlive the runner (they run elsewhere), ``stop_job(job, timeout)``,
+which recovery calls for the jobs of a runner that died. None may import
+anything slow at module level: the module is loaded only when a stage asks for
+it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from mlci_tui.config import Config
     from mlci_tui.events import ExternalJob
     from mlci_tui.execution.executors.base import Executor
@@ -28,6 +32,17 @@ KINDS: dict[str, str] = {
 def create(kind: str, config: Config) -> Executor:
     executor: Executor = importlib.import_module(KINDS[kind]).create(config)
     return executor
+
+
+def cache_inputs(
+    kind: str, config: Config, env: Callable[[Mapping[str, str]], dict[str, str]]
+) -> dict[str, object]:
+    """What of the executor's settings changes what a stage it runs makes, for the
+    stage's cache key: each named ``KIND_SETTING``, which `mlci why` shows as "KIND
+    SETTING changed". ``env`` turns an environment into what a key may hold."""
+    inputs = getattr(importlib.import_module(KINDS[kind]), "cache_inputs", None)
+    found: dict[str, object] = {} if inputs is None else inputs(config, env)
+    return found
 
 
 def stop_job(job: ExternalJob, timeout: float) -> str | None:

@@ -24,7 +24,7 @@ import logging
 import re
 import shlex
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -58,6 +58,23 @@ _RAY_LINE = re.compile(
 _ENTRYPOINT_LINE = "Running entrypoint for job "
 LOOK_LIMIT = 1 << 20
 """Bytes of output in which Ray's entrypoint line is looked for, line by line."""
+
+
+def cache_inputs(
+    config: Config, env: Callable[[Mapping[str, str]], dict[str, str]]
+) -> dict[str, object]:
+    """What the job is given changes what it makes: its pip, working_dir, env."""
+    ray = config.executors.ray
+    if ray is None:
+        return {}
+    runtime = ray.runtime_env
+    return {
+        "ray_runtime_env": {
+            "working_dir": runtime.working_dir,
+            "pip": runtime.pip,
+            "env_vars": env(runtime.env_vars),
+        }
+    }
 
 
 def create(config: Config) -> RayExecutor:
