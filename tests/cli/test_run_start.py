@@ -55,10 +55,14 @@ def _own_handler(signum: int, frame: object) -> None:
 @pytest.fixture
 def pipeline(project: Project) -> Iterator[Project]:
     """A pipeline that takes every phase: outs (the lock), deps (the cache), params;
-    this process with its own SIGTERM and SIGHUP handlers, which a run must give back."""
+    this process with Python's SIGINT handler and its own SIGTERM and SIGHUP
+    handlers, which a run must give back."""
     project.write(PIPELINE)
     (project.path / "in.txt").write_text("data\n")
     before = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    # Ctrl-C as an interactive `mlci run` has it, whatever this process inherited (a
+    # process started in the background by a shell starts with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _own_handler)
     signal.signal(signal.SIGHUP, _own_handler)
     try:
