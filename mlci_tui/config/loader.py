@@ -222,13 +222,18 @@ class Config(NamedTuple):
                 found.append(Edge(deploy, monitor, "builtin"))
         return found
 
+    def edges_into(self) -> dict[str, list[Edge]]:
+        """Each stage of a full run (`edges`), its own first, with the edges into it."""
+        into: dict[str, list[Edge]] = {name: [] for name in self.stages}
+        for edge in self.edges:
+            into.setdefault(edge.target, []).append(edge)
+        return into
+
     @property
     def layers(self) -> dict[str, int]:
         """Each stage of a full run (`edges`) by its layer (`dag.layers`), in run order."""
-        needs: dict[str, list[str]] = {name: [] for name in self.stages}
-        for edge in self.edges:
-            needs.setdefault(edge.target, []).append(edge.source)
-        return dag.layers(needs)
+        into = self.edges_into()
+        return dag.layers({name: [e.source for e in edges] for name, edges in into.items()})
 
     def incoming(self) -> dict[str, list[tuple[str, str]]]:
         """For each stage in `layers`' order, what it runs after and why, as people

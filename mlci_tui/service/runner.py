@@ -361,19 +361,16 @@ class Runner:
         the builtin edges of `Config.edges`, which the dashboard and `mlci dag` draw."""
         if not self.full:
             return {}
-        needs: dict[str, list[str]] = {}
-        for edge in self.config.edges:
-            if edge.kind == "builtin":
-                needs.setdefault(edge.target, []).append(edge.source)
         return {
             name: StageConfig(
                 name=name,
                 command=f"(mlci {name})",
                 cwd=self.config.root,
-                needs=tuple(sources),
+                needs=tuple(edge.source for edge in edges),
                 executor="local",
             )
-            for name, sources in needs.items()
+            for name, edges in self.config.edges_into().items()
+            if name in BUILTIN_STAGES
         }
 
     def subscribe(self, subscriber: Subscriber) -> None:

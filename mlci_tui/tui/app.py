@@ -340,11 +340,10 @@ class MlciApp(App[None]):
         mlci's own deploy and monitor included when configured (read once: the config
         does not change under a dashboard)."""
         root = self.config.root
-        planned: dict[str, tuple[str, ...]] = dict.fromkeys(self.config.stages, ())
-        for edge in self.config.edges:
-            needs = planned.get(edge.target, ())
-            planned[edge.target] = (*needs, need_text(edge.source, edge.outs, root))
-        return planned
+        return {
+            name: tuple(need_text(edge.source, edge.outs, root) for edge in edges)
+            for name, edges in self.config.edges_into().items()
+        }
 
     def _settle(self, run: RunRecord) -> None:
         """A run whose runner died: recovery stops what it left and marks it

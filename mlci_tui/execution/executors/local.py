@@ -64,22 +64,22 @@ def is_subreaper() -> bool:
     import ctypes  # imported when needed: it costs start-up time
 
     state = ctypes.c_int(0)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        found = libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(state), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-    return found and bool(state.value)
+    return _prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(state)) and bool(state.value)
 
 
 def _set_subreaper(on: int) -> bool:
+    return _prctl(_PR_SET_CHILD_SUBREAPER, on)
+
+
+def _prctl(option: int, argument: object) -> bool:
+    """``prctl(option, argument)`` on Linux; whether it worked."""
     if not sys.platform.startswith("linux"):
         return False
     import ctypes
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, on, 0, 0, 0) == 0
+        return bool(libc.prctl(option, argument, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
