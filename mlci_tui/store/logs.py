@@ -1,35 +1,65 @@
-"""Append-only stage log files.
+"""Stage log files: the bytes a stage printed, and an index beside them.
 
-One file per stage per run. Each record is one line::
+Three files per stage per run (``train`` here)::
 
-    1764147418.123 o epoch 3/40  loss=0.3121
-    1764147418.123 e+ 45%|████▌     |
-    1764147419.002 m retrying in 1s (exit code 1)
+    train.log    what the stage printed, stdout and stderr in the order they were
+                 read, secrets masked, and nothing else: ``cat`` shows the output
+    train.idx    16 header bytes, then one 16-byte entry per chunk read from a pipe:
+                 the offset in train.log where the chunk ends and its stream, packed
+                 in a little-endian u64 (``end << 2 | stream``), then its arrival
+                 time, a little-endian float64 (Unix seconds)
+    train.notes  mlci's own notes about the stage (a retry, a timeout, a failed gate,
+                 why it failed), one per line: ``POSITION TIME TEXT``, POSITION the
+                 offset in train.log the note stands at (the log's size when it was
+                 written), TEXT one line of UTF-8
 
-the arrival time (Unix seconds), a stream tag (``o`` stdout, ``e`` stderr,
-``m`` a note from mlci), a ``+`` when the piece does not end a line (a very
-long line, or a partial line flushed so viewers see it), a space, then the
-bytes exactly as the stage printed them (after secret masking). Content never
-contains a newline, so the format needs no escaping and stays readable with
-``less``; binary bytes and invalid UTF-8 pass through untouched.
+A chunk's bytes are written before its index entry, and a note's line is whole or
+ignored, so a reader never sees an entry for bytes not yet there; after a kill -9,
+bytes past the last entry take the last entry's time and stream, and nothing is
+lost. Writing a chunk is two ``write`` calls whatever its number of lines; reading
+a log back into a file is a copy of train.log between notes.
+
+A stage's chunks are its whole lines, or a piece of a line (a very long line, a
+progress bar flushed so viewers see it) that the next chunk of either stream goes
+on with. A note always stands on a line of its own: where it stands in the middle
+of a line, readers break the line there.
+
+Logs written before this format (one text record per line, see `legacy_log`) have
+no ``.idx``: they are read through a converted copy, never rewritten, and mlci's
+later notes about them (a recovery) are appended in their own format.
 """
 
 from __future__ import annotations
 
+import atexit
+import bisect
+import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import shutil
+import struct
+import tempfile
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from mlci_tui.events import CommandNoted, CommandOutput
 from mlci_tui.states import Stream
+from mlci_tui.store import legacy_log
 from mlci_tui.store.paths import FILE_MODE
 
-_TAGS = {stream: stream.value.encode() for stream in Stream}
-_STREAMS = {tag: stream for stream, tag in _TAGS.items()}
+HEADER = b"mlci-idx" + struct.pack("<Q", 1)
+ENTRY = struct.Struct("<Qd")
+ENTRY_SIZE = ENTRY.size
+KIND = {Stream.STDOUT: 0, Stream.STDERR: 1}
+STREAMS = (Stream.STDOUT, Stream.STDERR)
+"""The stream of an entry's kind (``packed & 3``)."""
+COPY_CHUNK = 1 << 20
 
 
 class LogRecord(NamedTuple):
+    """A line of a log, as readers show it."""
+
     time: float
     stream: Stream
     content: bytes
@@ -37,161 +67,352 @@ class LogRecord(NamedTuple):
     """True when ``content`` does not end its line."""
     cut: int = 0
     """When ``content`` is only the start of a line too long to show: the line's size
-    in the file, in bytes (about: record headers included)."""
+    in the file, in bytes."""
 
 
-def encode(
-    stream: Stream, block: bytes, time: float, *, partial: bool = False
-) -> tuple[bytes, ...]:
-    """The records for ``block`` (lines joined by newlines, the last without its
-    own) arriving at ``time``; the last line is a piece when ``partial``. In parts,
-    to write as they are (`LogWriter.write`): under a flood, joining them would
-    copy every chunk once more."""
-    tag = _TAGS[stream]
-    prefix = b"%.3f %s " % (time, tag)
-    if not partial:
-        # One C-level replace for a whole chunk: the hot path under floods of output.
-        return prefix, block.replace(b"\n", b"\n" + prefix), b"\n"
-    last = block.rfind(b"\n") + 1
-    piece = b"%.3f %s+ %s\n" % (time, tag, block[last:])
-    if not last:
-        return (piece,)
-    return prefix, block[: last - 1].replace(b"\n", b"\n" + prefix), b"\n", piece
+class Note(NamedTuple):
+    position: int
+    """The offset in the log the note stands at."""
+    time: float
+    text: str
 
 
-def note(text: str, time: float) -> tuple[bytes, ...]:
-    """The record of a note of mlci's about a stage, in parts. It is one record: a
-    newline would end it early, and a lone surrogate cannot be encoded strictly."""
-    return encode(Stream.MESSAGE, text.replace("\n", " ").encode("utf-8", "replace"), time)
+def index_path(path: Path) -> Path:
+    return path.with_suffix(".idx")
+
+
+def notes_path(path: Path) -> Path:
+    return path.with_suffix(".notes")
+
+
+def is_legacy(path: Path) -> bool:
+    """Whether the log at ``path`` was written in the format before this one."""
+    return not index_path(path).exists() and path.exists()
+
+
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
 
 
 class LogWriter:
-    """Appends records to one log file, unbuffered, so other processes see them at once."""
+    """Appends to one stage's log, unbuffered, so other processes see it at once.
+
+    One writer at a time per log: the run's, or after its runner is gone, the
+    recovery's (which may find an entry or a note cut short by a kill -9: it
+    drops the cut entry and ends the cut note's line before appending)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        self._legacy = legacy_log.LegacyWriter(path) if is_legacy(path) else None
+        self._index = self._data = self._notes = -1
+        if self._legacy is not None:
+            return
+        self._index = _open_append(index_path(path))
+        size = os.fstat(self._index).st_size
+        if size < len(HEADER):
+            os.ftruncate(self._index, 0)
+            os.write(self._index, HEADER)
+        elif (size - len(HEADER)) % ENTRY_SIZE:
+            os.ftruncate(self._index, size - (size - len(HEADER)) % ENTRY_SIZE)
+        self._data = _open_append(path)
+        self._end = os.fstat(self._data).st_size
 
-    def write(self, *parts: bytes) -> None:
-        """Append ``parts``, in order, in one system call where it can."""
-        written = os.writev(self._fd, parts)
-        for part in parts:
-            if written >= len(part):
-                written -= len(part)
-                continue
-            # A short write (a signal, a full disk): the rest one part at a time.
-            view = memoryview(part)[written:]
-            written = 0
-            while view:
-                view = view[os.write(self._fd, view) :]
+    def output(self, stream: Stream, data: bytes, time: float, *, partial: bool = False) -> None:
+        """Append ``data``, read from ``stream`` at ``time``: whole lines but for the
+        last one's newline, or with ``partial`` a piece of a line."""
+        if self._legacy is not None:
+            self._legacy.output(stream, data, time, partial=partial)
+            return
+        parts = (data,) if partial else (data, b"\n")
+        self._end += _write_all(self._data, parts)
+        os.write(self._index, ENTRY.pack(self._end << 2 | KIND[stream], time))
+
+    def note(self, text: str, time: float) -> None:
+        """A note of mlci's about the stage. One line: a newline would end it early,
+        and a lone surrogate cannot be encoded strictly."""
+        if self._legacy is not None:
+            self._legacy.note(text, time)
+            return
+        self._note_at(self._end, text, time)
+
+    def _note_at(self, position: int, text: str, time: float) -> None:
+        if self._notes < 0:
+            path = notes_path(self.path)
+            self._notes = _open_append(path)
+            if os.fstat(self._notes).st_size:
+                with open(path, "rb") as file:
+                    file.seek(-1, os.SEEK_END)
+                    if file.read(1) != b"\n":
+                        os.write(self._notes, b"\n")  # a note cut short by a kill -9
+        line = " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+        _write_all(self._notes, (f"{position} {time:.6f} {line}\n".encode("utf-8", "replace"),))
+
+    def record(self, event: CommandOutput | CommandNoted) -> None:
+        """A stage's output or a note about it."""
+        if isinstance(event, CommandOutput):
+            self.output(event.stream, event.data, event.time, partial=event.partial)
+        else:
+            self.note(event.text, event.time)
+
+    def append_log(self, source: Path) -> None:
+        """Everything the log at ``source`` holds, after what this one holds (a cached
+        stage's log goes on with the log of the run whose result it reuses)."""
+        # Only a run's new log is appended to: never one in the earlier format.
+        assert self._legacy is None
+        source = readable(source)
+        base = self._end
+        entries = read_index(source)
+        with open(source, "rb") as data:
+            while chunk := data.read(COPY_CHUNK):
+                self._end += _write_all(self._data, (chunk,))
+        block = bytearray()
+        for packed, time in zip(entries.packed, entries.times, strict=True):
+            block += ENTRY.pack(packed + (base << 2), time)
+        if self._end > base + (entries.packed[-1] >> 2 if len(entries) else 0):
+            # Bytes a kill -9 left without their entry: the last known stream and time.
+            stream, time = stream_at(entries, self._end - base - 1)
+            block += ENTRY.pack(self._end << 2 | KIND[stream], time)
+        if block:
+            _write_all(self._index, (bytes(block),))
+        for note in read_notes(source):
+            self._note_at(base + note.position, note.text, note.time)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._legacy is not None:
+            self._legacy.close()
+        for fd in (self._data, self._index, self._notes):
+            if fd >= 0:
+                os.close(fd)
+        self._data = self._index = self._notes = -1
 
 
-def log_record(event: CommandOutput | CommandNoted) -> tuple[bytes, ...]:
-    """The log file records of a stage's output or of a note about it, in parts."""
-    if isinstance(event, CommandOutput):
-        return encode(event.stream, event.data, event.time, partial=event.partial)
-    return note(event.text, event.time)
-
-
-def parse(block: bytes) -> Iterator[LogRecord]:
-    """Records in ``block``, which holds whole records only."""
-    for raw in block.split(b"\n"):
-        if not raw:
+def _write_all(fd: int, parts: tuple[bytes, ...]) -> int:
+    """Write ``parts`` in order, in one system call where it can; returns the size."""
+    total = sum(map(len, parts))
+    written = os.writev(fd, parts)
+    for part in parts:
+        if written >= len(part):
+            written -= len(part)
             continue
-        head, _, rest = raw.partition(b" ")
-        tag, _, content = rest.partition(b" ")
-        stream = _STREAMS.get(tag[:1])
-        if stream is None:
-            continue
+        # A short write (a signal, a full disk): the rest one part at a time.
+        view = memoryview(part)[written:]
+        written = 0
+        while view:
+            view = view[os.write(fd, view) :]
+    return total
+
+
+class Entries(NamedTuple):
+    """Entries of a log's index, in order."""
+
+    packed: array[int]
+    """``end << 2 | kind`` of each: bisect it with ``offset << 2`` to find a chunk."""
+    times: array[float]
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+
+def read_index(path: Path, first: int = 0) -> Entries:
+    """The whole entries of the index of the log at ``path`` from entry ``first``."""
+    try:
+        with open(index_path(path), "rb") as file:
+            file.seek(len(HEADER) + first * ENTRY_SIZE)
+            data = file.read()
+    except FileNotFoundError:
+        data = b""
+    data = data[: len(data) - len(data) % ENTRY_SIZE]
+    packed, times = array("Q"), array("d")
+    if data:
+        packed.frombytes(data)
+        # One C-level pass each way: the u64 halves, then the float64 halves.
+        times.frombytes(data)
+        packed = packed[0::2]
+        times = times[1::2]
+    return Entries(packed, times)
+
+
+def parse_notes(data: bytes) -> list[Note]:
+    """The notes in ``data``, a notes file's whole lines; a line cut short by a kill -9
+    (and ended by a later writer) is no note."""
+    found = []
+    for line in data.split(b"\n"):
+        position, _, rest = line.partition(b" ")
+        time, _, text = rest.partition(b" ")
         try:
-            time = float(head)
+            found.append(Note(int(position), float(time), text.decode("utf-8", "replace")))
         except ValueError:
             continue
-        yield LogRecord(time, stream, content, tag.endswith(b"+"))
-
-
-class LogCursor:
-    """Reads a log file from where it last stopped; only whole records are returned."""
-
-    def __init__(self, path: Path, offset: int = 0, chunk_size: int = 1 << 20) -> None:
-        self.path = path
-        self.offset = offset
-        self.chunk_size = chunk_size
-
-    def read(self) -> Iterator[LogRecord]:
-        """Every whole record written since the last call."""
-        try:
-            file = open(self.path, "rb")  # noqa: SIM115 (closed by the `with` below)
-        except FileNotFoundError:
-            return
-        with file:
-            file.seek(self.offset)
-            pending = b""
-            while True:
-                chunk = file.read(self.chunk_size)
-                if not chunk:
-                    return
-                data = pending + chunk
-                end = data.rfind(b"\n") + 1
-                if end:
-                    self.offset += end
-                    yield from parse(data[:end])
-                pending = data[end:]
-
-
-def join(records: Sequence[LogRecord]) -> LogRecord:
-    """One line from the records it was written as: their contents in order, the
-    time and stream of the first, and still partial if the last is."""
-    if len(records) == 1:
-        return records[0]
-    first = records[0]
-    content = b"".join(record.content for record in records)
-    return LogRecord(first.time, first.stream, content, records[-1].partial)
-
-
-def lines(records: Iterable[LogRecord]) -> list[LogRecord]:
-    """``records`` as lines: a record that does not end its line is joined with
-    the records after it (a long line in pieces, a progress bar flushed early),
-    but for a note of mlci's, which starts a line of its own."""
-    found: list[LogRecord] = []
-    pieces: list[LogRecord] = []
-    for record in records:
-        if pieces and record.stream is Stream.MESSAGE:
-            found.append(join(pieces))
-            pieces = []
-        pieces.append(record)
-        if not record.partial:
-            found.append(join(pieces))
-            pieces = []
-    if pieces:
-        found.append(join(pieces))
     return found
 
 
-def output_bytes(records: Iterator[LogRecord]) -> Iterator[bytes]:
-    """What the stage printed, record by record: stdout and stderr, nothing added."""
-    for record in records:
-        if record.stream is Stream.MESSAGE:
-            continue
-        yield record.content if record.partial else record.content + b"\n"
+def read_notes(path: Path, offset: int = 0) -> list[Note]:
+    """The notes of the log at ``path`` in its notes file's whole lines from byte
+    ``offset`` on (see `NotesCursor` to follow them)."""
+    try:
+        with open(notes_path(path), "rb") as file:
+            file.seek(offset)
+            data = file.read()
+    except FileNotFoundError:
+        return []
+    return parse_notes(data[: data.rfind(b"\n") + 1])
+
+
+class NotesCursor:
+    """Reads a notes file from where it last stopped; only whole lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = notes_path(path)
+        self.offset = 0
+
+    def read(self) -> list[Note]:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self.offset)
+                data = file.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return parse_notes(data[:end])
+
+
+def stream_at(entries: Entries, offset: int) -> tuple[Stream, float]:
+    """The stream and time of the byte at ``offset``: those of the chunk it is in, or
+    past the last entry (bytes whose entry a kill -9 prevented), the last chunk's."""
+    if not len(entries):
+        return Stream.STDOUT, 0.0
+    at = min(bisect.bisect_right(entries.packed, offset << 2 | 3), len(entries) - 1)
+    return STREAMS[entries.packed[at] & 3], entries.times[at]
+
+
+class LogCursor:
+    """Follows one stage's log: the stretches of its file and its notes in order.
+
+    `read` yields ``(start, end)`` byte ranges of the log file, to copy as they are,
+    and `Note`s where they stand. Ranges end where the index says data is whole
+    (a reader never races the writer), or with ``to_end`` at the file's end: the
+    stage is over, and bytes a kill -9 left without an entry are shown too.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = readable(path)
+        self.offset = 0
+        self._entries = 0
+        self._indexed = 0
+        self._notes = NotesCursor(self.path)
+        self._pending: list[Note] = []
+
+    def read(self, *, to_end: bool = False) -> Iterator[tuple[int, int] | Note]:
+        entries = read_index(self.path, self._entries)
+        if len(entries):
+            self._entries += len(entries)
+            self._indexed = entries.packed[-1] >> 2
+        limit = self._indexed
+        if to_end:
+            with contextlib.suppress(FileNotFoundError):
+                limit = max(limit, os.stat(self.path).st_size)
+        self._pending += self._notes.read()
+        while self._pending and self._pending[0].position <= limit:
+            note = self._pending.pop(0)
+            if note.position > self.offset:
+                yield self.offset, note.position
+                self.offset = note.position
+            yield note
+        if limit > self.offset:
+            yield self.offset, limit
+            self.offset = limit
+
+    def records(self, *, to_end: bool = True) -> Iterator[bytes | Note]:
+        """As `read`, with the bytes of each range read (in chunks of at most
+        `COPY_CHUNK`)."""
+        with open(self.path, "rb") as file:
+            for item in self.read(to_end=to_end):
+                if isinstance(item, Note):
+                    yield item
+                    continue
+                start, end = item
+                file.seek(start)
+                while start < end:
+                    chunk = file.read(min(COPY_CHUNK, end - start))
+                    if not chunk:
+                        break
+                    start += len(chunk)
+                    yield chunk
+
+
+def output_bytes(path: Path) -> Iterator[bytes]:
+    """What the stage printed: stdout and stderr, nothing added."""
+    for item in LogCursor(path).records():
+        if not isinstance(item, Note):
+            yield item
 
 
 def tail_records(path: Path, count: int = 1, *, max_bytes: int = 16384) -> list[LogRecord]:
-    """The last ``count`` stdout/stderr lines of a log (records joined into lines,
-    see `lines`), reading only its end."""
+    """The last ``count`` lines a stage printed (notes left out), reading only the
+    ends of its files."""
+    path = readable(path)
     try:
         with open(path, "rb") as file:
             size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - max_bytes))
+            start = max(0, size - max_bytes)
+            file.seek(start)
             data = file.read(max_bytes)
     except FileNotFoundError:
         return []
-    end = data.rfind(b"\n") + 1
-    start = 0 if size <= max_bytes else data.find(b"\n") + 1
-    records = [r for r in parse(data[start:end]) if r.stream is not Stream.MESSAGE]
-    return lines(records)[-count:]
+    entries = _tail_entries(path)
+    first = 0 if start == 0 else data.find(b"\n") + 1
+    if start and not first:
+        return []
+    found: list[LogRecord] = []
+    at = first
+    while at < len(data):
+        newline = data.find(b"\n", at)
+        end = len(data) if newline < 0 else newline
+        stream, time = stream_at(entries, start + at)
+        found.append(LogRecord(time, stream, data[at:end], newline < 0))
+        at = end + 1
+    return found[-count:]
+
+
+def _tail_entries(path: Path, most: int = 4096) -> Entries:
+    """The last ``most`` entries of the index of the log at ``path``."""
+    try:
+        size = os.stat(index_path(path)).st_size
+    except FileNotFoundError:
+        return read_index(path)
+    whole = max(0, (size - len(HEADER)) // ENTRY_SIZE)
+    return read_index(path, max(0, whole - most))
+
+
+_converted: dict[tuple[Path, int, int], Path] = {}
+_scratch: Path | None = None
+
+
+def readable(path: Path) -> Path:
+    """``path`` itself, or for a log in the format before this one, a copy of it in
+    this format (in a scratch directory of this process's, removed at its exit):
+    the old log is never rewritten."""
+    if not is_legacy(path):
+        return path
+    global _scratch
+    status = os.stat(path)
+    key = (path, status.st_size, status.st_mtime_ns)
+    found = _converted.get(key)
+    if found is not None:
+        return found
+    if _scratch is None:
+        _scratch = Path(tempfile.mkdtemp(prefix="mlci-logs-"))
+        atexit.register(shutil.rmtree, _scratch, True)
+    copy = _scratch / f"{len(_converted)}.log"
+    writer = LogWriter(copy)
+    try:
+        for record in legacy_log.records(path):
+            if record.stream is Stream.MESSAGE:
+                writer.note(record.content.decode("utf-8", "replace"), record.time)
+            else:
+                writer.output(record.stream, record.content, record.time, partial=record.partial)
+    finally:
+        writer.close()
+    _converted[key] = copy
+    return copy
