@@ -26,7 +26,7 @@ from mlci_tui.config import load_config
 from mlci_tui.events import CommandOutput
 from mlci_tui.pipeline.engine import Engine
 from mlci_tui.states import RunState, Stream
-from mlci_tui.store.logs import encode
+from mlci_tui.store.logs import LogWriter
 
 if TYPE_CHECKING:  # only the dashboard tier imports Textual
     from textual.pilot import Pilot
@@ -607,9 +607,19 @@ HOSTILE = (
 )
 
 
-def log_records(stream: Stream, block: bytes, time: float, *, partial: bool = False) -> bytes:
-    """The log records of ``block`` as one byte string (`store.logs.encode`, joined)."""
-    return b"".join(encode(stream, block, time, partial=partial))
+def append_log(
+    path: Path, stream: Stream, block: bytes, time: float, *, partial: bool = False
+) -> None:
+    """Append ``block`` (lines, the last without its newline unless ``partial``) to the
+    stage log at ``path`` as the runner does; a note of mlci's for `Stream.MESSAGE`."""
+    log = LogWriter(path)
+    try:
+        if stream is Stream.MESSAGE:
+            log.note(block.decode("utf-8", "replace"), time)
+        else:
+            log.output(stream, block, time, partial=partial)
+    finally:
+        log.close()
 
 
 # What CI systems read in a job's log --------------------------------------------

@@ -12,7 +12,9 @@ In both, nothing a stage prints is read as the CI system's markup (`ci_markup`).
 from __future__ import annotations
 
 import collections
+import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,7 +40,7 @@ from mlci_tui.events import (
     StageStarted,
 )
 from mlci_tui.states import StageState, Stream
-from mlci_tui.store.logs import LogCursor
+from mlci_tui.store.logs import LogCursor, Note
 from mlci_tui.store.records import StageRecord
 from mlci_tui.store.run_log import stage_labels
 from mlci_tui.textsafe import decode, terminal_line, visible_text
@@ -73,8 +75,12 @@ class BackgroundWriter:
         self._line_ended = True
         """Whether what was queued last ends a line."""
         self._lock = threading.Condition()
+        self._direct = _never_blocks(stream)
+        """Into a file or /dev/null, which take what they are given at once: written
+        here, without a thread in between."""
         self._thread = threading.Thread(target=self._drain, name="mlci-output", daemon=True)
-        self._thread.start()
+        if not self._direct:
+            self._thread.start()
 
     def write(self, *parts: bytes) -> None:
         """Queue ``parts`` to be written in order (parts, not one joined chunk: under
@@ -88,6 +94,9 @@ class BackgroundWriter:
 
     def _queue(self, parts: Sequence[bytes], *, keep: bool) -> None:
         size = sum(map(len, parts))
+        if self._direct:
+            self._write_now(parts, size, keep=keep)
+            return
         with self._lock:
             if self.broken or not size:
                 return
@@ -99,11 +108,27 @@ class BackgroundWriter:
                     self._stalled = True
                     return
             self._note_dropped()
+            # The drainer waits only on an empty queue: whoever filled it woke it.
+            idle = not self._chunks
             if keep and not self._line_ended:
                 self._add(b"\n")
             for part in parts:
                 self._add(part)
-            self._lock.notify_all()
+            if idle:
+                self._lock.notify_all()
+
+    def _write_now(self, parts: Sequence[bytes], size: int, *, keep: bool) -> None:
+        with self._lock:
+            if self.broken or not size:
+                return
+            if keep and not self._line_ended:
+                parts = (b"\n", *parts)
+            self._line_ended = next((p for p in reversed(parts) if p), b"\n").endswith(b"\n")
+            try:
+                self.stream.writelines(parts)
+                self.stream.flush()
+            except (OSError, ValueError):
+                self.broken = True
 
     def _add(self, part: bytes) -> None:
         if part:
@@ -122,6 +147,8 @@ class BackgroundWriter:
 
     def close(self, timeout: float | None = None) -> None:
         """Write out what is queued (waiting up to ``timeout``) and stop the thread."""
+        if self._direct:
+            return
         with self._lock:
             self._note_dropped()
             self._closing = True
@@ -148,6 +175,21 @@ class BackgroundWriter:
                     self._chunks.clear()
                     self._lock.notify_all()
                 return
+
+
+def _never_blocks(stream: BinaryIO) -> bool:
+    """Whether writes to ``stream`` complete at once: a regular file, or /dev/null."""
+    try:
+        mode = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return False
+    if stat.S_ISREG(mode.st_mode):
+        return True
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode.st_mode) and mode.st_rdev == null.st_rdev
 
 
 class LivePrinter:
@@ -340,13 +382,14 @@ class LivePrinter:
         """The stage's log as it printed it, through ``clean``; whether it ended a line."""
         assert self.log_path is not None
         ended = True
-        for record in LogCursor(self.log_path(stage)).read():
-            if record.stream is Stream.MESSAGE:
-                self.out.write(clean(b"-- " + record.content + b"\n"))
+        for item in LogCursor(self.log_path(stage)).records():
+            if isinstance(item, Note):
+                start = b"" if ended else b"\n"
+                self.out.write(clean(start + b"-- " + item.text.encode() + b"\n"))
                 ended = True
-            else:
-                self.out.write(clean(record.content + (b"" if record.partial else b"\n")))
-                ended = not record.partial
+            elif item:
+                self.out.write(clean(item))
+                ended = item.endswith(b"\n")
         return ended
 
     def _annotate(self, event: StageFinished) -> None:

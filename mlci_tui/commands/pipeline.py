@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import time
+from typing import BinaryIO
 
 from mlci_tui.commands.common import find_run, load, open_store, relative, stage_hint
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
@@ -247,7 +248,7 @@ def handle_logs(args: argparse.Namespace) -> int:
         stop_commands,
         stop_token,
     )
-    from mlci_tui.store.logs import LogCursor
+    from mlci_tui.store.logs import COPY_CHUNK, LogCursor, Note
 
     config = load(args)
     if args.stage is None:
@@ -287,14 +288,14 @@ def handle_logs(args: argparse.Namespace) -> int:
         apart = True
         """The terminal's cursor is at a line's start: no line of the stage's is open."""
 
-        def note(text: bytes) -> None:
+        def note(text: str) -> None:
             """mlci's own line (a retry, a timeout, why the stage failed), on stderr:
             stdout stays exactly what the stage printed. Its text may quote anything.
             After a line the stage left open it starts a line of its own, as both
             streams often share one terminal (the newline is on stderr)."""
             nonlocal apart
             out.flush()
-            line = f"mlci: {textsafe.terminal_line(textsafe.decode(text), keep_color=False)}\n"
+            line = f"mlci: {textsafe.terminal_line(text, keep_color=False)}\n"
             data = line.encode() if apart else b"\n" + line.encode()
             apart = True
             if github:
@@ -304,24 +305,59 @@ def handle_logs(args: argparse.Namespace) -> int:
             errors.write(data)
             errors.flush()
 
-        def emit() -> None:
+        def show(chunk: bytes) -> None:
+            """Bytes of the stage's output, made safe for a terminal (whole lines but for
+            a range's last) or for a GitLab job's log."""
             nonlocal ended, apart
-            for record in cursor.read():
-                if record.stream is Stream.MESSAGE:
-                    note(record.content)
+            if terminal:
+                # The newline is the line's end, not a character to show.
+                shown = [
+                    textsafe.terminal_line(textsafe.decode(line), keep_color=color).encode()
+                    for line in chunk.split(b"\n")
+                ]
+                chunk = b"\n".join(shown)
+            if plain is not None:
+                chunk = plain(chunk)
+            if chunk:
+                out.write(chunk)
+                ended = apart = chunk.endswith(b"\n")
+
+        def copy(source: BinaryIO, start: int, end: int) -> None:
+            """Bytes ``start`` to ``end`` of the log: into a file or a pipe as they are,
+            by the kernel; else line by line through `show`."""
+            nonlocal ended, apart
+            if not terminal and plain is None:
+                out.flush()
+                with contextlib.suppress(OSError, ValueError):  # not a file: copied below
+                    while start < end:
+                        sent = os.sendfile(out.fileno(), source.fileno(), start, end - start)
+                        if not sent:
+                            return  # the file is shorter than its index says
+                        start += sent
+                        ended = apart = os.pread(source.fileno(), 1, start - 1) == b"\n"
+            source.seek(start)
+            carry = b""
+            while start < end:
+                chunk = source.read(min(COPY_CHUNK, end - start))
+                if not chunk:
+                    break
+                start += len(chunk)
+                chunk = carry + chunk
+                cut = chunk.rfind(b"\n") + 1 if start < end else len(chunk)
+                carry = chunk[cut:]
+                show(chunk[:cut])
+
+        def emit() -> None:
+            for item in cursor.read(to_end=True):
+                if isinstance(item, Note):
+                    note(item.text)
                     continue
-                chunk = record.content if record.partial else record.content + b"\n"
-                if terminal:
-                    # The newline is the line's end, not a character to show.
-                    line_end = chunk.endswith(b"\n")
-                    text = textsafe.decode(chunk[:-1] if line_end else chunk)
-                    chunk = textsafe.terminal_line(text, keep_color=color).encode()
-                    chunk += b"\n" if line_end else b""
-                if plain is not None:
-                    chunk = plain(chunk)
-                if chunk:
-                    out.write(chunk)
-                    ended = apart = chunk.endswith(b"\n")
+                try:
+                    source = open(cursor.path, "rb")  # noqa: SIM115 (closed below)
+                except FileNotFoundError:
+                    break  # deleted under us: `_follow` says so
+                with source:
+                    copy(source, *item)
             out.flush()
 
         token = stop_token() if github else None

@@ -35,7 +35,7 @@ from mlci_tui.mirror.items import (
 )
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogCursor, output_bytes
+from mlci_tui.store.logs import output_bytes
 from mlci_tui.store.records import DeploymentRecord, RunRecord, VersionRecord
 
 COMPLETE = "mlci.complete"
@@ -205,7 +205,7 @@ class Pusher:
                 if not log.exists():
                     continue
                 with open(folder / f"{stage.name}.log", "wb") as out:
-                    out.writelines(output_bytes(LogCursor(log).read()))
+                    out.writelines(output_bytes(log))
             if any(folder.iterdir()):
                 self.client.log_artifacts(run_id, str(folder), "logs")
             params = self.store.params_path(run.id)

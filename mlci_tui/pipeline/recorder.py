@@ -23,9 +23,8 @@ from mlci_tui.events import (
 )
 from mlci_tui.states import StageState
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogWriter, log_record
+from mlci_tui.store.logs import LogWriter
 
-COPY_CHUNK = 1 << 20
 MAX_LOCKED_S = 600.0
 """How long a write of the run waits on a database another process keeps locked."""
 
@@ -98,7 +97,7 @@ class StoreRecorder:
     def __call__(self, event: Event) -> None:
         # Output first: it is by far the most frequent event.
         if isinstance(event, (CommandOutput, CommandNoted)):
-            self._log(event.stage).write(*log_record(event))
+            self._log(event.stage).record(event)
         elif isinstance(event, CommandSampled):
             self._update(
                 event.stage,
@@ -169,8 +168,7 @@ class StoreRecorder:
                 cached_from_stage=event.from_stage,
                 cached_from_store=event.from_store,
             )
-            note = CommandNoted(event.stage, event.text, event.time)
-            self._log(event.stage).write(*log_record(note))
+            self._log(event.stage).note(event.text, event.time)
             if event.same_store and event.from_run is not None:
                 self._copy_log(event.stage, event.from_run, event.from_stage)
                 self.writer.submit(
@@ -197,12 +195,9 @@ class StoreRecorder:
         """A cached stage's log goes on with the log of the stage whose result it reuses."""
         log = self._log(stage)
         try:
-            with open(self.store.log_path(run_id, from_stage), "rb") as source:
-                while chunk := source.read(COPY_CHUNK):
-                    log.write(chunk)
+            log.append_log(self.store.log_path(run_id, from_stage))
         except FileNotFoundError:
-            text = f"the log of run {run_id}, stage {from_stage} is gone"
-            log.write(*log_record(CommandNoted(stage, text, time.time())))
+            log.note(f"the log of run {run_id}, stage {from_stage} is gone", time.time())
 
     def _log(self, stage: str) -> LogWriter:
         log = self._logs.get(stage)

@@ -32,7 +32,7 @@ from mlci_tui.registry.pointer import Pointer, write_pointer
 from mlci_tui.states import DeployKind, DeployOutcome, VersionStatus
 from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.store.deployments import DeploymentBusy, DeploymentRefused
-from mlci_tui.store.logs import LogWriter, log_record
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.paths import DIR_MODE
 from mlci_tui.store.records import DeploymentRecord, VersionRecord
 from mlci_tui.units import format_bytes, format_duration
@@ -412,7 +412,7 @@ def log_events(log: LogWriter, forward: Callable[[Event], None]) -> Callable[[Ev
 
     def write(event: Event) -> None:
         if isinstance(event, (CommandOutput, CommandNoted)):
-            log.write(*log_record(event))
+            log.record(event)
         forward(event)
 
     return write

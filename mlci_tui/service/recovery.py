@@ -23,7 +23,7 @@ from mlci_tui.config import Config
 from mlci_tui.errors import StoreError
 from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogWriter, note
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.paths import STAGING
 from mlci_tui.store.records import RunRecord, StageRecord
 
@@ -40,7 +40,7 @@ def _note(path: Path, text: str, time: float) -> None:
     except OSError:
         return  # no log to add to (its directory gone): the store says it anyway
     try:
-        log.write(*note(text, time))
+        log.note(text, time)
     except OSError:
         pass  # a full disk: the store's message says it
     finally:

@@ -99,7 +99,7 @@ class LogWriter:
 
     One writer at a time per log: the run's, or after its runner is gone, the
     recovery's (which may find an entry or a note cut short by a kill -9: it
-    drops the cut entry and ends the cut note's line before appending)."""
+    drops them before appending)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -140,12 +140,10 @@ class LogWriter:
             path = notes_path(self.path)
             self._notes = _open_append(path)
             if os.fstat(self._notes).st_size:
-                with open(path, "rb") as file:
-                    file.seek(-1, os.SEEK_END)
-                    if file.read(1) != b"\n":
-                        os.write(self._notes, b"\n")  # a note cut short by a kill -9
-        line = " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
-        _write_all(self._notes, (f"{position} {time:.6f} {line}\n".encode("utf-8", "replace"),))
+                whole = path.read_bytes().rfind(b"\n") + 1
+                os.ftruncate(self._notes, whole)  # a note a kill -9 cut short is dropped
+        line = f"{position} {time:.6f} {text.replace(chr(10), ' ')}\n"
+        _write_all(self._notes, (line.encode("utf-8", "replace"),))
 
     def record(self, event: CommandOutput | CommandNoted) -> None:
         """A stage's output or a note about it."""
@@ -233,8 +231,7 @@ def read_index(path: Path, first: int = 0) -> Entries:
 
 
 def parse_notes(data: bytes) -> list[Note]:
-    """The notes in ``data``, a notes file's whole lines; a line cut short by a kill -9
-    (and ended by a later writer) is no note."""
+    """The notes in ``data``, a notes file's whole lines."""
     found = []
     for line in data.split(b"\n"):
         position, _, rest = line.partition(b" ")
@@ -326,7 +323,11 @@ class LogCursor:
     def records(self, *, to_end: bool = True) -> Iterator[bytes | Note]:
         """As `read`, with the bytes of each range read (in chunks of at most
         `COPY_CHUNK`)."""
-        with open(self.path, "rb") as file:
+        try:
+            file = open(self.path, "rb")  # noqa: SIM115 (closed by the `with` below)
+        except FileNotFoundError:
+            return
+        with file:
             for item in self.read(to_end=to_end):
                 if isinstance(item, Note):
                     yield item

@@ -13,8 +13,7 @@ import math
 
 import junitparser
 
-from mlci_tui.states import Stream
-from mlci_tui.store.logs import parse
+from mlci_tui.store.logs import read_notes
 from tests.helpers import Project, history, run, setup, statuses
 
 HUGE_INT = "1" + "0" * 400
@@ -191,8 +190,8 @@ FILE_MONITOR = (
 
 def notes(project: Project, run_id: int, stage: str) -> str:
     """mlci's own notes in a stage's log, one a line."""
-    records = parse((project.state_dir / "runs" / str(run_id) / f"{stage}.log").read_bytes())
-    return "".join(r.content.decode() + "\n" for r in records if r.stream is Stream.MESSAGE)
+    path = project.state_dir / "runs" / str(run_id) / f"{stage}.log"
+    return "".join(note.text + "\n" for note in read_notes(path))
 
 
 def monitor_writing_a_file(project: Project) -> None:

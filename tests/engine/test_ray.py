@@ -178,12 +178,9 @@ def job_of(project: Project, stage: str) -> dict[str, Any]:
 
 def notes_of(project: Project, stage: str) -> list[str]:
     """mlci's notes in a stage's log file (`mlci logs` prints only the output)."""
-    from mlci_tui.states import Stream
-    from mlci_tui.store.logs import parse
+    from mlci_tui.store.logs import read_notes
 
-    path = project.state_dir / "runs" / "1" / f"{stage}.log"
-    records = parse(path.read_bytes())
-    return [r.content.decode() for r in records if r.stream is Stream.MESSAGE]
+    return [note.text for note in read_notes(project.state_dir / "runs" / "1" / f"{stage}.log")]
 
 
 def job_status(ray_head: RayHead, job_id: str) -> str:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,9 @@ from mlci_tui.states import Stream
 
 READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20
+GATHER_S = 0.001
+GATHER_BELOW = 256 << 10
+"""A read smaller than this right after another waits `GATHER_S` before the next."""
 TICK_S = 0.25
 SAMPLE_EVERY_TICKS = 4
 DRAIN_TIMEOUT_S = 2.0
@@ -167,6 +171,7 @@ class _Attempt:
         self.exited: asyncio.Future[tuple[int, float, int]] = self.loop.create_future()
         self.drained = asyncio.Event()
         self.open_pipes: dict[int, Stream] = {}
+        self._last_read: dict[int, float] = {}
         self.peak_rss = 0
         self.sampler = _TreeSampler(self.pid)
         self.cancelled = False
@@ -270,10 +275,21 @@ class _Attempt:
             return
         except OSError:
             data = b""
-        if data:
-            self.sink.feed(self.open_pipes[fd], data)
-        else:
+        if not data:
             self._close_pipe(fd)
+            return
+        self.sink.feed(self.open_pipes[fd], data)
+        now = time.monotonic()
+        if len(data) < GATHER_BELOW and now - self._last_read.get(fd, 0.0) < GATHER_S:
+            # A flood in small writes: each read costs the same whatever its size, so
+            # let the pipe gather a while (the stage goes on writing into it).
+            self.loop.remove_reader(fd)
+            self.loop.call_later(GATHER_S, self._resume, fd)
+        self._last_read[fd] = now
+
+    def _resume(self, fd: int) -> None:
+        if fd in self.open_pipes:
+            self.loop.add_reader(fd, self._read, fd)
 
     def _drain_now(self, fd: int) -> None:
         while fd in self.open_pipes:

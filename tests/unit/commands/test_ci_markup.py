@@ -25,7 +25,6 @@ from mlci_tui.events import (
 )
 from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
-from mlci_tui.pipeline.recorder import log_record
 from mlci_tui.states import StageState, Stream
 from mlci_tui.store.logs import LogWriter
 from tests.helpers import check_github_markup, github_commands, gitlab_sections
@@ -70,7 +69,7 @@ class Run:
 
     def emit(self, event: Event) -> None:
         if isinstance(event, (CommandOutput, CommandNoted)):
-            self.logs[event.stage].write(*log_record(event))
+            self.logs[event.stage].record(event)
         self.printer(event)
 
     def clock(self) -> float:

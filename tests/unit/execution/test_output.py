@@ -19,9 +19,7 @@ from mlci_tui.events import CommandMetrics, CommandNoted, CommandOutput
 from mlci_tui.execution.output import PIECE_LIMIT, STALE_AFTER_S, OutputSink, read_metrics_file
 from mlci_tui.masking import MIN_LINE, SecretMasker
 from mlci_tui.states import Stream
-from mlci_tui.store.logs import LogCursor, LogWriter, encode, output_bytes, parse
 from mlci_tui.textsafe import FIELD_TEXT, field_text, terminal_line, visible_text
-from tests.helpers import log_records
 
 
 class Clock:
@@ -174,54 +172,6 @@ def test_metrics_file_is_read_and_flattened(tmp_path: Path) -> None:
     path.write_text("[1, 2]")
     assert read_metrics_file(path).metrics == {} and read_metrics_file(path).problem
     assert read_metrics_file(tmp_path / "missing.json") == ({}, [], None)
-
-
-def test_log_records_round_trip_any_bytes(tmp_path: Path) -> None:
-    path = tmp_path / "stage.log"
-    writer = LogWriter(path)
-    weird = [b"", b"\x00\xff\xfe bin", b"[bold]x[/]", b"\x1b]0;title\x07", b"a\rb"]
-    writer.write(log_records(Stream.STDOUT, b"\n".join(weird), 1.5))
-    writer.write(log_records(Stream.STDERR, b"err\npiece", 2.0, partial=True))
-    writer.write(log_records(Stream.MESSAGE, b"retrying", 2.5))
-    writer.write(log_records(Stream.STDERR, b" end", 3.0))
-    writer.close()
-    records = list(LogCursor(path).read())
-    assert [r.content for r in records] == [*weird, b"err", b"piece", b"retrying", b" end"]
-    assert [r.stream for r in records[5:]] == [Stream.STDERR] * 2 + [Stream.MESSAGE, Stream.STDERR]
-    assert records[0].time == 1.5 and records[6].partial and not records[5].partial
-    out = b"".join(output_bytes(iter(records)))
-    assert out == b"\n".join(weird) + b"\nerr\npiece end\n"
-
-
-def test_a_block_is_encoded_as_one_record_per_line() -> None:
-    """Whole chunks are encoded with one replace: record for record what encoding
-    each line on its own gives, for any lines, empty ones and a last piece too."""
-    rng = random.Random(7)
-    alphabet = [b"a", b" ", b"+", b"\r", b"\x00", b"o+ ", b"\xff", b"::metric x=1"]
-    for _ in range(300):
-        lines = [
-            b"".join(rng.choices(alphabet, k=rng.randrange(0, 6)))
-            for _ in range(rng.randrange(1, 8))
-        ]
-        partial = rng.random() < 0.5
-        expected = b"".join(b"%.3f o %s\n" % (4.25, line) for line in lines[:-1])
-        expected += b"%.3f o%s %s\n" % (4.25, b"+" if partial else b"", lines[-1])
-        block = b"\n".join(lines)
-        assert log_records(Stream.STDOUT, block, 4.25, partial=partial) == expected
-        assert b"".join(encode(Stream.STDOUT, block, 4.25, partial=partial)) == expected
-
-
-def test_log_cursor_returns_only_whole_records_and_resumes(tmp_path: Path) -> None:
-    path = tmp_path / "stage.log"
-    assert list(LogCursor(path).read()) == []
-    path.write_bytes(b"1.000 o first\n2.000 o seco")
-    cursor = LogCursor(path, chunk_size=4)
-    assert [r.content for r in cursor.read()] == [b"first"]
-    with path.open("ab") as file:
-        file.write(b"nd\n")
-    assert [r.content for r in cursor.read()] == [b"second"]
-    assert list(cursor.read()) == []
-    assert list(parse(b"garbage\n1.0 q nope\n")) == []
 
 
 def test_terminal_line_keeps_colour_and_drops_every_other_escape() -> None:

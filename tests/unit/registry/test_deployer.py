@@ -6,8 +6,7 @@ from pathlib import Path
 
 from mlci_tui.events import CommandNoted
 from mlci_tui.registry.deployer import log_events
-from mlci_tui.states import Stream
-from mlci_tui.store.logs import LogWriter, parse
+from mlci_tui.store.logs import LogWriter, read_notes
 
 
 def test_a_deploy_log_keeps_each_note_as_one_record(tmp_path: Path) -> None:
@@ -18,7 +17,7 @@ def test_a_deploy_log_keeps_each_note_as_one_record(tmp_path: Path) -> None:
         CommandNoted("rollback", "cannot start\nin /srv/m\udce9", 1.0)
     )
     log.close()
-    records = list(parse((tmp_path / "deploy.log").read_bytes()))
-    assert [(r.stream, r.content) for r in records] == [
-        (Stream.MESSAGE, b"cannot start in /srv/m?")
+    assert [note.text for note in read_notes(tmp_path / "deploy.log")] == [
+        "cannot start in /srv/m?"
     ]
+    assert (tmp_path / "deploy.log").read_bytes() == b""  # notes are never output

@@ -8,15 +8,12 @@ from pathlib import Path
 
 from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store import Store
-from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.reader import StoreReader
-from tests.helpers import log_records
+from tests.helpers import append_log
 
 
 def append(store: Store, run: int, stage: str, *lines: str) -> None:
-    log = LogWriter(store.log_path(run, stage))
-    log.write(log_records(Stream.STDOUT, "\n".join(lines).encode(), time.time()))
-    log.close()
+    append_log(store.log_path(run, stage), Stream.STDOUT, "\n".join(lines).encode(), time.time())
 
 
 def two_stage_run(state_dir: Path) -> tuple[Store, int]:
