@@ -28,6 +28,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import marshal
 import os
 import platform
 import socket
@@ -35,6 +36,7 @@ import stat
 import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -194,17 +196,21 @@ class FileHasher:
         self.table.remember(fresh)
         return result
 
-    def digest_of(self, paths: Sequence[str], cut: int) -> tuple[str, dict[str, FileStat]]:
-        """One digest of many files (a directory, a glob): the sha256 of their names
-        (from character ``cut`` on) with their contents; and the files' stats.
+    def digest_of(
+        self, stats: Mapping[str, FileStat], cut: int
+    ) -> tuple[str, Mapping[str, FileStat]]:
+        """One digest of many files (a directory, a glob), given in order with their
+        stats as just taken: the sha256 of their names (from character ``cut`` on) with
+        their contents; and the stats of the files that were read (``stats`` if none was).
 
         When every file's stat is as it was the last time, the digest is the one
         remembered for that set of stats, without looking up each file's hash."""
-        stats = file_stats(paths)
-        # No path holds a NUL and no stat a newline, so the text reads back one way.
-        lines = [str(cut), *(f"{path}\0{' '.join(map(str, s))}" for path, s in stats.items())]
-        fingerprint = hashlib.sha256("\n".join(lines).encode(errors="surrogateescape")).hexdigest()
-        newest = max((stat_[3] for stat_ in stats.values()), default=0)
+        # marshal's format 2 writes equal values as equal bytes (it has no references
+        # and no marks of interned names), and 10 000 stats in a third of the time
+        # their text takes; a name that is not UTF-8 is written as it is.
+        listed = marshal.dumps((cut, list(stats.items())), 2)
+        fingerprint = hashlib.sha256(listed).hexdigest()
+        newest = max(map(itemgetter(3), stats.values()), default=0)
         memo = self.table.remembered_tree(fingerprint)
         if memo is not None and memo[1] - newest > RACY_NS:
             return memo[0], stats
