@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import stat
-import uuid
 from collections.abc import Collection, Iterator
 from operator import attrgetter
 from pathlib import Path
@@ -38,6 +37,7 @@ from mlci_tui.store.cache_dir import (
     FileStat,
     canonical,
     file_stat,
+    random_hex,
     sha256_of,
 )
 
@@ -476,7 +476,7 @@ def _remove(path: Path) -> None:
 
 
 def _symlink(target: str, path: Path) -> None:
-    temporary = path.with_name(f".mlci-restore-{uuid.uuid4().hex}")
+    temporary = path.with_name(f".mlci-restore-{random_hex()}")
     os.symlink(target, temporary)
     os.replace(temporary, path)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import stat
 import threading
 import time
@@ -590,6 +589,8 @@ class StageCache:
     ) -> list[str]:
         """After ``stage`` passed: remember what it produced, and cache it when it may be.
         Returns notes for its log (why the result was not cached)."""
+        import socket  # imported when needed: `mlci why` never saves
+
         with self._lock:
             self._make_objects_private()
             outs: dict[str, Meta] = {}

@@ -30,11 +30,8 @@ import hashlib
 import json
 import marshal
 import os
-import platform
-import socket
 import stat
 import time
-import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -59,7 +56,7 @@ _OPEN_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 def _ficlone() -> int:
     """The FICLONE ioctl, ``_IOW(0x94, 9, int)``: its direction bits sit higher on a
     few architectures."""
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     high = machine.startswith(("ppc", "powerpc", "mips", "sparc", "alpha"))
     return (0x80000000 if high else 0x40000000) | (4 << 16) | (0x94 << 8) | 9
 
@@ -223,6 +220,14 @@ class FileHasher:
         return digest, after
 
 
+def random_hex() -> str:
+    """32 random hex digits, for a name no other writer picks. `uuid` is imported only
+    when one is needed: it loads `platform`, which `mlci why` has no use for."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
 def _writer_gone(name: str, host: str) -> bool:
     pid, at, rest = name.partition("@")
     if not at or not pid.isdigit() or rest.rpartition("-")[0] != host:
@@ -338,7 +343,9 @@ class CacheDir:
         directory.mkdir(DIR_MODE, parents=True, exist_ok=True)
         # Who writes it, so that what a killed writer left can be told from a file
         # another process (or host, on a shared cache) is still writing.
-        return directory / f"{os.getpid()}@{socket.gethostname()}-{uuid.uuid4().hex}"
+        import socket  # imported when needed: only writers ask, never `mlci why`
+
+        return directory / f"{os.getpid()}@{socket.gethostname()}-{random_hex()}"
 
     def put_file(self, path: str, sha: str, hashed: FileStat) -> str:
         """Store a copy of the file ``path``, whose content ``sha`` was read from the file
@@ -438,7 +445,7 @@ class CacheDir:
                 raise CacheDamaged("changed since it was stored")
             parent = os.path.dirname(destination)
             os.makedirs(parent, exist_ok=True)
-            temporary = os.path.join(parent, f".mlci-restore-{uuid.uuid4().hex}")
+            temporary = os.path.join(parent, f".mlci-restore-{random_hex()}")
             # The mode a stage's own `>` and `chmod +x` give, under the same umask.
             mode = 0o777 if executable else 0o666
             target = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -462,7 +469,7 @@ class CacheDir:
         same content and mode, checked against ``sha`` as it is copied; False, and
         nothing changed, if its content is not ``sha``."""
         source = open_file(path, follow=False)
-        temporary = os.path.join(os.path.dirname(path), f".mlci-private-{uuid.uuid4().hex}")
+        temporary = os.path.join(os.path.dirname(path), f".mlci-private-{random_hex()}")
         try:
             mode = stat.S_IMODE(os.fstat(source).st_mode)
             with open(temporary, "xb") as target:
@@ -509,6 +516,8 @@ class CacheDir:
     def clear_temporary(self, older_than_s: float = 3600.0) -> None:
         """Remove what writers that died left in ``tmp``: those of this host whose
         process is gone, and any not written to for ``older_than_s``."""
+        import socket  # imported when needed: only writers ask, never `mlci why`
+
         limit = time.time() - older_than_s
         host = socket.gethostname()
         for path in (self.root / "tmp").glob("*"):
