@@ -23,8 +23,8 @@ import os
 import re
 import shutil
 import stat
-import uuid
 from collections.abc import Collection, Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,12 +36,17 @@ from mlci_tui.store.cache_dir import (
     FileHasher,
     FileStat,
     canonical,
+    file_stat,
+    random_hex,
     sha256_of,
 )
 
 TOOL_CACHES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
 """Directories inside a dep that tools write as they run: never inputs."""
 SHA256 = re.compile(r"[0-9a-f]{64}")
+_OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | os.O_CLOEXEC
+"""Never waiting on a pipe put where a directory was."""
+_by_name = attrgetter("name")
 Meta = dict[str, Any]
 """What an out is: ``{"kind": "file", "sha": …, "exe": …}``, ``{"kind": "link",
 "target": …}`` or ``{"kind": "dir", "sha": <manifest>}``."""
@@ -67,40 +72,83 @@ ABSENT = Snapshot(None, [], {}, [])
 # Deps --------------------------------------------------------------------------
 
 
-def tree_files(root: str, exclude: Collection[tuple[int, int]] = ()) -> list[str]:
-    """Every regular file under ``root``, sorted, through links (each directory once),
-    leaving out the directories (device, inode) in ``exclude`` and tools' caches."""
-    found: list[str] = []
+def tree_files(root: str, exclude: Collection[tuple[int, int]] = ()) -> dict[str, FileStat]:
+    """Every regular file under ``root``, sorted, with its stat (through a link, as
+    `file_stats` takes it); through links (each directory once), leaving out the
+    directories (device, inode) in ``exclude`` and tools' caches. A file that vanishes
+    during the walk is left out; `OSError` for one that cannot be stat-ed."""
+    found: dict[str, FileStat] = {}
     seen: set[tuple[int, int]] = set(exclude)
 
     def walk(directory: str) -> None:
         try:
-            info = os.stat(directory)
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+            descriptor = os.open(directory, _OPEN_DIRECTORY)
         except OSError:
             return
-        if (info.st_dev, info.st_ino) in seen:
-            return
-        seen.add((info.st_dev, info.st_ino))
-        for entry in entries:
-            with contextlib.suppress(OSError):
-                if entry.is_dir():
-                    if entry.name not in TOOL_CACHES:
-                        walk(entry.path)
-                elif entry.is_file():
-                    found.append(entry.path)
+        try:
+            prefix = directory if directory.endswith(os.sep) else directory + os.sep
+            listed = _listing(descriptor, prefix, seen)
+        finally:
+            os.close(descriptor)  # one descriptor open at a time, whatever the depth
+        for path, file in listed:
+            if file is None:
+                walk(path)
+            else:
+                found[path] = file
 
     walk(root)
     return found
 
 
-def glob_files(dep: Glob, exclude: Collection[tuple[int, int]] = ()) -> list[str]:
-    """The files a glob dep covers: those it matches, and those under a directory it
-    matches."""
+def _listing(
+    descriptor: int, prefix: str, seen: set[tuple[int, int]]
+) -> list[tuple[str, FileStat | None]]:
+    """What the walk takes from one directory, sorted by name: each file with its stat,
+    each directory to walk with None; nothing if it cannot be read or was seen.
+
+    Files are stat-ed by their names in the directory's descriptor: the kernel looks
+    up one name, not the whole path, and a directory dep may hold 10 000 files."""
+    try:
+        info = os.fstat(descriptor)
+        entries = sorted(os.scandir(descriptor), key=_by_name)
+    except OSError:
+        return []
+    if (info.st_dev, info.st_ino) in seen:
+        return []
+    seen.add((info.st_dev, info.st_ino))
+    listed: list[tuple[str, FileStat | None]] = []
+    stat_ = os.stat
+    for entry in entries:
+        name = entry.name
+        try:
+            if entry.is_dir():
+                if name not in TOOL_CACHES:
+                    listed.append((prefix + name, None))
+                continue
+            if not entry.is_file():
+                continue
+        except OSError:
+            continue
+        try:
+            listed.append((prefix + name, file_stat(stat_(name, dir_fd=descriptor))))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, prefix + name) from None
+    return listed
+
+
+def glob_files(dep: Glob, exclude: Collection[tuple[int, int]] = ()) -> dict[str, FileStat]:
+    """The files a glob dep covers, with their stats (see `tree_files`): those it
+    matches, and those under a directory it matches."""
     base = str(dep.base)
     files = tree_files(base, exclude)
     cut = len(base) + 1
-    return [path for path in files if covers(dep.pattern, path[cut:].split(os.sep))]
+    return {
+        path: found
+        for path, found in files.items()
+        if covers(dep.pattern, path[cut:].split(os.sep))
+    }
 
 
 # Outs --------------------------------------------------------------------------
@@ -428,7 +476,7 @@ def _remove(path: Path) -> None:
 
 
 def _symlink(target: str, path: Path) -> None:
-    temporary = path.with_name(f".mlci-restore-{uuid.uuid4().hex}")
+    temporary = path.with_name(f".mlci-restore-{random_hex()}")
     os.symlink(target, temporary)
     os.replace(temporary, path)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import stat
 import threading
 import time
@@ -392,18 +391,27 @@ class StageCache:
             if name not in secrets and self.masker.mask_text(value) == value
         }
 
-    def _dep_files(self, stage: StageConfig, dep: Path | Glob) -> list[str]:
-        """The files a glob or directory dep covers, but for the stage's own products
-        (a stage that rewrote its input would never be cached)."""
+    def _dep_files(self, stage: StageConfig, dep: Path | Glob) -> dict[str, FileStat]:
+        """The files a glob or directory dep covers, with their stats, but for the
+        stage's own products (a stage that rewrote its input would never be cached)."""
+        base = str(dep.base if isinstance(dep, Glob) else dep)
         files = (
             glob_files(dep, self._exclude)
             if isinstance(dep, Glob)
-            else tree_files(str(dep), self._exclude)
+            else tree_files(base, self._exclude)
         )
         # Also by name: the cache may be made only once the run is under way.
         pipeline = self.config.pipeline
-        left_out = [str(path) for path in (*stage.products, pipeline.state_dir, pipeline.cache_dir)]
-        return [f for f in files if not any(f == p or f.startswith(p + os.sep) for p in left_out)]
+        under = base if base.endswith(os.sep) else base + os.sep
+        left_out = [
+            str(path)
+            for path in (*stage.products, pipeline.state_dir, pipeline.cache_dir)
+            if str(path).startswith(under) or _overlap(str(path), base)
+        ]
+        if not left_out:
+            return files
+        inside = tuple(path + os.sep for path in left_out)
+        return {f: s for f, s in files.items() if f not in left_out and not f.startswith(inside)}
 
     def _restored_over(self, dep: Path) -> bool:
         """When planning: whether a directory dep holds (or is in) an out that a cached
@@ -414,7 +422,7 @@ class StageCache:
 
     def _files_digest(
         self, stage: StageConfig, dep: Path | Glob, name: str
-    ) -> tuple[str, dict[str, FileStat]]:
+    ) -> tuple[str, Mapping[str, FileStat]]:
         """The digest of a glob or directory dep, and the stats of its files; when
         planning, with the outs cached stages restore first as they will be."""
         cut = len(self._root)
@@ -581,6 +589,8 @@ class StageCache:
     ) -> list[str]:
         """After ``stage`` passed: remember what it produced, and cache it when it may be.
         Returns notes for its log (why the result was not cached)."""
+        import socket  # imported when needed: `mlci why` never saves
+
         with self._lock:
             self._make_objects_private()
             outs: dict[str, Meta] = {}
@@ -628,13 +638,12 @@ class StageCache:
             return []
 
     def _changed_deps(self, stage: StageConfig, before: Mapping[str, FileStat]) -> str | None:
-        paths: list[str] = []
+        now: dict[str, FileStat] = {}
         for dep in stage.deps:
             if isinstance(dep, Glob) or dep.is_dir():
-                paths += self._dep_files(stage, dep)
+                now.update(self._dep_files(stage, dep))
             else:
-                paths.append(str(dep))
-        now = file_stats(paths)
+                now.update(file_stats([str(dep)]))
         for path in sorted(set(before) | set(now)):
             if before.get(path) != now.get(path):
                 return self._relative(Path(path))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlci_tui.store import Store
-from tests.helpers import Project, demo_project, mlci_env, wait_for
+from tests.helpers import Project, demo_project, mlci_env, run_python, wait_for
 
 PIPELINE = """
 [params]
@@ -793,6 +793,25 @@ def test_a_directory_dep_is_remembered_as_a_whole_and_still_sees_one_file_change
     with Store.open(project.state_dir) as store:
         assert store._query("SELECT COUNT(*) FROM tree_hashes").fetchone()[0] == 0
     assert states(run(project)) == {"a": "cached"}
+
+
+def test_why_loads_neither_an_executor_nor_the_event_loop_nor_what_only_writers_need(
+    project: Project,
+) -> None:
+    """`mlci why` runs no command and writes nothing to the cache: the local executor
+    (asyncio), socket and uuid are left unloaded, and it still sees the stage's deps."""
+    project.write('[stages.a]\ncommand = "true"\ndeps = ["data"]\n')
+    (project.path / "data").mkdir()
+    (project.path / "data" / "f.txt").write_text("1")
+    assert states(run(project)) == {"a": "passed"}
+    argv = ["-X", "importtime", "-m", "mlci_tui", "why", "--config", str(project.config_path)]
+    result = run_python(*argv, cwd=project.path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^a +cached ", result.stdout, re.MULTILINE), result.stdout
+    imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines()]
+    assert "mlci_tui.pipeline.stage_cache" in imported  # the check itself works
+    unwanted = {"asyncio", "socket", "uuid", "platform", "mlci_tui.execution.executors.local"}
+    assert not unwanted & set(imported)
 
 
 # Found by trying to break it ----------------------------------------------------

@@ -4,6 +4,7 @@ brute-force search for a path under an out that a glob covers."""
 
 from __future__ import annotations
 
+import contextlib
 import glob as stdlib_glob
 import itertools
 import os
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from mlci_tui import dag
 from mlci_tui.config import load_config
 from mlci_tui.globs import Glob, covers, may_cover
-from mlci_tui.pipeline.outs import glob_files
+from mlci_tui.pipeline.outs import TOOL_CACHES, glob_files, tree_files
+from mlci_tui.store.cache_dir import file_stats
 
 # A small world of names, so that random patterns and paths meet often; each
 # pattern part below matches at least one of the names.
@@ -42,13 +44,13 @@ def test_may_cover_is_exactly_whether_some_path_under_it_is_covered(pattern, par
     assert may_cover(pattern, parts) == witnessed
 
 
-tree_files = st.lists(parts_of_paths, min_size=1, max_size=12)
+file_trees = st.lists(parts_of_paths, min_size=1, max_size=12)
 
 
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(files=tree_files, pattern=patterns)
+@given(files=file_trees, pattern=patterns)
 def test_a_glob_covers_what_the_shell_globbing_of_python_finds(
     tmp_path_factory: pytest.TempPathFactory, files, pattern
 ) -> None:
@@ -56,6 +58,67 @@ def test_a_glob_covers_what_the_shell_globbing_of_python_finds(
     made = _make_tree(root, files)
     found = set(glob_files(Glob(root, tuple(pattern))))
     assert found == _stdlib_covered(root, pattern, made)
+
+
+# What a directory holds: files, directories, links (to files, to directories, up
+# the tree into a loop, to nothing), a pipe, a tool's cache.
+WALK_NAMES = ["a", "b", "c.txt", ".h", "__pycache__"]
+walk_items = st.lists(
+    st.tuples(
+        st.sampled_from(["file", "dir", "link", "pipe"]),
+        st.lists(st.sampled_from(WALK_NAMES), min_size=1, max_size=3),
+        st.lists(st.sampled_from([*WALK_NAMES, ".."]), min_size=1, max_size=3),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(items=walk_items)
+def test_a_dep_walk_finds_what_os_walk_finds_in_order_with_each_file_stat(
+    tmp_path_factory: pytest.TempPathFactory, items
+) -> None:
+    """`tree_files` against `os.walk` through links (each directory once, tools'
+    caches left out): the same regular files, in the order a key hashes them (sorted
+    by their names, directory by directory), each with the stat `file_stats` takes."""
+    root = tmp_path_factory.mktemp("tree") / "root"
+    root.mkdir()
+    for kind, parts, target in items:
+        path = root.joinpath(*parts)
+        if os.path.lexists(path):
+            continue  # a pipe there would make writing wait
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "file":
+                path.write_text("/".join(parts))
+            elif kind == "dir":
+                path.mkdir()
+            elif kind == "pipe":
+                os.mkfifo(path)
+            else:
+                path.symlink_to(os.path.join(*target))
+    found = tree_files(str(root))
+    assert list(found) == sorted(found, key=lambda path: path.split(os.sep))
+    assert found == file_stats(_walked(str(root)))
+
+
+def _walked(root: str) -> list[str]:
+    """The regular files `os.walk` finds through links, each directory once (first in
+    sorted order), tools' caches left out."""
+    seen: set[tuple[int, int]] = set()
+    files = []
+    for directory, directories, names in os.walk(root, followlinks=True):
+        info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in seen:
+            directories[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        directories[:] = sorted(d for d in directories if d not in TOOL_CACHES)
+        files += [os.path.join(directory, name) for name in names]
+    return [path for path in files if os.path.isfile(path)]
 
 
 def _make_tree(root: Path, files: list[list[str]]) -> set[str]:

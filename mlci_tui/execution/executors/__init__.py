@@ -39,7 +39,13 @@ def cache_inputs(
 ) -> dict[str, object]:
     """What of the executor's settings changes what a stage it runs makes, for the
     stage's cache key: each named ``KIND_SETTING``, which `mlci why` shows as "KIND
-    SETTING changed". ``env`` turns an environment into what a key may hold."""
+    SETTING changed". ``env`` turns an environment into what a key may hold.
+
+    An executor without a table in ``[executors]`` (the local one, always) has no
+    settings: its module, which may load asyncio and more, is not loaded to ask
+    (`mlci why` never runs a command)."""
+    if getattr(config.executors, kind, None) is None:
+        return {}
     inputs = getattr(importlib.import_module(KINDS[kind]), "cache_inputs", None)
     found: dict[str, object] = {} if inputs is None else inputs(config, env)
     return found
