@@ -59,14 +59,14 @@ def _watch_renders() -> None:
     def static(self: Static) -> Any:
         # The plot screen's legend line: its state is which lines are hidden.
         if self.has_class("plot--lines"):
-            hidden = getattr(self.screen, "hidden", set())
+            hidden: set[int] = getattr(self.screen, "hidden", set())
             painted.append((time.perf_counter(), "legend", frozenset(hidden)))
         return static_render(self)
 
     Static.render = static  # type: ignore[method-assign]
     HeaderBar.render = header  # type: ignore[method-assign]
     StagePane.render = pane  # type: ignore[method-assign]
-    VersionTable.render_lines = table  # type: ignore[method-assign]
+    VersionTable.render_lines = table  # type: ignore[method-assign,assignment]
 
 
 async def _until(condition: Callable[[], object], timeout: float = 60.0) -> None:
