@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(temporary)
         for number in chosen:
             print(f"scenario {number}…", file=sys.stderr, flush=True)
+            begun = time.perf_counter()
             result = runs[number](work)
+            result.elapsed = time.perf_counter() - begun
+            print(f"scenario {number} took {result.elapsed:.0f} s", file=sys.stderr, flush=True)
             result.command = f"python -m benchmarks{' --quick' if args.quick else ''}" + (
                 f" --only {number} --out /tmp/bench-{number}.md"
             )

@@ -80,6 +80,8 @@ class Scenario:
     """What runs: the producer, the peers and their versions."""
     command: str = ""
     """The command that measures this scenario alone (set by `python -m benchmarks`)."""
+    elapsed: float = 0.0
+    """Seconds the scenario took, set up and measured (set by `python -m benchmarks`)."""
 
 
 def bench_env(**extra: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,10 +20,10 @@ def causes(text: str) -> dict[str, str]:
     paragraph (comments and the file's own heading left out)."""
     found: dict[str, list[str]] = {}
     current: list[str] | None = None
-    for line in text.splitlines():
+    for line in re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL).splitlines():
         if line.startswith("## "):
             current = found.setdefault(line[3:].strip(), [])
-        elif current is not None and line.strip() and not line.lstrip().startswith("<!--"):
+        elif current is not None and line.strip():
             current.append(line.strip())
     return {key: " ".join(words) for key, words in found.items() if words}
 
@@ -83,7 +84,7 @@ def write_report(path: Path, results: Sequence[Scenario], *, quick: bool, elapse
     for result in results:
         lines += ["", f"## {result.title}", "", result.description, ""]
         if result.command:
-            lines += [f"Measured alone by `{result.command}`.", ""]
+            lines += [f"Measured alone by `{result.command}` ({result.elapsed:.0f} s).", ""]
         if result.about:
             lines += [*[f"- {item}" for item in result.about], ""]
         if result.skipped:
