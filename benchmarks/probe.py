@@ -129,9 +129,11 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
 
 
 async def _next_run(app: MlciApp) -> None:
-    """Wait for a run newer than the one shown when the dashboard opened."""
-    await asyncio.sleep(0.6)
+    """Wait for a run newer than the one shown when the dashboard opened (the store
+    has one), after saying on a line of its own that the next run may start."""
+    await _until(lambda: app.snapshot.run is not None)
     before = app.snapshot.run.id if app.snapshot.run else 0
+    print(json.dumps({"ready": True}), flush=True)
     await _until(lambda: app.snapshot.run is not None and app.snapshot.run.id > before)
 
 

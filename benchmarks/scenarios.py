@@ -55,6 +55,7 @@ class Sizes:
     dep_files: int
     stages: int
     out_bytes: int
+    plot_points: int
 
 
 FULL = Sizes(
@@ -69,9 +70,10 @@ FULL = Sizes(
     dep_files=10_000,
     stages=500,
     out_bytes=1 << 30,
+    plot_points=10_000,
 )
 QUICK = Sizes(
-    runs=2,
+    runs=1,
     lines=(20_000, 100_000),
     flood=100_000,
     idle_s=2.0,
@@ -82,6 +84,7 @@ QUICK = Sizes(
     dep_files=1_000,
     stages=100,
     out_bytes=16 << 20,
+    plot_points=2_000,
 )
 
 
@@ -519,7 +522,7 @@ def _probe(mode: str, config: Path, *argument: str, env: dict[str, str]) -> subp
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        bufsize=0,  # unbuffered: see `_until_first_frame`
+        bufsize=0,  # unbuffered: see `_until_line`
     )
 
 
@@ -539,11 +542,19 @@ def _first_frame(config: Path, env: dict[str, str]) -> float:
     return _until_first_frame(probe, started)
 
 
-def _until_first_frame(probe: subprocess.Popen[bytes], started: float) -> float:
+def _until_line(probe: subprocess.Popen[bytes]) -> None:
+    """Wait for the probe's first line (it prints one when it is ready, or has painted
+    its first frame)."""
     assert probe.stdout is not None
     # Read from the pipe itself, a byte at a time: a buffered readline could take the
     # probe's last line too, which `communicate` (reading the descriptor) never sees.
-    probe.stdout.readline()
+    if not probe.stdout.readline():
+        _result(probe)  # raises, with the probe's error, if it failed
+        raise RuntimeError("the probe ended before its first line")
+
+
+def _until_first_frame(probe: subprocess.Popen[bytes], started: float) -> float:
+    _until_line(probe)
     elapsed = time.perf_counter() - started
     _result(probe)
     return elapsed
@@ -564,6 +575,9 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
             f'[stages.flood]\ncommand = "{command}"\n'
             '[stages.after]\ncommand = "echo done"\nneeds = ["flood"]\n'
         )
+        # A run for each dashboard to show when it opens: it is ready for the next
+        # run once it shows this one.
+        _timed_mlci(configs[name], "run", env=env)
     config = configs["fast"]
     scenario = Scenario(
         "3. Dashboard under flood",
@@ -596,7 +610,7 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
         config = configs["metrics" if mode == "plotkeys" else "fast"]
         probe = _probe(mode, config, *argument, env=env)
         rss = PeakRss(probe.pid)
-        time.sleep(2.0)  # the dashboard is up before the run starts
+        _until_line(probe)  # the dashboard shows the last run: the next may start
         before = psutil.Process(probe.pid).cpu_times()
         elapsed = _timed_mlci(config, "run", env=env)
         after = psutil.Process(probe.pid).cpu_times()
@@ -682,7 +696,7 @@ def _hello_frame(env: dict[str, str]) -> float:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        bufsize=0,  # unbuffered: see `_until_first_frame`
+        bufsize=0,  # unbuffered: see `_until_line`
     )
     return _until_first_frame(probe, started)
 
@@ -959,9 +973,10 @@ PLOT_WIDGETS = {
 
 
 def plots(work: Path, sizes: Sizes) -> Scenario:
-    """One plot update with 10 000 points a series, for the two Textual plot widgets."""
+    """One plot update with 10 000 points a series (fewer when quick), for the two
+    Textual plot widgets."""
     env = bench_env()
-    points = 10_000
+    points = sizes.plot_points
     updates = max(5, sizes.runs * 2)
     scenario = Scenario(
         "8. Metric plots",
@@ -1030,7 +1045,7 @@ def many_stages(work: Path, sizes: Sizes) -> Scenario:
         about=[f"{package_version('textual')}; no peer: no other tool has this screen"],
     )
     samples = interleave(
-        max(3, sizes.runs // 2),
+        max(1, sizes.runs // 2),
         {
             f"mlci run, {count} stages": lambda: _timed_mlci(config, "run", env=env),
             "dashboard, first frame": lambda: _first_frame(config, env),
