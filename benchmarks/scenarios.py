@@ -315,8 +315,16 @@ def _measured(
     return elapsed, cpu, peak
 
 
-def _latest_run(directory: Path) -> int:
-    return max(int(p.name) for p in (directory / ".mlci" / "runs").iterdir() if p.name.isdigit())
+def _latest_run(config: Path, env: dict[str, str]) -> int:
+    """The id of the config's latest run, as `mlci status --json` says."""
+    status = subprocess.run(
+        _mlci("status", "--json", "--config", str(config)),
+        cwd=config.parent,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    return int(json.loads(status.stdout)["run_id"])
 
 
 def _stored(config: Path, stage: str, run: int, out: Path, env: dict[str, str]) -> int:
@@ -398,7 +406,7 @@ def log_throughput(work: Path, sizes: Sizes) -> Scenario:
             wall, used, rss = _measured(argv, directory, env, drained=drained)
             cpu.setdefault(name, Samples()).values.append(used)
             if runner:
-                latest[name] = _latest_run(directory)
+                latest[name] = _latest_run(directory / "config.toml", env)
                 peak[name] = max(peak.get(name, 0), rss)
             return wall
 
@@ -1264,7 +1272,7 @@ def log_reading(work: Path, sizes: Sizes) -> Scenario:
     _timed_mlci(config, "run", env=env)
     subprocess.run(["sh", "-c", f"{producer} > printed.out"], cwd=directory, check=True)
     stored = directory / "stored.out"
-    lines = _stored(config, "flood", _latest_run(directory), stored, env)
+    lines = _stored(config, "flood", _latest_run(config, env), stored, env)
     same = filecmp.cmp(stored, directory / "printed.out", shallow=False)
     stored.unlink()
     scenario = Scenario(
