@@ -50,10 +50,15 @@ class Samples:
 class Target:
     """One promise of the suite, and whether this run kept it."""
 
+    key: str
+    """Names the target in `benchmarks/missed.md`, where a missed one's profiled cause is
+    written; stable from run to run."""
     text: str
     value: float
     limit: float
     unit: str = ""
+    moonshot: float | None = None
+    """What the issue hopes for beyond the limit, if it names something."""
 
     @property
     def met(self) -> bool:
@@ -73,6 +78,10 @@ class Scenario:
     skipped: str | None = None
     about: list[str] = field(default_factory=list)
     """What runs: the producer, the peers and their versions."""
+    command: str = ""
+    """The command that measures this scenario alone (set by `python -m benchmarks`)."""
+    elapsed: float = 0.0
+    """Seconds the scenario took, set up and measured (set by `python -m benchmarks`)."""
 
 
 def bench_env(**extra: str) -> dict[str, str]:

@@ -59,14 +59,14 @@ def _watch_renders() -> None:
     def static(self: Static) -> Any:
         # The plot screen's legend line: its state is which lines are hidden.
         if self.has_class("plot--lines"):
-            hidden = getattr(self.screen, "hidden", set())
+            hidden: set[int] = getattr(self.screen, "hidden", set())
             painted.append((time.perf_counter(), "legend", frozenset(hidden)))
         return static_render(self)
 
     Static.render = static  # type: ignore[method-assign]
     HeaderBar.render = header  # type: ignore[method-assign]
     StagePane.render = pane  # type: ignore[method-assign]
-    VersionTable.render_lines = table  # type: ignore[method-assign]
+    VersionTable.render_lines = table  # type: ignore[method-assign,assignment]
 
 
 async def _until(condition: Callable[[], object], timeout: float = 60.0) -> None:
@@ -129,9 +129,11 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
 
 
 async def _next_run(app: MlciApp) -> None:
-    """Wait for a run newer than the one shown when the dashboard opened."""
-    await asyncio.sleep(0.6)
+    """Wait for a run newer than the one shown when the dashboard opened (the store
+    has one), after saying on a line of its own that the next run may start."""
+    await _until(lambda: app.snapshot.run is not None)
     before = app.snapshot.run.id if app.snapshot.run else 0
+    print(json.dumps({"ready": True}), flush=True)
     await _until(lambda: app.snapshot.run is not None and app.snapshot.run.id > before)
 
 

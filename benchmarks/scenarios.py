@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import resource
@@ -10,8 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -34,7 +38,8 @@ from benchmarks.harness import (
 from benchmarks.store_generator import build_store
 
 CHAIN = 20
-LINE = "{:08d} " + "x" * 51  # 61 bytes with the newline
+LINE = "{:08d} " + "x" * 50  # 60 bytes with the newline
+SHORT_LINE = "{:08d} " + "x" * 8  # 18 bytes with the newline
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Sizes:
     dep_files: int
     stages: int
     out_bytes: int
+    plot_points: int
 
 
 FULL = Sizes(
@@ -64,9 +70,10 @@ FULL = Sizes(
     dep_files=10_000,
     stages=500,
     out_bytes=1 << 30,
+    plot_points=10_000,
 )
 QUICK = Sizes(
-    runs=2,
+    runs=1,
     lines=(20_000, 100_000),
     flood=100_000,
     idle_s=2.0,
@@ -77,13 +84,14 @@ QUICK = Sizes(
     dep_files=1_000,
     stages=100,
     out_bytes=16 << 20,
+    plot_points=2_000,
 )
 
 
-def _generator(work: Path, *, metrics: bool = False) -> Path:
-    """A script printing N numbered lines in chunks of 10 000; with ``metrics``, every
-    100th line is a metric line instead (a training loop's loss)."""
-    script = work / ("metric_lines.py" if metrics else "lines.py")
+def _metric_generator(work: Path) -> Path:
+    """A script printing N numbered lines in chunks of 10 000, every 100th a metric line
+    (a training loop's loss), as a chatty training script would."""
+    script = work / "metric_lines.py"
     line = (
         f"(f'::metric step={{i}} loss={{1 / (i + 1):.6f}}' if i % 100 == 0 else {LINE!r}.format(i))"
     )
@@ -92,7 +100,7 @@ def _generator(work: Path, *, metrics: bool = False) -> Path:
         "count = int(sys.argv[1])\n"
         "out = sys.stdout\n"
         "for start in range(0, count, 10_000):\n"
-        f"    out.write(''.join({line if metrics else f'{LINE!r}.format(i)'} + '\\n'"
+        f"    out.write(''.join({line} + '\\n'"
         " for i in range(start, min(count, start + 10_000))))\n"
     )
     return script
@@ -108,6 +116,23 @@ def _timed_mlci(config: Path, *args: str, env: dict[str, str]) -> float:
 
 
 # 1. Engine overhead ------------------------------------------------------------
+
+
+def _true_chain(directory: Path, count: int) -> Path:
+    """A chain of ``count`` stages running `true`, for mlci and for make (`tN` needs
+    `tN-1`), one at a time; returns the config."""
+    directory.mkdir()
+    stages = [
+        f'[stages.t{i}]\ncommand = "true"' + (f'\nneeds = ["t{i - 1}"]' if i else "")
+        for i in range(count)
+    ]
+    config = directory / "config.toml"
+    config.write_text("[pipeline]\nmax_parallel = 1\n\n" + "\n\n".join(stages) + "\n")
+    make = [f"t{i}:{f' t{i - 1}' if i else ''}\n\t@true" for i in range(count)]
+    (directory / "Makefile").write_text(
+        "\n".join(make) + "\n.PHONY: " + " ".join(f"t{i}" for i in range(count)) + "\n"
+    )
+    return config
 
 
 def engine_overhead(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
@@ -138,38 +163,47 @@ def engine_overhead(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
     (directory / "Makefile").write_text(
         "\n".join(make) + "\n.PHONY: all " + " ".join(f"s{i}" for i in range(CHAIN)) + "\n"
     )
-    single = work / "single"
-    single.mkdir()
-    (single / "config.toml").write_text('[stages.s0]\ncommand = "echo 0 > o0"\n')
-    (single / "Makefile").write_text("s0:\n\t@echo 0 > o0\n.PHONY: s0\n")
-    true = work / "true"
-    true.mkdir()
-    (true / "config.toml").write_text('[stages.t]\ncommand = "true"\n')
+    one = _true_chain(work / "true-1", 1)
+    many = _true_chain(work / f"true-{CHAIN}", CHAIN)
     env = bench_env()
     python = [sys.executable, "-c"]
+
+    def make_true(config: Path, count: int) -> float:
+        return timed(["make", "-s", "-B", "-j1", f"t{count - 1}"], cwd=config.parent, env=env)
+
     commands = {
-        "mlci run": lambda: _timed_mlci(directory / "config.toml", "run", env=env),
-        "make": lambda: timed(["make", "-s", "-B", f"s{CHAIN - 1}"], cwd=directory, env=env),
-        # Where mlci's time goes: the same run with one stage, and the floor any
-        # Python program with asyncio and sqlite3 starts from.
-        "mlci run, 1 stage": lambda: _timed_mlci(single / "config.toml", "run", env=env),
-        "make, 1 stage": lambda: timed(["make", "-s", "-B", "s0"], cwd=single, env=env),
-        "mlci run, 1 `true` stage": lambda: _timed_mlci(true / "config.toml", "run", env=env),
+        "mlci run, 1 `true` stage": lambda: _timed_mlci(one, "run", env=env),
         "python -c pass": lambda: timed([*python, "pass"], cwd=directory, env=env),
+        f"mlci run, {CHAIN} `true` stages": lambda: _timed_mlci(many, "run", env=env),
+        "make -B -j1, 1 `true` stage": lambda: make_true(one, 1),
+        f"make -B -j1, {CHAIN} `true` stages": lambda: make_true(many, CHAIN),
+        # The floor any Python program with asyncio and sqlite3 starts from.
         "python -c 'import asyncio, sqlite3, subprocess'": lambda: timed(
             [*python, "import asyncio, sqlite3, subprocess"], cwd=directory, env=env
+        ),
+        f"mlci run, {CHAIN} `echo` stages": lambda: _timed_mlci(
+            directory / "config.toml", "run", env=env
+        ),
+        f"make -B, {CHAIN} `echo` stages": lambda: timed(
+            ["make", "-s", "-B", f"s{CHAIN - 1}"], cwd=directory, env=env
         ),
     }
     scenario = Scenario(
         "1. Engine overhead",
-        f"A chain of {CHAIN} stages, each `echo N > oN`, the same dependencies for each"
-        " tool: `mlci run` vs `make -B` vs `dvc repro -f`; the same with one stage; and"
-        " one stage running `true`, what mlci costs around a command that costs nothing.",
+        f"What mlci costs around commands that cost nothing: one stage running `true`"
+        " beside `python -c pass`, the bare interpreter; a chain of"
+        f" {CHAIN} `true` stages beside the same chain in a Makefile (`make -s -B -j1`),"
+        f" which with the single stage gives the cost of each further stage. Then a chain"
+        f" of {CHAIN} stages, each `echo N > oN`, the same dependencies for each tool:"
+        " `mlci run` vs `make -B` vs `dvc repro -f`. Each mlci config has"
+        " `max_parallel = 1`, as `make -j1` runs.",
         headers=["command", "median", "min – max"],
         about=[
             f"peers: make ({version(['make', '--version'])}),"
-            + (f" dvc ({version([dvc, '--version'])})" if dvc else " dvc not installed"),
-            f"stages run through `/bin/sh` ({version_of_sh()}) for every tool",
+            + (f" dvc ({version([dvc, '--version'])})" if dvc else " dvc not installed")
+            + f", Python {sys.version.split()[0]}",
+            f"mlci's stages run through `/bin/sh` ({version_of_sh()}), as dvc's do; make"
+            " runs a command as simple as `true` without a shell",
         ],
     )
     if dvc:
@@ -177,168 +211,312 @@ def engine_overhead(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
         dvc_dir.mkdir()
         (dvc_dir / "dvc.yaml").write_text("\n".join(dvc_stages) + "\n")
         subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=dvc_dir, env=env, check=True)
-        commands["dvc repro -f"] = lambda: timed([dvc, "repro", "-f", "-q"], cwd=dvc_dir, env=env)
+        commands[f"dvc repro -f, {CHAIN} `echo` stages"] = lambda: timed(
+            [dvc, "repro", "-f", "-q"], cwd=dvc_dir, env=env
+        )
     else:
         scenario.notes.append("dvc is not installed: skipped (`pip install dvc` to include it).")
     samples = interleave(sizes.runs, commands)
     for name, values in samples.items():
         scenario.table.append([name, *spread(values)])
-    marginal = (samples["mlci run"].median - samples["mlci run, 1 stage"].median) / (CHAIN - 1)
-    make_marginal = (samples["make"].median - samples["make, 1 stage"].median) / (CHAIN - 1)
-    one = samples["mlci run, 1 `true` stage"].median
-    scenario.targets.append(Target("`mlci run`, 1 `true` stage", one, 0.12, " s"))
+    single = samples["mlci run, 1 `true` stage"].median
+    bare = samples["python -c pass"].median
+    marginal = (samples[f"mlci run, {CHAIN} `true` stages"].median - single) / (CHAIN - 1)
+    make_marginal = (
+        samples[f"make -B -j1, {CHAIN} `true` stages"].median
+        - samples["make -B -j1, 1 `true` stage"].median
+    ) / (CHAIN - 1)
     scenario.targets.append(
-        Target("each further stage (20 stages vs 1)", marginal * 1000, 2.0, " ms")
+        Target(
+            "engine-one-stage",
+            "mlci run of 1 `true` stage / python -c pass",
+            single / bare,
+            3.0,
+            "×",
+            moonshot=2.0,
+        )
+    )
+    scenario.targets.append(
+        Target(
+            "engine-further-stage",
+            f"each further stage ({CHAIN} `true` stages vs 1)",
+            marginal * 1000,
+            1.0,
+            " ms",
+            moonshot=make_marginal * 1000,
+        )
     )
     floor = samples["python -c 'import asyncio, sqlite3, subprocess'"].median
+    chain_ratio = (
+        samples[f"mlci run, {CHAIN} `true` stages"].median
+        / samples[f"make -B -j1, {CHAIN} `true` stages"].median
+    )
+    scenario.notes.append(
+        f"A one-stage run is {single / bare:.2f}× `python -c pass` ({single * 1000:.0f} ms vs"
+        f" {bare * 1000:.0f} ms); {floor * 1000:.0f} ms is the interpreter and the"
+        " standard-library modules any asyncio and sqlite3 program loads."
+    )
     scenario.notes.append(
         f"Each further stage costs mlci {marginal * 1000:.2f} ms and make"
-        f" {make_marginal * 1000:.2f} ms (20 stages vs 1). Of the {one * 1000:.0f} ms of a"
-        f" one-stage run, {floor * 1000:.0f} ms is the interpreter and the standard-library"
-        " modules any asyncio and sqlite3 program loads."
+        f" {make_marginal * 1000:.2f} ms ({CHAIN} stages vs 1; make's is the moonshot)."
+        f" {CHAIN} `true` stages: mlci / `make -B -j1` is {chain_ratio:.1f}× (for"
+        " information: no target)."
     )
     if dvc:
-        ratio = samples["mlci run"].median / samples["dvc repro -f"].median
-        scenario.targets.append(Target("mlci / dvc", ratio, 0.25, "×"))
+        ratio = (
+            samples[f"mlci run, {CHAIN} `echo` stages"].median
+            / samples[f"dvc repro -f, {CHAIN} `echo` stages"].median
+        )
+        scenario.targets.append(Target("engine-dvc", "mlci / dvc", ratio, 0.25, "×"))
     return scenario
 
 
 # 2. Log throughput ---------------------------------------------------------------
 
 
-def _fast_producer(count: int) -> str:
+def _fast_producer(count: int, line: str = LINE) -> str:
     """`yes | head`: C programs that write a pipe faster than anything reads it."""
-    return f"yes {LINE.format(0)} | head -n {count}"
+    return f"yes {line.format(0)} | head -n {count}"
 
 
 def _measured(
-    argv: list[str], cwd: Path, env: dict[str, str], peak: list[int]
-) -> tuple[float, float]:
-    """Wall and CPU seconds of one run, the CPU of every process it started included
-    (each reaps its children, so their times add up in ours)."""
+    argv: list[str], cwd: Path, env: dict[str, str], *, drained: bool
+) -> tuple[float, float, int]:
+    """Wall and CPU seconds of one run, its stdout into /dev/null or, ``drained``, into a
+    pipe `cat` empties into /dev/null, and the peak RSS of its first process. The CPU is
+    every process's of the run, `cat` included (each reaps its children, so their times
+    add up in ours)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE if drained else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     rss = PeakRss(process.pid)
-    _, err = process.communicate()
+    reader = None
+    if drained:
+        assert process.stdout is not None
+        reader = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
+        process.stdout.close()  # the reader's alone: its end is the pipe's
+    assert process.stderr is not None
+    err = process.stderr.read()
+    process.wait()
+    if reader is not None:
+        reader.wait()
     elapsed = time.perf_counter() - started
-    peak[0] = max(peak[0], rss.stop())
+    peak = rss.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if process.returncode != 0:
+    if process.returncode != 0 or (reader is not None and reader.returncode != 0):
         raise RuntimeError(f"{' '.join(argv)} failed: {err.decode()[-300:]}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return elapsed, cpu
+    return elapsed, cpu, peak
+
+
+def _latest_run(config: Path, env: dict[str, str]) -> int:
+    """The id of the config's latest run, as `mlci status --json` says."""
+    status = subprocess.run(
+        _mlci("status", "--json", "--config", str(config)),
+        cwd=config.parent,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    return int(json.loads(status.stdout)["run_id"])
+
+
+def _stored(config: Path, stage: str, run: int, out: Path, env: dict[str, str]) -> int:
+    """Writes `mlci logs STAGE --run RUN` (what the stage printed, as the store has it) to
+    ``out``; returns how many lines it has."""
+    with open(out, "wb") as file:
+        subprocess.run(
+            _mlci("logs", stage, "--run", str(run), "--config", str(config)),
+            cwd=config.parent,
+            env=env,
+            stdout=file,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+    with open(out, "rb") as file:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
+
+
+# (width of a line in bytes, newline included) → (wall, CPU) limits and the moonshot
+THROUGHPUT_TARGETS = {60: (1.3, 1.5, 1.1), 18: (1.6, 2.0, 1.3)}
+SINKS = {"null": "> /dev/null", "pipe": "| cat > /dev/null"}
 
 
 def log_throughput(work: Path, sizes: Sizes) -> Scenario:
     env = bench_env()
-    python_producer = _generator(work)
+    small, big = sizes.lines
     scenario = Scenario(
         "2. Log throughput",
-        f"One stage printing lines of {len(LINE.format(0)) + 1} bytes, its stdout and stderr"
-        " read, masked, written to its log with a time on every line, and printed with the"
-        " stage's name: `mlci run > /dev/null` vs `sh -c 'PRODUCER | tee out.log >"
-        " /dev/null'`, which writes the same bytes to a file and nothing more. CPU is that"
-        " of every process of the run (the producer's too), as `time` counts it.",
-        headers=["producer", "lines", "command", "wall", "min – max", "CPU", "runner peak RSS"],
+        "One stage printing lines of 60 bytes, then of 18 bytes (the newline included), as"
+        " fast as a C program writes them; the runner reads its stdout and stderr, masks"
+        " them, writes them to its log and prints them with the stage's name. Beside it"
+        " `tee`, which writes the same bytes to a file and prints them, nothing more. Each"
+        " both with its stdout into /dev/null and into a pipe that `cat` drains, as a CI"
+        " system reads a job's output. CPU is every process's of the run (the producer's,"
+        " `cat`'s), as `time` counts it. The stage's output, as `mlci logs flood` gives it"
+        " back, is compared with the producer's, byte for byte.",
+        headers=["line", "lines", "command", "wall", "min – max", "CPU", "runner peak RSS"],
         about=[
-            f"fast producer: `yes LINE | head -n N`, LINE the {len(LINE.format(0))} bytes"
-            f" `{LINE.format(0)}`"
-            f" ({version(['yes', '--version'])}): C programs, never the bottleneck (the"
-            " `producer alone` rows: into /dev/null, nothing read)",
-            "Python producer: a Python loop writing 10,000 lines per `write`"
-            f" (`{python_producer.name}`), as a chatty training script would: slow enough"
-            " that both sides wait on it",
+            f"producer: `yes LINE | head -n N` ({version(['yes', '--version'])}), LINE"
+            f" `{LINE.format(0)}` or `{SHORT_LINE.format(0)}`; C programs, faster than"
+            " what they feed (the `producer` rows: into /dev/null, nothing read)",
+            "`mlci run > /dev/null` and `mlci run | cat > /dev/null`, of a config whose one"
+            " stage is `PRODUCER`",
+            "`tee > /dev/null` is `sh -c 'PRODUCER | tee out.log > /dev/null'`,"
+            " `tee | cat > /dev/null` is `sh -c 'PRODUCER | tee out.log | cat > /dev/null'`",
             f"peer: `tee` ({version(['tee', '--version'])}), `sh` is {version_of_sh()}",
+            "moonshots (issue 27): 1.1× tee's wall time for 60-byte lines, 1.3× for 18-byte",
         ],
     )
     peaks: dict[int, int] = {}
-    runs: list[tuple[str, int, str]] = [
-        ("fast", count, _fast_producer(count)) for count in sizes.lines
-    ]
-    runs.append(
-        ("Python", sizes.lines[-1], f"{sys.executable} {python_producer} {sizes.lines[-1]}")
-    )
-    for producer, count, command in runs:
-        directory = work / f"throughput-{producer}-{count}"
+    checked: list[tuple[str, str, Path, int]] = []
+    """(target key, what, config, run) of each run whose log is compared with the
+    producer's."""
+    for line, count in [(LINE, small), (LINE, big), (SHORT_LINE, big)]:
+        width = len(line.format(0)) + 1
+        producer = _fast_producer(count, line)
+        directory = work / f"throughput-{width}-{count}"
         directory.mkdir()
-        (directory / "config.toml").write_text(f'[stages.flood]\ncommand = "{command}"\n')
-        peak = [0]
-        cpu: dict[str, Samples] = {
-            "mlci run": Samples(),
-            "tee": Samples(),
-            "producer alone": Samples(),
-        }
+        config = directory / "config.toml"
+        config.write_text(f'[stages.flood]\ncommand = "{producer}"\n')
+        subprocess.run(["sh", "-c", f"{producer} > printed.out"], cwd=directory, check=True)
+        sinks = list(SINKS) if count == big else ["null"]
+        peak: dict[str, int] = {}
+        """The runner's peak RSS, by command."""
+        cpu: dict[str, Samples] = {}
+        latest: dict[str, int] = {}
+        commands: dict[str, Callable[[], float]] = {}
 
-        def run_mlci(
-            directory: Path = directory, peak: list[int] = peak, cpu: dict[str, Samples] = cpu
+        def run(
+            name: str,
+            argv: list[str],
+            drained: bool,
+            runner: bool,
+            directory: Path = directory,
+            peak: dict[str, int] = peak,
+            cpu: dict[str, Samples] = cpu,
+            latest: dict[str, int] = latest,
         ) -> float:
-            argv = _mlci("run", "--config", str(directory / "config.toml"))
-            wall, used = _measured(argv, directory, env, peak)
-            cpu["mlci run"].values.append(used)
+            wall, used, rss = _measured(argv, directory, env, drained=drained)
+            cpu.setdefault(name, Samples()).values.append(used)
+            if runner:
+                latest[name] = _latest_run(directory / "config.toml", env)
+                peak[name] = max(peak.get(name, 0), rss)
             return wall
 
-        def run_tee(
-            directory: Path = directory, command: str = command, cpu: dict[str, Samples] = cpu
-        ) -> float:
-            argv = ["sh", "-c", f"{command} | tee out.log > /dev/null"]
-            wall, used = _measured(argv, directory, env, [0])
-            cpu["tee"].values.append(used)
-            return wall
-
-        def run_alone(
-            directory: Path = directory, command: str = command, cpu: dict[str, Samples] = cpu
-        ) -> float:
-            wall, used = _measured(["sh", "-c", f"{command} > /dev/null"], directory, env, [0])
-            cpu["producer alone"].values.append(used)
-            return wall
-
-        samples = interleave(
-            sizes.runs, {"mlci run": run_mlci, "tee": run_tee, "producer alone": run_alone}
+        for sink in sinks:
+            drained = sink == "pipe"
+            mlci_name, tee_name = f"mlci run {SINKS[sink]}", f"tee {SINKS[sink]}"
+            tee = f"{producer} | tee out.log" + ("" if drained else " > /dev/null")
+            mlci_argv = _mlci("run", "--config", str(config))
+            commands[mlci_name] = partial(run, mlci_name, mlci_argv, drained, True)
+            commands[tee_name] = partial(run, tee_name, ["sh", "-c", tee], drained, False)
+        commands["producer > /dev/null"] = partial(
+            run, "producer > /dev/null", ["sh", "-c", f"{producer} > /dev/null"], False, False
         )
+        samples = interleave(sizes.runs, commands)
         for name in cpu:
             del cpu[name].values[0]  # the warm-up run's
         for name, values in samples.items():
-            rss = f"{peak[0] / (1 << 20):.1f} MB" if name == "mlci run" else ""
+            rss = f"{peak[name] / (1 << 20):.1f} MB" if name in peak else ""
             scenario.table.append(
-                [producer, f"{count:,}", name, *spread(values), secs(cpu[name].median), rss]
+                [f"{width} B", f"{count:,}", name, *spread(values), secs(cpu[name].median), rss]
             )
-        wall = samples["mlci run"].median / samples["tee"].median
-        used = cpu["mlci run"].median / cpu["tee"].median
-        label = f"{count:,} lines, {producer} producer"
-        if producer == "fast" and count == sizes.lines[-1]:
-            scenario.targets.append(Target(f"mlci / tee, wall, {label}", wall, 1.5, "×"))
-            scenario.targets.append(Target(f"mlci / tee, CPU, {label}", used, 2.0, "×"))
-        elif producer == "fast":
+        for sink in sinks:
+            key = f"log-{width}-{sink}-missing" if count == big else "log-small-missing"
+            what = f"{count:,} × {width} B, `{SINKS[sink]}`"
+            checked.append((key, what, config, latest[f"mlci run {SINKS[sink]}"]))
+        alone = samples["producer > /dev/null"].median
+        fastest_peer = min(samples[f"tee {SINKS[sink]}"].median for sink in sinks)
+        scenario.notes.append(
+            f"{width}-byte lines, {count:,}: the producer alone took {alone / fastest_peer:.0%}"
+            " of tee's wall time"
+            + (
+                "."
+                if alone < fastest_peer
+                else ": **not faster than what it feeds**, so these rows measure the producer."
+            )
+        )
+        if count == small:
+            wall = samples["mlci run > /dev/null"].median / samples["tee > /dev/null"].median
+            used = cpu["mlci run > /dev/null"].median / cpu["tee > /dev/null"].median
             scenario.notes.append(
                 f"At {count:,} lines mlci / tee is {wall:.2f}× in wall time and {used:.2f}× in"
                 " CPU: tee's whole run is shorter than mlci's start-up (scenario 1), which"
                 " these ratios are mostly made of."
             )
-        else:
-            scenario.targets.append(Target(f"mlci / tee, wall, {label}", wall, 2.0, "×"))
-            scenario.notes.append(
-                f"With the Python producer, CPU mlci / tee is {used:.2f}×: the producer's"
-                " own CPU is most of both."
-            )
-        latest = max((directory / ".mlci" / "runs").iterdir(), key=lambda p: int(p.name))
-        with open(latest / "flood.log", "rb") as log:
-            stored = sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
-        scenario.targets.append(
-            Target(f"lines missing from the store, {label}", count - stored, 0, "")
-        )
-        if producer == "fast":
-            peaks[count] = peak[0]
+            peaks[small] = peak["mlci run > /dev/null"]
+            continue
+        if line == LINE:
+            peaks[big] = peak["mlci run > /dev/null"]
             scenario.targets.append(
-                Target(f"runner peak RSS, {label}", peak[0] / (1 << 20), 100.0, " MB")
+                Target(
+                    "log-rss",
+                    f"runner peak RSS, {count:,} lines of {width} bytes, `> /dev/null`",
+                    peaks[big] / (1 << 20),
+                    100.0,
+                    " MB",
+                )
             )
-    small, big = sizes.lines
-    growth = (peaks[big] - peaks[small]) / (1 << 20)
+        wall_limit, cpu_limit, moonshot = THROUGHPUT_TARGETS[width]
+        for sink in sinks:
+            mlci_name, tee_name = f"mlci run {SINKS[sink]}", f"tee {SINKS[sink]}"
+            wall = samples[mlci_name].median / samples[tee_name].median
+            used = cpu[mlci_name].median / cpu[tee_name].median
+            label = f"{count:,} × {width} B, `{SINKS[sink]}`"
+            scenario.targets.append(
+                Target(
+                    f"log-{width}-{sink}-wall",
+                    f"mlci / tee, wall, {label}",
+                    wall,
+                    wall_limit,
+                    "×",
+                    moonshot=moonshot,
+                )
+            )
+            scenario.targets.append(
+                Target(f"log-{width}-{sink}-cpu", f"mlci / tee, CPU, {label}", used, cpu_limit, "×")
+            )
     scenario.targets.append(
-        Target(f"peak RSS growth from {small:,} to {big:,} lines", growth, 10.0, " MB")
+        Target(
+            "log-rss-growth",
+            f"runner peak RSS growth from {small:,} to {big:,} lines",
+            (peaks[big] - peaks[small]) / (1 << 20),
+            10.0,
+            " MB",
+        )
     )
+    unlike = []
+    for key, what, config, run_id in checked:
+        stored = config.parent / f"stored-{run_id}.out"
+        printed = config.parent / "printed.out"
+        with open(printed, "rb") as file:
+            count = sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
+        lines = _stored(config, "flood", run_id, stored, env)
+        scenario.targets.append(
+            Target(key, f"lines missing from `mlci logs flood`, {what}", count - lines, 0)
+        )
+        if not filecmp.cmp(stored, printed, shallow=False):
+            unlike.append(f"run {run_id} ({what})")
+        stored.unlink()
+    scenario.targets.append(
+        Target(
+            "log-bytes",
+            f"runs whose `mlci logs flood` differs from the producer's bytes (of {len(checked)})",
+            len(unlike),
+            0,
+        )
+    )
+    if unlike:
+        scenario.notes.append(
+            "`mlci logs flood` differs from what the producer printed: " + ", ".join(unlike) + "."
+        )
     return scenario
 
 
@@ -352,11 +530,12 @@ def _probe(mode: str, config: Path, *argument: str, env: dict[str, str]) -> subp
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        bufsize=0,  # unbuffered: see `_until_first_frame`
+        bufsize=0,  # unbuffered: see `_until_line`
     )
 
 
-def _result(process: subprocess.Popen[bytes]) -> dict[str, object]:
+def _result(process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """The probe's last line: its JSON result."""
     out, err = process.communicate(timeout=600)
     if process.returncode != 0:
         raise RuntimeError(f"probe failed: {err.decode()[-800:]}")
@@ -371,18 +550,26 @@ def _first_frame(config: Path, env: dict[str, str]) -> float:
     return _until_first_frame(probe, started)
 
 
-def _until_first_frame(probe: subprocess.Popen[bytes], started: float) -> float:
+def _until_line(probe: subprocess.Popen[bytes]) -> None:
+    """Wait for the probe's first line (it prints one when it is ready, or has painted
+    its first frame)."""
     assert probe.stdout is not None
     # Read from the pipe itself, a byte at a time: a buffered readline could take the
     # probe's last line too, which `communicate` (reading the descriptor) never sees.
-    probe.stdout.readline()
+    if not probe.stdout.readline():
+        _result(probe)  # raises, with the probe's error, if it failed
+        raise RuntimeError("the probe ended before its first line")
+
+
+def _until_first_frame(probe: subprocess.Popen[bytes], started: float) -> float:
+    _until_line(probe)
     elapsed = time.perf_counter() - started
     _result(probe)
     return elapsed
 
 
 def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
-    generator = _generator(work, metrics=True)
+    generator = _metric_generator(work)
     env = bench_env()
     configs = {}
     for name, command in (
@@ -396,6 +583,9 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
             f'[stages.flood]\ncommand = "{command}"\n'
             '[stages.after]\ncommand = "echo done"\nneeds = ["flood"]\n'
         )
+        # A run for each dashboard to show when it opens: it is ready for the next
+        # run once it shows this one.
+        _timed_mlci(configs[name], "run", env=env)
     config = configs["fast"]
     scenario = Scenario(
         "3. Dashboard under flood",
@@ -409,7 +599,8 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
         headers=["run", "median", "min – max"],
         about=[
             f"fast producer: `{_fast_producer(sizes.flood)}` ({version(['yes', '--version'])})",
-            "Python producer: the Python loop of scenario 2, with metric lines",
+            f"Python producer: a Python loop writing 10,000 lines per `write`, every 100th a"
+            f" metric line (`{generator.name}`)",
             f"{package_version('textual')}, {package_version('textual-plot')}; no peer: no"
             " other tool has this screen",
         ],
@@ -427,7 +618,7 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
         config = configs["metrics" if mode == "plotkeys" else "fast"]
         probe = _probe(mode, config, *argument, env=env)
         rss = PeakRss(probe.pid)
-        time.sleep(2.0)  # the dashboard is up before the run starts
+        _until_line(probe)  # the dashboard shows the last run: the next may start
         before = psutil.Process(probe.pid).cpu_times()
         elapsed = _timed_mlci(config, "run", env=env)
         after = psutil.Process(probe.pid).cpu_times()
@@ -437,8 +628,8 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
         peak[0] = max(peak[0], rss.stop())
         if mode in ("keys", "plotkeys"):
             keyed = latencies if mode == "keys" else plotted
-            keyed.values.extend(result["latencies_s"])  # type: ignore[arg-type]
-            during[0] += int(result["during_run"])  # type: ignore[call-overload]
+            keyed.values.extend(result["latencies_s"])
+            during[0] += int(result["during_run"])
         return elapsed
 
     samples = interleave(
@@ -463,18 +654,23 @@ def dashboard_flood(work: Path, sizes: Sizes) -> Scenario:
         ]
     )
     ratio = samples["watched"].median / samples["headless"].median
-    scenario.targets.append(Target("watched / headless run time", ratio, 1.2, "×"))
-    scenario.targets.append(Target("dashboard peak RSS", peak[0] / (1 << 20), 250.0, " MB"))
+    scenario.targets.append(Target("flood-watched", "watched / headless run time", ratio, 1.2, "×"))
+    scenario.targets.append(
+        Target("flood-rss", "dashboard peak RSS", peak[0] / (1 << 20), 250.0, " MB")
+    )
     scenario.targets.append(
         Target(
-            f"key → frame p95 ({len(latencies.values)} keys)",
+            "flood-keys",
+            f"key → frame p95 under the flood ({len(latencies.values)} keys)",
             latencies.percentile(0.95) * 1000,
-            50.0,
+            40.0,
             " ms",
+            moonshot=16.0,
         )
     )
     scenario.targets.append(
         Target(
+            "flood-plot-keys",
             f"key → frame p95 with the plot open ({len(plotted.values)} keys)",
             plotted.percentile(0.95) * 1000,
             100.0,
@@ -508,7 +704,7 @@ def _hello_frame(env: dict[str, str]) -> float:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        bufsize=0,  # unbuffered: see `_until_first_frame`
+        bufsize=0,  # unbuffered: see `_until_line`
     )
     return _until_first_frame(probe, started)
 
@@ -539,10 +735,29 @@ def startup(work: Path, sizes: Sizes) -> Scenario:
     samples = interleave(sizes.runs, commands)
     for name, values in samples.items():
         scenario.table.append([name, *spread(values)])
-        if name.startswith("peer"):
-            continue
-        limit = 0.5 if name.startswith("dashboard") else 0.2
-        scenario.targets.append(Target(name, values.median, limit, " s"))
+    for name, key in (
+        ("mlci --help", "startup-help"),
+        ("mlci versions", "startup-versions"),
+        ("mlci status", "startup-status"),
+    ):
+        scenario.targets.append(Target(key, name, samples[name].median, 0.2, " s"))
+    frame = samples["dashboard, first frame"].median
+    hello = samples["peer: a Textual app of one line, first frame"].median
+    scenario.targets.append(
+        Target(
+            "startup-first-frame",
+            "dashboard, first frame / a one-line Textual app's",
+            frame / hello,
+            1.2,
+            "×",
+            moonshot=1.0,
+        )
+    )
+    scenario.notes.append(
+        f"The dashboard's first frame came {frame / hello:.2f}× as late as the one-line"
+        f" app's ({frame * 1000:.0f} ms vs {hello * 1000:.0f} ms; medians of the same"
+        " alternating run)."
+    )
     return scenario
 
 
@@ -556,7 +771,7 @@ def idle(work: Path, sizes: Sizes) -> Scenario:
     samples = Samples()
     for _ in range(max(1, sizes.runs // 3)):
         result = _result(_probe("idle", config, str(sizes.idle_s), env=env))
-        samples.values.append(float(result["cpu_s"]) / float(result["seconds"]) * 100)  # type: ignore[arg-type]
+        samples.values.append(float(result["cpu_s"]) / float(result["seconds"]) * 100)
     scenario = Scenario(
         "5. Idle",
         f"A dashboard open on a finished run for {sizes.idle_s:g} s: CPU time it used"
@@ -570,7 +785,7 @@ def idle(work: Path, sizes: Sizes) -> Scenario:
             f"{samples.low:.2f} – {samples.high:.2f} %",
         ]
     )
-    scenario.targets.append(Target("idle CPU", samples.median, 0.3, " % of a core"))
+    scenario.targets.append(Target("idle-cpu", "idle CPU", samples.median, 0.3, " % of a core"))
     return scenario
 
 
@@ -606,16 +821,22 @@ def scale(work: Path, sizes: Sizes) -> Scenario:
     )
     keys = Samples()
     result = _result(_probe("table", config, str(sizes.key_presses), env=env))
-    keys.values = list(result["latencies_s"])  # type: ignore[arg-type]
+    keys.values = list(result["latencies_s"])
     for name, values in samples.items():
         scenario.table.append([name, *spread(values)])
     scenario.table.append(
         ["version table, a key (p50 / p95)", ms(keys.percentile(0.5)), ms(keys.percentile(0.95))]
     )
-    scenario.targets.append(Target("mlci versions", samples["mlci versions"].median, 0.5, " s"))
-    scenario.targets.append(Target("dashboard opens", samples["dashboard opens"].median, 1.5, " s"))
     scenario.targets.append(
-        Target("version table, p95 per key", keys.percentile(0.95) * 1000, 50.0, " ms")
+        Target("scale-versions", "mlci versions", samples["mlci versions"].median, 0.5, " s")
+    )
+    scenario.targets.append(
+        Target("scale-open", "dashboard opens", samples["dashboard opens"].median, 1.5, " s")
+    )
+    scenario.targets.append(
+        Target(
+            "scale-keys", "version table, p95 per key", keys.percentile(0.95) * 1000, 50.0, " ms"
+        )
     )
     return scenario
 
@@ -687,7 +908,7 @@ def incremental(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
         ratio = (
             samples["mlci run (all cached)"].median / samples["dvc repro (nothing to do)"].median
         )
-        scenario.targets.append(Target("no-op re-run, mlci / dvc", ratio, 0.25, "×"))
+        scenario.targets.append(Target("noop-dvc", "no-op re-run, mlci / dvc", ratio, 0.25, "×"))
 
     # The first hash of one large dep, from the page cache: what sha256 itself costs.
     big = work / "big.bin"
@@ -702,7 +923,9 @@ def incremental(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
         hashing.values.append(time.perf_counter() - started)
     speed = sizes.dep_bytes / hashing.median / 1e9
     scenario.table.append([f"sha256 of a {sizes.dep_bytes >> 20} MiB dep", *spread(hashing)])
-    scenario.targets.append(Target("first hash of a large dep, GB/s", 1 / speed, 1.0, " s/GB"))
+    scenario.targets.append(
+        Target("sha256", "first hash of a large dep, GB/s", 1 / speed, 1.0, " s/GB")
+    )
     big.unlink()
 
     # `mlci why` on a stage with many small deps, their hashes remembered.
@@ -731,7 +954,13 @@ def incremental(work: Path, sizes: Sizes, dvc: str | None) -> Scenario:
     scenario.table.append([f"`mlci why`, {sizes.dep_files:,} dep files", *spread(whole["why"])])
     # The target is the command a user types: start-up and imports included.
     scenario.targets.append(
-        Target(f"`mlci why`, {sizes.dep_files:,} remembered deps", whole["why"].median, 0.1, " s")
+        Target(
+            "why",
+            f"`mlci why`, {sizes.dep_files:,} remembered deps",
+            whole["why"].median,
+            0.1,
+            " s",
+        )
     )
     scenario.notes.append(
         f"sha256 ran at {speed:.2f} GB/s (OpenSSL with the CPU's SHA extensions). The"
@@ -752,9 +981,10 @@ PLOT_WIDGETS = {
 
 
 def plots(work: Path, sizes: Sizes) -> Scenario:
-    """One plot update with 10 000 points a series, for the two Textual plot widgets."""
+    """One plot update with 10 000 points a series (fewer when quick), for the two
+    Textual plot widgets."""
     env = bench_env()
-    points = 10_000
+    points = sizes.plot_points
     updates = max(5, sizes.runs * 2)
     scenario = Scenario(
         "8. Metric plots",
@@ -771,13 +1001,19 @@ def plots(work: Path, sizes: Sizes) -> Scenario:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        samples = Samples(list(_result(process)["update_s"]))  # type: ignore[arg-type]
+        samples = Samples(list(_result(process)["update_s"]))
         scenario.table.append(
             [label, ms(samples.median), f"{ms(samples.low)} – {ms(samples.high)}"]
         )
         if widget == "mlci":
             scenario.targets.append(
-                Target(f"plot update, {points:,} points", samples.median * 1000, 50.0, " ms")
+                Target(
+                    "plot-update",
+                    f"plot update, {points:,} points",
+                    samples.median * 1000,
+                    50.0,
+                    " ms",
+                )
             )
     scenario.notes.append(
         "textual-plot draws on Textual's own canvas and lays out its axes, ticks and labels;"
@@ -817,7 +1053,7 @@ def many_stages(work: Path, sizes: Sizes) -> Scenario:
         about=[f"{package_version('textual')}; no peer: no other tool has this screen"],
     )
     samples = interleave(
-        max(3, sizes.runs // 2),
+        max(1, sizes.runs // 2),
         {
             f"mlci run, {count} stages": lambda: _timed_mlci(config, "run", env=env),
             "dashboard, first frame": lambda: _first_frame(config, env),
@@ -828,7 +1064,7 @@ def many_stages(work: Path, sizes: Sizes) -> Scenario:
     keys = Samples()
     for _ in range(2):
         result = _result(_probe("stages", config, str(sizes.key_presses), env=env))
-        keys.values += list(result["latencies_s"])  # type: ignore[arg-type]
+        keys.values += list(result["latencies_s"])
     scenario.table.append(
         [
             f"`down` in the stage list, p50 / p95 ({len(keys.values)} keys)",
@@ -837,7 +1073,14 @@ def many_stages(work: Path, sizes: Sizes) -> Scenario:
         ]
     )
     scenario.targets.append(
-        Target(f"{count} stages: key → frame p95", keys.percentile(0.95) * 1000, 50.0, " ms")
+        Target(
+            "stages-keys",
+            f"{count} stages: key → frame p95",
+            keys.percentile(0.95) * 1000,
+            30.0,
+            " ms",
+            moonshot=16.0,
+        )
     )
     return scenario
 
@@ -1009,3 +1252,83 @@ def _restoring_run(
         (directory / "big.out").unlink()
         samples.values.append(_timed_mlci(config, "run", env=env))
     return samples
+
+
+# 11. Reading a log back ----------------------------------------------------------------
+
+SLOW_INFORMATION_S = 3.0
+"""A figure given for information only is measured once when one read takes longer."""
+
+
+def log_reading(work: Path, sizes: Sizes) -> Scenario:
+    """`mlci logs` of a flood's log, against `cat` of the bytes the stage printed."""
+    env = bench_env()
+    count = sizes.lines[-1]
+    producer = _fast_producer(count)
+    directory = work / "reading"
+    directory.mkdir()
+    config = directory / "config.toml"
+    config.write_text(f'[stages.flood]\ncommand = "{producer}"\n')
+    _timed_mlci(config, "run", env=env)
+    subprocess.run(["sh", "-c", f"{producer} > printed.out"], cwd=directory, check=True)
+    stored = directory / "stored.out"
+    lines = _stored(config, "flood", _latest_run(config, env), stored, env)
+    same = filecmp.cmp(stored, directory / "printed.out", shallow=False)
+    stored.unlink()
+    scenario = Scenario(
+        "11. Reading a log back",
+        f"The log of one stage that printed {count:,} lines of {len(LINE.format(0)) + 1}"
+        " bytes (scenario 2's flood, run once), read back into /dev/null: `mlci logs flood`,"
+        " what the stage printed, against `cat` of a file holding the same bytes (the"
+        " producer's output, written by the producer); and `mlci logs`, the whole run's"
+        " log with every line labelled by its stage, for information.",
+        headers=["command", "median", "min – max"],
+        about=[
+            f"producer: `{producer}` ({version(['yes', '--version'])})",
+            f"peer: `cat printed.out > /dev/null` ({version(['cat', '--version'])})",
+        ],
+    )
+    commands = {
+        "mlci logs flood > /dev/null": lambda: _timed_mlci(config, "logs", "flood", env=env),
+        "cat printed.out > /dev/null": lambda: timed(
+            ["cat", "printed.out"], cwd=directory, env=env
+        ),
+    }
+    whole_run = "mlci logs > /dev/null (the whole run)"
+
+    def read_whole() -> float:
+        return _timed_mlci(config, "logs", env=env)
+
+    # The whole run's log is for information: when it is slow it would take most of the
+    # suite's time, and is read once after a warm-up instead of in the alternation.
+    slow = read_whole() > SLOW_INFORMATION_S
+    if not slow:
+        commands[whole_run] = read_whole
+    samples = interleave(sizes.runs, commands)
+    if slow:
+        samples[whole_run] = Samples([read_whole()])
+        scenario.notes.append(
+            f"The whole run's log took over {SLOW_INFORMATION_S:g} s to read: it was read"
+            " once after a warm-up, not alternated with the others."
+        )
+    for name, values in samples.items():
+        scenario.table.append([name, *spread(values)])
+    peer = samples["cat printed.out > /dev/null"].median
+    stage = samples["mlci logs flood > /dev/null"].median
+    whole = samples[whole_run].median
+    scenario.targets.append(
+        Target("logs-read", f"`mlci logs flood` / `cat`, {count:,} lines", stage / peer, 1.5, "×")
+    )
+    scenario.targets.append(
+        Target("logs-read-missing", "lines missing from `mlci logs flood`", count - lines, 0)
+    )
+    scenario.notes.append(
+        f"`mlci logs flood` took {stage / peer:.1f}× `cat`'s time, `mlci logs` of the whole"
+        f" run {whole / peer:.1f}× (for information: no target)."
+        + (
+            " `mlci logs flood` gave back the producer's bytes exactly."
+            if same
+            else " **`mlci logs flood` differs from the producer's bytes.**"
+        )
+    )
+    return scenario

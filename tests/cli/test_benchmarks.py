@@ -26,11 +26,18 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
         "8. Metric plots",
         "9. Many stages",
         "10. Outs into and out of the cache",
+        "11. Reading a log back",
     ):
         assert f"## {title}" in text
-    assert "| scenario | target | measured | limit | |" in text
-    for producer in ("fast", "Python"):
-        assert f"lines missing from the store, 100,000 lines, {producer} producer | 0 |" in text
+    assert "| scenario | target | measured | limit | moonshot | |" in text
+    # What the store gave back is what the producer printed, however the runner's
+    # stdout was read.
+    for width in (60, 18):
+        for sink in ("> /dev/null", "\\| cat > /dev/null"):
+            row = f"lines missing from `mlci logs flood`, 100,000 × {width} B, `{sink}` | 0 |"
+            assert row in text
+    assert "runs whose `mlci logs flood` differs from the producer's bytes (of 5) | 0 |" in text
+    assert "lines missing from `mlci logs flood` | 0 |" in text
     # Every comparison names its peer and the peer's version.
     assert "peer: `tee` (tee (GNU coreutils)" in text
     assert "peers: make (GNU Make" in text
