@@ -238,10 +238,12 @@ class MetricPlot(PlotWidget):
         self.set_xlimits(x_low, x_high)
         columns = self.size.width - self.margin_left
         # Steps and versions are whole numbers: over a short span, a tick at each.
-        every = list(range(math.ceil(x_low), math.floor(x_high) + 1))
-        each = sum(len(label) + 1 for label in self.x_axis.get_labels_for_ticks(every))
-        fits = x_high - x_low <= 16 and each <= columns
-        self.set_xticks(every if fits else None)
+        ticks: list[int] | None = None
+        if x_high - x_low <= 16:  # labelling a long span's every step costs seconds
+            every = list(range(math.ceil(x_low), math.floor(x_high) + 1))
+            labels = self.x_axis.get_labels_for_ticks(every)
+            ticks = every if sum(len(label) + 1 for label in labels) <= columns else None
+        self.set_xticks(ticks)
         self.x_axis.most = 8
         widest = max(map(len, self.x_axis.labels(x_low, x_high)), default=1)
         self.x_axis.most = max(1, columns // (widest + 2))
