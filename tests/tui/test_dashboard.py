@@ -23,6 +23,7 @@ from textual.app import App, ComposeResult
 
 from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store.log_index import LogIndex
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.reader import Snapshot
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
@@ -41,7 +42,6 @@ from tests.helpers import (
     Project,
     dashboard,
     history,
-    log_records,
     mlci_env,
     notices,
     read_pids,
@@ -457,8 +457,10 @@ async def test_a_log_shown_while_another_is_still_being_read_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = tmp_path / "first.log", tmp_path / "second.log"
-    first.write_bytes(log_records(Stream.STDOUT, b"a", 1.0))
-    second.write_bytes(log_records(Stream.STDOUT, b"b1\nb2", 1.0))
+    for path, printed in ((first, b"a"), (second, b"b1\nb2")):
+        writer = LogWriter(path)
+        writer.output(Stream.STDOUT, printed, 1.0)
+        writer.close()
     release = threading.Event()
     update = LogIndex.update
 

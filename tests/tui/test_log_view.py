@@ -9,8 +9,9 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from mlci_tui.states import Stream
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.widgets.log_view import LogView
-from tests.helpers import log_records, settle, text_of, until
+from tests.helpers import settle, text_of, until
 
 BIG = 300_001
 
@@ -21,12 +22,21 @@ class Viewer(App[None]):
 
 
 def numbered(path: Path, count: int, prefix: str = "line") -> Path:
-    with path.open("wb") as file:
-        for start in range(0, count, 50_000):
-            lines = [
-                b"%s %06d" % (prefix.encode(), i) for i in range(start, min(count, start + 50_000))
-            ]
-            file.write(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    writer = LogWriter(path)
+    for start in range(0, count, 50_000):
+        lines = [
+            b"%s %06d" % (prefix.encode(), i) for i in range(start, min(count, start + 50_000))
+        ]
+        writer.output(Stream.STDOUT, b"\n".join(lines), 1.0)
+    writer.close()
+    return path
+
+
+def written(path: Path, data: bytes) -> Path:
+    """A log of what a stage printed in one chunk, ``data``."""
+    writer = LogWriter(path)
+    writer.output(Stream.STDOUT, data, 1.0)
+    writer.close()
     return path
 
 
@@ -88,8 +98,9 @@ async def test_a_growing_log_is_followed_to_its_newest_line(tmp_path: Path) -> N
     path = numbered(tmp_path / "log", 1000)
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 1000)
-        with path.open("ab") as file:
-            file.write(log_records(Stream.STDOUT, b"the newest line", 2.0))
+        writer = LogWriter(path)
+        writer.output(Stream.STDOUT, b"the newest line", 2.0)
+        writer.close()
         view.poll()
         await until(pilot, lambda: rows(view)[-1] == "the newest line")
 
@@ -126,22 +137,21 @@ async def test_a_line_redrawn_with_carriage_returns_shows_its_latest_state(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "log"
-    # What a progress bar leaves: pieces flushed before the line ends, joined here.
-    path.write_bytes(
-        log_records(Stream.STDOUT, b"before", 1.0)
-        + log_records(Stream.STDOUT, b"progress  10%", 1.1, partial=True)
-        + log_records(Stream.STDOUT, b"\rprogress  50%", 1.2, partial=True)
-        + log_records(Stream.STDOUT, b"\rprogress 100%\nafter", 1.3)
-    )
+    # What a progress bar leaves: pieces flushed before the line ends.
+    writer = LogWriter(path)
+    writer.output(Stream.STDOUT, b"before", 1.0)
+    writer.output(Stream.STDOUT, b"progress  10%", 1.1, partial=True)
+    writer.output(Stream.STDOUT, b"\rprogress  50%", 1.2, partial=True)
+    writer.output(Stream.STDOUT, b"\rprogress 100%\nafter", 1.3)
+    writer.close()
     async with Viewer().run_test(size=(60, 8)) as pilot:
         view = await opened(pilot, path, 3)
         assert rows(view)[:3] == ["before", "progress 100%", "after"]
 
 
 async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
-    path = tmp_path / "log"
     long = b"".join(b"%03d " % i for i in range(40))  # 160 columns
-    path.write_bytes(log_records(Stream.STDOUT, b"\n".join([b"short", long, b"last"]), 1.0))
+    path = written(tmp_path / "log", b"\n".join([b"short", long, b"last"]))
     async with Viewer().run_test(size=(60, 10)) as pilot:
         view = await opened(pilot, path, 3)
         assert rows(view)[:3] == ["short", long.decode()[:60].rstrip(), "last"]
@@ -166,9 +176,8 @@ async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
 async def test_wrapped_lines_show_the_last_line_and_no_horizontal_scrollbar(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "log"
     lines = [b"%02d " % i + b"x" * 150 for i in range(40)] + [b"the last line"]
-    path.write_bytes(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    path = written(tmp_path / "log", b"\n".join(lines))
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 41)
         view.action_toggle_wrap()
@@ -190,8 +199,7 @@ def assert_last(shown: list[str]) -> None:
 async def test_a_narrow_log_opened_after_a_wide_one_has_no_horizontal_scrollbar(
     tmp_path: Path,
 ) -> None:
-    wide = tmp_path / "wide"
-    wide.write_bytes(log_records(Stream.STDOUT, b"w" * 200, 1.0))
+    wide = written(tmp_path / "wide", b"w" * 200)
     narrow = numbered(tmp_path / "narrow", 3)
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, wide, 1)
@@ -204,10 +212,11 @@ async def test_a_narrow_log_opened_after_a_wide_one_has_no_horizontal_scrollbar(
 async def test_a_huge_line_shows_its_start_marked_as_cut_with_its_size(tmp_path: Path) -> None:
     path = tmp_path / "log"
     piece = b"a" * (1 << 20)
-    with path.open("wb") as file:
-        for _ in range(100):  # a 100 MB line, written in pieces as the runner does
-            file.write(log_records(Stream.STDOUT, piece, 1.0, partial=True))
-        file.write(log_records(Stream.STDOUT, b"\nafter", 1.0))
+    writer = LogWriter(path)
+    for _ in range(100):  # a 100 MB line, written in pieces as the runner does
+        writer.output(Stream.STDOUT, piece, 1.0, partial=True)
+    writer.output(Stream.STDOUT, b"\nafter", 1.0)
+    writer.close()
     async with Viewer().run_test(size=(80, 12)) as pilot:
         view = await opened(pilot, path, 2)
         await until(pilot, lambda: rows(view)[0].startswith("[a line of 10"))
@@ -217,10 +226,9 @@ async def test_a_huge_line_shows_its_start_marked_as_cut_with_its_size(tmp_path:
 
 
 async def test_a_wrapped_line_loses_no_character_beside_the_scrollbar(tmp_path: Path) -> None:
-    path = tmp_path / "log"
     long = "".join(f"{i:03d}," for i in range(75))  # 300 columns, each place unique
     lines = [b"line %02d" % i for i in range(60)] + [long.encode()]
-    path.write_bytes(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    path = written(tmp_path / "log", b"\n".join(lines))
     async with Viewer().run_test(size=(80, 24)) as pilot:
         view = await opened(pilot, path, 61)
         view.action_toggle_wrap()  # `w`, which the dashboard binds

@@ -163,7 +163,8 @@ class LogView(ScrollView, can_focus=True):
         """Where the stage ran, when not here (a Ray job): set by the app, shown below."""
         self._search_note = ""
         self._matches: tuple[str, int, array[int]] | None = None
-        """The lines matching a query, counted in a worker: (query, records, lines)."""
+        """The lines matching a query, counted in a worker: (query, how much of the log
+        was indexed, lines)."""
         self._cache: LRUCache[int, Strip] = LRUCache(512)
         self._wrapped: LRUCache[int, list[Strip]] = LRUCache(512)
         self._width = 0
@@ -639,7 +640,7 @@ class LogView(ScrollView, can_focus=True):
         """Count the matches in a worker, unless counted for this query and file size."""
         assert self.index is not None
         counted = self._matches
-        if counted is not None and counted[:2] == (query, self.index.records):
+        if counted is not None and counted[:2] == (query, self.index.indexed):
             return
         self._matches = None
         self._count_matches(self.index, query)
@@ -647,18 +648,18 @@ class LogView(ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="log-count")
     def _count_matches(self, index: LogIndex | RunLog, query: str) -> None:
         worker = get_current_worker()
-        records = index.records
+        indexed = index.indexed
         found = index.matches(query, cancelled=lambda: worker.is_cancelled)
         if found is None:
             return
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
-            self.app.call_from_thread(self._counted, index, query, records, found)
+            self.app.call_from_thread(self._counted, index, query, indexed, found)
 
     def _counted(
-        self, index: LogIndex | RunLog, query: str, records: int, found: array[int]
+        self, index: LogIndex | RunLog, query: str, indexed: int, found: array[int]
     ) -> None:
         if index is self.index and query == self.search_text:
-            self._matches = (query, records, found)
+            self._matches = (query, indexed, found)
             self._show_status()
 
     def match_position(self) -> tuple[int, int] | None:
