@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.states import Stream
+from mlci_tui.store import logs
 from mlci_tui.store.logs import LogRecord, LogWriter
 from mlci_tui.store.run_log import RunLog, stage_labels
 from tests.unit.store.test_log_index import reference
@@ -35,7 +36,8 @@ def write(directory: Path, events: list, start: float) -> float:
     """Append ``events`` to the stages' logs, times rising from ``start``."""
     time = start
     for stage, step, content, ends, stream in events:
-        time += step / 1000
+        # Whole milliseconds: a notes file keeps times to the microsecond.
+        time = round(time + step / 1000, 3)
         writer = LogWriter(directory / f"{STAGES[stage]}.log")
         if stream is Stream.MESSAGE:
             writer.note(content.decode(), time)
@@ -109,3 +111,25 @@ def test_stage_labels_line_the_lines_up_as_mlci_run_prints_them() -> None:
         "[a]        ",
     ]
     assert len({label.color for label in labels.values()}) == 3
+
+
+def test_a_line_whose_entry_is_still_to_be_written_waits_for_its_time(tmp_path: Path) -> None:
+    """A reader can come between a chunk's bytes and its entry: the line is placed
+    once its time is known, where a reading of the whole files places it."""
+    prep, train = tmp_path / "prep.log", tmp_path / "train.log"
+    for path, time in ((prep, 1.0), (train, 2.0)):
+        writer = LogWriter(path)
+        writer.output(Stream.STDOUT, path.stem.encode(), time)
+        writer.close()
+    with prep.open("ab") as file:
+        file.write(b"late\n")  # its entry (time 3.0) not written yet
+    growing = RunLog([("prep", prep), ("train", train)])
+    growing.update()
+    assert [line.content for _, line in shown(growing)] == [b"prep", b"train"]
+    with logs.index_path(prep).open("ab") as file:
+        file.write(logs.ENTRY.pack(prep.stat().st_size << 2, 3.0))
+    growing.update()
+    whole = RunLog([("prep", prep), ("train", train)])
+    whole.update()
+    assert shown(growing) == shown(whole)
+    assert [line.content for _, line in shown(whole)] == [b"prep", b"train", b"late"]
