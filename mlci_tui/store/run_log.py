@@ -85,6 +85,11 @@ class RunLog:
     complete = True
     """Nothing is skipped: interleaving needs every line's place."""
 
+    @property
+    def settled(self) -> int:
+        """Every line placed has its time (see `update`)."""
+        return len(self)
+
     def fill_gap(self) -> int:
         return 0
 

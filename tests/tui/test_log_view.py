@@ -9,6 +9,7 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from mlci_tui.states import Stream
+from mlci_tui.store import logs
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.widgets.log_view import LogView
 from tests.helpers import settle, text_of, until
@@ -256,3 +257,31 @@ async def test_a_followed_log_of_wide_lines_keeps_its_last_line_above_the_scroll
         assert view.scroll_offset.y == view.max_scroll_y
         # The last row above the scrollbar is the last line.
         assert view.scroll_offset.y + view.scrollable_content_region.height - 1 == 99
+
+
+async def test_a_line_read_before_its_chunks_entry_is_drawn_again_in_its_streams_colour(
+    tmp_path: Path,
+) -> None:
+    """The view may read a chunk's bytes before the runner has written its entry:
+    the line is drawn as the chunk before's stream, then again once it is known."""
+    path = tmp_path / "log"
+    writer = LogWriter(path)
+    writer.output(Stream.STDOUT, b"out1", 1.0)
+    writer.output(Stream.STDERR, b"err1", 2.0)
+    writer.close()
+
+    def styles(y: int) -> list:
+        return [segment.style.clear_meta_and_links() for segment in view.render_line(y)]
+
+    async with Viewer().run_test(size=(60, 8)) as pilot:
+        view = await opened(pilot, path, 2)
+        assert styles(0) != styles(1)
+        with path.open("ab") as file:
+            file.write(b"out2\n")  # its entry, a stdout chunk's, comes a moment later
+        view.poll()
+        await until(pilot, lambda: rows(view)[2] == "out2")
+        assert styles(2) == styles(1)
+        with logs.index_path(path).open("ab") as file:
+            file.write(logs.ENTRY.pack(path.stat().st_size << 2 | 0, 3.0))
+        view.poll()
+        await until(pilot, lambda: styles(2) == styles(0))
