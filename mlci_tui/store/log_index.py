@@ -340,9 +340,7 @@ class LogIndex:
         if found is None:
             return None
         if isinstance(found, Note):
-            return LogRecord(
-                found.time, Stream.MESSAGE, found.text.encode("utf-8", "replace"), False
-            )
+            return LogRecord(found.time, Stream.MESSAGE, _content(found), False)
         stream, time = self._attributes(found.start)
         content, cut = self._content(found)
         return LogRecord(time, stream, content, found.partial, cut)
@@ -496,14 +494,14 @@ class LogIndex:
                 notes = [
                     line
                     for line, note in zip(lines, self._notes, strict=True)
-                    if line >= first and target in note.text.lower().encode("utf-8", "replace")
+                    if line >= first and target in _content(note).lower()
                 ][:1]
             else:
                 last = start - 1
                 notes = [
                     line
                     for line, note in zip(lines, self._notes, strict=True)
-                    if line <= last and target in note.text.lower().encode("utf-8", "replace")
+                    if line <= last and target in _content(note).lower()
                 ][-1:]
         hit = None
         if b"\n" not in target:
@@ -603,7 +601,7 @@ class LogIndex:
             lines = {
                 line
                 for line, note in zip(self._note_lines, self._notes, strict=True)
-                if target in note.text.lower().encode("utf-8", "replace")
+                if target in _content(note).lower()
             }
         if b"\n" not in target:
             overlap = len(target) - 1
@@ -669,6 +667,11 @@ class LogIndex:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _content(note: Note) -> bytes:
+    """The bytes of a note's line."""
+    return note.text.encode("utf-8", "replace")
 
 
 _BLOCK_READ = BLOCK + MAX_LINE_READ

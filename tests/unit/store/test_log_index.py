@@ -110,7 +110,7 @@ operations = st.lists(
             pieces,
             st.booleans(),
         ),
-        st.tuples(st.just("note"), st.text("ab x\n", max_size=5)),
+        st.tuples(st.just("note"), st.text("ab x\nÉ", max_size=5)),
         st.tuples(st.just("update"), st.booleans()),
     ),
     max_size=30,
@@ -134,7 +134,7 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     killed=st.sampled_from([0, 1, 7, 15]),
     orphan=pieces,
     recovered=st.booleans(),
-    needle=st.sampled_from(["a", "ab", "x a", "B\r", "o+"]),
+    needle=st.sampled_from(["a", "ab", "x a", "B\r", "o+", "é"]),
 )
 def test_the_lines_are_the_files_bytes_split_on_newlines_with_the_notes_between(
     tmp_path_factory, monkeypatch: pytest.MonkeyPatch, steps, killed, orphan, recovered, needle
