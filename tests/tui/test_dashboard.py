@@ -95,7 +95,7 @@ async def test_a_run_started_elsewhere_appears(project: Project) -> None:
         await until(pilot, lambda: run_state(app) is RunState.PASSED)
         runner.communicate(timeout=30)
         await until(pilot, lambda: log.index is not None and len(log.index) == 2)
-        assert [log.index.record(i).content for i in range(2)] == [b"started", b"finished"]
+        assert [log.index.line(i).content for i in range(2)] == [b"started", b"finished"]
 
 
 async def test_c_cancels_after_a_confirmation(project: Project) -> None:
@@ -276,7 +276,7 @@ async def test_pick_a_past_run(project: Project) -> None:
         await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) == 1)
-        assert log.index.record(0).content == b"run 1"
+        assert log.index.line(0).content == b"run 1"
         await pilot.press("p")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("l")
