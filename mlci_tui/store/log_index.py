@@ -19,10 +19,12 @@ and maps a line to a note or to a stretch of the file and back with bisections.
 from __future__ import annotations
 
 import bisect
+import operator
 import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
@@ -223,14 +225,13 @@ class LogIndex:
 
     def _add(self, chunk: bytes, base: int) -> None:
         """Index ``chunk``, read at ``base`` (the end of what is indexed)."""
-        blocks = _blocks(chunk, base, self._offsets[-1] + BLOCK, self._newlines)
-        newlines = chunk.count(b"\n")
+        blocks, newlines = _blocks(chunk, base, self._offsets[-1] + BLOCK, self._newlines)
         last = chunk.rfind(b"\n")
         with self._lock:
             for offset, number in blocks:
                 self._offsets.append(offset)
                 self._numbers.append(number)
-            self._newlines += newlines
+            self._newlines = newlines
             if last >= 0:
                 self._last_start = base + last + 1
             self._end = base + len(chunk)
@@ -249,11 +250,11 @@ class LogIndex:
             chunk = self._pread(min(READ_CHUNK, end - position), position)
             if not chunk:
                 return 0
-            for offset, number in _blocks(chunk, position, offsets[-1] + BLOCK, newlines):
+            blocks, newlines = _blocks(chunk, position, offsets[-1] + BLOCK, newlines)
+            for offset, number in blocks:
                 if offset < end:
                     offsets.append(offset)
                     numbers.append(number)
-            newlines += chunk.count(b"\n")
             position += len(chunk)
         with self._lock:
             before = self._count()
@@ -418,10 +419,12 @@ class LogIndex:
             return cached[3]
         data = self._pread(min(end - start, _BLOCK_READ), start) or b""
         # Every line of a block starts in its first `BLOCK` bytes, so in what was read.
-        pieces = data.split(b"\n")[:-1]
-        starts = [s for s in accumulate((len(p) + 1 for p in pieces), initial=start) if s < end]
-        self._block = (start, end, data, starts or [start])
-        return self._block[3]
+        lengths = map(_PLUS_NEWLINE, map(len, data.split(b"\n")[:-1]))
+        starts = list(accumulate(lengths, initial=start))
+        while len(starts) > 1 and starts[-1] >= end:
+            starts.pop()
+        self._block = (start, end, data, starts)
+        return starts
 
     def _content(self, stretch: _Stretch) -> tuple[bytes, int]:
         """The bytes of ``stretch`` to show, and its size when they are only its start."""
@@ -669,6 +672,10 @@ class LogIndex:
                 self._fd = None
 
 
+_PLUS_NEWLINE = partial(operator.add, 1)
+"""A line's length with its newline (a C-level callable, for `map`)."""
+
+
 def _content(note: Note) -> bytes:
     """The bytes of a note's line."""
     return note.text.encode("utf-8", "replace")
@@ -679,10 +686,13 @@ _BLOCK_READ = BLOCK + MAX_LINE_READ
 bytes, and most lines shown fit in the rest."""
 
 
-def _blocks(chunk: bytes, base: int, target: int, newlines: int) -> list[tuple[int, int]]:
+def _blocks(
+    chunk: bytes, base: int, target: int, newlines: int
+) -> tuple[list[tuple[int, int]], int]:
     """The blocks that start in ``chunk``, read at ``base`` after ``newlines`` newlines:
     (offset, number of its first line), each at the first line start at or after
-    ``target``, then `BLOCK` bytes on."""
+    ``target``, then `BLOCK` bytes on; and the newlines after ``chunk``. One C-level
+    pass over it."""
     found: list[tuple[int, int]] = []
     counted = 0
     while target < base + len(chunk):
@@ -693,4 +703,4 @@ def _blocks(chunk: bytes, base: int, target: int, newlines: int) -> list[tuple[i
         counted = at + 1
         found.append((base + at + 1, newlines))
         target = base + at + 1 + BLOCK
-    return found
+    return found, newlines + chunk.count(b"\n", counted)
