@@ -23,6 +23,7 @@ from textual.app import App, ComposeResult
 
 from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store.log_index import LogIndex
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.reader import Snapshot
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
@@ -41,7 +42,6 @@ from tests.helpers import (
     Project,
     dashboard,
     history,
-    log_records,
     mlci_env,
     notices,
     read_pids,
@@ -95,7 +95,7 @@ async def test_a_run_started_elsewhere_appears(project: Project) -> None:
         await until(pilot, lambda: run_state(app) is RunState.PASSED)
         runner.communicate(timeout=30)
         await until(pilot, lambda: log.index is not None and len(log.index) == 2)
-        assert [log.index.record(i).content for i in range(2)] == [b"started", b"finished"]
+        assert [log.index.line(i).content for i in range(2)] == [b"started", b"finished"]
 
 
 async def test_c_cancels_after_a_confirmation(project: Project) -> None:
@@ -276,7 +276,7 @@ async def test_pick_a_past_run(project: Project) -> None:
         await until(pilot, lambda: app.snapshot.run is not None and app.snapshot.run.id == 1)
         log = app.query_one(LogView)
         await until(pilot, lambda: log.index is not None and len(log.index) == 1)
-        assert log.index.record(0).content == b"run 1"
+        assert log.index.line(0).content == b"run 1"
         await pilot.press("p")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("l")
@@ -457,8 +457,10 @@ async def test_a_log_shown_while_another_is_still_being_read_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = tmp_path / "first.log", tmp_path / "second.log"
-    first.write_bytes(log_records(Stream.STDOUT, b"a", 1.0))
-    second.write_bytes(log_records(Stream.STDOUT, b"b1\nb2", 1.0))
+    for path, printed in ((first, b"a"), (second, b"b1\nb2")):
+        writer = LogWriter(path)
+        writer.output(Stream.STDOUT, printed, 1.0)
+        writer.close()
     release = threading.Event()
     update = LogIndex.update
 

@@ -9,8 +9,10 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from mlci_tui.states import Stream
+from mlci_tui.store import logs
+from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.widgets.log_view import LogView
-from tests.helpers import log_records, settle, text_of, until
+from tests.helpers import settle, text_of, until
 
 BIG = 300_001
 
@@ -21,12 +23,21 @@ class Viewer(App[None]):
 
 
 def numbered(path: Path, count: int, prefix: str = "line") -> Path:
-    with path.open("wb") as file:
-        for start in range(0, count, 50_000):
-            lines = [
-                b"%s %06d" % (prefix.encode(), i) for i in range(start, min(count, start + 50_000))
-            ]
-            file.write(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    writer = LogWriter(path)
+    for start in range(0, count, 50_000):
+        lines = [
+            b"%s %06d" % (prefix.encode(), i) for i in range(start, min(count, start + 50_000))
+        ]
+        writer.output(Stream.STDOUT, b"\n".join(lines), 1.0)
+    writer.close()
+    return path
+
+
+def written(path: Path, data: bytes) -> Path:
+    """A log of what a stage printed in one chunk, ``data``."""
+    writer = LogWriter(path)
+    writer.output(Stream.STDOUT, data, 1.0)
+    writer.close()
     return path
 
 
@@ -88,8 +99,9 @@ async def test_a_growing_log_is_followed_to_its_newest_line(tmp_path: Path) -> N
     path = numbered(tmp_path / "log", 1000)
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 1000)
-        with path.open("ab") as file:
-            file.write(log_records(Stream.STDOUT, b"the newest line", 2.0))
+        writer = LogWriter(path)
+        writer.output(Stream.STDOUT, b"the newest line", 2.0)
+        writer.close()
         view.poll()
         await until(pilot, lambda: rows(view)[-1] == "the newest line")
 
@@ -126,22 +138,21 @@ async def test_a_line_redrawn_with_carriage_returns_shows_its_latest_state(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "log"
-    # What a progress bar leaves: pieces flushed before the line ends, joined here.
-    path.write_bytes(
-        log_records(Stream.STDOUT, b"before", 1.0)
-        + log_records(Stream.STDOUT, b"progress  10%", 1.1, partial=True)
-        + log_records(Stream.STDOUT, b"\rprogress  50%", 1.2, partial=True)
-        + log_records(Stream.STDOUT, b"\rprogress 100%\nafter", 1.3)
-    )
+    # What a progress bar leaves: pieces flushed before the line ends.
+    writer = LogWriter(path)
+    writer.output(Stream.STDOUT, b"before", 1.0)
+    writer.output(Stream.STDOUT, b"progress  10%", 1.1, partial=True)
+    writer.output(Stream.STDOUT, b"\rprogress  50%", 1.2, partial=True)
+    writer.output(Stream.STDOUT, b"\rprogress 100%\nafter", 1.3)
+    writer.close()
     async with Viewer().run_test(size=(60, 8)) as pilot:
         view = await opened(pilot, path, 3)
         assert rows(view)[:3] == ["before", "progress 100%", "after"]
 
 
 async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
-    path = tmp_path / "log"
     long = b"".join(b"%03d " % i for i in range(40))  # 160 columns
-    path.write_bytes(log_records(Stream.STDOUT, b"\n".join([b"short", long, b"last"]), 1.0))
+    path = written(tmp_path / "log", b"\n".join([b"short", long, b"last"]))
     async with Viewer().run_test(size=(60, 10)) as pilot:
         view = await opened(pilot, path, 3)
         assert rows(view)[:3] == ["short", long.decode()[:60].rstrip(), "last"]
@@ -166,9 +177,8 @@ async def test_z_zooms_the_log_and_w_wraps_long_lines(tmp_path: Path) -> None:
 async def test_wrapped_lines_show_the_last_line_and_no_horizontal_scrollbar(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "log"
     lines = [b"%02d " % i + b"x" * 150 for i in range(40)] + [b"the last line"]
-    path.write_bytes(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    path = written(tmp_path / "log", b"\n".join(lines))
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, path, 41)
         view.action_toggle_wrap()
@@ -190,8 +200,7 @@ def assert_last(shown: list[str]) -> None:
 async def test_a_narrow_log_opened_after_a_wide_one_has_no_horizontal_scrollbar(
     tmp_path: Path,
 ) -> None:
-    wide = tmp_path / "wide"
-    wide.write_bytes(log_records(Stream.STDOUT, b"w" * 200, 1.0))
+    wide = written(tmp_path / "wide", b"w" * 200)
     narrow = numbered(tmp_path / "narrow", 3)
     async with Viewer().run_test(size=(60, 12)) as pilot:
         view = await opened(pilot, wide, 1)
@@ -204,10 +213,11 @@ async def test_a_narrow_log_opened_after_a_wide_one_has_no_horizontal_scrollbar(
 async def test_a_huge_line_shows_its_start_marked_as_cut_with_its_size(tmp_path: Path) -> None:
     path = tmp_path / "log"
     piece = b"a" * (1 << 20)
-    with path.open("wb") as file:
-        for _ in range(100):  # a 100 MB line, written in pieces as the runner does
-            file.write(log_records(Stream.STDOUT, piece, 1.0, partial=True))
-        file.write(log_records(Stream.STDOUT, b"\nafter", 1.0))
+    writer = LogWriter(path)
+    for _ in range(100):  # a 100 MB line, written in pieces as the runner does
+        writer.output(Stream.STDOUT, piece, 1.0, partial=True)
+    writer.output(Stream.STDOUT, b"\nafter", 1.0)
+    writer.close()
     async with Viewer().run_test(size=(80, 12)) as pilot:
         view = await opened(pilot, path, 2)
         await until(pilot, lambda: rows(view)[0].startswith("[a line of 10"))
@@ -217,10 +227,9 @@ async def test_a_huge_line_shows_its_start_marked_as_cut_with_its_size(tmp_path:
 
 
 async def test_a_wrapped_line_loses_no_character_beside_the_scrollbar(tmp_path: Path) -> None:
-    path = tmp_path / "log"
     long = "".join(f"{i:03d}," for i in range(75))  # 300 columns, each place unique
     lines = [b"line %02d" % i for i in range(60)] + [long.encode()]
-    path.write_bytes(log_records(Stream.STDOUT, b"\n".join(lines), 1.0))
+    path = written(tmp_path / "log", b"\n".join(lines))
     async with Viewer().run_test(size=(80, 24)) as pilot:
         view = await opened(pilot, path, 61)
         view.action_toggle_wrap()  # `w`, which the dashboard binds
@@ -248,3 +257,31 @@ async def test_a_followed_log_of_wide_lines_keeps_its_last_line_above_the_scroll
         assert view.scroll_offset.y == view.max_scroll_y
         # The last row above the scrollbar is the last line.
         assert view.scroll_offset.y + view.scrollable_content_region.height - 1 == 99
+
+
+async def test_a_line_read_before_its_chunks_entry_is_drawn_again_in_its_streams_colour(
+    tmp_path: Path,
+) -> None:
+    """The view may read a chunk's bytes before the runner has written its entry:
+    the line is drawn as the chunk before's stream, then again once it is known."""
+    path = tmp_path / "log"
+    writer = LogWriter(path)
+    writer.output(Stream.STDOUT, b"out1", 1.0)
+    writer.output(Stream.STDERR, b"err1", 2.0)
+    writer.close()
+
+    def styles(y: int) -> list:
+        return [segment.style.clear_meta_and_links() for segment in view.render_line(y)]
+
+    async with Viewer().run_test(size=(60, 8)) as pilot:
+        view = await opened(pilot, path, 2)
+        assert styles(0) != styles(1)
+        with path.open("ab") as file:
+            file.write(b"out2\n")  # its entry, a stdout chunk's, comes a moment later
+        view.poll()
+        await until(pilot, lambda: rows(view)[2] == "out2")
+        assert styles(2) == styles(1)
+        with logs.index_path(path).open("ab") as file:
+            file.write(logs.ENTRY.pack(path.stat().st_size << 2 | 0, 3.0))
+        view.poll()
+        await until(pilot, lambda: styles(2) == styles(0))

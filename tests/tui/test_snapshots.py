@@ -40,7 +40,7 @@ from mlci_tui.store import Store
 from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.app import MlciApp, make_app
-from tests.helpers import HOSTILE, Project, log_records, settle, setup, shown
+from tests.helpers import HOSTILE, Project, settle, setup, shown
 
 T0 = 1_790_000_000.0
 
@@ -63,7 +63,7 @@ def utc() -> Iterator[None]:
 
 def write_log(store: Store, run: int, stage: str, lines: list[str], at: float) -> None:
     log = LogWriter(store.log_path(run, stage))
-    log.write(log_records(Stream.STDOUT, "\n".join(lines).encode(), at))
+    log.output(Stream.STDOUT, "\n".join(lines).encode(), at)
     log.close()
 
 
@@ -423,8 +423,8 @@ def test_hostile_output(snap_compare, tmp_path: Path) -> None:
         config_path=str(config_path),
     )
     log = LogWriter(store.log_path(run_id, "evil"))
-    log.write(log_records(Stream.STDOUT, HOSTILE.rstrip(b"\n"), T0 + 1))
-    log.write(log_records(Stream.STDERR, b"\x1b[1;31mbold red on stderr\x1b[0m \x07\x7f", T0 + 2))
+    log.output(Stream.STDOUT, HOSTILE.rstrip(b"\n"), T0 + 1)
+    log.output(Stream.STDERR, b"\x1b[1;31mbold red on stderr\x1b[0m \x07\x7f", T0 + 2)
     log.close()
     store.runs.update_stage(
         run_id, "evil", state=StageState.PASSED, exit_code=0, started_at=T0, ended_at=T0 + 3

@@ -163,7 +163,8 @@ class LogView(ScrollView, can_focus=True):
         """Where the stage ran, when not here (a Ray job): set by the app, shown below."""
         self._search_note = ""
         self._matches: tuple[str, int, array[int]] | None = None
-        """The lines matching a query, counted in a worker: (query, records, lines)."""
+        """The lines matching a query, counted in a worker: (query, how much of the log
+        was indexed, lines)."""
         self._cache: LRUCache[int, Strip] = LRUCache(512)
         self._wrapped: LRUCache[int, list[Strip]] = LRUCache(512)
         self._width = 0
@@ -172,6 +173,8 @@ class LogView(ScrollView, can_focus=True):
         self._reads = ReadAgain(self._start_indexing)
         self._drawn_lines = 0
         """How many lines the index had when the view last caught up with it."""
+        self._settled = 0
+        """How many of them had their stream known then (`LogIndex.settled`)."""
         self._to_top = False
         """Home was pressed while lines above were not counted yet (see `_indexed`)."""
         self._pending_search: tuple[str, bool, str] | None = None
@@ -208,7 +211,7 @@ class LogView(ScrollView, can_focus=True):
         self._search_note = ""
         self._pending_search = None
         self._clear_caches()
-        self._drawn_lines = 0
+        self._drawn_lines = self._settled = 0
         # Measured again for this file: a width kept from a wider log would show a
         # horizontal scrollbar with nothing to scroll to.
         self._width = 0
@@ -242,21 +245,30 @@ class LogView(ScrollView, can_focus=True):
             # huge one perhaps: count the rest, so that a line shows from its start.
             filled += index.fill_gap()
             gap = True
+        settled = index.settled
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
-            self.app.call_from_thread(self._indexed, index, added, filled, gap)
+            self.app.call_from_thread(self._indexed, index, added, filled, gap, settled)
 
     def _indexed(
-        self, index: LogIndex | RunLog, added: int, filled: int = 0, gap: bool = False
+        self,
+        index: LogIndex | RunLog,
+        added: int,
+        filled: int = 0,
+        gap: bool = False,
+        settled: int = 0,
     ) -> None:
         # A pass over a file no longer shown changes nothing, but a poll asked
         # for meanwhile is for the file shown now: `done` runs it.
-        if index is self.index and (added or gap or self._to_top):
+        if index is self.index and (added or gap or self._to_top or settled > self._settled):
             self._resize_virtual()
-            # The line that was last may have grown (a line written in pieces), and
-            # lines may have come after it: draw it and them again.
-            self._forget(self._drawn_lines - 1)
+            # The line that was last may have grown (a line written in pieces), lines
+            # read before their chunk's entry may have another stream, and lines may
+            # have come after them: draw them all again.
+            for line in range(min(self._drawn_lines - 1, self._settled), self._drawn_lines):
+                self._forget(line)
             self._forget(len(index) - 1)
             self._drawn_lines = len(index)
+            self._settled = settled
             if gap:
                 # Lines were counted above: the first line after them may be longer.
                 self._clear_caches()
@@ -639,7 +651,7 @@ class LogView(ScrollView, can_focus=True):
         """Count the matches in a worker, unless counted for this query and file size."""
         assert self.index is not None
         counted = self._matches
-        if counted is not None and counted[:2] == (query, self.index.records):
+        if counted is not None and counted[:2] == (query, self.index.indexed):
             return
         self._matches = None
         self._count_matches(self.index, query)
@@ -647,18 +659,18 @@ class LogView(ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="log-count")
     def _count_matches(self, index: LogIndex | RunLog, query: str) -> None:
         worker = get_current_worker()
-        records = index.records
+        indexed = index.indexed
         found = index.matches(query, cancelled=lambda: worker.is_cancelled)
         if found is None:
             return
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
-            self.app.call_from_thread(self._counted, index, query, records, found)
+            self.app.call_from_thread(self._counted, index, query, indexed, found)
 
     def _counted(
-        self, index: LogIndex | RunLog, query: str, records: int, found: array[int]
+        self, index: LogIndex | RunLog, query: str, indexed: int, found: array[int]
     ) -> None:
         if index is self.index and query == self.search_text:
-            self._matches = (query, records, found)
+            self._matches = (query, indexed, found)
             self._show_status()
 
     def match_position(self) -> tuple[int, int] | None:
