@@ -406,14 +406,37 @@ def readable(path: Path) -> Path:
         _scratch = Path(tempfile.mkdtemp(prefix="mlci-logs-"))
         atexit.register(shutil.rmtree, _scratch, True)
     copy = _scratch / f"{len(_converted)}.log"
-    writer = LogWriter(copy)
-    try:
-        for record in legacy_log.records(path):
-            if record.stream is Stream.MESSAGE:
-                writer.note(record.content.decode("utf-8", "replace"), record.time)
-            else:
-                writer.output(record.stream, record.content, record.time, partial=record.partial)
-    finally:
-        writer.close()
+    _convert(path, copy)
     _converted[key] = copy
     return copy
+
+
+def _convert(path: Path, copy: Path) -> None:
+    """Write the log at ``path``, of the format before this one, to ``copy`` in this
+    one: buffered, one entry for each run of records of one stream and one time."""
+    with (
+        open(copy, "wb") as data,
+        open(index_path(copy), "wb") as index,
+        open(notes_path(copy), "wb") as notes,
+    ):
+        index.write(HEADER)
+        end = 0
+        pending: tuple[int, float] | None = None
+
+        def entry() -> None:
+            if pending is not None:
+                index.write(ENTRY.pack(end << 2 | pending[0], pending[1]))
+
+        for record in legacy_log.records(path):
+            if record.stream is Stream.MESSAGE:
+                entry()
+                pending = None
+                notes.write(b"%d %.6f %s\n" % (end, record.time, record.content))
+                continue
+            key = (KIND[record.stream], record.time)
+            if pending is not None and pending != key:
+                entry()
+            pending = key
+            data.write(record.content if record.partial else record.content + b"\n")
+            end += len(record.content) + (not record.partial)
+        entry()
