@@ -145,14 +145,17 @@ class _Commands(argparse._SubParsersAction):
     of its words for each, would be a twentieth of `mlci run`'s start."""
 
     named: str | None = None
+    listed = False
+    """Only `mlci --help` is asked: each parser is made to be listed, without options."""
 
     def wanted(self, name: str) -> bool:
         return self.named in (None, name)
 
 
-def _commands(parser: argparse.ArgumentParser, **kwargs: Any) -> _Commands:
+def _commands(parser: argparse.ArgumentParser, *, listed: bool, **kwargs: Any) -> _Commands:
     commands = parser.add_subparsers(parser_class=_Parser, action=_Commands, **kwargs)
     assert isinstance(commands, _Commands)
+    commands.listed = listed
     return commands
 
 
@@ -160,26 +163,30 @@ def _command(
     commands: _Commands, name: str, handler: Handler, *options: str, **kwargs: Any
 ) -> _Parser | None:
     """A command's parser: it names the function that runs the command, and takes
-    these `_OPTIONS` first. None when the arguments name another command."""
+    these `_OPTIONS` first. None when the arguments name another command, or only
+    `mlci --help` is asked."""
     if not commands.wanted(name):
         return None
     parser: _Parser = commands.add_parser(name, parents=[_CONFIG], **kwargs)
     parser.set_defaults(handler=handler)
+    if commands.listed:
+        return None
     for flag in options:
         _option(parser, flag)
     return parser
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, listed: bool = False) -> argparse.ArgumentParser:
     """`mlci`'s parser; with ``command``, one that knows only that command (all of
-    them when there is none such, for the error to list them)."""
+    them when there is none such, for the error to list them); ``listed``, one that
+    only lists the commands, for `mlci --help`."""
     parser = _Parser(
         prog="mlci",
         parents=[_CONFIG],
         description="Run, watch and roll back machine-learning pipelines.",
     )
     parser.add_argument("--version", action="version", version=f"mlci-tui {__version__}")
-    commands = _commands(parser, dest="command", metavar="COMMAND")
+    commands = _commands(parser, listed=listed, dest="command", metavar="COMMAND")
     commands.named = command
     # In the order `mlci --help` lists them.
     _command(commands, "tui", dashboard.handle_tui, help="open the dashboard (the default command)")
@@ -190,6 +197,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     if command is not None and command not in commands.choices:
         return build_parser()
     return parser
+
+
+def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of these arguments: the parser of the command they name alone, or
+    for `mlci --help` one that lists the commands."""
+    return build_parser(_named_command(argv), listed=list(argv[:1]) in (["-h"], ["--help"]))
 
 
 def _named_command(argv: Sequence[str]) -> str | None:
@@ -254,6 +267,7 @@ def _pipeline_commands(commands: _Commands) -> None:
         gc := _command(
             _commands(
                 commands.add_parser("cache", parents=[_CONFIG], help="the cache of stages' outs"),
+                listed=commands.listed,
                 metavar="ACTION",
                 required=True,
             ),
@@ -459,7 +473,7 @@ def _mlflow_commands(commands: _Commands) -> None:
     mirror = commands.add_parser(
         "mlflow", parents=[_CONFIG], help="the store's mirror in MLflow ([mlflow])"
     )
-    actions = _commands(mirror, metavar="ACTION", required=True)
+    actions = _commands(mirror, listed=commands.listed, metavar="ACTION", required=True)
     if sync := _command(
         actions,
         "sync",
@@ -503,7 +517,7 @@ def entry() -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(_named_command(sys.argv[1:] if argv is None else argv))
+    parser = parser_for(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command == "init" and hasattr(args, "config"):
         # Which config a command reads: init writes config.toml, in DIR.

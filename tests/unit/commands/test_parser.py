@@ -1,6 +1,7 @@
 """`mlci`'s parser, made for the command its arguments name (`mlci run` does not make
-the 22 others), against the parser of every command as the oracle: any arguments
-parse to the same namespace, or fail or print help with the same text and status."""
+the 22 others; `mlci --help` makes them without their options), against the parser of
+every command as the oracle: any arguments parse to the same namespace, or fail or
+print help with the same text and status."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlci_tui.cli import _named_command, build_parser
+from mlci_tui.cli import _named_command, build_parser, parser_for
 
 
 def _words(parser: argparse.ArgumentParser) -> tuple[set[str], set[str]]:
@@ -30,11 +31,11 @@ def _words(parser: argparse.ArgumentParser) -> tuple[set[str], set[str]]:
 
 COMMANDS, OPTIONS = (sorted(words) for words in _words(build_parser()))
 VALUES = ["1", "0", "v3", "x", "config.toml", "a=1", "", "--", "--config=c.toml", "-x", "--co"]
-# Command words and --config as often as all the rest: what decides which parser is made.
+# Command words, --config and --help as often as all the rest: what decides which parser is made.
 arguments = st.lists(
     st.one_of(
         st.sampled_from(COMMANDS),
-        st.just("--config"),
+        st.sampled_from(["--config", "--help", "-h"]),
         st.sampled_from(OPTIONS + VALUES),
     ),
     max_size=6,
@@ -58,7 +59,7 @@ def _outcome(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[object, 
 @settings(max_examples=300, deadline=None)
 @given(arguments)
 def test_the_parser_of_the_named_command_parses_as_the_whole_one(argv: list[str]) -> None:
-    assert _outcome(build_parser(_named_command(argv)), argv) == _outcome(build_parser(), argv)
+    assert _outcome(parser_for(argv), argv) == _outcome(build_parser(), argv)
 
 
 @given(st.sampled_from(["run", "validate", "status"]), arguments)
