@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from mlci_tui.commands import dashboard, init, mlflow, pipeline, registry, reports, stage_graph
 
-    Commands = argparse._SubParsersAction["_Parser"]
     Handler = Callable[[argparse.Namespace], int]
 else:
 
@@ -140,94 +139,151 @@ def _option(parser: argparse._ActionsContainer, flag: str, **changes: Any) -> No
     parser.add_argument(flag, **{**_OPTIONS[flag], **changes})
 
 
+class _Commands(argparse._SubParsersAction):
+    """A parser's commands. With `named` (the command the arguments name) only that
+    command's parser is made: making all of them, argparse looking up translations
+    of its words for each, would be a twentieth of `mlci run`'s start."""
+
+    named: str | None = None
+    listed = False
+    """Only `mlci --help` is asked: each parser is made to be listed, without options."""
+
+    def wanted(self, name: str) -> bool:
+        return self.named in (None, name)
+
+
+def _commands(parser: argparse.ArgumentParser, *, listed: bool, **kwargs: Any) -> _Commands:
+    commands = parser.add_subparsers(parser_class=_Parser, action=_Commands, **kwargs)
+    assert isinstance(commands, _Commands)
+    commands.listed = listed
+    return commands
+
+
 def _command(
-    commands: Commands, name: str, handler: Handler, *options: str, **kwargs: Any
-) -> _Parser:
+    commands: _Commands, name: str, handler: Handler, *options: str, **kwargs: Any
+) -> _Parser | None:
     """A command's parser: it names the function that runs the command, and takes
-    these `_OPTIONS` first."""
-    parser = commands.add_parser(name, parents=[_CONFIG], **kwargs)
+    these `_OPTIONS` first. None when the arguments name another command, or only
+    `mlci --help` is asked."""
+    if not commands.wanted(name):
+        return None
+    parser: _Parser = commands.add_parser(name, parents=[_CONFIG], **kwargs)
     parser.set_defaults(handler=handler)
+    if commands.listed:
+        return None
     for flag in options:
         _option(parser, flag)
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, listed: bool = False) -> argparse.ArgumentParser:
+    """`mlci`'s parser; with ``command``, one that knows only that command (all of
+    them when there is none such, for the error to list them); ``listed``, one that
+    only lists the commands, for `mlci --help`."""
     parser = _Parser(
         prog="mlci",
         parents=[_CONFIG],
         description="Run, watch and roll back machine-learning pipelines.",
     )
     parser.add_argument("--version", action="version", version=f"mlci-tui {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = _commands(parser, listed=listed, dest="command", metavar="COMMAND")
+    commands.named = command
     # In the order `mlci --help` lists them.
     _command(commands, "tui", dashboard.handle_tui, help="open the dashboard (the default command)")
     _pipeline_commands(commands)
     _results_commands(commands)
     _registry_commands(commands)
     _mlflow_commands(commands)
+    if command is not None and command not in commands.choices:
+        return build_parser()
     return parser
 
 
-def _pipeline_commands(commands: Commands) -> None:
-    """Running the pipeline, and the project it lives in."""
-    run = _command(
-        commands, "run", pipeline.handle_run, help="run the pipeline here, streaming its output"
-    )
-    _option(
-        run,
-        "--stage",
-        action="append",
-        default=[],
-        help="run only this stage and what it needs (repeatable)",
-    )
-    _option(run, "--set")
-    run.add_argument(
-        "--force",
-        nargs="?",
-        action="append",
-        const=ALL_STAGES,
-        metavar="STAGE",
-        help="run every stage (or this one: repeatable) even if its inputs did not change",
-    )
-    _option(run, "--dry-run", help="say which stages would run or be cached, and why; run nothing")
-    _option(run, "--json", help="with --dry-run: print it as JSON, as `mlci why` does")
-    run.add_argument(
-        "--redeploy",
-        action="store_true",
-        help="deploy the run's version even when an older version has the same artifact",
-    )
-    run.add_argument(
-        "--junit",
-        metavar="PATH",
-        help="write the run as JUnit XML (one test case per stage) for a CI system to show",
-    )
+def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of these arguments: the parser of the command they name alone, or
+    for `mlci --help` one that lists the commands."""
+    return build_parser(_named_command(argv), listed=list(argv[:1]) in (["-h"], ["--help"]))
 
-    why = _command(
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The command the arguments name, where it is sure: the first word that is no
+    option nor `--config`'s value; None after any other option (``--help``)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("--config="):
+            return None if word.startswith("-") else word
+    return None
+
+
+def _pipeline_commands(commands: _Commands) -> None:
+    """Running the pipeline, and the project it lives in."""
+    if run := _command(
+        commands, "run", pipeline.handle_run, help="run the pipeline here, streaming its output"
+    ):
+        _option(
+            run,
+            "--stage",
+            action="append",
+            default=[],
+            help="run only this stage and what it needs (repeatable)",
+        )
+        _option(run, "--set")
+        run.add_argument(
+            "--force",
+            nargs="?",
+            action="append",
+            const=ALL_STAGES,
+            metavar="STAGE",
+            help="run every stage (or this one: repeatable) even if its inputs did not change",
+        )
+        _option(
+            run, "--dry-run", help="say which stages would run or be cached, and why; run nothing"
+        )
+        _option(run, "--json", help="with --dry-run: print it as JSON, as `mlci why` does")
+        run.add_argument(
+            "--redeploy",
+            action="store_true",
+            help="deploy the run's version even when an older version has the same artifact",
+        )
+        run.add_argument(
+            "--junit",
+            metavar="PATH",
+            help="write the run as JUnit XML (one test case per stage) for a CI system to show",
+        )
+
+    if why := _command(
         commands,
         "why",
         pipeline.handle_why,
         "--set",
         "--json",
         help="say whether each stage would run or be cached, and why",
-    )
-    why.add_argument("stage", metavar="STAGE", nargs="?", help="only this stage")
+    ):
+        why.add_argument("stage", metavar="STAGE", nargs="?", help="only this stage")
 
-    cache = commands.add_parser("cache", parents=[_CONFIG], help="the cache of stages' outs")
-    gc = _command(
-        cache.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser),
-        "gc",
-        pipeline.handle_cache_gc,
-        help="remove cache entries that no kept run or version uses, and their files",
-    )
-    gc.add_argument(
-        "--keep-runs",
-        type=_count,
-        default=10,
-        metavar="N",
-        help="keep what the newest N runs used (default: 10); the live version's always stays",
-    )
-    _option(gc, "--dry-run", help="say what would go; remove nothing")
+    if commands.wanted("cache") and (
+        gc := _command(
+            _commands(
+                commands.add_parser("cache", parents=[_CONFIG], help="the cache of stages' outs"),
+                listed=commands.listed,
+                metavar="ACTION",
+                required=True,
+            ),
+            "gc",
+            pipeline.handle_cache_gc,
+            help="remove cache entries that no kept run or version uses, and their files",
+        )
+    ):
+        gc.add_argument(
+            "--keep-runs",
+            type=_count,
+            default=10,
+            metavar="N",
+            help="keep what the newest N runs used (default: 10); the live version's always stays",
+        )
+        _option(gc, "--dry-run", help="say what would go; remove nothing")
 
     _command(
         commands,
@@ -236,26 +292,27 @@ def _pipeline_commands(commands: Commands) -> None:
         help="check the config and show the order",
     )
 
-    dag = _command(
+    if dag := _command(
         commands,
         "dag",
         stage_graph.handle_dag,
         help="draw the stages and what each runs after: a name in needs, or a dep over an out",
-    )
-    _option(dag, "--json", help="print JSON: stages, and edges with why")
+    ):
+        _option(dag, "--json", help="print JSON: stages, and edges with why")
 
-    _command(
+    if init_parser := _command(
         commands,
         "init",
         init.handle_init,
         help="write a config.toml and the scripts of a typical pipeline; overwrite nothing",
-    ).add_argument(
-        "directory",
-        metavar="DIR",
-        nargs="?",
-        default=".",
-        help="where (default: here; made if missing)",
-    )
+    ):
+        init_parser.add_argument(
+            "directory",
+            metavar="DIR",
+            nargs="?",
+            default=".",
+            help="where (default: here; made if missing)",
+        )
 
     _command(
         commands,
@@ -265,7 +322,7 @@ def _pipeline_commands(commands: Commands) -> None:
     )
 
 
-def _results_commands(commands: Commands) -> None:
+def _results_commands(commands: _Commands) -> None:
     """What runs left: their state, logs and metrics, and comparisons of them."""
     _command(
         commands,
@@ -276,39 +333,39 @@ def _results_commands(commands: Commands) -> None:
         help="show the latest run or one",
     )
 
-    logs = _command(
+    if logs := _command(
         commands,
         "logs",
         pipeline.handle_logs,
         "--run",
         help="print a stage's output, or the whole run's",
-    )
-    logs.add_argument(
-        "stage",
-        metavar="STAGE",
-        nargs="?",
-        help="the stage (default: every stage, interleaved as mlci run printed them)",
-    )
-    logs.add_argument(
-        "-f",
-        "--follow",
-        action="store_true",
-        help="keep printing until the stage (or the run) ends",
-    )
+    ):
+        logs.add_argument(
+            "stage",
+            metavar="STAGE",
+            nargs="?",
+            help="the stage (default: every stage, interleaved as mlci run printed them)",
+        )
+        logs.add_argument(
+            "-f",
+            "--follow",
+            action="store_true",
+            help="keep printing until the stage (or the run) ends",
+        )
 
-    metrics = _command(
+    if metrics := _command(
         commands,
         "metrics",
         reports.handle_metrics,
         "--run",
         help="a run's metric series, point by point",
-    )
-    _option(metrics, "--stage", help="only this stage's series")
-    metrics_format = metrics.add_mutually_exclusive_group()
-    _option(metrics_format, "--json")
-    _option(metrics_format, "--csv")
+    ):
+        _option(metrics, "--stage", help="only this stage's series")
+        metrics_format = metrics.add_mutually_exclusive_group()
+        _option(metrics_format, "--json")
+        _option(metrics_format, "--csv")
 
-    diff = _command(
+    if diff := _command(
         commands,
         "diff",
         reports.handle_diff,
@@ -316,35 +373,35 @@ def _results_commands(commands: Commands) -> None:
         description="Compare OLD with NEW: runs (12) or versions (v3). With one argument it"
         " is NEW, and the live version is OLD (`mlci diff v1` shows what going to v1"
         " changes); without either, the latest run is NEW.",
-    )
-    diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
-    diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")
-    diff_format = diff.add_mutually_exclusive_group()
-    _option(diff_format, "--json")
-    _option(diff_format, "--md")
+    ):
+        diff.add_argument("old", nargs="?", metavar="OLD", help="a run (12) or a version (v3)")
+        diff.add_argument("new", nargs="?", metavar="NEW", help="a run (12) or a version (v3)")
+        diff_format = diff.add_mutually_exclusive_group()
+        _option(diff_format, "--json")
+        _option(diff_format, "--md")
 
-    report = _command(
+    if report := _command(
         commands,
         "report",
         reports.handle_report,
         "--run",
         help="a run's report: stages, metrics against live, version",
-    )
-    report_format = report.add_mutually_exclusive_group()
-    _option(report_format, "--json")
-    _option(report_format, "--md", help="print Markdown (as a GitHub job summary shows it)")
+    ):
+        report_format = report.add_mutually_exclusive_group()
+        _option(report_format, "--json")
+        _option(report_format, "--md", help="print Markdown (as a GitHub job summary shows it)")
 
 
-def _registry_commands(commands: Commands) -> None:
+def _registry_commands(commands: _Commands) -> None:
     """Model versions: deploys, rollbacks, and the watch over the live one."""
-    versions = _command(
+    if versions := _command(
         commands, "versions", registry.handle_versions, "--json", help="list model versions"
-    )
-    how_many = versions.add_mutually_exclusive_group()
-    how_many.add_argument(
-        "--limit", type=_count, default=50, metavar="N", help="the newest N (default: 50)"
-    )
-    how_many.add_argument("--all", action="store_true", help="every version")
+    ):
+        how_many = versions.add_mutually_exclusive_group()
+        how_many.add_argument(
+            "--limit", type=_count, default=50, metavar="N", help="the newest N (default: 50)"
+        )
+        how_many.add_argument("--all", action="store_true", help="every version")
 
     _command(
         commands,
@@ -354,78 +411,80 @@ def _registry_commands(commands: Commands) -> None:
         help="the audit trail of deploys and rollbacks",
     )
 
-    deploy = _command(
+    if deploy := _command(
         commands, "deploy", registry.handle_deploy, "--reason", help="deploy a model version"
-    )
-    deploy.add_argument("version", type=_version, metavar="VERSION", help="e.g. v3")
-    deploy.add_argument(
-        "--force",
-        action="store_true",
-        help="deploy even a version that was rolled back or whose deploy failed",
-    )
-    deploy.add_argument(
-        "--no-analysis",
-        action="store_true",
-        help="skip the post-deploy analysis ([monitor]) that follows a deploy",
-    )
+    ):
+        deploy.add_argument("version", type=_version, metavar="VERSION", help="e.g. v3")
+        deploy.add_argument(
+            "--force",
+            action="store_true",
+            help="deploy even a version that was rolled back or whose deploy failed",
+        )
+        deploy.add_argument(
+            "--no-analysis",
+            action="store_true",
+            help="skip the post-deploy analysis ([monitor]) that follows a deploy",
+        )
 
-    rollback = _command(
+    if rollback := _command(
         commands,
         "rollback",
         registry.handle_rollback,
         "--reason",
         help="roll production back to an earlier version",
-    )
-    rollback.add_argument(
-        "version",
-        type=_version,
-        metavar="VERSION",
-        nargs="?",
-        help="the version to go back to (default: the last one that was live and healthy)",
-    )
+    ):
+        rollback.add_argument(
+            "version",
+            type=_version,
+            metavar="VERSION",
+            nargs="?",
+            help="the version to go back to (default: the last one that was live and healthy)",
+        )
 
-    monitor = _command(
+    if monitor := _command(
         commands, "monitor", registry.handle_monitor, help="check the live model continuously"
-    )
-    monitor.add_argument("--once", action="store_true", help="check once; exit 1 if it fails")
+    ):
+        monitor.add_argument("--once", action="store_true", help="check once; exit 1 if it fails")
 
-    alerts = _command(
+    if alerts := _command(
         commands,
         "alerts",
         registry.handle_alerts,
         "--json",
         help="alerts, and rollbacks waiting for a decision",
-    )
-    alerts.add_argument(
-        "--dismiss", action="store_true", help="dismiss the pending rollback decisions"
-    )
-    alerts.add_argument(
-        "--ack",
-        nargs="*",
-        type=_row_id("an alert number"),
-        metavar="ID",
-        help="acknowledge these alerts (all of them, without an ID): the dashboard's alert bar"
-        " shows only alerts nobody acknowledged",
-    )
+    ):
+        alerts.add_argument(
+            "--dismiss", action="store_true", help="dismiss the pending rollback decisions"
+        )
+        alerts.add_argument(
+            "--ack",
+            nargs="*",
+            type=_row_id("an alert number"),
+            metavar="ID",
+            help="acknowledge these alerts (all of them, without an ID): the dashboard's alert bar"
+            " shows only alerts nobody acknowledged",
+        )
 
 
-def _mlflow_commands(commands: Commands) -> None:
+def _mlflow_commands(commands: _Commands) -> None:
     """The store's mirror in MLflow."""
+    if not commands.wanted("mlflow"):
+        return
     mirror = commands.add_parser(
         "mlflow", parents=[_CONFIG], help="the store's mirror in MLflow ([mlflow])"
     )
-    actions = mirror.add_subparsers(metavar="ACTION", required=True, parser_class=_Parser)
-    sync = _command(
+    actions = _commands(mirror, listed=commands.listed, metavar="ACTION", required=True)
+    if sync := _command(
         actions,
         "sync",
         mlflow.handle_mlflow_sync,
         help="send MLflow every run, version, deploy and rollback it lacks, and move the alias",
-    )
-    sync.add_argument(
-        "--auto",
-        action="store_true",
-        help="as after a run, deploy or rollback: a failure is also an alert",
-    )
+    ):
+        sync.add_argument(
+            "--auto",
+            action="store_true",
+            help="as after a run, deploy or rollback: a failure is also an alert",
+        )
     _command(
         actions,
         "status",
@@ -458,7 +517,7 @@ def entry() -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = parser_for(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command == "init" and hasattr(args, "config"):
         # Which config a command reads: init writes config.toml, in DIR.

@@ -38,7 +38,7 @@ from mlci_tui.execution import executors
 from mlci_tui.execution.command import run_command
 from mlci_tui.execution.executors.base import AttemptResult, Executor
 from mlci_tui.execution.executors.local import LocalExecutor
-from mlci_tui.execution.output import OutputSink, finite, read_metrics_file
+from mlci_tui.execution.output import MetricsFile, OutputSink, finite, read_metrics_file
 from mlci_tui.masking import SecretMasker
 from mlci_tui.procs import new_tag
 from mlci_tui.states import RunState, StageState
@@ -431,9 +431,12 @@ class Engine:
         if result.error is not None:
             sink.note(result.error)
             return result, result.error
-        # A stage may write megabytes of it: read off the loop that reads the output.
-        found = await asyncio.to_thread(read_metrics_file, metrics_file)
-        self._mask_file(metrics_file)
+        if os.path.lexists(metrics_file):
+            # A stage may write megabytes of it: read off the loop that reads the output.
+            found = await asyncio.to_thread(read_metrics_file, metrics_file)
+            self._mask_file(metrics_file)
+        else:  # as most stages: no thread started, nor waited for, to read nothing
+            found = MetricsFile({}, [])
         sink.add_file(found)
         return result, result.problem
 

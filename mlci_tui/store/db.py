@@ -14,21 +14,25 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci_tui.errors import StoreError, StoreMissing
 from mlci_tui.store import paths
-from mlci_tui.store.alerts import AlertsTable
 from mlci_tui.store.connection import BUSY_TIMEOUT_S, Connection, describe_error
-from mlci_tui.store.decisions import DecisionsTable
 from mlci_tui.store.deployments import DeploymentsTable
-from mlci_tui.store.file_hashes import FileHashesTable
 from mlci_tui.store.mirrored import MirroredTable
 from mlci_tui.store.paths import keep_private, make_private
 from mlci_tui.store.runs import RunsTable
-from mlci_tui.store.samples import SamplesTable
-from mlci_tui.store.series import SeriesTable
 from mlci_tui.store.versions import VersionsTable
+
+if TYPE_CHECKING:
+    from mlci_tui.store.alerts import AlertsTable
+    from mlci_tui.store.decisions import DecisionsTable
+    from mlci_tui.store.file_hashes import FileHashesTable
+    from mlci_tui.store.samples import SamplesTable
+    from mlci_tui.store.series import SeriesTable
 
 # The schema, as the migrations that build it: the version lives in ``PRAGMA
 # user_version`` and `Store.open` applies the migrations a store lacks, in order,
@@ -252,12 +256,40 @@ class Store(Connection):
         self.runs = RunsTable(connection, db_path, state_dir)
         self.versions = VersionsTable(connection, db_path)
         self.deployments = DeploymentsTable(connection, db_path, self.versions)
-        self.alerts = AlertsTable(connection, db_path)
-        self.decisions = DecisionsTable(connection, db_path)
-        self.samples = SamplesTable(connection, db_path)
-        self.series = SeriesTable(connection, db_path)
-        self.file_hashes = FileHashesTable(connection, db_path, readonly=readonly)
         self.mirrored = MirroredTable(connection, db_path)
+
+    # The tables a run does not use are made when first used: their imports cost
+    # every command's start.
+
+    @cached_property
+    def alerts(self) -> AlertsTable:
+        from mlci_tui.store.alerts import AlertsTable
+
+        return AlertsTable(self._db, self.db_path)
+
+    @cached_property
+    def decisions(self) -> DecisionsTable:
+        from mlci_tui.store.decisions import DecisionsTable
+
+        return DecisionsTable(self._db, self.db_path)
+
+    @cached_property
+    def samples(self) -> SamplesTable:
+        from mlci_tui.store.samples import SamplesTable
+
+        return SamplesTable(self._db, self.db_path)
+
+    @cached_property
+    def series(self) -> SeriesTable:
+        from mlci_tui.store.series import SeriesTable
+
+        return SeriesTable(self._db, self.db_path)
+
+    @cached_property
+    def file_hashes(self) -> FileHashesTable:
+        from mlci_tui.store.file_hashes import FileHashesTable
+
+        return FileHashesTable(self._db, self.db_path, readonly=self.readonly)
 
     @classmethod
     def open(cls, state_dir: Path, *, create: bool = True) -> Store:
