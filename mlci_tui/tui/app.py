@@ -44,7 +44,7 @@ from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store.compare import Comparison, compare_versions
 from mlci_tui.store.reader import Snapshot, StoreReader
-from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
+from mlci_tui.store.records import AlertRecord, RunRecord, StageRecord, VersionRecord
 from mlci_tui.textsafe import field_text, terminal_line
 from mlci_tui.tui.driver import clearing
 from mlci_tui.tui.keys import bindings_of
@@ -65,7 +65,7 @@ from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
-from mlci_tui.tui.widgets.stage_pane import StageList
+from mlci_tui.tui.widgets.stage_pane import StageList, StagePane
 from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
 
 POLL_S = 0.5
@@ -204,9 +204,11 @@ class MlciApp(App[None]):
         """Runs whose runner died, for which recovery was asked (once each)."""
         self._reads = ReadAgain(self._start_read)
         self._footer_answer = False
+        self._records: dict[str, StageRecord] = {}
+        """The shown run's stages by name."""
         # Held here, not queried: a modal screen on top would hide them from queries.
         self.header = HeaderBar(config.pipeline.name, id="header")
-        self.stages = StageList(id="stages")
+        self.stages = StageList(id="stages", fill=self._fill_pane)
         self.log_view = LogView(id="log")
         self.version_panel = VersionPanel(id="version-panel")
         self.version_panel.border_title = "model versions"
@@ -272,6 +274,7 @@ class MlciApp(App[None]):
         previous = self.snapshot.run
         self.snapshot = snapshot
         run = snapshot.run
+        self._records = {stage.name: stage for stage in run.stages} if run else {}
         now = self.clock()
         log = self.log_view
         self.header.show(snapshot, now, log.follow)
@@ -312,19 +315,21 @@ class MlciApp(App[None]):
         self._reads.done()
 
     def _fill_panes(self, now: float) -> None:
-        """Each stage pane shown, from the snapshot."""
-        snapshot, planned = self.snapshot, self.planned_stages
-        run = snapshot.run
+        """Each stage pane in view, from the snapshot."""
         for pane in self.stages.panes():
-            name = pane.stage_name
-            record = run.stage(name) if run else None
-            pane.update_stage(
-                record,
-                snapshot.tails.get(name, ()),
-                now,
-                needs=planned.get(name, ()),
-                in_run=run is None or record is not None,
-            )
+            self._fill_pane(pane, now)
+
+    def _fill_pane(self, pane: StagePane, now: float | None = None) -> None:
+        """The figures of ``pane``'s stage, from the snapshot."""
+        name = pane.stage_name
+        record = self._records.get(name)
+        pane.update_stage(
+            record,
+            self.snapshot.tails.get(name, ()),
+            self.clock() if now is None else now,
+            needs=self.planned_stages.get(name, ()),
+            in_run=self.snapshot.run is None or record is not None,
+        )
 
     def on_stage_list_filtered(self, message: StageList.Filtered) -> None:
         """Other panes shown: filled at once, and the pane's title says the filter is on."""
