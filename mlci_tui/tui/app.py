@@ -231,7 +231,18 @@ class MlciApp(App[None]):
     def on_mount(self) -> None:
         self.stages.focus()
         self.set_interval(self.poll_interval, self._poll)
+        self._show_overview()
         self._poll()
+
+    def _show_overview(self) -> None:
+        """The run and its stages, in the first frame: read here, in milliseconds (one
+        indexed query; in WAL mode a reader waits for no writer). The versions, the
+        alerts and the logs, which can take longer, follow from the read `_poll` starts."""
+        try:
+            overview = self.reader.overview(self.pinned)
+        except Exception:  # a damaged store: the read that follows says so
+            return
+        self._show_run(overview)
 
     # Watching the store ----------------------------------------------------------
 
@@ -271,6 +282,27 @@ class MlciApp(App[None]):
         self._reads.done()
 
     def _apply(self, snapshot: Snapshot) -> None:
+        self._show_run(snapshot)
+        self._show_log()
+        default = snapshot.rollback_target or snapshot.live
+        self.version_panel.show(
+            snapshot.versions,
+            list(self.config.key_metrics),
+            snapshot.version_count,
+            None if default is None else default.number,
+        )
+        self.alert_bar.show(snapshot)
+        run = snapshot.run
+        if snapshot.runner_gone and run is not None:
+            self._settle(run)
+        # The footer is rebuilt on every refresh of the bindings: only when it changes.
+        if bool(snapshot.decisions) != self._footer_answer:
+            self._footer_answer = bool(snapshot.decisions)
+            self.refresh_bindings()
+        self._reads.done()
+
+    def _show_run(self, snapshot: Snapshot) -> None:
+        """The header and the stage panes, from ``snapshot``."""
         previous = self.snapshot.run
         self.snapshot = snapshot
         run = snapshot.run
@@ -283,7 +315,7 @@ class MlciApp(App[None]):
         planned = self.planned_stages
         names = [s.name for s in run.stages] if run else []
         # Stages of the config the run shown does not have (none yet, or added since).
-        names += [name for name in planned if name not in names]
+        names += [name for name in planned if name not in self._records]
         if new_run and run is not None:
             kept, self._keep_stage = self._keep_stage, None
             self.auto_stage = True
@@ -297,22 +329,6 @@ class MlciApp(App[None]):
             active = _active_stage(run)
             if active is not None and active != stages.selected_name:
                 stages.select(active)
-        self._show_log()
-        default = snapshot.rollback_target or snapshot.live
-        self.version_panel.show(
-            snapshot.versions,
-            list(self.config.key_metrics),
-            snapshot.version_count,
-            None if default is None else default.number,
-        )
-        self.alert_bar.show(snapshot)
-        if snapshot.runner_gone and run is not None:
-            self._settle(run)
-        # The footer is rebuilt on every refresh of the bindings: only when it changes.
-        if bool(snapshot.decisions) != self._footer_answer:
-            self._footer_answer = bool(snapshot.decisions)
-            self.refresh_bindings()
-        self._reads.done()
 
     def _fill_panes(self, now: float) -> None:
         """Each stage pane in view, from the snapshot."""
