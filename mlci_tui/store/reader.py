@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.checks import Check
@@ -23,7 +24,6 @@ from mlci_tui.errors import NotFound, StoreError
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import paths
-from mlci_tui.store.compare import Comparison, compare, resolve, with_artifact
 from mlci_tui.store.db import Store
 from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.records import (
@@ -34,6 +34,9 @@ from mlci_tui.store.records import (
     VersionRecord,
 )
 from mlci_tui.store.series import Series
+
+if TYPE_CHECKING:
+    from mlci_tui.store.compare import Comparison
 
 VERSION_LIMIT = 200
 """Versions shown; older ones are listed by `mlci versions` (and have no artifact
@@ -249,6 +252,9 @@ class StoreReader:
     ) -> Comparison:
         """``old`` and ``new`` (``12``, ``v3``, ``live``, ``latest``) side by side;
         ``artifact_stage`` as `with_artifact` takes it."""
+        # Imported here: a viewer opens without it (its first frame comes sooner).
+        from mlci_tui.store.compare import compare, resolve, with_artifact
+
         with self._lock:
             store = self._open()
             if store is None:

@@ -25,7 +25,7 @@ from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import IO, ClassVar
+from typing import IO, TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -42,23 +42,12 @@ from mlci_tui.config import Config, load_config, need_text, param_text
 from mlci_tui.errors import ExitCode, MlciError, UsageError
 from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
-from mlci_tui.store.compare import Comparison, compare_versions
 from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import AlertRecord, RunRecord, StageRecord, VersionRecord
 from mlci_tui.textsafe import field_text, terminal_line
 from mlci_tui.tui.driver import clearing
 from mlci_tui.tui.keys import bindings_of
-from mlci_tui.tui.palette import DashboardCommands
 from mlci_tui.tui.read_again import ReadAgain
-from mlci_tui.tui.screens.alerts_screen import AlertsScreen
-from mlci_tui.tui.screens.confirm import ConfirmScreen
-from mlci_tui.tui.screens.decision import DecisionScreen
-from mlci_tui.tui.screens.diff import DiffScreen
-from mlci_tui.tui.screens.graph import GraphScreen
-from mlci_tui.tui.screens.help import HelpScreen
-from mlci_tui.tui.screens.rollback import rollback_screen
-from mlci_tui.tui.screens.run_dialog import PlannedStage, RunDialog, RunPlan
-from mlci_tui.tui.screens.runs_screen import LATEST, RunsScreen
 from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar
@@ -68,12 +57,25 @@ from mlci_tui.tui.widgets.log_view import LogView
 from mlci_tui.tui.widgets.stage_pane import StageList, StagePane
 from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
 
+if TYPE_CHECKING:
+    from mlci_tui.store.compare import Comparison
+    from mlci_tui.tui.screens.run_dialog import PlannedStage, RunPlan
+
+# The screens are imported where they open: the first frame needs none of them.
+
 POLL_S = 0.5
 _KEY_NAMES = {"enter": "Enter", "escape": "Esc"}
 # The screen's own keys for moving between panes, named as the README names them.
 PANE_MOVES = {"app.focus_next": "Next pane", "app.focus_previous": "Previous pane"}
 
 Spawner = Callable[[list[str]], "subprocess.Popen[bytes] | None"]
+
+
+def _dashboard_commands() -> type[Provider]:
+    """The palette's commands, imported when the palette first opens."""
+    from mlci_tui.tui.palette import DashboardCommands
+
+    return DashboardCommands
 
 
 class MlciApp(App[None]):
@@ -83,7 +85,7 @@ class MlciApp(App[None]):
     # A zoomed log keeps the keys line, as it kept Textual's Footer.
     ALLOW_IN_MAXIMIZED_VIEW: ClassVar[str] = "KeyBar"
     TITLE = "mlci"
-    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashboardCommands}
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {_dashboard_commands}
     # The screen's classes by size, for app.tcss's layouts (README: "At each size").
     # Not ClassVar-annotated: Textual declares them as (optional) instance attributes.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012
@@ -434,9 +436,13 @@ class MlciApp(App[None]):
         return True
 
     def action_start_run(self) -> None:
+        from mlci_tui.tui.screens.run_dialog import RunPlan
+
         self._open_run_dialog(RunPlan("Start a run"))
 
     def action_rerun_stage(self) -> None:
+        from mlci_tui.tui.screens.run_dialog import RunPlan
+
         name = self.stages.selected_name
         if name is None:
             hidden = "the filter hides every stage: Esc clears it"
@@ -459,6 +465,8 @@ class MlciApp(App[None]):
         )
 
     def action_rerun_failed(self) -> None:
+        from mlci_tui.tui.screens.run_dialog import RunPlan
+
         run = self.snapshot.run
         if run is None:
             self.say("no run yet: r starts one", severity="warning")
@@ -529,6 +537,8 @@ class MlciApp(App[None]):
 
     def _open_run_dialog(self, plan: RunPlan) -> None:
         """The run dialog for ``plan``, unless a run runs; what it answers is started."""
+        from mlci_tui.tui.screens.run_dialog import RunDialog
+
         running = self._running_run()
         if running is not None:
             self.say(f"run {running.id} is still running", severity="warning")
@@ -549,6 +559,8 @@ class MlciApp(App[None]):
         """What `mlci run ARGS` would run and find cached, and why: `mlci run --dry-run
         --json`, the decisions `mlci why` prints (a process: the dashboard runs no
         pipeline code itself). `UsageError` with its line when mlci refuses."""
+        from mlci_tui.tui.screens.run_dialog import PlannedStage
+
         done = subprocess.run(
             self._mlci(["run", *args, "--dry-run", "--json"]),
             cwd=self.config.root,
@@ -579,6 +591,8 @@ class MlciApp(App[None]):
             self._reads.request()
 
     def action_cancel_run(self) -> None:
+        from mlci_tui.tui.screens.confirm import ConfirmScreen
+
         run = self._running_run()
         if run is None:
             self.say("no run is running", severity="warning")
@@ -636,6 +650,9 @@ class MlciApp(App[None]):
             self._confirm_rollback(target)
 
     def _confirm_rollback(self, target: VersionRecord) -> None:
+        from mlci_tui.store.compare import compare_versions
+        from mlci_tui.tui.screens.rollback import rollback_screen
+
         live = self.snapshot.live
         if live is not None and live.number == target.number:
             self.say(f"{target.name} is already live", severity="warning")
@@ -714,9 +731,13 @@ class MlciApp(App[None]):
         self._hand_over(self._show_comparison, comparison)
 
     def _show_comparison(self, comparison: Comparison) -> None:
+        from mlci_tui.tui.screens.diff import DiffScreen
+
         self.push_screen(DiffScreen(comparison))
 
     def action_answer(self) -> None:
+        from mlci_tui.tui.screens.decision import DecisionScreen
+
         # check_action lets this run only while a decision is pending.
         decision = self.snapshot.decisions[0]
 
@@ -752,6 +773,8 @@ class MlciApp(App[None]):
         self._hand_over(self._show_alerts, self.reader.alerts())
 
     def _show_alerts(self, alerts: list[AlertRecord]) -> None:
+        from mlci_tui.tui.screens.alerts_screen import AlertsScreen
+
         def acknowledge(ids: list[int]) -> bool:
             if self.spawn(["alerts", "--ack", *map(str, ids)]) is None:
                 return False
@@ -765,6 +788,8 @@ class MlciApp(App[None]):
         self._hand_over(self._show_runs, self.reader.runs())
 
     def _show_runs(self, runs: list[RunRecord]) -> None:
+        from mlci_tui.tui.screens.runs_screen import LATEST, RunsScreen
+
         def picked(run_id: int | tuple[int, int] | None) -> None:
             if run_id is None:
                 return
@@ -854,6 +879,8 @@ class MlciApp(App[None]):
         getattr(self.log_view, f"action_{action}")()
 
     def action_show_graph(self) -> None:
+        from mlci_tui.tui.screens.graph import GraphScreen
+
         masker = SecretMasker(self.config.secret_values(os.environ))
         self.push_screen(GraphScreen(self.config, self._graph_states, masker.mask_text))
 
@@ -866,6 +893,8 @@ class MlciApp(App[None]):
         return f"run {run.id}", {stage.name: stage.state for stage in run.stages}
 
     def action_help(self) -> None:
+        from mlci_tui.tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(self.key_groups()))
 
     def key_groups(self) -> list[tuple[str, list[Binding]]]:
