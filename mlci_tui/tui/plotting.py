@@ -237,10 +237,12 @@ class MetricPlot(PlotWidget):
             x_low, x_high = x_low - room, x_high + room
         self.set_xlimits(x_low, x_high)
         columns = self.size.width - self.margin_left
-        # Steps and versions are whole numbers: over a short span, a tick at each.
-        every = list(range(math.ceil(x_low), math.floor(x_high) + 1))
+        # Steps and versions are whole numbers: over a short span, a tick at each (only
+        # a short one is listed: a flood's 2 000 000 steps took seconds to label).
+        short = x_high - x_low <= 16
+        every = list(range(math.ceil(x_low), math.floor(x_high) + 1)) if short else []
         each = sum(len(label) + 1 for label in self.x_axis.get_labels_for_ticks(every))
-        fits = x_high - x_low <= 16 and each <= columns
+        fits = short and each <= columns
         self.set_xticks(every if fits else None)
         self.x_axis.most = 8
         widest = max(map(len, self.x_axis.labels(x_low, x_high)), default=1)
