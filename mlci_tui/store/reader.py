@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from mlci_tui import procs
 from mlci_tui.checks import Check
@@ -23,7 +24,6 @@ from mlci_tui.errors import NotFound, StoreError
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import RunState, StageState
 from mlci_tui.store import paths
-from mlci_tui.store.compare import Comparison, compare, resolve, with_artifact
 from mlci_tui.store.db import Store
 from mlci_tui.store.logs import LogRecord, tail_records
 from mlci_tui.store.records import (
@@ -34,6 +34,9 @@ from mlci_tui.store.records import (
     VersionRecord,
 )
 from mlci_tui.store.series import Series
+
+if TYPE_CHECKING:
+    from mlci_tui.store.compare import Comparison
 
 VERSION_LIMIT = 200
 """Versions shown; older ones are listed by `mlci versions` (and have no artifact
@@ -136,14 +139,27 @@ class StoreReader:
             self._last, self._last_run_id, self._last_version = snapshot, run_id, version
             return snapshot
 
+    def overview(self, run_id: int | None = None) -> Snapshot:
+        """Run ``run_id`` (None: the latest) and its stages, and nothing else: what a
+        viewer's first frame shows, read in a few milliseconds however many versions,
+        alerts and lines of output the store holds. The rest is `snapshot`'s, which
+        this leaves due."""
+        with self._lock:
+            store = self._open()
+            if store is None:
+                return Snapshot()
+            with store.reading():
+                run, latest_id = _run_of(store, run_id)
+            running = run is not None and run.state is RunState.RUNNING and run.id == latest_id
+            return Snapshot(
+                run=run,
+                latest_run_id=latest_id,
+                running=run if running else None,
+                readonly=store.readonly,
+            )
+
     def _read(self, store: Store, run_id: int | None) -> Snapshot:
-        # A pinned run needs only the latest's id, not its stages.
-        if run_id is None:
-            run = store.runs.latest()
-            latest_id = None if run is None else run.id
-        else:
-            run = store.runs.get(run_id)
-            latest_id = store.runs.latest_id()
+        run, latest_id = _run_of(store, run_id)
         stamp = store.registry_stamp()
         if stamp != self._registry_stamp:
             self._registry_stamp = stamp
@@ -236,6 +252,9 @@ class StoreReader:
     ) -> Comparison:
         """``old`` and ``new`` (``12``, ``v3``, ``live``, ``latest``) side by side;
         ``artifact_stage`` as `with_artifact` takes it."""
+        # Imported here: a viewer opens without it (its first frame comes sooner).
+        from mlci_tui.store.compare import compare, resolve, with_artifact
+
         with self._lock:
             store = self._open()
             if store is None:
@@ -259,6 +278,15 @@ class StoreReader:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+
+def _run_of(store: Store, run_id: int | None) -> tuple[RunRecord | None, int | None]:
+    """Run ``run_id`` (None: the latest) and the latest run's id."""
+    if run_id is None:
+        run = store.runs.latest()
+        return run, None if run is None else run.id
+    # A pinned run needs only the latest's id, not its stages.
+    return store.runs.get(run_id), store.runs.latest_id()
 
 
 def _runner_gone(run: RunRecord | None) -> bool:

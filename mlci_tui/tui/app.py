@@ -25,7 +25,7 @@ from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import IO, ClassVar
+from typing import IO, TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -42,31 +42,26 @@ from mlci_tui.config import Config, load_config, need_text, param_text
 from mlci_tui.errors import ExitCode, MlciError, UsageError
 from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.states import RunState, StageState
-from mlci_tui.store.compare import Comparison, compare_versions
 from mlci_tui.store.reader import Snapshot, StoreReader
-from mlci_tui.store.records import AlertRecord, RunRecord, VersionRecord
+from mlci_tui.store.records import AlertRecord, RunRecord, StageRecord, VersionRecord
 from mlci_tui.textsafe import field_text, terminal_line
 from mlci_tui.tui.driver import clearing
 from mlci_tui.tui.keys import bindings_of
-from mlci_tui.tui.palette import DashboardCommands
 from mlci_tui.tui.read_again import ReadAgain
-from mlci_tui.tui.screens.alerts_screen import AlertsScreen
-from mlci_tui.tui.screens.confirm import ConfirmScreen
-from mlci_tui.tui.screens.decision import DecisionScreen
-from mlci_tui.tui.screens.diff import DiffScreen
-from mlci_tui.tui.screens.graph import GraphScreen
-from mlci_tui.tui.screens.help import HelpScreen
-from mlci_tui.tui.screens.rollback import rollback_screen
-from mlci_tui.tui.screens.run_dialog import PlannedStage, RunDialog, RunPlan
-from mlci_tui.tui.screens.runs_screen import LATEST, RunsScreen
 from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.tui.widgets.log_view import LogView
-from mlci_tui.tui.widgets.stage_pane import StageList
+from mlci_tui.tui.widgets.stage_pane import StageList, StagePane
 from mlci_tui.tui.widgets.version_table import VersionPanel, VersionTable
+
+if TYPE_CHECKING:
+    from mlci_tui.store.compare import Comparison
+    from mlci_tui.tui.screens.run_dialog import PlannedStage, RunPlan
+
+# The screens are imported where they open: the first frame needs none of them.
 
 POLL_S = 0.5
 _KEY_NAMES = {"enter": "Enter", "escape": "Esc"}
@@ -76,6 +71,13 @@ PANE_MOVES = {"app.focus_next": "Next pane", "app.focus_previous": "Previous pan
 Spawner = Callable[[list[str]], "subprocess.Popen[bytes] | None"]
 
 
+def _dashboard_commands() -> type[Provider]:
+    """The palette's commands, imported when the palette first opens."""
+    from mlci_tui.tui.palette import DashboardCommands
+
+    return DashboardCommands
+
+
 class MlciApp(App[None]):
     """The dashboard for one pipeline."""
 
@@ -83,7 +85,7 @@ class MlciApp(App[None]):
     # A zoomed log keeps the keys line, as it kept Textual's Footer.
     ALLOW_IN_MAXIMIZED_VIEW: ClassVar[str] = "KeyBar"
     TITLE = "mlci"
-    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashboardCommands}
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {_dashboard_commands}
     # The screen's classes by size, for app.tcss's layouts (README: "At each size").
     # Not ClassVar-annotated: Textual declares them as (optional) instance attributes.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012
@@ -204,9 +206,11 @@ class MlciApp(App[None]):
         """Runs whose runner died, for which recovery was asked (once each)."""
         self._reads = ReadAgain(self._start_read)
         self._footer_answer = False
+        self._records: dict[str, StageRecord] = {}
+        """The shown run's stages by name."""
         # Held here, not queried: a modal screen on top would hide them from queries.
         self.header = HeaderBar(config.pipeline.name, id="header")
-        self.stages = StageList(id="stages")
+        self.stages = StageList(id="stages", fill=self._fill_pane)
         self.log_view = LogView(id="log")
         self.version_panel = VersionPanel(id="version-panel")
         self.version_panel.border_title = "model versions"
@@ -229,7 +233,18 @@ class MlciApp(App[None]):
     def on_mount(self) -> None:
         self.stages.focus()
         self.set_interval(self.poll_interval, self._poll)
+        self._show_overview()
         self._poll()
+
+    def _show_overview(self) -> None:
+        """The run and its stages, in the first frame: read here, in milliseconds (one
+        indexed query; in WAL mode a reader waits for no writer). The versions, the
+        alerts and the logs, which can take longer, follow from the read `_poll` starts."""
+        try:
+            overview = self.reader.overview(self.pinned)
+        except Exception:  # a damaged store: the read that follows says so
+            return
+        self._show_run(overview)
 
     # Watching the store ----------------------------------------------------------
 
@@ -269,9 +284,31 @@ class MlciApp(App[None]):
         self._reads.done()
 
     def _apply(self, snapshot: Snapshot) -> None:
+        self._show_run(snapshot)
+        self._show_log()
+        default = snapshot.rollback_target or snapshot.live
+        self.version_panel.show(
+            snapshot.versions,
+            list(self.config.key_metrics),
+            snapshot.version_count,
+            None if default is None else default.number,
+        )
+        self.alert_bar.show(snapshot)
+        run = snapshot.run
+        if snapshot.runner_gone and run is not None:
+            self._settle(run)
+        # The footer is rebuilt on every refresh of the bindings: only when it changes.
+        if bool(snapshot.decisions) != self._footer_answer:
+            self._footer_answer = bool(snapshot.decisions)
+            self.refresh_bindings()
+        self._reads.done()
+
+    def _show_run(self, snapshot: Snapshot) -> None:
+        """The header and the stage panes, from ``snapshot``."""
         previous = self.snapshot.run
         self.snapshot = snapshot
         run = snapshot.run
+        self._records = {stage.name: stage for stage in run.stages} if run else {}
         now = self.clock()
         log = self.log_view
         self.header.show(snapshot, now, log.follow)
@@ -280,7 +317,7 @@ class MlciApp(App[None]):
         planned = self.planned_stages
         names = [s.name for s in run.stages] if run else []
         # Stages of the config the run shown does not have (none yet, or added since).
-        names += [name for name in planned if name not in names]
+        names += [name for name in planned if name not in self._records]
         if new_run and run is not None:
             kept, self._keep_stage = self._keep_stage, None
             self.auto_stage = True
@@ -294,37 +331,23 @@ class MlciApp(App[None]):
             active = _active_stage(run)
             if active is not None and active != stages.selected_name:
                 stages.select(active)
-        self._show_log()
-        default = snapshot.rollback_target or snapshot.live
-        self.version_panel.show(
-            snapshot.versions,
-            list(self.config.key_metrics),
-            snapshot.version_count,
-            None if default is None else default.number,
-        )
-        self.alert_bar.show(snapshot)
-        if snapshot.runner_gone and run is not None:
-            self._settle(run)
-        # The footer is rebuilt on every refresh of the bindings: only when it changes.
-        if bool(snapshot.decisions) != self._footer_answer:
-            self._footer_answer = bool(snapshot.decisions)
-            self.refresh_bindings()
-        self._reads.done()
 
     def _fill_panes(self, now: float) -> None:
-        """Each stage pane shown, from the snapshot."""
-        snapshot, planned = self.snapshot, self.planned_stages
-        run = snapshot.run
+        """Each stage pane in view, from the snapshot."""
         for pane in self.stages.panes():
-            name = pane.stage_name
-            record = run.stage(name) if run else None
-            pane.update_stage(
-                record,
-                snapshot.tails.get(name, ()),
-                now,
-                needs=planned.get(name, ()),
-                in_run=run is None or record is not None,
-            )
+            self._fill_pane(pane, now)
+
+    def _fill_pane(self, pane: StagePane, now: float | None = None) -> None:
+        """The figures of ``pane``'s stage, from the snapshot."""
+        name = pane.stage_name
+        record = self._records.get(name)
+        pane.update_stage(
+            record,
+            self.snapshot.tails.get(name, ()),
+            self.clock() if now is None else now,
+            needs=self.planned_stages.get(name, ()),
+            in_run=self.snapshot.run is None or record is not None,
+        )
 
     def on_stage_list_filtered(self, message: StageList.Filtered) -> None:
         """Other panes shown: filled at once, and the pane's title says the filter is on."""
@@ -413,9 +436,13 @@ class MlciApp(App[None]):
         return True
 
     def action_start_run(self) -> None:
+        from mlci_tui.tui.screens.run_dialog import RunPlan
+
         self._open_run_dialog(RunPlan("Start a run"))
 
     def action_rerun_stage(self) -> None:
+        from mlci_tui.tui.screens.run_dialog import RunPlan
+
         name = self.stages.selected_name
         if name is None:
             hidden = "the filter hides every stage: Esc clears it"
@@ -438,6 +465,8 @@ class MlciApp(App[None]):
         )
 
     def action_rerun_failed(self) -> None:
+        from mlci_tui.tui.screens.run_dialog import RunPlan
+
         run = self.snapshot.run
         if run is None:
             self.say("no run yet: r starts one", severity="warning")
@@ -508,6 +537,8 @@ class MlciApp(App[None]):
 
     def _open_run_dialog(self, plan: RunPlan) -> None:
         """The run dialog for ``plan``, unless a run runs; what it answers is started."""
+        from mlci_tui.tui.screens.run_dialog import RunDialog
+
         running = self._running_run()
         if running is not None:
             self.say(f"run {running.id} is still running", severity="warning")
@@ -528,6 +559,8 @@ class MlciApp(App[None]):
         """What `mlci run ARGS` would run and find cached, and why: `mlci run --dry-run
         --json`, the decisions `mlci why` prints (a process: the dashboard runs no
         pipeline code itself). `UsageError` with its line when mlci refuses."""
+        from mlci_tui.tui.screens.run_dialog import PlannedStage
+
         done = subprocess.run(
             self._mlci(["run", *args, "--dry-run", "--json"]),
             cwd=self.config.root,
@@ -558,6 +591,8 @@ class MlciApp(App[None]):
             self._reads.request()
 
     def action_cancel_run(self) -> None:
+        from mlci_tui.tui.screens.confirm import ConfirmScreen
+
         run = self._running_run()
         if run is None:
             self.say("no run is running", severity="warning")
@@ -615,6 +650,9 @@ class MlciApp(App[None]):
             self._confirm_rollback(target)
 
     def _confirm_rollback(self, target: VersionRecord) -> None:
+        from mlci_tui.store.compare import compare_versions
+        from mlci_tui.tui.screens.rollback import rollback_screen
+
         live = self.snapshot.live
         if live is not None and live.number == target.number:
             self.say(f"{target.name} is already live", severity="warning")
@@ -693,9 +731,13 @@ class MlciApp(App[None]):
         self._hand_over(self._show_comparison, comparison)
 
     def _show_comparison(self, comparison: Comparison) -> None:
+        from mlci_tui.tui.screens.diff import DiffScreen
+
         self.push_screen(DiffScreen(comparison))
 
     def action_answer(self) -> None:
+        from mlci_tui.tui.screens.decision import DecisionScreen
+
         # check_action lets this run only while a decision is pending.
         decision = self.snapshot.decisions[0]
 
@@ -731,6 +773,8 @@ class MlciApp(App[None]):
         self._hand_over(self._show_alerts, self.reader.alerts())
 
     def _show_alerts(self, alerts: list[AlertRecord]) -> None:
+        from mlci_tui.tui.screens.alerts_screen import AlertsScreen
+
         def acknowledge(ids: list[int]) -> bool:
             if self.spawn(["alerts", "--ack", *map(str, ids)]) is None:
                 return False
@@ -744,6 +788,8 @@ class MlciApp(App[None]):
         self._hand_over(self._show_runs, self.reader.runs())
 
     def _show_runs(self, runs: list[RunRecord]) -> None:
+        from mlci_tui.tui.screens.runs_screen import LATEST, RunsScreen
+
         def picked(run_id: int | tuple[int, int] | None) -> None:
             if run_id is None:
                 return
@@ -833,6 +879,8 @@ class MlciApp(App[None]):
         getattr(self.log_view, f"action_{action}")()
 
     def action_show_graph(self) -> None:
+        from mlci_tui.tui.screens.graph import GraphScreen
+
         masker = SecretMasker(self.config.secret_values(os.environ))
         self.push_screen(GraphScreen(self.config, self._graph_states, masker.mask_text))
 
@@ -845,6 +893,8 @@ class MlciApp(App[None]):
         return f"run {run.id}", {stage.name: stage.state for stage in run.stages}
 
     def action_help(self) -> None:
+        from mlci_tui.tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(self.key_groups()))
 
     def key_groups(self) -> list[tuple[str, list[Binding]]]:

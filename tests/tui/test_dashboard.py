@@ -24,7 +24,7 @@ from textual.app import App, ComposeResult
 from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store.log_index import LogIndex
 from mlci_tui.store.logs import LogWriter
-from mlci_tui.store.reader import Snapshot
+from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
 from mlci_tui.tui.screens.runs_screen import RunsScreen
@@ -80,6 +80,37 @@ async def test_r_starts_a_detached_run_and_the_panes_reach_passed(project: Proje
         hello = panes[0]
         assert hello.last_lines[-1].content == b"second line"
         assert app.snapshot.run is not None and app.snapshot.run.pid != os.getpid()
+
+
+async def test_the_first_frame_shows_the_run_before_the_rest_of_the_store_is_read(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run and its stages are read at mount: they are on screen while the full read
+    (versions, alerts, the logs' last lines) is held back; its output comes with it."""
+    project.write(QUICK)
+    assert project.mlci("run").returncode == 0
+    release = threading.Event()
+    full_read = StoreReader.snapshot
+
+    def held(self: StoreReader, run_id: int | None = None) -> Snapshot:
+        release.wait(30)
+        return full_read(self, run_id)
+
+    monkeypatch.setattr(StoreReader, "snapshot", held)
+    app = dashboard(project)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            panes = app.query_one(StageList).panes()
+            assert [pane.stage_name for pane in panes] == ["hello", "after"]
+            assert all(p.record and p.record.state is StageState.PASSED for p in panes)
+            assert "run 1 passed" in app.header.render().plain
+            assert app.reading and not panes[0].last_lines
+            release.set()
+            await until(pilot, lambda: panes[0].last_lines)
+            assert panes[0].last_lines[-1].content == b"second line"
+    finally:
+        release.set()
 
 
 async def test_a_run_started_elsewhere_appears(project: Project) -> None:

@@ -5,9 +5,11 @@ live metrics, switching runs, the alerts, the cancel wording and the palette."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.command import Command, CommandList
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
@@ -399,3 +401,56 @@ async def test_a_read_only_store_is_shown(project: Project, tmp_path: Path) -> N
             table = app.query_one(VersionTable)
             await until(pilot, lambda: len(table.versions) == 2)
             assert app.snapshot.run is not None and app.snapshot.run.id == 2
+
+
+STAGE_KEYS = ["down", "up", "pagedown", "pageup", "home", "end", "wheel down", "wheel up"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_many_stages_keep_panes_for_those_in_view_each_showing_its_own_stage(
+    project: Project, seed: int
+) -> None:
+    """Random keys and wheel turns through 120 stages: the panes are as many as fit,
+    they show consecutive stages, each with its own run's figures and output, and the
+    selected stage is in view, marked, after every key (the wheel leaves it where it
+    is, as a scrolled list does)."""
+    count = 120
+    project.write(
+        "".join(f'[stages.s{i:03d}]\ncommand = "echo out of s{i:03d}"\n' for i in range(count))
+    )
+    assert project.mlci("run").returncode == 0
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        stages = app.query_one(StageList)
+        await shown(pilot, lambda: run_state(app) is RunState.PASSED)
+        stages.focus()
+        moves = random.Random(seed)
+        for _ in range(40):
+            key = moves.choice(STAGE_KEYS)
+            selected_before = stages.selected_name
+            if key.startswith("wheel"):
+                await pilot.mouse_down(StageList)  # the pointer over the list
+                await pilot.mouse_up(StageList)
+                event = events.MouseScrollDown if key.endswith("down") else events.MouseScrollUp
+                stages.post_message(event(stages, 1, 1, 0, 0, 0, False, False, False))
+            else:
+                await pilot.press(key)
+            await settle(pilot)
+            panes = stages.panes()
+            widgets = list(app.query(StagePane))
+            assert widgets == panes and 1 <= len(panes) <= stages.size.height
+            shown_names = [pane.stage_name for pane in panes]
+            assert shown_names == stages.names[stages.top : stages.top + len(panes)]
+            for pane in panes:
+                assert pane.record is not None and pane.record.name == pane.stage_name
+                assert pane.last_lines[-1].content == f"out of {pane.stage_name}".encode()
+                assert pane_text(pane)[0][1:].startswith(f"\u2713 {pane.stage_name}")
+            marked = [pane.stage_name for pane in panes if pane.selected]
+            if key.startswith("wheel"):
+                assert stages.selected_name == selected_before
+                assert marked == ([selected_before] if selected_before in shown_names else [])
+            else:
+                assert marked == [stages.selected_name]
+            assert app.query_one(LogView).path.name == f"{stages.selected_name}.log"
+        # More stages than rows: the scrollbar says where the view is.
+        assert stages.has_class("-overflow")

@@ -1,5 +1,6 @@
 """SVG snapshots of every screen and modal of the dashboard, at 100x30 and 80x24:
-the main screen with no runs (and with stages that need others for their outs), a
+the main screen with no runs (and with stages that need others for their outs, and
+with more stages than fit, scrolled to the end), a
 run in progress, one whose runner died, a failed and a finished run;
 the help (`HelpScreen`), the runs (`RunsScreen`, and filtered), the search
 (`SearchScreen`), the stages and the versions filtered, the whole run's log,
@@ -318,6 +319,28 @@ deps = ["build/model.txt", "data/clean.csv"]
     return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
 
 
+def many_stages_store(tmp_path: Path) -> MlciApp:
+    """A pipeline of 40 stages that never ran: more than the list has rows for."""
+    (tmp_path / "config.toml").write_text(
+        '[pipeline]\nname = "shards"\n'
+        + "".join(
+            f'[stages.shard-{i:02d}]\ncommand = "true"\n'
+            + (f'needs = ["shard-{i - 1:02d}"]\n' if i else "")
+            for i in range(40)
+        )
+    )
+    config = load_config(tmp_path / "config.toml", environ={})
+    Store.open(config.pipeline.state_dir).close()
+    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600)
+
+
+async def near_the_end(pilot) -> None:
+    """The stage list scrolled to its end, then the selection two stages up."""
+    await settled(pilot)
+    await pilot.press("end", "up", "up")
+    await settle(pilot)
+
+
 def pressing(*keys: str):
     """The keys, pressed once the store is shown; the picture is taken when the app
     has taken them in (a screen opened, its reads drawn)."""
@@ -341,6 +364,7 @@ async def settled(pilot) -> None:
 SCREENS = {
     "no_runs": (empty_store, settled),
     "needs_from_outs": (reading_store, settled),
+    "many_stages": (many_stages_store, near_the_end),
     "running": (lambda path: make_store(path, running=True), loaded),
     "runner_gone": (lambda path: make_store(path, runner_gone=True), loaded),
     "failed_run": (lambda path: make_store(path, failed=True), loaded),

@@ -1,22 +1,24 @@
 """StagePane: one stage at a glance — state, time, CPU and memory, last output.
 
-StageList holds one pane per stage, in DAG order; moving through it selects
-the stage whose full log the LogView shows. A filter (``/``) keeps the stages
-whose name holds its text; Esc clears it.
+StageList shows the stages in DAG order, a pane each for those in view;
+moving through it selects the stage whose full log the LogView shows. A
+filter (``/``) keeps the stages whose name holds its text; Esc clears it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.actions import SkipAction
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
+from textual.scrollbar import ScrollBar
 from textual.widget import Widget
 
 from mlci_tui.states import StageState
@@ -72,7 +74,16 @@ class StagePane(Widget):
         needs: Sequence[str] = (),
         in_run: bool = True,
     ) -> None:
-        self.record, self.last_lines, self.now = record, tail, now
+        self.now = now
+        running = record is not None and record.state is StageState.RUNNING
+        if not running and (record, tail, needs, in_run) == (
+            self.record,
+            self.last_lines,
+            self.needs,
+            self.in_run,
+        ):
+            return  # as drawn: only a running stage's figures change with the time
+        self.record, self.last_lines = record, tail
         self.needs, self.in_run = needs, in_run
         self.refresh()
 
@@ -157,9 +168,14 @@ class StagePane(Widget):
         return shown
 
 
-class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
-    """One pane per stage; the keys select which stage's log is shown (a scroll
-    container's own keys would only scroll, leaving the selection behind)."""
+class StageList(Widget, can_focus=True, inherit_bindings=False):
+    """The stages, one pane each; the keys select which stage's log is shown.
+
+    Only the panes that fit are widgets: a pool as tall as the list, each showing
+    the stage of its row from `top` down (``fill`` puts that stage's figures in
+    it). Moving through 500 stages then lays out and paints a screenful, not 500
+    panes, and a refresh of the figures touches the panes in view alone.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "move(-1)", "Previous stage", show=False, id="stages.up"),
@@ -171,7 +187,9 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
         Binding("escape", "clear_filter", "Clear the filter", show=False, id="stages.unfilter"),
     ]
     DEFAULT_CSS = """
-    StageList { height: 1fr; scrollbar-size-vertical: 1; }
+    StageList { height: 1fr; overflow: hidden hidden; }
+    StageList > ScrollBar { dock: right; width: 1; display: none; }
+    StageList.-overflow > ScrollBar { display: block; }
     """
 
     class Selected(Message):
@@ -189,15 +207,29 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
             super().__init__()
             self.text = text
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self, *, fill: Callable[[StagePane], None] | None = None, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
+        self.fill = fill
+        """Puts the figures of its stage in a pane that shows another stage now."""
         self.names: list[str] = []
         """The stages shown: those of the run that the filter keeps."""
         self.all_names: list[str] = []
         self.filter_text = ""
         self.selected = 0
+        self.top = 0
+        """The row of the first pane: the stages above it are scrolled out of view."""
+        self._pool: list[StagePane] = []
+        self._name_width = 0
+        self._lines = 0
+        """Output lines under each pane's title."""
+        self._bar = ScrollBar(vertical=True)
         self._hidden_selection: str | None = None
         """The stage selected when a filter hid every stage: selected again when it shows."""
+
+    def compose(self) -> ComposeResult:
+        yield self._bar
 
     def set_stages(self, names: list[str]) -> None:
         """Show panes for those of ``names`` that the filter keeps."""
@@ -227,31 +259,41 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
         previous = self.names[self.selected] if self.names else self._hidden_selection
         self._hidden_selection = None if names else previous
         self.names = list(names)
-        self.remove_children()
         # Names line up; a very long one is cut (in `StagePane.render`), not the rest.
-        width = min(60, max((len(name) for name in names), default=0))
-        self.mount_all([StagePane(name, width) for name in names])
+        self._name_width = min(60, max((len(name) for name in names), default=0))
         self.selected = names.index(previous) if previous in names else 0
-        self.call_after_refresh(self._fit)
-        self.call_after_refresh(self._mark)
+        self._fit()
 
     def panes(self) -> list[StagePane]:
-        return list(self.query(StagePane))
+        """The panes in view, top to bottom, each showing its stage."""
+        return self._pool[: max(0, min(len(self._pool), len(self.names) - self.top))]
 
     def on_resize(self) -> None:
         self._fit()
 
     def _fit(self) -> None:
-        """Give each pane as many output lines (up to 3) as the height allows: none
-        when the stages would not all fit with one."""
-        panes = self.panes()
-        if not panes:
-            return
-        lines = max(0, min(3, self.size.height // len(panes) - 1))
-        for pane in panes:
+        """As many panes as fit, each with as many output lines (up to 3) as the
+        height allows: none when the stages would not all fit with one."""
+        height, count = self.size.height, len(self.names)
+        lines = max(0, min(3, height // count - 1)) if count else 0
+        rows = min(count, height // (lines + 1))
+        if rows > len(self._pool):
+            added = [StagePane("", self._name_width) for _ in range(rows - len(self._pool))]
+            self._pool += added
+            self.mount_all(added, before=self._bar)
+        elif rows < len(self._pool):
+            gone, self._pool = self._pool[rows:], self._pool[:rows]
+            self.remove_children(gone)
+        self._lines = lines
+        for pane in self._pool:
+            pane.name_width = self._name_width
             if pane.output_lines != lines:
                 pane.output_lines = lines
                 pane.styles.height = lines + 1
+        self.set_class(count > rows, "-overflow")
+        self._bar.window_virtual_size = count
+        self._bar.window_size = rows
+        self._reveal()
 
     @property
     def selected_name(self) -> str | None:
@@ -260,7 +302,7 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
     def select(self, name: str, *, by_user: bool = False) -> None:
         if name in self.names:
             self.selected = self.names.index(name)
-            self._mark()
+            self._reveal()
             self.post_message(self.Selected(name, by_user=by_user))
 
     def action_move(self, step: int) -> None:
@@ -272,8 +314,7 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
         """As many stages on as fit in the list, stopping at either end."""
         if not self.names:
             return
-        pane_height = self.panes()[0].outer_size.height or 2
-        step = max(1, self.size.height // pane_height) * pages
+        step = max(1, len(self._pool)) * pages
         self.select(
             self.names[max(0, min(len(self.names) - 1, self.selected + step))], by_user=True
         )
@@ -282,8 +323,34 @@ class StageList(VerticalScroll, can_focus=True, inherit_bindings=False):
         if self.names:
             self.select(self.names[index], by_user=True)
 
-    def _mark(self) -> None:
-        for index, pane in enumerate(self.panes()):
-            pane.selected = index == self.selected
-            if pane.selected:
-                self.scroll_to_widget(pane, animate=False)
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self._scroll(1)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self._scroll(-1)
+
+    def _scroll(self, rows: int) -> None:
+        """The view ``rows`` down (up if negative), the selection left where it is."""
+        self._show_from(self.top + rows)
+
+    def _reveal(self) -> None:
+        """The view moved as little as brings the selected stage into it."""
+        rows = len(self._pool)
+        top = min(self.top, self.selected)
+        self._show_from(max(top, self.selected - rows + 1))
+
+    def _show_from(self, top: int) -> None:
+        """Each pane showing the stage of its row, the first one ``top``'s."""
+        rows = len(self._pool)
+        self.top = max(0, min(top, len(self.names) - rows))
+        self._bar.position = self.top
+        for row, pane in enumerate(self._pool, start=self.top):
+            name = self.names[row]
+            if pane.stage_name != name:
+                pane.stage_name = name
+                if self.fill is not None:
+                    self.fill(pane)
+                pane.refresh()
+            pane.selected = row == self.selected

@@ -84,3 +84,22 @@ def test_no_store_yet_is_an_empty_snapshot_and_its_creation_is_noticed(tmp_path:
     two_stage_run(tmp_path)
     assert reader.due()
     assert reader.snapshot().run is not None
+
+
+def test_an_overview_is_the_run_alone_and_leaves_the_full_read_due(tmp_path: Path) -> None:
+    """What a first frame shows: the run and its stages as a snapshot has them, none of
+    the slower parts (the logs' last lines), and the full snapshot still due after it."""
+    store, run = two_stage_run(tmp_path)
+    store.runs.update_stage(run, "busy", state=StageState.PASSED, ended_at=3.0)
+    store.runs.finish(run, RunState.PASSED, exit_code=0, ended_at=3.0)
+    reader = StoreReader(tmp_path)
+    overview = reader.overview()
+    full = StoreReader(tmp_path).snapshot()
+    assert overview.run == full.run and overview.latest_run_id == full.latest_run_id == run
+    assert overview.running is None and not overview.tails and full.tails
+    assert reader.due()
+    assert reader.snapshot().tails == full.tails
+    assert not reader.due()
+    pinned = StoreReader(tmp_path).overview(run)
+    assert pinned.run == full.run and pinned.latest_run_id == run
+    assert StoreReader(tmp_path / "nothing-here").overview() == type(overview)()
