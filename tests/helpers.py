@@ -26,7 +26,7 @@ from mlci_tui.config import load_config
 from mlci_tui.events import CommandOutput
 from mlci_tui.pipeline.engine import Engine
 from mlci_tui.states import RunState, Stream
-from mlci_tui.store.logs import LogWriter
+from mlci_tui.store.logs import LogWriter, read_notes
 
 if TYPE_CHECKING:  # only the dashboard tier imports Textual
     from textual.pilot import Pilot
@@ -605,6 +605,12 @@ HOSTILE = (
     b"10%\r50%\r100%\n"
     b"safe\xe2\x80\xaetxt.exe \x1b[8mhidden\x1b[0m\n"
 )
+
+
+def notes_of(path: Path) -> str:
+    """mlci's notes about a stage (a retry, a restore, why it failed), one a line: they
+    stand beside its log, never among its output."""
+    return "".join(note.text + "\n" for note in read_notes(path))
 
 
 def append_log(

@@ -483,7 +483,7 @@ def test_damaged_database_is_named_in_one_line(project: Project) -> None:
     assert result.returncode == 2
     err = result.stderr.decode()
     assert err.count("\n") == 1 and str(db_path) in err and "damaged" in err
-    assert (project.state_dir / "runs" / "1" / "a.log").read_bytes().endswith(b" o kept\n")
+    assert (project.state_dir / "runs" / "1" / "a.log").read_bytes().endswith(b"kept\n")
 
 
 def test_a_newer_schema_is_refused(project: Project) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlci_tui.store import Store
-from tests.helpers import Project, demo_project, mlci_env, run_python, wait_for
+from tests.helpers import Project, demo_project, mlci_env, notes_of, run_python, wait_for
 
 PIPELINE = """
 [params]
@@ -110,8 +110,8 @@ def test_a_second_run_is_cached_with_its_metrics_and_log(pipeline: Project) -> N
     assert second["train"]["exit_code"] is None
     log = pipeline.mlci("logs", "train").stdout.decode()
     assert log == "trained with lr 0.05\n::metric loss=0.25\n"
-    raw = (pipeline.state_dir / "runs" / "2" / "train.log").read_text()
-    assert raw.splitlines()[0].endswith(" m cached: same inputs as run 1, stage train")
+    raw = notes_of(pipeline.state_dir / "runs" / "2" / "train.log")
+    assert raw.splitlines()[0] == "cached: same inputs as run 1, stage train"
     # A third run is cached from the run that produced the result, not from the second.
     assert run(pipeline)["train"]["cached_from"] == {"run": 1, "stage": "train", "store": None}
     printed = pipeline.mlci("status").stdout.decode()
@@ -193,7 +193,7 @@ deps = ["input.txt"]
     )
     (project.path / "input.txt").write_text("start\n")
     assert states(run(project)) == {"grow": "passed"}
-    raw = (project.state_dir / "runs" / "1" / "grow.log").read_text()
+    raw = notes_of(project.state_dir / "runs" / "1" / "grow.log")
     assert "dep input.txt changed while the stage ran: its result is not cached" in raw
     stages = run(project)
     assert states(stages) == {"grow": "passed"}
@@ -236,7 +236,7 @@ outs = ["c.txt"]
     stages = run(project, "--force", "b")
     assert states(stages) == {"a": "cached", "b": "passed", "gate": "passed", "c": "cached"}
     assert not os.path.samefile(project.path / "a.txt", project.path / "c.txt")
-    log = (project.state_dir / "runs" / "2" / "b.log").read_text()
+    log = notes_of(project.state_dir / "runs" / "2" / "b.log")
     assert "changed while the stage ran" not in log
     assert run(project)["b"]["state"] == "cached"
 
@@ -334,7 +334,7 @@ def test_outs_are_restored_after_rm(pipeline: Project) -> None:
     assert states(stages) == {"prepare": "cached", "train": "cached", "evaluate": "cached"}
     assert model.read_bytes() == content
     assert (pipeline.path / "build" / "clean.csv").read_text() == "a,b\n1,2\n"
-    raw = (pipeline.state_dir / "runs" / "2" / "train.log").read_text()
+    raw = notes_of(pipeline.state_dir / "runs" / "2" / "train.log")
     assert "restored from the cache: build/model.json" in raw
     # An out replaced by another file is put back as well.
     model.unlink()
@@ -759,8 +759,8 @@ def test_a_cache_that_cannot_be_written_only_notes_it(pipeline: Project) -> None
         )
     stages = run(pipeline)
     assert states(stages) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
-    raw = (pipeline.state_dir / "runs" / "1" / "train.log").read_text()
-    assert " m not cached: " in raw
+    raw = notes_of(pipeline.state_dir / "runs" / "1" / "train.log")
+    assert "\nnot cached: " in "\n" + raw
     assert states(run(pipeline)) == {"prepare": "passed", "train": "passed", "evaluate": "passed"}
 
 

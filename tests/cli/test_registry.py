@@ -19,6 +19,7 @@ from tests.helpers import (
     demo_project,
     history,
     mlci_env,
+    notes_of,
     run,
     served,
     setup,
@@ -56,8 +57,8 @@ def test_a_passing_run_registers_deploys_and_monitors_a_version(project: Project
         "deploy": "passed",
         "monitor": "passed",
     }
-    deploy_log = (project.state_dir / "runs" / "1" / "deploy.log").read_bytes()
-    assert b"registered v1" in deploy_log and b" m v1 is live" in deploy_log
+    deploy_notes = notes_of(project.state_dir / "runs" / "1" / "deploy.log")
+    assert "registered v1" in deploy_notes and "v1 is live\n" in deploy_notes
     monitor_log = (project.state_dir / "runs" / "1" / "monitor.log").read_bytes()
     assert monitor_log.count(b"::metric accuracy=0.95") == 3
 

@@ -31,6 +31,7 @@ from tests.helpers import (
     github_commands,
     gitlab_sections,
     mlci_env,
+    notes_of,
     run,
     setup,
 )
@@ -100,8 +101,8 @@ def test_every_metric_line_is_a_point_with_an_explicit_or_counted_step(project: 
     assert all(p["time"] > 0 for points in series.values() for p in points)
     # status keeps the last values; a step below 0 is a malformed line, noted.
     assert project.stage("train")["metrics"] == {"loss": 0.25, "acc": 0.8, "lr": 0.01, "final": 1.5}
-    log = (project.state_dir / "runs" / "1" / "train.log").read_bytes()
-    assert b"ignored a malformed metric line: 'step=-1 loss=9'" in log
+    log = notes_of(project.state_dir / "runs" / "1" / "train.log")
+    assert "ignored a malformed metric line: 'step=-1 loss=9'" in log
 
 
 RETRIED = """
@@ -204,8 +205,8 @@ def test_a_stage_printing_a_quarter_million_points_costs_the_store_a_bounded_ser
     assert points[99_999]["step"] == 99_999 and points[100_000]["step"] == 100_000
     assert points[-1]["step"] == 249_990
     assert project.stage("flood")["metrics"] == {"loss": 249_999.0}
-    log = (project.state_dir / "runs" / "1" / "flood.log").read_bytes()
-    assert b"metric loss: 100000 points kept; from here on every 10th is kept" in log
+    log = notes_of(project.state_dir / "runs" / "1" / "flood.log")
+    assert "metric loss: 100000 points kept; from here on every 10th is kept" in log
 
 
 EVALUATE = """
