@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from mlci_tui.commands.common import find_run, load, open_store, relative, stage_hint
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
-from mlci_tui.states import DeployOutcome, RunState, Stream
+from mlci_tui.states import DeployOutcome, RunState
 
 ALL_STAGES = "*"
 """What a bare ``--force`` stands for."""
@@ -389,6 +389,7 @@ def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
     )
     from mlci_tui.commands.console import paint
     from mlci_tui.service.recovery import recover, runner_gone
+    from mlci_tui.store.logs import COPY_CHUNK, Note
     from mlci_tui.store.run_log import RunLog, stage_labels
 
     out = sys.stdout.buffer
@@ -406,26 +407,52 @@ def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
         log = RunLog([(name, store.log_path(run.id, name)) for name in names])
         printed = 0
 
+        def write(label: bytes, block: bytes) -> None:
+            """Lines of a stage's output (joined by newlines), each after its label."""
+            if terminal:
+                lines = block.split(b"\n")
+                safe = [textsafe.terminal_line(textsafe.decode(x), keep_color=color) for x in lines]
+                block = "\n".join(safe).encode()
+            # One C-level replace puts the label before every line of the block.
+            text = label + block.replace(b"\n", b"\n" + label) + b"\n"
+            out.write(text if plain is None else plain(text))
+
         def emit(running: set[str]) -> None:
+            """Print what the stages' logs gained, a stretch of lines at a time; a line a
+            running stage is still writing waits for its end."""
             nonlocal printed
             log.update()
-            while printed < len(log):
-                record, stage = log.line(printed), log.stage_at(printed)
-                assert record is not None and stage is not None
-                if record.partial and stage in running:
-                    break  # its end is still to come
-                content = record.content
-                if record.stream is Stream.MESSAGE:
-                    content = b"-- " + content
-                if terminal or record.stream is Stream.MESSAGE:
-                    keep = color and record.stream is not Stream.MESSAGE
-                    text = textsafe.terminal_line(textsafe.decode(content), keep_color=keep)
-                    content = text.encode()
-                line = labels[stage] + content + b"\n"
-                if plain is not None:
-                    line = plain(line)
-                out.write(line)
-                printed += 1
+            for position, first, count in log.stretches(printed):
+                name = log.names[position]
+                index = log.indexes[position]
+                for piece in index.pieces(first, first + count):
+                    if isinstance(piece, Note):
+                        note = textsafe.terminal_line(f"-- {piece.text}", keep_color=False)
+                        line = labels[name] + note.encode() + b"\n"
+                        out.write(line if plain is None else plain(line))
+                        printed += 1
+                        continue
+                    waits = piece.partial and name in running
+                    with open(index.path, "rb") as source:
+                        source.seek(piece.start)
+                        left, carry = piece.end - piece.start, b""
+                        while left > 0:
+                            chunk = source.read(min(COPY_CHUNK, left))
+                            if not chunk:
+                                break
+                            left -= len(chunk)
+                            data = carry + chunk
+                            cut = data.rfind(b"\n")
+                            if cut >= 0:
+                                write(labels[name], data[:cut])
+                            carry = data[cut + 1 :]
+                    if not waits:
+                        write(labels[name], carry)  # the last line (its newline not in it)
+                    if waits:
+                        printed += piece.lines - 1
+                        out.flush()
+                        return  # its end is still to come
+                    printed += piece.lines
             out.flush()
 
         token = stop_token() if github else None

@@ -54,6 +54,17 @@ class _Stretch(NamedTuple):
     """No newline ends it (yet), or a note breaks it at ``end``."""
 
 
+class Piece(NamedTuple):
+    """Lines that are bytes ``start`` up to ``end`` of the file (the last one's newline
+    not included)."""
+
+    start: int
+    end: int
+    partial: bool
+    """Whether the last of them does not end (yet), or a note breaks it at ``end``."""
+    lines: int
+
+
 class LogIndex:
     """Where the lines of one stage's log are; `update()` catches up as it grows.
 
@@ -345,6 +356,28 @@ class LogIndex:
         stream, time = self._attributes(found.start)
         content, cut = self._content(found)
         return LogRecord(time, stream, content, found.partial, cut)
+
+    def pieces(self, first: int, stop: int) -> Iterator[Note | Piece]:
+        """Lines ``first`` up to ``stop`` in as few pieces as they allow: each note, and
+        each run of the file's lines between notes as one `Piece` (a byte range), for
+        a reader that prints them whole rather than line by line."""
+        line = first
+        while line < stop:
+            with self._lock:
+                k = bisect.bisect_left(self._note_lines, line)
+                notes = len(self._note_lines)
+                note = self._notes[k] if k < notes and self._note_lines[k] == line else None
+                after = k + (note is not None)
+                upto = self._note_lines[after] if after < notes else stop
+            if note is not None:
+                yield note
+                line += 1
+                continue
+            last = min(stop, upto) - 1
+            start = self._segment(line - k, ends=False).start
+            end = self._segment(last - k)
+            yield Piece(start, end.end, end.partial, last + 1 - line)
+            line = last + 1
 
     def time_of(self, index: int) -> float:
         """The time of line ``index`` (its first byte's chunk's, or its note's), without

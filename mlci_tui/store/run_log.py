@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import threading
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -126,6 +126,20 @@ class RunLog:
                 self._count += end - first
                 self._merged[stage] = end
             added += end - first
+
+    def stretches(self, start: int) -> Iterator[tuple[int, int, int]]:
+        """From line ``start`` of the run's log on, its segments as they stand: (the
+        stage's position, the segment's first line in the stage's log, how many)."""
+        with self._lock:
+            segment = max(0, self._segment(start))
+            found = []
+            for at in range(segment, len(self._starts)):
+                begin = self._starts[at]
+                end = self._starts[at + 1] if at + 1 < len(self._starts) else self._count
+                skip = max(0, start - begin)
+                if end - begin > skip:
+                    found.append((self._stages[at], self._firsts[at] + skip, end - begin - skip))
+        return iter(found)
 
     def _time(self, stage: int, line: int) -> float:
         return self.indexes[stage].time_of(line)

@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import shutil
 import subprocess
 
-from tests.helpers import HOSTILE, Project
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlci_tui.states import Stream
+from mlci_tui.store.run_log import RunLog, stage_labels
+from mlci_tui.textsafe import decode, terminal_line
+from tests.helpers import HOSTILE, PROGRAMS, PYTHON, Project
 
 SIDE_BY_SIDE = """
 [pipeline]
@@ -78,3 +87,53 @@ def test_a_stage_s_hostile_output_reaches_a_terminal_made_safe(project: Project)
     shown = subprocess.run(project.in_terminal("logs"), capture_output=True, timeout=60, check=True)
     assert b"\x1b]" not in shown.stdout and b"\x1b[8m" not in shown.stdout
     assert b"[loud]" in shown.stdout
+
+
+def _line_by_line(project: Project, names: list[str]) -> bytes:
+    """The whole run's log as `mlci logs` printed it line by line before it printed
+    stretches of lines: each `RunLog` line after its label, a note as ``-- …``."""
+    log = RunLog([(name, project.state_dir / "runs" / "1" / f"{name}.log") for name in names])
+    log.update()
+    labels = {
+        name: (label.text + label.pad).encode() for name, label in stage_labels(names).items()
+    }
+    printed = b""
+    for number in range(len(log)):
+        record, stage = log.line(number), log.stage_at(number)
+        assert record is not None and stage is not None
+        content = record.content
+        if record.stream is Stream.MESSAGE:
+            content = terminal_line(decode(b"-- " + content), keep_color=False).encode()
+        printed += labels[stage] + content + b"\n"
+    log.close()
+    return printed
+
+
+_PIECE = st.sampled_from([b"a", b"\n", b"\r", b"", b"\x1b[31m", b"\xff", b"-- x", b"[b] y", b"  "])
+_OUTPUT = st.lists(_PIECE, max_size=12).map(b"".join)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(outputs=st.lists(st.tuples(_OUTPUT, _OUTPUT), min_size=1, max_size=3), fail=st.booleans())
+def test_the_whole_run_log_in_stretches_is_the_run_log_line_by_line(
+    project: Project, outputs: list[tuple[bytes, bytes]], fail: bool
+) -> None:
+    """Printed a stretch of lines at a time (a C-level replace puts the labels), the
+    whole run's log is what printing `RunLog` line by line gives: stdout and stderr,
+    lines without an end, empty ones, a failure's note after them."""
+    shutil.rmtree(project.state_dir, ignore_errors=True)
+    names = [f"s{n}" for n in range(len(outputs))]
+    config = "[pipeline]\nmax_parallel = 2\n"
+    for name, (out, err) in zip(names, outputs, strict=True):
+        command = [PYTHON, str(PROGRAMS / "raw.py"), out.hex()]
+        shell = f"{shlex.join(command)}; {shlex.join(command[:2])} {err.hex()} >&2"
+        config += f"[stages.{name}]\ncommand = {json.dumps(shell)}\n"
+        if fail and name == names[-1]:
+            config = config.replace(json.dumps(shell), json.dumps(shell + "; exit 3"))
+    project.write(config)
+    project.mlci("run")
+    result = project.mlci("logs")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == _line_by_line(project, names)
