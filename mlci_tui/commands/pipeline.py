@@ -348,6 +348,14 @@ def handle_logs(args: argparse.Namespace) -> int:
                 show(chunk[:cut])
 
         def emit() -> None:
+            if cursor.legacy:  # an earlier version's log: record by record
+                for record in cursor.records():
+                    if isinstance(record, Note):
+                        note(record.text)
+                    else:
+                        show(record)
+                out.flush()
+                return
             for item in cursor.read(to_end=True):
                 if isinstance(item, Note):
                     note(item.text)
@@ -422,6 +430,8 @@ def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
             running stage is still writing waits for its end."""
             nonlocal printed
             log.update()
+            if log.problem is not None:
+                raise StoreError(log.problem)
             for position, first, count in log.stretches(printed):
                 name = log.names[position]
                 index = log.indexes[position]

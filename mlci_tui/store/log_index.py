@@ -29,6 +29,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
+from mlci_tui.errors import StoreError
 from mlci_tui.states import Stream
 from mlci_tui.store import logs
 from mlci_tui.store.logs import LogRecord, Note
@@ -76,6 +77,8 @@ class LogIndex:
         self.source = path
         """The log asked for; `path` is what is read (a converted copy of an old log)."""
         self.path = path
+        self.problem: str | None = None
+        """Why the log cannot be read (an old-format log whose copy could not be made)."""
         self._legacy: bool | None = None
         """Whether the log is of the earlier format: known at the first `update`, where
         converting it does not hold up the caller's thread."""
@@ -169,6 +172,8 @@ class LogIndex:
         flood then costs nothing for the lines nobody looks at.
         """
         self._resolve()
+        if self.problem is not None:
+            return 0
         try:
             # The size before the index: a chunk's bytes are written before its entry.
             size = os.stat(self.path).st_size
@@ -209,6 +214,9 @@ class LogIndex:
         try:
             copy = logs.readable(self.source)
         except FileNotFoundError:
+            return
+        except StoreError as error:
+            self.problem = str(error)
             return
         if copy != self.path:
             # A later copy (a note appended to the old log) holds the earlier one's

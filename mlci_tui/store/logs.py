@@ -38,11 +38,13 @@ import os
 import shutil
 import struct
 import tempfile
+import threading
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from mlci_tui.errors import StoreError
 from mlci_tui.events import CommandNoted, CommandOutput
 from mlci_tui.states import Stream
 from mlci_tui.store import legacy_log
@@ -293,12 +295,22 @@ class LogCursor:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = readable(path)
+        self.path = path
         self.offset = 0
         self._entries = 0
         self._indexed = 0
         self._notes = NotesCursor(self.path)
         self._pending: list[Note] = []
+        self._legacy: bool | None = None
+        self._legacy_read = 0
+
+    @property
+    def legacy(self) -> bool:
+        """Whether the log is of an earlier version's format: `records` then reads its
+        records as they come (no copy), and `read` has no ranges to give."""
+        if self._legacy is None and self.path.exists():
+            self._legacy = is_legacy(self.path)
+        return bool(self._legacy)
 
     def read(self, *, to_end: bool = False) -> Iterator[tuple[int, int] | Note]:
         entries = read_index(self.path, self._entries)
@@ -323,6 +335,9 @@ class LogCursor:
     def records(self, *, to_end: bool = True) -> Iterator[bytes | Note]:
         """As `read`, with the bytes of each range read (in chunks of at most
         `COPY_CHUNK`)."""
+        if self.legacy:
+            yield from self._legacy_records()
+            return
         try:
             file = open(self.path, "rb")  # noqa: SIM115 (closed by the `with` below)
         except FileNotFoundError:
@@ -340,6 +355,23 @@ class LogCursor:
                         break
                     start += len(chunk)
                     yield chunk
+
+    def _legacy_records(self) -> Iterator[bytes | Note]:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self._legacy_read)
+                data = file.read()
+        except FileNotFoundError:
+            return
+        whole = data.rfind(b"\n") + 1
+        self._legacy_read += whole
+        for record in legacy_log.parse(data[:whole]):
+            if record.stream is Stream.MESSAGE:
+                yield Note(self.offset, record.time, record.content.decode("utf-8", "replace"))
+                continue
+            content = record.content if record.partial else record.content + b"\n"
+            self.offset += len(content)
+            yield content
 
 
 def output_bytes(path: Path) -> Iterator[bytes]:
@@ -386,57 +418,98 @@ def _tail_entries(path: Path, most: int = 4096) -> Entries:
     return read_index(path, max(0, whole - most))
 
 
-_converted: dict[tuple[Path, int, int], Path] = {}
+class _Copy:
+    """A log of the format before this one, converted so far into a copy in this one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.read = 0
+        """How much of the old log is converted: whole records only."""
+        self.end = 0
+        """The copy's size."""
+        for name in (path, index_path(path), notes_path(path)):
+            name.write_bytes(HEADER if name.suffix == ".idx" else b"")
+
+    def catch_up(self, source: Path) -> None:
+        """Convert the whole records the old log gained: appended to the copy, one
+        entry for each run of records of one stream and one time."""
+        with open(source, "rb") as old:
+            old.seek(self.read)
+            gained = old.read()
+        whole = gained.rfind(b"\n") + 1
+        if not whole:
+            return
+        data, entries, notes = bytearray(), bytearray(), bytearray()
+        pending: tuple[int, float] | None = None
+        for record in legacy_log.parse(gained[:whole]):
+            if record.stream is Stream.MESSAGE:
+                if pending is not None:
+                    entries += ENTRY.pack(self.end + len(data) << 2 | pending[0], pending[1])
+                pending = None
+                notes += b"%d %.6f %s\n" % (self.end + len(data), record.time, record.content)
+                continue
+            key = (KIND[record.stream], record.time)
+            if pending is not None and pending != key:
+                entries += ENTRY.pack(self.end + len(data) << 2 | pending[0], pending[1])
+            pending = key
+            data += record.content if record.partial else record.content + b"\n"
+        if pending is not None:
+            entries += ENTRY.pack(self.end + len(data) << 2 | pending[0], pending[1])
+        # Data before its entries, as a writer writes: a reader never sees an entry early.
+        for name, block in ((self.path, data), (index_path(self.path), entries)):
+            with open(name, "ab") as file:
+                file.write(block)
+        with open(notes_path(self.path), "ab") as file:
+            file.write(notes)
+        self.end += len(data)
+        self.read += whole
+
+
+_copies: dict[Path, _Copy] = {}
+_copying = threading.Lock()
 _scratch: Path | None = None
+SCRATCH_PREFIX = "mlci-logs-"
 
 
 def readable(path: Path) -> Path:
     """``path`` itself, or for a log in the format before this one, a copy of it in
-    this format (in a scratch directory of this process's, removed at its exit):
-    the old log is never rewritten."""
+    this format, kept up with it as it grows: the old log is never rewritten. The
+    copies are in a scratch directory of this process's, removed at its exit (or by
+    the next process that makes one, when a signal ended this one)."""
     if not is_legacy(path):
         return path
     global _scratch
-    status = os.stat(path)
-    key = (path, status.st_size, status.st_mtime_ns)
-    found = _converted.get(key)
-    if found is not None:
-        return found
-    if _scratch is None:
-        _scratch = Path(tempfile.mkdtemp(prefix="mlci-logs-"))
-        atexit.register(shutil.rmtree, _scratch, True)
-    copy = _scratch / f"{len(_converted)}.log"
-    _convert(path, copy)
-    _converted[key] = copy
-    return copy
+    with _copying:
+        try:
+            if _scratch is None:
+                _sweep_scratch()
+                _scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+                atexit.register(shutil.rmtree, _scratch, True)
+            copy = _copies.get(path)
+            if copy is None:
+                copy = _copies[path] = _Copy(_scratch / f"{len(_copies)}.log")
+            copy.catch_up(path)
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            where = _scratch or tempfile.gettempdir()
+            raise StoreError(
+                f"cannot read {path}, a log of an earlier version's format: its copy"
+                f" in {where} could not be written: {error.strerror or error}"
+            ) from error
+        return copy.path
 
 
-def _convert(path: Path, copy: Path) -> None:
-    """Write the log at ``path``, of the format before this one, to ``copy`` in this
-    one: buffered, one entry for each run of records of one stream and one time."""
-    with (
-        open(copy, "wb") as data,
-        open(index_path(copy), "wb") as index,
-        open(notes_path(copy), "wb") as notes,
-    ):
-        index.write(HEADER)
-        end = 0
-        pending: tuple[int, float] | None = None
-
-        def entry() -> None:
-            if pending is not None:
-                index.write(ENTRY.pack(end << 2 | pending[0], pending[1]))
-
-        for record in legacy_log.records(path):
-            if record.stream is Stream.MESSAGE:
-                entry()
-                pending = None
-                notes.write(b"%d %.6f %s\n" % (end, record.time, record.content))
+def _sweep_scratch() -> None:
+    """Remove the scratch directories of processes that are gone."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tempfile.gettempdir()):
+            pid = entry.name[len(SCRATCH_PREFIX) :].partition("-")[0]
+            if not entry.name.startswith(SCRATCH_PREFIX) or not pid.isdigit():
                 continue
-            key = (KIND[record.stream], record.time)
-            if pending is not None and pending != key:
-                entry()
-            pending = key
-            data.write(record.content if record.partial else record.content + b"\n")
-            end += len(record.content) + (not record.partial)
-        entry()
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                continue

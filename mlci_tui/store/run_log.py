@@ -86,6 +86,11 @@ class RunLog:
     """Nothing is skipped: interleaving needs every line's place."""
 
     @property
+    def problem(self) -> str | None:
+        """Why a stage's log cannot be read, if one cannot."""
+        return next((i.problem for i in self.indexes if i.problem is not None), None)
+
+    @property
     def settled(self) -> int:
         """Every line placed has its time (see `update`)."""
         return len(self)

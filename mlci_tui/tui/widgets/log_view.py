@@ -282,6 +282,8 @@ class LogView(ScrollView, can_focus=True):
             if self.follow:
                 self._to_end()
             self.refresh()
+        if index is self.index and index.problem is not None:
+            self._show_status()
         if index is self.index and self._pending_search is not None:
             query, forward, note = self._pending_search
             self._pending_search = None
@@ -684,6 +686,8 @@ class LogView(ScrollView, can_focus=True):
     def status(self) -> str:
         """What the log's bottom border says: where the stage ran, and the search."""
         parts = [self.job_text] if self.job_text else []
+        if self.index is not None and self.index.problem is not None:
+            parts.append(self.index.problem)
         if self.search_text and self.match_line is not None:
             position = self.match_position()
             counted = (

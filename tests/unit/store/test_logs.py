@@ -9,19 +9,23 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlci_tui.errors import StoreError
 from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
 from mlci_tui.states import Stream
-from mlci_tui.store import legacy_log
+from mlci_tui.store import legacy_log, logs
 from mlci_tui.store.logs import (
     ENTRY_SIZE,
     HEADER,
+    SCRATCH_PREFIX,
     LogCursor,
     LogWriter,
     Note,
@@ -364,3 +368,55 @@ def _as_legacy(path: Path, old: Path) -> Path:
             if rest:
                 file.write(legacy_log.encode(stream, rest, time, partial=True))
     return old
+
+
+def test_an_old_format_log_still_being_written_is_followed_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner of the version before still writing: a follower reads its records as
+    they come, and the copy a viewer reads grows with it, one copy, never made again."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
+    monkeypatch.setattr(logs, "_scratch", None)
+    monkeypatch.setattr(logs, "_copies", {})
+    (tmp_path / "scratch").mkdir()
+    path = tmp_path / "train.log"
+    path.write_bytes(legacy_log.encode(Stream.STDOUT, b"one", 1.0))
+    cursor = LogCursor(path)
+    assert read_back(cursor) == [b"one\n"]
+    copy = readable(path)
+    with open(path, "ab") as old:
+        old.write(legacy_log.encode(Stream.MESSAGE, b"retrying", 2.0))
+        old.write(legacy_log.encode(Stream.STDERR, b"two", 3.0))
+    assert read_back(cursor) == [Note(4, 2.0, "retrying"), b"two\n"]
+    assert readable(path) == copy and copy.read_bytes() == b"one\ntwo\n"
+    assert [(n.position, n.text) for n in read_notes(copy)] == [(4, "retrying")]
+    assert stream_at(read_index(copy), 5) == (Stream.STDERR, 3.0)
+    assert len(list(copy.parent.glob("*.log"))) == 1
+
+
+def test_copies_left_by_a_process_a_signal_ended_are_removed_and_no_room_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(logs, "_scratch", None)
+    monkeypatch.setattr(logs, "_copies", {})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    left = scratch / f"{SCRATCH_PREFIX}{gone.pid}-abc"
+    left.mkdir()
+    (left / "0.log").write_bytes(b"x" * 1000)
+    mine = scratch / f"{SCRATCH_PREFIX}{os.getpid()}-def"
+    mine.mkdir()
+    path = tmp_path / "train.log"
+    path.write_bytes(legacy_log.encode(Stream.STDOUT, b"one", 1.0))
+    assert readable(path).read_bytes() == b"one\n"
+    assert not left.exists() and mine.exists()  # a live process's copies stay
+    # No room for a copy (here: no directory to make it in): one line that says so.
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    monkeypatch.setattr(logs, "_scratch", None)
+    other = tmp_path / "other.log"
+    other.write_bytes(legacy_log.encode(Stream.STDOUT, b"two", 1.0))
+    with pytest.raises(StoreError, match="a log of an earlier version's format: its copy"):
+        readable(other)
