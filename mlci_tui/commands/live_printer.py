@@ -71,6 +71,8 @@ class BackgroundWriter:
         self._size = 0
         self._dropped = 0
         self._stalled = False
+        self._writing = False
+        """Whether the thread is writing a batch (the reader may be stalled on it)."""
         self._closing = False
         self._line_ended = True
         """Whether what was queued last ends a line."""
@@ -101,15 +103,19 @@ class BackgroundWriter:
             if self.broken or not size:
                 return
             if not keep:
+                clear = not self._chunks and not self._writing
+                if self._stalled and clear and size <= self.limit:
+                    self._stalled = False  # the backlog is written: show output again
                 if not self._stalled:
                     self._lock.wait_for(lambda: self._size + size <= self.limit, timeout=1.0)
-                if self._size + size > self.limit:
+                if self._stalled or self._size + size > self.limit:
+                    # Dropped until the backlog clears, however small: one gap, one note.
                     self._dropped += size
                     self._stalled = True
                     return
-            self._note_dropped()
             # The drainer waits only on an empty queue: whoever filled it woke it.
             idle = not self._chunks
+            self._note_dropped()
             if keep and not self._line_ended:
                 self._add(b"\n")
             for part in parts:
@@ -164,7 +170,7 @@ class BackgroundWriter:
                 batch = list(self._chunks)
                 self._chunks.clear()
                 self._size = 0
-                self._stalled = False
+                self._writing = True
                 self._lock.notify_all()
             try:
                 self.stream.writelines(batch)
@@ -175,6 +181,9 @@ class BackgroundWriter:
                     self._chunks.clear()
                     self._lock.notify_all()
                 return
+            finally:
+                with self._lock:
+                    self._writing = False
 
 
 def _never_blocks(stream: BinaryIO) -> bool:

@@ -27,7 +27,7 @@ from mlci_tui.execution.output import OutputSink
 from mlci_tui.masking import SecretMasker
 from mlci_tui.states import StageState, Stream
 from mlci_tui.store.logs import LogWriter
-from tests.helpers import check_github_markup, github_commands, gitlab_sections
+from tests.helpers import check_github_markup, github_commands, gitlab_sections, wait_for
 
 # What the two parsers look for, and what sits around it, in pieces Hypothesis joins.
 PIECES = [
@@ -184,11 +184,13 @@ def test_lines_a_ci_system_reads_are_never_dropped_and_start_a_line() -> None:
     for _ in range(200):  # 20 MB at a reader that has not read yet: most are dropped
         writer.write(b"::error::" + b"x" * 100_000)
     writer.line(b"::token::\n")
-    writer.write(b"half a line")
-    writer.line(b"::endgroup::\n")
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(os.fdopen(read_end, "rb").read()))
     reader.start()
+    # Output shows again once the backlog is written (until then it is dropped too).
+    wait_for(lambda: not writer._chunks and not writer._writing, what="the backlog written")
+    writer.write(b"half a line")
+    writer.line(b"::endgroup::\n")
     writer.close()
     stream.close()
     reader.join(30)
@@ -197,3 +199,28 @@ def test_lines_a_ci_system_reads_are_never_dropped_and_start_a_line() -> None:
     assert b"::token::" in lines and lines[-3:] == [b"half a line", b"::endgroup::", b""]
     assert any(line.startswith(b"mlci: ") and b"not shown" in line for line in lines)
     assert sum(len(line) for line in lines) < 20_000_000
+
+
+def test_a_stalled_reader_gets_one_gap_in_the_output_and_one_note() -> None:
+    """Once output is dropped, everything is dropped, small writes too, until what was
+    queued is written: the view has one gap, said once, not shreds of lines."""
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "wb")
+    writer = BackgroundWriter(stream, limit=1 << 16)
+    for number in range(4):  # beyond the pipe's room and the queue's: the rest waits
+        writer.write(b"%d" % number + b"y" * 59_999 + b"\n")
+    for _ in range(20):
+        writer.write(b"x" * 70_000 + b"\n")
+        writer.write(b"small\n")
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(os.fdopen(read_end, "rb").read()))
+    reader.start()
+    wait_for(lambda: not writer._chunks and not writer._writing, what="the backlog written")
+    writer.write(b"after\n")
+    writer.close()
+    stream.close()
+    reader.join(30)
+    lines = got[0].split(b"\n")
+    notes = [line for line in lines if line.startswith(b"mlci: ") and b"not shown" in line]
+    assert len(notes) == 1 and b"small" not in lines
+    assert lines[-2:] == [b"after", b""]
