@@ -12,6 +12,7 @@ import pytest
 from textual import events
 from textual.command import Command, CommandList
 from textual.pilot import Pilot
+from textual.scrollbar import ScrollBar
 from textual.widgets import DataTable, Static
 
 from mlci_tui.states import RunState
@@ -454,3 +455,36 @@ async def test_many_stages_keep_panes_for_those_in_view_each_showing_its_own_sta
             assert app.query_one(LogView).path.name == f"{stages.selected_name}.log"
         # More stages than rows: the scrollbar says where the view is.
         assert stages.has_class("-overflow")
+
+
+async def test_the_stage_lists_scrollbar_scrolls_it_when_dragged_or_clicked(
+    project: Project,
+) -> None:
+    count = 120
+    project.write(
+        "".join(f'[stages.s{i:03d}]\ncommand = "echo out of s{i:03d}"\n' for i in range(count))
+    )
+    assert project.mlci("run").returncode == 0
+    app = dashboard(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        stages = app.query_one(StageList)
+        await shown(pilot, lambda: run_state(app) is RunState.PASSED)
+        bar = stages.query_one(ScrollBar)
+        stages.focus()
+        await pilot.press("home")
+        await settle(pilot)
+        assert stages.top == 0
+        # The thumb, at the top, dragged down half the bar: the view follows it.
+        await pilot.mouse_down(bar, offset=(0, 0))
+        await pilot.hover(bar, offset=(0, bar.size.height // 2))
+        await pilot.mouse_up(bar, offset=(0, bar.size.height // 2))
+        await settle(pilot)
+        assert count // 4 < stages.top < count * 3 // 4
+        shown_names = [pane.stage_name for pane in stages.panes()]
+        assert shown_names == stages.names[stages.top : stages.top + len(shown_names)]
+        assert stages.selected_name == "s000"  # the selection stays where it was
+        # A click below the thumb: a page down.
+        dragged = stages.top
+        await pilot.click(bar, offset=(0, bar.size.height - 1))
+        await settle(pilot)
+        assert stages.top == dragged + len(stages.panes())

@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
-from textual.scrollbar import ScrollBar
+from textual.scrollbar import ScrollBar, ScrollDown, ScrollTo, ScrollUp
 from textual.widget import Widget
 
 from mlci_tui.states import StageState
@@ -330,6 +330,21 @@ class StageList(Widget, can_focus=True, inherit_bindings=False):
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         event.stop()
         self._scroll(-1)
+
+    def _on_scroll_to(self, message: ScrollTo) -> None:
+        """The scrollbar's thumb dragged: the view follows it."""
+        message.stop()
+        if message.y is not None:
+            self._show_from(round(message.y))
+
+    def _on_scroll_up(self, message: ScrollUp) -> None:
+        """A click on the scrollbar above its thumb: a page up."""
+        message.stop()
+        self._scroll(-len(self._pool))
+
+    def _on_scroll_down(self, message: ScrollDown) -> None:
+        message.stop()
+        self._scroll(len(self._pool))
 
     def _scroll(self, rows: int) -> None:
         """The view ``rows`` down (up if negative), the selection left where it is."""
