@@ -310,12 +310,7 @@ def handle_logs(args: argparse.Namespace) -> int:
             a range's last) or for a GitLab job's log."""
             nonlocal ended, apart
             if terminal:
-                # The newline is the line's end, not a character to show.
-                shown = [
-                    textsafe.terminal_line(textsafe.decode(line), keep_color=color).encode()
-                    for line in chunk.split(b"\n")
-                ]
-                chunk = b"\n".join(shown)
+                chunk = _terminal_lines(chunk, color=color)
             if plain is not None:
                 chunk = plain(chunk)
             if chunk:
@@ -383,6 +378,17 @@ def handle_logs(args: argparse.Namespace) -> int:
         return 0
 
 
+def _terminal_lines(block: bytes, *, color: bool) -> bytes:
+    """Lines joined by newlines, each made safe for a terminal (the newlines are the
+    lines' ends, not characters to show)."""
+    from mlci_tui import textsafe
+
+    lines = block.split(b"\n")
+    return "\n".join(
+        textsafe.terminal_line(textsafe.decode(line), keep_color=color) for line in lines
+    ).encode()
+
+
 def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
     """`mlci logs` without a stage: every stage's output interleaved as `mlci run`
     printed it, each line after its ``[stage]`` label, mlci's notes as ``-- …``
@@ -418,9 +424,7 @@ def _whole_run_log(args: argparse.Namespace, config: Config) -> int:
         def write(label: bytes, block: bytes) -> None:
             """Lines of a stage's output (joined by newlines), each after its label."""
             if terminal:
-                lines = block.split(b"\n")
-                safe = [textsafe.terminal_line(textsafe.decode(x), keep_color=color) for x in lines]
-                block = "\n".join(safe).encode()
+                block = _terminal_lines(block, color=color)
             # One C-level replace puts the label before every line of the block.
             text = label + block.replace(b"\n", b"\n" + label) + b"\n"
             out.write(text if plain is None else plain(text))

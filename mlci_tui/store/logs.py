@@ -393,19 +393,22 @@ def tail_records(path: Path, count: int = 1, *, max_bytes: int = 16384) -> list[
             data = file.read(max_bytes)
     except FileNotFoundError:
         return []
-    entries = _tail_entries(path)
     first = 0 if start == 0 else data.find(b"\n") + 1
-    if start and not first:
+    if (start and not first) or first == len(data):
         return []
+    # Only the last ``count`` lines are split off and made records: the pane polls this.
+    ended = data.endswith(b"\n")
+    body = data[first : len(data) - ended]
+    lines = body.rsplit(b"\n", count)[-count:]
+    entries = _tail_entries(path)
     found: list[LogRecord] = []
-    at = first
-    while at < len(data):
-        newline = data.find(b"\n", at)
-        end = len(data) if newline < 0 else newline
-        stream, time = stream_at(entries, start + at)
-        found.append(LogRecord(time, stream, data[at:end], newline < 0))
-        at = end + 1
-    return found[-count:]
+    at = start + len(data) - ended
+    for number, line in enumerate(reversed(lines)):
+        at -= len(line)
+        stream, time = stream_at(entries, at)
+        found.append(LogRecord(time, stream, line, number == 0 and not ended))
+        at -= 1
+    return found[::-1]
 
 
 def _tail_entries(path: Path, most: int = 4096) -> Entries:

@@ -16,6 +16,7 @@ from textual.scrollbar import ScrollBar
 from textual.widgets import DataTable, Static
 
 from mlci_tui.states import RunState
+from mlci_tui.tui.app import MlciApp
 from mlci_tui.tui.screens.alerts_screen import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import middle_cut
@@ -407,6 +408,15 @@ async def test_a_read_only_store_is_shown(project: Project, tmp_path: Path) -> N
 STAGE_KEYS = ["down", "up", "pagedown", "pageup", "home", "end", "wheel down", "wheel up"]
 
 
+def many_stages(project: Project, count: int) -> MlciApp:
+    """A dashboard on a passed run of ``count`` stages, each printing its name."""
+    project.write(
+        "".join(f'[stages.s{i:03d}]\ncommand = "echo out of s{i:03d}"\n' for i in range(count))
+    )
+    assert project.mlci("run").returncode == 0
+    return dashboard(project)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_many_stages_keep_panes_for_those_in_view_each_showing_its_own_stage(
     project: Project, seed: int
@@ -416,11 +426,7 @@ async def test_many_stages_keep_panes_for_those_in_view_each_showing_its_own_sta
     selected stage is in view, marked, after every key (the wheel leaves it where it
     is, as a scrolled list does)."""
     count = 120
-    project.write(
-        "".join(f'[stages.s{i:03d}]\ncommand = "echo out of s{i:03d}"\n' for i in range(count))
-    )
-    assert project.mlci("run").returncode == 0
-    app = dashboard(project)
+    app = many_stages(project, count)
     async with app.run_test(size=(80, 24)) as pilot:
         stages = app.query_one(StageList)
         await shown(pilot, lambda: run_state(app) is RunState.PASSED)
@@ -461,11 +467,7 @@ async def test_the_stage_lists_scrollbar_scrolls_it_when_dragged_or_clicked(
     project: Project,
 ) -> None:
     count = 120
-    project.write(
-        "".join(f'[stages.s{i:03d}]\ncommand = "echo out of s{i:03d}"\n' for i in range(count))
-    )
-    assert project.mlci("run").returncode == 0
-    app = dashboard(project)
+    app = many_stages(project, count)
     async with app.run_test(size=(80, 24)) as pilot:
         stages = app.query_one(StageList)
         await shown(pilot, lambda: run_state(app) is RunState.PASSED)
