@@ -29,6 +29,21 @@ class RunState(Worded):
         return self is not RunState.RUNNING
 
 
+class ExperimentState(Worded):
+    QUEUED = "queued"
+    """Waiting for `mlci exp run` or `mlci exp start` to run it."""
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    """Its worker died (kill -9); found and marked by the next command."""
+
+    @property
+    def finished(self) -> bool:
+        return self not in (ExperimentState.QUEUED, ExperimentState.RUNNING)
+
+
 class StageState(Worded):
     PENDING = "pending"
     RUNNING = "running"

@@ -4,7 +4,7 @@ Runners write, any number of viewers read; WAL lets readers work while a
 runner writes, and the busy timeout makes a second writer wait instead of
 failing. `Store` is its tables on one connection, each an attribute named after
 its module (`store.runs`, `store.versions`, `store.deployments`, `store.alerts`,
-`store.decisions`, `store.samples`, `store.series`, `store.file_hashes`,
+`store.decisions`, `store.experiments`, `store.samples`, `store.series`, `store.file_hashes`,
 `store.mirrored`), plus what is the whole store's: opening and migrating it,
 transactions, its id and change stamps, and the paths of the files beside it.
 """
@@ -30,6 +30,7 @@ from mlci_tui.store.versions import VersionsTable
 if TYPE_CHECKING:
     from mlci_tui.store.alerts import AlertsTable
     from mlci_tui.store.decisions import DecisionsTable
+    from mlci_tui.store.experiments import ExperimentsTable
     from mlci_tui.store.file_hashes import FileHashesTable
     from mlci_tui.store.samples import SamplesTable
     from mlci_tui.store.series import SeriesTable
@@ -235,6 +236,35 @@ MIGRATIONS: tuple[str, ...] = (
         AND m.name IN (SELECT key FROM json_each(versions.metrics))
     );
     """,
+    # Experiments: a run of kind 'experiment' once one starts; what `mlci status`,
+    # `diff` and `cache gc --keep-runs` count are the runs of kind 'run'.
+    """
+    ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'run';
+    CREATE INDEX runs_by_kind ON runs (kind, id);
+    CREATE TABLE experiments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        params TEXT NOT NULL,
+        sets TEXT NOT NULL,
+        state TEXT NOT NULL,
+        batch TEXT,
+        config_path TEXT NOT NULL,
+        keep INTEGER NOT NULL DEFAULT 0,
+        queued_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+        pid INTEGER,
+        pid_started REAL,
+        host TEXT,
+        workspace TEXT,
+        method TEXT,
+        git_commit TEXT,
+        code_hash TEXT,
+        message TEXT
+    );
+    CREATE INDEX experiments_by_state ON experiments (state, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -272,6 +302,12 @@ class Store(Connection):
         from mlci_tui.store.decisions import DecisionsTable
 
         return DecisionsTable(self._db, self.db_path)
+
+    @cached_property
+    def experiments(self) -> ExperimentsTable:
+        from mlci_tui.store.experiments import ExperimentsTable
+
+        return ExperimentsTable(self._db, self.db_path)
 
     @cached_property
     def samples(self) -> SamplesTable:

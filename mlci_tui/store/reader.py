@@ -33,6 +33,7 @@ from mlci_tui.store.records import (
     RunRecord,
     VersionRecord,
 )
+from mlci_tui.store.runs import RUN
 from mlci_tui.store.series import Series
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class StoreReader:
         if run is not None and run.state is RunState.RUNNING and run.id == latest_id:
             running_run: RunRecord | None = run
         else:
-            running_runs = store.runs.in_state(RunState.RUNNING)
+            running_runs = store.runs.in_state(RunState.RUNNING, kind=RUN)
             running_run = running_runs[-1] if running_runs else None
         running = store.deployments.running()
         return Snapshot(

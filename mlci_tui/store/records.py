@@ -8,7 +8,14 @@ from typing import Any, NamedTuple
 
 from mlci_tui.events import StoreName
 from mlci_tui.metric_keys import MONITOR, MetricKey, to_json
-from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
+from mlci_tui.states import (
+    DeployKind,
+    DeployOutcome,
+    ExperimentState,
+    RunState,
+    StageState,
+    VersionStatus,
+)
 from mlci_tui.units import metric_text
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
@@ -116,6 +123,8 @@ class RunRecord(NamedTuple):
     git_commit: str | None = None
     """Recorded when the run is mirrored into MLflow (`[mlflow]`)."""
     git_dirty: bool | None = None
+    kind: str = "run"
+    """``run``, or ``experiment`` for an experiment's run (`mlci exp`)."""
 
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -136,7 +145,68 @@ class RunRecord(NamedTuple):
             "host": self.host,
             "message": self.message,
             "params": dict(self.params),
+            "kind": self.kind,
             "stages": [stage.to_json() for stage in self.stages],
+        }
+
+
+class ExperimentRecord(NamedTuple):
+    """One experiment: a run of the pipeline's stages with its own params, in a
+    workspace of its own (`service.experiments`)."""
+
+    id: int
+    name: str
+    state: ExperimentState
+    params: Mapping[str, Any]
+    """The params it sets, by name (the rest are the config's)."""
+    sets: tuple[str, ...]
+    """Those params as ``NAME=VALUE``, as `--set` takes them."""
+    config_path: str
+    queued_at: float
+    batch: str | None = None
+    """The `mlci exp run` that runs it; None for the queue `mlci exp start` drains."""
+    keep: bool = False
+    """Whether its workspace stays when it ends."""
+    started_at: float | None = None
+    ended_at: float | None = None
+    run_id: int | None = None
+    pid: int | None = None
+    """Its worker: the process that runs it (one runner per experiment)."""
+    pid_started: float | None = None
+    host: str | None = None
+    workspace: str | None = None
+    """The directory its stages ran in."""
+    method: str | None = None
+    """How its workspace was made: ``overlay``, ``reflink`` or ``copy``."""
+    git_commit: str | None = None
+    code_hash: str | None = None
+    """A hash of what the project's work tree changed since that commit (None: none)."""
+    message: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How output and tables name it: ``#3 lr-sweep``."""
+        return f"#{self.id} {self.name}"
+
+    def duration_s(self, now: float | None = None) -> float | None:
+        return _duration(self.started_at, self.ended_at, now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state.value,
+            "params": dict(self.params),
+            "run_id": self.run_id,
+            "queued_at": iso_time(self.queued_at),
+            "started_at": iso_time(self.started_at),
+            "ended_at": iso_time(self.ended_at),
+            "duration_s": _round(self.duration_s()),
+            "workspace": self.workspace,
+            "method": self.method,
+            "git_commit": self.git_commit,
+            "code_hash": self.code_hash,
+            "message": self.message,
         }
 
 

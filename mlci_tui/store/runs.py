@@ -16,6 +16,9 @@ from mlci_tui.store import paths
 from mlci_tui.store.connection import Connection
 from mlci_tui.store.records import RunRecord, StageRecord
 
+RUN, EXPERIMENT = "run", "experiment"
+"""The kinds of run: the workspace's own, and an experiment's."""
+
 _STAGE_COLUMNS = frozenset(
     {
         "state",
@@ -63,15 +66,17 @@ class RunsTable(Connection):
         host: str,
         config_path: str,
         params: Mapping[str, Any] | None = None,
+        experiment: int | None = None,
     ) -> int:
         """A new run in state ``running`` with its stages ``pending``; returns its id.
 
-        ``stages`` holds ``(name, needs, max_attempts)`` in run order.
+        ``stages`` holds ``(name, needs, max_attempts)`` in run order. The run of an
+        ``experiment`` is of kind ``experiment``, and that experiment's run.
         """
         with self.transaction():
             cursor = self._db.execute(
                 "INSERT INTO runs (pipeline, state, started_at, pid, pid_started, host,"
-                " config_path, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " config_path, params, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     pipeline,
                     RunState.RUNNING.value,
@@ -81,10 +86,15 @@ class RunsTable(Connection):
                     host,
                     config_path,
                     json.dumps(dict(params or {})),
+                    RUN if experiment is None else EXPERIMENT,
                 ),
             )
             run_id = cursor.lastrowid
             assert run_id is not None
+            if experiment is not None:
+                self._db.execute(
+                    "UPDATE experiments SET run_id = ? WHERE id = ?", (run_id, experiment)
+                )
             self._db.executemany(
                 "INSERT INTO stages (run_id, name, position, needs, state, max_attempts)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -168,13 +178,15 @@ class RunsTable(Connection):
         return [row[0] for row in rows]
 
     def cache_keys_kept(self, keep_runs: int) -> set[str]:
-        """The cache keys that the newest ``keep_runs`` runs, and the runs of every
-        version whose artifact is kept, used or made."""
+        """The cache keys that the newest ``keep_runs`` runs (of the workspace), the
+        runs of every version whose artifact is kept, and every experiment not
+        removed (`mlci exp apply` and `promote` restore its outs) used or made."""
         rows = self._query(
             "SELECT DISTINCT cache_key FROM stages WHERE cache_key IS NOT NULL AND ("
-            " run_id IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?)"
+            " run_id IN (SELECT id FROM runs WHERE kind = 'run' ORDER BY id DESC LIMIT ?)"
             " OR run_id IN (SELECT run_id FROM versions WHERE pruned_at IS NULL"
-            "   OR status = 'live'))",
+            "   OR status = 'live')"
+            " OR run_id IN (SELECT run_id FROM experiments))",
             (keep_runs,),
         )
         return {row[0] for row in rows}
@@ -183,20 +195,33 @@ class RunsTable(Connection):
         row = self._query("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else self._run_record(row)
 
+    # `latest`, `latest_id` and `recent` are the workspace's runs: an experiment's
+    # run is reached through its experiment (`store.experiments`) or by its id.
+
     def latest(self) -> RunRecord | None:
-        row = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        row = self._query(
+            "SELECT * FROM runs WHERE kind = 'run' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else self._run_record(row)
 
     def latest_id(self) -> int | None:
-        return self._query("SELECT MAX(id) FROM runs").fetchone()[0]
+        return self._query("SELECT MAX(id) FROM runs WHERE kind = 'run'").fetchone()[0]
 
     def recent(self, limit: int = 50) -> list[RunRecord]:
-        """The newest runs first, without their stages."""
-        rows = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        """The workspace's newest runs first, without their stages."""
+        rows = self._query(
+            "SELECT * FROM runs WHERE kind = 'run' ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
         return [self._run_record(row, with_stages=False) for row in rows]
 
-    def in_state(self, state: RunState) -> list[RunRecord]:
-        rows = self._query("SELECT * FROM runs WHERE state = ? ORDER BY id", (state.value,))
+    def in_state(self, state: RunState, *, kind: str | None = None) -> list[RunRecord]:
+        """Runs in ``state``: of ``kind`` (`RUN`, `EXPERIMENT`), or of both."""
+        if kind is None:
+            rows = self._query("SELECT * FROM runs WHERE state = ? ORDER BY id", (state.value,))
+        else:
+            rows = self._query(
+                "SELECT * FROM runs WHERE state = ? AND kind = ? ORDER BY id", (state.value, kind)
+            )
         return [self._run_record(row) for row in rows.fetchall()]
 
     def set_git(self, run_id: int, commit: str | None, dirty: bool | None) -> None:
@@ -238,6 +263,7 @@ class RunsTable(Connection):
             params=json.loads(row["params"] or "{}"),
             git_commit=row["git_commit"],
             git_dirty=None if row["git_dirty"] is None else bool(row["git_dirty"]),
+            kind=row["kind"],
         )
 
 

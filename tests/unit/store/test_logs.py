@@ -174,7 +174,9 @@ def test_a_secret_split_across_reads_never_reaches_the_log(
     log.close()
     stored = path.read_bytes()
     assert secret.encode() not in stored
-    assert stored.replace(b"***", b"") == printed.replace(secret.encode(), b"")
+    # Compared with the secret masked, not with the masks removed: the stage may print
+    # asterisks of its own.
+    assert stored == printed.replace(secret.encode(), b"***")
 
 
 def test_what_a_kill_9_cuts_short_is_read_and_written_after(tmp_path: Path) -> None:
