@@ -29,7 +29,18 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
 
-    from mlci_tui.commands import dashboard, init, mlflow, pipeline, registry, reports, stage_graph
+    from mlci_tui.commands import (
+        dashboard,
+        experiment_results,
+        experiment_table,
+        experiments,
+        init,
+        mlflow,
+        pipeline,
+        registry,
+        reports,
+        stage_graph,
+    )
 
     Handler = Callable[[argparse.Namespace], int]
 else:
@@ -50,8 +61,31 @@ else:
             handler.__module__, handler.__qualname__ = self.module, name
             return handler
 
-    dashboard, init, mlflow, pipeline, registry, reports, stage_graph = map(
-        _Later, ("dashboard", "init", "mlflow", "pipeline", "registry", "reports", "stage_graph")
+    (
+        dashboard,
+        experiment_results,
+        experiment_table,
+        experiments,
+        init,
+        mlflow,
+        pipeline,
+        registry,
+        reports,
+        stage_graph,
+    ) = map(
+        _Later,
+        (
+            "dashboard",
+            "experiment_results",
+            "experiment_table",
+            "experiments",
+            "init",
+            "mlflow",
+            "pipeline",
+            "registry",
+            "reports",
+            "stage_graph",
+        ),
     )
 
 DEFAULT_CONFIG = "config.toml"
@@ -75,6 +109,7 @@ def _row_id(what: str) -> Callable[[str], int]:
 
 
 _run_id = _row_id("a run number")
+_experiment_id = _row_id("an experiment number")
 
 
 def _count(text: str) -> int:
@@ -193,6 +228,7 @@ def build_parser(command: str | None = None, *, listed: bool = False) -> argpars
     _pipeline_commands(commands)
     _results_commands(commands)
     _registry_commands(commands)
+    _experiment_commands(commands)
     _mlflow_commands(commands)
     if command is not None and command not in commands.choices:
         return build_parser()
@@ -464,6 +500,121 @@ def _registry_commands(commands: _Commands) -> None:
             help="acknowledge these alerts (all of them, without an ID): the dashboard's alert bar"
             " shows only alerts nobody acknowledged",
         )
+
+
+def _experiment_commands(commands: _Commands) -> None:
+    """Experiments: runs of the pipeline's stages with other params, each in a
+    workspace of its own."""
+    if not commands.wanted("exp"):
+        return
+    group = commands.add_parser(
+        "exp", parents=[_CONFIG], help="experiments: sweep params, compare, promote the best"
+    )
+    actions = _commands(group, listed=commands.listed, metavar="ACTION", required=True)
+    if run := _command(
+        actions,
+        "run",
+        experiments.handle_exp_run,
+        help="run an experiment for every combination of the params' values",
+    ):
+        _option(
+            run,
+            "--set",
+            metavar="PARAM=V1,V2,…",
+            help="the values of a param to try, comma-separated (repeatable: every combination)",
+        )
+        run.add_argument("--name", metavar="NAME", help="what to call them (numbered when several)")
+        run.add_argument(
+            "-j", "--jobs", type=_count, metavar="N", help="run N at once (default: the CPUs)"
+        )
+        run.add_argument(
+            "--queue", action="store_true", help="add them to the queue; `mlci exp start` runs it"
+        )
+        run.add_argument(
+            "--keep", action="store_true", help="keep each workspace when it ends (to debug it)"
+        )
+        run.add_argument(
+            "--yes", action="store_true", help="run a grid of more than 100 experiments"
+        )
+        _option(run, "--md", help="print the summary as Markdown (a PR comment, a job summary)")
+    if start := _command(
+        actions, "start", experiments.handle_exp_start, help="run the queued experiments"
+    ):
+        start.add_argument(
+            "-j", "--jobs", type=_count, metavar="N", help="run N at once (default: the CPUs)"
+        )
+        start.add_argument(
+            "--detach",
+            action="store_true",
+            help="run them in the background, outliving this terminal",
+        )
+    if cancel := _command(
+        actions,
+        "cancel",
+        experiments.handle_exp_cancel,
+        help="cancel queued and running experiments",
+    ):
+        cancel.add_argument(
+            "ids", metavar="ID", type=_experiment_id, nargs="*", help="which (default: all)"
+        )
+    if work := _command(
+        actions, "work", experiments.handle_exp_work, help="(internal) run one experiment"
+    ):
+        work.add_argument("--batch", metavar="BATCH")
+        work.add_argument("--label-width", type=int, default=0)
+    if show := _command(
+        actions,
+        "show",
+        experiment_table.handle_exp_show,
+        "--json",
+        "--md",
+        help="every experiment: its params, metrics and state, the best marked",
+    ):
+        show.add_argument(
+            "--sort", metavar="METRIC", help="sort by this column, best first (a param, a metric)"
+        )
+        show.add_argument(
+            "--filter",
+            metavar="EXPR",
+            help="only rows where EXPR holds, like 'evaluate.accuracy>=0.9' or 'state=passed'",
+        )
+        show.add_argument("--runs", action="store_true", help="the workspace's runs too")
+        _option(show, "--csv", help="print CSV, one experiment a row")
+    if diff := _command(
+        actions,
+        "diff",
+        experiment_table.handle_exp_diff,
+        "--json",
+        "--md",
+        help="what two experiments differ in: params, metrics, stages",
+    ):
+        diff.add_argument("first", metavar="A", type=_experiment_id)
+        diff.add_argument("second", metavar="B", type=_experiment_id)
+    if remove := _command(
+        actions,
+        "remove",
+        experiment_table.handle_exp_remove,
+        help="forget experiments: their rows, runs, logs and workspaces",
+    ):
+        remove.add_argument("ids", metavar="ID", type=_experiment_id, nargs="+")
+    if apply := _command(
+        actions,
+        "apply",
+        experiment_results.handle_exp_apply,
+        help="bring an experiment's outs and params into the workspace",
+    ):
+        apply.add_argument("id", metavar="ID", type=_experiment_id)
+        apply.add_argument(
+            "--yes", action="store_true", help="overwrite changed files without asking"
+        )
+    if promote := _command(
+        actions,
+        "promote",
+        experiment_results.handle_exp_promote,
+        "--reason",
+        help="register an experiment's artifact as a version and deploy it",
+    ):
+        promote.add_argument("id", metavar="ID", type=_experiment_id)
 
 
 def _mlflow_commands(commands: _Commands) -> None:
