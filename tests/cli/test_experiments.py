@@ -305,3 +305,102 @@ def test_secrets_are_masked_in_experiment_names_and_params(
     text = json.dumps(dict(row))
     assert "hunter2" not in text
     assert row["name"] == "x-***"
+
+
+BIG = """
+[pipeline]
+name = "big"
+
+[params]
+seed = 1
+
+[stages.use]
+command = '''
+touch "$SYNC/started"
+while [ ! -e "$SYNC/go" ]; do sleep 0.02; done
+mkdir -p build
+tail -c 16 data/big.bin > build/tail.bin
+echo more >> data/big.bin
+'''
+deps = ["data/big.bin"]
+params = ["seed"]
+outs = ["build/tail.bin"]
+"""
+
+
+def test_a_large_file_is_shared_from_the_cache_and_never_written_through(
+    project: Project, tmp_path: Path
+) -> None:
+    """Under the overlay a large file is a link to its read-only object in the cache: a
+    stage writing it copies it up, the user's file and the object stay as they were,
+    and the file's hash is known at its path in the workspace, not read again."""
+    import hashlib
+
+    project.write(BIG)
+    (project.path / "data").mkdir()
+    big = project.path / "data" / "big.bin"
+    content = os.urandom(3 << 20)
+    big.write_bytes(content)
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    env = mlci_env(SYNC=str(sync))
+    runner = start(project, env, "exp", "run", "--keep")
+    wait_for(lambda: (sync / "started").exists(), what="the experiment's stage")
+    with open(big, "r+b") as data:  # in place: the same inode the snapshot would share
+        data.write(b"X" * 16)
+    (sync / "go").touch()
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 0, err.decode()
+    [row] = experiments(project)
+    assert row["method"] == "overlay"
+    assert b"3.0 MiB shared without copying" in out or b"shared without copying" in out, out
+    sha = hashlib.sha256(content).hexdigest()
+    obj = project.state_dir / "cache" / "objects" / sha[:2] / sha[2:]
+    assert hashlib.sha256(obj.read_bytes()).hexdigest() == sha
+    assert obj.stat().st_mode & 0o222 == 0
+    kept = Path(row["workspace"])
+    assert (kept / "build" / "tail.bin").read_bytes() == content[-16:]
+    assert (kept / "data" / "big.bin").read_bytes() == content + b"more\n"
+    # Kept for a person to look into: no name of it is the cache's object any more.
+    assert obj.stat().st_nlink == 1
+    assert big.read_bytes()[:16] == b"X" * 16
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    remembered = db.execute(
+        "SELECT sha256 FROM file_hashes WHERE path = ?",
+        (os.fsencode(project.state_dir / "experiments" / "1" / "merged" / "data" / "big.bin"),),
+    ).fetchall()
+    db.close()
+    assert remembered == [(sha,)]
+
+
+def test_experiments_printing_at_once_never_cut_each_others_lines(project: Project) -> None:
+    """Every line the drainer prints starts with its experiment, however the stages
+    print: partial lines, floods, lines a CI system would read as a command."""
+    project.write(
+        """
+[params]
+n = 1
+
+[stages.noisy]
+command = '''
+python3 -c "
+import os, time
+for i in range(3000):
+    os.write(1, b'::warning::line %d of $MLCI_PARAM_N' % i + (b'\\\\n' if i % 7 else b''))
+    if i % 1500 == 0:  # a line left open long enough to be shown open
+        os.write(1, b'::error::open')
+        time.sleep(0.8)
+        os.write(1, b' closed\\\\n::error::next\\\\n')
+"
+'''
+params = ["n"]
+"""
+    )
+    result = project.mlci("exp", "run", "--set", "n=1,2,3", "-j", "3", timeout=180)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    body = [line for line in lines if line and not line.startswith("`mlci exp show`")]
+    strays = [line for line in body if not line.startswith(("#1 n=1 ", "#2 n=2 ", "#3 n=3 "))]
+    summary = {f"#{n} n={n}: passed" for n in (1, 2, 3)}
+    assert all(any(line.startswith(s) for s in summary) for line in strays), strays[:5]
+    assert not [line for line in lines if line.startswith("::")]
