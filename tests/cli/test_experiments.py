@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.service.experiments import split_values
-from tests.helpers import Project, mlci_env, pid_alive, wait_for
+from tests.helpers import Project, mlci_env, pid_alive, wait_for, why_rows
 
 # A stage that waits for a go file outside the project (the project is what the
 # experiment sees as it was) after saying it started, then copies its data dep
@@ -404,3 +404,71 @@ params = ["n"]
     summary = {f"#{n} n={n}: passed" for n in (1, 2, 3)}
     assert all(any(line.startswith(s) for s in summary) for line in strays), strays[:5]
     assert not [line for line in lines if line.startswith("::")]
+
+
+DEPS = """
+[params]
+scale = 1
+
+[stages.whole]
+command = "mkdir -p out && cat src/*.txt src/sub/* > out/whole.txt"
+deps = ["src"]
+outs = ["out/whole.txt"]
+
+[stages.globbed]
+command = "mkdir -p out && ls src/*.txt > out/names.txt && echo $MLCI_PARAM_SCALE >> out/names.txt"
+deps = ["src/*.txt"]
+params = ["scale"]
+outs = ["out/names.txt"]
+
+[stages.after]
+command = "cat out/whole.txt out/names.txt | wc -c > out/count.txt"
+deps = ["out/whole.txt", "out/names.txt"]
+outs = ["out/count.txt"]
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_mlci_why_in_the_project_predicts_what_an_experiment_runs(
+    project: Project, seed: int
+) -> None:
+    """An oracle for the cache in workspaces: after random changes to the project, each
+    experiment's stages have the cache keys and decisions `mlci why` gives for the
+    project with the same params — a directory or glob dep is the project's, though
+    the workspace lies inside the store."""
+    import random
+
+    chooser = random.Random(seed)
+    project.write(DEPS)
+    (project.path / "src" / "sub").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "sub/c.dat"):
+        (project.path / "src" / name).write_text(name)
+    assert project.mlci("run").returncode == 0
+    for round_ in range(4):
+        change = chooser.choice(["edit", "add", "nested", "param", "none"])
+        sets: list[str] = []
+        if change == "edit":
+            (project.path / "src" / "a.txt").write_text(f"edited {round_}")
+        elif change == "add":
+            (project.path / "src" / f"new{round_}.txt").write_text("new")
+        elif change == "nested":
+            (project.path / "src" / "sub" / "c.dat").write_text(f"nested {round_}")
+        elif change == "param":
+            sets = ["--set", f"scale={chooser.randint(2, 9)}"]
+        predicted = why_rows(project, *sets)
+        result = project.mlci("exp", "run", *sets)
+        assert result.returncode == 0, result.stderr
+        run = runs_of_experiments(project)[-1]
+        db = sqlite3.connect(project.state_dir / "mlci.db")
+        stages = {
+            name: (state, key)
+            for name, state, key in db.execute(
+                "SELECT name, state, cache_key FROM stages WHERE run_id = ?", (run["id"],)
+            )
+        }
+        db.close()
+        for name, row in predicted.items():
+            state, key = stages[name]
+            # None: not known before the stages it needs have run.
+            assert row["cache_key"] in (key, None), (change, name)
+            assert (state == "cached") == (row["decision"] == "cached"), (change, name, state)
