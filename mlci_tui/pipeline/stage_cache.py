@@ -195,9 +195,13 @@ class StageCache:
         # A directory dep (even the whole project) never takes in the store or the
         # cache: they change as the stage runs. An experiment's project lies inside
         # the store (its workspace): what is left out then is only what is outside it.
+        # The project's own ``.mlci`` holds its outs lock even where the store is
+        # elsewhere (and in an experiment's workspace).
         self._stores = [
             str(directory)
-            for directory in (config.pipeline.state_dir, config.pipeline.cache_dir)
+            for directory in dict.fromkeys(
+                (config.pipeline.state_dir, config.pipeline.cache_dir, config.root / ".mlci")
+            )
             if not self._root.startswith(str(directory) + os.sep)
         ]
         self._exclude: list[tuple[int, int]] = []

@@ -425,6 +425,11 @@ outs = ["out/names.txt"]
 command = "cat out/whole.txt out/names.txt | wc -c > out/count.txt"
 deps = ["out/whole.txt", "out/names.txt"]
 outs = ["out/count.txt"]
+
+[stages.everything]
+command = "ls -R src out"
+needs = ["after"]
+deps = ["."]
 """
 
 
@@ -472,3 +477,50 @@ def test_mlci_why_in_the_project_predicts_what_an_experiment_runs(
             # None: not known before the stages it needs have run.
             assert row["cache_key"] in (key, None), (change, name)
             assert (state == "cached") == (row["decision"] == "cached"), (change, name, state)
+
+
+def test_ctrl_c_cancels_the_sweep_and_detach_outlives_its_terminal(
+    project: Project, tmp_path: Path
+) -> None:
+    sync = tmp_path / "sync"
+    env = waiting_project(project, sync)
+    runner = start(project, env, "exp", "run", "--set", "train.lr=0.1,0.2", "-j", "1")
+    wait_for(lambda: (sync / "started-0.1").exists(), what="the first experiment's stage")
+    runner.send_signal(signal.SIGINT)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert [row["state"] for row in experiments(project)] == ["cancelled", "cancelled"]
+    queued = project.mlci("exp", "run", "--set", "train.lr=0.3,0.4", "--queue", env=env)
+    assert queued.returncode == 0
+    detached = project.mlci("exp", "start", "--detach", "-j", "2", env=env)
+    assert detached.returncode == 0, detached.stderr
+    assert b"running 2 queued experiments in the background" in detached.stdout
+    wait_for(lambda: (sync / "started-0.4").exists(), what="both queued experiments started")
+    (sync / "go").touch()
+    wait_for(
+        lambda: [row["state"] for row in experiments(project)][2:] == ["passed", "passed"],
+        timeout=60,
+        what="the detached drainer to run the queue",
+    )
+
+
+def test_an_experiment_records_the_code_it_ran(project: Project, tmp_path: Path) -> None:
+    env = waiting_project(project, tmp_path / "sync")
+    (tmp_path / "sync" / "go").touch()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project.path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (project.path / ".gitignore").write_text(".mlci/\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert project.mlci("exp", "run", env=env).returncode == 0
+    (project.path / "data.txt").write_text("changed\n")
+    assert project.mlci("exp", "run", env=env).returncode == 0
+    (project.path / "notes.txt").write_text("untracked\n")
+    assert project.mlci("exp", "run", env=env).returncode == 0
+    rows = experiments(project)
+    assert [row["git_commit"] for row in rows] == [commit] * 3
+    clean, dirty, more = (row["code_hash"] for row in rows)
+    assert clean is None and dirty and more and dirty != more
