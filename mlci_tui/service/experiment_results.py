@@ -33,6 +33,15 @@ _STORED = (StageState.PASSED, StageState.CACHED)
 """Stages whose outs the cache holds under their key."""
 
 
+_STATE_WORDS = {
+    ExperimentState.QUEUED: "is queued",
+    ExperimentState.RUNNING: "is still running",
+    ExperimentState.FAILED: "failed",
+    ExperimentState.CANCELLED: "was cancelled",
+    ExperimentState.INTERRUPTED: "was interrupted",
+}
+
+
 class CacheLacks(MlciError):
     """What an experiment made is no longer in the cache as it was stored."""
 
@@ -88,9 +97,9 @@ class ExperimentResults:
             raise UsageError(f"no experiment #{experiment_id} (see mlci exp show)")
         label = self.masker.mask_text(experiment.label)
         if experiment.state is not ExperimentState.PASSED:
+            said = _STATE_WORDS.get(experiment.state, f"is {experiment.state.value}")
             raise UsageError(
-                f"experiment {label} is {experiment.state.value}: only one that passed"
-                f" can be {doing}"
+                f"experiment {label} {said}: only an experiment that passed can be {doing}"
             )
         run = None if experiment.run_id is None else self.store.runs.get(experiment.run_id)
         if run is None:
@@ -183,7 +192,8 @@ class ExperimentResults:
 
     def _changed_files(self, name: str, target: Meta, left: Meta | None) -> list[str]:
         """The files at out ``name`` that restoring ``target`` would overwrite or remove
-        and that are neither as ``target`` nor as the workspace's run ``left`` them."""
+        and that are neither as ``target`` nor as the workspace's run ``left`` them, nor
+        kept by the cache: the user's changes."""
         path = self.config.root / name
         try:
             now = self._files(name, self.cache.outs.snapshot(path).meta)
@@ -194,8 +204,13 @@ class ExperimentResults:
         return [
             file
             for file, what in now.items()
-            if what != wanted.get(file) and what != before.get(file)
+            if what != wanted.get(file) and what != before.get(file) and not self._kept(what)
         ]
+
+    def _kept(self, what: tuple[Any, ...]) -> bool:
+        """Whether the cache holds this file's content (an earlier run's or `exp
+        apply`'s): overwriting it loses nothing."""
+        return what[0] == "f" and self.cache.dir.state([what[1]]) == "intact"
 
     def _files(self, name: str, meta: Meta | None) -> dict[str, tuple[Any, ...]]:
         """Each file and link of an out, relative to the project: what it holds."""
