@@ -214,6 +214,35 @@ class RunsTable(Connection):
         ).fetchall()
         return [self._run_record(row, with_stages=False) for row in rows]
 
+    def of_experiments(self, *, workspace_runs: bool = False) -> list[RunRecord]:
+        """Every experiment's run (with ``workspace_runs``, the workspace's runs too),
+        oldest first, with their stages and last metric values: three queries whatever
+        their number (`mlci exp show`, the dashboard's table). Called inside
+        `reading`, they see one state of the store."""
+        which = "SELECT run_id FROM experiments WHERE run_id IS NOT NULL"
+        if workspace_runs:
+            which += " UNION SELECT id FROM runs WHERE kind = 'run'"
+        rows = self._query(f"SELECT * FROM runs WHERE id IN ({which}) ORDER BY id").fetchall()
+        metrics: dict[tuple[int, str], dict[str, float]] = {}
+        for metric in self._query(
+            f"SELECT run_id, stage, name, value FROM metrics WHERE run_id IN ({which})"
+            " ORDER BY rowid"
+        ):
+            metrics.setdefault((metric[0], metric[1]), {})[metric[2]] = metric[3]
+        stages: dict[int, list[StageRecord]] = {}
+        for stage in self._query(
+            f"SELECT * FROM stages WHERE run_id IN ({which}) ORDER BY run_id, position"
+        ):
+            run_id = stage["run_id"]
+            found = metrics.get((run_id, stage["name"]), {})
+            stages.setdefault(run_id, []).append(_stage_record(stage, found))
+        return [
+            self._run_record(row, with_stages=False)._replace(
+                stages=tuple(stages.get(row["id"], ()))
+            )
+            for row in rows
+        ]
+
     def in_state(self, state: RunState, *, kind: str | None = None) -> list[RunRecord]:
         """Runs in ``state``: of ``kind`` (`RUN`, `EXPERIMENT`), or of both."""
         if kind is None:
