@@ -223,6 +223,10 @@ class ExperimentTable(NamedTuple):
     def is_best(self, index: int, key: MetricKey) -> bool:
         return self.best.get(key) == index
 
+    def best_of(self, index: int) -> frozenset[MetricKey]:
+        """The columns whose best value is the row's at ``index``."""
+        return frozenset(key for key, at in self.best.items() if at == index)
+
 
 def read_experiments(
     store: Store,
