@@ -238,7 +238,7 @@ class RunsTable(Connection):
         ):
             metrics.setdefault((run_id, stage), {})[name] = value
         stages: dict[int, list[StageRecord]] = {}
-        state_of = StageState._value2member_map_
+        state_of: Mapping[str, StageState] = {s.value: s for s in StageState}
         for (
             run_id,
             name,
