@@ -364,7 +364,7 @@ def _remove_tree(parent: Path, name: str) -> bool:
     """Remove ``parent/name`` whole, never anything outside ``parent``: a symlink
     (there, or ``parent`` itself being one) is unlinked, never followed. Whether
     something was removed."""
-    import shutil
+    from mlci_tui.service.workspace import remove
 
     if parent.is_symlink() or not parent.is_dir():
         return False
@@ -375,8 +375,9 @@ def _remove_tree(parent: Path, name: str) -> bool:
             return True
         if not path.is_dir():
             return False
-        # rmtree never follows a symlink inside the tree (it works from descriptors).
-        shutil.rmtree(path)
+        # As a workspace is removed when its experiment ends: rmtree never follows a
+        # symlink inside the tree, and what a stage made read-only goes too.
+        remove(path)
     except OSError as error:
         raise StoreError(f"{path}: cannot remove it: {error.strerror}") from None
-    return True
+    return not path.exists()
