@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -370,3 +371,18 @@ outs = ["out.txt"]
     assert mlci(project, "run", "--set", "train.lr=0.05")[0] == 0
     assert json.loads(mlci(project, "status", "--json")[1])["stages"][0]["state"] == "cached"
     assert (project.path / "out.txt").read_text() == "0.05"
+
+
+def test_on_a_terminal_the_best_is_bold_and_no_color_turns_colour_off(sweep: Project) -> None:
+    for extra, painted in (({}, True), ({"NO_COLOR": "1"}, False)):
+        done = subprocess.run(
+            sweep.in_terminal("exp", "show"),
+            cwd=sweep.path,
+            env={**env(), **extra},
+            capture_output=True,
+            timeout=60,
+        )
+        out = done.stdout.decode()
+        assert done.returncode == 0 and "0.9*" in out
+        assert ("\x1b[1;32m0.9*\x1b[0m" in out) == painted
+        assert ("\x1b[" in out) == painted
