@@ -13,7 +13,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlci_tui.checks import Check, parse_check
@@ -457,6 +457,13 @@ def sort_table(table: ExperimentTable, column: str) -> ExperimentTable:
         return (0, 2, 0.0, param_text(value))
 
     rows = sorted(table.rows, key=order)
+    return _remake(table, rows)
+
+
+def only_experiments(table: ExperimentTable, ids: Collection[int]) -> ExperimentTable:
+    """The rows of the experiments ``ids`` (those one `mlci exp run` ran)."""
+    wanted = set(ids)
+    rows = [row for row in table.rows if row.experiment and row.experiment.id in wanted]
     return _remake(table, rows)
 
 
