@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.service.experiments import split_values
-from tests.helpers import Project, mlci_env, pid_alive, wait_for, why_rows
+from tests.helpers import PYTHON, Project, mlci_env, pid_alive, wait_for, why_rows
 
 # A stage that waits for a go file outside the project (the project is what the
 # experiment sees as it was) after saying it started, then copies its data dep
@@ -71,7 +71,7 @@ def runs_of_experiments(project: Project) -> list[sqlite3.Row]:
 def start(project: Project, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
-            *("python3", "-m", "mlci_tui", "--config", str(project.config_path)),
+            *(PYTHON, "-m", "mlci_tui", "--config", str(project.config_path)),
             *args,
         ],
         cwd=project.path,
@@ -124,7 +124,7 @@ def test_a_grid_runs_every_combination_each_in_its_own_workspace(
     (sync / "go").touch()
     result = subprocess.run(
         [
-            *("python3", "-m", "mlci_tui", "--config", str(project.config_path)),
+            *(PYTHON, "-m", "mlci_tui", "--config", str(project.config_path)),
             *("exp", "run", "--set", "train.lr=0.1,0.2", "--set", 'train.tag="x,y",z'),
             *("-j", "2", "--keep"),
         ],
