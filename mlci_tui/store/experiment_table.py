@@ -64,7 +64,8 @@ def sort_table(table: ExperimentTable, column: str) -> ExperimentTable:
         for metric in table.metrics:
             if column in (metric.name, metric.text):
                 value = row.metrics.get(metric)
-                return (value is None, value or 0.0)
+                sign = -1 if table.better[metric] == "higher" else 1
+                return (value is None, sign * (value or 0.0))
         value = row.params.get(column)
         return (value is None, str(value))
 

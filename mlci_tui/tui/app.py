@@ -103,6 +103,8 @@ class MlciApp(App[None]):
             "e",
             "show_experiments",
             "Experiments",
+            # In the help, not the footer: at 80 columns it would push ? and q out.
+            show=False,
             tooltip="the table, live: sort, filter, diff, plot, promote, start the queue",
             id="experiments",
         ),
@@ -436,6 +438,10 @@ class MlciApp(App[None]):
         """Hide keys that cannot do anything now (the footer shows what can)."""
         # r and c stay in the footer whatever runs: changing the footer rebuilds it,
         # and that must not happen each time a run starts or ends.
+        if not getattr(self.screen, "DASHBOARD_KEYS", True):
+            # A screen with keys of its own (the experiments): the main screen's would
+            # act on what is hidden under it; quitting stays.
+            return action == "quit_dashboard"
         if action == "answer":
             return bool(self.snapshot.decisions)
         if action == "rollback":

@@ -87,6 +87,8 @@ class ExperimentsScreen(Screen[None]):
         Binding("c", "cancel_experiment", "Cancel", tooltip="the highlighted one", id="exp.cancel"),
         _CLOSE,
     ]
+    DASHBOARD_KEYS = False
+    """The main screen's keys are off here (`MlciApp.check_action`)."""
     DEFAULT_CSS = """
     ExperimentsScreen { layout: vertical; }
     ExperimentsScreen .experiments--title { height: 1; padding: 0 1; background: $panel; }
@@ -361,9 +363,7 @@ class ExperimentsScreen(Screen[None]):
                 "no experiments yet: `mlci exp run --set NAME=V1,V2` runs a sweep"
                 " (`--queue` queues it for s)"
             )
-        return Text(
-            "o / O or a click on a header sorts · / filters · Enter shows its run's stages and logs"
-        )
+        return Text("o O or a header: sort · Enter: its stages and logs · c: cancel · Esc: close")
 
     # Keys ----------------------------------------------------------------------------
 
@@ -423,8 +423,8 @@ class ExperimentsScreen(Screen[None]):
         if len(runs) != 2:
             self.dashboard.say("mark two experiments (space) to diff them", severity="warning")
             return
-        (_, first), (_, second) = runs
-        self.dashboard.compare(str(first), str(second))
+        older, newer = sorted(run_id for _, run_id in runs)
+        self.dashboard.compare(str(older), str(newer))
 
     def action_plot(self) -> None:
         runs = self._runs_of(self._marked_rows())
