@@ -560,8 +560,8 @@ def _experiment_commands(commands: _Commands) -> None:
     if work := _command(
         actions, "work", experiments.handle_exp_work, help="(internal) run one experiment"
     ):
-        work.add_argument("--batch", metavar="BATCH")
-        work.add_argument("--label-width", type=int, default=0)
+        work.add_argument("id", metavar="ID", type=_experiment_id)
+        work.add_argument("--output-lock", metavar="PATH")
     if show := _command(
         actions,
         "show",

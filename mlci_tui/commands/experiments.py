@@ -1,21 +1,225 @@
-"""Placeholder until the experiments land."""
+"""`mlci exp run`, `exp start`, `exp cancel`, and `exp work` (one experiment's worker)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from mlci_tui.commands.common import open_store
+from mlci_tui.errors import ExitCode, MlciError
+from mlci_tui.states import ExperimentState
+
+if TYPE_CHECKING:
+    from mlci_tui.config import Config
+    from mlci_tui.service.experiments import Started
+    from mlci_tui.store import Store
+    from mlci_tui.store.records import ExperimentRecord
+
+NO_OVERLAY = ("MLCI_EXP_WORKSPACE", "copy")
+"""Set so, workspaces are made without an overlay: by reflinks, or copies."""
+NOTHING_LEFT = 0
+"""A worker whose experiment was taken from it (cancelled before it started)."""
 
 
 def handle_exp_run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from mlci_tui.config import load_config
+    from mlci_tui.service import experiments
+
+    config = load_config(args.config)
+    combinations = experiments.grid(config, args.set, yes=args.yes)
+    made = experiments.new_experiments(config, combinations, args.name, os.environ)
+    batch = None if args.queue else uuid.uuid4().hex
+    with open_store(config, create=True) as store:
+        ids = store.experiments.add(
+            made, config_path=str(config.path), batch=batch, keep=args.keep, now=time.time()
+        )
+    listed = ", ".join(f"#{id_}" for id_ in ids)
+    if args.queue:
+        print(
+            f"queued {len(ids)} experiment{'s' * (len(ids) != 1)} ({listed});"
+            " `mlci exp start` runs them"
+        )
+        return 0
+    return _drain(config, batch=batch, jobs=args.jobs, markdown=args.md, ids=ids)
 
 
 def handle_exp_start(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from mlci_tui.config import load_config
+    from mlci_tui.service import experiments
+
+    config = load_config(args.config)
+    with open_store(config, create=True) as store:
+        queued = store.experiments.in_state(ExperimentState.QUEUED)
+    waiting = [e for e in queued if e.batch is None]
+    if not waiting:
+        print("no experiment is queued (`mlci exp run --set PARAM=V1,V2 --queue` adds some)")
+        return 0
+    if args.detach:
+        pid = experiments.detach(config, args.jobs)
+        print(
+            f"running {len(waiting)} queued experiment{'s' * (len(waiting) != 1)} in the"
+            f" background (pid {pid}); `mlci exp show` follows them"
+        )
+        return 0
+    return _drain(config, batch=None, jobs=args.jobs, markdown=False, ids=None)
+
+
+def _drain(
+    config: Config, *, batch: str | None, jobs: int | None, markdown: bool, ids: list[int] | None
+) -> int:
+    from mlci_tui.service import experiments
+
+    jobs = jobs or experiments.default_jobs()
+    state_dir = config.pipeline.state_dir
+    (state_dir / experiments.EXPERIMENTS_DIR).mkdir(parents=True, exist_ok=True)
+    lock = state_dir / experiments.EXPERIMENTS_DIR / f".output-{os.getpid()}.lock"
+    sys.stdout.flush()
+    try:
+        drained = experiments.drain(
+            config,
+            batch=batch,
+            jobs=jobs,
+            # With --md the table is stdout's; the experiments' output goes to stderr.
+            stdout=sys.stderr.fileno() if markdown else None,
+            worker=lambda experiment: experiments.worker_command(
+                config, experiment, "--output-lock", str(lock)
+            ),
+        )
+    finally:
+        lock.unlink(missing_ok=True)
+    with open_store(config) as store:
+        ran = [store.experiments.get(id_) for id_ in (ids or drained.ran)]
+    ended = [e for e in ran if e is not None]
+    _summary(config, ended, markdown=markdown)
+    states = {e.state for e in ended} - {ExperimentState.PASSED}
+    if drained.stopped or states == {ExperimentState.CANCELLED}:
+        return ExitCode.CANCELLED
+    return ExitCode.FAILED if states else ExitCode.PASSED
+
+
+def _summary(config: Config, ended: list[ExperimentRecord], *, markdown: bool) -> None:
+    from mlci_tui.textsafe import visible_text
+
+    if markdown:
+        print("| experiment | state | duration |\n|---|---|---|")
+    else:
+        print()
+    from mlci_tui.units import format_duration
+
+    for experiment in ended:
+        duration = experiment.duration_s()
+        took = "-" if duration is None else format_duration(duration)
+        label = visible_text(experiment.label)
+        if markdown:
+            print(f"| {label} | {experiment.state.text} | {took} |")
+        else:
+            why = f": {visible_text(experiment.message)}" if experiment.message else ""
+            print(f"{label}: {experiment.state.text} in {took}{why}")
+    if not markdown:
+        print("`mlci exp show` compares them")
 
 
 def handle_exp_cancel(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from mlci_tui.config import load_config
+    from mlci_tui.service import experiments
+
+    config = load_config(args.config)
+    with open_store(config) as store:
+        done = experiments.cancel(store, args.ids or None)
+        _wait_ended(store, done.stopped, config.pipeline.kill_grace + 30.0)
+    if done.queued:
+        print(f"cancelled {_ids(done.queued)}, which had not started")
+    if done.stopped:
+        print(f"stopped {_ids(done.stopped)}")
+    if done.ended:
+        print(f"{_ids(done.ended)}: already ended")
+    if not (done.queued or done.stopped or done.ended):
+        print("no experiment is queued or running")
+    return 0
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(f"#{id_}" for id_ in ids)
+
+
+def _wait_ended(store: Store, ids: list[int], timeout: float) -> None:
+    """Until the experiments told to stop have ended, or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while ids and time.monotonic() < deadline:
+        states = [store.experiments.get(id_) for id_ in ids]
+        if all(e is None or e.state.finished for e in states):
+            return
+        time.sleep(0.05)
 
 
 def handle_exp_work(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    """One experiment, in a process of its own (started by `exp run` and `exp start`)."""
+    from mlci_tui.service import workspace
+
+    # First, before any thread starts: the namespace the overlay is mounted in.
+    overlay = os.environ.get(NO_OVERLAY[0]) != NO_OVERLAY[1] and workspace.private_mounts()
+    from mlci_tui.config import load_config
+    from mlci_tui.service import experiments
+    from mlci_tui.textsafe import visible_text
+
+    project = load_config(args.config)
+    with open_store(project) as store:
+        experiment = experiments.take(store, args.id)
+        if experiment is None:
+            return NOTHING_LEFT
+        made = None
+        run_id = None
+        message = None
+        # Until the runner handles them (and after): SIGTERM, as SIGINT, cancels.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            started = experiments.prepare(store, project, experiment, overlay=overlay)
+            made = started.workspace
+            code, run_id = _work(started, args.output_lock)
+        except KeyboardInterrupt:
+            ended, code, message = ExperimentState.CANCELLED, ExitCode.CANCELLED, "cancelled"
+        except MlciError as error:
+            ended, code, message = ExperimentState.FAILED, error.exit_code, str(error)
+            print(f"{visible_text(experiment.label)}: {visible_text(message)}", file=sys.stderr)
+        else:
+            run = None if run_id is None else store.runs.get(run_id)
+            ended = (
+                ExperimentState.FAILED if run is None else experiments.experiment_state(run.state)
+            )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)  # what is settled now is settled whole
+        experiments.settle(store, experiment, ended, made=made, message=message)
+    return code
+
+
+def _work(started: Started, output_lock: str | None) -> tuple[int, int]:
+    """Run the experiment's stages; the exit code and the run's id."""
+    from pathlib import Path
+
+    from mlci_tui.commands.console import use_color
+    from mlci_tui.commands.live_printer import BackgroundWriter, LivePrinter
+    from mlci_tui.events import RunNoted
+    from mlci_tui.service.runner import Runner
+
+    experiment = started.experiment
+    with Runner.start(started.config, experiment=experiment.id) as runner:
+        out = sys.stdout.buffer
+        printer = LivePrinter(
+            BackgroundWriter(out, shared=None if output_lock is None else Path(output_lock)),
+            runner.engine.names,
+            terminal=out.isatty(),
+            color=use_color(out, os.environ),
+            label=experiment.label,
+        )
+        runner.subscribe(printer)
+        runner.engine.emit(RunNoted(started.workspace.describe(), time.time()))
+        try:
+            result = runner.run()
+        finally:
+            printer.close()
+    return result.exit_code, runner.run_id

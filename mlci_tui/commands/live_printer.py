@@ -12,6 +12,7 @@ In both, nothing a stage prints is read as the CI system's markup (`ci_markup`).
 from __future__ import annotations
 
 import collections
+import fcntl
 import os
 import re
 import stat
@@ -48,6 +49,7 @@ from mlci_tui.units import format_bytes, format_duration
 
 OPEN_LINE_KEEP = 1 << 16
 """How much of an unfinished line is kept to draw it again after a carriage return."""
+_OPEN_LOCK = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 MAX_ANNOTATIONS = 10
 """GitHub shows at most this many error annotations of a step; the rest are lost."""
 
@@ -63,8 +65,13 @@ class BackgroundWriter:
     `line` (what a CI system reads as a command) are never dropped.
     """
 
-    def __init__(self, stream: BinaryIO, limit: int = 16 << 20) -> None:
+    def __init__(
+        self, stream: BinaryIO, limit: int = 16 << 20, *, shared: Path | None = None
+    ) -> None:
         self.stream = stream
+        self._shared = None if shared is None else os.open(shared, _OPEN_LOCK, 0o600)
+        """A lock file several processes writing whole lines into one stream take
+        turns on (`mlci exp run`'s workers): a write is never cut by another's."""
         self.limit = limit
         self.broken = False
         self._chunks: collections.deque[bytes] = collections.deque()
@@ -131,10 +138,21 @@ class BackgroundWriter:
                 parts = (b"\n", *parts)
             self._line_ended = next((p for p in reversed(parts) if p), b"\n").endswith(b"\n")
             try:
-                self.stream.writelines(parts)
-                self.stream.flush()
+                self._write_out(parts)
             except (OSError, ValueError):
                 self.broken = True
+
+    def _write_out(self, parts: Sequence[bytes]) -> None:
+        if self._shared is None:
+            self.stream.writelines(parts)
+            self.stream.flush()
+            return
+        fcntl.flock(self._shared, fcntl.LOCK_EX)
+        try:
+            self.stream.writelines(parts)
+            self.stream.flush()
+        finally:
+            fcntl.flock(self._shared, fcntl.LOCK_UN)
 
     def _add(self, part: bytes) -> None:
         if part:
@@ -153,13 +171,15 @@ class BackgroundWriter:
 
     def close(self, timeout: float | None = None) -> None:
         """Write out what is queued (waiting up to ``timeout``) and stop the thread."""
-        if self._direct:
-            return
-        with self._lock:
-            self._note_dropped()
-            self._closing = True
-            self._lock.notify_all()
-        self._thread.join(timeout)
+        if not self._direct:
+            with self._lock:
+                self._note_dropped()
+                self._closing = True
+                self._lock.notify_all()
+            self._thread.join(timeout)
+        if self._shared is not None and not self._thread.is_alive():
+            os.close(self._shared)
+            self._shared = None
 
     def _drain(self) -> None:
         while True:
@@ -173,8 +193,7 @@ class BackgroundWriter:
                 self._writing = True
                 self._lock.notify_all()
             try:
-                self.stream.writelines(batch)
-                self.stream.flush()
+                self._write_out(batch)
             except (OSError, ValueError):
                 with self._lock:
                     self.broken = True
@@ -214,17 +233,24 @@ class LivePrinter:
         github: bool = False,
         gitlab: bool = False,
         log_path: Callable[[str], Path] | None = None,
+        label: str = "",
     ) -> None:
+        """``label`` starts every line (an experiment's, of several printing at once):
+        then no line is left open for the next output to continue, since another
+        process's line may come in between."""
         self.out = out
+        self.whole_lines = bool(label)
         self.terminal = terminal
         self.color = color
         self.github = github
         self.gitlab = gitlab and not github
         self.log_path = log_path
         self._annotations = 0
+        head = paint(visible_text(label), "1", color) + " " if label else ""
+        self.head = head.encode()
         self.prefix = {
-            name: (paint(label.text, label.color, color) + label.pad).encode()
-            for name, label in stage_labels(stages).items()
+            name: (head + paint(stage.text, stage.color, color) + stage.pad).encode()
+            for name, stage in stage_labels(stages).items()
         }
         self._broken = False
         # The (stage, stream) whose last line on screen has not ended yet.
@@ -282,9 +308,11 @@ class LivePrinter:
             self._note(event.stage, finish, STATE_COLORS.get(event.state))
         elif isinstance(event, RunNoted):
             self._end_open_line()
-            self.out.write(f"mlci: {visible_text(event.text)}\n".encode())
+            self.out.write(self.head + f"mlci: {visible_text(event.text)}\n".encode())
 
     def _output(self, event: CommandOutput, prefix: bytes) -> None:
+        if self.whole_lines and event.partial:
+            event = event._replace(partial=False)
         key = (event.stage, event.stream)
         continuing = self._open_line == key
         if not continuing:

@@ -21,7 +21,14 @@ from pathlib import Path
 from mlci_tui import procs
 from mlci_tui.config import Config
 from mlci_tui.errors import StoreError
-from mlci_tui.states import DeployKind, DeployOutcome, RunState, StageState, VersionStatus
+from mlci_tui.states import (
+    DeployKind,
+    DeployOutcome,
+    ExperimentState,
+    RunState,
+    StageState,
+    VersionStatus,
+)
 from mlci_tui.store import Store
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.paths import STAGING
@@ -57,6 +64,8 @@ def recover(store: Store, config: Config) -> str | None:
     problem = None
     try:
         recover_runs(store)
+        if store.experiments.in_state(ExperimentState.RUNNING):
+            recover_experiments(store)
         recover_registrations(store)
         if store.mirrored.running_syncs():
             # Only then: the mirror's module costs every command start-up time.
@@ -114,6 +123,31 @@ def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
             # the one process that marked the run, so once.
             for stage in running:
                 _note(store.log_path(run.id, stage.name), problems.get(stage.name) or GONE, now)
+    return marked
+
+
+def recover_experiments(store: Store) -> list[int]:
+    """Mark experiments whose worker is gone (on this host) as their run ended, else
+    ``interrupted``, and remove their workspaces (unless kept). Runs first: the run
+    of a worker killed outright is marked interrupted by `recover_runs`."""
+    from mlci_tui.service import workspace
+    from mlci_tui.service.experiments import experiment_dir, experiment_state
+
+    marked = []
+    for experiment in store.experiments.in_state(ExperimentState.RUNNING):
+        if not procs.ended_here(experiment.host, experiment.pid, experiment.pid_started):
+            continue
+        run = None if experiment.run_id is None else store.runs.get(experiment.run_id)
+        state = ExperimentState.INTERRUPTED
+        if run is not None and run.state.finished:
+            state = experiment_state(run.state)
+        message = None
+        if state is ExperimentState.INTERRUPTED:
+            message = f"its worker (pid {experiment.pid}) stopped without finishing it"
+        if store.experiments.finish(experiment.id, state, ended_at=time.time(), message=message):
+            marked.append(experiment.id)
+            if not experiment.keep:
+                workspace.remove(experiment_dir(store.state_dir, experiment.id))
     return marked
 
 

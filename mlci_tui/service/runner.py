@@ -84,8 +84,12 @@ class Runner:
         force: bool | Collection[str],
         redeploy: bool,
         process: contextlib.ExitStack,
+        experiment: int | None = None,
     ) -> None:
         """What the run will be, without touching anything: `start` makes one."""
+        self.experiment = experiment
+        """The experiment this is the run of: its stages only, never a deploy, a
+        version or an alert (`service.experiments`)."""
         self.full = not targets
         self.redeploy = redeploy
         self.force = force
@@ -124,12 +128,13 @@ class Runner:
         environ: Mapping[str, str] | None = None,
         force: bool | Collection[str] = False,
         redeploy: bool = False,
+        experiment: int | None = None,
     ) -> Iterator[Runner]:
         """The run, created in the store, for the block to execute with `run()`.
 
         ``force``: run every stage (True) or these, whatever the cache holds.
         ``redeploy``: deploy the version the run built even when an older version
-        already had its artifact.
+        already had its artifact. ``experiment``: the run is that experiment's.
 
         Each phase registers its own undo as it succeeds: when a later one fails, or
         the block raises, nothing is left behind — no store connection, outs lock,
@@ -143,6 +148,7 @@ class Runner:
                 force=force,
                 redeploy=redeploy,
                 process=process,
+                experiment=experiment,
             )
             process.push(runner._recording)
             runner._open_store()
@@ -154,7 +160,7 @@ class Runner:
             runner._open_cache()
             runner._make_engine()
             runner._start_recording()
-            if runner.config.mlflow is not None:
+            if runner.config.mlflow is not None and experiment is None:
                 runner._start_mirroring()
             runner._started = True
             yield runner
@@ -200,6 +206,7 @@ class Runner:
                 host=socket.gethostname(),
                 config_path=str(config.path),
                 params=config.params,
+                experiment=self.experiment,
             )
         except OSError as error:  # its directory: the row was not kept either
             raise StoreError(
@@ -359,7 +366,7 @@ class Runner:
     def _builtin_stages(self) -> dict[str, StageConfig]:
         """``deploy`` after every stage, then ``monitor``, when configured for a full run:
         the builtin edges of `Config.edges`, which the dashboard and `mlci dag` draw."""
-        if not self.full:
+        if not self.full or self.experiment is not None:
             return {}
         return {
             name: StageConfig(
@@ -445,8 +452,8 @@ class Runner:
         return None
 
     async def _after(self, result: RunResult) -> None:
-        """Alert on failure."""
-        if result.state is RunState.FAILED:
+        """Alert on failure (an experiment's is no news)."""
+        if result.state is RunState.FAILED and self.experiment is None:
             from mlci_tui import alerter
 
             await self.alerter.send(
@@ -456,7 +463,7 @@ class Runner:
             )
 
     def _registers(self) -> bool:
-        return self.full and self.config.artifact_stage is not None
+        return self.full and self.experiment is None and self.config.artifact_stage is not None
 
     def _register_or_why(self, finished: Mapping[str, StageFinished]) -> str | None:
         """Register the run's version as `self.version`; why it could not be, or None."""

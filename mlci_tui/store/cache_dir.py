@@ -367,7 +367,7 @@ class CacheDir:
                 temporary.unlink(missing_ok=True)
         finally:
             os.close(source)
-        self._remember(target, sha)
+        self.remember(target, sha)
         return method
 
     def _copy_object(self, source: int, temporary: Path, size: int) -> str:
@@ -379,7 +379,7 @@ class CacheDir:
             os.close(target)
         return method
 
-    def _remember(self, target: Path, sha: str) -> None:
+    def remember(self, target: Path, sha: str) -> None:
         """What the object just written holds, so that neither deciding nor restoring
         reads it again while it keeps its identity. Trusted at once: the two seconds a
         hash is otherwise held back are for files others may still be writing, and

@@ -110,6 +110,26 @@ class ExperimentsTable(Connection):
                 (workspace, method, git_commit, code_hash, experiment_id),
             )
 
+    def take(
+        self, experiment_id: int, *, from_pid: int, pid: int, pid_started: float | None
+    ) -> ExperimentRecord | None:
+        """Hand a running experiment from the process that claimed it (``from_pid``) to
+        its worker ``pid``; None if it is not running under ``from_pid`` any more."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "UPDATE experiments SET pid = ?, pid_started = ?"
+                " WHERE id = ? AND state = 'running' AND pid = ?",
+                (pid, pid_started, experiment_id, from_pid),
+            )
+        return self.get(experiment_id) if cursor.rowcount else None
+
+    def moved(self, experiment_id: int, workspace: str) -> None:
+        """Where its workspace is now (kept, once it ended)."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE experiments SET workspace = ? WHERE id = ?", (workspace, experiment_id)
+            )
+
     def finish(
         self,
         experiment_id: int,
