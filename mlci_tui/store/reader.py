@@ -288,17 +288,17 @@ class StoreReader:
             self._lock.release()
 
     def experiments(self, config: Config) -> tuple[int | None, ExperimentTable | None]:
-        """The experiments' table (`read_experiments`) and the data version it was
-        read at; None for both while there is no store."""
+        """The experiments' table (`read_experiments`, one read transaction) and the
+        data version it was read at; None for both while there is no store."""
         from mlci_tui.store.experiment_table import read_experiments
 
         with self._lock:
             store = self._open()
             if store is None:
                 return None, None
+            # Read before the table: a change committed meanwhile is seen by the next poll.
             version = store.data_version()
-            with store.reading():
-                return version, read_experiments(store, config)
+            return version, read_experiments(store, config)
 
     def shared_metrics(self, run_ids: Sequence[int]) -> list[MetricKey]:
         """The metrics every one of ``run_ids`` has points of, in the first's order."""

@@ -327,3 +327,58 @@ async def test_a_read_only_store_offers_no_acting_keys(project: Project, tmp_pat
             await settle(pilot)
             assert app.screen is screen
         assert spawned == []
+
+
+LIVE = """
+[pipeline]
+name = "sweep"
+
+[params]
+train.lr = 0.1
+
+[stages.train]
+command = '''
+echo "::metric step=1 loss=$MLCI_PARAM_TRAIN_LR"
+touch "$SYNC/started-$MLCI_PARAM_TRAIN_LR"
+while [ ! -e "$SYNC/go-$MLCI_PARAM_TRAIN_LR" ]; do sleep 0.02; done
+echo "::metric step=2 loss=0.5"
+'''
+params = ["train"]
+
+[stages.evaluate]
+command = "echo ::metric accuracy=0.9"
+needs = ["train"]
+"""
+
+
+async def test_s_and_c_start_and_cancel_real_experiments_the_table_shows_live(
+    project: Project, tmp_path_factory, monkeypatch
+) -> None:
+    # Outside the project: an experiment sees the project as it was when it started.
+    sync = tmp_path_factory.mktemp("sync")
+    project.write(LIVE)
+    monkeypatch.setenv("SYNC", str(sync))  # the spawned `mlci exp start` passes it on
+    queued = project.mlci("exp", "run", "--set", "train.lr=1,2", "--queue")
+    assert queued.returncode == 0, queued.stderr
+    app = dashboard(project)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            screen = await opened(pilot, app, count=2)
+            assert column(screen, "state") == ["queued", "queued"]
+            await pilot.press("s")  # the real `mlci exp start --detach`
+            await until(pilot, lambda: column(screen, "state") == ["running", "running"])
+            await until(pilot, lambda: column(screen, "progress") == ["0/2", "0/2"])
+            (sync / "go-1.0").touch()
+            await until(pilot, lambda: column(screen, "state")[0] == "passed")
+            assert column(screen, "progress")[0] == "2/2"
+            await to_row(pilot, screen, 2)
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")  # the real `mlci exp cancel 2`
+            await until(pilot, lambda: column(screen, "state")[1] == "cancelled")
+            # Its run's logs and metrics stay: Enter shows them on the main screen.
+            await pilot.press("enter")
+            await until(pilot, lambda: app.snapshot.experiment is not None)
+            assert app.snapshot.experiment.id == 2  # type: ignore[union-attr]
+    finally:
+        (sync / "go-2.0").touch()

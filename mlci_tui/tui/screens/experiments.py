@@ -189,7 +189,7 @@ class ExperimentsScreen(Screen[None]):
         self.version = version
         first = not self.loaded
         self.loaded = True
-        if table == self.table_read and not first:
+        if not first and _same(table, self.table_read):
             return  # something else in the store changed: nothing to draw again
         self.table_read = table
         self._show()
@@ -234,11 +234,11 @@ class ExperimentsScreen(Screen[None]):
         if self.reverse:
             rows.reverse()
         self.rows = rows
-        known = {row_key(row) for row in rows}
+        known = {row.key for row in rows}
         self.marked = [m for m in self.marked if f"e{m}" in known]
         columns = self._columns_of(shown)
         now = self.clock()
-        cells = {row_key(row): self._cells_of(row, columns, best, now) for row in rows}
+        cells = {row.key: self._cells_of(row, columns, best, now) for row in rows}
         table = self.data_table
         keys = list(cells)
         same_shape = columns == self._columns and keys == list(self._cells)
@@ -288,25 +288,17 @@ class ExperimentsScreen(Screen[None]):
         best: dict[str, set[int]],
         now: float,
     ) -> list[Text]:
-        experiment, run = row.experiment, row.run
-        marked = experiment is not None and experiment.id in self.marked
-        cells = [Text("*", style="bold") if marked else Text(" ")]
-        if experiment is not None:
-            cells += [
-                Text(str(experiment.id), justify="right"),
-                plain(experiment.name),
-                state_text(experiment.state),
-            ]
-            duration = experiment.duration_s(now)
-        else:  # a workspace's run
-            assert run is not None
-            cells += [Text(f"run {run.id}", justify="right"), Text("-"), state_text(run.state)]
-            duration = run.duration_s(now)
-        if run is not None and run.stages:
-            ended = sum(stage.state.finished for stage in run.stages)
-            cells.append(Text(f"{ended}/{len(run.stages)}", justify="right"))
-        else:
-            cells.append(Text("-", justify="right", style="dim"))
+        marked = row.number is not None and row.number in self.marked
+        cells = [
+            Text("*", style="bold") if marked else Text(" "),
+            Text(row.id_text, justify="right"),
+            plain(row.name),
+            state_text(row.state),
+        ]
+        ended, stages = row.progress
+        progress = f"{ended}/{stages}" if stages else "-"
+        cells.append(Text(progress, justify="right", style="" if stages else "dim"))
+        duration = row.duration_s(now)
         cells.append(Text(format_duration(duration) if duration is not None else "-"))
         metric_keys = {key.text: key for key in self.shown.metrics} if self.shown else {}
         for column in columns[len(FIXED) + 1 :]:
@@ -380,7 +372,7 @@ class ExperimentsScreen(Screen[None]):
         table = self.data_table
         if not 0 <= table.cursor_row < len(self.rows):
             return None
-        return row_key(self.rows[table.cursor_row])
+        return self.rows[table.cursor_row].key
 
     def cursor_row(self) -> ExperimentRow | None:
         table = self.data_table
@@ -397,7 +389,7 @@ class ExperimentsScreen(Screen[None]):
             self.marked.remove(number)
         else:
             self.marked.append(number)
-        key = row_key(row)
+        key = row.key
         mark = Text("*", style="bold") if number in self.marked else Text(" ")
         self.data_table.update_cell(key, " ", mark)
         self._cells[key][0] = mark
@@ -410,7 +402,7 @@ class ExperimentsScreen(Screen[None]):
 
     def _runs_of(self, rows: list[ExperimentRow]) -> list[tuple[str, int]] | None:
         """Each row's label and run; None (said why) when one has not started."""
-        waiting = [row.experiment.label for row in rows if row.run is None and row.experiment]
+        waiting = [_label(row) for row in rows if row.run is None]
         if waiting:
             self.dashboard.say(f"{', '.join(waiting)}: not started, no run yet", severity="warning")
             return None
@@ -591,17 +583,16 @@ class ExperimentsScreen(Screen[None]):
             self.dismiss()
 
 
-def row_key(row: ExperimentRow) -> str:
-    if row.experiment is not None:
-        return f"e{row.experiment.id}"
-    assert row.run is not None
-    return f"r{row.run.id}"
-
-
 def _label(row: ExperimentRow) -> str:
-    if row.experiment is not None:
-        return terminal_line(row.experiment.label, keep_color=False)
-    return f"run {row.run.id}" if row.run is not None else "-"
+    """``#3 lr-sweep``, made safe for a notice or a plot's legend."""
+    return terminal_line(row.label, keep_color=False)
+
+
+def _same(first: ExperimentTable | None, second: ExperimentTable | None) -> bool:
+    """Whether two reads hold the same rows: when each was read aside."""
+    if first is None or second is None:
+        return first is second
+    return first._replace(read_at=0.0) == second._replace(read_at=0.0)
 
 
 def _best_rows(table: ExperimentTable | None) -> dict[str, set[int]]:
