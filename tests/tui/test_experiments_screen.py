@@ -88,9 +88,9 @@ async def test_e_opens_the_table_with_states_progress_and_the_best_marked(
         # Stages ended of the run's stages; the queued one has no run yet.
         assert column(screen, "progress") == ["2/2", "2/2", "2/2", "2/2", "0/2", "-"]
         # The params that differ, each experiment's own values.
-        assert column(screen, "train.lr") == ["0.01", "0.01", "0.05", "0.05", "0.1", "0.1"]
+        assert column(screen, "param:train.lr") == ["0.01", "0.01", "0.05", "0.05", "0.1", "0.1"]
         # The best accuracy is #2's (0.947), the only cell of the column marked.
-        accuracy = column(screen, "evaluate.accuracy")
+        accuracy = column(screen, "metric:evaluate.accuracy")
         assert [BEST in cell for cell in accuracy] == [False, True, False, False, False, False]
         # The main screen's keys are not offered over it; its own are.
         keys = str(screen.query_one(KeyBar).render())
@@ -140,7 +140,7 @@ async def test_sort_by_any_column_and_reverse(project: Project) -> None:
         assert ids(screen)[-3:] == [1, 4, 2]
         # The best stays marked on #2's row, wherever it is listed.
         table = screen.query_one(DataTable)
-        assert BEST in table.get_cell("e2", "evaluate.accuracy").plain
+        assert BEST in table.get_cell("e2", "metric:evaluate.accuracy").plain
         # A click on a header sorts by it; the same header again reverses.
         await click_header(pilot, screen, "id")
         assert screen.sort == "id" and ids(screen) == [1, 2, 3, 4, 5, 6]

@@ -30,7 +30,7 @@ from textual.widgets import DataTable, Static
 
 from mlci_tui.config import Config, param_text
 from mlci_tui.errors import MlciError
-from mlci_tui.metric_keys import MetricKey, labels
+from mlci_tui.metric_keys import MetricKey
 from mlci_tui.states import ExperimentState
 from mlci_tui.store.experiment_table import (
     ExperimentRow,
@@ -62,8 +62,10 @@ _CLOSE = Binding("escape,q", "close", "Close", id="experiments.close")
 
 class Column(NamedTuple):
     key: str
-    """The column's key in the table, and what `sort_table` is asked to sort by."""
+    """The column's key in the table: unique, a param may be named as a metric."""
     label: Text
+    sort: str
+    """What `sort_table` is asked to sort by ("": the column does not sort)."""
 
 
 class ExperimentsScreen(Screen[None]):
@@ -265,27 +267,28 @@ class ExperimentsScreen(Screen[None]):
 
     def _columns_of(self, table: ExperimentTable | None) -> list[Column]:
         params = table.params if table is not None else ()
-        metrics = table.metrics if table is not None else ()
-        shown = labels(metrics)
+        shown = table.metric_labels if table is not None else {}
+        # The metrics before the params, as `dvc exp show` has them: what is compared
+        # stays in view on a narrow screen.
         named = [
-            *((key, key.upper()) for key in FIXED),
-            *((name, name) for name in params),
-            *((key.text, shown[key]) for key in metrics),
+            *((key, key.upper(), "" if key == "progress" else key) for key in FIXED),
+            *((f"metric:{key.text}", label, key.text) for key, label in shown.items()),
+            *((f"param:{name}", name, name) for name in params),
         ]
-        columns = [Column(" ", Text(" "))]
-        for key, label in named:
+        columns = [Column(" ", Text(" "), "")]
+        for key, label, sort in named:
             text = plain(label)
-            if key == self.sort or (key == UNSORTED and self.sort == UNSORTED):
-                # Best first unless reversed; the read order is oldest first.
+            if sort and sort == self.sort:
+                # Best first (the read order: oldest first) unless reversed.
                 text.append(" ▲" if self.reverse else " ▼", style="bold")
-            columns.append(Column(key, text))
+            columns.append(Column(key, text, sort))
         return columns
 
     def _cells_of(
         self,
         row: ExperimentRow,
         columns: Sequence[Column],
-        best: dict[str, set[int]],
+        best: dict[MetricKey, set[int]],
         now: float,
     ) -> list[Text]:
         marked = row.number is not None and row.number in self.marked
@@ -300,16 +303,18 @@ class ExperimentsScreen(Screen[None]):
         cells.append(Text(progress, justify="right", style="" if stages else "dim"))
         duration = row.duration_s(now)
         cells.append(Text(format_duration(duration) if duration is not None else "-"))
-        metric_keys = {key.text: key for key in self.shown.metrics} if self.shown else {}
+        metric_keys = (
+            {f"metric:{key.text}": key for key in self.shown.metrics} if self.shown else {}
+        )
         for column in columns[len(FIXED) + 1 :]:
             key = metric_keys.get(column.key)
             if key is None:
-                value = row.params.get(column.key)
+                value = row.params.get(column.sort)
                 cells.append(Text("-") if value is None else plain(param_text(value)))
                 continue
             number = row.metrics.get(key)
             cell = metric_cell(number)
-            if id(row) in best.get(column.key, ()):
+            if id(row) in best.get(key, ()):
                 # Before the value: the numbers stay aligned on the right.
                 cell = Text.assemble((f"{BEST} ", "bold"), (cell.plain, "bold green"))
                 cell.justify = "right"
@@ -342,7 +347,7 @@ class ExperimentsScreen(Screen[None]):
         return text
 
     def _sort_label(self) -> str:
-        column = next((c for c in self._columns if c.key == self.sort), None)
+        column = next((c for c in self._columns if c.sort == self.sort), None)
         return column.label.plain.rstrip(" ▲▼") if column else self.sort
 
     def _note(self) -> Text:
@@ -465,9 +470,9 @@ class ExperimentsScreen(Screen[None]):
         self._show()
 
     def action_next_sort(self) -> None:
-        keys = [c.key for c in self._columns if c.key not in (" ", "progress")]
-        at = keys.index(self.sort) if self.sort in keys else 0
-        self.sort_by(keys[(at + 1) % len(keys)])
+        sorts = [c.sort for c in self._columns if c.sort]
+        at = sorts.index(self.sort) if self.sort in sorts else 0
+        self.sort_by(sorts[(at + 1) % len(sorts)])
 
     def action_reverse(self) -> None:
         self.reverse = not self.reverse
@@ -481,13 +486,13 @@ class ExperimentsScreen(Screen[None]):
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         # A click on a header sorts by it; on the sorted column again, reverses.
         event.stop()
-        key = event.column_key.value
-        if key is None or key in (" ", "progress"):
+        column = next((c for c in self._columns if c.key == event.column_key.value), None)
+        if column is None or not column.sort:
             return
-        if key == self.sort:
+        if column.sort == self.sort:
             self.action_reverse()
         else:
-            self.sort_by(key)
+            self.sort_by(column.sort)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter: the experiment's run on the main screen, as `p` shows a past run."""
@@ -595,9 +600,9 @@ def _same(first: ExperimentTable | None, second: ExperimentTable | None) -> bool
     return first._replace(read_at=0.0) == second._replace(read_at=0.0)
 
 
-def _best_rows(table: ExperimentTable | None) -> dict[str, set[int]]:
+def _best_rows(table: ExperimentTable | None) -> dict[MetricKey, set[int]]:
     """Per metric column, the row (by identity) that holds the best value: kept
     whichever order the rows are listed in."""
     if table is None:
         return {}
-    return {key.text: {id(table.rows[index])} for key, index in table.best.items()}
+    return {key: {id(table.rows[index])} for key, index in table.best.items()}
