@@ -48,12 +48,8 @@ STATE_STYLES: dict[object, str] = {
     DeployOutcome.RUNNING: "yellow",
     DeployOutcome.INTERRUPTED: "magenta",
     DeployOutcome.POINTER_FAILED: "red",
+    # The states are str enums: an experiment's other states are keys above already.
     ExperimentState.QUEUED: "dim",
-    ExperimentState.RUNNING: "bold yellow",
-    ExperimentState.PASSED: "green",
-    ExperimentState.FAILED: "bold red",
-    ExperimentState.CANCELLED: "magenta",
-    ExperimentState.INTERRUPTED: "magenta",
 }
 
 
