@@ -121,6 +121,35 @@ async def test_the_table_follows_the_store_live(project: Project) -> None:
             store.close()
 
 
+async def test_the_table_is_read_only_when_the_store_changed_and_drawn_only_when_it_did(
+    project: Project,
+) -> None:
+    sweep(project)
+    app = dashboard(project)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await opened(pilot, app)
+        reads: list[object] = []
+        draws: list[object] = []
+        read, show = screen.reader.experiments, screen._show
+        screen.reader.experiments = lambda config: reads.append(1) or read(config)  # type: ignore[method-assign]
+        screen._show = lambda: draws.append(1) or show()  # type: ignore[method-assign]
+        # Polls (every 0.1 s here) of a store nobody writes: nothing read, nothing drawn
+        # (the running experiment's duration ticks in its own cell).
+        await pilot.pause(1.0)
+        assert reads == [] and draws == []
+        # A change elsewhere in the store: read, and nothing drawn again.
+        store = Store.open(project.state_dir)
+        try:
+            store.alerts.add("run_failed", "elsewhere", created_at=0.0, version=None, run_id=None)
+            await until(pilot, lambda: reads)
+            await settle(pilot)
+            assert draws == []
+            store.experiments.finish(5, ExperimentState.FAILED, ended_at=0.0)
+            await until(pilot, lambda: draws)
+        finally:
+            store.close()
+
+
 async def test_sort_by_any_column_and_reverse(project: Project) -> None:
     sweep(project)
     app = dashboard(project)
@@ -135,9 +164,11 @@ async def test_sort_by_any_column_and_reverse(project: Project) -> None:
         await settle(pilot)
         # Best first: 0.947 (#2), 0.931 (#4), 0.912 (#1), then those without.
         assert ids(screen)[:3] == [2, 4, 1]
+        assert "by accuracy, best first" in title(screen)
         await pilot.press("O")
         await settle(pilot)
         assert ids(screen)[-3:] == [1, 4, 2]
+        assert "by accuracy, worst first" in title(screen)
         # The best stays marked on #2's row, wherever it is listed.
         table = screen.query_one(DataTable)
         assert BEST in table.get_cell("e2", "metric:evaluate.accuracy").plain
@@ -146,6 +177,10 @@ async def test_sort_by_any_column_and_reverse(project: Project) -> None:
         assert screen.sort == "id" and ids(screen) == [1, 2, 3, 4, 5, 6]
         await click_header(pilot, screen, "id")
         assert ids(screen) == [6, 5, 4, 3, 2, 1]
+
+
+def title(screen: ExperimentsScreen) -> str:
+    return screen._title().plain
 
 
 async def click_header(pilot, screen: ExperimentsScreen, key: str) -> None:
@@ -166,7 +201,7 @@ async def test_slash_filters_with_the_exp_show_expressions(project: Project) -> 
         screen = await opened(pilot, app)
         await pilot.press("slash", *"train.lr=0.01", "enter")
         await until(pilot, lambda: ids(screen) == [1, 2])
-        assert "2 of 6" in screen.title_line.render().plain  # type: ignore[union-attr]
+        assert "2 of 6" in title(screen)
         await pilot.press("escape")  # clears the filter first
         await until(pilot, lambda: len(ids(screen)) == 6)
         assert isinstance(app.screen, ExperimentsScreen)
@@ -216,7 +251,7 @@ async def test_two_marked_are_diffed_and_plotted(project: Project) -> None:
         # A queued experiment has no run: said, nothing opened.
         await to_row(pilot, screen, 6)
         await pilot.press("space", "g")
-        await until(pilot, lambda: any("not started" in note for note in said))
+        await until(pilot, lambda: any("never started" in note for note in said))
         assert app.screen is screen
 
 

@@ -95,7 +95,9 @@ class ExperimentsScreen(Screen[None]):
     ExperimentsScreen { layout: vertical; }
     ExperimentsScreen .experiments--title { height: 1; padding: 0 1; background: $panel; }
     ExperimentsScreen DataTable { height: 1fr; }
-    ExperimentsScreen .experiments--note { height: auto; padding: 0 1; color: $text-muted; }
+    ExperimentsScreen .experiments--note {
+        height: auto; padding: 0 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(
@@ -345,14 +347,22 @@ class ExperimentsScreen(Screen[None]):
         if self.marked:
             text.append(f" · {len(self.marked)} marked")
         if self.sort != UNSORTED:
-            order = "worst first" if self.reverse else "best first"
-            text.append(f" · by {self._sort_label()}, {order}")
+            text.append(f" · by {self._sort_label()}, {self._order()}")
         elif self.reverse:
             text.append(" · newest first")
         if self.filter_text:
             text.append(" · filter ")
             text.append_text(plain(self.filter_text))
         return text
+
+    def _order(self) -> str:
+        """How `sort_table` orders the column: a metric with a direction best first,
+        any other ascending; the words flip with the order."""
+        shown = self.shown
+        directed = shown is not None and any(key.text == self.sort for key in shown.better)
+        if directed:
+            return "worst first" if self.reverse else "best first"
+        return "descending" if self.reverse else "ascending"
 
     def _sort_label(self) -> str:
         column = next((c for c in self._columns if c.sort == self.sort), None)
@@ -417,7 +427,9 @@ class ExperimentsScreen(Screen[None]):
         """Each row's label and run; None (said why) when one has not started."""
         waiting = [_label(row) for row in rows if row.run is None]
         if waiting:
-            self.dashboard.say(f"{', '.join(waiting)}: not started, no run yet", severity="warning")
+            self.dashboard.say(
+                f"{', '.join(waiting)}: no run, it never started", severity="warning"
+            )
             return None
         return [(_label(row), row.run.id) for row in rows if row.run is not None]
 
@@ -509,7 +521,7 @@ class ExperimentsScreen(Screen[None]):
         if row is None:
             return
         if row.run is None:
-            self.dashboard.say(f"{_label(row)} has not started: no run to show", severity="warning")
+            self.dashboard.say(f"{_label(row)} has no run: it never started", severity="warning")
             return
         self.dashboard.open_run(row.run.id)
         self.dismiss()
