@@ -717,6 +717,7 @@ class MlciApp(App[None]):
                 self.clock,
                 poll_interval=self.poll_interval,
                 readonly=self.snapshot.readonly,
+                key_bar=KeyBar(),
             )
         )
 
@@ -1011,7 +1012,8 @@ class MlciApp(App[None]):
             errors.close()
             self.say(f"cannot start mlci {args[0]}: {error}", severity="error")
             return None
-        self._children.append((child, args[0], errors))
+        # `mlci exp promote` failing is said as that, not as `mlci exp`.
+        self._children.append((child, " ".join(args[:2]) if args[0] == "exp" else args[0], errors))
         return child
 
     def _mlci(self, args: list[str]) -> list[str]:

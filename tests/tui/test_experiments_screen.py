@@ -130,12 +130,14 @@ async def test_the_table_is_read_only_when_the_store_changed_and_drawn_only_when
         screen = await opened(pilot, app)
         reads: list[object] = []
         draws: list[object] = []
-        read, show = screen.reader.experiments, screen._show
+        polls: list[object] = []
+        due, read, show = screen.reader.experiments_due, screen.reader.experiments, screen._show
+        screen.reader.experiments_due = lambda since: polls.append(1) or due(since)  # type: ignore[method-assign]
         screen.reader.experiments = lambda config: reads.append(1) or read(config)  # type: ignore[method-assign]
         screen._show = lambda: draws.append(1) or show()  # type: ignore[method-assign]
-        # Polls (every 0.1 s here) of a store nobody writes: nothing read, nothing drawn
-        # (the running experiment's duration ticks in its own cell).
-        await pilot.pause(1.0)
+        # Ten polls of a store nobody writes: nothing read, nothing drawn (the running
+        # experiment's duration ticks in its own cell).
+        await until(pilot, lambda: len(polls) >= 10)
         assert reads == [] and draws == []
         # A change elsewhere in the store: read, and nothing drawn again.
         store = Store.open(project.state_dir)

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from mlci_tui.config import Config, param_text
@@ -41,12 +44,10 @@ from mlci_tui.store.experiment_table import (
 from mlci_tui.textsafe import terminal_line, visible_text
 from mlci_tui.tui.screens.search import open_filter
 from mlci_tui.tui.text import metric_cell, plain, state_text
-from mlci_tui.tui.widgets.key_bar import KeyBar
 from mlci_tui.units import format_duration
 
 if TYPE_CHECKING:
-    from mlci_tui.store.reader import StoreReader
-    from mlci_tui.tui.app import MlciApp
+    from mlci_tui.store.reader import Snapshot, StoreReader
 
 BEST = "★"
 """Before the best value of a metric's column: seen without colour too."""
@@ -58,6 +59,23 @@ UNSORTED = "id"
 """The order as read (oldest first): the column no sort is asked of."""
 
 _CLOSE = Binding("escape,q", "close", "Close", id="experiments.close")
+
+
+class Dashboard(Protocol):
+    """What the screen asks of the app (`MlciApp`, which screens do not import)."""
+
+    snapshot: Snapshot
+    spawn: Callable[[list[str]], object]
+
+    def say(
+        self, message: str, *, title: str = "", severity: SeverityLevel = "information"
+    ) -> None: ...
+
+    def compare(self, old: str, new: str) -> object: ...
+
+    def open_plot(self, make: Callable[[ModuleType], Screen[None]]) -> object: ...
+
+    def open_run(self, run_id: int) -> None: ...
 
 
 class Column(NamedTuple):
@@ -108,8 +126,12 @@ class ExperimentsScreen(Screen[None]):
         *,
         poll_interval: float,
         readonly: bool,
+        key_bar: Widget,
     ) -> None:
+        """``key_bar``: the dashboard's line of keys, built from the bindings (widgets
+        are the app's to import)."""
         super().__init__()
+        self.key_bar = key_bar
         self.reader = reader
         self.config = config
         self.clock = clock
@@ -137,7 +159,7 @@ class ExperimentsScreen(Screen[None]):
         self.note = Static(classes="experiments--note")
 
     @property
-    def dashboard(self) -> MlciApp:
+    def dashboard(self) -> Dashboard:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -145,7 +167,7 @@ class ExperimentsScreen(Screen[None]):
         table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True)
         yield table
         yield self.note
-        yield KeyBar()
+        yield self.key_bar
 
     @property
     def data_table(self) -> DataTable[Text]:
