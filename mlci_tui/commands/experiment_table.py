@@ -130,18 +130,18 @@ def table_text(table: ExperimentTable, *, color: bool) -> list[str]:
     if color:
         lines[0] = paint(lines[0], "1", color)
     legend = _legend(table)
-    return [*lines, *([] if legend is None else ["", legend])]
+    return [*lines, *([] if legend is None else ["", f"* {legend}"])]
 
 
 def _legend(table: ExperimentTable) -> str | None:
-    """What ``*`` marks, and which way each marked column is better."""
+    """What the mark of the best means, and which way each marked column is better."""
     if not table.best:
         return None
     shown = table.metric_labels
     ways = ", ".join(
         f"{shown[key]}: {table.better[key]}" for key in table.metrics if key in table.best
     )
-    return visible_text(f"* the best of its column ({ways} is better)")
+    return visible_text(f"the best of its column ({ways} is better)")
 
 
 def table_json(table: ExperimentTable) -> dict[str, Any]:
@@ -227,7 +227,7 @@ def table_markdown(table: ExperimentTable, limit: int | None = None) -> str:
         "|" + "|".join(align) + "|",
     ]
     legend = _legend(table)
-    tail = [] if legend is None else ["", md(legend).replace("\\*", "**bold**", 1)]
+    tail = [] if legend is None else ["", f"**bold**: {md(legend)}"]
     body = []
     for index, row in enumerate(table.rows):
         metrics = []

@@ -13,16 +13,16 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlci_tui.checks import Check, parse_check
 from mlci_tui.config.params import masked_params, param_text
 from mlci_tui.errors import UsageError
 from mlci_tui.masking import SecretMasker
-from mlci_tui.metric_keys import MONITOR, MetricKey, labels
+from mlci_tui.metric_keys import MONITOR, MetricKey, labels, to_json
 from mlci_tui.states import ExperimentState, RunState, StageState
-from mlci_tui.store.records import ExperimentRecord, RunRecord
+from mlci_tui.store.records import ExperimentRecord, RunRecord, iso_time
 from mlci_tui.units import metric_text, parse_duration
 
 if TYPE_CHECKING:
@@ -171,13 +171,25 @@ class ExperimentRow(NamedTuple):
             return self.experiment.message
         return None if self.run is None else self.run.message
 
-    def to_json(self, metric_names: Mapping[MetricKey, str] | None = None) -> dict[str, Any]:
-        """Every field: what ``--json`` prints of a row."""
-        base = (
-            self.experiment.to_json()
-            if self.experiment is not None
-            else {"id": None, "name": None, "state": self.state.value}
-        )
+    def to_json(self) -> dict[str, Any]:
+        """Every field: what ``--json`` prints of a row, the same keys for a run of the
+        workspace as for an experiment (None where a run has no such thing)."""
+        if self.experiment is not None:
+            base = self.experiment.to_json()
+        else:
+            assert self.run is not None
+            base = {
+                "id": None,
+                "name": None,
+                "queued_at": None,
+                "started_at": iso_time(self.run.started_at),
+                "ended_at": iso_time(self.run.ended_at),
+                "workspace": None,
+                "method": None,
+                "git_commit": self.run.git_commit,
+                "code_hash": None,
+                "message": self.run.message,
+            }
         done, total = self.progress
         return {
             **base,
@@ -187,9 +199,7 @@ class ExperimentRow(NamedTuple):
             "duration_s": _round(self.duration_s()),
             "code": self.code_text,
             "params": dict(self.params),
-            "metrics": [
-                {"stage": k.stage, "name": k.name, "value": v} for k, v in self.metrics.items()
-            ],
+            "metrics": to_json(self.metrics),
             "stages_ended": done,
             "stages": total,
         }
@@ -447,6 +457,13 @@ def sort_table(table: ExperimentTable, column: str) -> ExperimentTable:
         return (0, 2, 0.0, param_text(value))
 
     rows = sorted(table.rows, key=order)
+    return _remake(table, rows)
+
+
+def only_experiments(table: ExperimentTable, ids: Collection[int]) -> ExperimentTable:
+    """The rows of the experiments ``ids`` (those one `mlci exp run` ran)."""
+    wanted = set(ids)
+    rows = [row for row in table.rows if row.experiment and row.experiment.id in wanted]
     return _remake(table, rows)
 
 

@@ -546,6 +546,7 @@ def test_a_store_whose_versions_kept_metrics_by_name_alone_finds_their_stages(
     # As the store was then: without what the migrations after it added.
     db.executescript(
         "DROP INDEX runs_by_kind; ALTER TABLE runs DROP COLUMN kind; DROP TABLE experiments;"
+        " ALTER TABLE versions DROP COLUMN experiment_id;"
     )
     db.execute(f"PRAGMA user_version = {before}")
     db.commit()

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlci_tui.service.experiments import split_values
-from tests.helpers import Project, mlci_env, pid_alive, wait_for
+from tests.helpers import Project, mlci_env, pid_alive, wait_for, why_rows
 
 # A stage that waits for a go file outside the project (the project is what the
 # experiment sees as it was) after saying it started, then copies its data dep
@@ -398,9 +398,130 @@ params = ["n"]
     )
     result = project.mlci("exp", "run", "--set", "n=1,2,3", "-j", "3", timeout=180)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.decode().splitlines()
-    body = [line for line in lines if line and not line.startswith("`mlci exp show`")]
-    strays = [line for line in body if not line.startswith(("#1 n=1 ", "#2 n=2 ", "#3 n=3 "))]
-    summary = {f"#{n} n={n}: passed" for n in (1, 2, 3)}
-    assert all(any(line.startswith(s) for s in summary) for line in strays), strays[:5]
-    assert not [line for line in lines if line.startswith("::")]
+    # The experiments' output, then a blank line and their table.
+    output, _, table = result.stdout.decode().partition("\n\n")
+    lines = output.splitlines()
+    strays = [line for line in lines if not line.startswith(("#1 n=1 ", "#2 n=2 ", "#3 n=3 "))]
+    assert not strays, strays[:5]
+    assert len(lines) > 3 * 3000 * 6 // 7
+    assert table.startswith("ID  NAME")
+
+
+DEPS = """
+[params]
+scale = 1
+
+[stages.whole]
+command = "mkdir -p out && cat src/*.txt src/sub/* > out/whole.txt"
+deps = ["src"]
+outs = ["out/whole.txt"]
+
+[stages.globbed]
+command = "mkdir -p out && ls src/*.txt > out/names.txt && echo $MLCI_PARAM_SCALE >> out/names.txt"
+deps = ["src/*.txt"]
+params = ["scale"]
+outs = ["out/names.txt"]
+
+[stages.after]
+command = "cat out/whole.txt out/names.txt | wc -c > out/count.txt"
+deps = ["out/whole.txt", "out/names.txt"]
+outs = ["out/count.txt"]
+
+[stages.everything]
+command = "ls -R src out"
+needs = ["after"]
+deps = ["."]
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_mlci_why_in_the_project_predicts_what_an_experiment_runs(
+    project: Project, seed: int
+) -> None:
+    """An oracle for the cache in workspaces: after random changes to the project, each
+    experiment's stages have the cache keys and decisions `mlci why` gives for the
+    project with the same params — a directory or glob dep is the project's, though
+    the workspace lies inside the store."""
+    import random
+
+    chooser = random.Random(seed)
+    project.write(DEPS)
+    (project.path / "src" / "sub").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "sub/c.dat"):
+        (project.path / "src" / name).write_text(name)
+    assert project.mlci("run").returncode == 0
+    for round_ in range(4):
+        change = chooser.choice(["edit", "add", "nested", "param", "none"])
+        sets: list[str] = []
+        if change == "edit":
+            (project.path / "src" / "a.txt").write_text(f"edited {round_}")
+        elif change == "add":
+            (project.path / "src" / f"new{round_}.txt").write_text("new")
+        elif change == "nested":
+            (project.path / "src" / "sub" / "c.dat").write_text(f"nested {round_}")
+        elif change == "param":
+            sets = ["--set", f"scale={chooser.randint(2, 9)}"]
+        predicted = why_rows(project, *sets)
+        result = project.mlci("exp", "run", *sets)
+        assert result.returncode == 0, result.stderr
+        run = runs_of_experiments(project)[-1]
+        db = sqlite3.connect(project.state_dir / "mlci.db")
+        stages = {
+            name: (state, key)
+            for name, state, key in db.execute(
+                "SELECT name, state, cache_key FROM stages WHERE run_id = ?", (run["id"],)
+            )
+        }
+        db.close()
+        for name, row in predicted.items():
+            state, key = stages[name]
+            # None: not known before the stages it needs have run.
+            assert row["cache_key"] in (key, None), (change, name)
+            assert (state == "cached") == (row["decision"] == "cached"), (change, name, state)
+
+
+def test_ctrl_c_cancels_the_sweep_and_detach_outlives_its_terminal(
+    project: Project, tmp_path: Path
+) -> None:
+    sync = tmp_path / "sync"
+    env = waiting_project(project, sync)
+    runner = start(project, env, "exp", "run", "--set", "train.lr=0.1,0.2", "-j", "1")
+    wait_for(lambda: (sync / "started-0.1").exists(), what="the first experiment's stage")
+    runner.send_signal(signal.SIGINT)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert [row["state"] for row in experiments(project)] == ["cancelled", "cancelled"]
+    queued = project.mlci("exp", "run", "--set", "train.lr=0.3,0.4", "--queue", env=env)
+    assert queued.returncode == 0
+    detached = project.mlci("exp", "start", "--detach", "-j", "2", env=env)
+    assert detached.returncode == 0, detached.stderr
+    assert b"running 2 queued experiments in the background" in detached.stdout
+    wait_for(lambda: (sync / "started-0.4").exists(), what="both queued experiments started")
+    (sync / "go").touch()
+    wait_for(
+        lambda: [row["state"] for row in experiments(project)][2:] == ["passed", "passed"],
+        timeout=60,
+        what="the detached drainer to run the queue",
+    )
+
+
+def test_an_experiment_records_the_code_it_ran(project: Project, tmp_path: Path) -> None:
+    env = waiting_project(project, tmp_path / "sync")
+    (tmp_path / "sync" / "go").touch()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project.path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (project.path / ".gitignore").write_text(".mlci/\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert project.mlci("exp", "run", env=env).returncode == 0
+    (project.path / "data.txt").write_text("changed\n")
+    assert project.mlci("exp", "run", env=env).returncode == 0
+    (project.path / "notes.txt").write_text("untracked\n")
+    assert project.mlci("exp", "run", env=env).returncode == 0
+    rows = experiments(project)
+    assert [row["git_commit"] for row in rows] == [commit] * 3
+    clean, dirty, more = (row["code_hash"] for row in rows)
+    assert clean is None and dirty and more and dirty != more
