@@ -419,3 +419,49 @@ async def test_s_and_c_start_and_cancel_real_experiments_the_table_shows_live(
             assert app.snapshot.experiment.id == 2  # type: ignore[union-attr]
     finally:
         (sync / "go-2.0").touch()
+
+
+PROMOTED = """
+[pipeline]
+name = "sweep"
+
+[params]
+train.seed = 1
+
+[stages.train]
+command = "mkdir -p build && echo model $MLCI_PARAM_TRAIN_SEED > build/model.txt"
+params = ["train"]
+deps = ["data.txt"]
+outs = ["build/model.txt"]
+artifact = "build/model.txt"
+
+[stages.evaluate]
+command = "echo ::metric accuracy=0.9"
+needs = ["train"]
+
+[deploy]
+command = 'cp "$MLCI_MODEL_PATH" served.txt'
+"""
+
+
+async def test_p_y_promotes_a_real_experiment_and_deploys_it(project: Project) -> None:
+    project.write(PROMOTED)
+    (project.path / "data.txt").write_text("data\n")
+    assert project.mlci("run").returncode == 0  # v1, live
+    swept = project.mlci("exp", "run", "--set", "train.seed=2,3")
+    assert swept.returncode == 0, swept.stderr
+    app = dashboard(project)  # the real spawner: a detached `mlci exp promote`
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.snapshot.live is not None)
+        screen = await opened(pilot, app, count=2)
+        await to_row(pilot, screen, 2)
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.number == 2)
+    assert (project.path / "served.txt").read_text() == "model 3\n"
+    store = Store.open(project.state_dir)
+    try:
+        assert store.versions.get(2).experiment_id == 2  # type: ignore[union-attr]
+    finally:
+        store.close()
