@@ -7,6 +7,7 @@
     python -m benchmarks.probe table CONFIG PRESSES
     python -m benchmarks.probe plotkeys CONFIG LEAST
     python -m benchmarks.probe stages CONFIG PRESSES
+    python -m benchmarks.probe experiments CONFIG PRESSES
 
 It runs the real app (Textual's headless driver, 100x30) on a store and
 prints one JSON line. Latencies are from sending a key, the way a terminal
@@ -52,6 +53,16 @@ def _watch_renders() -> None:
         painted.append((time.perf_counter(), "table", self.cursor_row))
         return table_render(self, crop)
 
+    from textual.widgets import DataTable
+
+    data_table_render = DataTable.render_lines
+
+    def data_table(self: DataTable[Any], crop: Any) -> Any:
+        # The experiments' table: its state is where its cursor is.
+        if not isinstance(self, VersionTable):
+            painted.append((time.perf_counter(), "datatable", self.cursor_row))
+        return data_table_render(self, crop)
+
     from textual.widgets import Static
 
     static_render = Static.render
@@ -67,6 +78,7 @@ def _watch_renders() -> None:
     HeaderBar.render = header  # type: ignore[method-assign]
     StagePane.render = pane  # type: ignore[method-assign]
     VersionTable.render_lines = table  # type: ignore[method-assign,assignment]
+    DataTable.render_lines = data_table  # type: ignore[method-assign]
 
 
 async def _until(condition: Callable[[], object], timeout: float = 60.0) -> None:
@@ -125,7 +137,48 @@ async def main(mode: str, config_path: str, argument: str | None) -> dict[str, A
             for _ in range(int(argument or 50)):
                 latencies.append(await _press(app, "down", "table", table.cursor_row + 1))
             return {"latencies_s": latencies}
+        if mode == "experiments":
+            return await _experiment_keys(app, int(argument or 200))
     raise ValueError(f"unknown mode {mode}")
+
+
+async def _paged(app: MlciApp, before: int) -> float:
+    """Send `pagedown`; seconds until the table is painted with its cursor moved."""
+    mark = len(painted)
+    sent = time.perf_counter()
+    await app._press_keys(["pagedown"])
+
+    def moved() -> bool:
+        return any(w == "datatable" and s != before for _, w, s in painted[mark:])
+
+    await _until(moved, timeout=10)
+    return next(t for t, w, s in painted[mark:] if w == "datatable" and s != before) - sent
+
+
+async def _experiment_keys(app: MlciApp, presses: int) -> dict[str, Any]:
+    """`e`, then `down` key after key through the experiments' table (it scrolls once
+    the cursor passes the rows in view), then `pagedown`."""
+    from mlci_tui.tui.screens.experiments import ExperimentsScreen
+
+    await _until(lambda: app.stages.names)  # the config's stages: the dashboard is up
+    await app._press_keys(["e"])
+    await _until(lambda: isinstance(app.screen, ExperimentsScreen) and app.screen.loaded)
+    screen = app.screen
+    assert isinstance(screen, ExperimentsScreen)
+    await asyncio.sleep(0.5)
+    table = screen.data_table
+    latencies = []
+    for _ in range(presses):
+        latencies.append(await _press(app, "down", "datatable", table.cursor_row + 1))
+        await asyncio.sleep(0.02)
+    table.move_cursor(row=0, animate=False)
+    await asyncio.sleep(0.2)
+    pages = []
+    # As many pages as the table has below its first rows: none of them at the end.
+    for _ in range(min(max(1, presses // 10), table.row_count // table.size.height - 1)):
+        pages.append(await _paged(app, table.cursor_row))
+        await asyncio.sleep(0.02)
+    return {"rows": len(screen.rows), "latencies_s": latencies, "pages_s": pages}
 
 
 async def _next_run(app: MlciApp) -> None:

@@ -30,14 +30,17 @@ from mlci_tui.store.records import (
     AlertRecord,
     DecisionRecord,
     DeploymentRecord,
+    ExperimentRecord,
     RunRecord,
     VersionRecord,
 )
-from mlci_tui.store.runs import RUN
+from mlci_tui.store.runs import EXPERIMENT, RUN
 from mlci_tui.store.series import Series
 
 if TYPE_CHECKING:
+    from mlci_tui.config import Config
     from mlci_tui.store.compare import Comparison
+    from mlci_tui.store.experiment_table import ExperimentTable
 
 VERSION_LIMIT = 200
 """Versions shown; older ones are listed by `mlci versions` (and have no artifact
@@ -76,6 +79,8 @@ class Snapshot:
     SIGKILL, say. Recovery, which any writing `mlci` command does, settles it."""
     readonly: bool = False
     """The store cannot be written from here (nothing can be settled from here)."""
+    experiment: ExperimentRecord | None = None
+    """The experiment ``run`` is the run of, when it is an experiment's."""
 
 
 class StoreReader:
@@ -151,12 +156,14 @@ class StoreReader:
                 return Snapshot()
             with store.reading():
                 run, latest_id = _run_of(store, run_id)
+                experiment = _experiment_of(store, run)
             running = run is not None and run.state is RunState.RUNNING and run.id == latest_id
             return Snapshot(
                 run=run,
                 latest_run_id=latest_id,
                 running=run if running else None,
                 readonly=store.readonly,
+                experiment=experiment,
             )
 
     def _read(self, store: Store, run_id: int | None) -> Snapshot:
@@ -192,6 +199,7 @@ class StoreReader:
             tails=self._tails(run, _NO_TAILS),
             runner_gone=_runner_gone(run),
             readonly=store.readonly,
+            experiment=_experiment_of(store, run),
         )
 
     def _with_running_tails(self, last: Snapshot) -> Snapshot:
@@ -264,6 +272,51 @@ class StoreReader:
             after = with_artifact(store, resolve(store, new, default="latest"), artifact_stage)
             return compare(before, after, gates)
 
+    def experiments_due(self, since: int | None) -> bool:
+        """Whether the store changed since data version ``since`` (None: never read),
+        as `due` tells it: never blocks, says no while a read is in flight."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if since is None:
+                return True
+            store = self._open()
+            return store is not None and store.data_version() != since
+        except StoreError:
+            return True  # the read will say what is wrong
+        finally:
+            self._lock.release()
+
+    def experiments(self, config: Config) -> tuple[int | None, ExperimentTable | None]:
+        """The experiments' table (`read_experiments`, one read transaction) and the
+        data version it was read at; None for both while there is no store."""
+        from mlci_tui.store.experiment_table import read_experiments
+
+        with self._lock:
+            store = self._open()
+            if store is None:
+                return None, None
+            # Read before the table: a change committed meanwhile is seen by the next poll.
+            version = store.data_version()
+            return version, read_experiments(store, config)
+
+    def shared_metrics(self, run_ids: Sequence[int]) -> list[MetricKey]:
+        """The metrics every one of ``run_ids`` has points of, in the first's order."""
+        with self._lock:
+            store = self._open()
+            if store is None or not run_ids:
+                return []
+            found = [[MetricKey(*key) for key in store.series.names(r)] for r in run_ids]
+        return [key for key in found[0] if all(key in others for others in found[1:])]
+
+    def metric_series(self, run_id: int, key: MetricKey, after: int) -> Series:
+        """One series of a run, only its points newer than row ``after``."""
+        with self._lock:
+            store = self._open()
+            if store is None:
+                return Series(run_id, key.stage, key.name, (), after)
+            return store.series.get(run_id, key.stage, key.name, after=after)
+
     def log_path(self, run_id: int, stage: str) -> Path:
         return paths.log_path(self.state_dir, run_id, stage)
 
@@ -288,6 +341,12 @@ def _run_of(store: Store, run_id: int | None) -> tuple[RunRecord | None, int | N
         return run, None if run is None else run.id
     # A pinned run needs only the latest's id, not its stages.
     return store.runs.get(run_id), store.runs.latest_id()
+
+
+def _experiment_of(store: Store, run: RunRecord | None) -> ExperimentRecord | None:
+    if run is None or run.kind != EXPERIMENT:
+        return None
+    return store.experiments.of_run(run.id)
 
 
 def _runner_gone(run: RunRecord | None) -> bool:

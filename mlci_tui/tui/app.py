@@ -101,6 +101,15 @@ class MlciApp(App[None]):
         ),
         Binding(
             "e",
+            "show_experiments",
+            "Experiments",
+            # In the help, not the footer: at 80 columns it would push ? and q out.
+            show=False,
+            tooltip="the table, live: sort, filter, diff, plot, promote, start the queue",
+            id="experiments",
+        ),
+        Binding(
+            "s",
             "rerun_stage",
             "Re-run stage",
             show=False,
@@ -429,6 +438,10 @@ class MlciApp(App[None]):
         """Hide keys that cannot do anything now (the footer shows what can)."""
         # r and c stay in the footer whatever runs: changing the footer rebuilds it,
         # and that must not happen each time a run starts or ends.
+        if not getattr(self.screen, "DASHBOARD_KEYS", True):
+            # A screen with keys of its own (the experiments): the main screen's would
+            # act on what is hidden under it; quitting stays.
+            return action == "quit_dashboard"
         if action == "answer":
             return bool(self.snapshot.decisions)
         if action == "rollback":
@@ -676,7 +689,7 @@ class MlciApp(App[None]):
     def action_plot(self) -> None:
         if self.focused is self.version_panel.table:
             versions, metrics = self.snapshot.versions, list(self.config.key_metrics)
-            self._open_plot(lambda plots: plots.VersionPlotScreen(versions, metrics))
+            self.open_plot(lambda plots: plots.VersionPlotScreen(versions, metrics))
             return
         run, name = self.snapshot.run, self.stages.selected_name
         if name is None and self.stages.filter_text:
@@ -692,10 +705,24 @@ class MlciApp(App[None]):
             record = shown.stage(name) if shown is not None and shown.id == run_id else None
             return record is not None and not record.state.finished
 
-        self._open_plot(lambda plots: plots.SeriesPlotScreen(self.reader, run_id, name, running))
+        self.open_plot(lambda plots: plots.SeriesPlotScreen(self.reader, run_id, name, running))
+
+    def action_show_experiments(self) -> None:
+        from mlci_tui.tui.screens.experiments import ExperimentsScreen
+
+        self.push_screen(
+            ExperimentsScreen(
+                self.reader,
+                self.config,
+                self.clock,
+                poll_interval=self.poll_interval,
+                readonly=self.snapshot.readonly,
+                key_bar=KeyBar(),
+            )
+        )
 
     @work(thread=True, exclusive=True, group="plot")
-    def _open_plot(self, make: Callable[[ModuleType], Screen[None]]) -> None:
+    def open_plot(self, make: Callable[[ModuleType], Screen[None]]) -> None:
         """The plot screen's module is imported here, off the UI thread, the first time:
         it brings textual-plot and numpy (0.2-0.5 s), which the dashboard's start skips."""
         import mlci_tui.tui.screens.plot as plots
@@ -715,10 +742,11 @@ class MlciApp(App[None]):
         if live is None:
             self.say("no version is live to compare with", severity="warning")
             return
-        self._compare("live", target.name)
+        self.compare("live", target.name)
 
     @work(thread=True, exclusive=True, group="diff")
-    def _compare(self, old: str, new: str) -> None:
+    def compare(self, old: str, new: str) -> None:
+        """The diff of ``old`` and ``new`` (``12``, ``v3``, ``live``), read off the UI thread."""
         try:
             artifact = self.config.artifact_stage
             comparison = self.reader.comparison(
@@ -794,7 +822,7 @@ class MlciApp(App[None]):
             if run_id is None:
                 return
             if isinstance(run_id, tuple):
-                self._compare(str(run_id[0]), str(run_id[1]))
+                self.compare(str(run_id[0]), str(run_id[1]))
                 return
             self.pinned = None if run_id == LATEST else run_id
             # Keep the stage in view if the other run has it too (see `_apply`).
@@ -984,7 +1012,8 @@ class MlciApp(App[None]):
             errors.close()
             self.say(f"cannot start mlci {args[0]}: {error}", severity="error")
             return None
-        self._children.append((child, args[0], errors))
+        # `mlci exp promote` failing is said as that, not as `mlci exp`.
+        self._children.append((child, " ".join(args[:2]) if args[0] == "exp" else args[0], errors))
         return child
 
     def _mlci(self, args: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from mlci_tui.states import DeployOutcome, RunState, StageState, VersionStatus
+from mlci_tui.states import DeployOutcome, ExperimentState, RunState, StageState, VersionStatus
 from mlci_tui.textsafe import decode, terminal_line, visible_text
 from mlci_tui.units import metric_text
 
@@ -48,6 +48,8 @@ STATE_STYLES: dict[object, str] = {
     DeployOutcome.RUNNING: "yellow",
     DeployOutcome.INTERRUPTED: "magenta",
     DeployOutcome.POINTER_FAILED: "red",
+    # The states are str enums: an experiment's other states are keys above already.
+    ExperimentState.QUEUED: "dim",
 }
 
 
@@ -70,7 +72,9 @@ def metric_cell(value: float | None) -> Text:
     return Text(metric_text(value), justify="right")
 
 
-def state_text(state: StageState | RunState | VersionStatus | DeployOutcome) -> Text:
+def state_text(
+    state: StageState | RunState | VersionStatus | DeployOutcome | ExperimentState,
+) -> Text:
     return Text(state.text, style=STATE_STYLES.get(state, ""), end="")
 
 

@@ -204,6 +204,7 @@ END_STAGES = ("deploy", "monitor")
 """Quitting ends the app: `test_every_quit_key_quits` presses those."""
 EFFECTS: dict[str, Effect] = {
     "start_run": lambda a, b: b.screen == "RunDialog",
+    "show_experiments": lambda a, b: b.screen == "ExperimentsScreen",
     "rerun_stage": lambda a, b: b.screen == "RunDialog",
     "rerun_failed": lambda a, b: b.screen == "RunDialog",
     "cancel_run": lambda a, b: b.notes == a.notes + 1,  # nothing runs: it says so

@@ -1,4 +1,4 @@
-"""The run dialog (`r`), re-running a stage (`e`) and the failed ones (`E`): what
+"""The run dialog (`r`), re-running a stage (`s`) and the failed ones (`E`): what
 it offers is what `mlci run` does with the same arguments, and what it previews is
 what then runs."""
 
@@ -86,7 +86,7 @@ async def toggle_force(pilot, app: MlciApp, stage: str) -> None:
 
 
 async def opened(pilot, app: MlciApp, key: str) -> RunDialog:
-    """Press ``key`` (`r`, `e` or `E`) and wait for the run dialog it opens."""
+    """Press ``key`` (`r`, `s` or `E`) and wait for the run dialog it opens."""
     await pilot.press(key)
     await until(pilot, lambda: isinstance(app.screen, RunDialog))
     dialog = app.screen
@@ -158,11 +158,11 @@ async def test_a_value_set_refuses_is_its_one_line_and_starts_nothing(tmp_path: 
 # The preview against what runs: an oracle ------------------------------------------
 
 Step = tuple[str, int | None, int | None, frozenset[str], str]
-"""A key (``r``, or ``e`` on a stage: ``e:two``), the values typed for a.n and b.n
+"""A key (``r``, or ``s`` on a stage: ``s:two``), the values typed for a.n and b.n
 (None: left as the config has it), the stages forced, and what in.txt holds."""
 
 STEPS = st.tuples(
-    st.sampled_from(["r", "e:one", "e:two", "e:three"]),
+    st.sampled_from(["r", "s:one", "s:two", "s:three"]),
     st.none() | st.integers(0, 1),
     st.none() | st.integers(0, 1),
     st.frozensets(st.sampled_from(["one", "two", "three"])),
@@ -188,9 +188,9 @@ async def test_what_the_dialog_previews_is_what_then_runs(
         await shown(pilot, lambda: app.snapshot.run is not None)
         for number, (key, a, b, forced, data) in enumerate(steps, start=2):
             (project.path / "in.txt").write_text(data)
-            if key.startswith("e:"):
+            if key.startswith("s:"):
                 app.stages.select(key[2:], by_user=True)
-                await pilot.press("e")
+                await pilot.press("s")
             else:
                 await opened(pilot, app, "r")
             dialog = app.screen
@@ -226,7 +226,7 @@ async def test_what_the_dialog_previews_is_what_then_runs(
 # e and E ---------------------------------------------------------------------------
 
 
-async def test_e_reruns_the_selected_stage_forced_with_what_it_needs(tmp_path: Path) -> None:
+async def test_s_reruns_the_selected_stage_forced_with_what_it_needs(tmp_path: Path) -> None:
     project = project_at(tmp_path)
     assert project.mlci("run").returncode == 0
     app = dashboard(project)
@@ -234,7 +234,7 @@ async def test_e_reruns_the_selected_stage_forced_with_what_it_needs(tmp_path: P
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
         app.stages.select("two", by_user=True)
-        await opened(pilot, app, "e")
+        await opened(pilot, app, "s")
         dialog = app.screen
         assert isinstance(dialog, RunDialog)
         assert dialog.args == ["--stage=two", "--force=two"]
@@ -294,7 +294,7 @@ async def test_r_e_and_shift_e_refuse_while_a_run_runs(tmp_path: Path) -> None:
         said = notices(app)
         async with app.run_test(size=(80, 24)) as pilot:
             await shown(pilot, lambda: app.snapshot.running is not None)
-            for key in ("r", "e", "E"):
+            for key in ("r", "s", "E"):
                 await pilot.press(key)
                 await until(pilot, lambda: len(said) == 1)
                 assert said.pop() == "run 1 is still running"
@@ -304,7 +304,7 @@ async def test_r_e_and_shift_e_refuse_while_a_run_runs(tmp_path: Path) -> None:
         runner.communicate(timeout=60)
 
 
-async def test_e_on_deploy_says_it_runs_only_in_a_full_run(tmp_path: Path) -> None:
+async def test_s_on_deploy_says_it_runs_only_in_a_full_run(tmp_path: Path) -> None:
     from tests.helpers import setup
 
     project = Project(tmp_path)
@@ -314,7 +314,7 @@ async def test_e_on_deploy_says_it_runs_only_in_a_full_run(tmp_path: Path) -> No
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(pilot)
         app.stages.select("deploy", by_user=True)
-        await pilot.press("e")
+        await pilot.press("s")
         await until(pilot, lambda: said == ["deploy runs only in a full run: r starts one"])
         assert not isinstance(app.screen, RunDialog)
 
@@ -472,7 +472,7 @@ async def test_a_secrets_field_takes_no_typing(tmp_path: Path, monkeypatch) -> N
     assert all("b.name" not in arg for arg in spawned[0])
 
 
-async def test_e_and_shift_e_rerun_with_the_shown_runs_params(tmp_path: Path) -> None:
+async def test_s_and_shift_e_rerun_with_the_shown_runs_params(tmp_path: Path) -> None:
     project = project_at(tmp_path)
     (project.path / "break").touch()
     assert project.mlci("run", "--set", "a.n=1", "--set", "b.name=other").returncode == 1
@@ -491,7 +491,7 @@ async def test_e_and_shift_e_rerun_with_the_shown_runs_params(tmp_path: Path) ->
         assert await previewed(pilot, app) == {"one": "cached", "two": "run"}
         await pilot.press("escape")
         app.stages.select("three", by_user=True)
-        await opened(pilot, app, "e")
+        await opened(pilot, app, "s")
         dialog = app.screen
         assert isinstance(dialog, RunDialog)
         assert dialog.args == [
@@ -612,6 +612,6 @@ async def test_a_param_of_the_shown_run_a_field_cannot_hold_is_said_not_dropped(
     async with app.run_test(size=(100, 30)) as pilot:
         await shown(pilot, lambda: app.snapshot.run is not None)
         app.stages.select("three", by_user=True)
-        await opened(pilot, app, "e")
+        await opened(pilot, app, "s")
         await until(pilot, lambda: "Not filled in (b.name)" in screen_text(app), what="the note")
         assert field(app, "b.name").value == "plain"

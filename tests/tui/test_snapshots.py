@@ -9,7 +9,9 @@ the rollback (to the default target and to another) and cancel confirmations
 (`AlertsScreen`, and after one is acknowledged in it), the zoomed log, the command
 palette (`DashboardCommands`), the stage graph (`GraphScreen`), a stage's metric
 plot and a metric across versions (`PlotScreen`, with and without colour), a comparison
-(`DiffScreen`) and the run dialog (`RunDialog`, at 80x24 and 60x15). The
+(`DiffScreen`), the run dialog (`RunDialog`, at 80x24 and 60x15), the experiments
+(`ExperimentsScreen`: one running, the best marked), its promote confirmation and
+two experiments' loss curves overlaid (`ExperimentPlotScreen`). The
 store is real, written with fixed times, and the app's clock is fixed, so
 every render is the same."""
 
@@ -41,7 +43,8 @@ from mlci_tui.store import Store
 from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.app import MlciApp, make_app
-from tests.helpers import HOSTILE, Project, settle, setup, shown
+from tests.helpers import HOSTILE, Project, settle, setup, shown, until
+from tests.tui.experiments_store import write_experiments
 
 T0 = 1_790_000_000.0
 
@@ -361,6 +364,31 @@ async def settled(pilot) -> None:
     await shown(pilot)
 
 
+def experiments_store(tmp_path: Path) -> MlciApp:
+    """The finished run's store with a sweep of six experiments beside it: passed,
+    failed, running and queued."""
+    app = make_store(tmp_path)
+    write_experiments(app.config.pipeline.state_dir, app.config.path, t0=T0 - 600)
+    return app
+
+
+def in_experiments(*keys: str):
+    """``e``, then once the experiments are drawn, ``keys``."""
+
+    async def before(pilot) -> None:
+        from mlci_tui.tui.screens.experiments import ExperimentsScreen
+
+        await loaded(pilot)
+        await pilot.press("e")
+        app = pilot.app
+        await until(pilot, lambda: isinstance(app.screen, ExperimentsScreen) and app.screen.loaded)
+        await settle(pilot)
+        await pilot.press(*keys)
+        await settle(pilot)
+
+    return before
+
+
 SCREENS = {
     "no_runs": (empty_store, settled),
     "needs_from_outs": (reading_store, settled),
@@ -402,6 +430,12 @@ SCREENS = {
     "plot_versions": (make_store, pressing("v", "g")),
     "diff": (lambda path: make_store(path, series=True), pressing("v", "down", "d")),
     "graph": (lambda path: make_store(path, failed=True), pressing("D")),
+    "experiments": (experiments_store, in_experiments()),
+    "experiments_promote": (experiments_store, in_experiments("down", "P")),
+    "experiments_plot": (
+        experiments_store,
+        in_experiments("space", "down", "down", "down", "space", "g"),
+    ),
 }
 
 

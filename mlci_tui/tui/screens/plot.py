@@ -251,6 +251,104 @@ class VersionPlotScreen(PlotScreen):
         return "no version has metrics yet: a full run that passes registers one"
 
 
+class ExperimentPlotScreen(PlotScreen):
+    """One metric's series of several experiments overlaid, one line per experiment
+    (the loss curves of a sweep side by side); ``m`` shows the next metric they all
+    report. Read again while one of them runs."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("m", "next_metric", "Next metric", id="plot.experiments.next-metric")
+    ]
+
+    def __init__(
+        self,
+        reader: StoreReader,
+        runs: Sequence[tuple[str, int]],
+        metrics: Sequence[MetricKey],
+        running: Callable[[], bool],
+    ) -> None:
+        """``runs``: each experiment's label and run; ``metrics``: the series they all
+        have; ``running``: whether one of them may still report points."""
+        self.reader = reader
+        self.runs = list(runs)
+        self.metric_keys = list(metrics)
+        self.metric = 0
+        self.any_running = running
+        self.points: dict[int, tuple[list[float], list[float]]] = {}
+        self.after: dict[int, int] = {}
+        self._reading = False
+        super().__init__(self._title(), "step")
+
+    def _title(self) -> str:
+        if not self.metric_keys:
+            return "- of the marked experiments"
+        key = self.metric_keys[self.metric]
+        return f"{labels(self.metric_keys)[key]} of {len(self.runs)} experiments · m: next metric"
+
+    def on_mount(self) -> None:
+        self.redraw()
+        self._read(self.metric)
+        self.set_interval(REDRAW_S, self._poll)
+
+    def _poll(self) -> None:
+        if self.any_running() and not self._reading:
+            self._read(self.metric)
+
+    def action_next_metric(self) -> None:
+        if len(self.metric_keys) > 1:
+            self.metric = (self.metric + 1) % len(self.metric_keys)
+            self.points, self.after = {}, {}
+            self.query_one(".plot--title", Static).update(_title_text(self._title()))
+            self.redraw()
+            self._read(self.metric)
+
+    @work(thread=True, exclusive=True, group="plot")
+    def _read(self, metric: int) -> None:
+        self._reading = True
+        found = []
+        if self.metric_keys:
+            key = self.metric_keys[metric]
+            try:
+                found = [
+                    self.reader.metric_series(run_id, key, self.after.get(run_id, 0))
+                    for _, run_id in self.runs
+                ]
+            except Exception as error:  # a damaged store: say so, keep the dashboard up
+                message = terminal_line(str(error), keep_color=False)
+                self._hand_over(lambda: self.notify(message, severity="error", markup=False))
+        self._hand_over(lambda: self._merge(metric, found))
+
+    def _hand_over(self, callback: Callable[[], None]) -> None:
+        # The dashboard may have closed while the store was read.
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(callback)
+
+    def _merge(self, metric: int, found: list[Series]) -> None:
+        self._reading = False
+        if not self.is_attached or metric != self.metric:
+            return  # another metric was picked meanwhile: its own read follows
+        new = False
+        for series in found:
+            xs, ys = self.points.setdefault(series.run_id, ([], []))
+            if series.points:
+                new = True
+                xs.extend(float(p.step) for p in series.points)
+                ys.extend(p.value for p in series.points)
+            self.after[series.run_id] = series.last_row
+        if new or not self.names:
+            self.redraw()
+
+    def lines(self) -> list[PlotLine]:
+        return [
+            PlotLine(label, *self.points.get(run_id, ([], [])), index)
+            for index, (label, run_id) in enumerate(self.runs)
+        ]
+
+    def empty_text(self) -> str:
+        waiting = " yet" if self.any_running() else ""
+        return f"the marked experiments reported no points of this metric{waiting}"
+
+
 def _title_text(title: str) -> Text:
     """The title on one line, cut with an ellipsis when the screen is narrow."""
     text = plain(title)

@@ -20,12 +20,30 @@ MAX_PARAMS = 6
 def comparison_table(comparison: Comparison, now: float, metrics: list[MetricKey]) -> Table:
     """The live version (`Comparison.old`, none if nothing is live) and the target
     (`Comparison.new`) side by side: metrics, params, sha256, age, run."""
-    current, target = comparison.old.version, comparison.new.version
+    target = comparison.new.version
     assert target is not None
+    table = side_by_side(comparison, metrics, Text(f"after: {target.name}"))
+    rows = [
+        ("monitored", plain(target.live_text(metrics))),
+        ("status", state_text(target.status)),
+        ("sha256", Text((comparison.new.sha256 or "-")[:16])),
+        ("age", Text(f"{format_duration(now - target.created_at)}")),
+        ("built by", Text(f"run {target.run_id}" if target.run_id else "-")),
+        ("commit", plain((target.git_commit or "-")[:12])),
+    ]
+    add_rows(table, comparison, now, metrics, rows)
+    return table
+
+
+def side_by_side(comparison: Comparison, metrics: list[MetricKey], after: Text) -> Table:
+    """The live version (`Comparison.old`, none if nothing is live) and what would
+    replace it (`Comparison.new`, headed ``after``): their metrics, the key ones first,
+    and their params, those that differ first. `add_rows` adds the rest."""
+    current = comparison.old.version
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
     table.add_column("")
     table.add_column(Text(f"now: {current.name}" if current else "now: nothing live"))
-    table.add_column(Text(f"after: {target.name}"))
+    table.add_column(after)
     rows = comparison.metrics_led_by(metrics)[:MAX_METRICS]
     shown = labels(MetricKey(row.stage, row.name) for row in rows)
     for row in rows:
@@ -41,35 +59,29 @@ def comparison_table(comparison: Comparison, now: float, metrics: list[MetricKey
             plain(param.new_text),
             style="bold" if param.changed else None,
         )
-    table.add_row(
-        "monitored",
-        plain(current.live_text(metrics) if current else "-"),
-        plain(target.live_text(metrics)),
-    )
-    table.add_row(
-        "status", state_text(current.status) if current else Text("-"), state_text(target.status)
-    )
-    table.add_row(
-        "sha256",
-        Text((comparison.old.sha256 or "-")[:16]),
-        Text((comparison.new.sha256 or "-")[:16]),
-    )
-    table.add_row(
-        "age",
-        Text(f"{format_duration(now - current.created_at)}" if current else "-"),
-        Text(f"{format_duration(now - target.created_at)}"),
-    )
-    table.add_row(
-        "built by",
-        Text(f"run {current.run_id}" if current and current.run_id else "-"),
-        Text(f"run {target.run_id}" if target.run_id else "-"),
-    )
-    table.add_row(
-        "commit",
-        plain((current.git_commit or "-")[:12] if current else "-"),
-        plain((target.git_commit or "-")[:12]),
-    )
     return table
+
+
+def add_rows(
+    table: Table,
+    comparison: Comparison,
+    now: float,
+    metrics: list[MetricKey],
+    after: list[tuple[str, Text]],
+) -> None:
+    """The rows below the metrics and params: the live version's monitored values,
+    status, sha256, age, run and commit, beside ``after``'s (by row name, in order)."""
+    current = comparison.old.version
+    now_side = {
+        "monitored": plain(current.live_text(metrics)) if current else Text("-"),
+        "status": state_text(current.status) if current else Text("-"),
+        "sha256": Text((comparison.old.sha256 or "-")[:16]),
+        "age": Text(f"{format_duration(now - current.created_at)}" if current else "-"),
+        "built by": Text(f"run {current.run_id}" if current and current.run_id else "-"),
+        "commit": plain((current.git_commit or "-")[:12] if current else "-"),
+    }
+    for name, text in after:
+        table.add_row(name, now_side.get(name, Text("-")), text)
 
 
 def rollback_screen(

@@ -62,7 +62,15 @@ class HeaderBar(Widget):
                 style="dim",
             )
         else:
-            text.append(f" · run {run.id} ")
+            experiment = snapshot.experiment
+            if experiment is None:
+                text.append(f" · run {run.id} ")
+            else:
+                # An experiment's run, picked in the experiments (e): named as one; its
+                # name is the user's (untrusted) text.
+                text.append(" · experiment ")
+                text.append_text(plain(f"#{experiment.id}" if short else experiment.label))
+                text.append(f" (run {run.id}) ")
             text.append_text(state_text(run.state))
             if snapshot.runner_gone:
                 # Its clock stopped when the runner died: no duration to tick on.
