@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -463,6 +464,105 @@ def history(project: Project) -> list[dict]:
     result = project.mlci("history", "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+# A pipeline to sweep ---------------------------------------------------------------
+
+# Every stage is cached (deps), `train` reads params and makes the artifact, `prepare`
+# a directory out; what each writes depends only on its inputs, so a forced run in a
+# fresh copy is an oracle of what the cache holds.
+SWEEP_SCRIPTS = {
+    "prepare.py": """\
+import pathlib
+out = pathlib.Path("build/data")
+(out / "split").mkdir(parents=True, exist_ok=True)
+(out / "a.txt").write_text("rows 1 2 3\\n")
+(out / "split" / "b.txt").write_text("rows 4 5\\n")
+""",
+    "train.py": """\
+import os, pathlib
+params = {k: v for k, v in sorted(os.environ.items()) if k.startswith("MLCI_PARAM_")}
+data = pathlib.Path("build/data/a.txt").read_text()
+pathlib.Path("build/extra").mkdir(parents=True, exist_ok=True)
+pathlib.Path("build/model.txt").write_text(f"model {params} {data}")
+pathlib.Path("build/extra/notes.txt").write_text(f"notes {params['MLCI_PARAM_TRAIN_LR']}\\n")
+""",
+    "evaluate.py": """\
+import os
+lr = float(os.environ["MLCI_PARAM_TRAIN_LR"])
+print(f"::metric accuracy={0.99 - lr} lr={lr}")
+""",
+}
+SWEEP_PARAMS = """\
+# what the sweep tries
+[train]
+lr = 0.02  # the learning rate
+depth = 3
+optimizer = "adam"
+"""
+SWEEP_PIPELINE = """
+[pipeline]
+name = "sweep"
+kill_grace = "1s"
+{params}
+
+[stages.prepare]
+command = ["{python}", "prepare.py"]
+deps = ["prepare.py"]
+outs = ["build/data"]
+
+[stages.train]
+command = ["{python}", "train.py"]
+needs = ["prepare"]
+deps = ["train.py", "build/data"]
+params = ["train"]
+outs = ["build/model.txt", "build/extra"]
+artifact = "build/model.txt"
+
+[stages.evaluate]
+command = ["{python}", "evaluate.py"]
+needs = ["train"]
+deps = ["evaluate.py", "build/model.txt"]
+params = ["train.lr"]
+gates = ["accuracy >= 0.5"]
+"""
+SWEEP_DEPLOY = """
+[deploy]
+command = 'cp "$MLCI_MODEL_PATH" served.txt && echo "$MLCI_MODEL_VERSION" >> deploys.txt'
+
+[monitor]
+command = 'echo "::metric accuracy=$(cat quality 2>/dev/null || echo 0.95)"'
+checks = ["accuracy >= 0.85"]
+interval = "0.1s"
+samples = 3
+failures_before_rollback = 2
+auto_rollback = true
+"""
+
+
+def sweep_project(path: Path, *, params_file: bool = False, deploy: bool = False) -> Project:
+    """The pipeline to sweep, in ``path``: its params in `[params]`, or in a params
+    file (params.toml); with `[deploy]` and `[monitor]` when asked."""
+    project = Project(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in SWEEP_SCRIPTS.items():
+        (path / name).write_text(text)
+    if params_file:
+        (path / "params.toml").write_text(SWEEP_PARAMS)
+        params = 'params_file = "params.toml"'
+    else:
+        params = '\n[params]\ntrain.lr = 0.02\ntrain.depth = 3\ntrain.optimizer = "adam"'
+    project.write(SWEEP_PIPELINE.replace("{params}", params) + (SWEEP_DEPLOY if deploy else ""))
+    return project
+
+
+def experiment(project: Project, *sets: str, name: str = "try") -> int:
+    """The id of one experiment `mlci exp run` ran with ``sets`` (it passed)."""
+    arguments = [part for text in sets for part in ("--set", text)]
+    result = project.mlci("exp", "run", *arguments, "--name", name, "-j", "1")
+    assert result.returncode == 0, result.stderr
+    with contextlib.closing(sqlite3.connect(project.state_dir / "mlci.db")) as db:
+        return int(db.execute("SELECT MAX(id) FROM experiments").fetchone()[0])
 
 
 @contextlib.contextmanager

@@ -162,7 +162,7 @@ def version_table(
                 version.status.text,
                 *(metric_text(version.metrics.get(name)) for name in metrics),
                 visible_text(version.live_text(metrics)),
-                f"run {version.run_id}" if version.run_id is not None else "-",
+                version.made_by,
                 visible_text(description),
             ]
         )

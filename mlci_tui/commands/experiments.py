@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from mlci_tui.store import Store
     from mlci_tui.store.records import ExperimentRecord
 
+NO_OVERLAY = ("MLCI_EXP_WORKSPACE", "copy")
+"""Set so, workspaces are made without an overlay: by reflinks, or copies."""
 NOTHING_LEFT = 0
 """A worker whose experiment was taken from it (cancelled before it started)."""
 
@@ -94,11 +96,10 @@ def _drain(
         ran = [store.experiments.get(id_) for id_ in (ids or drained.ran)]
     ended = [e for e in ran if e is not None]
     _summary(config, ended, markdown=markdown)
-    if drained.stopped:
+    states = {e.state for e in ended} - {ExperimentState.PASSED}
+    if drained.stopped or states == {ExperimentState.CANCELLED}:
         return ExitCode.CANCELLED
-    if any(e.state is not ExperimentState.PASSED for e in ended):
-        return ExitCode.FAILED
-    return ExitCode.PASSED
+    return ExitCode.FAILED if states else ExitCode.PASSED
 
 
 def _summary(config: Config, ended: list[ExperimentRecord], *, markdown: bool) -> None:
@@ -161,7 +162,7 @@ def handle_exp_work(args: argparse.Namespace) -> int:
     from mlci_tui.service import workspace
 
     # First, before any thread starts: the namespace the overlay is mounted in.
-    overlay = workspace.private_mounts()
+    overlay = os.environ.get(NO_OVERLAY[0]) != NO_OVERLAY[1] and workspace.private_mounts()
     from mlci_tui.config import load_config
     from mlci_tui.service import experiments
     from mlci_tui.textsafe import visible_text

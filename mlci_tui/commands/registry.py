@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlci_tui.execution.command import CommandContext
     from mlci_tui.registry.deployer import Deployer, DeployResult
     from mlci_tui.registry.model_registry import Registry
+    from mlci_tui.store.records import VersionRecord
 
 
 def handle_versions(args: argparse.Namespace) -> int:
@@ -69,27 +70,38 @@ def handle_deploy(args: argparse.Namespace) -> int:
     with registry.store:
         version = registry.resolve(args.version)
         analyse = config.monitor is not None and not args.no_analysis
-        with _deploying(registry, config, "deploy", "monitor") as (deployer, printer, mirrored):
+        return deploy_analysed(
+            registry, version, reason=args.reason, force=args.force, analyse=analyse
+        )
 
-            async def deploy(hurry: asyncio.Event) -> tuple[DeployResult, str | None]:
-                context = _context(printer, "deploy", hurry)
-                result = await deployer.deploy(
-                    version, context, reason=args.reason, force=args.force, analysis=analyse
-                )
-                if not (result.succeeded and analyse):
-                    await mirrored()
-                    return result, None
-                # As after a run's deploy: the monitor's checks still protect production.
-                from mlci_tui.monitor.analysis import STAGE, Analysis
-                from mlci_tui.monitor.policy import guard
 
-                analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
-                live = registry.store.versions.get(version.number) or version
-                _, response = await guard(live, analysis, deployer, _context(printer, STAGE, hurry))
+def deploy_analysed(
+    registry: Registry, version: VersionRecord, *, reason: str | None, force: bool, analyse: bool
+) -> int:
+    """Deploy ``version``, then, when ``analyse``, analyse it as after a run's deploy
+    (rolling back as the policy says); print how it went and return the exit code."""
+    config = registry.config
+    with _deploying(registry, config, "deploy", "monitor") as (deployer, printer, mirrored):
+
+        async def deploy(hurry: asyncio.Event) -> tuple[DeployResult, str | None]:
+            context = _context(printer, "deploy", hurry)
+            result = await deployer.deploy(
+                version, context, reason=reason, force=force, analysis=analyse
+            )
+            if not (result.succeeded and analyse):
                 await mirrored()
-                return result, None if response is None else response.message
+                return result, None
+            # As after a run's deploy: the monitor's checks still protect production.
+            from mlci_tui.monitor.analysis import STAGE, Analysis
+            from mlci_tui.monitor.policy import guard
 
-            result, failed = run_cancellable(deploy)
+            analysis = Analysis(registry, executor=deployer.executor, masker=deployer.masker)
+            live = registry.store.versions.get(version.number) or version
+            _, response = await guard(live, analysis, deployer, _context(printer, STAGE, hurry))
+            await mirrored()
+            return result, None if response is None else response.message
+
+        result, failed = run_cancellable(deploy)
     if failed is not None:
         from mlci_tui.textsafe import visible_text
 

@@ -6,11 +6,18 @@ Loaded only when a ``--set`` is given (`loader.with_params`), not at every start
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from mlci_tui.config.params import ParamProblem, ParamValue, checked_param, param_text
+from mlci_tui.config.params import (
+    ParamProblem,
+    ParamValue,
+    checked_param,
+    param_text,
+    toml_value,
+)
 from mlci_tui.config.schema import close_matches, show
 from mlci_tui.errors import UsageError
 
@@ -37,6 +44,17 @@ def set_params(declared: Mapping[str, ParamValue], sets: Sequence[str]) -> Mappi
             raise UsageError(f"--set {name}: no such param{hint}")
         params[name] = _set_value(name, raw, params[name])
     return MappingProxyType(params)
+
+
+def set_argument(name: str, declared: ParamValue, value: ParamValue) -> str:
+    """``NAME=VALUE`` that `set_params` reads back as ``value`` for a param declared as
+    ``declared``: a string as it is written when that reads back as itself, else
+    quoted as TOML."""
+    if isinstance(value, str):
+        with contextlib.suppress(UsageError):
+            if _set_value(name, value, declared) == value:
+                return f"{name}={value}"
+    return f"{name}={toml_value(value)}"
 
 
 def _set_value(name: str, raw: str, declared: ParamValue) -> ParamValue:

@@ -228,6 +228,22 @@ def param_text(value: object) -> str:
     return json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
+def toml_value(value: ParamValue) -> str:
+    """A param's value written as TOML reads it back (a string as a basic string, every
+    control character escaped)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _CONTROL.sub(lambda found: f"\\u{ord(found[0]):04x}", escaped) + '"'
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def masked_params(params: Mapping[str, ParamValue], masker: SecretMasker) -> dict[str, Any]:
     """``params`` with every secret in a value masked, as it is everywhere."""
 

@@ -193,9 +193,19 @@ class StageCache:
         self.here = self.store.store_id
         self._root = str(config.root) + os.sep
         # A directory dep (even the whole project) never takes in the store or the
-        # cache: they change as the stage runs.
+        # cache: they change as the stage runs. An experiment's project lies inside
+        # the store (its workspace): what is left out then is only what is outside it.
+        # The project's own ``.mlci`` holds its outs lock even where the store is
+        # elsewhere (and in an experiment's workspace).
+        self._stores = [
+            str(directory)
+            for directory in dict.fromkeys(
+                (config.pipeline.state_dir, config.pipeline.cache_dir, config.root / ".mlci")
+            )
+            if not self._root.startswith(str(directory) + os.sep)
+        ]
         self._exclude: list[tuple[int, int]] = []
-        for directory in (config.pipeline.state_dir, config.pipeline.cache_dir):
+        for directory in self._stores:
             with contextlib.suppress(OSError):
                 info = os.stat(directory)
                 self._exclude.append((info.st_dev, info.st_ino))
@@ -401,12 +411,11 @@ class StageCache:
             else tree_files(base, self._exclude)
         )
         # Also by name: the cache may be made only once the run is under way.
-        pipeline = self.config.pipeline
         under = base if base.endswith(os.sep) else base + os.sep
         left_out = [
-            str(path)
-            for path in (*stage.products, pipeline.state_dir, pipeline.cache_dir)
-            if str(path).startswith(under) or _overlap(str(path), base)
+            path
+            for path in (*map(str, stage.products), *self._stores)
+            if path.startswith(under) or _overlap(path, base)
         ]
         if not left_out:
             return files
@@ -466,8 +475,7 @@ class StageCache:
                 return False
         elif not path.startswith(str(dep) + os.sep):
             return False
-        pipeline = self.config.pipeline
-        left_out = [str(p) for p in (*stage.products, pipeline.state_dir, pipeline.cache_dir)]
+        left_out = [*map(str, stage.products), *self._stores]
         return not any(path == p or path.startswith(p + os.sep) for p in left_out)
 
     def _relative(self, path: Path | Glob) -> str:

@@ -68,14 +68,21 @@ class Registry:
         run_id: int,
         metrics: Mapping[MetricKey, float],
         params: Mapping[str, object] | None = None,
+        *,
+        source: Path | None = None,
+        experiment_id: int | None = None,
+        git: tuple[str | None, bool | None] | None = None,
     ) -> tuple[VersionRecord, bool]:
-        """Copy the run's artifact into the store as the next version ``vN``; or, when
-        a stored version has the same sha256, that version. The version, and whether
-        it is new."""
+        """Copy the run's artifact (or the copy of it at ``source``, named as the artifact
+        is) into the store as the next version ``vN``; or, when a stored version has the
+        same sha256, that version. The version, and whether it is new. ``git``: the
+        commit it was built from and whether the work tree had changes (default: this
+        project's now)."""
         stage = self.config.artifact_stage
         if stage is None or stage.artifact is None:
             raise RegistryError("no stage declares an artifact")
-        source = stage.artifact
+        declared = stage.artifact
+        source = declared if source is None else source
         if not source.exists():
             raise RegistryError(f"the artifact {source} does not exist")
         # Hashed in place first: an unchanged artifact is not copied at all.
@@ -86,12 +93,12 @@ class Registry:
         staging = stage_copy(source, versions_dir)
         try:
             sha256, size = digest(staging / source.name)
-            commit, dirty = git_state(self.config.root)
+            commit, dirty = git_state(self.config.root) if git is None else git
             number = self.store.versions.add(
                 run_id=run_id,
                 created_at=self.clock(),
                 artifact_name=source.name,
-                source_path=str(source),
+                source_path=str(declared),
                 is_dir=source.is_dir(),
                 sha256=sha256,
                 size_bytes=size,
@@ -99,6 +106,7 @@ class Registry:
                 git_commit=commit,
                 git_dirty=dirty,
                 params=params,
+                experiment_id=experiment_id,
             )
             commit_copy(staging, self.store.version_dir(number))
         finally:

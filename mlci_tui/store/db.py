@@ -265,6 +265,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX experiments_by_state ON experiments (state, id);
     """,
+    # The experiment a version was promoted from (`mlci exp promote`).
+    """
+    ALTER TABLE versions ADD COLUMN experiment_id INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -255,6 +255,8 @@ class VersionRecord(NamedTuple):
     analysis_owed: int | None = None
     """The deployment that put it live with a post-deploy analysis to follow, until
     that analysis finished (passed or failed); None when none is owed."""
+    experiment_id: int | None = None
+    """The experiment it was promoted from (`mlci exp promote`), if it was."""
 
     @property
     def name(self) -> str:
@@ -292,7 +294,15 @@ class VersionRecord(NamedTuple):
                 {MetricKey(MONITOR, n): v for n, v in self.live_metrics.items()}
             ),
             "params": dict(self.params),
+            "experiment_id": self.experiment_id,
         }
+
+    @property
+    def made_by(self) -> str:
+        """What made it: ``run 4``, ``from experiment #3``, or ``-``."""
+        if self.experiment_id is not None:
+            return f"from experiment #{self.experiment_id}"
+        return "-" if self.run_id is None else f"run {self.run_id}"
 
 
 class DeploymentRecord(NamedTuple):

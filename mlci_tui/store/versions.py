@@ -35,13 +35,15 @@ class VersionsTable(Connection):
         git_commit: str | None,
         git_dirty: bool | None,
         params: Mapping[str, object] | None = None,
+        experiment_id: int | None = None,
     ) -> int:
         """A new version row; its number is never reused (AUTOINCREMENT)."""
         with self.transaction():
             cursor = self._query(
                 "INSERT INTO versions (run_id, created_at, artifact_name, source_path, is_dir,"
-                " sha256, size_bytes, metrics, git_commit, git_dirty, status, params)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " sha256, size_bytes, metrics, git_commit, git_dirty, status, params,"
+                " experiment_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     created_at,
@@ -55,6 +57,7 @@ class VersionsTable(Connection):
                     git_dirty,
                     VersionStatus.REGISTERED.value,
                     json.dumps(dict(params or {})),
+                    experiment_id,
                 ),
             )
         number = cursor.lastrowid
@@ -187,4 +190,5 @@ def _version(row: sqlite3.Row) -> VersionRecord:
         live_metrics=json.loads(row["live_metrics"] or "{}"),
         params=json.loads(row["params"] or "{}"),
         analysis_owed=row["analysis_owed"],
+        experiment_id=row["experiment_id"],
     )
