@@ -1135,6 +1135,8 @@ def _store_and_restore(
         block = bytes(range(256)) * 4096
         for _ in range(max(1, size // len(block))):
             file.write(block)
+        # On disk, as a data set is: else XFS's first clone of it writes it back first.
+        os.fsync(file.fileno())
     store = Store.open(project / ".mlci")
     hasher = FileHasher(store.file_hashes)
     cache = CacheDir(cache_dir, hasher)
@@ -1394,6 +1396,8 @@ def _big_project(directory: Path, size: int) -> Path:
     with open(directory / "data" / "big.bin", "wb") as file:
         for _ in range(max(1, size // len(block))):
             file.write(block)
+        # On disk, as a data set is: else XFS's first clone of it writes it back first.
+        os.fsync(file.fileno())
     # A data set that has been there a while, as one usually has: a hash taken just
     # after a write is not trusted by the next reader (`RACY_NS`).
     day_ago = time.time() - 86_400
@@ -1641,6 +1645,7 @@ def _big_dep_reflink(
                     f" {format_bytes(one['read'])} read to make it",
                 ]
             )
+        rows += _reflink_workers(config, label, env)
         plan = probed["plan"]["copy"]
         rows.append(
             [
@@ -1674,6 +1679,59 @@ def _big_dep_reflink(
         if os.path.ismount(mount):
             subprocess.run(["umount", str(mount)], check=False)
         image.unlink(missing_ok=True)
+
+
+def _reflink_workers(config: Path, label: str, env: dict[str, str]) -> list[list[str]]:
+    """Two experiments whose workers make their workspaces without an overlay
+    (`MLCI_EXP_WORKSPACE=copy`), as their workers printed them."""
+    rows = []
+    for name in ("first", "second"):
+        _, out = _with_output(
+            _mlci("exp", "run", "--name", name, "-j", "1", "--config", str(config)),
+            cwd=config.parent,
+            env={**env, "MLCI_EXP_WORKSPACE": "copy"},
+        )
+        line = WORKSPACE_LINE.search(out)
+        if line is None:
+            raise RuntimeError(f"no workspace line in `mlci exp run`'s output: {out[:500]}")
+        rows.append(
+            [
+                f"{label} dep on XFS: {name} experiment's workspace, by {line.group(1)}"
+                " (worker, `MLCI_EXP_WORKSPACE=copy`)",
+                f"{line.group(2)} ms",
+                "",
+                f"{line.group(3)} counted as copied",
+            ]
+        )
+        cached = CACHED_IN.search(out)
+        if cached is not None:
+            rows.append(
+                [
+                    f"{label} dep on XFS: {name} experiment's stage, cached (worker)",
+                    f"{float(cached.group(2)) * 1000:.0f} ms",
+                    "",
+                    "",
+                ]
+            )
+    return rows
+
+
+LOOP = "sum(i * i for i in range(10_000_000))"
+
+
+def _parallel_floor() -> float:
+    """Two CPU-bound Python loops at once, over the time of the same two one after
+    another: the best ratio a sweep with `-j 2` can reach on this machine, now."""
+    argv = [sys.executable, "-c", LOOP]
+    started = time.perf_counter()
+    for _ in range(2):
+        subprocess.run(argv, check=True)
+    alone = time.perf_counter() - started
+    started = time.perf_counter()
+    both = [subprocess.Popen(argv) for _ in range(2)]
+    for process in both:
+        process.wait()
+    return (time.perf_counter() - started) / alone
 
 
 def _sweep(
@@ -1715,7 +1773,9 @@ def _sweep(
     samples = {name: Samples() for name in names}
     cpu = {name: Samples() for name in names}
     loads = [os.getloadavg()[0]]
+    floor = Samples()
     for number in range(rounds):
+        floor.values.append(_parallel_floor())
         copies = {
             name: _demo_copy(work / f"exp-sweep-{number}-{i}", env) for i, name in enumerate(names)
         }
@@ -1752,6 +1812,20 @@ def _sweep(
         f" {min(loads):.1f} – {max(loads):.1f} while the sweeps ran; CPU time is given for"
         " each side, which that load does not change much."
     )
+    scenario.notes.append(
+        f"Two CPU-bound Python loops (`{LOOP}`) at once took {floor.median:.2f}× the time"
+        " of the same two one after another (median of one pair per round): what two"
+        " processes at once gain on this machine's two cores as they were shared then."
+    )
     return [
-        [name, *spread(values), f"CPU {secs(cpu[name].median)}"] for name, values in samples.items()
+        *[
+            [name, *spread(values), f"CPU {secs(cpu[name].median)}"]
+            for name, values in samples.items()
+        ],
+        [
+            "two CPU-bound Python loops: at once / one after another",
+            f"{floor.median:.2f}×",
+            f"{floor.low:.2f}× – {floor.high:.2f}×",
+            "",
+        ],
     ]
