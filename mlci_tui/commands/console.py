@@ -72,17 +72,26 @@ def paint(text: str, code: str | None, color: bool) -> str:
 
 
 def render_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: set[int],
+    *,
+    codes: Sequence[Sequence[str | None]] | None = None,
 ) -> list[str]:
-    """Columns padded to their widest cell; ``right`` holds right-aligned column indexes."""
+    """Columns padded to their widest cell; ``right`` holds right-aligned column indexes.
+    ``codes``, one per cell of ``rows``, paints each cell (not its padding): a colour,
+    or None."""
     cells = [list(headers), *[list(row) for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
+    for number, row in enumerate(cells):
+        painted = None if codes is None or number == 0 else codes[number - 1]
+        parts = []
+        for i, cell in enumerate(row):
+            pad = " " * (widths[i] - len(cell))
+            if painted is not None and painted[i]:
+                cell = paint(cell, painted[i], True)
+            parts.append(pad + cell if i in right else cell + pad)
         lines.append("  ".join(parts).rstrip())
     return lines
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mlci_tui.config import Config
     from mlci_tui.service.experiments import Started
     from mlci_tui.store import Store
+    from mlci_tui.store.experiment_table import ExperimentTable
     from mlci_tui.store.records import ExperimentRecord
 
 NO_OVERLAY = ("MLCI_EXP_WORKSPACE", "copy")
@@ -73,6 +74,7 @@ def _drain(
     config: Config, *, batch: str | None, jobs: int | None, markdown: bool, ids: list[int] | None
 ) -> int:
     from mlci_tui.service import experiments
+    from mlci_tui.store.experiment_table import only_experiments, read_experiments
 
     jobs = jobs or experiments.default_jobs()
     state_dir = config.pipeline.state_dir
@@ -92,36 +94,33 @@ def _drain(
         )
     finally:
         lock.unlink(missing_ok=True)
+    ids = ids or drained.ran
     with open_store(config) as store:
-        ran = [store.experiments.get(id_) for id_ in (ids or drained.ran)]
-    ended = [e for e in ran if e is not None]
-    _summary(config, ended, markdown=markdown)
+        ended = [e for e in map(store.experiments.get, ids) if e is not None]
+        table = read_experiments(store, config)
+    _summary(only_experiments(table, ids), ended, markdown=markdown)
     states = {e.state for e in ended} - {ExperimentState.PASSED}
     if drained.stopped or states == {ExperimentState.CANCELLED}:
         return ExitCode.CANCELLED
     return ExitCode.FAILED if states else ExitCode.PASSED
 
 
-def _summary(config: Config, ended: list[ExperimentRecord], *, markdown: bool) -> None:
+def _summary(table: ExperimentTable, ended: list[ExperimentRecord], *, markdown: bool) -> None:
+    """The experiments just run, as `mlci exp show` shows them; why those that did not
+    pass did not."""
+    from mlci_tui.commands.console import use_color
+    from mlci_tui.commands.experiment_table import table_markdown, table_text
     from mlci_tui.textsafe import visible_text
 
     if markdown:
-        print("| experiment | state | duration |\n|---|---|---|")
-    else:
-        print()
-    from mlci_tui.units import format_duration
-
+        sys.stdout.write(table_markdown(table))
+        return
+    print()
+    print("\n".join(table_text(table, color=use_color(sys.stdout.buffer, os.environ))))
     for experiment in ended:
-        duration = experiment.duration_s()
-        took = "-" if duration is None else format_duration(duration)
-        label = visible_text(experiment.label)
-        if markdown:
-            print(f"| {label} | {experiment.state.text} | {took} |")
-        else:
-            why = f": {visible_text(experiment.message)}" if experiment.message else ""
-            print(f"{label}: {experiment.state.text} in {took}{why}")
-    if not markdown:
-        print("`mlci exp show` compares them")
+        if experiment.state is not ExperimentState.PASSED and experiment.message:
+            print(f"{visible_text(experiment.label)}: {visible_text(experiment.message)}")
+    print("`mlci exp show` compares them with every other experiment")
 
 
 def handle_exp_cancel(args: argparse.Namespace) -> int:

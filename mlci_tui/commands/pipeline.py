@@ -11,14 +11,14 @@ from typing import BinaryIO
 
 from mlci_tui.commands.common import find_run, load, open_store, relative, stage_hint
 from mlci_tui.errors import ExitCode, NotFound, StoreError, UsageError
-from mlci_tui.states import DeployOutcome, RunState
+from mlci_tui.states import DeployOutcome, ExperimentState, RunState
 
 ALL_STAGES = "*"
 """What a bare ``--force`` stands for."""
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from mlci_tui.commands.report_file import ReportFile
@@ -192,7 +192,13 @@ def handle_status(args: argparse.Namespace) -> int:
     from mlci_tui.commands.console import run_summary, use_color
 
     with open_store(load(args)) as store:
-        run = find_run(store, args.run)
+        experiments = experiments_line(store.experiments.counts())
+        try:
+            run = find_run(store, args.run)
+        except NotFound as error:
+            if experiments is None or args.run is not None:
+                raise
+            raise NotFound(f"{error}; {experiments}") from None
         last = store.deployments.latest()
     if last is not None and last.outcome is DeployOutcome.POINTER_FAILED:
         from mlci_tui.textsafe import visible_text
@@ -206,9 +212,24 @@ def handle_status(args: argparse.Namespace) -> int:
         print(json.dumps(run.to_json(), indent=2))
     else:
         print("\n".join(run_summary(run, color=use_color(sys.stdout.buffer, os.environ))))
+        if experiments is not None:
+            print(f"\n{experiments}")
     # As `mlci run` would have exited: a script can ask whether the last run passed.
     running_or_passed = (RunState.RUNNING, RunState.PASSED)
     return ExitCode.PASSED if run.state in running_or_passed else ExitCode.FAILED
+
+
+def experiments_line(counts: Mapping[ExperimentState, int]) -> str | None:
+    """``experiments: 2 running, 5 queued, 12 ended — mlci exp show``: how `mlci status`,
+    which shows the workspace's runs, says where the experiments are; None without any."""
+    if not counts:
+        return None
+    running = counts.get(ExperimentState.RUNNING, 0)
+    queued = counts.get(ExperimentState.QUEUED, 0)
+    ended = sum(counts.values()) - running - queued
+    parts = [f"{n} {what}" for n, what in ((running, "running"), (queued, "queued")) if n]
+    parts += [f"{ended} ended"] if ended or not parts else []
+    return f"experiments: {', '.join(parts)} — mlci exp show"
 
 
 def handle_recover(args: argparse.Namespace) -> int:

@@ -372,7 +372,8 @@ def _remove_tree(path: Path) -> None:
         # made a directory read-only.
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(name), 0o700)
-            os.chmod(name, 0o700)
+            if not os.path.islink(name):  # a link's target is not the workspace's
+                os.chmod(name, 0o700)
         with contextlib.suppress(OSError):
             if os.path.isdir(name) and not os.path.islink(name):
                 os.rmdir(name)

@@ -29,9 +29,13 @@ class Side(NamedTuple):
     same_as: VersionRecord | None = None
     """The version whose artifact the run's is, when it registered none for it: its
     artifact stage was cached from the run that built that version (`with_artifact`)."""
+    named: str | None = None
+    """What to call it instead, where a run is more than a run: ``#3 lr-sweep (run 12)``."""
 
     @property
     def label(self) -> str:
+        if self.named is not None:
+            return self.named
         if self.version is not None and self.run is not None:
             return f"{self.version.name} (run {self.run.id})"
         if self.version is not None:

@@ -210,6 +210,11 @@ class ExperimentsTable(Connection):
         )
         return [_record(row) for row in rows.fetchall()]
 
+    def counts(self) -> dict[ExperimentState, int]:
+        """How many experiments are in each state (only the states some are in)."""
+        rows = self._query("SELECT state, COUNT(*) FROM experiments GROUP BY state")
+        return {ExperimentState(row[0]): row[1] for row in rows}
+
     def stamp(self) -> tuple[object, ...]:
         """Changes whenever an experiment is added, claimed, ends or is removed."""
         return tuple(

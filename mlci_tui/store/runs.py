@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from mlci_tui.events import StoreName
@@ -17,6 +18,10 @@ from mlci_tui.store.connection import Connection
 from mlci_tui.store.records import RunRecord, StageRecord
 
 RUN, EXPERIMENT = "run", "experiment"
+_NO_RESOURCES = (None,) * 8
+"""A stage's pid, pgid, process tag, CPU, RSS, peak RSS, CPU time and failed gate,
+unread (`RunsTable.of_experiments`)."""
+_NO_METRICS: Mapping[str, float] = MappingProxyType({})
 """The kinds of run: the workspace's own, and an experiment's."""
 
 _STAGE_COLUMNS = frozenset(
@@ -213,6 +218,66 @@ class RunsTable(Connection):
             "SELECT * FROM runs WHERE kind = 'run' ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [self._run_record(row, with_stages=False) for row in rows]
+
+    def of_experiments(self, *, workspace_runs: bool = False) -> list[RunRecord]:
+        """Every experiment's run (with ``workspace_runs``, the workspace's runs too),
+        oldest first, with their stages and last metric values: three queries whatever
+        their number (`mlci exp show`, the dashboard's table). Called inside
+        `reading`, they see one state of the store.
+
+        Of each stage only what a table shows is read: its state, attempts, exit code,
+        times, message and metrics (`get` reads the rest)."""
+        which = "SELECT run_id FROM experiments WHERE run_id IS NOT NULL"
+        if workspace_runs:
+            which += " UNION SELECT id FROM runs WHERE kind = 'run'"
+        rows = self._query(f"SELECT * FROM runs WHERE id IN ({which}) ORDER BY id").fetchall()
+        metrics: dict[tuple[int, str], dict[str, float]] = {}
+        for run_id, stage, name, value in self._db.execute(
+            f"SELECT run_id, stage, name, value FROM metrics WHERE run_id IN ({which})"
+            " ORDER BY rowid"
+        ):
+            metrics.setdefault((run_id, stage), {})[name] = value
+        stages: dict[int, list[StageRecord]] = {}
+        state_of: Mapping[str, StageState] = {s.value: s for s in StageState}
+        for (
+            run_id,
+            name,
+            position,
+            state,
+            attempt,
+            attempts,
+            code,
+            started,
+            ended,
+            message,
+        ) in self._db.execute(
+            "SELECT run_id, name, position, state, attempt, max_attempts, exit_code,"
+            f" started_at, ended_at, message FROM stages WHERE run_id IN ({which})"
+            " ORDER BY run_id, position"
+        ):
+            # Positional: a thousand runs' stages are read each time the table is.
+            stages.setdefault(run_id, []).append(
+                StageRecord(
+                    name,
+                    position,
+                    (),
+                    state_of[state],
+                    attempt,
+                    attempts,
+                    code,
+                    started,
+                    ended,
+                    *_NO_RESOURCES,
+                    message,
+                    metrics.get((run_id, name), _NO_METRICS),
+                )
+            )
+        return [
+            self._run_record(row, with_stages=False)._replace(
+                stages=tuple(stages.get(row["id"], ()))
+            )
+            for row in rows
+        ]
 
     def in_state(self, state: RunState, *, kind: str | None = None) -> list[RunRecord]:
         """Runs in ``state``: of ``kind`` (`RUN`, `EXPERIMENT`), or of both."""
