@@ -36,7 +36,7 @@ from benchmarks.harness import (
     version,
     version_of_sh,
 )
-from benchmarks.store_generator import build_store
+from benchmarks.store_generator import build_experiments, build_store
 
 CHAIN = 20
 LINE = "{:08d} " + "x" * 50  # 60 bytes with the newline
@@ -1446,7 +1446,8 @@ def experiments(work: Path, sizes: Sizes) -> Scenario:
         f" train.seed={seeds} -j 2` (each experiment trains) against {SEEDS} `mlci run"
         " --set train.seed=N` one after another, each side in a fresh copy of the demo"
         " after one `mlci run` (so `test` and `prepare` are cached on both sides); the"
-        f" sides alternate, {rounds} round{'s' * (rounds != 1)}, medians.",
+        f" sides alternate, {rounds} round{'s' * (rounds != 1)}, medians. Then `mlci exp"
+        f" show` over {SHOWN:,} ended experiments.",
         headers=["measure", "median", "min – max", "copied, read, space or CPU"],
         about=[
             f"Linux {os.uname().release}; overlayfs and loop devices of the kernel;"
@@ -1461,7 +1462,44 @@ def experiments(work: Path, sizes: Sizes) -> Scenario:
     scenario.table += _big_dep_overlay(work, scenario, size, env)
     scenario.table += _big_dep_reflink(work, scenario, size, env)
     scenario.table += sweep_rows
+    scenario.table += _show(work, scenario, sizes, env)
     return scenario
+
+
+SHOWN = 1_000
+
+
+def _show(work: Path, scenario: Scenario, sizes: Sizes, env: dict[str, str]) -> list[list[str]]:
+    """`mlci exp show` over a thousand ended experiments of the demo."""
+    directory = work / "exp-show"
+    shutil.copytree(ROOT / "demo", directory / "demo", ignore=shutil.ignore_patterns("__pycache__"))
+    config = directory / "config.toml"
+    shutil.copy(ROOT / "config.toml", config)
+    started = time.perf_counter()
+    build_experiments(directory / ".mlci", config, SHOWN)
+    made = time.perf_counter() - started
+    show = f"mlci exp show, {SHOWN:,} experiments"
+    samples = interleave(
+        max(3, sizes.runs),
+        {
+            show: lambda: _timed_mlci(config, "exp", "show", env=env),
+            "mlci exp show --json": lambda: _timed_mlci(config, "exp", "show", "--json", env=env),
+            "mlci exp show --filter 'train.seed<0' (reads all, shows none)": lambda: _timed_mlci(
+                config, "exp", "show", "--filter", "train.seed<0", env=env
+            ),
+            "mlci validate (start-up and the config)": lambda: _timed_mlci(
+                config, "validate", env=env
+            ),
+        },
+    )
+    scenario.targets.append(Target("experiments-show", show, samples[show].median, 0.2, " s"))
+    scenario.about.append(
+        f"`mlci exp show`'s store: {SHOWN:,} passed experiments of the demo, each with its"
+        " run, four stages and six metrics, written by"
+        f" `benchmarks.store_generator.build_experiments` in {secs(made)}"
+    )
+    shutil.rmtree(directory)
+    return [[name, *spread(values), ""] for name, values in samples.items()]
 
 
 def _demo_workspaces(

@@ -41,6 +41,7 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
     assert "lines missing from `mlci logs flood` | 0 |" in text
     # Each of the sweep's experiments trained (distinct seeds: none is cached).
     assert "Experiments that trained, per sweep: 8 of 8." in text
+    assert "| mlci exp show, 1,000 experiments |" in text
     # Every comparison names its peer and the peer's version.
     assert "peer: `tee` (tee (GNU coreutils)" in text
     assert "peers: make (GNU Make" in text
