@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         9: lambda work: scenarios.many_stages(work, sizes),
         10: lambda work: scenarios.cache_copies(work, sizes),
         11: lambda work: scenarios.log_reading(work, sizes),
+        12: lambda work: scenarios.experiments(work, sizes),
     }
     chosen = sorted(set(args.only or runs))
     if 5 in chosen and 4 not in chosen:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ from benchmarks.harness import (
     version,
     version_of_sh,
 )
-from benchmarks.store_generator import build_store
+from benchmarks.store_generator import build_experiments, build_store
 
 CHAIN = 20
 LINE = "{:08d} " + "x" * 50  # 60 bytes with the newline
@@ -56,6 +57,7 @@ class Sizes:
     stages: int
     out_bytes: int
     plot_points: int
+    experiment_rounds: int
 
 
 FULL = Sizes(
@@ -71,6 +73,7 @@ FULL = Sizes(
     stages=500,
     out_bytes=1 << 30,
     plot_points=10_000,
+    experiment_rounds=3,
 )
 QUICK = Sizes(
     runs=1,
@@ -85,6 +88,7 @@ QUICK = Sizes(
     stages=100,
     out_bytes=16 << 20,
     plot_points=2_000,
+    experiment_rounds=1,
 )
 
 
@@ -1131,6 +1135,8 @@ def _store_and_restore(
         block = bytes(range(256)) * 4096
         for _ in range(max(1, size // len(block))):
             file.write(block)
+        # On disk, as a data set is: else XFS's first clone of it writes it back first.
+        os.fsync(file.fileno())
     store = Store.open(project / ".mlci")
     hasher = FileHasher(store.file_hashes)
     cache = CacheDir(cache_dir, hasher)
@@ -1332,3 +1338,532 @@ def log_reading(work: Path, sizes: Sizes) -> Scenario:
         )
     )
     return scenario
+
+
+# 12. Experiments ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = 8
+WORKSPACE_LINE = re.compile(
+    r"workspace by (\w+) in (\d+) ms: (.+?) copied(?:, (.+?) shared without copying)?$",
+    re.MULTILINE,
+)
+CACHED_IN = re.compile(r"\[(\w+)\]\s+-- cached in ([\d.]+)s")
+NOT_MEASURABLE = "not measurable here"
+
+
+def _demo_copy(directory: Path, env: dict[str, str]) -> Path:
+    """The demo project as `benchmarks/startup_counts.py` makes it, after one `mlci run`
+    (which runs `test` and `prepare`: later runs find them cached); its config."""
+    shutil.copytree(ROOT / "demo", directory / "demo", ignore=shutil.ignore_patterns("__pycache__"))
+    config = directory / "config.toml"
+    shutil.copy(ROOT / "config.toml", config)
+    _timed_mlci(config, "run", env=env)
+    return config
+
+
+def _with_output(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Wall time and stdout of one command; a failing command is an error."""
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        said = (result.stderr + result.stdout)[-800:]
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {said}")
+    return elapsed, result.stdout
+
+
+def _probe_workspaces(config: Path, rounds: int, env: dict[str, str], *options: str) -> Any:
+    """`benchmarks/workspace_probe.py`'s figures: workspaces made in a child process,
+    whose mount namespace is its own."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.workspace_probe", str(config), str(rounds), *options],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"the workspace probe failed: {result.stderr[-800:]}")
+    return json.loads(result.stdout)
+
+
+def _big_project(directory: Path, size: int) -> Path:
+    """A project whose one stage reads a data dep of ``size`` bytes; its config."""
+    (directory / "data").mkdir(parents=True)
+    block = bytes(range(256)) * 4096
+    with open(directory / "data" / "big.bin", "wb") as file:
+        for _ in range(max(1, size // len(block))):
+            file.write(block)
+        # On disk, as a data set is: else XFS's first clone of it writes it back first.
+        os.fsync(file.fileno())
+    # A data set that has been there a while, as one usually has: a hash taken just
+    # after a write is not trusted by the next reader (`RACY_NS`).
+    day_ago = time.time() - 86_400
+    os.utime(directory / "data" / "big.bin", (day_ago, day_ago))
+    config = directory / "config.toml"
+    config.write_text('[stages.count]\ncommand = "wc -c data/big.bin"\ndeps = ["data/big.bin"]\n')
+    return config
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(
+        os.lstat(os.path.join(place, name)).st_size
+        for place, _, names in os.walk(root)
+        for name in names
+    )
+
+
+def _spread_ms(samples: Samples) -> list[str]:
+    return [ms(samples.median), f"{ms(samples.low)} – {ms(samples.high)}"]
+
+
+def experiments(work: Path, sizes: Sizes) -> Scenario:
+    """Experiments' workspaces, small and with a large data dep, and a sweep of the demo
+    with `-j 2` against the same runs one after another."""
+    from mlci_tui.units import format_bytes
+
+    env = bench_env()
+    size = sizes.dep_bytes
+    rounds = sizes.experiment_rounds
+    seeds = ",".join(str(seed) for seed in range(1, SEEDS + 1))
+    scenario = Scenario(
+        "12. Experiments",
+        "An experiment runs in a workspace of its own: the project as it was when the"
+        " experiment started. First the workspace of the demo project (config.toml and"
+        " demo/, after one `mlci run`), made in process by `service.workspace.make` in a"
+        " child that called `private_mounts()` first: the overlay (a snapshot under an"
+        " overlay mount in the child's mount namespace), and the fallback"
+        " (`make(..., overlay=False)`: reflinks where the filesystem has them, else"
+        " copies); and as the workers of the sweep below printed it. Then a project"
+        f" whose one stage reads a {format_bytes(size)} data dep (`wc -c data/big.bin`):"
+        " the first and second experiment's workspace under the overlay (`mlci exp run`,"
+        " as its worker printed it; the first puts the file into the cache, once), the"
+        " fallback's workspaces on a loop-mounted XFS made with `-m reflink=1`, and the"
+        " time the stage cache takes in a workspace to decide that the stage is cached,"
+        " with the bytes it read to decide. Last, the sweep: `mlci exp run --set"
+        f" train.seed={seeds} -j 2` (each experiment trains) against {SEEDS} `mlci run"
+        " --set train.seed=N` one after another, each side in a fresh copy of the demo"
+        " after one `mlci run` (so `test` and `prepare` are cached on both sides); the"
+        f" sides alternate, {rounds} round{'s' * (rounds != 1)}, medians. Then `mlci exp"
+        f" show` over {SHOWN:,} ended experiments.",
+        headers=["measure", "median", "min – max", "copied, read, space or CPU"],
+        about=[
+            f"Linux {os.uname().release}; overlayfs and loop devices of the kernel;"
+            f" {version(['mkfs.xfs', '-V'])}",
+            "peer: `mlci run --set` one after another (no other tool here runs experiments"
+            " side by side in workspaces of their own)",
+        ],
+    )
+    worker_lines: list[re.Match[str]] = []
+    sweep_rows = _sweep(work, scenario, rounds, seeds, env, worker_lines)
+    scenario.table += _demo_workspaces(work, scenario, rounds, env, worker_lines)
+    scenario.table += _big_dep_overlay(work, scenario, size, env)
+    scenario.table += _big_dep_reflink(work, scenario, size, env)
+    scenario.table += sweep_rows
+    scenario.table += _show(work, scenario, sizes, env)
+    return scenario
+
+
+SHOWN = 1_000
+
+
+def _show(work: Path, scenario: Scenario, sizes: Sizes, env: dict[str, str]) -> list[list[str]]:
+    """`mlci exp show` over a thousand ended experiments of the demo."""
+    directory = work / "exp-show"
+    shutil.copytree(ROOT / "demo", directory / "demo", ignore=shutil.ignore_patterns("__pycache__"))
+    config = directory / "config.toml"
+    shutil.copy(ROOT / "config.toml", config)
+    started = time.perf_counter()
+    build_experiments(directory / ".mlci", config, SHOWN)
+    made = time.perf_counter() - started
+    show = f"mlci exp show, {SHOWN:,} experiments"
+    samples = interleave(
+        max(3, sizes.runs),
+        {
+            show: lambda: _timed_mlci(config, "exp", "show", env=env),
+            "mlci exp show --json": lambda: _timed_mlci(config, "exp", "show", "--json", env=env),
+            "mlci exp show --filter 'train.seed<0' (reads all, shows none)": lambda: _timed_mlci(
+                config, "exp", "show", "--filter", "train.seed<0", env=env
+            ),
+            "mlci validate (start-up and the config)": lambda: _timed_mlci(
+                config, "validate", env=env
+            ),
+        },
+    )
+    scenario.targets.append(Target("experiments-show", show, samples[show].median, 0.2, " s"))
+    scenario.about.append(
+        f"`mlci exp show`'s store: {SHOWN:,} passed experiments of the demo, each with its"
+        " run, four stages and six metrics, written by"
+        f" `benchmarks.store_generator.build_experiments` in {secs(made)}"
+    )
+    shutil.rmtree(directory)
+    return [[name, *spread(values), ""] for name, values in samples.items()]
+
+
+def _demo_workspaces(
+    work: Path,
+    scenario: Scenario,
+    rounds: int,
+    env: dict[str, str],
+    worker_lines: list[re.Match[str]],
+) -> list[list[str]]:
+    from mlci_tui.units import format_bytes
+
+    config = _demo_copy(work / "exp-demo", env)
+    probed = _probe_workspaces(config, 10 * rounds, env)
+    rows = []
+    medians = {}
+    for method, label in (("overlay", "overlay"), ("copy", "fallback, `overlay=False`")):
+        made = probed["made"][method]
+        if not made:
+            rows.append([f"demo workspace, {label}", NOT_MEASURABLE, "", "no mount namespace"])
+            continue
+        samples = Samples([m["seconds"] for m in made])
+        medians[method] = samples.median
+        rows.append(
+            [
+                f"demo workspace, {label}, in process: by {made[0]['method']} ({len(made)})",
+                *_spread_ms(samples),
+                f"{format_bytes(made[0]['copied'])} copied",
+            ]
+        )
+    if worker_lines:
+        printed = Samples([float(line.group(2)) / 1000 for line in worker_lines])
+        methods = "/".join(sorted({line.group(1) for line in worker_lines}))
+        rows.append(
+            [
+                f"demo workspace, as {len(worker_lines)} workers printed it: by {methods}",
+                *_spread_ms(printed),
+                f"{worker_lines[0].group(3)} copied",
+            ]
+        )
+    shutil.rmtree(config.parent)
+    measured = medians.get("overlay", medians.get("copy"))
+    if measured is not None:
+        how = "overlay" if "overlay" in medians else "fallback"
+        scenario.targets.append(
+            Target(
+                "experiments-workspace",
+                f"a workspace for the demo ({how})",
+                measured * 1000,
+                50.0,
+                " ms",
+            )
+        )
+    return rows
+
+
+MIB = 1 << 20
+
+
+def _big_dep_overlay(
+    work: Path, scenario: Scenario, size: int, env: dict[str, str]
+) -> list[list[str]]:
+    """Two experiments of a project with a large data dep, as their workers printed
+    their workspaces; then two more workspaces in process, with what each read."""
+    from mlci_tui.units import format_bytes
+
+    big = work / "exp-big"
+    config = _big_project(big, size)
+    small = config.stat().st_size  # what is copied by design: files under 1 MiB
+    _timed_mlci(config, "run", env=env)  # the file's hash is known, as after any run
+    cache = big / ".mlci" / "cache"
+    rows = []
+    label = format_bytes(size)
+    try:
+        for name in ("first", "second"):
+            before = _tree_bytes(cache)
+            _, out = _with_output(
+                _mlci("exp", "run", "--name", name, "-j", "1", "--config", str(config)),
+                cwd=big,
+                env=env,
+            )
+            line = WORKSPACE_LINE.search(out)
+            if line is None:
+                raise RuntimeError(f"no workspace line in `mlci exp run`'s output: {out[:500]}")
+            into_cache = _tree_bytes(cache) - before
+            rows.append(
+                [
+                    f"{label} dep: {name} experiment's workspace, by {line.group(1)} (worker)",
+                    f"{line.group(2)} ms",
+                    "",
+                    f"{line.group(3)} copied, {line.group(4) or '0 B'} shared;"
+                    f" {format_bytes(into_cache)} into the cache",
+                ]
+            )
+            cached = CACHED_IN.search(out)
+            if name == "second" and cached is not None:
+                rows.append(
+                    [
+                        f"{label} dep: second experiment's stage, cached (worker)",
+                        f"{float(cached.group(2)) * 1000:.0f} ms",
+                        "",
+                        "",
+                    ]
+                )
+        probed = _probe_workspaces(config, 2, env, "--plan", "--only", "overlay")
+        made = probed["made"]["overlay"]
+        plan = probed["plan"].get("overlay")
+        if plan is None:
+            rows.append([f"{label} dep: overlay workspaces in process", NOT_MEASURABLE, "", ""])
+            return rows
+        for number, one in enumerate(made):
+            rows.append(
+                [
+                    f"{label} dep: {('third', 'fourth')[number]} workspace, by"
+                    f" {one['method']} (in process)",
+                    ms(one["seconds"]),
+                    "",
+                    f"{format_bytes(one['copied'])} copied, {format_bytes(one['shared'])}"
+                    f" shared; {format_bytes(one['read'])} read to make it",
+                ]
+            )
+        rows.append(
+            [
+                f"{label} dep: deciding the stage is {plan['decisions']['count']}"
+                " in the fourth workspace (in process)",
+                ms(plan["seconds"]),
+                "",
+                f"{format_bytes(plan['hashed_bytes'])} read",
+            ]
+        )
+        scenario.targets.append(
+            Target(
+                "experiments-overlay-copied",
+                f"{label} dep: copied for a later experiment's workspace (overlay)",
+                max(0, made[-1]["copied"] - small) / MIB,
+                1.0,
+                " MiB",
+            )
+        )
+        scenario.targets.append(
+            Target(
+                "experiments-overlay-reread",
+                f"{label} dep: read again to make a later workspace and decide (overlay)",
+                (made[-1]["read"] + plan["hashed_bytes"]) / MIB,
+                0,
+                " MiB",
+            )
+        )
+    finally:
+        shutil.rmtree(big, ignore_errors=True)
+    return rows
+
+
+def _big_dep_reflink(
+    work: Path, scenario: Scenario, size: int, env: dict[str, str]
+) -> list[list[str]]:
+    """Workspaces of the project with a large data dep on XFS, by the fallback:
+    reflinks; the image is unmounted and deleted whatever happens."""
+    from mlci_tui.units import format_bytes
+
+    label = format_bytes(size)
+    image, mount = work / "exp-xfs.img", work / "exp-xfs"
+    try:
+        why_not = _loop_mount(image, mount, "xfs", max(3 * size, 512 << 20))
+        if why_not is not None:
+            scenario.notes.append(f"reflinks on XFS: {NOT_MEASURABLE}: {why_not}")
+            return [[f"{label} dep: workspace by reflinks on XFS", NOT_MEASURABLE, "", why_not]]
+        config = _big_project(mount / "project", size)
+        _timed_mlci(config, "run", env=env)
+        probed = _probe_workspaces(config, 2, env, "--plan", "--only", "copy")
+        rows = []
+        made = probed["made"]["copy"]
+        for number, one in enumerate(made):
+            rows.append(
+                [
+                    f"{label} dep on XFS: {('first', 'second')[number]} workspace,"
+                    f" `overlay=False`: by {one['method']} (in process)",
+                    ms(one["seconds"]),
+                    "",
+                    f"{format_bytes(one['copied'])} counted as copied; the filesystem's"
+                    f" used space grew {format_bytes(max(0, one['grown']))};"
+                    f" {format_bytes(one['read'])} read to make it",
+                ]
+            )
+        rows += _reflink_workers(config, label, env)
+        plan = probed["plan"]["copy"]
+        rows.append(
+            [
+                f"{label} dep on XFS: deciding the stage is {plan['decisions']['count']}"
+                " in the second workspace (in process)",
+                ms(plan["seconds"]),
+                "",
+                f"{format_bytes(plan['hashed_bytes'])} read",
+            ]
+        )
+        scenario.targets.append(
+            Target(
+                "experiments-reflink-copied",
+                f"{label} dep: space a workspace took on XFS (reflinks)",
+                max(0, made[-1]["grown"]) / MIB,
+                1.0,
+                " MiB",
+            )
+        )
+        scenario.targets.append(
+            Target(
+                "experiments-reflink-reread",
+                f"{label} dep: read again to make a workspace and decide (reflinks)",
+                (made[-1]["read"] + plan["hashed_bytes"]) / MIB,
+                0,
+                " MiB",
+            )
+        )
+        return rows
+    finally:
+        if os.path.ismount(mount):
+            subprocess.run(["umount", str(mount)], check=False)
+        image.unlink(missing_ok=True)
+
+
+def _reflink_workers(config: Path, label: str, env: dict[str, str]) -> list[list[str]]:
+    """Two experiments whose workers make their workspaces without an overlay
+    (`MLCI_EXP_WORKSPACE=copy`), as their workers printed them."""
+    rows = []
+    for name in ("first", "second"):
+        _, out = _with_output(
+            _mlci("exp", "run", "--name", name, "-j", "1", "--config", str(config)),
+            cwd=config.parent,
+            env={**env, "MLCI_EXP_WORKSPACE": "copy"},
+        )
+        line = WORKSPACE_LINE.search(out)
+        if line is None:
+            raise RuntimeError(f"no workspace line in `mlci exp run`'s output: {out[:500]}")
+        rows.append(
+            [
+                f"{label} dep on XFS: {name} experiment's workspace, by {line.group(1)}"
+                " (worker, `MLCI_EXP_WORKSPACE=copy`)",
+                f"{line.group(2)} ms",
+                "",
+                f"{line.group(3)} counted as copied",
+            ]
+        )
+        cached = CACHED_IN.search(out)
+        if cached is not None:
+            rows.append(
+                [
+                    f"{label} dep on XFS: {name} experiment's stage, cached (worker)",
+                    f"{float(cached.group(2)) * 1000:.0f} ms",
+                    "",
+                    "",
+                ]
+            )
+    return rows
+
+
+LOOP = "sum(i * i for i in range(10_000_000))"
+
+
+def _parallel_floor() -> float:
+    """Two CPU-bound Python loops at once, over the time of the same two one after
+    another: the best ratio a sweep with `-j 2` can reach on this machine, now."""
+    argv = [sys.executable, "-c", LOOP]
+    started = time.perf_counter()
+    for _ in range(2):
+        subprocess.run(argv, check=True)
+    alone = time.perf_counter() - started
+    started = time.perf_counter()
+    both = [subprocess.Popen(argv) for _ in range(2)]
+    for process in both:
+        process.wait()
+    return (time.perf_counter() - started) / alone
+
+
+def _sweep(
+    work: Path,
+    scenario: Scenario,
+    rounds: int,
+    seeds: str,
+    env: dict[str, str],
+    worker_lines: list[re.Match[str]],
+) -> list[list[str]]:
+    """The sweep with `-j 2` against the same runs one after another, alternating."""
+    swept = f"mlci exp run --set train.seed=1,…,{SEEDS} -j 2"
+    same = f"{SEEDS} × mlci run --set train.seed=N --stage evaluate (the same stages)"
+    plain = f"{SEEDS} × mlci run --set train.seed=N (deploy and monitor too)"
+    trained: list[int] = []
+
+    def sweep(config: Path) -> float:
+        seconds, out = _with_output(
+            _mlci("exp", "run", "--set", f"train.seed={seeds}", "-j", "2", "--config", str(config)),
+            cwd=config.parent,
+            env=env,
+        )
+        worker_lines.extend(WORKSPACE_LINE.finditer(out))
+        trained.append(len(re.findall(r"\[train\]\s+-- started", out)))
+        return seconds
+
+    def one_by_one(config: Path, *extra: str) -> float:
+        return sum(
+            _timed_mlci(config, "run", "--set", f"train.seed={seed}", *extra, env=env)
+            for seed in range(1, SEEDS + 1)
+        )
+
+    sides: dict[str, Callable[[Path], float]] = {
+        swept: sweep,
+        same: lambda config: one_by_one(config, "--stage", "evaluate"),
+        plain: one_by_one,
+    }
+    names = list(sides)
+    samples = {name: Samples() for name in names}
+    cpu = {name: Samples() for name in names}
+    loads = [os.getloadavg()[0]]
+    floor = Samples()
+    for number in range(rounds):
+        floor.values.append(_parallel_floor())
+        copies = {
+            name: _demo_copy(work / f"exp-sweep-{number}-{i}", env) for i, name in enumerate(names)
+        }
+        for name in names[number % len(names) :] + names[: number % len(names)]:
+            # The CPU of every process it waited for: workers, runners, stages.
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            samples[name].values.append(sides[name](copies[name]))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].values.append(
+                after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            )
+            loads.append(os.getloadavg()[0])
+        for config in copies.values():
+            shutil.rmtree(config.parent)
+    ratio = samples[swept].median / samples[same].median
+    scenario.targets.append(
+        Target(
+            "experiments-sweep",
+            f"{SEEDS} experiments `-j 2` / {SEEDS} runs one after another",
+            ratio,
+            0.65,
+            "×",
+        )
+    )
+    scenario.notes.append(
+        f"The sweep took {ratio:.2f}× the time of the same stages run one after another,"
+        f" {samples[swept].median / samples[plain].median:.2f}× that of plain `mlci run --set`"
+        " (which also deploys each new model and monitors it, as experiments never do)."
+        f" Experiments that trained, per sweep: {', '.join(map(str, trained))} of {SEEDS}."
+    )
+    scenario.notes.append(
+        "The machine's other work shows in the sweep more than in the runs one after"
+        " another (two processes at once need both cores): the load average (1 min) was"
+        f" {min(loads):.1f} – {max(loads):.1f} while the sweeps ran; CPU time is given for"
+        " each side, which that load does not change much."
+    )
+    scenario.notes.append(
+        f"Two CPU-bound Python loops (`{LOOP}`) at once took {floor.median:.2f}× the time"
+        " of the same two one after another (median of one pair per round): what two"
+        " processes at once gain on this machine's two cores as they were shared then."
+    )
+    return [
+        *[
+            [name, *spread(values), f"CPU {secs(cpu[name].median)}"]
+            for name, values in samples.items()
+        ],
+        [
+            "two CPU-bound Python loops: at once / one after another",
+            f"{floor.median:.2f}×",
+            f"{floor.low:.2f}× – {floor.high:.2f}×",
+            "",
+        ],
+    ]

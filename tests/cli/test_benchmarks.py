@@ -27,6 +27,7 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
         "9. Many stages",
         "10. Outs into and out of the cache",
         "11. Reading a log back",
+        "12. Experiments",
     ):
         assert f"## {title}" in text
     assert "| scenario | target | measured | limit | moonshot | |" in text
@@ -38,6 +39,9 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
             assert row in text
     assert "runs whose `mlci logs flood` differs from the producer's bytes (of 5) | 0 |" in text
     assert "lines missing from `mlci logs flood` | 0 |" in text
+    # Each of the sweep's experiments trained (distinct seeds: none is cached).
+    assert "Experiments that trained, per sweep: 8 of 8." in text
+    assert "| mlci exp show, 1,000 experiments |" in text
     # Every comparison names its peer and the peer's version.
     assert "peer: `tee` (tee (GNU coreutils)" in text
     assert "peers: make (GNU Make" in text
