@@ -177,9 +177,8 @@ def handle_exp_work(args: argparse.Namespace) -> int:
         # Until the runner handles them (and after): SIGTERM, as SIGINT, cancels.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            started = experiments.prepare(store, project, experiment, overlay=overlay)
-            made = started.workspace
-            code, run_id = _work(started, args.output_lock)
+            made = experiments.prepare(store, project, experiment, overlay=overlay)
+            code, run_id = _work(made, args.output_lock)
         except KeyboardInterrupt:
             ended, code, message = ExperimentState.CANCELLED, ExitCode.CANCELLED, "cancelled"
         except MlciError as error:

@@ -39,6 +39,7 @@ from mlci_tui.service import workspace
 from mlci_tui.service.workspace import Workspace
 from mlci_tui.states import ExperimentState, RunState
 from mlci_tui.store import Store
+from mlci_tui.store.cache_dir import CacheDir
 from mlci_tui.store.experiments import NewExperiment
 from mlci_tui.store.records import ExperimentRecord
 
@@ -292,6 +293,7 @@ class Started(NamedTuple):
     config: Config
     """The config as the workspace has it, its params set, its store the shared one."""
     workspace: Workspace
+    cache: CacheDir
 
 
 def take(store: Store, experiment_id: int) -> ExperimentRecord | None:
@@ -311,7 +313,7 @@ def prepare(
 ) -> Started:
     """Make the experiment's workspace and read its config there: `MlciError` saying
     why it could not be."""
-    from mlci_tui.store.cache_dir import CacheDir, FileHasher
+    from mlci_tui.store.cache_dir import FileHasher
 
     state_dir = project.pipeline.state_dir
     directory = experiment_dir(state_dir, experiment.id)
@@ -326,25 +328,32 @@ def prepare(
             overlay=overlay,
         )
     except workspace.WorkspaceError as error:
-        workspace.remove(directory)
+        workspace.remove(directory, cache)
         raise UsageError(str(error)) from None
-    store.experiments.set_workspace(
-        experiment.id,
-        workspace=str(made.path),
-        method=made.method,
-        git_commit=commit,
-        code_hash=code_hash,
-    )
-    config = load_config(made.path / project.path.relative_to(project.root))
-    config = config._replace(
-        pipeline=config.pipeline._replace(
-            state_dir=_shared(config.pipeline.state_dir, made.path, project.root),
-            cache_dir=_shared(config.pipeline.cache_dir, made.path, project.root),
+    try:
+        store.experiments.set_workspace(
+            experiment.id,
+            workspace=str(made.path),
+            method=made.method,
+            git_commit=commit,
+            code_hash=code_hash,
         )
-    )
-    if experiment.sets:
-        config = with_params(config, experiment.sets)
-    return Started(experiment, config, made)
+        config = load_config(made.path / project.path.relative_to(project.root))
+        config = config._replace(
+            pipeline=config.pipeline._replace(
+                state_dir=_shared(config.pipeline.state_dir, made.path, project.root),
+                cache_dir=_shared(config.pipeline.cache_dir, made.path, project.root),
+            )
+        )
+        if experiment.sets:
+            config = with_params(config, experiment.sets)
+    except BaseException:
+        # A config the experiment cannot run with (changed since it was queued): the
+        # workspace goes at once, its overlay first.
+        workspace.unmount(made)
+        workspace.remove(directory, cache)
+        raise
+    return Started(experiment, config, made, cache)
 
 
 def _shared(path: Path, workspace: Path, project: Path) -> Path:
@@ -361,16 +370,17 @@ def settle(
     experiment: ExperimentRecord,
     ended: ExperimentState,
     *,
-    made: Workspace | None,
+    made: Started | None,
     message: str | None = None,
 ) -> None:
     """Record how the experiment ended and remove its workspace, or keep it (`--keep`)."""
     if made is not None:
-        workspace.unmount(made)
+        workspace.unmount(made.workspace)
         if experiment.keep:
-            store.experiments.moved(experiment.id, str(workspace.keep(made)))
+            kept = workspace.keep(made.workspace, made.cache)
+            store.experiments.moved(experiment.id, str(kept))
         else:
-            workspace.remove(made.directory)
+            workspace.remove(made.workspace.directory, made.cache)
     elif not experiment.keep:
         workspace.remove(experiment_dir(store.state_dir, experiment.id))
     store.experiments.finish(experiment.id, ended, ended_at=time.time(), message=message)

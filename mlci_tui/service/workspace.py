@@ -45,12 +45,15 @@ from mlci_tui.store.cache_dir import (
     open_file,
     sha256_file,
 )
+from mlci_tui.store.file_hashes import FileStat
 from mlci_tui.store.paths import DIR_MODE
 
 SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 """Tools' caches: made again by the tools, and never an input."""
 SHARED_MIN = 1 << 20
 """Files this large are shared from the cache under an overlay, not copied."""
+SHARED_LIST = "shared"
+"""In a workspace's directory: the cache objects its snapshot links to, one a line."""
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
@@ -146,7 +149,7 @@ def make(
         raise WorkspaceError(f"{directory}: cannot make the workspace: {error.strerror}") from None
     skipped = {_identity(path) for path in (*exclude, directory)}
     skipped.discard(None)
-    snapshot = _Snapshot(project, lower, skipped, cache if overlay else None)
+    snapshot = _Snapshot(project, lower, skipped, cache, share=overlay)
     try:
         snapshot.copy_tree(str(project), str(lower))
     except OSError as error:
@@ -167,6 +170,9 @@ def make(
             method = snapshot.method
     if cache is not None:
         snapshot.remember(path, cache)
+    if snapshot.linked:
+        shared = sorted({snapshot.known[relative] for relative in snapshot.linked})
+        (directory / SHARED_LIST).write_text("\n".join(shared) + "\n")
     return Workspace(
         directory,
         path,
@@ -192,11 +198,14 @@ class _Snapshot:
         lower: Path,
         skipped: set[tuple[int, int] | None],
         cache: CacheDir | None,
+        *,
+        share: bool,
     ) -> None:
         self.project = str(project)
         self.lower = str(lower)
         self.skipped = skipped
         self.cache = cache
+        self.share = share
         self.copied_bytes = 0
         self.shared_bytes = 0
         self.methods: set[str] = set()
@@ -228,7 +237,7 @@ class _Snapshot:
 
     def _file(self, source: str, destination: str, info: os.stat_result) -> None:
         plain = not info.st_mode & 0o111
-        if self.cache is not None and info.st_size >= SHARED_MIN and plain:
+        if self.share and self.cache is not None and info.st_size >= SHARED_MIN and plain:
             with contextlib.suppress(FileChanged, OSError):
                 self._share(source, destination)
                 return
@@ -242,9 +251,27 @@ class _Snapshot:
                 os.utime(target, ns=(opened.st_atime_ns, opened.st_mtime_ns))
             finally:
                 os.close(target)
+            if opened.st_size >= SHARED_MIN:
+                self._known_copy(source, destination, descriptor, file_stat(opened))
         finally:
             os.close(descriptor)
         self.copied_bytes += opened.st_size
+
+    def _known_copy(
+        self, source: str, destination: str, descriptor: int, identity: FileStat
+    ) -> None:
+        """A large file whose hash the store knows: so is its copy's, when the file did
+        not change while it was copied."""
+        if self.cache is None:
+            return
+        memo = self.cache.hasher.table.remembered([source]).get(source)
+        if (
+            memo is not None
+            and memo[:5] == identity
+            and memo[5] - identity[3] > RACY_NS
+            and file_stat(os.fstat(descriptor)) == identity
+        ):
+            self.known[os.path.relpath(destination, self.lower)] = memo[6]
 
     def _share(self, source: str, destination: str) -> None:
         """The file as a link to its object in the cache, which it is put in first."""
@@ -298,10 +325,11 @@ def unmount(workspace: Workspace) -> None:
         libc.umount2(os.fsencode(workspace.path), _MNT_DETACH)
 
 
-def keep(workspace: Workspace) -> Path:
+def keep(workspace: Workspace, cache: CacheDir | None = None) -> Path:
     """After the experiment: the workspace as its stages left it, as one directory a
     person can look into (`--keep`). Under an overlay, what the experiment wrote is
     moved over the snapshot, and the files shared with the cache get their own."""
+    unchanged = _unchanged_objects(workspace.directory, cache)
     lower = workspace.directory / "project"
     upper = workspace.directory / "upper"
     if workspace.method == "overlay":
@@ -319,6 +347,10 @@ def keep(workspace: Workspace) -> Path:
                     shutil.copyfile(path, temporary)
                     os.chmod(temporary, 0o644)
                     os.replace(temporary, path)
+    (workspace.directory / SHARED_LIST).unlink(missing_ok=True)
+    if cache is not None:
+        for sha in unchanged:
+            cache.remember(cache.object_path(sha), sha)
     return lower
 
 
@@ -361,9 +393,36 @@ def _remove_path(path: str) -> None:
             os.unlink(path)
 
 
-def remove(directory: Path) -> None:
-    """Remove a workspace whole (its overlay is gone with its worker's namespace)."""
+def remove(directory: Path, cache: CacheDir | None = None) -> None:
+    """Remove a workspace whole (its overlay is gone with its worker's namespace).
+
+    Unlinking a cache object's name changes the object's ctime, which the store's
+    memory of what it holds includes: an object nothing changed since it was last
+    known (its identity, ctime too, as remembered) is known again after, so that the
+    next workspace does not read a 1 GB object again to check it."""
+    unchanged = _unchanged_objects(directory, cache)
     _remove_tree(directory)
+    if cache is not None:
+        for sha in unchanged:
+            cache.remember(cache.object_path(sha), sha)
+
+
+def _unchanged_objects(directory: Path, cache: CacheDir | None) -> list[str]:
+    if cache is None:
+        return []
+    try:
+        shas = (directory / SHARED_LIST).read_text().split()
+    except OSError:
+        return []
+    paths = {sha: str(cache.object_path(sha)) for sha in shas}
+    remembered = cache.hasher.table.remembered(list(paths.values()))
+    unchanged = []
+    for sha, path in paths.items():
+        memo = remembered.get(path)
+        with contextlib.suppress(OSError):
+            if memo is not None and memo[6] == sha and tuple(memo[:5]) == file_stat(os.lstat(path)):
+                unchanged.append(sha)
+    return unchanged
 
 
 def _remove_tree(path: Path) -> None:

@@ -525,3 +525,46 @@ def test_an_experiment_records_the_code_it_ran(project: Project, tmp_path: Path)
     assert [row["git_commit"] for row in rows] == [commit] * 3
     clean, dirty, more = (row["code_hash"] for row in rows)
     assert clean is None and dirty and more and dirty != more
+
+
+@pytest.mark.parametrize("method", ["overlay", "copy"])
+def test_a_large_dep_is_not_read_again_for_each_experiment(
+    project: Project, tmp_path: Path, method: str
+) -> None:
+    """What the store knows of a large file survives the workspaces: its hash at the
+    workspace's path (cloned or shared), and, under the overlay, the cache object's
+    identity once a workspace that linked it is removed."""
+    project.write(
+        BIG.replace('touch "$SYNC/started"\nwhile [ ! -e "$SYNC/go" ]; do sleep 0.02; done\n', "")
+    )
+    (project.path / "data").mkdir()
+    big = project.path / "data" / "big.bin"
+    big.write_bytes(os.urandom(2 << 20))
+    os.utime(big, (1, 1))  # long since written: its hash is trusted when remembered
+    env = mlci_env(SYNC=str(tmp_path))
+    if method == "copy":
+        env["MLCI_EXP_WORKSPACE"] = "copy"
+    assert project.mlci("why", env=env).returncode == 0  # the project's file hashed once
+    for seed in (2, 3):
+        result = project.mlci("exp", "run", "--set", f"seed={seed}", env=env)
+        assert result.returncode == 0, result.stderr
+    db = sqlite3.connect(project.state_dir / "mlci.db")
+    remembered = {
+        os.fsdecode(path): (device, inode, size, mtime, ctime, sha)
+        for path, device, inode, size, mtime, ctime, sha in db.execute(
+            "SELECT path, device, inode, size, mtime_ns, ctime_ns, sha256 FROM file_hashes"
+        )
+    }
+    db.close()
+    import hashlib
+
+    sha = hashlib.sha256(big.read_bytes()).hexdigest()
+    inside = "merged" if method == "overlay" else "project"
+    for number in (1, 2):
+        path = str(project.state_dir / "experiments" / str(number) / inside / "data" / "big.bin")
+        assert remembered[path][-1] == sha, path
+    if method == "overlay":
+        obj = project.state_dir / "cache" / "objects" / sha[:2] / sha[2:]
+        info = obj.stat()
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        assert remembered[str(obj)] == (*identity, sha)
