@@ -194,6 +194,12 @@ def _commands(parser: argparse.ArgumentParser, *, listed: bool, **kwargs: Any) -
     return commands
 
 
+def _group(commands: _Commands, name: str, help: str) -> _Commands:
+    """A command of commands (``mlci exp run``): the commands of its parser."""
+    parser = commands.add_parser(name, parents=[_CONFIG], help=help)
+    return _commands(parser, listed=commands.listed, metavar="ACTION", required=True)
+
+
 def _command(
     commands: _Commands, name: str, handler: Handler, *options: str, **kwargs: Any
 ) -> _Parser | None:
@@ -301,12 +307,7 @@ def _pipeline_commands(commands: _Commands) -> None:
 
     if commands.wanted("cache") and (
         gc := _command(
-            _commands(
-                commands.add_parser("cache", parents=[_CONFIG], help="the cache of stages' outs"),
-                listed=commands.listed,
-                metavar="ACTION",
-                required=True,
-            ),
+            _group(commands, "cache", "the cache of stages' outs"),
             "gc",
             pipeline.handle_cache_gc,
             help="remove cache entries that no kept run or version uses, and their files",
@@ -507,10 +508,7 @@ def _experiment_commands(commands: _Commands) -> None:
     workspace of its own."""
     if not commands.wanted("exp"):
         return
-    group = commands.add_parser(
-        "exp", parents=[_CONFIG], help="experiments: sweep params, compare, promote the best"
-    )
-    actions = _commands(group, listed=commands.listed, metavar="ACTION", required=True)
+    actions = _group(commands, "exp", "experiments: sweep params, compare, promote the best")
     if run := _command(
         actions,
         "run",
@@ -621,10 +619,7 @@ def _mlflow_commands(commands: _Commands) -> None:
     """The store's mirror in MLflow."""
     if not commands.wanted("mlflow"):
         return
-    mirror = commands.add_parser(
-        "mlflow", parents=[_CONFIG], help="the store's mirror in MLflow ([mlflow])"
-    )
-    actions = _commands(mirror, listed=commands.listed, metavar="ACTION", required=True)
+    actions = _group(commands, "mlflow", "the store's mirror in MLflow ([mlflow])")
     if sync := _command(
         actions,
         "sync",

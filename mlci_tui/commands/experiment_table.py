@@ -267,7 +267,7 @@ def table_markdown(table: ExperimentTable, limit: int | None = None) -> str:
 
 
 def handle_exp_diff(args: argparse.Namespace) -> int:
-    from mlci_tui.commands.reports import diff_markdown, diff_text
+    from mlci_tui.commands.reports import print_comparison
     from mlci_tui.store.compare import compare, with_artifact
 
     config = load(args)
@@ -275,13 +275,7 @@ def handle_exp_diff(args: argparse.Namespace) -> int:
     with open_store(config) as store:
         old = with_artifact(store, _side(store, config, args.first), stage)
         new = with_artifact(store, _side(store, config, args.second), stage)
-    comparison = compare(old, new, config.metric_checks)
-    if args.json:
-        print(json.dumps(comparison.to_json(), indent=2, allow_nan=False))
-    elif args.md:
-        print("\n".join(diff_markdown(comparison)))
-    else:
-        print("\n".join(diff_text(comparison)))
+    print_comparison(compare(old, new, config.metric_checks), args)
     return ExitCode.PASSED
 
 

@@ -109,14 +109,18 @@ def handle_diff(args: argparse.Namespace) -> int:
             new = resolve(store, args.new, default="latest")
             old = resolve(store, args.old, default="live")
         old, new = with_artifact(store, old, stage), with_artifact(store, new, stage)
-    comparison = compare(old, new, config.metric_checks)
+    print_comparison(compare(old, new, config.metric_checks), args)
+    return 0
+
+
+def print_comparison(comparison: Comparison, args: argparse.Namespace) -> None:
+    """A diff as ``--json``, ``--md`` or text ask (`mlci diff`, `mlci exp diff`)."""
     if args.json:
         print(json.dumps(comparison.to_json(), indent=2, allow_nan=False))
     elif args.md:
         print("\n".join(diff_markdown(comparison)))
     else:
         print("\n".join(diff_text(comparison)))
-    return 0
 
 
 def diff_text(comparison: Comparison) -> list[str]:
