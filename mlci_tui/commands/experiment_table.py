@@ -331,11 +331,11 @@ def handle_exp_remove(args: argparse.Namespace) -> int:
                 )
             found.append(experiment)
         for experiment in found:
-            print(visible_text(_remove(store, experiment)))
+            print(visible_text(_remove(store, config, experiment)))
     return ExitCode.PASSED
 
 
-def _remove(store: Store, experiment: ExperimentRecord) -> str:
+def _remove(store: Store, config: Config, experiment: ExperimentRecord) -> str:
     """Forget one experiment: its row and run in the store, then the run's logs and
     its workspace's directory; what was removed, in a line."""
     store.experiments.remove(experiment.id)
@@ -348,7 +348,9 @@ def _remove(store: Store, experiment: ExperimentRecord) -> str:
         else:
             # A version was made from it: the version's record keeps its run.
             removed.append(f"not run {run_id} (a model version was made from it)")
-    if _remove_tree(store.state_dir / "experiments", str(experiment.id)):
+    from mlci_tui.service.experiments import EXPERIMENTS_DIR
+
+    if _remove_tree(config.root / EXPERIMENTS_DIR, str(experiment.id)):
         removed.append("its workspace")
     what = f" ({', '.join(removed)})" if removed else ""
     return f"removed experiment {experiment.label}{what}"

@@ -77,9 +77,10 @@ def _drain(
     from mlci_tui.store.experiment_table import only_experiments, read_experiments
 
     jobs = jobs or experiments.default_jobs()
-    state_dir = config.pipeline.state_dir
-    (state_dir / experiments.EXPERIMENTS_DIR).mkdir(parents=True, exist_ok=True)
-    lock = state_dir / experiments.EXPERIMENTS_DIR / f".output-{os.getpid()}.lock"
+    directory = config.root / experiments.EXPERIMENTS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    experiments.sweep_output_locks(directory)
+    lock = directory / f".output-{os.getpid()}.lock"
     sys.stdout.flush()
     try:
         drained = experiments.drain(
@@ -176,7 +177,9 @@ def handle_exp_work(args: argparse.Namespace) -> int:
         message = None
         # Until the runner handles them (and after): SIGTERM, as SIGINT, cancels.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
+            experiments.unblock_signals()
             made = experiments.prepare(store, project, experiment, overlay=overlay)
             code, run_id = _work(made, args.output_lock)
         except KeyboardInterrupt:
@@ -191,7 +194,7 @@ def handle_exp_work(args: argparse.Namespace) -> int:
             )
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)  # what is settled now is settled whole
-        experiments.settle(store, experiment, ended, made=made, message=message)
+        experiments.settle(store, experiment, ended, root=project.root, made=made, message=message)
     return code
 
 

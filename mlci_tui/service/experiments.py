@@ -47,8 +47,10 @@ MAX_WITHOUT_YES = 100
 """A grid larger than this runs only with ``--yes``."""
 MAX_GRID = 10_000
 """A grid larger than this is refused: a sweep that size is a typo, or several sweeps."""
-EXPERIMENTS_DIR = "experiments"
-"""Under the state dir: one directory per experiment's workspace."""
+EXPERIMENTS_DIR = Path(".mlci") / "experiments"
+"""Under the project, whatever ``state_dir`` says (as the outs lock is): one directory
+per experiment's workspace. Not in a store elsewhere, where every out of the workspace
+would be inside the store."""
 
 _STATES = {
     RunState.PASSED: ExperimentState.PASSED,
@@ -59,8 +61,9 @@ _STATES = {
 }
 
 
-def experiment_dir(state_dir: Path, experiment_id: int) -> Path:
-    return state_dir / EXPERIMENTS_DIR / str(experiment_id)
+def experiment_dir(root: Path, experiment_id: int) -> Path:
+    """The directory of an experiment's workspace, in the project at ``root``."""
+    return root / EXPERIMENTS_DIR / str(experiment_id)
 
 
 def experiment_state(run: RunState) -> ExperimentState:
@@ -226,8 +229,14 @@ def drain(
                 ran.append(claimed.id)
                 # A session of its own: a terminal's Ctrl-C reaches the drainer alone,
                 # which passes it on once; a drainer killed outright leaves it running.
+                # SIGINT and SIGTERM wait, blocked, until the worker can make them a
+                # cancel (`unblock_signals`): not a traceback in the middle of its imports.
                 child = subprocess.Popen(
-                    worker(claimed), start_new_session=True, stdin=subprocess.DEVNULL, stdout=stdout
+                    worker(claimed),
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    preexec_fn=_block_signals,
                 )
                 children[child.pid] = child
             if not children:
@@ -236,9 +245,26 @@ def drain(
             finished = children.pop(pid, None)
             if finished is not None:
                 finished.returncode = os.waitstatus_to_exitcode(status)
+                if finished.returncode < 0:  # killed outright: what it left is stopped now
+                    from mlci_tui.service.recovery import recover
+
+                    recover(store, config)
         if stopping and batch is not None:
             store.experiments.cancel_queued(None, now=time.time(), batch=batch)
     return Drained(ran, bool(stopping))
+
+
+WORKER_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def _block_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+
+
+def unblock_signals() -> None:
+    """In the worker, once SIGINT and SIGTERM cancel: a signal that came meanwhile is
+    delivered now. Before any command starts: its processes inherit the mask."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
 
 
 @contextlib.contextmanager
@@ -252,6 +278,15 @@ def _signals(handler: Callable[[int, object], None]) -> Iterator[None]:
         for signum, previous in before.items():
             if previous is not None:
                 signal.signal(signum, previous)
+
+
+def sweep_output_locks(directory: Path) -> None:
+    """Remove the output lock files of drainers that are gone (killed outright)."""
+    for path in directory.glob(".output-*.lock"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(path.name[len(".output-") : -len(".lock")])
+            if not procs.is_alive(pid, None):
+                path.unlink()
 
 
 def worker_command(config: Config, experiment: ExperimentRecord, *extra: str) -> list[str]:
@@ -316,14 +351,14 @@ def prepare(
     from mlci_tui.store.cache_dir import FileHasher
 
     state_dir = project.pipeline.state_dir
-    directory = experiment_dir(state_dir, experiment.id)
+    directory = experiment_dir(project.root, experiment.id)
     commit, code_hash = workspace.code_state(project.root)
     cache = CacheDir(project.pipeline.cache_dir, FileHasher(store.file_hashes))
     try:
         made = workspace.make(
             project.root,
             directory,
-            exclude=[state_dir, project.pipeline.cache_dir],
+            exclude=[state_dir, project.pipeline.cache_dir, project.root / ".mlci"],
             cache=cache,
             overlay=overlay,
         )
@@ -339,10 +374,11 @@ def prepare(
             code_hash=code_hash,
         )
         config = load_config(made.path / project.path.relative_to(project.root))
+        # The project's store and cache, as the project's config resolved them: a
+        # relative one (``.mlci``, ``../store``) resolved in the workspace is elsewhere.
         config = config._replace(
             pipeline=config.pipeline._replace(
-                state_dir=_shared(config.pipeline.state_dir, made.path, project.root),
-                cache_dir=_shared(config.pipeline.cache_dir, made.path, project.root),
+                state_dir=project.pipeline.state_dir, cache_dir=project.pipeline.cache_dir
             )
         )
         if experiment.sets:
@@ -356,20 +392,12 @@ def prepare(
     return Started(experiment, config, made, cache)
 
 
-def _shared(path: Path, workspace: Path, project: Path) -> Path:
-    """A path the workspace's config resolved into the workspace, back in the project:
-    a relative ``state_dir`` or ``cache_dir`` still reaches the shared one."""
-    try:
-        return project / path.relative_to(workspace)
-    except ValueError:
-        return path
-
-
 def settle(
     store: Store,
     experiment: ExperimentRecord,
     ended: ExperimentState,
     *,
+    root: Path,
     made: Started | None,
     message: str | None = None,
 ) -> None:
@@ -382,7 +410,7 @@ def settle(
         else:
             workspace.remove(made.workspace.directory, made.cache)
     elif not experiment.keep:
-        workspace.remove(experiment_dir(store.state_dir, experiment.id))
+        workspace.remove(experiment_dir(root, experiment.id))
     store.experiments.finish(experiment.id, ended, ended_at=time.time(), message=message)
 
 

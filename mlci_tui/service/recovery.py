@@ -65,7 +65,7 @@ def recover(store: Store, config: Config) -> str | None:
     try:
         recover_runs(store)
         if store.experiments.in_state(ExperimentState.RUNNING):
-            recover_experiments(store, config.pipeline.cache_dir)
+            recover_experiments(store, config)
         recover_registrations(store)
         if store.mirrored.running_syncs():
             # Only then: the mirror's module costs every command start-up time.
@@ -126,7 +126,7 @@ def recover_runs(store: Store, *, grace: float = LEFTOVER_GRACE_S) -> list[int]:
     return marked
 
 
-def recover_experiments(store: Store, cache_dir: Path) -> list[int]:
+def recover_experiments(store: Store, config: Config) -> list[int]:
     """Mark experiments whose worker is gone (on this host) as their run ended, else
     ``interrupted``, and remove their workspaces (unless kept). Runs first: the run
     of a worker killed outright is marked interrupted by `recover_runs`."""
@@ -134,7 +134,7 @@ def recover_experiments(store: Store, cache_dir: Path) -> list[int]:
     from mlci_tui.service.experiments import experiment_dir, experiment_state
     from mlci_tui.store.cache_dir import CacheDir, FileHasher
 
-    cache = CacheDir(cache_dir, FileHasher(store.file_hashes))
+    cache = CacheDir(config.pipeline.cache_dir, FileHasher(store.file_hashes))
     marked = []
     for experiment in store.experiments.in_state(ExperimentState.RUNNING):
         if not procs.ended_here(experiment.host, experiment.pid, experiment.pid_started):
@@ -149,7 +149,7 @@ def recover_experiments(store: Store, cache_dir: Path) -> list[int]:
         if store.experiments.finish(experiment.id, state, ended_at=time.time(), message=message):
             marked.append(experiment.id)
             if not experiment.keep:
-                workspace.remove(experiment_dir(store.state_dir, experiment.id), cache)
+                workspace.remove(experiment_dir(config.root, experiment.id), cache)
     return marked
 
 

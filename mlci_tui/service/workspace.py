@@ -77,12 +77,18 @@ class Workspace(NamedTuple):
     shared_bytes: int
     """Bytes of large files linked from the cache (``overlay``) or cloned (``reflink``)."""
     seconds: float
+    unreadable: int = 0
 
     def describe(self) -> str:
         shared = f", {_size(self.shared_bytes)} shared without copying" if self.shared_bytes else ""
+        left_out = (
+            f"; {self.unreadable} unreadable file{'s' * (self.unreadable != 1)} left out"
+            if self.unreadable
+            else ""
+        )
         return (
             f"workspace by {self.method} in {self.seconds * 1000:.0f} ms:"
-            f" {_size(self.copied_bytes)} copied{shared}"
+            f" {_size(self.copied_bytes)} copied{shared}{left_out}"
         )
 
 
@@ -120,7 +126,10 @@ def private_mounts() -> bool:
 def _mount_overlay(lower: Path, upper: Path, work: Path, merged: Path) -> bool:
     libc = ctypes.CDLL(None, use_errno=True)
     options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    for extra in ("", ",userxattr"):  # userxattr: what a user namespace's mount needs
+    # In a user namespace (not root) the overlay keeps its marks in user.* xattrs; one
+    # mounted without them there fails every rename and removal of a lower directory.
+    extras = ("", ",userxattr") if os.getuid() == 0 else (",userxattr", "")
+    for extra in extras:
         if (
             libc.mount(b"overlay", os.fsencode(merged), b"overlay", 0, os.fsencode(options + extra))
             == 0
@@ -180,6 +189,7 @@ def make(
         snapshot.copied_bytes,
         snapshot.shared_bytes,
         time.monotonic() - began,
+        snapshot.unreadable,
     )
 
 
@@ -212,18 +222,25 @@ class _Snapshot:
         self.known: dict[str, str] = {}
         """Relative path → sha256, for the files whose content is known (shared ones)."""
         self.linked: list[str] = []
+        self.unreadable = 0
+        """Files and directories the user cannot read: left out, as they are of no use."""
 
     @property
     def method(self) -> str:
         return "reflink" if self.methods == {"reflink"} else "copy"
 
     def copy_tree(self, source: str, target: str) -> None:
-        with os.scandir(source) as entries:
-            listed = list(entries)
+        try:
+            with os.scandir(source) as entries:
+                listed = list(entries)
+        except PermissionError:
+            self.unreadable += 1  # as for the user's own run: it cannot read it either
+            return
         for entry in listed:
             destination = os.path.join(target, entry.name)
             if entry.is_symlink():
-                os.symlink(os.readlink(entry.path), destination)
+                if not self._skipped_link(entry.path):
+                    os.symlink(self._link_target(entry.path), destination)
             elif entry.is_dir():
                 info = entry.stat()
                 if entry.name in SKIPPED or (info.st_dev, info.st_ino) in self.skipped:
@@ -235,13 +252,34 @@ class _Snapshot:
                 self._file(entry.path, destination, entry.stat())
             # Anything else (a pipe, a socket, a device) is no input a copy could give.
 
+    def _skipped_link(self, path: str) -> bool:
+        """A link to the store, the cache or a workspace (``.mlci`` on another disk)."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        return (info.st_dev, info.st_ino) in self.skipped
+
+    def _link_target(self, path: str) -> str:
+        """Where a link in the snapshot points: into the snapshot where the project's
+        link points into the project (relative, whatever it was), else where it points."""
+        target = os.readlink(path)
+        where = os.path.normpath(os.path.join(os.path.dirname(path), target))
+        if where == self.project or where.startswith(self.project + os.sep):
+            return os.path.relpath(where, os.path.dirname(path))
+        return where
+
     def _file(self, source: str, destination: str, info: os.stat_result) -> None:
         plain = not info.st_mode & 0o111
         if self.share and self.cache is not None and info.st_size >= SHARED_MIN and plain:
             with contextlib.suppress(FileChanged, OSError):
                 self._share(source, destination)
                 return
-        descriptor = open_file(source, follow=False)
+        try:
+            descriptor = open_file(source, follow=False)
+        except PermissionError:
+            self.unreadable += 1
+            return
         try:
             opened = os.fstat(descriptor)
             mode = stat.S_IMODE(opened.st_mode) | 0o600

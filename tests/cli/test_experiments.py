@@ -51,6 +51,8 @@ def waiting_project(project: Project, sync: Path) -> dict[str, str]:
 
 
 def experiments(project: Project) -> list[sqlite3.Row]:
+    if not (project.state_dir / "mlci.db").exists():
+        return []
     db = sqlite3.connect(project.state_dir / "mlci.db")
     db.row_factory = sqlite3.Row
     try:
@@ -568,3 +570,70 @@ def test_a_large_dep_is_not_read_again_for_each_experiment(
         info = obj.stat()
         identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         assert remembered[str(obj)] == (*identity, sha)
+
+
+LINKS = """
+[pipeline]
+state_dir = "{state_dir}"
+cache_dir = "{cache_dir}"
+
+[stages.use]
+command = '''
+mkdir -p out && cat outside/data.txt inside.txt > out/both.txt
+echo x >> scratch.txt && echo y >> outside/other.txt
+'''
+deps = ["outside/data.txt", "inside.txt"]
+outs = ["out/both.txt"]
+"""
+
+
+@pytest.mark.parametrize("where", ["relative", "absolute"])
+def test_stores_outside_the_project_and_links_in_it_keep_their_meaning(
+    tmp_path: Path, where: str
+) -> None:
+    """A state dir and cache dir outside the project (relative or absolute) are the
+    shared ones in a workspace; a link into the project points into the workspace (a
+    stage writing through it never writes the project); a link out of it still
+    points where it did for the project."""
+    project = Project(tmp_path / "project")
+    project.path.mkdir()
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "data.txt").write_text("outside\n")
+    if where == "relative":
+        state_dir, cache_dir = "../store", "../cache"
+    else:
+        state_dir, cache_dir = str(tmp_path / "store"), str(tmp_path / "cache")
+    project.write(LINKS.format(state_dir=state_dir, cache_dir=cache_dir))
+    project.state_dir = tmp_path / "store"
+    (project.path / "real.txt").write_text("inside\n")
+    (project.path / "real2.txt").write_text("scratch\n")
+    os.symlink(project.path / "real.txt", project.path / "inside.txt")  # absolute, inside
+    os.symlink(project.path / "real2.txt", project.path / "scratch.txt")
+    os.symlink("../datasets", project.path / "outside")  # relative, out of the project
+    result = project.mlci("exp", "run", "--keep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [row] = experiments(project)
+    assert row["state"] == "passed"
+    assert (Path(row["workspace"]) / "out" / "both.txt").read_text() == "outside\ninside\n"
+    assert (project.path / "real2.txt").read_text() == "scratch\n"
+    # Outside the project is outside the workspace too, as for a run.
+    assert (tmp_path / "datasets" / "other.txt").read_text() == "y\n"
+    assert not (project.path / ".mlci" / "experiments" / "1" / "project" / "store").exists()
+    assert len(runs_of_experiments(project)) == 1
+    assert list((tmp_path / "cache" / "entries").glob("*/*.json"))
+
+
+def test_ctrl_c_as_workers_start_cancels_them_without_a_traceback(
+    project: Project, tmp_path: Path
+) -> None:
+    env = waiting_project(project, tmp_path / "sync")
+    runner = start(project, env, "exp", "run", "--set", "train.lr=0.1,0.2,0.3", "-j", "3")
+    wait_for(
+        lambda: [row["state"] for row in experiments(project)].count("running") == 3,
+        what="three experiments claimed",
+    )
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert b"Traceback" not in err, err.decode()
+    assert [row["state"] for row in experiments(project)] == ["cancelled"] * 3
