@@ -375,16 +375,26 @@ def _directions(config: Config | None, rows: Sequence[ExperimentRow]) -> dict[Me
 def _best(rows: Sequence[ExperimentRow], better: Mapping[MetricKey, str]) -> dict[MetricKey, int]:
     best = {}
     for key, way in better.items():
+        # A failed, cancelled or interrupted one is no candidate, however it scored.
         values = [
             (value, index)
             for index, row in enumerate(rows)
-            if (value := row.metrics.get(key)) is not None and not math.isnan(value)
+            if (value := row.metrics.get(key)) is not None
+            and not math.isnan(value)
+            and not _ended_badly(row)
         ]
         if values:
             # `min` keeps the first of equals: the first row wins a tie.
             sign = -1.0 if way == HIGHER else 1.0
             best[key] = min(values, key=lambda item: sign * item[0])[1]
     return best
+
+
+def _ended_badly(row: ExperimentRow) -> bool:
+    state = row.experiment.state if row.experiment is not None else None
+    if state is not None:
+        return state.finished and state is not ExperimentState.PASSED
+    return row.run is not None and row.run.state.finished and row.run.state is not RunState.PASSED
 
 
 # Columns ----------------------------------------------------------------------

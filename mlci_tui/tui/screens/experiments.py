@@ -280,8 +280,8 @@ class ExperimentsScreen(Screen[None]):
         if same_shape:
             for key, row_cells in cells.items():
                 for column, old, new in zip(columns, self._cells[key], row_cells, strict=True):
-                    if old != new:
-                        table.update_cell(key, column.key, new)
+                    if old != new:  # a wider value (queued → running 2/4) widens its column
+                        table.update_cell(key, column.key, new, update_width=True)
         else:
             at = self.cursor_key()
             table.clear(columns=columns != self._columns)
@@ -400,7 +400,8 @@ class ExperimentsScreen(Screen[None]):
                 "no experiments yet: `mlci exp run --set NAME=V1,V2` runs a sweep"
                 " (`--queue` queues it for s)"
             )
-        return Text("o O or a header: sort · Enter: its stages and logs · c: cancel · Esc: close")
+        cancel = "" if self.readonly else " · c: cancel"
+        return Text(f"o O or a header: sort · Enter: its stages and logs{cancel} · Esc: close")
 
     # Keys ----------------------------------------------------------------------------
 

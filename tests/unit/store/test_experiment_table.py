@@ -65,6 +65,7 @@ class Spec(NamedTuple):
     sets: Mapping[str, Any]
     started: bool
     metrics: Mapping[MetricKey, float]
+    passed: bool = True
 
 
 values = st.sampled_from([1, 2, True, False, 0.25, 0.5, "x", "y", "sekrit-token"])
@@ -77,6 +78,7 @@ specs = st.builds(
         st.floats(-10, 10) | st.sampled_from([0.0, 1.0]),
         max_size=4,
     ),
+    passed=st.booleans(),
 )
 
 
@@ -120,8 +122,13 @@ def fill(store: Store, config: Config, experiments: Sequence[Spec]) -> None:
             store.runs.record_metrics(run, key.stage, {key.name: value})
         for stage, _, _ in STAGES:
             store.runs.update_stage(run, stage, state=StageState.PASSED, started_at=now)
-        store.runs.finish(run, RunState.PASSED, exit_code=0, ended_at=now + 1)
-        store.experiments.finish(experiment_id, ExperimentState.PASSED, ended_at=now + 1)
+        ran, ended = (
+            (RunState.PASSED, ExperimentState.PASSED)
+            if spec.passed
+            else (RunState.FAILED, ExperimentState.FAILED)
+        )
+        store.runs.finish(run, ran, exit_code=0 if spec.passed else 1, ended_at=now + 1)
+        store.experiments.finish(experiment_id, ended, ended_at=now + 1)
 
 
 def table_of(experiments: Sequence[Spec]) -> tuple[ExperimentTable, Config]:
@@ -181,10 +188,14 @@ def test_the_best_of_a_column_is_the_first_row_none_beats(experiments: list[Spec
         k: v for k, v in BETTER.items() if k in table.metrics
     }
     for key, way in table.better.items():
+        # A failed experiment is never the best, however it scored.
         values = [
             (i, row.metrics[key])
             for i, row in enumerate(table.rows)
-            if key in row.metrics and not math.isnan(row.metrics[key])
+            if key in row.metrics
+            and not math.isnan(row.metrics[key])
+            and row.experiment is not None
+            and row.experiment.state is ExperimentState.PASSED
         ]
         if not values:
             assert key not in table.best
