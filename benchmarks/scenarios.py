@@ -1493,13 +1493,37 @@ def _show(work: Path, scenario: Scenario, sizes: Sizes, env: dict[str, str]) -> 
         },
     )
     scenario.targets.append(Target("experiments-show", show, samples[show].median, 0.2, " s"))
+    # The dashboard's experiments table over the same store: `e`, then `down` key after
+    # key (it scrolls once the cursor passes the rows in view), then `pagedown`.
+    probed = _result(_probe("experiments", config, str(sizes.key_presses * 3), env=env))
+    keys, pages = Samples(), Samples()
+    keys.values, pages.values = list(probed["latencies_s"]), list(probed["pages_s"])
+    rows = [
+        [
+            f"dashboard experiments table, `{key}` → frame ({len(values.values)} keys)",
+            ms(values.median),
+            f"p95 {ms(values.percentile(0.95))}",
+            "",
+        ]
+        for key, values in (("down", keys), ("pagedown", pages))
+        if values.values
+    ]
+    scenario.targets.append(
+        Target(
+            "experiments-table-keys",
+            f"experiments table of {SHOWN:,}, key → frame p95",
+            keys.percentile(0.95) * 1000,
+            50.0,
+            " ms",
+        )
+    )
     scenario.about.append(
         f"`mlci exp show`'s store: {SHOWN:,} passed experiments of the demo, each with its"
         " run, four stages and six metrics, written by"
         f" `benchmarks.store_generator.build_experiments` in {secs(made)}"
     )
     shutil.rmtree(directory)
-    return [[name, *spread(values), ""] for name, values in samples.items()]
+    return [[name, *spread(values), ""] for name, values in samples.items()] + rows
 
 
 def _demo_workspaces(
