@@ -18,6 +18,8 @@ from mlci_tui.metric_keys import MetricKey, labels
 from mlci_tui.states import DeployOutcome, StageState
 from mlci_tui.store.db import Store
 from mlci_tui.store.records import RunRecord, VersionRecord
+from mlci_tui.store.runs import EXPERIMENT
+from mlci_tui.textsafe import visible_text
 
 
 class Side(NamedTuple):
@@ -268,7 +270,17 @@ def resolve(store: Store, spec: str | None, *, default: str) -> Side:
     run = store.runs.get(int(digits))
     if run is None:
         raise NotFound(f"no run {digits}")
-    return Side(run, store.versions.of_run(run.id))
+    return Side(run, store.versions.of_run(run.id), named=_experiment_named(store, run))
+
+
+def _experiment_named(store: Store, run: RunRecord) -> str | None:
+    """``#3 lr-sweep (run 12)`` for an experiment's run: what people call it."""
+    if run.kind != EXPERIMENT:
+        return None
+    experiment = store.experiments.of_run(run.id)
+    if experiment is None:
+        return None
+    return visible_text(f"{experiment.label} (run {run.id})")
 
 
 def with_artifact(store: Store, side: Side, stage: str | None) -> Side:

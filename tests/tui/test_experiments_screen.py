@@ -232,6 +232,9 @@ async def test_two_marked_are_diffed_and_plotted(project: Project) -> None:
         store = Store.open(project.state_dir)
         try:
             assert runs == {store.experiments.get(2).run_id, store.experiments.get(4).run_id}
+            # Titled and ordered by experiment, whatever order their runs ran in.
+            assert diff.comparison.old.label.startswith("#2 lr-sweep-2 (run ")
+            assert diff.comparison.new.label.startswith("#4 lr-sweep-4 (run ")
         finally:
             store.close()
         await pilot.press("escape")

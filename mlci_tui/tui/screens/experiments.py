@@ -457,13 +457,16 @@ class ExperimentsScreen(Screen[None]):
         return [(_label(row), row.run.id) for row in rows if row.run is not None]
 
     def action_diff(self) -> None:
-        runs = self._runs_of(self._marked_rows())
+        marked = sorted(self._marked_rows(), key=lambda row: row.number or 0)
+        runs = self._runs_of(marked)
         if runs is None:
             return
         if len(runs) != 2:
             self.dashboard.say("mark two experiments (space) to diff them", severity="warning")
             return
-        older, newer = sorted(run_id for _, run_id in runs)
+        # By experiment, not by run (a queue runs them in any order); each side is
+        # titled with its experiment (`store.compare.resolve`).
+        (_, older), (_, newer) = runs
         self.dashboard.compare(str(older), str(newer))
 
     def action_plot(self) -> None:
