@@ -4,11 +4,13 @@ A runner killed outright (kill -9, a power loss) leaves its run ``running``,
 stage processes of it alive, and Ray jobs of it on a cluster; a deploy or
 rollback killed outright leaves its deployment ``running``, holding the
 deploy lock, and its command's processes alive; an MLflow sync killed outright
-leaves its sync ``running``. Every command that opens the store calls `recover`
+leaves its sync ``running``; an experiment's worker killed outright leaves its
+experiment ``running`` and its workspace. Every command that opens the store calls `recover`
 first, so the next one to look sets all of it right: the run is marked
 ``interrupted``, its processes and jobs are stopped, the deployment is
 completed (the pointer had moved) or marked interrupted, and the sync is
-marked interrupted and alerted (`mirror.sync.recover_syncs`).
+marked interrupted and alerted (`mirror.sync.recover_syncs`), and the
+experiment ends as its run did (else ``interrupted``), its workspace removed.
 """
 
 from __future__ import annotations
