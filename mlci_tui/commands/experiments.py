@@ -15,8 +15,10 @@ from mlci_tui.errors import ExitCode, MlciError
 from mlci_tui.states import ExperimentState
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlci_tui.config import Config
-    from mlci_tui.service.experiments import Started
+    from mlci_tui.service.experiments import Drained, Started
     from mlci_tui.store import Store
     from mlci_tui.store.experiment_table import ExperimentTable
     from mlci_tui.store.records import ExperimentRecord
@@ -35,6 +37,9 @@ def handle_exp_run(args: argparse.Namespace) -> int:
     combinations = experiments.grid(config, args.set, yes=args.yes)
     made = experiments.new_experiments(config, combinations, args.name, os.environ)
     batch = None if args.queue else uuid.uuid4().hex
+    experiments.workspaces_dir(config)  # where workspaces go, before anything is queued
+    # SIGTERM, as Ctrl-C, from here: the batch is never left queued with nobody to run it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with open_store(config, create=True) as store:
         ids = store.experiments.add(
             made, config_path=str(config.path), batch=batch, keep=args.keep, now=time.time()
@@ -77,13 +82,12 @@ def _drain(
     from mlci_tui.store.experiment_table import only_experiments, read_experiments
 
     jobs = jobs or experiments.default_jobs()
-    directory = config.root / experiments.EXPERIMENTS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = experiments.workspaces_dir(config)
     experiments.sweep_output_locks(directory)
     lock = directory / f".output-{os.getpid()}.lock"
     sys.stdout.flush()
     try:
-        drained = experiments.drain(
+        drained = _drained(
             config,
             batch=batch,
             jobs=jobs,
@@ -95,6 +99,10 @@ def _drain(
         )
     finally:
         lock.unlink(missing_ok=True)
+    if drained is None:  # stopped before the drainer could pass a signal on
+        with open_store(config) as store:
+            store.experiments.cancel_queued(None, now=time.time(), batch=batch)
+        return ExitCode.CANCELLED
     ids = ids or drained.ran
     with open_store(config) as store:
         ended = [e for e in map(store.experiments.get, ids) if e is not None]
@@ -122,6 +130,16 @@ def _summary(table: ExperimentTable, ended: list[ExperimentRecord], *, markdown:
         if experiment.state is not ExperimentState.PASSED and experiment.message:
             print(f"{visible_text(experiment.label)}: {visible_text(experiment.message)}")
     print("`mlci exp show` compares them with every other experiment")
+
+
+def _drained(config: Config, **options: Any) -> Drained | None:
+    """`service.experiments.drain`; None when a signal came before it could handle one."""
+    from mlci_tui.service import experiments
+
+    try:
+        return experiments.drain(config, **options)
+    except KeyboardInterrupt:
+        return None
 
 
 def handle_exp_cancel(args: argparse.Namespace) -> int:

@@ -207,9 +207,12 @@ def drain(
     children: dict[int, subprocess.Popen[bytes]] = {}
     stopping = 0
 
+    signals: list[int] = []
+
     def on_signal(signum: int, _: object) -> None:
         nonlocal stopping
         stopping += 1
+        signals.append(signum)
         for child in children.values():
             with contextlib.suppress(OSError):
                 child.send_signal(signum)
@@ -239,6 +242,9 @@ def drain(
                     preexec_fn=_block_signals,
                 )
                 children[child.pid] = child
+                for signum in signals:  # came while it was being started
+                    with contextlib.suppress(OSError):
+                        child.send_signal(signum)
             if not children:
                 break
             pid, status = os.wait()
@@ -278,6 +284,21 @@ def _signals(handler: Callable[[int, object], None]) -> Iterator[None]:
         for signum, previous in before.items():
             if previous is not None:
                 signal.signal(signum, previous)
+
+
+def workspaces_dir(config: Config) -> Path:
+    """The project's directory of workspaces, made if missing; `UsageError` in one line
+    when it cannot be (``.mlci`` a file, a dangling link, read-only)."""
+    directory = config.root / EXPERIMENTS_DIR
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as error:
+        raise UsageError(
+            f"{directory}: cannot hold the experiments' workspaces: {error.strerror}"
+        ) from None
+    return directory
 
 
 def sweep_output_locks(directory: Path) -> None:

@@ -32,7 +32,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,6 +60,7 @@ _CLONE_NEWUSER = 0x10000000
 _MS_REC = 0x4000
 _MS_PRIVATE = 1 << 18
 _MNT_DETACH = 2
+_MS_RDONLY = 1
 
 
 class WorkspaceError(Exception):
@@ -124,18 +125,44 @@ def private_mounts() -> bool:
 
 
 def _mount_overlay(lower: Path, upper: Path, work: Path, merged: Path) -> bool:
+    """Mount the overlay, then hide its layers under empty read-only mounts: a stage
+    that walks out of the workspace (``../project/…``) must not write the snapshot,
+    whose large files are the cache's objects, nor the upper layer behind the
+    overlay's back. The overlay keeps its own hold on them."""
+    if not _mount_layers(lower, upper, work, merged):
+        return False
     libc = ctypes.CDLL(None, use_errno=True)
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    for layer in (lower, upper, work):
+        if libc.mount(b"none", os.fsencode(layer), b"tmpfs", _MS_RDONLY, b"size=4k") != 0:
+            _unmount_all(merged, (lower, upper, work))
+            return False
+    return True
+
+
+def _mount_layers(lower: Path, upper: Path, work: Path, merged: Path) -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    base = f"lowerdir={lower},upperdir={upper},workdir={work}"
     # In a user namespace (not root) the overlay keeps its marks in user.* xattrs; one
     # mounted without them there fails every rename and removal of a lower directory.
+    # redirect_dir: a directory of the snapshot can be renamed, as in the project (not
+    # in a user namespace: there renaming one fails with EXDEV, which `mv` handles).
     extras = ("", ",userxattr") if os.getuid() == 0 else (",userxattr", "")
-    for extra in extras:
-        if (
-            libc.mount(b"overlay", os.fsencode(merged), b"overlay", 0, os.fsencode(options + extra))
-            == 0
-        ):
-            return True
+    for options in (base + ",redirect_dir=on", base):
+        for extra in extras:
+            if (
+                libc.mount(
+                    b"overlay", os.fsencode(merged), b"overlay", 0, os.fsencode(options + extra)
+                )
+                == 0
+            ):
+                return True
     return False
+
+
+def _unmount_all(merged: Path, layers: Sequence[Path]) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    for path in (merged, *layers):
+        libc.umount2(os.fsencode(path), _MNT_DETACH)
 
 
 def make(
@@ -156,6 +183,11 @@ def make(
         lower.mkdir(DIR_MODE)
     except OSError as error:
         raise WorkspaceError(f"{directory}: cannot make the workspace: {error.strerror}") from None
+    if overlay and cache is not None:
+        # Once per cache, before any object gets a second name here: an earlier mlci's
+        # links are found by their count, and these must not be taken for them.
+        with contextlib.suppress(OSError):
+            cache.make_objects_private()
     skipped = {_identity(path) for path in (*exclude, directory)}
     skipped.discard(None)
     snapshot = _Snapshot(project, lower, skipped, cache, share=overlay)
@@ -212,6 +244,7 @@ class _Snapshot:
         share: bool,
     ) -> None:
         self.project = str(project)
+        self.real = os.path.realpath(project)
         self.lower = str(lower)
         self.skipped = skipped
         self.cache = cache
@@ -239,8 +272,9 @@ class _Snapshot:
         for entry in listed:
             destination = os.path.join(target, entry.name)
             if entry.is_symlink():
-                if not self._skipped_link(entry.path):
-                    os.symlink(self._link_target(entry.path), destination)
+                link = None if self._skipped_link(entry.path) else self._link_target(entry.path)
+                if link is not None:
+                    os.symlink(link, destination)
             elif entry.is_dir():
                 info = entry.stat()
                 if entry.name in SKIPPED or (info.st_dev, info.st_ino) in self.skipped:
@@ -260,13 +294,18 @@ class _Snapshot:
             return False
         return (info.st_dev, info.st_ino) in self.skipped
 
-    def _link_target(self, path: str) -> str:
+    def _link_target(self, path: str) -> str | None:
         """Where a link in the snapshot points: into the snapshot where the project's
-        link points into the project (relative, whatever it was), else where it points."""
-        target = os.readlink(path)
-        where = os.path.normpath(os.path.join(os.path.dirname(path), target))
-        if where == self.project or where.startswith(self.project + os.sep):
-            return os.path.relpath(where, os.path.dirname(path))
+        link leads into the project (by any path: through other links, an alias of the
+        project), as a relative link; else where it leads. None for a link to a
+        directory holding the project (``up -> ..``): through it, a stage would reach
+        the project itself, so it is left out."""
+        where = os.path.realpath(path)
+        home = os.path.realpath(os.path.dirname(path))
+        if where == self.real or where.startswith(self.real + os.sep):
+            return os.path.relpath(where, home)
+        if self.real.startswith(where.rstrip(os.sep) + os.sep):
+            return None
         return where
 
     def _file(self, source: str, destination: str, info: os.stat_result) -> None:
@@ -359,8 +398,8 @@ def unmount(workspace: Workspace) -> None:
     """Take the overlay down (before its layers are removed or merged): the namespace
     would drop it when the worker ends, but not before."""
     if workspace.method == "overlay":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.umount2(os.fsencode(workspace.path), _MNT_DETACH)
+        layers = [workspace.directory / name for name in ("project", "upper", "work")]
+        _unmount_all(workspace.path, layers)
 
 
 def keep(workspace: Workspace, cache: CacheDir | None = None) -> Path:

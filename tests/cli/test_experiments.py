@@ -637,3 +637,78 @@ def test_ctrl_c_as_workers_start_cancels_them_without_a_traceback(
     assert runner.returncode == 130
     assert b"Traceback" not in err, err.decode()
     assert [row["state"] for row in experiments(project)] == ["cancelled"] * 3
+
+
+def test_a_shared_large_dep_is_cached_however_many_experiments_link_it(
+    project: Project, tmp_path: Path
+) -> None:
+    """Links made and removed to a shared large dep while a stage runs (other
+    experiments' workspaces, a fresh cache made private) change its ctime: its bytes
+    are read again rather than its result thrown away."""
+    project.write(
+        """
+[params]
+x = 1
+
+[stages.a]
+command = "sleep 0.3; wc -c big.bin > out.txt; echo $MLCI_PARAM_X >> out.txt"
+deps = ["big.bin"]
+params = ["x"]
+outs = ["out.txt"]
+"""
+    )
+    (project.path / "big.bin").write_bytes(os.urandom(3 << 19))
+    result = project.mlci("exp", "run", "--set", "x=1,2,3,4", "-j", "4", timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert b"changed while the stage ran" not in result.stdout, result.stdout.decode()
+    again = project.mlci("exp", "run", "--set", "x=1,2,3,4", "-j", "4", timeout=180)
+    assert again.stdout.count(b"-- cached") == 4, again.stdout.decode()
+
+
+def test_no_way_out_of_a_workspace_writes_the_project_or_the_cache(
+    tmp_path: Path,
+) -> None:
+    """An alias of the project, a link to it through another, a link to its parent,
+    a path out of the workspace by ``..``: none leads a stage to the project's files,
+    nor to the snapshot's (the cache's objects)."""
+    import hashlib
+
+    project = Project(tmp_path / "project")
+    project.path.mkdir()
+    os.symlink(project.path, tmp_path / "alias")
+    (project.path / "real.txt").write_text("real\n")
+    os.symlink(tmp_path / "alias" / "real.txt", project.path / "via-alias.txt")
+    os.symlink("via-alias.txt", project.path / "chained.txt")
+    os.symlink("..", project.path / "up")
+    (project.path / "big.bin").write_bytes(os.urandom(3 << 19))
+    project.write(
+        """
+[stages.a]
+command = '''
+echo x >> via-alias.txt; echo x >> chained.txt
+test ! -e up
+for f in ../project/big.bin ../upper/x ../work/x; do echo x >> $f 2>/dev/null; done
+rm -f ../project/big.bin 2>/dev/null
+mkdir -p d && mv d e && python3 -c "import os; os.makedirs('f'); os.rename('f', 'g')"
+true
+'''
+"""
+    )
+    big = (project.path / "big.bin").read_bytes()
+    result = project.mlci("exp", "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (project.path / "real.txt").read_text() == "real\n"
+    sha = hashlib.sha256(big).hexdigest()
+    obj = project.state_dir / "cache" / "objects" / sha[:2] / sha[2:]
+    assert hashlib.sha256(obj.read_bytes()).hexdigest() == sha
+    assert (project.path / "big.bin").read_bytes() == big
+
+
+def test_a_project_whose_mlci_cannot_hold_workspaces_is_one_line(project: Project) -> None:
+    project.write('[pipeline]\nstate_dir = "store"\n\n[stages.a]\ncommand = "true"\n')
+    (project.path / ".mlci").write_text("not a directory")
+    result = project.mlci("exp", "run")
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and "cannot hold the experiments' workspaces" in lines[0], lines
+    assert not (project.path / "store" / "mlci.db").exists()
