@@ -104,7 +104,7 @@ def main() -> None:
                     plans[method] = _plan(config_path, made, store)
             finally:
                 workspace.unmount(made)
-                workspace.remove(directory)
+                workspace.remove(directory, cache)
     store.close()
     print(json.dumps({"private_mounts": mounts, "made": made_by, "plan": plans}))
 
