@@ -197,7 +197,10 @@ def _commands(parser: argparse.ArgumentParser, *, listed: bool, **kwargs: Any) -
 def _group(commands: _Commands, name: str, help: str) -> _Commands:
     """A command of commands (``mlci exp run``): the commands of its parser."""
     parser = commands.add_parser(name, parents=[_CONFIG], help=help)
-    return _commands(parser, listed=commands.listed, metavar="ACTION", required=True)
+    actions = _commands(parser, listed=commands.listed, metavar="ACTION", required=True)
+    if commands.listed:
+        actions.named = ""  # `mlci --help` lists the group, not its commands: none is made
+    return actions
 
 
 def _command(
