@@ -43,6 +43,13 @@ class ExperimentState(Worded):
     def finished(self) -> bool:
         return self not in (ExperimentState.QUEUED, ExperimentState.RUNNING)
 
+    @classmethod
+    def of_run(cls, run: RunState) -> ExperimentState:
+        """How an experiment whose run ended in ``run`` ended."""
+        if run in (RunState.PASSED, RunState.CANCELLED, RunState.INTERRUPTED):
+            return cls(run.value)
+        return cls.FAILED
+
 
 class StageState(Worded):
     PENDING = "pending"

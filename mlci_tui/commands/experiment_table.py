@@ -348,7 +348,7 @@ def _remove(store: Store, config: Config, experiment: ExperimentRecord) -> str:
         else:
             # A version was made from it: the version's record keeps its run.
             removed.append(f"not run {run_id} (a model version was made from it)")
-    from mlci_tui.service.experiments import EXPERIMENTS_DIR
+    from mlci_tui.service.workspace import EXPERIMENTS_DIR
 
     if _remove_tree(config.root / EXPERIMENTS_DIR, str(experiment.id)):
         removed.append("its workspace")

@@ -207,9 +207,7 @@ def handle_exp_work(args: argparse.Namespace) -> int:
             print(f"{visible_text(experiment.label)}: {visible_text(message)}", file=sys.stderr)
         else:
             run = None if run_id is None else store.runs.get(run_id)
-            ended = (
-                ExperimentState.FAILED if run is None else experiments.experiment_state(run.state)
-            )
+            ended = ExperimentState.FAILED if run is None else ExperimentState.of_run(run.state)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)  # what is settled now is settled whole
         experiments.settle(store, experiment, ended, root=project.root, made=made, message=message)

@@ -37,7 +37,7 @@ from mlci_tui.errors import UsageError
 from mlci_tui.masking import SecretMasker
 from mlci_tui.service import workspace
 from mlci_tui.service.workspace import Workspace
-from mlci_tui.states import ExperimentState, RunState
+from mlci_tui.states import ExperimentState
 from mlci_tui.store import Store
 from mlci_tui.store.cache_dir import CacheDir
 from mlci_tui.store.experiments import NewExperiment
@@ -47,30 +47,6 @@ MAX_WITHOUT_YES = 100
 """A grid larger than this runs only with ``--yes``."""
 MAX_GRID = 10_000
 """A grid larger than this is refused: a sweep that size is a typo, or several sweeps."""
-EXPERIMENTS_DIR = Path(".mlci") / "experiments"
-"""Under the project, whatever ``state_dir`` says (as the outs lock is): one directory
-per experiment's workspace. Not in a store elsewhere, where every out of the workspace
-would be inside the store."""
-
-_STATES = {
-    RunState.PASSED: ExperimentState.PASSED,
-    RunState.FAILED: ExperimentState.FAILED,
-    RunState.CANCELLED: ExperimentState.CANCELLED,
-    RunState.INTERRUPTED: ExperimentState.INTERRUPTED,
-    RunState.ROLLED_BACK: ExperimentState.FAILED,
-}
-
-
-def experiment_dir(root: Path, experiment_id: int) -> Path:
-    """The directory of an experiment's workspace, in the project at ``root``."""
-    return root / EXPERIMENTS_DIR / str(experiment_id)
-
-
-def experiment_state(run: RunState) -> ExperimentState:
-    """How an experiment whose run ended in ``run`` ended."""
-    return _STATES.get(run, ExperimentState.FAILED)
-
-
 # The grid ---------------------------------------------------------------------
 
 
@@ -289,7 +265,7 @@ def _signals(handler: Callable[[int, object], None]) -> Iterator[None]:
 def workspaces_dir(config: Config) -> Path:
     """The project's directory of workspaces, made if missing; `UsageError` in one line
     when it cannot be (``.mlci`` a file, a dangling link, read-only)."""
-    directory = config.root / EXPERIMENTS_DIR
+    directory = config.root / workspace.EXPERIMENTS_DIR
     try:
         directory.mkdir(parents=True, exist_ok=True)
         if not os.access(directory, os.W_OK | os.X_OK):
@@ -372,7 +348,7 @@ def prepare(
     from mlci_tui.store.cache_dir import FileHasher
 
     state_dir = project.pipeline.state_dir
-    directory = experiment_dir(project.root, experiment.id)
+    directory = workspace.experiment_dir(project.root, experiment.id)
     commit, code_hash = workspace.code_state(project.root)
     cache = CacheDir(project.pipeline.cache_dir, FileHasher(store.file_hashes))
     try:
@@ -431,7 +407,7 @@ def settle(
         else:
             workspace.remove(made.workspace.directory, made.cache)
     elif not experiment.keep:
-        workspace.remove(experiment_dir(root, experiment.id))
+        workspace.remove(workspace.experiment_dir(root, experiment.id))
     store.experiments.finish(experiment.id, ended, ended_at=time.time(), message=message)
 
 

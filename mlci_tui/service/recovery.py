@@ -133,7 +133,6 @@ def recover_experiments(store: Store, config: Config) -> list[int]:
     ``interrupted``, and remove their workspaces (unless kept). Runs first: the run
     of a worker killed outright is marked interrupted by `recover_runs`."""
     from mlci_tui.service import workspace
-    from mlci_tui.service.experiments import experiment_dir, experiment_state
     from mlci_tui.store.cache_dir import CacheDir, FileHasher
 
     cache = CacheDir(config.pipeline.cache_dir, FileHasher(store.file_hashes))
@@ -144,14 +143,14 @@ def recover_experiments(store: Store, config: Config) -> list[int]:
         run = None if experiment.run_id is None else store.runs.get(experiment.run_id)
         state = ExperimentState.INTERRUPTED
         if run is not None and run.state.finished:
-            state = experiment_state(run.state)
+            state = ExperimentState.of_run(run.state)
         message = None
         if state is ExperimentState.INTERRUPTED:
             message = f"its worker (pid {experiment.pid}) stopped without finishing it"
         if store.experiments.finish(experiment.id, state, ended_at=time.time(), message=message):
             marked.append(experiment.id)
             if not experiment.keep:
-                workspace.remove(experiment_dir(config.root, experiment.id), cache)
+                workspace.remove(workspace.experiment_dir(config.root, experiment.id), cache)
     return marked
 
 

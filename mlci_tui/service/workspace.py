@@ -52,6 +52,10 @@ SKIPPED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache
 """Tools' caches: made again by the tools, and never an input."""
 SHARED_MIN = 1 << 20
 """Files this large are shared from the cache under an overlay, not copied."""
+EXPERIMENTS_DIR = Path(".mlci") / "experiments"
+"""Under the project, whatever ``state_dir`` says (as the outs lock is): one directory
+per experiment's workspace. Not in a store elsewhere, where every out of the workspace
+would be inside the store."""
 SHARED_LIST = "shared"
 """In a workspace's directory: the cache objects its snapshot links to, one a line."""
 
@@ -61,6 +65,11 @@ _MS_REC = 0x4000
 _MS_PRIVATE = 1 << 18
 _MNT_DETACH = 2
 _MS_RDONLY = 1
+
+
+def experiment_dir(root: Path, experiment_id: int) -> Path:
+    """The directory of an experiment's workspace, in the project at ``root``."""
+    return root / EXPERIMENTS_DIR / str(experiment_id)
 
 
 class WorkspaceError(Exception):

@@ -57,6 +57,8 @@ def experiments(project: Project) -> list[sqlite3.Row]:
     db.row_factory = sqlite3.Row
     try:
         return db.execute("SELECT * FROM experiments ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # the store is being made: no experiment yet
+        return []
     finally:
         db.close()
 
