@@ -135,18 +135,11 @@ def new_experiments(
         made.append(
             NewExperiment(
                 masker.mask_text(title),
-                _jsonable(masked_params(changed, masker)),
+                masked_params(changed, masker),
                 tuple(masker.mask_text(text) for text in sets),
             )
         )
     return made
-
-
-def _jsonable(params: Mapping[str, object]) -> dict[str, object]:
-    def plain(value: object) -> object:
-        return [plain(item) for item in value] if isinstance(value, tuple) else value
-
-    return {key: plain(value) for key, value in params.items()}
 
 
 # Draining the queue ---------------------------------------------------------------
@@ -181,13 +174,10 @@ def drain(
     ``batch`` still queued are cancelled. Returns when every worker has ended."""
     ran: list[int] = []
     children: dict[int, subprocess.Popen[bytes]] = {}
-    stopping = 0
-
     signals: list[int] = []
+    """The signals received: any stops the drainer."""
 
     def on_signal(signum: int, _: object) -> None:
-        nonlocal stopping
-        stopping += 1
         signals.append(signum)
         for child in children.values():
             with contextlib.suppress(OSError):
@@ -195,7 +185,7 @@ def drain(
 
     with Store.open(config.pipeline.state_dir) as store, _signals(on_signal):
         while True:
-            while not stopping and len(children) < jobs:
+            while not signals and len(children) < jobs:
                 claimed = store.experiments.claim(
                     batch=batch,
                     pid=os.getpid(),
@@ -231,9 +221,9 @@ def drain(
                     from mlci_tui.service.recovery import recover
 
                     recover(store, config)
-        if stopping and batch is not None:
+        if signals and batch is not None:
             store.experiments.cancel_queued(None, now=time.time(), batch=batch)
-    return Drained(ran, bool(stopping))
+    return Drained(ran, bool(signals))
 
 
 WORKER_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
@@ -286,28 +276,20 @@ def sweep_output_locks(directory: Path) -> None:
                 path.unlink()
 
 
+def _mlci(config: Config, *args: str) -> list[str]:
+    """``mlci ARGS`` of this interpreter and config."""
+    return [sys.executable, "-m", "mlci_tui", "--config", str(config.path), *args]
+
+
 def worker_command(config: Config, experiment: ExperimentRecord, *extra: str) -> list[str]:
     """The command of the worker that runs ``experiment``."""
-    return [
-        sys.executable,
-        "-m",
-        "mlci_tui",
-        "--config",
-        str(config.path),
-        "exp",
-        "work",
-        str(experiment.id),
-        *extra,
-    ]
+    return _mlci(config, "exp", "work", str(experiment.id), *extra)
 
 
 def detach(config: Config, jobs: int | None) -> int:
     """Start `mlci exp start` in a session of its own, outliving this terminal; its pid."""
-    command = [sys.executable, "-m", "mlci_tui", "--config", str(config.path), "exp", "start"]
-    if jobs is not None:
-        command += ["-j", str(jobs)]
     child = subprocess.Popen(
-        command,
+        _mlci(config, "exp", "start", *(() if jobs is None else ("-j", str(jobs)))),
         start_new_session=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
