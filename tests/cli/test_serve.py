@@ -337,10 +337,15 @@ def test_an_idle_dashboard_ends_and_input_keeps_one_alive(project: Project) -> N
             async def typing() -> None:
                 while True:  # a key twice a second, as someone reading and scrolling
                     await busy.socket.send_str(json.dumps(["stdin", "j"]))
+                    # The page's pings, a resize, focus: none of them is someone there.
+                    if not idle.socket.closed:
+                        for message in (["ping", "1"], ["resize", {"width": 90, "height": 30}]):
+                            await idle.socket.send_str(json.dumps(message))
+                        await idle.socket.send_str(json.dumps(["focus"]))
                     await asyncio.sleep(0.5)
 
-            keys = asyncio.create_task(typing())
             await idle.open()
+            keys = asyncio.create_task(typing())
             await idle.shows(b"versions")
             await wait_until(idle.reader.done, timeout=30, what="the idle tab's end")
             keys.cancel()
