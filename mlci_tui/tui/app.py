@@ -113,7 +113,8 @@ class MlciApp(App[None]):
             "Experiments",
             # In the help, not the footer: at 80 columns it would push ? and q out.
             show=False,
-            tooltip="the table, live: sort, filter, diff, plot, promote, start the queue",
+            # What it does read-only too: its keys that act are on its own key bar.
+            tooltip="the table, live: sort, filter, diff, plot",
             id="experiments",
         ),
         Binding(
@@ -150,7 +151,7 @@ class MlciApp(App[None]):
             tooltip="the stage's metric series; on the versions, a metric across them",
             id="plot",
         ),
-        Binding("A", "show_alerts", "Alerts", show=False, tooltip="read, acknowledge", id="alerts"),
+        Binding("A", "show_alerts", "Alerts", show=False, tooltip="newest first", id="alerts"),
         Binding(
             "D",
             "show_graph",

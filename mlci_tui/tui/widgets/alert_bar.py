@@ -50,10 +50,11 @@ class AlertBar(Widget):
             text.append("decision needed: ", style="bold")
             text.append_text(plain(f"v{decision.version} failed its analysis: {decision.finding}"))
             target = f"roll back to v{decision.target}?" if decision.target else "no target"
-            text.append(f" — {target}", style="bold")
             if self.answers:
-                text.append(" ")
+                text.append(f" — {target} ", style="bold")
                 text.append("press a", style="reverse")
+            else:
+                text.append(f" — {target}", style="bold")
         elif unseen := self._unseen():
             alert = unseen[0]
             when = time.strftime("%H:%M:%S", time.localtime(alert.created_at))
