@@ -131,6 +131,7 @@ async def test_read_only_the_experiments_offer_no_key_that_acts(project: Project
         assert {b.key for b in acting} == {"P", "s", "c"}
         keys = str(screen.query_one(KeyBar).render())
         assert "Mark" in keys and "Sort" in keys
+        assert str(screen.title_line.render()).startswith("experiments read-only · 6")
         offered = {b.binding.action for b in screen.active_bindings.values()}
         for binding in acting:
             assert binding.action not in offered

@@ -361,6 +361,9 @@ class ExperimentsScreen(Screen[None]):
         running = states.count(ExperimentState.RUNNING)
         queued = states.count(ExperimentState.QUEUED)
         text = Text("experiments", style="bold", end="")
+        if self.readonly:
+            # Over the main screen's header, which says so: said here too.
+            text.append(" read-only", style="bold reverse")
         total = len(self.table_read.rows) if self.table_read is not None else 0
         count = f"{len(rows)} of {total}" if self.filter_text else str(total)
         text.append(f" · {count}")
