@@ -22,12 +22,14 @@ def handle_serve(args: argparse.Namespace) -> int:
             f"mlci serve needs {error.name}, of the serve extra: {EXTRA_HINT}"
         ) from None
     try:
-        idle = parse_duration(args.idle_timeout)
+        # A bare number is seconds, as `0` (never) is written.
+        text = args.idle_timeout.strip()
+        idle = parse_duration(float(text) if text.isdigit() else text)
     except ValueError:
         raise UsageError(
             f"--idle-timeout {args.idle_timeout!r}: expected a duration like 1h, 30m or 0 (never)"
         ) from None
-    token_file = Path(args.token_file) if args.token_file else None
+    token_file = None if args.token_file is None else Path(args.token_file)
     token = guard.read_token(token_file) if token_file else guard.make_token()
     public = guard.checked_url(args.public_url) if args.public_url else None
     settings = Settings(

@@ -6,11 +6,11 @@ Plain Python, without the web server, so that each rule is tested on its own.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import os
 import secrets
+import socket
 import stat
 import time
 from collections import deque
@@ -34,8 +34,12 @@ every attempt of that address without a valid cookie is refused outright."""
 FAILURE_WINDOW_S = 60.0
 
 MAX_ADDRESSES = 10_000
-"""Addresses whose failures are remembered at once: more (a flood from many
-addresses) forgets the oldest, so the memory stays bounded."""
+"""Addresses whose failures are remembered at once (`Failures._key`)."""
+
+
+URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+"""What a token may hold: the characters an address carries unescaped, so that the
+printed address works as typed."""
 
 
 def make_token() -> str:
@@ -62,9 +66,10 @@ def read_token(path: Path) -> str:
         raise UsageError(
             f"--token-file {path}: the token must have at least {SHORTEST_TOKEN} characters"
         )
-    if not all(33 <= ord(char) < 127 for char in token):
+    if not all(char in URL_SAFE for char in token):
         raise UsageError(
-            f"--token-file {path}: the token must be one line of printable ASCII, without spaces"
+            f"--token-file {path}: the token must be one line of letters, digits and - . _ ~"
+            " (what an address carries as it is), like `openssl rand -hex 32` makes"
         )
     return token
 
@@ -80,13 +85,10 @@ class Guard:
     """The checks every request passes."""
 
     token: str = field(repr=False)
-
-    @property
-    def cookie_value(self) -> str:
-        """What the cookie holds: derived from the token, so that the token itself
-        is sent once, and a server started again with the same token keeps its
-        visitors."""
-        return hmac.new(self.token.encode(), b"mlci serve cookie", hashlib.sha256).hexdigest()
+    cookie_value: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    """What the cookie holds: not the token, which so crosses the network once, and
+    made anew by each server, so that a cookie that leaked (browsers send it to
+    every server of the host, whatever its port) dies with the server."""
 
     def token_matches(self, offered: str) -> bool:
         # Constant time: how long a refusal takes says nothing of the token.
@@ -105,11 +107,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
 def public_url(host: str, port: int, given: str | None) -> str:
     """The address browsers use, without a trailing slash: ``--public-url`` (behind a
     reverse proxy), else the one served."""
     if given is not None:
         return checked_url(given)
+    if is_wildcard(host):
+        # Every address of this machine: its name is the likeliest one to reach it by.
+        host = socket.gethostname()
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
 
@@ -122,19 +134,29 @@ def checked_url(text: str) -> str:
         raise UsageError(f"--public-url {text!r}: an address without ?query or #fragment")
     try:
         parts.port  # noqa: B018 (parsing it is the check)
-    except ValueError:
-        raise UsageError(f"--public-url {text!r}: its port is not a number") from None
+    except ValueError as error:
+        raise UsageError(f"--public-url {text!r}: {str(error).lower()}") from None
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def origins(url: str, host: str, port: int, *, given: bool) -> frozenset[str]:
-    """The ``Origin`` a websocket may come from: the public address's; on loopback
-    without ``--public-url``, each spelling of loopback at the served port too."""
+    """The ``Origin`` a websocket may come from, whatever the request's ``Host``:
+    the public address's; on loopback without ``--public-url``, each spelling of
+    loopback at the served port too. (Elsewhere without ``--public-url``, also the
+    page's own address, `origin_allowed`.)"""
     parts = urlsplit(url)
     allowed = {f"{parts.scheme}://{parts.netloc}".lower()}
     if not given and is_loopback(host):
         allowed |= {f"http://{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
     return frozenset(allowed)
+
+
+def origin_allowed(origin: str, allowed: frozenset[str], host: str, *, strict: bool) -> bool:
+    """Whether a websocket's ``Origin`` is a served page's: one of ``allowed``, or,
+    unless ``strict``, the address the request itself was sent to (``Host``) — a
+    page from anywhere else is another site's, and the cookie is this host's alone."""
+    origin = origin.lower()
+    return origin in allowed or (not strict and bool(host) and origin == f"http://{host}".lower())
 
 
 @dataclass
@@ -145,24 +167,48 @@ class Failures:
     window: float = FAILURE_WINDOW_S
     clock: Callable[[], float] = time.monotonic
     _seen: dict[str, deque[float]] = field(default_factory=dict)
+    _pruned: float = float("-inf")
 
     def add(self, address: str) -> int:
         """Count one failure of ``address``; how many it made within the window."""
-        times = self._recent(address)
+        key = self._key(address)
+        times = self._recent(key)
         if times is None:
-            if len(self._seen) >= MAX_ADDRESSES:
-                # Dicts keep insertion order: the first key is the oldest address.
-                del self._seen[next(iter(self._seen))]
-            times = self._seen[address] = deque(maxlen=self.limit + 1)
+            times = self._seen[key] = deque(maxlen=self.limit + 1)
         times.append(self.clock())
         return len(times)
 
     def blocked(self, address: str) -> float:
         """Seconds until ``address`` may try again; 0 when it may now."""
-        times = self._recent(address)
+        times = self._recent(self._key(address))
         if times is None or len(times) < self.limit:
             return 0.0
         return max(0.0, times[-self.limit] + self.window - self.clock())
+
+    def _key(self, address: str) -> str:
+        """Whose failures an address's are: this machine's all one (any 127.x.y.z
+        reaches a server on loopback), an IPv6 /64 one (a host is given a whole
+        one); past ``MAX_ADDRESSES`` at once, every new one shares one key, so a
+        flood from many addresses neither grows the memory nor frees one."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            key = address
+        else:
+            if ip.is_loopback:
+                key = "loopback"
+            elif ip.version == 6:
+                key = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+            else:
+                key = str(ip)
+        if key in self._seen or len(self._seen) < MAX_ADDRESSES:
+            return key
+        now = self.clock()
+        if now - self._pruned >= 1.0:  # full: what has expired makes room, once a second
+            self._pruned = now
+            for old in list(self._seen):
+                self._recent(old)
+        return key if len(self._seen) < MAX_ADDRESSES else "others"
 
     def _recent(self, address: str) -> deque[float] | None:
         times = self._seen.get(address)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -45,6 +46,9 @@ KILL_GRACE_S = 2.0
 
 HEARTBEAT_S = 15.0
 """Websocket pings: a tab that vanished (a laptop closed) is noticed within this."""
+
+MAX_REFUSAL_LINES = 100
+"""Refusals logged a minute at most: a flood from many addresses is a count."""
 
 LARGEST_MESSAGE = 1 << 20
 """The largest websocket message read from a browser (a paste, say)."""
@@ -104,7 +108,9 @@ class DashboardService(AppService):
         self.argv = argv
         self.settings = settings
         self.session = session
-        self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+        self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the session)
+        self.killed = False
+        """Whether it did not quit when asked, and its process group was ended."""
 
     async def _open_app_process(self, width: int = 80, height: int = 24) -> Any:
         environment = guard.secret_free(
@@ -141,7 +147,14 @@ class DashboardService(AppService):
             await self.send_meta({"type": "quit"})
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), QUIT_GRACE_S)
+        if process is not None:
+            # Its output ended: it is ending, if not reaped yet.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    process.wait(), 0 if task and not task.done() else QUIT_GRACE_S
+                )
         if process is not None and process.returncode is None:
+            self.killed = True
             for signum in (signal.SIGTERM, signal.SIGKILL):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signum)
@@ -162,7 +175,7 @@ class DashboardService(AppService):
     def failure(self) -> str | None:
         """Why the dashboard failed, from its stderr's last line; None if it did not."""
         process = self._process
-        if process is None or process.returncode in (0, None, -signal.SIGTERM):
+        if self.killed or process is None or process.returncode in (0, None):
             return None
         self.errors.seek(0)
         lines = self.errors.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
@@ -188,7 +201,12 @@ class DashboardServer(Server):
             public, settings.host, port, given=settings.public_url is not None
         )
         self.secure = public.startswith("https:")
+        # Without --public-url beyond loopback, the page's own address is not known
+        # in advance (a name, an address): a websocket from it is.
+        self.strict = settings.public_url is not None or guard.is_loopback(settings.host)
         self.failures = Failures()
+        self.refusals_since = time.monotonic()
+        self.refusals_logged = self.refusals_unlogged = 0
         self.sessions: dict[str, Session] = {}
         self.handlers: set[asyncio.Task[Any]] = set()
         self.argv = [sys.executable, "-m", "mlci_tui", "tui", "--config", str(settings.config_path)]
@@ -218,6 +236,11 @@ class DashboardServer(Server):
         offered = request.query.get("token")
         cookie = request.cookies.get(self.cookie)
         if offered is not None:
+            if request.headers.get("Sec-Fetch-Mode", "navigate") != "navigate":
+                # A browser fetching for another page (an image, a script): never someone
+                # opening the address. Refused, and not counted: a page on another port
+                # of this host must not spend the attempts and lock the user out.
+                return unauthorized()
             if request.path != "/":
                 # Only the page exchanges a token: elsewhere it would stay in an address.
                 return self.refuse(request, address, "a token in the address of this path")
@@ -254,14 +277,29 @@ class DashboardServer(Server):
     def refuse(self, request: web.Request, address: str, why: str) -> web.Response:
         count = self.failures.add(address)
         if count < self.failures.limit:
-            say(f"refused {address}: {why} ({request.method} {shown(request.path)})")
+            self.log_refusal(f"refused {address}: {why} ({request.method} {shown(request.path)})")
         elif count == self.failures.limit:
-            say(
-                f"refused {address}: {why}; {count} failures within"
-                f" {self.failures.window:.0f}s: its attempts are refused for"
-                f" {self.failures.window:.0f}s, unlogged"
+            window = f"{self.failures.window:.0f}s"
+            self.log_refusal(
+                f"refused {address}: {why}; {count} failures within {window}:"
+                f" its attempts are refused for {window}, unlogged"
             )
         return unauthorized()
+
+    def log_refusal(self, line: str) -> None:
+        """At most `MAX_REFUSAL_LINES` a minute, whatever the number of addresses."""
+        now = time.monotonic()
+        if now - self.refusals_since >= 60:
+            if self.refusals_unlogged:
+                say(f"{self.refusals_unlogged} more refusals in the last minute, unlogged")
+            self.refusals_since, self.refusals_logged, self.refusals_unlogged = now, 0, 0
+        if self.refusals_logged < MAX_REFUSAL_LINES:
+            self.refusals_logged += 1
+            say(line)
+            if self.refusals_logged == MAX_REFUSAL_LINES:
+                say(f"{MAX_REFUSAL_LINES} refusals logged this minute: the rest are counted")
+        else:
+            self.refusals_unlogged += 1
 
     def too_many(self, wait: float) -> web.Response:
         return web.Response(
@@ -310,10 +348,11 @@ class DashboardServer(Server):
         return aiohttp_jinja2.render_template("app_index.html", request, context)
 
     def address_of(self, request: web.Request) -> str:
-        """Where the browser is: on loopback, whichever spelling it used (its cookie
-        belongs to that one); else the public address."""
+        """Where the browser is: without ``--public-url``, the address it used (its
+        cookie belongs to that one; on loopback, one of loopback's spellings);
+        else the public address."""
         asked = f"http://{request.host}".lower()
-        if self.settings.public_url is None and asked in self.origins:
+        if self.settings.public_url is None and (asked in self.origins or not self.strict):
             return asked
         return self.public_url
 
@@ -336,7 +375,7 @@ class DashboardServer(Server):
     async def handle_websocket(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
         address = request.remote or "unknown"
         origin = request.headers.get("Origin", "")
-        if origin.lower() not in self.origins:
+        if not guard.origin_allowed(origin, self.origins, request.host, strict=self.strict):
             say(f"refused {address}: a websocket from {shown(origin) or 'no origin'}")
             return web.Response(status=403, text="403: not from this dashboard's page\n")
         websocket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=LARGEST_MESSAGE)
@@ -383,16 +422,26 @@ class DashboardServer(Server):
         idle = asyncio.create_task(self.end_when_idle(session))
         try:
             await service.start(width, height)
+            assert service._task is not None
+            # A dashboard that ends by itself (it failed to start, say) takes its tab
+            # with it; one that quits also says so (`on_meta`).
+            service._task.add_done_callback(
+                lambda _: asyncio.ensure_future(websocket.close(code=WSCloseCode.GOING_AWAY))
+            )
             await self.relay(websocket, service, session)
         finally:
             idle.cancel()
-            await service.stop()
-            service.errors.close()
-            with contextlib.suppress(Exception):
-                await websocket.close()
-        why = session.ending or service.failure() or "tab closed"
-        lasted = format_duration(time.monotonic() - session.started)
-        say(f"session {session.id} ended ({why}; after {lasted})")
+            try:
+                await service.stop()
+                with contextlib.suppress(Exception):
+                    await websocket.close()
+                why = session.ending or service.failure() or "tab closed"
+                if service.killed:
+                    why += "; its dashboard did not quit and was killed"
+            finally:
+                service.errors.close()
+                lasted = format_duration(time.monotonic() - session.started)
+                say(f"session {session.id} ended ({why}; after {lasted})")
 
     async def relay(
         self, websocket: web.WebSocketResponse, service: DashboardService, session: Session
@@ -404,7 +453,7 @@ class DashboardServer(Server):
                 continue
             try:
                 envelope = json.loads(message.data)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested a million deep
                 continue
             if not isinstance(envelope, list) or not envelope:
                 continue
@@ -462,7 +511,7 @@ def guard_int(value: object, default: int, low: int, high: int) -> int:
     """A number a browser sent, or the default; kept within bounds."""
     try:
         number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e309 is infinite
         return default
     return max(low, min(high, number))
 
@@ -490,6 +539,32 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class OneLine(logging.Handler):
+    """aiohttp's and textual-serve's own log records, each as one line of the
+    server's log, without the traceback: aiohttp's for a malformed request holds
+    the request line, which may hold the token."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__(logging.WARNING)
+        self.secrets = secrets
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f": {type(record.exc_info[1]).__name__}"
+        for secret in self.secrets:
+            text = text.replace(secret, "…")
+        say(f"{record.name}: {shown(text, 200)}")
+
+
+def quiet_libraries(*secrets: str) -> None:
+    handler = OneLine(secrets)
+    for name in ("aiohttp", "textual-serve"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+
+
 def serve(settings: Settings) -> int:
     """Serve until SIGTERM or Ctrl-C; then every dashboard ends, and so does this."""
     sock = listening_socket(settings.host, settings.port)
@@ -506,6 +581,7 @@ def serve(settings: Settings) -> int:
 async def _serve(settings: Settings, sock: socket.socket) -> int:
     host, port = sock.getsockname()[:2]
     server = DashboardServer(settings, port)
+    quiet_libraries(settings.token, server.guard.cookie_value)
     runner = web.AppRunner(
         await server._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
     )

@@ -20,7 +20,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import PYTHON, Output, Project, mlci_env, require_extra, wait_dead, wait_for
+from tests.helpers import (
+    PYTHON,
+    Output,
+    Project,
+    mlci_env,
+    pid_alive,
+    require_extra,
+    wait_dead,
+    wait_for,
+)
 
 require_extra("textual-serve", "pip install -e '.[serve]'")
 
@@ -67,11 +76,13 @@ class Server:
 
     def dashboards(self) -> set[int]:
         """The dashboard processes it runs now (each `mlci tui`, its own group)."""
-        found = {
-            child.pid
-            for child in psutil.Process(self.process.pid).children()
-            if "tui" in child.cmdline()
-        }
+        found = set()
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if "tui" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                    found.add(child.pid)
+            except psutil.Error:  # ended meanwhile, or a zombie the server reaps soon
+                continue
         self.children |= found
         return found
 
@@ -249,6 +260,28 @@ def test_failed_attempts_are_limited_per_address_but_a_cookie_still_works(served
     assert "10 failures within 60s" in log
 
 
+def test_a_browser_fetching_for_another_page_spends_no_attempt(served: Server) -> None:
+    # A page on another port of this host (<img src=…/?token=…>) could otherwise spend
+    # the ten attempts and keep the user's right token out for a minute.
+    for n in range(20):
+        response = served.get(f"/?token=guess-{n}", {"Sec-Fetch-Mode": "no-cors"})
+        assert response.status == 401
+    assert served.get(f"/?token={TOKEN}", {"Sec-Fetch-Mode": "navigate"}).status == 303
+    assert "refused" not in served.log()
+
+
+def test_a_malformed_request_with_the_token_logs_one_line_without_it(served: Server) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        sock.sendall(f"GET /?token={TOKEN}\u2026 HTTP/1.1\r\n".encode() + b"Host: x\r\n\r\n")
+        assert b" 400 Bad Request" in sock.recv(1024).split(b"\r\n")[0]
+    # Whatever aiohttp logs of it is one line, the token taken out.
+    wait_for(lambda: served.get("/").status == 401)
+    assert TOKEN not in served.log()
+    assert "Traceback" not in served.log()
+
+
 # The websocket ----------------------------------------------------------------------
 
 
@@ -291,6 +324,68 @@ def test_a_tab_gets_its_own_dashboard_which_ends_with_it(served: Server) -> None
     asyncio.run(session())
     wait_for(lambda: "ended (tab closed" in served.log())
     assert re.search(r"session [0-9a-f]{8} started \(127\.0\.0\.1; 1 of 8\)", served.log())
+
+
+def test_hostile_messages_are_dropped_and_the_session_goes_on(served: Server) -> None:
+    cookie = served.cookie()
+
+    async def session() -> None:
+        tab = Tab(served, cookie)
+        socket = await tab.open()
+        await tab.shows(b"train")
+        for text in (
+            "[" * 100_000 + "]" * 100_000,  # nested past the parser's recursion
+            json.dumps(["resize", {"width": 1e309, "height": -5}]).replace("Infinity", "1e309"),
+            json.dumps(["resize", {"width": "wide", "height": None}]),
+            json.dumps(["stdin", 42]),
+            json.dumps({"stdin": "x"}),
+            "not json",
+            json.dumps([]),
+        ):
+            await socket.send_str(text)
+        await socket.send_bytes(b"\x00" * 1000)
+        await socket.send_str(json.dumps(["stdin", "?"]))  # the help: it still answers
+        await tab.shows(b"Keys")
+        await tab.close()
+
+    asyncio.run(session())
+    wait_for(lambda: "ended (tab closed" in served.log())
+    assert "Traceback" not in served.log()
+
+
+def test_a_dashboard_that_fails_is_named_in_the_session_s_end(
+    served: Server, project: Project
+) -> None:
+    cookie = served.cookie()
+    project.config_path.write_text("[pipeline\n")  # broken after the server started
+
+    async def session() -> None:
+        tab = Tab(served, cookie)
+        await tab.open()
+        await wait_until(tab.reader.done, what="the failed dashboard's tab closing")
+        await tab.close()
+
+    asyncio.run(session())
+    wait_for(lambda: "ended (" in served.log())
+    ended = served.log().split("ended (", 1)[1]
+    assert ended.startswith(str(project.config_path)), ended
+    assert not served.dashboards()
+
+
+def test_a_dashboard_that_does_not_quit_is_ended_with_its_tab(served: Server) -> None:
+    cookie = served.cookie()
+
+    async def session() -> None:
+        tab = Tab(served, cookie)
+        await tab.open()
+        await tab.shows(b"train")
+        (dashboard,) = served.dashboards()
+        os.kill(dashboard, signal.SIGSTOP)  # hung: it will never read the request to quit
+        await tab.close()
+        await wait_until(lambda: not pid_alive(dashboard), what="the hung dashboard's end")
+
+    asyncio.run(session())
+    wait_for(lambda: "ended (tab closed; its dashboard did not quit and was killed" in served.log())
 
 
 def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Project) -> None:
@@ -418,6 +513,8 @@ def test_a_killed_server_leaves_no_dashboard_behind(project: Project) -> None:
         (["--max-sessions", "0"], "argument --max-sessions: expected a positive number"),
         (["--port", "70000"], "argument --port: expected a port number"),
         (["--host", "no.such.host.invalid"], "--host no.such.host.invalid:"),
+        (["--token-file", ""], "--token-file .: not a file"),
+        (["--public-url", "https://x:99999"], "port out of range 0-65535"),
     ],
 )
 def test_bad_options_get_one_line_and_exit_2(
@@ -436,7 +533,8 @@ def test_bad_options_get_one_line_and_exit_2(
     [
         (0o644, TOKEN, "others may read it (mode 0644); make it yours alone: chmod 600"),
         (0o600, "short", "the token must have at least 16 characters"),
-        (0o600, "two words " * 4, "one line of printable ASCII"),
+        (0o600, "two words " * 4, "one line of letters, digits and - . _ ~"),
+        (0o600, "a+token/from=base64&more#", "like `openssl rand -hex 32` makes"),
     ],
 )
 def test_a_token_file_that_cannot_be_trusted_is_refused(
@@ -485,6 +583,42 @@ def test_a_made_token_is_printed_once_and_written_nowhere(project: Project) -> N
     for path in project.path.rglob("*"):
         if path.is_file():
             assert token not in path.read_bytes(), path
+
+
+def test_beyond_loopback_without_a_public_url_the_page_is_where_the_browser_is(
+    project: Project,
+) -> None:
+    import socket
+
+    project.write(QUICK)
+    server = start_server(project, "--host", "0.0.0.0", "--idle-timeout", "0")
+    try:
+        assert f"Dashboard at http://{socket.gethostname()}:{server.port}/".encode() in (
+            server.stdout.data
+        )
+        assert "never ended when idle" in server.log()
+        cookie = server.cookie()
+        there = f"gpu-box.example:{server.port}"
+        page = server.get("/", {"Cookie": cookie, "Host": there})
+        assert f'data-session-websocket-url="ws://{there}/ws"' in page.body.decode()  # type: ignore[attr-defined]
+
+        async def attempt(origin: str) -> int:
+            async with aiohttp.ClientSession() as client:
+                try:
+                    socket_ = await client.ws_connect(
+                        f"ws://127.0.0.1:{server.port}/ws",
+                        headers={"Cookie": cookie, "Host": there, "Origin": origin},
+                    )
+                except aiohttp.WSServerHandshakeError as error:
+                    return error.status
+                await socket_.close()
+                return 101
+
+        assert asyncio.run(attempt(f"http://{there}")) == 101
+        assert asyncio.run(attempt(f"http://evil.example:{server.port}")) == 403
+        assert asyncio.run(attempt(f"http://gpu-box.example:{server.port + 1}")) == 403
+    finally:
+        stop_server(server)
 
 
 def test_another_host_than_loopback_is_served_with_a_warning(project: Project) -> None:

@@ -63,11 +63,44 @@ TestFailuresAgainstAList = FailuresAgainstAList.TestCase
 
 def test_failures_remember_a_bounded_number_of_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(guard, "MAX_ADDRESSES", 5)
-    failures = Failures(limit=1, clock=Clock())
+    clock = Clock()
+    failures = Failures(limit=2, window=10.0, clock=clock)
+    for _ in range(4):
+        failures.add("10.0.0.1")  # blocked, and never forgotten for the newcomers below
     for n in range(20):
-        failures.add(f"10.0.0.{n}")
-    assert len(failures._seen) == 5
-    assert failures.blocked("10.0.0.19") and not failures.blocked("10.0.0.0")
+        failures.add(f"10.0.1.{n}")
+    assert len(failures._seen) == 5 + 1  # and the newcomers' shared count
+    assert failures.blocked("10.0.0.1")
+    # Past the bound, newcomers share one count: the flood blocks itself.
+    assert failures.blocked("10.9.9.9") and "others" in failures._seen
+    clock.now += 11
+    failures.add("10.0.2.1")  # everything expired: room again
+    assert not failures.blocked("10.0.0.1") and "10.0.2.1" in failures._seen
+
+
+def test_an_address_s_failures_are_its_machine_s_or_its_network_s() -> None:
+    failures = Failures(limit=3, clock=Clock())
+    for address in ("127.0.0.1", "127.8.9.10", "::1"):
+        failures.add(address)
+    assert failures.blocked("127.0.0.2")  # every loopback address is this machine
+    for address in ("2001:db8::1", "2001:db8::2", "2001:db8::ffff:1"):
+        failures.add(address)
+    assert failures.blocked("2001:db8::9") and not failures.blocked("2001:db8:0:1::9")
+    failures.add("10.0.0.1")
+    failures.add("10.0.0.2")
+    failures.add("10.0.0.3")
+    assert not failures.blocked("10.0.0.4")
+
+
+def test_a_websocket_origin_is_a_served_page_s() -> None:
+    allowed = frozenset({"http://127.0.0.1:8765"})
+    assert guard.origin_allowed("HTTP://127.0.0.1:8765", allowed, "evil:1", strict=True)
+    assert not guard.origin_allowed("http://evil:1", allowed, "evil:1", strict=True)
+    # Without --public-url beyond loopback: the page's own address, and nothing else.
+    assert guard.origin_allowed("http://gpu-box:8765", allowed, "gpu-box:8765", strict=False)
+    assert not guard.origin_allowed("http://gpu-box:9000", allowed, "gpu-box:8765", strict=False)
+    assert not guard.origin_allowed("https://gpu-box:8765", allowed, "gpu-box:8765", strict=False)
+    assert not guard.origin_allowed("", allowed, "", strict=False)
 
 
 @given(token=st.text(min_size=16), offered=st.text())
@@ -78,6 +111,8 @@ def test_the_token_and_the_cookie_match_only_themselves(token: str, offered: str
     assert checked.cookie_matches(checked.cookie_value)
     assert not checked.cookie_matches(token)
     assert token not in checked.cookie_value and token not in repr(checked)
+    # Each server makes its own: a cookie that leaked dies with its server.
+    assert Guard(token).cookie_value != checked.cookie_value
 
 
 def test_made_tokens_are_long_and_differ() -> None:
@@ -103,6 +138,13 @@ def test_made_tokens_are_long_and_differ() -> None:
 )
 def test_loopback_is_only_this_machine(host: str, loopback: bool) -> None:
     assert guard.is_loopback(host) is loopback
+
+
+def test_a_wildcard_host_is_served_under_the_machine_s_name() -> None:
+    import socket
+
+    assert guard.public_url("0.0.0.0", 80, None) == f"http://{socket.gethostname()}:80"
+    assert guard.public_url("::", 80, None) == f"http://{socket.gethostname()}:80"
 
 
 def test_the_origins_a_websocket_may_come_from() -> None:
@@ -139,6 +181,12 @@ def test_a_token_file_is_read_as_an_ssh_key_is(tmp_path: Path) -> None:
         guard.read_token(path)
     with pytest.raises(UsageError, match="not a file"):
         guard.read_token(tmp_path)
+    path.write_text("a+token/from=base64&more#")  # as `openssl rand -base64` makes
+    path.chmod(0o600)
+    with pytest.raises(UsageError, match=r"letters, digits and - \. _ ~"):
+        guard.read_token(path)
+    for made in (guard.make_token() for _ in range(50)):
+        assert set(made) <= guard.URL_SAFE
 
 
 def test_a_served_dashboard_environment_holds_no_token() -> None:
