@@ -148,7 +148,12 @@ def wait_for_screen(
     def check() -> bool:
         nonlocal seen
         seen = screen(page)
-        return bool(shows(seen))
+        if shows(seen):
+            return True
+        # textual-serve marks the page when the websocket closes: nothing more will come.
+        if page.evaluate("document.body.classList.contains('-closed')"):
+            raise AssertionError(f"the tab's session ended while waiting for {what}")
+        return False
 
     try:
         wait_for(check, timeout=timeout, what=what)

@@ -144,7 +144,7 @@ def test_a_run_started_in_the_browser_streams_its_log(
         what="the run to end",
     )
     assert isinstance(run, dict)
-    assert (run["id"], run["state"]) == (1, "passed"), run
+    assert (run["run_id"], run["state"]) == (1, "passed"), run
     assert TRAIN_LINE.encode() in project.log("train", 1)
 
 
@@ -193,7 +193,7 @@ def test_read_only_offers_nothing_that_acts(
         assert dialog not in text, text
         press(page, "z", "the panes back", lambda text: PANES.search(text))
     after = last_run(deployed)
-    assert after is not None and after["id"] == runs["id"]
+    assert after is not None and after["run_id"] == runs["run_id"]
     assert history(deployed) == deploys
 
 
