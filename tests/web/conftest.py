@@ -244,6 +244,10 @@ class Served:
                 f"{self.stderr.data[-2000:]!r}"
             )
         started = self.descendants()
+        commands = {}  # what each is, said if it outlives the server
+        for child in started:
+            with contextlib.suppress(psutil.Error):
+                commands[child.pid] = " ".join(child.cmdline())
         self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(STOP_S)
@@ -258,13 +262,17 @@ class Served:
             wait_for(lambda: not [c for c in left if pid_alive(c.pid)], timeout=STOP_S)
         except AssertionError:
             alive = [c for c in left if pid_alive(c.pid)]
-            described = [f"{c.pid} {' '.join(c.cmdline())}" for c in alive]
+            described = [f"{c.pid} {commands.get(c.pid, '?')}" for c in alive]
             self.kill(alive)
             raise AssertionError(f"`mlci serve` left processes behind: {described}") from None
         assert code == 0, f"`mlci serve` exited {code} on SIGTERM: {self.stderr.data[-2000:]!r}"
 
     def kill(self, processes: list[psutil.Process]) -> None:
-        for process in [*processes, psutil.Process(self.process.pid)]:
+        """Kill what a failed stop left, so that it cannot load the tests after it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        for process in processes:
             with contextlib.suppress(psutil.Error):  # it ended meanwhile
                 process.kill()
 
