@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         pipeline,
         registry,
         reports,
+        serve,
         stage_graph,
     )
 
@@ -71,6 +72,7 @@ else:
         pipeline,
         registry,
         reports,
+        serve,
         stage_graph,
     ) = map(
         _Later,
@@ -84,6 +86,7 @@ else:
             "pipeline",
             "registry",
             "reports",
+            "serve",
             "stage_graph",
         ),
     )
@@ -239,6 +242,7 @@ def build_parser(command: str | None = None, *, listed: bool = False) -> argpars
     _registry_commands(commands)
     _experiment_commands(commands)
     _mlflow_commands(commands)
+    _serve_command(commands)
     if command is not None and command not in commands.choices:
         return build_parser()
     return parser
@@ -640,6 +644,59 @@ def _mlflow_commands(commands: _Commands) -> None:
         mlflow.handle_mlflow_status,
         "--json",
         help="what is mirrored, what is behind, and the last sync",
+    )
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) < 65536):
+        raise argparse.ArgumentTypeError(
+            f"expected a port number (0 for any free one), got {text!r}"
+        )
+    return int(text)
+
+
+def _serve_command(commands: _Commands) -> None:
+    """The dashboard in a browser."""
+    if not (
+        parser := _command(
+            commands,
+            "serve",
+            serve.handle_serve,
+            help="the dashboard in a browser, behind a token (the serve extra)",
+        )
+    ):
+        return
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8765, help="the port to listen on (default: 8765)"
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address browsers use, behind a reverse proxy (https://ml.example.com)",
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="dashboards without any key that acts"
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the token from PATH (mode 600) rather than make one",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=_count,
+        default=8,
+        metavar="N",
+        help="dashboards at once; more tabs are refused (default: 8)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        default="1h",
+        metavar="DURATION",
+        help="end a dashboard after this long without a key or a click; 0: never (default: 1h)",
     )
 
 

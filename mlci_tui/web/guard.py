@@ -1,0 +1,186 @@
+"""Who may reach the served dashboards: the token, the cookie it is exchanged for,
+the origins a websocket may come from, and the limit on failed attempts.
+
+Plain Python, without the web server, so that each rule is tested on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import stat
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mlci_tui.errors import UsageError
+
+TOKEN_BYTES = 32
+"""A made token's randomness: 256 bits, as Jupyter's."""
+
+SHORTEST_TOKEN = 16
+"""The fewest characters a token from ``--token-file`` may have."""
+
+MAX_FAILURES = 10
+"""Failed attempts one address may make within ``FAILURE_WINDOW_S``; past them,
+every attempt of that address without a valid cookie is refused outright."""
+
+FAILURE_WINDOW_S = 60.0
+
+MAX_ADDRESSES = 10_000
+"""Addresses whose failures are remembered at once: more (a flood from many
+addresses) forgets the oldest, so the memory stays bounded."""
+
+
+def make_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def read_token(path: Path) -> str:
+    """The token in ``path``: one line, kept from other users as an SSH key is."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would be read forever
+            raise UsageError(f"--token-file {path}: not a file")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise UsageError(f"--token-file {path}: cannot read it: {reason}") from None
+    if info.st_mode & 0o077:
+        raise UsageError(
+            f"--token-file {path}: others may read it (mode {stat.S_IMODE(info.st_mode):04o});"
+            f" make it yours alone: chmod 600 {path}"
+        )
+    token = text.strip()
+    if len(token) < SHORTEST_TOKEN:
+        raise UsageError(
+            f"--token-file {path}: the token must have at least {SHORTEST_TOKEN} characters"
+        )
+    if not all(33 <= ord(char) < 127 for char in token):
+        raise UsageError(
+            f"--token-file {path}: the token must be one line of printable ASCII, without spaces"
+        )
+    return token
+
+
+def cookie_name(port: int) -> str:
+    """Named after the port: browsers share cookies between the ports of one host, so
+    two servers on one machine would otherwise overwrite each other's."""
+    return f"mlci-serve-{port}"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The checks every request passes."""
+
+    token: str = field(repr=False)
+
+    @property
+    def cookie_value(self) -> str:
+        """What the cookie holds: derived from the token, so that the token itself
+        is sent once, and a server started again with the same token keeps its
+        visitors."""
+        return hmac.new(self.token.encode(), b"mlci serve cookie", hashlib.sha256).hexdigest()
+
+    def token_matches(self, offered: str) -> bool:
+        # Constant time: how long a refusal takes says nothing of the token.
+        return hmac.compare_digest(offered.encode(), self.token.encode())
+
+    def cookie_matches(self, offered: str) -> bool:
+        return hmac.compare_digest(offered.encode(), self.cookie_value.encode())
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def public_url(host: str, port: int, given: str | None) -> str:
+    """The address browsers use, without a trailing slash: ``--public-url`` (behind a
+    reverse proxy), else the one served."""
+    if given is not None:
+        return checked_url(given)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def checked_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--public-url {text!r}: expected an address like https://ml.example.com")
+    if parts.query or parts.fragment:
+        raise UsageError(f"--public-url {text!r}: an address without ?query or #fragment")
+    try:
+        parts.port  # noqa: B018 (parsing it is the check)
+    except ValueError:
+        raise UsageError(f"--public-url {text!r}: its port is not a number") from None
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def origins(url: str, host: str, port: int, *, given: bool) -> frozenset[str]:
+    """The ``Origin`` a websocket may come from: the public address's; on loopback
+    without ``--public-url``, each spelling of loopback at the served port too."""
+    parts = urlsplit(url)
+    allowed = {f"{parts.scheme}://{parts.netloc}".lower()}
+    if not given and is_loopback(host):
+        allowed |= {f"http://{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+    return frozenset(allowed)
+
+
+@dataclass
+class Failures:
+    """Failed attempts by address, over a sliding window."""
+
+    limit: int = MAX_FAILURES
+    window: float = FAILURE_WINDOW_S
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[str, deque[float]] = field(default_factory=dict)
+
+    def add(self, address: str) -> int:
+        """Count one failure of ``address``; how many it made within the window."""
+        times = self._recent(address)
+        if times is None:
+            if len(self._seen) >= MAX_ADDRESSES:
+                # Dicts keep insertion order: the first key is the oldest address.
+                del self._seen[next(iter(self._seen))]
+            times = self._seen[address] = deque(maxlen=self.limit + 1)
+        times.append(self.clock())
+        return len(times)
+
+    def blocked(self, address: str) -> float:
+        """Seconds until ``address`` may try again; 0 when it may now."""
+        times = self._recent(address)
+        if times is None or len(times) < self.limit:
+            return 0.0
+        return max(0.0, times[-self.limit] + self.window - self.clock())
+
+    def _recent(self, address: str) -> deque[float] | None:
+        times = self._seen.get(address)
+        if times is None:
+            return None
+        horizon = self.clock() - self.window
+        while times and times[0] <= horizon:
+            times.popleft()
+        if not times:
+            del self._seen[address]
+            return None
+        return times
+
+
+def secret_free(environ: dict[str, str], token: str) -> dict[str, str]:
+    """The environment of a served dashboard: none of its values holds the token."""
+    return {name: value for name, value in environ.items() if token not in value}
+
+
+def session_id() -> str:
+    return os.urandom(4).hex()

@@ -1,0 +1,536 @@
+"""The web server of `mlci serve`: textual-serve's, with a guard in front.
+
+textual-serve (an aiohttp server) gives each websocket a process of its own and
+relays the terminal protocol between the two; it checks nobody. Here every
+request passes `guard` first, the websocket's ``Origin`` is checked, sessions are
+counted and ended when idle, and each dashboard runs in its own process group so
+that ending a session ends everything it started but the runs it detached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import WSCloseCode, WSMsgType, web
+from textual_serve.app_service import AppService
+from textual_serve.server import Server
+
+from mlci_tui.errors import UsageError
+from mlci_tui.textsafe import visible_text
+from mlci_tui.units import format_duration
+from mlci_tui.web import guard
+from mlci_tui.web.guard import Failures, Guard
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+QUIT_GRACE_S = 3.0
+"""How long a dashboard asked to quit may take before its process group is ended."""
+
+KILL_GRACE_S = 2.0
+
+HEARTBEAT_S = 15.0
+"""Websocket pings: a tab that vanished (a laptop closed) is noticed within this."""
+
+LARGEST_MESSAGE = 1 << 20
+"""The largest websocket message read from a browser (a paste, say)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `mlci serve` was asked for, checked."""
+
+    config_path: Path
+    root: Path
+    title: str
+    host: str
+    port: int
+    public_url: str | None
+    read_only: bool
+    max_sessions: int
+    idle_timeout: float
+    """Seconds without a key or a click before a session ends; 0 never."""
+    token: str = field(repr=False)
+    token_file: Path | None
+
+
+@dataclass
+class Session:
+    """One browser tab and the dashboard process serving it."""
+
+    id: str
+    address: str
+    started: float = field(default_factory=time.monotonic)
+    last_input: float = field(default_factory=time.monotonic)
+    ending: str | None = None
+    """Why the server ends it (idle, stopping); None while the tab decides."""
+    websocket: web.WebSocketResponse | None = None
+    service: DashboardService | None = None
+
+
+def say(text: str) -> None:
+    """One line of the server's log, on stderr (stdout holds only the address)."""
+    print(f"mlci serve: {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """Text a client sent (a path, an Origin), safe and short enough for the log."""
+    text = visible_text(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class DashboardService(AppService):
+    """One served dashboard: `mlci tui` in a process group of its own, its
+    environment without the token, its stderr kept for the log."""
+
+    def __init__(
+        self, argv: list[str], settings: Settings, session: Session, **kwargs: Any
+    ) -> None:
+        super().__init__(" ".join(argv), **kwargs)
+        self.argv = argv
+        self.settings = settings
+        self.session = session
+        self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+
+    async def _open_app_process(self, width: int = 80, height: int = 24) -> Any:
+        environment = guard.secret_free(
+            self._build_environment(width=width, height=height), self.settings.token
+        )
+        # Who acts, for the audit trail: what this dashboard starts names the session.
+        environment["MLCI_ACTOR"] = f"web:{self.session.id}"
+        self._process = process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self.errors,
+            env=environment,
+            cwd=self.settings.root,
+            start_new_session=True,
+            preexec_fn=end_with_parent,
+        )
+        # textual-serve reads the process's stderr and prints it on stdout, which
+        # holds only the address here: it reads an empty stream instead, and the
+        # last line of the file is logged if the dashboard fails.
+        empty = asyncio.StreamReader()
+        empty.feed_eof()
+        process.stderr = empty
+        assert process.stdin is not None
+        self._stdin = process.stdin
+        return process
+
+    async def stop(self) -> None:
+        """Ask the dashboard to quit; end its process group if it does not."""
+        task, self._task = self._task, None
+        process = self._process
+        if task is not None:
+            await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
+            await self.send_meta({"type": "quit"})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), QUIT_GRACE_S)
+        if process is not None and process.returncode is None:
+            for signum in (signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signum)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(process.wait(), KILL_GRACE_S)
+                if process.returncode is not None:
+                    break
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def on_meta(self, data: bytes) -> None:
+        if json.loads(data).get("type") == "exit":
+            self.session.ending = "dashboard quit"
+        await super().on_meta(data)
+
+    def failure(self) -> str | None:
+        """Why the dashboard failed, from its stderr's last line; None if it did not."""
+        process = self._process
+        if process is None or process.returncode in (0, None, -signal.SIGTERM):
+            return None
+        self.errors.seek(0)
+        lines = self.errors.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
+        return shown(lines[-1], 200) if lines else f"exit code {process.returncode}"
+
+
+class DashboardServer(Server):
+    """textual-serve's server, guarded, bounded, and serving `mlci tui`."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.settings = settings
+        public = guard.public_url(settings.host, port, settings.public_url)
+        super().__init__(
+            "mlci tui",
+            host=settings.host,
+            port=port,
+            title=settings.title,
+            public_url=public,
+        )
+        self.guard = Guard(settings.token)
+        self.cookie = guard.cookie_name(port)
+        self.origins = guard.origins(
+            public, settings.host, port, given=settings.public_url is not None
+        )
+        self.secure = public.startswith("https:")
+        self.failures = Failures()
+        self.sessions: dict[str, Session] = {}
+        self.handlers: set[asyncio.Task[Any]] = set()
+        self.argv = [sys.executable, "-m", "mlci_tui", "tui", "--config", str(settings.config_path)]
+        if settings.read_only:
+            self.argv.append("--read-only")
+
+    async def _make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self.check], client_max_size=LARGEST_MESSAGE)
+        aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(self.templates_path))
+        app.add_routes(
+            [
+                web.get("/", self.handle_index, name="index"),
+                web.get("/ws", self.handle_websocket, name="websocket"),
+                web.get("/download/{key}", self.handle_download, name="download"),
+                web.static("/static", self.statics_path, name="static"),
+            ]
+        )
+        app.on_response_prepare.append(self.add_headers)
+        return app
+
+    # Every request ------------------------------------------------------------------
+
+    @web.middleware
+    async def check(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The token, once, for a cookie; the cookie on every request after."""
+        address = request.remote or "unknown"
+        offered = request.query.get("token")
+        cookie = request.cookies.get(self.cookie)
+        if offered is not None:
+            if request.path != "/":
+                # Only the page exchanges a token: elsewhere it would stay in an address.
+                return self.refuse(request, address, "a token in the address of this path")
+            if wait := self.failures.blocked(address):
+                return self.too_many(wait)
+            if not self.guard.token_matches(offered):
+                return self.refuse(request, address, "a wrong token")
+            return self.exchange(request)
+        if cookie is not None and self.guard.cookie_matches(cookie):
+            return await handler(request)
+        if wait := self.failures.blocked(address):
+            return self.too_many(wait)
+        if cookie is not None:
+            return self.refuse(request, address, "a wrong cookie")
+        # No credentials at all (a bookmark, a favicon): refused, not an attempt.
+        return unauthorized()
+
+    def exchange(self, request: web.Request) -> web.Response:
+        """The token for a cookie, and an address without the token."""
+        query = {name: value for name, value in request.query.items() if name != "token"}
+        base = self.public_url + "/" if self.settings.public_url else "/"
+        location = f"{base}?{urlencode(query)}" if query else base
+        response = web.Response(status=303, headers={"Location": location})
+        response.set_cookie(
+            self.cookie,
+            self.guard.cookie_value,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure,
+        )
+        return response
+
+    def refuse(self, request: web.Request, address: str, why: str) -> web.Response:
+        count = self.failures.add(address)
+        if count < self.failures.limit:
+            say(f"refused {address}: {why} ({request.method} {shown(request.path)})")
+        elif count == self.failures.limit:
+            say(
+                f"refused {address}: {why}; {count} failures within"
+                f" {self.failures.window:.0f}s: its attempts are refused for"
+                f" {self.failures.window:.0f}s, unlogged"
+            )
+        return unauthorized()
+
+    def too_many(self, wait: float) -> web.Response:
+        return web.Response(
+            status=429,
+            text="429: too many failed attempts from this address; try again later\n",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+
+    async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        headers["Cache-Control"] = "no-store"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        # Only this server's own files and websocket: textual-serve's page also asks
+        # Google for a font, which stays unasked (the terminal falls back to its own).
+        headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline';"
+            " style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:;"
+            f" connect-src 'self' {' '.join(self.socket_origins())};"
+            " frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        )
+
+    def socket_origins(self) -> list[str]:
+        return [origin.replace("http", "ws", 1) for origin in sorted(self.origins)]
+
+    # The page ----------------------------------------------------------------------
+
+    async def handle_index(self, request: web.Request) -> web.Response:  # type: ignore[override]
+        if len(self.sessions) >= self.settings.max_sessions:
+            return self.full_page()
+        address = self.address_of(request)
+
+        def url(route: str, **parts: str) -> str:
+            return f"{address}{request.app.router[route].url_for(**parts)}"
+
+        context = {
+            "font_size": guard_int(request.query.get("fontsize"), 16, 6, 64),
+            "app_websocket_url": "ws" + url("websocket")[len("http") :],
+            "config": {"static": {"url": url("static", filename="/").rstrip("/") + "/"}},
+            "application": {"name": self.title},
+        }
+        return aiohttp_jinja2.render_template("app_index.html", request, context)
+
+    def address_of(self, request: web.Request) -> str:
+        """Where the browser is: on loopback, whichever spelling it used (its cookie
+        belongs to that one); else the public address."""
+        asked = f"http://{request.host}".lower()
+        if self.settings.public_url is None and asked in self.origins:
+            return asked
+        return self.public_url
+
+    def full_page(self) -> web.Response:
+        most = self.settings.max_sessions
+        text = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            "<title>mlci: every dashboard in use</title></head>"
+            "<body style='font-family: monospace; margin: 3em'>"
+            f"<h1>All {most} dashboards of this server are in use</h1>"
+            f"<p>mlci serve runs at most {most} at once (--max-sessions)."
+            " Close another tab of this dashboard, then reload this page.</p></body></html>"
+        )
+        return web.Response(
+            status=503, text=text, content_type="text/html", headers={"Retry-After": "30"}
+        )
+
+    # The websocket -----------------------------------------------------------------
+
+    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
+        address = request.remote or "unknown"
+        origin = request.headers.get("Origin", "")
+        if origin.lower() not in self.origins:
+            say(f"refused {address}: a websocket from {shown(origin) or 'no origin'}")
+            return web.Response(status=403, text="403: not from this dashboard's page\n")
+        websocket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=LARGEST_MESSAGE)
+        if len(self.sessions) >= self.settings.max_sessions:
+            await websocket.prepare(request)
+            most = self.settings.max_sessions
+            await websocket.send_bytes(
+                f"\r\n All {most} dashboards of this server are in use (--max-sessions):"
+                " close another tab, then reload.\r\n".encode()
+            )
+            await websocket.close(code=WSCloseCode.TRY_AGAIN_LATER)
+            return websocket
+        session = Session(guard.session_id(), address, websocket=websocket)
+        self.sessions[session.id] = session
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
+        try:
+            await self.run_session(request, session)
+        finally:
+            self.handlers.discard(task)
+            del self.sessions[session.id]
+        return websocket
+
+    async def run_session(self, request: web.Request, session: Session) -> None:
+        websocket = session.websocket
+        assert websocket is not None
+        await websocket.prepare(request)
+        width = guard_int(request.query.get("width"), 80, 10, 1000)
+        height = guard_int(request.query.get("height"), 24, 5, 1000)
+        service = session.service = DashboardService(
+            self.argv,
+            self.settings,
+            session,
+            write_bytes=websocket.send_bytes,
+            write_str=websocket.send_str,
+            close=websocket.close,
+            download_manager=self.download_manager,
+        )
+        say(
+            f"session {session.id} started ({session.address};"
+            f" {len(self.sessions)} of {self.settings.max_sessions})"
+        )
+        idle = asyncio.create_task(self.end_when_idle(session))
+        try:
+            await service.start(width, height)
+            await self.relay(websocket, service, session)
+        finally:
+            idle.cancel()
+            await service.stop()
+            service.errors.close()
+            with contextlib.suppress(Exception):
+                await websocket.close()
+        why = session.ending or service.failure() or "tab closed"
+        lasted = format_duration(time.monotonic() - session.started)
+        say(f"session {session.id} ended ({why}; after {lasted})")
+
+    async def relay(
+        self, websocket: web.WebSocketResponse, service: DashboardService, session: Session
+    ) -> None:
+        """The browser's keys, clicks and sizes to the dashboard; anything else, or
+        anything malformed, is dropped."""
+        async for message in websocket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            try:
+                envelope = json.loads(message.data)
+            except ValueError:
+                continue
+            if not isinstance(envelope, list) or not envelope:
+                continue
+            kind, data = envelope[0], envelope[1] if len(envelope) > 1 else None
+            if kind == "stdin" and isinstance(data, str):
+                session.last_input = time.monotonic()
+                await service.send_bytes(data.encode("utf-8", "replace"))
+            elif kind == "resize" and isinstance(data, dict):
+                await service.set_terminal_size(
+                    guard_int(data.get("width"), 80, 10, 1000),
+                    guard_int(data.get("height"), 24, 5, 1000),
+                )
+            elif kind == "ping" and isinstance(data, str):
+                await websocket.send_json(["pong", data[:64]])
+            elif kind == "blur":
+                await service.blur()
+            elif kind == "focus":
+                await service.focus()
+
+    async def end_when_idle(self, session: Session) -> None:
+        timeout = self.settings.idle_timeout
+        if not timeout:
+            return
+        while True:
+            left = session.last_input + timeout - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.sleep(left)
+        session.ending = f"idle for {format_duration(timeout)}"
+        assert session.websocket is not None
+        await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
+
+    async def end_all(self) -> None:
+        """Every session ended, its process group with it."""
+        for session in list(self.sessions.values()):
+            session.ending = "server stopped"
+            if session.websocket is not None:
+                with contextlib.suppress(Exception):
+                    await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"stopped")
+        if self.handlers:
+            await asyncio.wait(self.handlers, timeout=QUIT_GRACE_S + 3 * KILL_GRACE_S)
+
+
+def end_with_parent() -> None:
+    """In a served dashboard, before it starts: it ends when `mlci serve` does, even
+    killed with kill -9 (Textual's web driver keeps running when its input ends)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def guard_int(value: object, default: int, low: int, high: int) -> int:
+    """A number a browser sent, or the default; kept within bounds."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return default
+    return max(low, min(high, number))
+
+
+def unauthorized() -> web.Response:
+    return web.Response(status=401, text="401: open the address mlci serve printed\n")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise UsageError(f"--host {host}: {error.strerror or error}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as error:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def serve(settings: Settings) -> int:
+    """Serve until SIGTERM or Ctrl-C; then every dashboard ends, and so does this."""
+    sock = listening_socket(settings.host, settings.port)
+    if not guard.is_loopback(settings.host):
+        say(
+            f"warning: listening on {settings.host}, beyond this machine: anyone who reaches"
+            " the port with the token gets the dashboard. Plain HTTP carries the token and"
+            " its cookie in clear: put TLS in a reverse proxy in front, and pass its address"
+            " as --public-url (README: In a browser)."
+        )
+    return asyncio.run(_serve(settings, sock))
+
+
+async def _serve(settings: Settings, sock: socket.socket) -> int:
+    host, port = sock.getsockname()[:2]
+    server = DashboardServer(settings, port)
+    runner = web.AppRunner(
+        await server._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+    )
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if settings.token_file is None:
+        # Printed once, here alone: the token is in no log line, file or store.
+        print(f"Dashboard at {server.public_url}/?token={settings.token}", flush=True)
+    else:
+        print(
+            f"Dashboard at {server.public_url}/?token=… (the token in {settings.token_file})",
+            flush=True,
+        )
+    mode = "read-only" if settings.read_only else "acting as web:SESSION"
+    idle = settings.idle_timeout
+    ends = f"each ended after {format_duration(idle)} idle" if idle else "never ended when idle"
+    say(
+        f"serving {settings.config_path} on {host}:{port} ({mode};"
+        f" at most {settings.max_sessions} sessions, {ends}); Ctrl-C stops"
+    )
+    try:
+        await stop.wait()
+    finally:
+        say(f"stopping: {len(server.sessions)} sessions to end")
+        await server.end_all()
+        await runner.cleanup()
+    return 0

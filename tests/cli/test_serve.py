@@ -1,0 +1,509 @@
+"""`mlci serve` over plain HTTP and websockets: a real server process on loopback,
+real dashboard processes behind it, and every refusal the README promises.
+
+The browser's side (the page renders, keys act) is tests/web/, in Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import PYTHON, Output, Project, mlci_env, require_extra, wait_dead, wait_for
+
+require_extra("textual-serve", "pip install -e '.[serve]'")
+
+import aiohttp  # noqa: E402 (textual-serve's dependency: only once it is known to be there)
+
+TOKEN = "a-test-token-of-32-characters-xx"
+
+QUICK = """
+[pipeline]
+name = "served"
+
+[stages.train]
+command = "{python} -c \\"print('trained')\\""
+"""
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    stdout: Output
+    stderr: Output
+    base: str
+    port: int
+    children: set[int] = field(default_factory=set)
+
+    @property
+    def cookie_name(self) -> str:
+        return f"mlci-serve-{self.port}"
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        response.body = response.read()  # type: ignore[attr-defined]
+        connection.close()
+        return response
+
+    def cookie(self) -> str:
+        """The cookie a right token is exchanged for."""
+        response = self.get(f"/?token={TOKEN}")
+        assert response.status == 303
+        jar = SimpleCookie(response.headers["Set-Cookie"])
+        return f"{self.cookie_name}={jar[self.cookie_name].value}"
+
+    def dashboards(self) -> set[int]:
+        """The dashboard processes it runs now (each `mlci tui`, its own group)."""
+        found = {
+            child.pid
+            for child in psutil.Process(self.process.pid).children()
+            if "tui" in child.cmdline()
+        }
+        self.children |= found
+        return found
+
+    def log(self) -> str:
+        return self.stderr.data.decode()
+
+
+def start_server(project: Project, *options: str, token_file: bool = True) -> Server:
+    args = [PYTHON, "-m", "mlci_tui", "serve", "--port", "0", *options]
+    if token_file:
+        path = project.path / "token"
+        path.write_text(TOKEN + "\n")
+        path.chmod(0o600)
+        args += ["--token-file", str(path)]
+    process = subprocess.Popen(
+        [*args, "--config", str(project.config_path)],
+        cwd=project.path,
+        env=mlci_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    stdout, stderr = Output(process.stdout.fileno()), Output(process.stderr.fileno())
+    wait_for(lambda: b"Ctrl-C stops" in stderr.data or process.poll() is not None, what="serving")
+    found = re.search(rb" on [0-9.]+:(\d+) \(", stderr.data)
+    assert found, stderr.data
+    port = int(found.group(1))
+    return Server(process, stdout, stderr, f"http://127.0.0.1:{port}", port)
+
+
+def stop_server(server: Server) -> None:
+    """SIGTERM: it ends every dashboard it started, then itself, with 0."""
+    if server.process.poll() is None:
+        server.dashboards()
+        server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0, server.log()
+    wait_dead(server.children)
+
+
+@pytest.fixture
+def served(project: Project) -> Iterator[Server]:
+    project.write(QUICK)
+    server = start_server(project)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+class Tab:
+    """A browser tab, as textual-serve's page drives its websocket."""
+
+    def __init__(self, server: Server, cookie: str, origin: str | None = None) -> None:
+        self.server, self.cookie = server, cookie
+        self.origin = server.base if origin is None else origin
+        self.received = bytearray()
+
+    async def open(self) -> aiohttp.ClientWebSocketResponse:
+        self.client = aiohttp.ClientSession()
+        headers = {"Cookie": self.cookie}
+        if self.origin:
+            headers["Origin"] = self.origin
+        url = f"ws://127.0.0.1:{self.server.port}/ws?width=100&height=30"
+        self.socket = await self.client.ws_connect(url, headers=headers)
+        self.reader = asyncio.create_task(self._read())
+        return self.socket
+
+    async def _read(self) -> None:
+        async for message in self.socket:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                self.received += message.data
+
+    async def shows(self, text: bytes, timeout: float = 30.0) -> None:
+        async def seen() -> None:
+            while text not in self.received:
+                if self.reader.done():
+                    raise AssertionError(f"closed before {text!r}: {bytes(self.received)[-300:]!r}")
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(seen(), timeout)
+
+    async def close(self) -> None:
+        await self.socket.close()
+        await self.client.close()
+
+
+async def wait_until(
+    condition: Callable[[], object], timeout: float = 30.0, what: str = ""
+) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+# The token and the cookie ----------------------------------------------------------
+
+
+def test_without_the_token_every_path_is_refused(served: Server) -> None:
+    for path in ("/", "/ws", "/static/js/textual.js", "/download/anything", "/elsewhere"):
+        response = served.get(path)
+        assert response.status == 401, path
+        assert b"textual" not in response.body.lower(), path  # type: ignore[attr-defined]
+    # Without credentials nothing was attempted: nothing counted, nothing logged.
+    assert "refused" not in served.log()
+
+
+def test_the_token_is_exchanged_for_a_strict_cookie_and_an_address_without_it(
+    served: Server,
+) -> None:
+    response = served.get(f"/?token={TOKEN}&fontsize=20")
+    assert response.status == 303
+    assert response.headers["Location"] == "/?fontsize=20"
+    assert response.body == b""  # type: ignore[attr-defined]
+    header = response.headers["Set-Cookie"]
+    jar = SimpleCookie(header)
+    morsel = jar[served.cookie_name]
+    assert TOKEN not in header
+    assert morsel["httponly"] and morsel["samesite"] == "Strict" and morsel["path"] == "/"
+    page = served.get("/", {"Cookie": f"{served.cookie_name}={morsel.value}"})
+    assert page.status == 200
+    body = page.body.decode()  # type: ignore[attr-defined]
+    assert f'data-session-websocket-url="ws://127.0.0.1:{served.port}/ws"' in body
+    assert TOKEN not in body
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_wrong_tokens_and_cookies_are_refused_even_beside_a_valid_cookie(served: Server) -> None:
+    cookie = served.cookie()
+    refused = {
+        "a wrong token": served.get("/?token=" + "x" * len(TOKEN)),
+        "a token's prefix": served.get("/?token=" + TOKEN[:-1]),
+        "a wrong cookie": served.get("/", {"Cookie": f"{served.cookie_name}=00{cookie[-10:]}"}),
+        "the token as the cookie": served.get("/", {"Cookie": f"{served.cookie_name}={TOKEN}"}),
+        "another port's cookie": served.get("/", {"Cookie": "mlci-serve-1" + cookie[-65:]}),
+        # A token in the address after the cookie is set: never served, even right.
+        "a wrong token beside the cookie": served.get("/?token=nope", {"Cookie": cookie}),
+        "the token on the websocket's path": served.get(f"/ws?token={TOKEN}", {"Cookie": cookie}),
+        "the token on a file's path": served.get(f"/static/js/textual.js?token={TOKEN}"),
+    }
+    for what, response in refused.items():
+        assert response.status == 401, what
+    again = served.get(f"/?token={TOKEN}", {"Cookie": cookie})
+    assert again.status == 303 and again.body == b""  # type: ignore[attr-defined]
+    assert served.get("/", {"Cookie": cookie}).status == 200
+    log = served.log()
+    assert "refused 127.0.0.1: a wrong token (GET /)" in log
+    assert "a wrong cookie" in log
+    assert TOKEN not in log
+
+
+def test_failed_attempts_are_limited_per_address_but_a_cookie_still_works(served: Server) -> None:
+    cookie = served.cookie()
+    statuses = [served.get(f"/?token=wrong-{n}").status for n in range(10)]
+    assert statuses == [401] * 10
+    # Past ten failures within a minute even the right token waits; a cookie does not.
+    blocked = served.get(f"/?token={TOKEN}")
+    assert blocked.status == 429
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 61
+    assert served.get("/", {"Cookie": cookie}).status == 200
+    assert served.get("/", {"Cookie": f"{served.cookie_name}=guess"}).status == 429
+    log = served.log()
+    # Each failure up to the limit is one line; then one line says the rest are not.
+    assert log.count("refused 127.0.0.1") == 10
+    assert "10 failures within 60s" in log
+
+
+# The websocket ----------------------------------------------------------------------
+
+
+def test_a_websocket_from_another_origin_or_none_is_refused(served: Server) -> None:
+    cookie = served.cookie()
+
+    async def attempt(origin: str | None) -> int:
+        tab = Tab(served, cookie, origin=origin or "")
+        try:
+            await tab.open()
+        except aiohttp.WSServerHandshakeError as error:
+            return error.status
+        finally:
+            await tab.client.close()
+        await tab.close()
+        return 101
+
+    for origin in ("http://evil.example", f"http://127.0.0.1:{served.port + 1}", None):
+        assert asyncio.run(attempt(origin)) == 403, origin
+    assert "a websocket from http://evil.example" in served.log()
+    assert "no origin" in served.log()
+    assert not served.dashboards()
+
+
+def test_a_tab_gets_its_own_dashboard_which_ends_with_it(served: Server) -> None:
+    cookie = served.cookie()
+
+    async def session() -> None:
+        tab = Tab(served, cookie)
+        await tab.open()
+        await tab.shows(b"train")
+        (dashboard,) = served.dashboards()
+        environ = psutil.Process(dashboard).environ()
+        assert re.fullmatch(r"web:[0-9a-f]{8}", environ["MLCI_ACTOR"])
+        assert not any(TOKEN in value for value in environ.values())
+        assert os.getpgid(dashboard) == dashboard  # a process group of its own
+        await tab.close()
+        await wait_until(lambda: not psutil.pid_exists(dashboard), what="the dashboard's end")
+
+    asyncio.run(session())
+    wait_for(lambda: "ended (tab closed" in served.log())
+    assert re.search(r"session [0-9a-f]{8} started \(127\.0\.0\.1; 1 of 8\)", served.log())
+
+
+def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project, "--max-sessions", "2")
+    try:
+        cookie = server.cookie()
+
+        async def sessions() -> None:
+            tabs = [Tab(server, cookie) for _ in range(2)]
+            for tab in tabs:
+                await tab.open()
+                await tab.shows(b"train")
+            page = server.get("/", {"Cookie": cookie})
+            assert page.status == 503
+            assert b"All 2 dashboards of this server are in use" in page.body  # type: ignore[attr-defined]
+            late = Tab(server, cookie)
+            await late.open()  # a page loaded before the others took the places
+            await wait_until(late.reader.done, what="the refused websocket's close")
+            assert b"in use (--max-sessions)" in late.received
+            assert late.socket.close_code == 1013
+            await late.close()
+            assert len(server.dashboards()) == 2
+            await tabs[0].close()
+            await wait_until(lambda: len(server.dashboards()) == 1, what="one dashboard left")
+            assert server.get("/", {"Cookie": cookie}).status == 200
+            await tabs[1].close()
+
+        asyncio.run(sessions())
+    finally:
+        stop_server(server)
+
+
+def test_an_idle_dashboard_ends_and_input_keeps_one_alive(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project, "--idle-timeout", "4s")
+    try:
+        cookie = server.cookie()
+
+        async def sessions() -> None:
+            busy, idle = Tab(server, cookie), Tab(server, cookie)
+            await busy.open()
+
+            async def typing() -> None:
+                while True:  # a key twice a second, as someone reading and scrolling
+                    await busy.socket.send_str(json.dumps(["stdin", "j"]))
+                    await asyncio.sleep(0.5)
+
+            keys = asyncio.create_task(typing())
+            await idle.open()
+            await idle.shows(b"versions")
+            await wait_until(idle.reader.done, timeout=30, what="the idle tab's end")
+            keys.cancel()
+            assert not busy.reader.done()
+            await wait_until(lambda: len(server.dashboards()) == 1, what="the idle one's end")
+            await idle.close()
+            await busy.close()
+
+        asyncio.run(sessions())
+        wait_for(lambda: "ended (idle for 4.00s" in server.log())
+    finally:
+        stop_server(server)
+
+
+def test_sigterm_ends_every_dashboard_and_the_server(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project)
+    cookie = server.cookie()
+    stopped: list[int] = []
+
+    async def sessions() -> None:
+        tabs = [Tab(server, cookie) for _ in range(3)]
+        for tab in tabs:
+            await tab.open()
+            await tab.shows(b"train")
+        stopped.extend(server.dashboards())
+        server.process.send_signal(signal.SIGTERM)
+        for tab in tabs:
+            await wait_until(tab.reader.done, what="the server closing the tab")
+            await tab.close()
+
+    asyncio.run(sessions())
+    assert len(stopped) == 3
+    assert server.process.wait(30) == 0
+    wait_dead(stopped)
+    assert server.log().count("(server stopped;") == 3
+
+
+def test_a_killed_server_leaves_no_dashboard_behind(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project)
+    cookie = server.cookie()
+    left: list[int] = []
+
+    async def session() -> None:
+        tab = Tab(server, cookie)
+        await tab.open()
+        await tab.shows(b"train")
+        left.extend(server.dashboards())
+        server.process.kill()
+        await wait_until(tab.reader.done, what="the tab's end")
+        await tab.close()
+
+    asyncio.run(session())
+    assert server.process.wait(30) == -signal.SIGKILL
+    assert len(left) == 1
+    wait_dead(left)
+
+
+# What a user gets wrong --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--token-file", "missing"], "--token-file missing: cannot read it"),
+        (["--public-url", "ftp://x"], "--public-url 'ftp://x': expected an address like"),
+        (["--public-url", "https://x/?a=1"], "an address without ?query or #fragment"),
+        (["--idle-timeout", "soon"], "--idle-timeout 'soon': expected a duration"),
+        (["--max-sessions", "0"], "argument --max-sessions: expected a positive number"),
+        (["--port", "70000"], "argument --port: expected a port number"),
+        (["--host", "no.such.host.invalid"], "--host no.such.host.invalid:"),
+    ],
+)
+def test_bad_options_get_one_line_and_exit_2(
+    project: Project, options: list[str], expected: str
+) -> None:
+    project.write(QUICK)
+    result = project.mlci("serve", "--port", "0", *options, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr.decode()
+    assert len(result.stderr.decode().strip().splitlines()) == 1
+    assert result.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("mode", "text", "expected"),
+    [
+        (0o644, TOKEN, "others may read it (mode 0644); make it yours alone: chmod 600"),
+        (0o600, "short", "the token must have at least 16 characters"),
+        (0o600, "two words " * 4, "one line of printable ASCII"),
+    ],
+)
+def test_a_token_file_that_cannot_be_trusted_is_refused(
+    project: Project, mode: int, text: str, expected: str
+) -> None:
+    project.write(QUICK)
+    path = project.path / "token"
+    path.write_text(text)
+    path.chmod(mode)
+    result = project.mlci("serve", "--port", "0", "--token-file", str(path))
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert expected in stderr and TOKEN not in stderr and len(stderr.splitlines()) == 1
+
+
+def test_a_busy_port_is_one_line(served: Server, project: Project) -> None:
+    result = project.mlci("serve", "--port", str(served.port), "--token-file", "token")
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{served.port}: Address already in use" in (
+        result.stderr.decode()
+    )
+
+
+def test_a_made_token_is_printed_once_and_written_nowhere(project: Project) -> None:
+    project.write(QUICK)
+    project.mlci("run")
+    server = start_server(project, token_file=False)
+    try:
+        (token,) = re.findall(rb"\?token=([A-Za-z0-9_-]{43})\n", server.stdout.data)
+        assert len(token) == 43  # 32 random bytes
+        response = server.get(f"/?token={token.decode()}")
+        assert response.status == 303
+        cookie = response.headers["Set-Cookie"].split(";")[0]
+
+        async def session() -> None:
+            tab = Tab(server, cookie)
+            await tab.open()
+            await tab.shows(b"train")
+            await tab.close()
+
+        asyncio.run(session())
+        wait_for(lambda: "ended" in server.log())
+    finally:
+        stop_server(server)
+    assert token not in server.stderr.data
+    for path in project.path.rglob("*"):
+        if path.is_file():
+            assert token not in path.read_bytes(), path
+
+
+def test_another_host_than_loopback_is_served_with_a_warning(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project, "--host", "0.0.0.0", "--public-url", "https://ml.example.com/")
+    try:
+        assert b"Dashboard at https://ml.example.com/?token=" in server.stdout.data
+        server.stderr.wait_for(b"TLS in a reverse proxy")
+        response = server.get(f"/?token={TOKEN}")
+        # Behind the proxy: the address it serves, and a cookie only sent over TLS.
+        assert response.headers["Location"] == "https://ml.example.com/"
+        assert "Secure" in response.headers["Set-Cookie"]
+    finally:
+        stop_server(server)
+
+
+def test_without_the_extra_mlci_serve_says_how_to_get_it(project: Project, tmp_path: Path) -> None:
+    project.write(QUICK)
+    # A path entry that hides the extra: an importable module raising ModuleNotFoundError.
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "textual_serve").mkdir()
+    (hide / "textual_serve" / "__init__.py").write_text(
+        "raise ModuleNotFoundError('No module named textual_serve', name='textual_serve')\n"
+    )
+    env = mlci_env(PYTHONPATH=f"{hide}{os.pathsep}{mlci_env()['PYTHONPATH']}")
+    result = project.mlci("serve", "--port", "0", env=env)
+    assert result.returncode == 2
+    assert "mlci serve needs textual_serve, of the serve extra: pip install" in (
+        result.stderr.decode()
+    )

@@ -1,0 +1,146 @@
+"""The rules of `mlci serve`'s guard, each against an oracle: the limit on failed
+attempts against a plain list of times, the token's comparison against ``==``,
+the origins against the addresses a browser would send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from mlci_tui.errors import UsageError
+from mlci_tui.web import guard
+from mlci_tui.web.guard import Failures, Guard
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FailuresAgainstAList(RuleBasedStateMachine):
+    """`Failures` says what a list of every failure's time would say."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.failures = Failures(limit=3, window=10.0, clock=self.clock)
+        self.times: dict[str, list[float]] = {}
+
+    def recent(self, address: str) -> list[float]:
+        return [t for t in self.times.get(address, []) if t > self.clock.now - 10.0]
+
+    @rule(address=st.sampled_from(["a", "b", "c"]))
+    def fail(self, address: str) -> None:
+        counted = self.failures.add(address)
+        self.times.setdefault(address, []).append(self.clock.now)
+        assert counted == min(len(self.recent(address)), 4)
+
+    @rule(seconds=st.floats(min_value=0, max_value=15))
+    def wait(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+    @invariant()
+    def blocked_exactly_while_the_limit_is_reached(self) -> None:
+        for address in ("a", "b", "c"):
+            recent = self.recent(address)
+            wait = self.failures.blocked(address)
+            if len(recent) >= 3:
+                assert wait == pytest.approx(recent[-3] + 10.0 - self.clock.now)
+                assert wait > 0
+            else:
+                assert wait == 0
+
+
+TestFailuresAgainstAList = FailuresAgainstAList.TestCase
+
+
+def test_failures_remember_a_bounded_number_of_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guard, "MAX_ADDRESSES", 5)
+    failures = Failures(limit=1, clock=Clock())
+    for n in range(20):
+        failures.add(f"10.0.0.{n}")
+    assert len(failures._seen) == 5
+    assert failures.blocked("10.0.0.19") and not failures.blocked("10.0.0.0")
+
+
+@given(token=st.text(min_size=16), offered=st.text())
+def test_the_token_and_the_cookie_match_only_themselves(token: str, offered: str) -> None:
+    checked = Guard(token)
+    assert checked.token_matches(offered) == (offered == token)
+    assert checked.token_matches(token)
+    assert checked.cookie_matches(checked.cookie_value)
+    assert not checked.cookie_matches(token)
+    assert token not in checked.cookie_value and token not in repr(checked)
+
+
+def test_made_tokens_are_long_and_differ() -> None:
+    tokens = {guard.make_token() for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(len(token) == 43 for token in tokens)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_loopback_is_only_this_machine(host: str, loopback: bool) -> None:
+    assert guard.is_loopback(host) is loopback
+
+
+def test_the_origins_a_websocket_may_come_from() -> None:
+    served = guard.public_url("127.0.0.1", 8765, None)
+    assert served == "http://127.0.0.1:8765"
+    assert guard.origins(served, "127.0.0.1", 8765, given=False) == {
+        "http://127.0.0.1:8765",
+        "http://localhost:8765",
+        "http://[::1]:8765",
+    }
+    proxied = guard.public_url("127.0.0.1", 8765, "https://ML.example.com/mlci/")
+    assert proxied == "https://ML.example.com/mlci"
+    # Behind a proxy, only the proxy's address: never the port it forwards to.
+    assert guard.origins(proxied, "127.0.0.1", 8765, given=True) == {"https://ml.example.com"}
+    assert guard.public_url("::1", 9, None) == "http://[::1]:9"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ml.example.com", "ftp://x", "https://", "https://x/?a=1", "https://x/#top", "http://x:y"],
+)
+def test_a_public_url_that_is_no_address_is_refused(url: str) -> None:
+    with pytest.raises(UsageError, match="--public-url"):
+        guard.checked_url(url)
+
+
+def test_a_token_file_is_read_as_an_ssh_key_is(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("  a-token-long-enough-for-this \n")
+    path.chmod(0o600)
+    assert guard.read_token(path) == "a-token-long-enough-for-this"
+    path.chmod(0o640)
+    with pytest.raises(UsageError, match=r"others may read it \(mode 0640\)"):
+        guard.read_token(path)
+    with pytest.raises(UsageError, match="not a file"):
+        guard.read_token(tmp_path)
+
+
+def test_a_served_dashboard_environment_holds_no_token() -> None:
+    environ = {"HOME": "/root", "LEAK": "x-secret-token-value-x", "PATH": "/bin"}
+    assert guard.secret_free(environ, "secret-token-value") == {"HOME": "/root", "PATH": "/bin"}
