@@ -186,15 +186,18 @@ DEMO_STAGES = ("test", "train", "evaluate", "deploy", "monitor")
 class Served:
     """A running `mlci serve`: its address, its token and its processes."""
 
-    ADDRESS = re.compile(rb"Dashboard at (http://127\.0\.0\.1:(\d+)/\?token=(\S+))\n")
+    ADDRESS = re.compile(rb"Dashboard at http://127\.0\.0\.1:(\d+)/\?token=\S+")
+    """The line `mlci serve` prints once listening (with --token-file, the token is
+    not in it: `?token=…`)."""
 
     def __init__(self, project: Project, args: tuple[str, ...], token_dir: Path) -> None:
         self.project = project
         self.port = free_port()
         self.token_file = token_dir / f"token-{self.port}"
+        self.token = secrets.token_urlsafe(24)
         descriptor = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_urlsafe(24) + "\n")
+            file.write(self.token + "\n")
         self.process = project.start(
             "serve", "--port", str(self.port), "--token-file", str(self.token_file), *args
         )
@@ -211,11 +214,10 @@ class Served:
             raise AssertionError(f"{error}; stderr: {self.stderr.data[-2000:]!r}") from None
         found = self.ADDRESS.search(self.stdout.data)
         assert found, f"`mlci serve` exited {self.process.returncode}: {self.stderr.data!r}"
-        self.url = found[1].decode()
-        """The address with the token, as printed."""
-        self.token = found[3].decode()
-        assert int(found[2]) == self.port
+        assert int(found[1]) == self.port
         self.origin = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.origin}/?token={self.token}"
+        """The address with the token, as the token file's reader would make it."""
 
     def dashboards(self) -> list[psutil.Process]:
         """The dashboard processes serving tabs now (`python -m mlci_tui tui`)."""
