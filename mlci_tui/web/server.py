@@ -286,7 +286,10 @@ class DashboardServer(Server):
         )
 
     def socket_origins(self) -> list[str]:
-        return [origin.replace("http", "ws", 1) for origin in sorted(self.origins)]
+        # CSP has no syntax for an IPv6 address: a page at [::1] relies on 'self'.
+        return [
+            origin.replace("http", "ws", 1) for origin in sorted(self.origins) if "[" not in origin
+        ]
 
     # The page ----------------------------------------------------------------------
 

@@ -201,7 +201,11 @@ def test_the_token_is_exchanged_for_a_strict_cookie_and_an_address_without_it(
     body = page.body.decode()  # type: ignore[attr-defined]
     assert f'data-session-websocket-url="ws://127.0.0.1:{served.port}/ws"' in body
     assert TOKEN not in body
-    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    policy = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    # Chromium drops a source it cannot parse (an IPv6 address) with a console error.
+    port = served.port
+    assert f"connect-src 'self' ws://127.0.0.1:{port} ws://localhost:{port};" in policy
     assert page.headers["Referrer-Policy"] == "no-referrer"
 
 
@@ -333,10 +337,15 @@ def test_an_idle_dashboard_ends_and_input_keeps_one_alive(project: Project) -> N
             async def typing() -> None:
                 while True:  # a key twice a second, as someone reading and scrolling
                     await busy.socket.send_str(json.dumps(["stdin", "j"]))
+                    # The page's pings, a resize, focus: none of them is someone there.
+                    if not idle.socket.closed:
+                        for message in (["ping", "1"], ["resize", {"width": 90, "height": 30}]):
+                            await idle.socket.send_str(json.dumps(message))
+                        await idle.socket.send_str(json.dumps(["focus"]))
                     await asyncio.sleep(0.5)
 
-            keys = asyncio.create_task(typing())
             await idle.open()
+            keys = asyncio.create_task(typing())
             await idle.shows(b"versions")
             await wait_until(idle.reader.done, timeout=30, what="the idle tab's end")
             keys.cancel()
