@@ -236,7 +236,15 @@ def build_parser(command: str | None = None, *, listed: bool = False) -> argpars
     commands = _commands(parser, listed=listed, dest="command", metavar="COMMAND")
     commands.named = command
     # In the order `mlci --help` lists them.
-    _command(commands, "tui", dashboard.handle_tui, help="open the dashboard (the default command)")
+    if tui := _command(
+        commands, "tui", dashboard.handle_tui, help="open the dashboard (the default command)"
+    ):
+        tui.add_argument(
+            "--read-only",
+            action="store_true",
+            help="offer nothing that acts: no run, cancel, rollback, promotion, answer or"
+            " acknowledgement",
+        )
     _pipeline_commands(commands)
     _results_commands(commands)
     _registry_commands(commands)

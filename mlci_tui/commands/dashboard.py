@@ -11,6 +11,7 @@ def handle_tui(args: argparse.Namespace) -> int:
     from mlci_tui.tui.app import make_app
 
     config = load(args)
-    app = make_app(config)
+    # `mlci` alone (no command) has no options of the dashboard's.
+    app = make_app(config, read_only=getattr(args, "read_only", False))
     app.run()
     return app.return_code or 0

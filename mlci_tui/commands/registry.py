@@ -124,13 +124,6 @@ def handle_rollback(args: argparse.Namespace) -> int:
                 return result
 
             result = run_cancellable(rollback)
-        left = result.deployment.from_version
-        if result.succeeded and left is not None:
-            # A rollback answers the monitor's question about the version it left.
-            for decision in registry.store.decisions.pending(version=left):
-                registry.store.decisions.decide(
-                    decision.id, "approved", by=deployer.user, when=time.time()
-                )
     return _report(result)
 
 

@@ -16,13 +16,23 @@ from mlci_tui import procs
 from mlci_tui.config import Config
 from mlci_tui.states import DeployKind, VersionStatus
 from mlci_tui.store.records import DeploymentRecord, VersionRecord
+from mlci_tui.textsafe import visible_text
 
 STALE_ELSEWHERE_S = 3600.0
 """How long a deploy of another host, whose process cannot be checked, may run
 (when `[deploy] timeout` does not say) before its lock is taken."""
+ACTOR_MAX = 64
+"""Characters of `MLCI_ACTOR` kept: it names who acted, in a column of `mlci history`."""
 
 
 def current_user(environ: Mapping[str, str]) -> str:
+    """Who acts, as the audit trail, decisions and acknowledgements record it:
+    `MLCI_ACTOR` when it says (`mlci serve` sets `web:SESSION` for each dashboard it
+    serves), else the login name. The actor is anyone's text, shown by `mlci
+    history` and the dashboard: escapes dropped, control characters made visible."""
+    actor = visible_text(environ.get("MLCI_ACTOR", "").strip())[:ACTOR_MAX].strip()
+    if actor:
+        return actor
     user = environ.get("USER") or environ.get("LOGNAME")
     if user:
         return user

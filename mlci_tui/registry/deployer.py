@@ -337,7 +337,12 @@ class Deployer:
                 statuses=statuses,
                 owes_analysis=version.number if analysis else None,
             )
-            # A decision about a version production left is nobody's to make now.
+            if kind is DeployKind.ROLLBACK and live is not None:
+                # A rollback answers the monitor's question about the version it left:
+                # yes, by whoever rolled back.
+                for decision in self.store.decisions.pending(version=live.number):
+                    self.store.decisions.decide(decision.id, "approved", by=self.user, when=now)
+            # Any other decision, about a version production left, is nobody's to make now.
             self.store.decisions.supersede(version.number, now)
             # Which versions are live and known-good changed: older artifacts may go now.
             self.registry.prune()

@@ -2,7 +2,8 @@
 
 It never runs stages or deploys itself: ``r`` and ``R`` start detached
 ``mlci run`` / ``mlci rollback`` processes that outlive it, and everything
-on screen is read back from the store. It polls cheaply twice a second (the
+on screen is read back from the store. Read-only (`mlci tui --read-only`), it
+offers none of the keys that act (`MlciApp.ACTING`). It polls cheaply twice a second (the
 store reader says when a read is due: SQLite's ``data_version``, or a run in
 progress), so it idles at about no CPU and shows a run started anywhere
 within a second. Its keys are its ``BINDINGS`` and its panes': the footer
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -91,6 +92,13 @@ class MlciApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-medium"), (30, "-tall")]  # noqa: RUF012
     NOTIFICATION_TIMEOUT = 3
+    ACTING: ClassVar[frozenset[str]] = frozenset(
+        {"start_run", "rerun_stage", "rerun_failed", "cancel_run", "rollback", "answer"}
+    )
+    """The actions that change something (each starts an `mlci` process that does, or
+    signals a runner). A read-only dashboard offers none of them: `check_action`
+    hides their keys from the key bar and turns them off, and the help and the
+    palette leave them out (`offers`)."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "r",
@@ -105,7 +113,8 @@ class MlciApp(App[None]):
             "Experiments",
             # In the help, not the footer: at 80 columns it would push ? and q out.
             show=False,
-            tooltip="the table, live: sort, filter, diff, plot, promote, start the queue",
+            # What it does read-only too: its keys that act are on its own key bar.
+            tooltip="the table, live: sort, filter, diff, plot",
             id="experiments",
         ),
         Binding(
@@ -142,7 +151,7 @@ class MlciApp(App[None]):
             tooltip="the stage's metric series; on the versions, a metric across them",
             id="plot",
         ),
-        Binding("A", "show_alerts", "Alerts", show=False, tooltip="read, acknowledge", id="alerts"),
+        Binding("A", "show_alerts", "Alerts", show=False, tooltip="newest first", id="alerts"),
         Binding(
             "D",
             "show_graph",
@@ -192,11 +201,14 @@ class MlciApp(App[None]):
         clock: Callable[[], float] = time.time,
         poll_interval: float = POLL_S,
         spawn: Spawner | None = None,
+        read_only: bool = False,
     ) -> None:
         # Without colour, plain attributes (bold, reverse) rather than Textual's greys,
         # which turn dim text into dark grey on black.
         super().__init__(ansi_color=True if os.environ.get("NO_COLOR") else None)
         self.config = config
+        self.read_only = read_only
+        """Nothing that acts is offered (`ACTING`): what `mlci serve --read-only` serves."""
         self.clock = clock
         self.poll_interval = poll_interval
         self.reader = StoreReader(config.pipeline.state_dir)
@@ -218,12 +230,12 @@ class MlciApp(App[None]):
         self._records: dict[str, StageRecord] = {}
         """The shown run's stages by name."""
         # Held here, not queried: a modal screen on top would hide them from queries.
-        self.header = HeaderBar(config.pipeline.name, id="header")
+        self.header = HeaderBar(config.pipeline.name, read_only=read_only, id="header")
         self.stages = StageList(id="stages", fill=self._fill_pane)
         self.log_view = LogView(id="log")
         self.version_panel = VersionPanel(id="version-panel")
         self.version_panel.border_title = "model versions"
-        self.alert_bar = AlertBar(id="alerts")
+        self.alert_bar = AlertBar(answers=not read_only, id="alerts")
 
     # Layout -------------------------------------------------------------------
 
@@ -442,11 +454,18 @@ class MlciApp(App[None]):
             # A screen with keys of its own (the experiments): the main screen's would
             # act on what is hidden under it; quitting stays.
             return action == "quit_dashboard"
+        if not self.offers(action):
+            return False
         if action == "answer":
             return bool(self.snapshot.decisions)
         if action == "rollback":
             return self.config.deploy is not None
         return True
+
+    def offers(self, action: str) -> bool:
+        """Whether the dashboard offers ``action`` (the app's) at all: in a read-only
+        one, none that acts."""
+        return not (self.read_only and action in self.ACTING)
 
     def action_start_run(self) -> None:
         from mlci_tui.tui.screens.run_dialog import RunPlan
@@ -696,7 +715,8 @@ class MlciApp(App[None]):
             self.say("the filter hides every stage: Esc clears it", severity="warning")
             return
         if run is None or name is None or run.stage(name) is None:
-            self.say("no stage of a run to plot yet: start a run with r", severity="warning")
+            start = ": start a run with r" if self.offers("start_run") else ""
+            self.say(f"no stage of a run to plot yet{start}", severity="warning")
             return
         run_id = run.id
 
@@ -716,7 +736,7 @@ class MlciApp(App[None]):
                 self.config,
                 self.clock,
                 poll_interval=self.poll_interval,
-                readonly=self.snapshot.readonly,
+                readonly=self.read_only or self.snapshot.readonly,
                 key_bar=KeyBar(),
             )
         )
@@ -809,7 +829,8 @@ class MlciApp(App[None]):
             self.say(f"acknowledged {len(ids)} alert{'s' * (len(ids) != 1)}")
             return True
 
-        self.push_screen(AlertsScreen(alerts, acknowledge))
+        # Read-only: the alerts to read, nothing to acknowledge them with.
+        self.push_screen(AlertsScreen(alerts, None if self.read_only else acknowledge))
 
     @work(thread=True, exclusive=True, group="runs")
     def _pick_run(self) -> None:
@@ -926,7 +947,8 @@ class MlciApp(App[None]):
         self.push_screen(HelpScreen(self.key_groups()))
 
     def key_groups(self) -> list[tuple[str, list[Binding]]]:
-        """Every key of the dashboard, by the pane it acts in: what the help shows."""
+        """Every key of the dashboard the dashboard offers, by the pane it acts in: what
+        the help shows."""
         log = LogView.DASHBOARD_BINDINGS
         panes: list[tuple[str, type[Widget], list[Binding]]] = [
             (
@@ -935,7 +957,7 @@ class MlciApp(App[None]):
                 [*log, *bindings_of(LogView)],
             ),
             ("Stages", StageList, bindings_of(StageList)),
-            ("Versions", VersionTable, bindings_of(VersionTable)),
+            ("Versions", VersionTable, self._offered(bindings_of(VersionTable), "app.")),
         ]
         # The screen's keys but its copy (ctrl+c is the app's: it quits).
         moving = [
@@ -954,9 +976,18 @@ class MlciApp(App[None]):
         # The pane with the focus comes first: its keys are the ones at hand.
         return [
             *focused,
-            ("Everywhere", [b for b in bindings_of(type(self)) if b not in log]),
+            ("Everywhere", self._offered(b for b in bindings_of(type(self)) if b not in log)),
             ("Moving between panes", moving),
             *others,
+        ]
+
+    def _offered(self, bindings: Iterable[Binding], prefix: str = "") -> list[Binding]:
+        """The ``bindings`` the dashboard offers. A pane's name the app's actions with
+        ``prefix`` (``app.rollback``); its own actions are its own, never the app's."""
+        return [
+            b
+            for b in bindings
+            if not b.action.startswith(prefix) or self.offers(b.action[len(prefix) :])
         ]
 
     def action_quit_dashboard(self) -> None:
@@ -1056,6 +1087,9 @@ def make_app(
     clock: Callable[[], float] = time.time,
     poll_interval: float = POLL_S,
     spawn: Spawner | None = None,
+    read_only: bool = False,
 ) -> MlciApp:
-    """The dashboard for ``config``."""
-    return MlciApp(config, clock=clock, poll_interval=poll_interval, spawn=spawn)
+    """The dashboard for ``config``; ``read_only``, without the keys that act."""
+    return MlciApp(
+        config, clock=clock, poll_interval=poll_interval, spawn=spawn, read_only=read_only
+    )

@@ -1,5 +1,7 @@
 """The command palette (ctrl+p): the dashboard's own commands, by the names the
-help gives them, and the things they act on (a version, a run, a stage)."""
+help gives them, and the things they act on (a version, a run, a stage). A
+command that acts is the palette's way to an action of the app's `ACTING`: a
+read-only dashboard does not offer it, here as on its keys."""
 
 from __future__ import annotations
 
@@ -20,11 +22,9 @@ if TYPE_CHECKING:
 
         config: Config
         snapshot: Snapshot
+        read_only: bool
 
-        def action_start_run(self) -> None: ...
-        def action_rerun_stage(self) -> None: ...
-        def action_rerun_failed(self) -> None: ...
-        def action_cancel_run(self) -> None: ...
+        def offers(self, action: str) -> bool: ...
         def action_log(self, action: str) -> None: ...
         def action_show_alerts(self) -> None: ...
         def action_pick_run(self) -> None: ...
@@ -44,15 +44,19 @@ class DashboardCommands(Provider):
     def commands(self) -> list[Command]:
         app: Dashboard = self.app  # type: ignore[assignment]
         log = app.action_log
+        # The app's actions that act, by name: offered only where the app offers them.
+        acting = [
+            ("Run", "params, forces, what would run; then start it", "start_run"),
+            ("Re-run stage", "the selected stage, forced", "rerun_stage"),
+            ("Re-run failed", "the stages of the shown run that did not pass", "rerun_failed"),
+            ("Cancel", "cancel the running run, after a confirmation", "cancel_run"),
+        ]
         found: list[Command] = [
-            ("Run", "params, forces, what would run; then start it", app.action_start_run),
-            ("Re-run stage", "the selected stage, forced", app.action_rerun_stage),
-            (
-                "Re-run failed",
-                "the stages of the shown run that did not pass",
-                app.action_rerun_failed,
-            ),
-            ("Cancel", "cancel the running run, after a confirmation", app.action_cancel_run),
+            (name, help_text, getattr(app, f"action_{action}"))
+            for name, help_text, action in acting
+            if app.offers(action)
+        ]
+        found += [
             ("Search", "search the log of the selected stage", partial(log, "search")),
             (
                 "Follow",
@@ -72,12 +76,16 @@ class DashboardCommands(Provider):
                 app.action_toggle_run_log,
             ),
             ("Graph", "which stage needs which, with their states", app.action_show_graph),
-            ("Alerts", "every alert, and acknowledging them", app.action_show_alerts),
+            (
+                "Alerts",
+                "every alert" if app.read_only else "every alert, and acknowledging them",
+                app.action_show_alerts,
+            ),
             ("Runs", "pick a past run to read its logs", app.action_pick_run),
             ("Help", "every key", app.action_help),
         ]
         snapshot = app.snapshot
-        if app.config.deploy is not None:
+        if app.config.deploy is not None and app.offers("rollback"):
             live = snapshot.live
             for version in snapshot.versions[:50]:
                 if live is None or version.number != live.number:

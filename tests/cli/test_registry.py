@@ -3,6 +3,7 @@ and alerts — with real processes, a real store and real files."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import signal
@@ -556,3 +557,49 @@ def test_an_artifact_that_is_or_holds_a_pipe_fails_registration_without_waiting(
     assert b"its artifact could not be registered: " in result.stdout + result.stderr
     assert b"is neither a file, a directory nor a link" in result.stdout + result.stderr
     assert project.mlci("versions", "--json").stdout.strip() == b"[]"
+
+
+def _decided_by(project: Project) -> list[tuple[str, str | None]]:
+    with contextlib.closing(sqlite3.connect(project.state_dir / "mlci.db")) as db:
+        return db.execute("SELECT state, decided_by FROM decisions ORDER BY id").fetchall()
+
+
+def test_mlci_actor_is_who_the_trail_decisions_and_acknowledgements_name(
+    project: Project,
+) -> None:
+    setup(project, policy='"ask"')
+    assert run(project, seed=1) == 0
+    (project.path / "quality").write_text("0.5")
+    assert run(project, seed=2) == 1  # v2 failed its analysis: a decision waits
+    (project.path / "quality").unlink()
+    login = history(project)[0]["user"]
+    actor = mlci_env(MLCI_ACTOR="web:3fa2c1d0")
+    assert project.mlci("rollback", "v1", env=actor).returncode == 0
+    assert _decided_by(project) == [("approved", "web:3fa2c1d0")]
+    assert project.mlci("deploy", "v2", "--force", env=actor).returncode == 0
+    assert project.mlci("alerts", "--ack", env=actor).returncode == 0
+    trail = history(project)
+    assert [(d["kind"], d["to"], d["user"]) for d in trail] == [
+        ("deploy", "v2", "web:3fa2c1d0"),
+        ("rollback", "v1", "web:3fa2c1d0"),
+        ("deploy", "v2", login),
+        ("deploy", "v1", login),
+    ]
+    alerts = json.loads(project.mlci("alerts", "--json").stdout)["alerts"]
+    assert alerts and {a["acknowledged_by"] for a in alerts} == {"web:3fa2c1d0"}
+    table = project.mlci("history").stdout.decode().splitlines()
+    # WHEN is two words: WHO is the seventh.
+    assert table[1].split()[6] == "web:3fa2c1d0" and table[3].split()[6] == login
+    # Empty, it is no actor: the login name is.
+    assert project.mlci("rollback", "v1", env=mlci_env(MLCI_ACTOR=" ")).returncode == 0
+    assert history(project)[0]["user"] == login
+
+
+def test_a_hostile_mlci_actor_reaches_the_trail_visible_and_cut(project: Project) -> None:
+    two_versions(project)
+    hostile = "\x1b]0;pwned\x07web\x1b[2J:\u202e" + "x" * 200
+    assert project.mlci("rollback", env=mlci_env(MLCI_ACTOR=hostile)).returncode == 0
+    user = history(project)[0]["user"]
+    assert user == ("web:<U+202E>" + "x" * 200)[:64]
+    shown = project.mlci("history").stdout
+    assert b"\x1b" not in shown and user.encode() in shown

@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import signal
+import sqlite3
 import struct
 import subprocess
 import termios
@@ -25,6 +26,7 @@ from mlci_tui.states import RunState, StageState, Stream
 from mlci_tui.store.log_index import LogIndex
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.store.reader import Snapshot, StoreReader
+from mlci_tui.tui.screens.alerts_screen import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.decision import DecisionScreen
 from mlci_tui.tui.screens.runs_screen import RunsScreen
@@ -639,3 +641,46 @@ async def test_the_highlighted_version_follows_the_table_to_rollbacks_target(
         body = Console(width=200, record=True, file=io.StringIO())
         body.print(app.screen.body)
         assert "`mlci rollback` without a version would pick v3" in body.export_text()
+
+
+async def test_what_a_dashboard_starts_names_its_mlci_actor(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `mlci serve` starts a dashboard: MLCI_ACTOR in its environment names who
+    answered a decision (a rollback), acknowledged the alerts and deployed from a run."""
+    setup(project, policy='"ask"')
+    assert run(project, seed=1) == 0
+    (project.path / "quality").write_text("0.5")
+    assert run(project, seed=2) == 1  # v2 failed its analysis: a decision waits
+    (project.path / "quality").unlink()
+    (project.path / "seed").write_text("3")  # the dashboard's run makes a new version
+    login = history(project)[0]["user"]
+    monkeypatch.setenv("MLCI_ACTOR", "web:3fa2c1d0")
+    app = dashboard(project)  # the real spawner: detached `mlci` processes
+    async with app.run_test(size=(100, 30)) as pilot:
+        await shown(pilot, lambda: app.snapshot.decisions)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, DecisionScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.name == "v1")
+        await pilot.press("A")
+        await until(pilot, lambda: isinstance(app.screen, AlertsScreen))
+        await pilot.press("A")  # acknowledges them all
+        await until(pilot, lambda: all(alert.acknowledged_at for alert in app.snapshot.alerts))
+        await pilot.press("r", "enter")  # the run dialog, then its default run
+        await until(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.name == "v3")
+    actor = "web:3fa2c1d0"
+    assert [(d["kind"], d["to"], d["user"]) for d in history(project)] == [
+        ("deploy", "v3", actor),
+        ("rollback", "v1", actor),
+        ("deploy", "v2", login),
+        ("deploy", "v1", login),
+    ]
+    with contextlib.closing(sqlite3.connect(project.state_dir / "mlci.db")) as db:
+        assert db.execute("SELECT state, decided_by FROM decisions").fetchall() == [
+            ("approved", actor)
+        ]
+        acknowledged = db.execute("SELECT DISTINCT acknowledged_by FROM alerts").fetchall()
+    assert acknowledged == [(actor,)]
+    shown_history = project.mlci("history").stdout.decode()
+    assert shown_history.count(f" {actor} ") == 2

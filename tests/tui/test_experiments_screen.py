@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable
 
 from mlci_tui.config import load_config
@@ -447,12 +448,16 @@ command = 'cp "$MLCI_MODEL_PATH" served.txt'
 """
 
 
-async def test_p_y_promotes_a_real_experiment_and_deploys_it(project: Project) -> None:
+async def test_p_y_promotes_a_real_experiment_and_deploys_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project.write(PROMOTED)
     (project.path / "data.txt").write_text("data\n")
     assert project.mlci("run").returncode == 0  # v1, live
     swept = project.mlci("exp", "run", "--set", "train.seed=2,3")
     assert swept.returncode == 0, swept.stderr
+    # As `mlci serve` starts a dashboard: the audit trail names the promotion's actor.
+    monkeypatch.setenv("MLCI_ACTOR", "web:3fa2c1d0")
     app = dashboard(project)  # the real spawner: a detached `mlci exp promote`
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.snapshot.live is not None)
@@ -466,5 +471,6 @@ async def test_p_y_promotes_a_real_experiment_and_deploys_it(project: Project) -
     store = Store.open(project.state_dir)
     try:
         assert store.versions.get(2).experiment_id == 2  # type: ignore[union-attr]
+        assert store.deployments.all()[0].user == "web:3fa2c1d0"
     finally:
         store.close()

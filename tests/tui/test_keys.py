@@ -290,7 +290,29 @@ async def _middle(pilot: Pilot, app: MlciApp, pane: str) -> None:
     await settle(pilot)
 
 
-async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None:
+ACTING_SCREENS = {"ConfirmScreen", "RunDialog", "DecisionScreen"}
+"""Where every key that acts leads: a confirmation, the run dialog, the decision."""
+
+
+def acting_bindings() -> list[tuple[str, Binding]]:
+    """Every binding of the main screen and its panes whose action is one of the
+    app's `ACTING` (a pane names the app's actions ``app.…``), with the pane it is
+    pressed in: read from the bindings, so a key added later is in it."""
+    panes = {"everywhere": MlciApp, "log": LogView, "stages": StageList, "versions": VersionTable}
+    found = []
+    for pane, kind in panes.items():
+        for binding in bindings_of(kind):
+            action = binding.action if kind is MlciApp else binding.action.removeprefix("app.")
+            if action in MlciApp.ACTING and (kind is MlciApp or binding.action != action):
+                found.append((pane, binding))
+    return found
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["acting", "read-only"])
+async def test_every_key_in_the_help_does_what_it_says(project: Project, read_only: bool) -> None:
+    """Read-only, the same walk: every key the help lists still does what it says,
+    and none of them starts anything or leads to a confirmation; the keys that act
+    are in neither the help nor the key bar, and pressed, do nothing at all."""
     setup(project, policy='"ask"')
     # 14 stages more, s07 printing 400 lines of 200 columns and more.
     stages = WALK_STAGES.replace('[stages.s07]\ncommand = "true"\n', WIDE)
@@ -307,13 +329,22 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
     (project.path / "quality").write_text("0.5")
     assert run(project, 3) == 1  # v3 failed its analysis: a decision waits
     spawned: list[list[str]] = []
-    app = dashboard(project, spawn=lambda args: spawned.append(args) or True)
+    app = dashboard(project, spawn=lambda args: spawned.append(args) or True, read_only=read_only)
     said = notices(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await shown(
             pilot, lambda: len(app.query_one(VersionTable).versions) == 3 and app.snapshot.decisions
         )
         groups = app.key_groups()
+        acting = acting_bindings()
+        assert {key for _, b in acting for key in keys_of(b)} >= {"r", "s", "E", "c", "R", "a"}
+        listed = [b for _, bindings in groups for b in bindings]
+        bar = str(app.query_one(KeyBar).render())
+        for _, binding in acting:
+            # Absent in read-only: neither in the help nor in the key bar.
+            assert (binding in listed) is not read_only, binding
+            if binding.show:
+                assert (f"{key_text(app, binding)} {binding.description} " in bar) is not read_only
         pressed = 0
         for title, bindings in groups:
             pane = "log" if title.startswith("Log") else title.split()[0].lower()
@@ -337,8 +368,29 @@ async def test_every_key_in_the_help_does_what_it_says(project: Project) -> None
                         raise AssertionError(
                             f"{title}: {key} ({binding.description}) did nothing: {after}"
                         ) from None
+                    if read_only:
+                        after = seen(app, spawned, said)
+                        assert not spawned and after.screen not in ACTING_SCREENS, (
+                            f"{title}: {key} ({binding.description}) acts in a read-only dashboard"
+                        )
                     pressed += 1
         assert pressed > 40
+        for pane, binding in acting:
+            await _middle(pilot, app, pane)
+            # The screen's keys where the binding's pane has the focus: what the key bar
+            # draws (and Textual runs), each binding's action as its check says.
+            offered = [b.binding for b in app.screen.active_bindings.values()]
+            assert (binding in offered) is not read_only, f"{pane}: {binding}"
+            if not read_only:
+                continue  # what each does: the walk above
+            for key in keys_of(binding):
+                await _middle(pilot, app, pane)
+                before = seen(app, spawned, said)
+                await pilot.press(key)
+                await settle(pilot)
+                after = seen(app, spawned, said)
+                assert after == before, f"{pane}: {key} ({binding.description}): {after}"
+        assert not read_only or spawned == []
 
 
 @pytest.mark.parametrize("key", ["q", "ctrl+c", "ctrl+q"])

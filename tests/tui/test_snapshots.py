@@ -11,7 +11,9 @@ palette (`DashboardCommands`), the stage graph (`GraphScreen`), a stage's metric
 plot and a metric across versions (`PlotScreen`, with and without colour), a comparison
 (`DiffScreen`), the run dialog (`RunDialog`, at 80x24 and 60x15), the experiments
 (`ExperimentsScreen`: one running, the best marked), its promote confirmation and
-two experiments' loss curves overlaid (`ExperimentPlotScreen`). The
+two experiments' loss curves overlaid (`ExperimentPlotScreen`); a read-only
+dashboard (`mlci tui --read-only`: the main screen, also at 60x15, its help and
+its alerts). The
 store is real, written with fixed times, and the app's clock is fixed, so
 every render is the same."""
 
@@ -81,6 +83,7 @@ def make_store(
     cached: bool = False,
     series: bool = False,
     runner_gone: bool = False,
+    read_only: bool = False,
 ) -> MlciApp:
     project = Project(tmp_path)
     setup(project)
@@ -280,7 +283,9 @@ def make_store(
     # picture is of the moment it saw the runner gone.
     # Recovery asked for, alerts acknowledged: pictured as asked, nothing started.
     spawn = (lambda args: subprocess.Popen(["true"])) if runner_gone or alerts else None
-    return make_app(config, clock=lambda: T0 + 120, poll_interval=3600, spawn=spawn)
+    return make_app(
+        config, clock=lambda: T0 + 120, poll_interval=3600, spawn=spawn, read_only=read_only
+    )
 
 
 async def loaded(pilot) -> None:
@@ -436,6 +441,17 @@ SCREENS = {
         experiments_store,
         in_experiments("space", "down", "down", "down", "space", "g"),
     ),
+    # `mlci tui --read-only`: the header says so; no key that acts in the key bar, the
+    # alert bar, the help or the alerts.
+    "read_only": (lambda path: make_store(path, decision=True, read_only=True), loaded),
+    "read_only_help": (
+        lambda path: make_store(path, read_only=True),
+        pressing("question_mark"),
+    ),
+    "read_only_alerts": (
+        lambda path: make_store(path, failed=True, alerts=True, read_only=True),
+        pressing("A"),
+    ),
 }
 
 
@@ -444,6 +460,11 @@ SCREENS = {
 def test_screen(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int]) -> None:
     build, before = SCREENS[screen]
     assert snap_compare(build(tmp_path), terminal_size=size, run_before=before)
+
+
+def test_read_only_at_the_smallest_size(snap_compare, tmp_path: Path) -> None:
+    app = make_store(tmp_path, decision=True, read_only=True)
+    assert snap_compare(app, terminal_size=(60, 15), run_before=loaded)
 
 
 @pytest.mark.parametrize("size", [(60, 15), (200, 50)], ids=["60x15", "200x50"])

@@ -4,7 +4,8 @@ The screen only asks: ``acknowledge`` (the app's, which starts ``mlci alerts
 --ack``, as it starts every change) is called with the ids to acknowledge, and
 says whether it could start that. Enter acknowledges the highlighted alert and
 the dialog stays open on the next new one, so several are acknowledged in one
-visit; ``A`` acknowledges every new one and closes it.
+visit; ``A`` acknowledges every new one and closes it. Without ``acknowledge``
+(a read-only dashboard) the alerts are only read: neither key is offered.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ Acknowledge = Callable[[list[int]], bool]
 
 class AlertsScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [_ALL, _CLOSE]
+    ACTING: ClassVar[frozenset[str]] = frozenset({"acknowledge_all"})
+    """The actions that change something: offered only with ``acknowledge`` (as is
+    Enter's, which is the table's own)."""
     DEFAULT_CSS = """
     AlertsScreen { align: center middle; }
     AlertsScreen > Vertical {
@@ -46,7 +50,7 @@ class AlertsScreen(ModalScreen[None]):
     AlertsScreen #alert-message { height: auto; max-height: 4; padding: 0 1; }
     """
 
-    def __init__(self, alerts: list[AlertRecord], acknowledge: Acknowledge) -> None:
+    def __init__(self, alerts: list[AlertRecord], acknowledge: Acknowledge | None) -> None:
         super().__init__()
         self.alerts = alerts
         self.acknowledge = acknowledge
@@ -59,11 +63,8 @@ class AlertsScreen(ModalScreen[None]):
             yield DataTable(cursor_type="row", zebra_stripes=True)
             # The highlighted alert's whole message: the table's column cuts it.
             yield Static(id="alert-message")
-            pairs = [
-                (_ONE, "acknowledge this one"),
-                (_ALL, "acknowledge all and close"),
-                (_CLOSE, "close"),
-            ]
+            acting = [(_ONE, "acknowledge this one"), (_ALL, "acknowledge all and close")]
+            pairs = [*(acting if self.acknowledge else []), (_CLOSE, "close")]
             yield Static(Text(hints(self.app, pairs)), classes="alerts--keys")
 
     def _title(self) -> Text:
@@ -97,11 +98,14 @@ class AlertsScreen(ModalScreen[None]):
             message = self.alerts[event.cursor_row].message
             self.query_one("#alert-message", Static).update(plain(message))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.acknowledge is not None or action not in self.ACTING
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         # Enter (and a click) on a row: the table's own binding, which takes the key.
         event.stop()
         row = event.cursor_row
-        if not 0 <= row < len(self.alerts):
+        if self.acknowledge is None or not 0 <= row < len(self.alerts):
             return
         alert = self.alerts[row]
         if alert.id in self.acknowledged or not self.acknowledge([alert.id]):
@@ -120,5 +124,6 @@ class AlertsScreen(ModalScreen[None]):
 
     def action_acknowledge_all(self) -> None:
         new = [alert.id for alert in self.alerts if alert.id not in self.acknowledged]
-        if not new or self.acknowledge(new):
+        # check_action offers this only with `acknowledge`.
+        if not new or (self.acknowledge is not None and self.acknowledge(new)):
             self.dismiss(None)

@@ -12,7 +12,8 @@ header; ``/`` filters with `mlci exp show --filter`'s expressions; ``space``
 marks rows: two marked, ``d`` is their diff; two or more, ``g`` plots one
 metric's series of each, overlaid; Enter shows the experiment's run on the main
 screen; ``P`` promotes it after a confirmation, ``s`` starts the queue, ``c``
-cancels the highlighted experiment — each a detached ``mlci exp`` process.
+cancels the highlighted experiment — each a detached ``mlci exp`` process, none of
+them offered on a read-only store or in a read-only dashboard (`ACTING`).
 """
 
 from __future__ import annotations
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 
 BEST = "★"
 """Before the best value of a metric's column: seen without colour too."""
-ACTING = frozenset({"promote", "start_queue", "cancel_experiment"})
-"""The actions that change something: none of them on a read-only store."""
 FIXED = ("id", "name", "state", "progress", "duration")
 """The columns every table has, before its params and metrics."""
 UNSORTED = "id"
@@ -107,6 +106,8 @@ class ExperimentsScreen(Screen[None]):
         Binding("c", "cancel_experiment", "Cancel", tooltip="the highlighted one", id="exp.cancel"),
         _CLOSE,
     ]
+    ACTING: ClassVar[frozenset[str]] = frozenset({"promote", "start_queue", "cancel_experiment"})
+    """The actions that change something: none of them with ``readonly``."""
     DASHBOARD_KEYS = False
     """The main screen's keys are off here (`MlciApp.check_action`)."""
     DEFAULT_CSS = """
@@ -129,7 +130,8 @@ class ExperimentsScreen(Screen[None]):
         key_bar: Widget,
     ) -> None:
         """``key_bar``: the dashboard's line of keys, built from the bindings (widgets
-        are the app's to import)."""
+        are the app's to import). ``readonly``: nothing that acts is offered (the
+        store cannot be written, or the dashboard is read-only)."""
         super().__init__()
         self.key_bar = key_bar
         self.reader = reader
@@ -359,6 +361,9 @@ class ExperimentsScreen(Screen[None]):
         running = states.count(ExperimentState.RUNNING)
         queued = states.count(ExperimentState.QUEUED)
         text = Text("experiments", style="bold", end="")
+        if self.readonly:
+            # Over the main screen's header, which says so: said here too.
+            text.append(" read-only", style="bold reverse")
         total = len(self.table_read.rows) if self.table_read is not None else 0
         count = f"{len(rows)} of {total}" if self.filter_text else str(total)
         text.append(f" · {count}")
@@ -396,17 +401,15 @@ class ExperimentsScreen(Screen[None]):
         if self.table_read is not None and self.table_read.rows and not self.rows:
             return Text("no experiment matches the filter (Esc clears it)")
         if not self.rows:
-            return Text(
-                "no experiments yet: `mlci exp run --set NAME=V1,V2` runs a sweep"
-                " (`--queue` queues it for s)"
-            )
+            queue = "" if self.readonly else " (`--queue` queues it for s)"
+            return Text(f"no experiments yet: `mlci exp run --set NAME=V1,V2` runs a sweep{queue}")
         cancel = "" if self.readonly else " · c: cancel"
         return Text(f"o O or a header: sort · Enter: its stages and logs{cancel} · Esc: close")
 
     # Keys ----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ACTING:
+        if action in self.ACTING:
             return not self.readonly
         if action == "diff":
             return True if len(self.marked) == 2 else None

@@ -1,5 +1,6 @@
 """AlertBar: the newest alert nobody has acknowledged, or a rollback waiting for a
-decision. Acknowledging every alert (``A``) clears it."""
+decision (and, where the dashboard answers it, the key that does). Acknowledging
+every alert (``A``) clears it."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ class AlertBar(Widget):
     AlertBar.-shown { display: block; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, answers: bool = True, id: str | None = None) -> None:
+        """``answers``: whether the dashboard answers a decision (`a`): not read-only."""
         super().__init__(id=id)
+        self.answers = answers
         self.snapshot = Snapshot()
 
     def show(self, snapshot: Snapshot) -> None:
@@ -47,8 +50,11 @@ class AlertBar(Widget):
             text.append("decision needed: ", style="bold")
             text.append_text(plain(f"v{decision.version} failed its analysis: {decision.finding}"))
             target = f"roll back to v{decision.target}?" if decision.target else "no target"
-            text.append(f" — {target} ", style="bold")
-            text.append("press a", style="reverse")
+            if self.answers:
+                text.append(f" — {target} ", style="bold")
+                text.append("press a", style="reverse")
+            else:
+                text.append(f" — {target}", style="bold")
         elif unseen := self._unseen():
             alert = unseen[0]
             when = time.strftime("%H:%M:%S", time.localtime(alert.created_at))

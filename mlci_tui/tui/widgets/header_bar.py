@@ -1,4 +1,5 @@
-"""HeaderBar: pipeline, the run shown and its state, the live model version."""
+"""HeaderBar: pipeline, the run shown and its state, the live model version; in a
+read-only dashboard, first of all, that it is one."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ class HeaderBar(Widget):
     }
     """
 
-    def __init__(self, pipeline: str, *, id: str | None = None) -> None:
+    def __init__(self, pipeline: str, *, read_only: bool = False, id: str | None = None) -> None:
         super().__init__(id=id)
         self.pipeline = pipeline
+        self.read_only = read_only
         self._pipeline_text = plain(pipeline)
         """Made safe once: the name never changes."""
         self.snapshot = Snapshot()
@@ -35,17 +37,24 @@ class HeaderBar(Widget):
 
     def render(self) -> Text:
         """The whole line where it fits; else shorter words, then the pipeline's name
-        cut in its middle: what the run and the versions are doing matters more."""
+        cut in its middle: what the run and the versions are doing matters more. A
+        read-only dashboard says so first, at every width (reversed: seen without
+        colour too)."""
         width = max(1, self.size.width)
+        badge = Text(end="")
+        if self.read_only:
+            badge.append("read-only", style="bold reverse")
+            badge.append(" ")
         status = self._status(short=False)
         name = self._pipeline_text
-        text = Text("mlci ", style="bold", end="") + name + status
+        text = Text("mlci ", style="bold", end="") + badge + name + status
         if text.cell_len > width:
             status = self._status(short=True)
-            room = width - status.cell_len
+            room = width - badge.cell_len - status.cell_len
             # Where the name does not fit beside what runs, what runs is shown (from
             # after its leading " · ").
-            text = plain(middle_cut(name.plain, room)) + status if room >= MIN_NAME else status[3:]
+            shown = plain(middle_cut(name.plain, room)) + status if room >= MIN_NAME else status[3:]
+            text = badge + shown
         text.truncate(width, overflow="ellipsis")
         return text
 
@@ -55,12 +64,15 @@ class HeaderBar(Widget):
         text = Text(end="")
         run = snapshot.run
         if run is None:
-            text.append(
-                " · no runs yet: r starts one"
-                if short
-                else " · no runs yet — press r to start one",
-                style="dim",
-            )
+            if self.read_only:
+                text.append(" · no runs yet", style="dim")
+            else:
+                text.append(
+                    " · no runs yet: r starts one"
+                    if short
+                    else " · no runs yet — press r to start one",
+                    style="dim",
+                )
         else:
             experiment = snapshot.experiment
             if experiment is None:
