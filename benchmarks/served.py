@@ -58,12 +58,15 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def dashboards(self) -> list[psutil.Process]:
-        """The dashboard processes it runs now (each `mlci tui`)."""
-        found = [
-            child
-            for child in psutil.Process(self.process.pid).children()
-            if "tui" in child.cmdline()
-        ]
+        """The dashboard processes it runs now (each `mlci tui`; one that ended but
+        is not yet reaped is not running)."""
+        found = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if "tui" in child.cmdline():
+                    found.append(child)
+            except psutil.Error:
+                continue
         self.dashboards_seen |= {child.pid for child in found}
         return found
 
@@ -119,7 +122,11 @@ def stop(server: Server) -> None:
     """SIGTERM: every dashboard ends, then the server, with 0."""
     server.dashboards()
     server.process.send_signal(signal.SIGTERM)
-    code = server.process.wait(60)
+    try:
+        code = server.process.wait(60)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        raise
     if code != 0:
         raise RuntimeError(f"mlci serve exited {code}: {server.log.decode()[-800:]}")
     _until(lambda: not any(_alive(pid) for pid in server.dashboards_seen), "the dashboards' end")
@@ -485,7 +492,8 @@ def _full(server: Server, cookie: str, sizes: Sizes, scenario: Scenario, idle_rs
         seconds = time.perf_counter() - started
         after = [p.cpu_times() for p in (serving, *dashboards)]
         used = [
-            max(0.0, a.user + a.system - b.user - b.system)
+            # Clock ticks (10 ms) differenced as floats: rounded, never below 0.
+            max(0.0, round(a.user + a.system - b.user - b.system, 3))
             for a, b in zip(after, before, strict=True)
         ]
         for tab in tabs:
