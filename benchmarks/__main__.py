@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import scenarios
+from benchmarks import scenarios, served
 from benchmarks.harness import Scenario, find_tool
 from benchmarks.report import write_report
 
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         10: lambda work: scenarios.cache_copies(work, sizes),
         11: lambda work: scenarios.log_reading(work, sizes),
         12: lambda work: scenarios.experiments(work, sizes),
+        13: lambda work: served.browser(work, sizes),
     }
     chosen = sorted(set(args.only or runs))
     if 5 in chosen and 4 not in chosen:

@@ -58,6 +58,7 @@ class Sizes:
     out_bytes: int
     plot_points: int
     experiment_rounds: int
+    served_tabs: int
 
 
 FULL = Sizes(
@@ -74,6 +75,7 @@ FULL = Sizes(
     out_bytes=1 << 30,
     plot_points=10_000,
     experiment_rounds=3,
+    served_tabs=20,
 )
 QUICK = Sizes(
     runs=1,
@@ -89,6 +91,7 @@ QUICK = Sizes(
     out_bytes=16 << 20,
     plot_points=2_000,
     experiment_rounds=1,
+    served_tabs=3,
 )
 
 

@@ -28,6 +28,7 @@ def test_the_quick_suite_runs_every_scenario(tmp_path: Path) -> None:
         "10. Outs into and out of the cache",
         "11. Reading a log back",
         "12. Experiments",
+        "13. In a browser",
     ):
         assert f"## {title}" in text
     assert "| scenario | target | measured | limit | moonshot | |" in text
