@@ -9,14 +9,16 @@ MASK = b"***"
 MIN_LINE = 4
 _ESCAPE = (
     rb"(?:\x1b\[[0-?]*[ -/]*[@-~]?"
-    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    rb"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    rb"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"
+    rb"|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?"
     rb"|\x1b[ -/]*[0-~]?"
     rb"|\xc2\x9b[0-?]*[ -/]*[@-~]?"
-    rb"|\xc2\x9d[^\x07\x1b]*(?:\x07|\xc2\x9c)?)"
+    rb"|\xc2\x9d[^\x07\x1b\n]*(?:\x07|\xc2\x9c)?)"
 )
 """An escape sequence a screen drops (colour, title, cursor), as `textsafe` reads them
-(C1's CSI and OSC in UTF-8): one inside a secret would join its halves again on screen."""
+(C1's CSI and OSC in UTF-8): one inside a secret would join its halves again on screen.
+Output is shown line by line, so none runs past the end of a line: an OSC left open
+must not join the end of one line with the next into a secret's form."""
 _HAS_CONTROL = re.compile(rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]")
 
 

@@ -395,6 +395,15 @@ def test_each_form_of_a_secret_is_masked_and_all_but_a_form_is_left_alone(
     assert feed_in_pieces(secret, text, cuts, []) == b"".join(shown + b"\n" for _, shown in lines)
 
 
+def test_an_escape_left_open_never_joins_two_lines_into_a_secret() -> None:
+    # Found by the property above: "00" + an OSC left open (C1 \x9d), then on the next
+    # line "0%c2%9d", read as one form of "000\x9d" with an escape inside it.
+    text = b"00\xc2\x9d\n00%c2%9d\n"
+    assert SecretMasker(["000\x9d"]).mask(text) == text
+    assert SecretMasker(["tokenW"]).mask(b"tok\x1b]0;\nenW\n") == b"tok\x1b]0;\nenW\n"
+    assert SecretMasker(["tokenW"]).mask(b"tok\x1b]0;title\x07enW\n") == b"***\n"
+
+
 LINE_CHARACTER = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="*")
 
 
