@@ -37,12 +37,24 @@ TROUBLE = re.compile(rb"disk I/O|malformed|not a database|Traceback|internal err
 
 
 def slowed_demo(tmp_path: Path) -> Project:
-    """The demo, each command held a moment, so that every stage is seen running; and
-    an MLflow mirror, whose sync after the run writes the store from another process."""
+    """The demo, each stage's command held until a reader has seen it running (a state,
+    not a time: a loaded machine outlasts any sleep); and an MLflow mirror, whose sync
+    after the run writes the store from another process."""
     project = demo_project(tmp_path)
-    text = project.config_path.read_text()
-    text = re.sub(r'command = ("""|")', r"command = \1sleep 1.2; ", text)
-    text += '\n[mlflow]\ntracking_uri = "sqlite:///mlflow.db"\n'
+    (project.path / "seen").mkdir()
+    lines, table = [], ""
+    for line in project.config_path.read_text().splitlines():
+        if found := re.match(r"\[(?:stages\.)?([\w-]+)\]", line):
+            table = found.group(1)
+        if table in STAGES and (command := re.match(r'command = ("""|")', line)):
+            # Held at most a minute, so that a reader that never sees it fails the test.
+            hold = (
+                f"i=0; until [ -e seen/{table} ] || [ $i -ge 1200 ];"
+                " do sleep 0.05; i=$((i+1)); done; "
+            )
+            line = f"command = {command.group(1)}{hold}{line[command.end() :]}"
+        lines.append(line)
+    text = "\n".join(lines) + '\n\n[mlflow]\ntracking_uri = "sqlite:///mlflow.db"\n'
     project.config_path.write_text(text)
     return project
 
@@ -104,6 +116,7 @@ class Readers:
                 for stage in json.loads(result.stdout)["stages"]:
                     if stage["state"] == "running":
                         self.seen_running.add(stage["name"])
+                        (self.project.path / "seen" / stage["name"]).touch()
                         if stage["name"] not in self.followers:
                             self.followers[stage["name"]] = self.project.start(
                                 "logs", "-f", stage["name"]
