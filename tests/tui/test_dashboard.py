@@ -410,6 +410,9 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         start_new_session=True,
+        # As a login shell's child has it, whatever this test inherited (under
+        # `nohup pytest`, SIGHUP is ignored, and a hung-up dashboard would stay).
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     assert terminal.stdin is not None and terminal.stdout is not None
     screen = Output(terminal.stdout.fileno())
