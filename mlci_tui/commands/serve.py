@@ -19,7 +19,7 @@ def handle_serve(args: argparse.Namespace) -> int:
         from mlci_tui.web.server import Settings, serve
     except ModuleNotFoundError as error:
         raise UsageError(
-            f"mlci serve needs {error.name}, of the serve extra: {EXTRA_HINT}"
+            f"mlci serve needs the serve extra ({error.name} is missing): {EXTRA_HINT}"
         ) from None
     try:
         # A bare number is seconds, as `0` (never) is written.

@@ -647,6 +647,6 @@ def test_without_the_extra_mlci_serve_says_how_to_get_it(project: Project, tmp_p
     env = mlci_env(PYTHONPATH=f"{hide}{os.pathsep}{mlci_env()['PYTHONPATH']}")
     result = project.mlci("serve", "--port", "0", env=env)
     assert result.returncode == 2
-    assert "mlci serve needs textual_serve, of the serve extra: pip install" in (
+    assert "mlci serve needs the serve extra (textual_serve is missing): pip install" in (
         result.stderr.decode()
     )
