@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -132,6 +133,34 @@ class Project:
         """argv for `mlci ARGS` under script(1), which gives it a pseudo-terminal."""
         command = [PYTHON, "-m", "mlci_tui", *args, "--config", str(self.config_path)]
         return ["script", "-qec", shlex.join(command), "/dev/null"]
+
+
+def typed_in_a_terminal(
+    project: Project, args: tuple[str, ...], keys: bytes, *, term: str = "xterm-256color"
+) -> tuple[int, bytes]:
+    """`mlci ARGS` in a real terminal (script(1)), without colour: once the quick
+    pipeline's stage has drawn (``hello``), ``keys`` are typed one by one; its exit
+    code and everything it drew."""
+    session = subprocess.Popen(
+        project.in_terminal(*args),
+        cwd=project.path,
+        env=mlci_env(TERM=term, NO_COLOR="1"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert session.stdin is not None and session.stdout is not None
+    screen = Output(session.stdout.fileno())
+    try:
+        screen.wait_for(b"hello")  # up, the store read and drawn: the stage's pane
+        for key in keys:
+            session.stdin.write(bytes([key]))
+            session.stdin.flush()
+        session.wait(timeout=30)
+        return session.returncode, screen.end()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(session.pid, signal.SIGKILL)
 
 
 def demo_project(tmp_path: Path) -> Project:

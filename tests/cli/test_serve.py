@@ -170,6 +170,14 @@ class Tab:
         await self.client.close()
 
 
+async def drawn(server: Server, cookie: str) -> Tab:
+    """A tab whose dashboard has drawn its first frame (the quick pipeline's stage)."""
+    tab = Tab(server, cookie)
+    await tab.open()
+    await tab.shows(b"train")
+    return tab
+
+
 async def wait_until(
     condition: Callable[[], object], timeout: float = 30.0, what: str = ""
 ) -> None:
@@ -310,9 +318,7 @@ def test_a_tab_gets_its_own_dashboard_which_ends_with_it(served: Server) -> None
     cookie = served.cookie()
 
     async def session() -> None:
-        tab = Tab(served, cookie)
-        await tab.open()
-        await tab.shows(b"train")
+        tab = await drawn(served, cookie)
         (dashboard,) = served.dashboards()
         environ = psutil.Process(dashboard).environ()
         assert re.fullmatch(r"web:[0-9a-f]{8}", environ["MLCI_ACTOR"])
@@ -330,9 +336,8 @@ def test_hostile_messages_are_dropped_and_the_session_goes_on(served: Server) ->
     cookie = served.cookie()
 
     async def session() -> None:
-        tab = Tab(served, cookie)
-        socket = await tab.open()
-        await tab.shows(b"train")
+        tab = await drawn(served, cookie)
+        socket = tab.socket
         for text in (
             "[" * 100_000 + "]" * 100_000,  # nested past the parser's recursion
             json.dumps(["resize", {"width": 1e309, "height": -5}]).replace("Infinity", "1e309"),
@@ -376,9 +381,7 @@ def test_a_dashboard_that_does_not_quit_is_ended_with_its_tab(served: Server) ->
     cookie = served.cookie()
 
     async def session() -> None:
-        tab = Tab(served, cookie)
-        await tab.open()
-        await tab.shows(b"train")
+        tab = await drawn(served, cookie)
         (dashboard,) = served.dashboards()
         os.kill(dashboard, signal.SIGSTOP)  # hung: it will never read the request to quit
         await tab.close()
@@ -395,10 +398,7 @@ def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Pro
         cookie = server.cookie()
 
         async def sessions() -> None:
-            tabs = [Tab(server, cookie) for _ in range(2)]
-            for tab in tabs:
-                await tab.open()
-                await tab.shows(b"train")
+            tabs = [await drawn(server, cookie) for _ in range(2)]
             page = server.get("/", {"Cookie": cookie})
             assert page.status == 503
             assert b"All 2 dashboards of this server are in use" in page.body  # type: ignore[attr-defined]
@@ -462,10 +462,7 @@ def test_sigterm_ends_every_dashboard_and_the_server(project: Project) -> None:
     stopped: list[int] = []
 
     async def sessions() -> None:
-        tabs = [Tab(server, cookie) for _ in range(3)]
-        for tab in tabs:
-            await tab.open()
-            await tab.shows(b"train")
+        tabs = [await drawn(server, cookie) for _ in range(3)]
         stopped.extend(server.dashboards())
         server.process.send_signal(signal.SIGTERM)
         for tab in tabs:
@@ -486,9 +483,7 @@ def test_a_killed_server_leaves_no_dashboard_behind(project: Project) -> None:
     left: list[int] = []
 
     async def session() -> None:
-        tab = Tab(server, cookie)
-        await tab.open()
-        await tab.shows(b"train")
+        tab = await drawn(server, cookie)
         left.extend(server.dashboards())
         server.process.kill()
         await wait_until(tab.reader.done, what="the tab's end")
@@ -570,9 +565,7 @@ def test_a_made_token_is_printed_once_and_written_nowhere(project: Project) -> N
         cookie = response.headers["Set-Cookie"].split(";")[0]
 
         async def session() -> None:
-            tab = Tab(server, cookie)
-            await tab.open()
-            await tab.shows(b"train")
+            tab = await drawn(server, cookie)
             await tab.close()
 
         asyncio.run(session())

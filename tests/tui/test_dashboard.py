@@ -55,6 +55,7 @@ from tests.helpers import (
     statuses,
     text_of,
     two_versions,
+    typed_in_a_terminal,
     until,
     wait_dead,
     wait_for,
@@ -449,26 +450,8 @@ def test_the_dashboard_survives_a_hangup_and_its_run_completes(project: Project)
 def test_the_dashboard_starts_and_quits_in_a_real_terminal(project: Project, term: str) -> None:
     project.write(QUICK)
     project.mlci("run")
-    session = subprocess.Popen(
-        project.in_terminal(),
-        cwd=project.path,
-        env=mlci_env(TERM=term, NO_COLOR="1"),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert session.stdin is not None and session.stdout is not None
-    screen = Output(session.stdout.fileno())
-    try:
-        screen.wait_for(b"hello")  # up, the store read and drawn: the stage's pane
-        session.stdin.write(b"q")
-        session.stdin.flush()
-        session.wait(timeout=30)
-        out = screen.end()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(session.pid, signal.SIGKILL)
-    assert session.returncode == 0
+    code, out = typed_in_a_terminal(project, (), b"q", term=term)
+    assert code == 0
     assert b"hello" in out and b"Traceback" not in out
     assert project.status()["state"] == "passed"
 

@@ -4,11 +4,6 @@ alerts, the experiments, nor (`test_keys`) the main screen's keys, help and key 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-
 import pytest
 from textual.widgets import DataTable, Static
 
@@ -21,14 +16,13 @@ from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.key_bar import KeyBar
 from tests.helpers import (
     QUICK,
-    Output,
     Project,
     dashboard,
-    mlci_env,
     run,
     settle,
     setup,
     shown,
+    typed_in_a_terminal,
     until,
 )
 from tests.tui.test_experiments_screen import opened, sweep, to_row
@@ -172,28 +166,9 @@ async def test_the_header_says_read_only_at_every_size(
 def test_mlci_tui_read_only_in_a_real_terminal(project: Project) -> None:
     project.write(QUICK)
     assert project.mlci("run").returncode == 0
-    session = subprocess.Popen(
-        project.in_terminal("tui", "--read-only"),
-        cwd=project.path,
-        env=mlci_env(TERM="xterm-256color", NO_COLOR="1"),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert session.stdin is not None and session.stdout is not None
-    screen = Output(session.stdout.fileno())
-    try:
-        screen.wait_for(b"hello")  # up, the store read and drawn
-        session.stdin.write(b"r")  # offered nowhere: nothing opens, nothing runs
-        session.stdin.flush()
-        session.stdin.write(b"q")
-        session.stdin.flush()
-        session.wait(timeout=30)
-        out = screen.end()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(session.pid, signal.SIGKILL)
-    assert session.returncode == 0
+    # "r" is offered nowhere: nothing opens, nothing runs.
+    code, out = typed_in_a_terminal(project, ("tui", "--read-only"), b"rq")
+    assert code == 0
     assert b"read-only" in out and b"Traceback" not in out
     assert b"Start a run" not in out
     assert not (project.state_dir / "runs" / "2").exists()  # no second run
