@@ -455,7 +455,10 @@ def test_an_idle_dashboard_ends_and_input_keeps_one_alive(project: Project) -> N
         stop_server(server)
 
 
-def test_sigterm_ends_every_dashboard_and_the_server(project: Project) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_or_ctrl_c_ends_every_dashboard_and_the_server(
+    project: Project, signum: signal.Signals
+) -> None:
     project.write(QUICK)
     server = start_server(project)
     cookie = server.cookie()
@@ -464,7 +467,7 @@ def test_sigterm_ends_every_dashboard_and_the_server(project: Project) -> None:
     async def sessions() -> None:
         tabs = [await drawn(server, cookie) for _ in range(3)]
         stopped.extend(server.dashboards())
-        server.process.send_signal(signal.SIGTERM)
+        server.process.send_signal(signum)
         for tab in tabs:
             await wait_until(tab.reader.done, what="the server closing the tab")
             await tab.close()
