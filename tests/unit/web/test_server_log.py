@@ -1,0 +1,43 @@
+"""The server's own log: what aiohttp and textual-serve log reaches it as one line,
+never holding the token or the cookie, whatever the record says."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import require_extra
+
+require_extra("textual-serve", "pip install -e '.[serve]'")
+
+from mlci_tui.web.server import quiet_libraries  # noqa: E402 (after the extra is known)
+
+
+@pytest.fixture(autouse=True)
+def _restored() -> Iterator[None]:
+    """The libraries' loggers as they were: this process runs other tests after."""
+    loggers = [logging.getLogger(name) for name in ("aiohttp", "textual-serve")]
+    kept = [(logger.handlers[:], logger.propagate) for logger in loggers]
+    yield
+    for logger, (handlers, propagate) in zip(loggers, kept, strict=True):
+        logger.handlers[:], logger.propagate = handlers, propagate
+
+
+@pytest.mark.parametrize("name", ["aiohttp.server", "aiohttp.web", "textual-serve"])
+def test_library_records_are_one_line_without_the_secrets(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet_libraries("the-token-value", "the-cookie-value")
+    try:
+        raise ValueError("GET /?token=the-token-value HTTP/1.1")
+    except ValueError:
+        logging.getLogger(name).exception(
+            "Error handling request: Cookie: mlci-serve-1=the-cookie-value\nsecond line \x1b[2J"
+        )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "the-token-value" not in err and "the-cookie-value" not in err
+    assert "\x1b" not in err and "Traceback" not in err
+    assert f"{name}: Error handling request: Cookie: mlci-serve-1=…: ValueError" in err
