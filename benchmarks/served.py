@@ -340,7 +340,7 @@ def browser(work: Path, sizes: Sizes) -> Scenario:
         f" 9's probe, key to the pane's paint). Then {SESSIONS} tabs open at once (every"
         f" place): memory, and CPU over {sizes.idle_s:g} s idle. Last, refusals: one"
         f" client's requests one after another for {REFUSING_S:g} s without a cookie,"
-        " then with a wrong cookie until the limit on failed attempts answers 429.",
+        " then with a wrong token until the limit on failed attempts answers 429.",
         headers=["measure", "median", "min – max, or p95"],
         about=[
             f"{package_version('textual-serve')}, {package_version('aiohttp')},"
@@ -535,10 +535,8 @@ def _full(server: Server, cookie: str, sizes: Sizes, scenario: Scenario, idle_rs
     asyncio.run(sessions())
 
 
-def _flood(
-    server: Server, headers: dict[str, str], seconds: float
-) -> tuple[dict[int, int], float, float]:
-    """One client's GETs of `/`, one after another on one connection, for ``seconds``:
+def _flood(server: Server, path: str, seconds: float) -> tuple[dict[int, int], float, float]:
+    """One client's GETs of ``path``, one after another on one connection, for ``seconds``:
     the count of each status, the wall time, and the server's CPU time."""
     serving = psutil.Process(server.process.pid)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
@@ -546,7 +544,7 @@ def _flood(
     before = serving.cpu_times()
     started = time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
-        connection.request("GET", "/", headers=headers)
+        connection.request("GET", path)
         response = connection.getresponse()
         response.read()
         statuses[response.status] = statuses.get(response.status, 0) + 1
@@ -557,9 +555,9 @@ def _flood(
 
 def _refusals(server: Server, scenario: Scenario) -> None:
     """Requests without a cookie (refused, not counted as attempts); then with a wrong
-    cookie: refused, counted, until the limit answers 429."""
-    wrong = {"Cookie": f"mlci-serve-{server.port}=" + "0" * 64}
-    statuses, elapsed, cpu = _flood(server, {}, REFUSING_S)
+    token: refused, counted, until the limit answers 429."""
+    wrong = "/?token=" + "0" * 43
+    statuses, elapsed, cpu = _flood(server, "/", REFUSING_S)
     count = statuses.get(401, 0)
     others = ", ".join(f"{code} ×{n}" for code, n in statuses.items() if code != 401) or "none"
     scenario.table.append(
@@ -572,16 +570,16 @@ def _refusals(server: Server, scenario: Scenario) -> None:
     before = len(server.log)
     answered: list[int] = []
     while not answered or answered[-1] != 429:
-        answered.append(server.get("/", wrong).status)
+        answered.append(server.get(wrong).status)
         if len(answered) > 100:
-            raise RuntimeError(f"no 429 after 100 wrong cookies: {set(answered)}")
+            raise RuntimeError(f"no 429 after 100 wrong tokens: {set(answered)}")
     statuses, elapsed, cpu = _flood(server, wrong, REFUSING_S)
     count = statuses.get(429, 0)
     time.sleep(0.2)
     lines = server.log[before:].decode().count("refused")
     scenario.table.append(
         [
-            f"wrong cookies: {answered.count(401)} answered 401, then 429, per second",
+            f"wrong tokens: {answered.count(401)} answered 401, then 429, per second",
             f"{count / elapsed:,.0f}",
             f"server CPU {cpu / max(1, count) * 1e6:.0f} µs each; {lines} log lines for"
             f" {len(answered) + sum(statuses.values())} attempts",

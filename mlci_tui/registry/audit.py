@@ -30,17 +30,23 @@ def current_user(environ: Mapping[str, str]) -> str:
     `MLCI_ACTOR` when it says (`mlci serve` sets `web:SESSION` for each dashboard it
     serves), else the login name. The actor is anyone's text, shown by `mlci
     history` and the dashboard: escapes dropped, control characters made visible."""
-    actor = visible_text(environ.get("MLCI_ACTOR", "").strip())[:ACTOR_MAX].strip()
+    actor = visible_text(_text(environ.get("MLCI_ACTOR", "")).strip())[:ACTOR_MAX].strip()
     if actor:
         return actor
     user = environ.get("USER") or environ.get("LOGNAME")
     if user:
-        return user
+        return visible_text(_text(user))[:ACTOR_MAX]
     import getpass  # only needed when the environment does not say
 
     with contextlib.suppress(Exception):
         return getpass.getuser()
     return "unknown"
+
+
+def _text(value: str) -> str:
+    """An environment value that was not UTF-8 (surrogate escapes), as text SQLite
+    can hold: its undecodable bytes as U+FFFD."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def is_stale(deployment: DeploymentRecord, config: Config, now: float) -> bool:

@@ -172,6 +172,8 @@ class Failures:
     def add(self, address: str) -> int:
         """Count one failure of ``address``; how many it made within the window."""
         key = self._key(address)
+        if key is None:
+            return 0
         times = self._recent(key)
         if times is None:
             times = self._seen[key] = deque(maxlen=self.limit + 1)
@@ -180,21 +182,26 @@ class Failures:
 
     def blocked(self, address: str) -> float:
         """Seconds until ``address`` may try again; 0 when it may now."""
-        times = self._recent(self._key(address))
+        key = self._key(address)
+        times = None if key is None else self._recent(key)
         if times is None or len(times) < self.limit:
             return 0.0
         return max(0.0, times[-self.limit] + self.window - self.clock())
 
-    def _key(self, address: str) -> str:
+    def _key(self, address: str) -> str | None:
         """Whose failures an address's are: this machine's all one (any 127.x.y.z
         reaches a server on loopback), an IPv6 /64 one (a host is given a whole
-        one); past ``MAX_ADDRESSES`` at once, every new one shares one key, so a
-        flood from many addresses neither grows the memory nor frees one."""
+        one), an IPv4 address seen through an IPv6 socket its own. Past
+        ``MAX_ADDRESSES`` at once, a new one is not counted (None): a flood from
+        many addresses neither grows the memory, nor frees a blocked one, nor
+        locks out the newcomers; the 256-bit token is not guessed that way."""
         try:
-            ip = ipaddress.ip_address(address)
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
         except ValueError:
             key = address
         else:
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
             if ip.is_loopback:
                 key = "loopback"
             elif ip.version == 6:
@@ -208,7 +215,7 @@ class Failures:
             self._pruned = now
             for old in list(self._seen):
                 self._recent(old)
-        return key if len(self._seen) < MAX_ADDRESSES else "others"
+        return key if len(self._seen) < MAX_ADDRESSES else None
 
     def _recent(self, address: str) -> deque[float] | None:
         times = self._seen.get(address)

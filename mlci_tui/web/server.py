@@ -47,8 +47,13 @@ KILL_GRACE_S = 2.0
 HEARTBEAT_S = 15.0
 """Websocket pings: a tab that vanished (a laptop closed) is noticed within this."""
 
-MAX_REFUSAL_LINES = 100
-"""Refusals logged a minute at most: a flood from many addresses is a count."""
+MAX_LINES = 100
+"""Lines of refusals and of the libraries' complaints logged a minute at most: a flood
+of bad requests is a count, not a flood of the log."""
+
+STALL_S = 10.0
+"""How long a dashboard may take to read what the browser sent before its session
+ends: one that stopped reading (hung, stopped) must not hold the server."""
 
 LARGEST_MESSAGE = 1 << 20
 """The largest websocket message read from a browser (a paste, say)."""
@@ -144,8 +149,8 @@ class DashboardService(AppService):
         process = self._process
         if task is not None:
             await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
-            await self.send_meta({"type": "quit"})
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):  # it may not read it at all
+                await asyncio.wait_for(self.send_meta({"type": "quit"}), QUIT_GRACE_S)
                 await asyncio.wait_for(asyncio.shield(task), QUIT_GRACE_S)
         if process is not None:
             # Its output ended: it is ending, if not reaped yet.
@@ -175,7 +180,7 @@ class DashboardService(AppService):
     def failure(self) -> str | None:
         """Why the dashboard failed, from its stderr's last line; None if it did not."""
         process = self._process
-        if self.killed or process is None or process.returncode in (0, None):
+        if self.killed or process is None or process.returncode in (0, None) or self.errors.closed:
             return None
         self.errors.seek(0)
         lines = self.errors.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
@@ -205,8 +210,7 @@ class DashboardServer(Server):
         # in advance (a name, an address): a websocket from it is.
         self.strict = settings.public_url is not None or guard.is_loopback(settings.host)
         self.failures = Failures()
-        self.refusals_since = time.monotonic()
-        self.refusals_logged = self.refusals_unlogged = 0
+        self.capped = Capped()
         self.sessions: dict[str, Session] = {}
         self.handlers: set[asyncio.Task[Any]] = set()
         self.argv = [sys.executable, "-m", "mlci_tui", "tui", "--config", str(settings.config_path)]
@@ -236,25 +240,21 @@ class DashboardServer(Server):
         offered = request.query.get("token")
         cookie = request.cookies.get(self.cookie)
         if offered is not None:
-            if request.headers.get("Sec-Fetch-Mode", "navigate") != "navigate":
-                # A browser fetching for another page (an image, a script): never someone
-                # opening the address. Refused, and not counted: a page on another port
-                # of this host must not spend the attempts and lock the user out.
-                return unauthorized()
+            counted = counts(request)
+            if counted and (wait := self.failures.blocked(address)):
+                return self.too_many(wait)
             if request.path != "/":
                 # Only the page exchanges a token: elsewhere it would stay in an address.
-                return self.refuse(request, address, "a token in the address of this path")
-            if wait := self.failures.blocked(address):
-                return self.too_many(wait)
+                return self.refuse(request, address, "a token in the address", counted)
             if not self.guard.token_matches(offered):
-                return self.refuse(request, address, "a wrong token")
+                return self.refuse(request, address, "a wrong token", counted)
             return self.exchange(request)
         if cookie is not None and self.guard.cookie_matches(cookie):
             return await handler(request)
-        if wait := self.failures.blocked(address):
-            return self.too_many(wait)
         if cookie is not None:
-            return self.refuse(request, address, "a wrong cookie")
+            # Another server's (it restarted, or one on another port of this host set
+            # one of this name): the browser's, not a guess at a 256-bit value.
+            return unauthorized("this address's cookie is not this server's (it restarted?)")
         # No credentials at all (a bookmark, a favicon): refused, not an attempt.
         return unauthorized()
 
@@ -274,32 +274,21 @@ class DashboardServer(Server):
         )
         return response
 
-    def refuse(self, request: web.Request, address: str, why: str) -> web.Response:
+    def refuse(self, request: web.Request, address: str, why: str, counted: bool) -> web.Response:
+        where = f"({request.method} {shown(request.path)})"
+        if not counted:
+            self.capped.say(f"refused {address}: {why} {where}, from another page: not counted")
+            return unauthorized()
         count = self.failures.add(address)
         if count < self.failures.limit:
-            self.log_refusal(f"refused {address}: {why} ({request.method} {shown(request.path)})")
+            self.capped.say(f"refused {address}: {why} {where}")
         elif count == self.failures.limit:
             window = f"{self.failures.window:.0f}s"
-            self.log_refusal(
+            self.capped.say(
                 f"refused {address}: {why}; {count} failures within {window}:"
                 f" its attempts are refused for {window}, unlogged"
             )
         return unauthorized()
-
-    def log_refusal(self, line: str) -> None:
-        """At most `MAX_REFUSAL_LINES` a minute, whatever the number of addresses."""
-        now = time.monotonic()
-        if now - self.refusals_since >= 60:
-            if self.refusals_unlogged:
-                say(f"{self.refusals_unlogged} more refusals in the last minute, unlogged")
-            self.refusals_since, self.refusals_logged, self.refusals_unlogged = now, 0, 0
-        if self.refusals_logged < MAX_REFUSAL_LINES:
-            self.refusals_logged += 1
-            say(line)
-            if self.refusals_logged == MAX_REFUSAL_LINES:
-                say(f"{MAX_REFUSAL_LINES} refusals logged this minute: the rest are counted")
-        else:
-            self.refusals_unlogged += 1
 
     def too_many(self, wait: float) -> web.Response:
         return web.Response(
@@ -426,7 +415,7 @@ class DashboardServer(Server):
             # A dashboard that ends by itself (it failed to start, say) takes its tab
             # with it; one that quits also says so (`on_meta`).
             service._task.add_done_callback(
-                lambda _: asyncio.ensure_future(websocket.close(code=WSCloseCode.GOING_AWAY))
+                lambda _: asyncio.ensure_future(self.dashboard_ended(session))
             )
             await self.relay(websocket, service, session)
         finally:
@@ -443,6 +432,20 @@ class DashboardServer(Server):
                 lasted = format_duration(time.monotonic() - session.started)
                 say(f"session {session.id} ended ({why}; after {lasted})")
 
+    async def dashboard_ended(self, session: Session) -> None:
+        """Its dashboard's output ended: the tab is told why if it failed, then closed."""
+        service, websocket = session.service, session.websocket
+        assert service is not None and websocket is not None
+        process = service._process
+        if process is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), QUIT_GRACE_S)
+        why = service.failure()
+        if why and not websocket.closed:
+            with contextlib.suppress(Exception):
+                await websocket.send_bytes(f"\r\n mlci tui failed: {why}\r\n".encode())
+        await websocket.close(code=WSCloseCode.GOING_AWAY)
+
     async def relay(
         self, websocket: web.WebSocketResponse, service: DashboardService, session: Session
     ) -> None:
@@ -458,20 +461,27 @@ class DashboardServer(Server):
             if not isinstance(envelope, list) or not envelope:
                 continue
             kind, data = envelope[0], envelope[1] if len(envelope) > 1 else None
+            delivery: Awaitable[object] | None = None
             if kind == "stdin" and isinstance(data, str):
                 session.last_input = time.monotonic()
-                await service.send_bytes(data.encode("utf-8", "replace"))
+                delivery = service.send_bytes(data.encode("utf-8", "replace"))
             elif kind == "resize" and isinstance(data, dict):
-                await service.set_terminal_size(
+                delivery = service.set_terminal_size(
                     guard_int(data.get("width"), 80, 10, 1000),
                     guard_int(data.get("height"), 24, 5, 1000),
                 )
             elif kind == "ping" and isinstance(data, str):
                 await websocket.send_json(["pong", data[:64]])
             elif kind == "blur":
-                await service.blur()
+                delivery = service.blur()
             elif kind == "focus":
-                await service.focus()
+                delivery = service.focus()
+            if delivery is not None:
+                try:
+                    await asyncio.wait_for(delivery, STALL_S)
+                except asyncio.TimeoutError:
+                    session.ending = f"its dashboard read nothing for {STALL_S:.0f}s"
+                    return
 
     async def end_when_idle(self, session: Session) -> None:
         timeout = self.settings.idle_timeout
@@ -494,7 +504,14 @@ class DashboardServer(Server):
                 with contextlib.suppress(Exception):
                     await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"stopped")
         if self.handlers:
-            await asyncio.wait(self.handlers, timeout=QUIT_GRACE_S + 3 * KILL_GRACE_S)
+            await asyncio.wait(self.handlers, timeout=2 * QUIT_GRACE_S + 3 * KILL_GRACE_S)
+        for task in list(self.handlers):  # one still stuck: its dashboard is killed here
+            task.cancel()
+        for session in self.sessions.values():
+            process = session.service._process if session.service else None
+            if process is not None and process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 def end_with_parent() -> None:
@@ -504,7 +521,8 @@ def end_with_parent() -> None:
         import ctypes
 
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # SIGKILL: a dashboard that is stopped or hung must end too.
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def guard_int(value: object, default: int, low: int, high: int) -> int:
@@ -516,8 +534,41 @@ def guard_int(value: object, default: int, low: int, high: int) -> int:
     return max(low, min(high, number))
 
 
-def unauthorized() -> web.Response:
-    return web.Response(status=401, text="401: open the address mlci serve printed\n")
+def unauthorized(why: str = "") -> web.Response:
+    reason = f"{why}: " if why else ""
+    return web.Response(status=401, text=f"401: {reason}open the address mlci serve printed\n")
+
+
+def counts(request: web.Request) -> bool:
+    """Whether a failed token counts against its address: sent by a script (no
+    ``Sec-Fetch-Site``) or by someone who typed or pasted the address (``none``).
+    A browser sending it for another page — an image, a frame, a window another
+    site or another port of this host opened — could otherwise spend the attempts
+    and keep the user out; a 256-bit token is not guessed that way either."""
+    return request.headers.get("Sec-Fetch-Site", "none") == "none"
+
+
+class Capped:
+    """The log's lines of things that may come in floods: at most `MAX_LINES` a
+    minute, then counted, the count said when the minute is over."""
+
+    def __init__(self) -> None:
+        self.since = time.monotonic()
+        self.logged = self.unlogged = 0
+
+    def say(self, line: str) -> None:
+        now = time.monotonic()
+        if now - self.since >= 60:
+            if self.unlogged:
+                say(f"{self.unlogged} more lines in the last minute, unlogged")
+            self.since, self.logged, self.unlogged = now, 0, 0
+        if self.logged < MAX_LINES:
+            self.logged += 1
+            say(line)
+            if self.logged == MAX_LINES:
+                say(f"{MAX_LINES} lines of refusals and errors this minute: the rest are counted")
+        else:
+            self.unlogged += 1
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -544,9 +595,10 @@ class OneLine(logging.Handler):
     server's log, without the traceback: aiohttp's for a malformed request holds
     the request line, which may hold the token."""
 
-    def __init__(self, secrets: tuple[str, ...]) -> None:
+    def __init__(self, secrets: tuple[str, ...], capped: Capped) -> None:
         super().__init__(logging.WARNING)
         self.secrets = secrets
+        self.capped = capped
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage().splitlines()[0] if record.getMessage() else ""
@@ -554,11 +606,11 @@ class OneLine(logging.Handler):
             text += f": {type(record.exc_info[1]).__name__}"
         for secret in self.secrets:
             text = text.replace(secret, "…")
-        say(f"{record.name}: {shown(text, 200)}")
+        self.capped.say(f"{record.name}: {shown(text, 200)}")
 
 
-def quiet_libraries(*secrets: str) -> None:
-    handler = OneLine(secrets)
+def quiet_libraries(capped: Capped, *secrets: str) -> None:
+    handler = OneLine(secrets, capped)
     for name in ("aiohttp", "textual-serve"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
@@ -581,7 +633,7 @@ def serve(settings: Settings) -> int:
 async def _serve(settings: Settings, sock: socket.socket) -> int:
     host, port = sock.getsockname()[:2]
     server = DashboardServer(settings, port)
-    quiet_libraries(settings.token, server.guard.cookie_value)
+    quiet_libraries(server.capped, settings.token, server.guard.cookie_value)
     runner = web.AppRunner(
         await server._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
     )

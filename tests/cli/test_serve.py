@@ -248,7 +248,8 @@ def test_wrong_tokens_and_cookies_are_refused_even_beside_a_valid_cookie(served:
     assert served.get("/", {"Cookie": cookie}).status == 200
     log = served.log()
     assert "refused 127.0.0.1: a wrong token (GET /)" in log
-    assert "a wrong cookie" in log
+    # A wrong cookie is a stale one (the server restarted), not an attempt: not logged.
+    assert log.count("refused") == 5  # the three wrong tokens, the two in addresses
     assert TOKEN not in log
 
 
@@ -261,21 +262,36 @@ def test_failed_attempts_are_limited_per_address_but_a_cookie_still_works(served
     assert blocked.status == 429
     assert 1 <= int(blocked.headers["Retry-After"]) <= 61
     assert served.get("/", {"Cookie": cookie}).status == 200
-    assert served.get("/", {"Cookie": f"{served.cookie_name}=guess"}).status == 429
+    stale = served.get("/", {"Cookie": f"{served.cookie_name}=guess"})
+    assert stale.status == 401 and b"not this server's" in stale.body  # type: ignore[attr-defined]
     log = served.log()
     # Each failure up to the limit is one line; then one line says the rest are not.
     assert log.count("refused 127.0.0.1") == 10
     assert "10 failures within 60s" in log
 
 
-def test_a_browser_fetching_for_another_page_spends_no_attempt(served: Server) -> None:
-    # A page on another port of this host (<img src=…/?token=…>) could otherwise spend
-    # the ten attempts and keep the user's right token out for a minute.
-    for n in range(20):
-        response = served.get(f"/?token=guess-{n}", {"Sec-Fetch-Mode": "no-cors"})
+def test_a_browser_sending_the_token_for_another_page_spends_no_attempt(served: Server) -> None:
+    # A page on another port of this host (an <img>, a frame, a window it opens) could
+    # otherwise spend the ten attempts and keep the user's right token out for a minute.
+    from_elsewhere = [
+        {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"},
+        {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"},
+        {
+            "Sec-Fetch-Site": "cross-site",
+            "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Dest": "document",
+        },
+    ]
+    for n in range(30):
+        response = served.get(f"/?token=guess-{n}", from_elsewhere[n % 3])
         assert response.status == 401
-    assert served.get(f"/?token={TOKEN}", {"Sec-Fetch-Mode": "navigate"}).status == 303
-    assert "refused" not in served.log()
+    typed = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"}
+    assert served.get(f"/?token={TOKEN}", typed).status == 303
+    assert "from another page: not counted" in served.log()
+    # Typed (or sent by a script) it counts.
+    for n in range(10):
+        served.get(f"/?token=typo-{n}", typed)
+    assert served.get(f"/?token={TOKEN}", typed).status == 429
 
 
 def test_a_malformed_request_with_the_token_logs_one_line_without_it(served: Server) -> None:
@@ -364,14 +380,18 @@ def test_a_dashboard_that_fails_is_named_in_the_session_s_end(
     cookie = served.cookie()
     project.config_path.write_text("[pipeline\n")  # broken after the server started
 
+    told: list[bool] = []
+
     async def session() -> None:
         tab = Tab(served, cookie)
         await tab.open()
         await wait_until(tab.reader.done, what="the failed dashboard's tab closing")
+        told.append(f"mlci tui failed: {project.config_path}".encode() in tab.received)
         await tab.close()
 
     asyncio.run(session())
     wait_for(lambda: "ended (" in served.log())
+    assert told, "the tab was not told why"
     ended = served.log().split("ended (", 1)[1]
     assert ended.startswith(str(project.config_path)), ended
     assert not served.dashboards()
@@ -389,6 +409,30 @@ def test_a_dashboard_that_does_not_quit_is_ended_with_its_tab(served: Server) ->
 
     asyncio.run(session())
     wait_for(lambda: "ended (tab closed; its dashboard did not quit and was killed" in served.log())
+
+
+def test_a_dashboard_that_stops_reading_never_holds_the_server(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project)
+    cookie = server.cookie()
+
+    async def session() -> None:
+        tab = await drawn(server, cookie)
+        (dashboard,) = server.dashboards()
+        os.kill(dashboard, signal.SIGSTOP)
+        for _ in range(64):  # 256 kB of keys: more than its input pipe holds
+            if tab.reader.done():
+                break
+            await tab.socket.send_str(json.dumps(["stdin", "j" * 4096]))
+        await wait_until(tab.reader.done, what="the session's end")
+        await tab.close()
+        await wait_until(lambda: not pid_alive(dashboard), what="the stopped dashboard's end")
+
+    try:
+        asyncio.run(session())
+        wait_for(lambda: "its dashboard read nothing for 10s" in server.log())
+    finally:
+        stop_server(server)
 
 
 def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Project) -> None:

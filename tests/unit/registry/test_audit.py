@@ -39,3 +39,13 @@ def test_any_actor_is_printable_short_and_nonempty(actor: str, user: str) -> Non
     assert found == found.strip()
     shown = visible_text(actor.strip())[:ACTOR_MAX].strip()
     assert found == (shown or user)
+
+
+def test_an_actor_or_login_that_is_not_utf8_is_stored_as_text() -> None:
+    # As os.environ holds bytes it cannot decode: surrogate escapes, which SQLite
+    # refuses to encode (every deploy failed with such a USER).
+    broken = b"web:\xff\xfe".decode("utf-8", "surrogateescape")
+    for environ in ({"MLCI_ACTOR": broken}, {"USER": broken}):
+        actor = current_user(environ)
+        assert actor == "web:\ufffd\ufffd"
+        actor.encode("utf-8")  # what sqlite3 does with it

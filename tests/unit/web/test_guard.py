@@ -69,10 +69,10 @@ def test_failures_remember_a_bounded_number_of_addresses(monkeypatch: pytest.Mon
         failures.add("10.0.0.1")  # blocked, and never forgotten for the newcomers below
     for n in range(20):
         failures.add(f"10.0.1.{n}")
-    assert len(failures._seen) == 5 + 1  # and the newcomers' shared count
+    assert len(failures._seen) == 5
     assert failures.blocked("10.0.0.1")
-    # Past the bound, newcomers share one count: the flood blocks itself.
-    assert failures.blocked("10.9.9.9") and "others" in failures._seen
+    # Past the bound, newcomers are not counted: a flood neither frees nor locks out.
+    assert failures.add("10.9.9.9") == 0 and not failures.blocked("10.9.9.9")
     clock.now += 11
     failures.add("10.0.2.1")  # everything expired: room again
     assert not failures.blocked("10.0.0.1") and "10.0.2.1" in failures._seen
@@ -90,6 +90,11 @@ def test_an_address_s_failures_are_its_machine_s_or_its_network_s() -> None:
     failures.add("10.0.0.2")
     failures.add("10.0.0.3")
     assert not failures.blocked("10.0.0.4")
+    # IPv4 through an IPv6 socket (`--host ::`): each address its own, loopback one.
+    for _ in range(3):
+        failures.add("::ffff:10.0.0.5")
+    assert failures.blocked("10.0.0.5") and not failures.blocked("::ffff:10.0.0.6")
+    assert failures.blocked("::ffff:127.0.0.1")
 
 
 def test_a_websocket_origin_is_a_served_page_s() -> None:

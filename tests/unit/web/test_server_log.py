@@ -12,7 +12,7 @@ from tests.helpers import require_extra
 
 require_extra("textual-serve", "pip install -e '.[serve]'")
 
-from mlci_tui.web.server import quiet_libraries  # noqa: E402 (after the extra is known)
+from mlci_tui.web.server import MAX_LINES, Capped, quiet_libraries  # noqa: E402 (after the extra is known)
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def _restored() -> Iterator[None]:
 def test_library_records_are_one_line_without_the_secrets(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    quiet_libraries("the-token-value", "the-cookie-value")
+    quiet_libraries(Capped(), "the-token-value", "the-cookie-value")
     try:
         raise ValueError("GET /?token=the-token-value HTTP/1.1")
     except ValueError:
@@ -41,3 +41,16 @@ def test_library_records_are_one_line_without_the_secrets(
     assert "the-token-value" not in err and "the-cookie-value" not in err
     assert "\x1b" not in err and "Traceback" not in err
     assert f"{name}: Error handling request: Cookie: mlci-serve-1=…: ValueError" in err
+
+
+def test_a_flood_of_complaints_is_a_count_not_a_flood_of_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capped = Capped()
+    quiet_libraries(capped)
+    for n in range(3 * MAX_LINES):
+        logging.getLogger("aiohttp.server").error("Error handling request %d", n)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == MAX_LINES + 1
+    assert lines[-1].endswith("lines of refusals and errors this minute: the rest are counted")
+    assert capped.unlogged == 2 * MAX_LINES
