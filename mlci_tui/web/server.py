@@ -609,12 +609,21 @@ class OneLine(logging.Handler):
         self.capped.say(f"{record.name}: {shown(text, 200)}")
 
 
+LIBRARIES = ("aiohttp", "textual-serve")
+"""The loggers whose records `OneLine` writes."""
+
+
 def quiet_libraries(capped: Capped, *secrets: str) -> None:
     handler = OneLine(secrets, capped)
-    for name in ("aiohttp", "textual-serve"):
+    for name in LIBRARIES:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.propagate = False
+    # Every logger below them too: a `logging.config` call of a library imported in
+    # this process (`disable_existing_loggers`) must not silence them.
+    for name, found in list(logging.root.manager.loggerDict.items()):
+        if isinstance(found, logging.Logger) and name.split(".")[0] in LIBRARIES:
+            found.disabled = False
 
 
 def serve(settings: Settings) -> int:

@@ -4,6 +4,7 @@ never holding the token or the cookie, whatever the record says."""
 from __future__ import annotations
 
 import logging
+import logging.config
 from collections.abc import Iterator
 
 import pytest
@@ -18,11 +19,14 @@ from mlci_tui.web.server import MAX_LINES, Capped, quiet_libraries  # noqa: E402
 @pytest.fixture(autouse=True)
 def _restored() -> Iterator[None]:
     """The libraries' loggers as they were: this process runs other tests after."""
-    loggers = [logging.getLogger(name) for name in ("aiohttp", "textual-serve")]
-    kept = [(logger.handlers[:], logger.propagate) for logger in loggers]
+    names = ("aiohttp", "aiohttp.server", "aiohttp.web", "textual-serve")
+    loggers = [logging.getLogger(name) for name in names]
+    kept = [(logger.handlers[:], logger.propagate, logger.disabled) for logger in loggers]
+    # As another library's `logging.config` call in this process leaves them (MLflow's).
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
     yield
-    for logger, (handlers, propagate) in zip(loggers, kept, strict=True):
-        logger.handlers[:], logger.propagate = handlers, propagate
+    for logger, (handlers, propagate, disabled) in zip(loggers, kept, strict=True):
+        logger.handlers[:], logger.propagate, logger.disabled = handlers, propagate, disabled
 
 
 @pytest.mark.parametrize("name", ["aiohttp.server", "aiohttp.web", "textual-serve"])
