@@ -83,11 +83,11 @@ class Session:
 
     id: str
     address: str
+    websocket: web.WebSocketResponse
     started: float = field(default_factory=time.monotonic)
     last_input: float = field(default_factory=time.monotonic)
     ending: str | None = None
     """Why the server ends it (idle, stopping); None while the tab decides."""
-    websocket: web.WebSocketResponse | None = None
     service: DashboardService | None = None
 
 
@@ -377,7 +377,7 @@ class DashboardServer(Server):
             )
             await websocket.close(code=WSCloseCode.TRY_AGAIN_LATER)
             return websocket
-        session = Session(guard.session_id(), address, websocket=websocket)
+        session = Session(guard.session_id(), address, websocket)
         self.sessions[session.id] = session
         task = asyncio.current_task()
         assert task is not None
@@ -391,10 +391,8 @@ class DashboardServer(Server):
 
     async def run_session(self, request: web.Request, session: Session) -> None:
         websocket = session.websocket
-        assert websocket is not None
         await websocket.prepare(request)
-        width = guard_int(request.query.get("width"), 80, 10, 1000)
-        height = guard_int(request.query.get("height"), 24, 5, 1000)
+        width, height = terminal_size(request.query.get("width"), request.query.get("height"))
         service = session.service = DashboardService(
             self.argv,
             self.settings,
@@ -435,7 +433,7 @@ class DashboardServer(Server):
     async def dashboard_ended(self, session: Session) -> None:
         """Its dashboard's output ended: the tab is told why if it failed, then closed."""
         service, websocket = session.service, session.websocket
-        assert service is not None and websocket is not None
+        assert service is not None
         process = service._process
         if process is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -467,8 +465,7 @@ class DashboardServer(Server):
                 delivery = service.send_bytes(data.encode("utf-8", "replace"))
             elif kind == "resize" and isinstance(data, dict):
                 delivery = service.set_terminal_size(
-                    guard_int(data.get("width"), 80, 10, 1000),
-                    guard_int(data.get("height"), 24, 5, 1000),
+                    *terminal_size(data.get("width"), data.get("height"))
                 )
             elif kind == "ping" and isinstance(data, str):
                 await websocket.send_json(["pong", data[:64]])
@@ -493,16 +490,14 @@ class DashboardServer(Server):
                 break
             await asyncio.sleep(left)
         session.ending = f"idle for {format_duration(timeout)}"
-        assert session.websocket is not None
         await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
 
     async def end_all(self) -> None:
         """Every session ended, its process group with it."""
         for session in list(self.sessions.values()):
             session.ending = "server stopped"
-            if session.websocket is not None:
-                with contextlib.suppress(Exception):
-                    await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"stopped")
+            with contextlib.suppress(Exception):
+                await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"stopped")
         if self.handlers:
             await asyncio.wait(self.handlers, timeout=2 * QUIT_GRACE_S + 3 * KILL_GRACE_S)
         for task in list(self.handlers):  # one still stuck: its dashboard is killed here
@@ -523,6 +518,11 @@ def end_with_parent() -> None:
         PR_SET_PDEATHSIG = 1
         # SIGKILL: a dashboard that is stopped or hung must end too.
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def terminal_size(width: object, height: object) -> tuple[int, int]:
+    """The size a browser asked for, within what a terminal can be."""
+    return guard_int(width, 80, 10, 1000), guard_int(height, 24, 5, 1000)
 
 
 def guard_int(value: object, default: int, low: int, high: int) -> int:

@@ -6,6 +6,7 @@ The browser's side (the page renders, keys act) is tests/web/, in Chromium."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -123,14 +124,21 @@ def stop_server(server: Server) -> None:
     wait_dead(server.children)
 
 
-@pytest.fixture
-def served(project: Project) -> Iterator[Server]:
-    project.write(QUICK)
-    server = start_server(project)
+@contextlib.contextmanager
+def serving(project: Project, *options: str, token_file: bool = True) -> Iterator[Server]:
+    """A server for the test's body, stopped after it as `stop_server` stops one."""
+    server = start_server(project, *options, token_file=token_file)
     try:
         yield server
     finally:
         stop_server(server)
+
+
+@pytest.fixture
+def served(project: Project) -> Iterator[Server]:
+    project.write(QUICK)
+    with serving(project) as server:
+        yield server
 
 
 class Tab:
@@ -413,32 +421,28 @@ def test_a_dashboard_that_does_not_quit_is_ended_with_its_tab(served: Server) ->
 
 def test_a_dashboard_that_stops_reading_never_holds_the_server(project: Project) -> None:
     project.write(QUICK)
-    server = start_server(project)
-    cookie = server.cookie()
+    with serving(project) as server:
+        cookie = server.cookie()
 
-    async def session() -> None:
-        tab = await drawn(server, cookie)
-        (dashboard,) = server.dashboards()
-        os.kill(dashboard, signal.SIGSTOP)
-        for _ in range(64):  # 256 kB of keys: more than its input pipe holds
-            if tab.reader.done():
-                break
-            await tab.socket.send_str(json.dumps(["stdin", "j" * 4096]))
-        await wait_until(tab.reader.done, what="the session's end")
-        await tab.close()
-        await wait_until(lambda: not pid_alive(dashboard), what="the stopped dashboard's end")
+        async def session() -> None:
+            tab = await drawn(server, cookie)
+            (dashboard,) = server.dashboards()
+            os.kill(dashboard, signal.SIGSTOP)
+            for _ in range(64):  # 256 kB of keys: more than its input pipe holds
+                if tab.reader.done():
+                    break
+                await tab.socket.send_str(json.dumps(["stdin", "j" * 4096]))
+            await wait_until(tab.reader.done, what="the session's end")
+            await tab.close()
+            await wait_until(lambda: not pid_alive(dashboard), what="the stopped dashboard's end")
 
-    try:
         asyncio.run(session())
         wait_for(lambda: "its dashboard read nothing for 10s" in server.log())
-    finally:
-        stop_server(server)
 
 
 def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Project) -> None:
     project.write(QUICK)
-    server = start_server(project, "--max-sessions", "2")
-    try:
+    with serving(project, "--max-sessions", "2") as server:
         cookie = server.cookie()
 
         async def sessions() -> None:
@@ -459,14 +463,11 @@ def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Pro
             await tabs[1].close()
 
         asyncio.run(sessions())
-    finally:
-        stop_server(server)
 
 
 def test_an_idle_dashboard_ends_and_input_keeps_one_alive(project: Project) -> None:
     project.write(QUICK)
-    server = start_server(project, "--idle-timeout", "4s")
-    try:
+    with serving(project, "--idle-timeout", "4s") as server:
         cookie = server.cookie()
 
         async def sessions() -> None:
@@ -495,8 +496,6 @@ def test_an_idle_dashboard_ends_and_input_keeps_one_alive(project: Project) -> N
 
         asyncio.run(sessions())
         wait_for(lambda: "ended (idle for 4.00s" in server.log())
-    finally:
-        stop_server(server)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
@@ -603,8 +602,7 @@ def test_a_busy_port_is_one_line(served: Server, project: Project) -> None:
 def test_a_made_token_is_printed_once_and_written_nowhere(project: Project) -> None:
     project.write(QUICK)
     project.mlci("run")
-    server = start_server(project, token_file=False)
-    try:
+    with serving(project, token_file=False) as server:
         (token,) = re.findall(rb"\?token=([A-Za-z0-9_-]{43})\n", server.stdout.data)
         assert len(token) == 43  # 32 random bytes
         response = server.get(f"/?token={token.decode()}")
@@ -617,8 +615,6 @@ def test_a_made_token_is_printed_once_and_written_nowhere(project: Project) -> N
 
         asyncio.run(session())
         wait_for(lambda: "ended" in server.log())
-    finally:
-        stop_server(server)
     assert token not in server.stderr.data
     for path in project.path.rglob("*"):
         if path.is_file():
@@ -631,8 +627,7 @@ def test_beyond_loopback_without_a_public_url_the_page_is_where_the_browser_is(
     import socket
 
     project.write(QUICK)
-    server = start_server(project, "--host", "0.0.0.0", "--idle-timeout", "0")
-    try:
+    with serving(project, "--host", "0.0.0.0", "--idle-timeout", "0") as server:
         assert f"Dashboard at http://{socket.gethostname()}:{server.port}/".encode() in (
             server.stdout.data
         )
@@ -657,22 +652,17 @@ def test_beyond_loopback_without_a_public_url_the_page_is_where_the_browser_is(
         assert asyncio.run(attempt(f"http://{there}")) == 101
         assert asyncio.run(attempt(f"http://evil.example:{server.port}")) == 403
         assert asyncio.run(attempt(f"http://gpu-box.example:{server.port + 1}")) == 403
-    finally:
-        stop_server(server)
 
 
 def test_another_host_than_loopback_is_served_with_a_warning(project: Project) -> None:
     project.write(QUICK)
-    server = start_server(project, "--host", "0.0.0.0", "--public-url", "https://ml.example.com/")
-    try:
+    with serving(project, "--host", "0.0.0.0", "--public-url", "https://ml.example.com/") as server:
         assert b"Dashboard at https://ml.example.com/?token=" in server.stdout.data
         server.stderr.wait_for(b"TLS in a reverse proxy")
         response = server.get(f"/?token={TOKEN}")
         # Behind the proxy: the address it serves, and a cookie only sent over TLS.
         assert response.headers["Location"] == "https://ml.example.com/"
         assert "Secure" in response.headers["Set-Cookie"]
-    finally:
-        stop_server(server)
 
 
 def test_without_the_extra_mlci_serve_says_how_to_get_it(project: Project, tmp_path: Path) -> None:
