@@ -214,6 +214,17 @@ def handle_status(args: argparse.Namespace) -> int:
         print("\n".join(run_summary(run, color=use_color(sys.stdout.buffer, os.environ))))
         if experiments is not None:
             print(f"\n{experiments}")
+    from mlci_tui.service.recovery import runner_gone  # imported by open_store already
+
+    if run.state is RunState.RUNNING and runner_gone(run):
+        # Recovery could not mark it (a full disk, a store locked too long): the row
+        # still says running, but no process will finish it.
+        print(
+            f"mlci: run {run.id}'s runner is gone; the store could not be written to mark"
+            " it interrupted (any mlci command, or `mlci recover`, tries again)",
+            file=sys.stderr,
+        )
+        return ExitCode.FAILED
     # As `mlci run` would have exited: a script can ask whether the last run passed.
     running_or_passed = (RunState.RUNNING, RunState.PASSED)
     return ExitCode.PASSED if run.state in running_or_passed else ExitCode.FAILED

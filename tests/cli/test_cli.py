@@ -753,8 +753,11 @@ needs = ["big"]
     db.close()
     log = (small_disk / ".mlci" / "runs" / "1" / "big.log").read_bytes()
     assert b"line 0000000" in log  # what was written is readable
+    # The store is still full: the run cannot be marked interrupted, and status says
+    # its runner is gone rather than showing it running as if it might still end.
     status = project.mlci("status")
-    assert status.returncode == 0 and b"run 1" in status.stdout
+    assert status.returncode == 1 and b"run 1" in status.stdout
+    assert b"run 1's runner is gone" in status.stderr
 
 
 def test_a_truncated_database_is_named_and_the_logs_stay_readable(project: Project) -> None:
