@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from functools import cached_property
@@ -151,6 +152,7 @@ class Runner:
                 experiment=experiment,
             )
             process.push(runner._recording)
+            runner._take_signals()
             runner._open_store()
             runner._recover()
             runner._become_subreaper()
@@ -166,6 +168,23 @@ class Runner:
             yield runner
 
     # The phases of `start`.
+
+    def _take_signals(self) -> None:
+        """Until the engine's own handlers take over, SIGTERM cancels as Ctrl-C does and
+        a hang-up is let pass: a signal in the instant after the run row is made ends
+        it ``cancelled`` (`_settle_run`), not ``running`` until the next command's
+        recovery finds its runner gone. Python handlers, not SIG_IGN, so the stages'
+        processes start with the default dispositions."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; nothing else runs `mlci run`
+        for signum, handler in (
+            (signal.SIGTERM, signal.default_int_handler),
+            (signal.SIGHUP, _let_pass),
+        ):
+            before = signal.getsignal(signum)
+            signal.signal(signum, handler)
+            if before is not None:  # None: set outside Python, cannot be put back
+                self._process.callback(signal.signal, signum, before)
 
     def _open_store(self) -> None:
         self.store = Store.open(self.config.pipeline.state_dir)
@@ -196,6 +215,9 @@ class Runner:
 
     def _create_run(self) -> None:
         config = self.config
+        # The row and the undo that settles it, as one step no signal falls between:
+        # one that comes meanwhile is delivered as the block ends (`_take_signals`).
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         try:
             self.run_id = self.store.runs.create(
                 config.pipeline.name,
@@ -212,7 +234,10 @@ class Runner:
             raise StoreError(
                 f"{error.filename}: cannot make the run's directory: {error.strerror}"
             ) from None
-        self._recording.push(self._settle_run)
+        else:
+            self._recording.push(self._settle_run)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         if self._outs_lock is not None:
             claim_outs(self._outs_lock, self.run_id, config)
 
@@ -596,6 +621,10 @@ class Runner:
         if response.rolled_back:
             context.mark_run(RunState.ROLLED_BACK, response.message)
         return AttemptResult(None, error=response.message, peak_rss_bytes=peak, cpu_seconds=cpu)
+
+
+def _let_pass(signum: int, frame: object) -> None:
+    """A hang-up while the run starts: it goes on, as it does once running."""
 
 
 @contextlib.contextmanager

@@ -308,6 +308,31 @@ def test_sigterm_cancels_too(project: Project) -> None:
     assert project.status()["state"] == "cancelled"
 
 
+@pytest.mark.parametrize(
+    ("signum", "command", "state", "code"),
+    [(signal.SIGTERM, "sleep 30", "cancelled", 130), (signal.SIGHUP, "true", "passed", 0)],
+)
+def test_a_signal_in_the_instant_the_run_starts_never_leaves_it_running(
+    tmp_path: Path, signum: int, command: str, state: str, code: int
+) -> None:
+    """SIGTERM cancels and a hang-up is let pass from the moment the run's row can
+    exist: the row is read raw, with no command's recovery to mend it afterwards."""
+    for trial in range(12):
+        project = Project(tmp_path / str(trial))
+        project.path.mkdir()
+        project.write(f'[stages.one]\ncommand = "{command}"\n')
+        runner = project.start("run")
+        made = project.state_dir / "runs" / "1"
+        wait_for(made.exists, what="the run's directory")
+        runner.send_signal(signum)
+        runner.communicate(timeout=60)
+        db = sqlite3.connect(project.state_dir / "mlci.db")
+        rows = db.execute("SELECT state FROM runs").fetchall()
+        db.close()
+        assert rows == [(state,)], f"trial {trial}: {rows}"
+        assert runner.returncode == code, f"trial {trial}"
+
+
 def test_a_running_stage_is_sampled_for_cpu_and_memory(project: Project) -> None:
     project.write(
         f"""
