@@ -306,6 +306,13 @@ async def test_several_alerts_are_acknowledged_one_by_one_in_one_visit(
         states = [table.get_row_at(row)[0].plain for row in range(4)]
         assert states == ["seen", "NEW", "seen", "NEW"]
         assert "2 not acknowledged" in str(screen.query_one("#alerts-title", Static).render())
+        # As drawn: every alert was new when the dialog opened, and the state column
+        # still shows the longer word whole (not "see").
+        await settle(pilot)
+        drawn = [text_of(strip) for strip in screen._compositor.render_strips()]
+        rows = [line for line in drawn if "█" in line and "_failed " in line]
+        assert len(rows) == 4, drawn
+        assert [" seen " in row for row in rows] == [True, False, True, False], rows
 
 
 async def test_the_cancel_dialog_says_what_each_key_does(project: Project) -> None:
