@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.binding import Binding
 from textual.command import Command, CommandList
 from textual.pilot import Pilot
 from textual.scrollbar import ScrollBar
@@ -17,6 +18,7 @@ from textual.widgets import DataTable, Static
 
 from mlci_tui.states import RunState
 from mlci_tui.tui.app import MlciApp
+from mlci_tui.tui.palette import dashboard_commands
 from mlci_tui.tui.screens.alerts_screen import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import middle_cut
@@ -363,6 +365,26 @@ async def test_the_palette_runs_the_dashboard_commands(project: Project) -> None
         await chosen(pilot, "graph")
         await pilot.press("enter")
         await until(pilot, lambda: app.screen.__class__.__name__ == "GraphScreen")
+
+
+async def test_the_palette_names_every_action_the_keys_offer(project: Project) -> None:
+    """As the help names them; a read-only dashboard's palette leaves out those that act,
+    as its keys do. Next and previous match only go on with a search `/` started."""
+    two_versions(project)
+    for read_only in (False, True):
+        app = dashboard(project, read_only=read_only)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: len(app.query_one(VersionTable).versions) == 2)  # noqa: B023
+            names = {name for name, _, _ in dashboard_commands(app)}
+            keys = {
+                binding.description
+                for binding in [*MlciApp.BINDINGS, *LogView.DASHBOARD_BINDINGS]
+                if isinstance(binding, Binding) and app.offers(binding.action)
+            }
+            missing = keys - names - {"Commands", "Next match", "Previous match"}
+            assert missing == set(), (read_only, missing)
+            assert read_only == ("Roll back" not in names), names
+            assert read_only == ("Answer" not in names), names
 
 
 async def test_a_progress_bar_is_one_line_in_the_pane_and_the_log(project: Project) -> None:
