@@ -293,6 +293,7 @@ async def test_p_promotes_after_a_side_by_side_confirmation(project: Project) ->
         confirm = app.screen
         assert isinstance(confirm, ConfirmScreen)
         app.console.begin_capture()
+        app.console.print(confirm.header)  # the columns' heads, which do not scroll
         app.console.print(confirm.body)
         drawn = app.console.end_capture()
         assert "now: v1" in drawn and "after: #2 lr-sweep-2" in drawn, drawn

@@ -197,3 +197,11 @@ async def test_at_each_size_the_rollback_confirmation_keeps_its_question_and_key
         assert "y / Enter: roll back to v2 · n / Esc: cancel" in text, text
         for row in (" sha256 ", " age ", " commit "):
             assert row in text, (row, text)
+        # Scrolled to its end, the columns still say which side is which, over the
+        # rows they head.
+        lines = screen_lines(pilot)
+        heads = [line for line in lines if "now: v" in line and "after: v2" in line]
+        assert len(heads) == 1, text
+        sha = next(line for line in lines if " sha256 " in line)
+        for head in ("now: v", "after: v2"):
+            assert sha[heads[0].index(head)] != " ", (head, text)

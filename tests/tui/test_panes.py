@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.binding import Binding
 from textual.command import Command, CommandList
 from textual.pilot import Pilot
 from textual.scrollbar import ScrollBar
@@ -17,6 +18,7 @@ from textual.widgets import DataTable, Static
 
 from mlci_tui.states import RunState
 from mlci_tui.tui.app import MlciApp
+from mlci_tui.tui.palette import dashboard_commands
 from mlci_tui.tui.screens.alerts_screen import AlertsScreen
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.text import middle_cut
@@ -306,6 +308,13 @@ async def test_several_alerts_are_acknowledged_one_by_one_in_one_visit(
         states = [table.get_row_at(row)[0].plain for row in range(4)]
         assert states == ["seen", "NEW", "seen", "NEW"]
         assert "2 not acknowledged" in str(screen.query_one("#alerts-title", Static).render())
+        # As drawn: every alert was new when the dialog opened, and the state column
+        # still shows the longer word whole (not "see").
+        await settle(pilot)
+        drawn = [text_of(strip) for strip in screen._compositor.render_strips()]
+        rows = [line for line in drawn if "█" in line and "_failed " in line]
+        assert len(rows) == 4, drawn
+        assert [" seen " in row for row in rows] == [True, False, True, False], rows
 
 
 async def test_the_cancel_dialog_says_what_each_key_does(project: Project) -> None:
@@ -356,6 +365,26 @@ async def test_the_palette_runs_the_dashboard_commands(project: Project) -> None
         await chosen(pilot, "graph")
         await pilot.press("enter")
         await until(pilot, lambda: app.screen.__class__.__name__ == "GraphScreen")
+
+
+async def test_the_palette_names_every_action_the_keys_offer(project: Project) -> None:
+    """As the help names them; a read-only dashboard's palette leaves out those that act,
+    as its keys do. Next and previous match only go on with a search `/` started."""
+    two_versions(project)
+    for read_only in (False, True):
+        app = dashboard(project, read_only=read_only)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: len(app.query_one(VersionTable).versions) == 2)  # noqa: B023
+            names = {name for name, _, _ in dashboard_commands(app)}
+            keys = {
+                binding.description
+                for binding in [*MlciApp.BINDINGS, *LogView.DASHBOARD_BINDINGS]
+                if isinstance(binding, Binding) and app.offers(binding.action)
+            }
+            missing = keys - names - {"Commands", "Next match", "Previous match"}
+            assert missing == set(), (read_only, missing)
+            assert read_only == ("Roll back" not in names), names
+            assert read_only == ("Answer" not in names), names
 
 
 async def test_a_progress_bar_is_one_line_in_the_pane_and_the_log(project: Project) -> None:

@@ -45,6 +45,7 @@ from mlci_tui.store import Store
 from mlci_tui.store.deployment_request import DeploymentRequest
 from mlci_tui.store.logs import LogWriter
 from mlci_tui.tui.app import MlciApp, make_app
+from mlci_tui.tui.screens.confirm import ConfirmScreen
 from tests.helpers import HOSTILE, Project, settle, setup, shown, until
 from tests.tui.experiments_store import write_experiments
 
@@ -465,6 +466,23 @@ def test_screen(snap_compare, tmp_path: Path, screen: str, size: tuple[int, int]
 def test_read_only_at_the_smallest_size(snap_compare, tmp_path: Path) -> None:
     app = make_store(tmp_path, decision=True, read_only=True)
     assert snap_compare(app, terminal_size=(60, 15), run_before=loaded)
+
+
+def test_the_rollback_confirmation_scrolled_at_the_smallest_size(
+    snap_compare, tmp_path: Path
+) -> None:
+    """Scrolled to its end at 60x15: the question, the heads of its columns (now, after)
+    and its keys stay in sight over the rows that scrolled."""
+
+    async def before(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press("v", "down", "R")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+        await settle(pilot)
+        await pilot.press("end")
+        await settle(pilot)
+
+    assert snap_compare(make_store(tmp_path), terminal_size=(60, 15), run_before=before)
 
 
 @pytest.mark.parametrize("size", [(60, 15), (200, 50)], ids=["60x15", "200x50"])

@@ -176,6 +176,9 @@ class _Attempt:
         self.sampler = _TreeSampler(self.pid)
         self.cancelled = False
         self.hurried = False
+        self.cpu_before_stop = 0.0
+        """The CPU time of the tree as it was about to be stopped: a shell killed before
+        it waited for its child reports none of the child's time."""
 
     async def watch(self) -> AttemptResult:
         self._start_reading()
@@ -191,6 +194,7 @@ class _Attempt:
         # too, and the pipes are read to their end. This is never abandoned half-way.
         await self._stop(self.spec.kill_grace)
         status, cpu_seconds, maxrss = self.exited.result()
+        cpu_seconds = max(cpu_seconds, self.cpu_before_stop)
         self.sink.cpu_seconds = cpu_seconds
         if self.cancelled:
             raise asyncio.CancelledError
@@ -345,6 +349,8 @@ class _Attempt:
     async def _stop(self, grace: float) -> None:
         """Stop the whole tree, wait for the pipes to end, and flush the last output."""
         leftovers = self._leftovers()
+        if not self.exited.done():
+            self.cpu_before_stop = self.sampler.cpu_seconds()
         if not self.exited.done() or procs.group_alive(self.pid) or leftovers:
             await self._terminate(leftovers, grace)
         if self.open_pipes and not self.hurried:
@@ -426,6 +432,21 @@ class _TreeSampler:
             return root.children(recursive=True)
         except psutil.Error:
             return []
+
+    def cpu_seconds(self) -> float:
+        """The CPU time the process and its descendants alive now have spent, with
+        what each has reaped of its own children's."""
+        import psutil
+
+        root = self._root()
+        total = 0.0
+        for process in [root, *self.descendants()] if root is not None else []:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
 
     def sample(self) -> tuple[float, int, int] | None:
         """CPU % (since the last sample), RSS now, and the peak RSS of the processes

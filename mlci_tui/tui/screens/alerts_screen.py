@@ -30,6 +30,9 @@ _CLOSE = Binding("escape", "dismiss(None)", "Close", id="alerts.close")
 _ONE = binding_for(DataTable, "select_cursor")
 """The table's own key that picks a row: it acknowledges that alert."""
 
+_SEEN, _NEW = "seen", "NEW"
+"""The state column's words: an alert acknowledged, or not yet."""
+
 Acknowledge = Callable[[list[int]], bool]
 """Acknowledges the alerts of these ids; False if that could not be started."""
 
@@ -76,11 +79,13 @@ class AlertsScreen(ModalScreen[None]):
     @staticmethod
     def _state(seen: bool) -> Text:
         # A word, not only a colour: it must read the same without colour.
-        return Text("seen" if seen else "NEW", style="" if seen else "bold")
+        return Text(_SEEN if seen else _NEW, style="" if seen else "bold")
 
     def on_mount(self) -> None:
         table: DataTable[Text] = self.query_one(DataTable)
-        table.add_column("", key="state")
+        # As wide as the longer word: a column fits what it first holds, and every
+        # alert may be new when the dialog opens.
+        table.add_column("", key="state", width=max(len(_SEEN), len(_NEW)))
         table.add_columns("WHEN", "KIND", "VERSION", "MESSAGE")
         for alert in self.alerts:
             table.add_row(

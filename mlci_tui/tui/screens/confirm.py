@@ -38,22 +38,44 @@ class ConfirmScreen(ModalScreen[bool]):
     }
     ConfirmScreen .confirm--title { text-style: bold; margin-bottom: 1; }
     ConfirmScreen .confirm--body { height: auto; }
+    /* Textual adds a horizontal scrollbar's height to a stable gutter's auto height:
+       the body never scrolls sideways, so it has none. */
+    ConfirmScreen .confirm--body.-headed {
+        scrollbar-gutter: stable; scrollbar-size-horizontal: 0;
+    }
     ConfirmScreen .confirm--keys { margin-top: 1; color: $text-muted; }
     """
 
     def __init__(
-        self, title: str, body: RenderableType, yes: str = "yes", no: str = "cancel"
+        self,
+        title: str,
+        body: RenderableType,
+        yes: str = "yes",
+        no: str = "cancel",
+        header: RenderableType | None = None,
     ) -> None:
+        """``header`` (one line: the heads of the body's columns) stays above the body
+        when it scrolls, as wide as the body beside its scrollbar."""
         super().__init__()
         self.title_text = title
         self.body = body
+        self.header = header
         self.yes = yes
         self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(self.title_text), classes="confirm--title")
-            with VerticalScroll(classes="confirm--body"):
+            body = VerticalScroll(classes="confirm--body")
+            if self.header is not None:
+                header = Static(self.header, classes="confirm--header")
+                # The body keeps room for its scrollbar, and the header as much, so
+                # that their columns line up whether the body scrolls or not.
+                body.add_class("-headed")
+                header.styles.height = 1
+                header.styles.padding = (0, body.styles.scrollbar_size_vertical, 0, 0)
+                yield header
+            with body:
                 yield Static(self.body)
             keys = hints(self.app, [(_YES, self.yes), (_NO, self.no)])
             yield Static(Text(keys), classes="confirm--keys")
@@ -62,6 +84,7 @@ class ConfirmScreen(ModalScreen[bool]):
         # The body scrolls between the title and the keys: on a short screen both stay
         # in sight, and what does not fit is a scroll away.
         height = min(MAX_HEIGHT, event.size.height) - AROUND_BODY
+        height -= self.header is not None
         self.query_one(".confirm--body").styles.max_height = max(1, height)
 
     def action_answer(self, answer: bool) -> None:

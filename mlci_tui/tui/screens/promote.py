@@ -10,7 +10,7 @@ from mlci_tui.store.compare import Comparison
 from mlci_tui.store.records import ExperimentRecord
 from mlci_tui.textsafe import visible_text
 from mlci_tui.tui.screens.confirm import ConfirmScreen
-from mlci_tui.tui.screens.rollback import add_rows, side_by_side
+from mlci_tui.tui.screens.rollback import add_rows, header_and_rows, side_by_side
 from mlci_tui.tui.text import plain, state_text
 from mlci_tui.units import format_duration
 
@@ -45,8 +45,10 @@ def promote_screen(
         "its artifact as a new version and deploys it, with its params, metrics and"
         " experiment id: gates, post-deploy analysis and automatic rollback as for a run.",
     )
+    header, rows = header_and_rows(table)
     return ConfirmScreen(
         f"Promote experiment {label} to production?",
-        Group(table, Text(), note),
+        Group(rows, Text(), note),
         yes="promote and deploy",
+        header=header,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -84,6 +85,36 @@ def add_rows(
         table.add_row(name, now_side.get(name, Text("-")), text)
 
 
+def header_and_rows(table: Table) -> tuple[Table, Table]:
+    """``table``'s header alone, and its rows without it, their columns as wide in
+    both (each as wide as its widest cell, narrowed alike when they do not fit): the
+    header stays in sight above rows that scroll, over the columns it names."""
+
+    def width(cell: RenderableType) -> int:
+        text = cell.plain if isinstance(cell, Text) else str(cell)
+        return max((cell_len(line) for line in text.splitlines()), default=0)
+
+    widths = [max(width(c) for c in (column.header, *column.cells)) for column in table.columns]
+
+    def like(show_header: bool) -> Table:
+        made = Table(
+            box=None,
+            padding=table.padding,
+            show_header=show_header,
+            header_style=table.header_style,
+        )
+        for column, size in zip(table.columns, widths, strict=True):
+            # The header is one line: a name cut short, never a second line.
+            made.add_column(column.header, width=size, no_wrap=show_header)
+        return made
+
+    header, rows = like(True), like(False)
+    cells = [list(column.cells) for column in table.columns]
+    for index, row in enumerate(table.rows):
+        rows.add_row(*(column[index] for column in cells), style=row.style)
+    return header, rows
+
+
 def rollback_screen(
     comparison: Comparison, default: VersionRecord | None, now: float, metrics: list[MetricKey]
 ) -> ConfirmScreen:
@@ -92,7 +123,8 @@ def rollback_screen(
     target is another, so that a highlight moved long ago is not taken for it."""
     target = comparison.new.version
     assert target is not None
-    body: RenderableType = comparison_table(comparison, now, metrics)
+    header, rows = header_and_rows(comparison_table(comparison, now, metrics))
+    body: RenderableType = rows
     if default is None or default.number != target.number:
         picks = (
             f"would pick {default.name}"
@@ -104,5 +136,8 @@ def rollback_screen(
         )
         body = Group(body, Text(), note)
     return ConfirmScreen(
-        f"Roll production back to {target.name}?", body, yes=f"roll back to {target.name}"
+        f"Roll production back to {target.name}?",
+        body,
+        yes=f"roll back to {target.name}",
+        header=header,
     )
