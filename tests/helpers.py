@@ -721,6 +721,22 @@ def text_of(strip: Strip) -> str:
     return "".join(segment.text for segment in strip)
 
 
+def help_lines(app: MlciApp) -> list[str]:
+    """Every line the help draws, as drawn (scrolled out of view or not), from the
+    left edge of its text."""
+    from textual.widgets import Static
+
+    return [
+        text_of(static.render_line(y)).rstrip()
+        for static in app.screen.query(Static)
+        for y in range(static.size.height)
+    ]
+
+
+def help_text(app: MlciApp) -> str:
+    return "\n".join(help_lines(app))
+
+
 def run_state(app: MlciApp) -> RunState | None:
     return app.snapshot.run.state if app.snapshot.run else None
 

@@ -47,7 +47,7 @@ from mlci_tui.store.reader import Snapshot, StoreReader
 from mlci_tui.store.records import AlertRecord, RunRecord, StageRecord, VersionRecord
 from mlci_tui.textsafe import field_text, terminal_line
 from mlci_tui.tui.driver import clearing
-from mlci_tui.tui.keys import bindings_of
+from mlci_tui.tui.keys import bindings_of, keys_of, without
 from mlci_tui.tui.read_again import ReadAgain
 from mlci_tui.tui.screens.search import filter_hint, filter_title, open_filter
 from mlci_tui.tui.text import plain
@@ -451,9 +451,9 @@ class MlciApp(App[None]):
         # r and c stay in the footer whatever runs: changing the footer rebuilds it,
         # and that must not happen each time a run starts or ends.
         if not getattr(self.screen, "DASHBOARD_KEYS", True):
-            # A screen with keys of its own (the experiments): the main screen's would
-            # act on what is hidden under it; quitting stays.
-            return action == "quit_dashboard"
+            # A screen with keys of its own (the experiments, the help): the main
+            # screen's would act on what is hidden under it; quitting and help stay.
+            return action in ("quit_dashboard", "help")
         if not self.offers(action):
             return False
         if action == "answer":
@@ -944,7 +944,20 @@ class MlciApp(App[None]):
     def action_help(self) -> None:
         from mlci_tui.tui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen(self.key_groups()))
+        screen = self.screen
+        if getattr(screen, "DASHBOARD_KEYS", True):
+            self.push_screen(HelpScreen(self.key_groups()))
+            return
+        # A screen with keys of its own: those it offers now, and the app's that stay.
+        own = [
+            b for b in bindings_of(type(screen)) if screen.check_action(b.action, ()) is not False
+        ]
+        taken = [key for b in own for key in keys_of(b)]  # its q closes it, say
+        kept = without(
+            (b for b in bindings_of(type(self)) if self.check_action(b.action, ())), taken
+        )
+        title = getattr(screen, "HELP_TITLE", type(screen).__name__)
+        self.push_screen(HelpScreen([(f"{title} · focused", own), ("Everywhere", kept)]))
 
     def key_groups(self) -> list[tuple[str, list[Binding]]]:
         """Every key of the dashboard the dashboard offers, by the pane it acts in: what

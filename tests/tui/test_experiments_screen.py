@@ -19,12 +19,24 @@ from mlci_tui.config import load_config
 from mlci_tui.states import ExperimentState, StageState
 from mlci_tui.store import Store
 from mlci_tui.tui.app import MlciApp
+from mlci_tui.tui.keys import bindings_of, key_text
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.diff import DiffScreen
 from mlci_tui.tui.screens.experiments import BEST, ExperimentsScreen
+from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.key_bar import KeyBar
-from tests.helpers import Project, dashboard, notices, run, settle, setup, shown, until
+from tests.helpers import (
+    Project,
+    dashboard,
+    help_text,
+    notices,
+    run,
+    settle,
+    setup,
+    shown,
+    until,
+)
 from tests.tui.experiments_store import SWEEP, write_experiments
 
 Spawned = list[list[str]]
@@ -475,3 +487,30 @@ async def test_p_y_promotes_a_real_experiment_and_deploys_it(
         assert store.deployments.all()[0].user == "web:3fa2c1d0"
     finally:
         store.close()
+
+
+async def test_question_mark_lists_the_screens_own_keys_and_acts_on_nothing_beneath(
+    project: Project,
+) -> None:
+    sweep(project)
+    app, spawned = spawning(project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await opened(pilot, app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await settle(pilot)
+        text = help_text(app)
+        assert "Experiments · focused" in text.splitlines()[1], text
+        for binding in bindings_of(ExperimentsScreen):
+            row = f"{key_text(app, binding)} "
+            assert any(
+                line.startswith(row) and binding.description in line for line in text.splitlines()
+            ), f"{binding.key} ({binding.description}) is not in the help"
+        # q closes the experiments here, so the dashboard's "q Quit" is not offered.
+        assert not any(line.startswith("q ") and "Quit" in line for line in text.splitlines())
+        # The main screen's keys act on nothing under the help: no run is started.
+        await pilot.press("r", "s", "P")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen) and spawned == []
+        await pilot.press("question_mark")
+        await until(pilot, lambda: app.screen is screen)

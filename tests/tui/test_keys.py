@@ -27,6 +27,8 @@ from tests.helpers import (
     ROOT,
     Project,
     dashboard,
+    help_lines,
+    help_text,
     notices,
     run,
     settle,
@@ -35,20 +37,6 @@ from tests.helpers import (
     text_of,
     until,
 )
-
-
-def help_lines(app: MlciApp) -> list[str]:
-    """Every line the help draws, as drawn (scrolled out of view or not), from the
-    left edge of its text."""
-    return [
-        text_of(static.render_line(y)).rstrip()
-        for static in app.screen.query(Static)
-        for y in range(static.size.height)
-    ]
-
-
-def help_text(app: MlciApp) -> str:
-    return "\n".join(help_lines(app))
 
 
 async def test_the_help_screen_lists_every_binding_of_every_pane(project: Project) -> None:

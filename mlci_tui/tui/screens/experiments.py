@@ -110,6 +110,7 @@ class ExperimentsScreen(Screen[None]):
     """The actions that change something: none of them with ``readonly``."""
     DASHBOARD_KEYS = False
     """The main screen's keys are off here (`MlciApp.check_action`)."""
+    HELP_TITLE = "Experiments"
     DEFAULT_CSS = """
     ExperimentsScreen { layout: vertical; }
     ExperimentsScreen .experiments--title { height: 1; padding: 0 1; background: $panel; }

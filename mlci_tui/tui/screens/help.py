@@ -23,6 +23,8 @@ class HelpScreen(ModalScreen[None]):
     """``groups``: a title and the bindings of each pane, as `MlciApp.key_groups` gives."""
 
     BINDINGS: ClassVar[list[BindingType]] = [_CLOSE]
+    DASHBOARD_KEYS = False
+    """Keys under the help act on nothing but it (`MlciApp.check_action`)."""
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
