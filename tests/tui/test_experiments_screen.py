@@ -11,6 +11,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -516,3 +517,32 @@ async def test_a_version_promoted_from_an_experiment_says_so_in_the_versions_and
         built = next(line for line in console.export_text().splitlines() if "built by" in line)
         assert built.split() == ["built", "by", "experiment", "#2", "run", "1"]
         await pilot.press("n")
+
+
+async def test_the_header_says_where_the_experiments_are_where_there_is_room(
+    project: Project,
+) -> None:
+    project.write(PROMOTED)
+    (project.path / "data.txt").write_text("data\n")
+    assert project.mlci("run").returncode == 0  # the workspace's run the header shows
+    queued = project.mlci("exp", "run", "--set", "train.seed=2,3", "--queue")
+    assert queued.returncode == 0, queued.stderr
+    app = dashboard(project)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await shown(pilot)
+        header = app.query_one(HeaderBar)
+        await until(
+            pilot, lambda: header.render().plain.endswith(" · experiments: 2 queued (e)"), 10
+        )
+        assert " · run 1 passed " in header.render().plain  # still the workspace's run
+        started = project.mlci("exp", "start")
+        assert started.returncode == 0, started.stderr
+        await until(pilot, lambda: header.render().plain.endswith(" · experiments: 2 (e)"))
+        # Narrower: fewer words, and never in place of what the run and versions say.
+        await pilot.resize_terminal(60, 30)
+        await until(pilot, lambda: header.size.width < 60)
+        await settle(pilot)
+        narrow = header.render().plain
+        assert narrow.endswith(" · live v1 · 2 exp (e)")
+        header.snapshot = replace(header.snapshot, experiments=(0, 0, 0))
+        assert header.render().plain == narrow.removesuffix(" · 2 exp (e)")
