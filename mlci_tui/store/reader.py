@@ -22,7 +22,7 @@ from mlci_tui import procs
 from mlci_tui.checks import Check
 from mlci_tui.errors import NotFound, StoreError
 from mlci_tui.metric_keys import MetricKey
-from mlci_tui.states import RunState, StageState
+from mlci_tui.states import ExperimentState, RunState, StageState
 from mlci_tui.store import paths
 from mlci_tui.store.db import Store
 from mlci_tui.store.logs import LogRecord, tail_records
@@ -81,6 +81,9 @@ class Snapshot:
     """The store cannot be written from here (nothing can be settled from here)."""
     experiment: ExperimentRecord | None = None
     """The experiment ``run`` is the run of, when it is an experiment's."""
+    experiments: tuple[int, int, int] = (0, 0, 0)
+    """How many experiments there are, how many of them are running and how many
+    queued: the header says where they are (``e``), as `mlci status` does."""
 
 
 class StoreReader:
@@ -200,6 +203,7 @@ class StoreReader:
             runner_gone=_runner_gone(run),
             readonly=store.readonly,
             experiment=_experiment_of(store, run),
+            experiments=_experiment_counts(store),
         )
 
     def _with_running_tails(self, last: Snapshot) -> Snapshot:
@@ -347,6 +351,12 @@ def _experiment_of(store: Store, run: RunRecord | None) -> ExperimentRecord | No
     if run is None or run.kind != EXPERIMENT:
         return None
     return store.experiments.of_run(run.id)
+
+
+def _experiment_counts(store: Store) -> tuple[int, int, int]:
+    counts = store.experiments.counts()
+    running = counts.get(ExperimentState.RUNNING, 0)
+    return sum(counts.values()), running, counts.get(ExperimentState.QUEUED, 0)
 
 
 def _runner_gone(run: RunRecord | None) -> bool:

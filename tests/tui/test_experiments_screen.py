@@ -6,13 +6,16 @@ read-only store."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import DataTable
 
 from mlci_tui.config import load_config
@@ -26,6 +29,7 @@ from mlci_tui.tui.screens.experiments import BEST, ExperimentsScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.key_bar import KeyBar
+from mlci_tui.tui.widgets.version_table import VersionTable
 from tests.helpers import (
     Project,
     dashboard,
@@ -514,3 +518,71 @@ async def test_question_mark_lists_the_screens_own_keys_and_acts_on_nothing_bene
         assert isinstance(app.screen, HelpScreen) and spawned == []
         await pilot.press("question_mark")
         await until(pilot, lambda: app.screen is screen)
+
+
+async def test_a_version_promoted_from_an_experiment_says_so_in_the_versions_and_rollback(
+    project: Project,
+) -> None:
+    project.write(PROMOTED)
+    (project.path / "data.txt").write_text("data\n")
+    assert project.mlci("run").returncode == 0  # v1, from run 1
+    swept = project.mlci("exp", "run", "--set", "train.seed=2,3")
+    assert swept.returncode == 0, swept.stderr
+    promoted = project.mlci("exp", "promote", "2", "--reason", "best")
+    assert promoted.returncode == 0, promoted.stderr  # v2, live
+    store = Store.open(project.state_dir)
+    try:
+        assert store.versions.get(2).experiment_id == 2  # type: ignore[union-attr]
+    finally:
+        store.close()
+    app = dashboard(project)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await shown(pilot, lambda: app.snapshot.live is not None and app.snapshot.live.number == 2)
+        table = app.query_one(VersionTable)
+        await until(pilot, lambda: len(table.versions) == 2)
+
+        def description(number: int) -> str:
+            return table.get_cell(str(number), "description").plain
+
+        # As `mlci versions` says it, whatever the deploy's reason became since.
+        assert description(2).startswith("from experiment #2")
+        assert "experiment" not in description(1)
+        table.focus()
+        await pilot.press("R")  # back to v1: the live v2 on the left says what made it
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        console = Console(width=150, record=True, color_system=None, file=io.StringIO())
+        console.print(confirm.body)
+        built = next(line for line in console.export_text().splitlines() if "built by" in line)
+        assert built.split() == ["built", "by", "experiment", "#2", "run", "1"]
+        await pilot.press("n")
+
+
+async def test_the_header_says_where_the_experiments_are_where_there_is_room(
+    project: Project,
+) -> None:
+    project.write(PROMOTED)
+    (project.path / "data.txt").write_text("data\n")
+    assert project.mlci("run").returncode == 0  # the workspace's run the header shows
+    queued = project.mlci("exp", "run", "--set", "train.seed=2,3", "--queue")
+    assert queued.returncode == 0, queued.stderr
+    app = dashboard(project)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await shown(pilot)
+        header = app.query_one(HeaderBar)
+        await until(
+            pilot, lambda: header.render().plain.endswith(" · experiments: 2 queued (e)"), 10
+        )
+        assert " · run 1 passed " in header.render().plain  # still the workspace's run
+        started = project.mlci("exp", "start")
+        assert started.returncode == 0, started.stderr
+        await until(pilot, lambda: header.render().plain.endswith(" · experiments: 2 (e)"))
+        # Narrower: fewer words, and never in place of what the run and versions say.
+        await pilot.resize_terminal(60, 30)
+        await until(pilot, lambda: header.size.width < 60)
+        await settle(pilot)
+        narrow = header.render().plain
+        assert narrow.endswith(" · live v1 · 2 exp (e)")
+        header.snapshot = replace(header.snapshot, experiments=(0, 0, 0))
+        assert header.render().plain == narrow.removesuffix(" · 2 exp (e)")

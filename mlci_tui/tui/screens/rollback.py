@@ -29,11 +29,19 @@ def comparison_table(comparison: Comparison, now: float, metrics: list[MetricKey
         ("status", state_text(target.status)),
         ("sha256", Text((comparison.new.sha256 or "-")[:16])),
         ("age", Text(f"{format_duration(now - target.created_at)}")),
-        ("built by", Text(f"run {target.run_id}" if target.run_id else "-")),
+        ("built by", Text(built_by(target))),
         ("commit", plain((target.git_commit or "-")[:12])),
     ]
     add_rows(table, comparison, now, metrics, rows)
     return table
+
+
+def built_by(version: VersionRecord) -> str:
+    """What made a version: ``run 12``, or ``experiment #3`` for one promoted from an
+    experiment (as `mlci versions` names it; short enough for two beside each other)."""
+    if version.experiment_id is not None:
+        return f"experiment #{version.experiment_id}"
+    return f"run {version.run_id}" if version.run_id else "-"
 
 
 def side_by_side(comparison: Comparison, metrics: list[MetricKey], after: Text) -> Table:
@@ -78,7 +86,7 @@ def add_rows(
         "status": state_text(current.status) if current else Text("-"),
         "sha256": Text((comparison.old.sha256 or "-")[:16]),
         "age": Text(f"{format_duration(now - current.created_at)}" if current else "-"),
-        "built by": Text(f"run {current.run_id}" if current and current.run_id else "-"),
+        "built by": Text(built_by(current) if current else "-"),
         "commit": plain((current.git_commit or "-")[:12] if current else "-"),
     }
     for name, text in after:

@@ -55,8 +55,29 @@ class HeaderBar(Widget):
             # after its leading " · ").
             shown = plain(middle_cut(name.plain, room)) + status if room >= MIN_NAME else status[3:]
             text = badge + shown
+        else:
+            experiments = self._experiments(short=False)
+            if text.cell_len + experiments.cell_len > width:
+                experiments = self._experiments(short=True)
+            if text.cell_len + experiments.cell_len <= width:
+                text += experiments
         text.truncate(width, overflow="ellipsis")
         return text
+
+    def _experiments(self, *, short: bool) -> Text:
+        """Where the experiments are (the run shown is the workspace's, as `mlci status`
+        says it): last, and only where the rest leaves room for it."""
+        total, running, queued = self.snapshot.experiments
+        if not total:
+            return Text(end="")
+        counts = [(running, "running"), (queued, "queued")]
+        if short:
+            n, what = next(((n, what) for n, what in counts if n), (total, ""))
+            said = f" · {n} exp {what} (e)".replace("  ", " ")
+        else:
+            active = ", ".join(f"{n} {what}" for n, what in counts if n)
+            said = f" · experiments: {active or total} (e)"
+        return Text(said, style="dim", end="")
 
     def _status(self, *, short: bool) -> Text:
         """All but the pipeline's name; ``short``: in fewer words."""

@@ -103,7 +103,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         self.set_filter("")
 
     def _kept(self, version: VersionRecord) -> bool:
-        words = f"{version.name} {version.status.text} {version.description or ''}"
+        words = f"{version.name} {version.status.text} {_description(version)}"
         return self.filter_text.lower() in words.lower()
 
     def _cells(self) -> tuple[list[tuple[str, str | Text]], list[list[Text]]]:
@@ -122,7 +122,7 @@ class VersionTable(DataTable[Text], inherit_bindings=False):
         rows = []
         for version in self.versions:
             created = time.strftime("%m-%d %H:%M", time.localtime(version.created_at))
-            description = version.description or ""
+            description = _description(version)
             if version.pruned_at is not None:
                 description = f"{description} (pruned)".strip()
             rows.append(
@@ -370,3 +370,14 @@ class VersionPanel(Vertical):
         ]
         named = labels(metrics)[key] if key is not None else None
         self.heading.show(len(versions), total, named, points)
+
+
+def _description(version: VersionRecord) -> str:
+    """DESCRIPTION's text: a version promoted from an experiment says so first, as
+    `mlci versions` does (its deploy's reason names the experiment only while it is the
+    latest word on the version)."""
+    description = version.description or ""
+    if version.experiment_id is None:
+        return description
+    origin = version.made_by
+    return f"{origin} · {description}" if description else origin
