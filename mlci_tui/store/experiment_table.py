@@ -384,10 +384,19 @@ def _best(rows: Sequence[ExperimentRow], better: Mapping[MetricKey, str]) -> dic
             and not _ended_badly(row)
         ]
         if values:
-            # `min` keeps the first of equals: the first row wins a tie.
+            # A tie goes to the earliest experiment (then the earliest run), whatever
+            # the order the rows are sorted in: the mark never moves with a sort.
             sign = -1.0 if way == HIGHER else 1.0
-            best[key] = min(values, key=lambda item: sign * item[0])[1]
+            best[key] = min(values, key=lambda item: (sign * item[0], _age(rows[item[1]])))[1]
     return best
+
+
+def _age(row: ExperimentRow) -> tuple[int, int]:
+    """Experiments before the workspace's runs, each by id: older first."""
+    if row.experiment is not None:
+        return (0, row.experiment.id)
+    assert row.run is not None
+    return (1, row.run.id)
 
 
 def _ended_badly(row: ExperimentRow) -> bool:

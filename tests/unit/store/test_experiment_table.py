@@ -356,3 +356,17 @@ def test_state_name_and_duration_filter_and_sort(tmp_path: Path) -> None:
     assert [r.key for r in sort_table(table, "a").rows] == ["e1", "e2", "e3"]
     assert [r.key for r in sort_table(table, "state").rows] == ["e1", "e3", "e2"]
     assert [r.key for r in filter_table(table, "id>=2").rows] == ["e2", "e3"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(specs, max_size=6), st.data())
+def test_the_best_mark_stays_on_its_row_whatever_the_sort(
+    experiments: list[Spec], data: st.DataObject
+) -> None:
+    """A tie goes to the earliest experiment: sorting by any column, either way a
+    metric says, never moves the mark to another of the tied rows."""
+    table, _ = table_of(experiments)
+    marked = {key: table.rows[index].key for key, index in table.best.items()}
+    column = data.draw(st.sampled_from(table.columns))
+    ordered = sort_table(table, column)
+    assert {key: ordered.rows[index].key for key, index in ordered.best.items()} == marked
