@@ -690,6 +690,7 @@ def handle_cache_gc(args: argparse.Namespace) -> int:
     config = load(args)
     with open_store(config) as store:
         result = collect_garbage(config, store, keep_runs=args.keep_runs, dry_run=args.dry_run)
+        experiments = sum(store.experiments.counts().values())
     verb = "would remove" if args.dry_run else "removed"
     print(
         f"{verb} {result.entries} entr{'y' if result.entries == 1 else 'ies'} and"
@@ -697,4 +698,10 @@ def handle_cache_gc(args: argparse.Namespace) -> int:
         f" kept {result.kept_entries} entr{'y' if result.kept_entries == 1 else 'ies'}"
         f" ({format_bytes(result.kept_bytes)}) in {relative(config.pipeline.cache_dir)}"
     )
+    if experiments:
+        # --keep-runs counts the workspace's runs: say what else holds entries.
+        print(
+            f"experiments: {experiments}, whose entries stay until they are removed"
+            " — mlci exp show lists them, mlci exp remove ID forgets one"
+        )
     return 0

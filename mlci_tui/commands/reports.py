@@ -101,16 +101,29 @@ def handle_diff(args: argparse.Namespace) -> int:
     config = load(args)
     stage = config.artifact_stage.name if config.artifact_stage else None
     with open_store(config) as store:
-        if args.new is None:
-            # One side or none named: it is the new side, against what is live.
-            new = resolve(store, args.old, default="latest")
-            old = baseline(store, new)
-        else:
-            new = resolve(store, args.new, default="latest")
-            old = resolve(store, args.old, default="live")
+        # The defaults are the workspace's runs: where there are experiments, say how
+        # to compare those.
+        hint = args.old is None and bool(store.experiments.counts())
+        try:
+            if args.new is None:
+                # One side or none named: it is the new side, against what is live.
+                new = resolve(store, args.old, default="latest")
+                old = baseline(store, new)
+            else:
+                new = resolve(store, args.new, default="latest")
+                old = resolve(store, args.old, default="live")
+        except NotFound as error:
+            if hint:
+                raise NotFound(f"{error}; experiments: {EXP_DIFF}") from None
+            raise
         old, new = with_artifact(store, old, stage), with_artifact(store, new, stage)
     print_comparison(compare(old, new, config.metric_checks), args)
+    if hint and not (args.json or args.md):
+        print(f"experiments: {EXP_DIFF}")
     return 0
+
+
+EXP_DIFF = "mlci exp diff A B compares two (mlci exp show lists them)"
 
 
 def print_comparison(comparison: Comparison, args: argparse.Namespace) -> None:

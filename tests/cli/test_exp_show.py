@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlci_tui.store import Store
-from tests.helpers import Project, mlci_env
+from tests.helpers import Project, mlci_env, run, setup
 
 SECRET = "sekrit-9f3a"
 TRAIN = "import os; print('::metric loss=' + os.environ['MLCI_PARAM_TRAIN_LR'])"
@@ -253,6 +253,13 @@ def test_status_diff_report_and_metrics_keep_meaning_the_workspaces_runs(sweep: 
     code, out, _ = mlci(sweep, "status")
     assert code == 0
     assert out.splitlines()[-1] == "experiments: 1 queued, 3 ended — mlci exp show"
+    # diff's defaults are the workspace's runs; with nothing live to compare with, the
+    # refusal says how to compare experiments.
+    code, out, err = mlci(sweep, "diff")
+    assert (code, out) == (1, "")
+    assert err.endswith(
+        "; experiments: mlci exp diff A B compares two (mlci exp show lists them)\n"
+    ), err
     code, out, _ = mlci(sweep, "report", "--json")
     assert json.loads(out)["run"]["run_id"] == status["run_id"]
     code, out, _ = mlci(sweep, "metrics", "--json")
@@ -365,8 +372,13 @@ outs = ["out.txt"]
     (project.path / "data.txt").write_text("data")
     assert mlci(project, "run", "--set", "train.lr=0.05")[0] == 0
     assert mlci(project, "exp", "run", "--set", "train.lr=0.1,0.2")[0] == 0
-    code, _, err = mlci(project, "cache", "gc", "--keep-runs", "1")
+    code, out, err = mlci(project, "cache", "gc", "--keep-runs", "1")
     assert code == 0, err
+    # --keep-runs counts the workspace's runs; the last line says what else keeps entries.
+    assert out.splitlines()[-1] == (
+        "experiments: 2, whose entries stay until they are removed"
+        " — mlci exp show lists them, mlci exp remove ID forgets one"
+    )
     (project.path / "out.txt").unlink()
     assert mlci(project, "run", "--set", "train.lr=0.05")[0] == 0
     assert json.loads(mlci(project, "status", "--json")[1])["stages"][0]["state"] == "cached"
@@ -386,3 +398,19 @@ def test_on_a_terminal_the_best_is_bold_and_no_color_turns_colour_off(sweep: Pro
         assert done.returncode == 0 and "0.9*" in out
         assert ("\x1b[1;32m0.9*\x1b[0m" in out) == painted
         assert ("\x1b[" in out) == painted
+
+
+def test_diff_of_the_workspaces_runs_ends_saying_how_to_compare_experiments(
+    project: Project,
+) -> None:
+    setup(project)
+    for seed in (1, 2):
+        assert run(project, seed) == 0
+    hint = "experiments: mlci exp diff A B compares two (mlci exp show lists them)"
+    assert hint not in mlci(project, "diff")[1], "no experiment yet: no hint"
+    assert mlci(project, "exp", "run")[0] == 0
+    code, out, err = mlci(project, "diff")
+    assert code == 0, err
+    assert out.splitlines()[0] == "v1 (run 1) → v2 (run 2)" and out.splitlines()[-1] == hint
+    assert hint not in mlci(project, "diff", "--json")[1] + mlci(project, "diff", "--md")[1]
+    assert hint not in mlci(project, "diff", "1", "2")[1], "sides named: no hint"
