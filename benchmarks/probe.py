@@ -158,7 +158,7 @@ async def _paged(app: MlciApp, before: int) -> float:
 async def _experiment_keys(app: MlciApp, presses: int) -> dict[str, Any]:
     """`e`, then `down` key after key through the experiments' table (it scrolls once
     the cursor passes the rows in view), then `pagedown`."""
-    from mlci_tui.tui.screens.experiments import ExperimentsScreen
+    from mlci_tui.tui.screens.experiments_screen import ExperimentsScreen
 
     await _until(lambda: app.stages.names)  # the config's stages: the dashboard is up
     await app._press_keys(["e"])

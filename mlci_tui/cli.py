@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
     from mlci_tui.commands import (
         dashboard,
-        experiment_results,
-        experiment_table,
-        experiments,
+        exp_results,
+        exp_run,
+        exp_show,
         init,
         mlflow,
         pipeline,
@@ -64,9 +64,9 @@ else:
 
     (
         dashboard,
-        experiment_results,
-        experiment_table,
-        experiments,
+        exp_results,
+        exp_run,
+        exp_show,
         init,
         mlflow,
         pipeline,
@@ -78,9 +78,9 @@ else:
         _Later,
         (
             "dashboard",
-            "experiment_results",
-            "experiment_table",
-            "experiments",
+            "exp_results",
+            "exp_run",
+            "exp_show",
             "init",
             "mlflow",
             "pipeline",
@@ -527,7 +527,7 @@ def _experiment_commands(commands: _Commands) -> None:
     if run := _command(
         actions,
         "run",
-        experiments.handle_exp_run,
+        exp_run.handle_exp_run,
         help="run an experiment for every combination of the params' values",
     ):
         _option(
@@ -551,7 +551,7 @@ def _experiment_commands(commands: _Commands) -> None:
         )
         _option(run, "--md", help="print the summary as Markdown (a PR comment, a job summary)")
     if start := _command(
-        actions, "start", experiments.handle_exp_start, help="run the queued experiments"
+        actions, "start", exp_run.handle_exp_start, help="run the queued experiments"
     ):
         start.add_argument(
             "-j", "--jobs", type=_count, metavar="N", help="run N at once (default: the CPUs)"
@@ -564,21 +564,21 @@ def _experiment_commands(commands: _Commands) -> None:
     if cancel := _command(
         actions,
         "cancel",
-        experiments.handle_exp_cancel,
+        exp_run.handle_exp_cancel,
         help="cancel queued and running experiments",
     ):
         cancel.add_argument(
             "ids", metavar="ID", type=_experiment_id, nargs="*", help="which (default: all)"
         )
     if work := _command(
-        actions, "work", experiments.handle_exp_work, help="(internal) run one experiment"
+        actions, "work", exp_run.handle_exp_work, help="(internal) run one experiment"
     ):
         work.add_argument("id", metavar="ID", type=_experiment_id)
         work.add_argument("--output-lock", metavar="PATH")
     if show := _command(
         actions,
         "show",
-        experiment_table.handle_exp_show,
+        exp_show.handle_exp_show,
         "--json",
         "--md",
         help="every experiment: its params, metrics and state, the best marked",
@@ -596,7 +596,7 @@ def _experiment_commands(commands: _Commands) -> None:
     if diff := _command(
         actions,
         "diff",
-        experiment_table.handle_exp_diff,
+        exp_show.handle_exp_diff,
         "--json",
         "--md",
         help="what two experiments differ in: params, metrics, stages",
@@ -606,14 +606,14 @@ def _experiment_commands(commands: _Commands) -> None:
     if remove := _command(
         actions,
         "remove",
-        experiment_table.handle_exp_remove,
+        exp_show.handle_exp_remove,
         help="forget experiments: their rows, runs, logs and workspaces",
     ):
         remove.add_argument("ids", metavar="ID", type=_experiment_id, nargs="+")
     if apply := _command(
         actions,
         "apply",
-        experiment_results.handle_exp_apply,
+        exp_results.handle_exp_apply,
         help="bring an experiment's outs and params into the workspace",
     ):
         apply.add_argument("id", metavar="ID", type=_experiment_id)
@@ -623,7 +623,7 @@ def _experiment_commands(commands: _Commands) -> None:
     if promote := _command(
         actions,
         "promote",
-        experiment_results.handle_exp_promote,
+        exp_results.handle_exp_promote,
         "--reason",
         help="register an experiment's artifact as a version and deploy it",
     ):

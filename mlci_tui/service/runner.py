@@ -90,7 +90,7 @@ class Runner:
         """What the run will be, without touching anything: `start` makes one."""
         self.experiment = experiment
         """The experiment this is the run of: its stages only, never a deploy, a
-        version or an alert (`service.experiments`)."""
+        version or an alert (`service.experiment_queue`)."""
         self.full = not targets
         self.redeploy = redeploy
         self.force = force

@@ -152,7 +152,7 @@ class RunRecord(NamedTuple):
 
 class ExperimentRecord(NamedTuple):
     """One experiment: a run of the pipeline's stages with its own params, in a
-    workspace of its own (`service.experiments`)."""
+    workspace of its own (`service.experiment_queue`)."""
 
     id: int
     name: str

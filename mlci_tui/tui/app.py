@@ -728,7 +728,7 @@ class MlciApp(App[None]):
         self.open_plot(lambda plots: plots.SeriesPlotScreen(self.reader, run_id, name, running))
 
     def action_show_experiments(self) -> None:
-        from mlci_tui.tui.screens.experiments import ExperimentsScreen
+        from mlci_tui.tui.screens.experiments_screen import ExperimentsScreen
 
         self.push_screen(
             ExperimentsScreen(

@@ -156,7 +156,7 @@ def test_json_and_csv_carry_every_field(sweep: Project) -> None:
 
 
 def test_markdown_fits_a_job_summary_and_says_what_it_left_out(tmp_path: Path) -> None:
-    from mlci_tui.commands.experiment_table import table_markdown
+    from mlci_tui.commands.exp_show import table_markdown
     from mlci_tui.store.experiment_table import read_experiments
     from mlci_tui.store.experiments import NewExperiment
 

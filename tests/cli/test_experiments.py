@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlci_tui.service.experiments import split_values
+from mlci_tui.service.experiment_queue import split_values
 from tests.helpers import PYTHON, Project, mlci_env, pid_alive, wait_for, why_rows
 
 # A stage that waits for a go file outside the project (the project is what the

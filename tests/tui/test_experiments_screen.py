@@ -25,7 +25,7 @@ from mlci_tui.tui.app import MlciApp
 from mlci_tui.tui.keys import bindings_of, key_text
 from mlci_tui.tui.screens.confirm import ConfirmScreen
 from mlci_tui.tui.screens.diff import DiffScreen
-from mlci_tui.tui.screens.experiments import BEST, ExperimentsScreen
+from mlci_tui.tui.screens.experiments_screen import BEST, ExperimentsScreen
 from mlci_tui.tui.screens.help import HelpScreen
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.key_bar import KeyBar

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 from mlci_tui.tui.app import MlciApp
 from mlci_tui.tui.palette import DashboardCommands
 from mlci_tui.tui.screens.alerts_screen import AlertsScreen
-from mlci_tui.tui.screens.experiments import ExperimentsScreen
+from mlci_tui.tui.screens.experiments_screen import ExperimentsScreen
 from mlci_tui.tui.widgets.alert_bar import AlertBar
 from mlci_tui.tui.widgets.header_bar import HeaderBar
 from mlci_tui.tui.widgets.key_bar import KeyBar

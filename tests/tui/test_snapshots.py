@@ -382,7 +382,7 @@ def in_experiments(*keys: str):
     """``e``, then once the experiments are drawn, ``keys``."""
 
     async def before(pilot) -> None:
-        from mlci_tui.tui.screens.experiments import ExperimentsScreen
+        from mlci_tui.tui.screens.experiments_screen import ExperimentsScreen
 
         await loaded(pilot)
         await pilot.press("e")

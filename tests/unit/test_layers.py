@@ -1,6 +1,6 @@
 """The architecture, held by tests: imports only point down (the contracts in
-pyproject.toml, checked by import-linter), the code is ruff-clean, and its
-type hints hold (mypy)."""
+pyproject.toml, checked by import-linter), no two modules share a file name, the
+code is ruff-clean, and its type hints hold (mypy)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ def test_every_import_points_down_and_no_two_modules_import_each_other(
     report = capsys.readouterr().out
     assert status == 0, report
     assert "Contracts: 6 kept, 0 broken." in report
+
+
+def test_no_two_modules_share_a_file_name() -> None:
+    """Every name says where it lives: a module is found by its file name alone
+    (`stage_cache.py`, not a second `cache.py`)."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "mlci_tui").rglob("*.py")):
+        if path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
 
 
 @pytest.mark.parametrize("check", [["check"], ["format", "--check"]], ids=["lint", "format"])

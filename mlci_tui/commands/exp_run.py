@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mlci_tui.config import Config
-    from mlci_tui.service.experiments import Drained, Started
+    from mlci_tui.service.experiment_queue import Drained, Started
     from mlci_tui.store import Store
     from mlci_tui.store.experiment_table import ExperimentTable
     from mlci_tui.store.records import ExperimentRecord
@@ -31,13 +31,13 @@ NOTHING_LEFT = 0
 
 def handle_exp_run(args: argparse.Namespace) -> int:
     from mlci_tui.config import load_config
-    from mlci_tui.service import experiments
+    from mlci_tui.service import experiment_queue
 
     config = load_config(args.config)
-    combinations = experiments.grid(config, args.set, yes=args.yes)
-    made = experiments.new_experiments(config, combinations, args.name, os.environ)
+    combinations = experiment_queue.grid(config, args.set, yes=args.yes)
+    made = experiment_queue.new_experiments(config, combinations, args.name, os.environ)
     batch = None if args.queue else uuid.uuid4().hex
-    experiments.workspaces_dir(config)  # where workspaces go, before anything is queued
+    experiment_queue.workspaces_dir(config)  # where workspaces go, before anything is queued
     # SIGTERM, as Ctrl-C, from here: the batch is never left queued with nobody to run it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with open_store(config, create=True) as store:
@@ -56,7 +56,7 @@ def handle_exp_run(args: argparse.Namespace) -> int:
 
 def handle_exp_start(args: argparse.Namespace) -> int:
     from mlci_tui.config import load_config
-    from mlci_tui.service import experiments
+    from mlci_tui.service import experiment_queue
 
     config = load_config(args.config)
     with open_store(config, create=True) as store:
@@ -66,7 +66,7 @@ def handle_exp_start(args: argparse.Namespace) -> int:
         print("no experiment is queued (`mlci exp run --set PARAM=V1,V2 --queue` adds some)")
         return 0
     if args.detach:
-        pid = experiments.detach(config, args.jobs)
+        pid = experiment_queue.detach(config, args.jobs)
         print(
             f"running {len(waiting)} queued experiment{'s' * (len(waiting) != 1)} in the"
             f" background (pid {pid}); `mlci exp show` follows them"
@@ -78,12 +78,12 @@ def handle_exp_start(args: argparse.Namespace) -> int:
 def _drain(
     config: Config, *, batch: str | None, jobs: int | None, markdown: bool, ids: list[int] | None
 ) -> int:
-    from mlci_tui.service import experiments
+    from mlci_tui.service import experiment_queue
     from mlci_tui.store.experiment_table import only_experiments, read_experiments
 
-    jobs = jobs or experiments.default_jobs()
-    directory = experiments.workspaces_dir(config)
-    experiments.sweep_output_locks(directory)
+    jobs = jobs or experiment_queue.default_jobs()
+    directory = experiment_queue.workspaces_dir(config)
+    experiment_queue.sweep_output_locks(directory)
     lock = directory / f".output-{os.getpid()}.lock"
     sys.stdout.flush()
     try:
@@ -93,7 +93,7 @@ def _drain(
             jobs=jobs,
             # With --md the table is stdout's; the experiments' output goes to stderr.
             stdout=sys.stderr.fileno() if markdown else None,
-            worker=lambda experiment: experiments.worker_command(
+            worker=lambda experiment: experiment_queue.worker_command(
                 config, experiment, "--output-lock", str(lock)
             ),
         )
@@ -118,7 +118,7 @@ def _summary(table: ExperimentTable, ended: list[ExperimentRecord], *, markdown:
     """The experiments just run, as `mlci exp show` shows them; why those that did not
     pass did not."""
     from mlci_tui.commands.console import use_color
-    from mlci_tui.commands.experiment_table import table_markdown, table_text
+    from mlci_tui.commands.exp_show import table_markdown, table_text
     from mlci_tui.textsafe import visible_text
 
     if markdown:
@@ -133,22 +133,22 @@ def _summary(table: ExperimentTable, ended: list[ExperimentRecord], *, markdown:
 
 
 def _drained(config: Config, **options: Any) -> Drained | None:
-    """`service.experiments.drain`; None when a signal came before it could handle one."""
-    from mlci_tui.service import experiments
+    """`service.experiment_queue.drain`; None when a signal came before it could handle one."""
+    from mlci_tui.service import experiment_queue
 
     try:
-        return experiments.drain(config, **options)
+        return experiment_queue.drain(config, **options)
     except KeyboardInterrupt:
         return None
 
 
 def handle_exp_cancel(args: argparse.Namespace) -> int:
     from mlci_tui.config import load_config
-    from mlci_tui.service import experiments
+    from mlci_tui.service import experiment_queue
 
     config = load_config(args.config)
     with open_store(config) as store:
-        done = experiments.cancel(store, args.ids or None)
+        done = experiment_queue.cancel(store, args.ids or None)
         _wait_ended(store, done.stopped, config.pipeline.kill_grace + 30.0)
     if done.queued:
         print(f"cancelled {_ids(done.queued)}, which had not started")
@@ -182,12 +182,12 @@ def handle_exp_work(args: argparse.Namespace) -> int:
     # First, before any thread starts: the namespace the overlay is mounted in.
     overlay = os.environ.get(NO_OVERLAY[0]) != NO_OVERLAY[1] and workspace.private_mounts()
     from mlci_tui.config import load_config
-    from mlci_tui.service import experiments
+    from mlci_tui.service import experiment_queue
     from mlci_tui.textsafe import visible_text
 
     project = load_config(args.config)
     with open_store(project) as store:
-        experiment = experiments.take(store, args.id)
+        experiment = experiment_queue.take(store, args.id)
         if experiment is None:
             return NOTHING_LEFT
         made = None
@@ -197,8 +197,8 @@ def handle_exp_work(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            experiments.unblock_signals()
-            made = experiments.prepare(store, project, experiment, overlay=overlay)
+            experiment_queue.unblock_signals()
+            made = experiment_queue.prepare(store, project, experiment, overlay=overlay)
             code, run_id = _work(made, args.output_lock)
         except KeyboardInterrupt:
             ended, code, message = ExperimentState.CANCELLED, ExitCode.CANCELLED, "cancelled"
@@ -210,7 +210,9 @@ def handle_exp_work(args: argparse.Namespace) -> int:
             ended = ExperimentState.FAILED if run is None else ExperimentState.of_run(run.state)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)  # what is settled now is settled whole
-        experiments.settle(store, experiment, ended, root=project.root, made=made, message=message)
+        experiment_queue.settle(
+            store, experiment, ended, root=project.root, made=made, message=message
+        )
     return code
 
 
