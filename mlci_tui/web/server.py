@@ -149,7 +149,10 @@ class DashboardService(AppService):
         process = self._process
         if task is not None:
             await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
-            with contextlib.suppress(asyncio.TimeoutError):  # it may not read it at all
+            # A timeout: it may not read the request at all. Any other error is the
+            # relay's, which failed first (the tab's connection lost while written
+            # to): the dashboard is ended all the same, below.
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.send_meta({"type": "quit"}), QUIT_GRACE_S)
                 await asyncio.wait_for(asyncio.shield(task), QUIT_GRACE_S)
         if process is not None:
@@ -418,6 +421,7 @@ class DashboardServer(Server):
             await self.relay(websocket, service, session)
         finally:
             idle.cancel()
+            why = session.ending or "tab closed"
             try:
                 await service.stop()
                 with contextlib.suppress(Exception):

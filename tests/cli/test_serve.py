@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import http.client
 import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
+import sys
+import termios
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -438,6 +443,55 @@ def test_a_dashboard_that_stops_reading_never_holds_the_server(project: Project)
 
         asyncio.run(session())
         wait_for(lambda: "its dashboard read nothing for 10s" in server.log())
+
+
+def frame(text: str) -> bytes:
+    """A websocket text frame as a browser sends it (masked)."""
+    data, mask = text.encode(), os.urandom(4)
+    length = len(data)
+    header = bytes([0x81]) + (
+        bytes([0x80 | length]) if length < 126 else bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    )
+    return header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(data))
+
+
+def test_a_tab_that_stops_reading_then_drops_ends_its_dashboard(served: Server) -> None:
+    # A laptop that sleeps while its dashboard draws: the server's writes to it stall,
+    # then the connection is reset. The session must end, its dashboard with it.
+    cookie = served.cookie()
+    browser = socket.socket()
+    browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    browser.connect(("127.0.0.1", served.port))
+    browser.sendall(
+        (
+            "GET /ws?width=1000&height=1000 HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{served.port}\r\nOrigin: {served.base}\r\nCookie: {cookie}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+    )
+    assert browser.recv(12) == b"HTTP/1.1 101"  # then never read again
+    wait_for(lambda: served.dashboards(), what="the dashboard")
+    (dashboard,) = served.dashboards()
+
+    def waiting(stream: object) -> int:
+        """The bytes written to ``stream`` (a pipe, a socket) and not yet read."""
+        return int.from_bytes(fcntl.ioctl(stream, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+
+    def stalled() -> bool:
+        # The server is sending it a screen (1000 x 1000) it does not read, and reads
+        # no more of the dashboard's output: that pipe is full.
+        with open(f"/proc/{dashboard}/fd/1", "rb") as pipe:
+            full = waiting(pipe) >= fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ)
+        return full and waiting(browser) >= 2048
+
+    wait_for(stalled, what="the server's writes to the tab stalled")
+    browser.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    browser.close()  # a reset
+    wait_for(lambda: "ended (" in served.log(), what="the session's end")
+    assert "ended (tab closed;" in served.log(), served.log()
+    wait_dead([dashboard])
+    assert "Error" not in served.log()
 
 
 def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Project) -> None:
