@@ -368,7 +368,7 @@ class DashboardServer(Server):
         address = request.remote or "unknown"
         origin = request.headers.get("Origin", "")
         if not guard.origin_allowed(origin, self.origins, request.host, strict=self.strict):
-            say(f"refused {address}: a websocket from {shown(origin) or 'no origin'}")
+            self.capped.say(f"refused {address}: a websocket from {shown(origin) or 'no origin'}")
             return web.Response(status=403, text="403: not from this dashboard's page\n")
         websocket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=LARGEST_MESSAGE)
         if len(self.sessions) >= self.settings.max_sessions:

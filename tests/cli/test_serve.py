@@ -343,6 +343,24 @@ def test_a_websocket_from_another_origin_or_none_is_refused(served: Server) -> N
     assert not served.dashboards()
 
 
+def test_websockets_from_another_origin_are_logged_within_the_cap(served: Server) -> None:
+    # With the cookie, a page on another port of this host (same-site: the browser
+    # sends it) may open websockets in a loop: each is refused, but the log keeps to
+    # its 100 lines a minute, as for every other refusal.
+    headers = {
+        "Cookie": served.cookie(),
+        "Origin": "http://127.0.0.1:1",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    for _ in range(150):
+        assert served.get("/ws", headers).status == 403
+    wait_for(lambda: "this minute: the rest are counted" in served.log(), what="the cap")
+    assert served.log().count("a websocket from http://127.0.0.1:1") == 100
+
+
 def test_a_tab_gets_its_own_dashboard_which_ends_with_it(served: Server) -> None:
     cookie = served.cookie()
 
