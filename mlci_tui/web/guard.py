@@ -126,6 +126,9 @@ def public_url(host: str, port: int, given: str | None) -> str:
     return f"http://{shown}:{port}"
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def checked_url(text: str) -> str:
     parts = urlsplit(text.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -133,10 +136,14 @@ def checked_url(text: str) -> str:
     if parts.query or parts.fragment:
         raise UsageError(f"--public-url {text!r}: an address without ?query or #fragment")
     try:
-        parts.port  # noqa: B018 (parsing it is the check)
+        port = parts.port
     except ValueError as error:
         raise UsageError(f"--public-url {text!r}: {str(error).lower()}") from None
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    netloc = parts.netloc
+    if port == DEFAULT_PORTS[parts.scheme]:
+        # As browsers write it (and send it as a websocket's Origin): without it.
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 def origins(url: str, host: str, port: int, *, given: bool) -> frozenset[str]:

@@ -168,6 +168,23 @@ def test_the_origins_a_websocket_may_come_from() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "origin"),
+    [
+        ("https://ml.example.com:443/mlci", "https://ml.example.com"),
+        ("http://ml.example.com:80", "http://ml.example.com"),
+        ("https://[2001:db8::1]:443", "https://[2001:db8::1]"),
+        ("https://ml.example.com:8443", "https://ml.example.com:8443"),
+        ("http://ml.example.com:443", "http://ml.example.com:443"),
+    ],
+)
+def test_a_public_url_s_origin_is_the_one_browsers_send(given: str, origin: str) -> None:
+    # A browser's Origin never names its scheme's default port: a public URL that
+    # does must not refuse every websocket of its own pages.
+    url = guard.public_url("127.0.0.1", 8765, given)
+    assert guard.origins(url, "127.0.0.1", 8765, given=True) == {origin}
+
+
+@pytest.mark.parametrize(
     "url",
     ["ml.example.com", "ftp://x", "https://", "https://x/?a=1", "https://x/#top", "http://x:y"],
 )
