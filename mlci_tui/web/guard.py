@@ -33,6 +33,13 @@ every attempt of that address without a valid cookie is refused outright."""
 
 FAILURE_WINDOW_S = 60.0
 
+MAX_FOREIGN_FAILURES = 100
+"""Failed attempts one address may make within ``FAILURE_WINDOW_S`` with a token the
+browser says it sends for another page (`Sec-Fetch-Site`): counted apart from the
+typed ones, so that another page cannot keep a typed token out, and counted, since a
+script may send that header too; past them, such attempts of that address are
+refused outright."""
+
 MAX_ADDRESSES = 10_000
 """Addresses whose failures are remembered at once (`Failures._key`)."""
 

@@ -213,6 +213,8 @@ class DashboardServer(Server):
         # in advance (a name, an address): a websocket from it is.
         self.strict = settings.public_url is not None or guard.is_loopback(settings.host)
         self.failures = Failures()
+        self.foreign = Failures(limit=guard.MAX_FOREIGN_FAILURES)
+        """The failures of tokens sent for another page (`counts`), counted apart."""
         self.capped = Capped()
         self.sessions: dict[str, Session] = {}
         self.handlers: set[asyncio.Task[Any]] = set()
@@ -244,7 +246,7 @@ class DashboardServer(Server):
         cookie = request.cookies.get(self.cookie)
         if offered is not None:
             counted = counts(request)
-            if counted and (wait := self.failures.blocked(address)):
+            if wait := (self.failures if counted else self.foreign).blocked(address):
                 return self.too_many(wait)
             if request.path != "/":
                 # Only the page exchanges a token: elsewhere it would stay in an address.
@@ -279,14 +281,24 @@ class DashboardServer(Server):
 
     def refuse(self, request: web.Request, address: str, why: str, counted: bool) -> web.Response:
         where = f"({request.method} {shown(request.path)})"
+        window = f"{self.failures.window:.0f}s"
         if not counted:
-            self.capped.say(f"refused {address}: {why} {where}, from another page: not counted")
+            count = self.foreign.add(address)
+            if count < self.foreign.limit:
+                self.capped.say(
+                    f"refused {address}: {why} {where}, from another page: not counted"
+                    " against typed tokens"
+                )
+            elif count == self.foreign.limit:
+                self.capped.say(
+                    f"refused {address}: {why}; {count} failures from other pages within"
+                    f" {window}: its tokens from other pages are refused for {window}, unlogged"
+                )
             return unauthorized()
         count = self.failures.add(address)
         if count < self.failures.limit:
             self.capped.say(f"refused {address}: {why} {where}")
         elif count == self.failures.limit:
-            window = f"{self.failures.window:.0f}s"
             self.capped.say(
                 f"refused {address}: {why}; {count} failures within {window}:"
                 f" its attempts are refused for {window}, unlogged"

@@ -307,6 +307,21 @@ def test_a_browser_sending_the_token_for_another_page_spends_no_attempt(served: 
     assert served.get(f"/?token={TOKEN}", typed).status == 429
 
 
+def test_a_script_claiming_to_be_another_page_is_limited_too(served: Server) -> None:
+    # `Sec-Fetch-Site` is a header: a script may send it. Its guesses are counted
+    # apart, so that another page still cannot keep a typed token out, but they are
+    # counted: past 100 within a minute they wait, as typed ones past 10 do.
+    claimed = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    statuses = [served.get(f"/?token=guess-{n}", claimed).status for n in range(100)]
+    assert statuses == [401] * 100
+    blocked = served.get(f"/?token={TOKEN}", claimed)
+    assert blocked.status == 429
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 61
+    typed = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"}
+    assert served.get(f"/?token={TOKEN}", typed).status == 303
+    assert "100 failures from other pages within 60s" in served.log()
+
+
 def test_a_malformed_request_with_the_token_logs_one_line_without_it(served: Server) -> None:
     import socket
 
