@@ -137,11 +137,18 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def checked_url(text: str) -> str:
-    parts = urlsplit(text.strip())
+    expected = f"--public-url {text!r}: expected an address like https://ml.example.com"
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise UsageError(expected) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--public-url {text!r}: expected an address like https://ml.example.com")
+        raise UsageError(expected)
     if parts.query or parts.fragment:
         raise UsageError(f"--public-url {text!r}: an address without ?query or #fragment")
+    if "@" in parts.netloc:
+        # No browser sends it in Origin, so every websocket would be refused.
+        raise UsageError(f"--public-url {text!r}: an address without user:password@")
     try:
         port = parts.port
     except ValueError as error:

@@ -186,7 +186,16 @@ def test_a_public_url_s_origin_is_the_one_browsers_send(given: str, origin: str)
 
 @pytest.mark.parametrize(
     "url",
-    ["ml.example.com", "ftp://x", "https://", "https://x/?a=1", "https://x/#top", "http://x:y"],
+    [
+        "ml.example.com",
+        "ftp://x",
+        "https://",
+        "https://x/?a=1",
+        "https://x/#top",
+        "http://x:y",
+        "http://[::1",  # not an address urlsplit parses
+        "https://user:secret@x",  # no browser's Origin holds it: every websocket refused
+    ],
 )
 def test_a_public_url_that_is_no_address_is_refused(url: str) -> None:
     with pytest.raises(UsageError, match="--public-url"):
