@@ -99,10 +99,16 @@ class Guard:
 
     def token_matches(self, offered: str) -> bool:
         # Constant time: how long a refusal takes says nothing of the token.
-        return hmac.compare_digest(offered.encode(), self.token.encode())
+        return hmac.compare_digest(as_bytes(offered), self.token.encode())
 
     def cookie_matches(self, offered: str) -> bool:
-        return hmac.compare_digest(offered.encode(), self.cookie_value.encode())
+        return hmac.compare_digest(as_bytes(offered), self.cookie_value.encode())
+
+
+def as_bytes(offered: str) -> bytes:
+    """What a client sent, as bytes to compare: aiohttp decodes bytes that are not
+    UTF-8 as lone surrogates, which match nothing and must not raise."""
+    return offered.encode("utf-8", "surrogatepass")
 
 
 def is_loopback(host: str) -> bool:

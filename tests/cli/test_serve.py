@@ -266,6 +266,13 @@ def test_wrong_tokens_and_cookies_are_refused_even_beside_a_valid_cookie(served:
     assert TOKEN not in log
 
 
+def test_a_cookie_that_is_not_utf_8_is_a_stale_one(served: Server) -> None:
+    response = served.get("/", {"Cookie": f"{served.cookie_name}=\xed\xa0\x80"})  # latin-1 bytes
+    assert response.status == 401
+    assert b"not this server's" in response.body  # type: ignore[attr-defined]
+    assert "Error" not in served.log()
+
+
 def test_failed_attempts_are_limited_per_address_but_a_cookie_still_works(served: Server) -> None:
     cookie = served.cookie()
     statuses = [served.get(f"/?token=wrong-{n}").status for n in range(10)]

@@ -120,6 +120,15 @@ def test_the_token_and_the_cookie_match_only_themselves(token: str, offered: str
     assert Guard(token).cookie_value != checked.cookie_value
 
 
+def test_a_value_that_was_not_utf_8_matches_nothing_and_raises_nothing() -> None:
+    # aiohttp decodes a header's bytes that are not UTF-8 as lone surrogates, which
+    # `str.encode` refuses (and st.text() never draws).
+    checked = Guard("a-token-long-enough-for-this")
+    for offered in ("\udced\udca0\udc80", "\ud800", "x\udcff"):
+        assert not checked.token_matches(offered)
+        assert not checked.cookie_matches(offered)
+
+
 def test_made_tokens_are_long_and_differ() -> None:
     tokens = {guard.make_token() for _ in range(100)}
     assert len(tokens) == 100
