@@ -55,6 +55,11 @@ STALL_S = 10.0
 """How long a dashboard may take to read what the browser sent before its session
 ends: one that stopped reading (hung, stopped) must not hold the server."""
 
+CLOSE_S = 3.0
+"""How long a tab may take to take its websocket's close before its connection is
+cut: one that reads nothing (a stalled client, a laptop asleep mid-frame) must hold
+neither its dashboard nor the server's stop."""
+
 LARGEST_MESSAGE = 1 << 20
 """The largest websocket message read from a browser (a paste, say)."""
 
@@ -89,6 +94,8 @@ class Session:
     ending: str | None = None
     """Why the server ends it (idle, stopping); None while the tab decides."""
     service: DashboardService | None = None
+    transport: asyncio.Transport | None = None
+    """The tab's connection, cut if it does not take a close (`close_tab`)."""
 
 
 def say(text: str) -> None:
@@ -392,7 +399,7 @@ class DashboardServer(Server):
             )
             await websocket.close(code=WSCloseCode.TRY_AGAIN_LATER)
             return websocket
-        session = Session(guard.session_id(), address, websocket)
+        session = Session(guard.session_id(), address, websocket, transport=request.transport)
         self.sessions[session.id] = session
         task = asyncio.current_task()
         assert task is not None
@@ -436,8 +443,7 @@ class DashboardServer(Server):
             why = session.ending or "tab closed"
             try:
                 await service.stop()
-                with contextlib.suppress(Exception):
-                    await websocket.close()
+                await self.close_tab(session, code=WSCloseCode.OK)
                 why = session.ending or service.failure() or "tab closed"
                 if service.killed:
                     why += "; its dashboard did not quit and was killed"
@@ -457,8 +463,20 @@ class DashboardServer(Server):
         why = service.failure()
         if why and not websocket.closed:
             with contextlib.suppress(Exception):
-                await websocket.send_bytes(f"\r\n mlci tui failed: {why}\r\n".encode())
-        await websocket.close(code=WSCloseCode.GOING_AWAY)
+                told = websocket.send_bytes(f"\r\n mlci tui failed: {why}\r\n".encode())
+                await asyncio.wait_for(told, CLOSE_S)
+        await self.close_tab(session)
+
+    async def close_tab(
+        self, session: Session, message: bytes = b"", code: int = WSCloseCode.GOING_AWAY
+    ) -> None:
+        """Close a tab's websocket; cut its connection if the close is not taken in
+        `CLOSE_S` (aiohttp's own close waits for the tab to read what was sent)."""
+        try:
+            await asyncio.wait_for(session.websocket.close(code=code, message=message), CLOSE_S)
+        except Exception:
+            if session.transport is not None:
+                session.transport.abort()
 
     async def relay(
         self, websocket: web.WebSocketResponse, service: DashboardService, session: Session
@@ -506,14 +524,14 @@ class DashboardServer(Server):
                 break
             await asyncio.sleep(left)
         session.ending = f"idle for {format_duration(timeout)}"
-        await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
+        await self.close_tab(session, b"idle")
 
     async def end_all(self) -> None:
         """Every session ended, its process group with it."""
-        for session in list(self.sessions.values()):
+        sessions = list(self.sessions.values())
+        for session in sessions:
             session.ending = "server stopped"
-            with contextlib.suppress(Exception):
-                await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"stopped")
+        await asyncio.gather(*(self.close_tab(session, b"stopped") for session in sessions))
         if self.handlers:
             await asyncio.wait(self.handlers, timeout=2 * QUIT_GRACE_S + 3 * KILL_GRACE_S)
         for task in list(self.handlers):  # one still stuck: its dashboard is killed here

@@ -495,43 +495,72 @@ def frame(text: str) -> bytes:
     return header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(data))
 
 
-def test_a_tab_that_stops_reading_then_drops_ends_its_dashboard(served: Server) -> None:
-    # A laptop that sleeps while its dashboard draws: the server's writes to it stall,
-    # then the connection is reset. The session must end, its dashboard with it.
-    cookie = served.cookie()
+def stalled_tab(server: Server, cookie: str) -> tuple[socket.socket, int]:
+    """A tab that reads nothing of what its dashboard draws (a screen of 1000 x 1000),
+    once the server's writes to it have stalled; and its dashboard's pid."""
     browser = socket.socket()
     browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    browser.connect(("127.0.0.1", served.port))
+    browser.connect(("127.0.0.1", server.port))
     browser.sendall(
         (
             "GET /ws?width=1000&height=1000 HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{served.port}\r\nOrigin: {served.base}\r\nCookie: {cookie}\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\nOrigin: {server.base}\r\nCookie: {cookie}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         ).encode()
     )
     assert browser.recv(12) == b"HTTP/1.1 101"  # then never read again
-    wait_for(lambda: served.dashboards(), what="the dashboard")
-    (dashboard,) = served.dashboards()
+    wait_for(lambda: server.dashboards(), what="the dashboard")
+    (dashboard,) = server.dashboards()
 
     def waiting(stream: object) -> int:
         """The bytes written to ``stream`` (a pipe, a socket) and not yet read."""
         return int.from_bytes(fcntl.ioctl(stream, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
 
     def stalled() -> bool:
-        # The server is sending it a screen (1000 x 1000) it does not read, and reads
-        # no more of the dashboard's output: that pipe is full.
+        # The server is sending it a screen it does not read, and reads no more of
+        # the dashboard's output: that pipe is full.
         with open(f"/proc/{dashboard}/fd/1", "rb") as pipe:
             full = waiting(pipe) >= fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ)
         return full and waiting(browser) >= 2048
 
     wait_for(stalled, what="the server's writes to the tab stalled")
+    return browser, dashboard
+
+
+def test_a_tab_that_stops_reading_then_drops_ends_its_dashboard(served: Server) -> None:
+    # A laptop that sleeps while its dashboard draws: the server's writes to it stall,
+    # then the connection is reset. The session must end, its dashboard with it.
+    browser, dashboard = stalled_tab(served, served.cookie())
     browser.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     browser.close()  # a reset
     wait_for(lambda: "ended (" in served.log(), what="the session's end")
     assert "ended (tab closed;" in served.log(), served.log()
     wait_dead([dashboard])
     assert "Error" not in served.log()
+
+
+def test_a_tab_that_reads_nothing_is_ended_when_idle(project: Project) -> None:
+    # Its connection open but never read: closing it cannot wait for the tab.
+    project.write(QUICK)
+    with serving(project, "--idle-timeout", "2s") as server:
+        browser, dashboard = stalled_tab(server, server.cookie())
+        wait_for(lambda: "ended (idle for 2.00s" in server.log(), what="the idle session's end")
+        wait_dead([dashboard])
+        browser.close()
+
+
+def test_sigterm_ends_a_tab_that_reads_nothing(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project)
+    browser, dashboard = stalled_tab(server, server.cookie())
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        assert server.process.wait(20) == 0
+    finally:
+        browser.close()
+    wait_dead([dashboard])
+    assert "ended (server stopped;" in server.log()
 
 
 def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Project) -> None:
