@@ -33,6 +33,13 @@ every attempt of that address without a valid cookie is refused outright."""
 
 FAILURE_WINDOW_S = 60.0
 
+MAX_FOREIGN_FAILURES = 100
+"""Failed attempts one address may make within ``FAILURE_WINDOW_S`` with a token the
+browser says it sends for another page (`Sec-Fetch-Site`): counted apart from the
+typed ones, so that another page cannot keep a typed token out, and counted, since a
+script may send that header too; past them, such attempts of that address are
+refused outright."""
+
 MAX_ADDRESSES = 10_000
 """Addresses whose failures are remembered at once (`Failures._key`)."""
 
@@ -92,10 +99,16 @@ class Guard:
 
     def token_matches(self, offered: str) -> bool:
         # Constant time: how long a refusal takes says nothing of the token.
-        return hmac.compare_digest(offered.encode(), self.token.encode())
+        return hmac.compare_digest(as_bytes(offered), self.token.encode())
 
     def cookie_matches(self, offered: str) -> bool:
-        return hmac.compare_digest(offered.encode(), self.cookie_value.encode())
+        return hmac.compare_digest(as_bytes(offered), self.cookie_value.encode())
+
+
+def as_bytes(offered: str) -> bytes:
+    """What a client sent, as bytes to compare: aiohttp decodes bytes that are not
+    UTF-8 as lone surrogates, which match nothing and must not raise."""
+    return offered.encode("utf-8", "surrogatepass")
 
 
 def is_loopback(host: str) -> bool:
@@ -126,17 +139,31 @@ def public_url(host: str, port: int, given: str | None) -> str:
     return f"http://{shown}:{port}"
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def checked_url(text: str) -> str:
-    parts = urlsplit(text.strip())
+    expected = f"--public-url {text!r}: expected an address like https://ml.example.com"
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise UsageError(expected) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--public-url {text!r}: expected an address like https://ml.example.com")
+        raise UsageError(expected)
     if parts.query or parts.fragment:
         raise UsageError(f"--public-url {text!r}: an address without ?query or #fragment")
+    if "@" in parts.netloc:
+        # No browser sends it in Origin, so every websocket would be refused.
+        raise UsageError(f"--public-url {text!r}: an address without user:password@")
     try:
-        parts.port  # noqa: B018 (parsing it is the check)
+        port = parts.port
     except ValueError as error:
         raise UsageError(f"--public-url {text!r}: {str(error).lower()}") from None
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    netloc = parts.netloc
+    if port == DEFAULT_PORTS[parts.scheme]:
+        # As browsers write it (and send it as a websocket's Origin): without it.
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 def origins(url: str, host: str, port: int, *, given: bool) -> frozenset[str]:

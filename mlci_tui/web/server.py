@@ -55,6 +55,11 @@ STALL_S = 10.0
 """How long a dashboard may take to read what the browser sent before its session
 ends: one that stopped reading (hung, stopped) must not hold the server."""
 
+CLOSE_S = 3.0
+"""How long a tab may take to take its websocket's close before its connection is
+cut: one that reads nothing (a stalled client, a laptop asleep mid-frame) must hold
+neither its dashboard nor the server's stop."""
+
 LARGEST_MESSAGE = 1 << 20
 """The largest websocket message read from a browser (a paste, say)."""
 
@@ -89,6 +94,8 @@ class Session:
     ending: str | None = None
     """Why the server ends it (idle, stopping); None while the tab decides."""
     service: DashboardService | None = None
+    transport: asyncio.Transport | None = None
+    """The tab's connection, cut if it does not take a close (`close_tab`)."""
 
 
 def say(text: str) -> None:
@@ -149,7 +156,10 @@ class DashboardService(AppService):
         process = self._process
         if task is not None:
             await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
-            with contextlib.suppress(asyncio.TimeoutError):  # it may not read it at all
+            # A timeout: it may not read the request at all. Any other error is the
+            # relay's, which failed first (the tab's connection lost while written
+            # to): the dashboard is ended all the same, below.
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.send_meta({"type": "quit"}), QUIT_GRACE_S)
                 await asyncio.wait_for(asyncio.shield(task), QUIT_GRACE_S)
         if process is not None:
@@ -210,6 +220,8 @@ class DashboardServer(Server):
         # in advance (a name, an address): a websocket from it is.
         self.strict = settings.public_url is not None or guard.is_loopback(settings.host)
         self.failures = Failures()
+        self.foreign = Failures(limit=guard.MAX_FOREIGN_FAILURES)
+        """The failures of tokens sent for another page (`counts`), counted apart."""
         self.capped = Capped()
         self.sessions: dict[str, Session] = {}
         self.handlers: set[asyncio.Task[Any]] = set()
@@ -241,7 +253,7 @@ class DashboardServer(Server):
         cookie = request.cookies.get(self.cookie)
         if offered is not None:
             counted = counts(request)
-            if counted and (wait := self.failures.blocked(address)):
+            if wait := (self.failures if counted else self.foreign).blocked(address):
                 return self.too_many(wait)
             if request.path != "/":
                 # Only the page exchanges a token: elsewhere it would stay in an address.
@@ -276,14 +288,24 @@ class DashboardServer(Server):
 
     def refuse(self, request: web.Request, address: str, why: str, counted: bool) -> web.Response:
         where = f"({request.method} {shown(request.path)})"
+        window = f"{self.failures.window:.0f}s"
         if not counted:
-            self.capped.say(f"refused {address}: {why} {where}, from another page: not counted")
+            count = self.foreign.add(address)
+            if count < self.foreign.limit:
+                self.capped.say(
+                    f"refused {address}: {why} {where}, from another page: not counted"
+                    " against typed tokens"
+                )
+            elif count == self.foreign.limit:
+                self.capped.say(
+                    f"refused {address}: {why}; {count} failures from other pages within"
+                    f" {window}: its tokens from other pages are refused for {window}, unlogged"
+                )
             return unauthorized()
         count = self.failures.add(address)
         if count < self.failures.limit:
             self.capped.say(f"refused {address}: {why} {where}")
         elif count == self.failures.limit:
-            window = f"{self.failures.window:.0f}s"
             self.capped.say(
                 f"refused {address}: {why}; {count} failures within {window}:"
                 f" its attempts are refused for {window}, unlogged"
@@ -365,7 +387,7 @@ class DashboardServer(Server):
         address = request.remote or "unknown"
         origin = request.headers.get("Origin", "")
         if not guard.origin_allowed(origin, self.origins, request.host, strict=self.strict):
-            say(f"refused {address}: a websocket from {shown(origin) or 'no origin'}")
+            self.capped.say(f"refused {address}: a websocket from {shown(origin) or 'no origin'}")
             return web.Response(status=403, text="403: not from this dashboard's page\n")
         websocket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=LARGEST_MESSAGE)
         if len(self.sessions) >= self.settings.max_sessions:
@@ -377,7 +399,7 @@ class DashboardServer(Server):
             )
             await websocket.close(code=WSCloseCode.TRY_AGAIN_LATER)
             return websocket
-        session = Session(guard.session_id(), address, websocket)
+        session = Session(guard.session_id(), address, websocket, transport=request.transport)
         self.sessions[session.id] = session
         task = asyncio.current_task()
         assert task is not None
@@ -418,10 +440,10 @@ class DashboardServer(Server):
             await self.relay(websocket, service, session)
         finally:
             idle.cancel()
+            why = session.ending or "tab closed"
             try:
                 await service.stop()
-                with contextlib.suppress(Exception):
-                    await websocket.close()
+                await self.close_tab(session, code=WSCloseCode.OK)
                 why = session.ending or service.failure() or "tab closed"
                 if service.killed:
                     why += "; its dashboard did not quit and was killed"
@@ -441,8 +463,20 @@ class DashboardServer(Server):
         why = service.failure()
         if why and not websocket.closed:
             with contextlib.suppress(Exception):
-                await websocket.send_bytes(f"\r\n mlci tui failed: {why}\r\n".encode())
-        await websocket.close(code=WSCloseCode.GOING_AWAY)
+                told = websocket.send_bytes(f"\r\n mlci tui failed: {why}\r\n".encode())
+                await asyncio.wait_for(told, CLOSE_S)
+        await self.close_tab(session)
+
+    async def close_tab(
+        self, session: Session, message: bytes = b"", code: int = WSCloseCode.GOING_AWAY
+    ) -> None:
+        """Close a tab's websocket; cut its connection if the close is not taken in
+        `CLOSE_S` (aiohttp's own close waits for the tab to read what was sent)."""
+        try:
+            await asyncio.wait_for(session.websocket.close(code=code, message=message), CLOSE_S)
+        except Exception:
+            if session.transport is not None:
+                session.transport.abort()
 
     async def relay(
         self, websocket: web.WebSocketResponse, service: DashboardService, session: Session
@@ -490,14 +524,14 @@ class DashboardServer(Server):
                 break
             await asyncio.sleep(left)
         session.ending = f"idle for {format_duration(timeout)}"
-        await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
+        await self.close_tab(session, b"idle")
 
     async def end_all(self) -> None:
         """Every session ended, its process group with it."""
-        for session in list(self.sessions.values()):
+        sessions = list(self.sessions.values())
+        for session in sessions:
             session.ending = "server stopped"
-            with contextlib.suppress(Exception):
-                await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"stopped")
+        await asyncio.gather(*(self.close_tab(session, b"stopped") for session in sessions))
         if self.handlers:
             await asyncio.wait(self.handlers, timeout=2 * QUIT_GRACE_S + 3 * KILL_GRACE_S)
         for task in list(self.handlers):  # one still stuck: its dashboard is killed here

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import http.client
 import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
+import sys
+import termios
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -261,6 +266,13 @@ def test_wrong_tokens_and_cookies_are_refused_even_beside_a_valid_cookie(served:
     assert TOKEN not in log
 
 
+def test_a_cookie_that_is_not_utf_8_is_a_stale_one(served: Server) -> None:
+    response = served.get("/", {"Cookie": f"{served.cookie_name}=\xed\xa0\x80"})  # latin-1 bytes
+    assert response.status == 401
+    assert b"not this server's" in response.body  # type: ignore[attr-defined]
+    assert "Error" not in served.log()
+
+
 def test_failed_attempts_are_limited_per_address_but_a_cookie_still_works(served: Server) -> None:
     cookie = served.cookie()
     statuses = [served.get(f"/?token=wrong-{n}").status for n in range(10)]
@@ -302,6 +314,21 @@ def test_a_browser_sending_the_token_for_another_page_spends_no_attempt(served: 
     assert served.get(f"/?token={TOKEN}", typed).status == 429
 
 
+def test_a_script_claiming_to_be_another_page_is_limited_too(served: Server) -> None:
+    # `Sec-Fetch-Site` is a header: a script may send it. Its guesses are counted
+    # apart, so that another page still cannot keep a typed token out, but they are
+    # counted: past 100 within a minute they wait, as typed ones past 10 do.
+    claimed = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    statuses = [served.get(f"/?token=guess-{n}", claimed).status for n in range(100)]
+    assert statuses == [401] * 100
+    blocked = served.get(f"/?token={TOKEN}", claimed)
+    assert blocked.status == 429
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 61
+    typed = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"}
+    assert served.get(f"/?token={TOKEN}", typed).status == 303
+    assert "100 failures from other pages within 60s" in served.log()
+
+
 def test_a_malformed_request_with_the_token_logs_one_line_without_it(served: Server) -> None:
     import socket
 
@@ -336,6 +363,24 @@ def test_a_websocket_from_another_origin_or_none_is_refused(served: Server) -> N
     assert "a websocket from http://evil.example" in served.log()
     assert "no origin" in served.log()
     assert not served.dashboards()
+
+
+def test_websockets_from_another_origin_are_logged_within_the_cap(served: Server) -> None:
+    # With the cookie, a page on another port of this host (same-site: the browser
+    # sends it) may open websockets in a loop: each is refused, but the log keeps to
+    # its 100 lines a minute, as for every other refusal.
+    headers = {
+        "Cookie": served.cookie(),
+        "Origin": "http://127.0.0.1:1",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    for _ in range(150):
+        assert served.get("/ws", headers).status == 403
+    wait_for(lambda: "this minute: the rest are counted" in served.log(), what="the cap")
+    assert served.log().count("a websocket from http://127.0.0.1:1") == 100
 
 
 def test_a_tab_gets_its_own_dashboard_which_ends_with_it(served: Server) -> None:
@@ -438,6 +483,84 @@ def test_a_dashboard_that_stops_reading_never_holds_the_server(project: Project)
 
         asyncio.run(session())
         wait_for(lambda: "its dashboard read nothing for 10s" in server.log())
+
+
+def frame(text: str) -> bytes:
+    """A websocket text frame as a browser sends it (masked)."""
+    data, mask = text.encode(), os.urandom(4)
+    length = len(data)
+    header = bytes([0x81]) + (
+        bytes([0x80 | length]) if length < 126 else bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    )
+    return header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(data))
+
+
+def stalled_tab(server: Server, cookie: str) -> tuple[socket.socket, int]:
+    """A tab that reads nothing of what its dashboard draws (a screen of 1000 x 1000),
+    once the server's writes to it have stalled; and its dashboard's pid."""
+    browser = socket.socket()
+    browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    browser.connect(("127.0.0.1", server.port))
+    browser.sendall(
+        (
+            "GET /ws?width=1000&height=1000 HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\nOrigin: {server.base}\r\nCookie: {cookie}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+    )
+    assert browser.recv(12) == b"HTTP/1.1 101"  # then never read again
+    wait_for(lambda: server.dashboards(), what="the dashboard")
+    (dashboard,) = server.dashboards()
+
+    def waiting(stream: object) -> int:
+        """The bytes written to ``stream`` (a pipe, a socket) and not yet read."""
+        return int.from_bytes(fcntl.ioctl(stream, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+
+    def stalled() -> bool:
+        # The server is sending it a screen it does not read, and reads no more of
+        # the dashboard's output: that pipe is full.
+        with open(f"/proc/{dashboard}/fd/1", "rb") as pipe:
+            full = waiting(pipe) >= fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ)
+        return full and waiting(browser) >= 2048
+
+    wait_for(stalled, what="the server's writes to the tab stalled")
+    return browser, dashboard
+
+
+def test_a_tab_that_stops_reading_then_drops_ends_its_dashboard(served: Server) -> None:
+    # A laptop that sleeps while its dashboard draws: the server's writes to it stall,
+    # then the connection is reset. The session must end, its dashboard with it.
+    browser, dashboard = stalled_tab(served, served.cookie())
+    browser.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    browser.close()  # a reset
+    wait_for(lambda: "ended (" in served.log(), what="the session's end")
+    assert "ended (tab closed;" in served.log(), served.log()
+    wait_dead([dashboard])
+    assert "Error" not in served.log()
+
+
+def test_a_tab_that_reads_nothing_is_ended_when_idle(project: Project) -> None:
+    # Its connection open but never read: closing it cannot wait for the tab.
+    project.write(QUICK)
+    with serving(project, "--idle-timeout", "2s") as server:
+        browser, dashboard = stalled_tab(server, server.cookie())
+        wait_for(lambda: "ended (idle for 2.00s" in server.log(), what="the idle session's end")
+        wait_dead([dashboard])
+        browser.close()
+
+
+def test_sigterm_ends_a_tab_that_reads_nothing(project: Project) -> None:
+    project.write(QUICK)
+    server = start_server(project)
+    browser, dashboard = stalled_tab(server, server.cookie())
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        assert server.process.wait(20) == 0
+    finally:
+        browser.close()
+    wait_dead([dashboard])
+    assert "ended (server stopped;" in server.log()
 
 
 def test_one_more_tab_than_allowed_is_refused_with_a_page_saying_so(project: Project) -> None:

@@ -120,6 +120,15 @@ def test_the_token_and_the_cookie_match_only_themselves(token: str, offered: str
     assert Guard(token).cookie_value != checked.cookie_value
 
 
+def test_a_value_that_was_not_utf_8_matches_nothing_and_raises_nothing() -> None:
+    # aiohttp decodes a header's bytes that are not UTF-8 as lone surrogates, which
+    # `str.encode` refuses (and st.text() never draws).
+    checked = Guard("a-token-long-enough-for-this")
+    for offered in ("\udced\udca0\udc80", "\ud800", "x\udcff"):
+        assert not checked.token_matches(offered)
+        assert not checked.cookie_matches(offered)
+
+
 def test_made_tokens_are_long_and_differ() -> None:
     tokens = {guard.make_token() for _ in range(100)}
     assert len(tokens) == 100
@@ -168,8 +177,34 @@ def test_the_origins_a_websocket_may_come_from() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "origin"),
+    [
+        ("https://ml.example.com:443/mlci", "https://ml.example.com"),
+        ("http://ml.example.com:80", "http://ml.example.com"),
+        ("https://[2001:db8::1]:443", "https://[2001:db8::1]"),
+        ("https://ml.example.com:8443", "https://ml.example.com:8443"),
+        ("http://ml.example.com:443", "http://ml.example.com:443"),
+    ],
+)
+def test_a_public_url_s_origin_is_the_one_browsers_send(given: str, origin: str) -> None:
+    # A browser's Origin never names its scheme's default port: a public URL that
+    # does must not refuse every websocket of its own pages.
+    url = guard.public_url("127.0.0.1", 8765, given)
+    assert guard.origins(url, "127.0.0.1", 8765, given=True) == {origin}
+
+
+@pytest.mark.parametrize(
     "url",
-    ["ml.example.com", "ftp://x", "https://", "https://x/?a=1", "https://x/#top", "http://x:y"],
+    [
+        "ml.example.com",
+        "ftp://x",
+        "https://",
+        "https://x/?a=1",
+        "https://x/#top",
+        "http://x:y",
+        "http://[::1",  # not an address urlsplit parses
+        "https://user:secret@x",  # no browser's Origin holds it: every websocket refused
+    ],
 )
 def test_a_public_url_that_is_no_address_is_refused(url: str) -> None:
     with pytest.raises(UsageError, match="--public-url"):
