@@ -37,8 +37,14 @@ def handle_exp_apply(args: argparse.Namespace) -> int:
     print(f"applied experiment {label}: outs {what}")
     for name in plan.dropped:
         print(f"param {visible_text(name)} is no longer in the config: left out")
+    for name in plan.masked:
+        print(
+            f"param {visible_text(name)} held a secret, which the store keeps masked:"
+            " left as the config has it"
+        )
     if not plan.params:
-        print("params: as the config has them already")
+        if not plan.masked:
+            print("params: as the config has them already")
     elif plan.params_text is not None:
         assert config.pipeline.params_file is not None
         where = visible_text(os.path.relpath(config.pipeline.params_file))

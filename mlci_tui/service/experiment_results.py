@@ -10,6 +10,7 @@ nothing is half-applied.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple
 
 from mlci_tui.config import Config
 from mlci_tui.errors import MlciError, UsageError
-from mlci_tui.masking import SecretMasker
+from mlci_tui.masking import MASK, SecretMasker
 from mlci_tui.metric_keys import MetricKey
 from mlci_tui.pipeline.outs import ABSENT, CacheDamaged, Meta, outs_behind_links
 from mlci_tui.pipeline.stage_cache import Decision, StageCache, valid_entry
@@ -74,6 +75,9 @@ class ApplyPlan(NamedTuple):
     """The params whose value the experiment ran with differs from the config's."""
     dropped: list[str]
     """Params the experiment set that the config no longer has."""
+    masked: list[str]
+    """Params whose value held a secret: the store keeps it masked, so it is never
+    written back (the file keeps its own)."""
     params_text: str | None
     """The params file with ``params`` written into it; None without a params file,
     without params to write, or when they cannot be written only where they are."""
@@ -162,9 +166,9 @@ class ExperimentResults:
             left = self._left_by_workspace(stored.stage)
             for name, meta in stored.entry["outs"].items():
                 changed += self._changed_files(name, meta, left.get(name))
-        params, dropped = self._param_changes(experiment, run)
+        params, dropped, masked = self._param_changes(experiment, run)
         return ApplyPlan(
-            experiment, run, stages, changed, params, dropped, self._params_text(params)
+            experiment, run, stages, changed, params, dropped, masked, self._params_text(params)
         )
 
     def _params_text(self, params: Mapping[str, Any]) -> str | None:
@@ -237,22 +241,27 @@ class ExperimentResults:
 
     def _param_changes(
         self, experiment: ExperimentRecord, run: RunRecord
-    ) -> tuple[dict[str, Any], list[str]]:
+    ) -> tuple[dict[str, Any], list[str], list[str]]:
         from mlci_tui.config.params import checked_param, masked_params
 
         # The run's params were recorded masked: compared with the config's, masked.
         current = masked_params(self.config.params, self.masker)
         changes: dict[str, Any] = {}
         dropped: list[str] = []
+        masked: list[str] = []
         for name, value in run.params.items():
             if name not in current:
                 if name in experiment.params:
                     dropped.append(name)
                 continue
             value = checked_param(value)
-            if _typed(value) != _typed(current[name]):
+            if _typed(value) == _typed(current[name]):
+                continue
+            if MASK.decode() in json.dumps(value):
+                masked.append(name)  # `***` where the secret was: never written back
+            else:
                 changes[name] = value
-        return changes, dropped
+        return changes, dropped, masked
 
     def apply(self, plan: ApplyPlan) -> list[str]:
         """Restore every out of the plan and write its params file, under the project's

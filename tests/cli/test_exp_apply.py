@@ -17,7 +17,7 @@ from mlci_tui.config import load_config
 from mlci_tui.config.param_sets import set_argument, set_params
 from mlci_tui.service.outs_lock import lock_outs
 from mlci_tui.store import Store
-from tests.helpers import SWEEP_PARAMS, Project, experiment, sweep_project
+from tests.helpers import SWEEP_PARAMS, Project, experiment, mlci_env, sweep_project
 
 SETS = ("train.lr=0.3", "train.optimizer=sgd")
 
@@ -165,6 +165,32 @@ def test_a_params_file_it_cannot_change_in_place_is_left_and_the_line_printed(
     lines = result.stdout.decode().splitlines()
     assert lines[-2] == "params not written: params.toml cannot be changed only where they are; run"
     assert lines[-1] == "mlci run --set train.lr=0.3"
+
+
+def test_a_param_that_held_a_secret_is_never_written_back_masked(tmp_path: Path) -> None:
+    """The store keeps a secret param masked (`***`): apply leaves the file's own value
+    rather than replacing it with the mask, writes the rest, and says so."""
+    project = sweep_project(tmp_path, params_file=True)
+    text = project.config_path.read_text()
+    project.config_path.write_text(
+        text.replace('name = "sweep"', 'name = "sweep"\nsecrets = ["SWEEP_TOKEN"]', 1)
+    )
+    env = mlci_env(SWEEP_TOKEN="s3cr3t-token")
+    result = project.mlci(
+        "exp", "run", "--set", 'train.optimizer="s3cr3t-token"', "--set", "train.lr=0.3", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    result = project.mlci("exp", "apply", "1", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert (
+        "param train.optimizer held a secret, which the store keeps masked:"
+        " left as the config has it"
+    ) in lines
+    assert lines[-1] == "params written into params.toml: train.lr"
+    assert (project.path / "params.toml").read_text() == SWEEP_PARAMS.replace(
+        "lr = 0.02", "lr = 0.3"
+    )
 
 
 def test_only_an_experiment_that_passed_is_applied(tmp_path: Path) -> None:
