@@ -380,7 +380,8 @@ class LivePrinter:
             tail = b"" if event.partial else b"\n"
             self.out.write(event.data, tail)
         elif isinstance(event, CommandNoted) and event.stage == self._live:
-            self.out.write(f"-- {event.text}\n".encode())
+            # A line of its own, even after a line the stage left open.
+            self.out.line(f"-- {event.text}\n".encode())
         elif isinstance(event, StageFinished):
             self._running.discard(event.stage)
             if event.stage == self._live:

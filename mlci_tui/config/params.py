@@ -106,8 +106,8 @@ class ParamProblem(Exception):
 def checked_param(value: Any) -> ParamValue:
     """A value read as TOML as a param holds it (arrays as tuples), held to the rules
     of params: a string (without NUL), a finite number, an integer of 64 bits, a
-    boolean, or an array of one kind of them (integers and floats are one kind; in
-    an array of arrays, the values at every depth)."""
+    boolean, or an array of one kind of them (integers and floats are one kind, all
+    floats where they mix; in an array of arrays, the values at every depth)."""
     if isinstance(value, list):
         items: list[ParamValue] = []
         for index, item in enumerate(value):
@@ -123,6 +123,9 @@ def checked_param(value: Any) -> ParamValue:
                 f"expected {_KIND_WORDS[_kind(first)]} like the array's first item,"
                 f" got {_shown(item)}",
             )
+        if any(isinstance(leaf, float) for leaf in _leaves(tuple(items))):
+            # Numbers that mix are floats, as `--set` reads them: one value, one key.
+            return _floats(tuple(items))
         return tuple(items)
     if isinstance(value, bool):
         return value
@@ -170,6 +173,14 @@ def _leaves(value: ParamValue) -> list[ParamValue]:
     if isinstance(value, tuple):
         return [leaf for item in value for leaf in _leaves(item)]
     return [value]
+
+
+def _floats(value: ParamValue) -> ParamValue:
+    """``value`` (an array of numbers, at any depth) with every integer a float."""
+    if isinstance(value, tuple):
+        return tuple(_floats(item) for item in value)
+    assert isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value)
 
 
 def _kind(value: ParamValue) -> str:

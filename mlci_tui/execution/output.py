@@ -25,6 +25,7 @@ from mlci_tui.checks import METRIC_NAME
 from mlci_tui.events import CommandMetrics, CommandNoted, CommandOutput, Event
 from mlci_tui.masking import SecretMasker
 from mlci_tui.states import Stream
+from mlci_tui.store.paths import open_unless_database
 
 PIECE_LIMIT = 1 << 20
 """A line longer than this is passed on in pieces, so memory stays bounded."""
@@ -336,7 +337,8 @@ def read_metrics_file(path: Path) -> MetricsFile:
     """
     try:
         # Without blocking: a FIFO with no writer would hold the runner forever.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+        # Never the store's database, which a link may lead to (`open_unless_database`).
+        with open(open_unless_database(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
             kind = _not_a_file(os.fstat(file.fileno()).st_mode)
             raw = b"" if kind else file.read(MAX_METRICS_FILE + 1)
     except FileNotFoundError:

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from mlci_tui.errors import RegistryError
-from mlci_tui.store.paths import DIR_MODE, STAGING
+from mlci_tui.store.paths import DIR_MODE, STAGING, open_unless_database
 
 CHUNK = 1 << 20
 
@@ -52,7 +52,7 @@ def _file_digest(path: Path) -> tuple[str, int]:
     size = 0
     # Opened without blocking and judged by what was opened: a FIFO with no writer
     # would hold the run in open() forever.
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    descriptor = open_unless_database(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with open(descriptor, "rb") as file:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise RegistryError(

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci_tui.store.file_hashes import FileHashesTable, FileStat
-from mlci_tui.store.paths import DIR_MODE
+from mlci_tui.store.paths import DIR_MODE, open_unless_database
 
 CHUNK = 1 << 20
 RACY_NS = 2_000_000_000
@@ -109,7 +109,7 @@ def _sha256_of_file(file: Any) -> str:
 def open_file(path: str, *, follow: bool = True) -> int:
     """A descriptor of the regular file at ``path`` (through a link only if
     ``follow``); `OSError` if it is something else."""
-    descriptor = os.open(path, _OPEN_READ | (0 if follow else os.O_NOFOLLOW))
+    descriptor = open_unless_database(path, _OPEN_READ | (0 if follow else os.O_NOFOLLOW))
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise OSError(errno.EINVAL, "not a regular file", path)

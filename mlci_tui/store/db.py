@@ -354,6 +354,7 @@ class Store(Connection):
                 target: str | Path = f"{db_path.resolve().as_uri()}?{flags}"
             else:
                 target = db_path
+            paths.opened_by_sqlite(db_path)
             connection = sqlite3.connect(
                 target,
                 timeout=BUSY_TIMEOUT_S,

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from pathlib import Path
 
 DB_NAME = "mlci.db"
@@ -24,6 +26,59 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 STAGING = ".staging-"
 """How a copy still being made under ``versions/`` is named: ``.staging-PID-HEX``."""
+
+
+_BY_DESCRIPTOR = hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd")
+"""Whether a file can be looked at without being opened, then opened through that
+look (Linux: ``O_PATH``, then ``/proc/self/fd``)."""
+_DATABASES: set[str] = set()
+"""The databases this process has opened through SQLite (see `open_unless_database`)."""
+
+
+def opened_by_sqlite(database: Path) -> None:
+    """Note that SQLite holds ``database`` open in this process."""
+    _DATABASES.add(os.path.abspath(database))
+
+
+def open_unless_database(path: str | os.PathLike[str], flags: int) -> int:
+    """``os.open(path, flags)``, refused (`OSError` EPERM) when ``path`` is, or leads
+    to, a database SQLite holds open in this process, or its ``-wal`` or ``-shm``.
+
+    On POSIX, closing *any* descriptor of a file drops every lock the process holds
+    on it, SQLite's own included; a reader that then closed would take itself for
+    the last connection and delete the WAL under the run (SQLite's "how to corrupt"
+    §2.2). A path a stage or a config names — a dep, an out, an artifact, a metrics
+    file — may be a link (or a hard link) to the store's database, so it is looked
+    at first through an ``O_PATH`` descriptor, whose close drops no lock, and only
+    then opened, through that descriptor: the file judged is the file opened.
+    """
+    if not _BY_DESCRIPTOR:  # macOS: looked at by its name, then opened (a narrow race)
+        info = os.stat(path, follow_symlinks=not flags & os.O_NOFOLLOW)
+        if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) in _database_files():
+            raise OSError(errno.EPERM, "it is the run store's database", os.fspath(path))
+        return os.open(path, flags | os.O_CLOEXEC)
+    probe = os.open(path, os.O_PATH | os.O_CLOEXEC | (flags & os.O_NOFOLLOW))
+    try:
+        info = os.fstat(probe)
+        if stat.S_ISLNK(info.st_mode):  # O_NOFOLLOW on a link, as os.open refuses it
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
+        if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) in _database_files():
+            raise OSError(errno.EPERM, "it is the run store's database", os.fspath(path))
+        return os.open(f"/proc/self/fd/{probe}", (flags & ~os.O_NOFOLLOW) | os.O_CLOEXEC)
+    finally:
+        os.close(probe)
+
+
+def _database_files() -> set[tuple[int, int]]:
+    """The device and inode of each database SQLite holds here, and of its -wal and
+    -shm (found by their names, never opened)."""
+    found = set()
+    for database in _DATABASES:
+        for name in (database, database + "-wal", database + "-shm"):
+            with contextlib.suppress(OSError):
+                info = os.stat(name)
+                found.add((info.st_dev, info.st_ino))
+    return found
 
 
 def keep_private(path: Path) -> None:

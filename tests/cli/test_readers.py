@@ -346,3 +346,82 @@ def test_a_snapshot_of_the_store_is_never_half_of_a_deploy(tmp_path: Path) -> No
     finally:
         stop.touch()
         writer.wait(timeout=60)
+
+
+def test_a_link_to_the_store_s_database_is_never_opened_by_the_runner(tmp_path: Path) -> None:
+    """A metrics file, an out, a dep and an artifact that lead to the store's database
+    (a link, a hard link, or its own path) are refused, never opened: closing a
+    descriptor of it would drop the runner's locks, and a reader closing after that
+    would delete the WAL under the run (then a second writer damages the store). Here
+    a reader opens and closes the store while the run waits after those stages: the
+    WAL is still there, and the store is whole."""
+    project = Project(tmp_path)
+    (tmp_path / "in.txt").write_text("in\n")
+    database = '\\"$MLCI_STATE_DIR/mlci.db\\"'
+    project.write(
+        f"""
+[pipeline]
+name = "links"
+
+[stages.metrics]
+command = "ln -sf {database} \\"$MLCI_METRICS_FILE\\""
+
+[stages.out]
+command = "mkdir -p o && ln -f {database} o/hard.db"
+deps = ["in.txt"]
+outs = ["o"]
+
+[stages.dep]
+command = "true"
+deps = [".mlci/mlci.db"]
+
+[stages.wait]
+command = "until [ -e read ]; do sleep 0.02; done"
+needs = ["metrics", "out"]
+timeout = "60s"
+"""
+    )
+    assert project.mlci("validate").returncode == 0
+    runner = project.start("run")
+    try:
+
+        def waiting() -> bool:
+            found = project.mlci("status", "--json")
+            running = b'"name": "wait",\n      "state": "running"'
+            return found.returncode == 0 and running in found.stdout
+
+        wait_for(waiting, timeout=60, what="stage wait running")
+        assert (project.state_dir / "mlci.db-wal").exists()
+        reader = sqlite3.connect(project.state_dir / "mlci.db")
+        assert reader.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+        reader.close()
+        assert (project.state_dir / "mlci.db-wal").exists(), "the WAL went under the run"
+        (tmp_path / "read").touch()
+        out, err = runner.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(runner.pid, signal.SIGKILL)
+    assert runner.returncode == 1, err  # `dep` fails: its dep is the store's database
+    assert b"dep .mlci/mlci.db cannot be read: it is the run store's database" in out
+    assert b"[metrics] -- cannot read the metrics file: it is the run store's database" in out
+    assert re.search(rb"\[out\] +-- not cached: .*it is the run store's database", out)
+    check = sqlite3.connect(project.state_dir / "mlci.db")
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
+
+    # The artifact, registered after every stage passed: refused in one line.
+    project.write(
+        f"""
+[pipeline]
+name = "links"
+
+[stages.model]
+command = "ln -sf {database} model.bin"
+artifact = "model.bin"
+"""
+    )
+    result = project.mlci("run")
+    assert result.returncode == 1
+    assert b"could not be registered" in result.stdout
+    assert b"it is the run store's database" in result.stdout
+    assert project.mlci("versions").stdout.startswith(b"no versions")

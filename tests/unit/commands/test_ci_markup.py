@@ -224,3 +224,20 @@ def test_a_stalled_reader_gets_one_gap_in_the_output_and_one_note() -> None:
     notes = [line for line in lines if line.startswith(b"mlci: ") and b"not shown" in line]
     assert len(notes) == 1 and b"small" not in lines
     assert lines[-2:] == [b"after", b""]
+
+
+def test_a_note_after_a_line_the_stage_left_open_starts_a_line_of_its_own(tmp_path) -> None:
+    """A stage whose output ends without a newline, then fails: mlci's note ("exit
+    code 3") is a line of its own, live (GitHub, a stage alone) as replayed from the
+    log (GitLab), never glued to the end of what the stage printed."""
+    for github in (True, False):
+        (tmp_path / str(github)).mkdir()
+        run = Run(tmp_path / str(github), github=github)
+        a = run.sink("a")
+        a.feed(Stream.STDOUT, b"::warning::no newline at the end")
+        a.close()  # the stage exited: its open line is flushed, then its exit is noted
+        run.emit(CommandNoted("a", "exit code 3", run.clock()))
+        why = "exit code 3"
+        run.emit(StageFinished("a", StageState.FAILED, 1, 3, 1000.0, run.clock(), message=why))
+        printed = run.printed()
+        assert b"::warning::no newline at the end\n-- exit code 3\n" in printed, printed

@@ -202,3 +202,18 @@ def test_the_config_refuses_params_beyond_int64_and_mixed_arrays(
     assert str(caught.value).startswith(f"{path}:2: {message}")
     path.write_text('[params]\np = 9223372036854775807\n[stages.s]\ncommand = "true"\n')
     assert load_config(path, environ={}).params["p"] == 2**63 - 1
+
+
+@pytest.mark.parametrize("declared", ["[1, 2.5]", "[2.5, 1]", "[[1], [2.5]]", "0.5", "[1, 2]"])
+def test_set_with_the_config_s_own_value_is_the_config_s_value(
+    tmp_path: Path, declared: str
+) -> None:
+    """`--set p=VALUE` with the value the config has changes nothing: the same value of
+    the same types, so the same cache key and the same `$MLCI_PARAM_P`. Integers and
+    floats are one kind in an array: where they mix, every one is a float, whether the
+    config or `--set` gives them."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[params]\np = {declared}\n[stages.s]\ncommand = "true"\n')
+    config = load_config(path, environ={})
+    value = with_params(config, [f"p={declared}"]).params["p"]
+    assert repr(value) == repr(config.params["p"])

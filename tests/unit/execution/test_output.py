@@ -792,6 +792,18 @@ def test_a_fields_text_has_no_control_character_and_is_its_own_field_text(text: 
     assert (re.fullmatch(FIELD_TEXT, text) is not None) == (shown == text)
 
 
+def test_a_tab_in_a_field_shows_as_its_symbol() -> None:
+    assert field_text("a\tb") == "a\u2409b"
+
+
+def test_a_secret_cut_only_by_c1_escape_sequences_is_masked() -> None:
+    """An OSC or a CSI in its one-character C1 form (U+009D, U+009B), with no ESC in
+    the line, inside a secret: a screen drops it and shows the secret whole."""
+    masker = SecretMasker(["hunter2secret"])
+    for escape in ("\u009d0;title\u0007", "\u009d8;;x\u009c", "\u009b31m"):
+        assert masker.mask(f"hunter{escape}2secret\n".encode()) == b"***\n", escape
+
+
 DROPPED_ON_SCREEN = st.sampled_from(
     [
         *(b"\x1b[1m", b"\x1b[0m", b"\x1b[38;5;196m", b"\x1b]0;title\x07", b"\x1b]8;;x\x1b\\"),
