@@ -104,10 +104,18 @@ def check_outs(scope: Scope, pipeline: PipelineConfig, stages: Mapping[str, Stag
                 else:
                     clash = inside(dep, out) or inside(out, dep)
                 if clash:
+                    # A directory that holds the out: a glob of it leaves the out out.
+                    glob = os.path.normpath(os.path.join(_relative(dep, scope), "*"))
+                    hint = (
+                        f"; deps = [{show(glob)}] takes in the rest of it without the"
+                        " stage's own outs"
+                        if not isinstance(dep, Glob) and inside(out, dep) and out != dep
+                        else ""
+                    )
                     raise scope.document.error(
                         where,
                         f"{_relative(out, scope)} is also a dep of this stage"
-                        f" ({_relative(dep, scope)})",
+                        f" ({_relative(dep, scope)}){hint}",
                     )
             owners[out] = name
 
