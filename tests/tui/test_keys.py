@@ -416,7 +416,9 @@ async def test_the_keys_line_shows_what_can_act_and_a_click_presses_a_key(
     async with narrow.run_test(size=(50, 24)) as pilot:
         bar = narrow.query_one(KeyBar)
         await until(pilot, lambda: "Versions" in str(bar.render()))
-        # A key cut off at the edge is no help: it is left out whole.
+        # A key cut off at the edge is no help: it is left out whole, and the keys
+        # before help and quit give way to them.
         line = str(bar.render()).rstrip()
         assert len(line) <= 50
+        assert line.startswith("r Run c Cancel ") and line.endswith(" ? Help q Quit"), line
         assert line.split()[-1] in {b.description.split()[-1] for b in bindings_of(MlciApp)}

@@ -2,7 +2,8 @@
 
 It shows what Textual's compact `Footer` shows (each action's first key and
 its description, keys that cannot act now dimmed, a click presses the key)
-as one line of text; a key that would be cut off at the edge is left out.
+as one line of text; a key that would be cut off at the edge is left out, but
+the last two (help, then quit or close) stay, keys before them giving way.
 The `Footer` builds a widget per key and builds them all again at every
 change of the bindings, which is every change of focus: 150 ms here, a third
 of the dashboard's first frame and most of what `v` or Tab cost.
@@ -21,6 +22,8 @@ from textual.widget import Widget
 
 _ENABLED = Style()
 _DISABLED = Style(dim=True)
+LAST_KEPT = 2
+"""How many of the last keys (help, then quit or close) a short line keeps."""
 
 
 class _Key(NamedTuple):
@@ -68,8 +71,7 @@ class KeyBar(Widget, can_focus=False):
         key_style = self.get_component_rich_style("key-bar--key")
         description_style = self.get_component_rich_style("key-bar--description")
         gap = self.rich_style
-        line = Text(no_wrap=True, overflow="crop")
-        keys: list[_Key] = []
+        entries: list[tuple[str, str, str, bool]] = []
         shown: set[str] = set()
         for _, binding, enabled, _ in self.screen.active_bindings.values():
             if not binding.show or binding.action in shown:
@@ -77,13 +79,31 @@ class KeyBar(Widget, can_focus=False):
             shown.add(binding.action)
             display = self.app.get_key_display(binding)
             description = f" {binding.description}" if binding.description else ""
-            start = line.cell_len
-            if start + cell_len(display) + cell_len(description) > self.size.width:
+            entries.append((binding.key, display, description, enabled))
+        # The last keys (help, then quit or close) stay when the line is short: the
+        # keys before them are left out from the end instead.
+        width = self.size.width
+        cells = [
+            cell_len(display) + cell_len(description) + 1 for _, display, description, _ in entries
+        ]
+        kept = entries[-LAST_KEPT:]
+        room = width - sum(cells[-LAST_KEPT:]) + 1
+        chosen: list[tuple[str, str, str, bool]] = []
+        for entry, size in zip(entries[:-LAST_KEPT], cells, strict=False):
+            if size > room:
                 break  # a key cut off is no help; `?` lists them all
+            chosen.append(entry)
+            room -= size
+        line = Text(no_wrap=True, overflow="crop")
+        keys: list[_Key] = []
+        for key, display, description, enabled in [*chosen, *kept]:
+            start = line.cell_len
+            if start + cell_len(display) + cell_len(description) > width:
+                break
             dim = _ENABLED if enabled else _DISABLED
             line.append(display, key_style + dim)
             line.append(description, description_style + dim)
-            keys.append(_Key(binding.key, start, line.cell_len, enabled))
+            keys.append(_Key(key, start, line.cell_len, enabled))
             line.append(" ", gap)
         self._keys = keys
         return line
