@@ -454,6 +454,17 @@ class MlciApp(App[None]):
             # A screen with keys of its own (the experiments, the help): the main
             # screen's would act on what is hidden under it; quitting and help stay.
             return action in ("quit_dashboard", "help")
+        return self.offers_now(action)
+
+    def offers(self, action: str) -> bool:
+        """Whether the dashboard offers ``action`` (the app's) at all: in a read-only
+        one, none that acts."""
+        return not (self.read_only and action in self.ACTING)
+
+    def offers_now(self, action: str) -> bool:
+        """Whether ``action`` can do anything now, on the keys as in the palette: one
+        the dashboard offers, an answer only while a decision is pending, a rollback
+        only with a `[deploy]`."""
         if not self.offers(action):
             return False
         if action == "answer":
@@ -461,11 +472,6 @@ class MlciApp(App[None]):
         if action == "rollback":
             return self.config.deploy is not None
         return True
-
-    def offers(self, action: str) -> bool:
-        """Whether the dashboard offers ``action`` (the app's) at all: in a read-only
-        one, none that acts."""
-        return not (self.read_only and action in self.ACTING)
 
     def action_start_run(self) -> None:
         from mlci_tui.tui.screens.run_dialog import RunPlan
@@ -786,7 +792,11 @@ class MlciApp(App[None]):
     def action_answer(self) -> None:
         from mlci_tui.tui.screens.decision import DecisionScreen
 
-        # check_action lets this run only while a decision is pending.
+        # check_action lets `a` run only while a decision is pending; the palette may
+        # have listed it before the decision was answered elsewhere.
+        if not self.snapshot.decisions:
+            self.say("no decision is pending", severity="warning")
+            return
         decision = self.snapshot.decisions[0]
 
         def answered(answer: str | None) -> None:

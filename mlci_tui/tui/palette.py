@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         read_only: bool
 
         def offers(self, action: str) -> bool: ...
+        def offers_now(self, action: str) -> bool: ...
         def action_log(self, action: str) -> None: ...
         def action_show_alerts(self) -> None: ...
         def action_pick_run(self) -> None: ...
@@ -54,7 +55,8 @@ def dashboard_commands(app: Dashboard) -> list[Command]:
     """Every action the dashboard's keys offer, by the name the help gives it (but
     next and previous match, which go on with a search), then the things they act on."""
     log = app.action_log
-    # The app's actions that act, by name: offered only where the app offers them.
+    # The app's actions that act, by name: listed only where the app offers them now
+    # (Answer while a decision is pending, Roll back with a [deploy]), as its keys.
     acting = [
         ("Run", "params, forces, what would run; then start it", "start_run"),
         ("Re-run stage", "the selected stage, forced", "rerun_stage"),
@@ -66,7 +68,7 @@ def dashboard_commands(app: Dashboard) -> list[Command]:
     found: list[Command] = [
         (name, help_text, getattr(app, f"action_{action}"))
         for name, help_text, action in acting
-        if app.offers(action)
+        if app.offers_now(action)
     ]
     found += [
         (
@@ -109,7 +111,7 @@ def dashboard_commands(app: Dashboard) -> list[Command]:
         ("Quit", "a run goes on", app.action_quit_dashboard),
     ]
     snapshot = app.snapshot
-    if app.config.deploy is not None and app.offers("rollback"):
+    if app.offers_now("rollback"):
         live = snapshot.live
         for version in snapshot.versions[:50]:
             if live is None or version.number != live.number:

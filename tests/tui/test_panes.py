@@ -381,10 +381,30 @@ async def test_the_palette_names_every_action_the_keys_offer(project: Project) -
                 for binding in [*MlciApp.BINDINGS, *LogView.DASHBOARD_BINDINGS]
                 if isinstance(binding, Binding) and app.offers(binding.action)
             }
-            missing = keys - names - {"Commands", "Next match", "Previous match"}
+            missing = keys - names - {"Commands", "Next match", "Previous match", "Answer"}
             assert missing == set(), (read_only, missing)
             assert read_only == ("Roll back" not in names), names
-            assert read_only == ("Answer" not in names), names
+            # No decision is pending: nothing to answer, as the key bar says.
+            assert "Answer" not in names, names
+
+
+async def test_answer_with_no_decision_pending_says_so_and_the_dashboard_goes_on(
+    project: Project,
+) -> None:
+    """The palette lists Answer only while a decision is pending, as `a` acts only
+    then; one that was answered elsewhere between the listing and the choice is said
+    so. Before, the palette listed it always, and choosing it crashed the dashboard
+    (IndexError on the decisions)."""
+    two_versions(project)
+    app = dashboard(project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(app.query_one(VersionTable).versions) == 2)
+        assert app.snapshot.decisions == ()
+        assert "Answer" not in {name for name, _, _ in dashboard_commands(app)}
+        app.action_answer()  # as a palette listed before the decision was answered
+        await settle(pilot)
+        assert app.is_running
+        assert [n.message for n in app._notifications] == ["no decision is pending"]
 
 
 async def test_a_progress_bar_is_one_line_in_the_pane_and_the_log(project: Project) -> None:
