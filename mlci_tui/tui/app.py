@@ -368,6 +368,7 @@ class MlciApp(App[None]):
             self.clock() if now is None else now,
             needs=self.planned_stages.get(name, ()),
             in_run=self.snapshot.run is None or record is not None,
+            clock_stopped=self.snapshot.runner_gone,
         )
 
     def on_stage_list_filtered(self, message: StageList.Filtered) -> None:

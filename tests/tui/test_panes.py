@@ -539,3 +539,62 @@ async def test_the_stage_lists_scrollbar_scrolls_it_when_dragged_or_clicked(
         await pilot.click(bar, offset=(0, bar.size.height - 1))
         await settle(pilot)
         assert stages.top == dragged + len(stages.panes())
+
+
+async def test_a_stage_of_a_run_whose_runner_is_gone_has_no_clock(project: Project) -> None:
+    """The header's clock stops when the runner is gone (README), and so does the
+    running stage's: a store that cannot be written to mark the run interrupted (a
+    full disk, a read-only store) keeps it `running` for as long as one looks.
+    Before, the stage's duration went on ticking from its start."""
+    import socket
+    import subprocess
+    import sys
+
+    from mlci_tui.config import load_config
+    from mlci_tui.states import StageState
+    from mlci_tui.store import Store
+    from mlci_tui.tui.app import make_app
+
+    setup(project)
+    config = load_config(project.config_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    t0 = 1_700_000_000.0
+    store = Store.open(config.pipeline.state_dir)
+    run_id = store.runs.create(
+        "tiny",
+        [("train", (), 1)],
+        started_at=t0,
+        pid=dead.pid,
+        pid_started=None,
+        host=socket.gethostname(),
+        config_path=str(project.config_path),
+    )
+    store.runs.update_stage(
+        run_id,
+        "train",
+        state=StageState.RUNNING,
+        attempt=1,
+        started_at=t0 + 1,
+        cpu_percent=97.0,
+        rss_bytes=310 << 20,
+    )
+    store.close()
+    now = [t0 + 60]
+    # The `mlci recover` it starts is asked for, not started: as when it cannot write.
+    app = make_app(
+        config,
+        clock=lambda: now[0],
+        poll_interval=0.1,
+        spawn=lambda args: subprocess.Popen(["true"]),
+    )
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.snapshot.runner_gone)
+        pane = by_name(app)["train"]
+        await settle(pilot)
+        first = pane_text(pane)[0]
+        now[0] += 3600
+        await until(pilot, lambda: pane.now == now[0])
+        await settle(pilot)
+        assert pane_text(pane)[0] == first
+        assert "running" in first and "s" not in first.split("running", 1)[1], first

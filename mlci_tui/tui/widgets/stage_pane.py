@@ -64,6 +64,9 @@ class StagePane(Widget):
         does not name (``prep (its out data/clean.csv)``): shown until it has run."""
         self.in_run = True
         """False for a stage of the config that the run shown does not have."""
+        self.clock_stopped = False
+        """True when the run's runner is gone: a stage it left `running` has no clock,
+        nor live CPU and memory figures (as the header's run)."""
 
     def update_stage(
         self,
@@ -73,18 +76,20 @@ class StagePane(Widget):
         *,
         needs: Sequence[str] = (),
         in_run: bool = True,
+        clock_stopped: bool = False,
     ) -> None:
         self.now = now
         running = record is not None and record.state is StageState.RUNNING
-        if not running and (record, tail, needs, in_run) == (
+        if (not running or clock_stopped) and (record, tail, needs, in_run, clock_stopped) == (
             self.record,
             self.last_lines,
             self.needs,
             self.in_run,
+            self.clock_stopped,
         ):
             return  # as drawn: only a running stage's figures change with the time
         self.record, self.last_lines = record, tail
-        self.needs, self.in_run = needs, in_run
+        self.needs, self.in_run, self.clock_stopped = needs, in_run, clock_stopped
         self.refresh()
 
     def render(self) -> Text:
@@ -114,11 +119,14 @@ class StagePane(Widget):
                     source = f" \u2190 run {record.cached_from_run}"
                 title.append(source, style="dim")
         elif record is not None:
-            duration = record.duration_s(self.now)
+            # A stage its gone runner left running: no end, so no clock to tick on.
+            stopped = state is StageState.RUNNING and self.clock_stopped
+            duration = None if stopped else record.duration_s(self.now)
             if duration is not None:
                 title.append(f" {format_duration(duration)}")
             if state is StageState.RUNNING and record.cpu_percent is not None:
-                title.append(f" {record.cpu_percent:.0f}% {format_bytes(record.rss_bytes)}")
+                if not stopped:  # the last figures a gone runner wrote are no one's now
+                    title.append(f" {record.cpu_percent:.0f}% {format_bytes(record.rss_bytes)}")
             elif record.peak_rss_bytes:
                 title.append(f" {format_bytes(record.peak_rss_bytes)}", style="dim")
             if record.attempt > 1:
