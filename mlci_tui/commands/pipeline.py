@@ -206,17 +206,18 @@ def handle_status(args: argparse.Namespace) -> int:
         # Where production is, the store cannot say: the one thing to fix first.
         message = visible_text(last.message or "")
         print(f"mlci: warning: deployment {last.id}: {message}", file=sys.stderr)
+    from mlci_tui.service.recovery import runner_gone  # imported by open_store already
+
+    gone = runner_gone(run)
     if args.json:
         import json  # only here: `mlci validate` and `mlci run` never need it
 
-        print(json.dumps(run.to_json(), indent=2))
+        print(json.dumps({**run.to_json(), "runner_gone": gone}, indent=2))
     else:
         print("\n".join(run_summary(run, color=use_color(sys.stdout.buffer, os.environ))))
         if experiments is not None:
             print(f"\n{experiments}")
-    from mlci_tui.service.recovery import runner_gone  # imported by open_store already
-
-    if run.state is RunState.RUNNING and runner_gone(run):
+    if gone:
         # Recovery could not mark it (a full disk, a store locked too long): the row
         # still says running, but no process will finish it.
         print(

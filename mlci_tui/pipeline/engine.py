@@ -460,7 +460,10 @@ class Engine:
                 notes = await asyncio.to_thread(
                     self.cache.save, stage, decision, sink.metrics, self.run_id or 0
                 )
-            except (OSError, ValueError, MlciError) as error:
+            except OSError as error:  # its words and path, not Python's `[Errno N] …`
+                where = f"{error.filename}: " if error.filename else ""
+                notes = [f"not cached: {where}{error.strerror or error}"]
+            except (ValueError, MlciError) as error:
                 notes = [f"not cached: {error}"]
             for note in notes:
                 sink.note(note)

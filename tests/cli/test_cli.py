@@ -786,6 +786,9 @@ needs = ["big"]
     status = project.mlci("status")
     assert status.returncode == 1 and b"run 1" in status.stdout
     assert b"run 1's runner is gone" in status.stderr
+    document = project.mlci("status", "--json")
+    assert document.returncode == 1
+    assert json.loads(document.stdout)["runner_gone"] is True
 
 
 def test_a_truncated_database_is_named_and_the_logs_stay_readable(project: Project) -> None:

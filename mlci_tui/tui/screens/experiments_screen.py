@@ -104,6 +104,8 @@ class ExperimentsScreen(Screen[None]):
         ),
         Binding("s", "start_queue", "Start queue", tooltip="mlci exp start", id="exp.start"),
         Binding("c", "cancel_experiment", "Cancel", tooltip="the highlighted one", id="exp.cancel"),
+        # The table takes Enter itself (`on_data_table_row_selected`): here for the help.
+        Binding("enter", "open", "Open", show=False, tooltip="its stages and logs", id="exp.open"),
         _CLOSE,
     ]
     ACTING: ClassVar[frozenset[str]] = frozenset({"promote", "start_queue", "cancel_experiment"})
@@ -545,8 +547,11 @@ class ExperimentsScreen(Screen[None]):
             self.sort_by(column.sort)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter: the experiment's run on the main screen, as `p` shows a past run."""
         event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        """Enter: the experiment's run on the main screen, as `p` shows a past run."""
         row = self.cursor_row()
         if row is None:
             return
