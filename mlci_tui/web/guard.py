@@ -159,11 +159,33 @@ def checked_url(text: str) -> str:
         port = parts.port
     except ValueError as error:
         raise UsageError(f"--public-url {text!r}: {str(error).lower()}") from None
-    netloc = parts.netloc
-    if port == DEFAULT_PORTS[parts.scheme]:
-        # As browsers write it (and send it as a websocket's Origin): without it.
-        netloc = netloc.rsplit(":", 1)[0]
-    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    host = browsers_host(parts.hostname)
+    if host is None:
+        raise UsageError(expected)
+    # As browsers write it (and send it as a websocket's Origin): without the
+    # scheme's default port, nor an empty one.
+    shown = host if port in (None, DEFAULT_PORTS[parts.scheme]) else f"{host}:{port}"
+    return f"{parts.scheme}://{shown}{parts.path.rstrip('/')}"
+
+
+HOST_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
+
+
+def browsers_host(hostname: str) -> str | None:
+    """A host as browsers write it in an address and an ``Origin``: an IPv6 address
+    in brackets and its shortest form, a name in lowercase ASCII (an IDN as its
+    punycode, ``xn--``); None for what no browser reaches (a space, an empty label)."""
+    try:
+        address = ipaddress.ip_address(hostname)
+    except ValueError:
+        pass
+    else:
+        return f"[{address.compressed}]" if address.version == 6 else address.compressed
+    try:
+        name = hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError:  # an empty or too long label
+        return None
+    return name if name and set(name) <= HOST_LETTERS else None
 
 
 def origins(url: str, host: str, port: int, *, given: bool) -> frozenset[str]:

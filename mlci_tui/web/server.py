@@ -154,6 +154,19 @@ class DashboardService(AppService):
         """Ask the dashboard to quit; end its process group if it does not."""
         task, self._task = self._task, None
         process = self._process
+        drain = None
+        if task is not None and process is not None and process.stdout is not None:
+            # Once the relay has ended (the tab's connection lost while written to),
+            # what the dashboard still writes is read into nothing: blocked on a full
+            # pipe, it could not take the request to quit.
+            drain = asyncio.create_task(discard(process.stdout, after=task))
+        try:
+            await self._stop(task, process)
+        finally:
+            if drain is not None:
+                drain.cancel()
+
+    async def _stop(self, task: asyncio.Task[None] | None, process: Any) -> None:
         if task is not None:
             await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
             # A timeout: it may not read the request at all. Any other error is the
@@ -541,6 +554,12 @@ class DashboardServer(Server):
             if process is not None and process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
+
+
+async def discard(stream: asyncio.StreamReader, after: asyncio.Task[None]) -> None:
+    await asyncio.wait([after])
+    while await stream.read(1 << 16):
+        pass
 
 
 def end_with_parent() -> None:

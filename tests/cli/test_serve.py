@@ -540,6 +540,28 @@ def test_a_tab_that_stops_reading_then_drops_ends_its_dashboard(served: Server) 
     assert "Error" not in served.log()
 
 
+def test_a_dashboard_whose_tab_drops_while_written_to_quits_when_asked(
+    project: Project,
+) -> None:
+    # Its output no longer goes to the tab, but it is still read (into nothing): the
+    # dashboard, blocked on a full pipe, could otherwise not take the request to quit,
+    # and was killed 3 s later, holding its --max-sessions slot meanwhile.
+    project.write(QUICK)
+    with serving(project, "--idle-timeout", "5s") as server:
+        for ends in ("tab closed", "idle for 5.00s"):  # a reset; a tab left unread
+            browser, dashboard = stalled_tab(server, server.cookie())
+            if ends == "tab closed":
+                browser.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                browser.close()
+            line = f"ended ({ends};"
+            wait_for(lambda: line in server.log(), what="the session's end")  # noqa: B023
+            wait_dead([dashboard])
+            browser.close()
+        assert "ended (tab closed; after" in server.log(), server.log()
+        assert "ended (idle for 5.00s; after" in server.log(), server.log()
+        assert "did not quit" not in server.log(), server.log()
+
+
 def test_a_tab_that_reads_nothing_is_ended_when_idle(project: Project) -> None:
     # Its connection open but never read: closing it cannot wait for the tab.
     project.write(QUICK)

@@ -170,7 +170,7 @@ def test_the_origins_a_websocket_may_come_from() -> None:
         "http://[::1]:8765",
     }
     proxied = guard.public_url("127.0.0.1", 8765, "https://ML.example.com/mlci/")
-    assert proxied == "https://ML.example.com/mlci"
+    assert proxied == "https://ml.example.com/mlci"  # as browsers write a host
     # Behind a proxy, only the proxy's address: never the port it forwards to.
     assert guard.origins(proxied, "127.0.0.1", 8765, given=True) == {"https://ml.example.com"}
     assert guard.public_url("::1", 9, None) == "http://[::1]:9"
@@ -184,6 +184,13 @@ def test_the_origins_a_websocket_may_come_from() -> None:
         ("https://[2001:db8::1]:443", "https://[2001:db8::1]"),
         ("https://ml.example.com:8443", "https://ml.example.com:8443"),
         ("http://ml.example.com:443", "http://ml.example.com:443"),
+        # As browsers write a host: an IDN in ASCII (punycode), an IPv6 address in
+        # its shortest form, no empty port.
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("https://BÜCHER.example:8443/mlci", "https://xn--bcher-kva.example:8443"),
+        ("https://例え.jp:443", "https://xn--r8jz45g.jp"),
+        ("https://[2001:DB8:0::1]:443", "https://[2001:db8::1]"),
+        ("http://ml.example.com:", "http://ml.example.com"),
     ],
 )
 def test_a_public_url_s_origin_is_the_one_browsers_send(given: str, origin: str) -> None:
@@ -191,6 +198,8 @@ def test_a_public_url_s_origin_is_the_one_browsers_send(given: str, origin: str)
     # does must not refuse every websocket of its own pages.
     url = guard.public_url("127.0.0.1", 8765, given)
     assert guard.origins(url, "127.0.0.1", 8765, given=True) == {origin}
+    # The page's websocket and the redirect after the token go to that address too.
+    assert url.startswith(origin)
 
 
 @pytest.mark.parametrize(
@@ -204,6 +213,8 @@ def test_a_public_url_s_origin_is_the_one_browsers_send(given: str, origin: str)
         "http://x:y",
         "http://[::1",  # not an address urlsplit parses
         "https://user:secret@x",  # no browser's Origin holds it: every websocket refused
+        "https://ml example.com",  # no host a browser reaches
+        "https://ml..example.com",
     ],
 )
 def test_a_public_url_that_is_no_address_is_refused(url: str) -> None:
