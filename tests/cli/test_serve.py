@@ -563,11 +563,12 @@ def test_a_dashboard_whose_tab_drops_while_written_to_quits_when_asked(
 
 
 def test_a_tab_that_reads_nothing_is_ended_when_idle(project: Project) -> None:
-    # Its connection open but never read: closing it cannot wait for the tab.
+    # Its connection open but never read: closing it cannot wait for the tab. The
+    # idle time leaves a loaded machine room to stall the writes first.
     project.write(QUICK)
-    with serving(project, "--idle-timeout", "2s") as server:
+    with serving(project, "--idle-timeout", "6s") as server:
         browser, dashboard = stalled_tab(server, server.cookie())
-        wait_for(lambda: "ended (idle for 2.00s" in server.log(), what="the idle session's end")
+        wait_for(lambda: "ended (idle for 6.00s" in server.log(), what="the idle session's end")
         wait_dead([dashboard])
         browser.close()
 
