@@ -960,13 +960,19 @@ class MlciApp(App[None]):
             self.push_screen(HelpScreen(self.key_groups()))
             return
         # A screen with keys of its own: those it offers now, and the app's that stay.
-        own = [
-            b for b in bindings_of(type(screen)) if screen.check_action(b.action, ()) is not False
-        ]
-        taken = [key for b in own for key in keys_of(b)]  # its q closes it, say
-        kept = without(
-            (b for b in bindings_of(type(self)) if self.check_action(b.action, ())), taken
+        mine = bindings_of(type(self))
+        # The app's priority keys win over the screen's (ctrl+c quits, never copies).
+        first = [key for b in mine if b.priority for key in keys_of(b)]
+        own = without(
+            (
+                b
+                for b in bindings_of(type(screen))
+                if screen.check_action(b.action, ()) is not False
+            ),
+            first,
         )
+        taken = [key for b in own for key in keys_of(b)]  # its q closes it, say
+        kept = without((b for b in mine if self.check_action(b.action, ())), taken)
         title = getattr(screen, "HELP_TITLE", type(screen).__name__)
         self.push_screen(HelpScreen([(f"{title} · focused", own), ("Everywhere", kept)]))
 
