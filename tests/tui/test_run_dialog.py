@@ -125,6 +125,27 @@ async def test_r_enter_starts_a_default_run_and_esc_starts_nothing(tmp_path: Pat
         assert not isinstance(app.screen, RunDialog)
 
 
+async def test_a_dialog_closed_before_the_refresh_it_waited_for_leaves_the_dashboard_up(
+    tmp_path: Path,
+) -> None:
+    """`r` then Enter at once can close the dialog before a refresh it asked for (to
+    fit its table to what is left): what was to fit is gone, and nothing fails."""
+    project = project_at(tmp_path)
+    app = dashboard(project, spawn=lambda args: True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot)
+        for _ in range(3):
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, RunDialog))
+            dialog = app.screen
+            assert isinstance(dialog, RunDialog)
+            await settle(pilot)
+            await dialog.dismiss(None)
+            dialog._fit()  # what a refresh scheduled before the close then calls
+            await settle(pilot)
+            assert not isinstance(app.screen, RunDialog) and app.is_running
+
+
 async def test_a_value_set_refuses_is_its_one_line_and_starts_nothing(tmp_path: Path) -> None:
     project = project_at(tmp_path)
     cli = project.mlci("run", "--set", "a.n=1.5")

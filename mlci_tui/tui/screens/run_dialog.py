@@ -230,7 +230,10 @@ class RunDialog(ModalScreen[list[str] | None]):
     def _fit(self) -> None:
         """The table gets the rows the dialog has left (it scrolls in them): what is
         under it, the command and the keys, stays in view."""
-        box = self.query_one("#run-box", Vertical)
+        boxes = self.query("#run-box")
+        if not boxes:
+            return  # dismissed before the refresh this waited for (r, then Enter at once)
+        box = boxes.only_one(Vertical)
         table = self.query_one(DataTable)
         others = sum(
             child.outer_size.height + child.styles.margin.height
